@@ -1,0 +1,186 @@
+/**
+ * A minimal reader of BTF (the kernel's type information), enough to resolve
+ * kfunc ids and struct member offsets the way CO-RE relocations would.
+ * Pure: takes the raw blob (e.g. /sys/kernel/btf/vmlinux) as a Buffer.
+ */
+
+export const BtfKind = {
+  INT: 1, PTR: 2, ARRAY: 3, STRUCT: 4, UNION: 5, ENUM: 6, FWD: 7, TYPEDEF: 8, VOLATILE: 9,
+  CONST: 10, RESTRICT: 11, FUNC: 12, FUNC_PROTO: 13, VAR: 14, DATASEC: 15, FLOAT: 16,
+  DECL_TAG: 17, TYPE_TAG: 18, ENUM64: 19,
+} as const;
+
+interface BtfType {
+  kind: number;
+  name: string;
+  vlen: number;
+  kindFlag: boolean;
+  sizeOrType: number;
+  /** byte offset of the kind-specific trailer */
+  extra: number;
+}
+
+export class BtfError extends Error {}
+
+export class Btf {
+  private readonly types: BtfType[] = [undefined as unknown as BtfType];
+  private readonly byName = new Map<string, number[]>();
+
+  constructor(private readonly buf: Buffer) {
+    if (buf.length < 24 || buf.readUInt16LE(0) !== 0xeb9f) throw new BtfError('not a little-endian BTF blob');
+    const hdrLen = buf.readUInt32LE(4);
+    const typeOff = hdrLen + buf.readUInt32LE(8);
+    const typeLen = buf.readUInt32LE(12);
+    const strOff = hdrLen + buf.readUInt32LE(16);
+    const strLen = buf.readUInt32LE(20);
+    const str = (off: number): string => {
+      if (off === 0) return '';
+      const start = strOff + off;
+      const end = buf.indexOf(0, start);
+      return buf.toString('latin1', start, end < 0 || end > strOff + strLen ? strOff + strLen : end);
+    };
+    let p = typeOff;
+    const end = typeOff + typeLen;
+    while (p < end) {
+      const nameOff = buf.readUInt32LE(p);
+      const info = buf.readUInt32LE(p + 4);
+      const sizeOrType = buf.readUInt32LE(p + 8);
+      const kind = (info >>> 24) & 0x1f;
+      const vlen = info & 0xffff;
+      const t: BtfType = { kind, name: str(nameOff), vlen, kindFlag: (info >>> 31) === 1, sizeOrType, extra: p + 12 };
+      p += 12 + trailerSize(kind, vlen);
+      const id = this.types.length;
+      this.types.push(t);
+      if (t.name) {
+        const ids = this.byName.get(t.name);
+        if (ids) ids.push(id); else this.byName.set(t.name, [id]);
+      }
+    }
+  }
+
+  /** Type id of the first type of `kind` named `name`. */
+  find(kind: number, name: string): number {
+    for (const id of this.byName.get(name) ?? []) if (this.types[id]!.kind === kind) return id;
+    throw new BtfError(`BTF has no ${kindName(kind)} named ${name}`);
+  }
+
+  /** Byte offset of `path` (e.g. "in" or "name") within struct `structName`, searching anonymous members. */
+  memberOffset(structName: string, member: string): number {
+    const id = this.find(BtfKind.STRUCT, structName);
+    const r = this.findMember(id, member);
+    if (r === undefined) throw new BtfError(`struct ${structName} has no member ${member}`);
+    if (r % 8 !== 0) throw new BtfError(`${structName}.${member} is a bitfield`);
+    return r / 8;
+  }
+
+  /** Size in bytes of the type a member of a struct resolves to (after typedefs/modifiers). */
+  memberSize(structName: string, member: string): number {
+    const id = this.find(BtfKind.STRUCT, structName);
+    const t = this.findMemberType(id, member);
+    if (t === undefined) throw new BtfError(`struct ${structName} has no member ${member}`);
+    return this.sizeOf(t);
+  }
+
+  sizeOf(id: number): number {
+    const t = this.resolve(id);
+    switch (t.kind) {
+      case BtfKind.INT: case BtfKind.STRUCT: case BtfKind.UNION: case BtfKind.ENUM: case BtfKind.ENUM64: case BtfKind.FLOAT:
+        return t.sizeOrType;
+      case BtfKind.PTR: return 8;
+      case BtfKind.ARRAY: {
+        const elem = this.buf.readUInt32LE(t.extra);
+        return this.sizeOf(elem) * this.buf.readUInt32LE(t.extra + 8);
+      }
+      default: throw new BtfError(`cannot size BTF kind ${kindName(t.kind)}`);
+    }
+  }
+
+  private resolve(id: number): BtfType {
+    let t = this.types[id]!;
+    while (t.kind === BtfKind.TYPEDEF || t.kind === BtfKind.VOLATILE || t.kind === BtfKind.CONST ||
+      t.kind === BtfKind.RESTRICT || t.kind === BtfKind.TYPE_TAG) t = this.types[t.sizeOrType]!;
+    return t;
+  }
+
+  private members(id: number): { name: string; type: number; bitOffset: number }[] {
+    const t = this.resolve(id);
+    if (t.kind !== BtfKind.STRUCT && t.kind !== BtfKind.UNION) return [];
+    const out = [];
+    const strType = this.types; void strType;
+    for (let i = 0; i < t.vlen; i++) {
+      const o = t.extra + i * 12;
+      const nameOff = this.buf.readUInt32LE(o);
+      const type = this.buf.readUInt32LE(o + 4);
+      const off = this.buf.readUInt32LE(o + 8);
+      out.push({ name: this.memberName(nameOff), type, bitOffset: t.kindFlag ? off & 0xffffff : off });
+    }
+    return out;
+  }
+
+  private memberName(nameOff: number): string {
+    if (nameOff === 0) return '';
+    const hdrLen = this.buf.readUInt32LE(4);
+    const strOff = hdrLen + this.buf.readUInt32LE(16);
+    const start = strOff + nameOff;
+    return this.buf.toString('latin1', start, this.buf.indexOf(0, start));
+  }
+
+  private findMember(id: number, member: string): number | undefined {
+    for (const m of this.members(id)) {
+      if (m.name === member) return m.bitOffset;
+      if (m.name === '') {
+        const inner = this.findMember(m.type, member);
+        if (inner !== undefined) return m.bitOffset + inner;
+      }
+    }
+    return undefined;
+  }
+
+  private findMemberType(id: number, member: string): number | undefined {
+    for (const m of this.members(id)) {
+      if (m.name === member) return m.type;
+      if (m.name === '') {
+        const inner = this.findMemberType(m.type, member);
+        if (inner !== undefined) return inner;
+      }
+    }
+    return undefined;
+  }
+}
+
+function trailerSize(kind: number, vlen: number): number {
+  switch (kind) {
+    case BtfKind.INT: case BtfKind.VAR: case BtfKind.DECL_TAG: return 4;
+    case BtfKind.ARRAY: return 12;
+    case BtfKind.STRUCT: case BtfKind.UNION: case BtfKind.DATASEC: case BtfKind.ENUM64: return 12 * vlen;
+    case BtfKind.ENUM: case BtfKind.FUNC_PROTO: return 8 * vlen;
+    default: return 0;
+  }
+}
+
+function kindName(kind: number): string {
+  return Object.entries(BtfKind).find(([, v]) => v === kind)?.[0] ?? String(kind);
+}
+
+/** What the code generator needs from the running kernel's types. */
+export interface KernelLayout {
+  kfuncDynptrFromSkb: number;
+  nfHookStateIn: number;
+  nfHookStateOut: number;
+  netDeviceName: number;
+  skbLen: number;
+  skbNfct: number;
+}
+
+export function kernelLayout(btf: Btf): KernelLayout {
+  const nameSize = btf.memberSize('net_device', 'name');
+  if (nameSize !== 16) throw new BtfError(`net_device.name is ${nameSize} bytes, expected 16`);
+  return {
+    kfuncDynptrFromSkb: btf.find(BtfKind.FUNC, 'bpf_dynptr_from_skb'),
+    nfHookStateIn: btf.memberOffset('nf_hook_state', 'in'),
+    nfHookStateOut: btf.memberOffset('nf_hook_state', 'out'),
+    netDeviceName: btf.memberOffset('net_device', 'name'),
+    skbLen: btf.memberOffset('sk_buff', 'len'),
+    skbNfct: btf.memberOffset('sk_buff', '_nfct'),
+  };
+}

@@ -1,0 +1,30 @@
+/**
+ * The dispatcher: the only program attached to a hook. It reads the active
+ * generation (0 or 1) from the "gen" array map and tail-calls the hook's
+ * program of that generation from the "progs" program array. Replacing a
+ * ruleset fills the inactive generation, then flips one 4-byte word: every
+ * hook switches at once, and no packet ever meets a hook without a filter.
+ * If the slot were empty the tail call falls through and the packet is
+ * dropped (fail closed).
+ */
+import { Asm, Helper, link, type Linked, NF_DROP, R1, R2, R3, R6 } from './asm';
+
+export const GEN_MAP = 'gen';
+export const PROGS_MAP = 'progs';
+/** slots per generation in the program array: index = gen * HOOK_SLOTS + hookSlot */
+export const HOOK_SLOTS = 4;
+
+export function dispatcher(hookSlot: number): Linked {
+  const a = new Asm();
+  a.movReg(R6, R1);
+  a.ldMapValue(R1, GEN_MAP, 0);
+  a.ldx(4, R3, R1, 0);
+  a.alu64('and', R3, { imm: 1 });
+  a.alu64('mul', R3, { imm: HOOK_SLOTS });
+  a.alu64('add', R3, { imm: hookSlot });
+  a.movReg(R1, R6);
+  a.ldMapFd(R2, PROGS_MAP);
+  a.call(Helper.tail_call);
+  a.ret(NF_DROP);
+  return link(a);
+}

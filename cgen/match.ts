@@ -1,0 +1,148 @@
+/**
+ * Matchers: IR rule parts → BPF checks over the packet summary (r9).
+ * Every check jumps to `next` when the rule does not match and falls
+ * through when it does; `hotdrop` is where a match that cannot parse the
+ * packet sends it (iptables drops such packets at once).
+ */
+import { type Asm, type JmpOp, R1, R2, R9 } from './asm';
+import { CtBit, S } from './summary';
+import type { CtState, IfaceMatch, IpPart, Match, Range } from '../xlate/ir';
+
+export interface RuleLabels { next: string; hotdrop: string }
+
+/** Jump to `next` unless field ∈ ranges (xor invert). `wide32` fields are loaded as u32, else u16. */
+function rangeSet(a: Asm, loads: { size: 1 | 2 | 4; off: number }[], ranges: Range[], invert: boolean, next: string): void {
+  const hit = a.fresh('hit');
+  const miss = a.fresh('miss');
+  for (const ld of loads) {
+    a.ldx(ld.size, R1, R9, ld.off);
+    for (const [lo, hi] of ranges) {
+      if (lo === hi) { a.jmp32('jeq', R1, lo, hit); continue; }
+      const skip = a.fresh('skip');
+      if (lo > 0) a.jmp32('jlt', R1, lo, skip);
+      a.jmp32('jle', R1, hi, hit);
+      a.label(skip);
+    }
+  }
+  if (invert) {
+    a.ja(miss);
+    a.label(hit);
+    a.ja(next);
+    a.label(miss);
+  } else {
+    a.ja(next);
+    a.label(hit);
+  }
+}
+
+function cmp32(a: Asm, size: 1 | 2 | 4, off: number, op: JmpOp, value: number, target: string): void {
+  a.ldx(size, R1, R9, off);
+  a.jmp32(op, R1, value, target);
+}
+
+function ifaceCheck(a: Asm, base: number, m: IfaceMatch, next: string): void {
+  const bytes = Buffer.alloc(16);
+  const mask = Buffer.alloc(16);
+  bytes.write(m.name, 'latin1');
+  mask.fill(0xff, 0, Math.min(16, m.name.length + (m.wildcard ? 0 : 1)));
+  const words = [0, 8].map((o) => ({ o, v: bytes.readBigUInt64LE(o), m: mask.readBigUInt64LE(o) })).filter((w) => w.m !== 0n);
+  if (words.length === 0) { // "-i +": every name
+    if (m.invert) a.ja(next);
+    return;
+  }
+  const ok = a.fresh('ifok');
+  for (const w of words) {
+    a.ldx(8, R1, R9, base + w.o);
+    if (w.m !== 0xffffffffffffffffn) { a.ldImm64(R2, w.m); a.alu64('and', R1, R2); }
+    a.ldImm64(R2, w.v);
+    a.jmpReg('jne', R1, R2, m.invert ? ok : next);
+  }
+  if (m.invert) { a.ja(next); a.label(ok); }
+}
+
+export function emitIpPart(a: Asm, ip: IpPart, next: string): void {
+  for (const [off, am] of [[S.SADDR, ip.src], [S.DADDR, ip.dst]] as const) {
+    if (!am) continue;
+    if (am.mask === 0) { if (am.invert) a.ja(next); continue; }
+    a.ldx(4, R1, R9, off);
+    if (am.mask !== 0xffffffff) a.alu32('and', R1, { imm: am.mask | 0 });
+    a.jmp32(am.invert ? 'jeq' : 'jne', R1, am.addr, next);
+  }
+  if (ip.in) ifaceCheck(a, S.IN, ip.in, next);
+  if (ip.out) ifaceCheck(a, S.OUT, ip.out, next);
+  if (ip.proto) cmp32(a, 1, S.PROTO, ip.proto.invert ? 'jeq' : 'jne', ip.proto.num, next);
+  if (ip.frag) cmp32(a, 2, S.FRAGOFF, ip.frag.invert ? 'jne' : 'jeq', 0, next);
+}
+
+const CT_BITS: Record<CtState, number> = {
+  INVALID: CtBit.INVALID, NEW: CtBit.NEW, RELATED: CtBit.RELATED, ESTABLISHED: CtBit.ESTABLISHED, UNTRACKED: CtBit.UNTRACKED,
+};
+
+/** L4 header guard: non-first fragments never match; a header too short to read drops the packet. */
+function l4Guard(a: Asm, need: number, l: RuleLabels, evilFragment: boolean): void {
+  a.ldx(2, R1, R9, S.FRAGOFF);
+  if (evilFragment) a.jmp32('jeq', R1, 1, l.hotdrop);
+  a.jmp32('jne', R1, 0, l.next);
+  cmp32(a, 4, S.L4AVAIL, 'jlt', need, l.hotdrop);
+}
+
+export function emitMatch(a: Asm, m: Match, l: RuleLabels): void {
+  switch (m.kind) {
+    case 'tcp': case 'udp': {
+      l4Guard(a, m.kind === 'tcp' ? 20 : 8, l, m.kind === 'tcp');
+      for (const [off, p] of [[S.SPORT, m.sport], [S.DPORT, m.dport]] as const) {
+        if (!p) continue;
+        if (p.range[0] === 0 && p.range[1] === 65535) { if (p.invert) a.ja(l.next); continue; }
+        rangeSet(a, [{ size: 2, off }], [p.range], p.invert, l.next);
+      }
+      if (m.kind === 'tcp' && m.flags) {
+        a.ldx(1, R1, R9, S.TCPFLAGS);
+        a.alu32('and', R1, { imm: m.flags.mask });
+        a.jmp32(m.flags.invert ? 'jeq' : 'jne', R1, m.flags.comp, l.next);
+      }
+      return;
+    }
+    case 'icmp': {
+      l4Guard(a, 8, l, false);
+      if (m.type === 0xff) { if (m.invert) a.ja(l.next); return; }
+      const ok = a.fresh('icmpok');
+      const fail = m.invert ? ok : l.next;
+      cmp32(a, 1, S.ICMPTYPE, 'jne', m.type, fail);
+      a.ldx(1, R1, R9, S.ICMPCODE);
+      if (m.codeMin > 0) a.jmp32('jlt', R1, m.codeMin, fail);
+      if (m.codeMax < 255) a.jmp32('jgt', R1, m.codeMax, fail);
+      if (m.invert) { a.ja(l.next); a.label(ok); }
+      return;
+    }
+    case 'multiport': {
+      l4Guard(a, 4, l, false);
+      const loads = m.dir === 'src' ? [S.SPORT] : m.dir === 'dst' ? [S.DPORT] : [S.SPORT, S.DPORT];
+      rangeSet(a, loads.map((off) => ({ size: 2 as const, off })), m.ports, m.invert, l.next);
+      return;
+    }
+    case 'comment':
+      return;
+    case 'conntrack': case 'state': {
+      const states = m.kind === 'conntrack' ? m.ctstate : m.states;
+      const bits = states.reduce((acc, s) => acc | CT_BITS[s], 0);
+      a.ldx(1, R1, R9, S.CT);
+      a.alu32('and', R1, { imm: bits });
+      a.jmp32(m.invert ? 'jne' : 'jeq', R1, 0, l.next);
+      return;
+    }
+    case 'iprange': {
+      for (const [off, r] of [[S.SADDR, m.src], [S.DADDR, m.dst]] as const) {
+        if (r) rangeSet(a, [{ size: 4, off }], [[r.from, r.to]], r.invert, l.next);
+      }
+      return;
+    }
+    case 'length':
+      rangeSet(a, [{ size: 2, off: S.TOTLEN }], [[m.min, m.max]], m.invert, l.next);
+      return;
+    case 'ttl': {
+      const op: JmpOp = m.op === 'eq' ? (m.invert ? 'jeq' : 'jne') : m.op === 'lt' ? 'jge' : 'jle';
+      cmp32(a, 1, S.TTL, op, m.value, l.next);
+      return;
+    }
+  }
+}

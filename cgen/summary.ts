@@ -1,0 +1,41 @@
+/**
+ * The packet summary: the fields every matcher reads, decoded once per
+ * packet by the hook program's prologue into its stack frame and passed to
+ * user-chain subprograms by pointer (r1 → r9). Offsets are from the
+ * summary's base; multi-byte numbers are host order.
+ */
+export const S = {
+  SADDR: 0, // u32
+  DADDR: 4, // u32
+  PROTO: 8, // u8
+  TTL: 9, // u8
+  TOTLEN: 10, // u16, IP total length
+  FRAGOFF: 12, // u16, fragment offset in 8-byte units
+  CT: 14, // u8, CtBit set
+  SKBLEN: 16, // u32, skb->len (what iptables counts as bytes)
+  L4AVAIL: 20, // u32, bytes available after the IP header (0 for non-first fragments)
+  SPORT: 24, // u16
+  DPORT: 26, // u16
+  TCPFLAGS: 28, // u8
+  ICMPTYPE: 29, // u8
+  ICMPCODE: 30, // u8
+  IN: 32, // char[16], input interface name (zeros if none)
+  OUT: 48, // char[16], output interface name (zeros if none)
+  SIZE: 64,
+} as const;
+
+/** Connection tracking state bits as decoded from skb->_nfct. */
+export const CtBit = { INVALID: 1, NEW: 2, RELATED: 4, ESTABLISHED: 8, UNTRACKED: 16 } as const;
+
+/** Frame layout of the hook program (offsets from r10). */
+export const FRAME = {
+  SUMMARY: -64,
+  IPHDR: -96, // 24 bytes
+  L4HDR: -128, // 24 bytes
+  DYNPTR: -144, // struct bpf_dynptr, 16 bytes
+} as const;
+
+/** Subprogram return codes (the hook program returns NF verdicts 0/1 directly). */
+export const RET_DROP = 0;
+export const RET_ACCEPT = 1;
+export const RET_CONTINUE = 2;

@@ -1,0 +1,143 @@
+/**
+ * The engine: composes the pure stages (IR → cgen) with the kernel handle
+ * (native/) to replace, read and flush the live filter table of the
+ * current network namespace.
+ */
+import fs from 'node:fs';
+import { Btf, kernelLayout, type KernelLayout } from '../cgen/btf';
+import { dispatcher } from '../cgen/dispatcher';
+import { compileTable, counterLayout, type HookProgram } from '../cgen/program';
+import { BpfLoadError, close, mapCreate, mapLookup, MapType, mapUpdate, NFPROTO_IPV4, u32Key } from '../native/bpf';
+import { disableConntrack, enableConntrack } from '../native/conntrack';
+import { createStateMap, type HookSpec, TableState } from '../native/tablestate';
+import { BpftablesError } from '../xlate/errors';
+import { emptyFilterTable, needsConntrack, type Table } from '../xlate/ir';
+import { log } from './log';
+
+let layout: KernelLayout | undefined;
+export function kernel(): KernelLayout {
+  if (!layout) {
+    let blob: Buffer;
+    try {
+      blob = fs.readFileSync('/sys/kernel/btf/vmlinux');
+    } catch (e) {
+      throw new BpftablesError(`cannot read kernel BTF (/sys/kernel/btf/vmlinux): ${(e as Error).message}; a kernel with CONFIG_DEBUG_INFO_BTF is required`, 1);
+    }
+    layout = kernelLayout(new Btf(blob));
+  }
+  return layout;
+}
+
+const SLOT: Record<string, number> = { INPUT: 0, FORWARD: 1, OUTPUT: 2 };
+
+interface StoredState { version: 1; table: Table }
+
+/** The live filter table with counters, or undefined if none is loaded. */
+export function readTable(): Table | undefined {
+  const st = TableState.open(4, false);
+  const active = st?.readActive();
+  if (!active) return undefined;
+  try {
+    const stored = JSON.parse(active.state.toString('utf8')) as StoredState;
+    const table = stored.table;
+    const cl = counterLayout(table);
+    const v = Buffer.alloc(cl.slots * 16);
+    mapLookup(active.countersFd, u32Key(0), v);
+    for (const [rule, slot] of cl.ruleSlot) {
+      rule.counters = { packets: Number(v.readBigUInt64LE(slot * 16)), bytes: Number(v.readBigUInt64LE(slot * 16 + 8)) };
+    }
+    for (const c of table.chains) {
+      const slot = cl.policySlot.get(c.name as 'INPUT');
+      if (slot !== undefined) c.counters = { packets: Number(v.readBigUInt64LE(slot * 16)), bytes: Number(v.readBigUInt64LE(slot * 16 + 8)) };
+    }
+    return table;
+  } finally {
+    close(active.countersFd);
+  }
+}
+
+export function readTableOrEmpty(): Table { return readTable() ?? emptyFilterTable(); }
+
+function verifierError(e: BpfLoadError, h: HookProgram): BpftablesError {
+  log.debug({ program: e.progName, verifierLog: e.log }, 'verifier log');
+  // find the instruction the verifier stopped at and the rule it came from
+  const m = /(?:^|\n)(\d+): \([0-9a-f]{2}\)[^\n]*\n[^\n]*$/.exec(e.log.trimEnd()) ?? /(?:^|\n)(\d+): /.exec(e.log.split('\n').reverse().find((l) => /^\d+: /.test(l)) ?? '');
+  let origin = '';
+  if (m) {
+    const at = Number(m[1]);
+    let note: string | undefined;
+    for (const [idx, n] of h.linked.notes) if (idx <= at) note = n;
+    if (note) origin = ` at ${note}`;
+  }
+  const last = e.log.trim().split('\n').filter((l) => l && !l.startsWith('processed') && !/^\d+: /.test(l)).pop() ?? `errno ${e.errno}`;
+  return new BpftablesError(`the kernel rejected the ${h.chain} program${origin}: ${last}`, 1);
+}
+
+/**
+ * Compile and atomically install `table` as the filter table of this
+ * namespace. Nothing in the kernel changes unless every program loads.
+ */
+export function replaceTable(table: Table): void {
+  const k = kernel();
+  const compiled = compileTable(table, k);
+  const state: StoredState = { version: 1, table: stripForStore(table) };
+  const stateBytes = Buffer.from(JSON.stringify(state));
+  const countersFd = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: compiled.counters.slots * 16, maxEntries: 1, name: 'bpft_counters' });
+  const progFds = new Map<number, number>();
+  let stateFd = -1;
+  try {
+    // initial counters (iptables-restore -c)
+    const init = Buffer.alloc(compiled.counters.slots * 16);
+    for (const [rule, slot] of compiled.counters.ruleSlot) {
+      init.writeBigUInt64LE(BigInt(rule.counters.packets), slot * 16);
+      init.writeBigUInt64LE(BigInt(rule.counters.bytes), slot * 16 + 8);
+    }
+    for (const c of table.chains) {
+      const slot = compiled.counters.policySlot.get(c.name as 'INPUT');
+      if (slot === undefined) continue;
+      init.writeBigUInt64LE(BigInt(c.counters.packets), slot * 16);
+      init.writeBigUInt64LE(BigInt(c.counters.bytes), slot * 16 + 8);
+    }
+    mapUpdate(countersFd, u32Key(0), init);
+    for (const h of compiled.hooks) {
+      try {
+        progFds.set(SLOT[h.chain]!, TableState.loadHook(h.linked, countersFd, `bpft_${h.chain.toLowerCase()}`));
+        log.debug({ chain: h.chain, insns: h.linked.count }, 'loaded hook program');
+      } catch (e) {
+        if (e instanceof BpfLoadError) throw verifierError(e, h);
+        throw e;
+      }
+    }
+    stateFd = createStateMap(stateBytes, 'bpft_state');
+    if (needsConntrack(table)) enableConntrack();
+  } catch (e) {
+    for (const fd of progFds.values()) close(fd);
+    close(countersFd);
+    close(stateFd);
+    throw e;
+  }
+  const st = TableState.open(4, true)!;
+  const hooks: HookSpec[] = compiled.hooks.map((h) => ({ chain: h.chain, hooknum: h.hooknum, slot: SLOT[h.chain]! }));
+  const dispatchers = new Map(hooks.map((h) => [h.slot, dispatcher(h.slot)]));
+  st.install({ progFds, countersFd, stateFd }, hooks, dispatchers, NFPROTO_IPV4);
+  if (!needsConntrack(table)) disableConntrack();
+}
+
+/** Counters are live in the kernel; the stored IR keeps only the rules. */
+function stripForStore(t: Table): Table {
+  return {
+    name: t.name,
+    chains: t.chains.map((c) => ({ ...c, counters: { packets: 0, bytes: 0 }, rules: c.rules.map((r) => ({ ...r, counters: { packets: 0, bytes: 0 } })) })),
+  };
+}
+
+/** Remove every bpftables object of this namespace. Returns whether anything was there. */
+export function flushAll(): boolean {
+  let any = false;
+  for (const fam of [4, 6] as const) {
+    const st = TableState.open(fam, false);
+    if (st) { st.flush(); any = true; }
+  }
+  disableConntrack();
+  return any;
+}

@@ -1,0 +1,119 @@
+/** iptables-restore: read an iptables-save file, compile it, and install it atomically. */
+import fs from 'node:fs';
+import path from 'node:path';
+import { BpftablesError } from '../xlate/errors';
+import { parseRestore } from '../xlate/restore';
+import { compileTable } from '../cgen/program';
+import { BpfLoadError, close, mapCreate, MapType } from '../native/bpf';
+import { TableState } from '../native/tablestate';
+import { type Io, requireRoot, runMain, VERSION } from './cli';
+import { kernel, readTable, replaceTable } from './engine';
+import { log } from './log';
+import { systemNameDb } from './namedb';
+
+const USAGE = (prog: string): string => `Usage: ${prog} [-c] [-v] [-V] [-t] [-h] [-n] [-w secs] [-W usecs] [-T table] [-M command] [file]
+    [ --counters ]
+    [ --verbose ]
+    [ --version]
+    [ --test ]
+    [ --help ]
+    [ --noflush ]
+    [ --wait=<seconds>
+    [ --table=<TABLE> ]
+`;
+
+interface Opts { counters: boolean; test: boolean; verbose: boolean; table?: string; file?: string }
+
+function parseArgs(prog: string, argv: string[], io: Io): Opts | number {
+  const o: Opts = { counters: false, test: false, verbose: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const [flag, inlineVal] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
+    switch (flag) {
+      case '-c': case '--counters': o.counters = true; break;
+      case '-t': case '--test': o.test = true; break;
+      case '-v': case '--verbose': o.verbose = true; break;
+      case '-h': case '--help': io.out(USAGE(prog)); return 0;
+      case '-V': case '--version': io.out(`${prog} ${VERSION}\n`); return 0;
+      case '-T': case '--table': o.table = inlineVal ?? argv[++i]; break;
+      case '-w': case '--wait': case '-W': case '--wait-interval':
+        if (inlineVal === undefined && argv[i + 1] && /^\d+$/.test(argv[i + 1]!)) i++;
+        break;
+      case '-n': case '--noflush':
+        throw new BpftablesError(`${prog}: --noflush is not supported by bpftables yet`, 2);
+      default:
+        if (a.startsWith('-') && a !== '-') {
+          io.err(`${prog}: unrecognized option '${a}'\n${USAGE(prog)}`);
+          return 1;
+        }
+        if (o.file) { io.err(`Unknown arguments found on commandline\n`); return 1; }
+        o.file = a;
+    }
+  }
+  return o;
+}
+
+/** Load programs to let the verifier check them, without installing anything (for --test). */
+function verifyOnly(table: Parameters<typeof compileTable>[0]): void {
+  const compiled = compileTable(table, kernel());
+  const cfd = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: compiled.counters.slots * 16, maxEntries: 1, name: 'bpft_test' });
+  try {
+    for (const h of compiled.hooks) {
+      try { close(TableState.loadHook(h.linked, cfd, `bpft_${h.chain.toLowerCase()}`)); } catch (e) {
+        if (e instanceof BpfLoadError) throw new BpftablesError(`the kernel rejected the ${h.chain} program: ${e.log.trim().split('\n').slice(-3).join(' / ')}`, 1);
+        throw e;
+      }
+    }
+  } finally { close(cfd); }
+}
+
+export function restoreMain(prog: string, argv: string[], io: Io): number {
+  const parsed = parseArgs(prog, argv, io);
+  if (typeof parsed === 'number') return parsed;
+  const o = parsed;
+  requireRoot(prog);
+  const file = o.file ?? '-';
+  let text: string;
+  try {
+    text = fs.readFileSync(file === '-' ? 0 : file, 'utf8');
+  } catch (e) {
+    io.err(`${prog}: Can't open ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : (e as Error).message}\n`);
+    return 1;
+  }
+  const display = file === '-' ? 'stdin' : path.basename(file);
+  let tables;
+  try {
+    const current = readTable();
+    ({ tables } = parseRestore(text, { file: display, db: systemNameDb, counters: o.counters, current: current ? new Map([['filter', current]]) : undefined }));
+  } catch (e) {
+    if (e instanceof BpftablesError) {
+      log.debug({ where: e.where, option: e.option }, e.message);
+      if (e.status === 2) {
+        const col = e.unsupported && e.where.col ? ` (column ${e.where.col})` : '';
+        io.err(`${prog} ${VERSION}: ${e.message}${col}\nError occurred at line: ${e.where.line ?? 0}\nTry \`${prog} -h' or '${prog} --help' for more information.\n`);
+        return 2;
+      }
+      if (/^COMMIT expected/.test(e.message)) { io.err(`${prog}: ${e.message}\n`); return 1; }
+      io.err(`${prog}: ${e.message}\n${prog}: line ${e.where.line ?? 0} failed\n`);
+      return 1;
+    }
+    throw e;
+  }
+  const selected = o.table ? tables.filter((t) => t.name === o.table) : tables;
+  for (const t of selected) {
+    try {
+      if (o.test) verifyOnly(t); else replaceTable(t);
+    } catch (e) {
+      if (e instanceof BpftablesError) {
+        io.err(`${prog}: ${e.message}\n`);
+        return e.status;
+      }
+      throw e;
+    }
+  }
+  return 0;
+}
+
+export function main(): void {
+  runMain('iptables-restore', (argv, io) => restoreMain('iptables-restore', argv, io));
+}

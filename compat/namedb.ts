@@ -1,0 +1,48 @@
+/** The system name databases (/etc/services, /etc/protocols) behind xlate's NameDb. */
+import fs from 'node:fs';
+import type { NameDb } from '../xlate/names';
+
+function readLines(file: string): string[][] {
+  try {
+    return fs.readFileSync(file, 'utf8').split('\n')
+      .map((l) => l.replace(/#.*/, '').trim().split(/\s+/))
+      .filter((f) => f.length >= 2 && f[0] !== '');
+  } catch {
+    return [];
+  }
+}
+
+let services: Map<string, number> | undefined;
+let protos: { byName: Map<string, number>; byNum: Map<number, string> } | undefined;
+
+function loadProtos(): NonNullable<typeof protos> {
+  if (!protos) {
+    protos = { byName: new Map(), byNum: new Map() };
+    for (const f of readLines('/etc/protocols')) {
+      const num = Number(f[1]);
+      if (!Number.isInteger(num)) continue;
+      for (const n of [f[0]!, ...f.slice(2)]) if (!protos.byName.has(n.toLowerCase())) protos.byName.set(n.toLowerCase(), num);
+      if (!protos.byNum.has(num)) protos.byNum.set(num, f[0]!);
+    }
+  }
+  return protos;
+}
+
+export const systemNameDb: NameDb = {
+  service(name, proto) {
+    if (!services) {
+      services = new Map();
+      for (const f of readLines('/etc/services')) {
+        const m = /^(\d+)\/(\w+)$/.exec(f[1]!);
+        if (!m) continue;
+        for (const n of [f[0]!, ...f.slice(2)]) {
+          const key = `${n}/${m[2]}`;
+          if (!services.has(key)) services.set(key, Number(m[1]));
+        }
+      }
+    }
+    return services.get(`${name}/${proto}`);
+  },
+  protoByName: (name) => loadProtos().byName.get(name),
+  protoByNumber: (num) => loadProtos().byNum.get(num),
+};

@@ -1,0 +1,71 @@
+/**
+ * moo lexers for the iptables-save format.
+ *
+ * `restoreLexer` splits a file into line-level tokens (the nearley grammar in
+ * restore.ne gives them structure); `argvLexer` splits one rule line into
+ * arguments with iptables-restore's quoting rules: blanks separate arguments,
+ * double quotes group, and inside quotes a backslash takes the next character
+ * literally.
+ */
+import moo from 'moo';
+
+export const restoreLexer = moo.compile({
+  nl: { match: /\r?\n/, lineBreaks: true },
+  table: /\*[^\r\n]*/,
+  chain: /:[^\r\n]*/,
+  comment: /#[^\r\n]*/,
+  commit: /COMMIT[ \t]*(?=\r?\n|$)/,
+  blank: /[ \t]+(?=\r?\n|$)/,
+  line: /[^\r\n]+/,
+});
+
+export const argvLexer = moo.states({
+  main: {
+    ws: /[ \t]+/,
+    open: { match: '"', push: 'quoted' },
+    text: /[^ \t"\r\n]+/,
+  },
+  quoted: {
+    escaped: { match: /\\[^\r\n]/, value: (s: string) => s.slice(1) },
+    close: { match: '"', pop: 1 },
+    qtext: /[^"\\\r\n]+/,
+    stray: /\\/,
+  },
+});
+
+export interface Arg { text: string; col: number }
+
+export class ArgvError extends Error {
+  constructor(message: string, readonly col: number) { super(message); }
+}
+
+/** Split a rule line into arguments; columns are 1-based within the line. */
+export function splitArgs(line: string, col0 = 1): Arg[] {
+  argvLexer.reset(line);
+  const out: Arg[] = [];
+  let cur: Arg | null = null;
+  let openCol = 0;
+  for (let tok = argvLexer.next(); tok; tok = argvLexer.next()) {
+    switch (tok.type) {
+      case 'ws':
+        if (cur) { out.push(cur); cur = null; }
+        break;
+      case 'stray':
+        throw new ArgvError('backslash at the end of a quoted string', col0 + tok.offset);
+      case 'open':
+        openCol = col0 + tok.offset;
+        cur ??= { text: '', col: col0 + tok.offset };
+        break;
+      case 'close':
+        break;
+      default:
+        cur ??= { text: '', col: col0 + tok.offset };
+        cur.text += tok.value;
+    }
+  }
+  if ((argvLexer as unknown as { state: string }).state === 'quoted') {
+    throw new ArgvError('unterminated quoted string', openCol);
+  }
+  if (cur) out.push(cur);
+  return out;
+}

@@ -1,0 +1,188 @@
+/**
+ * The live kernel objects of one table family in one network namespace,
+ * pinned in its state directory, and the atomic replacement protocol:
+ *
+ *   map_gen          array, one u32: the active generation (0 or 1)
+ *   map_progs        program array: slot gen*4 + hook slot → hook program
+ *   link_<CHAIN>     netfilter link of the hook's dispatcher (cgen/dispatcher.ts)
+ *   g<N>_counters    generation N's counter map
+ *   g<N>_state       generation N's ruleset (IR as JSON), frozen
+ * (bpffs reserves names with dots.)
+ *
+ * A replacement loads everything for the inactive generation first, then
+ * flips map_gen (one word: all hooks switch together), then drops the old
+ * generation. Nothing the kernel sees changes before the flip.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { type Linked, patchMaps } from '../cgen/asm';
+import { GEN_MAP, HOOK_SLOTS, PROGS_MAP } from '../cgen/dispatcher';
+import {
+  close, linkCreateNetfilter, mapCreate, mapDelete, mapFreeze, mapLookup, mapUpdate, MapType, objGet, objPin,
+  ATTACH_NETFILTER, PROG_TYPE_NETFILTER, progLoad, u32Key,
+} from './bpf';
+import { SysError } from './libc';
+import { familyDir } from './statefs';
+
+export const NF_IP_PRI_FILTER = 0;
+const STATE_CHUNK = 1 << 16;
+
+export interface HookSpec { chain: string; hooknum: number; slot: number }
+
+export interface NewGeneration {
+  /** loaded hook programs by hook slot */
+  progFds: Map<number, number>;
+  countersFd: number;
+  stateFd: number;
+}
+
+function pinned(dir: string, name: string): number | undefined {
+  const fd = objGet(path.join(dir, name));
+  if (fd >= 0) return fd;
+  if (fd === -2) return undefined;
+  throw new SysError(`open ${path.join(dir, name)}`, -fd);
+}
+
+function unpin(dir: string, name: string): void {
+  fs.rmSync(path.join(dir, name), { force: true });
+}
+
+/** Store bytes in a new frozen array map of 64 KiB chunks; the first 4 bytes of chunk 0 hold the length. */
+export function createStateMap(data: Buffer, name: string): number {
+  const total = data.length + 4;
+  const chunks = Math.max(1, Math.ceil(total / STATE_CHUNK));
+  const fd = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: STATE_CHUNK, maxEntries: chunks, name, flags: 0 });
+  try {
+    const whole = Buffer.alloc(chunks * STATE_CHUNK);
+    whole.writeUInt32LE(data.length, 0);
+    data.copy(whole, 4);
+    for (let i = 0; i < chunks; i++) mapUpdate(fd, u32Key(i), whole.subarray(i * STATE_CHUNK, (i + 1) * STATE_CHUNK));
+    mapFreeze(fd);
+    return fd;
+  } catch (e) { close(fd); throw e; }
+}
+
+export function readStateMap(fd: number): Buffer {
+  const chunk = Buffer.alloc(STATE_CHUNK);
+  if (!mapLookup(fd, u32Key(0), chunk)) return Buffer.alloc(0);
+  const len = chunk.readUInt32LE(0);
+  const out = Buffer.alloc(len);
+  let copied = chunk.copy(out, 0, 4, Math.min(STATE_CHUNK, len + 4));
+  for (let i = 1; copied < len; i++) {
+    mapLookup(fd, u32Key(i), chunk);
+    copied += chunk.copy(out, copied, 0, Math.min(STATE_CHUNK, len - copied));
+  }
+  return out;
+}
+
+export class TableState {
+  private constructor(readonly dir: string) {}
+
+  /** The state of `family` in this namespace; undefined when nothing is loaded and !create. */
+  static open(family: 4 | 6, create: boolean): TableState | undefined {
+    const dir = familyDir(family, create);
+    return dir ? new TableState(dir) : undefined;
+  }
+
+  /** Active generation, or undefined when no ruleset was ever installed. */
+  activeGen(): 0 | 1 | undefined {
+    const fd = pinned(this.dir, 'map_gen');
+    if (fd === undefined) return undefined;
+    try {
+      const v = Buffer.alloc(4);
+      mapLookup(fd, u32Key(0), v);
+      return (v.readUInt32LE(0) & 1) as 0 | 1;
+    } finally { close(fd); }
+  }
+
+  /** The serialized ruleset of the active generation, or undefined. */
+  readActive(): { state: Buffer; countersFd: number } | undefined {
+    const gen = this.activeGen();
+    if (gen === undefined) return undefined;
+    const sfd = pinned(this.dir, `g${gen}_state`);
+    const cfd = pinned(this.dir, `g${gen}_counters`);
+    if (sfd === undefined || cfd === undefined) {
+      if (sfd !== undefined) close(sfd);
+      if (cfd !== undefined) close(cfd);
+      return undefined;
+    }
+    try { return { state: readStateMap(sfd), countersFd: cfd }; } finally { close(sfd); }
+  }
+
+  /** Load a hook program, resolving the generation's counter map. */
+  static loadHook(linked: Linked, countersFd: number, name: string): number {
+    return progLoad({
+      type: PROG_TYPE_NETFILTER, expectedAttachType: ATTACH_NETFILTER,
+      insns: patchMaps(linked, new Map([['counters', countersFd]])), name,
+    });
+  }
+
+  /**
+   * Install a loaded generation and make it active atomically; create the
+   * dispatchers and links on first use. Takes ownership of the fds in `g`.
+   */
+  install(g: NewGeneration, hooks: HookSpec[], dispatchers: Map<number, Linked>, pf: number): void {
+    const fds: number[] = [];
+    const own = (fd: number): number => { fds.push(fd); return fd; };
+    try {
+      let genFd = pinned(this.dir, 'map_gen');
+      let progsFd = pinned(this.dir, 'map_progs');
+      if (genFd === undefined || progsFd === undefined) {
+        // first install in this namespace (or debris of an interrupted one): start clean
+        if (genFd !== undefined) close(genFd);
+        if (progsFd !== undefined) close(progsFd);
+        for (const h of hooks) unpin(this.dir, `link_${h.chain}`);
+        genFd = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: 4, maxEntries: 1, name: 'bpft_gen' });
+        progsFd = mapCreate({ type: MapType.PROG_ARRAY, keySize: 4, valueSize: 4, maxEntries: 2 * HOOK_SLOTS, name: 'bpft_progs' });
+        own(genFd); own(progsFd);
+        // an inactive generation 1 is "active" until the first flip, so the new one goes to 0
+        mapUpdate(genFd, u32Key(0), u32Key(1));
+        unpin(this.dir, 'map_gen'); unpin(this.dir, 'map_progs');
+        objPin(progsFd, path.join(this.dir, 'map_progs'));
+        objPin(genFd, path.join(this.dir, 'map_gen'));
+      } else { own(genFd); own(progsFd); }
+
+      const cur = Buffer.alloc(4);
+      mapLookup(genFd, u32Key(0), cur);
+      const old = (cur.readUInt32LE(0) & 1) as 0 | 1;
+      const next = (1 - old) as 0 | 1;
+
+      for (const [slot, fd] of g.progFds) mapUpdate(progsFd, u32Key(next * HOOK_SLOTS + slot), u32Key(fd));
+      for (const kind of ['counters', 'state'] as const) {
+        unpin(this.dir, `g${next}_${kind}`);
+        objPin(kind === 'counters' ? g.countersFd : g.stateFd, path.join(this.dir, `g${next}_${kind}`));
+      }
+      // the flip
+      mapUpdate(genFd, u32Key(0), u32Key(next));
+
+      for (const h of hooks) {
+        const existing = pinned(this.dir, `link_${h.chain}`);
+        if (existing !== undefined) { close(existing); continue; }
+        const linked = dispatchers.get(h.slot)!;
+        const dfd = own(progLoad({
+          type: PROG_TYPE_NETFILTER, expectedAttachType: ATTACH_NETFILTER,
+          insns: patchMaps(linked, new Map([[GEN_MAP, genFd], [PROGS_MAP, progsFd]])), name: `bpft_${h.chain}`,
+        }));
+        const lfd = own(linkCreateNetfilter(dfd, pf, h.hooknum, NF_IP_PRI_FILTER));
+        objPin(lfd, path.join(this.dir, `link_${h.chain}`));
+      }
+      // retire the old generation
+      for (const h of hooks) mapDelete(progsFd, u32Key(old * HOOK_SLOTS + h.slot));
+      unpin(this.dir, `g${old}_counters`);
+      unpin(this.dir, `g${old}_state`);
+    } finally {
+      for (const fd of fds) close(fd);
+      for (const fd of g.progFds.values()) close(fd);
+      close(g.countersFd);
+      close(g.stateFd);
+    }
+  }
+
+  /** Remove every object of this family: links first, so no hook is left dispatching into nothing. */
+  flush(): void {
+    for (const f of fs.readdirSync(this.dir).sort((a, b) => Number(b.startsWith('link_')) - Number(a.startsWith('link_')))) {
+      unpin(this.dir, f);
+    }
+    fs.rmdirSync(this.dir);
+  }
+}

@@ -1,0 +1,42 @@
+/**
+ * Errors are values with context: where (file, line, column), which option,
+ * and which exit status iptables would use (2: parameter problem, 1: other,
+ * 3: version/unknown table, 4: resource problem). Command boundaries turn
+ * them into messages.
+ */
+export type ExitStatus = 1 | 2 | 3 | 4;
+
+export interface Where { file?: string; line?: number; col?: number }
+
+export class BpftablesError extends Error {
+  constructor(
+    message: string,
+    readonly status: ExitStatus = 2,
+    public where: Where = {},
+    readonly option?: string,
+    /** true for valid iptables input that bpftables does not support yet */
+    readonly unsupported = false,
+  ) {
+    super(message);
+  }
+
+  /** "file:line:col: message" */
+  located(): string {
+    const w = this.where;
+    const pos = [w.file, w.line, w.col].filter((x) => x !== undefined).join(':');
+    return pos ? `${pos}: ${this.message}` : this.message;
+  }
+
+  at(where: Where): this {
+    this.where = { ...where, ...this.where, line: this.where.line ?? where.line, file: this.where.file ?? where.file };
+    return this;
+  }
+}
+
+export function paramError(message: string, option?: string, col?: number): BpftablesError {
+  return new BpftablesError(message, 2, col !== undefined ? { col } : {}, option);
+}
+
+export function unsupported(what: string, option: string, col?: number): BpftablesError {
+  return new BpftablesError(`${what} is not supported by bpftables yet`, 2, col !== undefined ? { col } : {}, option, true);
+}

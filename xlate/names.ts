@@ -1,0 +1,86 @@
+/**
+ * Name tables iptables resolves itself (protocols it knows without
+ * /etc/protocols, ICMP type names), plus the interface through which the
+ * system databases (/etc/services, /etc/protocols) are consulted; parsing
+ * stays pure by receiving a NameDb.
+ */
+
+export interface NameDb {
+  /** port number of a service name for a protocol ("tcp", "udp", ...) */
+  service(name: string, proto: string): number | undefined;
+  protoByName(name: string): number | undefined;
+  protoByNumber(num: number): string | undefined;
+}
+
+/** The protocols iptables knows by name even without /etc/protocols, in its own order. */
+export const BUILTIN_PROTOS: ReadonlyArray<[string, number]> = [
+  ['tcp', 6], ['sctp', 132], ['udp', 17], ['udplite', 136], ['icmp', 1], ['icmpv6', 58],
+  ['ipv6-icmp', 58], ['esp', 50], ['ah', 51], ['ipv6-mh', 135], ['mh', 135], ['all', 0],
+];
+
+export const emptyNameDb: NameDb = {
+  service: () => undefined,
+  protoByName: () => undefined,
+  protoByNumber: () => undefined,
+};
+
+export function protoNumber(name: string, db: NameDb): number | undefined {
+  const lower = name.toLowerCase();
+  const b = BUILTIN_PROTOS.find(([n]) => n === lower);
+  if (b) return b[1];
+  if (/^\d+$/.test(name)) {
+    const n = Number(name);
+    return n <= 255 ? n : undefined;
+  }
+  return db.protoByName(lower);
+}
+
+/** The name iptables-save prints for a protocol number. */
+export function protoName(num: number, db: NameDb): string {
+  // like iptables: the system database first, then its own table
+  const sys = db.protoByNumber(num);
+  if (sys) return sys;
+  const b = BUILTIN_PROTOS.find(([, n]) => n === num);
+  return b ? b[0] : String(num);
+}
+
+/** ICMP type names: [name, type, codeMin, codeMax] */
+export const ICMP_TYPES: ReadonlyArray<[string, number, number, number]> = [
+  ['any', 0xff, 0, 0xff],
+  ['echo-reply', 0, 0, 0xff],
+  ['destination-unreachable', 3, 0, 0xff],
+  ['network-unreachable', 3, 0, 0],
+  ['host-unreachable', 3, 1, 1],
+  ['protocol-unreachable', 3, 2, 2],
+  ['port-unreachable', 3, 3, 3],
+  ['fragmentation-needed', 3, 4, 4],
+  ['source-route-failed', 3, 5, 5],
+  ['network-unknown', 3, 6, 6],
+  ['host-unknown', 3, 7, 7],
+  ['network-prohibited', 3, 9, 9],
+  ['host-prohibited', 3, 10, 10],
+  ['TOS-network-unreachable', 3, 11, 11],
+  ['TOS-host-unreachable', 3, 12, 12],
+  ['communication-prohibited', 3, 13, 13],
+  ['host-precedence-violation', 3, 14, 14],
+  ['precedence-cutoff', 3, 15, 15],
+  ['source-quench', 4, 0, 0xff],
+  ['redirect', 5, 0, 0xff],
+  ['network-redirect', 5, 0, 0],
+  ['host-redirect', 5, 1, 1],
+  ['TOS-network-redirect', 5, 2, 2],
+  ['TOS-host-redirect', 5, 3, 3],
+  ['echo-request', 8, 0, 0xff],
+  ['router-advertisement', 9, 0, 0xff],
+  ['router-solicitation', 10, 0, 0xff],
+  ['time-exceeded', 11, 0, 0xff],
+  ['ttl-zero-during-transit', 11, 0, 0],
+  ['ttl-zero-during-reassembly', 11, 1, 1],
+  ['parameter-problem', 12, 0, 0xff],
+  ['ip-header-bad', 12, 0, 0],
+  ['required-option-missing', 12, 1, 1],
+  ['timestamp-request', 13, 0, 0xff],
+  ['timestamp-reply', 14, 0, 0xff],
+  ['address-mask-request', 17, 0, 0xff],
+  ['address-mask-reply', 18, 0, 0xff],
+];

@@ -1,0 +1,143 @@
+/**
+ * iptables-save text → IR tables, with iptables-restore's rules: `*table`
+ * opens a table, `:CHAIN POLICY [p:b]` declares chains, rule lines follow,
+ * `COMMIT` closes it. Errors carry file, line, column and option.
+ */
+import nearley from 'nearley';
+import grammar from '../grammar/restore.generated';
+import type { RestoreStatement } from '../grammar/restore-ast';
+import { ArgvError, splitArgs } from '../grammar/restore-lexer';
+import { BpftablesError, paramError, unsupported } from './errors';
+import { type Chain, type Counters, emptyFilterTable, isBuiltin, type Policy, type Table } from './ir';
+import type { NameDb } from './names';
+import { parseRuleArgs } from './rule-parse';
+import { validateTable } from './validate';
+
+export interface RestoreOptions {
+  file: string;
+  db: NameDb;
+  /** keep counters given in the input (-c) */
+  counters: boolean;
+  /** the live tables, whose built-in policies carry over when the input does not declare them */
+  current?: ReadonlyMap<string, Table>;
+}
+
+export interface RestoreResult {
+  /** committed tables in input order */
+  tables: Table[];
+}
+
+const OTHER_TABLES = new Set(['nat', 'mangle', 'raw', 'security']);
+
+/** Split text into statements with the nearley grammar. */
+export function parseStatements(text: string, file: string): RestoreStatement[] {
+  const parser = new nearley.Parser(nearley.Grammar.fromCompiled(grammar));
+  try {
+    parser.feed(text);
+  } catch (e) {
+    const tok = (e as { token?: { line: number; col: number } }).token;
+    throw new BpftablesError('syntax error', 2, { file, line: tok?.line, col: tok?.col });
+  }
+  if (parser.results.length !== 1) throw new BpftablesError(`internal: ambiguous parse (${parser.results.length})`, 1, { file });
+  return parser.results[0] as RestoreStatement[];
+}
+
+function parseCounters(text: string): Counters | undefined {
+  const m = /^\[(\d+):(\d+)\]$/.exec(text);
+  return m ? { packets: Number(m[1]), bytes: Number(m[2]) } : undefined;
+}
+
+export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
+  const statements = parseStatements(text, o.file);
+  const tables: Table[] = [];
+  let open: { table: Table; declared: Set<string>; line: number } | null = null;
+  let lastLine = 0;
+
+  for (const st of statements) {
+    const where = { file: o.file, line: st.line };
+    lastLine = st.line;
+    try {
+      switch (st.kind) {
+        case 'table': {
+          const name = st.text.slice(1).trim();
+          if (open) throw new BpftablesError(`table \`${name}' opened before COMMIT of \`${open.table.name}'`, 1);
+          if (OTHER_TABLES.has(name)) throw unsupported(`table ${name}`, '*' + name, 1);
+          if (name !== 'filter') throw new BpftablesError(`table '${name}' does not exist`, 1, { col: 1 });
+          const table = emptyFilterTable();
+          const cur = o.current?.get(name);
+          for (const c of table.chains) {
+            const old = cur?.chains.find((x) => x.name === c.name);
+            if (old?.policy) c.policy = old.policy;
+          }
+          open = { table, declared: new Set(), line: st.line };
+          break;
+        }
+        case 'chain': {
+          if (!open) throw new BpftablesError('no table specified', 1, { col: 1 });
+          const parts = splitArgs(st.text.slice(1), 2);
+          const name = parts[0]?.text;
+          if (!name) throw paramError('empty chain name', undefined, 1);
+          if (name.length > 28) throw paramError(`chain name \`${name}' too long (must be under 29 chars)`, undefined, 2);
+          const policy = parts[1]?.text;
+          const counters = (parts[2] && parseCounters(parts[2].text)) || { packets: 0, bytes: 0 };
+          if (parts[2] && !parseCounters(parts[2].text)) throw paramError(`invalid counters \`${parts[2].text}'`, undefined, parts[2].col);
+          if (open.declared.has(name)) throw new BpftablesError(`chain ${name} declared twice`, 1, { col: 2 });
+          open.declared.add(name);
+          if (isBuiltin(name)) {
+            if (policy !== 'ACCEPT' && policy !== 'DROP') {
+              throw paramError(`Can't set policy \`${policy ?? ''}' on \`${name}'`, undefined, parts[1]?.col ?? 2);
+            }
+            const c = open.table.chains.find((x) => x.name === name)!;
+            c.policy = policy as Policy;
+            c.counters = o.counters ? counters : { packets: 0, bytes: 0 };
+          } else {
+            if (policy !== undefined && policy !== '-') {
+              throw paramError(`Can't set policy \`${policy}' on \`${name}' (not a built-in chain)`, undefined, parts[1]?.col);
+            }
+            const c: Chain = { name, counters: { packets: 0, bytes: 0 }, rules: [] };
+            open.table.chains.push(c);
+          }
+          break;
+        }
+        case 'commit': {
+          if (!open) throw new BpftablesError('COMMIT without a table', 1, { col: 1 });
+          validateTable(open.table);
+          tables.push(open.table);
+          open = null;
+          break;
+        }
+        case 'rule': {
+          if (!open) throw new BpftablesError('no table specified', 1, { col: 1 });
+          let args = splitArgs(st.text);
+          let counters: Counters | undefined;
+          const first = args[0];
+          if (first && first.text.startsWith('[')) {
+            counters = parseCounters(first.text);
+            if (!counters) throw paramError(`invalid counters \`${first.text}'`, undefined, first.col);
+            args = args.slice(1);
+          }
+          const cmd = parseRuleArgs(args, { db: o.db, allowCounters: o.counters });
+          const rule = cmd.rule;
+          rule.src = { file: o.file, line: st.line };
+          if (o.counters) { if (counters) rule.counters = counters; } else rule.counters = { packets: 0, bytes: 0 };
+          const chain = open.table.chains.find((c) => c.name === cmd.chain);
+          if (!chain) throw new BpftablesError(`chain ${cmd.chain} does not exist`, 1, { col: args[1]?.col });
+          if (chain.name === 'OUTPUT' && rule.ip.in) throw paramError('Can\'t use -i with OUTPUT', '-i');
+          if (chain.name === 'INPUT' && rule.ip.out) throw paramError('Can\'t use -o with INPUT', '-o');
+          if (cmd.op === 'append') chain.rules.push(rule);
+          else {
+            if (cmd.index > chain.rules.length + 1) throw new BpftablesError('Index of insertion too big', 1);
+            chain.rules.splice(cmd.index - 1, 0, rule);
+          }
+          break;
+        }
+      }
+    } catch (e) {
+      if (e instanceof ArgvError) throw new BpftablesError(e.message, 2, { ...where, col: e.col });
+      if (e instanceof BpftablesError) throw e.at(where);
+      throw e;
+    }
+  }
+  if (open) throw new BpftablesError(`COMMIT expected at line ${lastLine + 1}`, 1, { file: o.file, line: lastLine + 1 });
+  return { tables };
+}

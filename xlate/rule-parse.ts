@@ -1,0 +1,236 @@
+/**
+ * iptables rule arguments (as in `iptables -A CHAIN ...` or one line of an
+ * iptables-save file) → a command carrying an IR rule. getopt-like, with
+ * iptables' rules: `!` before an option inverts it, `-m NAME` loads a match
+ * whose options follow, an option unknown to the loaded matches loads the
+ * match named after `-p` implicitly, and every option is checked.
+ */
+import type { Arg } from '../grammar/restore-lexer';
+import { BpftablesError, paramError, unsupported } from './errors';
+import type { Counters, IfaceMatch, IpPart, Match, Rule, Verdict } from './ir';
+import { KNOWN_UNSUPPORTED_MATCHES, MATCH_MODULES, type MatchModule, type OptionSpec, parseIpv4 } from './matches';
+import { type NameDb, protoNumber } from './names';
+
+export type RuleCommand =
+  | { op: 'append'; chain: string; rule: Rule }
+  | { op: 'insert'; chain: string; index: number; rule: Rule };
+
+interface CoreOption { short?: string; long: string; args: number; invertible: boolean }
+const CORE: CoreOption[] = [
+  { short: '-A', long: '--append', args: 1, invertible: false },
+  { short: '-I', long: '--insert', args: 1, invertible: false },
+  { short: '-s', long: '--source', args: 1, invertible: true },
+  { short: '-d', long: '--destination', args: 1, invertible: true },
+  { short: '-p', long: '--protocol', args: 1, invertible: true },
+  { short: '-i', long: '--in-interface', args: 1, invertible: true },
+  { short: '-o', long: '--out-interface', args: 1, invertible: true },
+  { short: '-f', long: '--fragment', args: 0, invertible: true },
+  { short: '-j', long: '--jump', args: 1, invertible: false },
+  { short: '-g', long: '--goto', args: 1, invertible: false },
+  { short: '-m', long: '--match', args: 1, invertible: false },
+  { short: '-c', long: '--set-counters', args: 2, invertible: false },
+];
+const CORE_ALIASES: Record<string, string> = { '--src': '--source', '--dst': '--destination' };
+/** Commands valid in iptables(8) that are not rule-appending; restore lines with them are refused for now. */
+const OTHER_COMMANDS = new Set(['-D', '--delete', '-R', '--replace', '-N', '--new-chain', '-X', '--delete-chain',
+  '-F', '--flush', '-Z', '--zero', '-P', '--policy', '-E', '--rename-chain', '-L', '--list', '-S', '--list-rules',
+  '-C', '--check']);
+
+function findCore(name: string): CoreOption | undefined {
+  const long = CORE_ALIASES[name] ?? name;
+  return CORE.find((o) => o.short === name || o.long === long);
+}
+
+function parseAddr(text: string, opt: string, col: number): { addr: number; mask: number } {
+  const slash = text.indexOf('/');
+  const host = slash < 0 ? text : text.slice(0, slash);
+  if (host.includes(',')) throw unsupported('a comma-separated address list', opt, col);
+  const a = parseIpv4(host);
+  if (a === undefined) {
+    if (/^[A-Za-z0-9.-]+$/.test(host) && /[A-Za-z]/.test(host)) throw unsupported(`host name \`${host}'`, opt, col);
+    throw paramError(`host/network \`${host}' not found`, opt, col);
+  }
+  let mask = 0xffffffff;
+  if (slash >= 0) {
+    const m = text.slice(slash + 1);
+    if (/^\d+$/.test(m)) {
+      const bits = Number(m);
+      if (bits > 32) throw paramError(`invalid mask \`${m}' specified`, opt, col);
+      mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+    } else {
+      const mm = parseIpv4(m);
+      if (mm === undefined) throw paramError(`invalid mask \`${m}' specified`, opt, col);
+      mask = mm;
+    }
+  }
+  return { addr: (a & mask) >>> 0, mask };
+}
+
+function parseIface(text: string, opt: string, col: number, invert: boolean): IfaceMatch {
+  if (text.length > 15) throw paramError(`interface name \`${text}' must be shorter than IFNAMSIZ (15)`, opt, col);
+  const wildcard = text.endsWith('+');
+  return { name: wildcard ? text.slice(0, -1) : text, wildcard, invert };
+}
+
+const TARGETS_UNSUPPORTED = new Set(['REJECT', 'LOG', 'MASQUERADE', 'SNAT', 'DNAT', 'REDIRECT', 'MARK', 'CONNMARK',
+  'NFLOG', 'NFQUEUE', 'QUEUE', 'TCPMSS', 'CT', 'NOTRACK', 'TRACE', 'TEE', 'CLASSIFY', 'DSCP', 'TOS', 'TTL', 'HL',
+  'AUDIT', 'CHECKSUM', 'CONNSECMARK', 'SECMARK', 'IDLETIMER', 'LED', 'SET', 'SYNPROXY', 'TPROXY', 'ULOG', 'NETMAP',
+  'CLUSTERIP', 'ECN', 'RATEEST', 'TCPOPTSTRIP', 'NFACCT', 'BPF']);
+
+export interface ParseOptions { db: NameDb; allowCounters?: boolean }
+
+/** Parse the arguments of one rule. Errors carry the column of the offending argument. */
+export function parseRuleArgs(args: Arg[], opts: ParseOptions): RuleCommand {
+  const ip: IpPart = {};
+  const matches: Match[] = [];
+  const loaded: { mod: MatchModule; match: Match; seen: Set<string> }[] = [];
+  let verdict: Verdict = { kind: 'none' };
+  let verdictSeen = false;
+  let command: { op: 'append' | 'insert'; chain: string; index: number } | undefined;
+  let counters: Counters = { packets: 0, bytes: 0 };
+  const coreSeen = new Set<string>();
+  let invert = false;
+  let invertCol = 0;
+
+  const take = (i: number, n: number, opt: string): string[] => {
+    const out: string[] = [];
+    for (let k = 1; k <= n; k++) {
+      const a = args[i + k];
+      if (a === undefined) throw paramError(`option "${opt}" requires an argument`, opt, args[i]!.col);
+      out.push(a.text);
+    }
+    return out;
+  };
+
+  const loadMatch = (name: string, col: number): void => {
+    const mod = MATCH_MODULES.get(name);
+    if (!mod) {
+      if (KNOWN_UNSUPPORTED_MATCHES.has(name)) throw unsupported(`match \`${name}'`, '-m', col);
+      throw new BpftablesError(`Couldn't load match \`${name}':No such file or directory`, 2, { col }, '-m');
+    }
+    const match = mod.create();
+    loaded.push({ mod, match, seen: new Set() });
+    matches.push(match);
+  };
+
+  const findMatchOption = (name: string): { entry: (typeof loaded)[number]; spec: OptionSpec } | undefined => {
+    for (const entry of loaded) {
+      const spec = entry.mod.options.find((o) => o.name === name || o.aliases?.includes(name));
+      if (spec) return { entry, spec };
+    }
+    return undefined;
+  };
+
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const name = a.text;
+    if (name === '!') {
+      if (invert) throw paramError('multiple consecutive ! not allowed', '!', a.col);
+      invert = true; invertCol = a.col;
+      continue;
+    }
+    const core = findCore(name);
+    if (core) {
+      const key = core.long;
+      if (invert && !core.invertible) throw paramError(`cannot have ! before ${name}`, name, invertCol);
+      if (key !== '--match' && coreSeen.has(key)) throw paramError(`multiple ${core.short ?? key} flags not allowed`, name, a.col);
+      coreSeen.add(key);
+      const v = take(i, core.args, name);
+      // -I takes an optional rule number
+      if (key === '--insert' && args[i + 2] && /^\d+$/.test(args[i + 2]!.text)) {
+        command = { op: 'insert', chain: v[0]!, index: Number(args[i + 2]!.text) };
+        if (command.index < 1) throw paramError(`Invalid rule number \`${args[i + 2]!.text}'`, name, args[i + 2]!.col);
+        i += 1;
+      }
+      const col = args[i + 1]?.col ?? a.col;
+      switch (key) {
+        case '--append': command = { op: 'append', chain: v[0]!, index: 0 }; break;
+        case '--insert': command ??= { op: 'insert', chain: v[0]!, index: 1 }; break;
+        case '--source': ip.src = { ...parseAddr(v[0]!, name, col), invert }; break;
+        case '--destination': ip.dst = { ...parseAddr(v[0]!, name, col), invert }; break;
+        case '--in-interface': ip.in = parseIface(v[0]!, name, col, invert); break;
+        case '--out-interface': ip.out = parseIface(v[0]!, name, col, invert); break;
+        case '--fragment': ip.frag = { invert }; break;
+        case '--protocol': {
+          const num = protoNumber(v[0]!, opts.db);
+          if (num === undefined) throw paramError(`unknown protocol "${v[0]}" specified`, name, col);
+          if (num === 0) { if (invert) throw paramError('rule would never match protocol', name, col); }
+          else ip.proto = { num, invert };
+          break;
+        }
+        case '--match': {
+          if (invert) throw paramError('unexpected ! flag before --match', name, invertCol);
+          loadMatch(v[0]!.toLowerCase(), col);
+          break;
+        }
+        case '--jump': case '--goto': {
+          if (verdictSeen) throw paramError('multiple -j/-g flags not allowed', name, a.col);
+          verdictSeen = true;
+          const t = v[0]!;
+          if (key === '--goto') {
+            if (t === 'ACCEPT' || t === 'DROP' || t === 'RETURN') throw paramError(`goto '${t}' is not a chain`, name, col);
+            verdict = { kind: 'goto', chain: t };
+          } else if (t === 'ACCEPT') verdict = { kind: 'accept' };
+          else if (t === 'DROP') verdict = { kind: 'drop' };
+          else if (t === 'RETURN') verdict = { kind: 'return' };
+          else if (TARGETS_UNSUPPORTED.has(t)) throw unsupported(`target ${t}`, name, col);
+          else verdict = { kind: 'jump', chain: t };
+          break;
+        }
+        case '--set-counters': {
+          if (!/^\d+$/.test(v[0]!) || !/^\d+$/.test(v[1]!)) throw paramError('-c packet counter not numeric', name, col);
+          counters = { packets: Number(v[0]), bytes: Number(v[1]) };
+          break;
+        }
+      }
+      i += core.args;
+      invert = false;
+      continue;
+    }
+    if (OTHER_COMMANDS.has(name)) throw unsupported(`command ${name} in this context`, name, a.col);
+    if (name === '-t' || name === '--table') {
+      throw paramError('The -t option cannot be used in iptables-restore input', name, a.col);
+    }
+    if (name.startsWith('-')) {
+      let found = findMatchOption(name);
+      if (!found && ip.proto && !ip.proto.invert) {
+        // implicit match: -p tcp ... --dport loads the tcp match
+        const implicit = [...MATCH_MODULES.values()].find((m) => m.protos?.includes(ip.proto!.num) && m.options.some((o) => o.name === name || o.aliases?.includes(name)));
+        if (implicit && !loaded.some((l) => l.mod === implicit)) {
+          loadMatch(implicit.name, a.col);
+          found = findMatchOption(name);
+        }
+      }
+      if (!found) throw paramError(`unknown option "${name}"`, name, a.col);
+      const { entry, spec } = found;
+      if (spec.unsupported) throw unsupported(`option ${spec.name} of match ${entry.mod.name}`, name, a.col);
+      if (invert && !spec.invertible) throw paramError(`${entry.mod.name}: unexpected \`!' flag before ${name}`, name, invertCol);
+      if (entry.seen.has(spec.name)) throw paramError(`${entry.mod.name}: "${spec.name}" option may only be specified once`, name, a.col);
+      entry.seen.add(spec.name);
+      const v = take(i, spec.args, name);
+      try {
+        entry.mod.parse(entry.match, spec.name, v, invert, { db: opts.db, ip });
+      } catch (e) {
+        if (e instanceof BpftablesError) throw e.at({ col: args[i + 1]?.col ?? a.col });
+        throw e;
+      }
+      i += spec.args;
+      invert = false;
+      continue;
+    }
+    throw paramError(`Bad argument \`${name}'`, name, a.col);
+  }
+  if (invert) throw paramError('! at the end of the rule', '!', invertCol);
+  if (!command) throw paramError('no command specified', undefined, args[0]?.col ?? 1);
+  for (const l of loaded) {
+    if (l.mod.protos && (!ip.proto || ip.proto.invert || !l.mod.protos.includes(ip.proto.num))) {
+      throw paramError(`${l.mod.name} match requires \`-p ${l.mod.name}'`, '-m');
+    }
+    l.mod.finish(l.match, l.seen, { db: opts.db, ip });
+  }
+  if (coreSeen.has('--set-counters') && !opts.allowCounters) { /* counters given but not requested: iptables ignores them */ }
+  const rule: Rule = { ip, matches, verdict, counters };
+  return command.op === 'append'
+    ? { op: 'append', chain: command.chain, rule }
+    : { op: 'insert', chain: command.chain, index: command.index, rule };
+}

@@ -1,0 +1,56 @@
+/**
+ * Whole-table checks done at COMMIT, as the kernel does for iptables: every
+ * jump names an existing user chain, no chain reaches itself, and nesting
+ * stays within what the code generator can express (BPF call frames).
+ */
+import { BpftablesError } from './errors';
+import { isBuiltin, type Rule, type Table } from './ir';
+
+/** BPF allows 8 call frames: the hook program plus 7 nested user chains. */
+export const MAX_CHAIN_DEPTH = 7;
+
+function targetOf(r: Rule): string | undefined {
+  return r.verdict.kind === 'jump' || r.verdict.kind === 'goto' ? r.verdict.chain : undefined;
+}
+
+function ruleError(msg: string, r: Rule, status: 1 | 2 = 2): BpftablesError {
+  return new BpftablesError(msg, status, r.src ? { file: r.src.file, line: r.src.line } : {});
+}
+
+export function validateTable(t: Table): void {
+  const byName = new Map(t.chains.map((c) => [c.name, c]));
+  for (const c of t.chains) {
+    for (const r of c.rules) {
+      const target = targetOf(r);
+      if (target === undefined) continue;
+      if (isBuiltin(target)) throw ruleError(`cannot jump to built-in chain ${target}`, r);
+      if (!byName.has(target)) throw ruleError(`Couldn't load target \`${target}':No such file or directory`, r);
+    }
+  }
+  // depth-first search for loops and depth
+  const depth = new Map<string, number>();
+  const onStack = new Set<string>();
+  const visit = (name: string, path: string[]): number => {
+    const known = depth.get(name);
+    if (known !== undefined) return known;
+    if (onStack.has(name)) {
+      const cyc = [...path.slice(path.indexOf(name)), name].join(' -> ');
+      throw new BpftablesError(`jump loop: ${cyc}`, 1);
+    }
+    onStack.add(name);
+    let d = 0;
+    for (const r of byName.get(name)!.rules) {
+      const target = targetOf(r);
+      if (target) d = Math.max(d, 1 + visit(target, [...path, name]));
+    }
+    onStack.delete(name);
+    depth.set(name, d);
+    return d;
+  };
+  for (const c of t.chains) {
+    const d = visit(c.name, []);
+    if (isBuiltin(c.name) && d > MAX_CHAIN_DEPTH) {
+      throw new BpftablesError(`chain nesting from ${c.name} is ${d} levels deep; bpftables supports at most ${MAX_CHAIN_DEPTH} (BPF call frame limit)`, 1);
+    }
+  }
+}

@@ -1,0 +1,45 @@
+/**
+ * Whether this machine can run kernel tests (root, BPF, netns, the oracle
+ * tools). Elsewhere such tests skip with a reason; under CI=true a missing
+ * capability is a failure, never a skip.
+ */
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+export const REPO = path.resolve(__dirname, '..', '..', '..');
+export const BIN = path.join(REPO, 'bin');
+export const SHARED = path.resolve(REPO, '..', 'shared', 'conformance');
+
+function has(cmd: string): boolean {
+  return spawnSync('sh', ['-c', 'command -v "$1"', 'sh', cmd], { stdio: 'ignore' }).status === 0;
+}
+
+export function kernelProblem(needs: string[] = []): string | undefined {
+  if (process.getuid?.() !== 0) return 'needs root';
+  if (!fs.existsSync('/sys/kernel/btf/vmlinux')) return 'needs kernel BTF (/sys/kernel/btf/vmlinux)';
+  for (const c of ['ip', ...needs]) if (!has(c)) return `needs ${c}`;
+  return undefined;
+}
+
+type Tap = { skip: (...a: any[]) => unknown; fail: (...a: any[]) => unknown }; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+/** True when the test may proceed; otherwise skips (or, under CI, fails) with the reason. */
+export function requireKernel(t: Tap, needs: string[] = []): boolean {
+  const problem = kernelProblem(needs);
+  if (!problem) return true;
+  if (process.env.CI === 'true') t.fail(`kernel test cannot run under CI: ${problem}`);
+  else t.skip(`kernel test skipped: ${problem}`);
+  return false;
+}
+
+export function sharedDir(sub: string): string | undefined {
+  const d = path.join(SHARED, sub);
+  return fs.existsSync(d) ? d : undefined;
+}
+
+/** Mount the state filesystem from the root mount namespace, as the boot unit would. */
+export function prepareState(): void {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  (require('../../native/statefs') as typeof import('../../native/statefs')).ensureStateRoot();
+}

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { DiffPair, type ProbeSpec } from './helpers/differential';
 import { prepareState, requireKernel } from './helpers/env';
-import { icmpMessage, icmpPacket, ipPacket, TCP, tcpPacket, udpPacket } from './helpers/packets';
+import { icmpMessage, icmpPacket, ipPacket, TCP, tcpPacket, udpPacket } from '../compat/probes';
 
 const RULES = `*filter
 :INPUT DROP [0:0]

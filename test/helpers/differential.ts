@@ -6,7 +6,7 @@
  */
 import path from 'node:path';
 import { BIN } from './env';
-import { nsExec, RawReceiver, sendRaw, sleep, Topology } from './netns';
+import { nsExec, RawReceiver, sendRaw, sleep, Topology } from '../../compat/lab';
 
 export type Where = 'input' | 'forward' | 'output';
 

@@ -1,4 +1,4 @@
-/** Crafted IPv4 packets for verdict and differential tests. */
+/** Crafted IPv4 packets (with valid checksums) for the demo, verdict and differential tests. */
 
 export interface Ip4Spec {
   src: string;

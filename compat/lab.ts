@@ -1,11 +1,12 @@
 /**
+ * Throwaway test hosts for the demo and the kernel tests.
  * Test hosts in network namespaces: creation, commands inside them (argv
  * only, never a shell string), and raw sockets opened inside a namespace
  * from this process (setns on the main thread, then back).
  */
 import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import fs from 'node:fs';
-import { CLONE_NEWNET, close, recv, sendto, setns, socket, SysError } from '../../native/libc';
+import { CLONE_NEWNET, close, recv, sendto, setns, socket, SysError } from '../native/libc';
 
 const AF_INET = 2, AF_PACKET = 17, SOCK_DGRAM = 2, SOCK_RAW = 3, SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000, IPPROTO_RAW = 255, MSG_DONTWAIT = 0x40;
 

@@ -1,0 +1,91 @@
+/** `bpftables`: the tool's own commands (status, flush, demo, version, help). */
+import fs from 'node:fs';
+import path from 'node:path';
+import { allIds, close, linkInfo, mapInfo, objGet, progInfo } from '../native/bpf';
+import { ensureStateRoot, familyDir, netnsKey } from '../native/statefs';
+import { type Io, requireRoot, runMain, VERSION } from './cli';
+import { demo } from './demo';
+import { flushAll, readTable } from './engine';
+
+const HELP = `Usage: bpftables COMMAND [options]
+
+Commands:
+  demo               run the pipeline on throwaway namespaces and show what it filters
+  status [--json]    what is loaded in this network namespace (chains, rules, kernel objects)
+  flush              remove every bpftables program, map and link of this namespace
+  init               mount the state filesystem (${'/run/bpftables'}); other commands do it on demand
+  version            print the version
+  help               this text
+
+The iptables-compatible commands are bin/iptables-restore and bin/iptables-save.
+`;
+
+function pkgVersion(): string {
+  try {
+    return (JSON.parse(fs.readFileSync(path.join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+  } catch { return 'unknown'; }
+}
+
+function status(io: Io, json: boolean): number {
+  const dir = familyDir(4, false);
+  const table = readTable();
+  const objects: { file: string; kind: string; id: number; detail: string }[] = [];
+  if (dir) {
+    for (const f of fs.readdirSync(dir).sort()) {
+      const fd = objGet(path.join(dir, f));
+      if (fd < 0) continue;
+      try {
+        if (f.startsWith('link_')) { const l = linkInfo(fd); objects.push({ file: f, kind: 'link', id: l.id, detail: `prog ${l.progId} hook ${l.hooknum} prio ${l.priority}` }); }
+        else { const m = mapInfo(fd); objects.push({ file: f, kind: 'map', id: m.id, detail: `${m.name} ${m.valueSize * m.maxEntries} bytes` }); }
+      } finally { close(fd); }
+    }
+  }
+  const chains = table?.chains.map((c) => ({ name: c.name, policy: c.policy ?? null, rules: c.rules.length })) ?? [];
+  if (json) {
+    io.out(JSON.stringify({ netns: netnsKey(), loaded: !!table, chains, objects }, null, 2) + '\n');
+    return 0;
+  }
+  io.out(`network namespace ${netnsKey()}: ${table ? 'filter table loaded' : 'nothing loaded'}\n`);
+  for (const c of chains) io.out(`  chain ${c.name}${c.policy ? ` (policy ${c.policy})` : ''}: ${c.rules} rules\n`);
+  for (const o of objects) io.out(`  ${o.kind} ${o.id} ${o.file}: ${o.detail}\n`);
+  return 0;
+}
+
+export function bpftablesMain(argv: string[], io: Io): number {
+  const [cmd, ...rest] = argv.filter((a) => a !== '--verbose');
+  switch (cmd) {
+    case undefined: case 'help': case '--help': case '-h':
+      io.out(HELP);
+      return 0;
+    case 'version': case '--version': case '-V':
+      io.out(`bpftables ${pkgVersion()} (iptables ${VERSION})\n`);
+      return 0;
+    case 'init':
+      requireRoot('bpftables');
+      io.out(`${ensureStateRoot()}\n`);
+      return 0;
+    case 'status':
+      requireRoot('bpftables');
+      return status(io, rest.includes('--json'));
+    case 'flush':
+      requireRoot('bpftables');
+      flushAll();
+      return 0;
+    case 'demo':
+      requireRoot('bpftables');
+      return demo(io, rest[0]);
+    default:
+      io.err(`bpftables: unknown command '${cmd}'\n${HELP}`);
+      return 2;
+  }
+}
+
+export function main(): void {
+  runMain('bpftables', bpftablesMain);
+}
+
+// ids of every kernel object, for leak checks in tests and `status`
+export function kernelObjectIds(): { progs: number[]; maps: number[]; links: number[] } {
+  return { progs: allIds('prog'), maps: allIds('map'), links: allIds('link') };
+}
+void progInfo;

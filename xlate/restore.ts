@@ -119,7 +119,8 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
           const cmd = parseRuleArgs(args, { db: o.db, allowCounters: o.counters });
           const rule = cmd.rule;
           rule.src = { file: o.file, line: st.line };
-          if (o.counters) { if (counters) rule.counters = counters; } else rule.counters = { packets: 0, bytes: 0 };
+          // "[p:b]" prefixes count only with --counters; an in-line "-c p b" always does (as in iptables-restore)
+          if (o.counters && counters) rule.counters = counters;
           const chain = open.table.chains.find((c) => c.name === cmd.chain);
           if (!chain) throw new BpftablesError(`chain ${cmd.chain} does not exist`, 1, { col: args[1]?.col });
           if (chain.name === 'OUTPUT' && rule.ip.in) throw paramError('Can\'t use -i with OUTPUT', '-i');

@@ -79,8 +79,29 @@ const TARGETS_UNSUPPORTED = new Set(['REJECT', 'LOG', 'MASQUERADE', 'SNAT', 'DNA
 
 export interface ParseOptions { db: NameDb; allowCounters?: boolean }
 
+/** getopt's spellings: "--opt=value" and "-Xvalue" (for core short options that take a value). */
+function normalizeArgs(args: Arg[]): Arg[] {
+  const out: Arg[] = [];
+  for (const a of args) {
+    const eq = a.text.indexOf('=');
+    if (a.text.startsWith('--') && eq > 2) {
+      out.push({ text: a.text.slice(0, eq), col: a.col }, { text: a.text.slice(eq + 1), col: a.col + eq + 1 });
+      continue;
+    }
+    const m = /^(-[A-Za-z])(.+)$/.exec(a.text);
+    const core = m && CORE.find((o) => o.short === m[1] && o.args > 0);
+    if (m && core) {
+      out.push({ text: m[1]!, col: a.col }, { text: m[2]!, col: a.col + 2 });
+      continue;
+    }
+    out.push(a);
+  }
+  return out;
+}
+
 /** Parse the arguments of one rule. Errors carry the column of the offending argument. */
-export function parseRuleArgs(args: Arg[], opts: ParseOptions): RuleCommand {
+export function parseRuleArgs(rawArgs: Arg[], opts: ParseOptions): RuleCommand {
+  const args = normalizeArgs(rawArgs);
   const ip: IpPart = {};
   const matches: Match[] = [];
   const loaded: { mod: MatchModule; match: Match; seen: Set<string> }[] = [];

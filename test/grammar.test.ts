@@ -1,0 +1,20 @@
+import t from 'tap';
+import { splitArgs } from '../grammar/restore-lexer';
+import { parseStatements } from '../xlate/restore';
+
+t.test('argument splitting follows iptables-restore quoting', async (t) => {
+  t.same(splitArgs('-A INPUT -j ACCEPT').map((a) => a.text), ['-A', 'INPUT', '-j', 'ACCEPT']);
+  t.same(splitArgs('-m comment --comment "two words"').map((a) => a.text), ['-m', 'comment', '--comment', 'two words']);
+  t.same(splitArgs('--comment "a \\"quoted\\" \\\\ word"').map((a) => a.text), ['--comment', 'a "quoted" \\ word']);
+  t.same(splitArgs('--comment ab"c d"e').map((a) => a.text), ['--comment', 'abc de']);
+  t.same(splitArgs('--comment ""').map((a) => a.text), ['--comment', '']);
+  t.same(splitArgs('  -A\tX  ').map((a) => [a.text, a.col]), [['-A', 3], ['X', 6]], 'columns are 1-based');
+  t.throws(() => splitArgs('--comment "open'), /unterminated quoted string/);
+});
+
+t.test('file structure with positions', async (t) => {
+  const st = parseStatements('# c\n*filter\n:INPUT ACCEPT [1:2]\n\n-A INPUT -j DROP\nCOMMIT\n', 'f');
+  t.same(st.map((s) => [s.kind, s.line]), [['table', 2], ['chain', 3], ['rule', 5], ['commit', 6]]);
+  t.same(parseStatements('*filter\r\nCOMMIT', 'f').map((s) => s.kind), ['table', 'commit'], 'CRLF and no final newline');
+  t.equal(parseStatements('COMMIT x\n', 'f')[0]!.kind, 'rule', '"COMMIT x" is not a COMMIT');
+});

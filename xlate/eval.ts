@@ -101,8 +101,8 @@ function ruleStep(r: Rule, p: PacketView): Step {
 
 type ChainResult = { kind: 'verdict'; d: Decision } | { kind: 'continue' };
 
-/** Evaluate built-in chain `chain` for packet `p`. */
-export function evaluate(t: Table, chain: BuiltinChain, p: PacketView): Decision {
+/** Evaluate built-in chain `chain` for packet `p`; `onMatch` sees every rule that matched (as counters would). */
+export function evaluate(t: Table, chain: BuiltinChain, p: PacketView, onMatch?: (r: Rule) => void): Decision {
   const byName = new Map(t.chains.map((c) => [c.name, c]));
   const run = (name: string, depth: number): ChainResult => {
     if (depth > 64) throw new Error('chain nesting too deep');
@@ -113,6 +113,7 @@ export function evaluate(t: Table, chain: BuiltinChain, p: PacketView): Decision
       const by = `${name} rule ${i + 1}`;
       if (s.kind === 'hotdrop') return { kind: 'verdict', d: { verdict: 'DROP', by: `${by} (unparsable header)` } };
       if (s.kind === 'nomatch') continue;
+      onMatch?.(r);
       const v = r.verdict;
       switch (v.kind) {
         case 'accept': return { kind: 'verdict', d: { verdict: 'ACCEPT', by } };

@@ -72,7 +72,7 @@ function parseIface(text: string, opt: string, col: number, invert: boolean): If
   return { name: wildcard ? text.slice(0, -1) : text, wildcard, invert };
 }
 
-const TARGETS_UNSUPPORTED = new Set(['REJECT', 'LOG', 'MASQUERADE', 'SNAT', 'DNAT', 'REDIRECT', 'MARK', 'CONNMARK',
+export const TARGETS_UNSUPPORTED = new Set(['REJECT', 'LOG', 'MASQUERADE', 'SNAT', 'DNAT', 'REDIRECT', 'MARK', 'CONNMARK',
   'NFLOG', 'NFQUEUE', 'QUEUE', 'TCPMSS', 'CT', 'NOTRACK', 'TRACE', 'TEE', 'CLASSIFY', 'DSCP', 'TOS', 'TTL', 'HL',
   'AUDIT', 'CHECKSUM', 'CONNSECMARK', 'SECMARK', 'IDLETIMER', 'LED', 'SET', 'SYNPROXY', 'TPROXY', 'ULOG', 'NETMAP',
   'CLUSTERIP', 'ECN', 'RATEEST', 'TCPOPTSTRIP', 'NFACCT', 'BPF']);
@@ -194,8 +194,7 @@ export function parseRuleArgs(rawArgs: Arg[], opts: ParseOptions): RuleCommand {
           } else if (t === 'ACCEPT') verdict = { kind: 'accept' };
           else if (t === 'DROP') verdict = { kind: 'drop' };
           else if (t === 'RETURN') verdict = { kind: 'return' };
-          else if (TARGETS_UNSUPPORTED.has(t)) throw unsupported(`target ${t}`, name, col);
-          else verdict = { kind: 'jump', chain: t };
+          else verdict = { kind: 'jump', chain: t }; // a user chain, or a target extension: decided at COMMIT
           break;
         }
         case '--set-counters': {
@@ -222,7 +221,10 @@ export function parseRuleArgs(rawArgs: Arg[], opts: ParseOptions): RuleCommand {
           found = findMatchOption(name);
         }
       }
-      if (!found) throw paramError(`unknown option "${name}"`, name, a.col);
+      if (!found) {
+        if (verdict.kind === 'jump' && TARGETS_UNSUPPORTED.has(verdict.chain)) throw unsupported(`target ${verdict.chain}`, '-j', a.col);
+        throw paramError(`unknown option "${name}"`, name, a.col);
+      }
       const { entry, spec } = found;
       if (spec.unsupported) throw unsupported(`option ${spec.name} of match ${entry.mod.name}`, name, a.col);
       if (invert && !spec.invertible) throw paramError(`${entry.mod.name}: unexpected \`!' flag before ${name}`, name, invertCol);

@@ -5,6 +5,7 @@
  */
 import { BpftablesError } from './errors';
 import { isBuiltin, type Rule, type Table } from './ir';
+import { TARGETS_UNSUPPORTED } from './rule-parse';
 
 /** BPF allows 8 call frames: the hook program plus 7 nested user chains. */
 export const MAX_CHAIN_DEPTH = 7;
@@ -24,7 +25,12 @@ export function validateTable(t: Table): void {
       const target = targetOf(r);
       if (target === undefined) continue;
       if (isBuiltin(target)) throw ruleError(`cannot jump to built-in chain ${target}`, r);
-      if (!byName.has(target)) throw ruleError(`Couldn't load target \`${target}':No such file or directory`, r);
+      if (!byName.has(target)) {
+        if (TARGETS_UNSUPPORTED.has(target)) {
+          throw new BpftablesError(`target ${target} is not supported by bpftables yet`, 2, r.src ? { file: r.src.file, line: r.src.line } : {}, '-j', true);
+        }
+        throw ruleError(`Couldn't load target \`${target}':No such file or directory`, r);
+      }
     }
   }
   // depth-first search for loops and depth

@@ -66,6 +66,8 @@ export class AsmError extends Error {}
 export class Asm {
   readonly insns: Insn[] = [];
   readonly labels = new Map<string, number>();
+  /** labels that start a BPF function: name (a C identifier for BTF) and whether it is global (verified once) */
+  readonly funcs = new Map<string, { name: string; global: boolean }>();
   private seq = 0;
   private pendingNote: string | undefined;
 
@@ -76,6 +78,12 @@ export class Asm {
     if (this.labels.has(name)) throw new AsmError(`label ${name} placed twice`);
     this.labels.set(name, this.insns.length);
     return this;
+  }
+
+  /** Place a label that starts a function (a call target). */
+  func(label: string, name: string, global: boolean): this {
+    this.funcs.set(label, { name, global });
+    return this.label(label);
   }
 
   /** Attach a note to the next instruction emitted. */
@@ -102,8 +110,12 @@ export class Asm {
     checkImm32(s.imm);
     return this.push({ code: cls | ALU_OP[op] | K, dst, src: 0, off: 0, imm: s.imm | 0 });
   }
+  /** dst = -dst (64-bit) */
+  neg64(dst: Reg): this { return this.push({ code: ALU64 | 0x80, dst, src: 0, off: 0, imm: 0 }); }
   /** dst = imm (sign-extended) */
   mov64(dst: Reg, imm: number): this { return this.alu64('mov', dst, { imm }); }
+  /** dst = imm as an unsigned 32-bit value (upper half zeroed) */
+  mov32(dst: Reg, imm: number): this { return this.alu32('mov', dst, { imm: imm | 0 }); }
   /** dst = src */
   movReg(dst: Reg, src: Reg): this { return this.alu64('mov', dst, src); }
   /** Byte swap to big endian (network order) of the low `bits` bits; on a little-endian host this swaps. */
@@ -188,13 +200,15 @@ export interface Linked {
   /** notes by instruction index */
   notes: Map<number, string>;
   count: number;
+  /** functions after the entry, by first instruction index */
+  funcs: { index: number; name: string; global: boolean }[];
 }
 
 /**
  * Drop instructions no path reaches (the verifier rejects unreachable code):
  * roots are the entry and every subprogram a call names.
  */
-function prune(asm: Asm): { insns: Insn[]; labels: Map<string, number> } {
+function prune(asm: Asm): { insns: Insn[]; labels: Map<string, number>; liveFuncs: Set<string> } {
   const ins = asm.insns;
   const n = ins.length;
   const live = new Uint8Array(n);
@@ -223,12 +237,13 @@ function prune(asm: Asm): { insns: Insn[]; labels: Map<string, number> } {
   newIndex[n] = out.length;
   const labels = new Map<string, number>();
   for (const [name, at] of asm.labels) labels.set(name, newIndex[at]!);
-  return { insns: out, labels };
+  const liveFuncs = new Set([...asm.funcs.keys()].filter((l) => live[asm.labels.get(l)!] === 1));
+  return { insns: out, labels, liveFuncs };
 }
 
 /** Resolve labels and encode. Throws AsmError for undefined labels or out-of-range jumps. */
 export function link(asm: Asm): Linked {
-  const { insns, labels } = prune(asm);
+  const { insns, labels, liveFuncs } = prune(asm);
   const n = insns.length;
   const bytes = Buffer.alloc(n * 8);
   const mapRefs: Linked['mapRefs'] = [];
@@ -256,7 +271,9 @@ export function link(asm: Asm): Linked {
     bytes.writeInt16LE(off, o + 2);
     bytes.writeInt32LE(imm | 0, o + 4);
   }
-  return { bytes, mapRefs, notes, count: n };
+  const funcs = [...asm.funcs].filter(([label]) => liveFuncs.has(label))
+    .map(([label, f]) => ({ index: labels.get(label)!, ...f })).sort((x, y) => x.index - y.index);
+  return { bytes, mapRefs, notes, count: n, funcs };
 }
 
 /** Patch map fds into a linked program (returns a copy). */

@@ -2,7 +2,10 @@
  * Matchers: IR rule parts → BPF checks over the packet summary (r9).
  * Every check jumps to `next` when the rule does not match and falls
  * through when it does; `hotdrop` is where a match that cannot parse the
- * packet sends it (iptables drops such packets at once).
+ * packet sends it (iptables drops such packets at once). The first failing
+ * check leaves the rule, so a packet pays only for what it is tested on.
+ * (Each such jump stays pending in the verifier while it walks on; chains
+ * are cut into functions of bounded size for that, see cgen/program.ts.)
  */
 import { type Asm, type JmpOp, R1, R2, R9 } from './asm';
 import { CtBit, S } from './summary';

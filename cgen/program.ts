@@ -10,8 +10,9 @@
  * Counters live in one array map ("counters"): 16 bytes (packets, bytes) per rule,
  * in table order, then one slot per built-in chain policy.
  */
-import { Asm, Helper, link, type Linked, NF_ACCEPT, NF_DROP, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10 } from './asm';
+import { Asm, Helper, link, type Linked, NF_ACCEPT, NF_DROP, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, type Reg } from './asm';
 import type { KernelLayout } from './btf';
+import { BpftablesError } from '../xlate/errors';
 import { emitIpPart, emitMatch } from './match';
 import { CtBit, FRAME, RET_CONTINUE, S } from './summary';
 import { type BuiltinChain, BUILTIN_CHAINS, type Chain, type Rule, type Table } from '../xlate/ir';
@@ -55,37 +56,89 @@ function count(a: Asm, slot: number): void {
   a.atomicAdd(8, R1, 8, R2);
 }
 
+/** Count the packet `times` (0 or 1, in a register other than r1/r2) times. */
+function countBy(a: Asm, slot: number, times: Reg): void {
+  a.ldMapValue(R1, COUNTERS_MAP, slot * 16);
+  a.atomicAdd(8, R1, 0, times);
+  a.ldx(4, R2, R9, S.SKBLEN);
+  a.alu64('mul', R2, times);
+  a.atomicAdd(8, R1, 8, R2);
+}
+
 const chainLabel = (name: string): string => `chain:${name}`;
 
-/** Emit the rules of one chain. `inMain` selects how RETURN/goto/end behave. */
-function emitChain(a: Asm, chain: Chain, cl: CounterLayout, inMain: boolean, policyLabel: string, exitLabel: string, hotdrop: string): void {
-  chain.rules.forEach((rule, i) => {
-    const next = a.fresh(`r${i}.next`);
-    a.note(`${chain.name} rule ${i + 1}${rule.src ? ` (${rule.src.file}:${rule.src.line})` : ''}`);
-    emitIpPart(a, rule.ip, next);
-    for (const m of rule.matches) emitMatch(a, m, { next, hotdrop });
-    count(a, cl.ruleSlot.get(rule)!);
-    const v = rule.verdict;
-    switch (v.kind) {
-      case 'accept': a.ret(NF_ACCEPT); break;
-      case 'drop': a.ret(NF_DROP); break;
-      case 'return':
-        if (inMain) a.ja(policyLabel); else a.ret(RET_CONTINUE);
-        break;
-      case 'jump':
-        a.movReg(R1, R9).callSub(chainLabel(v.chain));
-        a.jmp('jne', R0, RET_CONTINUE, exitLabel);
-        break;
-      case 'goto':
-        a.movReg(R1, R9).callSub(chainLabel(v.chain));
-        if (inMain) { a.jmp('jne', R0, RET_CONTINUE, exitLabel); a.ja(policyLabel); } else a.exit();
-        break;
-      case 'none':
-        break;
-    }
-    a.label(next);
-  });
+/** Rules per generated function: bounds the verifier's pending branches in one function. */
+export const CHUNK_RULES = 256;
+/** chunk function result: the chunk ended without a verdict (continue with the next chunk) */
+const RET_NEXT = RET_CONTINUE;
+/** chunk function result: RETURN (or a goto that came back): the chain is finished */
+const RET_RETURN = 3;
+
+/** Where rules are emitted: the hook's entry function, a whole user chain's function, or one chunk of a long chain. */
+type Frame = { kind: 'main'; policy: string } | { kind: 'chain' } | { kind: 'chunk' };
+
+/** r0 came from a global function (any scalar to the verifier): leave main with DROP for 0, else ACCEPT. */
+function exitNormalized(a: Asm): void {
+  const drop = a.fresh('drop');
+  a.jmp('jeq', R0, NF_DROP, drop).ret(NF_ACCEPT);
+  a.label(drop).ret(NF_DROP);
 }
+
+/** One rule: checks, counter, verdict. All jumps stay within the rule (or go to main's policy). */
+function emitRule(a: Asm, chain: Chain, i: number, cl: CounterLayout, frame: Frame): void {
+  const rule = chain.rules[i]!;
+  const next = a.fresh(`r${i}.next`);
+  const hotdrop = a.fresh(`r${i}.hotdrop`);
+  a.note(`${chain.name} rule ${i + 1}${rule.src ? ` (${rule.src.file}:${rule.src.line})` : ''}`);
+  emitIpPart(a, rule.ip, next);
+  for (const m of rule.matches) emitMatch(a, m, { next, hotdrop });
+  if (faultLine !== undefined && rule.src?.line === faultLine) {
+    a.ldx(8, R0, R8, 0); // test hook: an access the verifier must refuse (r8 holds no pointer)
+  }
+  count(a, cl.ruleSlot.get(rule)!);
+  const v = rule.verdict;
+  switch (v.kind) {
+    case 'accept': a.ret(NF_ACCEPT); break;
+    case 'drop': a.ret(NF_DROP); break;
+    case 'return':
+      if (frame.kind === 'main') a.ja(frame.policy);
+      else a.ret(frame.kind === 'chain' ? RET_CONTINUE : RET_RETURN);
+      break;
+    case 'none': a.ja(next); break;
+    case 'jump':
+      a.movReg(R1, R9).callSub(chainLabel(v.chain));
+      a.jmp('jeq', R0, RET_CONTINUE, next);
+      if (frame.kind === 'main') exitNormalized(a); else a.exit();
+      break;
+    case 'goto': {
+      a.movReg(R1, R9).callSub(chainLabel(v.chain));
+      if (frame.kind === 'main') { a.jmp('jeq', R0, RET_CONTINUE, frame.policy); exitNormalized(a); }
+      else if (frame.kind === 'chain') a.exit(); // the called chain's end is this chain's end
+      else { const ex = a.fresh('ex'); a.jmp('jne', R0, RET_CONTINUE, ex).mov64(R0, RET_RETURN); a.label(ex).exit(); }
+      break;
+    }
+  }
+  a.label(hotdrop).ret(NF_DROP);
+  a.label(next);
+}
+
+/** `int f(struct bpft_pkt *p)` over rules [from, to) of a chain. */
+function emitRuleFunc(a: Asm, chain: Chain, from: number, to: number, cl: CounterLayout, label: string, name: string, frame: Frame): void {
+  const body = a.fresh('body');
+  a.func(label, name, true).note(`${chain.name} rules ${from + 1}-${to}`);
+  a.jmp('jne', R1, 0, body).ret(frame.kind === 'chunk' ? RET_NEXT : RET_CONTINUE);
+  a.label(body).movReg(R9, R1);
+  for (let i = from; i < to; i++) emitRule(a, chain, i, cl, frame);
+  a.ret(frame.kind === 'chunk' ? RET_NEXT : RET_CONTINUE);
+}
+
+function chunksOf(chain: Chain): [number, number][] {
+  const out: [number, number][] = [];
+  for (let i = 0; i < chain.rules.length; i += CHUNK_RULES) out.push([i, Math.min(chain.rules.length, i + CHUNK_RULES)]);
+  return out;
+}
+
+const chunkLabel = (chainIdx: number, k: number): string => `chunk:${chainIdx}:${k}`;
 
 function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: string): void {
   const sum = FRAME.SUMMARY;
@@ -184,30 +237,94 @@ export function reachableChains(t: Table, start: string): string[] {
   return seen;
 }
 
+/** BPF allows 8 call frames in all. */
+const MAX_FRAMES = 8;
+
 export function compileHook(t: Table, chain: BuiltinChain, cl: CounterLayout, k: KernelLayout): HookProgram {
   const a = new Asm();
-  const main = t.chains.find((c) => c.name === chain)!;
-  const policy = 'policy', exit = 'exit', hotdrop = 'hotdrop';
+  const byName = new Map(t.chains.map((c) => [c.name, c]));
+  const idx = new Map(t.chains.map((c, i) => [c.name, i]));
+  const main = byName.get(chain)!;
+  const mainIdx = idx.get(chain)!;
+  checkFrames(t, main);
+  const unparsable = a.fresh('unparsable'), start = a.fresh('start'), policyLabel = a.fresh('policy');
+  const policy = (): void => {
+    a.note(`${chain} policy ${main.policy}`);
+    count(a, cl.policySlot.get(chain)!);
+    a.ret(main.policy === 'DROP' ? NF_DROP : NF_ACCEPT);
+  };
   a.note(`prologue (${chain})`);
-  emitPrologue(a, chain, k, hotdrop);
-  emitChain(a, main, cl, true, policy, exit, hotdrop);
-  a.label(policy).note(`${chain} policy ${main.policy}`);
-  count(a, cl.policySlot.get(chain)!);
-  a.ret(main.policy === 'DROP' ? NF_DROP : NF_ACCEPT);
-  a.label(exit).exit();
-  a.label(hotdrop).ret(NF_DROP);
+  emitPrologue(a, chain, k, unparsable);
+  a.ja(start);
+  a.label(unparsable).ret(NF_DROP);
+  a.label(start);
+  const mainChunks = chunksOf(main);
+  if (mainChunks.length <= 1) {
+    // a short built-in chain runs in the entry function itself
+    for (let i = 0; i < main.rules.length; i++) emitRule(a, main, i, cl, { kind: 'main', policy: policyLabel });
+  } else {
+    mainChunks.forEach((_, c) => {
+      const cont = a.fresh('cont');
+      a.movReg(R1, R9).callSub(chunkLabel(mainIdx, c));
+      a.jmp('jeq', R0, RET_NEXT, cont).jmp('jeq', R0, RET_RETURN, policyLabel);
+      exitNormalized(a);
+      a.label(cont);
+    });
+  }
+  a.label(policyLabel);
+  policy();
+  if (mainChunks.length > 1) {
+    mainChunks.forEach(([from, to], c) => emitRuleFunc(a, main, from, to, cl, chunkLabel(mainIdx, c), `chunk_${mainIdx}_${c}`, { kind: 'chunk' }));
+  }
   const users = reachableChains(t, chain);
   for (const name of users) {
-    const c = t.chains.find((x) => x.name === name)!;
-    const subExit = `exit:${name}`, subDrop = `hotdrop:${name}`;
-    a.label(chainLabel(name)).note(`chain ${name}`);
-    a.movReg(R9, R1);
-    emitChain(a, c, cl, false, '', subExit, subDrop);
+    const c = byName.get(name)!;
+    const ci = idx.get(name)!;
+    const chunks = chunksOf(c);
+    if (chunks.length <= 1) {
+      // `int chain(struct bpft_pkt *p)`: DROP, ACCEPT, or CONTINUE when the chain ends or returns
+      emitRuleFunc(a, c, 0, c.rules.length, cl, chainLabel(name), `chain_${ci}`, { kind: 'chain' });
+      continue;
+    }
+    const body = a.fresh('body');
+    a.func(chainLabel(name), `chain_${ci}`, true).note(`chain ${name}`);
+    a.jmp('jne', R1, 0, body).ret(RET_CONTINUE);
+    a.label(body).movReg(R9, R1);
+    chunks.forEach((_, n) => {
+      const cont = a.fresh('cont'), ex = a.fresh('ex');
+      a.movReg(R1, R9).callSub(chunkLabel(ci, n));
+      a.jmp('jeq', R0, RET_NEXT, cont).jmp('jne', R0, RET_RETURN, ex).mov64(R0, RET_CONTINUE);
+      a.label(ex).exit();
+      a.label(cont);
+    });
     a.ret(RET_CONTINUE);
-    a.label(subExit).exit();
-    a.label(subDrop).ret(NF_DROP);
+    chunks.forEach(([from, to], n) => emitRuleFunc(a, c, from, to, cl, chunkLabel(ci, n), `chunk_${ci}_${n}`, { kind: 'chunk' }));
   }
   return { chain, hooknum: HOOK_OF[chain], asm: a, linked: link(a), userChains: users };
+}
+
+/** Call frames a packet can need: the entry, a chunk of a long built-in chain, and one (or two, for long chains) per nested chain. */
+function checkFrames(t: Table, main: Chain): void {
+  const byName = new Map(t.chains.map((c) => [c.name, c]));
+  const cost = (c: Chain): number => (chunksOf(c).length > 1 ? 2 : 1);
+  const deepest = (c: Chain, seen: string[]): { frames: number; path: string[] } => {
+    let best = { frames: 0, path: [] as string[] };
+    for (const r of c.rules) {
+      const v = r.verdict;
+      if (v.kind !== 'jump' && v.kind !== 'goto') continue;
+      const target = byName.get(v.chain)!;
+      if (seen.includes(target.name)) continue; // loops are rejected by validation
+      const sub = deepest(target, [...seen, target.name]);
+      if (cost(target) + sub.frames > best.frames) best = { frames: cost(target) + sub.frames, path: [target.name, ...sub.path] };
+    }
+    return best;
+  };
+  const d = deepest(main, [main.name]);
+  const frames = 1 + (chunksOf(main).length > 1 ? 1 : 0) + d.frames;
+  if (frames > MAX_FRAMES) {
+    throw new BpftablesError(`chains nest too deeply from ${main.name} (${[main.name, ...d.path].join(' -> ')}): ` +
+      `that needs ${frames} BPF call frames and the kernel allows ${MAX_FRAMES} (chains longer than ${CHUNK_RULES} rules take two)`, 1);
+  }
 }
 
 export interface CompiledTable {
@@ -215,7 +332,15 @@ export interface CompiledTable {
   hooks: HookProgram[];
 }
 
-export function compileTable(t: Table, k: KernelLayout): CompiledTable {
+/**
+ * Test hook: when set, the rule from this source line gets an instruction the
+ * verifier rejects, so tests can prove that a rejected load changes nothing.
+ * Set only through BPFTABLES_TEST_VERIFIER_FAULT_LINE (compat/engine.ts).
+ */
+let faultLine: number | undefined;
+
+export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLine?: number } = {}): CompiledTable {
+  faultLine = opts.verifierFaultLine;
   const cl = counterLayout(t);
   return { counters: cl, hooks: BUILTIN_CHAINS.map((c) => compileHook(t, c, cl, k)) };
 }

@@ -79,7 +79,8 @@ function verifierError(e: BpfLoadError, h: HookProgram): BpftablesError {
  */
 export function replaceTable(table: Table): void {
   const k = kernel();
-  const compiled = compileTable(table, k);
+  const fault = process.env.BPFTABLES_TEST_VERIFIER_FAULT_LINE;
+  const compiled = compileTable(table, k, { verifierFaultLine: fault ? Number(fault) : undefined });
   const state: StoredState = { version: 1, table: stripForStore(table) };
   const stateBytes = Buffer.from(JSON.stringify(state));
   const countersFd = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: compiled.counters.slots * 16, maxEntries: 1, name: 'bpft_counters' });

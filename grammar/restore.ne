@@ -7,7 +7,10 @@ const at = (t: { line: number; col: number; text: string }) => ({ line: t.line, 
 %}
 @lexer restoreLexer
 
-file -> line (%nl line):* {% ([first, rest]) => [first, ...rest.map((r: unknown[]) => r[1])].filter((s): s is RestoreStatement => s !== null) %}
+# Left recursion, appending in place: the grammar is unambiguous, so each partial list has one owner
+# (nearley's :* would copy the list at every line, quadratic in the file size).
+file -> line              {% ([l]) => (l ? [l] : []) as RestoreStatement[] %}
+  | file %nl line         {% ([f, , l]) => { if (l) (f as RestoreStatement[]).push(l); return f; } %}
 
 line -> null      {% () => null %}
   | %blank        {% () => null %}

@@ -90,6 +90,24 @@ export interface ProgSpec {
   insns: Buffer;
   name: string;
   license?: string;
+  /** BTF and func_info, for programs with global functions */
+  btf?: { fd: number; funcInfo: Buffer; count: number };
+}
+
+/** Load a BTF blob; returns its fd. */
+export function btfLoad(blob: Buffer): number {
+  const a = attr();
+  a.writeBigUInt64LE(addressOf(blob), 0);
+  a.writeUInt32LE(blob.length, 16);
+  const r = bpfSyscallRaw(18 /* BPF_BTF_LOAD */, a);
+  if (r >= 0) return r;
+  const log = Buffer.alloc(65536);
+  a.writeBigUInt64LE(addressOf(log), 8);
+  a.writeUInt32LE(log.length, 20);
+  a.writeUInt32LE(1, 24);
+  const r2 = bpfSyscallRaw(18, a);
+  if (r2 >= 0) return r2;
+  throw new BpfLoadError(-r, log.toString('utf8', 0, Math.max(0, log.indexOf(0))), 'btf');
 }
 
 /**
@@ -111,19 +129,22 @@ export function progLoad(spec: ProgSpec): number {
     }
     putName(a, 48, spec.name);
     a.writeUInt32LE(spec.expectedAttachType, 68);
+    if (spec.btf) {
+      a.writeUInt32LE(spec.btf.fd, 72);
+      a.writeUInt32LE(8, 76);
+      a.writeBigUInt64LE(addressOf(spec.btf.funcInfo), 80);
+      a.writeUInt32LE(spec.btf.count, 88);
+    }
     return a;
   };
   const r = bpfSyscallRaw(Cmd.PROG_LOAD, build(null, 0));
   if (r >= 0) return r;
-  if (r === -12 /* ENOMEM */ || r === -7 /* E2BIG */ || r === -13 || r === -22 || r === -28) {
-    // verifier or size problem: reload with a log to say why
-    const logBuf = Buffer.alloc(16 << 20);
-    const r2 = bpfSyscallRaw(Cmd.PROG_LOAD, build(logBuf, 1));
-    if (r2 >= 0) return r2;
-    const end = logBuf.indexOf(0);
-    throw new BpfLoadError(-r2, logBuf.toString('utf8', 0, end < 0 ? logBuf.length : end), spec.name);
-  }
-  throw new BpfLoadError(-r, '', spec.name);
+  // reload with the verifier log to say why (the kernel keeps the log's tail when it overflows)
+  const logBuf = Buffer.alloc(1 << 20);
+  const r2 = bpfSyscallRaw(Cmd.PROG_LOAD, build(logBuf, 1));
+  if (r2 >= 0) return r2;
+  const end = logBuf.indexOf(0);
+  throw new BpfLoadError(-r, logBuf.toString('utf8', 0, end < 0 ? logBuf.length : end), spec.name);
 }
 
 export function linkCreateNetfilter(progFd: number, pf: number, hooknum: number, priority: number): number {

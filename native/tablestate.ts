@@ -16,10 +16,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { type Linked, patchMaps } from '../cgen/asm';
+import { programBtf } from '../cgen/btfgen';
 import { GEN_MAP, HOOK_SLOTS, PROGS_MAP } from '../cgen/dispatcher';
 import {
   close, linkCreateNetfilter, mapCreate, mapDelete, mapFreeze, mapLookup, mapUpdate, MapType, objGet, objPin,
-  ATTACH_NETFILTER, PROG_TYPE_NETFILTER, progLoad, u32Key,
+  ATTACH_NETFILTER, btfLoad, PROG_TYPE_NETFILTER, progLoad, u32Key,
 } from './bpf';
 import { SysError } from './libc';
 import { familyDir } from './statefs';
@@ -109,12 +110,17 @@ export class TableState {
     try { return { state: readStateMap(sfd), countersFd: cfd }; } finally { close(sfd); }
   }
 
-  /** Load a hook program, resolving the generation's counter map. */
+  /** Load a hook program (with the BTF of its global functions), resolving the generation's counter map. */
   static loadHook(linked: Linked, countersFd: number, name: string): number {
-    return progLoad({
-      type: PROG_TYPE_NETFILTER, expectedAttachType: ATTACH_NETFILTER,
-      insns: patchMaps(linked, new Map([['counters', countersFd]])), name,
-    });
+    const b = programBtf(linked);
+    const btfFd = btfLoad(b.btf);
+    try {
+      return progLoad({
+        type: PROG_TYPE_NETFILTER, expectedAttachType: ATTACH_NETFILTER,
+        insns: patchMaps(linked, new Map([['counters', countersFd]])), name,
+        btf: { fd: btfFd, funcInfo: b.funcInfo, count: b.funcInfoCount },
+      });
+    } finally { close(btfFd); }
   }
 
   /**
@@ -184,5 +190,8 @@ export class TableState {
       unpin(this.dir, f);
     }
     fs.rmdirSync(this.dir);
+    // the namespace directory goes too once no family is left in it
+    const nsDir = path.dirname(this.dir);
+    if (fs.readdirSync(nsDir).length === 0) fs.rmdirSync(nsDir);
   }
 }

@@ -105,7 +105,13 @@ t.test('generated programs agree with the reference interpreter', async (t) => {
     let mismatches = 0;
     try {
       for (const h of compiled.hooks) {
-        const fd = TableState.loadHook(h.linked, cfd, 'bpft_model');
+        let fd: number;
+        try {
+          fd = TableState.loadHook(h.linked, cfd, 'bpft_model');
+        } catch (e) {
+          t.fail(`seed ${seed} ${h.chain}: load failed: ${(e as Error).message}\n${((e as { log?: string }).log ?? '').slice(-3000)}\n${text}`);
+          throw e;
+        }
         try {
           for (let i = 0; i < 60; i++) {
             const pkt = genPacket(r);

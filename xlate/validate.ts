@@ -1,14 +1,11 @@
 /**
  * Whole-table checks done at COMMIT, as the kernel does for iptables: every
- * jump names an existing user chain, no chain reaches itself, and nesting
- * stays within what the code generator can express (BPF call frames).
+ * jump names an existing user chain and no chain reaches itself. (How deep
+ * chains may nest is the code generator's limit: cgen/program.ts checks it.)
  */
 import { BpftablesError } from './errors';
 import { isBuiltin, type Rule, type Table } from './ir';
 import { TARGETS_UNSUPPORTED } from './rule-parse';
-
-/** BPF allows 8 call frames: the hook program plus 7 nested user chains. */
-export const MAX_CHAIN_DEPTH = 7;
 
 function targetOf(r: Rule): string | undefined {
   return r.verdict.kind === 'jump' || r.verdict.kind === 'goto' ? r.verdict.chain : undefined;
@@ -53,10 +50,5 @@ export function validateTable(t: Table): void {
     depth.set(name, d);
     return d;
   };
-  for (const c of t.chains) {
-    const d = visit(c.name, []);
-    if (isBuiltin(c.name) && d > MAX_CHAIN_DEPTH) {
-      throw new BpftablesError(`chain nesting from ${c.name} is ${d} levels deep; bpftables supports at most ${MAX_CHAIN_DEPTH} (BPF call frame limit)`, 1);
-    }
-  }
+  for (const c of t.chains) visit(c.name, []);
 }

@@ -1,0 +1,70 @@
+/**
+ * Kernel state: per network namespace, survives the process, replaced
+ * without leaks, removed by `bpftables flush`.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import { ip, nsExec, uniqueName } from '../compat/lab';
+import { allIds } from '../native/bpf';
+import { BIN, prepareState, requireKernel } from './helpers/env';
+
+const RULES = (port: number): string => `*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:U - [0:0]
+-A INPUT -p tcp -m tcp --dport ${port} -j U
+-A U -m conntrack --ctstate NEW -j DROP
+COMMIT
+`;
+
+const ids = (): string => JSON.stringify([allIds('prog').length, allIds('map').length, allIds('link').length]);
+
+t.test('state is per namespace, survives the process, and leaves nothing behind', async (t) => {
+  if (!requireKernel(t, ['nft'])) return;
+  prepareState();
+  const a = uniqueName('A'), b = uniqueName('B');
+  ip('netns', 'add', a); ip('netns', 'add', b);
+  t.teardown(() => { for (const n of [a, b]) { try { ip('netns', 'del', n); } catch { /* gone */ } } });
+  const run = (ns: string, cmd: string, args: string[] = [], input?: string): ReturnType<typeof nsExec> => nsExec(ns, path.join(BIN, cmd), args, input);
+
+  const baseline = ids();
+  t.equal(run(a, 'iptables-restore', [], RULES(22)).status, 0, 'restore in A');
+  const afterFirst = ids();
+  t.not(afterFirst, baseline, 'programs, maps and links exist');
+  t.match(run(a, 'iptables-save').stdout, /--dport 22 -j U/, 'A sees its rules from a new process');
+  t.equal(run(b, 'iptables-save').stdout, '', 'B sees nothing');
+  t.notMatch(nsExec(a, 'iptables-save', []).stdout ?? '', /--dport 22/, 'the kernel\'s own iptables sees no rules of ours');
+  t.match(nsExec(a, 'nft', ['list', 'tables']).stdout, /table inet bpftables/, 'conntrack is held for A (ctstate is used)');
+  t.notMatch(nsExec(b, 'nft', ['list', 'tables']).stdout, /bpftables/, '...and not for B');
+
+  for (let i = 0; i < 5; i++) t.equal(run(a, 'iptables-restore', [], RULES(1000 + i)).status, 0, `replace #${i + 1}`);
+  t.equal(ids(), afterFirst, 'replacing the ruleset leaks no program, map or link');
+  t.match(run(a, 'iptables-save').stdout, /--dport 1004 -j U/, 'the last ruleset is live');
+
+  const status = JSON.parse(run(a, 'bpftables', ['status', '--json']).stdout) as { loaded: boolean; objects: { kind: string }[] };
+  t.ok(status.loaded, 'status says loaded');
+  t.equal(status.objects.filter((o) => o.kind === 'link').length, 3, 'three hook links');
+
+  t.equal(run(a, 'bpftables', ['flush']).status, 0, 'flush');
+  t.equal(run(a, 'iptables-save').stdout, '', 'nothing left after flush');
+  t.equal(ids(), baseline, 'flush removes every kernel object');
+  t.notMatch(nsExec(a, 'nft', ['list', 'tables']).stdout, /bpftables/, 'flush releases conntrack');
+  const dirs = fs.readdirSync('/run/bpftables').filter((d) => d.startsWith('net-'));
+  t.ok(dirs.every((d) => fs.existsSync(path.join('/run/bpftables', d))), 'state directories are readable');
+});
+
+t.test('commands refuse non-root users', async (t) => {
+  if (!requireKernel(t)) return;
+  const r = nsExecAsNobody(path.join(BIN, 'iptables-save'));
+  t.equal(r.status, 4, 'exit 4');
+  t.match(r.stderr, /must be run as root/);
+});
+
+function nsExecAsNobody(cmd: string): { status: number | null; stderr: string } {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
+  const r = spawnSync(process.execPath, [cmd], { uid: 65534, gid: 65534, encoding: 'utf8' });
+  return { status: r.status, stderr: r.stderr };
+}

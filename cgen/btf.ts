@@ -23,48 +23,63 @@ interface BtfType {
 export class BtfError extends Error {}
 
 export class Btf {
-  private readonly types: BtfType[] = [undefined as unknown as BtfType];
-  private readonly byName = new Map<string, number[]>();
+  /** per type id: byte offset of its 12-byte header in the blob (index 0 unused) */
+  private readonly offsets: Uint32Array;
+  private readonly strOff: number;
+  private readonly strEnd: number;
+  private readonly count: number;
 
   constructor(private readonly buf: Buffer) {
     if (buf.length < 24 || buf.readUInt16LE(0) !== 0xeb9f) throw new BtfError('not a little-endian BTF blob');
     const hdrLen = buf.readUInt32LE(4);
     const typeOff = hdrLen + buf.readUInt32LE(8);
     const typeLen = buf.readUInt32LE(12);
-    const strOff = hdrLen + buf.readUInt32LE(16);
-    const strLen = buf.readUInt32LE(20);
-    const str = (off: number): string => {
-      if (off === 0) return '';
-      const start = strOff + off;
-      const end = buf.indexOf(0, start);
-      return buf.toString('latin1', start, end < 0 || end > strOff + strLen ? strOff + strLen : end);
-    };
-    let p = typeOff;
-    const end = typeOff + typeLen;
-    while (p < end) {
-      const nameOff = buf.readUInt32LE(p);
+    this.strOff = hdrLen + buf.readUInt32LE(16);
+    this.strEnd = this.strOff + buf.readUInt32LE(20);
+    // one pass recording where each type starts; names are resolved only when asked for
+    const offsets = new Uint32Array(Math.ceil(typeLen / 12) + 1);
+    let n = 1;
+    for (let p = typeOff, end = typeOff + typeLen; p < end; n++) {
+      offsets[n] = p;
       const info = buf.readUInt32LE(p + 4);
-      const sizeOrType = buf.readUInt32LE(p + 8);
-      const kind = (info >>> 24) & 0x1f;
-      const vlen = info & 0xffff;
-      const t: BtfType = { kind, name: str(nameOff), vlen, kindFlag: (info >>> 31) === 1, sizeOrType, extra: p + 12 };
-      p += 12 + trailerSize(kind, vlen);
-      const id = this.types.length;
-      this.types.push(t);
-      if (t.name) {
-        const ids = this.byName.get(t.name);
-        if (ids) ids.push(id); else this.byName.set(t.name, [id]);
-      }
+      p += 12 + trailerSize((info >>> 24) & 0x1f, info & 0xffff);
     }
+    this.offsets = offsets;
+    this.count = n;
+  }
+
+  private type(id: number): BtfType {
+    const p = this.offsets[id]!;
+    const info = this.buf.readUInt32LE(p + 4);
+    return {
+      kind: (info >>> 24) & 0x1f, name: this.str(this.buf.readUInt32LE(p)), vlen: info & 0xffff,
+      kindFlag: (info >>> 31) === 1, sizeOrType: this.buf.readUInt32LE(p + 8), extra: p + 12,
+    };
+  }
+
+  private str(off: number): string {
+    if (off === 0) return '';
+    const start = this.strOff + off;
+    const end = this.buf.indexOf(0, start);
+    return this.buf.toString('latin1', start, end < 0 || end > this.strEnd ? this.strEnd : end);
   }
 
   /** Type id of the first type of `kind` named `name`. */
   find(kind: number, name: string): number {
-    for (const id of this.byName.get(name) ?? []) if (this.types[id]!.kind === kind) return id;
+    // locate the name in the string table, then the type that uses it
+    const needle = Buffer.from(`\0${name}\0`, 'latin1');
+    const nameOffs = new Set<number>();
+    for (let at = this.buf.indexOf(needle, this.strOff); at >= 0 && at < this.strEnd; at = this.buf.indexOf(needle, at + 1)) {
+      nameOffs.add(at + 1 - this.strOff);
+    }
+    for (let id = 1; id < this.count && nameOffs.size; id++) {
+      const p = this.offsets[id]!;
+      if (nameOffs.has(this.buf.readUInt32LE(p)) && ((this.buf.readUInt32LE(p + 4) >>> 24) & 0x1f) === kind) return id;
+    }
     throw new BtfError(`BTF has no ${kindName(kind)} named ${name}`);
   }
 
-  /** Byte offset of `path` (e.g. "in" or "name") within struct `structName`, searching anonymous members. */
+  /** Byte offset of `member` within struct `structName`, searching anonymous members. */
   memberOffset(structName: string, member: string): number {
     const id = this.find(BtfKind.STRUCT, structName);
     const r = this.findMember(id, member);
@@ -96,9 +111,9 @@ export class Btf {
   }
 
   private resolve(id: number): BtfType {
-    let t = this.types[id]!;
+    let t = this.type(id);
     while (t.kind === BtfKind.TYPEDEF || t.kind === BtfKind.VOLATILE || t.kind === BtfKind.CONST ||
-      t.kind === BtfKind.RESTRICT || t.kind === BtfKind.TYPE_TAG) t = this.types[t.sizeOrType]!;
+      t.kind === BtfKind.RESTRICT || t.kind === BtfKind.TYPE_TAG) t = this.type(t.sizeOrType);
     return t;
   }
 
@@ -106,23 +121,12 @@ export class Btf {
     const t = this.resolve(id);
     if (t.kind !== BtfKind.STRUCT && t.kind !== BtfKind.UNION) return [];
     const out = [];
-    const strType = this.types; void strType;
     for (let i = 0; i < t.vlen; i++) {
       const o = t.extra + i * 12;
-      const nameOff = this.buf.readUInt32LE(o);
-      const type = this.buf.readUInt32LE(o + 4);
       const off = this.buf.readUInt32LE(o + 8);
-      out.push({ name: this.memberName(nameOff), type, bitOffset: t.kindFlag ? off & 0xffffff : off });
+      out.push({ name: this.str(this.buf.readUInt32LE(o)), type: this.buf.readUInt32LE(o + 4), bitOffset: t.kindFlag ? off & 0xffffff : off });
     }
     return out;
-  }
-
-  private memberName(nameOff: number): string {
-    if (nameOff === 0) return '';
-    const hdrLen = this.buf.readUInt32LE(4);
-    const strOff = hdrLen + this.buf.readUInt32LE(16);
-    const start = strOff + nameOff;
-    return this.buf.toString('latin1', start, this.buf.indexOf(0, start));
   }
 
   private findMember(id: number, member: string): number | undefined {

@@ -181,7 +181,7 @@ export interface TestRunResult { retval: number; durationNs: number }
  * the data is the bare IP packet; at the hook the program sees the IP header
  * at offset 0 either way, with the loopback device as in/out.
  */
-export function testRunNf(progFd: number, ipPacket: Buffer, hooknum: number, pf = NFPROTO_IPV4, repeat = 1): TestRunResult {
+export function testRunNf(progFd: number, ipPacket: Buffer, hooknum: number, pf: number = NFPROTO_IPV4, repeat = 1): TestRunResult {
   const ctx = Buffer.alloc(48);
   ctx[0] = hooknum;
   ctx[1] = pf;

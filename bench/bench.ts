@@ -15,7 +15,7 @@ import { systemNameDb } from '../compat/namedb';
 import { TCP, tcpPacket } from '../compat/probes';
 import { ATTACH_NETFILTER, close, mapCreate, MapType, PROG_TYPE_NETFILTER, progInfo, progLoad, testRunNf } from '../native/bpf';
 import { ensureStateRoot } from '../native/statefs';
-import { TableState } from '../native/tablestate';
+import { createMaps, TableState } from '../native/tablestate';
 import { parseRestore } from '../xlate/restore';
 
 const REPO = path.resolve(__dirname, '..', '..');
@@ -75,7 +75,9 @@ function main(): void {
     const table = parseRestore(noMatchRules(n), { file: `bench${n}`, db: systemNameDb, counters: false }).tables[0]!;
     const compiled = compileTable(table, k);
     const cfd = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: compiled.counters.slots * 16, maxEntries: 1, name: 'bpft_bench' });
-    const fd = TableState.loadHook(compiled.hooks[0]!.linked, cfd, 'bpft_bench');
+    const extra = createMaps(compiled.maps);
+    const fd = TableState.loadHook(compiled.hooks[0]!.linked, new Map([...extra, ['counters', cfd]]), 'bpft_bench');
+    for (const x of extra.values()) close(x);
     const ns = perPacket(fd);
     const info = progInfo(fd);
     packets.push({ rules: n, ns, overFloorNs: ns - floor, xlatedInsns: info.xlatedLen / 8, jitedBytes: info.jitedLen });

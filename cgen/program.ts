@@ -14,6 +14,7 @@ import { Asm, Helper, link, type Linked, NF_ACCEPT, NF_DROP, R0, R1, R2, R3, R4,
 import type { KernelLayout } from './btf';
 import { BpftablesError } from '../xlate/errors';
 import { emitIpPart, emitMatch } from './match';
+import { emitRunGuard, findRuns, type MapSpecOut, runMap } from './prefilter';
 import { CtBit, FRAME, RET_CONTINUE, S } from './summary';
 import { type BuiltinChain, BUILTIN_CHAINS, type Chain, type Rule, type Table } from '../xlate/ir';
 
@@ -128,9 +129,29 @@ function emitRuleFunc(a: Asm, chain: Chain, from: number, to: number, cl: Counte
   a.func(label, name, true).note(`${chain.name} rules ${from + 1}-${to}`);
   a.jmp('jne', R1, 0, body).ret(frame.kind === 'chunk' ? RET_NEXT : RET_CONTINUE);
   a.label(body).movReg(R9, R1);
-  for (let i = from; i < to; i++) emitRule(a, chain, i, cl, frame);
+  emitRules(a, chain, from, to, cl, frame, FRAME.FUNC_KEY);
   a.ret(frame.kind === 'chunk' ? RET_NEXT : RET_CONTINUE);
 }
+
+/** Rules [from, to) in order, with prefilter lookups in front of long prefix-constrained runs. */
+function emitRules(a: Asm, chain: Chain, from: number, to: number, cl: CounterLayout, frame: Frame, keyOff: number): void {
+  const runs = findRuns(chain, chainIndex.get(chain)!, from, to);
+  let i = from;
+  for (const run of runs) {
+    for (; i < run.from; i++) emitRule(a, chain, i, cl, frame);
+    const skip = a.fresh('runend');
+    emitRunGuard(a, run, keyOff, skip);
+    currentMaps.set(run.map, runMap(chain, run));
+    for (; i < run.to; i++) emitRule(a, chain, i, cl, frame);
+    a.label(skip);
+  }
+  for (; i < to; i++) emitRule(a, chain, i, cl, frame);
+}
+
+/** chain → its index in the table, for map names (set per compileTable) */
+let chainIndex = new Map<Chain, number>();
+/** prefilter maps the programs being compiled refer to */
+let currentMaps = new Map<string, MapSpecOut>();
 
 function chunksOf(chain: Chain): [number, number][] {
   const out: [number, number][] = [];
@@ -261,7 +282,7 @@ export function compileHook(t: Table, chain: BuiltinChain, cl: CounterLayout, k:
   const mainChunks = chunksOf(main);
   if (mainChunks.length <= 1) {
     // a short built-in chain runs in the entry function itself
-    for (let i = 0; i < main.rules.length; i++) emitRule(a, main, i, cl, { kind: 'main', policy: policyLabel });
+    emitRules(a, main, 0, main.rules.length, cl, { kind: 'main', policy: policyLabel }, FRAME.KEY);
   } else {
     mainChunks.forEach((_, c) => {
       const cont = a.fresh('cont');
@@ -330,6 +351,8 @@ function checkFrames(t: Table, main: Chain): void {
 export interface CompiledTable {
   counters: CounterLayout;
   hooks: HookProgram[];
+  /** maps the hook programs refer to besides the counters (prefilters), with their contents */
+  maps: MapSpecOut[];
 }
 
 /**
@@ -341,6 +364,9 @@ let faultLine: number | undefined;
 
 export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLine?: number } = {}): CompiledTable {
   faultLine = opts.verifierFaultLine;
+  chainIndex = new Map(t.chains.map((c, i) => [c, i]));
+  currentMaps = new Map();
   const cl = counterLayout(t);
-  return { counters: cl, hooks: BUILTIN_CHAINS.map((c) => compileHook(t, c, cl, k)) };
+  const hooks = BUILTIN_CHAINS.map((c) => compileHook(t, c, cl, k));
+  return { counters: cl, hooks, maps: [...currentMaps.values()] };
 }

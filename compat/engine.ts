@@ -9,7 +9,7 @@ import { dispatcher } from '../cgen/dispatcher';
 import { compileTable, counterLayout, type HookProgram } from '../cgen/program';
 import { BpfLoadError, close, mapCreate, mapLookup, MapType, mapUpdate, NFPROTO_IPV4, u32Key } from '../native/bpf';
 import { disableConntrack, enableConntrack } from '../native/conntrack';
-import { createStateMap, type HookSpec, TableState } from '../native/tablestate';
+import { createMaps, createStateMap, type HookSpec, TableState } from '../native/tablestate';
 import { BpftablesError } from '../xlate/errors';
 import { emptyFilterTable, needsConntrack, type Table } from '../xlate/ir';
 import { log } from './log';
@@ -86,7 +86,10 @@ export function replaceTable(table: Table): void {
   const countersFd = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: compiled.counters.slots * 16, maxEntries: 1, name: 'bpft_counters' });
   const progFds = new Map<number, number>();
   let stateFd = -1;
+  let extraMaps = new Map<string, number>();
   try {
+    extraMaps = createMaps(compiled.maps);
+    const mapFds = new Map([...extraMaps, ['counters', countersFd]]);
     // initial counters (iptables-restore -c)
     const init = Buffer.alloc(compiled.counters.slots * 16);
     for (const [rule, slot] of compiled.counters.ruleSlot) {
@@ -102,7 +105,7 @@ export function replaceTable(table: Table): void {
     mapUpdate(countersFd, u32Key(0), init);
     for (const h of compiled.hooks) {
       try {
-        progFds.set(SLOT[h.chain]!, TableState.loadHook(h.linked, countersFd, `bpft_${h.chain.toLowerCase()}`));
+        progFds.set(SLOT[h.chain]!, TableState.loadHook(h.linked, mapFds, `bpft_${h.chain.toLowerCase()}`));
         log.debug({ chain: h.chain, insns: h.linked.count }, 'loaded hook program');
       } catch (e) {
         if (e instanceof BpfLoadError) throw verifierError(e, h);
@@ -116,6 +119,9 @@ export function replaceTable(table: Table): void {
     close(countersFd);
     close(stateFd);
     throw e;
+  } finally {
+    // the programs hold their own references to the prefilter maps
+    for (const fd of extraMaps.values()) close(fd);
   }
   const st = TableState.open(4, true)!;
   const hooks: HookSpec[] = compiled.hooks.map((h) => ({ chain: h.chain, hooknum: h.hooknum, slot: SLOT[h.chain]! }));

@@ -5,7 +5,7 @@ import { BpftablesError } from '../xlate/errors';
 import { parseRestore } from '../xlate/restore';
 import { compileTable } from '../cgen/program';
 import { BpfLoadError, close, mapCreate, MapType } from '../native/bpf';
-import { TableState } from '../native/tablestate';
+import { createMaps, TableState } from '../native/tablestate';
 import { type Io, requireRoot, runMain, VERSION } from './cli';
 import { kernel, readTable, replaceTable } from './engine';
 import { log } from './log';
@@ -57,14 +57,16 @@ function parseArgs(prog: string, argv: string[], io: Io): Opts | number {
 function verifyOnly(table: Parameters<typeof compileTable>[0]): void {
   const compiled = compileTable(table, kernel());
   const cfd = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: compiled.counters.slots * 16, maxEntries: 1, name: 'bpft_test' });
+  const extra = createMaps(compiled.maps);
+  const fds = new Map([...extra, ['counters', cfd]]);
   try {
     for (const h of compiled.hooks) {
-      try { close(TableState.loadHook(h.linked, cfd, `bpft_${h.chain.toLowerCase()}`)); } catch (e) {
+      try { close(TableState.loadHook(h.linked, fds, `bpft_${h.chain.toLowerCase()}`)); } catch (e) {
         if (e instanceof BpfLoadError) throw new BpftablesError(`the kernel rejected the ${h.chain} program: ${e.log.trim().split('\n').slice(-3).join(' / ')}`, 1);
         throw e;
       }
     }
-  } finally { close(cfd); }
+  } finally { for (const fd of fds.values()) close(fd); }
 }
 
 export function restoreMain(prog: string, argv: string[], io: Io): number {

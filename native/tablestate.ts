@@ -76,6 +76,22 @@ export function readStateMap(fd: number): Buffer {
   return out;
 }
 
+/** Create and fill the maps a compiled table needs besides its counters; returns name → fd. */
+export function createMaps(specs: readonly { name: string; type: number; keySize: number; valueSize: number; maxEntries: number; flags: number; entries: [Buffer, Buffer][] }[]): Map<string, number> {
+  const fds = new Map<string, number>();
+  try {
+    for (const m of specs) {
+      const fd = mapCreate({ type: m.type, keySize: m.keySize, valueSize: m.valueSize, maxEntries: Math.max(1, m.maxEntries), flags: m.flags, name: m.name });
+      fds.set(m.name, fd);
+      for (const [k, v] of m.entries) mapUpdate(fd, k, v);
+    }
+    return fds;
+  } catch (e) {
+    for (const fd of fds.values()) close(fd);
+    throw e;
+  }
+}
+
 export class TableState {
   private constructor(readonly dir: string) {}
 
@@ -110,14 +126,18 @@ export class TableState {
     try { return { state: readStateMap(sfd), countersFd: cfd }; } finally { close(sfd); }
   }
 
-  /** Load a hook program (with the BTF of its global functions), resolving the generation's counter map. */
-  static loadHook(linked: Linked, countersFd: number, name: string): number {
+  /**
+   * Load a hook program (with the BTF of its global functions). `maps` gives
+   * the fd of each map it names; a number alone is the counters map.
+   */
+  static loadHook(linked: Linked, maps: number | ReadonlyMap<string, number>, name: string): number {
     const b = programBtf(linked);
     const btfFd = btfLoad(b.btf);
+    const fds = typeof maps === 'number' ? new Map([['counters', maps]]) : maps;
     try {
       return progLoad({
         type: PROG_TYPE_NETFILTER, expectedAttachType: ATTACH_NETFILTER,
-        insns: patchMaps(linked, new Map([['counters', countersFd]])), name,
+        insns: patchMaps(linked, fds), name,
         btf: { fd: btfFd, funcInfo: b.funcInfo, count: b.funcInfoCount },
       });
     } finally { close(btfFd); }

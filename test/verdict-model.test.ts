@@ -10,7 +10,7 @@ import { kernel } from '../compat/engine';
 import { systemNameDb } from '../compat/namedb';
 import { ipPacket, icmpMessage, tcpSegment, udpDatagram } from '../compat/probes';
 import { close, mapCreate, mapLookup, MapType, testRunNf, u32Key } from '../native/bpf';
-import { TableState } from '../native/tablestate';
+import { createMaps, TableState } from '../native/tablestate';
 import { evaluate, viewPacket } from '../xlate/eval';
 import { BUILTIN_CHAINS } from '../xlate/ir';
 import { parseRestore } from '../xlate/restore';
@@ -65,7 +65,19 @@ function genRuleset(r: () => number): string {
   for (const u of users) lines.push(`:${u} - [0:0]`);
   for (const b of BUILTIN_CHAINS) {
     const n = 3 + Math.floor(r() * 10);
-    for (let i = 0; i < n; i++) lines.push(`-A ${b} ${genRule(r, users, -1, b !== 'OUTPUT' && b !== 'FORWARD')}`);
+    for (let i = 0; i < n; i++) {
+      lines.push(`-A ${b} ${genRule(r, users, -1, b !== 'OUTPUT' && b !== 'FORWARD')}`);
+      if (r() < 0.15) {
+        // a blocklist-like run: every rule constrains the source (or destination) to a prefix (prefilter path)
+        const field = r() < 0.5 ? '-s' : '-d';
+        const len = 8 + Math.floor(r() * 12);
+        for (let k = 0; k < len; k++) {
+          const addr = ADDRS[Math.floor(r() * ADDRS.length)]!;
+          const rest = genRule(r, users, -1, true).replace(/(^|\s)(!\s)?-[sd] \S+/g, '');
+          lines.push(`-A ${b} ${field} ${addr}/${[8, 16, 24, 32][Math.floor(r() * 4)]} ${rest}`.replace(/\s+/g, ' ').trim());
+        }
+      }
+    }
   }
   users.forEach((u, i) => {
     const n = 1 + Math.floor(r() * 6);
@@ -107,7 +119,8 @@ t.test('generated programs agree with the reference interpreter', async (t) => {
       for (const h of compiled.hooks) {
         let fd: number;
         try {
-          fd = TableState.loadHook(h.linked, cfd, 'bpft_model');
+          const extra = createMaps(compiled.maps);
+          try { fd = TableState.loadHook(h.linked, new Map([...extra, ['counters', cfd]]), 'bpft_model'); } finally { for (const x of extra.values()) close(x); }
         } catch (e) {
           t.fail(`seed ${seed} ${h.chain}: load failed: ${(e as Error).message}\n${((e as { log?: string }).log ?? '').slice(-3000)}\n${text}`);
           throw e;

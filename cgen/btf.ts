@@ -169,6 +169,7 @@ function kindName(kind: number): string {
 /** What the code generator needs from the running kernel's types. */
 export interface KernelLayout {
   kfuncDynptrFromSkb: number;
+  kfuncDynptrSlice: number;
   nfHookStateIn: number;
   nfHookStateOut: number;
   netDeviceName: number;
@@ -181,6 +182,7 @@ export function kernelLayout(btf: Btf): KernelLayout {
   if (nameSize !== 16) throw new BtfError(`net_device.name is ${nameSize} bytes, expected 16`);
   return {
     kfuncDynptrFromSkb: btf.find(BtfKind.FUNC, 'bpf_dynptr_from_skb'),
+    kfuncDynptrSlice: btf.find(BtfKind.FUNC, 'bpf_dynptr_slice'),
     nfHookStateIn: btf.memberOffset('nf_hook_state', 'in'),
     nfHookStateOut: btf.memberOffset('nf_hook_state', 'out'),
     netDeviceName: btf.memberOffset('net_device', 'name'),

@@ -204,22 +204,23 @@ function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: 
   a.movReg(R1, R7).mov64(R2, 0).movReg(R3, R10).alu64('add', R3, { imm: FRAME.DYNPTR });
   a.callKfunc(k.kfuncDynptrFromSkb);
   a.jmp('jne', R0, 0, unparsable);
-  a.movReg(R1, R10).alu64('add', R1, { imm: FRAME.IPHDR }).mov64(R2, 20);
-  a.movReg(R3, R10).alu64('add', R3, { imm: FRAME.DYNPTR }).mov64(R4, 0).mov64(R5, 0);
-  a.call(Helper.dynptr_read);
-  a.jmp('jne', R0, 0, unparsable);
-  const ip = FRAME.IPHDR;
-  a.ldx(1, R8, R10, ip).alu64('and', R8, { imm: 0xf }).alu64('lsh', R8, { imm: 2 }); // thoff
-  a.ldx(1, R1, R10, ip + 9).stx(1, R10, sum + S.PROTO, R1);
-  a.ldx(1, R1, R10, ip + 8).stx(1, R10, sum + S.TTL, R1);
-  a.ldx(2, R1, R10, ip + 2).toBe(R1, 16).stx(2, R10, sum + S.TOTLEN, R1);
-  a.ldx(4, R1, R10, ip + 12).toBe(R1, 32).stx(4, R10, sum + S.SADDR, R1);
-  a.ldx(4, R1, R10, ip + 16).toBe(R1, 32).stx(4, R10, sum + S.DADDR, R1);
+  // the IP header: bpf_dynptr_slice points into the packet when it is linear, else copies to the buffer
+  a.movReg(R1, R10).alu64('add', R1, { imm: FRAME.DYNPTR }).mov64(R2, 0);
+  a.movReg(R3, R10).alu64('add', R3, { imm: FRAME.IPHDR }).mov64(R4, 20);
+  a.callKfunc(k.kfuncDynptrSlice);
+  a.jmp('jeq', R0, 0, unparsable);
+  a.movReg(R6, R0); // the context is not needed any more
+  a.ldx(1, R8, R6, 0).alu64('and', R8, { imm: 0xf }).alu64('lsh', R8, { imm: 2 }); // thoff
+  a.ldx(1, R1, R6, 9).stx(1, R10, sum + S.PROTO, R1);
+  a.ldx(1, R1, R6, 8).stx(1, R10, sum + S.TTL, R1);
+  a.ldx(2, R1, R6, 2).toBe(R1, 16).stx(2, R10, sum + S.TOTLEN, R1);
+  a.ldx(4, R1, R6, 12).toBe(R1, 32).stx(4, R10, sum + S.SADDR, R1);
+  a.ldx(4, R1, R6, 16).toBe(R1, 32).stx(4, R10, sum + S.DADDR, R1);
   const done = a.fresh('parsed');
-  a.ldx(2, R1, R10, ip + 6).toBe(R1, 16).alu64('and', R1, { imm: 0x1fff }).stx(2, R10, sum + S.FRAGOFF, R1);
+  a.ldx(2, R1, R6, 6).toBe(R1, 16).alu64('and', R1, { imm: 0x1fff }).stx(2, R10, sum + S.FRAGOFF, R1);
   a.jmp('jne', R1, 0, done);
-  // bytes after the IP header: min(skb->len - thoff, 20) are copied
-  const nonneg = a.fresh('nonneg'), capped = a.fresh('capped');
+  // bytes after the IP header: min(skb->len - thoff, 20) of them
+  const nonneg = a.fresh('nonneg'), capped = a.fresh('capped'), short = a.fresh('short'), decode = a.fresh('decode');
   a.ldx(4, R4, R10, sum + S.SKBLEN).alu64('sub', R4, R8);
   a.jmp('jsge', R4, 0, nonneg).mov64(R4, 0);
   a.label(nonneg);
@@ -227,6 +228,16 @@ function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: 
   a.jmp('jle', R4, 20, capped).mov64(R4, 20);
   a.label(capped);
   a.jmp('jeq', R4, 0, done);
+  a.jmp('jne', R4, 20, short);
+  // a full 20 bytes: slice
+  a.movReg(R1, R10).alu64('add', R1, { imm: FRAME.DYNPTR }).movReg(R2, R8);
+  a.movReg(R3, R10).alu64('add', R3, { imm: FRAME.L4HDR }).mov64(R4, 20);
+  a.callKfunc(k.kfuncDynptrSlice);
+  a.movReg(R6, R0);
+  a.jmp('jne', R0, 0, decode);
+  a.st(4, R10, sum + S.L4AVAIL, 0).ja(done);
+  // fewer: copy what there is into the zeroed buffer
+  a.label(short);
   a.movReg(R2, R4).movReg(R1, R10).alu64('add', R1, { imm: FRAME.L4HDR });
   a.movReg(R3, R10).alu64('add', R3, { imm: FRAME.DYNPTR }).movReg(R4, R8).mov64(R5, 0);
   a.call(Helper.dynptr_read);
@@ -234,12 +245,13 @@ function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: 
   a.jmp('jeq', R0, 0, readOk);
   a.st(4, R10, sum + S.L4AVAIL, 0).ja(done);
   a.label(readOk);
-  const l4 = FRAME.L4HDR;
-  a.ldx(2, R1, R10, l4).toBe(R1, 16).stx(2, R10, sum + S.SPORT, R1);
-  a.ldx(2, R1, R10, l4 + 2).toBe(R1, 16).stx(2, R10, sum + S.DPORT, R1);
-  a.ldx(1, R1, R10, l4 + 13).stx(1, R10, sum + S.TCPFLAGS, R1);
-  a.ldx(1, R1, R10, l4).stx(1, R10, sum + S.ICMPTYPE, R1);
-  a.ldx(1, R1, R10, l4 + 1).stx(1, R10, sum + S.ICMPCODE, R1);
+  a.movReg(R6, R10).alu64('add', R6, { imm: FRAME.L4HDR });
+  a.label(decode);
+  a.ldx(2, R1, R6, 0).toBe(R1, 16).stx(2, R10, sum + S.SPORT, R1);
+  a.ldx(2, R1, R6, 2).toBe(R1, 16).stx(2, R10, sum + S.DPORT, R1);
+  a.ldx(1, R1, R6, 13).stx(1, R10, sum + S.TCPFLAGS, R1);
+  a.ldx(1, R1, R6, 0).stx(1, R10, sum + S.ICMPTYPE, R1);
+  a.ldx(1, R1, R6, 1).stx(1, R10, sum + S.ICMPCODE, R1);
   a.label(done);
   a.movReg(R9, R10).alu64('add', R9, { imm: sum });
 }

@@ -14,7 +14,7 @@ import { parseRestore } from '../xlate/restore';
 import type { Io } from './cli';
 import { nsExec, RawReceiver, sendRaw, sleep, Topology } from './lab';
 import { systemNameDb } from './namedb';
-import { icmpPacket, tcpPacket, udpPacket, TCP } from './probes';
+import { fixIpChecksum, icmpPacket, tcpPacket, udpPacket, TCP } from './probes';
 
 const REPO = path.resolve(__dirname, '..', '..');
 
@@ -98,11 +98,3 @@ export function demo(io: Io, rulesFile = path.join(REPO, 'fixtures', 'demo.rules
   }
 }
 
-function fixIpChecksum(p: Buffer): void {
-  const hl = (p[0]! & 0xf) * 4;
-  p.writeUInt16BE(0, 10);
-  let sum = 0;
-  for (let i = 0; i < hl; i += 2) sum += p.readUInt16BE(i);
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  p.writeUInt16BE(~sum & 0xffff, 10);
-}

@@ -101,3 +101,10 @@ export function udpPacket(src: string, dst: string, sport: number, dport: number
 export function icmpPacket(src: string, dst: string, type: number, code: number, extra: Partial<Ip4Spec> = {}): Buffer {
   return ipPacket({ src, dst, proto: 1, payload: icmpMessage(type, code), ...extra });
 }
+
+/** Recompute the IPv4 header checksum in place (after changing the ID, say). */
+export function fixIpChecksum(p: Buffer): void {
+  const hl = (p[0]! & 0xf) * 4;
+  p.writeUInt16BE(0, 10);
+  p.writeUInt16BE((~csum(p.subarray(0, hl))) & 0xffff, 10);
+}

@@ -5,6 +5,7 @@
  * compared probe by probe.
  */
 import path from 'node:path';
+import { fixIpChecksum } from '../../compat/probes';
 import { BIN } from './env';
 import { nsExec, RawReceiver, sendRaw, sleep, Topology } from '../../compat/lab';
 
@@ -20,15 +21,6 @@ export interface ProbeSpec {
 }
 
 export interface Outcome { name: string; where: Where; legacy: boolean; ours: boolean; expect?: boolean }
-
-function fixChecksum(p: Buffer): void {
-  const hl = (p[0]! & 0xf) * 4;
-  p.writeUInt16BE(0, 10);
-  let sum = 0;
-  for (let i = 0; i < hl; i += 2) sum += p.readUInt16BE(i);
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  p.writeUInt16BE(~sum & 0xffff, 10);
-}
 
 export class DiffPair {
   readonly legacy = new Topology('L');
@@ -53,7 +45,7 @@ export class DiffPair {
       probes.forEach((p, i) => {
         const pkt = Buffer.from(p.packet);
         pkt.writeUInt16BE(ids[i]!, 4);
-        fixChecksum(pkt);
+        fixIpChecksum(pkt);
         sendRaw(p.where === 'output' ? topo.router : topo.client, pkt);
       });
       sleep(300);

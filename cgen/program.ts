@@ -10,7 +10,7 @@
  * Counters live in one array map ("counters"): 16 bytes (packets, bytes) per rule,
  * in table order, then one slot per built-in chain policy.
  */
-import { Asm, Helper, link, type Linked, NF_ACCEPT, NF_DROP, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10, type Reg } from './asm';
+import { Asm, Helper, link, type Linked, NF_ACCEPT, NF_DROP, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10 } from './asm';
 import type { KernelLayout } from './btf';
 import { BpftablesError } from '../xlate/errors';
 import { emitIpPart, emitMatch } from './match';
@@ -54,15 +54,6 @@ function count(a: Asm, slot: number): void {
   a.mov64(R2, 1);
   a.atomicAdd(8, R1, 0, R2);
   a.ldx(4, R2, R9, S.SKBLEN);
-  a.atomicAdd(8, R1, 8, R2);
-}
-
-/** Count the packet `times` (0 or 1, in a register other than r1/r2) times. */
-function countBy(a: Asm, slot: number, times: Reg): void {
-  a.ldMapValue(R1, COUNTERS_MAP, slot * 16);
-  a.atomicAdd(8, R1, 0, times);
-  a.ldx(4, R2, R9, S.SKBLEN);
-  a.alu64('mul', R2, times);
   a.atomicAdd(8, R1, 8, R2);
 }
 

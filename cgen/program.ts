@@ -59,8 +59,14 @@ function count(a: Asm, slot: number): void {
 
 const chainLabel = (name: string): string => `chain:${name}`;
 
-/** Rules per generated function: bounds the verifier's pending branches in one function. */
-export const CHUNK_RULES = 256;
+/** Most rules in one generated function. */
+export const CHUNK_RULES = 1024;
+/**
+ * Most conditional jumps in one generated function. The verifier keeps about
+ * one pending branch per jump while it walks on and refuses more than 8192;
+ * half of that leaves room for the estimate's error.
+ */
+export const CHUNK_BRANCHES = 4096;
 /** chunk function result: the chunk ended without a verdict (continue with the next chunk) */
 const RET_NEXT = RET_CONTINUE;
 /** chunk function result: RETURN (or a goto that came back): the chain is finished */
@@ -144,9 +150,34 @@ let chainIndex = new Map<Chain, number>();
 /** prefilter maps the programs being compiled refer to */
 let currentMaps = new Map<string, MapSpecOut>();
 
+/** Conditional jumps a rule's code holds (cgen/match.ts), as an upper estimate. */
+export function ruleBranches(r: Rule): number {
+  let n = 2; // verdict and hotdrop/next bookkeeping
+  const ip = r.ip;
+  n += (ip.src ? 1 : 0) + (ip.dst ? 1 : 0) + (ip.in ? 2 : 0) + (ip.out ? 2 : 0) + (ip.proto ? 1 : 0) + (ip.frag ? 1 : 0);
+  for (const m of r.matches) {
+    switch (m.kind) {
+      case 'tcp': case 'udp': n += 3 + (m.sport ? 2 : 0) + (m.dport ? 2 : 0) + (m.kind === 'tcp' && m.flags ? 1 : 0); break;
+      case 'icmp': n += 6; break;
+      case 'multiport': n += 3 + 2 * m.ports.length * (m.dir === 'any' ? 2 : 1); break;
+      case 'iprange': n += 3 * ((m.src ? 1 : 0) + (m.dst ? 1 : 0)); break;
+      case 'length': n += 3; break;
+      default: n += 1;
+    }
+  }
+  return n;
+}
+
+/** Cut a chain into functions of at most CHUNK_RULES rules and CHUNK_BRANCHES estimated jumps. */
 function chunksOf(chain: Chain): [number, number][] {
   const out: [number, number][] = [];
-  for (let i = 0; i < chain.rules.length; i += CHUNK_RULES) out.push([i, Math.min(chain.rules.length, i + CHUNK_RULES)]);
+  let from = 0, weight = 0;
+  chain.rules.forEach((r, i) => {
+    const w = ruleBranches(r);
+    if (i > from && (i - from >= CHUNK_RULES || weight + w > CHUNK_BRANCHES)) { out.push([from, i]); from = i; weight = 0; }
+    weight += w;
+  });
+  if (chain.rules.length > from) out.push([from, chain.rules.length]);
   return out;
 }
 
@@ -347,7 +378,7 @@ function checkFrames(t: Table, main: Chain): void {
   const frames = 1 + (chunksOf(main).length > 1 ? 1 : 0) + d.frames;
   if (frames > MAX_FRAMES) {
     throw new BpftablesError(`chains nest too deeply from ${main.name} (${[main.name, ...d.path].join(' -> ')}): ` +
-      `that needs ${frames} BPF call frames and the kernel allows ${MAX_FRAMES} (chains longer than ${CHUNK_RULES} rules take two)`, 1);
+      `that needs ${frames} BPF call frames and the kernel allows ${MAX_FRAMES} (a chain split into several functions takes two)`, 1);
   }
 }
 

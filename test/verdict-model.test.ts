@@ -160,3 +160,19 @@ function countExpected(table: ReturnType<typeof parseRestore>['tables'][0], chai
   for (const h of hits) out[h]!++;
   if (d.by === `${chain} policy`) out[cl.policySlot.get(chain)!]!++;
 }
+
+t.test('long chains of branch-heavy rules stay within the verifier limits', async (t) => {
+  if (!requireKernel(t)) return;
+  const lines = ['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]'];
+  for (let i = 0; i < 1500; i++) lines.push(`-A INPUT -p tcp -m multiport --ports 1:2,3:4,5:6,7:8,9:10,11:12,13:${i + 100} -j ACCEPT`);
+  lines.push('COMMIT', '');
+  const table = parseRestore(lines.join('\n'), { file: 'heavy', db: systemNameDb, counters: false }).tables[0]!;
+  const compiled = compileTable(table, kernel());
+  const cfd = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: compiled.counters.slots * 16, maxEntries: 1, name: 'bpft_heavy' });
+  try {
+    const fd = TableState.loadHook(compiled.hooks[0]!.linked, cfd, 'bpft_heavy');
+    const pkt = ipPacket({ src: '10.0.0.1', dst: '10.0.0.2', proto: 6, payload: tcpSegment('10.0.0.1', '10.0.0.2', { sport: 40000, dport: 1599, flags: 2 }) });
+    t.equal(testRunNf(fd, pkt, 1).retval, 1, 'the program loads and the last rule still matches');
+    close(fd);
+  } finally { close(cfd); }
+});

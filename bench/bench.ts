@@ -24,10 +24,23 @@ const json = process.argv.includes('--json');
 
 function median(xs: number[]): number { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]!; }
 
-/** n rules that a packet from 192.0.2.1 never matches: a blocklist with ports, one rule each. */
-function noMatchRules(n: number): string {
+type Shape = 'exact' | 'prefix' | 'general';
+const SHAPES: Record<Shape, string> = {
+  exact: 'blocklist of exact tuples: -s A/32 -p tcp --dport P -j DROP (one hash lookup)',
+  prefix: 'blocklist of prefixes with port ranges: -s A/24 -p tcp --dport P:P+9 -j DROP (LPM prefilter)',
+  general: 'general rules: -p tcp --dport P:P+9 -m length --length L:65535 -j DROP (one by one)',
+};
+
+/** n rules of one shape that a packet from 192.0.2.1 to port 65000 never matches. */
+function noMatchRules(n: number, shape: Shape = 'exact'): string {
   const lines = ['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]'];
-  for (let i = 0; i < n; i++) lines.push(`-A INPUT -s 10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}/32 -p tcp -m tcp --dport ${(i % 60000) + 1} -j DROP`);
+  for (let i = 0; i < n; i++) {
+    const a = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+    const p = (i % 6000) + 1;
+    lines.push(shape === 'exact' ? `-A INPUT -s ${a}/32 -p tcp -m tcp --dport ${p} -j DROP`
+      : shape === 'prefix' ? `-A INPUT -s ${a}/24 -p tcp -m tcp --dport ${p}:${p + 9} -j DROP`
+        : `-A INPUT -p tcp -m tcp --dport ${p}:${p + 9} -m length --length ${40 + (i % 1000)}:65535 -j DROP`);
+  }
   lines.push('COMMIT', '');
   return lines.join('\n');
 }
@@ -44,7 +57,7 @@ function floorProgram(): number {
   return progLoad({ type: PROG_TYPE_NETFILTER, expectedAttachType: ATTACH_NETFILTER, insns: link(a).bytes, name: 'bpft_floor' });
 }
 
-interface PacketRow { rules: number; ns: number; overFloorNs: number; xlatedInsns: number; jitedBytes: number }
+interface PacketRow { shape: Shape; rules: number; ns: number; overFloorNs: number; xlatedInsns: number; jitedBytes: number }
 interface RestoreRow { rules: number; bpftablesMs: number; legacyMs: number | null; nftMs: number | null }
 
 function timeRestore(cmd: string, file: string): number | null {
@@ -71,8 +84,8 @@ function main(): void {
   const floor = perPacket(floorFd);
   close(floorFd);
   const packets: PacketRow[] = [];
-  for (const n of [1, 100, 1000]) {
-    const table = parseRestore(noMatchRules(n), { file: `bench${n}`, db: systemNameDb, counters: false }).tables[0]!;
+  for (const shape of Object.keys(SHAPES) as Shape[]) for (const n of [1, 100, 1000]) {
+    const table = parseRestore(noMatchRules(n, shape), { file: `bench${n}`, db: systemNameDb, counters: false }).tables[0]!;
     const compiled = compileTable(table, k);
     const cfd = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: compiled.counters.slots * 16, maxEntries: 1, name: 'bpft_bench' });
     const extra = createMaps(compiled.maps);
@@ -80,7 +93,7 @@ function main(): void {
     for (const x of extra.values()) close(x);
     const ns = perPacket(fd);
     const info = progInfo(fd);
-    packets.push({ rules: n, ns, overFloorNs: ns - floor, xlatedInsns: info.xlatedLen / 8, jitedBytes: info.jitedLen });
+    packets.push({ shape, rules: n, ns, overFloorNs: ns - floor, xlatedInsns: info.xlatedLen / 8, jitedBytes: info.jitedLen });
     close(fd); close(cfd);
   }
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bpft-bench-'));
@@ -102,9 +115,14 @@ function main(): void {
   const ratio = (a: number, b: number | null): string => (b === null ? 'n/a' : `${(a / b).toFixed(2)}x`);
   process.stdout.write(`per packet (BPF_PROG_TEST_RUN, ${REPEAT} repeats, median of 5), no-match worst case\n`);
   process.stdout.write(`  empty-program floor: ${floor} ns\n`);
-  process.stdout.write('  rules    ns/packet  over floor  xlated insns  jited bytes\n');
-  for (const p of packets) process.stdout.write(`  ${String(p.rules).padStart(5)}  ${String(p.ns).padStart(10)}  ${String(p.overFloorNs).padStart(10)}  ${String(p.xlatedInsns).padStart(12)}  ${String(p.jitedBytes).padStart(11)}\n`);
-  process.stdout.write('\nrestore (wall clock incl. process start, median of 3, fresh namespace each)\n');
+  for (const shape of Object.keys(SHAPES) as Shape[]) {
+    process.stdout.write(`  ${shape}: ${SHAPES[shape]}\n`);
+    process.stdout.write('    rules    ns/packet  over floor  xlated insns  jited bytes\n');
+    for (const p of packets.filter((x) => x.shape === shape)) {
+      process.stdout.write(`    ${String(p.rules).padStart(5)}  ${String(p.ns).padStart(10)}  ${String(p.overFloorNs).padStart(10)}  ${String(p.xlatedInsns).padStart(12)}  ${String(p.jitedBytes).padStart(11)}\n`);
+    }
+  }
+  process.stdout.write('\nrestore of the exact-tuple blocklist (wall clock incl. process start, median of 3, fresh namespace each)\n');
   process.stdout.write('  rules  bpftables ms  legacy ms  nft ms  vs legacy  vs nft\n');
   for (const r of restores) {
     process.stdout.write(`  ${String(r.rules).padStart(5)}  ${f1(r.bpftablesMs).padStart(12)}  ${f1(r.legacyMs).padStart(9)}  ${f1(r.nftMs).padStart(6)}  ${ratio(r.bpftablesMs, r.legacyMs).padStart(9)}  ${ratio(r.bpftablesMs, r.nftMs).padStart(6)}\n`);

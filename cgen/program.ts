@@ -14,6 +14,7 @@ import { Asm, Helper, link, type Linked, NF_ACCEPT, NF_DROP, R0, R1, R2, R3, R4,
 import type { KernelLayout } from './btf';
 import { BpftablesError } from '../xlate/errors';
 import { emitIpPart, emitMatch } from './match';
+import { emitExactRun, exactMaps, findExactRuns } from './exact';
 import { emitRunGuard, findRuns, type MapSpecOut, runMap } from './prefilter';
 import { CtBit, FRAME, RET_CONTINUE, S } from './summary';
 import { type BuiltinChain, BUILTIN_CHAINS, type Chain, type Rule, type Table } from '../xlate/ir';
@@ -126,23 +127,37 @@ function emitRuleFunc(a: Asm, chain: Chain, from: number, to: number, cl: Counte
   a.func(label, name, true).note(`${chain.name} rules ${from + 1}-${to}`);
   a.jmp('jne', R1, 0, body).ret(frame.kind === 'chunk' ? RET_NEXT : RET_CONTINUE);
   a.label(body).movReg(R9, R1);
-  emitRules(a, chain, from, to, cl, frame, FRAME.FUNC_KEY);
+  emitRules(a, chain, from, to, cl, frame);
   a.ret(frame.kind === 'chunk' ? RET_NEXT : RET_CONTINUE);
 }
 
-/** Rules [from, to) in order, with prefilter lookups in front of long prefix-constrained runs. */
-function emitRules(a: Asm, chain: Chain, from: number, to: number, cl: CounterLayout, frame: Frame, keyOff: number): void {
-  const runs = findRuns(chain, chainIndex.get(chain)!, from, to);
+/**
+ * Rules [from, to) in order: exact-match runs as hash lookups (cgen/exact.ts),
+ * the rest one by one, with prefilter lookups in front of long
+ * prefix-constrained runs (cgen/prefilter.ts).
+ */
+function emitRules(a: Asm, chain: Chain, from: number, to: number, cl: CounterLayout, frame: Frame): void {
+  const main = frame.kind === 'main';
+  const ci = chainIndex.get(chain)!;
   let i = from;
-  for (const run of runs) {
-    for (; i < run.from; i++) emitRule(a, chain, i, cl, frame);
-    const skip = a.fresh('runend');
-    emitRunGuard(a, run, keyOff, skip);
-    currentMaps.set(run.map, runMap(chain, run));
-    for (; i < run.to; i++) emitRule(a, chain, i, cl, frame);
-    a.label(skip);
+  const linear = (end: number): void => {
+    for (const run of findRuns(chain, ci, i, end)) {
+      for (; i < run.from; i++) emitRule(a, chain, i, cl, frame);
+      const skip = a.fresh('runend');
+      emitRunGuard(a, run, main ? FRAME.KEY : FRAME.FUNC_KEY, skip);
+      currentMaps.set(run.map, runMap(chain, run));
+      for (; i < run.to; i++) emitRule(a, chain, i, cl, frame);
+      a.label(skip);
+    }
+    for (; i < end; i++) emitRule(a, chain, i, cl, frame);
+  };
+  for (const run of findExactRuns(chain, ci, from, to)) {
+    linear(run.from);
+    for (const m of exactMaps(chain, run, (r) => cl.ruleSlot.get(r)!)) currentMaps.set(m.name, m);
+    emitExactRun(a, run, main ? FRAME.XKEY : FRAME.FUNC_XKEY, COUNTERS_MAP, cl.slots, () => (main ? exitNormalized(a) : a.exit()));
+    i = run.to;
   }
-  for (; i < to; i++) emitRule(a, chain, i, cl, frame);
+  linear(to);
 }
 
 /** chain → its index in the table, for map names (set per compileTable) */
@@ -168,15 +183,22 @@ export function ruleBranches(r: Rule): number {
   return n;
 }
 
-/** Cut a chain into functions of at most CHUNK_RULES rules and CHUNK_BRANCHES estimated jumps. */
+/**
+ * Cut a chain into functions of at most CHUNK_RULES rules and CHUNK_BRANCHES
+ * estimated jumps. An exact-match run is one unit (a few jumps) and is never cut.
+ */
 function chunksOf(chain: Chain): [number, number][] {
   const out: [number, number][] = [];
-  let from = 0, weight = 0;
-  chain.rules.forEach((r, i) => {
-    const w = ruleBranches(r);
-    if (i > from && (i - from >= CHUNK_RULES || weight + w > CHUNK_BRANCHES)) { out.push([from, i]); from = i; weight = 0; }
+  const runs = new Map(findExactRuns(chain, 0, 0, chain.rules.length).map((r) => [r.from, r.to]));
+  let from = 0, weight = 0, units = 0;
+  for (let i = 0; i < chain.rules.length;) {
+    const runEnd = runs.get(i);
+    const w = runEnd !== undefined ? 12 : ruleBranches(chain.rules[i]!);
+    if (i > from && (units >= CHUNK_RULES || weight + w > CHUNK_BRANCHES)) { out.push([from, i]); from = i; weight = 0; units = 0; }
     weight += w;
-  });
+    units++;
+    i = runEnd ?? i + 1;
+  }
   if (chain.rules.length > from) out.push([from, chain.rules.length]);
   return out;
 }
@@ -316,7 +338,7 @@ export function compileHook(t: Table, chain: BuiltinChain, cl: CounterLayout, k:
   const mainChunks = chunksOf(main);
   if (mainChunks.length <= 1) {
     // a short built-in chain runs in the entry function itself
-    emitRules(a, main, 0, main.rules.length, cl, { kind: 'main', policy: policyLabel }, FRAME.KEY);
+    emitRules(a, main, 0, main.rules.length, cl, { kind: 'main', policy: policyLabel });
   } else {
     mainChunks.forEach((_, c) => {
       const cont = a.fresh('cont');

@@ -33,9 +33,11 @@ export const FRAME = {
   IPHDR: -96, // 24 bytes
   L4HDR: -128, // 24 bytes
   DYNPTR: -144, // struct bpf_dynptr, 16 bytes
-  KEY: -152, // 8 bytes: map lookup keys
-  /** key slot in the frame of a rule function (global functions have their own stack) */
+  KEY: -152, // 8 bytes: prefilter keys
+  XKEY: -176, // 16 bytes: exact-match keys
+  /** key slots in the frame of a rule function (global functions have their own stack) */
   FUNC_KEY: -8,
+  FUNC_XKEY: -24,
 } as const;
 
 /** Subprogram return codes (the hook program returns NF verdicts 0/1 directly). */

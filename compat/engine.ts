@@ -15,16 +15,28 @@ import { emptyFilterTable, needsConntrack, type Table } from '../xlate/ir';
 import { log } from './log';
 
 let layout: KernelLayout | undefined;
+const VMLINUX = '/sys/kernel/btf/vmlinux';
+/** Root-only cache of the layout, valid for one boot of one kernel build. */
+const LAYOUT_CACHE = '/run/bpftables.layout.json';
+
+/** What the code generator needs from the running kernel (BTF ids and offsets), cached per boot. */
 export function kernel(): KernelLayout {
-  if (!layout) {
-    let blob: Buffer;
-    try {
-      blob = fs.readFileSync('/sys/kernel/btf/vmlinux');
-    } catch (e) {
-      throw new BpftablesError(`cannot read kernel BTF (/sys/kernel/btf/vmlinux): ${(e as Error).message}; a kernel with CONFIG_DEBUG_INFO_BTF is required`, 1);
-    }
-    layout = kernelLayout(new Btf(blob));
+  if (layout) return layout;
+  let stamp: string;
+  try {
+    const st = fs.statSync(VMLINUX);
+    stamp = `${fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}/${st.size}`;
+  } catch (e) {
+    throw new BpftablesError(`cannot read kernel BTF (${VMLINUX}): ${(e as Error).message}; a kernel with CONFIG_DEBUG_INFO_BTF is required`, 1);
   }
+  try {
+    const cached = JSON.parse(fs.readFileSync(LAYOUT_CACHE, 'utf8')) as { stamp: string; layout: KernelLayout };
+    if (cached.stamp === stamp && fs.statSync(LAYOUT_CACHE).uid === 0) return (layout = cached.layout);
+  } catch { /* no usable cache */ }
+  layout = kernelLayout(new Btf(fs.readFileSync(VMLINUX)));
+  try {
+    fs.writeFileSync(LAYOUT_CACHE, JSON.stringify({ stamp, layout }), { mode: 0o600 });
+  } catch (e) { log.debug({ err: e }, 'cannot cache the kernel layout'); }
   return layout;
 }
 

@@ -85,8 +85,7 @@ export function restoreMain(prog: string, argv: string[], io: Io): number {
   const display = file === '-' ? 'stdin' : path.basename(file);
   let tables;
   try {
-    const current = readTable();
-    ({ tables } = parseRestore(text, { file: display, db: systemNameDb, counters: o.counters, current: current ? new Map([['filter', current]]) : undefined }));
+    ({ tables } = parseRestore(text, { file: display, db: systemNameDb, counters: o.counters, current: (name) => (name === 'filter' ? readTable() : undefined) }));
   } catch (e) {
     if (e instanceof BpftablesError) {
       log.debug({ where: e.where, option: e.option }, e.message);

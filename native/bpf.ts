@@ -58,6 +58,24 @@ function elemAttr(fd: number, key: Buffer, value: Buffer | null, flags: number):
 export function mapUpdate(fd: number, key: Buffer, value: Buffer, flags = 0): void {
   bpfSyscall(Cmd.MAP_UPDATE_ELEM, elemAttr(fd, key, value, flags), 'map update');
 }
+/**
+ * Update many elements in one syscall (BPF_MAP_UPDATE_BATCH); keys and values
+ * are concatenated fixed-size records. Falls back to one update per element
+ * for map types without batch support.
+ */
+export function mapUpdateBatch(fd: number, keys: Buffer, values: Buffer, count: number): void {
+  if (count === 0) return;
+  const a = attr();
+  a.writeBigUInt64LE(addressOf(keys), 16);
+  a.writeBigUInt64LE(addressOf(values), 24);
+  a.writeUInt32LE(count, 32);
+  a.writeUInt32LE(fd, 36);
+  const r = bpfSyscallRaw(26 /* BPF_MAP_UPDATE_BATCH */, a);
+  if (r >= 0 && a.readUInt32LE(32) === count) return;
+  const ks = keys.length / count, vs = values.length / count;
+  for (let i = 0; i < count; i++) mapUpdate(fd, keys.subarray(i * ks, (i + 1) * ks), values.subarray(i * vs, (i + 1) * vs));
+}
+
 /** Returns false when the key is absent. */
 export function mapLookup(fd: number, key: Buffer, value: Buffer): boolean {
   const r = bpfSyscallRaw(Cmd.MAP_LOOKUP_ELEM, elemAttr(fd, key, value, 0));

@@ -19,7 +19,7 @@ import { type Linked, patchMaps } from '../cgen/asm';
 import { programBtf } from '../cgen/btfgen';
 import { GEN_MAP, HOOK_SLOTS, PROGS_MAP } from '../cgen/dispatcher';
 import {
-  close, linkCreateNetfilter, mapCreate, mapDelete, mapFreeze, mapLookup, mapUpdate, MapType, objGet, objPin,
+  close, linkCreateNetfilter, mapCreate, mapDelete, mapFreeze, mapLookup, mapUpdate, mapUpdateBatch, MapType, objGet, objPin,
   ATTACH_NETFILTER, btfLoad, PROG_TYPE_NETFILTER, progLoad, u32Key,
 } from './bpf';
 import { SysError } from './libc';
@@ -83,7 +83,7 @@ export function createMaps(specs: readonly { name: string; type: number; keySize
     for (const m of specs) {
       const fd = mapCreate({ type: m.type, keySize: m.keySize, valueSize: m.valueSize, maxEntries: Math.max(1, m.maxEntries), flags: m.flags, name: m.name });
       fds.set(m.name, fd);
-      for (const [k, v] of m.entries) mapUpdate(fd, k, v);
+      mapUpdateBatch(fd, Buffer.concat(m.entries.map(([k]) => k)), Buffer.concat(m.entries.map(([, v]) => v)), m.entries.length);
     }
     return fds;
   } catch (e) {

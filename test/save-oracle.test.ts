@@ -70,6 +70,26 @@ t.test('iptables-restore -c keeps counters; without -c they reset', async (t) =>
   } finally { ip('netns', 'del', ns); }
 });
 
+t.test('a built-in chain the input does not declare keeps its policy, as in iptables-legacy', async (t) => {
+  if (!requireKernel(t, ['iptables-legacy-restore'])) return;
+  prepareState();
+  const legacyNs = uniqueName('pl'), oursNs = uniqueName('po');
+  ip('netns', 'add', legacyNs); ip('netns', 'add', oursNs);
+  try {
+    const first = '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT DROP [0:0]\nCOMMIT\n';
+    const second = '*filter\n:INPUT DROP [0:0]\n-A INPUT -j ACCEPT\nCOMMIT\n';
+    for (const text of [first, second]) {
+      t.equal(nsExec(legacyNs, 'iptables-legacy-restore', [], text).status, 0);
+      t.equal(nsExec(oursNs, path.join(BIN, 'iptables-restore'), [], text).status, 0);
+    }
+    const ours = strip(nsExec(oursNs, path.join(BIN, 'iptables-save'), []).stdout);
+    t.equal(ours, strip(nsExec(legacyNs, 'iptables-legacy-save', []).stdout), 'same tables');
+    t.match(ours, /:FORWARD DROP/, 'FORWARD kept DROP');
+  } finally {
+    ip('netns', 'del', legacyNs); ip('netns', 'del', oursNs);
+  }
+});
+
 const dumps = sharedDir('iptables/dumps');
 t.test('iptables dumps restore and save back', { skip: dumps ? false : 'conformance data (../shared) not present' }, async (t) => {
   if (!requireKernel(t, ['iptables-legacy-restore'])) return;

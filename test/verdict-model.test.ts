@@ -67,6 +67,22 @@ function genRuleset(r: () => number): string {
     const n = 3 + Math.floor(r() * 10);
     for (let i = 0; i < n; i++) {
       lines.push(`-A ${b} ${genRule(r, users, -1, b !== 'OUTPUT' && b !== 'FORWARD')}`);
+      if (r() < 0.12) {
+        // an exact-match run (hash-map path): same fields in every rule, duplicates included
+        const shape = Math.floor(r() * 4);
+        const len = 16 + Math.floor(r() * 10);
+        for (let k = 0; k < len; k++) {
+          const addr = ADDRS[Math.floor(r() * ADDRS.length)]!;
+          const port = PORTS[Math.floor(r() * PORTS.length)]!;
+          const v = r() < 0.5 ? 'ACCEPT' : 'DROP';
+          lines.push(`-A ${b} ${[
+            `-s ${addr}/32 -p tcp -m tcp --dport ${port} -j ${v}`,
+            `-d ${addr}/32 -p udp -m udp --sport ${port} -j ${v}`,
+            `-s ${addr}/32 -j ${v}`,
+            `-p tcp -m tcp --dport ${port} -m comment --comment x -j ${v}`,
+          ][shape]}`);
+        }
+      }
       if (r() < 0.15) {
         // a blocklist-like run: every rule constrains the source (or destination) to a prefix (prefilter path)
         const field = r() < 0.5 ? '-s' : '-d';
@@ -106,12 +122,14 @@ function genPacket(r: () => number): Buffer {
 t.test('generated programs agree with the reference interpreter', async (t) => {
   if (!requireKernel(t)) return;
   const k = kernel();
-  let packets = 0;
+  let packets = 0, exactRuns = 0, prefilters = 0;
   for (let seed = 1; seed <= 25; seed++) {
     const r = rng(seed);
     const text = genRuleset(r);
     const table = parseRestore(text, { file: `seed${seed}`, db: systemNameDb, counters: false }).tables[0]!;
     const compiled = compileTable(table, k);
+    exactRuns += compiled.maps.filter((m) => m.name.startsWith('ex_')).length;
+    prefilters += compiled.maps.filter((m) => m.name.startsWith('pf_')).length;
     const cfd = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: compiled.counters.slots * 16, maxEntries: 1, name: 'bpft_model' });
     const expected = new Array<number>(compiled.counters.slots).fill(0);
     let mismatches = 0;
@@ -148,6 +166,8 @@ t.test('generated programs agree with the reference interpreter', async (t) => {
     t.equal(mismatches, 0, `seed ${seed}: all verdicts agree`);
   }
   t.ok(packets >= 4000, `${packets} packets checked`);
+  t.ok(exactRuns >= 3, `${exactRuns} exact-match runs compiled to hash lookups`);
+  t.ok(prefilters >= 3, `${prefilters} prefiltered runs`);
 });
 
 /** Packet counts the interpreter implies: every rule whose match succeeded on the path taken, plus the policy if reached. */

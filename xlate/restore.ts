@@ -18,8 +18,8 @@ export interface RestoreOptions {
   db: NameDb;
   /** keep counters given in the input (-c) */
   counters: boolean;
-  /** the live tables, whose built-in policies carry over when the input does not declare them */
-  current?: ReadonlyMap<string, Table>;
+  /** the live table by name, whose built-in policies carry over when the input does not declare them (asked only then) */
+  current?: (table: string) => Table | undefined;
 }
 
 export interface RestoreResult {
@@ -63,13 +63,7 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
           if (open) throw new BpftablesError(`table \`${name}' opened before COMMIT of \`${open.table.name}'`, 1);
           if (OTHER_TABLES.has(name)) throw unsupported(`table ${name}`, '*' + name, 1);
           if (name !== 'filter') throw new BpftablesError(`table '${name}' does not exist`, 1, { col: 1 });
-          const table = emptyFilterTable();
-          const cur = o.current?.get(name);
-          for (const c of table.chains) {
-            const old = cur?.chains.find((x) => x.name === c.name);
-            if (old?.policy) c.policy = old.policy;
-          }
-          open = { table, declared: new Set(), line: st.line };
+          open = { table: emptyFilterTable(), declared: new Set(), line: st.line };
           break;
         }
         case 'chain': {
@@ -101,6 +95,13 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
         }
         case 'commit': {
           if (!open) throw new BpftablesError('COMMIT without a table', 1, { col: 1 });
+          if (open.table.chains.some((c) => c.policy && !open!.declared.has(c.name))) {
+            const cur = o.current?.(open.table.name);
+            for (const c of open.table.chains) {
+              const old = cur?.chains.find((x) => x.name === c.name);
+              if (c.policy && !open.declared.has(c.name) && old?.policy) c.policy = old.policy;
+            }
+          }
           validateTable(open.table);
           tables.push(open.table);
           open = null;

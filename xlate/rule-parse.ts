@@ -36,9 +36,12 @@ const OTHER_COMMANDS = new Set(['-D', '--delete', '-R', '--replace', '-N', '--ne
   '-F', '--flush', '-Z', '--zero', '-P', '--policy', '-E', '--rename-chain', '-L', '--list', '-S', '--list-rules',
   '-C', '--check']);
 
+const CORE_BY_NAME = new Map<string, CoreOption>();
+for (const o of CORE) { if (o.short) CORE_BY_NAME.set(o.short, o); CORE_BY_NAME.set(o.long, o); }
+for (const [alias, long] of Object.entries(CORE_ALIASES)) CORE_BY_NAME.set(alias, CORE_BY_NAME.get(long)!);
+
 function findCore(name: string): CoreOption | undefined {
-  const long = CORE_ALIASES[name] ?? name;
-  return CORE.find((o) => o.short === name || o.long === long);
+  return CORE_BY_NAME.get(name);
 }
 
 function parseAddr(text: string, opt: string, col: number): { addr: number; mask: number } {

@@ -1,0 +1,171 @@
+/**
+ * Exact-match runs: consecutive rules that test nothing but exact values of
+ * the same fields (source /32, destination /32, protocol, one source port,
+ * one destination port) and ACCEPT or DROP become one hash-map lookup keyed
+ * by those fields. The value names the first rule with that key (first match
+ * wins, as in the chain) — its counter slot and verdict. A packet whose key is
+ * absent matches no rule of the run. iptables' tcp/udp semantics are kept:
+ * non-first fragments match none; a header too short to read (or a TCP
+ * fragment at offset 1) is dropped when some rule's address/protocol part
+ * matches, found with a second lookup on those fields only. Pure.
+ */
+import { type Asm, Helper, NF_ACCEPT, NF_DROP, R0, R1, R2, R3, R6, R9, R10 } from './asm';
+import type { MapSpecOut } from './prefilter';
+import { S } from './summary';
+import type { Chain, Rule } from '../xlate/ir';
+
+export const MIN_EXACT_RUN = 16;
+const BPF_MAP_TYPE_HASH = 1;
+const KEY_SIZE = 16;
+
+/** Which fields a keyable rule tests, as a signature string; undefined when the rule is not keyable. */
+interface Shape { src: boolean; dst: boolean; proto: boolean; sport: boolean; dport: boolean; l4: 'tcp' | 'udp' | '' }
+
+function shapeOf(r: Rule): Shape | undefined {
+  const ip = r.ip;
+  if (r.verdict.kind !== 'accept' && r.verdict.kind !== 'drop') return undefined;
+  if (ip.in || ip.out || ip.frag) return undefined;
+  for (const a of [ip.src, ip.dst]) if (a && (a.invert || a.mask !== 0xffffffff)) return undefined;
+  if (ip.proto?.invert) return undefined;
+  const shape: Shape = { src: !!ip.src, dst: !!ip.dst, proto: !!ip.proto, sport: false, dport: false, l4: '' };
+  for (const m of r.matches) {
+    if (m.kind === 'comment') continue;
+    if ((m.kind !== 'tcp' && m.kind !== 'udp') || shape.l4) return undefined;
+    if (m.kind === 'tcp' && m.flags) return undefined;
+    for (const [name, pm] of [['sport', m.sport], ['dport', m.dport]] as const) {
+      if (!pm) continue;
+      if (pm.invert || pm.range[0] !== pm.range[1]) return undefined;
+      shape[name] = true;
+    }
+    shape.l4 = m.kind;
+  }
+  if (!shape.src && !shape.dst && !shape.proto) return undefined;
+  return shape;
+}
+
+const sig = (s: Shape): string => `${+s.src}${+s.dst}${+s.proto}${+s.sport}${+s.dport}${s.l4}`;
+
+export interface ExactRun { from: number; to: number; shape: Shape; map: string; ipMap?: string }
+
+/** Maximal runs (at least MIN_EXACT_RUN rules) of keyable rules of one shape within rules [lo, hi). */
+export function findExactRuns(chain: Chain, chainIdx: number, lo: number, hi: number): ExactRun[] {
+  const runs: ExactRun[] = [];
+  let i = lo;
+  while (i < hi) {
+    const s = shapeOf(chain.rules[i]!);
+    if (!s) { i++; continue; }
+    let j = i + 1;
+    while (j < hi) {
+      const t = shapeOf(chain.rules[j]!);
+      if (!t || sig(t) !== sig(s) || (s.l4 && chain.rules[j]!.ip.proto?.num !== chain.rules[i]!.ip.proto?.num)) break;
+      j++;
+    }
+    if (j - i >= MIN_EXACT_RUN) {
+      runs.push({ from: i, to: j, shape: s, map: `ex_${chainIdx}_${i}`, ipMap: s.l4 ? `exip_${chainIdx}_${i}` : undefined });
+    }
+    i = j;
+  }
+  return runs;
+}
+
+function key(r: Rule, s: Shape, withPorts: boolean): Buffer {
+  const k = Buffer.alloc(KEY_SIZE);
+  if (s.src) k.writeUInt32LE(r.ip.src!.addr, 0);
+  if (s.dst) k.writeUInt32LE(r.ip.dst!.addr, 4);
+  if (s.proto) k[8] = r.ip.proto!.num;
+  if (withPorts) {
+    const m = r.matches.find((x) => x.kind === 'tcp' || x.kind === 'udp') as Extract<Rule['matches'][number], { kind: 'tcp' }> | undefined;
+    if (s.sport) k.writeUInt16LE(m!.sport!.range[0], 10);
+    if (s.dport) k.writeUInt16LE(m!.dport!.range[0], 12);
+  }
+  return k;
+}
+
+/** The run's maps: full key → { counter slot, verdict } (first rule wins), and for tcp/udp runs the address/protocol part → 1. */
+export function exactMaps(chain: Chain, run: ExactRun, slotOf: (r: Rule) => number): MapSpecOut[] {
+  const first = new Map<string, [Buffer, Buffer]>();
+  const ipPart = new Map<string, [Buffer, Buffer]>();
+  for (let i = run.from; i < run.to; i++) {
+    const r = chain.rules[i]!;
+    const k = key(r, run.shape, true);
+    const hex = k.toString('hex');
+    if (!first.has(hex)) {
+      const v = Buffer.alloc(8);
+      v.writeUInt32LE(slotOf(r), 0);
+      v.writeUInt32LE(r.verdict.kind === 'accept' ? NF_ACCEPT : NF_DROP, 4);
+      first.set(hex, [k, v]);
+    }
+    if (run.ipMap) {
+      const ik = key(r, run.shape, false);
+      ipPart.set(ik.toString('hex'), [ik, Buffer.from([1])]);
+    }
+  }
+  const maps: MapSpecOut[] = [{
+    name: run.map, type: BPF_MAP_TYPE_HASH, keySize: KEY_SIZE, valueSize: 8, maxEntries: first.size, flags: 0, entries: [...first.values()],
+  }];
+  if (run.ipMap) {
+    maps.push({ name: run.ipMap, type: BPF_MAP_TYPE_HASH, keySize: KEY_SIZE, valueSize: 1, maxEntries: ipPart.size, flags: 0, entries: [...ipPart.values()] });
+  }
+  return maps;
+}
+
+/** Build the lookup key for the packet at r10+keyOff (fields outside the shape stay zero). */
+function buildKey(a: Asm, s: Shape, keyOff: number, withPorts: boolean): void {
+  a.st(8, R10, keyOff, 0).st(8, R10, keyOff + 8, 0);
+  if (s.src) a.ldx(4, R1, R9, S.SADDR).stx(4, R10, keyOff, R1);
+  if (s.dst) a.ldx(4, R1, R9, S.DADDR).stx(4, R10, keyOff + 4, R1);
+  if (s.proto) a.ldx(1, R1, R9, S.PROTO).stx(1, R10, keyOff + 8, R1);
+  if (withPorts && s.sport) a.ldx(2, R1, R9, S.SPORT).stx(2, R10, keyOff + 10, R1);
+  if (withPorts && s.dport) a.ldx(2, R1, R9, S.DPORT).stx(2, R10, keyOff + 12, R1);
+}
+
+function lookup(a: Asm, map: string, keyOff: number): void {
+  a.ldMapFd(R1, map).movReg(R2, R10).alu64('add', R2, { imm: keyOff }).call(Helper.map_lookup_elem);
+}
+
+/**
+ * Emit the run. `counters` is the name of the counter map and `slots` its
+ * size; `leave` emits the code that returns verdict r0 (0 or 1) from the
+ * current function.
+ */
+export function emitExactRun(a: Asm, run: ExactRun, keyOff: number, counters: string, slots: number, leave: () => void): void {
+  const skip = a.fresh('xskip');
+  const s = run.shape;
+  a.note(`exact-match run: rules ${run.from + 1}-${run.to} as one hash lookup`);
+  if (s.l4) {
+    const short = a.fresh('xshort');
+    a.ldx(2, R1, R9, S.FRAGOFF);
+    if (s.l4 === 'tcp') a.jmp32('jeq', R1, 1, short);
+    a.jmp32('jne', R1, 0, skip);
+    a.ldx(4, R1, R9, S.L4AVAIL).jmp32('jlt', R1, s.l4 === 'tcp' ? 20 : 8, short);
+    buildKey(a, s, keyOff, true);
+    lookup(a, run.map, keyOff);
+    a.jmp('jeq', R0, 0, skip);
+    emitHit(a, counters, slots, skip, leave);
+    // unreadable header: iptables drops it at the first rule whose address/protocol part matches
+    a.label(short);
+    buildKey(a, s, keyOff, false);
+    lookup(a, run.ipMap!, keyOff);
+    a.jmp('jeq', R0, 0, skip);
+    a.mov64(R0, NF_DROP);
+    leave();
+  } else {
+    buildKey(a, s, keyOff, true);
+    lookup(a, run.map, keyOff);
+    a.jmp('jeq', R0, 0, skip);
+    emitHit(a, counters, slots, skip, leave);
+  }
+  a.label(skip);
+}
+
+function emitHit(a: Asm, counters: string, slots: number, skip: string, leave: () => void): void {
+  a.movReg(R6, R0);
+  a.ldx(4, R2, R6, 0);
+  a.jmp('jge', R2, slots, skip); // never: keeps the counter offset provably in bounds
+  a.alu64('lsh', R2, { imm: 4 });
+  a.ldMapValue(R1, counters, 0).alu64('add', R1, R2);
+  a.mov64(R3, 1).atomicAdd(8, R1, 0, R3);
+  a.ldx(4, R3, R9, S.SKBLEN).atomicAdd(8, R1, 8, R3);
+  a.ldx(4, R0, R6, 4);
+  leave();
+}

@@ -84,17 +84,17 @@ function exitNormalized(a: Asm): void {
 }
 
 /** One rule: checks, counter, verdict. All jumps stay within the rule (or go to main's policy). */
-function emitRule(a: Asm, chain: Chain, i: number, cl: CounterLayout, frame: Frame): void {
+function emitRule(a: Asm, chain: Chain, i: number, cx: CompileCtx, frame: Frame): void {
   const rule = chain.rules[i]!;
   const next = a.fresh(`r${i}.next`);
   const hotdrop = a.fresh(`r${i}.hotdrop`);
   a.note(`${chain.name} rule ${i + 1}${rule.src ? ` (${rule.src.file}:${rule.src.line})` : ''}`);
   emitIpPart(a, rule.ip, next);
   for (const m of rule.matches) emitMatch(a, m, { next, hotdrop });
-  if (faultLine !== undefined && rule.src?.line === faultLine) {
+  if (cx.faultLine !== undefined && rule.src?.line === cx.faultLine) {
     a.ldx(8, R0, R8, 0); // test hook: an access the verifier must refuse (r8 holds no pointer)
   }
-  count(a, cl.ruleSlot.get(rule)!);
+  count(a, cx.cl.ruleSlot.get(rule)!);
   const v = rule.verdict;
   switch (v.kind) {
     case 'accept': a.ret(NF_ACCEPT); break;
@@ -122,12 +122,12 @@ function emitRule(a: Asm, chain: Chain, i: number, cl: CounterLayout, frame: Fra
 }
 
 /** `int f(struct bpft_pkt *p)` over rules [from, to) of a chain. */
-function emitRuleFunc(a: Asm, chain: Chain, from: number, to: number, cl: CounterLayout, label: string, name: string, frame: Frame): void {
+function emitRuleFunc(a: Asm, chain: Chain, from: number, to: number, cx: CompileCtx, label: string, name: string, frame: Frame): void {
   const body = a.fresh('body');
   a.func(label, name, true).note(`${chain.name} rules ${from + 1}-${to}`);
   a.jmp('jne', R1, 0, body).ret(frame.kind === 'chunk' ? RET_NEXT : RET_CONTINUE);
   a.label(body).movReg(R9, R1);
-  emitRules(a, chain, from, to, cl, frame);
+  emitRules(a, chain, from, to, cx, frame);
   a.ret(frame.kind === 'chunk' ? RET_NEXT : RET_CONTINUE);
 }
 
@@ -136,34 +136,40 @@ function emitRuleFunc(a: Asm, chain: Chain, from: number, to: number, cl: Counte
  * the rest one by one, with prefilter lookups in front of long
  * prefix-constrained runs (cgen/prefilter.ts).
  */
-function emitRules(a: Asm, chain: Chain, from: number, to: number, cl: CounterLayout, frame: Frame): void {
+function emitRules(a: Asm, chain: Chain, from: number, to: number, cx: CompileCtx, frame: Frame): void {
   const main = frame.kind === 'main';
-  const ci = chainIndex.get(chain)!;
+  const ci = cx.chainIndex.get(chain)!;
   let i = from;
   const linear = (end: number): void => {
     for (const run of findRuns(chain, ci, i, end)) {
-      for (; i < run.from; i++) emitRule(a, chain, i, cl, frame);
+      for (; i < run.from; i++) emitRule(a, chain, i, cx, frame);
       const skip = a.fresh('runend');
       emitRunGuard(a, run, main ? FRAME.KEY : FRAME.FUNC_KEY, skip);
-      currentMaps.set(run.map, runMap(chain, run));
-      for (; i < run.to; i++) emitRule(a, chain, i, cl, frame);
+      cx.maps.set(run.map, runMap(chain, run));
+      for (; i < run.to; i++) emitRule(a, chain, i, cx, frame);
       a.label(skip);
     }
-    for (; i < end; i++) emitRule(a, chain, i, cl, frame);
+    for (; i < end; i++) emitRule(a, chain, i, cx, frame);
   };
   for (const run of findExactRuns(chain, ci, from, to)) {
     linear(run.from);
-    for (const m of exactMaps(chain, run, (r) => cl.ruleSlot.get(r)!)) currentMaps.set(m.name, m);
-    emitExactRun(a, run, main ? FRAME.XKEY : FRAME.FUNC_XKEY, COUNTERS_MAP, cl.slots, () => (main ? exitNormalized(a) : a.exit()));
+    for (const m of exactMaps(chain, run, (r) => cx.cl.ruleSlot.get(r)!)) cx.maps.set(m.name, m);
+    emitExactRun(a, run, main ? FRAME.XKEY : FRAME.FUNC_XKEY, COUNTERS_MAP, cx.cl.slots, () => (main ? exitNormalized(a) : a.exit()));
     i = run.to;
   }
   linear(to);
 }
 
-/** chain → its index in the table, for map names (set per compileTable) */
-let chainIndex = new Map<Chain, number>();
-/** prefilter maps the programs being compiled refer to */
-let currentMaps = new Map<string, MapSpecOut>();
+/** What one compileTable call shares between its hook programs. */
+interface CompileCtx {
+  cl: CounterLayout;
+  /** chain → its index in the table, for function and map names */
+  chainIndex: Map<Chain, number>;
+  /** maps the programs refer to besides the counters, by name */
+  maps: Map<string, MapSpecOut>;
+  /** test hook, see compileTable */
+  faultLine?: number;
+}
 
 /** Conditional jumps a rule's code holds (cgen/match.ts), as an upper estimate. */
 export function ruleBranches(r: Rule): number {
@@ -317,7 +323,8 @@ export function reachableChains(t: Table, start: string): string[] {
 /** BPF allows 8 call frames in all. */
 const MAX_FRAMES = 8;
 
-export function compileHook(t: Table, chain: BuiltinChain, cl: CounterLayout, k: KernelLayout): HookProgram {
+function compileHook(t: Table, chain: BuiltinChain, cx: CompileCtx, k: KernelLayout): HookProgram {
+  const cl = cx.cl;
   const a = new Asm();
   const byName = new Map(t.chains.map((c) => [c.name, c]));
   const idx = new Map(t.chains.map((c, i) => [c.name, i]));
@@ -338,7 +345,7 @@ export function compileHook(t: Table, chain: BuiltinChain, cl: CounterLayout, k:
   const mainChunks = chunksOf(main);
   if (mainChunks.length <= 1) {
     // a short built-in chain runs in the entry function itself
-    emitRules(a, main, 0, main.rules.length, cl, { kind: 'main', policy: policyLabel });
+    emitRules(a, main, 0, main.rules.length, cx, { kind: 'main', policy: policyLabel });
   } else {
     mainChunks.forEach((_, c) => {
       const cont = a.fresh('cont');
@@ -351,7 +358,7 @@ export function compileHook(t: Table, chain: BuiltinChain, cl: CounterLayout, k:
   a.label(policyLabel);
   policy();
   if (mainChunks.length > 1) {
-    mainChunks.forEach(([from, to], c) => emitRuleFunc(a, main, from, to, cl, chunkLabel(mainIdx, c), `chunk_${mainIdx}_${c}`, { kind: 'chunk' }));
+    mainChunks.forEach(([from, to], c) => emitRuleFunc(a, main, from, to, cx, chunkLabel(mainIdx, c), `chunk_${mainIdx}_${c}`, { kind: 'chunk' }));
   }
   const users = reachableChains(t, chain);
   for (const name of users) {
@@ -360,7 +367,7 @@ export function compileHook(t: Table, chain: BuiltinChain, cl: CounterLayout, k:
     const chunks = chunksOf(c);
     if (chunks.length <= 1) {
       // `int chain(struct bpft_pkt *p)`: DROP, ACCEPT, or CONTINUE when the chain ends or returns
-      emitRuleFunc(a, c, 0, c.rules.length, cl, chainLabel(name), `chain_${ci}`, { kind: 'chain' });
+      emitRuleFunc(a, c, 0, c.rules.length, cx, chainLabel(name), `chain_${ci}`, { kind: 'chain' });
       continue;
     }
     const body = a.fresh('body');
@@ -375,7 +382,7 @@ export function compileHook(t: Table, chain: BuiltinChain, cl: CounterLayout, k:
       a.label(cont);
     });
     a.ret(RET_CONTINUE);
-    chunks.forEach(([from, to], n) => emitRuleFunc(a, c, from, to, cl, chunkLabel(ci, n), `chunk_${ci}_${n}`, { kind: 'chunk' }));
+    chunks.forEach(([from, to], n) => emitRuleFunc(a, c, from, to, cx, chunkLabel(ci, n), `chunk_${ci}_${n}`, { kind: 'chunk' }));
   }
   return { chain, hooknum: HOOK_OF[chain], asm: a, linked: link(a), userChains: users };
 }
@@ -412,17 +419,15 @@ export interface CompiledTable {
 }
 
 /**
- * Test hook: when set, the rule from this source line gets an instruction the
- * verifier rejects, so tests can prove that a rejected load changes nothing.
- * Set only through BPFTABLES_TEST_VERIFIER_FAULT_LINE (compat/engine.ts).
+ * Compile the table into one program per hook. Test hook: with
+ * `verifierFaultLine`, the rule from that source line gets an instruction the
+ * verifier rejects, so tests can prove that a rejected load changes nothing
+ * (set only through BPFTABLES_TEST_VERIFIER_FAULT_LINE, compat/engine.ts).
  */
-let faultLine: number | undefined;
-
 export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLine?: number } = {}): CompiledTable {
-  faultLine = opts.verifierFaultLine;
-  chainIndex = new Map(t.chains.map((c, i) => [c, i]));
-  currentMaps = new Map();
-  const cl = counterLayout(t);
-  const hooks = BUILTIN_CHAINS.map((c) => compileHook(t, c, cl, k));
-  return { counters: cl, hooks, maps: [...currentMaps.values()] };
+  const cx: CompileCtx = {
+    cl: counterLayout(t), chainIndex: new Map(t.chains.map((c, i) => [c, i])), maps: new Map(), faultLine: opts.verifierFaultLine,
+  };
+  const hooks = BUILTIN_CHAINS.map((c) => compileHook(t, c, cx, k));
+  return { counters: cx.cl, hooks, maps: [...cx.maps.values()] };
 }

@@ -21,7 +21,15 @@ const KEY_SIZE = 16;
 /** Which fields a keyable rule tests, as a signature string; undefined when the rule is not keyable. */
 interface Shape { src: boolean; dst: boolean; proto: boolean; sport: boolean; dport: boolean; l4: 'tcp' | 'udp' | '' }
 
+const shapes = new WeakMap<Rule, Shape | null>();
+
 function shapeOf(r: Rule): Shape | undefined {
+  let s = shapes.get(r);
+  if (s === undefined) { s = computeShape(r) ?? null; shapes.set(r, s); }
+  return s ?? undefined;
+}
+
+function computeShape(r: Rule): Shape | undefined {
   const ip = r.ip;
   if (r.verdict.kind !== 'accept' && r.verdict.kind !== 'drop') return undefined;
   if (ip.in || ip.out || ip.frag) return undefined;

@@ -14,7 +14,7 @@ import { Asm, Helper, link, type Linked, NF_ACCEPT, NF_DROP, R0, R1, R2, R3, R4,
 import type { KernelLayout } from './btf';
 import { BpftablesError } from '../xlate/errors';
 import { emitIpPart, emitMatch } from './match';
-import { emitExactRun, exactMaps, findExactRuns } from './exact';
+import { emitExactRun, type ExactRun, exactMaps, findExactRuns } from './exact';
 import { emitRunGuard, findRuns, type MapSpecOut, runMap } from './prefilter';
 import { CtBit, FRAME, RET_CONTINUE, S } from './summary';
 import { type BuiltinChain, BUILTIN_CHAINS, type Chain, type Rule, type Table } from '../xlate/ir';
@@ -151,17 +151,26 @@ function emitRules(a: Asm, chain: Chain, from: number, to: number, cx: CompileCt
     }
     for (; i < end; i++) emitRule(a, chain, i, cx, frame);
   };
-  for (const run of findExactRuns(chain, ci, from, to)) {
+  for (const run of exactRunsOf(cx, chain).filter((r) => r.from >= from && r.to <= to)) {
     linear(run.from);
-    for (const m of exactMaps(chain, run, (r) => cx.cl.ruleSlot.get(r)!)) cx.maps.set(m.name, m);
+    if (!cx.maps.has(run.map)) for (const m of exactMaps(chain, run, (r) => cx.cl.ruleSlot.get(r)!)) cx.maps.set(m.name, m);
     emitExactRun(a, run, main ? FRAME.XKEY : FRAME.FUNC_XKEY, COUNTERS_MAP, cx.cl.slots, () => (main ? exitNormalized(a) : a.exit()));
     i = run.to;
   }
   linear(to);
 }
 
+/** The chain's exact-match runs (computed once per compilation; chunks never cut them). */
+function exactRunsOf(cx: CompileCtx, chain: Chain): ExactRun[] {
+  let runs = cx.exactRuns.get(chain);
+  if (!runs) { runs = findExactRuns(chain, cx.chainIndex.get(chain)!, 0, chain.rules.length); cx.exactRuns.set(chain, runs); }
+  return runs;
+}
+
 /** What one compileTable call shares between its hook programs. */
 interface CompileCtx {
+  exactRuns: Map<Chain, ExactRun[]>;
+  chunks: Map<Chain, [number, number][]>;
   cl: CounterLayout;
   /** chain → its index in the table, for function and map names */
   chainIndex: Map<Chain, number>;
@@ -193,9 +202,12 @@ export function ruleBranches(r: Rule): number {
  * Cut a chain into functions of at most CHUNK_RULES rules and CHUNK_BRANCHES
  * estimated jumps. An exact-match run is one unit (a few jumps) and is never cut.
  */
-function chunksOf(chain: Chain): [number, number][] {
+function chunksOf(cx: CompileCtx, chain: Chain): [number, number][] {
+  const known = cx.chunks.get(chain);
+  if (known) return known;
   const out: [number, number][] = [];
-  const runs = new Map(findExactRuns(chain, 0, 0, chain.rules.length).map((r) => [r.from, r.to]));
+  cx.chunks.set(chain, out);
+  const runs = new Map(exactRunsOf(cx, chain).map((r) => [r.from, r.to]));
   let from = 0, weight = 0, units = 0;
   for (let i = 0; i < chain.rules.length;) {
     const runEnd = runs.get(i);
@@ -330,7 +342,7 @@ function compileHook(t: Table, chain: BuiltinChain, cx: CompileCtx, k: KernelLay
   const idx = new Map(t.chains.map((c, i) => [c.name, i]));
   const main = byName.get(chain)!;
   const mainIdx = idx.get(chain)!;
-  checkFrames(t, main);
+  checkFrames(t, main, cx);
   const unparsable = a.fresh('unparsable'), start = a.fresh('start'), policyLabel = a.fresh('policy');
   const policy = (): void => {
     a.note(`${chain} policy ${main.policy}`);
@@ -342,7 +354,7 @@ function compileHook(t: Table, chain: BuiltinChain, cx: CompileCtx, k: KernelLay
   a.ja(start);
   a.label(unparsable).ret(NF_DROP);
   a.label(start);
-  const mainChunks = chunksOf(main);
+  const mainChunks = chunksOf(cx, main);
   if (mainChunks.length <= 1) {
     // a short built-in chain runs in the entry function itself
     emitRules(a, main, 0, main.rules.length, cx, { kind: 'main', policy: policyLabel });
@@ -364,7 +376,7 @@ function compileHook(t: Table, chain: BuiltinChain, cx: CompileCtx, k: KernelLay
   for (const name of users) {
     const c = byName.get(name)!;
     const ci = idx.get(name)!;
-    const chunks = chunksOf(c);
+    const chunks = chunksOf(cx, c);
     if (chunks.length <= 1) {
       // `int chain(struct bpft_pkt *p)`: DROP, ACCEPT, or CONTINUE when the chain ends or returns
       emitRuleFunc(a, c, 0, c.rules.length, cx, chainLabel(name), `chain_${ci}`, { kind: 'chain' });
@@ -388,9 +400,9 @@ function compileHook(t: Table, chain: BuiltinChain, cx: CompileCtx, k: KernelLay
 }
 
 /** Call frames a packet can need: the entry, a chunk of a long built-in chain, and one (or two, for long chains) per nested chain. */
-function checkFrames(t: Table, main: Chain): void {
+function checkFrames(t: Table, main: Chain, cx: CompileCtx): void {
   const byName = new Map(t.chains.map((c) => [c.name, c]));
-  const cost = (c: Chain): number => (chunksOf(c).length > 1 ? 2 : 1);
+  const cost = (c: Chain): number => (chunksOf(cx, c).length > 1 ? 2 : 1);
   const deepest = (c: Chain, seen: string[]): { frames: number; path: string[] } => {
     let best = { frames: 0, path: [] as string[] };
     for (const r of c.rules) {
@@ -404,7 +416,7 @@ function checkFrames(t: Table, main: Chain): void {
     return best;
   };
   const d = deepest(main, [main.name]);
-  const frames = 1 + (chunksOf(main).length > 1 ? 1 : 0) + d.frames;
+  const frames = 1 + (chunksOf(cx, main).length > 1 ? 1 : 0) + d.frames;
   if (frames > MAX_FRAMES) {
     throw new BpftablesError(`chains nest too deeply from ${main.name} (${[main.name, ...d.path].join(' -> ')}): ` +
       `that needs ${frames} BPF call frames and the kernel allows ${MAX_FRAMES} (a chain split into several functions takes two)`, 1);
@@ -427,6 +439,7 @@ export interface CompiledTable {
 export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLine?: number } = {}): CompiledTable {
   const cx: CompileCtx = {
     cl: counterLayout(t), chainIndex: new Map(t.chains.map((c, i) => [c, i])), maps: new Map(), faultLine: opts.verifierFaultLine,
+    exactRuns: new Map(), chunks: new Map(),
   };
   const hooks = BUILTIN_CHAINS.map((c) => compileHook(t, c, cx, k));
   return { counters: cx.cl, hooks, maps: [...cx.maps.values()] };

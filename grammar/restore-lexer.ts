@@ -16,6 +16,8 @@ export const restoreLexer = moo.compile({
   comment: /#[^\r\n]*/,
   commit: /COMMIT[ \t]*(?=\r?\n|$)/,
   blank: /[ \t]+(?=\r?\n|$)/,
+  // consecutive rule lines (not a table, chain, comment, COMMIT or blank line, not starting with a blank)
+  rules: { match: /(?!COMMIT[ \t]*(?:\r?\n|$))[^*:#\s][^\r\n]*(?:\r?\n(?!COMMIT[ \t]*(?:\r?\n|$))[^*:#\s][^\r\n]*)*/, lineBreaks: true },
   line: /[^\r\n]+/,
 });
 

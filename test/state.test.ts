@@ -2,6 +2,7 @@
  * Kernel state: per network namespace, survives the process, replaced
  * without leaks, removed by `bpftables flush`.
  */
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
@@ -79,3 +80,23 @@ t.test('commands refuse non-root users', async (t) => {
 });
 
 const silent = { out: (): void => undefined, err: (): void => undefined };
+
+t.test('a first command under ip netns exec mounts the state where it outlives the command', async (t) => {
+  if (!requireKernel(t, ['nsenter'])) return;
+  const dir = `/run/bpftables-t${process.pid}`;
+  const ns = uniqueName('M');
+  ip('netns', 'add', ns);
+  const env = { ...process.env, BPFTABLES_STATE_DIR: dir };
+  const run = (cmd: string, args: string[], input?: string): ReturnType<typeof nsExec> => nsExec(ns, path.join(BIN, cmd), args, input, env);
+  t.teardown(() => {
+    run('bpftables', ['flush']);
+    spawnSync('umount', [dir]);
+    fs.rmSync(dir, { recursive: true, force: true });
+    ip('netns', 'del', ns);
+  });
+  t.notOk(fs.existsSync(dir), 'nothing mounted yet');
+  const r = run('iptables-restore', [], RULES(2222));
+  t.equal(r.status, 0, `restore in a throwaway mount namespace ${r.stderr}`);
+  t.equal(fs.statfsSync(dir).type, 0xcafe4a11, 'the bpffs is mounted in the host mount namespace');
+  t.match(run('iptables-save', []).stdout, /--dport 2222 -j U/, 'a later command in a new throwaway namespace sees the rules');
+});

@@ -2,6 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { allIds, close, linkInfo, mapInfo, objGet, progInfo } from '../native/bpf';
+import { acquireXtablesLock } from '../native/lock';
 import { ensureStateRoot, familyDir, netnsKey } from '../native/statefs';
 import { type Io, requireRoot, runMain, VERSION } from './cli';
 import { demo } from './demo';
@@ -67,10 +68,12 @@ export function bpftablesMain(argv: string[], io: Io): number {
     case 'status':
       requireRoot('bpftables');
       return status(io, rest.includes('--json'));
-    case 'flush':
+    case 'flush': {
       requireRoot('bpftables');
-      flushAll();
+      const lock = acquireXtablesLock(0);
+      try { flushAll(); } finally { lock.release(); }
       return 0;
+    }
     case 'demo':
       requireRoot('bpftables');
       return demo(io, rest[0]);

@@ -5,6 +5,7 @@ import { BpftablesError } from '../xlate/errors';
 import { parseRestore } from '../xlate/restore';
 import { compileTable } from '../cgen/program';
 import { BpfLoadError, close, mapCreate, MapType } from '../native/bpf';
+import { acquireXtablesLock, type Lock, LockBusy } from '../native/lock';
 import { createMaps, TableState } from '../native/tablestate';
 import { type Io, requireRoot, runMain, VERSION } from './cli';
 import { kernel, readTable, replaceTable } from './engine';
@@ -22,10 +23,10 @@ const USAGE = (prog: string): string => `Usage: ${prog} [-c] [-v] [-V] [-t] [-h]
     [ --table=<TABLE> ]
 `;
 
-interface Opts { counters: boolean; test: boolean; verbose: boolean; table?: string; file?: string }
+interface Opts { counters: boolean; test: boolean; verbose: boolean; table?: string; file?: string; wait?: number; waitIntervalMs: number }
 
 function parseArgs(prog: string, argv: string[], io: Io): Opts | number {
-  const o: Opts = { counters: false, test: false, verbose: false };
+  const o: Opts = { counters: false, test: false, verbose: false, waitIntervalMs: 1000 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const [flag, inlineVal] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
@@ -36,9 +37,17 @@ function parseArgs(prog: string, argv: string[], io: Io): Opts | number {
       case '-h': case '--help': io.out(USAGE(prog)); return 0;
       case '-V': case '--version': io.out(`${prog} ${VERSION}\n`); return 0;
       case '-T': case '--table': o.table = inlineVal ?? argv[++i]; break;
-      case '-w': case '--wait': case '-W': case '--wait-interval':
-        if (inlineVal === undefined && argv[i + 1] && /^\d+$/.test(argv[i + 1]!)) i++;
+      case '-w': case '--wait': {
+        const v = inlineVal ?? (argv[i + 1] && /^\d+$/.test(argv[i + 1]!) ? argv[++i] : undefined);
+        o.wait = v === undefined ? 0 : Number(v);
         break;
+      }
+      case '-W': case '--wait-interval': {
+        const v = inlineVal ?? argv[++i];
+        if (!v || !/^\d+$/.test(v)) { io.err(`${prog}: wait interval not numeric\n`); return 2; }
+        o.waitIntervalMs = Math.max(1, Number(v) / 1000);
+        break;
+      }
       case '-n': case '--noflush':
         throw new BpftablesError(`${prog}: --noflush is not supported by bpftables yet`, 2);
       default:
@@ -101,17 +110,30 @@ export function restoreMain(prog: string, argv: string[], io: Io): number {
     throw e;
   }
   const selected = o.table ? tables.filter((t) => t.name === o.table) : tables;
-  for (const t of selected) {
+  let lock: Lock | undefined;
+  if (!o.test && selected.length) {
     try {
-      if (o.test) verifyOnly(t); else replaceTable(t);
+      lock = acquireXtablesLock(o.wait, o.waitIntervalMs);
     } catch (e) {
-      if (e instanceof BpftablesError) {
-        io.err(`${prog}: ${e.message}\n`);
-        return e.status;
-      }
-      throw e;
+      if (!(e instanceof LockBusy)) throw e;
+      io.err(o.wait ? `Another app is currently holding the xtables lock. Stopped waiting after ${o.wait}s.\n`
+        : 'Another app is currently holding the xtables lock. Perhaps you want to use the -w option?\n');
+      return 4;
     }
   }
+  try {
+    for (const t of selected) {
+      try {
+        if (o.test) verifyOnly(t); else replaceTable(t);
+      } catch (e) {
+        if (e instanceof BpftablesError) {
+          io.err(`${prog}: ${e.message}\n`);
+          return e.status;
+        }
+        throw e;
+      }
+    }
+  } finally { lock?.release(); }
   return 0;
 }
 

@@ -81,7 +81,7 @@ export function demo(io: Io, rulesFile = path.join(REPO, 'fixtures', 'demo.rules
       const agree = (d.verdict === 'ACCEPT') === delivered;
       return [p.label, p.hook, `${d.verdict} (${d.by})`, delivered ? 'delivered' : 'dropped', agree ? 'ok' : 'MISMATCH'];
     });
-    const head = ['probe', 'hook', 'the rules say', 'the kernel did', ''];
+    const head = ['probe', 'hook', 'the rules say', 'the kernel did', 'agree'];
     const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
     const fmt = (r: string[]): string => r.map((x, c) => x.padEnd(widths[c]!)).join('  ').trimEnd() + '\n';
     io.out(fmt(head));

@@ -139,7 +139,16 @@ export function replaceTable(table: Table): void {
   const hooks: HookSpec[] = compiled.hooks.map((h) => ({ chain: h.chain, hooknum: h.hooknum, slot: SLOT[h.chain]! }));
   const dispatchers = new Map(hooks.map((h) => [h.slot, dispatcher(h.slot)]));
   st.install({ progFds, countersFd, stateFd }, hooks, dispatchers, NFPROTO_IPV4);
-  if (!needsConntrack(table)) disableConntrack();
+  if (!needsConntrack(table)) releaseConntrack();
+}
+
+/** Drop our conntrack reference; a kernel without nf_tables never had one, so failure is only logged. */
+function releaseConntrack(): void {
+  try {
+    disableConntrack();
+  } catch (e) {
+    log.debug({ err: e }, 'releasing the conntrack reference failed');
+  }
 }
 
 /** Counters are live in the kernel; the stored IR keeps only the rules. */
@@ -157,6 +166,6 @@ export function flushAll(): boolean {
     const st = TableState.open(fam, false);
     if (st) { st.flush(); any = true; }
   }
-  disableConntrack();
+  releaseConntrack();
   return any;
 }

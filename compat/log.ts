@@ -1,11 +1,33 @@
-/** The logger: quiet by default; BPFTABLES_LOG=debug or --verbose raises it. Writes to stderr. */
-import pino from 'pino';
+/**
+ * The logger: pino, quiet by default (level "warn"); BPFTABLES_LOG=debug or
+ * --verbose raises it. Writes to stderr. pino is loaded on the first message
+ * that passes the level, so commands that log nothing do not pay for it.
+ */
+import type { Logger } from 'pino';
 
-export const log = pino(
-  { name: 'bpftables', level: process.env.BPFTABLES_LOG ?? 'warn', base: undefined },
-  pino.destination({ fd: 2, sync: true }),
-);
+const LEVELS = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 } as const;
+type Level = keyof typeof LEVELS;
+
+let level: Level = (process.env.BPFTABLES_LOG as Level) in LEVELS ? (process.env.BPFTABLES_LOG as Level) : 'warn';
+let real: Logger | undefined;
+
+function logger(): Logger {
+  if (!real) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const pino = require('pino') as typeof import('pino');
+    real = pino({ name: 'bpftables', level, base: undefined }, pino.destination({ fd: 2, sync: true }));
+  }
+  return real;
+}
+
+type LogFn = (obj: object | string, msg?: string) => void;
+const at = (l: Level): LogFn => (obj, msg) => {
+  if (LEVELS[l] < LEVELS[level]) return;
+  if (typeof obj === 'string') logger()[l](obj); else logger()[l](obj, msg);
+};
+
+export const log = { trace: at('trace'), debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 
 export function setVerbose(): void {
-  if (!process.env.BPFTABLES_LOG) log.level = 'debug';
+  if (!process.env.BPFTABLES_LOG) { level = 'debug'; if (real) real.level = 'debug'; }
 }

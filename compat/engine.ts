@@ -9,7 +9,7 @@ import { dispatcher } from '../cgen/dispatcher';
 import { compileTable, counterLayout, type HookProgram } from '../cgen/program';
 import { BpfLoadError, close, mapCreate, mapLookup, MapType, mapUpdate, NFPROTO_IPV4, u32Key } from '../native/bpf';
 import { disableConntrack, enableConntrack } from '../native/conntrack';
-import { createMaps, createStateMap, type HookSpec, TableState } from '../native/tablestate';
+import { conntrackMarker, createMaps, createStateMap, type HookSpec, TableState } from '../native/tablestate';
 import { BpftablesError } from '../xlate/errors';
 import { emptyFilterTable, needsConntrack, type Table } from '../xlate/ir';
 import { log } from './log';
@@ -125,7 +125,7 @@ export function replaceTable(table: Table): void {
       }
     }
     stateFd = createStateMap(stateBytes, 'bpft_state');
-    if (needsConntrack(table)) enableConntrack();
+    if (needsConntrack(table)) { enableConntrack(); conntrackMarker.set(); }
   } catch (e) {
     for (const fd of progFds.values()) close(fd);
     close(countersFd);
@@ -144,11 +144,13 @@ export function replaceTable(table: Table): void {
 
 /** Drop our conntrack reference; a kernel without nf_tables never had one, so failure is only logged. */
 function releaseConntrack(): void {
+  if (!conntrackMarker.held()) return;
   try {
     disableConntrack();
   } catch (e) {
     log.debug({ err: e }, 'releasing the conntrack reference failed');
   }
+  conntrackMarker.clear();
 }
 
 /** Counters are live in the kernel; the stored IR keeps only the rules. */
@@ -162,10 +164,10 @@ function stripForStore(t: Table): Table {
 /** Remove every bpftables object of this namespace. Returns whether anything was there. */
 export function flushAll(): boolean {
   let any = false;
+  releaseConntrack();
   for (const fam of [4, 6] as const) {
     const st = TableState.open(fam, false);
     if (st) { st.flush(); any = true; }
   }
-  releaseConntrack();
   return any;
 }

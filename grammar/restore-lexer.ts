@@ -41,8 +41,32 @@ export class ArgvError extends Error {
   constructor(message: string, readonly col: number) { super(message); }
 }
 
-/** Split a rule line into arguments; columns are 1-based within the line. */
+/**
+ * Split a rule line into arguments; columns are 1-based within the line.
+ * A line without quotes or backslashes needs no lexer state: blanks alone
+ * separate its arguments (the same result argvLexer gives, much faster).
+ */
 export function splitArgs(line: string, col0 = 1): Arg[] {
+  if (!/["\\]/.test(line)) return splitPlain(line, col0);
+  return splitQuoted(line, col0);
+}
+
+function splitPlain(line: string, col0: number): Arg[] {
+  const out: Arg[] = [];
+  const n = line.length;
+  let i = 0;
+  while (i < n) {
+    let c = line.charCodeAt(i);
+    if (c === 32 || c === 9) { i++; continue; }
+    const start = i;
+    while (i < n && (c = line.charCodeAt(i)) !== 32 && c !== 9) i++;
+    out.push({ text: line.slice(start, i), col: col0 + start });
+  }
+  return out;
+}
+
+/** The lexer path, for lines with quoting. */
+export function splitQuoted(line: string, col0 = 1): Arg[] {
   argvLexer.reset(line);
   const out: Arg[] = [];
   let cur: Arg | null = null;

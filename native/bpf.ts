@@ -155,7 +155,9 @@ export function progLoad(spec: ProgSpec): number {
     }
     return a;
   };
-  const r = bpfSyscallRaw(Cmd.PROG_LOAD, build(null, 0));
+  // the verifier gives up with EAGAIN when a signal arrives meanwhile; try again like libbpf does
+  let r = bpfSyscallRaw(Cmd.PROG_LOAD, build(null, 0));
+  for (let tries = 0; r === -11 && tries < 5; tries++) r = bpfSyscallRaw(Cmd.PROG_LOAD, build(null, 0));
   if (r >= 0) return r;
   // reload with the verifier log to say why (the kernel keeps the log's tail when it overflows)
   const logBuf = Buffer.alloc(1 << 20);

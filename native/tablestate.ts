@@ -92,6 +92,35 @@ export function createMaps(specs: readonly { name: string; type: number; keySize
   }
 }
 
+/**
+ * A per-namespace marker (a tiny pinned map beside the family directories)
+ * recording that bpftables holds the namespace's conntrack reference, so
+ * restores that need none skip the netlink round trip unless there is one to drop.
+ */
+export const conntrackMarker = {
+  path(create = false): string | undefined {
+    const dir = familyDir(4, create) ?? familyDir(6, false);
+    return dir ? path.join(path.dirname(dir), 'conntrack_ref') : undefined;
+  },
+  held(): boolean {
+    const p = conntrackMarker.path();
+    if (!p) return false;
+    const fd = objGet(p);
+    if (fd >= 0) { close(fd); return true; }
+    return false;
+  },
+  set(): void {
+    const p = conntrackMarker.path(true);
+    if (!p || conntrackMarker.held()) return;
+    const fd = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: 4, maxEntries: 1, name: 'bpft_ct_ref' });
+    try { objPin(fd, p); } finally { close(fd); }
+  },
+  clear(): void {
+    const p = conntrackMarker.path();
+    if (p) unpin(path.dirname(p), path.basename(p));
+  },
+};
+
 export class TableState {
   private constructor(readonly dir: string) {}
 

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { splitArgs } from '../grammar/restore-lexer';
+import { splitArgs, splitQuoted } from '../grammar/restore-lexer';
 import { parseStatements } from '../xlate/restore';
 
 t.test('argument splitting follows iptables-restore quoting', async (t) => {
@@ -10,6 +10,11 @@ t.test('argument splitting follows iptables-restore quoting', async (t) => {
   t.same(splitArgs('--comment ""').map((a) => a.text), ['--comment', '']);
   t.same(splitArgs('  -A\tX  ').map((a) => [a.text, a.col]), [['-A', 3], ['X', 6]], 'columns are 1-based');
   t.throws(() => splitArgs('--comment "open'), /unterminated quoted string/);
+});
+
+t.test('the fast path for unquoted lines splits exactly like the lexer', async (t) => {
+  const lines = ['-A INPUT -j ACCEPT', '  -A\tX  ', '-A INPUT -s 10.0.0.0/8 ! -d 1.2.3.4 -p tcp -m tcp --dport 22:80 -j DROP', '', '   ', 'x'];
+  for (const l of lines) t.same(splitArgs(l), splitQuoted(l), JSON.stringify(l));
 });
 
 t.test('file structure with positions', async (t) => {

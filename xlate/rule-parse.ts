@@ -83,7 +83,13 @@ export const TARGETS_UNSUPPORTED = new Set(['REJECT', 'LOG', 'MASQUERADE', 'SNAT
 export interface ParseOptions { db: NameDb; allowCounters?: boolean }
 
 /** getopt's spellings: "--opt=value" and "-Xvalue" (for core short options that take a value). */
+function needsNormalizing(t: string): boolean {
+  if (t.length < 3 || t.charCodeAt(0) !== 45 /* - */) return false;
+  return t.charCodeAt(1) === 45 ? t.indexOf('=') > 2 : true;
+}
+
 function normalizeArgs(args: Arg[]): Arg[] {
+  if (!args.some((a) => needsNormalizing(a.text))) return args;
   const out: Arg[] = [];
   for (const a of args) {
     const eq = a.text.indexOf('=');

@@ -60,7 +60,8 @@ export function readTable(): Table | undefined {
     }
     for (const c of table.chains) {
       const slot = cl.policySlot.get(c.name as 'INPUT');
-      if (slot !== undefined) c.counters = { packets: Number(v.readBigUInt64LE(slot * 16)), bytes: Number(v.readBigUInt64LE(slot * 16 + 8)) };
+      c.counters = slot === undefined ? { packets: 0, bytes: 0 }
+        : { packets: Number(v.readBigUInt64LE(slot * 16)), bytes: Number(v.readBigUInt64LE(slot * 16 + 8)) };
     }
     return table;
   } finally {
@@ -153,12 +154,16 @@ function releaseConntrack(): void {
   conntrackMarker.clear();
 }
 
-/** Counters are live in the kernel; the stored IR keeps only the rules. */
+/**
+ * The stored form of a table: counters live in the kernel's counter map and
+ * source positions belong to the input, so neither is stored (readTable puts
+ * the counters back).
+ */
 function stripForStore(t: Table): Table {
   return {
     name: t.name,
-    chains: t.chains.map((c) => ({ ...c, counters: { packets: 0, bytes: 0 }, rules: c.rules.map((r) => ({ ...r, counters: { packets: 0, bytes: 0 } })) })),
-  };
+    chains: t.chains.map(({ counters: _c, rules, ...c }) => ({ ...c, rules: rules.map(({ counters: _r, src: _s, ...r }) => r) })),
+  } as Table;
 }
 
 /** Remove every bpftables object of this namespace. Returns whether anything was there. */

@@ -53,6 +53,11 @@ t.test('state is per namespace, survives the process, and leaves nothing behind'
   for (let i = 0; i < 5; i++) t.equal(run(a, 'iptables-restore', [], RULES(1000 + i)).status, 0, `replace #${i + 1}`);
   t.equal(settledIds(afterFirst), afterFirst, 'replacing the ruleset leaks no program, map or link');
   t.match(run(a, 'iptables-save').stdout, /--dport 1004 -j U/, 'the last ruleset is live');
+  const nsDir = path.join('/run/bpftables', `net-${fs.statSync(`/run/netns/${a}`).ino}`);
+  t.ok(fs.existsSync(path.join(nsDir, 'conntrack_ref')), 'A\'s directory holds the conntrack marker');
+  const pins = fs.readdirSync(path.join(nsDir, 'ipv4')).sort();
+  t.equal(pins.filter((p) => /^g\d_(counters|state)$/.test(p)).length, 2, `one generation pinned (${pins.join(' ')})`);
+  t.same(pins.filter((p) => !/^g\d_/.test(p)), ['link_FORWARD', 'link_INPUT', 'link_OUTPUT', 'map_gen', 'map_progs'], 'no stray pins');
 
   const status = JSON.parse(run(a, 'bpftables', ['status', '--json']).stdout) as { loaded: boolean; objects: { kind: string }[] };
   t.ok(status.loaded, 'status says loaded');

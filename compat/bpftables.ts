@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { allIds, close, linkInfo, mapInfo, objGet, progInfo } from '../native/bpf';
 import { acquireXtablesLock } from '../native/lock';
-import { ensureStateRoot, familyDir, netnsKey } from '../native/statefs';
+import { collectGarbage, ensureStateRoot, familyDir, netnsKey } from '../native/statefs';
 import { type Io, requireRoot, runMain, VERSION } from './cli';
 import { demo } from './demo';
 import { flushAll, readTable } from './engine';
@@ -14,6 +14,7 @@ Commands:
   demo               run the pipeline on throwaway namespaces and show what it filters
   status [--json]    what is loaded in this network namespace (chains, rules, kernel objects)
   flush              remove every bpftables program, map and link of this namespace
+  gc                 remove the state of network namespaces that no longer exist
   init               mount the state filesystem (${'/run/bpftables'}); other commands do it on demand
   version            print the version
   help               this text
@@ -77,6 +78,12 @@ export function bpftablesMain(argv: string[], io: Io): number {
     case 'demo':
       requireRoot('bpftables');
       return demo(io, rest[0]);
+    case 'gc': {
+      requireRoot('bpftables');
+      const lock = acquireXtablesLock(0);
+      try { for (const d of collectGarbage()) io.out(`removed ${d}\n`); } finally { lock.release(); }
+      return 0;
+    }
     default:
       io.err(`bpftables: unknown command '${cmd}'\n${HELP}`);
       return 2;

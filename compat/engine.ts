@@ -9,6 +9,7 @@ import { dispatcher } from '../cgen/dispatcher';
 import { compileTable, counterLayout, type HookProgram } from '../cgen/program';
 import { BpfLoadError, close, mapCreate, mapLookup, MapType, mapUpdate, NFPROTO_IPV4, u32Key } from '../native/bpf';
 import { disableConntrack, enableConntrack } from '../native/conntrack';
+import { currentNamespaceDir, removeNamespaceDir } from '../native/statefs';
 import { conntrackMarker, createMaps, createStateMap, type HookSpec, TableState } from '../native/tablestate';
 import { BpftablesError } from '../xlate/errors';
 import { emptyFilterTable, needsConntrack, type Table } from '../xlate/ir';
@@ -168,11 +169,8 @@ function stripForStore(t: Table): Table {
 
 /** Remove every bpftables object of this namespace. Returns whether anything was there. */
 export function flushAll(): boolean {
-  let any = false;
   releaseConntrack();
-  for (const fam of [4, 6] as const) {
-    const st = TableState.open(fam, false);
-    if (st) { st.flush(); any = true; }
-  }
-  return any;
+  const dir = currentNamespaceDir();
+  if (dir) removeNamespaceDir(dir);
+  return dir !== undefined;
 }

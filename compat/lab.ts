@@ -7,6 +7,7 @@
 import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import fs from 'node:fs';
 import { CLONE_NEWNET, close, recv, sendto, setns, socket, SysError } from '../native/libc';
+import { collectGarbage } from '../native/statefs';
 
 const AF_INET = 2, AF_PACKET = 17, SOCK_DGRAM = 2, SOCK_RAW = 3, SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000, IPPROTO_RAW = 255, MSG_DONTWAIT = 0x40;
 
@@ -131,6 +132,8 @@ export class Topology {
     for (const n of [this.client, this.router, this.server]) {
       try { ip('netns', 'del', n); } catch { /* already gone */ }
     }
+    // the namespaces are gone: so must be any bpftables state they had
+    collectGarbage();
   }
 }
 

@@ -9,7 +9,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { mount } from './libc';
+import { close, getsockopt, mount, socket } from './libc';
+import { mapCreate, mapFreeze, mapLookup, MapType, mapUpdate, objGet, objPin, u32Key } from './bpf';
 
 export const DEFAULT_STATE_ROOT = '/run/bpftables';
 const BPF_FS_MAGIC = 0xcafe4a11;
@@ -99,13 +100,118 @@ export function netnsKey(): string {
   return `net-${fs.statSync('/proc/self/ns/net').ino}`;
 }
 
+/**
+ * The namespace's cookie: unlike its inode number, which the kernel hands to
+ * a new namespace once the old one is gone, it is never reused.
+ */
+export function netnsCookie(): bigint {
+  const fd = socket(2 /* AF_INET */, 2 /* SOCK_DGRAM */ | 0o2000000, 0);
+  try { return getsockopt(fd, 1 /* SOL_SOCKET */, 71 /* SO_NETNS_COOKIE */, 8).readBigUInt64LE(0); } finally { close(fd); }
+}
+
+const COOKIE_PIN = 'netns_cookie';
+
+function storedCookie(dir: string): bigint | undefined {
+  const fd = objGet(path.join(dir, COOKIE_PIN));
+  if (fd < 0) return undefined;
+  try {
+    const v = Buffer.alloc(8);
+    return mapLookup(fd, u32Key(0), v) ? v.readBigUInt64LE(0) : undefined;
+  } finally { close(fd); }
+}
+
+function storeCookie(dir: string): void {
+  const fd = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: 8, maxEntries: 1, name: 'bpft_netns' });
+  try {
+    const v = Buffer.alloc(8);
+    v.writeBigUInt64LE(netnsCookie());
+    mapUpdate(fd, u32Key(0), v);
+    mapFreeze(fd);
+    objPin(fd, path.join(dir, COOKIE_PIN));
+  } finally { close(fd); }
+}
+
+/** Unpin everything below a namespace directory (links first) and remove it. */
+export function removeNamespaceDir(dir: string): void {
+  const entries = fs.readdirSync(dir, { withFileTypes: true });
+  for (const e of entries) if (e.isDirectory()) removeNamespaceDir(path.join(dir, e.name));
+  const files = entries.filter((e) => !e.isDirectory()).map((e) => e.name)
+    .sort((a, b) => Number(b.startsWith('link_')) - Number(a.startsWith('link_')));
+  for (const f of files) fs.rmSync(path.join(dir, f), { force: true });
+  fs.rmdirSync(dir);
+}
+
+/**
+ * This namespace's directory. A directory left by a dead namespace whose
+ * inode number this one got (its cookie differs) is removed first: its pins
+ * belong to hooks of a namespace that no longer exists.
+ */
+function namespaceDir(root: string, create: boolean): string | undefined {
+  const dir = path.join(root, netnsKey());
+  if (fs.existsSync(dir)) {
+    const stored = storedCookie(dir);
+    if (stored === netnsCookie()) return dir;
+    removeNamespaceDir(dir);
+  }
+  if (!create) return undefined;
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  storeCookie(dir);
+  return dir;
+}
+
 /** The state directory of this namespace and family; created on demand when `create`. */
 export function familyDir(family: 4 | 6, create: boolean): string | undefined {
   const root = create ? ensureStateRoot() : visibleRoot();
   if (root === undefined) return undefined;
-  const dir = path.join(root, netnsKey(), family === 4 ? 'ipv4' : 'ipv6');
+  const ns = namespaceDir(root, create);
+  if (!ns) return undefined;
+  const dir = path.join(ns, family === 4 ? 'ipv4' : 'ipv6');
   if (fs.existsSync(dir)) return dir;
   if (!create) return undefined;
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  fs.mkdirSync(dir, { mode: 0o700 });
   return dir;
+}
+
+/** This namespace's state directory if there is one (and it is its own, not a dead namespace's). */
+export function currentNamespaceDir(): string | undefined {
+  const root = visibleRoot();
+  return root === undefined ? undefined : namespaceDir(root, false);
+}
+
+/** Inode numbers of the network namespaces that exist: held by a process, an open fd or a bind mount. */
+export function liveNetnsInodes(): Set<number> {
+  const live = new Set<number>();
+  const note = (link: string): void => {
+    const m = /^net:\[(\d+)\]$/.exec(link);
+    if (m) live.add(Number(m[1]));
+  };
+  for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try { note(fs.readlinkSync(`/proc/${pid}/ns/net`)); } catch { /* gone or not ours to read */ }
+    try {
+      for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+        try { note(fs.readlinkSync(`/proc/${pid}/fd/${fd}`)); } catch { /* closed meanwhile */ }
+      }
+    } catch { /* not readable */ }
+  }
+  // bind mounts of namespaces (ip netns, container runtimes): nsfs entries in the mount table
+  for (const line of fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const m = / (net:\[\d+\]) /.exec(line);
+    if (m) note(m[1]!);
+  }
+  return live;
+}
+
+/** Remove the state of namespaces that no longer exist; returns the directories removed. */
+export function collectGarbage(): string[] {
+  const root = visibleRoot();
+  if (!root) return [];
+  const live = liveNetnsInodes();
+  const removed: string[] = [];
+  for (const d of fs.readdirSync(root)) {
+    const m = /^net-(\d+)$/.exec(d);
+    if (!m || live.has(Number(m[1]))) continue;
+    removeNamespaceDir(path.join(root, d));
+    removed.push(d);
+  }
+  return removed;
 }

@@ -232,15 +232,4 @@ export class TableState {
       close(g.stateFd);
     }
   }
-
-  /** Remove every object of this family: links first, so no hook is left dispatching into nothing. */
-  flush(): void {
-    for (const f of fs.readdirSync(this.dir).sort((a, b) => Number(b.startsWith('link_')) - Number(a.startsWith('link_')))) {
-      unpin(this.dir, f);
-    }
-    fs.rmdirSync(this.dir);
-    // the namespace directory goes too once no family is left in it
-    const nsDir = path.dirname(this.dir);
-    if (fs.readdirSync(nsDir).length === 0) fs.rmdirSync(nsDir);
-  }
 }

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { ip, nsExec, sleep, uniqueName } from '../compat/lab';
-import { allIds } from '../native/bpf';
+import { allIds, close, mapCreate, MapType, mapUpdate, objPin, u32Key } from '../native/bpf';
 import { BIN, prepareState, requireKernel } from './helpers/env';
 import { bpftablesMain } from '../compat/bpftables';
 import { restoreMain } from '../compat/iptables-restore';
@@ -104,4 +104,40 @@ t.test('a first command under ip netns exec mounts the state where it outlives t
   t.equal(r.status, 0, `restore in a throwaway mount namespace ${r.stderr}`);
   t.equal(fs.statfsSync(dir).type, 0xcafe4a11, 'the bpffs is mounted in the host mount namespace');
   t.match(run('iptables-save', []).stdout, /--dport 2222 -j U/, 'a later command in a new throwaway namespace sees the rules');
+});
+
+t.test('state of dead namespaces: gc removes it, and an inode reused by a new namespace never inherits it', async (t) => {
+  if (!requireKernel(t)) return;
+  prepareState();
+  const baseline = settledIds(ids());
+  const gone = uniqueName('G');
+  ip('netns', 'add', gone);
+  t.equal(nsExec(gone, path.join(BIN, 'iptables-restore'), [], RULES(5)).status, 0, 'restore in a namespace');
+  const dir = `net-${fs.statSync(`/run/netns/${gone}`).ino}`;
+  ip('netns', 'del', gone); // without flushing
+  t.ok(fs.existsSync(path.join('/run/bpftables', dir)), 'its state outlives it');
+  const gc = spawnSync(path.join(BIN, 'bpftables'), ['gc'], { encoding: 'utf8' });
+  t.match(gc.stdout, new RegExp(`removed ${dir}\\n`), 'gc names what it removed');
+  t.notOk(fs.existsSync(path.join('/run/bpftables', dir)), 'the directory is gone');
+  t.equal(settledIds(baseline), baseline, 'and with it every kernel object');
+
+  // a directory whose cookie is not the namespace's (as after inode reuse) is discarded, not adopted
+  const ns = uniqueName('R');
+  ip('netns', 'add', ns);
+  t.teardown(() => { nsExec(ns, path.join(BIN, 'bpftables'), ['flush']); ip('netns', 'del', ns); });
+  t.equal(nsExec(ns, path.join(BIN, 'iptables-restore'), [], RULES(6)).status, 0);
+  const nsDir = path.join('/run/bpftables', `net-${fs.statSync(`/run/netns/${ns}`).ino}`);
+  const before = JSON.parse(nsExec(ns, path.join(BIN, 'bpftables'), ['status', '--json']).stdout) as { objects: { kind: string; id: number }[] };
+  fs.rmSync(path.join(nsDir, 'netns_cookie'));
+  const fake = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: 8, maxEntries: 1, name: 'bpft_netns' });
+  mapUpdate(fake, u32Key(0), Buffer.from([1, 2, 3, 4, 5, 6, 7, 8]));
+  objPin(fake, path.join(nsDir, 'netns_cookie'));
+  close(fake);
+  t.equal(nsExec(ns, path.join(BIN, 'iptables-save'), []).stdout, '', 'the stale state is not shown as this namespace\'s');
+  t.equal(nsExec(ns, path.join(BIN, 'iptables-restore'), [], RULES(7)).status, 0, 'a restore works');
+  const after = JSON.parse(nsExec(ns, path.join(BIN, 'bpftables'), ['status', '--json']).stdout) as { objects: { kind: string; id: number }[] };
+  const links = (s: typeof before): number[] => s.objects.filter((o) => o.kind === 'link').map((o) => o.id).sort();
+  t.equal(links(after).length, 3, 'three links');
+  t.notSame(links(after), links(before), 'attached afresh in this namespace, not the stale ones');
+  t.match(nsExec(ns, path.join(BIN, 'iptables-save'), []).stdout, /--dport 7 -j U/);
 });

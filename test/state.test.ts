@@ -25,6 +25,18 @@ COMMIT
 
 const ids = (): string => JSON.stringify([allIds('prog').length, allIds('map').length, allIds('link').length]);
 
+/** Counts once they stop changing (frees of earlier tests' objects may still be under way). */
+function stableIds(): string {
+  let prev = ids();
+  for (let i = 0; i < 50; i++) {
+    sleep(150);
+    const now = ids();
+    if (now === prev) return now;
+    prev = now;
+  }
+  return prev;
+}
+
 /** The kernel frees programs and maps after an RCU grace period: wait (up to 3 s) for the counts to settle at `want`. */
 function settledIds(want: string): string {
   let now = ids();
@@ -40,7 +52,7 @@ t.test('state is per namespace, survives the process, and leaves nothing behind'
   t.teardown(() => { for (const n of [a, b]) { try { ip('netns', 'del', n); } catch { /* gone */ } } });
   const run = (ns: string, cmd: string, args: string[] = [], input?: string): ReturnType<typeof nsExec> => nsExec(ns, path.join(BIN, cmd), args, input);
 
-  const baseline = ids();
+  const baseline = stableIds();
   t.equal(run(a, 'iptables-restore', [], RULES(22)).status, 0, 'restore in A');
   const afterFirst = settledIds(ids());
   t.not(afterFirst, baseline, 'programs, maps and links exist');
@@ -109,7 +121,8 @@ t.test('a first command under ip netns exec mounts the state where it outlives t
 t.test('state of dead namespaces: gc removes it, and an inode reused by a new namespace never inherits it', async (t) => {
   if (!requireKernel(t)) return;
   prepareState();
-  const baseline = settledIds(ids());
+  spawnSync(path.join(BIN, 'bpftables'), ['gc']); // what earlier tests' deleted namespaces left
+  const baseline = stableIds();
   const gone = uniqueName('G');
   ip('netns', 'add', gone);
   t.equal(nsExec(gone, path.join(BIN, 'iptables-restore'), [], RULES(5)).status, 0, 'restore in a namespace');

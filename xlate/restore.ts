@@ -124,8 +124,8 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
           if (o.counters && counters) rule.counters = counters;
           const chain = open.table.chains.find((c) => c.name === cmd.chain);
           if (!chain) throw new BpftablesError(`chain ${cmd.chain} does not exist`, 1, { col: args[1]?.col });
-          if (chain.name === 'OUTPUT' && rule.ip.in) throw paramError('Can\'t use -i with OUTPUT', '-i');
-          if (chain.name === 'INPUT' && rule.ip.out) throw paramError('Can\'t use -o with INPUT', '-o');
+          if (chain.name === 'OUTPUT' && rule.ip.in) throw paramError('Can\'t use -i with OUTPUT\n', '-i');
+          if (chain.name === 'INPUT' && rule.ip.out) throw paramError('Can\'t use -o with INPUT\n', '-o');
           if (cmd.op === 'append') chain.rules.push(rule);
           else {
             if (cmd.index > chain.rules.length + 1) throw new BpftablesError('Index of insertion too big', 1);

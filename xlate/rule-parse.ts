@@ -136,7 +136,7 @@ export function parseRuleArgs(rawArgs: Arg[], opts: ParseOptions): RuleCommand {
     const mod = MATCH_MODULES.get(name);
     if (!mod) {
       if (KNOWN_UNSUPPORTED_MATCHES.has(name)) throw unsupported(`match \`${name}'`, '-m', col);
-      throw new BpftablesError(`Couldn't load match \`${name}':No such file or directory`, 2, { col }, '-m');
+      throw new BpftablesError(`Couldn't load match \`${name}':No such file or directory\n`, 2, { col }, '-m');
     }
     const match = mod.create();
     loaded.push({ mod, match, seen: new Set() });

@@ -26,7 +26,7 @@ export function validateTable(t: Table): void {
         if (TARGETS_UNSUPPORTED.has(target)) {
           throw new BpftablesError(`target ${target} is not supported by bpftables yet`, 2, r.src ? { file: r.src.file, line: r.src.line } : {}, '-j', true);
         }
-        throw ruleError(`Couldn't load target \`${target}':No such file or directory`, r);
+        throw ruleError(`Couldn't load target \`${target}':No such file or directory\n`, r); // iptables prints a blank line after it
       }
     }
   }

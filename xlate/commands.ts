@@ -1,0 +1,166 @@
+/**
+ * iptables commands applied to an IR table (pure): -A -I -D -R -C -N -X -F -Z
+ * -P -E. Each returns the new table (or, for -C, nothing) or throws a
+ * BpftablesError carrying iptables' own message and exit status.
+ */
+import { BpftablesError } from './errors';
+import { type Chain, isBuiltin, type Policy, type Rule, type Table } from './ir';
+import type { NameDb } from './names';
+import { ruleBody } from './save';
+import { TARGETS_UNSUPPORTED } from './rule-parse';
+import { validateTable } from './validate';
+
+export type TableCommand =
+  | { op: 'append'; chain: string; rule: Rule }
+  | { op: 'insert'; chain: string; index: number; rule: Rule }
+  | { op: 'delete'; chain: string; rule: Rule }
+  | { op: 'delete-num'; chain: string; index: number }
+  | { op: 'replace'; chain: string; index: number; rule: Rule }
+  | { op: 'check'; chain: string; rule: Rule }
+  | { op: 'new-chain'; chain: string }
+  | { op: 'delete-chain'; chain?: string }
+  | { op: 'flush'; chain?: string }
+  | { op: 'zero'; chain?: string }
+  | { op: 'policy'; chain: string; policy: string }
+  | { op: 'rename'; chain: string; to: string };
+
+const fail = (msg: string): BpftablesError => new BpftablesError(`iptables: ${msg}`, 1);
+const NO_CHAIN = 'No chain/target/match by that name.';
+const BAD_RULE = 'Bad rule (does a matching rule exist in that chain?).';
+
+function copy(t: Table): Table {
+  return { name: t.name, chains: t.chains.map((c) => ({ ...c, rules: [...c.rules] })) };
+}
+
+function chainOf(t: Table, name: string): Chain {
+  const c = t.chains.find((x) => x.name === name);
+  if (!c) throw fail(NO_CHAIN);
+  return c;
+}
+
+function checkTarget(t: Table, r: Rule): void {
+  const v = r.verdict;
+  if ((v.kind === 'jump' || v.kind === 'goto') && !t.chains.some((c) => c.name === v.chain)) {
+    if (TARGETS_UNSUPPORTED.has(v.chain)) throw new BpftablesError(`target ${v.chain} is not supported by bpftables yet`, 2, {}, '-j', true);
+    throw new BpftablesError(`Couldn't load target \`${v.chain}':No such file or directory\n`, 2);
+  }
+}
+
+/** iptables' rules for user chain names. */
+export function checkChainName(name: string): void {
+  if (name.length > 28) throw new BpftablesError(`chain name \`${name}' too long (must be under 29 chars)`, 2);
+  if (name.startsWith('-') || name.startsWith('!')) throw new BpftablesError(`chain name not allowed to start with \`${name[0]}'\n`, 2);
+  if (/\s/.test(name)) throw new BpftablesError(`Invalid chain name \`${name}'`, 2);
+}
+
+/** Index of the first rule equal to `r` (same canonical text), or -1. */
+function findRule(c: Chain, r: Rule, db: NameDb): number {
+  const want = ruleBody(r, db);
+  return c.rules.findIndex((x) => ruleBody(x, db) === want);
+}
+
+const zero = (): { packets: number; bytes: number } => ({ packets: 0, bytes: 0 });
+
+/** Apply one command. `-C` returns the table unchanged when the rule exists. */
+export function applyCommand(t0: Table, cmd: TableCommand, db: NameDb): Table {
+  const t = copy(t0);
+  switch (cmd.op) {
+    case 'append': case 'insert': case 'replace': {
+      const c = chainOf(t, cmd.chain);
+      checkTarget(t, cmd.rule);
+      if (c.name === 'OUTPUT' && cmd.rule.ip.in) throw new BpftablesError("Can't use -i with OUTPUT\n", 2);
+      if (c.name === 'INPUT' && cmd.rule.ip.out) throw new BpftablesError("Can't use -o with INPUT\n", 2);
+      if (cmd.op === 'append') c.rules.push(cmd.rule);
+      else if (cmd.op === 'insert') {
+        if (cmd.index > c.rules.length + 1) throw fail('Index of insertion too big.');
+        c.rules.splice(cmd.index - 1, 0, cmd.rule);
+      } else {
+        if (cmd.index > c.rules.length) throw fail('Index of replacement too big.');
+        c.rules[cmd.index - 1] = cmd.rule;
+      }
+      break;
+    }
+    case 'delete': case 'check': {
+      const c = chainOf(t, cmd.chain);
+      const i = findRule(c, cmd.rule, db);
+      if (i < 0) throw fail(BAD_RULE);
+      if (cmd.op === 'delete') c.rules.splice(i, 1);
+      break;
+    }
+    case 'delete-num': {
+      const c = chainOf(t, cmd.chain);
+      if (cmd.index > c.rules.length) throw fail('Index of deletion too big.');
+      c.rules.splice(cmd.index - 1, 1);
+      break;
+    }
+    case 'new-chain':
+      checkChainName(cmd.chain);
+      if (t.chains.some((c) => c.name === cmd.chain)) throw fail('Chain already exists.');
+      t.chains.push({ name: cmd.chain, counters: zero(), rules: [] });
+      break;
+    case 'delete-chain': {
+      const targets = cmd.chain === undefined ? t.chains.filter((c) => !isBuiltin(c.name)) : [chainOf(t, cmd.chain)];
+      const gone = new Set(targets.map((c) => c.name));
+      for (const c of targets) {
+        if (isBuiltin(c.name)) throw fail('Invalid argument. Run `dmesg\' for more information.');
+        // iptables checks references before emptiness
+        if (t.chains.some((x) => !gone.has(x.name) && x.rules.some((r) => (r.verdict.kind === 'jump' || r.verdict.kind === 'goto') && r.verdict.chain === c.name))) {
+          throw fail('Too many links.');
+        }
+        if (c.rules.length) throw fail('Directory not empty.');
+      }
+      t.chains = t.chains.filter((c) => !gone.has(c.name));
+      break;
+    }
+    case 'flush':
+      for (const c of cmd.chain === undefined ? t.chains : [chainOf(t, cmd.chain)]) c.rules = [];
+      break;
+    case 'zero':
+      for (const c of cmd.chain === undefined ? t.chains : [chainOf(t, cmd.chain)]) {
+        c.counters = zero();
+        c.rules = c.rules.map((r) => ({ ...r, counters: zero() }));
+      }
+      break;
+    case 'policy': {
+      const c = t.chains.find((x) => x.name === cmd.chain);
+      if (!c || !isBuiltin(c.name)) throw fail('Bad built-in chain name.');
+      if (cmd.policy !== 'ACCEPT' && cmd.policy !== 'DROP') throw fail('Bad policy name. Run `dmesg\' for more information.');
+      c.policy = cmd.policy as Policy;
+      break;
+    }
+    case 'rename': {
+      checkChainName(cmd.to);
+      const c = chainOf(t, cmd.chain);
+      if (isBuiltin(c.name)) throw fail('Invalid argument. Run `dmesg\' for more information.');
+      if (t.chains.some((x) => x.name === cmd.to)) throw fail('File exists.');
+      c.name = cmd.to;
+      for (const x of t.chains) {
+        x.rules = x.rules.map((r) => ((r.verdict.kind === 'jump' || r.verdict.kind === 'goto') && r.verdict.chain === cmd.chain
+          ? { ...r, verdict: { ...r.verdict, chain: cmd.to } } : r));
+      }
+      break;
+    }
+  }
+  validateTable(t);
+  return t;
+}
+
+/** `iptables -S [chain]` lines (with `-v`: counters). */
+export function listRules(t: Table, db: NameDb, chain?: string, counters = false): string {
+  const lines: string[] = [];
+  const order = ['INPUT', 'FORWARD', 'OUTPUT'].map((n) => t.chains.find((c) => c.name === n)!).filter(Boolean)
+    .concat(t.chains.filter((c) => !isBuiltin(c.name)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)));
+  const chains = chain === undefined ? order : [chainOf(t, chain)];
+  const cnt = (c: { packets: number; bytes: number }): string => (counters ? ` -c ${c.packets} ${c.bytes}` : '');
+  for (const c of chains) lines.push(c.policy ? `-P ${c.name} ${c.policy}${cnt(c.counters)}` : `-N ${c.name}`);
+  for (const c of chains) {
+    for (const r of c.rules) {
+      const body = ruleBody(r, db);
+      if (!counters) { lines.push(`-A ${c.name}${body}`); continue; }
+      // counters go after the matches, before the target
+      const m = / -[jg] \S+$/.exec(body);
+      lines.push(m ? `-A ${c.name}${body.slice(0, m.index)}${cnt(r.counters)}${m[0]}` : `-A ${c.name}${body}${cnt(r.counters)}`);
+    }
+  }
+  return lines.map((l) => l + '\n').join('');
+}

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { DiffPair, type ProbeSpec } from './helpers/differential';
 import { prepareState, requireKernel } from './helpers/env';
-import { icmpMessage, icmpPacket, ipPacket, TCP, tcpPacket, udpPacket } from '../compat/probes';
+import { icmpMessage, icmpPacket, ipPacket, TCP, tcpPacket, udpDatagram, udpPacket } from '../compat/probes';
 
 const RULES = `*filter
 :INPUT DROP [0:0]
@@ -84,6 +84,11 @@ const PROBES: ProbeSpec[] = [
   { name: 'in: timestamp from iprange', where: 'input', packet: icmpPacket(C, R, 13, 0), expect: true },
   { name: 'in: timestamp outside iprange', where: 'input', packet: icmpPacket('10.0.1.9', R, 13, 0), expect: false },
   { name: 'in: truncated icmp', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 1, payload: Buffer.from([8, 0, 0, 0]) }), expect: false },
+  { name: 'in: ssh with IP options (IHL 6)', where: 'input', packet: tcpPacket(C, R, { sport: 40000, dport: 22, flags: TCP.SYN }, { options: Buffer.from([1, 1, 1, 0]) }), expect: true },
+  { name: 'in: telnet with IP options (IHL 7)', where: 'input', packet: tcpPacket(C, R, { sport: 40000, dport: 23, flags: TCP.SYN }, { options: Buffer.alloc(8, 1) }), expect: false },
+  { name: 'in: dns with IP options', where: 'input', packet: udpPacket(C, R, 5353, 53, { options: Buffer.from([1, 1, 1, 0]) }), expect: true },
+  { name: 'in: frag-needed with IP options', where: 'input', packet: icmpPacket(C, R, 3, 4, { options: Buffer.from([1, 1, 1, 0]) }), expect: true },
+  { name: 'in: zero-length udp payload to 505', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 17, payload: udpDatagram(C, R, 2000, 505, Buffer.alloc(0)) }), expect: true },
   { name: 'in: gre', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 47, payload: Buffer.alloc(8) }), expect: true },
   { name: 'in: esp from masked net', where: 'input', packet: ipPacket({ src: '198.51.100.3', dst: R, proto: 50, payload: Buffer.alloc(8) }), expect: true },
   { name: 'in: esp from elsewhere', where: 'input', packet: ipPacket({ src: '198.51.101.3', dst: R, proto: 50, payload: Buffer.alloc(8) }), expect: false },

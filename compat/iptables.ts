@@ -1,9 +1,10 @@
 /**
  * `iptables`: change or show the live filter table one command at a time,
  * through the same compile-and-swap path as iptables-restore, under the
- * xtables lock. Implemented: -A -I -D -R -C -N -X -F -Z -P -E -S; -L is not yet.
+ * xtables lock. Implemented: -A -I -D -R -C -N -X -F -Z -P -E -S -L.
  */
 import { applyCommand, listRules, type TableCommand } from '../xlate/commands';
+import { listTable } from '../xlate/list';
 import { BpftablesError, paramError, unsupported } from '../xlate/errors';
 import { parseRuleArgs } from '../xlate/rule-parse';
 import type { Arg } from '../grammar/restore-lexer';
@@ -28,6 +29,9 @@ interface Parsed {
   spec: Arg[];
   table: string;
   verbose: boolean;
+  numeric: boolean;
+  exact: boolean;
+  lineNumbers: boolean;
   wait?: number;
   waitIntervalMs: number;
 }
@@ -41,7 +45,7 @@ export function parseIptablesArgv(prog: string, argv: string[]): Parsed | 'help'
   const args: string[] = [];
   const spec: Arg[] = [];
   let table = 'filter';
-  let verbose = false;
+  let verbose = false, numeric = false, exact = false, lineNumbers = false;
   let wait: number | undefined;
   let waitIntervalMs = 1000;
   for (let i = 0; i < argv.length; i++) {
@@ -71,7 +75,10 @@ export function parseIptablesArgv(prog: string, argv: string[]): Parsed | 'help'
     switch (a) {
       case '-t': case '--table': table = inline ?? argv[++i] ?? ''; continue;
       case '-v': case '--verbose': verbose = true; continue;
-      case '-n': case '--numeric': case '-x': case '--exact': case '--line-numbers': case '-4': case '--ipv4': continue;
+      case '-n': case '--numeric': numeric = true; continue;
+      case '-x': case '--exact': exact = true; continue;
+      case '--line-numbers': lineNumbers = true; continue;
+      case '-4': case '--ipv4': continue;
       case '-6': case '--ipv6': throw usageError(prog, 'This is the IPv4 version of iptables.');
       case '-w': case '--wait': {
         const v = inline ?? (isNum(argv[i + 1]) ? argv[++i] : undefined);
@@ -86,7 +93,7 @@ export function parseIptablesArgv(prog: string, argv: string[]): Parsed | 'help'
     spec.push({ text: argv[i]!, col: i + 1 });
   }
   if (!cmd) throw usageError(prog, 'no command specified');
-  return { cmd, args, spec, table, verbose, wait, waitIntervalMs };
+  return { cmd, args, spec, table, verbose, numeric, exact, lineNumbers, wait, waitIntervalMs };
 }
 
 function toCommand(p: Parsed): TableCommand | undefined {
@@ -144,12 +151,26 @@ export function iptablesMain(prog: string, argv: string[], io: Io): number {
     io.err(`${prog} ${VERSION}: can't initialize iptables table \`${p.table}': Table does not exist (do you need to insmod?)\nPerhaps iptables or your kernel needs to be upgraded.\n`);
     return 3;
   }
-  if (p.cmd === 'L') return paramFailure(prog, unsupported('the -L listing', '-L'), io);
   let cmd: TableCommand | undefined;
   try {
     cmd = toCommand(p);
   } catch (e) { return paramFailure(prog, e, io); }
   requireRoot(prog);
+  if (p.cmd === 'L') {
+    try {
+      const t = readTableOrEmpty();
+      const o = { numeric: p.numeric, verbose: p.verbose, exact: p.exact, lineNumbers: p.lineNumbers, db: systemNameDb };
+      let out = listTable(t, o, p.args[0]);
+      if (p.args[1] !== undefined) {
+        const lines = out.split('\n').slice(2, -1);
+        const n = Number(p.args[1]);
+        if (n < 1 || n > lines.length) throw new BpftablesError(`${prog}: Index of deletion too big.`, 1);
+        out = `${lines[n - 1]}\n`;
+      }
+      io.out(out);
+      return 0;
+    } catch (e) { return failure(e, io); }
+  }
   if (p.cmd === 'S') {
     const t = readTableOrEmpty();
     try {

@@ -13,6 +13,8 @@ function readLines(file: string): string[][] {
 }
 
 let services: Map<string, number> | undefined;
+let portNames: Map<string, string> | undefined;
+let hosts: Map<number, string> | undefined;
 let protos: { byName: Map<string, number>; byNum: Map<number, string> } | undefined;
 
 function loadProtos(): NonNullable<typeof protos> {
@@ -45,4 +47,26 @@ export const systemNameDb: NameDb = {
   },
   protoByName: (name) => loadProtos().byName.get(name),
   protoByNumber: (num) => loadProtos().byNum.get(num),
+  serviceByPort(port, proto) {
+    if (!portNames) {
+      portNames = new Map();
+      for (const f of readLines('/etc/services')) {
+        const m = /^(\d+)\/(\w+)$/.exec(f[1]!);
+        if (m && !portNames.has(`${m[1]}/${m[2]}`)) portNames.set(`${m[1]}/${m[2]}`, f[0]!);
+      }
+    }
+    return portNames.get(`${port}/${proto}`);
+  },
+  hostByAddr(addr) {
+    if (!hosts) {
+      hosts = new Map();
+      for (const f of readLines('/etc/hosts')) {
+        const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(f[0]!);
+        if (!m) continue;
+        const a = ((Number(m[1]) << 24) | (Number(m[2]) << 16) | (Number(m[3]) << 8) | Number(m[4])) >>> 0;
+        if (!hosts.has(a)) hosts.set(a, f[1]!);
+      }
+    }
+    return hosts.get(addr);
+  },
 };

@@ -54,6 +54,47 @@ t.test('iptables commands behave like iptables-legacy', async (t) => {
   }
 });
 
+/** Rules exercising every match's -L rendering, then every listing flavour. */
+const LISTING: string[][] = [
+  ...[
+    '-N USR', '-N USR2',
+    '-A INPUT -p tcp --dport 22 -j ACCEPT',
+    '-A INPUT ! -s 10.0.0.0/8 -d 192.168.1.1 -i eth0 -p udp --sport 53 -j USR',
+    '-A INPUT -f -j DROP',
+    '-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED',
+    '-A USR -p tcp -m multiport --dports 80,443:445 -m state --state NEW -g USR2',
+    '-A USR2 -m iprange --src-range 1.2.3.4-1.2.3.9 -m length --length 100:200 -m ttl --ttl-gt 5 -j RETURN',
+    '-A OUTPUT -o lo -p tcp --tcp-flags SYN,ACK SYN ! --sport 1000:2000 -j DROP',
+    '-A OUTPUT -s 10.0.0.0/255.0.255.0 -p 47',
+    '-A INPUT -p tcp -m multiport ! --dports 80,443 -m state ! --state NEW -m conntrack ! --ctstate INVALID -j ACCEPT',
+    '-A INPUT -m iprange ! --src-range 1.2.3.4-1.2.3.9 --dst-range 5.6.7.8-5.6.7.9 -m length ! --length 100 -m ttl ! --ttl-eq 3 -m ttl --ttl-lt 9',
+    '-A INPUT -p icmp ! --icmp-type 3/1', '-A INPUT -p icmp --icmp-type any', '-A INPUT -p icmp --icmp-type 3',
+    '-A INPUT -p tcp ! --syn ! --dport 22',
+    '-A FORWARD ! -i eth+ ! -o lo -p udp ! --sport 1:2 -s 127.0.0.1',
+    '-A INPUT ! -p tcp ! -f', '-A INPUT -p tcp --tcp-flags ALL NONE', '-A INPUT -p udp -m multiport --ports 53,1000:2000',
+    '-A INPUT -s 127.0.0.1 -d 10.1.2.3/32 -j USR2', '-P FORWARD DROP',
+    '-L -n', '-L', '-L -v', '-L -n -v', '-L -n -v -x --line-numbers', '-L -v -x', '-L USR -n', '-L INPUT 2 -n', '-L NOPE', '-L --line-numbers',
+  ].map((l) => l.split(' ')),
+  ['-A', 'INPUT', '-m', 'comment', '--comment', 'ping it', '-p', 'icmp', '--icmp-type', 'echo-request', '-j', 'ACCEPT'],
+  ['-L', '-n'], ['-L'],
+];
+
+t.test('iptables -L prints what iptables-legacy prints', async (t) => {
+  if (!requireKernel(t, ['iptables-legacy'])) return;
+  prepareState();
+  const legacy = uniqueName('Ll'), ours = uniqueName('Lo');
+  ip('netns', 'add', legacy); ip('netns', 'add', ours);
+  t.teardown(() => { nsExec(ours, path.join(BIN, 'bpftables'), ['flush']); ip('netns', 'del', legacy); ip('netns', 'del', ours); });
+  for (const args of LISTING) {
+    const l = nsExec(legacy, 'iptables-legacy', args);
+    const o = nsExec(ours, path.join(BIN, 'iptables'), args);
+    const label = `iptables ${args.join(' ')}`;
+    t.equal(o.status, l.status, `${label}: exit ${l.status}`);
+    t.equal(o.stdout, l.stdout, `${label}: stdout`);
+    t.equal(o.stderr.replace('v1.8.11 (bpftables)', 'VER'), l.stderr.replace('v1.8.9 (legacy)', 'VER'), `${label}: stderr`);
+  }
+});
+
 t.test('a rule added with iptables -A is enforced at once', async (t) => {
   if (!requireKernel(t)) return;
   prepareState();

@@ -10,6 +10,10 @@ export interface NameDb {
   service(name: string, proto: string): number | undefined;
   protoByName(name: string): number | undefined;
   protoByNumber(num: number): string | undefined;
+  /** service name of a port for a protocol (for listings without -n) */
+  serviceByPort?(port: number, proto: string): string | undefined;
+  /** host name of an address (for listings without -n); host-order u32 */
+  hostByAddr?(addr: number): string | undefined;
 }
 
 /** The protocols iptables knows by name even without /etc/protocols, in its own order. */

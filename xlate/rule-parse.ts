@@ -143,8 +143,10 @@ export function parseRuleArgs(rawArgs: Arg[], opts: ParseOptions): RuleCommand {
     matches.push(match);
   };
 
+  // like iptables, an option belongs to the most recently loaded match that knows it
   const findMatchOption = (name: string): { entry: (typeof loaded)[number]; spec: OptionSpec } | undefined => {
-    for (const entry of loaded) {
+    for (let k = loaded.length - 1; k >= 0; k--) {
+      const entry = loaded[k]!;
       const spec = entry.mod.options.find((o) => o.name === name || o.aliases?.includes(name));
       if (spec) return { entry, spec };
     }

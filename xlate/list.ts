@@ -1,0 +1,173 @@
+/**
+ * `iptables -L` output, in iptables' exact layout: chain headers, the column
+ * header, one line per rule with the matches printed the way each iptables
+ * extension prints them, with or without -n (names from the NameDb), -v
+ * (counters, interfaces), -x (exact counters) and --line-numbers.
+ */
+import { BpftablesError } from './errors';
+import { type AddrMatch, type Chain, type IfaceMatch, isBuiltin, type Match, type Range, type Rule, type Table, TCP_FLAGS } from './ir';
+import { fmtIpv4 } from './matches';
+import { ICMP_TYPES, type NameDb, protoName } from './names';
+import { maskBits } from './save';
+
+export interface ListOptions { numeric: boolean; verbose: boolean; exact: boolean; lineNumbers: boolean; db: NameDb }
+
+const pad = (s: string, w: number): string => (s.length >= w ? s : s + ' '.repeat(w - s.length));
+const padL = (s: string, w: number): string => (s.length >= w ? s : ' '.repeat(w - s.length) + s);
+
+/** iptables' counter column (xtables_print_num). `notable`: inside a sentence, no padding. */
+export function fmtNum(n: number, exact: boolean, notable = false): string {
+  if (exact) return notable ? `${n} ` : `${padL(String(n), 8)} `;
+  if (n <= 99999) return notable ? `${n} ` : `${padL(String(n), 5)} `;
+  for (const unit of ['K', 'M', 'G']) {
+    n = Math.floor((n + 500) / 1000);
+    if (n <= 9999) return notable ? `${n}${unit} ` : `${padL(String(n), 4)}${unit} `;
+  }
+  n = Math.floor((n + 500) / 1000);
+  return notable ? `${n}T ` : `${padL(String(n), 4)}T `;
+}
+
+function fmtAddr(a: AddrMatch | undefined, o: ListOptions): string {
+  const inv = a?.invert ? '!' : ' ';
+  if (!a || a.mask === 0) return `${inv}${pad(o.numeric ? '0.0.0.0/0' : 'anywhere', 19)} `;
+  let host = fmtIpv4(a.addr);
+  if (!o.numeric && a.mask === 0xffffffff) host = o.db.hostByAddr?.(a.addr) ?? host;
+  const bits = maskBits(a.mask);
+  const mask = bits === 32 ? '' : bits === undefined ? `/${fmtIpv4(a.mask)}` : `/${bits}`;
+  return `${inv}${pad(host + mask, 19)} `;
+}
+
+function fmtIface(i: IfaceMatch | undefined, o: ListOptions): string {
+  let s = i?.invert ? '!' : '';
+  if (i && (i.name || i.wildcard)) s += i.name + (i.wildcard ? '+' : '');
+  else s += o.numeric ? '*' : 'any';
+  return s;
+}
+
+const PORT_PROTO: Record<string, string> = { tcp: 'tcp', udp: 'udp' };
+
+function portName(p: number, proto: string, o: ListOptions): string {
+  return o.numeric ? String(p) : o.db.serviceByPort?.(p, proto) ?? String(p);
+}
+
+function fmtPorts(name: string, r: Range | undefined, invert: boolean, proto: string, o: ListOptions): string {
+  if (!r || (r[0] === 0 && r[1] === 65535 && !invert)) return '';
+  const inv = invert ? '!' : '';
+  if (r[0] === r[1]) return ` ${name}:${inv}${portName(r[0], proto, o)}`;
+  return ` ${name}s:${inv}${portName(r[0], proto, o)}:${portName(r[1], proto, o)}`;
+}
+
+function tcpFlagNames(v: number): string {
+  if (v === 0) return 'NONE';
+  return Object.entries(TCP_FLAGS).filter(([, b]) => v & b).map(([n]) => n).join(',');
+}
+const hex2 = (v: number): string => `0x${v.toString(16).toUpperCase().padStart(2, '0')}`;
+
+function fmtMatch(m: Match, proto: number | undefined, o: ListOptions): string {
+  switch (m.kind) {
+    case 'tcp': case 'udp': {
+      const pn = PORT_PROTO[m.kind]!;
+      let s = ` ${m.kind}`;
+      s += fmtPorts('spt', m.sport?.range, m.sport?.invert ?? false, pn, o);
+      s += fmtPorts('dpt', m.dport?.range, m.dport?.invert ?? false, pn, o);
+      if (m.kind === 'tcp' && m.flags && (m.flags.mask || m.flags.invert)) {
+        s += ` flags:${m.flags.invert ? '!' : ''}`;
+        s += o.numeric ? `${hex2(m.flags.mask)}/${hex2(m.flags.comp)}` : `${tcpFlagNames(m.flags.mask)}/${tcpFlagNames(m.flags.comp)}`;
+      }
+      return s;
+    }
+    case 'icmp': {
+      if (!o.numeric) {
+        const named = ICMP_TYPES.find(([, t, lo, hi]) => t === m.type && lo === m.codeMin && hi === m.codeMax);
+        if (named) return ` icmp ${m.invert ? '!' : ''}${named[0]}`;
+      }
+      let s = ` icmp${m.invert ? ' !' : ''}type ${m.type}`;
+      if (m.codeMin === m.codeMax) s += ` code ${m.codeMin}`;
+      else if (m.codeMin !== 0 || m.codeMax !== 0xff) s += ` codes ${m.codeMin}-${m.codeMax}`;
+      return s;
+    }
+    case 'multiport': {
+      const pn = proto === 17 ? 'udp' : 'tcp';
+      const list = m.ports.map(([lo, hi]) => (lo === hi ? portName(lo, pn, o) : `${portName(lo, pn, o)}:${portName(hi, pn, o)}`)).join(',');
+      return ` multiport ${m.dir === 'src' ? 'sports' : m.dir === 'dst' ? 'dports' : 'ports'} ${m.invert ? ' !' : ''}${list}`;
+    }
+    case 'comment': return ` /* ${m.text} */`;
+    case 'conntrack': return `${m.invert ? ' !' : ''} ctstate ${m.ctstate.join(',')}`;
+    case 'state': return `${m.invert ? ' !' : ''} state ${m.states.join(',')}`;
+    case 'iprange': {
+      let s = '';
+      if (m.src) s += ` source IP range${m.src.invert ? ' !' : ''} ${fmtIpv4(m.src.from)}-${fmtIpv4(m.src.to)}`;
+      if (m.dst) s += ` destination IP range${m.dst.invert ? ' !' : ''} ${fmtIpv4(m.dst.from)}-${fmtIpv4(m.dst.to)}`;
+      return s;
+    }
+    case 'length': return ` length ${m.invert ? '!' : ''}${m.min === m.max ? m.min : `${m.min}:${m.max}`}`;
+    case 'ttl': return ` TTL match TTL ${m.op === 'eq' ? (m.invert ? '!=' : '==') : m.op === 'lt' ? '<' : '>'} ${m.value}`;
+  }
+}
+
+function targetName(r: Rule): string {
+  const v = r.verdict;
+  switch (v.kind) {
+    case 'accept': return 'ACCEPT';
+    case 'drop': return 'DROP';
+    case 'return': return 'RETURN';
+    case 'jump': case 'goto': return v.chain;
+    case 'none': return '';
+  }
+}
+
+function ruleLine(r: Rule, num: number, o: ListOptions): string {
+  let s = '';
+  if (o.lineNumbers) s += `${pad(String(num), 4)} `;
+  if (o.verbose) s += fmtNum(r.counters.packets, o.exact) + fmtNum(r.counters.bytes, o.exact);
+  s += `${pad(targetName(r), 9)} `;
+  s += r.ip.proto?.invert ? '!' : ' ';
+  s += pad(r.ip.proto ? (o.numeric ? String(r.ip.proto.num) : protoName(r.ip.proto.num, o.db)) : o.numeric ? '0' : 'all', 5);
+  s += `${r.ip.frag?.invert ? '!' : '-'}${r.ip.frag ? 'f' : '-'} `;
+  if (o.verbose) s += ` ${pad(fmtIface(r.ip.in, o), 6)} ${pad(fmtIface(r.ip.out, o), 6)} `;
+  s += fmtAddr(r.ip.src, o) + fmtAddr(r.ip.dst, o);
+  if (r.verdict.kind === 'goto') s += '[goto] ';
+  for (const m of r.matches) s += fmtMatch(m, r.ip.proto?.num, o);
+  return s;
+}
+
+function header(o: ListOptions): string {
+  let s = '';
+  if (o.lineNumbers) s += `${pad('num', 4)} `;
+  if (o.verbose) s += o.exact ? `${padL('pkts', 8)} ${padL('bytes', 10)} ` : `${padL('pkts', 5)} ${padL('bytes', 5)} `;
+  s += `${pad('target', 9)} `;
+  s += ' prot opt';
+  if (o.verbose) s += ` ${pad('in', 6)} ${pad('out', 6)} `;
+  s += ` ${pad('source', 19)} `;
+  s += ` ${pad('destination', 19)} `;
+  return s;
+}
+
+function references(t: Table, name: string): number {
+  let n = 0;
+  for (const c of t.chains) for (const r of c.rules) if ((r.verdict.kind === 'jump' || r.verdict.kind === 'goto') && r.verdict.chain === name) n++;
+  return n;
+}
+
+function chainBlock(t: Table, c: Chain, o: ListOptions): string {
+  let head = `Chain ${c.name}`;
+  if (c.policy) {
+    head += ` (policy ${c.policy}`;
+    if (o.verbose) head += ` ${fmtNum(c.counters.packets, o.exact, true)}packets, ${fmtNum(c.counters.bytes, o.exact, true)}bytes`;
+    head += ')';
+  } else head += ` (${references(t, c.name)} references)`;
+  const lines = [head, header(o), ...c.rules.map((r, i) => ruleLine(r, i + 1, o))];
+  return lines.join('\n') + '\n';
+}
+
+/** The whole listing (or one chain's). */
+export function listTable(t: Table, o: ListOptions, chain?: string): string {
+  const order = ['INPUT', 'FORWARD', 'OUTPUT'].map((n) => t.chains.find((c) => c.name === n)).filter((c): c is Chain => !!c)
+    .concat(t.chains.filter((c) => !isBuiltin(c.name)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)));
+  if (chain !== undefined) {
+    const c = t.chains.find((x) => x.name === chain);
+    if (!c) throw new BpftablesError('iptables: No chain/target/match by that name.', 1);
+    return chainBlock(t, c, o);
+  }
+  return order.map((c) => chainBlock(t, c, o)).join('\n');
+}

@@ -23,10 +23,10 @@ const USAGE = (prog: string): string => `Usage: ${prog} [-c] [-v] [-V] [-t] [-h]
     [ --table=<TABLE> ]
 `;
 
-interface Opts { counters: boolean; test: boolean; verbose: boolean; table?: string; file?: string; wait?: number; waitIntervalMs: number }
+interface Opts { counters: boolean; test: boolean; verbose: boolean; noflush: boolean; table?: string; file?: string; wait?: number; waitIntervalMs: number }
 
 function parseArgs(prog: string, argv: string[], io: Io): Opts | number {
-  const o: Opts = { counters: false, test: false, verbose: false, waitIntervalMs: 1000 };
+  const o: Opts = { counters: false, test: false, verbose: false, noflush: false, waitIntervalMs: 1000 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const [flag, inlineVal] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
@@ -48,8 +48,7 @@ function parseArgs(prog: string, argv: string[], io: Io): Opts | number {
         o.waitIntervalMs = Math.max(1, Number(v) / 1000);
         break;
       }
-      case '-n': case '--noflush':
-        throw new BpftablesError(`${prog}: --noflush is not supported by bpftables yet`, 2);
+      case '-n': case '--noflush': o.noflush = true; break;
       default:
         if (a.startsWith('-') && a !== '-') {
           io.err(`${prog}: unrecognized option '${a}'\n${USAGE(prog)}`);
@@ -94,7 +93,11 @@ export function restoreMain(prog: string, argv: string[], io: Io): number {
   const display = file === '-' ? 'stdin' : path.basename(file);
   let tables;
   try {
-    ({ tables } = parseRestore(text, { file: display, db: systemNameDb, counters: o.counters, current: (name) => (name === 'filter' ? readTable() : undefined) }));
+    const result = parseRestore(text, {
+      file: display, db: systemNameDb, counters: o.counters, noflush: o.noflush, current: (name) => (name === 'filter' ? readTable() : undefined),
+    });
+    tables = result.tables;
+    io.out(result.output);
   } catch (e) {
     if (e instanceof BpftablesError) {
       log.debug({ where: e.where, option: e.option }, e.message);
@@ -104,7 +107,9 @@ export function restoreMain(prog: string, argv: string[], io: Io): number {
         return 2;
       }
       if (/^COMMIT expected/.test(e.message)) { io.err(`${prog}: ${e.message}\n`); return 1; }
-      io.err(`${prog}: ${e.message}\n${prog}: line ${e.where.line ?? 0} failed\n`);
+      // iptables reports a failed command of the input by its line alone
+      const detail = e.message.startsWith('iptables: ') ? '' : `${prog}: ${e.message}\n`;
+      io.err(`${detail}${prog}: line ${e.where.line ?? 0} failed\n`);
       return 1;
     }
     throw e;

@@ -10,6 +10,9 @@ import { ArgvError, splitArgs } from '../grammar/restore-lexer';
 import { BpftablesError, paramError, unsupported } from './errors';
 import { type Chain, type Counters, emptyFilterTable, isBuiltin, type Policy, type Table } from './ir';
 import type { NameDb } from './names';
+import { applyCommand, listRules } from './commands';
+import { parseIptablesArgv, toCommand } from './command-parse';
+import { listTable } from './list';
 import { parseRuleArgs } from './rule-parse';
 import { validateTable } from './validate';
 
@@ -20,11 +23,15 @@ export interface RestoreOptions {
   counters: boolean;
   /** the live table by name, whose built-in policies carry over when the input does not declare them (asked only then) */
   current?: (table: string) => Table | undefined;
+  /** --noflush: start from the live table instead of an empty one */
+  noflush?: boolean;
 }
 
 export interface RestoreResult {
   /** committed tables in input order */
   tables: Table[];
+  /** what listing commands (-S, -L) in the input printed */
+  output: string;
 }
 
 const OTHER_TABLES = new Set(['nat', 'mangle', 'raw', 'security']);
@@ -50,6 +57,7 @@ function parseCounters(text: string): Counters | undefined {
 export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
   const statements = parseStatements(text, o.file);
   const tables: Table[] = [];
+  let output = '';
   let open: { table: Table; declared: Set<string>; line: number } | null = null;
   let lastLine = 0;
 
@@ -63,7 +71,9 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
           if (open) throw new BpftablesError(`table \`${name}' opened before COMMIT of \`${open.table.name}'`, 1);
           if (OTHER_TABLES.has(name)) throw unsupported(`table ${name}`, '*' + name, 1);
           if (name !== 'filter') throw new BpftablesError(`table '${name}' does not exist`, 1, { col: 1 });
-          open = { table: emptyFilterTable(), declared: new Set(), line: st.line };
+          const base = o.noflush ? o.current?.(name) : undefined;
+          const table = base ? { name: base.name, chains: base.chains.map((c) => ({ ...c, rules: [...c.rules] })) } : emptyFilterTable();
+          open = { table, declared: new Set(), line: st.line };
           break;
         }
         case 'chain': {
@@ -88,14 +98,15 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
             if (policy !== undefined && policy !== '-') {
               throw paramError(`Can't set policy \`${policy}' on \`${name}' (not a built-in chain)`, undefined, parts[1]?.col);
             }
-            const c: Chain = { name, counters: { packets: 0, bytes: 0 }, rules: [] };
-            open.table.chains.push(c);
+            const existing = open.table.chains.find((c) => c.name === name);
+            if (existing) existing.rules = []; // --noflush: declaring an existing chain flushes it, as iptables does
+            else open.table.chains.push({ name, counters: { packets: 0, bytes: 0 }, rules: [] } as Chain);
           }
           break;
         }
         case 'commit': {
           if (!open) throw new BpftablesError('COMMIT without a table', 1, { col: 1 });
-          if (open.table.chains.some((c) => c.policy && !open!.declared.has(c.name))) {
+          if (!o.noflush && open.table.chains.some((c) => c.policy && !open!.declared.has(c.name))) {
             const cur = o.current?.(open.table.name);
             for (const c of open.table.chains) {
               const old = cur?.chains.find((x) => x.name === c.name);
@@ -116,6 +127,20 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
             counters = parseCounters(first.text);
             if (!counters) throw paramError(`invalid counters \`${first.text}'`, undefined, first.col);
             args = args.slice(1);
+          }
+          if (args.some((a) => a.text === '-t' || a.text === '--table')) {
+            throw paramError('The -t option cannot be used in iptables-restore.\n', '-t');
+          }
+          if (args.some((a) => OTHER_COMMANDS.has(a.text))) {
+            // any other iptables command, applied to the table being built
+            const p = parseIptablesArgv(args.map((a) => a.text));
+            if (p === 'help' || p === 'version') throw paramError('unexpected -h/-V in restore input');
+            if (p.cmd === 'S') { output += listRules(open.table, o.db, p.args[0], p.verbose); break; }
+            if (p.cmd === 'L') { output += listTable(open.table, { numeric: p.numeric, verbose: p.verbose, exact: p.exact, lineNumbers: p.lineNumbers, db: o.db }, p.args[0]); break; }
+            const tc = toCommand(p, o.db)!;
+            open.table = applyCommand(open.table, tc, o.db, { validate: false });
+            if (tc.op === 'policy') open.declared.add(tc.chain); // an explicit policy is not carried over
+            break;
           }
           const cmd = parseRuleArgs(args, { db: o.db, allowCounters: o.counters });
           const rule = cmd.rule;
@@ -141,5 +166,9 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
     }
   }
   if (open) throw new BpftablesError(`COMMIT expected at line ${lastLine + 1}`, 1, { file: o.file, line: lastLine + 1 });
-  return { tables };
+  return { tables, output };
 }
+
+/** Commands besides -A/-I that may stand in a rule line. */
+const OTHER_COMMANDS = new Set(['-D', '--delete', '-R', '--replace', '-N', '--new-chain', '-X', '--delete-chain', '-F', '--flush',
+  '-Z', '--zero', '-P', '--policy', '-E', '--rename-chain', '-C', '--check', '-S', '--list-rules', '-L', '--list']);

@@ -220,7 +220,7 @@ export function parseRuleArgs(rawArgs: Arg[], opts: ParseOptions): RuleCommand {
     }
     if (OTHER_COMMANDS.has(name)) throw unsupported(`command ${name} in this context`, name, a.col);
     if (name === '-t' || name === '--table') {
-      throw paramError('The -t option cannot be used in iptables-restore input', name, a.col);
+      throw paramError('The -t option cannot be used in iptables-restore.\n', name, a.col);
     }
     if (name.startsWith('-')) {
       let found = findMatchOption(name);

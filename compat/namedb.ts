@@ -1,5 +1,6 @@
 /** The system name databases (/etc/services, /etc/protocols) behind xlate's NameDb. */
 import fs from 'node:fs';
+import { resolveIpv4 } from '../native/resolve';
 import type { NameDb } from '../xlate/names';
 
 function readLines(file: string): string[][] {
@@ -57,6 +58,7 @@ export const systemNameDb: NameDb = {
     }
     return portNames.get(`${port}/${proto}`);
   },
+  resolveHost: (name) => resolveIpv4(name),
   hostByAddr(addr) {
     if (!hosts) {
       hosts = new Map();

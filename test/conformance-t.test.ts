@@ -42,9 +42,9 @@ t.test('iptables extension test lines', { skip: dir ? false : 'conformance data 
       let err: unknown;
       try {
         const cmd = parseRuleArgs(splitArgs(`-A ${chain} ${rule}`), { db: systemNameDb });
-        if (chain === 'OUTPUT' && cmd.rule.ip.in) throw new BpftablesError("Can't use -i with OUTPUT");
-        if (chain === 'INPUT' && cmd.rule.ip.out) throw new BpftablesError("Can't use -o with INPUT");
-        printed = ruleBody(cmd.rule, systemNameDb).trim();
+        if (chain === 'OUTPUT' && cmd.rules[0]!.ip.in) throw new BpftablesError("Can't use -i with OUTPUT");
+        if (chain === 'INPUT' && cmd.rules[0]!.ip.out) throw new BpftablesError("Can't use -o with INPUT");
+        printed = cmd.rules.map((r) => ruleBody(r, systemNameDb).trim()).join('\n');
       } catch (e) { err = e; }
       if (err instanceof BpftablesError && err.unsupported) {
         unsupportedCount++;

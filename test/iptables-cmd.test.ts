@@ -36,6 +36,15 @@ const SEQUENCE: string[][] = [
   ['--append', 'INPUT', '--protocol', 'tcp', '--destination-port', '80', '--jump', 'ACCEPT'],
   ['-m', 'comment', '--comment', 'any order', '-p', 'tcp', '-A', 'INPUT', '-d', '192.0.2.1', '--dport', '443', '-j', 'DROP'],
   ['-S'], ['-F'], ['-S'],
+  // address lists and host names: one rule per source × destination
+  ...[
+    '-A INPUT -s 1.2.3.4,5.6.7.8 -d localhost,10.0.0.0/8 -j DROP', '-S',
+    '-C INPUT -s 1.2.3.4,5.6.7.8 -d localhost,10.0.0.0/8 -j DROP',
+    '-D INPUT -s 1.2.3.4 -d localhost,10.0.0.0/8 -j DROP', '-S',
+    '-A INPUT ! -s 1.2.3.4,5.6.7.8 -j DROP', '-R INPUT 1 -s 1.1.1.1,2.2.2.2 -j ACCEPT',
+    '-A INPUT -s nonexistent.invalid -j DROP', '-A INPUT -s 1.2.3.4/33 -j DROP',
+    '-I INPUT 2 -d 9.9.9.9,8.8.8.8 -j ACCEPT', '-S',
+  ].map((l) => l.split(' ')),
 ];
 
 t.test('iptables commands behave like iptables-legacy', async (t) => {

@@ -5,6 +5,7 @@
 import type { Arg } from '../grammar/restore-lexer';
 import type { TableCommand } from './commands';
 import { paramError } from './errors';
+import type { Rule } from './ir';
 import type { NameDb } from './names';
 import { parseRuleArgs } from './rule-parse';
 
@@ -91,23 +92,24 @@ export function parseIptablesArgv(argv: string[]): Parsed | 'help' | 'version' {
 
 /** The table command a parsed command line asks for (undefined for listings). */
 export function toCommand(p: Parsed, db: NameDb): TableCommand | undefined {
-  const rule = (): ReturnType<typeof parseRuleArgs>['rule'] => {
-    const r = parseRuleArgs([{ text: '-A', col: 0 }, { text: p.args[0]!, col: 0 }, ...p.spec], { db }).rule;
-    return r;
-  };
+  const rules = (): Rule[] => parseRuleArgs([{ text: '-A', col: 0 }, { text: p.args[0]!, col: 0 }, ...p.spec], { db }).rules;
   const noSpec = (): void => {
     const first = p.spec[0];
     if (first) throw paramError(`Illegal option \`${first.text}' with this command`, first.text);
   };
   const chain = p.args[0];
   switch (p.cmd) {
-    case 'A': return { op: 'append', chain: chain!, rule: rule() };
-    case 'C': return { op: 'check', chain: chain!, rule: rule() };
-    case 'I': return { op: 'insert', chain: chain!, index: p.args[1] ? Number(p.args[1]) : 1, rule: rule() };
-    case 'R': return { op: 'replace', chain: chain!, index: Number(p.args[1]), rule: rule() };
+    case 'A': return { op: 'append', chain: chain!, rules: rules() };
+    case 'C': return { op: 'check', chain: chain!, rules: rules() };
+    case 'I': return { op: 'insert', chain: chain!, index: p.args[1] ? Number(p.args[1]) : 1, rules: rules() };
+    case 'R': {
+      const r = rules();
+      if (r.length !== 1) throw paramError('Replacement rule does not specify a unique address');
+      return { op: 'replace', chain: chain!, index: Number(p.args[1]), rule: r[0]! };
+    }
     case 'D':
       if (p.args[1] !== undefined) { noSpec(); return { op: 'delete-num', chain: chain!, index: Number(p.args[1]) }; }
-      return { op: 'delete', chain: chain!, rule: rule() };
+      return { op: 'delete', chain: chain!, rules: rules() };
     case 'N': noSpec(); return { op: 'new-chain', chain: chain! };
     case 'X': noSpec(); return { op: 'delete-chain', chain };
     case 'F': noSpec(); return { op: 'flush', chain };

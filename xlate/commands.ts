@@ -10,13 +10,14 @@ import { ruleBody } from './save';
 import { TARGETS_UNSUPPORTED } from './rule-parse';
 import { validateTable } from './validate';
 
+/** Rule-taking commands carry one rule per address pair (`-s a,b` expands, as in iptables). */
 export type TableCommand =
-  | { op: 'append'; chain: string; rule: Rule }
-  | { op: 'insert'; chain: string; index: number; rule: Rule }
-  | { op: 'delete'; chain: string; rule: Rule }
+  | { op: 'append'; chain: string; rules: Rule[] }
+  | { op: 'insert'; chain: string; index: number; rules: Rule[] }
+  | { op: 'delete'; chain: string; rules: Rule[] }
   | { op: 'delete-num'; chain: string; index: number }
   | { op: 'replace'; chain: string; index: number; rule: Rule }
-  | { op: 'check'; chain: string; rule: Rule }
+  | { op: 'check'; chain: string; rules: Rule[] }
   | { op: 'new-chain'; chain: string }
   | { op: 'delete-chain'; chain?: string }
   | { op: 'flush'; chain?: string }
@@ -67,13 +68,16 @@ export function applyCommand(t0: Table, cmd: TableCommand, db: NameDb, opts: { v
   switch (cmd.op) {
     case 'append': case 'insert': case 'replace': {
       const c = chainOf(t, cmd.chain);
-      checkTarget(t, cmd.rule);
-      if (c.name === 'OUTPUT' && cmd.rule.ip.in) throw new BpftablesError("Can't use -i with OUTPUT\n", 2);
-      if (c.name === 'INPUT' && cmd.rule.ip.out) throw new BpftablesError("Can't use -o with INPUT\n", 2);
-      if (cmd.op === 'append') c.rules.push(cmd.rule);
+      const rules = cmd.op === 'replace' ? [cmd.rule] : cmd.rules;
+      for (const r of rules) {
+        checkTarget(t, r);
+        if (c.name === 'OUTPUT' && r.ip.in) throw new BpftablesError("Can't use -i with OUTPUT\n", 2);
+        if (c.name === 'INPUT' && r.ip.out) throw new BpftablesError("Can't use -o with INPUT\n", 2);
+      }
+      if (cmd.op === 'append') c.rules.push(...rules);
       else if (cmd.op === 'insert') {
         if (cmd.index > c.rules.length + 1) throw fail('Index of insertion too big.');
-        c.rules.splice(cmd.index - 1, 0, cmd.rule);
+        for (const r of rules) c.rules.splice(cmd.index - 1, 0, r); // one by one at the same place, as iptables does
       } else {
         if (cmd.index > c.rules.length) throw fail('Index of replacement too big.');
         c.rules[cmd.index - 1] = cmd.rule;
@@ -82,9 +86,11 @@ export function applyCommand(t0: Table, cmd: TableCommand, db: NameDb, opts: { v
     }
     case 'delete': case 'check': {
       const c = chainOf(t, cmd.chain);
-      const i = findRule(c, cmd.rule, db);
-      if (i < 0) throw fail(BAD_RULE);
-      if (cmd.op === 'delete') c.rules.splice(i, 1);
+      for (const r of cmd.rules) {
+        const i = findRule(c, r, db);
+        if (i < 0) throw fail(BAD_RULE);
+        if (cmd.op === 'delete') c.rules.splice(i, 1);
+      }
       break;
     }
     case 'delete-num': {

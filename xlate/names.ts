@@ -14,6 +14,8 @@ export interface NameDb {
   serviceByPort?(port: number, proto: string): string | undefined;
   /** host name of an address (for listings without -n); host-order u32 */
   hostByAddr?(addr: number): string | undefined;
+  /** IPv4 addresses (host order) a host name resolves to, as for `-s name` */
+  resolveHost?(name: string): number[];
 }
 
 /** The protocols iptables knows by name even without /etc/protocols, in its own order. */

@@ -143,18 +143,19 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
             break;
           }
           const cmd = parseRuleArgs(args, { db: o.db, allowCounters: o.counters });
-          const rule = cmd.rule;
-          rule.src = { file: o.file, line: st.line };
-          // "[p:b]" prefixes count only with --counters; an in-line "-c p b" always does (as in iptables-restore)
-          if (o.counters && counters) rule.counters = counters;
           const chain = open.table.chains.find((c) => c.name === cmd.chain);
           if (!chain) throw new BpftablesError(`chain ${cmd.chain} does not exist`, 1, { col: args[1]?.col });
-          if (chain.name === 'OUTPUT' && rule.ip.in) throw paramError('Can\'t use -i with OUTPUT\n', '-i');
-          if (chain.name === 'INPUT' && rule.ip.out) throw paramError('Can\'t use -o with INPUT\n', '-o');
-          if (cmd.op === 'append') chain.rules.push(rule);
+          for (const rule of cmd.rules) {
+            rule.src = { file: o.file, line: st.line };
+            // "[p:b]" prefixes count only with --counters; an in-line "-c p b" always does (as in iptables-restore)
+            if (o.counters && counters) rule.counters = { ...counters };
+            if (chain.name === 'OUTPUT' && rule.ip.in) throw paramError('Can\'t use -i with OUTPUT\n', '-i');
+            if (chain.name === 'INPUT' && rule.ip.out) throw paramError('Can\'t use -o with INPUT\n', '-o');
+          }
+          if (cmd.op === 'append') chain.rules.push(...cmd.rules);
           else {
-            if (cmd.index > chain.rules.length + 1) throw new BpftablesError('Index of insertion too big', 1);
-            chain.rules.splice(cmd.index - 1, 0, rule);
+            if (cmd.index > chain.rules.length + 1) throw new BpftablesError('iptables: Index of insertion too big.', 1);
+            for (const r of cmd.rules) chain.rules.splice(cmd.index - 1, 0, r); // one by one at the same place, as iptables does
           }
           break;
         }

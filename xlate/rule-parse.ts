@@ -7,13 +7,14 @@
  */
 import type { Arg } from '../grammar/restore-lexer';
 import { BpftablesError, paramError, unsupported } from './errors';
-import type { Counters, IfaceMatch, IpPart, Match, Rule, Verdict } from './ir';
+import type { AddrMatch, Counters, IfaceMatch, IpPart, Match, Rule, Verdict } from './ir';
 import { KNOWN_UNSUPPORTED_MATCHES, MATCH_MODULES, type MatchModule, type OptionSpec, parseIpv4 } from './matches';
 import { type NameDb, protoNumber } from './names';
 
+/** `rules` has one rule per source × destination address when -s/-d name several (lists, host names). */
 export type RuleCommand =
-  | { op: 'append'; chain: string; rule: Rule }
-  | { op: 'insert'; chain: string; index: number; rule: Rule };
+  | { op: 'append'; chain: string; rules: Rule[] }
+  | { op: 'insert'; chain: string; index: number; rules: Rule[] };
 
 interface CoreOption { short?: string; long: string; args: number; invertible: boolean }
 const CORE: CoreOption[] = [
@@ -44,15 +45,23 @@ function findCore(name: string): CoreOption | undefined {
   return CORE_BY_NAME.get(name);
 }
 
-function parseAddr(text: string, opt: string, col: number): { addr: number; mask: number } {
+/** `-s`/`-d` value: comma-separated addresses or host names, each with an optional /prefix or /mask. */
+function parseAddrList(text: string, opt: string, col: number, db: NameDb): { addr: number; mask: number }[] {
+  const out: { addr: number; mask: number }[] = [];
+  for (const part of text.split(',')) {
+    for (const a of parseAddr(part, opt, col, db)) {
+      if (!out.some((x) => x.addr === a.addr && x.mask === a.mask)) out.push(a);
+    }
+  }
+  return out;
+}
+
+function parseAddr(text: string, opt: string, col: number, db: NameDb): { addr: number; mask: number }[] {
   const slash = text.indexOf('/');
   const host = slash < 0 ? text : text.slice(0, slash);
-  if (host.includes(',')) throw unsupported('a comma-separated address list', opt, col);
-  const a = parseIpv4(host);
-  if (a === undefined) {
-    if (/^[A-Za-z0-9.-]+$/.test(host) && /[A-Za-z]/.test(host)) throw unsupported(`host name \`${host}'`, opt, col);
-    throw paramError(`host/network \`${host}' not found`, opt, col);
-  }
+  const literal = parseIpv4(host);
+  const addrs = literal !== undefined ? [literal] : host !== '' && /^[A-Za-z0-9._-]+$/.test(host) ? db.resolveHost?.(host) ?? [] : [];
+  if (addrs.length === 0) throw paramError(`host/network \`${host}' not found`, opt, col);
   let mask = 0xffffffff;
   if (slash >= 0) {
     const m = text.slice(slash + 1);
@@ -66,7 +75,7 @@ function parseAddr(text: string, opt: string, col: number): { addr: number; mask
       mask = mm;
     }
   }
-  return { addr: (a & mask) >>> 0, mask };
+  return addrs.map((a) => ({ addr: (a & mask) >>> 0, mask }));
 }
 
 function parseIface(text: string, opt: string, col: number, invert: boolean): IfaceMatch {
@@ -112,6 +121,8 @@ function normalizeArgs(args: Arg[]): Arg[] {
 export function parseRuleArgs(rawArgs: Arg[], opts: ParseOptions): RuleCommand {
   const args = normalizeArgs(rawArgs);
   const ip: IpPart = {};
+  let srcs: AddrMatch[] = [];
+  let dsts: AddrMatch[] = [];
   const matches: Match[] = [];
   const loaded: { mod: MatchModule; match: Match; seen: Set<string> }[] = [];
   let verdict: Verdict = { kind: 'none' };
@@ -178,8 +189,8 @@ export function parseRuleArgs(rawArgs: Arg[], opts: ParseOptions): RuleCommand {
       switch (key) {
         case '--append': command = { op: 'append', chain: v[0]!, index: 0 }; break;
         case '--insert': command ??= { op: 'insert', chain: v[0]!, index: 1 }; break;
-        case '--source': ip.src = { ...parseAddr(v[0]!, name, col), invert }; break;
-        case '--destination': ip.dst = { ...parseAddr(v[0]!, name, col), invert }; break;
+        case '--source': srcs = parseAddrList(v[0]!, name, col, opts.db).map((x) => ({ ...x, invert })); break;
+        case '--destination': dsts = parseAddrList(v[0]!, name, col, opts.db).map((x) => ({ ...x, invert })); break;
         case '--in-interface': ip.in = parseIface(v[0]!, name, col, invert); break;
         case '--out-interface': ip.out = parseIface(v[0]!, name, col, invert); break;
         case '--fragment': ip.frag = { invert }; break;
@@ -263,8 +274,20 @@ export function parseRuleArgs(rawArgs: Arg[], opts: ParseOptions): RuleCommand {
     l.mod.finish(l.match, l.seen, { db: opts.db, ip });
   }
   if (coreSeen.has('--set-counters') && !opts.allowCounters) { /* counters given but not requested: iptables ignores them */ }
-  const rule: Rule = { ip, matches, verdict, counters };
+  // one rule per source × destination, sources outermost, as iptables expands them
+  const rules: Rule[] = [];
+  for (const src of srcs.length ? srcs : [undefined]) {
+    for (const dst of dsts.length ? dsts : [undefined]) {
+      const rip: IpPart = { ...ip };
+      if (src) rip.src = src;
+      if (dst) rip.dst = dst;
+      rules.push({ ip: rip, matches: rules.length ? structuredClone(matches) : matches, verdict, counters: { ...counters } });
+    }
+  }
+  if ((srcs.some((s) => s.invert) || dsts.some((d) => d.invert)) && rules.length > 1) {
+    throw paramError('! not allowed with multiple source or destination IP addresses', srcs.length > 1 ? '-s' : '-d');
+  }
   return command.op === 'append'
-    ? { op: 'append', chain: command.chain, rule }
-    : { op: 'insert', chain: command.chain, index: command.index, rule };
+    ? { op: 'append', chain: command.chain, rules }
+    : { op: 'insert', chain: command.chain, index: command.index, rules };
 }

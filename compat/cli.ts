@@ -4,6 +4,7 @@
  */
 import { BpftablesError } from '../xlate/errors';
 import { SysError } from '../native/libc';
+import { acquireXtablesLock, LockBusy } from '../native/lock';
 import { StateFsError } from '../native/statefs';
 import { log, setVerbose } from './log';
 
@@ -13,6 +14,23 @@ export class Exit extends Error { constructor(readonly code: number) { super(`ex
 
 export interface Io { out: (s: string) => void; err: (s: string) => void }
 export const stdio: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) };
+
+/**
+ * Run `fn` holding the xtables lock (`wait` as for -w). When the lock stays
+ * busy, prints iptables' message and returns exit status 4 without running `fn`.
+ */
+export function withXtablesLock(io: Io, wait: number | undefined, intervalMs: number, fn: () => number): number {
+  let lock;
+  try {
+    lock = acquireXtablesLock(wait, intervalMs);
+  } catch (e) {
+    if (!(e instanceof LockBusy)) throw e;
+    io.err(wait ? `Another app is currently holding the xtables lock. Stopped waiting after ${wait}s.\n`
+      : 'Another app is currently holding the xtables lock. Perhaps you want to use the -w option?\n');
+    return 4;
+  }
+  try { return fn(); } finally { lock.release(); }
+}
 
 export function requireRoot(prog: string): void {
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {

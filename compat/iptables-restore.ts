@@ -5,9 +5,8 @@ import { BpftablesError } from '../xlate/errors';
 import { parseRestore } from '../xlate/restore';
 import { compileTable } from '../cgen/program';
 import { BpfLoadError, close, mapCreate, MapType } from '../native/bpf';
-import { acquireXtablesLock, type Lock, LockBusy } from '../native/lock';
 import { createMaps, TableState } from '../native/tablestate';
-import { type Io, requireRoot, runMain, VERSION } from './cli';
+import { type Io, requireRoot, runMain, VERSION, withXtablesLock } from './cli';
 import { kernel, readTable, replaceTable } from './engine';
 import { log } from './log';
 import { systemNameDb } from './namedb';
@@ -115,18 +114,7 @@ export function restoreMain(prog: string, argv: string[], io: Io): number {
     throw e;
   }
   const selected = o.table ? tables.filter((t) => t.name === o.table) : tables;
-  let lock: Lock | undefined;
-  if (!o.test && selected.length) {
-    try {
-      lock = acquireXtablesLock(o.wait, o.waitIntervalMs);
-    } catch (e) {
-      if (!(e instanceof LockBusy)) throw e;
-      io.err(o.wait ? `Another app is currently holding the xtables lock. Stopped waiting after ${o.wait}s.\n`
-        : 'Another app is currently holding the xtables lock. Perhaps you want to use the -w option?\n');
-      return 4;
-    }
-  }
-  try {
+  const install = (): number => {
     for (const t of selected) {
       try {
         if (o.test) verifyOnly(t); else replaceTable(t);
@@ -138,8 +126,10 @@ export function restoreMain(prog: string, argv: string[], io: Io): number {
         throw e;
       }
     }
-  } finally { lock?.release(); }
-  return 0;
+    return 0;
+  };
+  // --test changes nothing, so it needs no lock
+  return o.test || !selected.length ? install() : withXtablesLock(io, o.wait, o.waitIntervalMs, install);
 }
 
 export function main(): void {

@@ -7,8 +7,7 @@ import { applyCommand, listRules, type TableCommand } from '../xlate/commands';
 import { listTable } from '../xlate/list';
 import { BpftablesError, unsupported } from '../xlate/errors';
 import { parseIptablesArgv, toCommand } from '../xlate/command-parse';
-import { acquireXtablesLock, LockBusy } from '../native/lock';
-import { type Io, requireRoot, runMain, VERSION } from './cli';
+import { type Io, requireRoot, runMain, VERSION, withXtablesLock } from './cli';
 import { readTableOrEmpty, replaceTable } from './engine';
 import { systemNameDb } from './namedb';
 
@@ -73,23 +72,15 @@ export function iptablesMain(prog: string, argv: string[], io: Io): number {
       return 0;
     } catch (e) { return failure(e, io); }
   }
-  let lock;
-  try {
-    lock = acquireXtablesLock(p.wait, p.waitIntervalMs);
-  } catch (e) {
-    if (!(e instanceof LockBusy)) throw e;
-    io.err(p.wait ? `Another app is currently holding the xtables lock. Stopped waiting after ${p.wait}s.\n`
-      : 'Another app is currently holding the xtables lock. Perhaps you want to use the -w option?\n');
-    return 4;
-  }
-  try {
-    const before = readTableOrEmpty();
-    const after = applyCommand(before, cmd!, systemNameDb);
-    if (cmd!.op !== 'check') replaceTable(after);
-    return 0;
-  } catch (e) {
-    return e instanceof BpftablesError && e.status === 2 ? paramFailure(prog, e, io) : failure(e, io);
-  } finally { lock.release(); }
+  return withXtablesLock(io, p.wait, p.waitIntervalMs, () => {
+    try {
+      const after = applyCommand(readTableOrEmpty(), cmd!, systemNameDb);
+      if (cmd!.op !== 'check') replaceTable(after);
+      return 0;
+    } catch (e) {
+      return e instanceof BpftablesError && e.status === 2 ? paramFailure(prog, e, io) : failure(e, io);
+    }
+  });
 }
 
 function paramFailure(prog: string, e: unknown, io: Io): number {

@@ -9,13 +9,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { Asm, link, NF_ACCEPT } from '../cgen/asm';
 import { compileTable } from '../cgen/program';
-import { kernel } from '../compat/engine';
+import { kernel, loadCompiled } from '../compat/engine';
 import { ip, uniqueName } from '../compat/lab';
 import { systemNameDb } from '../compat/namedb';
 import { TCP, tcpPacket } from '../compat/probes';
-import { ATTACH_NETFILTER, close, mapCreate, MapType, PROG_TYPE_NETFILTER, progInfo, progLoad, testRunNf } from '../native/bpf';
+import { ATTACH_NETFILTER, close, PROG_TYPE_NETFILTER, progInfo, progLoad, testRunNf } from '../native/bpf';
 import { ensureStateRoot } from '../native/statefs';
-import { createMaps, TableState } from '../native/tablestate';
 import { parseRestore } from '../xlate/restore';
 
 const REPO = path.resolve(__dirname, '..', '..');
@@ -87,14 +86,12 @@ function main(): void {
   for (const shape of Object.keys(SHAPES) as Shape[]) for (const n of [1, 100, 1000]) {
     const table = parseRestore(noMatchRules(n, shape), { file: `bench${n}`, db: systemNameDb, counters: false }).tables[0]!;
     const compiled = compileTable(table, k);
-    const cfd = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: compiled.counters.slots * 16, maxEntries: 1, name: 'bpft_bench' });
-    const extra = createMaps(compiled.maps);
-    const fd = TableState.loadHook(compiled.hooks[0]!.linked, new Map([...extra, ['counters', cfd]]), 'bpft_bench');
-    for (const x of extra.values()) close(x);
+    const loaded = loadCompiled(compiled, table);
+    const fd = loaded.progFds.get(0)!; // INPUT
     const ns = perPacket(fd);
     const info = progInfo(fd);
     packets.push({ shape, rules: n, ns, overFloorNs: ns - floor, xlatedInsns: info.xlatedLen / 8, jitedBytes: info.jitedLen });
-    close(fd); close(cfd);
+    loaded.close();
   }
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bpft-bench-'));
   const restores: RestoreRow[] = [];

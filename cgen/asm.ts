@@ -28,19 +28,11 @@ const JMP_OP: Record<JmpOp, number> = {
   jeq: 0x10, jgt: 0x20, jge: 0x30, jset: 0x40, jne: 0x50, jsgt: 0x60, jsge: 0x70,
   jlt: 0xa0, jle: 0xb0, jslt: 0xc0, jsle: 0xd0,
 };
-/** The condition that is true exactly when `op` is false (unsigned and signed families). */
-export const NEGATE: Record<JmpOp, JmpOp | null> = {
-  jeq: 'jne', jne: 'jeq', jgt: 'jle', jle: 'jgt', jge: 'jlt', jlt: 'jge',
-  jsgt: 'jsle', jsle: 'jsgt', jsge: 'jslt', jslt: 'jsge', jset: null,
-};
 
 export const PSEUDO_MAP_FD = 1;
 export const PSEUDO_MAP_VALUE = 2;
 const PSEUDO_CALL = 1;
 const PSEUDO_KFUNC_CALL = 2;
-
-/** A symbolic reference to a map; the loader substitutes its fd. */
-export interface MapRef { readonly map: string }
 
 export interface Insn {
   code: number;

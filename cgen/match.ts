@@ -5,7 +5,8 @@
  * packet sends it (iptables drops such packets at once). The first failing
  * check leaves the rule, so a packet pays only for what it is tested on.
  * (Each such jump stays pending in the verifier while it walks on; chains
- * are cut into functions of bounded size for that, see cgen/program.ts.)
+ * are cut into functions of bounded branch count for that: chunksOf in
+ * cgen/program.ts.)
  */
 import { type Asm, type JmpOp, R1, R2, R9 } from './asm';
 import { CtBit, S } from './summary';

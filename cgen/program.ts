@@ -48,8 +48,6 @@ export interface HookProgram {
   userChains: string[];
 }
 
-export interface ProgramOrigin { chain: string; rule: number; src?: Rule['src'] }
-
 function count(a: Asm, slot: number): void {
   a.ldMapValue(R1, COUNTERS_MAP, slot * 16);
   a.mov64(R2, 1);

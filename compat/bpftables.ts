@@ -1,7 +1,7 @@
 /** `bpftables`: the tool's own commands (status, flush, demo, version, help). */
 import fs from 'node:fs';
 import path from 'node:path';
-import { allIds, close, linkInfo, mapInfo, objGet, progInfo } from '../native/bpf';
+import { close, linkInfo, mapInfo, objGet } from '../native/bpf';
 import { acquireXtablesLock } from '../native/lock';
 import { collectGarbage, ensureStateRoot, familyDir, netnsKey } from '../native/statefs';
 import { type Io, requireRoot, runMain, VERSION } from './cli';
@@ -93,9 +93,3 @@ export function bpftablesMain(argv: string[], io: Io): number {
 export function main(): void {
   runMain('bpftables', bpftablesMain);
 }
-
-// ids of every kernel object, for leak checks in tests and `status`
-export function kernelObjectIds(): { progs: number[]; maps: number[]; links: number[] } {
-  return { progs: allIds('prog'), maps: allIds('map'), links: allIds('link') };
-}
-void progInfo;

@@ -10,8 +10,6 @@ import { log, setVerbose } from './log';
 
 export const VERSION = 'v1.8.11 (bpftables)';
 
-export class Exit extends Error { constructor(readonly code: number) { super(`exit ${code}`); } }
-
 export interface Io { out: (s: string) => void; err: (s: string) => void }
 export const stdio: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) };
 
@@ -51,7 +49,6 @@ export function runMain(prog: string, main: (argv: string[], io: Io) => number |
 }
 
 export function reportError(prog: string, e: unknown, io: Io): number {
-  if (e instanceof Exit) return e.code;
   if (e instanceof BpftablesError) {
     io.err(`${e.message}\n`);
     return e.status;

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { Btf, kernelLayout, type KernelLayout } from '../cgen/btf';
 import { dispatcher } from '../cgen/dispatcher';
-import { compileTable, counterLayout, type HookProgram } from '../cgen/program';
+import { type CompiledTable, compileTable, counterLayout, type HookProgram } from '../cgen/program';
 import { BpfLoadError, close, mapCreate, mapLookup, MapType, mapUpdate, NFPROTO_IPV4, u32Key } from '../native/bpf';
 import { disableConntrack, enableConntrack } from '../native/conntrack';
 import { currentNamespaceDir, removeNamespaceDir } from '../native/statefs';
@@ -87,24 +87,33 @@ function verifierError(e: BpfLoadError, h: HookProgram): BpftablesError {
   return new BpftablesError(`the kernel rejected the ${h.chain} program${origin}: ${last}`, 1);
 }
 
+/** A compiled table's programs loaded into the kernel (not attached), with their maps. */
+export interface LoadedTable {
+  /** hook program fds by dispatcher slot (INPUT 0, FORWARD 1, OUTPUT 2) */
+  progFds: Map<number, number>;
+  countersFd: number;
+  /** close every fd still owned here (after install, the kernel objects live on through pins and links) */
+  close(): void;
+}
+
 /**
- * Compile and atomically install `table` as the filter table of this
- * namespace. Nothing in the kernel changes unless every program loads.
+ * Create the counter map (holding the table's counters) and the other maps,
+ * and load every hook program. A verifier rejection becomes an error naming
+ * the rule; on any failure everything created is closed.
  */
-export function replaceTable(table: Table): void {
-  const k = kernel();
-  const fault = process.env.BPFTABLES_TEST_VERIFIER_FAULT_LINE;
-  const compiled = compileTable(table, k, { verifierFaultLine: fault ? Number(fault) : undefined });
-  const state: StoredState = { version: 1, table: stripForStore(table) };
-  const stateBytes = Buffer.from(JSON.stringify(state));
-  const countersFd = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: compiled.counters.slots * 16, maxEntries: 1, name: 'bpft_counters' });
+export function loadCompiled(compiled: CompiledTable, table: Table): LoadedTable {
   const progFds = new Map<number, number>();
-  let stateFd = -1;
+  const countersFd = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: compiled.counters.slots * 16, maxEntries: 1, name: 'bpft_counters' });
   let extraMaps = new Map<string, number>();
+  const closeAll = (): void => {
+    for (const fd of progFds.values()) close(fd);
+    progFds.clear();
+    close(countersFd);
+  };
   try {
     extraMaps = createMaps(compiled.maps);
     const mapFds = new Map([...extraMaps, ['counters', countersFd]]);
-    // initial counters (iptables-restore -c)
+    // initial counters (iptables-restore -c, and the live counters kept by iptables commands)
     const init = Buffer.alloc(compiled.counters.slots * 16);
     for (const [rule, slot] of compiled.counters.ruleSlot) {
       init.writeBigUInt64LE(BigInt(rule.counters.packets), slot * 16);
@@ -126,21 +135,40 @@ export function replaceTable(table: Table): void {
         throw e;
       }
     }
+    return { progFds, countersFd, close: closeAll };
+  } catch (e) {
+    closeAll();
+    throw e;
+  } finally {
+    // the programs hold their own references to the prefilter and exact-match maps
+    for (const fd of extraMaps.values()) close(fd);
+  }
+}
+
+/**
+ * Compile and atomically install `table` as the filter table of this
+ * namespace. Nothing in the kernel changes unless every program loads.
+ */
+export function replaceTable(table: Table): void {
+  const k = kernel();
+  const fault = process.env.BPFTABLES_TEST_VERIFIER_FAULT_LINE;
+  const compiled = compileTable(table, k, { verifierFaultLine: fault ? Number(fault) : undefined });
+  const state: StoredState = { version: 1, table: stripForStore(table) };
+  const stateBytes = Buffer.from(JSON.stringify(state));
+  const loaded = loadCompiled(compiled, table);
+  let stateFd = -1;
+  try {
     stateFd = createStateMap(stateBytes, 'bpft_state');
     if (needsConntrack(table)) { enableConntrack(); conntrackMarker.set(); }
   } catch (e) {
-    for (const fd of progFds.values()) close(fd);
-    close(countersFd);
+    loaded.close();
     close(stateFd);
     throw e;
-  } finally {
-    // the programs hold their own references to the prefilter maps
-    for (const fd of extraMaps.values()) close(fd);
   }
   const st = TableState.open(4, true)!;
   const hooks: HookSpec[] = compiled.hooks.map((h) => ({ chain: h.chain, hooknum: h.hooknum, slot: SLOT[h.chain]! }));
   const dispatchers = new Map(hooks.map((h) => [h.slot, dispatcher(h.slot)]));
-  st.install({ progFds, countersFd, stateFd }, hooks, dispatchers, NFPROTO_IPV4);
+  st.install({ progFds: loaded.progFds, countersFd: loaded.countersFd, stateFd }, hooks, dispatchers, NFPROTO_IPV4);
   if (!needsConntrack(table)) releaseConntrack();
 }
 

@@ -2,12 +2,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { BpftablesError } from '../xlate/errors';
+import type { Table } from '../xlate/ir';
 import { parseRestore } from '../xlate/restore';
 import { compileTable } from '../cgen/program';
-import { BpfLoadError, close, mapCreate, MapType } from '../native/bpf';
-import { createMaps, TableState } from '../native/tablestate';
 import { type Io, requireRoot, runMain, VERSION, withXtablesLock } from './cli';
-import { kernel, readTable, replaceTable } from './engine';
+import { kernel, loadCompiled, readTable, replaceTable } from './engine';
 import { log } from './log';
 import { systemNameDb } from './namedb';
 
@@ -61,19 +60,8 @@ function parseArgs(prog: string, argv: string[], io: Io): Opts | number {
 }
 
 /** Load programs to let the verifier check them, without installing anything (for --test). */
-function verifyOnly(table: Parameters<typeof compileTable>[0]): void {
-  const compiled = compileTable(table, kernel());
-  const cfd = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: compiled.counters.slots * 16, maxEntries: 1, name: 'bpft_test' });
-  const extra = createMaps(compiled.maps);
-  const fds = new Map([...extra, ['counters', cfd]]);
-  try {
-    for (const h of compiled.hooks) {
-      try { close(TableState.loadHook(h.linked, fds, `bpft_${h.chain.toLowerCase()}`)); } catch (e) {
-        if (e instanceof BpfLoadError) throw new BpftablesError(`the kernel rejected the ${h.chain} program: ${e.log.trim().split('\n').slice(-3).join(' / ')}`, 1);
-        throw e;
-      }
-    }
-  } finally { for (const fd of fds.values()) close(fd); }
+function verifyOnly(table: Table): void {
+  loadCompiled(compileTable(table, kernel()), table).close();
 }
 
 export function restoreMain(prog: string, argv: string[], io: Io): number {

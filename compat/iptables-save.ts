@@ -1,5 +1,6 @@
 /** iptables-save: print the live ruleset of this namespace in iptables-save format. */
 import fs from 'node:fs';
+import { OTHER_TABLES } from '../xlate/ir';
 import { saveTable } from '../xlate/save';
 import { type Io, requireRoot, runMain, VERSION } from './cli';
 import { readTable } from './engine';
@@ -26,7 +27,7 @@ export function saveMain(prog: string, argv: string[], io: Io): number {
     }
   }
   if (table !== undefined && table !== 'filter') {
-    if (['nat', 'mangle', 'raw', 'security'].includes(table)) return 0;
+    if (OTHER_TABLES.has(table)) return 0;
     io.err(`${prog}: Cannot initialize: Table does not exist (do you need to insmod?)\n`);
     return 1;
   }

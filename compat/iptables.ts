@@ -4,6 +4,7 @@
  * xtables lock. Implemented: -A -I -D -R -C -N -X -F -Z -P -E -S -L.
  */
 import { applyCommand, listRules, type TableCommand } from '../xlate/commands';
+import { OTHER_TABLES } from '../xlate/ir';
 import { listTable } from '../xlate/list';
 import { BpftablesError, unsupported } from '../xlate/errors';
 import { parseIptablesArgv, toCommand } from '../xlate/command-parse';
@@ -34,7 +35,7 @@ export function iptablesMain(prog: string, argv: string[], io: Io): number {
   if (parsed === 'version') { io.out(`${prog} ${VERSION}\n`); return 0; }
   const p = parsed;
   if (p.table !== 'filter') {
-    if (['nat', 'mangle', 'raw', 'security'].includes(p.table)) return paramFailure(prog, unsupported(`table ${p.table}`, '-t'), io);
+    if (OTHER_TABLES.has(p.table)) return paramFailure(prog, unsupported(`table ${p.table}`, '-t'), io);
     io.err(`${prog} ${VERSION}: can't initialize iptables table \`${p.table}': Table does not exist (do you need to insmod?)\nPerhaps iptables or your kernel needs to be upgraded.\n`);
     return 3;
   }
@@ -66,7 +67,7 @@ export function iptablesMain(prog: string, argv: string[], io: Io): number {
         const rules = out.split('\n').filter((l) => l.startsWith('-A '));
         const n = Number(p.args[1]);
         if (n < 1 || n > rules.length) throw new BpftablesError(`${prog}: Index of deletion too big.`, 1);
-        out = n === 0 ? out : `${rules[n - 1]}\n`;
+        out = `${rules[n - 1]}\n`;
       }
       io.out(out);
       return 0;

@@ -1,8 +1,8 @@
 /**
- * Throwaway test hosts for the demo and the kernel tests.
- * Test hosts in network namespaces: creation, commands inside them (argv
- * only, never a shell string), and raw sockets opened inside a namespace
- * from this process (setns on the main thread, then back).
+ * Throwaway hosts in network namespaces, for the demo and the kernel tests:
+ * creation, commands inside them (argv only, never a shell string), and raw
+ * sockets opened inside a namespace from this process (setns on the main
+ * thread, then back).
  */
 import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import fs from 'node:fs';

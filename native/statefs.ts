@@ -105,9 +105,18 @@ export function netnsKey(): string {
  * a new namespace once the old one is gone, it is never reused.
  */
 export function netnsCookie(): bigint {
+  // asked once per namespace and process: every state lookup compares it
+  const key = netnsKey();
+  const known = cookies.get(key);
+  if (known !== undefined) return known;
   const fd = socket(2 /* AF_INET */, 2 /* SOCK_DGRAM */ | 0o2000000, 0);
-  try { return getsockopt(fd, 1 /* SOL_SOCKET */, 71 /* SO_NETNS_COOKIE */, 8).readBigUInt64LE(0); } finally { close(fd); }
+  try {
+    const cookie = getsockopt(fd, 1 /* SOL_SOCKET */, 71 /* SO_NETNS_COOKIE */, 8).readBigUInt64LE(0);
+    cookies.set(key, cookie);
+    return cookie;
+  } finally { close(fd); }
 }
+const cookies = new Map<string, bigint>();
 
 const COOKIE_PIN = 'netns_cookie';
 

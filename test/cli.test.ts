@@ -52,5 +52,6 @@ t.test('bpftables subcommands', async (t) => {
   t.equal(bad.status, 2, 'unknown command: exit 2');
   t.match(bad.stderr, /unknown command 'frobnicate'/);
   t.match(run(['status']).stdout, /nothing loaded/, 'status of an empty namespace');
+  t.equal(run(['init']).stdout, '/run/bpftables\n', 'init names the mounted state filesystem');
   t.equal(run(['flush']).status, 0, 'flush of an empty namespace is fine');
 });

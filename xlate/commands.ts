@@ -6,7 +6,7 @@
 import { BpftablesError } from './errors';
 import { type Chain, isBuiltin, type Policy, type Rule, type Table } from './ir';
 import type { NameDb } from './names';
-import { ruleBody } from './save';
+import { chainOrder, ruleBody } from './save';
 import { TARGETS_UNSUPPORTED } from './rule-parse';
 import { validateTable } from './validate';
 
@@ -47,6 +47,12 @@ function checkTarget(t: Table, r: Rule): void {
   }
 }
 
+/** iptables refuses -i in OUTPUT and -o in INPUT (with a blank line after the message). */
+export function checkInterfaces(chain: string, r: Rule): void {
+  if (chain === 'OUTPUT' && r.ip.in) throw new BpftablesError("Can't use -i with OUTPUT\n", 2, {}, '-i');
+  if (chain === 'INPUT' && r.ip.out) throw new BpftablesError("Can't use -o with INPUT\n", 2, {}, '-o');
+}
+
 /** iptables' rules for user chain names. */
 export function checkChainName(name: string): void {
   if (name.length > 28) throw new BpftablesError(`chain name \`${name}' too long (must be under 29 chars)`, 2);
@@ -71,8 +77,7 @@ export function applyCommand(t0: Table, cmd: TableCommand, db: NameDb, opts: { v
       const rules = cmd.op === 'replace' ? [cmd.rule] : cmd.rules;
       for (const r of rules) {
         checkTarget(t, r);
-        if (c.name === 'OUTPUT' && r.ip.in) throw new BpftablesError("Can't use -i with OUTPUT\n", 2);
-        if (c.name === 'INPUT' && r.ip.out) throw new BpftablesError("Can't use -o with INPUT\n", 2);
+        checkInterfaces(c.name, r);
       }
       if (cmd.op === 'append') c.rules.push(...rules);
       else if (cmd.op === 'insert') {
@@ -154,9 +159,7 @@ export function applyCommand(t0: Table, cmd: TableCommand, db: NameDb, opts: { v
 /** `iptables -S [chain]` lines (with `-v`: counters). */
 export function listRules(t: Table, db: NameDb, chain?: string, counters = false): string {
   const lines: string[] = [];
-  const order = ['INPUT', 'FORWARD', 'OUTPUT'].map((n) => t.chains.find((c) => c.name === n)!).filter(Boolean)
-    .concat(t.chains.filter((c) => !isBuiltin(c.name)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)));
-  const chains = chain === undefined ? order : [chainOf(t, chain)];
+  const chains = chain === undefined ? chainOrder(t.chains) : [chainOf(t, chain)];
   const cnt = (c: { packets: number; bytes: number }): string => (counters ? ` -c ${c.packets} ${c.bytes}` : '');
   for (const c of chains) lines.push(c.policy ? `-P ${c.name} ${c.policy}${cnt(c.counters)}` : `-N ${c.name}`);
   for (const c of chains) {

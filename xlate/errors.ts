@@ -20,12 +20,6 @@ export class BpftablesError extends Error {
     super(message);
   }
 
-  /** "file:line:col: message" */
-  located(): string {
-    const w = this.where;
-    const pos = [w.file, w.line, w.col].filter((x) => x !== undefined).join(':');
-    return pos ? `${pos}: ${this.message}` : this.message;
-  }
 
   at(where: Where): this {
     this.where = { ...where, ...this.where, line: this.where.line ?? where.line, file: this.where.file ?? where.file };

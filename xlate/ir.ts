@@ -15,6 +15,8 @@ export type Family = 4 | 6;
 export type Policy = 'ACCEPT' | 'DROP';
 export const BUILTIN_CHAINS = ['INPUT', 'FORWARD', 'OUTPUT'] as const;
 export type BuiltinChain = (typeof BUILTIN_CHAINS)[number];
+/** iptables tables bpftables does not implement yet: refused clearly rather than called unknown. */
+export const OTHER_TABLES: ReadonlySet<string> = new Set(['nat', 'mangle', 'raw', 'security']);
 
 export interface Counters { packets: number; bytes: number }
 

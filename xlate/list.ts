@@ -5,10 +5,10 @@
  * (counters, interfaces), -x (exact counters) and --line-numbers.
  */
 import { BpftablesError } from './errors';
-import { type AddrMatch, type Chain, type IfaceMatch, isBuiltin, type Match, type Range, type Rule, type Table, TCP_FLAGS } from './ir';
+import { type AddrMatch, type Chain, type IfaceMatch, type Match, type Range, type Rule, type Table, TCP_FLAGS } from './ir';
 import { fmtIpv4 } from './matches';
 import { ICMP_TYPES, type NameDb, protoName } from './names';
-import { maskBits } from './save';
+import { chainOrder, maskBits } from './save';
 
 export interface ListOptions { numeric: boolean; verbose: boolean; exact: boolean; lineNumbers: boolean; db: NameDb }
 
@@ -162,12 +162,10 @@ function chainBlock(t: Table, c: Chain, o: ListOptions): string {
 
 /** The whole listing (or one chain's). */
 export function listTable(t: Table, o: ListOptions, chain?: string): string {
-  const order = ['INPUT', 'FORWARD', 'OUTPUT'].map((n) => t.chains.find((c) => c.name === n)).filter((c): c is Chain => !!c)
-    .concat(t.chains.filter((c) => !isBuiltin(c.name)).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)));
   if (chain !== undefined) {
     const c = t.chains.find((x) => x.name === chain);
     if (!c) throw new BpftablesError('iptables: No chain/target/match by that name.', 1);
     return chainBlock(t, c, o);
   }
-  return order.map((c) => chainBlock(t, c, o)).join('\n');
+  return chainOrder(t.chains).map((c) => chainBlock(t, c, o)).join('\n');
 }

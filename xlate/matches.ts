@@ -240,7 +240,7 @@ const conntrack: MatchModule = {
   name: 'conntrack',
   options: [
     { name: '--ctstate', args: 1, invertible: true },
-    ...CT_UNSUPPORTED.map((name) => ({ name, args: name === '--ctdir' ? 1 : 1, invertible: true, unsupported: true })),
+    ...CT_UNSUPPORTED.map((name) => ({ name, args: 1, invertible: true, unsupported: true })),
   ],
   create: () => ({ kind: 'conntrack', ctstate: [], invert: false }),
   parse(m, _o, args, invert) {

@@ -8,9 +8,9 @@ import grammar from '../grammar/restore.generated';
 import type { RestoreStatement } from '../grammar/restore-ast';
 import { ArgvError, splitArgs } from '../grammar/restore-lexer';
 import { BpftablesError, paramError, unsupported } from './errors';
-import { type Chain, type Counters, emptyFilterTable, isBuiltin, type Policy, type Table } from './ir';
+import { type Chain, type Counters, emptyFilterTable, isBuiltin, OTHER_TABLES, type Policy, type Table } from './ir';
 import type { NameDb } from './names';
-import { applyCommand, listRules } from './commands';
+import { applyCommand, checkInterfaces, listRules } from './commands';
 import { parseIptablesArgv, toCommand } from './command-parse';
 import { listTable } from './list';
 import { parseRuleArgs } from './rule-parse';
@@ -34,7 +34,6 @@ export interface RestoreResult {
   output: string;
 }
 
-const OTHER_TABLES = new Set(['nat', 'mangle', 'raw', 'security']);
 
 /** Split text into statements with the nearley grammar. */
 export function parseStatements(text: string, file: string): RestoreStatement[] {
@@ -142,15 +141,14 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
             if (tc.op === 'policy') open.declared.add(tc.chain); // an explicit policy is not carried over
             break;
           }
-          const cmd = parseRuleArgs(args, { db: o.db, allowCounters: o.counters });
+          const cmd = parseRuleArgs(args, { db: o.db });
           const chain = open.table.chains.find((c) => c.name === cmd.chain);
           if (!chain) throw new BpftablesError(`chain ${cmd.chain} does not exist`, 1, { col: args[1]?.col });
           for (const rule of cmd.rules) {
             rule.src = { file: o.file, line: st.line };
             // "[p:b]" prefixes count only with --counters; an in-line "-c p b" always does (as in iptables-restore)
             if (o.counters && counters) rule.counters = { ...counters };
-            if (chain.name === 'OUTPUT' && rule.ip.in) throw paramError('Can\'t use -i with OUTPUT\n', '-i');
-            if (chain.name === 'INPUT' && rule.ip.out) throw paramError('Can\'t use -o with INPUT\n', '-o');
+            checkInterfaces(chain.name, rule);
           }
           if (cmd.op === 'append') chain.rules.push(...cmd.rules);
           else {

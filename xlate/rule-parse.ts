@@ -89,7 +89,7 @@ export const TARGETS_UNSUPPORTED = new Set(['REJECT', 'LOG', 'MASQUERADE', 'SNAT
   'AUDIT', 'CHECKSUM', 'CONNSECMARK', 'SECMARK', 'IDLETIMER', 'LED', 'SET', 'SYNPROXY', 'TPROXY', 'ULOG', 'NETMAP',
   'CLUSTERIP', 'ECN', 'RATEEST', 'TCPOPTSTRIP', 'NFACCT', 'BPF']);
 
-export interface ParseOptions { db: NameDb; allowCounters?: boolean }
+export interface ParseOptions { db: NameDb }
 
 /** getopt's spellings: "--opt=value" and "-Xvalue" (for core short options that take a value). */
 function needsNormalizing(t: string): boolean {
@@ -273,7 +273,6 @@ export function parseRuleArgs(rawArgs: Arg[], opts: ParseOptions): RuleCommand {
     }
     l.mod.finish(l.match, l.seen, { db: opts.db, ip });
   }
-  if (coreSeen.has('--set-counters') && !opts.allowCounters) { /* counters given but not requested: iptables ignores them */ }
   // one rule per source × destination, sources outermost, as iptables expands them
   const rules: Rule[] = [];
   for (const src of srcs.length ? srcs : [undefined]) {

@@ -12,7 +12,7 @@
 import { type Asm, Helper, NF_ACCEPT, NF_DROP, R0, R1, R2, R3, R6, R9, R10 } from './asm';
 import type { MapSpecOut } from './prefilter';
 import { S } from './summary';
-import type { Chain, Rule } from '../xlate/ir';
+import { type Addr4Match, type Chain, isAddr6, type Rule } from '../xlate/ir';
 
 export const MIN_EXACT_RUN = 16;
 const BPF_MAP_TYPE_HASH = 1;
@@ -33,7 +33,7 @@ function computeShape(r: Rule): Shape | undefined {
   const ip = r.ip;
   if (r.verdict.kind !== 'accept' && r.verdict.kind !== 'drop') return undefined;
   if (ip.in || ip.out || ip.frag) return undefined;
-  for (const a of [ip.src, ip.dst]) if (a && (a.invert || a.mask !== 0xffffffff)) return undefined;
+  for (const a of [ip.src, ip.dst]) if (a && (isAddr6(a) || a.invert || a.mask !== 0xffffffff)) return undefined;
   if (ip.proto?.invert) return undefined;
   const shape: Shape = { src: !!ip.src, dst: !!ip.dst, proto: !!ip.proto, sport: false, dport: false, l4: '' };
   for (const m of r.matches) {
@@ -78,8 +78,8 @@ export function findExactRuns(chain: Chain, chainIdx: number, lo: number, hi: nu
 
 function key(r: Rule, s: Shape, withPorts: boolean): Buffer {
   const k = Buffer.alloc(KEY_SIZE);
-  if (s.src) k.writeUInt32LE(r.ip.src!.addr, 0);
-  if (s.dst) k.writeUInt32LE(r.ip.dst!.addr, 4);
+  if (s.src) k.writeUInt32LE((r.ip.src as Addr4Match).addr, 0);
+  if (s.dst) k.writeUInt32LE((r.ip.dst as Addr4Match).addr, 4);
   if (s.proto) k[8] = r.ip.proto!.num;
   if (withPorts) {
     const m = r.matches.find((x) => x.kind === 'tcp' || x.kind === 'udp') as Extract<Rule['matches'][number], { kind: 'tcp' }> | undefined;

@@ -8,9 +8,45 @@
  * are cut into functions of bounded branch count for that: chunksOf in
  * cgen/program.ts.)
  */
-import { type Asm, type JmpOp, R1, R2, R9 } from './asm';
+import { type Asm, type JmpOp, R1, R2, R3, R9 } from './asm';
 import { CtBit, S } from './summary';
-import type { CtState, IfaceMatch, IpPart, Match, Range } from '../xlate/ir';
+import { type Addr6Match, type CtState, type IfaceMatch, type Ip6Range, type IpPart, isAddr6, isRange6, type Match, type Range } from '../xlate/ir';
+
+/** The two host-order halves of an IPv6 address held as four words. */
+const halves = (w: number[]): [bigint, bigint] => [(BigInt(w[0]!) << 32n) | BigInt(w[1]!), (BigInt(w[2]!) << 32n) | BigInt(w[3]!)];
+const ALL64 = 0xffffffffffffffffn;
+
+/** IPv6 prefix/mask check of the summary's address at `off`. */
+function addr6Check(a: Asm, off: number, am: Addr6Match, next: string): void {
+  const [mh, ml] = halves(am.mask6);
+  const [vh, vl] = halves(am.addr6);
+  const parts = [[0, mh, vh], [8, ml, vl]].filter(([, m]) => m !== 0n) as [number, bigint, bigint][];
+  if (parts.length === 0) { if (am.invert) a.ja(next); return; }
+  const differs = am.invert ? a.fresh('a6ok') : next;
+  for (const [o, m, v] of parts) {
+    a.ldx(8, R1, R9, off + o);
+    if (m !== ALL64) { a.ldImm64(R2, m); a.alu64('and', R1, R2); }
+    a.ldImm64(R2, v);
+    a.jmpReg('jne', R1, R2, differs);
+  }
+  if (am.invert) { a.ja(next); a.label(differs); }
+}
+
+/** Jump to `next` unless from ≤ address ≤ to (xor invert), as 128-bit unsigned numbers. */
+function range6Check(a: Asm, off: number, r: Ip6Range, next: string): void {
+  const out = r.invert ? a.fresh('r6ok') : next;
+  const [fh, fl] = halves(r.from6);
+  const [th, tl] = halves(r.to6);
+  const aboveFrom = a.fresh('r6lo'), inside = a.fresh('r6in');
+  a.ldx(8, R1, R9, off).ldx(8, R3, R9, off + 8);
+  a.ldImm64(R2, fh).jmpReg('jlt', R1, R2, out).jmpReg('jgt', R1, R2, aboveFrom);
+  a.ldImm64(R2, fl).jmpReg('jlt', R3, R2, out);
+  a.label(aboveFrom);
+  a.ldImm64(R2, th).jmpReg('jgt', R1, R2, out).jmpReg('jlt', R1, R2, inside);
+  a.ldImm64(R2, tl).jmpReg('jgt', R3, R2, out);
+  a.label(inside);
+  if (r.invert) { a.ja(next); a.label(out); }
+}
 
 export interface RuleLabels { next: string; hotdrop: string }
 
@@ -64,9 +100,11 @@ function ifaceCheck(a: Asm, base: number, m: IfaceMatch, next: string): void {
   if (m.invert) { a.ja(next); a.label(ok); }
 }
 
-export function emitIpPart(a: Asm, ip: IpPart, next: string): void {
-  for (const [off, am] of [[S.SADDR, ip.src], [S.DADDR, ip.dst]] as const) {
+export function emitIpPart(a: Asm, ip: IpPart, l: RuleLabels, v6: boolean): void {
+  const next = l.next;
+  for (const [off, off6, am] of [[S.SADDR, S.SADDR6, ip.src], [S.DADDR, S.DADDR6, ip.dst]] as const) {
     if (!am) continue;
+    if (isAddr6(am)) { addr6Check(a, off6, am, next); continue; }
     if (am.mask === 0) { if (am.invert) a.ja(next); continue; }
     a.ldx(4, R1, R9, off);
     if (am.mask !== 0xffffffff) a.alu32('and', R1, { imm: am.mask | 0 });
@@ -74,7 +112,11 @@ export function emitIpPart(a: Asm, ip: IpPart, next: string): void {
   }
   if (ip.in) ifaceCheck(a, S.IN, ip.in, next);
   if (ip.out) ifaceCheck(a, S.OUT, ip.out, next);
-  if (ip.proto) cmp32(a, 1, S.PROTO, ip.proto.invert ? 'jeq' : 'jne', ip.proto.num, next);
+  if (ip.proto && v6) {
+    // ip6tables: a protocol behind an extension-header chain the kernel cannot follow drops the packet
+    cmp32(a, 1, S.NOPROTO, 'jne', 0, l.hotdrop);
+    if (ip.proto.num !== 0) cmp32(a, 1, S.PROTO, ip.proto.invert ? 'jeq' : 'jne', ip.proto.num, next);
+  } else if (ip.proto) cmp32(a, 1, S.PROTO, ip.proto.invert ? 'jeq' : 'jne', ip.proto.num, next);
   if (ip.frag) cmp32(a, 2, S.FRAGOFF, ip.frag.invert ? 'jne' : 'jeq', 0, next);
 }
 
@@ -106,9 +148,9 @@ export function emitMatch(a: Asm, m: Match, l: RuleLabels): void {
       }
       return;
     }
-    case 'icmp': {
+    case 'icmp': case 'icmp6': {
       l4Guard(a, 8, l, false);
-      if (m.type === 0xff) { if (m.invert) a.ja(l.next); return; }
+      if (m.kind === 'icmp' && m.type === 0xff) { if (m.invert) a.ja(l.next); return; }
       const ok = a.fresh('icmpok');
       const fail = m.invert ? ok : l.next;
       cmp32(a, 1, S.ICMPTYPE, 'jne', m.type, fail);
@@ -135,15 +177,16 @@ export function emitMatch(a: Asm, m: Match, l: RuleLabels): void {
       return;
     }
     case 'iprange': {
-      for (const [off, r] of [[S.SADDR, m.src], [S.DADDR, m.dst]] as const) {
-        if (r) rangeSet(a, [{ size: 4, off }], [[r.from, r.to]], r.invert, l.next);
+      for (const [off, off6, r] of [[S.SADDR, S.SADDR6, m.src], [S.DADDR, S.DADDR6, m.dst]] as const) {
+        if (r && isRange6(r)) range6Check(a, off6, r, l.next);
+        else if (r) rangeSet(a, [{ size: 4, off }], [[r.from, r.to]], r.invert, l.next);
       }
       return;
     }
     case 'length':
       rangeSet(a, [{ size: 2, off: S.TOTLEN }], [[m.min, m.max]], m.invert, l.next);
       return;
-    case 'ttl': {
+    case 'ttl': case 'hl': {
       const op: JmpOp = m.op === 'eq' ? (m.invert ? 'jeq' : 'jne') : m.op === 'lt' ? 'jge' : 'jle';
       cmp32(a, 1, S.TTL, op, m.value, l.next);
       return;

@@ -9,7 +9,7 @@
 import { type Asm, Helper, R0, R1, R2, R10, R9 } from './asm';
 import { S } from './summary';
 import { maskBits } from '../xlate/save';
-import type { Chain, Rule } from '../xlate/ir';
+import { type Chain, isAddr6, type Rule } from '../xlate/ir';
 
 /** Shortest run worth a lookup (a lookup costs about as much as a handful of rule checks). */
 export const MIN_RUN = 8;
@@ -30,7 +30,7 @@ type Field = 'src' | 'dst';
 
 function prefixOf(r: Rule, f: Field): { bits: number; addr: number } | undefined {
   const a = r.ip[f];
-  if (!a || a.invert) return undefined;
+  if (!a || a.invert || isAddr6(a)) return undefined;
   const bits = maskBits(a.mask);
   return bits === undefined || bits === 0 ? undefined : { bits, addr: a.addr };
 }

@@ -17,7 +17,7 @@ import { emitIpPart, emitMatch } from './match';
 import { emitExactRun, type ExactRun, exactMaps, findExactRuns } from './exact';
 import { emitRunGuard, findRuns, type MapSpecOut, runMap } from './prefilter';
 import { CtBit, FRAME, RET_CONTINUE, S } from './summary';
-import { type BuiltinChain, BUILTIN_CHAINS, type Chain, type Rule, type Table } from '../xlate/ir';
+import { type BuiltinChain, BUILTIN_CHAINS, type Chain, type Family, type Rule, type Table } from '../xlate/ir';
 
 export const COUNTERS_MAP = 'counters';
 
@@ -87,7 +87,7 @@ function emitRule(a: Asm, chain: Chain, i: number, cx: CompileCtx, frame: Frame)
   const next = a.fresh(`r${i}.next`);
   const hotdrop = a.fresh(`r${i}.hotdrop`);
   a.note(`${chain.name} rule ${i + 1}${rule.src ? ` (${rule.src.file}:${rule.src.line})` : ''}`);
-  emitIpPart(a, rule.ip, next);
+  emitIpPart(a, rule.ip, { next, hotdrop }, cx.family === 6);
   for (const m of rule.matches) emitMatch(a, m, { next, hotdrop });
   if (cx.faultLine !== undefined && rule.src?.line === cx.faultLine) {
     a.ldx(8, R0, R8, 0); // test hook: an access the verifier must refuse (r8 holds no pointer)
@@ -139,7 +139,7 @@ function emitRules(a: Asm, chain: Chain, from: number, to: number, cx: CompileCt
   const ci = cx.chainIndex.get(chain)!;
   let i = from;
   const linear = (end: number): void => {
-    for (const run of findRuns(chain, ci, i, end)) {
+    for (const run of cx.family === 6 ? [] : findRuns(chain, ci, i, end)) {
       for (; i < run.from; i++) emitRule(a, chain, i, cx, frame);
       const skip = a.fresh('runend');
       emitRunGuard(a, run, main ? FRAME.KEY : FRAME.FUNC_KEY, skip);
@@ -161,7 +161,8 @@ function emitRules(a: Asm, chain: Chain, from: number, to: number, cx: CompileCt
 /** The chain's exact-match runs (computed once per compilation; chunks never cut them). */
 function exactRunsOf(cx: CompileCtx, chain: Chain): ExactRun[] {
   let runs = cx.exactRuns.get(chain);
-  if (!runs) { runs = findExactRuns(chain, cx.chainIndex.get(chain)!, 0, chain.rules.length); cx.exactRuns.set(chain, runs); }
+  // IPv6 tables are compiled rule by rule for now (the lookup keys are IPv4-shaped)
+  if (!runs) { runs = cx.family === 6 ? [] : findExactRuns(chain, cx.chainIndex.get(chain)!, 0, chain.rules.length); cx.exactRuns.set(chain, runs); }
   return runs;
 }
 
@@ -176,19 +177,20 @@ interface CompileCtx {
   maps: Map<string, MapSpecOut>;
   /** test hook, see compileTable */
   faultLine?: number;
+  family: Family;
 }
 
 /** Conditional jumps a rule's code holds (cgen/match.ts), as an upper estimate. */
 export function ruleBranches(r: Rule): number {
   let n = 2; // verdict and hotdrop/next bookkeeping
   const ip = r.ip;
-  n += (ip.src ? 1 : 0) + (ip.dst ? 1 : 0) + (ip.in ? 2 : 0) + (ip.out ? 2 : 0) + (ip.proto ? 1 : 0) + (ip.frag ? 1 : 0);
+  n += (ip.src ? 2 : 0) + (ip.dst ? 2 : 0) + (ip.proto ? 1 : 0) + (ip.in ? 2 : 0) + (ip.out ? 2 : 0) + (ip.proto ? 1 : 0) + (ip.frag ? 1 : 0);
   for (const m of r.matches) {
     switch (m.kind) {
       case 'tcp': case 'udp': n += 3 + (m.sport ? 2 : 0) + (m.dport ? 2 : 0) + (m.kind === 'tcp' && m.flags ? 1 : 0); break;
-      case 'icmp': n += 6; break;
+      case 'icmp': case 'icmp6': n += 6; break;
       case 'multiport': n += 3 + 2 * m.ports.length * (m.dir === 'any' ? 2 : 1); break;
-      case 'iprange': n += 3 * ((m.src ? 1 : 0) + (m.dst ? 1 : 0)); break;
+      case 'iprange': n += 7 * ((m.src ? 1 : 0) + (m.dst ? 1 : 0)); break;
       case 'length': n += 3; break;
       default: n += 1;
     }
@@ -221,12 +223,13 @@ function chunksOf(cx: CompileCtx, chain: Chain): [number, number][] {
 
 const chunkLabel = (chainIdx: number, k: number): string => `chunk:${chainIdx}:${k}`;
 
-function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: string): void {
+function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: string, family: Family): void {
   const sum = FRAME.SUMMARY;
   a.movReg(R6, R1); // ctx
   a.ldx(8, R7, R6, 8); // ctx->skb
   for (let o = 0; o < S.SIZE; o += 8) a.st(8, R10, sum + o, 0);
-  for (let o = 0; o < 24; o += 8) { a.st(8, R10, FRAME.L4HDR + o, 0); a.st(8, R10, FRAME.IPHDR + o, 0); }
+  for (let o = 0; o < 24; o += 8) a.st(8, R10, FRAME.L4HDR + o, 0);
+  for (let o = 0; o < (family === 6 ? 40 : 24); o += 8) a.st(8, R10, FRAME.IPHDR + o, 0);
   // skb->len
   a.ldx(4, R0, R7, k.skbLen);
   a.stx(4, R10, sum + S.SKBLEN, R0);
@@ -264,6 +267,16 @@ function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: 
   a.movReg(R1, R7).mov64(R2, 0).movReg(R3, R10).alu64('add', R3, { imm: FRAME.DYNPTR });
   a.callKfunc(k.kfuncDynptrFromSkb);
   a.jmp('jne', R0, 0, unparsable);
+  const done = a.fresh('parsed');
+  if (family === 6) emitIp6Header(a, k, unparsable, done); else emitIp4Header(a, k, unparsable, done);
+  emitL4(a, k, done);
+  a.label(done);
+  a.movReg(R9, R10).alu64('add', R9, { imm: sum });
+}
+
+/** IPv4 header → summary; r8 = transport header offset; jumps to `done` for non-first fragments. */
+function emitIp4Header(a: Asm, k: KernelLayout, unparsable: string, done: string): void {
+  const sum = FRAME.SUMMARY;
   // the IP header: bpf_dynptr_slice points into the packet when it is linear, else copies to the buffer
   a.movReg(R1, R10).alu64('add', R1, { imm: FRAME.DYNPTR }).mov64(R2, 0);
   a.movReg(R3, R10).alu64('add', R3, { imm: FRAME.IPHDR }).mov64(R4, 20);
@@ -276,9 +289,83 @@ function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: 
   a.ldx(2, R1, R6, 2).toBe(R1, 16).stx(2, R10, sum + S.TOTLEN, R1);
   a.ldx(4, R1, R6, 12).toBe(R1, 32).stx(4, R10, sum + S.SADDR, R1);
   a.ldx(4, R1, R6, 16).toBe(R1, 32).stx(4, R10, sum + S.DADDR, R1);
-  const done = a.fresh('parsed');
   a.ldx(2, R1, R6, 6).toBe(R1, 16).alu64('and', R1, { imm: 0x1fff }).stx(2, R10, sum + S.FRAGOFF, R1);
   a.jmp('jne', R1, 0, done);
+}
+/** Most IPv6 extension headers followed; a longer chain counts as unparsable (fails closed for rules with -p). */
+export const MAX_EXT_HEADERS = 16;
+/** Extension headers ip6tables skips while looking for the protocol (ipv6_find_hdr): hop-by-hop, routing, fragment, AH, destination options. */
+const EXT_HEADERS = [0, 43, 44, 51, 60];
+
+/**
+ * IPv6 header → summary, then the extension-header walk of the kernel's
+ * ipv6_find_hdr (as ip6tables uses it for -p): r7 = next header, r8 = its
+ * offset. The walk ends at the first header that is not an extension header
+ * (or "no next header", 59) with r8 = the transport header offset, or at a
+ * non-first fragment (FRAGOFF set, no transport header), or fails
+ * (truncated chain, an extension header behind a non-first fragment, or more
+ * than MAX_EXT_HEADERS of them): NOPROTO = 1.
+ */
+function emitIp6Header(a: Asm, k: KernelLayout, unparsable: string, done: string): void {
+  const sum = FRAME.SUMMARY;
+  a.movReg(R1, R10).alu64('add', R1, { imm: FRAME.DYNPTR }).mov64(R2, 0);
+  a.movReg(R3, R10).alu64('add', R3, { imm: FRAME.IPHDR }).mov64(R4, 40);
+  a.callKfunc(k.kfuncDynptrSlice);
+  a.jmp('jeq', R0, 0, unparsable);
+  a.movReg(R6, R0);
+  a.ldx(1, R1, R6, 7).stx(1, R10, sum + S.TTL, R1);
+  a.ldx(2, R1, R6, 4).toBe(R1, 16).alu64('add', R1, { imm: 40 }).alu64('and', R1, { imm: 0xffff }).stx(2, R10, sum + S.TOTLEN, R1);
+  for (const [from, to] of [[8, S.SADDR6], [16, S.SADDR6 + 8], [24, S.DADDR6], [32, S.DADDR6 + 8]] as const) {
+    a.ldx(8, R1, R6, from).toBe(R1, 64).stx(8, R10, sum + to, R1);
+  }
+  a.ldx(1, R7, R6, 6);
+  a.mov64(R8, 40);
+  const found = a.fresh('l4found'), bad = a.fresh('noproto'), nonFirst = a.fresh('fragment');
+  const read = (len: number, at: number): void => {
+    a.movReg(R1, R10).alu64('add', R1, { imm: FRAME.EXTHDR + at }).mov64(R2, len);
+    a.movReg(R3, R10).alu64('add', R3, { imm: FRAME.DYNPTR }).movReg(R4, R8);
+    if (at) a.alu64('add', R4, { imm: at });
+    a.mov64(R5, 0).call(Helper.dynptr_read);
+    a.jmp('jne', R0, 0, bad);
+  };
+  for (let i = 0; i <= MAX_EXT_HEADERS; i++) {
+    const ext = a.fresh('ext');
+    for (const h of EXT_HEADERS) a.jmp('jeq', R7, h, ext);
+    a.ja(found);
+    a.label(ext);
+    if (i === MAX_EXT_HEADERS) { a.ja(bad); break; }
+    // the 2-byte generic part (next header, length), as the kernel reads it
+    read(2, 0);
+    const frag = a.fresh('frag'), auth = a.fresh('auth'), adv = a.fresh('adv');
+    a.movReg(R3, R7);
+    a.ldx(1, R7, R10, FRAME.EXTHDR);
+    a.ldx(1, R2, R10, FRAME.EXTHDR + 1);
+    a.jmp('jeq', R3, 44, frag).jmp('jeq', R3, 51, auth);
+    a.alu64('add', R2, { imm: 1 }).alu64('lsh', R2, { imm: 3 }).ja(adv); // (hdrlen + 1) * 8
+    a.label(auth).alu64('add', R2, { imm: 2 }).alu64('lsh', R2, { imm: 2 }).ja(adv); // (hdrlen + 2) * 4
+    a.label(frag);
+    read(2, 2);
+    a.ldx(2, R1, R10, FRAME.EXTHDR + 2).toBe(R1, 16).alu64('and', R1, { imm: 0xfff8 });
+    a.mov64(R2, 8);
+    a.jmp('jeq', R1, 0, adv);
+    // a non-first fragment: its protocol is the fragment header's next header, unless that is another extension header
+    a.stx(2, R10, sum + S.FRAGOFF, R1);
+    for (const h of EXT_HEADERS) a.jmp('jeq', R7, h, bad);
+    a.ja(nonFirst);
+    a.label(adv).alu64('add', R8, R2);
+  }
+  a.label(bad).st(1, R10, sum + S.NOPROTO, 1).st(2, R10, sum + S.FRAGOFF, 0).ja(done);
+  a.label(nonFirst).stx(1, R10, sum + S.PROTO, R7).ja(done);
+  a.label(found).stx(1, R10, sum + S.PROTO, R7);
+}
+
+/**
+ * Transport header (r8 = its offset) → ports, TCP flags, ICMP type and code;
+ * L4AVAIL says how many of its bytes exist (iptables drops packets whose
+ * header a match needs but cannot read).
+ */
+function emitL4(a: Asm, k: KernelLayout, done: string): void {
+  const sum = FRAME.SUMMARY;
   // bytes after the IP header: min(skb->len - thoff, 20) of them
   const nonneg = a.fresh('nonneg'), capped = a.fresh('capped'), short = a.fresh('short'), decode = a.fresh('decode');
   a.ldx(4, R4, R10, sum + S.SKBLEN).alu64('sub', R4, R8);
@@ -312,9 +399,8 @@ function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: 
   a.ldx(1, R1, R6, 13).stx(1, R10, sum + S.TCPFLAGS, R1);
   a.ldx(1, R1, R6, 0).stx(1, R10, sum + S.ICMPTYPE, R1);
   a.ldx(1, R1, R6, 1).stx(1, R10, sum + S.ICMPCODE, R1);
-  a.label(done);
-  a.movReg(R9, R10).alu64('add', R9, { imm: sum });
 }
+
 
 /** User chains reachable from `start`, in first-reached order. */
 export function reachableChains(t: Table, start: string): string[] {
@@ -348,7 +434,7 @@ function compileHook(t: Table, chain: BuiltinChain, cx: CompileCtx, k: KernelLay
     a.ret(main.policy === 'DROP' ? NF_DROP : NF_ACCEPT);
   };
   a.note(`prologue (${chain})`);
-  emitPrologue(a, chain, k, unparsable);
+  emitPrologue(a, chain, k, unparsable, t.family);
   a.ja(start);
   a.label(unparsable).ret(NF_DROP);
   a.label(start);
@@ -437,7 +523,7 @@ export interface CompiledTable {
 export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLine?: number } = {}): CompiledTable {
   const cx: CompileCtx = {
     cl: counterLayout(t), chainIndex: new Map(t.chains.map((c, i) => [c, i])), maps: new Map(), faultLine: opts.verifierFaultLine,
-    exactRuns: new Map(), chunks: new Map(),
+    exactRuns: new Map(), chunks: new Map(), family: t.family,
   };
   const hooks = BUILTIN_CHAINS.map((c) => compileHook(t, c, cx, k));
   return { counters: cx.cl, hooks, maps: [...cx.maps.values()] };

@@ -2,7 +2,11 @@
  * The packet summary: the fields every matcher reads, decoded once per
  * packet by the hook program's prologue into its stack frame and passed to
  * user-chain subprograms by pointer (r1 → r9). Offsets are from the
- * summary's base; multi-byte numbers are host order.
+ * summary's base; multi-byte numbers are host order. IPv4 and IPv6
+ * programs share the layout: IPv6 fills SADDR6/DADDR6 instead of
+ * SADDR/DADDR, PROTO is the protocol found behind the extension headers
+ * (as ip6tables finds it), TTL the hop limit, TOTLEN the payload length +
+ * 40, FRAGOFF the fragment offset in bytes (not 8-byte units).
  */
 export const S = {
   SADDR: 0, // u32
@@ -12,6 +16,7 @@ export const S = {
   TOTLEN: 10, // u16, IP total length
   FRAGOFF: 12, // u16, fragment offset in 8-byte units
   CT: 14, // u8, CtBit set
+  NOPROTO: 15, // u8, IPv6: 1 when the extension-header chain could not be followed to a protocol
   SKBLEN: 16, // u32, skb->len (what iptables counts as bytes)
   L4AVAIL: 20, // u32, bytes available after the IP header (0 for non-first fragments)
   SPORT: 24, // u16
@@ -21,7 +26,9 @@ export const S = {
   ICMPCODE: 30, // u8
   IN: 32, // char[16], input interface name (zeros if none)
   OUT: 48, // char[16], output interface name (zeros if none)
-  SIZE: 64,
+  SADDR6: 64, // IPv6 source: two u64, each host order (high half first), so prefixes and ranges compare as numbers
+  DADDR6: 80, // IPv6 destination, likewise
+  SIZE: 96,
 } as const;
 
 /** Connection tracking state bits as decoded from skb->_nfct. */
@@ -29,12 +36,13 @@ export const CtBit = { INVALID: 1, NEW: 2, RELATED: 4, ESTABLISHED: 8, UNTRACKED
 
 /** Frame layout of the hook program (offsets from r10). */
 export const FRAME = {
-  SUMMARY: -64,
-  IPHDR: -96, // 24 bytes
-  L4HDR: -128, // 24 bytes
-  DYNPTR: -144, // struct bpf_dynptr, 16 bytes
-  KEY: -152, // 8 bytes: prefilter keys
-  XKEY: -176, // 16 bytes: exact-match keys
+  SUMMARY: -96,
+  IPHDR: -136, // 40 bytes
+  L4HDR: -160, // 24 bytes
+  DYNPTR: -176, // struct bpf_dynptr, 16 bytes
+  KEY: -184, // 8 bytes: prefilter keys
+  XKEY: -200, // 16 bytes: exact-match keys
+  EXTHDR: -208, // 8 bytes: IPv6 extension header fields
   /** key slots in the frame of a rule function (global functions have their own stack) */
   FUNC_KEY: -8,
   FUNC_XKEY: -24,

@@ -7,6 +7,7 @@ import { collectGarbage, ensureStateRoot, familyDir, netnsKey } from '../native/
 import { type Io, requireRoot, runMain, VERSION } from './cli';
 import { demo } from './demo';
 import { flushAll, readTable } from './engine';
+import type { Family } from '../xlate/ir';
 
 const HELP = `Usage: bpftables COMMAND [options]
 
@@ -19,7 +20,8 @@ Commands:
   version            print the version
   help               this text
 
-The iptables-compatible commands are bin/iptables-restore and bin/iptables-save.
+The iptables-compatible commands are bin/iptables, bin/iptables-restore, bin/iptables-save and their
+ip6tables counterparts.
 `;
 
 function pkgVersion(): string {
@@ -28,10 +30,12 @@ function pkgVersion(): string {
   } catch { return 'unknown'; }
 }
 
-function status(io: Io, json: boolean): number {
-  const dir = familyDir(4, false);
-  const table = readTable();
-  const objects: { file: string; kind: string; id: number; detail: string }[] = [];
+interface FamilyStatus { loaded: boolean; chains: { name: string; policy: string | null; rules: number }[]; objects: { file: string; kind: string; id: number; detail: string }[] }
+
+function familyStatus(family: Family): FamilyStatus {
+  const dir = familyDir(family, false);
+  const table = readTable(family);
+  const objects: FamilyStatus['objects'] = [];
   if (dir) {
     for (const f of fs.readdirSync(dir).sort()) {
       const fd = objGet(path.join(dir, f));
@@ -43,13 +47,23 @@ function status(io: Io, json: boolean): number {
     }
   }
   const chains = table?.chains.map((c) => ({ name: c.name, policy: c.policy ?? null, rules: c.rules.length })) ?? [];
+  return { loaded: !!table, chains, objects };
+}
+
+function status(io: Io, json: boolean): number {
+  const fams = { ipv4: familyStatus(4), ipv6: familyStatus(6) };
   if (json) {
-    io.out(JSON.stringify({ netns: netnsKey(), loaded: !!table, chains, objects }, null, 2) + '\n');
+    io.out(JSON.stringify({ netns: netnsKey(), ...fams }, null, 2) + '\n');
     return 0;
   }
-  io.out(`network namespace ${netnsKey()}: ${table ? 'filter table loaded' : 'nothing loaded'}\n`);
-  for (const c of chains) io.out(`  chain ${c.name}${c.policy ? ` (policy ${c.policy})` : ''}: ${c.rules} rules\n`);
-  for (const o of objects) io.out(`  ${o.kind} ${o.id} ${o.file}: ${o.detail}\n`);
+  const loaded = Object.entries(fams).filter(([, f]) => f.loaded).map(([n]) => `${n} filter table`);
+  io.out(`network namespace ${netnsKey()}: ${loaded.length ? `${loaded.join(', ')} loaded` : 'nothing loaded'}\n`);
+  for (const [name, f] of Object.entries(fams)) {
+    if (!f.loaded && !f.objects.length) continue;
+    io.out(`${name}:\n`);
+    for (const c of f.chains) io.out(`  chain ${c.name}${c.policy ? ` (policy ${c.policy})` : ''}: ${c.rules} rules\n`);
+    for (const o of f.objects) io.out(`  ${o.kind} ${o.id} ${o.file}: ${o.detail}\n`);
+  }
   return 0;
 }
 

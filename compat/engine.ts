@@ -7,12 +7,12 @@ import fs from 'node:fs';
 import { Btf, kernelLayout, type KernelLayout } from '../cgen/btf';
 import { dispatcher } from '../cgen/dispatcher';
 import { type CompiledTable, compileTable, counterLayout, type HookProgram } from '../cgen/program';
-import { BpfLoadError, close, mapCreate, mapLookup, MapType, mapUpdate, NFPROTO_IPV4, u32Key } from '../native/bpf';
+import { BpfLoadError, close, mapCreate, mapLookup, MapType, mapUpdate, NFPROTO_IPV4, NFPROTO_IPV6, u32Key } from '../native/bpf';
 import { disableConntrack, enableConntrack } from '../native/conntrack';
 import { currentNamespaceDir, removeNamespaceDir } from '../native/statefs';
 import { conntrackMarker, createMaps, createStateMap, type HookSpec, TableState } from '../native/tablestate';
 import { BpftablesError } from '../xlate/errors';
-import { emptyFilterTable, needsConntrack, type Table } from '../xlate/ir';
+import { emptyFilterTable, type Family, needsConntrack, type Table } from '../xlate/ir';
 import { log } from './log';
 
 let layout: KernelLayout | undefined;
@@ -45,14 +45,15 @@ const SLOT: Record<string, number> = { INPUT: 0, FORWARD: 1, OUTPUT: 2 };
 
 interface StoredState { version: 1; table: Table }
 
-/** The live filter table with counters, or undefined if none is loaded. */
-export function readTable(): Table | undefined {
-  const st = TableState.open(4, false);
+/** The live filter table of `family` with counters, or undefined if none is loaded. */
+export function readTable(family: Family): Table | undefined {
+  const st = TableState.open(family, false);
   const active = st?.readActive();
   if (!active) return undefined;
   try {
     const stored = JSON.parse(active.state.toString('utf8')) as StoredState;
     const table = stored.table;
+    table.family ??= family; // stored before tables carried their family
     const cl = counterLayout(table);
     const v = Buffer.alloc(cl.slots * 16);
     mapLookup(active.countersFd, u32Key(0), v);
@@ -70,7 +71,7 @@ export function readTable(): Table | undefined {
   }
 }
 
-export function readTableOrEmpty(): Table { return readTable() ?? emptyFilterTable(); }
+export function readTableOrEmpty(family: Family): Table { return readTable(family) ?? emptyFilterTable(family); }
 
 function verifierError(e: BpfLoadError, h: HookProgram): BpftablesError {
   log.debug({ program: e.progName, verifierLog: e.log }, 'verifier log');
@@ -159,28 +160,34 @@ export function replaceTable(table: Table): void {
   let stateFd = -1;
   try {
     stateFd = createStateMap(stateBytes, 'bpft_state');
-    if (needsConntrack(table)) { enableConntrack(); conntrackMarker.set(); }
+    if (needsConntrack(table)) { enableConntrack(); conntrackMarker(table.family).set(); }
   } catch (e) {
     loaded.close();
     close(stateFd);
     throw e;
   }
-  const st = TableState.open(4, true)!;
+  const st = TableState.open(table.family, true)!;
   const hooks: HookSpec[] = compiled.hooks.map((h) => ({ chain: h.chain, hooknum: h.hooknum, slot: SLOT[h.chain]! }));
   const dispatchers = new Map(hooks.map((h) => [h.slot, dispatcher(h.slot)]));
-  st.install({ progFds: loaded.progFds, countersFd: loaded.countersFd, stateFd }, hooks, dispatchers, NFPROTO_IPV4);
-  if (!needsConntrack(table)) releaseConntrack();
+  st.install({ progFds: loaded.progFds, countersFd: loaded.countersFd, stateFd }, hooks, dispatchers, table.family === 6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+  if (!needsConntrack(table)) releaseConntrack(table.family);
 }
 
-/** Drop our conntrack reference; a kernel without nf_tables never had one, so failure is only logged. */
-function releaseConntrack(): void {
-  if (!conntrackMarker.held()) return;
+/**
+ * `family` no longer needs conntrack: drop its marker, and our reference
+ * when the other family holds none either. A kernel without nf_tables never
+ * had one, so failure is only logged.
+ */
+function releaseConntrack(family: Family): void {
+  const mine = conntrackMarker(family);
+  if (!mine.held()) return;
+  mine.clear();
+  if (conntrackMarker(family === 4 ? 6 : 4).held()) return;
   try {
     disableConntrack();
   } catch (e) {
     log.debug({ err: e }, 'releasing the conntrack reference failed');
   }
-  conntrackMarker.clear();
 }
 
 /**
@@ -191,13 +198,15 @@ function releaseConntrack(): void {
 function stripForStore(t: Table): Table {
   return {
     name: t.name,
+    family: t.family,
     chains: t.chains.map(({ counters: _c, rules, ...c }) => ({ ...c, rules: rules.map(({ counters: _r, src: _s, ...r }) => r) })),
   } as Table;
 }
 
 /** Remove every bpftables object of this namespace. Returns whether anything was there. */
 export function flushAll(): boolean {
-  releaseConntrack();
+  releaseConntrack(4);
+  releaseConntrack(6);
   const dir = currentNamespaceDir();
   if (dir) removeNamespaceDir(dir);
   return dir !== undefined;

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { BpftablesError } from '../xlate/errors';
-import type { Table } from '../xlate/ir';
+import type { Family, Table } from '../xlate/ir';
 import { parseRestore } from '../xlate/restore';
 import { compileTable } from '../cgen/program';
 import { type Io, requireRoot, runMain, VERSION, withXtablesLock } from './cli';
@@ -64,7 +64,7 @@ function verifyOnly(table: Table): void {
   loadCompiled(compileTable(table, kernel()), table).close();
 }
 
-export function restoreMain(prog: string, argv: string[], io: Io): number {
+export function restoreMain(prog: string, argv: string[], io: Io, family: Family = 4): number {
   const parsed = parseArgs(prog, argv, io);
   if (typeof parsed === 'number') return parsed;
   const o = parsed;
@@ -81,7 +81,8 @@ export function restoreMain(prog: string, argv: string[], io: Io): number {
   let tables;
   try {
     const result = parseRestore(text, {
-      file: display, db: systemNameDb, counters: o.counters, noflush: o.noflush, current: (name) => (name === 'filter' ? readTable() : undefined),
+      file: display, db: systemNameDb, counters: o.counters, noflush: o.noflush, family, warn: (m) => io.err(`${m}\n`),
+      current: (name) => (name === 'filter' ? readTable(family) : undefined),
     });
     tables = result.tables;
     io.out(result.output);
@@ -95,7 +96,7 @@ export function restoreMain(prog: string, argv: string[], io: Io): number {
       }
       if (/^COMMIT expected/.test(e.message)) { io.err(`${prog}: ${e.message}\n`); return 1; }
       // iptables reports a failed command of the input by its line alone
-      const detail = e.message.startsWith('iptables: ') ? '' : `${prog}: ${e.message}\n`;
+      const detail = /^ip6?tables: /.test(e.message) ? '' : `${prog}: ${e.message}\n`;
       io.err(`${detail}${prog}: line ${e.where.line ?? 0} failed\n`);
       return 1;
     }
@@ -121,5 +122,9 @@ export function restoreMain(prog: string, argv: string[], io: Io): number {
 }
 
 export function main(): void {
-  runMain('iptables-restore', (argv, io) => restoreMain('iptables-restore', argv, io));
+  runMain('iptables-restore', (argv, io) => restoreMain('iptables-restore', argv, io, 4));
+}
+
+export function main6(): void {
+  runMain('ip6tables-restore', (argv, io) => restoreMain('ip6tables-restore', argv, io, 6));
 }

@@ -1,12 +1,12 @@
 /** iptables-save: print the live ruleset of this namespace in iptables-save format. */
 import fs from 'node:fs';
-import { OTHER_TABLES } from '../xlate/ir';
+import { type Family, OTHER_TABLES } from '../xlate/ir';
 import { saveTable } from '../xlate/save';
 import { type Io, requireRoot, runMain, VERSION } from './cli';
 import { readTable } from './engine';
 import { systemNameDb } from './namedb';
 
-export function saveMain(prog: string, argv: string[], io: Io): number {
+export function saveMain(prog: string, argv: string[], io: Io, family: Family = 4): number {
   let counters = false;
   let table: string | undefined;
   let file: string | undefined;
@@ -32,12 +32,16 @@ export function saveMain(prog: string, argv: string[], io: Io): number {
     return 1;
   }
   requireRoot(prog);
-  const t = readTable();
+  const t = readTable(family);
   const text = t ? saveTable(t, { counters, db: systemNameDb, version: VERSION }) : '';
   if (file) fs.writeFileSync(file, text, { mode: 0o600 }); else io.out(text);
   return 0;
 }
 
 export function main(): void {
-  runMain('iptables-save', (argv, io) => saveMain('iptables-save', argv, io));
+  runMain('iptables-save', (argv, io) => saveMain('iptables-save', argv, io, 4));
+}
+
+export function main6(): void {
+  runMain('ip6tables-save', (argv, io) => saveMain('ip6tables-save', argv, io, 6));
 }

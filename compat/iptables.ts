@@ -4,7 +4,7 @@
  * xtables lock. Implemented: -A -I -D -R -C -N -X -F -Z -P -E -S -L.
  */
 import { applyCommand, listRules, type TableCommand } from '../xlate/commands';
-import { OTHER_TABLES } from '../xlate/ir';
+import { type Family, OTHER_TABLES } from '../xlate/ir';
 import { listTable } from '../xlate/list';
 import { BpftablesError, unsupported } from '../xlate/errors';
 import { parseIptablesArgv, toCommand } from '../xlate/command-parse';
@@ -26,27 +26,28 @@ Usage: ${prog} -[ACD] chain rule-specification [options]
        ${prog} -h (print this help information)
 `;
 
-export function iptablesMain(prog: string, argv: string[], io: Io): number {
+export function iptablesMain(prog: string, argv: string[], io: Io, family: Family = 4): number {
   let parsed: ReturnType<typeof parseIptablesArgv>;
+  const warn = (m: string): void => io.err(`${m}\n`);
   try {
-    parsed = parseIptablesArgv(argv);
+    parsed = parseIptablesArgv(argv, family);
   } catch (e) { return paramFailure(prog, e, io); }
   if (parsed === 'help') { io.out(HELP(prog)); return 0; }
   if (parsed === 'version') { io.out(`${prog} ${VERSION}\n`); return 0; }
   const p = parsed;
   if (p.table !== 'filter') {
     if (OTHER_TABLES.has(p.table)) return paramFailure(prog, unsupported(`table ${p.table}`, '-t'), io);
-    io.err(`${prog} ${VERSION}: can't initialize iptables table \`${p.table}': Table does not exist (do you need to insmod?)\nPerhaps iptables or your kernel needs to be upgraded.\n`);
+    io.err(`${prog} ${VERSION}: can't initialize ${family === 6 ? 'ip6tables' : 'iptables'} table \`${p.table}': Table does not exist (do you need to insmod?)\nPerhaps iptables or your kernel needs to be upgraded.\n`);
     return 3;
   }
   let cmd: TableCommand | undefined;
   try {
-    cmd = toCommand(p, systemNameDb);
+    cmd = toCommand(p, { db: systemNameDb, family, warn });
   } catch (e) { return paramFailure(prog, e, io); }
   requireRoot(prog);
   if (p.cmd === 'L') {
     try {
-      const t = readTableOrEmpty();
+      const t = readTableOrEmpty(family);
       const o = { numeric: p.numeric, verbose: p.verbose, exact: p.exact, lineNumbers: p.lineNumbers, db: systemNameDb };
       let out = listTable(t, o, p.args[0]);
       if (p.args[1] !== undefined) {
@@ -60,7 +61,7 @@ export function iptablesMain(prog: string, argv: string[], io: Io): number {
     } catch (e) { return failure(e, io); }
   }
   if (p.cmd === 'S') {
-    const t = readTableOrEmpty();
+    const t = readTableOrEmpty(family);
     try {
       let out = listRules(t, systemNameDb, p.args[0], p.verbose);
       if (p.args[1] !== undefined) {
@@ -75,7 +76,7 @@ export function iptablesMain(prog: string, argv: string[], io: Io): number {
   }
   return withXtablesLock(io, p.wait, p.waitIntervalMs, () => {
     try {
-      const after = applyCommand(readTableOrEmpty(), cmd!, systemNameDb);
+      const after = applyCommand(readTableOrEmpty(family), cmd!, systemNameDb);
       if (cmd!.op !== 'check') replaceTable(after);
       return 0;
     } catch (e) {
@@ -86,7 +87,7 @@ export function iptablesMain(prog: string, argv: string[], io: Io): number {
 
 function paramFailure(prog: string, e: unknown, io: Io): number {
   if (!(e instanceof BpftablesError)) throw e;
-  io.err(`${prog} ${VERSION}: ${e.message}\nTry \`${prog} -h' or '${prog} --help' for more information.\n`);
+  io.err(`${e.message ? `${prog} ${VERSION}: ${e.message}\n` : ''}Try \`${prog} -h' or '${prog} --help' for more information.\n`);
   return e.status;
 }
 
@@ -97,5 +98,9 @@ function failure(e: unknown, io: Io): number {
 }
 
 export function main(): void {
-  runMain('iptables', (argv, io) => iptablesMain('iptables', argv, io));
+  runMain('iptables', (argv, io) => iptablesMain('iptables', argv, io, 4));
+}
+
+export function main6(): void {
+  runMain('ip6tables', (argv, io) => iptablesMain('ip6tables', argv, io, 6));
 }

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { CLONE_NEWNET, close, recv, sendto, setns, socket, SysError } from '../native/libc';
 import { collectGarbage } from '../native/statefs';
 
-const AF_INET = 2, AF_PACKET = 17, SOCK_DGRAM = 2, SOCK_RAW = 3, SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000, IPPROTO_RAW = 255, MSG_DONTWAIT = 0x40;
+const AF_INET = 2, AF_INET6 = 10, AF_PACKET = 17, SOCK_DGRAM = 2, SOCK_RAW = 3, SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000, IPPROTO_RAW = 255, MSG_DONTWAIT = 0x40;
 
 let homeNs: number | undefined;
 
@@ -65,17 +65,37 @@ export function sendRaw(ns: string, packet: Buffer): boolean {
 }
 
 /**
+ * Send a complete IPv6 packet (header and extension headers included: raw
+ * IPPROTO_RAW sockets are header-including in IPv6 too) from namespace `ns`.
+ * Returns false when the sender's own OUTPUT hook dropped it (EPERM).
+ */
+export function sendRaw6(ns: string, packet: Buffer): boolean {
+  const sa = Buffer.alloc(28);
+  sa.writeUInt16LE(AF_INET6, 0);
+  packet.copy(sa, 8, 24, 40);
+  const fd = inNetns(ns, () => socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW));
+  try {
+    sendto(fd, packet, 0, sa);
+    return true;
+  } catch (e) {
+    if (e instanceof SysError && e.errno === 1) return false;
+    throw e;
+  } finally { close(fd); }
+}
+
+/**
  * A receiver in a namespace. kind 'local': a raw IP socket of one protocol,
  * which sees what passed the INPUT hook and was delivered locally. kind
  * 'wire': a packet socket, which sees every IPv4 packet arriving on the
- * namespace's interfaces (what a neighbour forwarded or emitted), fragments too.
+ * namespace's interfaces (what a neighbour forwarded or emitted), fragments too;
+ * 'wire6' the same for IPv6 packets.
  */
 export class RawReceiver {
   private readonly fd: number;
-  constructor(ns: string, proto: number, kind: 'local' | 'wire' = 'local') {
+  constructor(ns: string, proto: number, kind: 'local' | 'wire' | 'wire6' = 'local') {
     this.fd = inNetns(ns, () => kind === 'local'
       ? socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, proto)
-      : socket(AF_PACKET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0x0008 /* htons(ETH_P_IP) */));
+      : socket(AF_PACKET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, kind === 'wire' ? 0x0008 /* htons(ETH_P_IP) */ : 0xdd86 /* htons(ETH_P_IPV6) */));
   }
   drain(): Buffer[] {
     const out: Buffer[] = [];
@@ -96,8 +116,11 @@ export function uniqueName(tag: string): string {
 }
 
 /**
- * client (c0 10.0.1.2) — (r0 10.0.1.1) router (r1 10.0.2.1) — (s0 10.0.2.2) server.
- * The same addresses in every instance, so packets are identical across instances.
+ * client (c0 10.0.1.2) — (r0 10.0.1.1) router (r1 10.0.2.1) — (s0 10.0.2.2) server,
+ * and in IPv6 fd00:1::2 — fd00:1::1 router fd00:2::1 — fd00:2::2, with fixed MAC
+ * addresses and permanent neighbour entries (no neighbour discovery, which
+ * the rules under test could block). The same addresses in every instance,
+ * so packets are identical across instances.
  */
 export class Topology {
   readonly client: string;
@@ -108,19 +131,24 @@ export class Topology {
     this.router = uniqueName(`${tag}r`);
     this.server = uniqueName(`${tag}s`);
     for (const n of [this.client, this.router, this.server]) ip('netns', 'add', n);
-    ip('link', 'add', 'c0', 'netns', this.client, 'type', 'veth', 'peer', 'name', 'r0', 'netns', this.router);
-    ip('link', 'add', 's0', 'netns', this.server, 'type', 'veth', 'peer', 'name', 'r1', 'netns', this.router);
-    const cfg = (ns: string, dev: string, addr: string, gw?: string): void => {
+    const mac = { c0: '02:00:00:00:01:02', r0: '02:00:00:00:01:01', r1: '02:00:00:00:02:01', s0: '02:00:00:00:02:02' };
+    ip('link', 'add', 'c0', 'address', mac.c0, 'netns', this.client, 'type', 'veth', 'peer', 'name', 'r0', 'address', mac.r0, 'netns', this.router);
+    ip('link', 'add', 's0', 'address', mac.s0, 'netns', this.server, 'type', 'veth', 'peer', 'name', 'r1', 'address', mac.r1, 'netns', this.router);
+    const cfg = (ns: string, dev: string, addr: string, addr6: string, peer: { addr6: string; mac: string }, gw?: string, gw6?: string): void => {
       nsExecOk(ns, 'ip', ['addr', 'add', addr, 'dev', dev]);
+      nsExecOk(ns, 'ip', ['-6', 'addr', 'add', addr6, 'dev', dev, 'nodad']);
       nsExecOk(ns, 'ip', ['link', 'set', dev, 'up']);
       nsExecOk(ns, 'ip', ['link', 'set', 'lo', 'up']);
+      nsExecOk(ns, 'ip', ['-6', 'neigh', 'replace', peer.addr6, 'lladdr', peer.mac, 'dev', dev, 'nud', 'permanent']);
       if (gw) nsExecOk(ns, 'ip', ['route', 'add', 'default', 'via', gw]);
+      if (gw6) nsExecOk(ns, 'ip', ['-6', 'route', 'add', 'default', 'via', gw6]);
     };
-    cfg(this.client, 'c0', '10.0.1.2/24', '10.0.1.1');
-    cfg(this.router, 'r0', '10.0.1.1/24');
-    cfg(this.router, 'r1', '10.0.2.1/24');
-    cfg(this.server, 's0', '10.0.2.2/24', '10.0.2.1');
+    cfg(this.client, 'c0', '10.0.1.2/24', 'fd00:1::2/64', { addr6: 'fd00:1::1', mac: mac.r0 }, '10.0.1.1', 'fd00:1::1');
+    cfg(this.router, 'r0', '10.0.1.1/24', 'fd00:1::1/64', { addr6: 'fd00:1::2', mac: mac.c0 });
+    cfg(this.router, 'r1', '10.0.2.1/24', 'fd00:2::1/64', { addr6: 'fd00:2::2', mac: mac.s0 });
+    cfg(this.server, 's0', '10.0.2.2/24', 'fd00:2::2/64', { addr6: 'fd00:2::1', mac: mac.r1 }, '10.0.2.1', 'fd00:2::1');
     sysctl(this.router, 'net.ipv4.ip_forward', '1');
+    sysctl(this.router, 'net.ipv6.conf.all.forwarding', '1');
     for (const ns of [this.client, this.router, this.server]) {
       for (const dev of ['all', 'default']) sysctl(ns, `net.ipv4.conf.${dev}.rp_filter`, '0');
     }

@@ -1,6 +1,7 @@
 /** The system name databases (/etc/services, /etc/protocols) behind xlate's NameDb. */
 import fs from 'node:fs';
-import { resolveIpv4 } from '../native/resolve';
+import { resolveIpv4, resolveIpv6 } from '../native/resolve';
+import { parseIpv6 } from '../xlate/addr';
 import type { NameDb } from '../xlate/names';
 
 function readLines(file: string): string[][] {
@@ -16,6 +17,7 @@ function readLines(file: string): string[][] {
 let services: Map<string, number> | undefined;
 let portNames: Map<string, string> | undefined;
 let hosts: Map<number, string> | undefined;
+let hosts6: Map<string, string> | undefined;
 let protos: { byName: Map<string, number>; byNum: Map<number, string> } | undefined;
 
 function loadProtos(): NonNullable<typeof protos> {
@@ -59,6 +61,17 @@ export const systemNameDb: NameDb = {
     return portNames.get(`${port}/${proto}`);
   },
   resolveHost: (name) => resolveIpv4(name),
+  resolveHost6: (name) => resolveIpv6(name),
+  hostByAddr6(addr) {
+    if (!hosts6) {
+      hosts6 = new Map();
+      for (const f of readLines('/etc/hosts')) {
+        const a = f[0]!.includes(':') ? parseIpv6(f[0]!) : undefined;
+        if (a && !hosts6.has(a.join(','))) hosts6.set(a.join(','), f[1]!);
+      }
+    }
+    return hosts6.get(addr.join(','));
+  },
   hostByAddr(addr) {
     if (!hosts) {
       hosts = new Map();

@@ -1,4 +1,5 @@
-/** Crafted IPv4 packets (with valid checksums) for the demo, verdict and differential tests. */
+/** Crafted IPv4 and IPv6 packets (with valid checksums) for the demo, verdict and differential tests. */
+import { parseIpv6 } from '../xlate/addr';
 
 export interface Ip4Spec {
   src: string;
@@ -107,4 +108,111 @@ export function fixIpChecksum(p: Buffer): void {
   const hl = (p[0]! & 0xf) * 4;
   p.writeUInt16BE(0, 10);
   p.writeUInt16BE((~csum(p.subarray(0, hl))) & 0xffff, 10);
+}
+
+/** IPv6 address text → its 16 bytes (via the IR's parser). */
+export function ip6Bytes(s: string): Buffer {
+  const w = parseIpv6(s);
+  if (!w) throw new Error(`bad IPv6 address ${s}`);
+  const b = Buffer.alloc(16);
+  w.forEach((x, i) => b.writeUInt32BE(x, 4 * i));
+  return b;
+}
+
+/** An IPv6 extension header: `type` is its own protocol number; the next-header byte is filled in by ip6Packet. */
+export interface Ext6 { type: 0 | 43 | 44 | 51 | 60; bytes: Buffer }
+
+/** Hop-by-hop or destination options padded with PadN to `len8` 8-byte units (at least 1). */
+export function optionsHeader(type: 0 | 60, len8 = 1): Ext6 {
+  const b = Buffer.alloc(8 * len8);
+  b[1] = len8 - 1;
+  b[2] = 1; // PadN
+  b[3] = b.length - 4;
+  return { type, bytes: b };
+}
+export function fragmentHeader(offset8: number, more: boolean, id = 0x1234): Ext6 {
+  const b = Buffer.alloc(8);
+  b.writeUInt16BE((offset8 << 3) | (more ? 1 : 0), 2);
+  b.writeUInt32BE(id, 4);
+  return { type: 44, bytes: b };
+}
+/** AH with a 12-byte ICV: (len + 2) * 4 = 24 bytes. */
+export function authHeader(): Ext6 {
+  const b = Buffer.alloc(24);
+  b[1] = 4;
+  b.writeUInt32BE(0x100, 4);
+  return { type: 51, bytes: b };
+}
+/** A type-4 (segment routing-like) routing header with segments left 0: processed and skipped. */
+export function routingHeader(): Ext6 {
+  const b = Buffer.alloc(8);
+  b[2] = 4;
+  return { type: 43, bytes: b };
+}
+
+export interface Ip6Spec {
+  src: string;
+  dst: string;
+  /** protocol of the payload (after the extension headers) */
+  proto: number;
+  hopLimit?: number;
+  flowLabel?: number;
+  ext?: Ext6[];
+  payload: Buffer;
+}
+
+export function ip6Packet(p: Ip6Spec): Buffer {
+  const ext = p.ext ?? [];
+  const chain = ext.map((e, i) => {
+    const b = Buffer.from(e.bytes);
+    b[0] = i + 1 < ext.length ? ext[i + 1]!.type : p.proto;
+    return b;
+  });
+  const body = Buffer.concat([...chain, p.payload]);
+  const b = Buffer.alloc(40 + body.length);
+  b.writeUInt32BE((6 << 28) | ((p.flowLabel ?? 0) & 0xfffff), 0);
+  b.writeUInt16BE(body.length, 4);
+  b[6] = ext.length ? ext[0]!.type : p.proto;
+  b[7] = p.hopLimit ?? 64;
+  ip6Bytes(p.src).copy(b, 8);
+  ip6Bytes(p.dst).copy(b, 24);
+  body.copy(b, 40);
+  return b;
+}
+
+/** TCP/UDP/ICMPv6 checksum over the IPv6 pseudo header, written at `off` of the segment. */
+function l4Checksum6(src: string, dst: string, proto: number, seg: Buffer, off: number): void {
+  const pseudo = Buffer.alloc(40);
+  ip6Bytes(src).copy(pseudo, 0);
+  ip6Bytes(dst).copy(pseudo, 16);
+  pseudo.writeUInt32BE(seg.length, 32);
+  pseudo[39] = proto;
+  seg.writeUInt16BE(0, off);
+  const c = (~csum(seg, csum(pseudo))) & 0xffff;
+  seg.writeUInt16BE(c === 0 && proto === 17 ? 0xffff : c, off);
+}
+
+export function tcpSegment6(src: string, dst: string, t: TcpSpec): Buffer {
+  const b = tcpSegment('0.0.0.0', '0.0.0.0', t);
+  l4Checksum6(src, dst, 6, b, 16);
+  return b;
+}
+export function udpDatagram6(src: string, dst: string, sport: number, dport: number, payload = Buffer.from('probe')): Buffer {
+  const b = udpDatagram('0.0.0.0', '0.0.0.0', sport, dport, payload);
+  l4Checksum6(src, dst, 17, b, 6);
+  return b;
+}
+export function icmp6Message(src: string, dst: string, type: number, code: number, payload = Buffer.from('probe')): Buffer {
+  const b = Buffer.concat([Buffer.from([type, code, 0, 0, 0, 0, 0, 0]), payload]);
+  l4Checksum6(src, dst, 58, b, 2);
+  return b;
+}
+export function tcp6Packet(src: string, dst: string, t: TcpSpec, extra: Partial<Ip6Spec> = {}): Buffer {
+  return ip6Packet({ src, dst, proto: 6, payload: tcpSegment6(src, dst, t), ...extra });
+}
+export function udp6Packet(src: string, dst: string, sport: number, dport: number, extra: Partial<Ip6Spec> = {}): Buffer {
+  return ip6Packet({ src, dst, proto: 17, payload: udpDatagram6(src, dst, sport, dport), ...extra });
+}
+export function icmp6Packet(src: string, dst: string, type: number, code: number, extra: Partial<Ip6Spec> = {}): Buffer {
+  return ip6Packet({ src, dst, proto: 58, payload: icmp6Message(src, dst, type, code), ...extra });
 }

@@ -1,4 +1,4 @@
-/** Host name → IPv4 addresses through libc's getaddrinfo (/etc/hosts, DNS, as iptables resolves them). */
+/** Host name → IPv4 or IPv6 addresses through libc's getaddrinfo (/etc/hosts, DNS, as iptables resolves them). */
 import koffi from 'koffi';
 
 const libc = koffi.load('libc.so.6');
@@ -9,20 +9,38 @@ const AddrInfo = koffi.struct('bpft_addrinfo', {
 const getaddrinfo = libc.func('int getaddrinfo(const char *, const char *, bpft_addrinfo *, _Out_ void **)');
 const freeaddrinfo = libc.func('void freeaddrinfo(void *)');
 
-/** The name's IPv4 addresses (host order), in resolver order without duplicates; [] when it does not resolve. */
-export function resolveIpv4(name: string): number[] {
-  const hints = { ai_flags: 0, ai_family: 2 /* AF_INET */, ai_socktype: 1 /* one entry per address */, ai_protocol: 0, ai_addrlen: 0, ai_addr: null, ai_canonname: null, ai_next: null };
+/** Raw socket addresses getaddrinfo gives for `name` in `family` (AF_INET 2, AF_INET6 10), `len` bytes each. */
+function lookup(name: string, family: number, len: number): number[][] {
+  const hints = { ai_flags: 0, ai_family: family, ai_socktype: 1 /* one entry per address */, ai_protocol: 0, ai_addrlen: 0, ai_addr: null, ai_canonname: null, ai_next: null };
   const out: unknown[] = [null];
   if (getaddrinfo(name, null, hints, out) !== 0) return [];
-  const addrs: number[] = [];
+  const addrs: number[][] = [];
   try {
     for (let p = out[0]; p; ) {
       const ai = koffi.decode(p, AddrInfo) as { ai_addr: unknown; ai_next: unknown };
-      const sa = koffi.decode(ai.ai_addr, koffi.array('uint8_t', 8)) as number[];
-      const a = ((sa[4]! << 24) | (sa[5]! << 16) | (sa[6]! << 8) | sa[7]!) >>> 0;
-      if (!addrs.includes(a)) addrs.push(a);
+      addrs.push(koffi.decode(ai.ai_addr, koffi.array('uint8_t', len)) as number[]);
       p = ai.ai_next;
     }
   } finally { freeaddrinfo(out[0]); }
+  return addrs;
+}
+
+/** The name's IPv4 addresses (host order), in resolver order without duplicates; [] when it does not resolve. */
+export function resolveIpv4(name: string): number[] {
+  const addrs: number[] = [];
+  for (const sa of lookup(name, 2, 8)) {
+    const a = ((sa[4]! << 24) | (sa[5]! << 16) | (sa[6]! << 8) | sa[7]!) >>> 0;
+    if (!addrs.includes(a)) addrs.push(a);
+  }
+  return addrs;
+}
+
+/** The name's IPv6 addresses (four host-order words each), in resolver order without duplicates. */
+export function resolveIpv6(name: string): number[][] {
+  const addrs: number[][] = [];
+  for (const sa of lookup(name, 10, 24)) {
+    const w = [0, 1, 2, 3].map((i) => ((sa[8 + 4 * i]! << 24) | (sa[9 + 4 * i]! << 16) | (sa[10 + 4 * i]! << 8) | sa[11 + 4 * i]!) >>> 0);
+    if (!addrs.some((x) => x.every((v, i) => v === w[i]))) addrs.push(w);
+  }
   return addrs;
 }

@@ -93,33 +93,37 @@ export function createMaps(specs: readonly { name: string; type: number; keySize
 }
 
 /**
- * A per-namespace marker (a tiny pinned map beside the family directories)
- * recording that bpftables holds the namespace's conntrack reference, so
- * restores that need none skip the netlink round trip unless there is one to drop.
+ * A per-family marker (a tiny pinned map in the family directory) recording
+ * that this family's table holds the namespace's conntrack reference, so
+ * restores that need none skip the netlink round trip unless there is one
+ * to drop, and one family never drops a reference the other still needs.
  */
-export const conntrackMarker = {
-  path(create = false): string | undefined {
-    const dir = familyDir(4, create) ?? familyDir(6, false);
-    return dir ? path.join(path.dirname(dir), 'conntrack_ref') : undefined;
-  },
-  held(): boolean {
-    const p = conntrackMarker.path();
+export function conntrackMarker(family: 4 | 6): { held(): boolean; set(): void; clear(): void } {
+  const where = (create: boolean): string | undefined => {
+    const dir = familyDir(family, create);
+    return dir ? path.join(dir, 'conntrack_ref') : undefined;
+  };
+  const held = (): boolean => {
+    const p = where(false);
     if (!p) return false;
     const fd = objGet(p);
     if (fd >= 0) { close(fd); return true; }
     return false;
-  },
-  set(): void {
-    const p = conntrackMarker.path(true);
-    if (!p || conntrackMarker.held()) return;
-    const fd = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: 4, maxEntries: 1, name: 'bpft_ct_ref' });
-    try { objPin(fd, p); } finally { close(fd); }
-  },
-  clear(): void {
-    const p = conntrackMarker.path();
-    if (p) unpin(path.dirname(p), path.basename(p));
-  },
-};
+  };
+  return {
+    held,
+    set(): void {
+      const p = where(true);
+      if (!p || held()) return;
+      const fd = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: 4, maxEntries: 1, name: 'bpft_ct_ref' });
+      try { objPin(fd, p); } finally { close(fd); }
+    },
+    clear(): void {
+      const p = where(false);
+      if (p) unpin(path.dirname(p), path.basename(p));
+    },
+  };
+}
 
 export class TableState {
   private constructor(readonly dir: string) {}

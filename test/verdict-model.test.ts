@@ -14,15 +14,7 @@ import { evaluate, viewPacket } from '../xlate/eval';
 import { BUILTIN_CHAINS } from '../xlate/ir';
 import { parseRestore } from '../xlate/restore';
 import { requireKernel } from './helpers/env';
-
-function rng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from './helpers/rng';
 
 const ADDRS = ['10.0.0.1', '10.0.0.2', '10.1.2.3', '192.168.1.1', '172.16.5.4', '8.8.8.8'];
 const PORTS = [22, 53, 80, 443, 1024, 8080, 65535, 0];
@@ -167,7 +159,7 @@ t.test('generated programs agree with the reference interpreter', async (t) => {
 });
 
 /** Packet counts the interpreter implies: every rule whose match succeeded on the path taken, plus the policy if reached. */
-function countExpected(table: ReturnType<typeof parseRestore>['tables'][0], chain: 'INPUT' | 'FORWARD' | 'OUTPUT', view: ReturnType<typeof viewPacket>,
+export function countExpected(table: ReturnType<typeof parseRestore>['tables'][0], chain: 'INPUT' | 'FORWARD' | 'OUTPUT', view: ReturnType<typeof viewPacket>,
   cl: ReturnType<typeof compileTable>['counters'], out: number[]): void {
   const d = evaluate(table, chain, view, (rule) => { out[cl.ruleSlot.get(rule)!]!++; });
   if (d.by === `${chain} policy`) out[cl.policySlot.get(chain)!]!++;

@@ -5,9 +5,8 @@
 import type { Arg } from '../grammar/restore-lexer';
 import type { TableCommand } from './commands';
 import { paramError } from './errors';
-import type { Rule } from './ir';
-import type { NameDb } from './names';
-import { parseRuleArgs } from './rule-parse';
+import type { Family, Rule } from './ir';
+import { OtherFamilyRule, type ParseOptions, parseRuleArgs } from './rule-parse';
 
 const CMDS: Record<string, string> = {
   '-A': 'A', '--append': 'A', '-C': 'C', '--check': 'C', '-D': 'D', '--delete': 'D', '-I': 'I', '--insert': 'I',
@@ -34,7 +33,7 @@ export interface Parsed {
 
 
 /** Parse an iptables command line (any option order, long forms, `--opt=value`). */
-export function parseIptablesArgv(argv: string[]): Parsed | 'help' | 'version' {
+export function parseIptablesArgv(argv: string[], family: Family = 4): Parsed | 'help' | 'version' {
   let cmd: string | undefined;
   const args: string[] = [];
   const spec: Arg[] = [];
@@ -72,8 +71,10 @@ export function parseIptablesArgv(argv: string[]): Parsed | 'help' | 'version' {
       case '-n': case '--numeric': numeric = true; continue;
       case '-x': case '--exact': exact = true; continue;
       case '--line-numbers': lineNumbers = true; continue;
-      case '-4': case '--ipv4': continue;
-      case '-6': case '--ipv6': throw paramError('This is the IPv4 version of iptables.');
+      case '-4': case '--ipv4': case '-6': case '--ipv6':
+        // the other family's flag: iptables answers with its usage hint alone
+        if ((a === '-4' || a === '--ipv4') !== (family === 4)) throw new OtherFamilyRule(a, i + 1);
+        continue;
       case '-w': case '--wait': {
         const v = inline ?? (isNum(argv[i + 1]) ? argv[++i] : undefined);
         wait = v === undefined ? 0 : Number(v);
@@ -91,8 +92,8 @@ export function parseIptablesArgv(argv: string[]): Parsed | 'help' | 'version' {
 }
 
 /** The table command a parsed command line asks for (undefined for listings). */
-export function toCommand(p: Parsed, db: NameDb): TableCommand | undefined {
-  const rules = (): Rule[] => parseRuleArgs([{ text: '-A', col: 0 }, { text: p.args[0]!, col: 0 }, ...p.spec], { db }).rules;
+export function toCommand(p: Parsed, opts: ParseOptions): TableCommand | undefined {
+  const rules = (): Rule[] => parseRuleArgs([{ text: '-A', col: 0 }, { text: p.args[0]!, col: 0 }, ...p.spec], opts).rules;
   const noSpec = (): void => {
     const first = p.spec[0];
     if (first) throw paramError(`Illegal option \`${first.text}' with this command`, first.text);

@@ -25,17 +25,19 @@ export type TableCommand =
   | { op: 'policy'; chain: string; policy: string }
   | { op: 'rename'; chain: string; to: string };
 
-const fail = (msg: string): BpftablesError => new BpftablesError(`iptables: ${msg}`, 1);
+/** The command name iptables puts before its own failure messages. */
+export const commandName = (t: Table): string => (t.family === 6 ? 'ip6tables' : 'iptables');
+const fail = (t: Table, msg: string): BpftablesError => new BpftablesError(`${commandName(t)}: ${msg}`, 1);
 const NO_CHAIN = 'No chain/target/match by that name.';
 const BAD_RULE = 'Bad rule (does a matching rule exist in that chain?).';
 
 function copy(t: Table): Table {
-  return { name: t.name, chains: t.chains.map((c) => ({ ...c, rules: [...c.rules] })) };
+  return { name: t.name, family: t.family, chains: t.chains.map((c) => ({ ...c, rules: [...c.rules] })) };
 }
 
 function chainOf(t: Table, name: string): Chain {
   const c = t.chains.find((x) => x.name === name);
-  if (!c) throw fail(NO_CHAIN);
+  if (!c) throw fail(t, NO_CHAIN);
   return c;
 }
 
@@ -81,10 +83,10 @@ export function applyCommand(t0: Table, cmd: TableCommand, db: NameDb, opts: { v
       }
       if (cmd.op === 'append') c.rules.push(...rules);
       else if (cmd.op === 'insert') {
-        if (cmd.index > c.rules.length + 1) throw fail('Index of insertion too big.');
+        if (cmd.index > c.rules.length + 1) throw fail(t, 'Index of insertion too big.');
         for (const r of rules) c.rules.splice(cmd.index - 1, 0, r); // one by one at the same place, as iptables does
       } else {
-        if (cmd.index > c.rules.length) throw fail('Index of replacement too big.');
+        if (cmd.index > c.rules.length) throw fail(t, 'Index of replacement too big.');
         c.rules[cmd.index - 1] = cmd.rule;
       }
       break;
@@ -93,32 +95,32 @@ export function applyCommand(t0: Table, cmd: TableCommand, db: NameDb, opts: { v
       const c = chainOf(t, cmd.chain);
       for (const r of cmd.rules) {
         const i = findRule(c, r, db);
-        if (i < 0) throw fail(BAD_RULE);
+        if (i < 0) throw fail(t, BAD_RULE);
         if (cmd.op === 'delete') c.rules.splice(i, 1);
       }
       break;
     }
     case 'delete-num': {
       const c = chainOf(t, cmd.chain);
-      if (cmd.index > c.rules.length) throw fail('Index of deletion too big.');
+      if (cmd.index > c.rules.length) throw fail(t, 'Index of deletion too big.');
       c.rules.splice(cmd.index - 1, 1);
       break;
     }
     case 'new-chain':
       checkChainName(cmd.chain);
-      if (t.chains.some((c) => c.name === cmd.chain)) throw fail('Chain already exists.');
+      if (t.chains.some((c) => c.name === cmd.chain)) throw fail(t, 'Chain already exists.');
       t.chains.push({ name: cmd.chain, counters: zero(), rules: [] });
       break;
     case 'delete-chain': {
       const targets = cmd.chain === undefined ? t.chains.filter((c) => !isBuiltin(c.name)) : [chainOf(t, cmd.chain)];
       const gone = new Set(targets.map((c) => c.name));
       for (const c of targets) {
-        if (isBuiltin(c.name)) throw fail('Invalid argument. Run `dmesg\' for more information.');
+        if (isBuiltin(c.name)) throw fail(t, 'Invalid argument. Run `dmesg\' for more information.');
         // iptables checks references before emptiness
         if (t.chains.some((x) => !gone.has(x.name) && x.rules.some((r) => (r.verdict.kind === 'jump' || r.verdict.kind === 'goto') && r.verdict.chain === c.name))) {
-          throw fail('Too many links.');
+          throw fail(t, 'Too many links.');
         }
-        if (c.rules.length) throw fail('Directory not empty.');
+        if (c.rules.length) throw fail(t, 'Directory not empty.');
       }
       t.chains = t.chains.filter((c) => !gone.has(c.name));
       break;
@@ -134,16 +136,16 @@ export function applyCommand(t0: Table, cmd: TableCommand, db: NameDb, opts: { v
       break;
     case 'policy': {
       const c = t.chains.find((x) => x.name === cmd.chain);
-      if (!c || !isBuiltin(c.name)) throw fail('Bad built-in chain name.');
-      if (cmd.policy !== 'ACCEPT' && cmd.policy !== 'DROP') throw fail('Bad policy name. Run `dmesg\' for more information.');
+      if (!c || !isBuiltin(c.name)) throw fail(t, 'Bad built-in chain name.');
+      if (cmd.policy !== 'ACCEPT' && cmd.policy !== 'DROP') throw fail(t, 'Bad policy name. Run `dmesg\' for more information.');
       c.policy = cmd.policy as Policy;
       break;
     }
     case 'rename': {
       checkChainName(cmd.to);
       const c = chainOf(t, cmd.chain);
-      if (isBuiltin(c.name)) throw fail('Invalid argument. Run `dmesg\' for more information.');
-      if (t.chains.some((x) => x.name === cmd.to)) throw fail('File exists.');
+      if (isBuiltin(c.name)) throw fail(t, 'Invalid argument. Run `dmesg\' for more information.');
+      if (t.chains.some((x) => x.name === cmd.to)) throw fail(t, 'File exists.');
       c.name = cmd.to;
       for (const x of t.chains) {
         x.rules = x.rules.map((r) => ((r.verdict.kind === 'jump' || r.verdict.kind === 'goto') && r.verdict.chain === cmd.chain

@@ -5,12 +5,52 @@
  * generator, so tests can check generated programs against it, and the demo
  * uses it to say what the rules decide.
  */
-import type { BuiltinChain, CtState, IfaceMatch, Match, Rule, Table } from './ir';
+import { and6, cmp6, eq6, type Words6 } from './addr';
+import { type BuiltinChain, type CtState, type IfaceMatch, isAddr6, isRange6, type Match, type Rule, type Table } from './ir';
 
+/** A packet as the rules see it. IPv6: saddr6/daddr6 set, proto found behind the extension headers, fragoff in bytes. */
 export interface PacketView {
   saddr: number; daddr: number; proto: number; ttl: number; totlen: number; fragoff: number;
   skblen: number; l4avail: number; sport: number; dport: number; tcpflags: number; icmptype: number; icmpcode: number;
   in: string; out: string; ct: CtState;
+  saddr6?: Words6; daddr6?: Words6;
+  /** IPv6: the extension-header chain could not be followed (rules with -p drop the packet) */
+  noproto?: boolean;
+}
+
+const EXT_HEADERS = new Set([0, 43, 44, 51, 60]);
+
+/** Decode an IPv6 packet as the hook sees it, following extension headers like the kernel's ipv6_find_hdr. */
+export function viewPacket6(p: Buffer, iface: { in?: string; out?: string }, ct: CtState = 'INVALID', maxExt = 16): PacketView {
+  const words = (o: number): Words6 => [0, 4, 8, 12].map((k) => p.readUInt32BE(o + k));
+  let nh = p[6]!;
+  let off = 40;
+  let fragoff = 0;
+  let noproto = false;
+  let found = false;
+  for (let i = 0; i <= maxExt; i++) {
+    if (!EXT_HEADERS.has(nh)) { found = true; break; }
+    if (i === maxExt || off + 2 > p.length) { noproto = true; break; }
+    const next = p[off]!, len = p[off + 1]!;
+    if (nh === 44) {
+      if (off + 4 > p.length) { noproto = true; break; }
+      const fo = p.readUInt16BE(off + 2) & 0xfff8;
+      if (fo !== 0) {
+        if (EXT_HEADERS.has(next)) noproto = true; else { fragoff = fo; nh = next; }
+        break;
+      }
+      off += 8;
+    } else off += nh === 51 ? (len + 2) * 4 : (len + 1) * 8;
+    nh = next;
+  }
+  const l4avail = found && fragoff === 0 ? Math.max(0, p.length - off) : 0;
+  const at = (o: number, n: 1 | 2): number => (l4avail >= o + n ? (n === 1 ? p[off + o]! : p.readUInt16BE(off + o)) : 0);
+  return {
+    saddr: 0, daddr: 0, saddr6: words(8), daddr6: words(24), proto: noproto ? 0 : nh, noproto, ttl: p[7]!,
+    totlen: (p.readUInt16BE(4) + 40) & 0xffff, fragoff, skblen: p.length, l4avail,
+    sport: at(0, 2), dport: at(2, 2), tcpflags: at(13, 1), icmptype: at(0, 1), icmpcode: at(1, 1),
+    in: iface.in ?? '', out: iface.out ?? '', ct,
+  };
 }
 
 /** Decode an IPv4 packet as the hook sees it. */
@@ -55,10 +95,10 @@ function matchStep(m: Match, p: PacketView): Step {
       if (m.kind === 'tcp' && m.flags && (((p.tcpflags & m.flags.mask) === m.flags.comp) === m.flags.invert)) return yes(false);
       return yes(true);
     }
-    case 'icmp': {
+    case 'icmp': case 'icmp6': {
       const g = l4(p, 8, false);
       if (g) return g;
-      const hit = m.type === 0xff || (p.icmptype === m.type && inRange(p.icmpcode, m.codeMin, m.codeMax));
+      const hit = (m.kind === 'icmp' && m.type === 0xff) || (p.icmptype === m.type && inRange(p.icmpcode, m.codeMin, m.codeMax));
       return yes(hit !== m.invert);
     }
     case 'multiport': {
@@ -72,12 +112,15 @@ function matchStep(m: Match, p: PacketView): Step {
     case 'conntrack': return yes(m.ctstate.includes(p.ct) !== m.invert);
     case 'state': return yes(m.states.includes(p.ct) !== m.invert);
     case 'iprange': {
-      if (m.src && inRange(p.saddr, m.src.from, m.src.to) === m.src.invert) return yes(false);
-      if (m.dst && inRange(p.daddr, m.dst.from, m.dst.to) === m.dst.invert) return yes(false);
+      for (const [r, v4, v6] of [[m.src, p.saddr, p.saddr6], [m.dst, p.daddr, p.daddr6]] as const) {
+        if (!r) continue;
+        const hit = isRange6(r) ? cmp6(v6!, r.from6) >= 0 && cmp6(v6!, r.to6) <= 0 : inRange(v4, r.from, r.to);
+        if (hit === r.invert) return yes(false);
+      }
       return yes(true);
     }
     case 'length': return yes(inRange(p.totlen, m.min, m.max) !== m.invert);
-    case 'ttl': {
+    case 'ttl': case 'hl': {
       const v = m.op === 'eq' ? (p.ttl === m.value) !== m.invert : m.op === 'lt' ? p.ttl < m.value : p.ttl > m.value;
       return yes(v);
     }
@@ -86,11 +129,16 @@ function matchStep(m: Match, p: PacketView): Step {
 
 function ruleStep(r: Rule, p: PacketView): Step {
   const ip = r.ip;
-  for (const [a, v] of [[ip.src, p.saddr], [ip.dst, p.daddr]] as const) {
-    if (a && ((((v & a.mask) >>> 0) === a.addr) === a.invert)) return { kind: 'nomatch' };
+  for (const [a, v, v6] of [[ip.src, p.saddr, p.saddr6], [ip.dst, p.daddr, p.daddr6]] as const) {
+    if (!a) continue;
+    const hit = isAddr6(a) ? eq6(and6(v6!, a.mask6), a.addr6) : ((v & a.mask) >>> 0) === a.addr;
+    if (hit === a.invert) return { kind: 'nomatch' };
   }
   if (!ifaceOk(ip.in, p.in) || !ifaceOk(ip.out, p.out)) return { kind: 'nomatch' };
-  if (ip.proto && ((p.proto === ip.proto.num) === ip.proto.invert)) return { kind: 'nomatch' };
+  if (ip.proto && p.saddr6) {
+    if (p.noproto) return { kind: 'hotdrop' };
+    if (ip.proto.num !== 0 && (p.proto === ip.proto.num) === ip.proto.invert) return { kind: 'nomatch' };
+  } else if (ip.proto && ((p.proto === ip.proto.num) === ip.proto.invert)) return { kind: 'nomatch' };
   if (ip.frag && ((p.fragoff !== 0) === ip.frag.invert)) return { kind: 'nomatch' };
   for (const m of r.matches) {
     const s = matchStep(m, p);

@@ -30,6 +30,8 @@ export interface Ruleset {
 
 export interface Table {
   name: 'filter';
+  /** 4: iptables (NFPROTO_IPV4 hooks), 6: ip6tables (NFPROTO_IPV6 hooks) */
+  family: Family;
   /** chains in the order iptables-save prints them: built-ins first (INPUT, FORWARD, OUTPUT), then user chains */
   chains: Chain[];
 }
@@ -43,7 +45,14 @@ export interface Chain {
 }
 
 /** IPv4 prefix or netmask: addr is already masked; both are host-order unsigned 32-bit. */
-export interface AddrMatch { addr: number; mask: number; invert: boolean }
+export interface Addr4Match { addr: number; mask: number; invert: boolean }
+/**
+ * IPv6 prefix or netmask: four host-order unsigned 32-bit words each (word 0
+ * holds the first four bytes of the address); addr6 is already masked.
+ */
+export interface Addr6Match { addr6: number[]; mask6: number[]; invert: boolean }
+export type AddrMatch = Addr4Match | Addr6Match;
+export const isAddr6 = (a: AddrMatch): a is Addr6Match => 'addr6' in a;
 /** Interface name match: `wildcard` means the name was given with a trailing "+". */
 export interface IfaceMatch { name: string; wildcard: boolean; invert: boolean }
 
@@ -52,7 +61,11 @@ export interface IpPart {
   dst?: AddrMatch;
   in?: IfaceMatch;
   out?: IfaceMatch;
-  /** protocol number; absent means "all" */
+  /**
+   * protocol number; absent means "all". IPv6 only: num 0 is an explicit
+   * `-p all`, which (like any -p in ip6tables) makes the kernel walk the
+   * extension headers and drop packets whose chain it cannot parse.
+   */
   proto?: { num: number; invert: boolean };
   /** -f: only non-first fragments (invert: only first fragments / unfragmented) */
   frag?: { invert: boolean };
@@ -65,18 +78,24 @@ export type Match =
   | { kind: 'tcp'; sport?: PortMatch; dport?: PortMatch; flags?: TcpFlagsMatch }
   | { kind: 'udp'; sport?: PortMatch; dport?: PortMatch }
   | { kind: 'icmp'; type: number; codeMin: number; codeMax: number; invert: boolean; /** type 255 = any */ }
+  | { kind: 'icmp6'; type: number; codeMin: number; codeMax: number; invert: boolean }
   | { kind: 'multiport'; dir: 'src' | 'dst' | 'any'; ports: Range[]; invert: boolean }
   | { kind: 'comment'; text: string }
   | { kind: 'conntrack'; ctstate: CtState[]; invert: boolean }
   | { kind: 'state'; states: CtState[]; invert: boolean }
-  | { kind: 'iprange'; src?: IpRange; dst?: IpRange }
+  | { kind: 'iprange'; src?: IpRange | Ip6Range; dst?: IpRange | Ip6Range }
   | { kind: 'length'; min: number; max: number; invert: boolean }
-  | { kind: 'ttl'; op: 'eq' | 'lt' | 'gt'; value: number; invert: boolean };
+  | { kind: 'ttl'; op: 'eq' | 'lt' | 'gt'; value: number; invert: boolean }
+  /** ip6tables' hop limit match (the IPv6 counterpart of ttl) */
+  | { kind: 'hl'; op: 'eq' | 'lt' | 'gt'; value: number; invert: boolean };
 
 export interface PortMatch { range: Range; invert: boolean }
 export interface TcpFlagsMatch { mask: number; comp: number; invert: boolean }
 /** host-order unsigned 32-bit bounds, inclusive */
 export interface IpRange { from: number; to: number; invert: boolean }
+/** IPv6 bounds as four host-order u32 words each, inclusive */
+export interface Ip6Range { from6: number[]; to6: number[]; invert: boolean }
+export const isRange6 = (r: IpRange | Ip6Range): r is Ip6Range => 'from6' in r;
 
 /** Connection tracking states, in the order iptables prints them. */
 export const CT_STATES = ['INVALID', 'NEW', 'RELATED', 'ESTABLISHED', 'UNTRACKED'] as const;
@@ -101,9 +120,10 @@ export interface Rule {
 
 export const TCP_FLAGS = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10, URG: 0x20, ECE: 0x40, CWR: 0x80 } as const;
 
-export function emptyFilterTable(): Table {
+export function emptyFilterTable(family: Family): Table {
   return {
     name: 'filter',
+    family,
     chains: BUILTIN_CHAINS.map((name) => ({ name, policy: 'ACCEPT' as Policy, counters: { packets: 0, bytes: 0 }, rules: [] })),
   };
 }

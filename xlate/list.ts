@@ -5,12 +5,14 @@
  * (counters, interfaces), -x (exact counters) and --line-numbers.
  */
 import { BpftablesError } from './errors';
-import { type AddrMatch, type Chain, type IfaceMatch, type Match, type Range, type Rule, type Table, TCP_FLAGS } from './ir';
-import { fmtIpv4 } from './matches';
-import { ICMP_TYPES, type NameDb, protoName } from './names';
+import { fmtIpv4, fmtIpv6, isZero6, maskBits6 } from './addr';
+import { type AddrMatch, type Chain, type Family, type IfaceMatch, isAddr6, type Match, type Range, type Rule, type Table, TCP_FLAGS } from './ir';
+import { fmtIpRange } from './matches';
+import { ICMP_TYPES, ICMP6_TYPES, type NameDb, protoName } from './names';
 import { chainOrder, maskBits } from './save';
 
 export interface ListOptions { numeric: boolean; verbose: boolean; exact: boolean; lineNumbers: boolean; db: NameDb }
+type RowOptions = ListOptions & { family: Family };
 
 const pad = (s: string, w: number): string => (s.length >= w ? s : s + ' '.repeat(w - s.length));
 const padL = (s: string, w: number): string => (s.length >= w ? s : ' '.repeat(w - s.length) + s);
@@ -27,9 +29,17 @@ export function fmtNum(n: number, exact: boolean, notable = false): string {
   return notable ? `${n}T ` : `${padL(String(n), 4)}T `;
 }
 
-function fmtAddr(a: AddrMatch | undefined, o: ListOptions): string {
+function fmtAddr(a: AddrMatch | undefined, o: RowOptions): string {
   const inv = a?.invert ? '!' : ' ';
-  if (!a || a.mask === 0) return `${inv}${pad(o.numeric ? '0.0.0.0/0' : 'anywhere', 19)} `;
+  const any = `${inv}${pad(o.numeric ? (o.family === 6 ? '::/0' : '0.0.0.0/0') : 'anywhere', 19)} `;
+  if (a && isAddr6(a)) {
+    if (isZero6(a.mask6)) return any;
+    const bits = maskBits6(a.mask6);
+    let host = fmtIpv6(a.addr6);
+    if (!o.numeric && bits === 128) host = o.db.hostByAddr6?.(a.addr6) ?? host;
+    return `${inv}${pad(host + (bits === 128 ? '' : `/${bits ?? fmtIpv6(a.mask6)}`), 19)} `;
+  }
+  if (!a || a.mask === 0) return any;
   let host = fmtIpv4(a.addr);
   if (!o.numeric && a.mask === 0xffffffff) host = o.db.hostByAddr?.(a.addr) ?? host;
   const bits = maskBits(a.mask);
@@ -96,10 +106,21 @@ function fmtMatch(m: Match, proto: number | undefined, o: ListOptions): string {
     case 'state': return `${m.invert ? ' !' : ''} state ${m.states.join(',')}`;
     case 'iprange': {
       let s = '';
-      if (m.src) s += ` source IP range${m.src.invert ? ' !' : ''} ${fmtIpv4(m.src.from)}-${fmtIpv4(m.src.to)}`;
-      if (m.dst) s += ` destination IP range${m.dst.invert ? ' !' : ''} ${fmtIpv4(m.dst.from)}-${fmtIpv4(m.dst.to)}`;
+      if (m.src) s += ` source IP range${m.src.invert ? ' !' : ''} ${fmtIpRange(m.src)}`;
+      if (m.dst) s += ` destination IP range${m.dst.invert ? ' !' : ''} ${fmtIpRange(m.dst)}`;
       return s;
     }
+    case 'icmp6': {
+      if (!o.numeric) {
+        const named = ICMP6_TYPES.find(([, t, lo, hi]) => t === m.type && lo === m.codeMin && hi === m.codeMax);
+        if (named) return ` ipv6-icmp ${m.invert ? '!' : ''}${named[0]}`;
+      }
+      let s = ` ipv6-icmp${m.invert ? ' !' : ''}type ${m.type}`;
+      if (m.codeMin === m.codeMax) s += ` code ${m.codeMin}`;
+      else if (m.codeMin !== 0 || m.codeMax !== 0xff) s += ` codes ${m.codeMin}-${m.codeMax}`;
+      return s;
+    }
+    case 'hl': return ` HL match HL ${m.op === 'eq' ? (m.invert ? '!=' : '==') : m.op === 'lt' ? '<' : '>'} ${m.value}`;
     case 'length': return ` length ${m.invert ? '!' : ''}${m.min === m.max ? m.min : `${m.min}:${m.max}`}`;
     case 'ttl': return ` TTL match TTL ${m.op === 'eq' ? (m.invert ? '!=' : '==') : m.op === 'lt' ? '<' : '>'} ${m.value}`;
   }
@@ -116,13 +137,15 @@ function targetName(r: Rule): string {
   }
 }
 
-function ruleLine(r: Rule, num: number, o: ListOptions): string {
+function ruleLine(r: Rule, num: number, o: RowOptions): string {
   let s = '';
   if (o.lineNumbers) s += `${pad(String(num), 4)} `;
   if (o.verbose) s += fmtNum(r.counters.packets, o.exact) + fmtNum(r.counters.bytes, o.exact);
   s += `${pad(targetName(r), 9)} `;
   s += r.ip.proto?.invert ? '!' : ' ';
-  s += pad(r.ip.proto ? (o.numeric ? String(r.ip.proto.num) : protoName(r.ip.proto.num, o.db)) : o.numeric ? '0' : 'all', 5);
+  // iptables prints "%-4s " here, so names of five or more characters push the line right
+  const proto = r.ip.proto?.num ?? 0;
+  s += `${pad(o.numeric ? String(proto) : proto === 0 ? 'all' : protoName(proto, o.db), 4)} `;
   s += `${r.ip.frag?.invert ? '!' : '-'}${r.ip.frag ? 'f' : '-'} `;
   if (o.verbose) s += ` ${pad(fmtIface(r.ip.in, o), 6)} ${pad(fmtIface(r.ip.out, o), 6)} `;
   s += fmtAddr(r.ip.src, o) + fmtAddr(r.ip.dst, o);
@@ -149,7 +172,7 @@ function references(t: Table, name: string): number {
   return n;
 }
 
-function chainBlock(t: Table, c: Chain, o: ListOptions): string {
+function chainBlock(t: Table, c: Chain, o: RowOptions): string {
   let head = `Chain ${c.name}`;
   if (c.policy) {
     head += ` (policy ${c.policy}`;
@@ -161,10 +184,11 @@ function chainBlock(t: Table, c: Chain, o: ListOptions): string {
 }
 
 /** The whole listing (or one chain's). */
-export function listTable(t: Table, o: ListOptions, chain?: string): string {
+export function listTable(t: Table, lo: ListOptions, chain?: string): string {
+  const o: RowOptions = { ...lo, family: t.family };
   if (chain !== undefined) {
     const c = t.chains.find((x) => x.name === chain);
-    if (!c) throw new BpftablesError('iptables: No chain/target/match by that name.', 1);
+    if (!c) throw new BpftablesError(`${t.family === 6 ? 'ip6tables' : 'iptables'}: No chain/target/match by that name.`, 1);
     return chainBlock(t, c, o);
   }
   return chainOrder(t.chains).map((c) => chainBlock(t, c, o)).join('\n');

@@ -4,18 +4,23 @@
  * keyed by module name; the rule parser and the printer both use it.
  */
 import { paramError, unsupported } from './errors';
-import { CT_STATES, type CtState, type IpPart, type Match, type Range, TCP_FLAGS } from './ir';
-import { ICMP_TYPES, type NameDb } from './names';
+import { fmtIpv4, fmtIpv6, parseIpv4, parseIpv6 } from './addr';
+
+export { fmtIpv4, parseIpv4 };
+import { CT_STATES, type CtState, type Family, type Ip6Range, type IpPart, type IpRange, isRange6, type Match, type Range, TCP_FLAGS } from './ir';
+import { ICMP_TYPES, ICMP6_TYPES, type NameDb } from './names';
 
 export interface OptionSpec { name: string; args: number; invertible: boolean; aliases?: string[]; unsupported?: boolean }
 
-export interface ParseCtx { db: NameDb; ip: IpPart }
+export interface ParseCtx { db: NameDb; ip: IpPart; family: Family }
 
 export interface MatchModule {
   name: string;
   options: OptionSpec[];
   /** protocol the match requires (-p), if any */
   protos?: number[];
+  /** the one family the extension exists for (libipt_* / libip6t_*); absent: both (libxt_*) */
+  family?: Family;
   create(): Match;
   parse(m: Match, opt: string, args: string[], invert: boolean, ctx: ParseCtx): void;
   /** called once all options are seen; throws on missing required options */
@@ -23,7 +28,7 @@ export interface MatchModule {
   save(m: Match, db: NameDb): string;
 }
 
-const PROTO_TCP = 6, PROTO_UDP = 17, PROTO_ICMP = 1, PROTO_UDPLITE = 136, PROTO_SCTP = 132, PROTO_DCCP = 33;
+const PROTO_TCP = 6, PROTO_UDP = 17, PROTO_ICMP = 1, PROTO_ICMPV6 = 58, PROTO_UDPLITE = 136, PROTO_SCTP = 132, PROTO_DCCP = 33;
 
 export function parseUint(text: string, max: number, what: string): number {
   if (!/^\d+$/.test(text)) throw paramError(`invalid ${what} \`${text}' specified`);
@@ -88,17 +93,6 @@ function parseStates(text: string, allowed: readonly string[]): CtState[] {
   return CT_STATES.filter((s) => out.has(s));
 }
 
-export function parseIpv4(text: string): number | undefined {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
-  if (!m) return undefined;
-  const parts = m.slice(1).map(Number);
-  if (parts.some((p) => p > 255)) return undefined;
-  return ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
-}
-export function fmtIpv4(a: number): string {
-  return [a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255].join('.');
-}
-
 const tcpLike = (proto: 'tcp' | 'udp'): MatchModule => ({
   name: proto,
   protos: [proto === 'tcp' ? PROTO_TCP : PROTO_UDP],
@@ -145,6 +139,7 @@ const tcpLike = (proto: 'tcp' | 'udp'): MatchModule => ({
 
 const icmp: MatchModule = {
   name: 'icmp',
+  family: 4,
   protos: [PROTO_ICMP],
   options: [{ name: '--icmp-type', args: 1, invertible: true }],
   create: () => ({ kind: 'icmp', type: 0xff, codeMin: 0, codeMax: 0xff, invert: false }),
@@ -173,6 +168,38 @@ const icmp: MatchModule = {
     // type 255 with the full code range is "any"
     if (t.type === 0xff && t.codeMin === 0 && t.codeMax === 0xff) return ` ${bang(t.invert)}--icmp-type any`;
     let s = ` ${bang(t.invert)}--icmp-type ${t.type}`;
+    if (t.codeMin !== 0 || t.codeMax !== 0xff) s += `/${t.codeMin}`;
+    return s;
+  },
+};
+
+const icmp6: MatchModule = {
+  name: 'icmp6',
+  family: 6,
+  protos: [PROTO_ICMPV6],
+  options: [{ name: '--icmpv6-type', args: 1, invertible: true }],
+  create: () => ({ kind: 'icmp6', type: 0, codeMin: 0, codeMax: 0xff, invert: false }),
+  parse(m, _opt, args, invert) {
+    const t = m as Extract<Match, { kind: 'icmp6' }>;
+    const text = args[0]!;
+    const named = ICMP6_TYPES.find(([n]) => n === text) ?? ICMP6_TYPES.find(([n]) => n.startsWith(text) && text.length > 0 && !/^\d/.test(text));
+    if (named) {
+      [, t.type, t.codeMin, t.codeMax] = named;
+    } else {
+      const mm = /^(\d+)(?:\/(\d+))?$/.exec(text);
+      if (!mm) throw paramError(`Unknown ICMPv6 type \`${text}'`);
+      t.type = parseUint(mm[1]!, 255, 'ICMPv6 type');
+      if (mm[2] !== undefined) t.codeMin = t.codeMax = parseUint(mm[2], 255, 'ICMPv6 code');
+      else { t.codeMin = 0; t.codeMax = 0xff; }
+    }
+    t.invert = invert;
+  },
+  finish(_m, seen) {
+    if (!seen.has('--icmpv6-type')) throw paramError('icmp6 match: you must specify `--icmpv6-type\'');
+  },
+  save(m) {
+    const t = m as Extract<Match, { kind: 'icmp6' }>;
+    let s = ` ${bang(t.invert)}--icmpv6-type ${t.type}`;
     if (t.codeMin !== 0 || t.codeMax !== 0xff) s += `/${t.codeMin}`;
     return s;
   },
@@ -273,28 +300,38 @@ const state: MatchModule = {
   },
 };
 
-function parseIpRange(text: string): { from: number; to: number } {
+function parseIpRange(text: string, opt: string, invert: boolean, family: Family): IpRange | Ip6Range {
   const i = text.indexOf('-');
+  if (family === 6) {
+    const a = parseIpv6(i < 0 ? text : text.slice(0, i));
+    const b = i < 0 ? a : parseIpv6(text.slice(i + 1));
+    if (a === undefined || b === undefined) throw paramError(`iprange: Bad value for "${opt}" option: "${i < 0 ? text : a === undefined ? text.slice(0, i) : text.slice(i + 1)}"`);
+    return { from6: a, to6: b, invert };
+  }
   const a = parseIpv4(i < 0 ? text : text.slice(0, i));
   const b = i < 0 ? a : parseIpv4(text.slice(i + 1));
   if (a === undefined || b === undefined) throw paramError(`iprange: invalid address range \`${text}'`);
-  return { from: a, to: b };
+  return { from: a, to: b, invert };
 }
+function fmtIpRange(r: IpRange | Ip6Range): string {
+  return isRange6(r) ? `${fmtIpv6(r.from6)}-${fmtIpv6(r.to6)}` : `${fmtIpv4(r.from)}-${fmtIpv4(r.to)}`;
+}
+export { fmtIpRange };
 const iprange: MatchModule = {
   name: 'iprange',
   options: [{ name: '--src-range', args: 1, invertible: true }, { name: '--dst-range', args: 1, invertible: true }],
   create: () => ({ kind: 'iprange' }),
-  parse(m, opt, args, invert) {
+  parse(m, opt, args, invert, ctx) {
     const t = m as Extract<Match, { kind: 'iprange' }>;
-    const r = { ...parseIpRange(args[0]!), invert };
+    const r = parseIpRange(args[0]!, opt, invert, ctx.family);
     if (opt === '--src-range') t.src = r; else t.dst = r;
   },
   finish(_m, seen) { if (seen.size === 0) throw paramError('iprange match: You must specify `--src-range\' or `--dst-range\''); },
   save(m) {
     const t = m as Extract<Match, { kind: 'iprange' }>;
     let s = '';
-    if (t.src) s += ` ${bang(t.src.invert)}--src-range ${fmtIpv4(t.src.from)}-${fmtIpv4(t.src.to)}`;
-    if (t.dst) s += ` ${bang(t.dst.invert)}--dst-range ${fmtIpv4(t.dst.from)}-${fmtIpv4(t.dst.to)}`;
+    if (t.src) s += ` ${bang(t.src.invert)}--src-range ${fmtIpRange(t.src)}`;
+    if (t.dst) s += ` ${bang(t.dst.invert)}--dst-range ${fmtIpRange(t.dst)}`;
     return s;
   },
 };
@@ -326,6 +363,7 @@ const length: MatchModule = {
 
 const ttl: MatchModule = {
   name: 'ttl',
+  family: 4,
   options: [
     { name: '--ttl-eq', aliases: ['--ttl'], args: 1, invertible: true },
     { name: '--ttl-lt', args: 1, invertible: false },
@@ -348,14 +386,39 @@ const ttl: MatchModule = {
   },
 };
 
+const hl: MatchModule = {
+  name: 'hl',
+  family: 6,
+  options: [
+    { name: '--hl-eq', args: 1, invertible: true },
+    { name: '--hl-lt', args: 1, invertible: false },
+    { name: '--hl-gt', args: 1, invertible: false },
+  ],
+  create: () => ({ kind: 'hl', op: 'eq', value: 0, invert: false }),
+  parse(m, opt, args, invert) {
+    const t = m as Extract<Match, { kind: 'hl' }>;
+    try { t.value = parseUint(args[0]!, 255, 'HL'); } catch { throw paramError(`hl: Bad value for "${opt}" option: "${args[0]}"`); }
+    t.op = opt === '--hl-lt' ? 'lt' : opt === '--hl-gt' ? 'gt' : 'eq';
+    t.invert = invert;
+  },
+  finish(_m, seen) {
+    if (seen.size === 0) throw paramError('hl: One of `--hl-eq\', `--hl-lt\' or `--hl-gt\' is required');
+    if (seen.size > 1) throw paramError('hl: Only one of `--hl-eq\', `--hl-lt\' or `--hl-gt\' may be given');
+  },
+  save(m) {
+    const t = m as Extract<Match, { kind: 'hl' }>;
+    return ` ${bang(t.invert)}--hl-${t.op} ${t.value}`;
+  },
+};
+
 export const MATCH_MODULES: ReadonlyMap<string, MatchModule> = new Map(
-  [tcpLike('tcp'), tcpLike('udp'), icmp, multiport, comment, conntrack, state, iprange, length, ttl].map((m) => [m.name, m]),
+  [tcpLike('tcp'), tcpLike('udp'), icmp, icmp6, multiport, comment, conntrack, state, iprange, length, ttl, hl].map((m) => [m.name, m]),
 );
 
 /** Match modules iptables has that bpftables does not implement yet (clear error, not "unknown"). */
 export const KNOWN_UNSUPPORTED_MATCHES = new Set([
   'addrtype', 'ah', 'bpf', 'cgroup', 'cluster', 'connbytes', 'connlabel', 'connlimit', 'connmark', 'cpu', 'dccp',
-  'devgroup', 'dscp', 'ecn', 'esp', 'hashlimit', 'helper', 'hl', 'icmp6', 'ipcomp', 'ipv6header', 'ipvs', 'limit',
+  'devgroup', 'dscp', 'ecn', 'esp', 'hashlimit', 'helper', 'ipcomp', 'ipv6header', 'ipvs', 'limit',
   'mac', 'mark', 'mh', 'nfacct', 'osf', 'owner', 'physdev', 'pkttype', 'policy', 'quota', 'rateest', 'realm',
   'recent', 'rpfilter', 'rt', 'sctp', 'set', 'socket', 'statistic', 'string', 'tcpmss', 'time', 'tos', 'u32',
   'udplite', 'frag', 'hbh', 'dst', 'eui64', 'srh', 'ipv4options', 'geoip',

@@ -16,6 +16,10 @@ export interface NameDb {
   hostByAddr?(addr: number): string | undefined;
   /** IPv4 addresses (host order) a host name resolves to, as for `-s name` */
   resolveHost?(name: string): number[];
+  /** IPv6 addresses (four host-order words each) a host name resolves to, as for ip6tables' `-s name` */
+  resolveHost6?(name: string): number[][];
+  /** host name of an IPv6 address (for listings without -n) */
+  hostByAddr6?(addr: number[]): string | undefined;
 }
 
 /** The protocols iptables knows by name even without /etc/protocols, in its own order. */
@@ -89,4 +93,40 @@ export const ICMP_TYPES: ReadonlyArray<[string, number, number, number]> = [
   ['timestamp-reply', 14, 0, 0xff],
   ['address-mask-request', 17, 0, 0xff],
   ['address-mask-reply', 18, 0, 0xff],
+];
+
+/** ICMPv6 type names (ip6tables' table, aliases after the name they stand for): [name, type, codeMin, codeMax] */
+export const ICMP6_TYPES: ReadonlyArray<[string, number, number, number]> = [
+  ['destination-unreachable', 1, 0, 0xff],
+  ['no-route', 1, 0, 0],
+  ['communication-prohibited', 1, 1, 1],
+  ['beyond-scope', 1, 2, 2],
+  ['address-unreachable', 1, 3, 3],
+  ['port-unreachable', 1, 4, 4],
+  ['failed-policy', 1, 5, 5],
+  ['reject-route', 1, 6, 6],
+  ['packet-too-big', 2, 0, 0xff],
+  ['time-exceeded', 3, 0, 0xff],
+  ['ttl-exceeded', 3, 0, 0xff],
+  ['ttl-zero-during-transit', 3, 0, 0],
+  ['ttl-zero-during-reassembly', 3, 1, 1],
+  ['parameter-problem', 4, 0, 0xff],
+  ['bad-header', 4, 0, 0],
+  ['unknown-header-type', 4, 1, 1],
+  ['unknown-option', 4, 2, 2],
+  ['echo-request', 128, 0, 0xff],
+  ['ping', 128, 0, 0xff],
+  ['echo-reply', 129, 0, 0xff],
+  ['pong', 129, 0, 0xff],
+  ['mld-listener-query', 130, 0, 0xff],
+  ['mld-listener-report', 131, 0, 0xff],
+  ['mld-listener-done', 132, 0, 0xff],
+  ['mld-listener-reduction', 132, 0, 0xff],
+  ['router-solicitation', 133, 0, 0xff],
+  ['router-advertisement', 134, 0, 0xff],
+  ['neighbour-solicitation', 135, 0, 0xff],
+  ['neighbor-solicitation', 135, 0, 0xff],
+  ['neighbour-advertisement', 136, 0, 0xff],
+  ['neighbor-advertisement', 136, 0, 0xff],
+  ['redirect', 137, 0, 0xff],
 ];

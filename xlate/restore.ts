@@ -8,16 +8,20 @@ import grammar from '../grammar/restore.generated';
 import type { RestoreStatement } from '../grammar/restore-ast';
 import { ArgvError, splitArgs } from '../grammar/restore-lexer';
 import { BpftablesError, paramError, unsupported } from './errors';
-import { type Chain, type Counters, emptyFilterTable, isBuiltin, OTHER_TABLES, type Policy, type Table } from './ir';
+import { type Chain, type Counters, emptyFilterTable, type Family, isBuiltin, OTHER_TABLES, type Policy, type Table } from './ir';
 import type { NameDb } from './names';
-import { applyCommand, checkInterfaces, listRules } from './commands';
+import { applyCommand, checkInterfaces, commandName, listRules } from './commands';
 import { parseIptablesArgv, toCommand } from './command-parse';
 import { listTable } from './list';
-import { parseRuleArgs } from './rule-parse';
+import { OtherFamilyRule, parseRuleArgs } from './rule-parse';
 import { validateTable } from './validate';
 
 export interface RestoreOptions {
   file: string;
+  /** 4: iptables-restore (default), 6: ip6tables-restore */
+  family?: Family;
+  /** non-fatal notes for stderr */
+  warn?: (message: string) => void;
   db: NameDb;
   /** keep counters given in the input (-c) */
   counters: boolean;
@@ -55,6 +59,8 @@ function parseCounters(text: string): Counters | undefined {
 
 export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
   const statements = parseStatements(text, o.file);
+  const family = o.family ?? 4;
+  const ruleOpts = { db: o.db, family, warn: o.warn };
   const tables: Table[] = [];
   let output = '';
   let open: { table: Table; declared: Set<string>; line: number } | null = null;
@@ -71,7 +77,7 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
           if (OTHER_TABLES.has(name)) throw unsupported(`table ${name}`, '*' + name, 1);
           if (name !== 'filter') throw new BpftablesError(`table '${name}' does not exist`, 1, { col: 1 });
           const base = o.noflush ? o.current?.(name) : undefined;
-          const table = base ? { name: base.name, chains: base.chains.map((c) => ({ ...c, rules: [...c.rules] })) } : emptyFilterTable();
+          const table: Table = base ? { name: base.name, family, chains: base.chains.map((c) => ({ ...c, rules: [...c.rules] })) } : emptyFilterTable(family);
           open = { table, declared: new Set(), line: st.line };
           break;
         }
@@ -132,16 +138,22 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
           }
           if (args.some((a) => OTHER_COMMANDS.has(a.text))) {
             // any other iptables command, applied to the table being built
-            const p = parseIptablesArgv(args.map((a) => a.text));
+            const p = parseIptablesArgv(args.map((a) => a.text), family);
             if (p === 'help' || p === 'version') throw paramError('unexpected -h/-V in restore input');
             if (p.cmd === 'S') { output += listRules(open.table, o.db, p.args[0], p.verbose); break; }
             if (p.cmd === 'L') { output += listTable(open.table, { numeric: p.numeric, verbose: p.verbose, exact: p.exact, lineNumbers: p.lineNumbers, db: o.db }, p.args[0]); break; }
-            const tc = toCommand(p, o.db)!;
+            const tc = toCommand(p, ruleOpts)!;
             open.table = applyCommand(open.table, tc, o.db, { validate: false });
             if (tc.op === 'policy') open.declared.add(tc.chain); // an explicit policy is not carried over
             break;
           }
-          const cmd = parseRuleArgs(args, { db: o.db });
+          let cmd;
+          try {
+            cmd = parseRuleArgs(args, ruleOpts);
+          } catch (e) {
+            if (e instanceof OtherFamilyRule) break; // a rule for the other family: skipped, as iptables-restore does
+            throw e;
+          }
           const chain = open.table.chains.find((c) => c.name === cmd.chain);
           if (!chain) throw new BpftablesError(`chain ${cmd.chain} does not exist`, 1, { col: args[1]?.col });
           for (const rule of cmd.rules) {
@@ -152,7 +164,7 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
           }
           if (cmd.op === 'append') chain.rules.push(...cmd.rules);
           else {
-            if (cmd.index > chain.rules.length + 1) throw new BpftablesError('iptables: Index of insertion too big.', 1);
+            if (cmd.index > chain.rules.length + 1) throw new BpftablesError(`${commandName(open.table)}: Index of insertion too big.`, 1);
             for (const r of cmd.rules) chain.rules.splice(cmd.index - 1, 0, r); // one by one at the same place, as iptables does
           }
           break;

@@ -7,8 +7,9 @@
  */
 import type { Arg } from '../grammar/restore-lexer';
 import { BpftablesError, paramError, unsupported } from './errors';
-import type { AddrMatch, Counters, IfaceMatch, IpPart, Match, Rule, Verdict } from './ir';
-import { KNOWN_UNSUPPORTED_MATCHES, MATCH_MODULES, type MatchModule, type OptionSpec, parseIpv4 } from './matches';
+import { and6, parseIpv4, parseIpv6, prefixMask6, type Words6 } from './addr';
+import type { AddrMatch, Counters, Family, IfaceMatch, IpPart, Match, Rule, Verdict } from './ir';
+import { KNOWN_UNSUPPORTED_MATCHES, MATCH_MODULES, type MatchModule, type OptionSpec } from './matches';
 import { type NameDb, protoNumber } from './names';
 
 /** `rules` has one rule per source × destination address when -s/-d name several (lists, host names). */
@@ -30,6 +31,8 @@ const CORE: CoreOption[] = [
   { short: '-g', long: '--goto', args: 1, invertible: false },
   { short: '-m', long: '--match', args: 1, invertible: false },
   { short: '-c', long: '--set-counters', args: 2, invertible: false },
+  { short: '-4', long: '--ipv4', args: 0, invertible: false },
+  { short: '-6', long: '--ipv6', args: 0, invertible: false },
 ];
 const CORE_ALIASES: Record<string, string> = { '--src': '--source', '--dst': '--destination' };
 /** Commands valid in iptables(8) that are not rule-appending; restore lines with them are refused for now. */
@@ -45,22 +48,27 @@ function findCore(name: string): CoreOption | undefined {
   return CORE_BY_NAME.get(name);
 }
 
+type AddrValue = { addr: number; mask: number } | { addr6: Words6; mask6: Words6 };
+const sameAddr = (a: AddrValue, b: AddrValue): boolean => JSON.stringify(a) === JSON.stringify(b);
+
 /** `-s`/`-d` value: comma-separated addresses or host names, each with an optional /prefix or /mask. */
-function parseAddrList(text: string, opt: string, col: number, db: NameDb): { addr: number; mask: number }[] {
-  const out: { addr: number; mask: number }[] = [];
+function parseAddrList(text: string, opt: string, col: number, o: ParseOptions): AddrValue[] {
+  const out: AddrValue[] = [];
   for (const part of text.split(',')) {
-    for (const a of parseAddr(part, opt, col, db)) {
-      if (!out.some((x) => x.addr === a.addr && x.mask === a.mask)) out.push(a);
+    for (const a of o.family === 6 ? parseAddr6(part, opt, col, o.db) : parseAddr(part, opt, col, o.db)) {
+      if (!out.some((x) => sameAddr(x, a))) out.push(a);
     }
   }
   return out;
 }
 
+const hostName = (host: string): boolean => host !== '' && /^[A-Za-z0-9._-]+$/.test(host);
+
 function parseAddr(text: string, opt: string, col: number, db: NameDb): { addr: number; mask: number }[] {
   const slash = text.indexOf('/');
   const host = slash < 0 ? text : text.slice(0, slash);
   const literal = parseIpv4(host);
-  const addrs = literal !== undefined ? [literal] : host !== '' && /^[A-Za-z0-9._-]+$/.test(host) ? db.resolveHost?.(host) ?? [] : [];
+  const addrs = literal !== undefined ? [literal] : hostName(host) ? db.resolveHost?.(host) ?? [] : [];
   if (addrs.length === 0) throw paramError(`host/network \`${host}' not found`, opt, col);
   let mask = 0xffffffff;
   if (slash >= 0) {
@@ -78,6 +86,28 @@ function parseAddr(text: string, opt: string, col: number, db: NameDb): { addr: 
   return addrs.map((a) => ({ addr: (a & mask) >>> 0, mask }));
 }
 
+function parseAddr6(text: string, opt: string, col: number, db: NameDb): { addr6: Words6; mask6: Words6 }[] {
+  const slash = text.indexOf('/');
+  const host = slash < 0 ? text : text.slice(0, slash);
+  const literal = parseIpv6(host);
+  const addrs = literal !== undefined ? [literal] : hostName(host) && !/^[\d.]+$/.test(host) ? db.resolveHost6?.(host) ?? [] : [];
+  if (addrs.length === 0) throw paramError(`host/network \`${host}' not found`, opt, col);
+  let mask = prefixMask6(128);
+  if (slash >= 0) {
+    const m = text.slice(slash + 1);
+    if (/^\d+$/.test(m)) {
+      const bits = Number(m);
+      if (bits > 128) throw paramError(`invalid mask \`${m}' specified`, opt, col);
+      mask = prefixMask6(bits);
+    } else {
+      const mm = parseIpv6(m);
+      if (mm === undefined) throw paramError(`invalid mask \`${m}' specified`, opt, col);
+      mask = mm;
+    }
+  }
+  return addrs.map((a) => ({ addr6: and6(a, mask), mask6: mask }));
+}
+
 function parseIface(text: string, opt: string, col: number, invert: boolean): IfaceMatch {
   if (text.length > 15) throw paramError(`interface name \`${text}' must be shorter than IFNAMSIZ (15)`, opt, col);
   const wildcard = text.endsWith('+');
@@ -89,7 +119,25 @@ export const TARGETS_UNSUPPORTED = new Set(['REJECT', 'LOG', 'MASQUERADE', 'SNAT
   'AUDIT', 'CHECKSUM', 'CONNSECMARK', 'SECMARK', 'IDLETIMER', 'LED', 'SET', 'SYNPROXY', 'TPROXY', 'ULOG', 'NETMAP',
   'CLUSTERIP', 'ECN', 'RATEEST', 'TCPOPTSTRIP', 'NFACCT', 'BPF']);
 
-export interface ParseOptions { db: NameDb }
+export interface ParseOptions {
+  db: NameDb;
+  /** 4 (iptables, the default) or 6 (ip6tables) */
+  family?: Family;
+  /** non-fatal notes iptables prints on stderr (e.g. a protocol that never matches) */
+  warn?: (message: string) => void;
+}
+
+/**
+ * A rule flagged for the other family (`-6` given to iptables, `-4` to
+ * ip6tables): iptables-restore skips such lines silently, iptables(8)
+ * refuses them with its usage hint alone.
+ */
+export class OtherFamilyRule extends BpftablesError {
+  constructor(option: string, col: number) { super('', 2, { col }, option); }
+}
+
+/** ip6tables warns about these: the kernel skips extension headers while looking for the protocol. */
+const IPV6_EXT_HEADERS = new Set([43, 44, 51, 60]);
 
 /** getopt's spellings: "--opt=value" and "-Xvalue" (for core short options that take a value). */
 function needsNormalizing(t: string): boolean {
@@ -120,6 +168,7 @@ function normalizeArgs(args: Arg[]): Arg[] {
 /** Parse the arguments of one rule. Errors carry the column of the offending argument. */
 export function parseRuleArgs(rawArgs: Arg[], opts: ParseOptions): RuleCommand {
   const args = normalizeArgs(rawArgs);
+  const family = opts.family ?? 4;
   const ip: IpPart = {};
   let srcs: AddrMatch[] = [];
   let dsts: AddrMatch[] = [];
@@ -145,8 +194,8 @@ export function parseRuleArgs(rawArgs: Arg[], opts: ParseOptions): RuleCommand {
 
   const loadMatch = (name: string, col: number): void => {
     const mod = MATCH_MODULES.get(name);
-    if (!mod) {
-      if (KNOWN_UNSUPPORTED_MATCHES.has(name)) throw unsupported(`match \`${name}'`, '-m', col);
+    if (!mod || (mod.family !== undefined && mod.family !== family)) {
+      if (!mod && KNOWN_UNSUPPORTED_MATCHES.has(name)) throw unsupported(`match \`${name}'`, '-m', col);
       throw new BpftablesError(`Couldn't load match \`${name}':No such file or directory\n`, 2, { col }, '-m');
     }
     const match = mod.create();
@@ -189,16 +238,24 @@ export function parseRuleArgs(rawArgs: Arg[], opts: ParseOptions): RuleCommand {
       switch (key) {
         case '--append': command = { op: 'append', chain: v[0]!, index: 0 }; break;
         case '--insert': command ??= { op: 'insert', chain: v[0]!, index: 1 }; break;
-        case '--source': srcs = parseAddrList(v[0]!, name, col, opts.db).map((x) => ({ ...x, invert })); break;
-        case '--destination': dsts = parseAddrList(v[0]!, name, col, opts.db).map((x) => ({ ...x, invert })); break;
+        case '--source': srcs = parseAddrList(v[0]!, name, col, opts).map((x) => ({ ...x, invert })); break;
+        case '--destination': dsts = parseAddrList(v[0]!, name, col, opts).map((x) => ({ ...x, invert })); break;
+        case '--ipv4': case '--ipv6':
+          if ((key === '--ipv4') !== (family === 4)) throw new OtherFamilyRule(name, a.col);
+          break;
         case '--in-interface': ip.in = parseIface(v[0]!, name, col, invert); break;
         case '--out-interface': ip.out = parseIface(v[0]!, name, col, invert); break;
-        case '--fragment': ip.frag = { invert }; break;
+        case '--fragment':
+          if (family === 6) throw paramError("`-f' is not supported in IPv6, use -m frag instead", name, a.col);
+          ip.frag = { invert };
+          break;
         case '--protocol': {
           const num = protoNumber(v[0]!, opts.db);
           if (num === undefined) throw paramError(`unknown protocol "${v[0]}" specified`, name, col);
-          if (num === 0) { if (invert) throw paramError('rule would never match protocol', name, col); }
-          else ip.proto = { num, invert };
+          if (num === 0 && invert) throw paramError('rule would never match protocol', name, col);
+          // in IPv6 even `-p all` makes the kernel look for the protocol (and drop what it cannot parse)
+          if (num !== 0 || family === 6) ip.proto = { num, invert };
+          if (family === 6 && IPV6_EXT_HEADERS.has(num)) opts.warn?.(`Warning: never matched protocol: ${v[0]}. use extension match instead.`);
           break;
         }
         case '--match': {
@@ -237,7 +294,7 @@ export function parseRuleArgs(rawArgs: Arg[], opts: ParseOptions): RuleCommand {
       let found = findMatchOption(name);
       if (!found && ip.proto && !ip.proto.invert) {
         // implicit match: -p tcp ... --dport loads the tcp match
-        const implicit = [...MATCH_MODULES.values()].find((m) => m.protos?.includes(ip.proto!.num) && m.options.some((o) => o.name === name || o.aliases?.includes(name)));
+        const implicit = [...MATCH_MODULES.values()].find((m) => m.protos?.includes(ip.proto!.num) && (m.family ?? family) === family && m.options.some((o) => o.name === name || o.aliases?.includes(name)));
         if (implicit && !loaded.some((l) => l.mod === implicit)) {
           loadMatch(implicit.name, a.col);
           found = findMatchOption(name);
@@ -254,7 +311,7 @@ export function parseRuleArgs(rawArgs: Arg[], opts: ParseOptions): RuleCommand {
       entry.seen.add(spec.name);
       const v = take(i, spec.args, name);
       try {
-        entry.mod.parse(entry.match, spec.name, v, invert, { db: opts.db, ip });
+        entry.mod.parse(entry.match, spec.name, v, invert, { db: opts.db, ip, family });
       } catch (e) {
         if (e instanceof BpftablesError) throw e.at({ col: args[i + 1]?.col ?? a.col });
         throw e;
@@ -271,7 +328,7 @@ export function parseRuleArgs(rawArgs: Arg[], opts: ParseOptions): RuleCommand {
     if (l.mod.protos && (!ip.proto || ip.proto.invert || !l.mod.protos.includes(ip.proto.num))) {
       throw paramError(`${l.mod.name} match requires \`-p ${l.mod.name}'`, '-m');
     }
-    l.mod.finish(l.match, l.seen, { db: opts.db, ip });
+    l.mod.finish(l.match, l.seen, { db: opts.db, ip, family });
   }
   // one rule per source × destination, sources outermost, as iptables expands them
   const rules: Rule[] = [];

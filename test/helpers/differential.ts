@@ -1,20 +1,27 @@
 /**
  * Differential testing through the kernel: two identical topologies, the
- * kernel's iptables-legacy in one router, bpftables in the other; the same
- * crafted packets go through both and the delivered/dropped outcomes are
- * compared probe by probe.
+ * kernel's iptables-legacy (or ip6tables-legacy) in one router, bpftables in
+ * the other; the same crafted packets go through both and the
+ * delivered/dropped outcomes are compared probe by probe.
+ *
+ * IPv4 probes are told apart by their IP ID, IPv6 probes by their flow label.
+ * What was forwarded or sent is seen on the wire of the next host; what was
+ * delivered locally is seen by a raw socket (IPv4, which sees the header) or
+ * by an nft counter per flow label in a chain after the filter hook (IPv6,
+ * whose raw sockets do not show the header).
  */
 import path from 'node:path';
 import { fixIpChecksum } from '../../compat/probes';
 import { BIN } from './env';
-import { nsExec, RawReceiver, sendRaw, sleep, Topology } from '../../compat/lab';
+import { nsExec, nsExecOk, RawReceiver, sendRaw, sendRaw6, sleep, Topology } from '../../compat/lab';
+import type { Family } from '../../xlate/ir';
 
 export type Where = 'input' | 'forward' | 'output';
 
 export interface ProbeSpec {
   name: string;
   where: Where;
-  /** the IPv4 packet; its IP ID is rewritten to identify the probe */
+  /** the IPv4 packet (its IP ID is rewritten to identify the probe) or IPv6 packet (its flow label is) */
   packet: Buffer;
   /** what the rules say should happen (checked against both engines) */
   expect?: boolean;
@@ -25,13 +32,50 @@ export interface Outcome { name: string; where: Where; legacy: boolean; ours: bo
 export class DiffPair {
   readonly legacy = new Topology('L');
   readonly ours = new Topology('B');
+  constructor(readonly family: Family = 4) {}
 
   /** Load the same iptables-save text with each engine; returns our restore's stderr. */
   load(rules: string): { legacy: string; ours: string; oursStatus: number | null } {
-    const l = nsExec(this.legacy.router, 'iptables-legacy-restore', [], rules);
-    if (l.status !== 0) throw new Error(`iptables-legacy-restore failed: ${l.stderr}`);
-    const o = nsExec(this.ours.router, path.join(BIN, 'iptables-restore'), [], rules);
+    const ip = this.family === 6 ? 'ip6tables' : 'iptables';
+    const l = nsExec(this.legacy.router, `${ip}-legacy-restore`, [], rules);
+    if (l.status !== 0) throw new Error(`${ip}-legacy-restore failed: ${l.stderr}`);
+    const o = nsExec(this.ours.router, path.join(BIN, `${ip}-restore`), [], rules);
     return { legacy: l.stderr, ours: o.stderr, oursStatus: o.status };
+  }
+
+  private static sendAll6(topo: Topology, probes: ProbeSpec[], ids: number[]): Set<number> {
+    // delivered locally = seen by a chain after the filter table's INPUT hook (priority 0)
+    const observer = ['add table ip6 bpft_obs', 'add chain ip6 bpft_obs seen { type filter hook input priority 100; policy accept; }',
+      ...ids.map((id) => `add rule ip6 bpft_obs seen ip6 flowlabel ${id} counter`), ''].join('\n');
+    nsExecOk(topo.router, 'nft', ['-f', '-'], observer);
+    const fwd = new RawReceiver(topo.server, 0, 'wire6');
+    const out = new RawReceiver(topo.client, 0, 'wire6');
+    try {
+      probes.forEach((p, i) => {
+        const pkt = Buffer.from(p.packet);
+        pkt.writeUInt32BE(((pkt.readUInt32BE(0) & 0xfff00000) | ids[i]!) >>> 0, 0);
+        sendRaw6(p.where === 'output' ? topo.router : topo.client, pkt);
+      });
+      sleep(300);
+      const seen = new Set<number>();
+      const note = (where: Where, pkts: Buffer[]): void => {
+        for (const b of pkts) {
+          const i = ids.indexOf(b.readUInt32BE(0) & 0xfffff);
+          if (i >= 0 && probes[i]!.where === where) seen.add(i);
+        }
+      };
+      note('forward', fwd.drain());
+      note('output', out.drain());
+      const listing = nsExecOk(topo.router, 'nft', ['list', 'table', 'ip6', 'bpft_obs']);
+      for (const m of listing.matchAll(/flowlabel (\d+) counter packets (\d+)/g)) {
+        const i = ids.indexOf(Number(m[1]));
+        if (i >= 0 && probes[i]!.where === 'input' && Number(m[2]) > 0) seen.add(i);
+      }
+      return seen;
+    } finally {
+      for (const r of [fwd, out]) r.close();
+      nsExec(topo.router, 'nft', ['delete', 'table', 'ip6', 'bpft_obs']);
+    }
   }
 
   private static sendAll(topo: Topology, probes: ProbeSpec[], ids: number[]): Set<number> {
@@ -68,8 +112,9 @@ export class DiffPair {
 
   probe(probes: ProbeSpec[]): Outcome[] {
     const ids = probes.map((_, i) => 0x5000 + i);
-    const l = DiffPair.sendAll(this.legacy, probes, ids);
-    const o = DiffPair.sendAll(this.ours, probes, ids);
+    const send = this.family === 6 ? DiffPair.sendAll6 : DiffPair.sendAll;
+    const l = send(this.legacy, probes, ids);
+    const o = send(this.ours, probes, ids);
     return probes.map((p, i) => ({ name: p.name, where: p.where, legacy: l.has(i), ours: o.has(i), expect: p.expect }));
   }
 

@@ -37,7 +37,7 @@ export function iptablesMain(prog: string, argv: string[], io: Io, family: Famil
   const p = parsed;
   if (p.table !== 'filter') {
     if (OTHER_TABLES.has(p.table)) return paramFailure(prog, unsupported(`table ${p.table}`, '-t'), io);
-    io.err(`${prog} ${VERSION}: can't initialize ${family === 6 ? 'ip6tables' : 'iptables'} table \`${p.table}': Table does not exist (do you need to insmod?)\nPerhaps iptables or your kernel needs to be upgraded.\n`);
+    io.err(`${prog} ${VERSION}: can't initialize ${family === 6 ? 'ip6tables' : 'iptables'} table \`${p.table}': Table does not exist (do you need to insmod?)\nPerhaps ${family === 6 ? 'ip6tables' : 'iptables'} or your kernel needs to be upgraded.\n`);
     return 3;
   }
   let cmd: TableCommand | undefined;

@@ -1,7 +1,8 @@
 /**
- * bin/iptables against iptables-legacy: the same command sequence in two
- * namespaces, identical stdout, stderr (version string aside) and exit
- * status at every step; and a rule added with -A is enforced.
+ * bin/iptables and bin/ip6tables against iptables-legacy and
+ * ip6tables-legacy: the same command sequence in two namespaces, identical
+ * stdout, stderr (version string aside) and exit status at every step; and
+ * a rule added with -A is enforced.
  */
 import path from 'node:path';
 import t, { type Test } from 'tap';
@@ -48,16 +49,16 @@ const SEQUENCE: string[][] = [
 ];
 
 /** Run each command in a fresh iptables-legacy namespace and a fresh bpftables one; compare everything printed. */
-async function compareWithLegacy(t: Test, steps: string[][], tag: string): Promise<void> {
-  if (!requireKernel(t, ['iptables-legacy'])) return;
+async function compareWithLegacy(t: Test, steps: string[][], tag: string, cmd = 'iptables'): Promise<void> {
+  if (!requireKernel(t, [`${cmd}-legacy`])) return;
   prepareState();
   const legacy = uniqueName(`${tag}l`), ours = uniqueName(`${tag}o`);
   ip('netns', 'add', legacy); ip('netns', 'add', ours);
   t.teardown(() => { nsExec(ours, path.join(BIN, 'bpftables'), ['flush']); ip('netns', 'del', legacy); ip('netns', 'del', ours); });
   for (const args of steps) {
-    const l = nsExec(legacy, 'iptables-legacy', args);
-    const o = nsExec(ours, path.join(BIN, 'iptables'), args);
-    const label = `iptables ${args.join(' ')}`;
+    const l = nsExec(legacy, `${cmd}-legacy`, args);
+    const o = nsExec(ours, path.join(BIN, cmd), args);
+    const label = `${cmd} ${args.join(' ')}`;
     t.equal(o.status, l.status, `${label}: exit ${l.status}`);
     t.equal(o.stdout, l.stdout, `${label}: stdout`);
     t.equal(o.stderr.replace('v1.8.11 (bpftables)', 'VER'), l.stderr.replace('v1.8.9 (legacy)', 'VER'), `${label}: stderr`);
@@ -92,6 +93,29 @@ const LISTING: string[][] = [
 ];
 
 t.test('iptables -L prints what iptables-legacy prints', (t) => compareWithLegacy(t, LISTING, 'L'));
+
+/** ip6tables: commands, errors and listings of every IPv6 match, beside ip6tables-legacy. */
+const SEQUENCE6: string[][] = [
+  ...[
+    '-N X', '-A INPUT -s 2001:db8::/32 -p tcp --dport 22 -j ACCEPT', '-A INPUT -d ::1 -p ipv6-icmp --icmpv6-type echo-request -j DROP',
+    '-A INPUT -p icmpv6 -m icmp6 --icmpv6-type 1/3 -j X', '-A X -s 2001:db8::/ffff:ffff:: -m hl --hl-eq 5 -j DROP',
+    '-A X -p udp -m length --length 10:20 -m conntrack --ctstate NEW -j ACCEPT', '-A INPUT -i eth0 -p all -j ACCEPT',
+    '-A INPUT -m iprange --src-range 2001:db8::1-2001:db8::10 ! --dst-range ::1-::ff -j ACCEPT', '-A INPUT -s ::ffff:1.2.3.4 -j ACCEPT',
+    '-A FORWARD -p all -j ACCEPT', '-A OUTPUT ! -d fe80::/10 -o lo -p tcp -m multiport --sports 80,443 -m hl ! --hl-eq 1 -j ACCEPT',
+    '-A INPUT -p ipv6-icmp ! --icmpv6-type packet-too-big', '-A INPUT -p ipv6-icmp --icmpv6-type 200', '-A INPUT -m hl --hl-lt 3 -m hl --hl-gt 1',
+    '-A INPUT -s ::1,::2 -d fd00::/8,localhost -j RETURN', '-A INPUT -p 44 -j ACCEPT', '-A INPUT -p esp',
+    // refused like ip6tables
+    '-A INPUT -f -j ACCEPT', '-A INPUT -4 -j ACCEPT', '-A INPUT -s 1.2.3.4 -j ACCEPT', '-A INPUT -s ::/129', '-A INPUT -m icmp --icmp-type 3',
+    '-A INPUT -m ttl --ttl-eq 1', '-A INPUT -p ipv6-icmp --icmp-type 3', '-A INPUT -p ipv6-icmp --icmpv6-type foo', '-A OUTPUT -i lo',
+    '-A INPUT -m iprange --src-range 1.2.3.4-1.2.3.5', '-C INPUT -p tcp', '-D INPUT 99', '-t bogus -S',
+    '-S', '-S X', '-L -n', '-L', '-L -v -n --line-numbers', '-L -v -x', '-L X', '-C INPUT -s 2001:db8::/32 -p tcp --dport 22 -j ACCEPT',
+    '-D INPUT -s 2001:db8::/32 -p tcp --dport 22 -j ACCEPT', '-D INPUT 2', '-R INPUT 1 -d 2001:db8::1 -j DROP', '-E X Y', '-S', '-F', '-X', '-S',
+  ].map((l) => l.split(' ')),
+  ['-A', 'INPUT', '-m', 'comment', '--comment', 'ping it', '-p', 'ipv6-icmp', '--icmpv6-type', 'echo-request', '-j', 'ACCEPT'],
+  ['-L', '-n'], ['-S'],
+];
+
+t.test('ip6tables commands and listings behave like ip6tables-legacy', (t) => compareWithLegacy(t, SEQUENCE6, 'S', 'ip6tables'));
 
 t.test('a rule added with iptables -A is enforced at once', async (t) => {
   if (!requireKernel(t)) return;

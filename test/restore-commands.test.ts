@@ -18,6 +18,8 @@ const STEPS: [string[], string][] = [
   [['-n'], '*filter\n-A INPUT -t filter -j ACCEPT\nCOMMIT\n'],
   [['-n'], '*filter\n-C INPUT -p tcp --dport 22 -j ACCEPT\n-C INPUT -p tcp --dport 23 -j ACCEPT\nCOMMIT\n'],
   [[], '*filter\n:INPUT DROP [0:0]\n-N X\n-A X -j RETURN\n-A INPUT -j X\n-I INPUT -s 10.0.0.1 -j ACCEPT\nCOMMIT\n'],
+  // a rule for the other family is skipped
+  [['-n'], '*filter\n-A INPUT -6 -s ::1 -j DROP\n-A INPUT -4 -s 10.0.0.9 -j DROP\n-A INPUT --ipv6 -j ACCEPT\nCOMMIT\n'],
 ];
 
 t.test('commands inside restore input and --noflush behave like iptables-legacy-restore', async (t) => {

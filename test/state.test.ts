@@ -66,19 +66,20 @@ t.test('state is per namespace, survives the process, and leaves nothing behind'
   t.equal(settledIds(afterFirst), afterFirst, 'replacing the ruleset leaks no program, map or link');
   t.match(run(a, 'iptables-save').stdout, /--dport 1004 -j U/, 'the last ruleset is live');
   const nsDir = path.join('/run/bpftables', `net-${fs.statSync(`/run/netns/${a}`).ino}`);
-  t.ok(fs.existsSync(path.join(nsDir, 'conntrack_ref')), 'A\'s directory holds the conntrack marker');
+  t.ok(fs.existsSync(path.join(nsDir, 'ipv4', 'conntrack_ref')), 'A\'s IPv4 directory holds the conntrack marker');
   const pins = fs.readdirSync(path.join(nsDir, 'ipv4')).sort();
   t.equal(pins.filter((p) => /^g\d_(counters|state)$/.test(p)).length, 2, `one generation pinned (${pins.join(' ')})`);
-  t.same(pins.filter((p) => !/^g\d_/.test(p)), ['link_FORWARD', 'link_INPUT', 'link_OUTPUT', 'map_gen', 'map_progs'], 'no stray pins');
+  t.same(pins.filter((p) => !/^g\d_/.test(p)), ['conntrack_ref', 'link_FORWARD', 'link_INPUT', 'link_OUTPUT', 'map_gen', 'map_progs'], 'no stray pins');
   for (const d of [nsDir, path.join(nsDir, 'ipv4')]) {
     const st = fs.statSync(d);
     t.equal(st.mode & 0o777, 0o700, `${d} is root's alone`);
     t.equal(st.uid, 0);
   }
 
-  const status = JSON.parse(run(a, 'bpftables', ['status', '--json']).stdout) as { loaded: boolean; objects: { kind: string }[] };
-  t.ok(status.loaded, 'status says loaded');
-  t.equal(status.objects.filter((o) => o.kind === 'link').length, 3, 'three hook links');
+  const status = JSON.parse(run(a, 'bpftables', ['status', '--json']).stdout) as Record<'ipv4' | 'ipv6', { loaded: boolean; objects: { kind: string }[] }>;
+  t.ok(status.ipv4.loaded, 'status says IPv4 is loaded');
+  t.notOk(status.ipv6.loaded, '...and IPv6 is not');
+  t.equal(status.ipv4.objects.filter((o) => o.kind === 'link').length, 3, 'three hook links');
 
   t.equal(run(a, 'bpftables', ['flush']).status, 0, 'flush');
   t.equal(run(a, 'iptables-save').stdout, '', 'nothing left after flush');
@@ -143,7 +144,7 @@ t.test('state of dead namespaces: gc removes it, and an inode reused by a new na
   t.teardown(() => { nsExec(ns, path.join(BIN, 'bpftables'), ['flush']); ip('netns', 'del', ns); });
   t.equal(nsExec(ns, path.join(BIN, 'iptables-restore'), [], RULES(6)).status, 0);
   const nsDir = path.join('/run/bpftables', `net-${fs.statSync(`/run/netns/${ns}`).ino}`);
-  const before = JSON.parse(nsExec(ns, path.join(BIN, 'bpftables'), ['status', '--json']).stdout) as { objects: { kind: string; id: number }[] };
+  const before = JSON.parse(nsExec(ns, path.join(BIN, 'bpftables'), ['status', '--json']).stdout).ipv4 as { objects: { kind: string; id: number }[] };
   fs.rmSync(path.join(nsDir, 'netns_cookie'));
   const fake = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: 8, maxEntries: 1, name: 'bpft_netns' });
   mapUpdate(fake, u32Key(0), Buffer.from([1, 2, 3, 4, 5, 6, 7, 8]));
@@ -151,7 +152,7 @@ t.test('state of dead namespaces: gc removes it, and an inode reused by a new na
   close(fake);
   t.equal(nsExec(ns, path.join(BIN, 'iptables-save'), []).stdout, '', 'the stale state is not shown as this namespace\'s');
   t.equal(nsExec(ns, path.join(BIN, 'iptables-restore'), [], RULES(7)).status, 0, 'a restore works');
-  const after = JSON.parse(nsExec(ns, path.join(BIN, 'bpftables'), ['status', '--json']).stdout) as { objects: { kind: string; id: number }[] };
+  const after = JSON.parse(nsExec(ns, path.join(BIN, 'bpftables'), ['status', '--json']).stdout).ipv4 as { objects: { kind: string; id: number }[] };
   const links = (s: typeof before): number[] => s.objects.filter((o) => o.kind === 'link').map((o) => o.id).sort();
   t.equal(links(after).length, 3, 'three links');
   t.notSame(links(after), links(before), 'attached afresh in this namespace, not the stale ones');

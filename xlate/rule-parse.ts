@@ -117,7 +117,7 @@ function parseIface(text: string, opt: string, col: number, invert: boolean): If
 export const TARGETS_UNSUPPORTED = new Set(['REJECT', 'LOG', 'MASQUERADE', 'SNAT', 'DNAT', 'REDIRECT', 'MARK', 'CONNMARK',
   'NFLOG', 'NFQUEUE', 'QUEUE', 'TCPMSS', 'CT', 'NOTRACK', 'TRACE', 'TEE', 'CLASSIFY', 'DSCP', 'TOS', 'TTL', 'HL',
   'AUDIT', 'CHECKSUM', 'CONNSECMARK', 'SECMARK', 'IDLETIMER', 'LED', 'SET', 'SYNPROXY', 'TPROXY', 'ULOG', 'NETMAP',
-  'CLUSTERIP', 'ECN', 'RATEEST', 'TCPOPTSTRIP', 'NFACCT', 'BPF']);
+  'CLUSTERIP', 'ECN', 'RATEEST', 'TCPOPTSTRIP', 'NFACCT', 'BPF', 'HMARK', 'DNPT', 'SNPT', 'CONNLABEL', 'MIRROR']);
 
 export interface ParseOptions {
   db: NameDb;

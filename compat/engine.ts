@@ -169,7 +169,10 @@ export function replaceTable(table: Table): void {
   const st = TableState.open(table.family, true)!;
   const hooks: HookSpec[] = compiled.hooks.map((h) => ({ chain: h.chain, hooknum: h.hooknum, slot: SLOT[h.chain]! }));
   const dispatchers = new Map(hooks.map((h) => [h.slot, dispatcher(h.slot)]));
-  st.install({ progFds: loaded.progFds, countersFd: loaded.countersFd, stateFd }, hooks, dispatchers, table.family === 6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+  const moved = st.install({ progFds: loaded.progFds, countersFd: loaded.countersFd, stateFd }, hooks, dispatchers, table.family === 6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+  for (const [chain, priority] of moved) {
+    log.warn(`another netfilter hook (iptables, nft or a BPF program) holds priority 0 at ${chain}: attached at priority ${priority}`);
+  }
   if (!needsConntrack(table)) releaseConntrack(table.family);
 }
 

@@ -26,6 +26,25 @@ import { SysError } from './libc';
 import { familyDir } from './statefs';
 
 export const NF_IP_PRI_FILTER = 0;
+/**
+ * Priorities tried in turn when attaching a hook: iptables' filter priority
+ * first. The kernel refuses a BPF hook at a priority another hook of the same
+ * hook point already has (EBUSY), e.g. when iptables-legacy, iptables-nft or
+ * an nft filter chain sits at 0 there; the nearest free one keeps the filter
+ * between mangle (-150) and security (50).
+ */
+export const HOOK_PRIORITIES = [0, 1, -1, 2, -2, 3, -3, 4, -4, 5, -5, 6, -6, 7, -7, 8, -8, 9, -9, 10, -10];
+
+function attachFree(progFd: number, pf: number, hooknum: number): { fd: number; priority: number } {
+  for (const priority of HOOK_PRIORITIES) {
+    try {
+      return { fd: linkCreateNetfilter(progFd, pf, hooknum, priority), priority };
+    } catch (e) {
+      if (!(e instanceof SysError && e.errno === 16 /* EBUSY */)) throw e;
+    }
+  }
+  throw new SysError('link create (netfilter)', 16, `every priority from ${HOOK_PRIORITIES.at(-1)} to ${HOOK_PRIORITIES.at(-2)} is taken at hook ${hooknum}`);
+}
 const STATE_CHUNK = 1 << 16;
 
 export interface HookSpec { chain: string; hooknum: number; slot: number }
@@ -180,7 +199,12 @@ export class TableState {
    * Install a loaded generation and make it active atomically; create the
    * dispatchers and links on first use. Takes ownership of the fds in `g`.
    */
-  install(g: NewGeneration, hooks: HookSpec[], dispatchers: Map<number, Linked>, pf: number): void {
+  /**
+   * Returns the hooks attached now at a priority other than iptables' 0
+   * (because something else holds 0 there), by chain.
+   */
+  install(g: NewGeneration, hooks: HookSpec[], dispatchers: Map<number, Linked>, pf: number): Map<string, number> {
+    const attachedAt = new Map<string, number>();
     const fds: number[] = [];
     const own = (fd: number): number => { fds.push(fd); return fd; };
     try {
@@ -222,13 +246,16 @@ export class TableState {
           type: PROG_TYPE_NETFILTER, expectedAttachType: ATTACH_NETFILTER,
           insns: patchMaps(linked, new Map([[GEN_MAP, genFd], [PROGS_MAP, progsFd]])), name: `bpft_${h.chain}`,
         }));
-        const lfd = own(linkCreateNetfilter(dfd, pf, h.hooknum, NF_IP_PRI_FILTER));
-        objPin(lfd, path.join(this.dir, `link_${h.chain}`));
+        const link = attachFree(dfd, pf, h.hooknum);
+        own(link.fd);
+        if (link.priority !== NF_IP_PRI_FILTER) attachedAt.set(h.chain, link.priority);
+        objPin(link.fd, path.join(this.dir, `link_${h.chain}`));
       }
       // retire the old generation
       for (const h of hooks) mapDelete(progsFd, u32Key(old * HOOK_SLOTS + h.slot));
       unpin(this.dir, `g${old}_counters`);
       unpin(this.dir, `g${old}_state`);
+      return attachedAt;
     } finally {
       for (const fd of fds) close(fd);
       for (const fd of g.progFds.values()) close(fd);

@@ -45,6 +45,12 @@ const SEQUENCE: string[][] = [
     '-A INPUT ! -s 1.2.3.4,5.6.7.8 -j DROP', '-R INPUT 1 -s 1.1.1.1,2.2.2.2 -j ACCEPT',
     '-A INPUT -s nonexistent.invalid -j DROP', '-A INPUT -s 1.2.3.4/33 -j DROP',
     '-I INPUT 2 -d 9.9.9.9,8.8.8.8 -j ACCEPT', '-S',
+    // -v: what each change is about to do
+    '-N foo', '-N bar', '-v -A FORWARD -o eth1 ! -i lo -f -p tcp -m multiport --dports 1,2 -g bar', '-v -I INPUT 9 -m conntrack --ctstate NEW',
+    '-v -C INPUT -m conntrack --ctstate NEW', '-v -R INPUT 1 -p icmp --icmp-type 8 -j DROP', '-v -D INPUT 2',
+    '-v -A INPUT -s 1.2.3.4,5.6.7.8 -d 10.0.0.0/8 -p udp --dport 53 -j foo', '-v -D INPUT -s 1.2.3.4 -d 10.0.0.0/8 -p udp --dport 53 -j foo',
+    '-v -X bar', '-v -Z INPUT', '-v -F INPUT', '-v -F', '-v -X', '-v -A INPUT -s 10.0.0.1/255.0.255.0 ! -d 1.1.1.1 -j ACCEPT',
+    '-v -A OUTPUT -p 47', '-v -A OUTPUT ! -p udp -o lo+ -m length --length 3:4 -m ttl --ttl-gt 3 -m iprange --src-range 1.1.1.1-1.1.1.2',
   ].map((l) => l.split(' ')),
 ];
 
@@ -110,6 +116,8 @@ const SEQUENCE6: string[][] = [
     '-A INPUT -m iprange --src-range 1.2.3.4-1.2.3.5', '-C INPUT -p tcp', '-D INPUT 99', '-t bogus -S',
     '-S', '-S X', '-L -n', '-L', '-L -v -n --line-numbers', '-L -v -x', '-L X', '-C INPUT -s 2001:db8::/32 -p tcp --dport 22 -j ACCEPT',
     '-D INPUT -s 2001:db8::/32 -p tcp --dport 22 -j ACCEPT', '-D INPUT 2', '-R INPUT 1 -d 2001:db8::1 -j DROP', '-E X Y', '-S', '-F', '-X', '-S',
+    '-v -A INPUT ! -s 2001:db8::/32 -d ::1,fe80::1 -p ipv6-icmp --icmpv6-type 1/3 -m hl --hl-lt 3 -j ACCEPT', '-v -A OUTPUT -p tcp ! --dport 22 -o lo',
+    '-v -F', '-v -A INPUT -p all -m iprange ! --dst-range ::1-::2',
   ].map((l) => l.split(' ')),
   ['-A', 'INPUT', '-m', 'comment', '--comment', 'ping it', '-p', 'ipv6-icmp', '--icmpv6-type', 'echo-request', '-j', 'ACCEPT'],
   ['-L', '-n'], ['-S'],

@@ -8,7 +8,7 @@ import { BpftablesError } from './errors';
 import { fmtIpv4, fmtIpv6, isZero6, maskBits6 } from './addr';
 import { type AddrMatch, type Chain, type Family, type IfaceMatch, isAddr6, type Match, type Range, type Rule, type Table, TCP_FLAGS } from './ir';
 import { fmtIpRange } from './matches';
-import { ICMP_TYPES, ICMP6_TYPES, type NameDb, protoName } from './names';
+import { BUILTIN_PROTOS, ICMP_TYPES, ICMP6_TYPES, type NameDb, protoName } from './names';
 import { chainOrder, maskBits } from './save';
 
 export interface ListOptions { numeric: boolean; verbose: boolean; exact: boolean; lineNumbers: boolean; db: NameDb }
@@ -29,22 +29,25 @@ export function fmtNum(n: number, exact: boolean, notable = false): string {
   return notable ? `${n}T ` : `${padL(String(n), 4)}T `;
 }
 
-function fmtAddr(a: AddrMatch | undefined, o: RowOptions): string {
-  const inv = a?.invert ? '!' : ' ';
-  const any = `${inv}${pad(o.numeric ? (o.family === 6 ? '::/0' : '0.0.0.0/0') : 'anywhere', 19)} `;
+/** An address as the listings show it: name or address, /bits or /mask unless a single host. */
+function addrText(a: AddrMatch | undefined, o: RowOptions): string {
+  const any = o.numeric ? (o.family === 6 ? '::/0' : '0.0.0.0/0') : 'anywhere';
   if (a && isAddr6(a)) {
     if (isZero6(a.mask6)) return any;
     const bits = maskBits6(a.mask6);
     let host = fmtIpv6(a.addr6);
     if (!o.numeric && bits === 128) host = o.db.hostByAddr6?.(a.addr6) ?? host;
-    return `${inv}${pad(host + (bits === 128 ? '' : `/${bits ?? fmtIpv6(a.mask6)}`), 19)} `;
+    return host + (bits === 128 ? '' : `/${bits ?? fmtIpv6(a.mask6)}`);
   }
   if (!a || a.mask === 0) return any;
   let host = fmtIpv4(a.addr);
   if (!o.numeric && a.mask === 0xffffffff) host = o.db.hostByAddr?.(a.addr) ?? host;
   const bits = maskBits(a.mask);
-  const mask = bits === 32 ? '' : bits === undefined ? `/${fmtIpv4(a.mask)}` : `/${bits}`;
-  return `${inv}${pad(host + mask, 19)} `;
+  return host + (bits === 32 ? '' : bits === undefined ? `/${fmtIpv4(a.mask)}` : `/${bits}`);
+}
+
+function fmtAddr(a: AddrMatch | undefined, o: RowOptions): string {
+  return `${a?.invert ? '!' : ' '}${pad(addrText(a, o), 19)} `;
 }
 
 function fmtIface(i: IfaceMatch | undefined, o: ListOptions): string {
@@ -152,6 +155,23 @@ function ruleLine(r: Rule, num: number, o: RowOptions): string {
   if (r.verdict.kind === 'goto') s += '[goto] ';
   for (const m of r.matches) s += fmtMatch(m, r.ip.proto?.num, o);
   return s;
+}
+
+/**
+ * The line `iptables -v` prints for each rule a command adds, inserts,
+ * replaces, checks or deletes (numeric, no table layout).
+ */
+export function verboseRuleLine(r: Rule, family: Family, db: NameDb): string {
+  const o: RowOptions = { numeric: true, verbose: true, exact: false, lineNumbers: false, db, family };
+  const proto = r.ip.proto?.num ?? 0;
+  let s = `${targetName(r)} ${r.ip.proto?.invert ? '!' : ' '}`;
+  s += `${proto === 0 ? 'all' : BUILTIN_PROTOS.find(([, n]) => n === proto)?.[0] ?? String(proto)} `;
+  s += `opt ${r.ip.frag?.invert ? '!' : '-'}${r.ip.frag ? 'f' : '-'} `;
+  s += `in ${fmtIface(r.ip.in, o)} out ${fmtIface(r.ip.out, o)} `;
+  s += `${r.ip.src?.invert ? '!' : ' '}${addrText(r.ip.src, o)} ${r.ip.dst?.invert ? '!' : ' '}-> ${addrText(r.ip.dst, o)}  `;
+  if (r.verdict.kind === 'goto') s += '[goto] ';
+  for (const m of r.matches) s += fmtMatch(m, r.ip.proto?.num, o);
+  return `${s}\n`;
 }
 
 function header(o: ListOptions): string {

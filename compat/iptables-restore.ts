@@ -1,7 +1,7 @@
 /** iptables-restore: read an iptables-save file, compile it, and install it atomically. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { BpftablesError } from '../xlate/errors';
+import { BareParamError, BpftablesError } from '../xlate/errors';
 import type { Family, Table } from '../xlate/ir';
 import { parseRestore } from '../xlate/restore';
 import { compileTable } from '../cgen/program';
@@ -91,7 +91,8 @@ export function restoreMain(prog: string, argv: string[], io: Io, family: Family
       log.debug({ where: e.where, option: e.option }, e.message);
       if (e.status === 2) {
         const col = e.unsupported && e.where.col ? ` (column ${e.where.col})` : '';
-        io.err(`${prog} ${VERSION}: ${e.message}${col}\nError occurred at line: ${e.where.line ?? 0}\nTry \`${prog} -h' or '${prog} --help' for more information.\n`);
+        const prefix = e instanceof BareParamError ? '' : `${prog} ${VERSION}: `;
+        io.err(`${prefix}${e.message}${col}\nError occurred at line: ${e.where.line ?? 0}\nTry \`${prog} -h' or '${prog} --help' for more information.\n`);
         return 2;
       }
       if (/^COMMIT expected/.test(e.message)) { io.err(`${prog}: ${e.message}\n`); return 1; }

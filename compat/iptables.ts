@@ -7,24 +7,82 @@ import { applyCommand, listRules, type TableCommand } from '../xlate/commands';
 import { type Family, isBuiltin, OTHER_TABLES, type Table } from '../xlate/ir';
 import { chainOrder } from '../xlate/save';
 import { listTable, verboseRuleLine } from '../xlate/list';
-import { BpftablesError, unsupported } from '../xlate/errors';
+import { BareParamError, BpftablesError, unsupported } from '../xlate/errors';
 import { parseIptablesArgv, toCommand } from '../xlate/command-parse';
 import { type Io, requireRoot, runMain, VERSION, withXtablesLock } from './cli';
 import { readTableOrEmpty, replaceTable } from './engine';
 import { systemNameDb } from './namedb';
 
-const HELP = (prog: string): string => `${prog} ${VERSION}
+const IPV4_LINES = '    --ipv4\t-4\t\tNothing (line is ignored by ip6tables-restore)\n    --ipv6\t-6\t\tError (line is ignored by iptables-restore)\n';
+const IPV6_LINES = '    --ipv4\t-4\t\tError (line is ignored by ip6tables-restore)\n    --ipv6\t-6\t\tNothing (line is ignored by iptables-restore)\n';
+const FRAGMENT_LINE = '[!] --fragment\t-f\t\tmatch second or further fragments only\n';
+
+/** `iptables -h`, laid out as iptables prints it. */
+const HELP = (prog: string, family: Family): string => `${prog} ${VERSION}
 
 Usage: ${prog} -[ACD] chain rule-specification [options]
        ${prog} -I chain [rulenum] rule-specification [options]
        ${prog} -R chain rulenum rule-specification [options]
        ${prog} -D chain rulenum [options]
-       ${prog} -S [chain [rulenum]] [options]
+       ${prog} -[LS] [chain [rulenum]] [options]
        ${prog} -[FZ] [chain] [options]
        ${prog} -[NX] chain
        ${prog} -E old-chain-name new-chain-name
        ${prog} -P chain target [options]
        ${prog} -h (print this help information)
+
+Commands:
+Either long or short options are allowed.
+  --append  -A chain\t\tAppend to chain
+  --check   -C chain\t\tCheck for the existence of a rule
+  --delete  -D chain\t\tDelete matching rule from chain
+  --delete  -D chain rulenum
+\t\t\t\tDelete rule rulenum (1 = first) from chain
+  --insert  -I chain [rulenum]
+\t\t\t\tInsert in chain as rulenum (default 1=first)
+  --replace -R chain rulenum
+\t\t\t\tReplace rule rulenum (1 = first) in chain
+  --list    -L [chain [rulenum]]
+\t\t\t\tList the rules in a chain or all chains
+  --list-rules -S [chain [rulenum]]
+\t\t\t\tPrint the rules in a chain or all chains
+  --flush   -F [chain]\t\tDelete all rules in  chain or all chains
+  --zero    -Z [chain [rulenum]]
+\t\t\t\tZero counters in chain or all chains
+  --new     -N chain\t\tCreate a new user-defined chain
+  --delete-chain
+            -X [chain]\t\tDelete a user-defined chain
+  --policy  -P chain target
+\t\t\t\tChange policy on chain to target
+  --rename-chain
+            -E old-chain new-chain
+\t\t\t\tChange chain name, (moving any references)
+
+Options:
+${family === 4 ? IPV4_LINES : IPV6_LINES}[!] --protocol\t-p proto\tprotocol: by number or name, eg. \`tcp'
+[!] --source\t-s address[/mask][...]
+\t\t\t\tsource specification
+[!] --destination -d address[/mask][...]
+\t\t\t\tdestination specification
+[!] --in-interface -i input name[+]
+\t\t\t\tnetwork interface name ([+] for wildcard)
+ --jump\t-j target
+\t\t\t\ttarget for rule (may load target extension)
+  --goto      -g chain
+\t\t\t       jump to chain with no return
+  --match\t-m match
+\t\t\t\textended match (may load extension)
+  --numeric\t-n\t\tnumeric output of addresses and ports
+[!] --out-interface -o output name[+]
+\t\t\t\tnetwork interface name ([+] for wildcard)
+  --table\t-t table\ttable to manipulate (default: \`filter')
+  --verbose\t-v\t\tverbose mode
+  --wait\t-w [seconds]\tmaximum wait to acquire xtables lock before give up
+  --line-numbers\t\tprint line numbers when listing
+  --exact\t-x\t\texpand numbers (display exact values)
+${family === 4 ? FRAGMENT_LINE : ''}  --modprobe=<command>\t\ttry to insert modules using this command
+  --set-counters -c PKTS BYTES\tset the counter during insert/append
+[!] --version\t-V\t\tprint package version.
 `;
 
 export function iptablesMain(prog: string, argv: string[], io: Io, family: Family = 4): number {
@@ -33,7 +91,7 @@ export function iptablesMain(prog: string, argv: string[], io: Io, family: Famil
   try {
     parsed = parseIptablesArgv(argv, family);
   } catch (e) { return paramFailure(prog, e, io); }
-  if (parsed === 'help') { io.out(HELP(prog)); return 0; }
+  if (parsed === 'help') { io.out(HELP(prog, family)); return 0; }
   if (parsed === 'version') { io.out(`${prog} ${VERSION}\n`); return 0; }
   const p = parsed;
   if (p.table !== 'filter') {
@@ -106,7 +164,8 @@ function verboseReport(t: Table, cmd: TableCommand, family: Family): string {
 
 function paramFailure(prog: string, e: unknown, io: Io): number {
   if (!(e instanceof BpftablesError)) throw e;
-  io.err(`${e.message ? `${prog} ${VERSION}: ${e.message}\n` : ''}Try \`${prog} -h' or '${prog} --help' for more information.\n`);
+  const prefix = e instanceof BareParamError ? '' : `${prog} ${VERSION}: `;
+  io.err(`${e.message ? `${prefix}${e.message}\n` : ''}Try \`${prog} -h' or '${prog} --help' for more information.\n`);
   return e.status;
 }
 

@@ -4,6 +4,7 @@
  * stdout, stderr (version string aside) and exit status at every step; and
  * a rule added with -A is enforced.
  */
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { ip, nsExec, RawReceiver, sendRaw, sleep, Topology, uniqueName } from '../compat/lab';
@@ -145,4 +146,14 @@ t.test('a rule added with iptables -A is enforced at once', async (t) => {
   t.ok(delivered(24), 'other ports unaffected');
   t.equal(nsExec(topo.router, path.join(BIN, 'iptables'), ['-D', 'INPUT', '1']).status, 0);
   t.ok(delivered(23), 'open again after -D');
+});
+
+t.test('-h prints iptables\' help text', async (t) => {
+  if (!requireKernel(t, ['iptables-legacy', 'ip6tables-legacy'])) return;
+  for (const cmd of ['iptables', 'ip6tables']) {
+    const ours = spawnSync(path.join(BIN, cmd), ['-h'], { encoding: 'utf8' });
+    const legacy = spawnSync(`${cmd}-legacy`, ['-h'], { encoding: 'utf8' });
+    t.equal(ours.status, 0);
+    t.equal(ours.stdout.replace('v1.8.11 (bpftables)', 'VER'), legacy.stdout.replace('v1.8.9 (legacy)', 'VER'), `${cmd} -h`);
+  }
 });

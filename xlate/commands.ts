@@ -95,7 +95,8 @@ export function applyCommand(t0: Table, cmd: TableCommand, db: NameDb, opts: { v
       const c = chainOf(t, cmd.chain);
       for (const r of cmd.rules) {
         const i = findRule(c, r, db);
-        if (i < 0) throw fail(t, BAD_RULE);
+        // iptables words a missing rule that jumps to a user chain as a missing chain
+        if (i < 0) throw fail(t, r.verdict.kind === 'jump' || r.verdict.kind === 'goto' ? NO_CHAIN : BAD_RULE);
         if (cmd.op === 'delete') c.rules.splice(i, 1);
       }
       break;

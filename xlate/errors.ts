@@ -27,6 +27,9 @@ export class BpftablesError extends Error {
   }
 }
 
+/** A parameter problem iptables reports without its "prog vX.Y.Z: " prefix (e.g. "Bad argument `x'"). */
+export class BareParamError extends BpftablesError {}
+
 export function paramError(message: string, option?: string, col?: number): BpftablesError {
   return new BpftablesError(message, 2, col !== undefined ? { col } : {}, option);
 }

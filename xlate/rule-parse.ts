@@ -6,7 +6,7 @@
  * match named after `-p` implicitly, and every option is checked.
  */
 import type { Arg } from '../grammar/restore-lexer';
-import { BpftablesError, paramError, unsupported } from './errors';
+import { BareParamError, BpftablesError, paramError, unsupported } from './errors';
 import { and6, parseIpv4, parseIpv6, prefixMask6, type Words6 } from './addr';
 import type { AddrMatch, Counters, Family, IfaceMatch, IpPart, Match, Rule, Verdict } from './ir';
 import { KNOWN_UNSUPPORTED_MATCHES, MATCH_MODULES, type MatchModule, type OptionSpec } from './matches';
@@ -320,7 +320,7 @@ export function parseRuleArgs(rawArgs: Arg[], opts: ParseOptions): RuleCommand {
       invert = false;
       continue;
     }
-    throw paramError(`Bad argument \`${name}'`, name, a.col);
+    throw new BareParamError(`Bad argument \`${name}'`, 2, { col: a.col }, name);
   }
   if (invert) throw paramError('! at the end of the rule', '!', invertCol);
   if (!command) throw paramError('no command specified', undefined, args[0]?.col ?? 1);

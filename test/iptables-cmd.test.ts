@@ -51,6 +51,8 @@ const SEQUENCE: string[][] = [
     '-v -C INPUT -m conntrack --ctstate NEW', '-v -R INPUT 1 -p icmp --icmp-type 8 -j DROP', '-v -D INPUT 2',
     '-v -A INPUT -s 1.2.3.4,5.6.7.8 -d 10.0.0.0/8 -p udp --dport 53 -j foo', '-v -D INPUT -s 1.2.3.4 -d 10.0.0.0/8 -p udp --dport 53 -j foo',
     '-v -X bar', '-v -Z INPUT', '-v -F INPUT', '-v -F', '-v -X', '-v -A INPUT -s 10.0.0.1/255.0.255.0 ! -d 1.1.1.1 -j ACCEPT',
+    '-A INPUT -p tcp -m multiport --dports 7000:7000', '-A INPUT -p tcp -m multiport --dports 1,3:2', '-A INPUT -p udp -m multiport --ports :5',
+    '-A INPUT -p tcp -m multiport --sports 1:2:3', '-A INPUT -p tcp -m multiport --dports 7000:7001,9', '-S INPUT',
     '-v -A OUTPUT -p 47', '-v -A OUTPUT ! -p udp -o lo+ -m length --length 3:4 -m ttl --ttl-gt 3 -m iprange --src-range 1.1.1.1-1.1.1.2',
   ].map((l) => l.split(' ')),
 ];

@@ -225,7 +225,10 @@ const multiport: MatchModule = {
     let count = 0;
     for (const p of args[0]!.split(',')) {
       if (p === '') throw paramError(`invalid port/service \`' specified`);
-      const r = parsePortRange(p, ctx);
+      // multiport's own rule: a range needs both ends, the first below the second
+      const colon = p.indexOf(':');
+      const r: Range = colon < 0 ? [parsePort(p, ctx), parsePort(p, ctx)] : [parsePort(p.slice(0, colon), ctx), parsePort(p.slice(colon + 1), ctx)];
+      if (colon >= 0 && r[0] >= r[1]) throw paramError('invalid portrange specified');
       count += p.includes(':') ? 2 : 1;
       t.ports.push(r);
     }

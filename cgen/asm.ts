@@ -147,6 +147,18 @@ export class Asm {
     checkOff(off); checkImm32(imm);
     return this.push({ code: ST | SIZE[size] | MEM, dst, src: 0, off, imm: imm | 0 });
   }
+  /** src = xchg(*(u64|u32 *)(dst + off), src) */
+  atomicXchg(size: 4 | 8, dst: Reg, off: number, src: Reg): this {
+    checkOff(off);
+    return this.push({ code: STX | SIZE[size] | ATOMIC, dst, src, off, imm: 0xe1 });
+  }
+
+  /** r0 = cmpxchg(*(u64|u32 *)(dst + off), expected r0, new src): r0 gets the old value */
+  atomicCmpxchg(size: 4 | 8, dst: Reg, off: number, src: Reg): this {
+    checkOff(off);
+    return this.push({ code: STX | SIZE[size] | ATOMIC, dst, src, off, imm: 0xf1 });
+  }
+
   /** *(u64|u32 *)(dst + off) += src, atomically. */
   atomicAdd(size: 4 | 8, dst: Reg, off: number, src: Reg): this {
     checkOff(off);
@@ -281,6 +293,8 @@ export function patchMaps(linked: Linked, fds: ReadonlyMap<string, number>): Buf
 
 export const Helper = {
   map_lookup_elem: 1,
+  get_prandom_u32: 7,
+  jiffies64: 118,
   tail_call: 12,
   dynptr_read: 201,
 } as const;

@@ -88,6 +88,32 @@ export class Btf {
     return r / 8;
   }
 
+  /** Bit offset and width of a bitfield member (width 0 for a plain member). */
+  memberBits(structName: string, member: string): { bitOffset: number; bits: number } {
+    const id = this.find(BtfKind.STRUCT, structName);
+    const r = this.findMemberBits(id, member);
+    if (r === undefined) throw new BtfError(`struct ${structName} has no member ${member}`);
+    return r;
+  }
+
+  private findMemberBits(id: number, member: string): { bitOffset: number; bits: number } | undefined {
+    const t = this.resolve(id);
+    if (t.kind !== BtfKind.STRUCT && t.kind !== BtfKind.UNION) return undefined;
+    for (let i = 0; i < t.vlen; i++) {
+      const o = t.extra + i * 12;
+      const name = this.str(this.buf.readUInt32LE(o));
+      const off = this.buf.readUInt32LE(o + 8);
+      const bitOffset = t.kindFlag ? off & 0xffffff : off;
+      const bits = t.kindFlag ? off >>> 24 : 0;
+      if (name === member) return { bitOffset, bits };
+      if (name === '') {
+        const inner = this.findMemberBits(this.buf.readUInt32LE(o + 4), member);
+        if (inner) return { bitOffset: bitOffset + inner.bitOffset, bits: inner.bits };
+      }
+    }
+    return undefined;
+  }
+
   /** Size in bytes of the type a member of a struct resolves to (after typedefs/modifiers). */
   memberSize(structName: string, member: string): number {
     const id = this.find(BtfKind.STRUCT, structName);
@@ -175,9 +201,17 @@ export interface KernelLayout {
   netDeviceName: number;
   skbLen: number;
   skbNfct: number;
+  skbMark: number;
+  /** byte holding the 3-bit pkt_type bitfield, and its shift within that byte */
+  skbPktTypeByte: number;
+  skbPktTypeShift: number;
+  /** the kernel's CONFIG_HZ (jiffies per second), for limit's token bucket; 0 when unknown */
+  hz: number;
 }
 
-export function kernelLayout(btf: Btf): KernelLayout {
+export function kernelLayout(btf: Btf, hz = 0): KernelLayout {
+  const pktType = btf.memberBits('sk_buff', 'pkt_type');
+  if (pktType.bits !== 3 || (pktType.bitOffset & 7) > 5) throw new BtfError(`sk_buff.pkt_type is not a 3-bit field within a byte`);
   const nameSize = btf.memberSize('net_device', 'name');
   if (nameSize !== 16) throw new BtfError(`net_device.name is ${nameSize} bytes, expected 16`);
   return {
@@ -188,5 +222,9 @@ export function kernelLayout(btf: Btf): KernelLayout {
     netDeviceName: btf.memberOffset('net_device', 'name'),
     skbLen: btf.memberOffset('sk_buff', 'len'),
     skbNfct: btf.memberOffset('sk_buff', '_nfct'),
+    skbMark: btf.memberOffset('sk_buff', 'mark'),
+    skbPktTypeByte: pktType.bitOffset >> 3,
+    skbPktTypeShift: pktType.bitOffset & 7,
+    hz,
   };
 }

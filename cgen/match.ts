@@ -8,7 +8,8 @@
  * are cut into functions of bounded branch count for that: chunksOf in
  * cgen/program.ts.)
  */
-import { type Asm, type JmpOp, R1, R2, R3, R9 } from './asm';
+import { type Asm, Helper, type JmpOp, R0, R1, R2, R3, R6, R7, R8, R9 } from './asm';
+import { BpftablesError } from '../xlate/errors';
 import { CtBit, S } from './summary';
 import { type Addr6Match, type CtState, type IfaceMatch, type Ip6Range, type IpPart, isAddr6, isRange6, type Match, type Range } from '../xlate/ir';
 
@@ -49,6 +50,97 @@ function range6Check(a: Asm, off: number, r: Ip6Range, next: string): void {
 }
 
 export interface RuleLabels { next: string; hotdrop: string }
+
+/** What stateful matches need: their 16-byte slot in the state map, and the kernel's HZ. */
+export interface MatchEnv { stateSlot(m: Match): number; hz: number; family: 4 | 6 }
+/** The array map (one element) holding the state of limit and statistic nth matches, 16 bytes each. */
+export const STATE_MAP = 'rstate';
+/** Compare-and-swap attempts before a contended update gives up (then the packet is treated as not matching). */
+const CAS_TRIES = 4;
+
+const u32 = (x: bigint): number => Number(x & 0xffffffffn);
+
+/**
+ * xt_limit's credit arithmetic (u32, as the kernel computes it): credits per
+ * jiffy, the cost of one packet and the bucket's capacity. Throws what the
+ * kernel answers (ERANGE) for a rate and burst it refuses.
+ */
+export function limitCredits(avg: number, burst: number, hz: number, family: 4 | 6): { cpj: number; cost: number; cap: number } {
+  if (!hz) throw new BpftablesError('limit: the kernel\'s CONFIG_HZ could not be read (/proc/config.gz or /boot/config-*), so its token bucket cannot be reproduced', 1);
+  const maxCpj = Math.floor(0xffffffff / (hz * 60 * 60 * 24));
+  let cpj = 1;
+  while (cpj * 2 <= maxCpj) cpj *= 2;
+  const user2credits = (user: number): number => (user > Math.floor(0xffffffff / (hz * cpj))
+    ? u32(BigInt(Math.floor(user / 10000)) * BigInt(hz) * BigInt(cpj))
+    : Math.floor((user * hz * cpj) / 10000));
+  const cost = user2credits(avg);
+  const cap = user2credits(u32(BigInt(avg) * BigInt(burst)));
+  if (burst === 0 || cap < cost) throw new BpftablesError(`${family === 6 ? 'ip6tables' : 'iptables'}: Numerical result out of range.`, 1);
+  return { cpj, cost, cap };
+}
+
+/** Initial 16-byte state of a stateful match: limit's full bucket (prev 0 = never used), nth's starting count. */
+export function initialState(m: Match, env: MatchEnv): Buffer {
+  const b = Buffer.alloc(16);
+  if (m.kind === 'limit') b.writeUInt32LE(limitCredits(m.avg, m.burst, env.hz, env.family).cap, 0);
+  if (m.kind === 'statistic' && m.mode === 'nth') b.writeUInt32LE(m.packet, 0);
+  return b;
+}
+
+/**
+ * The kernel's limit_mt on the rule's state slot (r6): credit u32 at 0, prev
+ * jiffies u64 at 8. A never-used bucket (prev 0) is full, as the kernel's is
+ * when the rule is loaded.
+ */
+function emitLimit(a: Asm, m: Extract<Match, { kind: 'limit' }>, env: MatchEnv, next: string): void {
+  const { cpj, cost, cap } = limitCredits(m.avg, m.burst, env.hz, env.family);
+  const slow = a.fresh('lslow'), decided = a.fresh('ldone');
+  a.ldMapValue(R6, STATE_MAP, env.stateSlot(m) * 16);
+  // fast path: not enough credit and no jiffy passed since the last update
+  a.call(Helper.jiffies64).movReg(R8, R0);
+  a.ldx(4, R1, R6, 0).jmp32('jge', R1, cost, slow);
+  a.ldx(8, R2, R6, 8).jmpReg('jeq', R2, R8, next);
+  a.label(slow).mov64(R7, 0);
+  for (let i = 0; i < CAS_TRIES; i++) {
+    if (i > 0) a.call(Helper.jiffies64).movReg(R8, R0);
+    const noinc = a.fresh('noinc'), capped = a.fresh('capped'), cas = a.fresh('cas');
+    a.movReg(R2, R8).atomicXchg(8, R6, 8, R2);
+    a.jmp('jeq', R2, 0, noinc);
+    a.movReg(R1, R8).alu64('sub', R1, R2).alu64('mul', R1, { imm: cpj }).alu32('add', R7, R1);
+    a.label(noinc);
+    a.ldx(4, R1, R6, 0);
+    a.movReg(R2, R1).alu32('add', R2, R7);
+    a.jmp32('jle', R2, cap, capped).mov32(R2, cap);
+    a.label(capped).mov64(R3, 0).jmp32('jlt', R2, cost, cas).alu32('sub', R2, { imm: cost }).mov64(R3, 1);
+    a.label(cas).movReg(R0, R1).atomicCmpxchg(4, R6, 0, R2);
+    a.jmpReg('jeq', R0, R1, decided);
+  }
+  a.ja(next);
+  a.label(decided).jmp('jeq', R3, 0, next);
+}
+
+/** xt_statistic: random compares 31 random bits with the probability; nth counts in the rule's state slot. */
+function emitStatistic(a: Asm, m: Extract<Match, { kind: 'statistic' }>, env: MatchEnv, next: string): void {
+  if (m.mode === 'random') {
+    a.call(Helper.get_prandom_u32).alu32('and', R0, { imm: 0x7fffffff });
+    a.jmp32(m.invert ? 'jlt' : 'jge', R0, m.probability, next);
+    return;
+  }
+  const decided = a.fresh('nth');
+  a.ldMapValue(R6, STATE_MAP, env.stateSlot(m) * 16);
+  for (let i = 0; i < CAS_TRIES; i++) {
+    const cas = a.fresh('cas');
+    a.ldx(4, R1, R6, 0).mov64(R2, 0).jmp32('jeq', R1, m.every, cas);
+    a.movReg(R2, R1).alu32('add', R2, { imm: 1 });
+    a.label(cas).movReg(R0, R1).atomicCmpxchg(4, R6, 0, R2);
+    a.jmpReg('jeq', R0, R1, decided);
+  }
+  // contended beyond CAS_TRIES: this packet is not the nth one
+  const hit = a.fresh('nthhit');
+  a.ja(m.invert ? hit : next);
+  a.label(decided).jmp32(m.invert ? 'jeq' : 'jne', R2, 0, next);
+  a.label(hit);
+}
 
 /** Jump to `next` unless field ∈ ranges (xor invert). `wide32` fields are loaded as u32, else u16. */
 function rangeSet(a: Asm, loads: { size: 1 | 2 | 4; off: number }[], ranges: Range[], invert: boolean, next: string): void {
@@ -132,8 +224,30 @@ function l4Guard(a: Asm, need: number, l: RuleLabels, evilFragment: boolean): vo
   cmp32(a, 4, S.L4AVAIL, 'jlt', need, l.hotdrop);
 }
 
-export function emitMatch(a: Asm, m: Match, l: RuleLabels): void {
+export function emitMatch(a: Asm, m: Match, l: RuleLabels, env: MatchEnv): void {
   switch (m.kind) {
+    case 'mark':
+      a.ldx(4, R1, R9, S.MARK);
+      if (m.mask !== 0xffffffff) a.alu32('and', R1, { imm: m.mask });
+      a.jmp32(m.invert ? 'jeq' : 'jne', R1, m.value, l.next);
+      return;
+    case 'pkttype':
+      cmp32(a, 1, S.PKTTYPE, m.invert ? 'jeq' : 'jne', m.type, l.next);
+      return;
+    case 'dscp':
+      a.ldx(1, R1, R9, S.TOS).alu32('rsh', R1, { imm: 2 });
+      a.jmp32(m.invert ? 'jeq' : 'jne', R1, m.value, l.next);
+      return;
+    case 'tos':
+      a.ldx(1, R1, R9, S.TOS).alu32('and', R1, { imm: m.mask });
+      a.jmp32(m.invert ? 'jeq' : 'jne', R1, m.value, l.next);
+      return;
+    case 'limit':
+      emitLimit(a, m, env, l.next);
+      return;
+    case 'statistic':
+      emitStatistic(a, m, env, l.next);
+      return;
     case 'tcp': case 'udp': {
       l4Guard(a, m.kind === 'tcp' ? 20 : 8, l, m.kind === 'tcp');
       for (const [off, p] of [[S.SPORT, m.sport], [S.DPORT, m.dport]] as const) {

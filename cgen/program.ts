@@ -13,11 +13,11 @@
 import { Asm, Helper, link, type Linked, NF_ACCEPT, NF_DROP, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10 } from './asm';
 import type { KernelLayout } from './btf';
 import { BpftablesError } from '../xlate/errors';
-import { emitIpPart, emitMatch } from './match';
+import { emitIpPart, emitMatch, initialState, type MatchEnv, STATE_MAP } from './match';
 import { emitExactRun, type ExactRun, exactMaps, findExactRuns } from './exact';
 import { emitRunGuard, findRuns, type MapSpecOut, runMap } from './prefilter';
 import { CtBit, FRAME, RET_CONTINUE, S } from './summary';
-import { type BuiltinChain, BUILTIN_CHAINS, type Chain, type Family, type Rule, type Table } from '../xlate/ir';
+import { type BuiltinChain, BUILTIN_CHAINS, type Chain, type Family, type Match, type Rule, type Table } from '../xlate/ir';
 
 export const COUNTERS_MAP = 'counters';
 
@@ -88,7 +88,7 @@ function emitRule(a: Asm, chain: Chain, i: number, cx: CompileCtx, frame: Frame)
   const hotdrop = a.fresh(`r${i}.hotdrop`);
   a.note(`${chain.name} rule ${i + 1}${rule.src ? ` (${rule.src.file}:${rule.src.line})` : ''}`);
   emitIpPart(a, rule.ip, { next, hotdrop }, cx.family === 6);
-  for (const m of rule.matches) emitMatch(a, m, { next, hotdrop });
+  for (const m of rule.matches) emitMatch(a, m, { next, hotdrop }, cx.env);
   if (cx.faultLine !== undefined && rule.src?.line === cx.faultLine) {
     a.ldx(8, R0, R8, 0); // test hook: an access the verifier must refuse (r8 holds no pointer)
   }
@@ -178,6 +178,9 @@ interface CompileCtx {
   /** test hook, see compileTable */
   faultLine?: number;
   family: Family;
+  /** state slots of stateful matches (limit, statistic nth), shared by every hook program */
+  stateSlots: Map<Match, number>;
+  env: MatchEnv;
 }
 
 /** Conditional jumps a rule's code holds (cgen/match.ts), as an upper estimate. */
@@ -230,9 +233,13 @@ function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: 
   for (let o = 0; o < S.SIZE; o += 8) a.st(8, R10, sum + o, 0);
   for (let o = 0; o < 24; o += 8) a.st(8, R10, FRAME.L4HDR + o, 0);
   for (let o = 0; o < (family === 6 ? 40 : 24); o += 8) a.st(8, R10, FRAME.IPHDR + o, 0);
-  // skb->len
+  // skb->len, skb->mark, skb->pkt_type
   a.ldx(4, R0, R7, k.skbLen);
   a.stx(4, R10, sum + S.SKBLEN, R0);
+  a.ldx(4, R0, R7, k.skbMark).stx(4, R10, sum + S.MARK, R0);
+  a.ldx(1, R0, R7, k.skbPktTypeByte);
+  if (k.skbPktTypeShift) a.alu32('rsh', R0, { imm: k.skbPktTypeShift });
+  a.alu32('and', R0, { imm: 7 }).stx(1, R10, sum + S.PKTTYPE, R0);
   // conntrack state from skb->_nfct: pointer | ctinfo
   const hasCt = a.fresh('hasct'), store = a.fresh('ctstore');
   a.ldx(8, R1, R7, k.skbNfct);
@@ -271,6 +278,15 @@ function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: 
   if (family === 6) emitIp6Header(a, k, unparsable, done); else emitIp4Header(a, k, unparsable, done);
   emitL4(a, k, done);
   a.label(done);
+  // xt_pkttype: a looped-back packet counts as multicast (IPv4 multicast destination, or IPv6) or broadcast
+  const typed = a.fresh('typed'), ptStore = a.fresh('ptstore');
+  a.ldx(1, R1, R10, sum + S.PKTTYPE).jmp('jne', R1, 5 /* PACKET_LOOPBACK */, typed);
+  a.mov64(R1, 2);
+  if (family === 4) {
+    a.ldx(4, R2, R10, sum + S.DADDR).alu32('rsh', R2, { imm: 28 }).jmp('jeq', R2, 0xe, ptStore).mov64(R1, 1);
+  }
+  a.label(ptStore).stx(1, R10, sum + S.PKTTYPE, R1);
+  a.label(typed);
   a.movReg(R9, R10).alu64('add', R9, { imm: sum });
 }
 
@@ -286,6 +302,7 @@ function emitIp4Header(a: Asm, k: KernelLayout, unparsable: string, done: string
   a.ldx(1, R8, R6, 0).alu64('and', R8, { imm: 0xf }).alu64('lsh', R8, { imm: 2 }); // thoff
   a.ldx(1, R1, R6, 9).stx(1, R10, sum + S.PROTO, R1);
   a.ldx(1, R1, R6, 8).stx(1, R10, sum + S.TTL, R1);
+  a.ldx(1, R1, R6, 1).stx(1, R10, sum + S.TOS, R1);
   a.ldx(2, R1, R6, 2).toBe(R1, 16).stx(2, R10, sum + S.TOTLEN, R1);
   a.ldx(4, R1, R6, 12).toBe(R1, 32).stx(4, R10, sum + S.SADDR, R1);
   a.ldx(4, R1, R6, 16).toBe(R1, 32).stx(4, R10, sum + S.DADDR, R1);
@@ -314,6 +331,7 @@ function emitIp6Header(a: Asm, k: KernelLayout, unparsable: string, done: string
   a.jmp('jeq', R0, 0, unparsable);
   a.movReg(R6, R0);
   a.ldx(1, R1, R6, 7).stx(1, R10, sum + S.TTL, R1);
+  a.ldx(2, R1, R6, 0).toBe(R1, 16).alu32('rsh', R1, { imm: 4 }).alu32('and', R1, { imm: 0xff }).stx(1, R10, sum + S.TOS, R1); // traffic class
   a.ldx(2, R1, R6, 4).toBe(R1, 16).alu64('add', R1, { imm: 40 }).alu64('and', R1, { imm: 0xffff }).stx(2, R10, sum + S.TOTLEN, R1);
   for (const [from, to] of [[8, S.SADDR6], [16, S.SADDR6 + 8], [24, S.DADDR6], [32, S.DADDR6 + 8]] as const) {
     a.ldx(8, R1, R6, from).toBe(R1, 64).stx(8, R10, sum + to, R1);
@@ -523,8 +541,22 @@ export interface CompiledTable {
 export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLine?: number } = {}): CompiledTable {
   const cx: CompileCtx = {
     cl: counterLayout(t), chainIndex: new Map(t.chains.map((c, i) => [c, i])), maps: new Map(), faultLine: opts.verifierFaultLine,
-    exactRuns: new Map(), chunks: new Map(), family: t.family,
+    exactRuns: new Map(), chunks: new Map(), family: t.family, stateSlots: new Map(),
+    env: undefined as unknown as MatchEnv,
+  };
+  cx.env = {
+    hz: k.hz, family: t.family,
+    stateSlot: (m) => {
+      let slot = cx.stateSlots.get(m);
+      if (slot === undefined) { slot = cx.stateSlots.size; cx.stateSlots.set(m, slot); }
+      return slot;
+    },
   };
   const hooks = BUILTIN_CHAINS.map((c) => compileHook(t, c, cx, k));
+  if (cx.stateSlots.size) {
+    const value = Buffer.alloc(cx.stateSlots.size * 16);
+    for (const [m, slot] of cx.stateSlots) initialState(m, cx.env).copy(value, slot * 16);
+    cx.maps.set(STATE_MAP, { name: STATE_MAP, type: 2 /* array */, keySize: 4, valueSize: value.length, maxEntries: 1, flags: 0, entries: [[Buffer.alloc(4), value]] });
+  }
   return { counters: cx.cl, hooks, maps: [...cx.maps.values()] };
 }

@@ -28,7 +28,10 @@ export const S = {
   OUT: 48, // char[16], output interface name (zeros if none)
   SADDR6: 64, // IPv6 source: two u64, each host order (high half first), so prefixes and ranges compare as numbers
   DADDR6: 80, // IPv6 destination, likewise
-  SIZE: 96,
+  MARK: 96, // u32, skb->mark
+  PKTTYPE: 100, // u8, packet type as xt_pkttype sees it (loopback folded into broadcast/multicast)
+  TOS: 101, // u8, IPv4 TOS byte / IPv6 traffic class
+  SIZE: 104,
 } as const;
 
 /** Connection tracking state bits as decoded from skb->_nfct. */
@@ -36,13 +39,13 @@ export const CtBit = { INVALID: 1, NEW: 2, RELATED: 4, ESTABLISHED: 8, UNTRACKED
 
 /** Frame layout of the hook program (offsets from r10). */
 export const FRAME = {
-  SUMMARY: -96,
-  IPHDR: -136, // 40 bytes
-  L4HDR: -160, // 24 bytes
-  DYNPTR: -176, // struct bpf_dynptr, 16 bytes
-  KEY: -184, // 8 bytes: prefilter keys
-  XKEY: -200, // 16 bytes: exact-match keys
-  EXTHDR: -208, // 8 bytes: IPv6 extension header fields
+  SUMMARY: -104,
+  IPHDR: -144, // 40 bytes
+  L4HDR: -168, // 24 bytes
+  DYNPTR: -184, // struct bpf_dynptr, 16 bytes
+  KEY: -192, // 8 bytes: prefilter keys
+  XKEY: -208, // 16 bytes: exact-match keys
+  EXTHDR: -216, // 8 bytes: IPv6 extension header fields
   /** key slots in the frame of a rule function (global functions have their own stack) */
   FUNC_KEY: -8,
   FUNC_XKEY: -24,

@@ -4,6 +4,8 @@
  * current network namespace.
  */
 import fs from 'node:fs';
+import os from 'node:os';
+import zlib from 'node:zlib';
 import { Btf, kernelLayout, type KernelLayout } from '../cgen/btf';
 import { dispatcher } from '../cgen/dispatcher';
 import { type CompiledTable, compileTable, counterLayout, type HookProgram } from '../cgen/program';
@@ -26,7 +28,7 @@ export function kernel(): KernelLayout {
   let stamp: string;
   try {
     const st = fs.statSync(VMLINUX);
-    stamp = `${fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}/${st.size}`;
+    stamp = `${LAYOUT_VERSION}/${fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim()}/${st.size}`;
   } catch (e) {
     throw new BpftablesError(`cannot read kernel BTF (${VMLINUX}): ${(e as Error).message}; a kernel with CONFIG_DEBUG_INFO_BTF is required`, 1);
   }
@@ -34,11 +36,27 @@ export function kernel(): KernelLayout {
     const cached = JSON.parse(fs.readFileSync(LAYOUT_CACHE, 'utf8')) as { stamp: string; layout: KernelLayout };
     if (cached.stamp === stamp && fs.statSync(LAYOUT_CACHE).uid === 0) return (layout = cached.layout);
   } catch { /* no usable cache */ }
-  layout = kernelLayout(new Btf(fs.readFileSync(VMLINUX)));
+  layout = kernelLayout(new Btf(fs.readFileSync(VMLINUX)), kernelHz());
   try {
     fs.writeFileSync(LAYOUT_CACHE, JSON.stringify({ stamp, layout }), { mode: 0o600 });
   } catch (e) { log.debug({ err: e }, 'cannot cache the kernel layout'); }
   return layout;
+}
+
+/** Bumped whenever KernelLayout gains fields, so older caches are recomputed. */
+const LAYOUT_VERSION = 2;
+
+/** CONFIG_HZ of the running kernel, from its configuration (/proc/config.gz or /boot); 0 when unknown. */
+function kernelHz(): number {
+  const sources: [string, boolean][] = [['/proc/config.gz', true], [`/boot/config-${os.release()}`, false]];
+  for (const [file, gz] of sources) {
+    try {
+      const raw = fs.readFileSync(file);
+      const m = /^CONFIG_HZ=(\d+)$/m.exec((gz ? zlib.gunzipSync(raw) : raw).toString('latin1'));
+      if (m) return Number(m[1]);
+    } catch { /* try the next source */ }
+  }
+  return 0;
 }
 
 const SLOT: Record<string, number> = { INPUT: 0, FORWARD: 1, OUTPUT: 2 };

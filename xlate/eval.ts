@@ -13,6 +13,8 @@ export interface PacketView {
   saddr: number; daddr: number; proto: number; ttl: number; totlen: number; fragoff: number;
   skblen: number; l4avail: number; sport: number; dport: number; tcpflags: number; icmptype: number; icmpcode: number;
   in: string; out: string; ct: CtState;
+  /** skb->mark, the link-layer packet type (0 host, 1 broadcast, 2 multicast, 3 otherhost), the TOS byte / traffic class */
+  mark?: number; pkttype?: number; tos?: number;
   saddr6?: Words6; daddr6?: Words6;
   /** IPv6: the extension-header chain could not be followed (rules with -p drop the packet) */
   noproto?: boolean;
@@ -46,7 +48,7 @@ export function viewPacket6(p: Buffer, iface: { in?: string; out?: string }, ct:
   const l4avail = found && fragoff === 0 ? Math.max(0, p.length - off) : 0;
   const at = (o: number, n: 1 | 2): number => (l4avail >= o + n ? (n === 1 ? p[off + o]! : p.readUInt16BE(off + o)) : 0);
   return {
-    saddr: 0, daddr: 0, saddr6: words(8), daddr6: words(24), proto: noproto ? 0 : nh, noproto, ttl: p[7]!,
+    tos: (p.readUInt16BE(0) >> 4) & 0xff, saddr: 0, daddr: 0, saddr6: words(8), daddr6: words(24), proto: noproto ? 0 : nh, noproto, ttl: p[7]!,
     totlen: (p.readUInt16BE(4) + 40) & 0xffff, fragoff, skblen: p.length, l4avail,
     sport: at(0, 2), dport: at(2, 2), tcpflags: at(13, 1), icmptype: at(0, 1), icmpcode: at(1, 1),
     in: iface.in ?? '', out: iface.out ?? '', ct,
@@ -60,7 +62,7 @@ export function viewPacket(p: Buffer, iface: { in?: string; out?: string }, ct: 
   const l4avail = fragoff === 0 ? Math.max(0, p.length - thoff) : 0;
   const at = (o: number, n: 1 | 2): number => (l4avail >= o + n ? (n === 1 ? p[thoff + o]! : p.readUInt16BE(thoff + o)) : 0);
   return {
-    saddr: p.readUInt32BE(12), daddr: p.readUInt32BE(16), proto: p[9]!, ttl: p[8]!, totlen: p.readUInt16BE(2), fragoff,
+    tos: p[1]!, saddr: p.readUInt32BE(12), daddr: p.readUInt32BE(16), proto: p[9]!, ttl: p[8]!, totlen: p.readUInt16BE(2), fragoff,
     skblen: p.length, l4avail, sport: at(0, 2), dport: at(2, 2), tcpflags: at(13, 1), icmptype: at(0, 1), icmpcode: at(1, 1),
     in: iface.in ?? '', out: iface.out ?? '', ct,
   };
@@ -84,7 +86,15 @@ function l4(p: PacketView, need: number, evil: boolean): Step | null {
   return null;
 }
 
-function matchStep(m: Match, p: PacketView): Step {
+/**
+ * State of the stateful matches, per match object, for one run of the
+ * interpreter: nth counters as the kernel keeps them, and limit as a bucket
+ * that never refills (exact for rates so slow that no credit comes back
+ * while a test runs); a random statistic other than 0 or 1 has no single answer.
+ */
+export type MatchState = Map<Match, number>;
+
+function matchStep(m: Match, p: PacketView, state: MatchState): Step {
   const yes = (b: boolean): Step => ({ kind: b ? 'match' : 'nomatch' });
   switch (m.kind) {
     case 'tcp': case 'udp': {
@@ -120,6 +130,25 @@ function matchStep(m: Match, p: PacketView): Step {
       return yes(true);
     }
     case 'length': return yes(inRange(p.totlen, m.min, m.max) !== m.invert);
+    case 'mark': return yes((((p.mark ?? 0) & m.mask) >>> 0 === m.value) !== m.invert);
+    case 'pkttype': return yes(((p.pkttype ?? 0) === m.type) !== m.invert);
+    case 'dscp': return yes((((p.tos ?? 0) >> 2) === m.value) !== m.invert);
+    case 'tos': return yes((((p.tos ?? 0) & m.mask) === m.value) !== m.invert);
+    case 'limit': {
+      const left = state.get(m) ?? m.burst;
+      state.set(m, Math.max(0, left - 1));
+      return yes(left > 0);
+    }
+    case 'statistic': {
+      if (m.mode === 'random') {
+        if (m.probability !== 0 && m.probability !== 0x80000000) throw new Error('a random statistic has no single answer');
+        return yes((m.probability !== 0) !== m.invert);
+      }
+      const old = state.get(m) ?? m.packet;
+      const next = old === m.every ? 0 : old + 1;
+      state.set(m, next);
+      return yes((next === 0) !== m.invert);
+    }
     case 'ttl': case 'hl': {
       const v = m.op === 'eq' ? (p.ttl === m.value) !== m.invert : m.op === 'lt' ? p.ttl < m.value : p.ttl > m.value;
       return yes(v);
@@ -127,7 +156,7 @@ function matchStep(m: Match, p: PacketView): Step {
   }
 }
 
-function ruleStep(r: Rule, p: PacketView): Step {
+function ruleStep(r: Rule, p: PacketView, state: MatchState): Step {
   const ip = r.ip;
   for (const [a, v, v6] of [[ip.src, p.saddr, p.saddr6], [ip.dst, p.daddr, p.daddr6]] as const) {
     if (!a) continue;
@@ -141,7 +170,7 @@ function ruleStep(r: Rule, p: PacketView): Step {
   } else if (ip.proto && ((p.proto === ip.proto.num) === ip.proto.invert)) return { kind: 'nomatch' };
   if (ip.frag && ((p.fragoff !== 0) === ip.frag.invert)) return { kind: 'nomatch' };
   for (const m of r.matches) {
-    const s = matchStep(m, p);
+    const s = matchStep(m, p, state);
     if (s.kind !== 'match') return s;
   }
   return { kind: 'match' };
@@ -150,14 +179,14 @@ function ruleStep(r: Rule, p: PacketView): Step {
 type ChainResult = { kind: 'verdict'; d: Decision } | { kind: 'continue' };
 
 /** Evaluate built-in chain `chain` for packet `p`; `onMatch` sees every rule that matched (as counters would). */
-export function evaluate(t: Table, chain: BuiltinChain, p: PacketView, onMatch?: (r: Rule) => void): Decision {
+export function evaluate(t: Table, chain: BuiltinChain, p: PacketView, onMatch?: (r: Rule) => void, state: MatchState = new Map()): Decision {
   const byName = new Map(t.chains.map((c) => [c.name, c]));
   const run = (name: string, depth: number): ChainResult => {
     if (depth > 64) throw new Error('chain nesting too deep');
     const c = byName.get(name)!;
     for (let i = 0; i < c.rules.length; i++) {
       const r = c.rules[i]!;
-      const s = ruleStep(r, p);
+      const s = ruleStep(r, p, state);
       const by = `${name} rule ${i + 1}`;
       if (s.kind === 'hotdrop') return { kind: 'verdict', d: { verdict: 'DROP', by: `${by} (unparsable header)` } };
       if (s.kind === 'nomatch') continue;

@@ -87,7 +87,20 @@ export type Match =
   | { kind: 'length'; min: number; max: number; invert: boolean }
   | { kind: 'ttl'; op: 'eq' | 'lt' | 'gt'; value: number; invert: boolean }
   /** ip6tables' hop limit match (the IPv6 counterpart of ttl) */
-  | { kind: 'hl'; op: 'eq' | 'lt' | 'gt'; value: number; invert: boolean };
+  | { kind: 'hl'; op: 'eq' | 'lt' | 'gt'; value: number; invert: boolean }
+  /** (skb->mark & mask) == value */
+  | { kind: 'mark'; value: number; mask: number; invert: boolean }
+  /** link-layer packet type: 0 host (unicast), 1 broadcast, 2 multicast, 3 otherhost */
+  | { kind: 'pkttype'; type: number; invert: boolean }
+  /** DSCP: the upper six bits of the IPv4 TOS byte / IPv6 traffic class */
+  | { kind: 'dscp'; value: number; invert: boolean }
+  /** (TOS byte / traffic class & mask) == value */
+  | { kind: 'tos'; value: number; mask: number; invert: boolean }
+  /** token bucket as the kernel's xt_limit: avg in 1/10000 s per packet (XT_LIMIT_SCALE), burst in packets */
+  | { kind: 'limit'; avg: number; burst: number }
+  /** random: probability as a 31-bit fraction (0x80000000 = always); nth: every (stored minus one) and the starting packet */
+  | { kind: 'statistic'; mode: 'random'; probability: number; invert: boolean }
+  | { kind: 'statistic'; mode: 'nth'; every: number; packet: number; invert: boolean };
 
 export interface PortMatch { range: Range; invert: boolean }
 export interface TcpFlagsMatch { mask: number; comp: number; invert: boolean }

@@ -7,7 +7,7 @@
 import { BpftablesError } from './errors';
 import { fmtIpv4, fmtIpv6, isZero6, maskBits6 } from './addr';
 import { type AddrMatch, type Chain, type Family, type IfaceMatch, isAddr6, type Match, type Range, type Rule, type Table, TCP_FLAGS } from './ir';
-import { fmtIpRange } from './matches';
+import { fmtIpRange, fmtRate, PKT_TYPES, TOS_NAMES } from './matches';
 import { BUILTIN_PROTOS, ICMP_TYPES, ICMP6_TYPES, type NameDb, protoName } from './names';
 import { chainOrder, maskBits } from './save';
 
@@ -75,6 +75,7 @@ function tcpFlagNames(v: number): string {
   return Object.entries(TCP_FLAGS).filter(([, b]) => v & b).map(([n]) => n).join(',');
 }
 const hex2 = (v: number): string => `0x${v.toString(16).toUpperCase().padStart(2, '0')}`;
+const hexl = (v: number): string => `0x${v.toString(16).padStart(2, '0')}`;
 
 function fmtMatch(m: Match, proto: number | undefined, o: ListOptions): string {
   switch (m.kind) {
@@ -124,6 +125,17 @@ function fmtMatch(m: Match, proto: number | undefined, o: ListOptions): string {
       return s;
     }
     case 'hl': return ` HL match HL ${m.op === 'eq' ? (m.invert ? '!=' : '==') : m.op === 'lt' ? '<' : '>'} ${m.value}`;
+    case 'mark': return ` mark match ${m.invert ? '! ' : ''}0x${m.value.toString(16)}${m.mask === 0xffffffff ? '' : `/0x${m.mask.toString(16)}`}`;
+    case 'pkttype': return ` PKTTYPE ${m.invert ? '!=' : '='} ${PKT_TYPES.find(([, v]) => v === m.type)![0]}`;
+    case 'dscp': return ` DSCP match ${m.invert ? '!' : ''}${hexl(m.value)}`;
+    case 'tos': {
+      const named = !o.numeric && m.mask === 0x3f ? TOS_NAMES.find(([, v]) => v === m.value) : undefined;
+      return ` tos match${m.invert ? '!' : ''}${named ? ` ${named[0]}` : `${hexl(m.value)}/${hexl(m.mask)}`}`;
+    }
+    case 'limit': return ` limit: avg ${fmtRate(m.avg)} burst ${m.burst}`;
+    case 'statistic':
+      if (m.mode === 'random') return ` statistic mode random${m.invert ? ' !' : ''} probability ${(m.probability / 0x80000000).toFixed(11)}`;
+      return ` statistic mode nth${m.invert ? ' !' : ''} every ${m.every + 1}${m.packet ? ` packet ${m.packet}` : ''}`;
     case 'length': return ` length ${m.invert ? '!' : ''}${m.min === m.max ? m.min : `${m.min}:${m.max}`}`;
     case 'ttl': return ` TTL match TTL ${m.op === 'eq' ? (m.invert ? '!=' : '==') : m.op === 'lt' ? '<' : '>'} ${m.value}`;
   }

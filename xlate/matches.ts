@@ -10,7 +10,11 @@ export { fmtIpv4, parseIpv4 };
 import { CT_STATES, type CtState, type Family, type Ip6Range, type IpPart, type IpRange, isRange6, type Match, type Range, TCP_FLAGS } from './ir';
 import { ICMP_TYPES, ICMP6_TYPES, type NameDb } from './names';
 
-export interface OptionSpec { name: string; args: number; invertible: boolean; aliases?: string[]; unsupported?: boolean }
+export interface OptionSpec {
+  name: string; args: number; invertible: boolean; aliases?: string[]; unsupported?: boolean;
+  /** the name iptables uses for the option in its messages, when not `name` */
+  canonical?: string;
+}
 
 export interface ParseCtx { db: NameDb; ip: IpPart; family: Family }
 
@@ -21,6 +25,8 @@ export interface MatchModule {
   protos?: number[];
   /** the one family the extension exists for (libipt_* / libip6t_*); absent: both (libxt_*) */
   family?: Family;
+  /** the extension words a repeated option the old way ("Only one `--x' allowed") */
+  oldStyleMessages?: boolean;
   create(): Match;
   parse(m: Match, opt: string, args: string[], invert: boolean, ctx: ParseCtx): void;
   /** called once all options are seen; throws on missing required options */
@@ -95,10 +101,11 @@ function parseStates(text: string, allowed: readonly string[]): CtState[] {
 
 const tcpLike = (proto: 'tcp' | 'udp'): MatchModule => ({
   name: proto,
+  oldStyleMessages: proto === 'tcp',
   protos: [proto === 'tcp' ? PROTO_TCP : PROTO_UDP],
   options: [
-    { name: '--sport', aliases: ['--source-port'], args: 1, invertible: true },
-    { name: '--dport', aliases: ['--destination-port'], args: 1, invertible: true },
+    { name: '--sport', aliases: ['--source-port'], canonical: '--source-port', args: 1, invertible: true },
+    { name: '--dport', aliases: ['--destination-port'], canonical: '--destination-port', args: 1, invertible: true },
     ...(proto === 'tcp' ? [
       { name: '--tcp-flags', args: 2, invertible: true },
       { name: '--syn', args: 0, invertible: true },
@@ -120,7 +127,7 @@ const tcpLike = (proto: 'tcp' | 'udp'): MatchModule => ({
     }
   },
   finish(_m, seen) {
-    if (seen.has('--syn') && seen.has('--tcp-flags')) throw paramError('Only one of `--syn\' or `--tcp-flags\' may be specified');
+    if (seen.has('--syn') && seen.has('--tcp-flags')) throw paramError('Only one of `--syn\' or `--tcp-flags\'  allowed');
   },
   save(m) {
     const t = m as Extract<Match, { kind: 'tcp' }>;
@@ -208,8 +215,8 @@ const icmp6: MatchModule = {
 const multiport: MatchModule = {
   name: 'multiport',
   options: [
-    { name: '--sports', aliases: ['--source-ports'], args: 1, invertible: true },
-    { name: '--dports', aliases: ['--destination-ports'], args: 1, invertible: true },
+    { name: '--sports', aliases: ['--source-ports'], canonical: '--source-ports', args: 1, invertible: true },
+    { name: '--dports', aliases: ['--destination-ports'], canonical: '--destination-ports', args: 1, invertible: true },
     { name: '--ports', args: 1, invertible: true },
   ],
   create: () => ({ kind: 'multiport', dir: 'any', ports: [], invert: false }),
@@ -219,7 +226,9 @@ const multiport: MatchModule = {
     if (!pr || pr.invert || ![PROTO_TCP, PROTO_UDP, PROTO_UDPLITE, PROTO_SCTP, PROTO_DCCP].includes(pr.num)) {
       throw paramError('multiport needs `-p tcp\', `-p udp\', `-p udplite\', `-p sctp\' or `-p dccp\'');
     }
-    if (t.ports.length) throw paramError('multiport can only have one option');
+    const canon = (o: string): string => (o === '--sports' ? '--source-ports' : o === '--dports' ? '--destination-ports' : o);
+    const before = t.ports.length ? (t.dir === 'src' ? '--sports' : t.dir === 'dst' ? '--dports' : '--ports') : undefined;
+    if (before) throw paramError(`multiport: option "${canon(opt)}" cannot be used together with "${canon(before)}".\n`);
     t.dir = opt === '--sports' ? 'src' : opt === '--dports' ? 'dst' : 'any';
     t.invert = invert;
     let count = 0;
@@ -414,16 +423,237 @@ const hl: MatchModule = {
   },
 };
 
+const hex = (v: number, width = 0): string => `0x${v.toString(16).padStart(width, '0')}`;
+
+/** iptables' unsigned parser: decimal, 0x hex or 0 octal, within [0, max]. */
+export function parseUintAny(text: string, max: number): number | undefined {
+  if (!/^(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9]\d*)$/.test(text)) return undefined;
+  const n = /^0[xX]/.test(text) ? parseInt(text.slice(2), 16) : /^0\d/.test(text) ? parseInt(text, 8) : Number(text);
+  return n <= max ? n : undefined;
+}
+
+/** "value[/mask]" as the mark and tos matches take it; the mask defaults to all ones. */
+function valueMask(text: string, max: number, what: string): { value: number; mask: number; masked: boolean } {
+  const [v, m, extra] = text.split('/');
+  const value = parseUintAny(v ?? '', max);
+  const mask = m === undefined ? max : parseUintAny(m, max);
+  if (value === undefined || mask === undefined || extra !== undefined) throw paramError(`Bad ${what} value "${text}"`);
+  return { value, mask, masked: m !== undefined };
+}
+
+const mark: MatchModule = {
+  name: 'mark',
+  options: [{ name: '--mark', args: 1, invertible: true }],
+  create: () => ({ kind: 'mark', value: 0, mask: 0xffffffff, invert: false }),
+  parse(m, _o, args, invert) {
+    const t = m as Extract<Match, { kind: 'mark' }>;
+    const vm = valueMask(args[0]!, 0xffffffff, 'mark');
+    t.value = vm.value; t.mask = vm.mask; t.invert = invert;
+  },
+  finish(_m, seen) { if (!seen.has('--mark')) throw paramError('mark: option "--mark" must be specified'); },
+  save(m) {
+    const t = m as Extract<Match, { kind: 'mark' }>;
+    return ` ${bang(t.invert)}--mark ${hex(t.value)}${t.mask === 0xffffffff ? '' : `/${hex(t.mask)}`}`;
+  },
+};
+
+/** Packet types by name (pkttype), in iptables' order; "host" is unicast's other name. */
+export const PKT_TYPES: ReadonlyArray<[string, number]> = [['unicast', 0], ['broadcast', 1], ['multicast', 2], ['otherhost', 3], ['host', 0]];
+const pkttype: MatchModule = {
+  name: 'pkttype',
+  options: [{ name: '--pkt-type', args: 1, invertible: true }],
+  create: () => ({ kind: 'pkttype', type: 0, invert: false }),
+  parse(m, _o, args, invert) {
+    const t = m as Extract<Match, { kind: 'pkttype' }>;
+    const found = PKT_TYPES.find(([n]) => n === args[0]!.toLowerCase());
+    if (!found) throw paramError(`Bad packet type '${args[0]}'`);
+    t.type = found[1]; t.invert = invert;
+  },
+  finish(_m, seen) { if (!seen.has('--pkt-type')) throw paramError('pkttype: option "--pkt-type" must be specified'); },
+  save(m) {
+    const t = m as Extract<Match, { kind: 'pkttype' }>;
+    return ` ${bang(t.invert)}--pkt-type ${PKT_TYPES.find(([, v]) => v === t.type)![0]}`;
+  },
+};
+
+/** DiffServ class names and their DSCP values. */
+export const DSCP_CLASSES: ReadonlyArray<[string, number]> = [
+  ['CS0', 0x00], ['CS1', 0x08], ['CS2', 0x10], ['CS3', 0x18], ['CS4', 0x20], ['CS5', 0x28], ['CS6', 0x30], ['CS7', 0x38], ['BE', 0x00],
+  ['AF11', 0x0a], ['AF12', 0x0c], ['AF13', 0x0e], ['AF21', 0x12], ['AF22', 0x14], ['AF23', 0x16], ['AF31', 0x1a], ['AF32', 0x1c],
+  ['AF33', 0x1e], ['AF41', 0x22], ['AF42', 0x24], ['AF43', 0x26], ['EF', 0x2e],
+];
+const dscp: MatchModule = {
+  name: 'dscp',
+  options: [{ name: '--dscp', args: 1, invertible: true }, { name: '--dscp-class', args: 1, invertible: true }],
+  create: () => ({ kind: 'dscp', value: 0, invert: false }),
+  parse(m, opt, args, invert) {
+    const t = m as Extract<Match, { kind: 'dscp' }>;
+    if (opt === '--dscp') {
+      const v = parseUintAny(args[0]!, 0x3f);
+      if (v === undefined) throw paramError(`Invalid dscp \`${args[0]}'`);
+      t.value = v;
+    } else {
+      const c = DSCP_CLASSES.find(([n]) => n === args[0]!.toUpperCase());
+      if (!c) throw paramError(`Invalid DSCP value \`${args[0]}'`);
+      t.value = c[1];
+    }
+    t.invert = invert;
+  },
+  finish(_m, seen) {
+    if (seen.size === 0) throw paramError('DSCP match: Parameter --dscp is required');
+    if (seen.size > 1) throw paramError('DSCP match: only use one of --dscp or --dscp-class');
+  },
+  save(m) {
+    const t = m as Extract<Match, { kind: 'dscp' }>;
+    return ` ${bang(t.invert)}--dscp ${hex(t.value, 2)}`;
+  },
+};
+
+/** The TOS names iptables knows (IPv4 TOS bits, compared under mask 0x3f). */
+export const TOS_NAMES: ReadonlyArray<[string, number]> = [
+  ['Minimize-Delay', 0x10], ['Maximize-Throughput', 0x08], ['Maximize-Reliability', 0x04], ['Minimize-Cost', 0x02], ['Normal-Service', 0x00],
+];
+const tos: MatchModule = {
+  name: 'tos',
+  options: [{ name: '--tos', args: 1, invertible: true }],
+  create: () => ({ kind: 'tos', value: 0, mask: 0xff, invert: false }),
+  parse(m, _o, args, invert) {
+    const t = m as Extract<Match, { kind: 'tos' }>;
+    const named = TOS_NAMES.find(([n]) => n.toLowerCase() === args[0]!.toLowerCase());
+    if (named) { t.value = named[1]; t.mask = 0x3f; } else {
+      const vm = valueMask(args[0]!, 0xff, 'tos');
+      t.value = vm.value; t.mask = vm.mask;
+    }
+    t.invert = invert;
+  },
+  finish(_m, seen) { if (!seen.has('--tos')) throw paramError('tos: option "--tos" must be specified'); },
+  save(m) {
+    const t = m as Extract<Match, { kind: 'tos' }>;
+    return ` ${bang(t.invert)}--tos ${hex(t.value, 2)}/${hex(t.mask, 2)}`;
+  },
+};
+
+/** xt_limit's fixed-point scale: avg is in 1/10000 s. */
+export const XT_LIMIT_SCALE = 10000;
+const RATE_UNITS: ReadonlyArray<[string, number]> = [['day', XT_LIMIT_SCALE * 24 * 60 * 60], ['hour', XT_LIMIT_SCALE * 60 * 60], ['min', XT_LIMIT_SCALE * 60], ['sec', XT_LIMIT_SCALE]];
+
+/** "N/unit" (unit a prefix of second, minute, hour, day; seconds without one) → avg, as iptables computes it. */
+function parseRate(text: string): number {
+  const slash = text.indexOf('/');
+  let mult = 1;
+  if (slash >= 0) {
+    const u = text.slice(slash + 1).toLowerCase();
+    const unit = u && ([['second', 1], ['minute', 60], ['hour', 3600], ['day', 86400]] as const).find(([n]) => n.startsWith(u));
+    if (!unit) throw paramError(`bad rate "${text}"'`);
+    mult = unit[1];
+  }
+  const m = /^\s*[+-]?\d+/.exec(slash >= 0 ? text.slice(0, slash) : text);
+  const r = m ? Number(m[0]) >>> 0 : 0;
+  if (!r) throw paramError(`bad rate "${text}"'`);
+  const avg = Math.floor((XT_LIMIT_SCALE * mult) / r);
+  if (avg === 0) throw paramError(`Rate too fast "${text}"`);
+  return avg;
+}
+
+/** iptables' rendering of an avg: the largest unit that divides it well. */
+export function fmtRate(avg: number): string {
+  let i = 1;
+  for (; i < RATE_UNITS.length; i++) {
+    const mult = RATE_UNITS[i]![1];
+    if (avg > mult || Math.floor(mult / avg) < mult % avg) break;
+  }
+  const [name, mult] = RATE_UNITS[i - 1]!;
+  return `${Math.floor(mult / avg)}/${name}`;
+}
+
+const limit: MatchModule = {
+  name: 'limit',
+  options: [{ name: '--limit', args: 1, invertible: false }, { name: '--limit-burst', args: 1, invertible: false }],
+  create: () => ({ kind: 'limit', avg: Math.floor((XT_LIMIT_SCALE * 3600) / 3), burst: 5 }),
+  parse(m, opt, args) {
+    const t = m as Extract<Match, { kind: 'limit' }>;
+    if (opt === '--limit') t.avg = parseRate(args[0]!);
+    else {
+      const b = parseUintAny(args[0]!, 10000);
+      if (b === undefined) throw paramError('limit: bad value for option "--limit-burst", or out of range (0-10000).\n');
+      t.burst = b;
+    }
+  },
+  finish() { /* defaults: 3/hour, burst 5 */ },
+  save(m) {
+    const t = m as Extract<Match, { kind: 'limit' }>;
+    return ` --limit ${fmtRate(t.avg)}${t.burst !== 5 ? ` --limit-burst ${t.burst}` : ''}`;
+  },
+};
+
+const statistic: MatchModule = {
+  name: 'statistic',
+  options: [
+    { name: '--mode', args: 1, invertible: false }, { name: '--probability', args: 1, invertible: true },
+    { name: '--every', args: 1, invertible: true }, { name: '--packet', args: 1, invertible: false },
+  ],
+  create: () => ({ kind: 'statistic', mode: 'random', probability: 0, invert: false }),
+  parse(m, opt, args, invert) {
+    const t = m as Record<string, unknown>;
+    switch (opt) {
+      case '--mode':
+        if (args[0] !== 'random' && args[0] !== 'nth') throw paramError(`Bad mode "${args[0]}"`);
+        t.mode = args[0];
+        break;
+      case '--probability': {
+        const p = /^\d*\.?\d+(e-?\d+)?$/.test(args[0]!) ? Number(args[0]) : NaN;
+        if (!(p >= 0 && p <= 1)) throw paramError('statistic: --probability must be between 0 and 1');
+        t.probability = Math.round(0x80000000 * p);
+        t.invert = invert;
+        break;
+      }
+      case '--every': {
+        const e = parseUintAny(args[0]!, 0xffffffff);
+        if (!e) throw paramError('statistic: cannot parse --every value');
+        t.every = e - 1;
+        t.invert = invert;
+        break;
+      }
+      case '--packet': {
+        const p = parseUintAny(args[0]!, 0xffffffff);
+        if (p === undefined) throw paramError('statistic: cannot parse --packet value');
+        t.packet = p;
+        break;
+      }
+    }
+  },
+  finish(m, seen) {
+    const t = m as Record<string, unknown>;
+    if (!seen.has('--mode')) throw paramError('statistic: option "--mode" must be specified');
+    if (t.mode === 'random') {
+      if (seen.has('--every') || seen.has('--packet')) throw paramError('statistic: --every and --packet need --mode nth');
+      if (!seen.has('--probability')) throw paramError('statistic: --mode random needs --probability');
+      delete t.every; delete t.packet;
+    } else {
+      if (seen.has('--probability')) throw paramError('statistic: --probability needs --mode random');
+      if (!seen.has('--every')) throw paramError('statistic: --mode nth needs --every');
+      if (!seen.has('--packet')) throw paramError('statistic: option "--every" also requires "--packet".\n');
+      if ((t.packet as number) > (t.every as number)) throw paramError('statistic: --packet must be smaller than --every');
+      delete t.probability;
+    }
+  },
+  save(m) {
+    const t = m as Extract<Match, { kind: 'statistic' }>;
+    if (t.mode === 'random') return ` --mode random ${bang(t.invert)}--probability ${(t.probability / 0x80000000).toFixed(11)}`;
+    return ` --mode nth ${bang(t.invert)}--every ${t.every + 1} --packet ${t.packet}`;
+  },
+};
+
 export const MATCH_MODULES: ReadonlyMap<string, MatchModule> = new Map(
-  [tcpLike('tcp'), tcpLike('udp'), icmp, icmp6, multiport, comment, conntrack, state, iprange, length, ttl, hl].map((m) => [m.name, m]),
+  [tcpLike('tcp'), tcpLike('udp'), icmp, icmp6, multiport, comment, conntrack, state, iprange, length, ttl, hl,
+    mark, pkttype, dscp, tos, limit, statistic].map((m) => [m.name, m]),
 );
 
 /** Match modules iptables has that bpftables does not implement yet (clear error, not "unknown"). */
 export const KNOWN_UNSUPPORTED_MATCHES = new Set([
   'addrtype', 'ah', 'bpf', 'cgroup', 'cluster', 'connbytes', 'connlabel', 'connlimit', 'connmark', 'cpu', 'dccp',
-  'devgroup', 'dscp', 'ecn', 'esp', 'hashlimit', 'helper', 'ipcomp', 'ipv6header', 'ipvs', 'limit',
-  'mac', 'mark', 'mh', 'nfacct', 'osf', 'owner', 'physdev', 'pkttype', 'policy', 'quota', 'rateest', 'realm',
-  'recent', 'rpfilter', 'rt', 'sctp', 'set', 'socket', 'statistic', 'string', 'tcpmss', 'time', 'tos', 'u32',
+  'devgroup', 'ecn', 'esp', 'hashlimit', 'helper', 'ipcomp', 'ipv6header', 'ipvs', 'mac', 'mh', 'nfacct', 'osf', 'owner', 'physdev', 'policy', 'quota', 'rateest', 'realm',
+  'recent', 'rpfilter', 'rt', 'sctp', 'set', 'socket', 'string', 'tcpmss', 'time', 'u32',
   'udplite', 'frag', 'hbh', 'dst', 'eui64', 'srh', 'ipv4options', 'geoip',
 ]);
 

@@ -306,8 +306,11 @@ export function parseRuleArgs(rawArgs: Arg[], opts: ParseOptions): RuleCommand {
       }
       const { entry, spec } = found;
       if (spec.unsupported) throw unsupported(`option ${spec.name} of match ${entry.mod.name}`, name, a.col);
-      if (invert && !spec.invertible) throw paramError(`${entry.mod.name}: unexpected \`!' flag before ${name}`, name, invertCol);
-      if (entry.seen.has(spec.name)) throw paramError(`${entry.mod.name}: "${spec.name}" option may only be specified once`, name, a.col);
+      const canonical = spec.canonical ?? spec.name;
+      if (invert && !spec.invertible) throw paramError(`${entry.mod.name}: option "${canonical}" cannot be inverted.\n`, name, invertCol);
+      if (entry.seen.has(spec.name)) {
+        throw paramError(entry.mod.oldStyleMessages ? `Only one \`${canonical}' allowed` : `${entry.mod.name}: option "${canonical}" can only be used once.\n`, name, a.col);
+      }
       entry.seen.add(spec.name);
       const v = take(i, spec.args, name);
       try {

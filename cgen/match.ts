@@ -83,7 +83,8 @@ export function limitCredits(avg: number, burst: number, hz: number, family: 4 |
 export function initialState(m: Match, env: MatchEnv): Buffer {
   const b = Buffer.alloc(16);
   if (m.kind === 'limit') b.writeUInt32LE(limitCredits(m.avg, m.burst, env.hz, env.family).cap, 0);
-  if (m.kind === 'statistic' && m.mode === 'nth') b.writeUInt32LE(m.packet, 0);
+  // iptables starts the counter at every - packet (every as stored, one less than given)
+  if (m.kind === 'statistic' && m.mode === 'nth') b.writeUInt32LE(m.every - m.packet, 0);
   return b;
 }
 

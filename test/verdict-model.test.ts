@@ -10,7 +10,7 @@ import { kernel, type LoadedTable, loadCompiled } from '../compat/engine';
 import { systemNameDb } from '../compat/namedb';
 import { ipPacket, icmpMessage, tcpSegment, udpDatagram } from '../compat/probes';
 import { mapLookup, testRunNf, u32Key } from '../native/bpf';
-import { evaluate, viewPacket } from '../xlate/eval';
+import { type Decision, evaluate, type MatchState, viewPacket } from '../xlate/eval';
 import { BUILTIN_CHAINS } from '../xlate/ir';
 import { parseRestore } from '../xlate/restore';
 import { requireKernel } from './helpers/env';
@@ -42,6 +42,13 @@ function genRule(r: () => number, chains: string[], self: number, builtin: boole
   if (r() < 0.15) parts.push(`-m length ${bang()}--length ${pick(['0:60', '40', '100:65535'])}`);
   if (r() < 0.15) parts.push(`-m ttl ${pick(['--ttl-eq 64', '! --ttl-eq 64', '--ttl-lt 10', '--ttl-gt 1'])}`);
   if (r() < 0.05) parts.push('-m comment --comment "generated"');
+  if (r() < 0.06) parts.push(`-m mark ${bang()}--mark ${pick(['0', '1', '0/0xff', '4/4'])}`);
+  if (r() < 0.06) parts.push(`-m pkttype ${bang()}--pkt-type ${pick(['unicast', 'broadcast', 'multicast'])}`);
+  if (r() < 0.08) parts.push(`-m dscp ${bang()}--dscp ${pick(['0', '0x2e', '10'])}`);
+  if (r() < 0.08) parts.push(`-m tos ${bang()}--tos ${pick(['0x10/0x3f', '0xb8', '0/0xfc', 'Minimize-Cost'])}`);
+  if (r() < 0.05) parts.push(`-m limit --limit ${pick(['1/hour', '2/hour', '3/min'])} --limit-burst ${pick([1, 2, 4])}`);
+  if (r() < 0.05) parts.push(`-m statistic --mode nth ${bang()}--every ${pick([2, 3, 5])} --packet ${pick([0, 1])}`);
+  if (r() < 0.03) parts.push(`-m statistic --mode random ${bang()}--probability ${pick(['0', '1'])}`);
   const targets = ['ACCEPT', 'DROP', 'RETURN', '', ...chains.slice(self + 1).flatMap((c) => [`${c}`, `@${c}`])];
   const tgt = pick(targets);
   if (tgt.startsWith('@')) parts.push(`-g ${tgt.slice(1)}`);
@@ -99,9 +106,10 @@ function genPacket(r: () => number): Buffer {
   const src = pick(ADDRS), dst = pick(ADDRS);
   const kind = pick(['tcp', 'udp', 'icmp', 'gre', 'tcp-short', 'frag', 'evil']);
   const ttl = pick([1, 5, 64, 255]);
+  const tos = pick([0, 0, 0x10, 0xb8, 0x12, 0x02]);
   switch (kind) {
-    case 'tcp': return ipPacket({ src, dst, proto: 6, ttl, payload: tcpSegment(src, dst, { sport: pick(PORTS), dport: pick(PORTS), flags: pick([2, 18, 16, 0, 63, 1, 4]), payload: Buffer.alloc(pick([0, 30, 200])) }) });
-    case 'udp': return ipPacket({ src, dst, proto: 17, ttl, payload: udpDatagram(src, dst, pick(PORTS), pick(PORTS)) });
+    case 'tcp': return ipPacket({ src, dst, proto: 6, ttl, tos, payload: tcpSegment(src, dst, { sport: pick(PORTS), dport: pick(PORTS), flags: pick([2, 18, 16, 0, 63, 1, 4]), payload: Buffer.alloc(pick([0, 30, 200])) }) });
+    case 'udp': return ipPacket({ src, dst, proto: 17, ttl, tos, payload: udpDatagram(src, dst, pick(PORTS), pick(PORTS)) });
     case 'icmp': return ipPacket({ src, dst, proto: 1, ttl, payload: icmpMessage(pick([0, 3, 8, 11]), pick([0, 1, 3])) });
     case 'gre': return ipPacket({ src, dst, proto: 47, ttl, payload: Buffer.alloc(12) });
     case 'tcp-short': return ipPacket({ src, dst, proto: pick([6, 17, 1]), ttl, payload: Buffer.alloc(pick([0, 3, 7])) });
@@ -122,6 +130,7 @@ t.test('generated programs agree with the reference interpreter', async (t) => {
     exactRuns += compiled.maps.filter((m) => m.name.startsWith('ex_')).length;
     prefilters += compiled.maps.filter((m) => m.name.startsWith('pf_')).length;
     const expected = new Array<number>(compiled.counters.slots).fill(0);
+    const state: MatchState = new Map();
     let mismatches = 0;
     let loaded: LoadedTable;
     try {
@@ -136,14 +145,13 @@ t.test('generated programs agree with the reference interpreter', async (t) => {
         for (let i = 0; i < 60; i++) {
             const pkt = genPacket(r);
             const view = viewPacket(pkt, { in: '', out: h.chain === 'INPUT' ? '' : 'lo' }, 'INVALID');
-            const want = evaluate(table, h.chain, view);
+            const want = countExpected(table, h.chain, view, compiled.counters, expected, state);
             const got = testRunNf(fd, pkt, h.hooknum).retval === 1 ? 'ACCEPT' : 'DROP';
             packets++;
             if (got !== want.verdict) {
               mismatches++;
               if (mismatches <= 3) t.fail(`seed ${seed} ${h.chain}: BPF says ${got}, interpreter says ${want.verdict} by ${want.by}\npacket ${pkt.toString('hex')}\n${text}`);
             }
-            countExpected(table, h.chain, view, compiled.counters, expected);
         }
       });
       const v = Buffer.alloc(compiled.counters.slots * 16);
@@ -160,9 +168,10 @@ t.test('generated programs agree with the reference interpreter', async (t) => {
 
 /** Packet counts the interpreter implies: every rule whose match succeeded on the path taken, plus the policy if reached. */
 export function countExpected(table: ReturnType<typeof parseRestore>['tables'][0], chain: 'INPUT' | 'FORWARD' | 'OUTPUT', view: ReturnType<typeof viewPacket>,
-  cl: ReturnType<typeof compileTable>['counters'], out: number[]): void {
-  const d = evaluate(table, chain, view, (rule) => { out[cl.ruleSlot.get(rule)!]!++; });
+  cl: ReturnType<typeof compileTable>['counters'], out: number[], state: MatchState): Decision {
+  const d = evaluate(table, chain, view, (rule) => { out[cl.ruleSlot.get(rule)!]!++; }, state);
   if (d.by === `${chain} policy`) out[cl.policySlot.get(chain)!]!++;
+  return d;
 }
 
 t.test('long chains of branch-heavy rules stay within the verifier limits', async (t) => {

@@ -13,7 +13,7 @@ import { kernel, type LoadedTable, loadCompiled } from '../compat/engine';
 import { systemNameDb } from '../compat/namedb';
 import { authHeader, type Ext6, fragmentHeader, icmp6Message, ip6Packet, optionsHeader, routingHeader, tcpSegment6, udpDatagram6 } from '../compat/probes';
 import { mapLookup, NFPROTO_IPV6, testRunNf, u32Key } from '../native/bpf';
-import { evaluate, viewPacket6 } from '../xlate/eval';
+import { evaluate, type MatchState, viewPacket6 } from '../xlate/eval';
 import { BUILTIN_CHAINS } from '../xlate/ir';
 import { parseRestore } from '../xlate/restore';
 import { requireKernel } from './helpers/env';
@@ -44,6 +44,11 @@ function genRule(r: () => number, chains: string[], self: number, inputSide: boo
   if (r() < 0.15) parts.push(`-m length ${bang()}--length ${pick(['0:80', '48', '100:65535'])}`);
   if (r() < 0.15) parts.push(`-m hl ${pick(['--hl-eq 64', '! --hl-eq 64', '--hl-lt 10', '--hl-gt 1'])}`);
   if (r() < 0.05) parts.push('-m comment --comment "generated"');
+  if (r() < 0.06) parts.push(`-m dscp ${bang()}--dscp ${pick(['0', '0x2e'])}`);
+  if (r() < 0.06) parts.push(`-m tos ${bang()}--tos ${pick(['0xb8', '0/0xfc'])}`);
+  if (r() < 0.05) parts.push(`-m pkttype ${bang()}--pkt-type ${pick(['unicast', 'multicast'])} -m mark ${bang()}--mark ${pick(['0', '1'])}`);
+  if (r() < 0.05) parts.push(`-m limit --limit 1/hour --limit-burst ${pick([1, 3])}`);
+  if (r() < 0.05) parts.push(`-m statistic --mode nth ${bang()}--every ${pick([2, 3])} --packet 1`);
   const targets = ['ACCEPT', 'DROP', 'RETURN', '', ...chains.slice(self + 1).flatMap((c) => [`${c}`, `@${c}`])];
   const tgt = pick(targets);
   if (tgt.startsWith('@')) parts.push(`-g ${tgt.slice(1)}`);
@@ -91,6 +96,7 @@ function genPacket(r: () => number): Buffer {
     default: proto = pick([6, 17, 58]); payload = Buffer.alloc(pick([0, 3, 7]));
   }
   const p = ip6Packet({ src, dst, proto, hopLimit, ext: exts, payload });
+  p.writeUInt32BE((p.readUInt32BE(0) & 0xf00fffff) | (pick([0, 0, 0xb8, 0x10]) << 20), 0); // traffic class
   // sometimes cut the packet inside the extension headers
   return r() < 0.08 ? p.subarray(0, 40 + Math.floor(r() * Math.max(1, p.length - 40))) : p;
 }
@@ -105,6 +111,7 @@ t.test('generated IPv6 programs agree with the reference interpreter', async (t)
     const table = parseRestore(text, { file: `seed${seed}`, db: systemNameDb, counters: false, family: 6 }).tables[0]!;
     const compiled = compileTable(table, k);
     const expected = new Array<number>(compiled.counters.slots).fill(0);
+    const state: MatchState = new Map();
     let mismatches = 0;
     let loaded: LoadedTable;
     try {
@@ -121,7 +128,7 @@ t.test('generated IPv6 programs agree with the reference interpreter', async (t)
           const view = viewPacket6(pkt, { in: '', out: h.chain === 'INPUT' ? '' : 'lo' }, 'INVALID');
           if (view.noproto) noproto++;
           if (view.fragoff) fragments++;
-          const want = evaluate(table, h.chain, view, (rule) => { expected[compiled.counters.ruleSlot.get(rule)!]!++; });
+          const want = evaluate(table, h.chain, view, (rule) => { expected[compiled.counters.ruleSlot.get(rule)!]!++; }, state);
           if (want.by === `${h.chain} policy`) expected[compiled.counters.policySlot.get(h.chain)!]!++;
           const got = testRunNf(fd, pkt, h.hooknum, NFPROTO_IPV6).retval === 1 ? 'ACCEPT' : 'DROP';
           packets++;

@@ -144,7 +144,7 @@ function matchStep(m: Match, p: PacketView, state: MatchState): Step {
         if (m.probability !== 0 && m.probability !== 0x80000000) throw new Error('a random statistic has no single answer');
         return yes((m.probability !== 0) !== m.invert);
       }
-      const old = state.get(m) ?? m.packet;
+      const old = state.get(m) ?? m.every - m.packet;
       const next = old === m.every ? 0 : old + 1;
       state.set(m, next);
       return yes((next === 0) !== m.invert);

@@ -1,0 +1,81 @@
+/**
+ * mark, dscp, tos, pkttype, limit and statistic through the kernel, beside
+ * iptables-legacy: marks set by the mangle table (iptables-legacy in both
+ * routers), TOS bytes, multicast delivery, a burst of packets against a
+ * token bucket, every-nth counting; each probe delivered or dropped alike.
+ */
+import t from 'tap';
+import { nsExecOk } from '../compat/lab';
+import { udpPacket } from '../compat/probes';
+import { DiffPair, type ProbeSpec } from './helpers/differential';
+import { prepareState, requireKernel } from './helpers/env';
+
+const RULES = `*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p udp -m udp --dport 7001:7003 -m mark --mark 0x1 -j ACCEPT
+-A INPUT -p udp -m udp --dport 7001:7003 -m mark --mark 0x4/0x4 -j ACCEPT
+-A INPUT -p udp -m udp --dport 7010 -m dscp --dscp 0x2e -j ACCEPT
+-A INPUT -p udp -m udp --dport 7011 -m tos --tos Minimize-Delay -j ACCEPT
+-A INPUT -p udp -m udp --dport 7012 -m tos ! --tos 0x00/0xfc -j ACCEPT
+-A INPUT -d 224.0.0.1/32 -p udp -m pkttype --pkt-type multicast -j ACCEPT
+-A INPUT -p udp -m udp --dport 7020 -m pkttype --pkt-type unicast -j ACCEPT
+-A INPUT -p udp -m udp --dport 7021 -m pkttype ! --pkt-type unicast -j ACCEPT
+-A INPUT -p udp -m udp --dport 7030 -m limit --limit 1/hour --limit-burst 3 -j ACCEPT
+-A INPUT -p udp -m udp --dport 7031 -m statistic --mode nth --every 3 --packet 1 -j ACCEPT
+-A INPUT -p udp -m udp --dport 7032 -m statistic --mode random --probability 1 -j ACCEPT
+-A INPUT -p udp -m udp --dport 7033 -m statistic --mode random --probability 0 -j ACCEPT
+-A INPUT -p udp -m udp --dport 7034 -m limit --limit 20/sec --limit-burst 2 -j ACCEPT
+-A INPUT -p udp -m udp --dport 7035 -m statistic --mode nth ! --every 2 --packet 0 -j ACCEPT
+COMMIT
+`;
+
+const C = '10.0.1.2', R = '10.0.1.1';
+const udp = (dport: number, tos = 0, dst = R): Buffer => udpPacket(C, dst, 5000, dport, { tos });
+const repeat = (n: number, name: string, dport: number): ProbeSpec[] => Array.from({ length: n }, (_, i) => ({ name: `${name} #${i + 1}`, where: 'input' as const, packet: udp(dport) }));
+
+const PROBES: ProbeSpec[] = [
+  { name: 'mark 1 (mangle)', where: 'input', packet: udp(7001), expect: true },
+  { name: 'mark 6 under mask 4', where: 'input', packet: udp(7002), expect: true },
+  { name: 'no mark', where: 'input', packet: udp(7003), expect: false },
+  { name: 'dscp EF', where: 'input', packet: udp(7010, 0xb8), expect: true },
+  { name: 'dscp EF with ECN bits', where: 'input', packet: udp(7010, 0xbb), expect: true },
+  { name: 'dscp AF11', where: 'input', packet: udp(7010, 0x28), expect: false },
+  { name: 'tos Minimize-Delay', where: 'input', packet: udp(7011, 0x10), expect: true },
+  { name: 'tos Minimize-Delay with precedence bits', where: 'input', packet: udp(7011, 0xd0), expect: true },
+  { name: 'tos 0x08', where: 'input', packet: udp(7011, 0x08), expect: false },
+  { name: 'tos zero under 0xfc (inverted)', where: 'input', packet: udp(7012, 0x03), expect: false },
+  { name: 'tos 0x04 under 0xfc (inverted)', where: 'input', packet: udp(7012, 0x04), expect: true },
+  { name: 'multicast to all-hosts', where: 'input', packet: udp(9999, 0, '224.0.0.1'), expect: true },
+  { name: 'unicast', where: 'input', packet: udp(7020), expect: true },
+  { name: 'unicast, not multicast', where: 'input', packet: udp(7021), expect: false },
+  ...repeat(5, 'limit 1/hour burst 3', 7030),
+  ...repeat(7, 'nth every 3 from 1', 7031),
+  { name: 'random probability 1', where: 'input', packet: udp(7032), expect: true },
+  { name: 'random probability 0', where: 'input', packet: udp(7033), expect: false },
+  ...repeat(5, 'limit 20/sec burst 2, back to back', 7034),
+  ...repeat(4, 'not every 2nd', 7035),
+];
+
+t.test('mark, dscp, tos, pkttype, limit and statistic filter like iptables-legacy', async (t) => {
+  if (!requireKernel(t, ['iptables-legacy-restore'])) return;
+  prepareState();
+  const pair = new DiffPair();
+  t.teardown(() => pair.destroy());
+  for (const router of [pair.legacy.router, pair.ours.router]) {
+    nsExecOk(router, 'iptables-legacy', ['-t', 'mangle', '-A', 'PREROUTING', '-p', 'udp', '--dport', '7001', '-j', 'MARK', '--set-mark', '1']);
+    nsExecOk(router, 'iptables-legacy', ['-t', 'mangle', '-A', 'PREROUTING', '-p', 'udp', '--dport', '7002', '-j', 'MARK', '--set-mark', '6']);
+  }
+  const r = pair.load(RULES);
+  t.equal(r.oursStatus, 0, `our restore succeeded ${r.ours}`);
+  const outcomes = pair.probe(PROBES);
+  for (const o of outcomes) {
+    t.equal(o.ours, o.legacy, `${o.name}: bpftables ${o.ours ? 'delivered' : 'dropped'}, iptables ${o.legacy ? 'delivered' : 'dropped'}`);
+    if (o.expect !== undefined) t.equal(o.legacy, o.expect, `${o.name}: oracle behaves as the rules say`);
+  }
+  const count = (prefix: string): number => outcomes.filter((o) => o.name.startsWith(prefix) && o.legacy).length;
+  t.equal(count('limit 1/hour'), 3, 'the kernel lets the burst (3) through');
+  t.equal(count('nth every 3'), 2, 'every third packet from the second one');
+  t.equal(count('limit 20/sec'), 2, 'a fast burst of 5 meets a bucket of 2');
+});

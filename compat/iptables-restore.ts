@@ -81,7 +81,7 @@ export function restoreMain(prog: string, argv: string[], io: Io, family: Family
   let tables;
   try {
     const result = parseRestore(text, {
-      file: display, db: systemNameDb, counters: o.counters, noflush: o.noflush, family, warn: (m) => io.err(`${m}\n`),
+      file: display, db: systemNameDb, counters: o.counters, noflush: o.noflush, family, verbose: o.verbose, warn: (m) => io.err(`${m}\n`),
       current: (name) => (name === 'filter' ? readTable(family) : undefined),
     });
     tables = result.tables;

@@ -4,9 +4,8 @@
  * xtables lock. Implemented: -A -I -D -R -C -N -X -F -Z -P -E -S -L.
  */
 import { applyCommand, listRules, type TableCommand } from '../xlate/commands';
-import { type Family, isBuiltin, OTHER_TABLES, type Table } from '../xlate/ir';
-import { chainOrder } from '../xlate/save';
-import { listTable, verboseRuleLine } from '../xlate/list';
+import { type Family, OTHER_TABLES } from '../xlate/ir';
+import { listTable, verboseReport } from '../xlate/list';
 import { BareParamError, BpftablesError, unsupported } from '../xlate/errors';
 import { parseIptablesArgv, toCommand } from '../xlate/command-parse';
 import { type Io, requireRoot, runMain, VERSION, withXtablesLock } from './cli';
@@ -136,7 +135,7 @@ export function iptablesMain(prog: string, argv: string[], io: Io, family: Famil
   return withXtablesLock(io, p.wait, p.waitIntervalMs, () => {
     try {
       const before = readTableOrEmpty(family);
-      if (p.verbose) io.out(verboseReport(before, cmd!, family));
+      if (p.verbose) io.out(verboseReport(before, cmd!, systemNameDb));
       const after = applyCommand(before, cmd!, systemNameDb);
       if (cmd!.op !== 'check') replaceTable(after);
       return 0;
@@ -144,22 +143,6 @@ export function iptablesMain(prog: string, argv: string[], io: Io, family: Famil
       return e instanceof BpftablesError && e.status === 2 ? paramFailure(prog, e, io) : failure(e, io);
     }
   });
-}
-
-/** What `iptables -v` says about a change before making it. */
-function verboseReport(t: Table, cmd: TableCommand, family: Family): string {
-  const each = (verb: string, chain: string | undefined, all: string[]): string =>
-    (chain !== undefined ? [chain] : all).map((c) => `${verb} chain \`${c}'\n`).join('');
-  const names = chainOrder(t.chains).map((c) => c.name);
-  switch (cmd.op) {
-    case 'append': case 'insert': case 'delete': case 'check':
-      return cmd.rules.map((r) => verboseRuleLine(r, family, systemNameDb)).join('');
-    case 'replace': return verboseRuleLine(cmd.rule, family, systemNameDb);
-    case 'flush': return each('Flushing', cmd.chain, names);
-    case 'zero': return each('Zeroing', cmd.chain, names);
-    case 'delete-chain': return each('Deleting', cmd.chain, names.filter((n) => !isBuiltin(n)));
-    default: return '';
-  }
 }
 
 function paramFailure(prog: string, e: unknown, io: Io): number {

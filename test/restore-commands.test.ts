@@ -18,6 +18,10 @@ const STEPS: [string[], string][] = [
   [['-n'], '*filter\n-A INPUT -t filter -j ACCEPT\nCOMMIT\n'],
   [['-n'], '*filter\n-C INPUT -p tcp --dport 22 -j ACCEPT\n-C INPUT -p tcp --dport 23 -j ACCEPT\nCOMMIT\n'],
   [[], '*filter\n:INPUT DROP [0:0]\n-N X\n-A X -j RETURN\n-A INPUT -j X\n-I INPUT -s 10.0.0.1 -j ACCEPT\nCOMMIT\n'],
+  // -v: what is flushed, deleted and added
+  [['-v'], '*filter\n:INPUT ACCEPT [0:0]\n:U - [0:0]\n-A INPUT -p tcp -j U\n-A U -j ACCEPT\n-D INPUT 1\n-N V\n-F U\nCOMMIT\n'],
+  [['-v', '-n'], '*filter\n-A INPUT -s 1.2.3.4,5.6.7.8 -j ACCEPT\n-I U -j DROP\n-Z\nCOMMIT\n'],
+  [['-n'], '*filter\n-A INPUT -w -j ACCEPT\nCOMMIT\n'], [['-n'], '*filter\n-A INPUT -W 5 -j ACCEPT\nCOMMIT\n'],
   // a rule for the other family is skipped
   [['-n'], '*filter\n-A INPUT -6 -s ::1 -j DROP\n-A INPUT -4 -s 10.0.0.9 -j DROP\n-A INPUT --ipv6 -j ACCEPT\nCOMMIT\n'],
 ];

@@ -6,7 +6,8 @@
  */
 import { BpftablesError } from './errors';
 import { fmtIpv4, fmtIpv6, isZero6, maskBits6 } from './addr';
-import { type AddrMatch, type Chain, type Family, type IfaceMatch, isAddr6, type Match, type Range, type Rule, type Table, TCP_FLAGS } from './ir';
+import type { TableCommand } from './commands';
+import { type AddrMatch, type Chain, type Family, isBuiltin, type IfaceMatch, isAddr6, type Match, type Range, type Rule, type Table, TCP_FLAGS } from './ir';
 import { fmtIpRange, fmtRate, PKT_TYPES, TOS_NAMES } from './matches';
 import { BUILTIN_PROTOS, ICMP_TYPES, ICMP6_TYPES, type NameDb, protoName } from './names';
 import { chainOrder, maskBits } from './save';
@@ -184,6 +185,22 @@ export function verboseRuleLine(r: Rule, family: Family, db: NameDb): string {
   if (r.verdict.kind === 'goto') s += '[goto] ';
   for (const m of r.matches) s += fmtMatch(m, r.ip.proto?.num, o);
   return `${s}\n`;
+}
+
+/** What `iptables -v` says about a change before making it. */
+export function verboseReport(t: Table, cmd: TableCommand, db: NameDb): string {
+  const each = (verb: string, chain: string | undefined, all: string[]): string =>
+    (chain !== undefined ? [chain] : all).map((c) => `${verb} chain \`${c}'\n`).join('');
+  const names = chainOrder(t.chains).map((c) => c.name);
+  switch (cmd.op) {
+    case 'append': case 'insert': case 'delete': case 'check':
+      return cmd.rules.map((r) => verboseRuleLine(r, t.family, db)).join('');
+    case 'replace': return verboseRuleLine(cmd.rule, t.family, db);
+    case 'flush': return each('Flushing', cmd.chain, names);
+    case 'zero': return each('Zeroing', cmd.chain, names);
+    case 'delete-chain': return each('Deleting', cmd.chain, names.filter((n) => !isBuiltin(n)));
+    default: return '';
+  }
 }
 
 function header(o: ListOptions): string {

@@ -12,7 +12,8 @@ import { type Chain, type Counters, emptyFilterTable, type Family, isBuiltin, OT
 import type { NameDb } from './names';
 import { applyCommand, checkInterfaces, commandName, listRules } from './commands';
 import { parseIptablesArgv, toCommand } from './command-parse';
-import { listTable } from './list';
+import { listTable, verboseReport, verboseRuleLine } from './list';
+import { chainOrder } from './save';
 import { OtherFamilyRule, parseRuleArgs } from './rule-parse';
 import { validateTable } from './validate';
 
@@ -29,6 +30,8 @@ export interface RestoreOptions {
   current?: (table: string) => Table | undefined;
   /** --noflush: start from the live table instead of an empty one */
   noflush?: boolean;
+  /** -v: say what is flushed, deleted and added, as iptables-restore -v does (into the output) */
+  verbose?: boolean;
 }
 
 export interface RestoreResult {
@@ -61,6 +64,8 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
   const statements = parseStatements(text, o.file);
   const family = o.family ?? 4;
   const ruleOpts = { db: o.db, family, warn: o.warn };
+  // iptables-restore -v reports nothing at all with --noflush
+  const verbose = o.verbose === true && !o.noflush;
   const tables: Table[] = [];
   let output = '';
   let open: { table: Table; declared: Set<string>; line: number } | null = null;
@@ -77,6 +82,10 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
           if (OTHER_TABLES.has(name)) throw unsupported(`table ${name}`, '*' + name, 1);
           if (name !== 'filter') throw new BpftablesError(`table '${name}' does not exist`, 1, { col: 1 });
           const base = o.noflush ? o.current?.(name) : undefined;
+          if (verbose) {
+            const live = chainOrder((o.current?.(name) ?? emptyFilterTable(family)).chains).map((c) => c.name);
+            output += live.map((c) => `Flushing chain \`${c}'\n`).join('') + live.filter((c) => !isBuiltin(c)).map((c) => `Deleting chain \`${c}'\n`).join('');
+          }
           const table: Table = base ? { name: base.name, family, chains: base.chains.map((c) => ({ ...c, rules: [...c.rules] })) } : emptyFilterTable(family);
           open = { table, declared: new Set(), line: st.line };
           break;
@@ -136,6 +145,8 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
           if (args.some((a) => a.text === '-t' || a.text === '--table')) {
             throw paramError('The -t option cannot be used in iptables-restore.\n', '-t');
           }
+          const wait = args.find((a) => ['-w', '--wait', '-W', '--wait-interval'].includes(a.text));
+          if (wait) throw paramError(`You cannot use \`${wait.text.startsWith('--') ? (wait.text === '--wait' ? '-w' : '-W') : wait.text}' from iptables-restore`, wait.text, wait.col);
           if (args.some((a) => OTHER_COMMANDS.has(a.text))) {
             // any other iptables command, applied to the table being built
             const p = parseIptablesArgv(args.map((a) => a.text), family);
@@ -143,6 +154,7 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
             if (p.cmd === 'S') { output += listRules(open.table, o.db, p.args[0], p.verbose); break; }
             if (p.cmd === 'L') { output += listTable(open.table, { numeric: p.numeric, verbose: p.verbose, exact: p.exact, lineNumbers: p.lineNumbers, db: o.db }, p.args[0]); break; }
             const tc = toCommand(p, ruleOpts)!;
+            if (verbose) output += verboseReport(open.table, tc, o.db);
             open.table = applyCommand(open.table, tc, o.db, { validate: false });
             if (tc.op === 'policy') open.declared.add(tc.chain); // an explicit policy is not carried over
             break;
@@ -157,6 +169,7 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
           const chain = open.table.chains.find((c) => c.name === cmd.chain);
           if (!chain) throw new BpftablesError(`chain ${cmd.chain} does not exist`, 1, { col: args[1]?.col });
           for (const rule of cmd.rules) {
+            if (verbose) output += verboseRuleLine(rule, family, o.db);
             rule.src = { file: o.file, line: st.line };
             // "[p:b]" prefixes count only with --counters; an in-line "-c p b" always does (as in iptables-restore)
             if (o.counters && counters) rule.counters = { ...counters };

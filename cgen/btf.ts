@@ -205,6 +205,11 @@ export interface KernelLayout {
   /** byte holding the 3-bit pkt_type bitfield, and its shift within that byte */
   skbPktTypeByte: number;
   skbPktTypeShift: number;
+  skbDev: number;
+  skbHead: number;
+  skbData: number;
+  skbMacHeader: number;
+  netDeviceType: number;
   /** the kernel's CONFIG_HZ (jiffies per second), for limit's token bucket; 0 when unknown */
   hz: number;
 }
@@ -223,6 +228,11 @@ export function kernelLayout(btf: Btf, hz = 0): KernelLayout {
     skbLen: btf.memberOffset('sk_buff', 'len'),
     skbNfct: btf.memberOffset('sk_buff', '_nfct'),
     skbMark: btf.memberOffset('sk_buff', 'mark'),
+    skbDev: btf.memberOffset('sk_buff', 'dev'),
+    skbHead: btf.memberOffset('sk_buff', 'head'),
+    skbData: btf.memberOffset('sk_buff', 'data'),
+    skbMacHeader: btf.memberOffset('sk_buff', 'mac_header'),
+    netDeviceType: btf.memberOffset('net_device', 'type'),
     skbPktTypeByte: pktType.bitOffset >> 3,
     skbPktTypeShift: pktType.bitOffset & 7,
     hz,

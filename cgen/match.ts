@@ -232,6 +232,16 @@ export function emitMatch(a: Asm, m: Match, l: RuleLabels, env: MatchEnv): void 
       if (m.mask !== 0xffffffff) a.alu32('and', R1, { imm: m.mask });
       a.jmp32(m.invert ? 'jeq' : 'jne', R1, m.value, l.next);
       return;
+    case 'mac': {
+      // not an Ethernet frame: no match, inverted or not (xt_mac)
+      cmp32(a, 1, S.MACOK, 'jeq', 0, l.next);
+      const b = Buffer.from(m.addr);
+      const differs = m.invert ? a.fresh('macok') : l.next;
+      a.ldx(4, R1, R9, S.MACSRC).jmp32('jne', R1, b.readUInt32LE(0), differs);
+      a.ldx(2, R1, R9, S.MACSRC + 4).jmp32('jne', R1, b.readUInt16LE(4), differs);
+      if (m.invert) { a.ja(l.next); a.label(differs); }
+      return;
+    }
     case 'pkttype':
       cmp32(a, 1, S.PKTTYPE, m.invert ? 'jeq' : 'jne', m.type, l.next);
       return;

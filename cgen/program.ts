@@ -226,7 +226,7 @@ function chunksOf(cx: CompileCtx, chain: Chain): [number, number][] {
 
 const chunkLabel = (chainIdx: number, k: number): string => `chunk:${chainIdx}:${k}`;
 
-function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: string, family: Family): void {
+function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: string, family: Family, usesMac: boolean): void {
   const sum = FRAME.SUMMARY;
   a.movReg(R6, R1); // ctx
   a.ldx(8, R7, R6, 8); // ctx->skb
@@ -257,6 +257,7 @@ function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: 
   a.mov64(R3, CtBit.NEW);
   a.label(store);
   a.stx(1, R10, sum + S.CT, R3);
+  if (usesMac) emitMacSource(a, k);
   // interface names
   const ifaces: [number, number][] = [];
   if (chain !== 'OUTPUT') ifaces.push([k.nfHookStateIn, S.IN]);
@@ -288,6 +289,33 @@ function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: 
   a.label(ptStore).stx(1, R10, sum + S.PKTTYPE, R1);
   a.label(typed);
   a.movReg(R9, R10).alu64('add', R9, { imm: sum });
+}
+
+/**
+ * The Ethernet source address for -m mac (r6 = ctx, r7 = skb), under xt_mac's
+ * conditions: an Ethernet input device, a MAC header that was set and ends
+ * before the network header. skb->head and skb->data are read as numbers
+ * (into the IP header buffer, unused yet) to do that arithmetic.
+ */
+function emitMacSource(a: Asm, k: KernelLayout): void {
+  const sum = FRAME.SUMMARY, skip = a.fresh('nomac');
+  const readAt = (dst: number, len: number, fromSkb?: number): void => {
+    a.movReg(R1, R10).alu64('add', R1, { imm: dst }).mov64(R2, len);
+    if (fromSkb !== undefined) a.movReg(R3, R7).alu64('add', R3, { imm: fromSkb });
+    a.call(Helper.probe_read_kernel).jmp('jne', R0, 0, skip);
+  };
+  a.ldx(8, R1, R7, k.skbDev).jmp('jeq', R1, 0, skip);
+  a.ldx(2, R2, R1, k.netDeviceType).jmp('jne', R2, 1 /* ARPHRD_ETHER */, skip);
+  a.ldx(2, R8, R7, k.skbMacHeader).jmp('jeq', R8, 0xffff, skip);
+  readAt(FRAME.IPHDR, 8, k.skbHead);
+  readAt(FRAME.IPHDR + 8, 8, k.skbData);
+  a.ldx(8, R4, R10, FRAME.IPHDR).alu64('add', R4, R8); // the MAC header
+  a.movReg(R2, R4).alu64('add', R2, { imm: 14 }).ldx(8, R3, R10, FRAME.IPHDR + 8).jmpReg('jgt', R2, R3, skip);
+  a.movReg(R3, R4).alu64('add', R3, { imm: 6 });
+  readAt(sum + S.MACSRC, 6);
+  a.st(1, R10, sum + S.MACOK, 1);
+  a.label(skip);
+  for (let o = 0; o < 16; o += 8) a.st(8, R10, FRAME.IPHDR + o, 0);
 }
 
 /** IPv4 header → summary; r8 = transport header offset; jumps to `done` for non-first fragments. */
@@ -452,7 +480,7 @@ function compileHook(t: Table, chain: BuiltinChain, cx: CompileCtx, k: KernelLay
     a.ret(main.policy === 'DROP' ? NF_DROP : NF_ACCEPT);
   };
   a.note(`prologue (${chain})`);
-  emitPrologue(a, chain, k, unparsable, t.family);
+  emitPrologue(a, chain, k, unparsable, t.family, t.chains.some((c) => c.rules.some((r) => r.matches.some((m) => m.kind === 'mac'))));
   a.ja(start);
   a.label(unparsable).ret(NF_DROP);
   a.label(start);

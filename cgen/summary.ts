@@ -31,7 +31,9 @@ export const S = {
   MARK: 96, // u32, skb->mark
   PKTTYPE: 100, // u8, packet type as xt_pkttype sees it (loopback folded into broadcast/multicast)
   TOS: 101, // u8, IPv4 TOS byte / IPv6 traffic class
-  SIZE: 104,
+  MACSRC: 104, // u8[6], Ethernet source address (read only when the table uses -m mac)
+  MACOK: 110, // u8, 1 when MACSRC holds the source of an Ethernet frame (xt_mac's conditions)
+  SIZE: 112,
 } as const;
 
 /** Connection tracking state bits as decoded from skb->_nfct. */
@@ -39,13 +41,13 @@ export const CtBit = { INVALID: 1, NEW: 2, RELATED: 4, ESTABLISHED: 8, UNTRACKED
 
 /** Frame layout of the hook program (offsets from r10). */
 export const FRAME = {
-  SUMMARY: -104,
-  IPHDR: -144, // 40 bytes
-  L4HDR: -168, // 24 bytes
-  DYNPTR: -184, // struct bpf_dynptr, 16 bytes
-  KEY: -192, // 8 bytes: prefilter keys
-  XKEY: -208, // 16 bytes: exact-match keys
-  EXTHDR: -216, // 8 bytes: IPv6 extension header fields
+  SUMMARY: -112,
+  IPHDR: -152, // 40 bytes
+  L4HDR: -176, // 24 bytes
+  DYNPTR: -192, // struct bpf_dynptr, 16 bytes
+  KEY: -200, // 8 bytes: prefilter keys
+  XKEY: -216, // 16 bytes: exact-match keys
+  EXTHDR: -224, // 8 bytes: IPv6 extension header fields; also skb->head and skb->data read as numbers
   /** key slots in the frame of a rule function (global functions have their own stack) */
   FUNC_KEY: -8,
   FUNC_XKEY: -24,

@@ -1,5 +1,5 @@
 /**
- * mark, dscp, tos, pkttype, limit and statistic through the kernel, beside
+ * mark, dscp, tos, pkttype, mac, limit and statistic through the kernel, beside
  * iptables-legacy: marks set by the mangle table (iptables-legacy in both
  * routers), TOS bytes, multicast delivery, a burst of packets against a
  * token bucket, every-nth counting; each probe delivered or dropped alike.
@@ -28,6 +28,11 @@ const RULES = `*filter
 -A INPUT -p udp -m udp --dport 7033 -m statistic --mode random --probability 0 -j ACCEPT
 -A INPUT -p udp -m udp --dport 7034 -m limit --limit 20/sec --limit-burst 2 -j ACCEPT
 -A INPUT -p udp -m udp --dport 7035 -m statistic --mode nth ! --every 2 --packet 0 -j ACCEPT
+-A INPUT -p udp -m udp --dport 7040 -m mac --mac-source 02:00:00:00:01:02 -j ACCEPT
+-A INPUT -p udp -m udp --dport 7041 -m mac --mac-source 02:00:00:00:01:03 -j ACCEPT
+-A INPUT -p udp -m udp --dport 7042 -m mac ! --mac-source 02:00:00:00:01:03 -j ACCEPT
+-A FORWARD -p udp -m udp --dport 7043 -m mac --mac-source 02:00:00:00:01:02 -j ACCEPT
+-A FORWARD -p udp -m udp --dport 7044 -m mac ! --mac-source 02:00:00:00:01:02 -j ACCEPT
 COMMIT
 `;
 
@@ -56,6 +61,11 @@ const PROBES: ProbeSpec[] = [
   { name: 'random probability 0', where: 'input', packet: udp(7033), expect: false },
   ...repeat(5, 'limit 20/sec burst 2, back to back', 7034),
   ...repeat(4, 'not every 2nd', 7035),
+  { name: 'mac: the client\'s address', where: 'input', packet: udp(7040), expect: true },
+  { name: 'mac: another address', where: 'input', packet: udp(7041), expect: false },
+  { name: 'mac: not another address', where: 'input', packet: udp(7042), expect: true },
+  { name: 'mac: forwarded from the client', where: 'forward', packet: udpPacket(C, '10.0.2.2', 5000, 7043), expect: true },
+  { name: 'mac: forwarded, inverted', where: 'forward', packet: udpPacket(C, '10.0.2.2', 5000, 7044), expect: false },
 ];
 
 t.test('mark, dscp, tos, pkttype, limit and statistic filter like iptables-legacy', async (t) => {

@@ -105,6 +105,8 @@ const LISTING: string[][] = [
     '-A INPUT -m limit --limit 1/x', '-A INPUT -m pkttype --pkt-type Unicast -m limit',
     '-S INPUT', '-v -A INPUT -m limit --limit 5/sec -m mark --mark 7', '-A INPUT -m tos ! --tos Normal-Service -m ttl ! --ttl-lt 5',
     '-A INPUT -m limit ! --limit 5', '-A INPUT -m mark --mark 1 --mark 2', '-A INPUT -p tcp --sport 1 --sport 2', '-A INPUT -p udp --dport 1 --dport 2',
+    '-A OUTPUT -m mac --mac-source 02:00:00:00:01:02', '-N M', '-A M -m mac --mac-source 2:0:0:0:1:2 -j ACCEPT', '-A OUTPUT -j M',
+    '-A FORWARD -j M', '-A INPUT -m mac ! --mac-source 42:01:02:03:04:05', '-A INPUT -m mac --mac-source 42-01-02-03-04-05', '-S M', '-L M',
     '-A INPUT -p tcp --syn --tcp-flags SYN SYN', '-A INPUT -p tcp -m multiport --dports 1 --sports 2', '-A INPUT -m comment ! --comment x',
     '-L -n', '-L', '-L -v', '-L -n -v', '-L -n -v -x --line-numbers', '-L -v -x', '-L USR -n', '-L INPUT 2 -n', '-L NOPE', '-L --line-numbers',
   ].map((l) => l.split(' ')),

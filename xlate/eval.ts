@@ -15,6 +15,8 @@ export interface PacketView {
   in: string; out: string; ct: CtState;
   /** skb->mark, the link-layer packet type (0 host, 1 broadcast, 2 multicast, 3 otherhost), the TOS byte / traffic class */
   mark?: number; pkttype?: number; tos?: number;
+  /** Ethernet source address when the packet came in on an Ethernet device */
+  macSource?: number[];
   saddr6?: Words6; daddr6?: Words6;
   /** IPv6: the extension-header chain could not be followed (rules with -p drop the packet) */
   noproto?: boolean;
@@ -130,6 +132,7 @@ function matchStep(m: Match, p: PacketView, state: MatchState): Step {
       return yes(true);
     }
     case 'length': return yes(inRange(p.totlen, m.min, m.max) !== m.invert);
+    case 'mac': return yes(!!p.macSource && (p.macSource.every((b, i) => b === m.addr[i]) !== m.invert));
     case 'mark': return yes((((p.mark ?? 0) & m.mask) >>> 0 === m.value) !== m.invert);
     case 'pkttype': return yes(((p.pkttype ?? 0) === m.type) !== m.invert);
     case 'dscp': return yes((((p.tos ?? 0) >> 2) === m.value) !== m.invert);

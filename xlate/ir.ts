@@ -88,6 +88,8 @@ export type Match =
   | { kind: 'ttl'; op: 'eq' | 'lt' | 'gt'; value: number; invert: boolean }
   /** ip6tables' hop limit match (the IPv6 counterpart of ttl) */
   | { kind: 'hl'; op: 'eq' | 'lt' | 'gt'; value: number; invert: boolean }
+  /** the Ethernet source address (six bytes) of a packet that came in on an Ethernet device */
+  | { kind: 'mac'; addr: number[]; invert: boolean }
   /** (skb->mark & mask) == value */
   | { kind: 'mark'; value: number; mask: number; invert: boolean }
   /** link-layer packet type: 0 host (unicast), 1 broadcast, 2 multicast, 3 otherhost */

@@ -423,6 +423,28 @@ const hl: MatchModule = {
   },
 };
 
+/** Built-in chains a match may be used from (the kernel refuses it elsewhere, reachable through jumps too). */
+export const MATCH_HOOKS: Partial<Record<Match['kind'], readonly string[]>> = { mac: ['INPUT', 'FORWARD'] };
+
+const mac: MatchModule = {
+  name: 'mac',
+  options: [{ name: '--mac-source', args: 1, invertible: true }],
+  create: () => ({ kind: 'mac', addr: [0, 0, 0, 0, 0, 0], invert: false }),
+  parse(m, _o, args, invert) {
+    const t = m as Extract<Match, { kind: 'mac' }>;
+    const parts = args[0]!.split(':');
+    if (parts.length !== 6 || parts.some((x) => !/^[0-9a-fA-F]{1,2}$/.test(x))) throw paramError('Invalid MAC address specified.');
+    t.addr = parts.map((x) => parseInt(x, 16));
+    t.invert = invert;
+  },
+  finish(_m, seen) { if (!seen.has('--mac-source')) throw paramError('mac: option "--mac-source" must be specified'); },
+  save(m) {
+    const t = m as Extract<Match, { kind: 'mac' }>;
+    return ` ${bang(t.invert)}--mac-source ${fmtMac(t.addr)}`;
+  },
+};
+export const fmtMac = (a: number[]): string => a.map((b) => b.toString(16).padStart(2, '0')).join(':');
+
 const hex = (v: number, width = 0): string => `0x${v.toString(16).padStart(width, '0')}`;
 
 /** iptables' unsigned parser: decimal, 0x hex or 0 octal, within [0, max]. */
@@ -646,13 +668,13 @@ const statistic: MatchModule = {
 
 export const MATCH_MODULES: ReadonlyMap<string, MatchModule> = new Map(
   [tcpLike('tcp'), tcpLike('udp'), icmp, icmp6, multiport, comment, conntrack, state, iprange, length, ttl, hl,
-    mark, pkttype, dscp, tos, limit, statistic].map((m) => [m.name, m]),
+    mark, pkttype, dscp, tos, limit, statistic, mac].map((m) => [m.name, m]),
 );
 
 /** Match modules iptables has that bpftables does not implement yet (clear error, not "unknown"). */
 export const KNOWN_UNSUPPORTED_MATCHES = new Set([
   'addrtype', 'ah', 'bpf', 'cgroup', 'cluster', 'connbytes', 'connlabel', 'connlimit', 'connmark', 'cpu', 'dccp',
-  'devgroup', 'ecn', 'esp', 'hashlimit', 'helper', 'ipcomp', 'ipv6header', 'ipvs', 'mac', 'mh', 'nfacct', 'osf', 'owner', 'physdev', 'policy', 'quota', 'rateest', 'realm',
+  'devgroup', 'ecn', 'esp', 'hashlimit', 'helper', 'ipcomp', 'ipv6header', 'ipvs', 'mh', 'nfacct', 'osf', 'owner', 'physdev', 'policy', 'quota', 'rateest', 'realm',
   'recent', 'rpfilter', 'rt', 'sctp', 'set', 'socket', 'string', 'tcpmss', 'time', 'u32',
   'udplite', 'frag', 'hbh', 'dst', 'eui64', 'srh', 'ipv4options', 'geoip',
 ]);

@@ -2,9 +2,11 @@
  * Whole-table checks done at COMMIT, as the kernel does for iptables: every
  * jump names an existing user chain and no chain reaches itself. (How deep
  * chains may nest is the code generator's limit: cgen/program.ts checks it.)
+ * Matches limited to some hooks (mac) are not reachable from the others.
  */
 import { BpftablesError } from './errors';
-import { isBuiltin, type Rule, type Table } from './ir';
+import { BUILTIN_CHAINS, isBuiltin, type Rule, type Table } from './ir';
+import { MATCH_HOOKS } from './matches';
 import { TARGETS_UNSUPPORTED } from './rule-parse';
 
 function targetOf(r: Rule): string | undefined {
@@ -51,4 +53,29 @@ export function validateTable(t: Table): void {
     return d;
   };
   for (const c of t.chains) visit(c.name, []);
+  checkMatchHooks(t);
+}
+
+/** A match the kernel only allows at some hooks (mac) may not be reached from any other built-in chain. */
+function checkMatchHooks(t: Table): void {
+  const byName = new Map(t.chains.map((c) => [c.name, c]));
+  for (const start of BUILTIN_CHAINS) {
+    const seen = new Set<string>();
+    const walk = (name: string): void => {
+      if (seen.has(name)) return;
+      seen.add(name);
+      for (const r of byName.get(name)?.rules ?? []) {
+        for (const m of r.matches) {
+          const hooks = MATCH_HOOKS[m.kind];
+          if (hooks && !hooks.includes(start)) {
+            throw new BpftablesError(`${t.family === 6 ? 'ip6tables' : 'iptables'}: Invalid argument. Run \`dmesg' for more information.`, 1,
+              r.src ? { file: r.src.file, line: r.src.line } : {});
+          }
+        }
+        const target = targetOf(r);
+        if (target && byName.has(target)) walk(target);
+      }
+    };
+    walk(start);
+  }
 }

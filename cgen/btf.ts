@@ -210,6 +210,7 @@ export interface KernelLayout {
   skbData: number;
   skbMacHeader: number;
   netDeviceType: number;
+  nfConnStatus: number;
   /** the kernel's CONFIG_HZ (jiffies per second), for limit's token bucket; 0 when unknown */
   hz: number;
 }
@@ -233,6 +234,7 @@ export function kernelLayout(btf: Btf, hz = 0): KernelLayout {
     skbData: btf.memberOffset('sk_buff', 'data'),
     skbMacHeader: btf.memberOffset('sk_buff', 'mac_header'),
     netDeviceType: btf.memberOffset('net_device', 'type'),
+    nfConnStatus: btf.memberOffset('nf_conn', 'status'),
     skbPktTypeByte: pktType.bitOffset >> 3,
     skbPktTypeShift: pktType.bitOffset & 7,
     hz,

@@ -11,7 +11,7 @@
 import { type Asm, Helper, type JmpOp, R0, R1, R2, R3, R6, R7, R8, R9 } from './asm';
 import { BpftablesError } from '../xlate/errors';
 import { CtBit, S } from './summary';
-import { type Addr6Match, type CtState, type IfaceMatch, type Ip6Range, type IpPart, isAddr6, isRange6, type Match, type Range } from '../xlate/ir';
+import { type Addr6Match, type CtMatchState, type IfaceMatch, type Ip6Range, type IpPart, isAddr6, isRange6, type Match, type Range } from '../xlate/ir';
 
 /** The two host-order halves of an IPv6 address held as four words. */
 const halves = (w: number[]): [bigint, bigint] => [(BigInt(w[0]!) << 32n) | BigInt(w[1]!), (BigInt(w[2]!) << 32n) | BigInt(w[3]!)];
@@ -213,8 +213,9 @@ export function emitIpPart(a: Asm, ip: IpPart, l: RuleLabels, v6: boolean): void
   if (ip.frag) cmp32(a, 2, S.FRAGOFF, ip.frag.invert ? 'jne' : 'jeq', 0, next);
 }
 
-const CT_BITS: Record<CtState, number> = {
+const CT_BITS: Record<CtMatchState, number> = {
   INVALID: CtBit.INVALID, NEW: CtBit.NEW, RELATED: CtBit.RELATED, ESTABLISHED: CtBit.ESTABLISHED, UNTRACKED: CtBit.UNTRACKED,
+  SNAT: CtBit.SNAT, DNAT: CtBit.DNAT,
 };
 
 /** L4 header guard: non-first fragments never match; a header too short to read drops the packet. */
@@ -294,11 +295,24 @@ export function emitMatch(a: Asm, m: Match, l: RuleLabels, env: MatchEnv): void 
     case 'comment':
       return;
     case 'conntrack': case 'state': {
-      const states = m.kind === 'conntrack' ? m.ctstate : m.states;
-      const bits = states.reduce((acc, s) => acc | CT_BITS[s], 0);
-      a.ldx(1, R1, R9, S.CT);
-      a.alu32('and', R1, { imm: bits });
-      a.jmp32(m.invert ? 'jne' : 'jeq', R1, 0, l.next);
+      const states: CtMatchState[] = m.kind === 'conntrack' ? m.ctstate : m.states;
+      if (states.length) {
+        const bits = states.reduce((acc, s) => acc | CT_BITS[s], 0);
+        a.ldx(1, R1, R9, S.CT);
+        a.alu32('and', R1, { imm: bits });
+        a.jmp32(m.invert ? 'jne' : 'jeq', R1, 0, l.next);
+      }
+      if (m.kind === 'state' || (!m.dir && !m.status)) return;
+      // xt_conntrack: without a connection, only a --ctstate that matched makes the match
+      const done = a.fresh('ctdone');
+      a.ldx(1, R1, R9, S.CT).alu32('and', R1, { imm: CtBit.INVALID | CtBit.UNTRACKED });
+      a.jmp32('jne', R1, 0, states.length ? done : l.next);
+      if (m.dir) cmp32(a, 1, S.CTDIR, m.dir === 'REPLY' ? 'jeq' : 'jne', 0, l.next);
+      if (m.status) {
+        a.ldx(2, R1, R9, S.CTSTATUS).alu32('and', R1, { imm: m.status.mask });
+        a.jmp32(m.status.invert ? 'jne' : 'jeq', R1, 0, l.next);
+      }
+      a.label(done);
       return;
     }
     case 'iprange': {

@@ -17,7 +17,7 @@ import { emitIpPart, emitMatch, initialState, type MatchEnv, STATE_MAP } from '.
 import { emitExactRun, type ExactRun, exactMaps, findExactRuns } from './exact';
 import { emitRunGuard, findRuns, type MapSpecOut, runMap } from './prefilter';
 import { CtBit, FRAME, RET_CONTINUE, S } from './summary';
-import { type BuiltinChain, BUILTIN_CHAINS, type Chain, type Family, type Match, type Rule, type Table } from '../xlate/ir';
+import { type BuiltinChain, BUILTIN_CHAINS, type Chain, type Family, type Match, needsCtDetails, type Rule, type Table } from '../xlate/ir';
 
 export const COUNTERS_MAP = 'counters';
 
@@ -226,7 +226,7 @@ function chunksOf(cx: CompileCtx, chain: Chain): [number, number][] {
 
 const chunkLabel = (chainIdx: number, k: number): string => `chunk:${chainIdx}:${k}`;
 
-function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: string, family: Family, usesMac: boolean): void {
+function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: string, family: Family, usesMac: boolean, ctDetails: boolean): void {
   const sum = FRAME.SUMMARY;
   a.movReg(R6, R1); // ctx
   a.ldx(8, R7, R6, 8); // ctx->skb
@@ -257,6 +257,25 @@ function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: 
   a.mov64(R3, CtBit.NEW);
   a.label(store);
   a.stx(1, R10, sum + S.CT, R3);
+  if (ctDetails) {
+    // the connection's direction (ctinfo >= IP_CT_IS_REPLY) and status bits; SNAT/DNAT join the state bits
+    const noCt = a.fresh('noct'), orig = a.fresh('orig');
+    a.jmp('jeq', R1, 0, noCt);
+    a.jmp('jlt', R2, 3, orig).st(1, R10, sum + S.CTDIR, 1);
+    a.label(orig);
+    a.movReg(R3, R1).alu64('add', R3, { imm: k.nfConnStatus });
+    a.movReg(R1, R10).alu64('add', R1, { imm: FRAME.EXTHDR }).mov64(R2, 4);
+    a.call(Helper.probe_read_kernel).jmp('jne', R0, 0, noCt);
+    a.ldx(4, R1, R10, FRAME.EXTHDR).stx(2, R10, sum + S.CTSTATUS, R1);
+    a.ldx(1, R3, R10, sum + S.CT);
+    const noSnat = a.fresh('nosnat'), noDnat = a.fresh('nodnat');
+    a.movReg(R2, R1).alu32('and', R2, { imm: 0x10 /* IPS_SRC_NAT */ }).jmp32('jeq', R2, 0, noSnat).alu32('or', R3, { imm: CtBit.SNAT });
+    a.label(noSnat);
+    a.movReg(R2, R1).alu32('and', R2, { imm: 0x20 /* IPS_DST_NAT */ }).jmp32('jeq', R2, 0, noDnat).alu32('or', R3, { imm: CtBit.DNAT });
+    a.label(noDnat).stx(1, R10, sum + S.CT, R3);
+    a.st(8, R10, FRAME.EXTHDR, 0);
+    a.label(noCt);
+  }
   if (usesMac) emitMacSource(a, k);
   // interface names
   const ifaces: [number, number][] = [];
@@ -480,7 +499,7 @@ function compileHook(t: Table, chain: BuiltinChain, cx: CompileCtx, k: KernelLay
     a.ret(main.policy === 'DROP' ? NF_DROP : NF_ACCEPT);
   };
   a.note(`prologue (${chain})`);
-  emitPrologue(a, chain, k, unparsable, t.family, t.chains.some((c) => c.rules.some((r) => r.matches.some((m) => m.kind === 'mac'))));
+  emitPrologue(a, chain, k, unparsable, t.family, t.chains.some((c) => c.rules.some((r) => r.matches.some((m) => m.kind === 'mac'))), needsCtDetails(t));
   a.ja(start);
   a.label(unparsable).ret(NF_DROP);
   a.label(start);

@@ -24,6 +24,7 @@ export const S = {
   TCPFLAGS: 28, // u8
   ICMPTYPE: 29, // u8
   ICMPCODE: 30, // u8
+  CTDIR: 31, // u8, 1 for a packet in the reply direction of its connection (read only when a rule asks)
   IN: 32, // char[16], input interface name (zeros if none)
   OUT: 48, // char[16], output interface name (zeros if none)
   SADDR6: 64, // IPv6 source: two u64, each host order (high half first), so prefixes and ranges compare as numbers
@@ -31,13 +32,14 @@ export const S = {
   MARK: 96, // u32, skb->mark
   PKTTYPE: 100, // u8, packet type as xt_pkttype sees it (loopback folded into broadcast/multicast)
   TOS: 101, // u8, IPv4 TOS byte / IPv6 traffic class
+  CTSTATUS: 102, // u16, the connection's IPS_* status bits (read only when a rule asks)
   MACSRC: 104, // u8[6], Ethernet source address (read only when the table uses -m mac)
   MACOK: 110, // u8, 1 when MACSRC holds the source of an Ethernet frame (xt_mac's conditions)
   SIZE: 112,
 } as const;
 
 /** Connection tracking state bits as decoded from skb->_nfct. */
-export const CtBit = { INVALID: 1, NEW: 2, RELATED: 4, ESTABLISHED: 8, UNTRACKED: 16 } as const;
+export const CtBit = { INVALID: 1, NEW: 2, RELATED: 4, ESTABLISHED: 8, UNTRACKED: 16, SNAT: 32, DNAT: 64 } as const;
 
 /** Frame layout of the hook program (offsets from r10). */
 export const FRAME = {

@@ -2,7 +2,8 @@
  * Connection tracking states with real connections, compared with the
  * kernel's iptables: NEW, ESTABLISHED (both directions), RELATED (ICMP
  * errors for a tracked flow), INVALID (crafted bad TCP) and UNTRACKED
- * (raw-table NOTRACK), all decided in FORWARD.
+ * (raw-table NOTRACK), DNAT (a nat-table DNAT), the reply direction and
+ * SEEN_REPLY status, all decided in FORWARD.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -19,9 +20,12 @@ const RULES = `*filter
 :CT - [0:0]
 -A FORWARD -j CT
 -A FORWARD -i r0 -p tcp -m tcp --dport 8080 -m conntrack --ctstate NEW -j ACCEPT
--A FORWARD -i r0 -p udp -m multiport --dports 9998,9999 -m state --state NEW -j ACCEPT
+-A FORWARD -i r0 -p udp -m multiport --dports 9997,9998,9999 -m state --state NEW -j ACCEPT
+-A FORWARD -i r0 -p udp -m udp --dport 9999 -m conntrack --ctstate DNAT --ctdir ORIGINAL -j ACCEPT
 -A FORWARD -i r0 -p udp -m udp --dport 7777 -m conntrack --ctstate UNTRACKED -j ACCEPT
 -A CT -m conntrack --ctstate INVALID -j DROP
+-A CT -p udp -m udp --sport 9997 -m conntrack --ctstatus SEEN_REPLY --ctdir REPLY -j DROP
+-A CT -p udp -m udp --dport 9999 -m conntrack --ctstate DNAT ! --ctstatus SEEN_REPLY -j ACCEPT
 -A CT -m state --state RELATED -j ACCEPT
 -A CT -m conntrack --ctstate ESTABLISHED -j ACCEPT
 COMMIT
@@ -53,7 +57,10 @@ t.test('conntrack states decide like the kernel iptables', async (t) => {
     // the same raw-table NOTRACK rule in both, to produce untracked packets
     const n = nsExec(topo.router, 'iptables-legacy', ['-t', 'raw', '-A', 'PREROUTING', '-p', 'udp', '--dport', '7777', '-j', 'CT', '--notrack']);
     t.equal(n.status, 0, `NOTRACK rule in ${topo.router} ${n.stderr}`);
-    servers.push(await serve(topo.server, [8080, 8081, 9999, 7777]));
+    // and the same DNAT: 9990 becomes the server's 9999, so those flows are in state DNAT
+    const d = nsExec(topo.router, 'iptables-legacy', ['-t', 'nat', '-A', 'PREROUTING', '-p', 'udp', '--dport', '9990', '-j', 'DNAT', '--to-destination', '10.0.2.2:9999']);
+    t.equal(d.status, 0, `DNAT rule in ${topo.router} ${d.stderr}`);
+    servers.push(await serve(topo.server, [8080, 8081, 9999, 9997, 7777]));
     servers.push(await serve(topo.client, [8080]));
   }
   const flows: [string, string, string[], string][] = [
@@ -62,6 +69,8 @@ t.test('conntrack states decide like the kernel iptables', async (t) => {
     ['udp NEW and its ESTABLISHED reply', 'client', ['udp', '10.0.2.2', '9999', '1500'], 'ok'],
     ['udp to a closed port: the ICMP error is RELATED', 'client', ['udp', '10.0.2.2', '9998', '1500'], 'refused'],
     ['untracked udp is UNTRACKED, its reply is not', 'client', ['udp', '10.0.2.2', '7777', '800'], 'timeout'],
+    ['udp through DNAT: DNAT and ORIGINAL, its reply DNAT before SEEN_REPLY', 'client', ['udp', '10.0.2.2', '9990', '1500'], 'ok'],
+    ['udp whose replies (REPLY, SEEN_REPLY) are dropped', 'client', ['udp', '10.0.2.2', '9997', '800'], 'timeout'],
     ['server-initiated tcp is NEW from the wrong side', 'server', ['tcp', '10.0.1.2', '8080', '800'], 'timeout'],
   ];
   for (const [name, from, args, expect] of flows) {
@@ -76,7 +85,7 @@ t.test('conntrack states decide like the kernel iptables', async (t) => {
     { name: 'SYN+RST is INVALID', where: 'forward', packet: tcpPacket(C, S, { sport: 5001, dport: 8080, flags: TCP.SYN | TCP.RST }), expect: false },
     { name: 'plain SYN is NEW', where: 'forward', packet: tcpPacket(C, S, { sport: 5002, dport: 8080, flags: TCP.SYN }), expect: true },
     { name: 'a new udp flow to 9999 is NEW', where: 'forward', packet: udpPacket(C, S, 5003, 9999), expect: true },
-    { name: 'a new udp flow to 9997 has no rule', where: 'forward', packet: udpPacket(C, S, 5004, 9997), expect: false },
+    { name: 'a new udp flow to 9996 has no rule', where: 'forward', packet: udpPacket(C, S, 5004, 9996), expect: false },
   ]);
   for (const o of outcomes) {
     t.equal(o.ours, o.legacy, `${o.name}: bpftables ${o.ours ? 'delivered' : 'dropped'}, iptables ${o.legacy ? 'delivered' : 'dropped'}`);

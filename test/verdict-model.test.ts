@@ -37,7 +37,8 @@ function genRule(r: () => number, chains: string[], self: number, builtin: boole
     if (r() < 0.3) parts.push(`-m multiport ${bang()}${pick(['--dports', '--sports', '--ports'])} ${pick(['22,80', '1:1023', '53,443:8080,9'])}`);
   }
   if (proto === 'icmp' && r() < 0.7) parts.push(`-m icmp ${bang()}--icmp-type ${pick(['any', 'echo-request', '3/3', '3', '0', 'time-exceeded'])}`);
-  if (r() < 0.15) parts.push(`-m conntrack ${bang()}--ctstate ${pick(['INVALID', 'NEW,ESTABLISHED', 'UNTRACKED'])}`);
+  if (r() < 0.15) parts.push(`-m conntrack ${bang()}--ctstate ${pick(['INVALID', 'NEW,ESTABLISHED', 'UNTRACKED', 'DNAT', 'SNAT,INVALID'])}`);
+  if (r() < 0.05) parts.push(`-m conntrack ${pick(['', '--ctstate INVALID ', '! --ctstate NEW '])}${bang()}--ctstatus ${pick(['ASSURED', 'NONE'])}${r() < 0.5 ? ' --ctdir REPLY' : ''}`);
   if (r() < 0.1) parts.push(`-m iprange ${bang()}--src-range 10.0.0.1-10.0.0.200`);
   if (r() < 0.15) parts.push(`-m length ${bang()}--length ${pick(['0:60', '40', '100:65535'])}`);
   if (r() < 0.15) parts.push(`-m ttl ${pick(['--ttl-eq 64', '! --ttl-eq 64', '--ttl-lt 10', '--ttl-gt 1'])}`);

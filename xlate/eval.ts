@@ -15,6 +15,8 @@ export interface PacketView {
   in: string; out: string; ct: CtState;
   /** skb->mark, the link-layer packet type (0 host, 1 broadcast, 2 multicast, 3 otherhost), the TOS byte / traffic class */
   mark?: number; pkttype?: number; tos?: number;
+  /** the connection's NAT bits, status bits and direction (when it has a connection) */
+  ctNat?: ('SNAT' | 'DNAT')[]; ctStatus?: number; ctReply?: boolean;
   /** Ethernet source address when the packet came in on an Ethernet device */
   macSource?: number[];
   saddr6?: Words6; daddr6?: Words6;
@@ -121,7 +123,17 @@ function matchStep(m: Match, p: PacketView, state: MatchState): Step {
       return yes(hit !== m.invert);
     }
     case 'comment': return yes(true);
-    case 'conntrack': return yes(m.ctstate.includes(p.ct) !== m.invert);
+    case 'conntrack': {
+      // xt_conntrack: the state (with the NAT bits) first; without a connection nothing else can match
+      if (m.ctstate.length) {
+        const states: string[] = [p.ct, ...(p.ct === 'INVALID' || p.ct === 'UNTRACKED' ? [] : p.ctNat ?? [])];
+        if (m.ctstate.some((s) => states.includes(s)) === m.invert) return yes(false);
+      }
+      if (p.ct === 'INVALID' || p.ct === 'UNTRACKED') return yes(m.ctstate.length > 0);
+      if (m.dir && (m.dir === 'REPLY') !== !!p.ctReply) return yes(false);
+      if (m.status && (((p.ctStatus ?? 0) & m.status.mask) !== 0) === m.status.invert) return yes(false);
+      return yes(true);
+    }
     case 'state': return yes(m.states.includes(p.ct) !== m.invert);
     case 'iprange': {
       for (const [r, v4, v6] of [[m.src, p.saddr, p.saddr6], [m.dst, p.daddr, p.daddr6]] as const) {

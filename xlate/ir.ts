@@ -81,7 +81,11 @@ export type Match =
   | { kind: 'icmp6'; type: number; codeMin: number; codeMax: number; invert: boolean }
   | { kind: 'multiport'; dir: 'src' | 'dst' | 'any'; ports: Range[]; invert: boolean }
   | { kind: 'comment'; text: string }
-  | { kind: 'conntrack'; ctstate: CtState[]; invert: boolean }
+  /**
+   * ctstate (empty: not given; SNAT/DNAT are the connection's NAT status bits),
+   * ctstatus (IPS_* bits, 0 for NONE) and ctdir (the packet's direction)
+   */
+  | { kind: 'conntrack'; ctstate: CtMatchState[]; invert: boolean; status?: { mask: number; invert: boolean }; dir?: 'ORIGINAL' | 'REPLY' }
   | { kind: 'state'; states: CtState[]; invert: boolean }
   | { kind: 'iprange'; src?: IpRange | Ip6Range; dst?: IpRange | Ip6Range }
   | { kind: 'length'; min: number; max: number; invert: boolean }
@@ -115,6 +119,11 @@ export const isRange6 = (r: IpRange | Ip6Range): r is Ip6Range => 'from6' in r;
 /** Connection tracking states, in the order iptables prints them. */
 export const CT_STATES = ['INVALID', 'NEW', 'RELATED', 'ESTABLISHED', 'UNTRACKED'] as const;
 export type CtState = (typeof CT_STATES)[number];
+/** --ctstate also takes the NAT status of the connection, printed after the others */
+export const CT_MATCH_STATES = [...CT_STATES, 'SNAT', 'DNAT'] as const;
+export type CtMatchState = (typeof CT_MATCH_STATES)[number];
+/** --ctstatus names and their IPS_* bits, in iptables' printing order */
+export const CT_STATUS_BITS: ReadonlyArray<[string, number]> = [['EXPECTED', 1], ['SEEN_REPLY', 2], ['ASSURED', 4], ['CONFIRMED', 8]];
 
 export type Verdict =
   | { kind: 'accept' }
@@ -145,6 +154,12 @@ export function emptyFilterTable(family: Family): Table {
 
 export function isBuiltin(name: string): name is BuiltinChain {
   return (BUILTIN_CHAINS as readonly string[]).includes(name);
+}
+
+/** Does any rule read the connection's status or direction (beyond its state)? */
+export function needsCtDetails(t: Table): boolean {
+  return t.chains.some((c) => c.rules.some((r) => r.matches.some((m) => m.kind === 'conntrack'
+    && (m.status !== undefined || m.dir !== undefined || m.ctstate.includes('SNAT') || m.ctstate.includes('DNAT')))));
 }
 
 /** Does any rule of the table need connection tracking in the namespace? */

@@ -8,7 +8,7 @@ import { BpftablesError } from './errors';
 import { fmtIpv4, fmtIpv6, isZero6, maskBits6 } from './addr';
 import type { TableCommand } from './commands';
 import { type AddrMatch, type Chain, type Family, isBuiltin, type IfaceMatch, isAddr6, type Match, type Range, type Rule, type Table, TCP_FLAGS } from './ir';
-import { fmtIpRange, fmtMac, fmtRate, PKT_TYPES, TOS_NAMES } from './matches';
+import { fmtCtStatus, fmtIpRange, fmtMac, fmtRate, PKT_TYPES, TOS_NAMES } from './matches';
 import { BUILTIN_PROTOS, ICMP_TYPES, ICMP6_TYPES, type NameDb, protoName } from './names';
 import { chainOrder, maskBits } from './save';
 
@@ -107,7 +107,12 @@ function fmtMatch(m: Match, proto: number | undefined, o: ListOptions): string {
       return ` multiport ${m.dir === 'src' ? 'sports' : m.dir === 'dst' ? 'dports' : 'ports'} ${m.invert ? ' !' : ''}${list}`;
     }
     case 'comment': return ` /* ${m.text} */`;
-    case 'conntrack': return `${m.invert ? ' !' : ''} ctstate ${m.ctstate.join(',')}`;
+    case 'conntrack': {
+      let s = m.ctstate.length ? `${m.invert ? ' !' : ''} ctstate ${m.ctstate.join(',')}` : '';
+      if (m.status) s += `${m.status.invert ? ' !' : ''} ctstatus ${fmtCtStatus(m.status.mask)}`;
+      if (m.dir) s += ` ctdir ${m.dir}`;
+      return s;
+    }
     case 'state': return `${m.invert ? ' !' : ''} state ${m.states.join(',')}`;
     case 'iprange': {
       let s = '';

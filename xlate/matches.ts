@@ -3,11 +3,11 @@
  * IR and how it prints back in iptables-save's canonical form. One table,
  * keyed by module name; the rule parser and the printer both use it.
  */
-import { paramError, unsupported } from './errors';
+import { paramError } from './errors';
 import { fmtIpv4, fmtIpv6, parseIpv4, parseIpv6 } from './addr';
 
 export { fmtIpv4, parseIpv4 };
-import { CT_STATES, type CtState, type Family, type Ip6Range, type IpPart, type IpRange, isRange6, type Match, type Range, TCP_FLAGS } from './ir';
+import { CT_MATCH_STATES, CT_STATES, CT_STATUS_BITS, type Family, type Ip6Range, type IpPart, type IpRange, isRange6, type Match, type Range, TCP_FLAGS } from './ir';
 import { ICMP_TYPES, ICMP6_TYPES, type NameDb } from './names';
 
 export interface OptionSpec {
@@ -88,15 +88,28 @@ function fmtTcpFlags(v: number): string {
   return names.join(',');
 }
 
-function parseStates(text: string, allowed: readonly string[]): CtState[] {
-  const out = new Set<CtState>();
+function parseStates<T extends string>(text: string, allowed: readonly T[]): T[] {
+  const out = new Set<string>();
   for (const s of text.split(',')) {
     const u = s.toUpperCase();
-    if (u === 'SNAT' || u === 'DNAT') throw unsupported(`connection tracking state ${u}`, '--ctstate');
-    if (!allowed.includes(u)) throw paramError(`Bad ctstate "${s}"`);
-    out.add(u as CtState);
+    if (!(allowed as readonly string[]).includes(u)) throw paramError(`Bad ctstate "${s}"`);
+    out.add(u);
   }
-  return CT_STATES.filter((s) => out.has(s));
+  return allowed.filter((s) => out.has(s));
+}
+
+function parseCtStatus(text: string): number {
+  let mask = 0;
+  for (const s of text.split(',')) {
+    const u = s.toUpperCase();
+    const bit = u === 'NONE' ? 0 : CT_STATUS_BITS.find(([n]) => n === u)?.[1];
+    if (bit === undefined) throw paramError(`Bad ctstatus "${s}"`);
+    mask |= bit;
+  }
+  return mask;
+}
+export function fmtCtStatus(mask: number): string {
+  return mask === 0 ? 'NONE' : CT_STATUS_BITS.filter(([, b]) => mask & b).map(([n]) => n).join(',');
 }
 
 const tcpLike = (proto: 'tcp' | 'udp'): MatchModule => ({
@@ -274,23 +287,35 @@ const comment: MatchModule = {
 };
 
 const CT_UNSUPPORTED = ['--ctproto', '--ctorigsrc', '--ctorigdst', '--ctreplsrc', '--ctrepldst', '--ctorigsrcport',
-  '--ctorigdstport', '--ctreplsrcport', '--ctrepldstport', '--ctstatus', '--ctexpire', '--ctdir'];
+  '--ctorigdstport', '--ctreplsrcport', '--ctrepldstport', '--ctexpire'];
 const conntrack: MatchModule = {
   name: 'conntrack',
   options: [
     { name: '--ctstate', args: 1, invertible: true },
+    { name: '--ctstatus', args: 1, invertible: true },
+    { name: '--ctdir', args: 1, invertible: false },
     ...CT_UNSUPPORTED.map((name) => ({ name, args: 1, invertible: true, unsupported: true })),
   ],
   create: () => ({ kind: 'conntrack', ctstate: [], invert: false }),
-  parse(m, _o, args, invert) {
+  parse(m, opt, args, invert) {
     const t = m as Extract<Match, { kind: 'conntrack' }>;
-    t.ctstate = parseStates(args[0]!, CT_STATES);
+    if (opt === '--ctstatus') { t.status = { mask: parseCtStatus(args[0]!), invert }; return; }
+    if (opt === '--ctdir') {
+      const d = args[0]!.toUpperCase();
+      if (d !== 'ORIGINAL' && d !== 'REPLY') throw paramError(`conntrack: Bad value for "--ctdir" option: "${args[0]}"`);
+      t.dir = d;
+      return;
+    }
+    t.ctstate = parseStates(args[0]!, CT_MATCH_STATES);
     t.invert = invert;
   },
   finish(_m, seen) { if (seen.size === 0) throw paramError('conntrack: At least one option is required'); },
   save(m) {
     const t = m as Extract<Match, { kind: 'conntrack' }>;
-    return ` ${bang(t.invert)}--ctstate ${t.ctstate.join(',')}`;
+    let s = t.ctstate.length ? ` ${bang(t.invert)}--ctstate ${t.ctstate.join(',')}` : '';
+    if (t.status) s += ` ${bang(t.status.invert)}--ctstatus ${fmtCtStatus(t.status.mask)}`;
+    if (t.dir) s += ` --ctdir ${t.dir}`;
+    return s;
   },
 };
 

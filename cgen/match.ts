@@ -233,6 +233,22 @@ export function emitMatch(a: Asm, m: Match, l: RuleLabels, env: MatchEnv): void 
       if (m.mask !== 0xffffffff) a.alu32('and', R1, { imm: m.mask });
       a.jmp32(m.invert ? 'jeq' : 'jne', R1, m.value, l.next);
       return;
+    case 'ecn': {
+      if (m.ect) {
+        a.ldx(1, R1, R9, S.TOS).alu32('and', R1, { imm: 3 });
+        a.jmp32(m.ect.invert ? 'jeq' : 'jne', R1, m.ect.value, l.next);
+      }
+      if (m.ece || m.cwr) {
+        // xt_ecn reads the TCP header at the transport offset (fragments too); unreadable: no match
+        cmp32(a, 4, S.L4AVAIL, 'jlt', 20, l.next);
+        for (const [bit, f] of [[0x40, m.ece], [0x80, m.cwr]] as const) {
+          if (!f) continue;
+          a.ldx(1, R1, R9, S.TCPFLAGS).alu32('and', R1, { imm: bit });
+          a.jmp32(f.invert ? 'jne' : 'jeq', R1, 0, l.next);
+        }
+      }
+      return;
+    }
     case 'mac': {
       // not an Ethernet frame: no match, inverted or not (xt_mac)
       cmp32(a, 1, S.MACOK, 'jeq', 0, l.next);

@@ -295,7 +295,7 @@ function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: 
   a.callKfunc(k.kfuncDynptrFromSkb);
   a.jmp('jne', R0, 0, unparsable);
   const done = a.fresh('parsed');
-  if (family === 6) emitIp6Header(a, k, unparsable, done); else emitIp4Header(a, k, unparsable, done);
+  if (family === 6) emitIp6Header(a, k, unparsable, done); else emitIp4Header(a, k, unparsable);
   emitL4(a, k, done);
   a.label(done);
   // xt_pkttype: a looped-back packet counts as multicast (IPv4 multicast destination, or IPv6) or broadcast
@@ -337,8 +337,8 @@ function emitMacSource(a: Asm, k: KernelLayout): void {
   for (let o = 0; o < 16; o += 8) a.st(8, R10, FRAME.IPHDR + o, 0);
 }
 
-/** IPv4 header → summary; r8 = transport header offset; jumps to `done` for non-first fragments. */
-function emitIp4Header(a: Asm, k: KernelLayout, unparsable: string, done: string): void {
+/** IPv4 header → summary; r8 = transport header offset. */
+function emitIp4Header(a: Asm, k: KernelLayout, unparsable: string): void {
   const sum = FRAME.SUMMARY;
   // the IP header: bpf_dynptr_slice points into the packet when it is linear, else copies to the buffer
   a.movReg(R1, R10).alu64('add', R1, { imm: FRAME.DYNPTR }).mov64(R2, 0);
@@ -353,8 +353,8 @@ function emitIp4Header(a: Asm, k: KernelLayout, unparsable: string, done: string
   a.ldx(2, R1, R6, 2).toBe(R1, 16).stx(2, R10, sum + S.TOTLEN, R1);
   a.ldx(4, R1, R6, 12).toBe(R1, 32).stx(4, R10, sum + S.SADDR, R1);
   a.ldx(4, R1, R6, 16).toBe(R1, 32).stx(4, R10, sum + S.DADDR, R1);
+  // (non-first fragments too: xt_ecn reads their "TCP header"; every other match checks FRAGOFF first)
   a.ldx(2, R1, R6, 6).toBe(R1, 16).alu64('and', R1, { imm: 0x1fff }).stx(2, R10, sum + S.FRAGOFF, R1);
-  a.jmp('jne', R1, 0, done);
 }
 /** Most IPv6 extension headers followed; a longer chain counts as unparsable (fails closed for rules with -p). */
 export const MAX_EXT_HEADERS = 16;

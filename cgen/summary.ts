@@ -18,7 +18,7 @@ export const S = {
   CT: 14, // u8, CtBit set
   NOPROTO: 15, // u8, IPv6: 1 when the extension-header chain could not be followed to a protocol
   SKBLEN: 16, // u32, skb->len (what iptables counts as bytes)
-  L4AVAIL: 20, // u32, bytes available after the IP header (0 for non-first fragments)
+  L4AVAIL: 20, // u32, bytes available after the IP header(s); IPv6: 0 for non-first fragments
   SPORT: 24, // u16
   DPORT: 26, // u16
   TCPFLAGS: 28, // u8

@@ -101,7 +101,10 @@ export function iptablesMain(prog: string, argv: string[], io: Io, family: Famil
   let cmd: TableCommand | undefined;
   try {
     cmd = toCommand(p, { db: systemNameDb, family, warn });
-  } catch (e) { return paramFailure(prog, e, io); }
+  } catch (e) {
+    // what the kernel would refuse (status 1) is reported without the usage hint
+    return e instanceof BpftablesError && e.status !== 2 ? failure(e, io) : paramFailure(prog, e, io);
+  }
   requireRoot(prog);
   if (p.cmd === 'L') {
     try {

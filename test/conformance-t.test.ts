@@ -19,7 +19,7 @@ import { sharedDir } from './helpers/env';
 const FILES = ['libxt_standard.t', 'libipt_standard.t', 'libxt_tcp.t', 'libxt_udp.t', 'libipt_icmp.t', 'libxt_multiport.t',
   'libxt_comment.t', 'libxt_state.t', 'libxt_conntrack.t', 'libipt_conntrack.t', 'libxt_iprange.t', 'libxt_length.t', 'libipt_ttl.t',
   'libip6t_standard.t', 'libip6t_icmp6.t', 'libip6t_hl.t', 'libip6t_iprange.t', 'libip6t_conntrack.t',
-  'libxt_mark.t', 'libxt_pkttype.t', 'libxt_mac.t', 'libxt_dscp.t', 'libxt_tos.t', 'libxt_limit.t', 'libxt_statistic.t'];
+  'libxt_mark.t', 'libxt_pkttype.t', 'libxt_mac.t', 'libxt_ecn.t', 'libxt_dscp.t', 'libxt_tos.t', 'libxt_limit.t', 'libxt_statistic.t'];
 
 /** iptables' runner: libipt_* files run with iptables, libip6t_* with ip6tables, libxt_* with both. */
 const familiesOf = (f: string): Family[] => (f.startsWith('libipt_') ? [4] : f.startsWith('libip6t_') ? [6] : [4, 6]);

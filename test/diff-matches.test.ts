@@ -1,12 +1,12 @@
 /**
- * mark, dscp, tos, pkttype, mac, limit and statistic through the kernel, beside
+ * mark, dscp, tos, ecn, pkttype, mac, limit and statistic through the kernel, beside
  * iptables-legacy: marks set by the mangle table (iptables-legacy in both
  * routers), TOS bytes, multicast delivery, a burst of packets against a
  * token bucket, every-nth counting; each probe delivered or dropped alike.
  */
 import t from 'tap';
 import { nsExecOk } from '../compat/lab';
-import { udpPacket } from '../compat/probes';
+import { ipPacket, tcpPacket, udpPacket } from '../compat/probes';
 import { DiffPair, type ProbeSpec } from './helpers/differential';
 import { prepareState, requireKernel } from './helpers/env';
 
@@ -33,6 +33,9 @@ const RULES = `*filter
 -A INPUT -p udp -m udp --dport 7042 -m mac ! --mac-source 02:00:00:00:01:03 -j ACCEPT
 -A FORWARD -p udp -m udp --dport 7043 -m mac --mac-source 02:00:00:00:01:02 -j ACCEPT
 -A FORWARD -p udp -m udp --dport 7044 -m mac ! --mac-source 02:00:00:00:01:02 -j ACCEPT
+-A INPUT -p udp -m udp --dport 7050 -m ecn --ecn-ip-ect 2 -j ACCEPT
+-A INPUT -p tcp -m tcp --dport 7051 -m ecn --ecn-tcp-ece ! --ecn-tcp-cwr -j ACCEPT
+-A FORWARD -p tcp -m ecn --ecn-tcp-ece -m length --length 60 -j ACCEPT
 COMMIT
 `;
 
@@ -66,6 +69,13 @@ const PROBES: ProbeSpec[] = [
   { name: 'mac: not another address', where: 'input', packet: udp(7042), expect: true },
   { name: 'mac: forwarded from the client', where: 'forward', packet: udpPacket(C, '10.0.2.2', 5000, 7043), expect: true },
   { name: 'mac: forwarded, inverted', where: 'forward', packet: udpPacket(C, '10.0.2.2', 5000, 7044), expect: false },
+  { name: 'ecn: ECT(0)', where: 'input', packet: udp(7050, 0x02), expect: true },
+  { name: 'ecn: CE', where: 'input', packet: udp(7050, 0x03), expect: false },
+  { name: 'ecn: ECE without CWR', where: 'input', packet: tcpPacket(C, R, { sport: 1, dport: 7051, flags: 0x42 }), expect: true },
+  { name: 'ecn: ECE with CWR', where: 'input', packet: tcpPacket(C, R, { sport: 1, dport: 7051, flags: 0xc2 }), expect: false },
+  // xt_ecn reads a non-first fragment's payload as if it were the TCP header
+  { name: 'ecn: a tcp fragment whose 14th payload byte looks like ECE', where: 'forward', packet: ipPacket({ src: C, dst: '10.0.2.2', proto: 6, fragOff: 5, payload: Buffer.from([...Array(13).fill(0), 0x40, ...Array(26).fill(0)]) }), expect: true },
+  { name: 'ecn: a tcp fragment without it', where: 'forward', packet: ipPacket({ src: C, dst: '10.0.2.2', proto: 6, fragOff: 5, payload: Buffer.alloc(40) }), expect: false },
 ];
 
 t.test('mark, dscp, tos, pkttype, limit and statistic filter like iptables-legacy', async (t) => {

@@ -108,6 +108,8 @@ const LISTING: string[][] = [
     '-A INPUT -m conntrack --ctstatus NONE,ASSURED ! --ctdir REPLY', '-A INPUT -m conntrack ! --ctstatus CONFIRMED --ctdir original --ctstate SNAT,NEW',
     '-A INPUT -m conntrack ! --ctstate DNAT ! --ctstatus EXPECTED,SEEN_REPLY -m state --state SNAT', '-A INPUT -m conntrack --ctdir BOTH',
     '-A INPUT -m conntrack --ctstatus FOO', '-L INPUT', '-S INPUT',
+    '-A INPUT -p tcp -m ecn --ecn-tcp-ece --ecn-tcp-cwr --ecn-ip-ect 2', '-A INPUT -p tcp -m ecn ! --ecn-tcp-ece ! --ecn-tcp-cwr ! --ecn-ip-ect 3',
+    '-A INPUT -m ecn --ecn-ip-ect 1', '-A INPUT -m ecn --ecn-tcp-cwr', '-A INPUT -m ecn --ecn-ip-ect 4', '-A INPUT -m ecn', '-L INPUT 1 -n',
     '-A OUTPUT -m mac --mac-source 02:00:00:00:01:02', '-N M', '-A M -m mac --mac-source 2:0:0:0:1:2 -j ACCEPT', '-A OUTPUT -j M',
     '-A FORWARD -j M', '-A INPUT -m mac ! --mac-source 42:01:02:03:04:05', '-A INPUT -m mac --mac-source 42-01-02-03-04-05', '-S M', '-L M',
     '-A INPUT -p tcp --syn --tcp-flags SYN SYN', '-A INPUT -p tcp -m multiport --dports 1 --sports 2', '-A INPUT -m comment ! --comment x',

@@ -34,6 +34,7 @@ function genRule(r: () => number, chains: string[], self: number, builtin: boole
     if (r() < 0.5) parts.push(`${bang()}--dport ${pick(PORTS)}${r() < 0.3 ? `:${pick([1023, 9000, 65535])}` : ''}`.replace(/(\d+):(\d+)/, (m, a, b) => (Number(a) <= Number(b) ? m : `${b}:${a}`)));
     if (r() < 0.3) parts.push(`${bang()}--sport ${pick(PORTS)}`);
     if (proto === 'tcp' && r() < 0.4) parts.push(r() < 0.5 ? `${bang()}--syn` : `${bang()}--tcp-flags ${pick(['SYN,ACK', 'ALL', 'FIN,SYN,RST'])} ${pick(['SYN', 'ACK', 'NONE', 'FIN'])}`);
+    if (proto === 'tcp' && r() < 0.1) parts.push(`-m ecn ${bang()}--ecn-tcp-ece${r() < 0.5 ? ` ${bang()}--ecn-tcp-cwr` : ''}`);
     if (r() < 0.3) parts.push(`-m multiport ${bang()}${pick(['--dports', '--sports', '--ports'])} ${pick(['22,80', '1:1023', '53,443:8080,9'])}`);
   }
   if (proto === 'icmp' && r() < 0.7) parts.push(`-m icmp ${bang()}--icmp-type ${pick(['any', 'echo-request', '3/3', '3', '0', 'time-exceeded'])}`);
@@ -43,6 +44,7 @@ function genRule(r: () => number, chains: string[], self: number, builtin: boole
   if (r() < 0.15) parts.push(`-m length ${bang()}--length ${pick(['0:60', '40', '100:65535'])}`);
   if (r() < 0.15) parts.push(`-m ttl ${pick(['--ttl-eq 64', '! --ttl-eq 64', '--ttl-lt 10', '--ttl-gt 1'])}`);
   if (r() < 0.05) parts.push('-m comment --comment "generated"');
+  if (r() < 0.05) parts.push(`-m ecn ${bang()}--ecn-ip-ect ${pick([0, 2, 3])}`);
   if (r() < 0.06) parts.push(`-m mark ${bang()}--mark ${pick(['0', '1', '0/0xff', '4/4'])}`);
   if (r() < 0.06) parts.push(`-m pkttype ${bang()}--pkt-type ${pick(['unicast', 'broadcast', 'multicast'])}`);
   if (r() < 0.08) parts.push(`-m dscp ${bang()}--dscp ${pick(['0', '0x2e', '10'])}`);
@@ -107,14 +109,14 @@ function genPacket(r: () => number): Buffer {
   const src = pick(ADDRS), dst = pick(ADDRS);
   const kind = pick(['tcp', 'udp', 'icmp', 'gre', 'tcp-short', 'frag', 'evil']);
   const ttl = pick([1, 5, 64, 255]);
-  const tos = pick([0, 0, 0x10, 0xb8, 0x12, 0x02]);
+  const tos = pick([0, 0, 0x10, 0xb8, 0x12, 0x02, 0x03, 0x01]);
   switch (kind) {
-    case 'tcp': return ipPacket({ src, dst, proto: 6, ttl, tos, payload: tcpSegment(src, dst, { sport: pick(PORTS), dport: pick(PORTS), flags: pick([2, 18, 16, 0, 63, 1, 4]), payload: Buffer.alloc(pick([0, 30, 200])) }) });
+    case 'tcp': return ipPacket({ src, dst, proto: 6, ttl, tos, payload: tcpSegment(src, dst, { sport: pick(PORTS), dport: pick(PORTS), flags: pick([2, 18, 16, 0, 63, 1, 4, 0x42, 0xc2, 0x80]), payload: Buffer.alloc(pick([0, 30, 200])) }) });
     case 'udp': return ipPacket({ src, dst, proto: 17, ttl, tos, payload: udpDatagram(src, dst, pick(PORTS), pick(PORTS)) });
     case 'icmp': return ipPacket({ src, dst, proto: 1, ttl, payload: icmpMessage(pick([0, 3, 8, 11]), pick([0, 1, 3])) });
     case 'gre': return ipPacket({ src, dst, proto: 47, ttl, payload: Buffer.alloc(12) });
     case 'tcp-short': return ipPacket({ src, dst, proto: pick([6, 17, 1]), ttl, payload: Buffer.alloc(pick([0, 3, 7])) });
-    case 'frag': return ipPacket({ src, dst, proto: pick([6, 17, 1]), ttl, fragOff: 20, payload: Buffer.alloc(24) });
+    case 'frag': return ipPacket({ src, dst, proto: pick([6, 17, 1]), ttl, fragOff: 20, payload: Buffer.alloc(24, pick([0, 0xc0, 0x40])) });
     default: return ipPacket({ src, dst, proto: 6, ttl, fragOff: 1, payload: Buffer.alloc(24) });
   }
 }

@@ -63,7 +63,7 @@ export function viewPacket6(p: Buffer, iface: { in?: string; out?: string }, ct:
 export function viewPacket(p: Buffer, iface: { in?: string; out?: string }, ct: CtState = 'INVALID'): PacketView {
   const thoff = (p[0]! & 0xf) * 4;
   const fragoff = p.readUInt16BE(6) & 0x1fff;
-  const l4avail = fragoff === 0 ? Math.max(0, p.length - thoff) : 0;
+  const l4avail = Math.max(0, p.length - thoff); // also for non-first fragments (xt_ecn reads them); matches check fragoff first
   const at = (o: number, n: 1 | 2): number => (l4avail >= o + n ? (n === 1 ? p[thoff + o]! : p.readUInt16BE(thoff + o)) : 0);
   return {
     tos: p[1]!, saddr: p.readUInt32BE(12), daddr: p.readUInt32BE(16), proto: p[9]!, ttl: p[8]!, totlen: p.readUInt16BE(2), fragoff,
@@ -144,6 +144,16 @@ function matchStep(m: Match, p: PacketView, state: MatchState): Step {
       return yes(true);
     }
     case 'length': return yes(inRange(p.totlen, m.min, m.max) !== m.invert);
+    case 'ecn': {
+      if (m.ect && (((p.tos ?? 0) & 3) === m.ect.value) === m.ect.invert) return yes(false);
+      if (m.ece || m.cwr) {
+        // xt_ecn reads the TCP header at the transport offset, fragments included; no header, no match
+        if (p.l4avail < 20) return yes(false);
+        if (m.ece && ((p.tcpflags & 0x40) !== 0) === m.ece.invert) return yes(false);
+        if (m.cwr && ((p.tcpflags & 0x80) !== 0) === m.cwr.invert) return yes(false);
+      }
+      return yes(true);
+    }
     case 'mac': return yes(!!p.macSource && (p.macSource.every((b, i) => b === m.addr[i]) !== m.invert));
     case 'mark': return yes((((p.mark ?? 0) & m.mask) >>> 0 === m.value) !== m.invert);
     case 'pkttype': return yes(((p.pkttype ?? 0) === m.type) !== m.invert);

@@ -94,6 +94,8 @@ export type Match =
   | { kind: 'hl'; op: 'eq' | 'lt' | 'gt'; value: number; invert: boolean }
   /** the Ethernet source address (six bytes) of a packet that came in on an Ethernet device */
   | { kind: 'mac'; addr: number[]; invert: boolean }
+  /** ECN: the IP header's ECT bits, and (with -p tcp) the TCP ECE and CWR flags */
+  | { kind: 'ecn'; ect?: { value: number; invert: boolean }; ece?: { invert: boolean }; cwr?: { invert: boolean } }
   /** (skb->mark & mask) == value */
   | { kind: 'mark'; value: number; mask: number; invert: boolean }
   /** link-layer packet type: 0 host (unicast), 1 broadcast, 2 multicast, 3 otherhost */

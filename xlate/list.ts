@@ -131,6 +131,13 @@ function fmtMatch(m: Match, proto: number | undefined, o: ListOptions): string {
       return s;
     }
     case 'hl': return ` HL match HL ${m.op === 'eq' ? (m.invert ? '!=' : '==') : m.op === 'lt' ? '<' : '>'} ${m.value}`;
+    case 'ecn': {
+      let s = ' ECN match';
+      if (m.ece) s += ` ${m.ece.invert ? '!' : ''}ECE`;
+      if (m.cwr) s += ` ${m.cwr.invert ? '!' : ''}CWR`;
+      if (m.ect) s += ` ${m.ect.invert ? '!' : ''}ECT=${m.ect.value}`;
+      return s;
+    }
     case 'mac': return ` MAC ${m.invert ? '! ' : ''}${fmtMac(m.addr)}`;
     case 'mark': return ` mark match ${m.invert ? '! ' : ''}0x${m.value.toString(16)}${m.mask === 0xffffffff ? '' : `/0x${m.mask.toString(16)}`}`;
     case 'pkttype': return ` PKTTYPE ${m.invert ? '!=' : '='} ${PKT_TYPES.find(([, v]) => v === m.type)![0]}`;

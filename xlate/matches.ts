@@ -3,7 +3,7 @@
  * IR and how it prints back in iptables-save's canonical form. One table,
  * keyed by module name; the rule parser and the printer both use it.
  */
-import { paramError } from './errors';
+import { BpftablesError, paramError } from './errors';
 import { fmtIpv4, fmtIpv6, parseIpv4, parseIpv6 } from './addr';
 
 export { fmtIpv4, parseIpv4 };
@@ -470,6 +470,41 @@ const mac: MatchModule = {
 };
 export const fmtMac = (a: number[]): string => a.map((b) => b.toString(16).padStart(2, '0')).join(':');
 
+const ecn: MatchModule = {
+  name: 'ecn',
+  options: [
+    { name: '--ecn-tcp-cwr', args: 0, invertible: true }, { name: '--ecn-tcp-ece', args: 0, invertible: true },
+    { name: '--ecn-ip-ect', args: 1, invertible: true },
+  ],
+  create: () => ({ kind: 'ecn' }),
+  parse(m, opt, args, invert) {
+    const t = m as Extract<Match, { kind: 'ecn' }>;
+    if (opt === '--ecn-tcp-cwr') t.cwr = { invert };
+    else if (opt === '--ecn-tcp-ece') t.ece = { invert };
+    else {
+      const v = parseUintAny(args[0]!, 3);
+      if (v === undefined) throw paramError('ecn: bad value for option "--ecn-ip-ect", or out of range (0-3).\n');
+      t.ect = { value: v, invert };
+    }
+  },
+  finish(m, seen, ctx) {
+    const t = m as Extract<Match, { kind: 'ecn' }>;
+    if (seen.size === 0) throw paramError('ECN match: some option required');
+    // the kernel refuses TCP bits on rules not limited to tcp
+    if ((t.ece || t.cwr) && (ctx.ip.proto?.num !== PROTO_TCP || ctx.ip.proto.invert)) {
+      throw new BpftablesError(`${ctx.family === 6 ? 'ip6tables' : 'iptables'}: Invalid argument. Run \`dmesg' for more information.`, 1);
+    }
+  },
+  save(m) {
+    const t = m as Extract<Match, { kind: 'ecn' }>;
+    let s = '';
+    if (t.ece) s += ` ${bang(t.ece.invert)}--ecn-tcp-ece`;
+    if (t.cwr) s += ` ${bang(t.cwr.invert)}--ecn-tcp-cwr`;
+    if (t.ect) s += ` ${bang(t.ect.invert)}--ecn-ip-ect ${t.ect.value}`;
+    return s;
+  },
+};
+
 const hex = (v: number, width = 0): string => `0x${v.toString(16).padStart(width, '0')}`;
 
 /** iptables' unsigned parser: decimal, 0x hex or 0 octal, within [0, max]. */
@@ -693,13 +728,13 @@ const statistic: MatchModule = {
 
 export const MATCH_MODULES: ReadonlyMap<string, MatchModule> = new Map(
   [tcpLike('tcp'), tcpLike('udp'), icmp, icmp6, multiport, comment, conntrack, state, iprange, length, ttl, hl,
-    mark, pkttype, dscp, tos, limit, statistic, mac].map((m) => [m.name, m]),
+    mark, pkttype, dscp, tos, limit, statistic, mac, ecn].map((m) => [m.name, m]),
 );
 
 /** Match modules iptables has that bpftables does not implement yet (clear error, not "unknown"). */
 export const KNOWN_UNSUPPORTED_MATCHES = new Set([
   'addrtype', 'ah', 'bpf', 'cgroup', 'cluster', 'connbytes', 'connlabel', 'connlimit', 'connmark', 'cpu', 'dccp',
-  'devgroup', 'ecn', 'esp', 'hashlimit', 'helper', 'ipcomp', 'ipv6header', 'ipvs', 'mh', 'nfacct', 'osf', 'owner', 'physdev', 'policy', 'quota', 'rateest', 'realm',
+  'devgroup', 'esp', 'hashlimit', 'helper', 'ipcomp', 'ipv6header', 'ipvs', 'mh', 'nfacct', 'osf', 'owner', 'physdev', 'policy', 'quota', 'rateest', 'realm',
   'recent', 'rpfilter', 'rt', 'sctp', 'set', 'socket', 'string', 'tcpmss', 'time', 'u32',
   'udplite', 'frag', 'hbh', 'dst', 'eui64', 'srh', 'ipv4options', 'geoip',
 ]);

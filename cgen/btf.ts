@@ -211,12 +211,22 @@ export interface KernelLayout {
   skbMacHeader: number;
   netDeviceType: number;
   nfConnStatus: number;
+  nfConnTimeout: number;
+  /** ct->tuplehash[dir].tuple is at nfConnTuplehash + dir * tupleHashSize + tupleInHash */
+  nfConnTuplehash: number;
+  tupleHashSize: number;
+  tupleInHash: number;
+  /** offset of a tuple's dst part (its src part is at 0); each part: address (16), port (2), then l3num / protonum */
+  tupleDst: number;
   /** the kernel's CONFIG_HZ (jiffies per second), for limit's token bucket; 0 when unknown */
   hz: number;
 }
 
 export function kernelLayout(btf: Btf, hz = 0): KernelLayout {
   const pktType = btf.memberBits('sk_buff', 'pkt_type');
+  if (btf.memberOffset('nf_conntrack_man', 'u') !== 16 || btf.memberOffset('nf_conntrack_tuple', 'dst') !== 20) {
+    throw new BtfError('struct nf_conntrack_tuple has an unexpected layout');
+  }
   if (pktType.bits !== 3 || (pktType.bitOffset & 7) > 5) throw new BtfError(`sk_buff.pkt_type is not a 3-bit field within a byte`);
   const nameSize = btf.memberSize('net_device', 'name');
   if (nameSize !== 16) throw new BtfError(`net_device.name is ${nameSize} bytes, expected 16`);
@@ -235,6 +245,11 @@ export function kernelLayout(btf: Btf, hz = 0): KernelLayout {
     skbMacHeader: btf.memberOffset('sk_buff', 'mac_header'),
     netDeviceType: btf.memberOffset('net_device', 'type'),
     nfConnStatus: btf.memberOffset('nf_conn', 'status'),
+    nfConnTimeout: btf.memberOffset('nf_conn', 'timeout'),
+    nfConnTuplehash: btf.memberOffset('nf_conn', 'tuplehash'),
+    tupleHashSize: btf.sizeOf(btf.find(BtfKind.STRUCT, 'nf_conntrack_tuple_hash')),
+    tupleInHash: btf.memberOffset('nf_conntrack_tuple_hash', 'tuple'),
+    tupleDst: btf.memberOffset('nf_conntrack_tuple', 'dst'),
     skbPktTypeByte: pktType.bitOffset >> 3,
     skbPktTypeShift: pktType.bitOffset & 7,
     hz,

@@ -8,10 +8,11 @@
  * are cut into functions of bounded branch count for that: chunksOf in
  * cgen/program.ts.)
  */
-import { type Asm, Helper, type JmpOp, R0, R1, R2, R3, R6, R7, R8, R9 } from './asm';
+import { type Asm, Helper, type JmpOp, R0, R1, R2, R3, R6, R7, R8, R9, R10 } from './asm';
 import { BpftablesError } from '../xlate/errors';
+import type { KernelLayout } from './btf';
 import { CtBit, S } from './summary';
-import { type Addr6Match, type CtMatchState, type IfaceMatch, type Ip6Range, type IpPart, isAddr6, isRange6, type Match, type Range } from '../xlate/ir';
+import { type Addr6Match, type CtMatchState, ctTupleFields, type IfaceMatch, type Ip6Range, type IpPart, isAddr6, isRange6, type Match, type Range } from '../xlate/ir';
 
 /** The two host-order halves of an IPv6 address held as four words. */
 const halves = (w: number[]): [bigint, bigint] => [(BigInt(w[0]!) << 32n) | BigInt(w[1]!), (BigInt(w[2]!) << 32n) | BigInt(w[3]!)];
@@ -49,10 +50,11 @@ function range6Check(a: Asm, off: number, r: Ip6Range, next: string): void {
   if (r.invert) { a.ja(next); a.label(out); }
 }
 
-export interface RuleLabels { next: string; hotdrop: string }
+/** Where a rule's checks go: `next` (no match), `hotdrop`; `scratch` is 16 bytes of stack (offset from r10) it may use. */
+export interface RuleLabels { next: string; hotdrop: string; scratch: number }
 
-/** What stateful matches need: their 16-byte slot in the state map, and the kernel's HZ. */
-export interface MatchEnv { stateSlot(m: Match): number; hz: number; family: 4 | 6 }
+/** What stateful matches need: their 16-byte slot in the state map, the kernel's HZ and layout. */
+export interface MatchEnv { stateSlot(m: Match): number; hz: number; family: 4 | 6; k: KernelLayout }
 /** The array map (one element) holding the state of limit and statistic nth matches, 16 bytes each. */
 export const STATE_MAP = 'rstate';
 /** Compare-and-swap attempts before a contended update gives up (then the packet is treated as not matching). */
@@ -118,6 +120,70 @@ function emitLimit(a: Asm, m: Extract<Match, { kind: 'limit' }>, env: MatchEnv, 
   }
   a.ja(next);
   a.label(decided).jmp('jeq', R3, 0, next);
+}
+
+/**
+ * xt_conntrack's tuple and timeout checks, each reading the field from the
+ * connection (ct at summary CTPTR) into the rule's scratch space.
+ */
+function emitCtTuple(a: Asm, m: Extract<Match, { kind: 'conntrack' }>, env: MatchEnv, l: RuleLabels): void {
+  const k = env.k;
+  const tupleAt = (reply: boolean): number => k.nfConnTuplehash + (reply ? k.tupleHashSize : 0) + k.tupleInHash;
+  const read = (off: number, size: number): void => {
+    a.movReg(R1, R10).alu64('add', R1, { imm: l.scratch }).mov64(R2, size);
+    a.ldx(8, R3, R9, S.CTPTR).alu64('add', R3, { imm: off });
+    a.call(Helper.probe_read_kernel).jmp('jne', R0, 0, l.next);
+  };
+  const fields = [['origsrc', false, 0], ['origdst', false, k.tupleDst], ['replsrc', true, 0], ['repldst', true, k.tupleDst]] as const;
+  if (m.proto) {
+    read(tupleAt(false) + k.tupleDst + 18, 1);
+    a.ldx(1, R1, R10, l.scratch).jmp32(m.proto.invert ? 'jeq' : 'jne', R1, m.proto.num, l.next);
+  }
+  for (const [name, reply, part] of fields) {
+    const am = m[name];
+    if (!am) continue;
+    if (isAddr6(am)) {
+      read(tupleAt(reply) + part, 16);
+      const [mh, ml] = halves(am.mask6), [vh, vl] = halves(am.addr6).map((v, i) => v & [mh, ml][i]!) as [bigint, bigint];
+      const differs = am.invert ? a.fresh('ctaok') : l.next;
+      for (const [o, msk, v] of [[0, mh, vh], [8, ml, vl]] as const) {
+        if (msk === 0n) continue;
+        a.ldx(8, R1, R10, l.scratch + o).toBe(R1, 64);
+        if (msk !== ALL64) { a.ldImm64(R2, msk); a.alu64('and', R1, R2); }
+        a.ldImm64(R2, v).jmpReg('jne', R1, R2, differs);
+      }
+      if (am.invert) { a.ja(l.next); a.label(differs); }
+    } else {
+      read(tupleAt(reply) + part, 4);
+      a.ldx(4, R1, R10, l.scratch).toBe(R1, 32);
+      if (am.mask !== 0xffffffff) a.alu32('and', R1, { imm: am.mask });
+      a.jmp32(am.invert ? 'jeq' : 'jne', R1, (am.addr & am.mask) >>> 0, l.next);
+    }
+  }
+  for (const [name, reply, part] of fields) {
+    const pm = m[`${name}port` as const];
+    if (!pm) continue;
+    read(tupleAt(reply) + part + 16, 2);
+    a.ldx(2, R1, R10, l.scratch).toBe(R1, 16);
+    const outside = pm.invert ? a.fresh('ctpok') : l.next;
+    if (pm.range[0] > 0) a.jmp32('jlt', R1, pm.range[0], outside);
+    if (pm.range[1] < 65535) a.jmp32('jgt', R1, pm.range[1], outside);
+    if (pm.invert) { a.ja(l.next); a.label(outside); }
+  }
+  if (m.expire) {
+    // nf_ct_expires(ct) / HZ: max(ct->timeout - (u32)jiffies, 0) in seconds
+    if (!env.hz) throw new BpftablesError('conntrack --ctexpire: the kernel\'s CONFIG_HZ could not be read (/proc/config.gz or /boot/config-*)', 1);
+    read(k.nfConnTimeout, 4);
+    a.ldx(4, R6, R10, l.scratch);
+    a.call(Helper.jiffies64);
+    const pos = a.fresh('ctexp');
+    a.movReg(R1, R6).alu32('sub', R1, R0).jmp32('jsge', R1, 0, pos).mov32(R1, 0);
+    a.label(pos).alu32('div', R1, { imm: env.hz });
+    const outside = m.expire.invert ? a.fresh('cteok') : l.next;
+    if (m.expire.min > 0) a.jmp32('jlt', R1, m.expire.min, outside);
+    if (m.expire.max < 0xffffffff) a.jmp32('jgt', R1, m.expire.max, outside);
+    if (m.expire.invert) { a.ja(l.next); a.label(outside); }
+  }
 }
 
 /** xt_statistic: random compares 31 random bits with the probability; nth counts in the rule's state slot. */
@@ -318,7 +384,8 @@ export function emitMatch(a: Asm, m: Match, l: RuleLabels, env: MatchEnv): void 
         a.alu32('and', R1, { imm: bits });
         a.jmp32(m.invert ? 'jne' : 'jeq', R1, 0, l.next);
       }
-      if (m.kind === 'state' || (!m.dir && !m.status)) return;
+      const tuple = m.kind === 'conntrack' ? ctTupleFields(m) : [];
+      if (m.kind === 'state' || (!m.dir && !m.status && !tuple.length)) return;
       // xt_conntrack: without a connection, only a --ctstate that matched makes the match
       const done = a.fresh('ctdone');
       a.ldx(1, R1, R9, S.CT).alu32('and', R1, { imm: CtBit.INVALID | CtBit.UNTRACKED });
@@ -328,6 +395,7 @@ export function emitMatch(a: Asm, m: Match, l: RuleLabels, env: MatchEnv): void 
         a.ldx(2, R1, R9, S.CTSTATUS).alu32('and', R1, { imm: m.status.mask });
         a.jmp32(m.status.invert ? 'jne' : 'jeq', R1, 0, l.next);
       }
+      if (tuple.length) emitCtTuple(a, m, env, l);
       a.label(done);
       return;
     }

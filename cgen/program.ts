@@ -87,8 +87,9 @@ function emitRule(a: Asm, chain: Chain, i: number, cx: CompileCtx, frame: Frame)
   const next = a.fresh(`r${i}.next`);
   const hotdrop = a.fresh(`r${i}.hotdrop`);
   a.note(`${chain.name} rule ${i + 1}${rule.src ? ` (${rule.src.file}:${rule.src.line})` : ''}`);
-  emitIpPart(a, rule.ip, { next, hotdrop }, cx.family === 6);
-  for (const m of rule.matches) emitMatch(a, m, { next, hotdrop }, cx.env);
+  emitIpPart(a, rule.ip, { next, hotdrop, scratch: 0 }, cx.family === 6);
+  const scratch = frame.kind === 'main' ? FRAME.XKEY : FRAME.FUNC_XKEY;
+  for (const m of rule.matches) emitMatch(a, m, { next, hotdrop, scratch }, cx.env);
   if (cx.faultLine !== undefined && rule.src?.line === cx.faultLine) {
     a.ldx(8, R0, R8, 0); // test hook: an access the verifier must refuse (r8 holds no pointer)
   }
@@ -261,6 +262,7 @@ function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: 
     // the connection's direction (ctinfo >= IP_CT_IS_REPLY) and status bits; SNAT/DNAT join the state bits
     const noCt = a.fresh('noct'), orig = a.fresh('orig');
     a.jmp('jeq', R1, 0, noCt);
+    a.stx(8, R10, sum + S.CTPTR, R1);
     a.jmp('jlt', R2, 3, orig).st(1, R10, sum + S.CTDIR, 1);
     a.label(orig);
     a.movReg(R3, R1).alu64('add', R3, { imm: k.nfConnStatus });
@@ -592,7 +594,7 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
     env: undefined as unknown as MatchEnv,
   };
   cx.env = {
-    hz: k.hz, family: t.family,
+    hz: k.hz, family: t.family, k,
     stateSlot: (m) => {
       let slot = cx.stateSlots.get(m);
       if (slot === undefined) { slot = cx.stateSlots.size; cx.stateSlots.set(m, slot); }

@@ -35,7 +35,8 @@ export const S = {
   CTSTATUS: 102, // u16, the connection's IPS_* status bits (read only when a rule asks)
   MACSRC: 104, // u8[6], Ethernet source address (read only when the table uses -m mac)
   MACOK: 110, // u8, 1 when MACSRC holds the source of an Ethernet frame (xt_mac's conditions)
-  SIZE: 112,
+  CTPTR: 112, // u64, the packet's struct nf_conn address (read only when a rule asks for its tuples or timeout)
+  SIZE: 120,
 } as const;
 
 /** Connection tracking state bits as decoded from skb->_nfct. */
@@ -43,16 +44,16 @@ export const CtBit = { INVALID: 1, NEW: 2, RELATED: 4, ESTABLISHED: 8, UNTRACKED
 
 /** Frame layout of the hook program (offsets from r10). */
 export const FRAME = {
-  SUMMARY: -112,
-  IPHDR: -152, // 40 bytes
-  L4HDR: -176, // 24 bytes
-  DYNPTR: -192, // struct bpf_dynptr, 16 bytes
-  KEY: -200, // 8 bytes: prefilter keys
-  XKEY: -216, // 16 bytes: exact-match keys
-  EXTHDR: -224, // 8 bytes: IPv6 extension header fields; also skb->head and skb->data read as numbers
+  SUMMARY: -120,
+  IPHDR: -160, // 40 bytes
+  L4HDR: -184, // 24 bytes
+  DYNPTR: -200, // struct bpf_dynptr, 16 bytes
+  KEY: -208, // 8 bytes: prefilter keys
+  XKEY: -224, // 16 bytes: exact-match keys; a rule's scratch space otherwise
+  EXTHDR: -232, // 8 bytes: IPv6 extension header fields; also skb->head and skb->data read as numbers
   /** key slots in the frame of a rule function (global functions have their own stack) */
   FUNC_KEY: -8,
-  FUNC_XKEY: -24,
+  FUNC_XKEY: -24, // also a rule's scratch space
 } as const;
 
 /** Subprogram return codes (the hook program returns NF verdicts 0/1 directly). */

@@ -18,6 +18,8 @@ const RULES = `*filter
 :FORWARD DROP [0:0]
 :OUTPUT ACCEPT [0:0]
 :CT - [0:0]
+-A FORWARD -i r0 -p udp -m conntrack --ctproto udp --ctorigdst 10.0.2.2 --ctorigdstport 9994 --ctreplsrc 10.0.2.2/24 --ctreplsrcport 9999 --ctrepldstport 1024:65535 --ctexpire 0:1000 -j DROP
+-A FORWARD -i r0 -p udp -m conntrack --ctorigdstport 9993 ! --ctreplsrc 10.0.2.2 -j DROP
 -A FORWARD -j CT
 -A FORWARD -i r0 -p tcp -m tcp --dport 8080 -m conntrack --ctstate NEW -j ACCEPT
 -A FORWARD -i r0 -p udp -m multiport --dports 9997,9998,9999 -m state --state NEW -j ACCEPT
@@ -58,8 +60,10 @@ t.test('conntrack states decide like the kernel iptables', async (t) => {
     const n = nsExec(topo.router, 'iptables-legacy', ['-t', 'raw', '-A', 'PREROUTING', '-p', 'udp', '--dport', '7777', '-j', 'CT', '--notrack']);
     t.equal(n.status, 0, `NOTRACK rule in ${topo.router} ${n.stderr}`);
     // and the same DNAT: 9990 becomes the server's 9999, so those flows are in state DNAT
-    const d = nsExec(topo.router, 'iptables-legacy', ['-t', 'nat', '-A', 'PREROUTING', '-p', 'udp', '--dport', '9990', '-j', 'DNAT', '--to-destination', '10.0.2.2:9999']);
-    t.equal(d.status, 0, `DNAT rule in ${topo.router} ${d.stderr}`);
+    for (const port of ['9990', '9993', '9994']) {
+      const d = nsExec(topo.router, 'iptables-legacy', ['-t', 'nat', '-A', 'PREROUTING', '-p', 'udp', '--dport', port, '-j', 'DNAT', '--to-destination', '10.0.2.2:9999']);
+      t.equal(d.status, 0, `DNAT rule in ${topo.router} ${d.stderr}`);
+    }
     servers.push(await serve(topo.server, [8080, 8081, 9999, 9997, 7777]));
     servers.push(await serve(topo.client, [8080]));
   }
@@ -71,6 +75,8 @@ t.test('conntrack states decide like the kernel iptables', async (t) => {
     ['untracked udp is UNTRACKED, its reply is not', 'client', ['udp', '10.0.2.2', '7777', '800'], 'timeout'],
     ['udp through DNAT: DNAT and ORIGINAL, its reply DNAT before SEEN_REPLY', 'client', ['udp', '10.0.2.2', '9990', '1500'], 'ok'],
     ['udp whose replies (REPLY, SEEN_REPLY) are dropped', 'client', ['udp', '10.0.2.2', '9997', '800'], 'timeout'],
+    ['udp through DNAT whose tuples, protocol and timeout match a DROP rule', 'client', ['udp', '10.0.2.2', '9994', '800'], 'timeout'],
+    ['udp through DNAT whose reply source does not match an inverted DROP rule', 'client', ['udp', '10.0.2.2', '9993', '1500'], 'ok'],
     ['server-initiated tcp is NEW from the wrong side', 'server', ['tcp', '10.0.1.2', '8080', '800'], 'timeout'],
   ];
   for (const [name, from, args, expect] of flows) {

@@ -6,7 +6,7 @@
  * uses it to say what the rules decide.
  */
 import { and6, cmp6, eq6, type Words6 } from './addr';
-import { type BuiltinChain, type CtState, type IfaceMatch, isAddr6, isRange6, type Match, type Rule, type Table } from './ir';
+import { type BuiltinChain, type CtState, ctTupleFields, type IfaceMatch, isAddr6, isRange6, type Match, type Rule, type Table } from './ir';
 
 /** A packet as the rules see it. IPv6: saddr6/daddr6 set, proto found behind the extension headers, fragoff in bytes. */
 export interface PacketView {
@@ -130,6 +130,7 @@ function matchStep(m: Match, p: PacketView, state: MatchState): Step {
         if (m.ctstate.some((s) => states.includes(s)) === m.invert) return yes(false);
       }
       if (p.ct === 'INVALID' || p.ct === 'UNTRACKED') return yes(m.ctstate.length > 0);
+      if (ctTupleFields(m).length) throw new Error('the interpreter does not model connection tuples');
       if (m.dir && (m.dir === 'REPLY') !== !!p.ctReply) return yes(false);
       if (m.status && (((p.ctStatus ?? 0) & m.status.mask) !== 0) === m.status.invert) return yes(false);
       return yes(true);

@@ -85,7 +85,17 @@ export type Match =
    * ctstate (empty: not given; SNAT/DNAT are the connection's NAT status bits),
    * ctstatus (IPS_* bits, 0 for NONE) and ctdir (the packet's direction)
    */
-  | { kind: 'conntrack'; ctstate: CtMatchState[]; invert: boolean; status?: { mask: number; invert: boolean }; dir?: 'ORIGINAL' | 'REPLY' }
+  | {
+    kind: 'conntrack'; ctstate: CtMatchState[]; invert: boolean; status?: { mask: number; invert: boolean }; dir?: 'ORIGINAL' | 'REPLY';
+    /** the connection's layer-4 protocol (the original tuple's) */
+    proto?: { num: number; invert: boolean };
+    /** addresses of the original and reply tuples */
+    origsrc?: AddrMatch; origdst?: AddrMatch; replsrc?: AddrMatch; repldst?: AddrMatch;
+    /** ports of the original and reply tuples */
+    origsrcport?: PortMatch; origdstport?: PortMatch; replsrcport?: PortMatch; repldstport?: PortMatch;
+    /** seconds left before the connection expires, inclusive bounds */
+    expire?: { min: number; max: number; invert: boolean };
+  }
   | { kind: 'state'; states: CtState[]; invert: boolean }
   | { kind: 'iprange'; src?: IpRange | Ip6Range; dst?: IpRange | Ip6Range }
   | { kind: 'length'; min: number; max: number; invert: boolean }
@@ -161,7 +171,13 @@ export function isBuiltin(name: string): name is BuiltinChain {
 /** Does any rule read the connection's status or direction (beyond its state)? */
 export function needsCtDetails(t: Table): boolean {
   return t.chains.some((c) => c.rules.some((r) => r.matches.some((m) => m.kind === 'conntrack'
-    && (m.status !== undefined || m.dir !== undefined || m.ctstate.includes('SNAT') || m.ctstate.includes('DNAT')))));
+    && (m.status !== undefined || m.dir !== undefined || m.ctstate.includes('SNAT') || m.ctstate.includes('DNAT') || ctTupleFields(m).length > 0))));
+}
+
+/** Conntrack options that read the connection's tuples or timeout (besides state, status and direction). */
+export const CT_TUPLE_OPTIONS = ['proto', 'origsrc', 'origdst', 'replsrc', 'repldst', 'origsrcport', 'origdstport', 'replsrcport', 'repldstport', 'expire'] as const;
+export function ctTupleFields(m: Extract<Match, { kind: 'conntrack' }>): (typeof CT_TUPLE_OPTIONS)[number][] {
+  return CT_TUPLE_OPTIONS.filter((k) => m[k] !== undefined);
 }
 
 /** Does any rule of the table need connection tracking in the namespace? */

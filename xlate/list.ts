@@ -8,7 +8,7 @@ import { BpftablesError } from './errors';
 import { fmtIpv4, fmtIpv6, isZero6, maskBits6 } from './addr';
 import type { TableCommand } from './commands';
 import { type AddrMatch, type Chain, type Family, isBuiltin, type IfaceMatch, isAddr6, type Match, type Range, type Rule, type Table, TCP_FLAGS } from './ir';
-import { fmtCtStatus, fmtIpRange, fmtMac, fmtRate, PKT_TYPES, TOS_NAMES } from './matches';
+import { fmtCtAddr, fmtCtStatus, fmtIpRange, fmtMac, fmtRate, PKT_TYPES, TOS_NAMES } from './matches';
 import { BUILTIN_PROTOS, ICMP_TYPES, ICMP6_TYPES, type NameDb, protoName } from './names';
 import { chainOrder, maskBits } from './save';
 
@@ -109,7 +109,17 @@ function fmtMatch(m: Match, proto: number | undefined, o: ListOptions): string {
     case 'comment': return ` /* ${m.text} */`;
     case 'conntrack': {
       let s = m.ctstate.length ? `${m.invert ? ' !' : ''} ctstate ${m.ctstate.join(',')}` : '';
+      if (m.proto) s += `${m.proto.invert ? ' !' : ''} ctproto ${m.proto.num}`;
+      for (const k of ['origsrc', 'origdst', 'replsrc', 'repldst'] as const) {
+        const a = m[k];
+        if (a) s += `${a.invert ? ' !' : ''} ct${k} ${fmtCtAddr(a)}`;
+      }
+      for (const k of ['origsrcport', 'origdstport', 'replsrcport', 'repldstport'] as const) {
+        const p = m[k];
+        if (p) s += `${p.invert ? ' !' : ''} ct${k} ${p.range[0] === p.range[1] ? p.range[0] : `${p.range[0]}:${p.range[1]}`}`;
+      }
       if (m.status) s += `${m.status.invert ? ' !' : ''} ctstatus ${fmtCtStatus(m.status.mask)}`;
+      if (m.expire) s += `${m.expire.invert ? ' !' : ''} ctexpire ${m.expire.min === m.expire.max ? m.expire.min : `${m.expire.min}:${m.expire.max}`}`;
       if (m.dir) s += ` ctdir ${m.dir}`;
       return s;
     }

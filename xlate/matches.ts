@@ -4,11 +4,11 @@
  * keyed by module name; the rule parser and the printer both use it.
  */
 import { BpftablesError, paramError } from './errors';
-import { fmtIpv4, fmtIpv6, parseIpv4, parseIpv6 } from './addr';
+import { fmtIpv4, fmtIpv6, maskBits6, parseIpv4, parseIpv6, prefixMask6 } from './addr';
 
 export { fmtIpv4, parseIpv4 };
-import { CT_MATCH_STATES, CT_STATES, CT_STATUS_BITS, type Family, type Ip6Range, type IpPart, type IpRange, isRange6, type Match, type Range, TCP_FLAGS } from './ir';
-import { ICMP_TYPES, ICMP6_TYPES, type NameDb } from './names';
+import { type AddrMatch, CT_MATCH_STATES, CT_STATES, CT_STATUS_BITS, type Family, isAddr6, type Ip6Range, type IpPart, type IpRange, isRange6, type Match, type Range, TCP_FLAGS } from './ir';
+import { ICMP_TYPES, ICMP6_TYPES, type NameDb, protoNumber } from './names';
 
 export interface OptionSpec {
   name: string; args: number; invertible: boolean; aliases?: string[]; unsupported?: boolean;
@@ -286,20 +286,97 @@ const comment: MatchModule = {
   save: (m) => ` --comment ${saveString((m as Extract<Match, { kind: 'comment' }>).text)}`,
 };
 
-const CT_UNSUPPORTED = ['--ctproto', '--ctorigsrc', '--ctorigdst', '--ctreplsrc', '--ctrepldst', '--ctorigsrcport',
-  '--ctorigdstport', '--ctreplsrcport', '--ctrepldstport', '--ctexpire'];
+/**
+ * An address literal with an optional /prefix or /mask, of the rule's family
+ * (conntrack tuples). Kept as given, not masked: iptables stores and prints
+ * it that way, and the kernel masks both sides when comparing.
+ */
+function parseCtAddr(text: string, family: Family, invert: boolean): AddrMatch {
+  const slash = text.indexOf('/');
+  const host = slash < 0 ? text : text.slice(0, slash);
+  const m = slash < 0 ? undefined : text.slice(slash + 1);
+  if (family === 6) {
+    const a = parseIpv6(host);
+    if (!a) throw paramError(`host/network \`${host}' not found`);
+    let mask = prefixMask6(128);
+    if (m !== undefined) {
+      const mm = /^\d+$/.test(m) && Number(m) <= 128 ? prefixMask6(Number(m)) : parseIpv6(m);
+      if (!mm) throw paramError(`invalid mask \`${m}' specified`);
+      mask = mm;
+    }
+    return { addr6: a, mask6: mask, invert };
+  }
+  const a = parseIpv4(host);
+  if (a === undefined) throw paramError(`host/network \`${host}' not found`);
+  let mask = 0xffffffff;
+  if (m !== undefined) {
+    const mm = /^\d+$/.test(m) && Number(m) <= 32 ? (Number(m) === 0 ? 0 : (0xffffffff << (32 - Number(m))) >>> 0) : parseIpv4(m);
+    if (mm === undefined) throw paramError(`invalid mask \`${m}' specified`);
+    mask = mm;
+  }
+  return { addr: a, mask, invert };
+}
+
+/** As conntrack prints an address: no mask for a single host, a prefix length or a dotted mask otherwise. */
+export function fmtCtAddr(a: AddrMatch): string {
+  if (isAddr6(a)) {
+    const bits = maskBits6(a.mask6);
+    return `${fmtIpv6(a.addr6)}${bits === 128 ? '' : `/${bits ?? fmtIpv6(a.mask6)}`}`;
+  }
+  const bits = maskBitsV4(a.mask);
+  return `${fmtIpv4(a.addr)}${bits === 32 ? '' : `/${bits ?? fmtIpv4(a.mask)}`}`;
+}
+function maskBitsV4(mask: number): number | undefined {
+  for (let b = 0; b <= 32; b++) if ((b === 0 ? 0 : (0xffffffff << (32 - b)) >>> 0) === mask) return b;
+  return undefined;
+}
+
+/** "a", "a:b", ":b", "a:", ":" with a <= b (conntrack's port ranges). */
+function parseCtPorts(text: string, ctx: ParseCtx): Range {
+  const r = parsePortRange(text === ':' ? '0:65535' : text, ctx);
+  return r;
+}
+
+const CT_ADDR_OPTS = ['--ctorigsrc', '--ctorigdst', '--ctreplsrc', '--ctrepldst'] as const;
+const CT_PORT_OPTS = ['--ctorigsrcport', '--ctorigdstport', '--ctreplsrcport', '--ctrepldstport'] as const;
 const conntrack: MatchModule = {
   name: 'conntrack',
   options: [
     { name: '--ctstate', args: 1, invertible: true },
+    { name: '--ctproto', args: 1, invertible: true },
+    ...CT_ADDR_OPTS.map((name) => ({ name, args: 1, invertible: true })),
+    ...CT_PORT_OPTS.map((name) => ({ name, args: 1, invertible: true })),
     { name: '--ctstatus', args: 1, invertible: true },
+    { name: '--ctexpire', args: 1, invertible: true },
     { name: '--ctdir', args: 1, invertible: false },
-    ...CT_UNSUPPORTED.map((name) => ({ name, args: 1, invertible: true, unsupported: true })),
   ],
   create: () => ({ kind: 'conntrack', ctstate: [], invert: false }),
-  parse(m, opt, args, invert) {
+  parse(m, opt, args, invert, ctx) {
     const t = m as Extract<Match, { kind: 'conntrack' }>;
     if (opt === '--ctstatus') { t.status = { mask: parseCtStatus(args[0]!), invert }; return; }
+    if (opt === '--ctproto') {
+      const num = protoNumber(args[0]!, ctx.db);
+      if (num === undefined) throw paramError(`unknown protocol "${args[0]}" specified`);
+      if (num === 0) throw paramError('conntrack: --ctproto 0 is not allowed');
+      t.proto = { num, invert };
+      return;
+    }
+    if ((CT_ADDR_OPTS as readonly string[]).includes(opt)) {
+      t[opt.slice(4) as 'origsrc'] = parseCtAddr(args[0]!, ctx.family, invert);
+      return;
+    }
+    if ((CT_PORT_OPTS as readonly string[]).includes(opt)) {
+      t[opt.slice(4) as 'origsrcport'] = { range: parseCtPorts(args[0]!, ctx), invert };
+      return;
+    }
+    if (opt === '--ctexpire') {
+      const [lo, hi, extra] = args[0]!.split(':');
+      const min = parseUintAny(lo ?? '', 0xffffffff);
+      const max = hi === undefined ? min : parseUintAny(hi, 0xffffffff);
+      if (min === undefined || max === undefined || extra !== undefined || min > max) throw paramError(`conntrack: bad value for option "--ctexpire", or out of range (0-4294967295).\n`);
+      t.expire = { min, max, invert };
+      return;
+    }
     if (opt === '--ctdir') {
       const d = args[0]!.toUpperCase();
       if (d !== 'ORIGINAL' && d !== 'REPLY') throw paramError(`conntrack: Bad value for "--ctdir" option: "${args[0]}"`);
@@ -313,7 +390,17 @@ const conntrack: MatchModule = {
   save(m) {
     const t = m as Extract<Match, { kind: 'conntrack' }>;
     let s = t.ctstate.length ? ` ${bang(t.invert)}--ctstate ${t.ctstate.join(',')}` : '';
+    if (t.proto) s += ` ${bang(t.proto.invert)}--ctproto ${t.proto.num}`;
+    for (const k of ['origsrc', 'origdst', 'replsrc', 'repldst'] as const) {
+      const a = t[k];
+      if (a) s += ` ${bang(a.invert)}--ct${k} ${fmtCtAddr(a)}`;
+    }
+    for (const k of ['origsrcport', 'origdstport', 'replsrcport', 'repldstport'] as const) {
+      const p = t[k];
+      if (p) s += ` ${bang(p.invert)}--ct${k} ${fmtRange(p.range)}`;
+    }
     if (t.status) s += ` ${bang(t.status.invert)}--ctstatus ${fmtCtStatus(t.status.mask)}`;
+    if (t.expire) s += ` ${bang(t.expire.invert)}--ctexpire ${t.expire.min === t.expire.max ? t.expire.min : `${t.expire.min}:${t.expire.max}`}`;
     if (t.dir) s += ` --ctdir ${t.dir}`;
     return s;
   },

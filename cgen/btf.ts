@@ -212,6 +212,7 @@ export interface KernelLayout {
   netDeviceType: number;
   nfConnStatus: number;
   nfConnTimeout: number;
+  nfConnMark: number;
   /** ct->tuplehash[dir].tuple is at nfConnTuplehash + dir * tupleHashSize + tupleInHash */
   nfConnTuplehash: number;
   tupleHashSize: number;
@@ -246,6 +247,7 @@ export function kernelLayout(btf: Btf, hz = 0): KernelLayout {
     netDeviceType: btf.memberOffset('net_device', 'type'),
     nfConnStatus: btf.memberOffset('nf_conn', 'status'),
     nfConnTimeout: btf.memberOffset('nf_conn', 'timeout'),
+    nfConnMark: btf.memberOffset('nf_conn', 'mark'),
     nfConnTuplehash: btf.memberOffset('nf_conn', 'tuplehash'),
     tupleHashSize: btf.sizeOf(btf.find(BtfKind.STRUCT, 'nf_conntrack_tuple_hash')),
     tupleInHash: btf.memberOffset('nf_conntrack_tuple_hash', 'tuple'),

@@ -325,6 +325,17 @@ export function emitMatch(a: Asm, m: Match, l: RuleLabels, env: MatchEnv): void 
       if (m.invert) { a.ja(l.next); a.label(differs); }
       return;
     }
+    case 'connmark': {
+      // xt_connmark: no connection, no match (inverted or not); the mark is read from the connection
+      a.ldx(1, R1, R9, S.CT).alu32('and', R1, { imm: CtBit.INVALID | CtBit.UNTRACKED }).jmp32('jne', R1, 0, l.next);
+      a.movReg(R1, R10).alu64('add', R1, { imm: l.scratch }).mov64(R2, 4);
+      a.ldx(8, R3, R9, S.CTPTR).alu64('add', R3, { imm: env.k.nfConnMark });
+      a.call(Helper.probe_read_kernel).jmp('jne', R0, 0, l.next);
+      a.ldx(4, R1, R10, l.scratch);
+      if (m.mask !== 0xffffffff) a.alu32('and', R1, { imm: m.mask });
+      a.jmp32(m.invert ? 'jeq' : 'jne', R1, m.value, l.next);
+      return;
+    }
     case 'pkttype':
       cmp32(a, 1, S.PKTTYPE, m.invert ? 'jeq' : 'jne', m.type, l.next);
       return;

@@ -1,5 +1,5 @@
 /**
- * mark, dscp, tos, ecn, pkttype, mac, limit and statistic through the kernel, beside
+ * mark, connmark, dscp, tos, ecn, pkttype, mac, limit and statistic through the kernel, beside
  * iptables-legacy: marks set by the mangle table (iptables-legacy in both
  * routers), TOS bytes, multicast delivery, a burst of packets against a
  * token bucket, every-nth counting; each probe delivered or dropped alike.
@@ -98,4 +98,36 @@ t.test('mark, dscp, tos, pkttype, limit and statistic filter like iptables-legac
   t.equal(count('limit 1/hour'), 3, 'the kernel lets the burst (3) through');
   t.equal(count('nth every 3'), 2, 'every third packet from the second one');
   t.equal(count('limit 20/sec'), 2, 'a fast burst of 5 meets a bucket of 2');
+});
+
+// connmark needs connection tracking, which also reassembles fragments: a namespace pair of its own
+t.test('connmark filters like iptables-legacy (marks set by CONNMARK in the mangle table)', async (t) => {
+  if (!requireKernel(t, ['iptables-legacy-restore'])) return;
+  prepareState();
+  const pair = new DiffPair();
+  t.teardown(() => pair.destroy());
+  for (const router of [pair.legacy.router, pair.ours.router]) {
+    nsExecOk(router, 'iptables-legacy', ['-t', 'mangle', '-A', 'PREROUTING', '-p', 'udp', '--dport', '7060', '-j', 'CONNMARK', '--set-mark', '5']);
+  }
+  const r = pair.load(`*filter
+:INPUT DROP [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p udp -m udp --dport 7060:7061 -m connmark --mark 0x5 -j ACCEPT
+-A INPUT -p udp -m udp --dport 7062 -m connmark ! --mark 0x4/0x4 -j ACCEPT
+-A INPUT -p udp -m udp --dport 7063 -m connmark ! --mark 0x5 -j ACCEPT
+COMMIT
+`);
+  t.equal(r.oursStatus, 0, `our restore succeeded ${r.ours}`);
+  const outcomes = pair.probe([
+    { name: 'connmark 5 (set by CONNMARK in mangle)', where: 'input', packet: udp(7060), expect: true },
+    { name: 'connmark 5, a later packet of the connection', where: 'input', packet: udp(7060), expect: true },
+    { name: 'no connmark', where: 'input', packet: udp(7061), expect: false },
+    { name: 'connmark 0 under mask 4 (inverted)', where: 'input', packet: udp(7062), expect: true },
+    { name: 'connmark 0, not 5 (inverted)', where: 'input', packet: udp(7063), expect: true },
+  ]);
+  for (const o of outcomes) {
+    t.equal(o.ours, o.legacy, `${o.name}: bpftables ${o.ours ? 'delivered' : 'dropped'}, iptables ${o.legacy ? 'delivered' : 'dropped'}`);
+    if (o.expect !== undefined) t.equal(o.legacy, o.expect, `${o.name}: oracle behaves as the rules say`);
+  }
 });

@@ -111,6 +111,8 @@ const LISTING: string[][] = [
     '-A INPUT -m conntrack --ctdir REPLY ! --ctexpire 3:9 --ctstatus ASSURED --ctrepldstport 4: ! --ctreplsrcport :80 --ctorigdstport 22 --ctorigsrcport 1:2 --ctrepldst 10.0.0.0/8 ! --ctreplsrc 1.2.3.4 --ctorigdst 5.6.7.0/24 --ctorigsrc 9.9.9.9/32 ! --ctproto tcp --ctstate NEW',
     // (iptables 1.8.9 accepts --ctproto 0, --ctexpire 4:3 and --ctorigsrcport 4:3; the 1.8.11 suite refuses them, checked in conformance-t)
     '-A INPUT -m conntrack --ctproto udp --ctexpire 7 --ctreplsrc 10.0.2.2/24', '-L INPUT', '-L INPUT -n', '-S INPUT',
+    '-A INPUT -m connmark --mark 5', '-A INPUT -m connmark ! --mark 0x5/0xff', '-v -A INPUT -m connmark --mark 1/1', '-A INPUT -m connmark --mark -1',
+    '-A INPUT -m connmark', '-L INPUT -n', '-S INPUT',
     '-A INPUT -p tcp -m ecn --ecn-tcp-ece --ecn-tcp-cwr --ecn-ip-ect 2', '-A INPUT -p tcp -m ecn ! --ecn-tcp-ece ! --ecn-tcp-cwr ! --ecn-ip-ect 3',
     '-A INPUT -m ecn --ecn-ip-ect 1', '-A INPUT -m ecn --ecn-tcp-cwr', '-A INPUT -m ecn --ecn-ip-ect 4', '-A INPUT -m ecn', '-L INPUT 1 -n',
     '-A OUTPUT -m mac --mac-source 02:00:00:00:01:02', '-N M', '-A M -m mac --mac-source 2:0:0:0:1:2 -j ACCEPT', '-A OUTPUT -j M',

@@ -16,7 +16,7 @@ export interface PacketView {
   /** skb->mark, the link-layer packet type (0 host, 1 broadcast, 2 multicast, 3 otherhost), the TOS byte / traffic class */
   mark?: number; pkttype?: number; tos?: number;
   /** the connection's NAT bits, status bits and direction (when it has a connection) */
-  ctNat?: ('SNAT' | 'DNAT')[]; ctStatus?: number; ctReply?: boolean;
+  ctNat?: ('SNAT' | 'DNAT')[]; ctStatus?: number; ctReply?: boolean; ctMark?: number;
   /** Ethernet source address when the packet came in on an Ethernet device */
   macSource?: number[];
   saddr6?: Words6; daddr6?: Words6;
@@ -156,6 +156,9 @@ function matchStep(m: Match, p: PacketView, state: MatchState): Step {
       return yes(true);
     }
     case 'mac': return yes(!!p.macSource && (p.macSource.every((b, i) => b === m.addr[i]) !== m.invert));
+    case 'connmark':
+      if (p.ct === 'INVALID' || p.ct === 'UNTRACKED') return yes(false);
+      return yes((((p.ctMark ?? 0) & m.mask) >>> 0 === m.value) !== m.invert);
     case 'mark': return yes((((p.mark ?? 0) & m.mask) >>> 0 === m.value) !== m.invert);
     case 'pkttype': return yes(((p.pkttype ?? 0) === m.type) !== m.invert);
     case 'dscp': return yes((((p.tos ?? 0) >> 2) === m.value) !== m.invert);

@@ -106,6 +106,8 @@ export type Match =
   | { kind: 'mac'; addr: number[]; invert: boolean }
   /** ECN: the IP header's ECT bits, and (with -p tcp) the TCP ECE and CWR flags */
   | { kind: 'ecn'; ect?: { value: number; invert: boolean }; ece?: { invert: boolean }; cwr?: { invert: boolean } }
+  /** (the connection's mark & mask) == value; no connection: no match */
+  | { kind: 'connmark'; value: number; mask: number; invert: boolean }
   /** (skb->mark & mask) == value */
   | { kind: 'mark'; value: number; mask: number; invert: boolean }
   /** link-layer packet type: 0 host (unicast), 1 broadcast, 2 multicast, 3 otherhost */
@@ -170,8 +172,8 @@ export function isBuiltin(name: string): name is BuiltinChain {
 
 /** Does any rule read the connection's status or direction (beyond its state)? */
 export function needsCtDetails(t: Table): boolean {
-  return t.chains.some((c) => c.rules.some((r) => r.matches.some((m) => m.kind === 'conntrack'
-    && (m.status !== undefined || m.dir !== undefined || m.ctstate.includes('SNAT') || m.ctstate.includes('DNAT') || ctTupleFields(m).length > 0))));
+  return t.chains.some((c) => c.rules.some((r) => r.matches.some((m) => m.kind === 'connmark' || (m.kind === 'conntrack'
+    && (m.status !== undefined || m.dir !== undefined || m.ctstate.includes('SNAT') || m.ctstate.includes('DNAT') || ctTupleFields(m).length > 0)))));
 }
 
 /** Conntrack options that read the connection's tuples or timeout (besides state, status and direction). */
@@ -182,5 +184,5 @@ export function ctTupleFields(m: Extract<Match, { kind: 'conntrack' }>): (typeof
 
 /** Does any rule of the table need connection tracking in the namespace? */
 export function needsConntrack(t: Table): boolean {
-  return t.chains.some((c) => c.rules.some((r) => r.matches.some((m) => m.kind === 'conntrack' || m.kind === 'state')));
+  return t.chains.some((c) => c.rules.some((r) => r.matches.some((m) => m.kind === 'conntrack' || m.kind === 'state' || m.kind === 'connmark')));
 }

@@ -149,6 +149,7 @@ function fmtMatch(m: Match, proto: number | undefined, o: ListOptions): string {
       return s;
     }
     case 'mac': return ` MAC ${m.invert ? '! ' : ''}${fmtMac(m.addr)}`;
+    case 'connmark': return ` connmark match ${m.invert ? '!' : ''} 0x${m.value.toString(16)}${m.mask === 0xffffffff ? '' : `/0x${m.mask.toString(16)}`}`;
     case 'mark': return ` mark match ${m.invert ? '! ' : ''}0x${m.value.toString(16)}${m.mask === 0xffffffff ? '' : `/0x${m.mask.toString(16)}`}`;
     case 'pkttype': return ` PKTTYPE ${m.invert ? '!=' : '='} ${PKT_TYPES.find(([, v]) => v === m.type)![0]}`;
     case 'dscp': return ` DSCP match ${m.invert ? '!' : ''}${hexl(m.value)}`;

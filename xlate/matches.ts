@@ -549,7 +549,7 @@ const mac: MatchModule = {
     t.addr = parts.map((x) => parseInt(x, 16));
     t.invert = invert;
   },
-  finish(_m, seen) { if (!seen.has('--mac-source')) throw paramError('mac: option "--mac-source" must be specified'); },
+  finish(_m, seen) { if (!seen.has('--mac-source')) throw paramError('mac: option "--mac-source" must be specified\n'); },
   save(m) {
     const t = m as Extract<Match, { kind: 'mac' }>;
     return ` ${bang(t.invert)}--mac-source ${fmtMac(t.addr)}`;
@@ -606,7 +606,10 @@ function valueMask(text: string, max: number, what: string): { value: number; ma
   const [v, m, extra] = text.split('/');
   const value = parseUintAny(v ?? '', max);
   const mask = m === undefined ? max : parseUintAny(m, max);
-  if (value === undefined || mask === undefined || extra !== undefined) throw paramError(`Bad ${what} value "${text}"`);
+  if (value === undefined || mask === undefined || extra !== undefined) {
+    throw paramError(what === 'tos' ? (m === undefined ? `Symbolic name "${text}" is unknown` : `Illegal value: "${text}"`)
+      : `${what}: bad integer value for option "--mark", or out of range.\n`);
+  }
   return { value, mask, masked: m !== undefined };
 }
 
@@ -619,9 +622,25 @@ const mark: MatchModule = {
     const vm = valueMask(args[0]!, 0xffffffff, 'mark');
     t.value = vm.value; t.mask = vm.mask; t.invert = invert;
   },
-  finish(_m, seen) { if (!seen.has('--mark')) throw paramError('mark: option "--mark" must be specified'); },
+  finish(_m, seen) { if (!seen.has('--mark')) throw paramError('mark: option "--mark" must be specified\n'); },
   save(m) {
     const t = m as Extract<Match, { kind: 'mark' }>;
+    return ` ${bang(t.invert)}--mark ${hex(t.value)}${t.mask === 0xffffffff ? '' : `/${hex(t.mask)}`}`;
+  },
+};
+
+const connmark: MatchModule = {
+  name: 'connmark',
+  options: [{ name: '--mark', args: 1, invertible: true }],
+  create: () => ({ kind: 'connmark', value: 0, mask: 0xffffffff, invert: false }),
+  parse(m, _o, args, invert) {
+    const t = m as Extract<Match, { kind: 'connmark' }>;
+    const vm = valueMask(args[0]!, 0xffffffff, 'connmark');
+    t.value = vm.value; t.mask = vm.mask; t.invert = invert;
+  },
+  finish(_m, seen) { if (!seen.has('--mark')) throw paramError('connmark: option "--mark" must be specified\n'); },
+  save(m) {
+    const t = m as Extract<Match, { kind: 'connmark' }>;
     return ` ${bang(t.invert)}--mark ${hex(t.value)}${t.mask === 0xffffffff ? '' : `/${hex(t.mask)}`}`;
   },
 };
@@ -638,7 +657,7 @@ const pkttype: MatchModule = {
     if (!found) throw paramError(`Bad packet type '${args[0]}'`);
     t.type = found[1]; t.invert = invert;
   },
-  finish(_m, seen) { if (!seen.has('--pkt-type')) throw paramError('pkttype: option "--pkt-type" must be specified'); },
+  finish(_m, seen) { if (!seen.has('--pkt-type')) throw paramError('pkttype: option "--pkt-type" must be specified\n'); },
   save(m) {
     const t = m as Extract<Match, { kind: 'pkttype' }>;
     return ` ${bang(t.invert)}--pkt-type ${PKT_TYPES.find(([, v]) => v === t.type)![0]}`;
@@ -695,7 +714,7 @@ const tos: MatchModule = {
     }
     t.invert = invert;
   },
-  finish(_m, seen) { if (!seen.has('--tos')) throw paramError('tos: option "--tos" must be specified'); },
+  finish(_m, seen) { if (!seen.has('--tos')) throw paramError('tos: option "--tos" must be specified\n'); },
   save(m) {
     const t = m as Extract<Match, { kind: 'tos' }>;
     return ` ${bang(t.invert)}--tos ${hex(t.value, 2)}/${hex(t.mask, 2)}`;
@@ -815,12 +834,12 @@ const statistic: MatchModule = {
 
 export const MATCH_MODULES: ReadonlyMap<string, MatchModule> = new Map(
   [tcpLike('tcp'), tcpLike('udp'), icmp, icmp6, multiport, comment, conntrack, state, iprange, length, ttl, hl,
-    mark, pkttype, dscp, tos, limit, statistic, mac, ecn].map((m) => [m.name, m]),
+    mark, connmark, pkttype, dscp, tos, limit, statistic, mac, ecn].map((m) => [m.name, m]),
 );
 
 /** Match modules iptables has that bpftables does not implement yet (clear error, not "unknown"). */
 export const KNOWN_UNSUPPORTED_MATCHES = new Set([
-  'addrtype', 'ah', 'bpf', 'cgroup', 'cluster', 'connbytes', 'connlabel', 'connlimit', 'connmark', 'cpu', 'dccp',
+  'addrtype', 'ah', 'bpf', 'cgroup', 'cluster', 'connbytes', 'connlabel', 'connlimit', 'cpu', 'dccp',
   'devgroup', 'esp', 'hashlimit', 'helper', 'ipcomp', 'ipv6header', 'ipvs', 'mh', 'nfacct', 'osf', 'owner', 'physdev', 'policy', 'quota', 'rateest', 'realm',
   'recent', 'rpfilter', 'rt', 'sctp', 'set', 'socket', 'string', 'tcpmss', 'time', 'u32',
   'udplite', 'frag', 'hbh', 'dst', 'eui64', 'srh', 'ipv4options', 'geoip',

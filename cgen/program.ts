@@ -588,18 +588,18 @@ export interface CompiledTable {
  * (set only through BPFTABLES_TEST_VERIFIER_FAULT_LINE, compat/engine.ts).
  */
 export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLine?: number } = {}): CompiledTable {
-  const cx: CompileCtx = {
-    cl: counterLayout(t), chainIndex: new Map(t.chains.map((c, i) => [c, i])), maps: new Map(), faultLine: opts.verifierFaultLine,
-    exactRuns: new Map(), chunks: new Map(), family: t.family, stateSlots: new Map(),
-    env: undefined as unknown as MatchEnv,
-  };
-  cx.env = {
+  const stateSlots = new Map<Match, number>();
+  const env: MatchEnv = {
     hz: k.hz, family: t.family, k,
     stateSlot: (m) => {
-      let slot = cx.stateSlots.get(m);
-      if (slot === undefined) { slot = cx.stateSlots.size; cx.stateSlots.set(m, slot); }
+      let slot = stateSlots.get(m);
+      if (slot === undefined) { slot = stateSlots.size; stateSlots.set(m, slot); }
       return slot;
     },
+  };
+  const cx: CompileCtx = {
+    cl: counterLayout(t), chainIndex: new Map(t.chains.map((c, i) => [c, i])), maps: new Map(), faultLine: opts.verifierFaultLine,
+    exactRuns: new Map(), chunks: new Map(), family: t.family, stateSlots, env,
   };
   const hooks = BUILTIN_CHAINS.map((c) => compileHook(t, c, cx, k));
   if (cx.stateSlots.size) {

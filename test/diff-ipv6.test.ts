@@ -7,7 +7,7 @@
  * outcome must be the same.
  */
 import t from 'tap';
-import { DiffPair, type ProbeSpec } from './helpers/differential';
+import { checkOutcomes, DiffPair, type ProbeSpec } from './helpers/differential';
 import { prepareState, requireKernel } from './helpers/env';
 import { authHeader, fragmentHeader, icmp6Packet, ip6Packet, optionsHeader, routingHeader, TCP, tcp6Packet, udp6Packet, udpDatagram6 } from '../compat/probes';
 
@@ -123,8 +123,5 @@ t.test('bpftables filters IPv6 like ip6tables-legacy (crafted packets over veth)
   const r = pair.load(RULES);
   t.equal(r.oursStatus, 0, `our restore succeeded ${r.ours}`);
   const outcomes = pair.probe(PROBES);
-  for (const o of outcomes) {
-    t.equal(o.ours, o.legacy, `${o.name}: bpftables ${o.ours ? 'delivered' : 'dropped'}, ip6tables ${o.legacy ? 'delivered' : 'dropped'}`);
-    if (o.expect !== undefined) t.equal(o.legacy, o.expect, `${o.name}: oracle behaves as the rules say`);
-  }
+  checkOutcomes(t, outcomes, 'ip6tables');
 });

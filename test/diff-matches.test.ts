@@ -7,7 +7,7 @@
 import t from 'tap';
 import { nsExecOk } from '../compat/lab';
 import { ipPacket, tcpPacket, udpPacket } from '../compat/probes';
-import { DiffPair, type ProbeSpec } from './helpers/differential';
+import { checkOutcomes, DiffPair, type ProbeSpec } from './helpers/differential';
 import { prepareState, requireKernel } from './helpers/env';
 
 const RULES = `*filter
@@ -90,10 +90,7 @@ t.test('mark, dscp, tos, pkttype, limit and statistic filter like iptables-legac
   const r = pair.load(RULES);
   t.equal(r.oursStatus, 0, `our restore succeeded ${r.ours}`);
   const outcomes = pair.probe(PROBES);
-  for (const o of outcomes) {
-    t.equal(o.ours, o.legacy, `${o.name}: bpftables ${o.ours ? 'delivered' : 'dropped'}, iptables ${o.legacy ? 'delivered' : 'dropped'}`);
-    if (o.expect !== undefined) t.equal(o.legacy, o.expect, `${o.name}: oracle behaves as the rules say`);
-  }
+  checkOutcomes(t, outcomes);
   const count = (prefix: string): number => outcomes.filter((o) => o.name.startsWith(prefix) && o.legacy).length;
   t.equal(count('limit 1/hour'), 3, 'the kernel lets the burst (3) through');
   t.equal(count('nth every 3'), 2, 'every third packet from the second one');
@@ -126,8 +123,5 @@ COMMIT
     { name: 'connmark 0 under mask 4 (inverted)', where: 'input', packet: udp(7062), expect: true },
     { name: 'connmark 0, not 5 (inverted)', where: 'input', packet: udp(7063), expect: true },
   ]);
-  for (const o of outcomes) {
-    t.equal(o.ours, o.legacy, `${o.name}: bpftables ${o.ours ? 'delivered' : 'dropped'}, iptables ${o.legacy ? 'delivered' : 'dropped'}`);
-    if (o.expect !== undefined) t.equal(o.legacy, o.expect, `${o.name}: oracle behaves as the rules say`);
-  }
+  checkOutcomes(t, outcomes);
 });

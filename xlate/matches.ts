@@ -485,55 +485,34 @@ const length: MatchModule = {
   },
 };
 
-const ttl: MatchModule = {
-  name: 'ttl',
-  family: 4,
+/** ttl (IPv4) and hl (IPv6): the same comparison of the TTL / hop limit, under their own names. */
+const hopCount = (kind: 'ttl' | 'hl'): MatchModule => ({
+  name: kind,
+  family: kind === 'ttl' ? 4 : 6,
   options: [
-    { name: '--ttl-eq', aliases: ['--ttl'], args: 1, invertible: true },
-    { name: '--ttl-lt', args: 1, invertible: false },
-    { name: '--ttl-gt', args: 1, invertible: false },
+    { name: `--${kind}-eq`, aliases: kind === 'ttl' ? ['--ttl'] : undefined, args: 1, invertible: true },
+    { name: `--${kind}-lt`, args: 1, invertible: false },
+    { name: `--${kind}-gt`, args: 1, invertible: false },
   ],
-  create: () => ({ kind: 'ttl', op: 'eq', value: 0, invert: false }),
+  create: () => ({ kind, op: 'eq', value: 0, invert: false } as Match),
   parse(m, opt, args, invert) {
     const t = m as Extract<Match, { kind: 'ttl' }>;
-    try { t.value = parseUint(args[0]!, 255, 'TTL'); } catch { throw paramError(`ttl: Bad value for "${opt}" option: "${args[0]}"`); }
-    t.op = opt === '--ttl-lt' ? 'lt' : opt === '--ttl-gt' ? 'gt' : 'eq';
+    try { t.value = parseUint(args[0]!, 255, kind.toUpperCase()); } catch { throw paramError(`${kind}: Bad value for "${opt}" option: "${args[0]}"`); }
+    t.op = opt === `--${kind}-lt` ? 'lt' : opt === `--${kind}-gt` ? 'gt' : 'eq';
     t.invert = invert;
   },
   finish(_m, seen) {
-    if (seen.size === 0) throw paramError('ttl: One of `--ttl-eq\', `--ttl-lt\' or `--ttl-gt\' is required');
-    if (seen.size > 1) throw paramError('ttl: Only one of `--ttl-eq\', `--ttl-lt\' or `--ttl-gt\' may be given');
+    const names = `\`--${kind}-eq', \`--${kind}-lt' or \`--${kind}-gt'`;
+    if (seen.size === 0) throw paramError(`${kind}: One of ${names} is required`);
+    if (seen.size > 1) throw paramError(`${kind}: Only one of ${names} may be given`);
   },
   save(m) {
     const t = m as Extract<Match, { kind: 'ttl' }>;
-    return ` ${bang(t.invert)}--ttl-${t.op} ${t.value}`;
+    return ` ${bang(t.invert)}--${kind}-${t.op} ${t.value}`;
   },
-};
-
-const hl: MatchModule = {
-  name: 'hl',
-  family: 6,
-  options: [
-    { name: '--hl-eq', args: 1, invertible: true },
-    { name: '--hl-lt', args: 1, invertible: false },
-    { name: '--hl-gt', args: 1, invertible: false },
-  ],
-  create: () => ({ kind: 'hl', op: 'eq', value: 0, invert: false }),
-  parse(m, opt, args, invert) {
-    const t = m as Extract<Match, { kind: 'hl' }>;
-    try { t.value = parseUint(args[0]!, 255, 'HL'); } catch { throw paramError(`hl: Bad value for "${opt}" option: "${args[0]}"`); }
-    t.op = opt === '--hl-lt' ? 'lt' : opt === '--hl-gt' ? 'gt' : 'eq';
-    t.invert = invert;
-  },
-  finish(_m, seen) {
-    if (seen.size === 0) throw paramError('hl: One of `--hl-eq\', `--hl-lt\' or `--hl-gt\' is required');
-    if (seen.size > 1) throw paramError('hl: Only one of `--hl-eq\', `--hl-lt\' or `--hl-gt\' may be given');
-  },
-  save(m) {
-    const t = m as Extract<Match, { kind: 'hl' }>;
-    return ` ${bang(t.invert)}--hl-${t.op} ${t.value}`;
-  },
-};
+});
+const ttl = hopCount('ttl');
+const hl = hopCount('hl');
 
 /** Built-in chains a match may be used from (the kernel refuses it elsewhere, reachable through jumps too). */
 export const MATCH_HOOKS: Partial<Record<Match['kind'], readonly string[]>> = { mac: ['INPUT', 'FORWARD'] };

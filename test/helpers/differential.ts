@@ -11,6 +11,7 @@
  * whose raw sockets do not show the header).
  */
 import path from 'node:path';
+import type { Test } from 'tap';
 import { fixIpChecksum } from '../../compat/probes';
 import { BIN } from './env';
 import { nsExec, nsExecOk, RawReceiver, sendRaw, sendRaw6, sleep, Topology } from '../../compat/lab';
@@ -121,5 +122,14 @@ export class DiffPair {
   destroy(): void {
     this.legacy.destroy();
     this.ours.destroy();
+  }
+}
+
+
+/** Every probe must fare alike in both engines, and the oracle must do what the rules say (when a probe says). */
+export function checkOutcomes(t: Test, outcomes: Outcome[], oracle = 'iptables'): void {
+  for (const o of outcomes) {
+    t.equal(o.ours, o.legacy, `${o.name}: bpftables ${o.ours ? 'delivered' : 'dropped'}, ${oracle} ${o.legacy ? 'delivered' : 'dropped'}`);
+    if (o.expect !== undefined) t.equal(o.legacy, o.expect, `${o.name}: oracle behaves as the rules say`);
   }
 }

@@ -6,15 +6,15 @@
  */
 import t from 'tap';
 import { compileTable } from '../cgen/program';
-import { kernel, type LoadedTable, loadCompiled } from '../compat/engine';
+import { kernel, loadCompiled } from '../compat/engine';
 import { systemNameDb } from '../compat/namedb';
 import { ipPacket, icmpMessage, tcpSegment, udpDatagram } from '../compat/probes';
-import { mapLookup, testRunNf, u32Key } from '../native/bpf';
-import { type Decision, evaluate, type MatchState, viewPacket } from '../xlate/eval';
+import { testRunNf } from '../native/bpf';
 import { BUILTIN_CHAINS } from '../xlate/ir';
 import { parseRestore } from '../xlate/restore';
 import { requireKernel } from './helpers/env';
 import { rng } from './helpers/rng';
+import { checkSeed } from './helpers/verdict-model';
 
 const ADDRS = ['10.0.0.1', '10.0.0.2', '10.1.2.3', '192.168.1.1', '172.16.5.4', '8.8.8.8'];
 const PORTS = [22, 53, 80, 443, 1024, 8080, 65535, 0];
@@ -123,59 +123,18 @@ function genPacket(r: () => number): Buffer {
 
 t.test('generated programs agree with the reference interpreter', async (t) => {
   if (!requireKernel(t)) return;
-  const k = kernel();
   let packets = 0, exactRuns = 0, prefilters = 0;
   for (let seed = 1; seed <= 25; seed++) {
     const r = rng(seed);
-    const text = genRuleset(r);
-    const table = parseRestore(text, { file: `seed${seed}`, db: systemNameDb, counters: false }).tables[0]!;
-    const compiled = compileTable(table, k);
-    exactRuns += compiled.maps.filter((m) => m.name.startsWith('ex_')).length;
-    prefilters += compiled.maps.filter((m) => m.name.startsWith('pf_')).length;
-    const expected = new Array<number>(compiled.counters.slots).fill(0);
-    const state: MatchState = new Map();
-    let mismatches = 0;
-    let loaded: LoadedTable;
-    try {
-      loaded = loadCompiled(compiled, table);
-    } catch (e) {
-      t.fail(`seed ${seed}: load failed: ${(e as Error).message}\n${text}`);
-      throw e;
-    }
-    try {
-      compiled.hooks.forEach((h, slot) => {
-        const fd = loaded.progFds.get(slot)!;
-        for (let i = 0; i < 60; i++) {
-            const pkt = genPacket(r);
-            const view = viewPacket(pkt, { in: '', out: h.chain === 'INPUT' ? '' : 'lo' }, 'INVALID');
-            const want = countExpected(table, h.chain, view, compiled.counters, expected, state);
-            const got = testRunNf(fd, pkt, h.hooknum).retval === 1 ? 'ACCEPT' : 'DROP';
-            packets++;
-            if (got !== want.verdict) {
-              mismatches++;
-              if (mismatches <= 3) t.fail(`seed ${seed} ${h.chain}: BPF says ${got}, interpreter says ${want.verdict} by ${want.by}\npacket ${pkt.toString('hex')}\n${text}`);
-            }
-        }
-      });
-      const v = Buffer.alloc(compiled.counters.slots * 16);
-      mapLookup(loaded.countersFd, u32Key(0), v);
-      const got = Array.from({ length: compiled.counters.slots }, (_, i) => Number(v.readBigUInt64LE(i * 16)));
-      t.same(got, expected, `seed ${seed}: per-rule and policy packet counters`);
-    } finally { loaded.close(); }
-    t.equal(mismatches, 0, `seed ${seed}: all verdicts agree`);
+    const res = checkSeed(t, { seed, text: genRuleset(r), family: 4, perHook: 60, packet: () => genPacket(r) });
+    packets += res.packets;
+    exactRuns += res.compiled.maps.filter((m) => m.name.startsWith('ex_')).length;
+    prefilters += res.compiled.maps.filter((m) => m.name.startsWith('pf_')).length;
   }
   t.ok(packets >= 4000, `${packets} packets checked`);
   t.ok(exactRuns >= 3, `${exactRuns} exact-match runs compiled to hash lookups`);
   t.ok(prefilters >= 3, `${prefilters} prefiltered runs`);
 });
-
-/** Packet counts the interpreter implies: every rule whose match succeeded on the path taken, plus the policy if reached. */
-export function countExpected(table: ReturnType<typeof parseRestore>['tables'][0], chain: 'INPUT' | 'FORWARD' | 'OUTPUT', view: ReturnType<typeof viewPacket>,
-  cl: ReturnType<typeof compileTable>['counters'], out: number[], state: MatchState): Decision {
-  const d = evaluate(table, chain, view, (rule) => { out[cl.ruleSlot.get(rule)!]!++; }, state);
-  if (d.by === `${chain} policy`) out[cl.policySlot.get(chain)!]!++;
-  return d;
-}
 
 t.test('long chains of branch-heavy rules stay within the verifier limits', async (t) => {
   if (!requireKernel(t)) return;

@@ -8,16 +8,12 @@
  * header walk follows the kernel's ipv6_find_hdr.
  */
 import t from 'tap';
-import { compileTable, MAX_EXT_HEADERS } from '../cgen/program';
-import { kernel, type LoadedTable, loadCompiled } from '../compat/engine';
-import { systemNameDb } from '../compat/namedb';
+import { MAX_EXT_HEADERS } from '../cgen/program';
 import { authHeader, type Ext6, fragmentHeader, icmp6Message, ip6Packet, optionsHeader, routingHeader, tcpSegment6, udpDatagram6 } from '../compat/probes';
-import { mapLookup, NFPROTO_IPV6, testRunNf, u32Key } from '../native/bpf';
-import { evaluate, type MatchState, viewPacket6 } from '../xlate/eval';
 import { BUILTIN_CHAINS } from '../xlate/ir';
-import { parseRestore } from '../xlate/restore';
 import { requireKernel } from './helpers/env';
 import { pickFrom, rng } from './helpers/rng';
+import { checkSeed } from './helpers/verdict-model';
 
 const ADDRS = ['2001:db8::1', '2001:db8::2', '2001:db8:1::3', 'fd00::1', '::1', 'fe80::1:2', '2001:db8:ffff::ffff'];
 const PORTS = [22, 53, 80, 443, 1024, 65535, 0];
@@ -103,47 +99,14 @@ function genPacket(r: () => number): Buffer {
 
 t.test('generated IPv6 programs agree with the reference interpreter', async (t) => {
   if (!requireKernel(t)) return;
-  const k = kernel();
   let packets = 0, noproto = 0, fragments = 0;
   for (let seed = 1; seed <= 20; seed++) {
     const r = rng(1000 + seed);
-    const text = genRuleset(r);
-    const table = parseRestore(text, { file: `seed${seed}`, db: systemNameDb, counters: false, family: 6 }).tables[0]!;
-    const compiled = compileTable(table, k);
-    const expected = new Array<number>(compiled.counters.slots).fill(0);
-    const state: MatchState = new Map();
-    let mismatches = 0;
-    let loaded: LoadedTable;
-    try {
-      loaded = loadCompiled(compiled, table);
-    } catch (e) {
-      t.fail(`seed ${seed}: load failed: ${(e as Error).message}\n${text}`);
-      throw e;
-    }
-    try {
-      compiled.hooks.forEach((h, slot) => {
-        const fd = loaded.progFds.get(slot)!;
-        for (let i = 0; i < 70; i++) {
-          const pkt = genPacket(r);
-          const view = viewPacket6(pkt, { in: '', out: h.chain === 'INPUT' ? '' : 'lo' }, 'INVALID');
-          if (view.noproto) noproto++;
-          if (view.fragoff) fragments++;
-          const want = evaluate(table, h.chain, view, (rule) => { expected[compiled.counters.ruleSlot.get(rule)!]!++; }, state);
-          if (want.by === `${h.chain} policy`) expected[compiled.counters.policySlot.get(h.chain)!]!++;
-          const got = testRunNf(fd, pkt, h.hooknum, NFPROTO_IPV6).retval === 1 ? 'ACCEPT' : 'DROP';
-          packets++;
-          if (got !== want.verdict) {
-            mismatches++;
-            if (mismatches <= 3) t.fail(`seed ${seed} ${h.chain}: BPF says ${got}, interpreter says ${want.verdict} by ${want.by}\npacket ${pkt.toString('hex')}\n${text}`);
-          }
-        }
-      });
-      const v = Buffer.alloc(compiled.counters.slots * 16);
-      mapLookup(loaded.countersFd, u32Key(0), v);
-      const got = Array.from({ length: compiled.counters.slots }, (_, i) => Number(v.readBigUInt64LE(i * 16)));
-      t.same(got, expected, `seed ${seed}: per-rule and policy packet counters`);
-    } finally { loaded.close(); }
-    t.equal(mismatches, 0, `seed ${seed}: all verdicts agree`);
+    const res = checkSeed(t, {
+      seed, text: genRuleset(r), family: 6, perHook: 70, packet: () => genPacket(r),
+      onView: (v) => { if (v.noproto) noproto++; if (v.fragoff) fragments++; },
+    });
+    packets += res.packets;
   }
   t.ok(packets >= 4000, `${packets} packets checked`);
   t.ok(noproto >= 100, `${noproto} packets whose extension headers cannot be followed`);

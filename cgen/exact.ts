@@ -76,43 +76,56 @@ export function findExactRuns(chain: Chain, chainIdx: number, lo: number, hi: nu
   return runs;
 }
 
-function key(r: Rule, s: Shape, withPorts: boolean): Buffer {
-  const k = Buffer.alloc(KEY_SIZE);
-  if (s.src) k.writeUInt32LE((r.ip.src as Addr4Match).addr, 0);
-  if (s.dst) k.writeUInt32LE((r.ip.dst as Addr4Match).addr, 4);
-  if (s.proto) k[8] = r.ip.proto!.num;
-  if (withPorts) {
-    const m = r.matches.find((x) => x.kind === 'tcp' || x.kind === 'udp') as Extract<Rule['matches'][number], { kind: 'tcp' }> | undefined;
-    if (s.sport) k.writeUInt16LE(m!.sport!.range[0], 10);
-    if (s.dport) k.writeUInt16LE(m!.dport!.range[0], 12);
+/** The key's fields of a rule: source, destination, protocol, source port, destination port (0 when not in the shape). */
+function keyFields(r: Rule, s: Shape, withPorts: boolean): [number, number, number, number, number] {
+  let sport = 0, dport = 0;
+  if (withPorts && (s.sport || s.dport)) {
+    for (const m of r.matches) {
+      if (m.kind !== 'tcp' && m.kind !== 'udp') continue;
+      if (s.sport) sport = m.sport!.range[0];
+      if (s.dport) dport = m.dport!.range[0];
+      break;
+    }
   }
+  return [s.src ? (r.ip.src as Addr4Match).addr : 0, s.dst ? (r.ip.dst as Addr4Match).addr : 0, s.proto ? r.ip.proto!.num : 0, sport, dport];
+}
+
+function keyBuffer([src, dst, proto, sport, dport]: [number, number, number, number, number]): Buffer {
+  const k = Buffer.alloc(KEY_SIZE);
+  k.writeUInt32LE(src, 0);
+  k.writeUInt32LE(dst, 4);
+  k[8] = proto;
+  k.writeUInt16LE(sport, 10);
+  k.writeUInt16LE(dport, 12);
   return k;
 }
 
 /** The run's maps: full key → { counter slot, verdict } (first rule wins), and for tcp/udp runs the address/protocol part → 1. */
 export function exactMaps(chain: Chain, run: ExactRun, slotOf: (r: Rule) => number): MapSpecOut[] {
-  const first = new Map<string, [Buffer, Buffer]>();
-  const ipPart = new Map<string, [Buffer, Buffer]>();
+  // keys are deduplicated as strings; buffers are built for the entries kept
+  const first = new Map<string, Rule>();
+  const ipPart = new Map<string, [number, number, number, number, number]>();
   for (let i = run.from; i < run.to; i++) {
     const r = chain.rules[i]!;
-    const k = key(r, run.shape, true);
-    const hex = k.toString('hex');
-    if (!first.has(hex)) {
-      const v = Buffer.alloc(8);
-      v.writeUInt32LE(slotOf(r), 0);
-      v.writeUInt32LE(r.verdict.kind === 'accept' ? NF_ACCEPT : NF_DROP, 4);
-      first.set(hex, [k, v]);
-    }
+    const f = keyFields(r, run.shape, true);
+    const id = f.join(',');
+    if (!first.has(id)) first.set(id, r);
     if (run.ipMap) {
-      const ik = key(r, run.shape, false);
-      ipPart.set(ik.toString('hex'), [ik, Buffer.from([1])]);
+      const ip = keyFields(r, run.shape, false);
+      ipPart.set(ip.join(','), ip);
     }
   }
-  const maps: MapSpecOut[] = [{
-    name: run.map, type: BPF_MAP_TYPE_HASH, keySize: KEY_SIZE, valueSize: 8, maxEntries: first.size, flags: 0, entries: [...first.values()],
-  }];
+  const entries: [Buffer, Buffer][] = [];
+  for (const r of first.values()) {
+    const v = Buffer.alloc(8);
+    v.writeUInt32LE(slotOf(r), 0);
+    v.writeUInt32LE(r.verdict.kind === 'accept' ? NF_ACCEPT : NF_DROP, 4);
+    entries.push([keyBuffer(keyFields(r, run.shape, true)), v]);
+  }
+  const maps: MapSpecOut[] = [{ name: run.map, type: BPF_MAP_TYPE_HASH, keySize: KEY_SIZE, valueSize: 8, maxEntries: first.size, flags: 0, entries }];
   if (run.ipMap) {
-    maps.push({ name: run.ipMap, type: BPF_MAP_TYPE_HASH, keySize: KEY_SIZE, valueSize: 1, maxEntries: ipPart.size, flags: 0, entries: [...ipPart.values()] });
+    const one = Buffer.from([1]);
+    maps.push({ name: run.ipMap, type: BPF_MAP_TYPE_HASH, keySize: KEY_SIZE, valueSize: 1, maxEntries: ipPart.size, flags: 0, entries: [...ipPart.values()].map((f) => [keyBuffer(f), one]) });
   }
   return maps;
 }

@@ -12,7 +12,7 @@ import { type Asm, Helper, type JmpOp, R0, R1, R2, R3, R6, R7, R8, R9, R10 } fro
 import { BpftablesError } from '../xlate/errors';
 import type { KernelLayout } from './btf';
 import { CtBit, S } from './summary';
-import { type Addr6Match, type CtMatchState, ctTupleFields, type IfaceMatch, type Ip6Range, type IpPart, isAddr6, isRange6, type Match, type Range } from '../xlate/ir';
+import { type Addr6Match, commandName, type CtMatchState, ctTupleFields, type IfaceMatch, type Ip6Range, type IpPart, isAddr6, isRange6, type Match, type Range } from '../xlate/ir';
 
 /** The two host-order halves of an IPv6 address held as four words. */
 const halves = (w: number[]): [bigint, bigint] => [(BigInt(w[0]!) << 32n) | BigInt(w[1]!), (BigInt(w[2]!) << 32n) | BigInt(w[3]!)];
@@ -77,7 +77,7 @@ export function limitCredits(avg: number, burst: number, hz: number, family: 4 |
     : Math.floor((user * hz * cpj) / 10000));
   const cost = user2credits(avg);
   const cap = user2credits(u32(BigInt(avg) * BigInt(burst)));
-  if (burst === 0 || cap < cost) throw new BpftablesError(`${family === 6 ? 'ip6tables' : 'iptables'}: Numerical result out of range.`, 1);
+  if (burst === 0 || cap < cost) throw new BpftablesError(`${commandName(family)}: Numerical result out of range.`, 1);
   return { cpj, cost, cap };
 }
 

@@ -17,7 +17,7 @@ import { emitIpPart, emitMatch, initialState, type MatchEnv, STATE_MAP } from '.
 import { emitExactRun, type ExactRun, exactMaps, findExactRuns } from './exact';
 import { emitRunGuard, findRuns, type MapSpecOut, runMap } from './prefilter';
 import { CtBit, FRAME, RET_CONTINUE, S } from './summary';
-import { type BuiltinChain, BUILTIN_CHAINS, type Chain, type Family, type Match, needsCtDetails, type Rule, type Table } from '../xlate/ir';
+import { type BuiltinChain, BUILTIN_CHAINS, type Chain, ctTupleFields, type Family, type Match, needsCtDetails, type Rule, type Table } from '../xlate/ir';
 
 export const COUNTERS_MAP = 'counters';
 
@@ -182,6 +182,9 @@ interface CompileCtx {
   /** state slots of stateful matches (limit, statistic nth), shared by every hook program */
   stateSlots: Map<Match, number>;
   env: MatchEnv;
+  /** what the prologue must also read, decided once for the table */
+  usesMac: boolean;
+  ctDetails: boolean;
 }
 
 /** Conditional jumps a rule's code holds (cgen/match.ts), as an upper estimate. */
@@ -196,6 +199,13 @@ export function ruleBranches(r: Rule): number {
       case 'multiport': n += 3 + 2 * m.ports.length * (m.dir === 'any' ? 2 : 1); break;
       case 'iprange': n += 7 * ((m.src ? 1 : 0) + (m.dst ? 1 : 0)); break;
       case 'length': n += 3; break;
+      // compare-and-swap retries and the bucket arithmetic (cgen/match.ts)
+      case 'limit': n += 22; break;
+      case 'statistic': n += m.mode === 'nth' ? 10 : 1; break;
+      case 'conntrack': n += 2 + (m.status ? 1 : 0) + (m.dir ? 1 : 0) + 3 * ctTupleFields(m).length; break;
+      case 'connmark': n += 3; break;
+      case 'mac': n += 4; break;
+      case 'ecn': n += 4; break;
       default: n += 1;
     }
   }
@@ -501,7 +511,7 @@ function compileHook(t: Table, chain: BuiltinChain, cx: CompileCtx, k: KernelLay
     a.ret(main.policy === 'DROP' ? NF_DROP : NF_ACCEPT);
   };
   a.note(`prologue (${chain})`);
-  emitPrologue(a, chain, k, unparsable, t.family, t.chains.some((c) => c.rules.some((r) => r.matches.some((m) => m.kind === 'mac'))), needsCtDetails(t));
+  emitPrologue(a, chain, k, unparsable, t.family, cx.usesMac, cx.ctDetails);
   a.ja(start);
   a.label(unparsable).ret(NF_DROP);
   a.label(start);
@@ -600,6 +610,7 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
   const cx: CompileCtx = {
     cl: counterLayout(t), chainIndex: new Map(t.chains.map((c, i) => [c, i])), maps: new Map(), faultLine: opts.verifierFaultLine,
     exactRuns: new Map(), chunks: new Map(), family: t.family, stateSlots, env,
+    usesMac: t.chains.some((c) => c.rules.some((r) => r.matches.some((m) => m.kind === 'mac'))), ctDetails: needsCtDetails(t),
   };
   const hooks = BUILTIN_CHAINS.map((c) => compileHook(t, c, cx, k));
   if (cx.stateSlots.size) {

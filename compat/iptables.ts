@@ -4,7 +4,7 @@
  * xtables lock. Implemented: -A -I -D -R -C -N -X -F -Z -P -E -S -L.
  */
 import { applyCommand, listRules, type TableCommand } from '../xlate/commands';
-import { type Family, OTHER_TABLES } from '../xlate/ir';
+import { commandName, type Family, OTHER_TABLES } from '../xlate/ir';
 import { listTable, verboseReport } from '../xlate/list';
 import { BareParamError, BpftablesError, unsupported } from '../xlate/errors';
 import { parseIptablesArgv, toCommand } from '../xlate/command-parse';
@@ -95,7 +95,7 @@ export function iptablesMain(prog: string, argv: string[], io: Io, family: Famil
   const p = parsed;
   if (p.table !== 'filter') {
     if (OTHER_TABLES.has(p.table)) return paramFailure(prog, unsupported(`table ${p.table}`, '-t'), io);
-    io.err(`${prog} ${VERSION}: can't initialize ${family === 6 ? 'ip6tables' : 'iptables'} table \`${p.table}': Table does not exist (do you need to insmod?)\nPerhaps ${family === 6 ? 'ip6tables' : 'iptables'} or your kernel needs to be upgraded.\n`);
+    io.err(`${prog} ${VERSION}: can't initialize ${commandName(family)} table \`${p.table}': Table does not exist (do you need to insmod?)\nPerhaps ${commandName(family)} or your kernel needs to be upgraded.\n`);
     return 3;
   }
   let cmd: TableCommand | undefined;
@@ -110,28 +110,16 @@ export function iptablesMain(prog: string, argv: string[], io: Io, family: Famil
     try {
       const t = readTableOrEmpty(family);
       const o = { numeric: p.numeric, verbose: p.verbose, exact: p.exact, lineNumbers: p.lineNumbers, db: systemNameDb };
-      let out = listTable(t, o, p.args[0]);
-      if (p.args[1] !== undefined) {
-        const lines = out.split('\n').slice(2, -1);
-        const n = Number(p.args[1]);
-        if (n < 1 || n > lines.length) throw new BpftablesError(`${prog}: Index of deletion too big.`, 1);
-        out = `${lines[n - 1]}\n`;
-      }
-      io.out(out);
+      const out = listTable(t, o, p.args[0]);
+      io.out(p.args[1] === undefined ? out : ruleNumber(prog, out.split('\n').slice(2, -1), p.args[1]));
       return 0;
     } catch (e) { return failure(e, io); }
   }
   if (p.cmd === 'S') {
     const t = readTableOrEmpty(family);
     try {
-      let out = listRules(t, systemNameDb, p.args[0], p.verbose);
-      if (p.args[1] !== undefined) {
-        const rules = out.split('\n').filter((l) => l.startsWith('-A '));
-        const n = Number(p.args[1]);
-        if (n < 1 || n > rules.length) throw new BpftablesError(`${prog}: Index of deletion too big.`, 1);
-        out = `${rules[n - 1]}\n`;
-      }
-      io.out(out);
+      const out = listRules(t, systemNameDb, p.args[0], p.verbose);
+      io.out(p.args[1] === undefined ? out : ruleNumber(prog, out.split('\n').filter((l) => l.startsWith('-A ')), p.args[1]));
       return 0;
     } catch (e) { return failure(e, io); }
   }
@@ -146,6 +134,13 @@ export function iptablesMain(prog: string, argv: string[], io: Io, family: Famil
       return e instanceof BpftablesError && e.status === 2 ? paramFailure(prog, e, io) : failure(e, io);
     }
   });
+}
+
+/** `-L CHAIN N` / `-S CHAIN N`: the listing line of rule N, or iptables' message when there is none. */
+function ruleNumber(prog: string, ruleLines: string[], arg: string): string {
+  const n = Number(arg);
+  if (n < 1 || n > ruleLines.length) throw new BpftablesError(`${prog}: Index of deletion too big.`, 1);
+  return `${ruleLines[n - 1]}\n`;
 }
 
 function paramFailure(prog: string, e: unknown, io: Io): number {

@@ -26,7 +26,7 @@ import { restoreMain } from '../compat/iptables-restore';
 import { saveMain } from '../compat/iptables-save';
 import { flushAll } from '../compat/engine';
 import type { Io } from '../compat/cli';
-import type { Family } from '../xlate/ir';
+import { commandName, type Family } from '../xlate/ir';
 
 const SHARED = path.resolve(__dirname, '..', '..', '..', 'shared', 'conformance', 'iptables');
 const UNSUPPORTED = /is not supported by bpftables yet/;
@@ -37,7 +37,7 @@ function call(fn: (io: Io) => number): Result {
   const status = fn({ out: (s) => { out += s; }, err: (s) => { err += s; } });
   return { out, err, status };
 }
-const prog = (f: Family): string => (f === 6 ? 'ip6tables' : 'iptables');
+const prog = commandName;
 const ipt = (f: Family, argv: string[]): Result => call((io) => iptablesMain(prog(f), argv, io, f));
 const save = (f: Family): string => call((io) => saveMain(`${prog(f)}-save`, [], io, f)).out;
 

@@ -158,3 +158,20 @@ t.test('state of dead namespaces: gc removes it, and an inode reused by a new na
   t.notSame(links(after), links(before), 'attached afresh in this namespace, not the stale ones');
   t.match(nsExec(ns, path.join(BIN, 'iptables-save'), []).stdout, /--dport 7 -j U/);
 });
+
+t.test('another hook at priority 0 (iptables-legacy here): our hooks attach at the nearest free priority, with a warning', async (t) => {
+  if (!requireKernel(t, ['iptables-legacy'])) return;
+  prepareState();
+  const ns = uniqueName('pr');
+  ip('netns', 'add', ns);
+  t.teardown(() => { nsExec(ns, path.join(BIN, 'bpftables'), ['flush']); ip('netns', 'del', ns); });
+  t.equal(nsExec(ns, 'iptables-legacy', ['-A', 'INPUT', '-p', 'udp', '--dport', '1', '-j', 'DROP']).status, 0, 'iptables-legacy holds priority 0');
+  const r = nsExec(ns, path.join(BIN, 'iptables-restore'), [], '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n');
+  t.equal(r.status, 0, `restore succeeds ${r.stderr}`);
+  t.match(r.stderr, /holds priority 0 at INPUT: attached at priority 1/, 'a warning names the hook and the priority');
+  const status = JSON.parse(nsExec(ns, path.join(BIN, 'bpftables'), ['status', '--json']).stdout) as { ipv4: { objects: { file: string; detail: string }[] } };
+  for (const chain of ['INPUT', 'FORWARD', 'OUTPUT']) {
+    t.match(status.ipv4.objects.find((o) => o.file === `link_${chain}`)?.detail, / prio 1$/, `status shows ${chain} at priority 1`);
+  }
+  t.match(nsExec(ns, 'iptables-legacy', ['-S', 'INPUT']).stdout, /--dport 1 -j DROP/, 'the other firewall is untouched');
+});

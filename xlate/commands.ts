@@ -4,7 +4,7 @@
  * BpftablesError carrying iptables' own message and exit status.
  */
 import { BpftablesError } from './errors';
-import { type Chain, isBuiltin, type Policy, type Rule, type Table } from './ir';
+import { type Chain, commandName, isBuiltin, type Policy, type Rule, type Table } from './ir';
 import type { NameDb } from './names';
 import { chainOrder, ruleBody } from './save';
 import { TARGETS_UNSUPPORTED } from './rule-parse';
@@ -25,9 +25,7 @@ export type TableCommand =
   | { op: 'policy'; chain: string; policy: string }
   | { op: 'rename'; chain: string; to: string };
 
-/** The command name iptables puts before its own failure messages. */
-export const commandName = (t: Table): string => (t.family === 6 ? 'ip6tables' : 'iptables');
-const fail = (t: Table, msg: string): BpftablesError => new BpftablesError(`${commandName(t)}: ${msg}`, 1);
+const fail = (t: Table, msg: string): BpftablesError => new BpftablesError(`${commandName(t.family)}: ${msg}`, 1);
 const NO_CHAIN = 'No chain/target/match by that name.';
 const BAD_RULE = 'Bad rule (does a matching rule exist in that chain?).';
 

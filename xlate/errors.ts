@@ -30,6 +30,11 @@ export class BpftablesError extends Error {
 /** A parameter problem iptables reports without its "prog vX.Y.Z: " prefix (e.g. "Bad argument `x'"). */
 export class BareParamError extends BpftablesError {}
 
+/** What iptables prints when the kernel refuses a rule it parsed (EINVAL from the table replace). */
+export function kernelInvalid(command: string, where: Where = {}): BpftablesError {
+  return new BpftablesError(`${command}: Invalid argument. Run \`dmesg' for more information.`, 1, where);
+}
+
 export function paramError(message: string, option?: string, col?: number): BpftablesError {
   return new BpftablesError(message, 2, col !== undefined ? { col } : {}, option);
 }

@@ -12,6 +12,8 @@
  */
 
 export type Family = 4 | 6;
+/** The command iptables names itself by in messages: iptables or ip6tables. */
+export const commandName = (family: Family): string => (family === 6 ? 'ip6tables' : 'iptables');
 export type Policy = 'ACCEPT' | 'DROP';
 export const BUILTIN_CHAINS = ['INPUT', 'FORWARD', 'OUTPUT'] as const;
 export type BuiltinChain = (typeof BUILTIN_CHAINS)[number];

@@ -7,7 +7,7 @@
 import { BpftablesError } from './errors';
 import { fmtIpv4, fmtIpv6, isZero6, maskBits6 } from './addr';
 import type { TableCommand } from './commands';
-import { type AddrMatch, type Chain, type Family, isBuiltin, type IfaceMatch, isAddr6, type Match, type Range, type Rule, type Table, TCP_FLAGS } from './ir';
+import { type AddrMatch, type Chain, commandName, type Family, isBuiltin, type IfaceMatch, isAddr6, type Match, type Range, type Rule, type Table, TCP_FLAGS } from './ir';
 import { fmtCtAddr, fmtCtStatus, fmtIpRange, fmtMac, fmtRate, PKT_TYPES, TOS_NAMES } from './matches';
 import { BUILTIN_PROTOS, ICMP_TYPES, ICMP6_TYPES, type NameDb, protoName } from './names';
 import { chainOrder, maskBits } from './save';
@@ -261,7 +261,7 @@ export function listTable(t: Table, lo: ListOptions, chain?: string): string {
   const o: RowOptions = { ...lo, family: t.family };
   if (chain !== undefined) {
     const c = t.chains.find((x) => x.name === chain);
-    if (!c) throw new BpftablesError(`${t.family === 6 ? 'ip6tables' : 'iptables'}: No chain/target/match by that name.`, 1);
+    if (!c) throw new BpftablesError(`${commandName(t.family)}: No chain/target/match by that name.`, 1);
     return chainBlock(t, c, o);
   }
   return chainOrder(t.chains).map((c) => chainBlock(t, c, o)).join('\n');

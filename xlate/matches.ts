@@ -3,11 +3,11 @@
  * IR and how it prints back in iptables-save's canonical form. One table,
  * keyed by module name; the rule parser and the printer both use it.
  */
-import { BpftablesError, paramError } from './errors';
+import { kernelInvalid, paramError } from './errors';
 import { fmtIpv4, fmtIpv6, maskBits6, parseIpv4, parseIpv6, prefixMask6 } from './addr';
 
 export { fmtIpv4, parseIpv4 };
-import { type AddrMatch, CT_MATCH_STATES, CT_STATES, CT_STATUS_BITS, type Family, isAddr6, type Ip6Range, type IpPart, type IpRange, isRange6, type Match, type Range, TCP_FLAGS } from './ir';
+import { type AddrMatch, commandName, CT_MATCH_STATES, CT_STATES, CT_STATUS_BITS, type Family, isAddr6, type Ip6Range, type IpPart, type IpRange, isRange6, type Match, type Range, TCP_FLAGS } from './ir';
 import { ICMP_TYPES, ICMP6_TYPES, type NameDb, protoNumber } from './names';
 
 export interface OptionSpec {
@@ -558,7 +558,7 @@ const ecn: MatchModule = {
     if (seen.size === 0) throw paramError('ECN match: some option required');
     // the kernel refuses TCP bits on rules not limited to tcp
     if ((t.ece || t.cwr) && (ctx.ip.proto?.num !== PROTO_TCP || ctx.ip.proto.invert)) {
-      throw new BpftablesError(`${ctx.family === 6 ? 'ip6tables' : 'iptables'}: Invalid argument. Run \`dmesg' for more information.`, 1);
+      throw kernelInvalid(commandName(ctx.family));
     }
   },
   save(m) {

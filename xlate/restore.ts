@@ -8,9 +8,9 @@ import grammar from '../grammar/restore.generated';
 import type { RestoreStatement } from '../grammar/restore-ast';
 import { ArgvError, splitArgs } from '../grammar/restore-lexer';
 import { BpftablesError, paramError, unsupported } from './errors';
-import { type Chain, type Counters, emptyFilterTable, type Family, isBuiltin, OTHER_TABLES, type Policy, type Table } from './ir';
+import { type Chain, commandName, type Counters, emptyFilterTable, type Family, isBuiltin, OTHER_TABLES, type Policy, type Table } from './ir';
 import type { NameDb } from './names';
-import { applyCommand, checkInterfaces, commandName, listRules } from './commands';
+import { applyCommand, checkInterfaces, listRules } from './commands';
 import { parseIptablesArgv, toCommand } from './command-parse';
 import { listTable, verboseReport, verboseRuleLine } from './list';
 import { chainOrder } from './save';
@@ -177,7 +177,7 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
           }
           if (cmd.op === 'append') chain.rules.push(...cmd.rules);
           else {
-            if (cmd.index > chain.rules.length + 1) throw new BpftablesError(`${commandName(open.table)}: Index of insertion too big.`, 1);
+            if (cmd.index > chain.rules.length + 1) throw new BpftablesError(`${commandName(open.table.family)}: Index of insertion too big.`, 1);
             for (const r of cmd.rules) chain.rules.splice(cmd.index - 1, 0, r); // one by one at the same place, as iptables does
           }
           break;

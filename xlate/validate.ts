@@ -4,8 +4,8 @@
  * chains may nest is the code generator's limit: cgen/program.ts checks it.)
  * Matches limited to some hooks (mac) are not reachable from the others.
  */
-import { BpftablesError } from './errors';
-import { BUILTIN_CHAINS, isBuiltin, type Rule, type Table } from './ir';
+import { BpftablesError, kernelInvalid } from './errors';
+import { BUILTIN_CHAINS, commandName, isBuiltin, type Rule, type Table } from './ir';
 import { MATCH_HOOKS } from './matches';
 import { TARGETS_UNSUPPORTED } from './rule-parse';
 
@@ -68,8 +68,7 @@ function checkMatchHooks(t: Table): void {
         for (const m of r.matches) {
           const hooks = MATCH_HOOKS[m.kind];
           if (hooks && !hooks.includes(start)) {
-            throw new BpftablesError(`${t.family === 6 ? 'ip6tables' : 'iptables'}: Invalid argument. Run \`dmesg' for more information.`, 1,
-              r.src ? { file: r.src.file, line: r.src.line } : {});
+            throw kernelInvalid(commandName(t.family), r.src ? { file: r.src.file, line: r.src.line } : {});
           }
         }
         const target = targetOf(r);

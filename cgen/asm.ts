@@ -298,6 +298,9 @@ export const Helper = {
   jiffies64: 118,
   tail_call: 12,
   dynptr_read: 201,
+  ringbuf_reserve: 131,
+  ringbuf_submit: 132,
+  ringbuf_discard: 133,
 } as const;
 
 /** Netfilter verdicts */

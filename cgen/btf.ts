@@ -209,7 +209,17 @@ export interface KernelLayout {
   skbHead: number;
   skbData: number;
   skbMacHeader: number;
+  skbNetworkHeader: number;
   netDeviceType: number;
+  netDeviceHardHeaderLen: number;
+  /** skb->sk → sk_socket → file → f_cred → fsuid/fsgid (owner, LOG --log-uid); skc_state tells full sockets */
+  skbSk: number;
+  sockState: number;
+  sockSocket: number;
+  socketFile: number;
+  fileCred: number;
+  credFsuid: number;
+  credFsgid: number;
   nfConnStatus: number;
   nfConnTimeout: number;
   nfConnMark: number;
@@ -244,7 +254,16 @@ export function kernelLayout(btf: Btf, hz = 0): KernelLayout {
     skbHead: btf.memberOffset('sk_buff', 'head'),
     skbData: btf.memberOffset('sk_buff', 'data'),
     skbMacHeader: btf.memberOffset('sk_buff', 'mac_header'),
+    skbNetworkHeader: btf.memberOffset('sk_buff', 'network_header'),
     netDeviceType: btf.memberOffset('net_device', 'type'),
+    netDeviceHardHeaderLen: btf.memberOffset('net_device', 'hard_header_len'),
+    skbSk: btf.memberOffset('sk_buff', 'sk'),
+    sockState: btf.memberOffset('sock_common', 'skc_state'),
+    sockSocket: btf.memberOffset('sock', 'sk_socket'),
+    socketFile: btf.memberOffset('socket', 'file'),
+    fileCred: btf.memberOffset('file', 'f_cred'),
+    credFsuid: btf.memberOffset('cred', 'fsuid'),
+    credFsgid: btf.memberOffset('cred', 'fsgid'),
     nfConnStatus: btf.memberOffset('nf_conn', 'status'),
     nfConnTimeout: btf.memberOffset('nf_conn', 'timeout'),
     nfConnMark: btf.memberOffset('nf_conn', 'mark'),

@@ -1,7 +1,7 @@
 /**
  * BTF for generated programs: the function prototypes that let the verifier
  * check each global function once, whatever calls it. Every chain chunk is
- * `int f(struct bpft_pkt *p)`, where bpft_pkt is the 120-byte packet summary;
+ * `int f(struct bpft_pkt *p)`, where bpft_pkt is the packet summary (S.SIZE bytes);
  * the entry is `int main(struct bpf_nf_ctx *ctx)`. Pure: returns bytes.
  */
 import type { Linked } from './asm';

@@ -11,7 +11,7 @@
 import { type Asm, Helper, type JmpOp, R0, R1, R2, R3, R6, R7, R8, R9, R10 } from './asm';
 import { BpftablesError } from '../xlate/errors';
 import type { KernelLayout } from './btf';
-import { CtBit, S } from './summary';
+import { CtBit, MSS_BAD, MSS_FOUND, S } from './summary';
 import { type Addr6Match, commandName, type CtMatchState, ctTupleFields, type IfaceMatch, type Ip6Range, type IpPart, isAddr6, isRange6, type Match, type Range } from '../xlate/ir';
 
 /** The two host-order halves of an IPv6 address held as four words. */
@@ -334,6 +334,17 @@ export function emitMatch(a: Asm, m: Match, l: RuleLabels, env: MatchEnv): void 
       a.ldx(4, R1, R10, l.scratch);
       if (m.mask !== 0xffffffff) a.alu32('and', R1, { imm: m.mask });
       a.jmp32(m.invert ? 'jeq' : 'jne', R1, m.value, l.next);
+      return;
+    }
+    case 'tcpmss': {
+      // xt_tcpmss: an unreadable header or option area drops the packet; no MSS option: no match (true when inverted)
+      cmp32(a, 1, S.MSSST, 'jeq', MSS_BAD, l.hotdrop);
+      const outside = m.invert ? a.fresh('mssok') : l.next;
+      a.ldx(1, R1, R9, S.MSSST).jmp32('jne', R1, MSS_FOUND, outside);
+      a.ldx(2, R1, R9, S.MSS);
+      if (m.min > 0) a.jmp32('jlt', R1, m.min, outside);
+      if (m.max < 65535) a.jmp32('jgt', R1, m.max, outside);
+      if (m.invert) { a.ja(l.next); a.label(outside); }
       return;
     }
     case 'pkttype':

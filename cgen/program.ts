@@ -17,7 +17,8 @@ import { emitIpPart, emitMatch, initialState, type MatchEnv, STATE_MAP } from '.
 import { emitExactRun, type ExactRun, exactMaps, findExactRuns } from './exact';
 import { emitRunGuard, findRuns, type MapSpecOut, runMap } from './prefilter';
 import { CtBit, FRAME, RET_CONTINUE, S } from './summary';
-import { type BuiltinChain, BUILTIN_CHAINS, type Chain, ctTupleFields, type Family, type Match, needsCtDetails, type Rule, type Table } from '../xlate/ir';
+import { ACTIONS_MAP, actionIds, actionsMap, EPILOGUE, emitEpilogue, emitMssOption, recordAction } from './events';
+import { type BuiltinChain, BUILTIN_CHAINS, type Chain, ctTupleFields, type Family, LOG_FLAGS, type Match, needsCtDetails, type Rule, type Table, usesEvents } from '../xlate/ir';
 
 export const COUNTERS_MAP = 'counters';
 
@@ -74,11 +75,22 @@ const RET_RETURN = 3;
 /** Where rules are emitted: the hook's entry function, a whole user chain's function, or one chunk of a long chain. */
 type Frame = { kind: 'main'; policy: string } | { kind: 'chain' } | { kind: 'chunk' };
 
+/**
+ * Leave the hook program with a verdict: straight away, or through the
+ * epilogue that hands queued LOG/REJECT records to logd (cgen/events.ts).
+ */
+function mainExit(a: Asm, cx: CompileCtx, verdict: number): void {
+  if (cx.events) a.mov64(R0, verdict).ja(EPILOGUE);
+  else a.ret(verdict);
+}
+
 /** r0 came from a global function (any scalar to the verifier): leave main with DROP for 0, else ACCEPT. */
-function exitNormalized(a: Asm): void {
+function exitNormalized(a: Asm, cx: CompileCtx): void {
   const drop = a.fresh('drop');
-  a.jmp('jeq', R0, NF_DROP, drop).ret(NF_ACCEPT);
-  a.label(drop).ret(NF_DROP);
+  a.jmp('jeq', R0, NF_DROP, drop);
+  mainExit(a, cx, NF_ACCEPT);
+  a.label(drop);
+  mainExit(a, cx, NF_DROP);
 }
 
 /** One rule: checks, counter, verdict. All jumps stay within the rule (or go to main's policy). */
@@ -95,9 +107,15 @@ function emitRule(a: Asm, chain: Chain, i: number, cx: CompileCtx, frame: Frame)
   }
   count(a, cx.cl.ruleSlot.get(rule)!);
   const v = rule.verdict;
+  const main = frame.kind === 'main';
   switch (v.kind) {
-    case 'accept': a.ret(NF_ACCEPT); break;
-    case 'drop': a.ret(NF_DROP); break;
+    case 'accept': if (main) mainExit(a, cx, NF_ACCEPT); else a.ret(NF_ACCEPT); break;
+    case 'drop': if (main) mainExit(a, cx, NF_DROP); else a.ret(NF_DROP); break;
+    case 'log': recordAction(a, cx.actions.get(rule)!); a.ja(next); break;
+    case 'reject':
+      recordAction(a, cx.actions.get(rule)!);
+      if (main) mainExit(a, cx, NF_DROP); else a.ret(NF_DROP);
+      break;
     case 'return':
       if (frame.kind === 'main') a.ja(frame.policy);
       else a.ret(frame.kind === 'chain' ? RET_CONTINUE : RET_RETURN);
@@ -106,17 +124,18 @@ function emitRule(a: Asm, chain: Chain, i: number, cx: CompileCtx, frame: Frame)
     case 'jump':
       a.movReg(R1, R9).callSub(chainLabel(v.chain));
       a.jmp('jeq', R0, RET_CONTINUE, next);
-      if (frame.kind === 'main') exitNormalized(a); else a.exit();
+      if (frame.kind === 'main') exitNormalized(a, cx); else a.exit();
       break;
     case 'goto': {
       a.movReg(R1, R9).callSub(chainLabel(v.chain));
-      if (frame.kind === 'main') { a.jmp('jeq', R0, RET_CONTINUE, frame.policy); exitNormalized(a); }
+      if (frame.kind === 'main') { a.jmp('jeq', R0, RET_CONTINUE, frame.policy); exitNormalized(a, cx); }
       else if (frame.kind === 'chain') a.exit(); // the called chain's end is this chain's end
       else { const ex = a.fresh('ex'); a.jmp('jne', R0, RET_CONTINUE, ex).mov64(R0, RET_RETURN); a.label(ex).exit(); }
       break;
     }
   }
-  a.label(hotdrop).ret(NF_DROP);
+  a.label(hotdrop);
+  if (main) mainExit(a, cx, NF_DROP); else a.ret(NF_DROP);
   a.label(next);
 }
 
@@ -153,7 +172,7 @@ function emitRules(a: Asm, chain: Chain, from: number, to: number, cx: CompileCt
   for (const run of exactRunsOf(cx, chain).filter((r) => r.from >= from && r.to <= to)) {
     linear(run.from);
     if (!cx.maps.has(run.map)) for (const m of exactMaps(chain, run, (r) => cx.cl.ruleSlot.get(r)!)) cx.maps.set(m.name, m);
-    emitExactRun(a, run, main ? FRAME.XKEY : FRAME.FUNC_XKEY, COUNTERS_MAP, cx.cl.slots, () => (main ? exitNormalized(a) : a.exit()));
+    emitExactRun(a, run, main ? FRAME.XKEY : FRAME.FUNC_XKEY, COUNTERS_MAP, cx.cl.slots, () => (main ? exitNormalized(a, cx) : a.exit()));
     i = run.to;
   }
   linear(to);
@@ -185,6 +204,13 @@ interface CompileCtx {
   /** what the prologue must also read, decided once for the table */
   usesMac: boolean;
   ctDetails: boolean;
+  usesMss: boolean;
+  /** LOG and REJECT rules → their action id (index in the actions map) */
+  actions: Map<Rule, number>;
+  /** the table queues records for logd (LOG, REJECT): hook programs end in the epilogue */
+  events: boolean;
+  /** a LOG rule asks for the socket's uid and gid */
+  logUid: boolean;
 }
 
 /** Conditional jumps a rule's code holds (cgen/match.ts), as an upper estimate. */
@@ -192,6 +218,7 @@ export function ruleBranches(r: Rule): number {
   let n = 2; // verdict and hotdrop/next bookkeeping
   const ip = r.ip;
   n += (ip.src ? 2 : 0) + (ip.dst ? 2 : 0) + (ip.proto ? 1 : 0) + (ip.in ? 2 : 0) + (ip.out ? 2 : 0) + (ip.proto ? 1 : 0) + (ip.frag ? 1 : 0);
+  if (r.verdict.kind === 'log' || r.verdict.kind === 'reject') n += 2;
   for (const m of r.matches) {
     switch (m.kind) {
       case 'tcp': case 'udp': n += 3 + (m.sport ? 2 : 0) + (m.dport ? 2 : 0) + (m.kind === 'tcp' && m.flags ? 1 : 0); break;
@@ -206,6 +233,7 @@ export function ruleBranches(r: Rule): number {
       case 'connmark': n += 3; break;
       case 'mac': n += 4; break;
       case 'ecn': n += 4; break;
+      case 'tcpmss': n += 4; break;
       default: n += 1;
     }
   }
@@ -237,10 +265,12 @@ function chunksOf(cx: CompileCtx, chain: Chain): [number, number][] {
 
 const chunkLabel = (chainIdx: number, k: number): string => `chunk:${chainIdx}:${k}`;
 
-function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: string, family: Family, usesMac: boolean, ctDetails: boolean): void {
+function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: string, family: Family, cx: CompileCtx): void {
+  const { usesMac, ctDetails } = cx;
   const sum = FRAME.SUMMARY;
   a.movReg(R6, R1); // ctx
   a.ldx(8, R7, R6, 8); // ctx->skb
+  if (cx.events) a.stx(8, R10, FRAME.SKB, R7);
   for (let o = 0; o < S.SIZE; o += 8) a.st(8, R10, sum + o, 0);
   for (let o = 0; o < 24; o += 8) a.st(8, R10, FRAME.L4HDR + o, 0);
   for (let o = 0; o < (family === 6 ? 40 : 24); o += 8) a.st(8, R10, FRAME.IPHDR + o, 0);
@@ -310,6 +340,7 @@ function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: 
   if (family === 6) emitIp6Header(a, k, unparsable, done); else emitIp4Header(a, k, unparsable);
   emitL4(a, k, done);
   a.label(done);
+  if (cx.usesMss) emitMssOption(a);
   // xt_pkttype: a looped-back packet counts as multicast (IPv4 multicast destination, or IPv6) or broadcast
   const typed = a.fresh('typed'), ptStore = a.fresh('ptstore');
   a.ldx(1, R1, R10, sum + S.PKTTYPE).jmp('jne', R1, 5 /* PACKET_LOOPBACK */, typed);
@@ -443,6 +474,7 @@ function emitIp6Header(a: Asm, k: KernelLayout, unparsable: string, done: string
  */
 function emitL4(a: Asm, k: KernelLayout, done: string): void {
   const sum = FRAME.SUMMARY;
+  a.stx(2, R10, sum + S.THOFF, R8);
   // bytes after the IP header: min(skb->len - thoff, 20) of them
   const nonneg = a.fresh('nonneg'), capped = a.fresh('capped'), short = a.fresh('short'), decode = a.fresh('decode');
   a.ldx(4, R4, R10, sum + S.SKBLEN).alu64('sub', R4, R8);
@@ -474,6 +506,7 @@ function emitL4(a: Asm, k: KernelLayout, done: string): void {
   a.ldx(2, R1, R6, 0).toBe(R1, 16).stx(2, R10, sum + S.SPORT, R1);
   a.ldx(2, R1, R6, 2).toBe(R1, 16).stx(2, R10, sum + S.DPORT, R1);
   a.ldx(1, R1, R6, 13).stx(1, R10, sum + S.TCPFLAGS, R1);
+  a.ldx(1, R1, R6, 12).stx(1, R10, sum + S.DOFF, R1);
   a.ldx(1, R1, R6, 0).stx(1, R10, sum + S.ICMPTYPE, R1);
   a.ldx(1, R1, R6, 1).stx(1, R10, sum + S.ICMPCODE, R1);
 }
@@ -508,10 +541,10 @@ function compileHook(t: Table, chain: BuiltinChain, cx: CompileCtx, k: KernelLay
   const policy = (): void => {
     a.note(`${chain} policy ${main.policy}`);
     count(a, cl.policySlot.get(chain)!);
-    a.ret(main.policy === 'DROP' ? NF_DROP : NF_ACCEPT);
+    mainExit(a, cx, main.policy === 'DROP' ? NF_DROP : NF_ACCEPT);
   };
   a.note(`prologue (${chain})`);
-  emitPrologue(a, chain, k, unparsable, t.family, cx.usesMac, cx.ctDetails);
+  emitPrologue(a, chain, k, unparsable, t.family, cx);
   a.ja(start);
   a.label(unparsable).ret(NF_DROP);
   a.label(start);
@@ -524,12 +557,13 @@ function compileHook(t: Table, chain: BuiltinChain, cx: CompileCtx, k: KernelLay
       const cont = a.fresh('cont');
       a.movReg(R1, R9).callSub(chunkLabel(mainIdx, c));
       a.jmp('jeq', R0, RET_NEXT, cont).jmp('jeq', R0, RET_RETURN, policyLabel);
-      exitNormalized(a);
+      exitNormalized(a, cx);
       a.label(cont);
     });
   }
   a.label(policyLabel);
   policy();
+  if (cx.events) emitEpilogue(a, k, chain, t.family, cx.logUid);
   if (mainChunks.length > 1) {
     mainChunks.forEach(([from, to], c) => emitRuleFunc(a, main, from, to, cx, chunkLabel(mainIdx, c), `chunk_${mainIdx}_${c}`, { kind: 'chunk' }));
   }
@@ -589,6 +623,8 @@ export interface CompiledTable {
   hooks: HookProgram[];
   /** maps the hook programs refer to besides the counters (prefilters), with their contents */
   maps: MapSpecOut[];
+  /** the programs write LOG/REJECT records to the namespace's events ring buffer */
+  events: boolean;
 }
 
 /**
@@ -611,12 +647,16 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
     cl: counterLayout(t), chainIndex: new Map(t.chains.map((c, i) => [c, i])), maps: new Map(), faultLine: opts.verifierFaultLine,
     exactRuns: new Map(), chunks: new Map(), family: t.family, stateSlots, env,
     usesMac: t.chains.some((c) => c.rules.some((r) => r.matches.some((m) => m.kind === 'mac'))), ctDetails: needsCtDetails(t),
+    usesMss: t.chains.some((c) => c.rules.some((r) => r.matches.some((m) => m.kind === 'tcpmss'))),
+    actions: actionIds(t), events: usesEvents(t),
+    logUid: t.chains.some((c) => c.rules.some((r) => r.verdict.kind === 'log' && (r.verdict.flags & LOG_FLAGS.UID) !== 0)),
   };
   const hooks = BUILTIN_CHAINS.map((c) => compileHook(t, c, cx, k));
+  if (cx.actions.size) cx.maps.set(ACTIONS_MAP, actionsMap(t, cx.actions));
   if (cx.stateSlots.size) {
     const value = Buffer.alloc(cx.stateSlots.size * 16);
     for (const [m, slot] of cx.stateSlots) initialState(m, cx.env).copy(value, slot * 16);
     cx.maps.set(STATE_MAP, { name: STATE_MAP, type: 2 /* array */, keySize: 4, valueSize: value.length, maxEntries: 1, flags: 0, entries: [[Buffer.alloc(4), value]] });
   }
-  return { counters: cx.cl, hooks, maps: [...cx.maps.values()] };
+  return { counters: cx.cl, hooks, maps: [...cx.maps.values()], events: cx.events };
 }

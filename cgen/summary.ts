@@ -35,22 +35,35 @@ export const S = {
   CTSTATUS: 102, // u16, the connection's IPS_* status bits (read only when a rule asks)
   MACSRC: 104, // u8[6], Ethernet source address (read only when the table uses -m mac)
   MACOK: 110, // u8, 1 when MACSRC holds the source of an Ethernet frame (xt_mac's conditions)
+  ACTN: 111, // u8, LOG/REJECT records queued for logd (ACTS), ACT_LOST when more matched than fit
   CTPTR: 112, // u64, the packet's struct nf_conn address (read only when a rule asks for its tuples or timeout)
-  SIZE: 120,
+  THOFF: 120, // u16, offset of the transport header (after IPv6 extension headers)
+  MSS: 122, // u16, the TCP MSS option's value (when MSSST is MSS_FOUND)
+  ACTS: 124, // u32[ACT_SLOTS], action ids (index in the actions map) of the LOG/REJECT rules the packet met, in order
+  MSSST: 156, // u8, what -m tcpmss found: MSS_NONE, MSS_FOUND or MSS_BAD (unparsable: the kernel drops)
+  DOFF: 157, // u8, the TCP header's byte 12 (data offset in its upper four bits)
+  SIZE: 160,
 } as const;
+
+/** Action records a packet can queue in one hook (more: the first ACT_SLOTS, and logd says some were lost). */
+export const ACT_SLOTS = 8;
+export const ACT_LOST = 0x80;
+/** MSSST values */
+export const MSS_NONE = 0, MSS_FOUND = 1, MSS_BAD = 2;
 
 /** Connection tracking state bits as decoded from skb->_nfct. */
 export const CtBit = { INVALID: 1, NEW: 2, RELATED: 4, ESTABLISHED: 8, UNTRACKED: 16, SNAT: 32, DNAT: 64 } as const;
 
 /** Frame layout of the hook program (offsets from r10). */
 export const FRAME = {
-  SUMMARY: -120,
-  IPHDR: -160, // 40 bytes
-  L4HDR: -184, // 24 bytes
-  DYNPTR: -200, // struct bpf_dynptr, 16 bytes
-  KEY: -208, // 8 bytes: prefilter keys
-  XKEY: -224, // 16 bytes: exact-match keys; a rule's scratch space otherwise
-  EXTHDR: -232, // 8 bytes: IPv6 extension header fields; also skb->head and skb->data read as numbers
+  SUMMARY: -160,
+  IPHDR: -200, // 40 bytes
+  L4HDR: -224, // 24 bytes (IPHDR and L4HDR together: 64 bytes of TCP options for tcpmss, after the prologue's decoding)
+  DYNPTR: -240, // struct bpf_dynptr, 16 bytes
+  KEY: -248, // 8 bytes: prefilter keys; the action id being recorded in the epilogue
+  XKEY: -264, // 16 bytes: exact-match keys; a rule's scratch space otherwise
+  EXTHDR: -272, // 8 bytes: IPv6 extension header fields; also skb->head and skb->data read as numbers
+  SKB: -280, // the struct sk_buff pointer, kept for the epilogue (LOG's MAC header)
   /** key slots in the frame of a rule function (global functions have their own stack) */
   FUNC_KEY: -8,
   FUNC_XKEY: -24, // also a rule's scratch space

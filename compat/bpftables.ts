@@ -7,6 +7,7 @@ import { collectGarbage, ensureStateRoot, familyDir, netnsKey } from '../native/
 import { type Io, requireRoot, runMain, VERSION } from './cli';
 import { demo } from './demo';
 import { flushAll, readTable } from './engine';
+import { runLogd } from './logd';
 import type { Family } from '../xlate/ir';
 
 const HELP = `Usage: bpftables COMMAND [options]
@@ -16,6 +17,8 @@ Commands:
   status [--json]    what is loaded in this network namespace (chains, rules, kernel objects)
   flush              remove every bpftables program, map and link of this namespace
   gc                 remove the state of network namespaces that no longer exist
+  logd               write LOG lines to the kernel log and send REJECT answers for this namespace
+                     (started on demand when a ruleset has LOG or REJECT rules)
   init               mount the state filesystem (${'/run/bpftables'}); other commands do it on demand
   version            print the version
   help               this text
@@ -92,6 +95,9 @@ export function bpftablesMain(argv: string[], io: Io): number {
     case 'demo':
       requireRoot('bpftables');
       return demo(io, rest[0]);
+    case 'logd':
+      requireRoot('bpftables');
+      return runLogd();
     case 'gc': {
       requireRoot('bpftables');
       const lock = acquireXtablesLock(0);

@@ -12,9 +12,11 @@ import { type CompiledTable, compileTable, counterLayout, type HookProgram } fro
 import { BpfLoadError, close, mapCreate, mapLookup, MapType, mapUpdate, NFPROTO_IPV4, NFPROTO_IPV6, u32Key } from '../native/bpf';
 import { disableConntrack, enableConntrack } from '../native/conntrack';
 import { currentNamespaceDir, removeNamespaceDir } from '../native/statefs';
-import { conntrackMarker, createMaps, createStateMap, type HookSpec, TableState } from '../native/tablestate';
+import { conntrackMarker, createMaps, createStateMap, eventsMapFd, type HookSpec, TableState } from '../native/tablestate';
+import { EVENTS_BYTES, EVENTS_MAP } from '../cgen/events';
+import { ensureLogd } from './logd';
 import { BpftablesError } from '../xlate/errors';
-import { emptyFilterTable, type Family, needsConntrack, type Table } from '../xlate/ir';
+import { emptyFilterTable, type Family, needsConntrack, type Table, usesEvents } from '../xlate/ir';
 import { log } from './log';
 
 let layout: KernelLayout | undefined;
@@ -44,7 +46,7 @@ export function kernel(): KernelLayout {
 }
 
 /** Bumped whenever KernelLayout gains fields, so older caches are recomputed. */
-const LAYOUT_VERSION = 6;
+const LAYOUT_VERSION = 7;
 
 /** CONFIG_HZ of the running kernel, from its configuration (/proc/config.gz or /boot); 0 when unknown. */
 function kernelHz(): number {
@@ -131,6 +133,7 @@ export function loadCompiled(compiled: CompiledTable, table: Table): LoadedTable
   };
   try {
     extraMaps = createMaps(compiled.maps);
+    if (compiled.events) extraMaps.set(EVENTS_MAP, eventsMapFd(true, EVENTS_BYTES)!);
     const mapFds = new Map([...extraMaps, ['counters', countersFd]]);
     // initial counters (iptables-restore -c, and the live counters kept by iptables commands)
     const init = Buffer.alloc(compiled.counters.slots * 16);
@@ -192,6 +195,7 @@ export function replaceTable(table: Table): void {
     log.warn(`another netfilter hook (iptables, nft or a BPF program) holds priority 0 at ${chain}: attached at priority ${priority}`);
   }
   if (!needsConntrack(table)) releaseConntrack(table.family);
+  if (usesEvents(table)) ensureLogd();
 }
 
 /**

@@ -10,6 +10,7 @@ export interface Ip4Spec {
   /** fragment offset in 8-byte units */
   fragOff?: number;
   moreFragments?: boolean;
+  dontFragment?: boolean;
   tos?: number;
   /** IP options bytes (multiple of 4) */
   options?: Buffer;
@@ -20,7 +21,8 @@ export function ip4(s: string): number {
   return s.split('.').reduce((a, p) => ((a << 8) | Number(p)) >>> 0, 0);
 }
 
-function csum(buf: Buffer, initial = 0): number {
+/** The Internet checksum's ones'-complement sum (not yet inverted), continuing from `initial`. */
+export function csum(buf: Buffer, initial = 0): number {
   let sum = initial;
   for (let i = 0; i + 1 < buf.length; i += 2) sum += buf.readUInt16BE(i);
   if (buf.length % 2) sum += buf[buf.length - 1]! << 8;
@@ -36,7 +38,7 @@ export function ipPacket(p: Ip4Spec): Buffer {
   b[1] = p.tos ?? 0;
   b.writeUInt16BE(b.length, 2);
   b.writeUInt16BE(p.id ?? 0, 4);
-  b.writeUInt16BE(((p.moreFragments ? 1 : 0) << 13) | (p.fragOff ?? 0), 6);
+  b.writeUInt16BE(((p.dontFragment ? 1 : 0) << 14) | ((p.moreFragments ? 1 : 0) << 13) | (p.fragOff ?? 0), 6);
   b[8] = p.ttl ?? 64;
   b[9] = p.proto;
   b.writeUInt32BE(ip4(p.src), 12);
@@ -57,25 +59,29 @@ function l4Checksum(src: string, dst: string, proto: number, seg: Buffer, off: n
   seg.writeUInt16BE(c === 0 && proto === 17 ? 0xffff : c, off);
 }
 
-export interface TcpSpec { sport: number; dport: number; flags: number; seq?: number; ack?: number; payload?: Buffer }
+export interface TcpSpec { sport: number; dport: number; flags: number; seq?: number; ack?: number; payload?: Buffer; /** option bytes (padded to 4) */ options?: Buffer; window?: number; urg?: number }
 export const TCP = { FIN: 1, SYN: 2, RST: 4, PSH: 8, ACK: 16, URG: 32 } as const;
 
 export function tcpSegment(src: string, dst: string, t: TcpSpec): Buffer {
   const pl = t.payload ?? Buffer.alloc(0);
-  const b = Buffer.alloc(20 + pl.length);
+  const opts = t.options ?? Buffer.alloc(0);
+  const hl = 20 + Math.ceil(opts.length / 4) * 4;
+  const b = Buffer.alloc(hl + pl.length);
   b.writeUInt16BE(t.sport, 0);
   b.writeUInt16BE(t.dport, 2);
   b.writeUInt32BE(t.seq ?? 1000, 4);
   b.writeUInt32BE(t.ack ?? 0, 8);
-  b[12] = 5 << 4;
+  b[12] = (hl / 4) << 4;
   b[13] = t.flags;
-  b.writeUInt16BE(65535, 14);
-  pl.copy(b, 20);
+  b.writeUInt16BE(t.window ?? 65535, 14);
+  b.writeUInt16BE(t.urg ?? 0, 18);
+  opts.copy(b, 20);
+  pl.copy(b, hl);
   l4Checksum(src, dst, 6, b, 16);
   return b;
 }
 
-export function udpDatagram(src: string, dst: string, sport: number, dport: number, payload = Buffer.from('probe')): Buffer {
+export function udpDatagram(src: string, dst: string, sport: number, dport: number, payload: Buffer = Buffer.from('probe')): Buffer {
   const b = Buffer.alloc(8 + payload.length);
   b.writeUInt16BE(sport, 0);
   b.writeUInt16BE(dport, 2);
@@ -85,7 +91,7 @@ export function udpDatagram(src: string, dst: string, sport: number, dport: numb
   return b;
 }
 
-export function icmpMessage(type: number, code: number, rest = Buffer.alloc(4), payload = Buffer.from('probe')): Buffer {
+export function icmpMessage(type: number, code: number, rest: Buffer = Buffer.alloc(4), payload: Buffer = Buffer.from('probe')): Buffer {
   const b = Buffer.concat([Buffer.from([type, code, 0, 0]), rest, payload]);
   b.writeUInt16BE((~csum(b)) & 0xffff, 2);
   return b;
@@ -197,7 +203,7 @@ export function tcpSegment6(src: string, dst: string, t: TcpSpec): Buffer {
   l4Checksum6(src, dst, 6, b, 16);
   return b;
 }
-export function udpDatagram6(src: string, dst: string, sport: number, dport: number, payload = Buffer.from('probe')): Buffer {
+export function udpDatagram6(src: string, dst: string, sport: number, dport: number, payload: Buffer = Buffer.from('probe')): Buffer {
   const b = udpDatagram('0.0.0.0', '0.0.0.0', sport, dport, payload);
   l4Checksum6(src, dst, 17, b, 6);
   return b;

@@ -86,3 +86,57 @@ export function getsockopt(fd: number, level: number, opt: number, size: number)
   check('getsockopt', _getsockopt(fd, level, opt, buf, len));
   return buf.subarray(0, len[0]);
 }
+
+const _mmap = libc.func('void *mmap(void *, size_t, int, int, int, long)');
+const _munmap = libc.func('int munmap(void *, size_t)');
+const _epollCreate1 = libc.func('int epoll_create1(int)');
+const _epollCtl = libc.func('int epoll_ctl(int, int, int, void *)');
+const _epollWait = libc.func('int epoll_wait(int, void *, int, int)');
+const _connect = libc.func('int connect(int, void *, uint32_t)');
+const _getsockname = libc.func('int getsockname(int, void *, _Inout_ uint32_t *)');
+
+/** A shared mapping of `len` bytes of fd at `offset`, as an ArrayBuffer over the mapped memory. */
+export interface Mapping { ptr: unknown; len: number; view: ArrayBuffer }
+export function mmap(fd: number, len: number, writable: boolean, offset: number): Mapping {
+  const PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1;
+  const ptr = _mmap(null, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, fd, offset);
+  const addr = koffi.address(ptr) as bigint;
+  if (addr === 0xffffffffffffffffn) throw new SysError('mmap', koffi.errno());
+  return { ptr, len, view: koffi.view(ptr, len) as ArrayBuffer };
+}
+export function munmap(m: Mapping): void { _munmap(m.ptr, m.len); }
+
+/** An epoll instance watching `fds` for input. */
+export function epollFor(fds: number[]): number {
+  const ep = check('epoll_create1', _epollCreate1(0o2000000 /* EPOLL_CLOEXEC */));
+  for (const fd of fds) {
+    const ev = Buffer.alloc(12);
+    ev.writeUInt32LE(1 /* EPOLLIN */, 0);
+    ev.writeUInt32LE(fd, 4);
+    check('epoll_ctl', _epollCtl(ep, 1 /* EPOLL_CTL_ADD */, fd, ev));
+  }
+  return ep;
+}
+/** Wait up to `timeoutMs` for input; returns how many fds are ready (0 on timeout or EINTR). */
+export function epollWait(ep: number, timeoutMs: number): number {
+  const evs = Buffer.alloc(12 * 8);
+  const n = Number(_epollWait(ep, evs, 8, timeoutMs));
+  return n < 0 ? 0 : n;
+}
+
+/** The source address the routing table picks for `dst` (4 or 16 bytes): a connected UDP socket's own address. */
+export function routeSource(dst: Buffer): Buffer | undefined {
+  const v6 = dst.length === 16;
+  const fd = socket(v6 ? 10 : 2, 2 /* SOCK_DGRAM */ | 0o2000000, 0);
+  try {
+    const sa = Buffer.alloc(v6 ? 28 : 16);
+    sa.writeUInt16LE(v6 ? 10 : 2, 0);
+    sa.writeUInt16BE(9, 2); // any port: nothing is sent
+    dst.copy(sa, v6 ? 8 : 4);
+    if (Number(_connect(fd, sa, sa.length)) < 0) return undefined;
+    const me = Buffer.alloc(sa.length);
+    const len = [me.length];
+    if (Number(_getsockname(fd, me, len)) < 0) return undefined;
+    return Buffer.from(me.subarray(v6 ? 8 : 4, v6 ? 24 : 8));
+  } finally { close(fd); }
+}

@@ -187,14 +187,27 @@ export function currentNamespaceDir(): string | undefined {
   return root === undefined ? undefined : namespaceDir(root, false);
 }
 
-/** Inode numbers of the network namespaces that exist: held by a process, an open fd or a bind mount. */
-export function liveNetnsInodes(): Set<number> {
+/** Is `pid` a `bpftables logd`? Its hold on its namespace does not keep the namespace's state alive. */
+export function isLogdProcess(pid: number): boolean {
+  try {
+    const argv = fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0');
+    return argv.includes('logd') && argv.some((a) => a.endsWith('bpftables'));
+  } catch { return false; }
+}
+
+/**
+ * Inode numbers of the network namespaces that exist: held by a process, an
+ * open fd or a bind mount. Processes `ignore` accepts do not count (logd
+ * holds its namespace only to serve it).
+ */
+export function liveNetnsInodes(opts: { ignore?: (pid: number) => boolean } = {}): Set<number> {
   const live = new Set<number>();
   const note = (link: string): void => {
     const m = /^net:\[(\d+)\]$/.exec(link);
     if (m) live.add(Number(m[1]));
   };
   for (const pid of fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    if (opts.ignore?.(Number(pid))) continue;
     try { note(fs.readlinkSync(`/proc/${pid}/ns/net`)); } catch { /* gone or not ours to read */ }
     try {
       for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
@@ -214,7 +227,7 @@ export function liveNetnsInodes(): Set<number> {
 export function collectGarbage(): string[] {
   const root = visibleRoot();
   if (!root) return [];
-  const live = liveNetnsInodes();
+  const live = liveNetnsInodes({ ignore: isLogdProcess });
   const removed: string[] = [];
   for (const d of fs.readdirSync(root)) {
     const m = /^net-(\d+)$/.exec(d);

@@ -67,6 +67,26 @@ function unpin(dir: string, name: string): void {
   fs.rmSync(path.join(dir, name), { force: true });
 }
 
+/** The namespace's ring buffer for LOG/REJECT records (cgen/events.ts), pinned beside the family directories. */
+export const EVENTS_PIN = 'map_events';
+
+/**
+ * An fd of this namespace's events ring buffer: the pinned one, or (when
+ * `create`) a new one, pinned. Undefined when there is none and !create.
+ */
+export function eventsMapFd(create: boolean, size: number): number | undefined {
+  const fam = familyDir(4, create) ?? familyDir(6, create);
+  if (!fam) return undefined;
+  const dir = path.dirname(fam);
+  const fd = pinned(dir, EVENTS_PIN);
+  if (fd !== undefined || !create) return fd;
+  const made = mapCreate({ type: MapType.RINGBUF, keySize: 0, valueSize: 0, maxEntries: size, name: 'bpft_events' });
+  try {
+    objPin(made, path.join(dir, EVENTS_PIN));
+  } catch (e) { close(made); throw e; }
+  return made;
+}
+
 /** Store bytes in a new frozen array map of 64 KiB chunks; the first 4 bytes of chunk 0 hold the length. */
 export function createStateMap(data: Buffer, name: string): number {
   const total = data.length + 4;

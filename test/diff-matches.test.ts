@@ -1,12 +1,12 @@
 /**
- * mark, connmark, dscp, tos, ecn, pkttype, mac, limit and statistic through the kernel, beside
+ * mark, connmark, dscp, tos, ecn, pkttype, mac, limit, statistic and tcpmss through the kernel, beside
  * iptables-legacy: marks set by the mangle table (iptables-legacy in both
  * routers), TOS bytes, multicast delivery, a burst of packets against a
  * token bucket, every-nth counting; each probe delivered or dropped alike.
  */
 import t from 'tap';
 import { nsExecOk } from '../compat/lab';
-import { ipPacket, tcpPacket, udpPacket } from '../compat/probes';
+import { fixIpChecksum, ipPacket, tcpPacket, udpPacket } from '../compat/probes';
 import { checkOutcomes, DiffPair, type ProbeSpec } from './helpers/differential';
 import { prepareState, requireKernel } from './helpers/env';
 
@@ -36,12 +36,39 @@ const RULES = `*filter
 -A INPUT -p udp -m udp --dport 7050 -m ecn --ecn-ip-ect 2 -j ACCEPT
 -A INPUT -p tcp -m tcp --dport 7051 -m ecn --ecn-tcp-ece ! --ecn-tcp-cwr -j ACCEPT
 -A FORWARD -p tcp -m ecn --ecn-tcp-ece -m length --length 60 -j ACCEPT
+-A INPUT -p tcp -m tcp --dport 7060 -m tcpmss --mss 1000:1500 -j ACCEPT
+-A INPUT -p tcp -m tcp --dport 7061 -m tcpmss ! --mss 1000:1500 -j ACCEPT
 COMMIT
 `;
 
 const C = '10.0.1.2', R = '10.0.1.1';
 const udp = (dport: number, tos = 0, dst = R): Buffer => udpPacket(C, dst, 5000, dport, { tos });
 const repeat = (n: number, name: string, dport: number): ProbeSpec[] => Array.from({ length: n }, (_, i) => ({ name: `${name} #${i + 1}`, where: 'input' as const, packet: udp(dport) }));
+
+const mssOpt = (mss: number): number[] => [2, 4, mss >> 8, mss & 0xff];
+const syn = (dport: number, options: number[]): Buffer => tcpPacket(C, R, { sport: 4000, dport, flags: 0x02, options: Buffer.from(options) });
+/** A SYN whose header announces options the packet does not hold. */
+function cutOptions(): Buffer {
+  const p = syn(7061, mssOpt(1460));
+  const cut = Buffer.from(p.subarray(0, p.length - 4));
+  cut.writeUInt16BE(cut.length, 2);
+  fixIpChecksum(cut);
+  return cut;
+}
+const TCPMSS_PROBES: ProbeSpec[] = [
+  { name: 'tcpmss: MSS 1460', where: 'input', packet: syn(7060, mssOpt(1460)), expect: true },
+  { name: 'tcpmss: MSS 536', where: 'input', packet: syn(7060, mssOpt(536)), expect: false },
+  { name: 'tcpmss: NOPs, then MSS 1400', where: 'input', packet: syn(7060, [1, 1, ...mssOpt(1400)]), expect: true },
+  { name: 'tcpmss: no options', where: 'input', packet: syn(7060, []), expect: false },
+  { name: 'tcpmss: no options (inverted)', where: 'input', packet: syn(7061, []), expect: true },
+  { name: 'tcpmss: MSS 1460 (inverted)', where: 'input', packet: syn(7061, mssOpt(1460)), expect: false },
+  { name: 'tcpmss: options cut short (dropped)', where: 'input', packet: cutOptions(), expect: false },
+  { name: 'tcpmss: an MSS kind with length 3 is skipped', where: 'input', packet: syn(7061, [2, 3, 5, 1, 0, 0, 0, 0]), expect: true },
+  { name: 'tcpmss: MSS after end-of-options (the kernel reads on)', where: 'input', packet: syn(7060, [1, 0, ...mssOpt(1200), 0, 0]), expect: true },
+  { name: 'tcpmss: a zero-length option, then MSS', where: 'input', packet: syn(7060, [8, 0, ...mssOpt(1200), 0, 0]), expect: true },
+  { name: 'tcpmss: an MSS cut by the end of the options', where: 'input', packet: syn(7061, [1, 1, 1, 1, 1, 2, 4, 5]), expect: true },
+  { name: 'tcpmss: SACK-permitted, timestamps, window scale, MSS last', where: 'input', packet: syn(7060, [4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7, ...mssOpt(1024)]), expect: true },
+];
 
 const PROBES: ProbeSpec[] = [
   { name: 'mark 1 (mangle)', where: 'input', packet: udp(7001), expect: true },
@@ -76,9 +103,10 @@ const PROBES: ProbeSpec[] = [
   // xt_ecn reads a non-first fragment's payload as if it were the TCP header
   { name: 'ecn: a tcp fragment whose 14th payload byte looks like ECE', where: 'forward', packet: ipPacket({ src: C, dst: '10.0.2.2', proto: 6, fragOff: 5, payload: Buffer.from([...Array(13).fill(0), 0x40, ...Array(26).fill(0)]) }), expect: true },
   { name: 'ecn: a tcp fragment without it', where: 'forward', packet: ipPacket({ src: C, dst: '10.0.2.2', proto: 6, fragOff: 5, payload: Buffer.alloc(40) }), expect: false },
+  ...TCPMSS_PROBES,
 ];
 
-t.test('mark, dscp, tos, pkttype, limit and statistic filter like iptables-legacy', async (t) => {
+t.test('mark, dscp, tos, pkttype, limit, statistic and tcpmss filter like iptables-legacy', async (t) => {
   if (!requireKernel(t, ['iptables-legacy-restore'])) return;
   prepareState();
   const pair = new DiffPair();

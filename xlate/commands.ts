@@ -93,8 +93,8 @@ export function applyCommand(t0: Table, cmd: TableCommand, db: NameDb, opts: { v
       const c = chainOf(t, cmd.chain);
       for (const r of cmd.rules) {
         const i = findRule(c, r, db);
-        // iptables words a missing rule that jumps to a user chain as a missing chain
-        if (i < 0) throw fail(t, r.verdict.kind === 'jump' || r.verdict.kind === 'goto' ? NO_CHAIN : BAD_RULE);
+        // iptables words a missing rule that jumps to a user chain (or uses a target extension) as a missing chain
+        if (i < 0) throw fail(t, ['jump', 'goto', 'log', 'reject'].includes(r.verdict.kind) ? NO_CHAIN : BAD_RULE);
         if (cmd.op === 'delete') c.rules.splice(i, 1);
       }
       break;

@@ -22,6 +22,25 @@ export interface PacketView {
   saddr6?: Words6; daddr6?: Words6;
   /** IPv6: the extension-header chain could not be followed (rules with -p drop the packet) */
   noproto?: boolean;
+  /** TCP MSS option as xt_tcpmss reads it: its value, none, or an unreadable header or option area */
+  mss?: number | 'none' | 'bad';
+}
+
+/** xt_tcpmss's walk of the TCP options at `thoff`. */
+export function tcpMssOf(p: Buffer, thoff: number): number | 'none' | 'bad' {
+  if (p.length < thoff + 20) return 'bad';
+  const doff = (p[thoff + 12]! >> 4) * 4;
+  if (doff < 20) return 'bad';
+  const optlen = doff - 20;
+  if (optlen === 0) return 'none';
+  if (p.length < thoff + doff) return 'bad';
+  const op = p.subarray(thoff + 20, thoff + doff);
+  const at = (i: number): number => op[i] ?? 0;
+  for (let i = 0; i < optlen;) {
+    if (at(i) === 2 && optlen - i >= 4 && at(i + 1) === 4) return (at(i + 2) << 8) | at(i + 3);
+    i += at(i) < 2 ? 1 : at(i + 1) || 1;
+  }
+  return 'none';
 }
 
 const EXT_HEADERS = new Set([0, 43, 44, 51, 60]);
@@ -55,7 +74,7 @@ export function viewPacket6(p: Buffer, iface: { in?: string; out?: string }, ct:
     tos: (p.readUInt16BE(0) >> 4) & 0xff, saddr: 0, daddr: 0, saddr6: words(8), daddr6: words(24), proto: noproto ? 0 : nh, noproto, ttl: p[7]!,
     totlen: (p.readUInt16BE(4) + 40) & 0xffff, fragoff, skblen: p.length, l4avail,
     sport: at(0, 2), dport: at(2, 2), tcpflags: at(13, 1), icmptype: at(0, 1), icmpcode: at(1, 1),
-    in: iface.in ?? '', out: iface.out ?? '', ct,
+    in: iface.in ?? '', out: iface.out ?? '', ct, mss: found && fragoff === 0 && nh === 6 ? tcpMssOf(p, off) : 'bad',
   };
 }
 
@@ -68,7 +87,7 @@ export function viewPacket(p: Buffer, iface: { in?: string; out?: string }, ct: 
   return {
     tos: p[1]!, saddr: p.readUInt32BE(12), daddr: p.readUInt32BE(16), proto: p[9]!, ttl: p[8]!, totlen: p.readUInt16BE(2), fragoff,
     skblen: p.length, l4avail, sport: at(0, 2), dport: at(2, 2), tcpflags: at(13, 1), icmptype: at(0, 1), icmpcode: at(1, 1),
-    in: iface.in ?? '', out: iface.out ?? '', ct,
+    in: iface.in ?? '', out: iface.out ?? '', ct, mss: p[9] === 6 ? tcpMssOf(p, thoff) : 'none',
   };
 }
 
@@ -155,6 +174,11 @@ function matchStep(m: Match, p: PacketView, state: MatchState): Step {
       }
       return yes(true);
     }
+    case 'tcpmss': {
+      const v = p.mss ?? 'none';
+      if (v === 'bad') return { kind: 'hotdrop' };
+      return yes((v !== 'none' && v >= m.min && v <= m.max) !== m.invert);
+    }
     case 'mac': return yes(!!p.macSource && (p.macSource.every((b, i) => b === m.addr[i]) !== m.invert));
     case 'connmark':
       if (p.ct === 'INVALID' || p.ct === 'UNTRACKED') return yes(false);
@@ -225,7 +249,8 @@ export function evaluate(t: Table, chain: BuiltinChain, p: PacketView, onMatch?:
         case 'accept': return { kind: 'verdict', d: { verdict: 'ACCEPT', by } };
         case 'drop': return { kind: 'verdict', d: { verdict: 'DROP', by } };
         case 'return': return { kind: 'continue' };
-        case 'none': break;
+        case 'none': case 'log': break;
+        case 'reject': return { kind: 'verdict', d: { verdict: 'DROP', by: `${by} (REJECT ${v.with})` } };
         case 'jump': {
           const res = run(v.chain, depth + 1);
           if (res.kind === 'verdict') return res;

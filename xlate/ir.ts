@@ -106,6 +106,8 @@ export type Match =
   | { kind: 'hl'; op: 'eq' | 'lt' | 'gt'; value: number; invert: boolean }
   /** the Ethernet source address (six bytes) of a packet that came in on an Ethernet device */
   | { kind: 'mac'; addr: number[]; invert: boolean }
+  /** the TCP MSS option's value in [min, max] (no option: no match; a header cut short: dropped) */
+  | { kind: 'tcpmss'; min: number; max: number; invert: boolean }
   /** ECN: the IP header's ECT bits, and (with -p tcp) the TCP ECE and CWR flags */
   | { kind: 'ecn'; ect?: { value: number; invert: boolean }; ece?: { invert: boolean }; cwr?: { invert: boolean } }
   /** (the connection's mark & mask) == value; no connection: no match */
@@ -148,7 +150,32 @@ export type Verdict =
   | { kind: 'jump'; chain: string }
   | { kind: 'goto'; chain: string }
   /** no target: the rule only counts */
-  | { kind: 'none' };
+  | { kind: 'none' }
+  /**
+   * LOG: a non-terminating target; the packet is described to the system log
+   * (by `bpftables logd`, the text the kernel's LOG target writes) and goes on
+   * to the next rule. flags are the kernel's NF_LOG_* bits.
+   */
+  | { kind: 'log'; level: number; prefix: string; flags: number }
+  /** REJECT: drop, and answer the sender with `with` (an ICMP error or a TCP reset) */
+  | { kind: 'reject'; with: RejectType };
+
+/** LOG flags (the kernel's NF_LOG_*), as iptables -L prints them in "LOG flags N". */
+export const LOG_FLAGS = { TCPSEQ: 0x01, TCPOPT: 0x02, IPOPT: 0x04, UID: 0x08, MACDECODE: 0x20 } as const;
+/** The kernel's default LOG level (warning). */
+export const LOG_DEFAULT_LEVEL = 4;
+
+/** REJECT answers, by the name iptables-save prints. */
+export type RejectType =
+  | 'icmp-net-unreachable' | 'icmp-host-unreachable' | 'icmp-port-unreachable' | 'icmp-proto-unreachable'
+  | 'icmp-net-prohibited' | 'icmp-host-prohibited' | 'icmp-admin-prohibited'
+  | 'icmp6-no-route' | 'icmp6-adm-prohibited' | 'icmp6-addr-unreachable' | 'icmp6-port-unreachable'
+  | 'icmp6-policy-fail' | 'icmp6-reject-route' | 'tcp-reset';
+
+/** Does any rule of the table hand packets to bpftables logd (LOG, REJECT)? */
+export function usesEvents(t: Table): boolean {
+  return t.chains.some((c) => c.rules.some((r) => r.verdict.kind === 'log' || r.verdict.kind === 'reject'));
+}
 
 export interface Rule {
   ip: IpPart;

@@ -11,6 +11,7 @@ import { type AddrMatch, type Chain, commandName, type Family, isBuiltin, type I
 import { fmtCtAddr, fmtCtStatus, fmtIpRange, fmtMac, fmtRate, PKT_TYPES, TOS_NAMES } from './matches';
 import { BUILTIN_PROTOS, ICMP_TYPES, ICMP6_TYPES, type NameDb, protoName } from './names';
 import { chainOrder, maskBits } from './save';
+import { targetModuleOf } from './targets';
 
 export interface ListOptions { numeric: boolean; verbose: boolean; exact: boolean; lineNumbers: boolean; db: NameDb }
 type RowOptions = ListOptions & { family: Family };
@@ -157,6 +158,7 @@ function fmtMatch(m: Match, proto: number | undefined, o: ListOptions): string {
       const named = !o.numeric && m.mask === 0x3f ? TOS_NAMES.find(([, v]) => v === m.value) : undefined;
       return ` tos match${m.invert ? '!' : ''}${named ? ` ${named[0]}` : `${hexl(m.value)}/${hexl(m.mask)}`}`;
     }
+    case 'tcpmss': return ` tcpmss match ${m.invert ? '!' : ''}${m.min === m.max ? m.min : `${m.min}:${m.max}`}`;
     case 'limit': return ` limit: avg ${fmtRate(m.avg)} burst ${m.burst}`;
     case 'statistic':
       if (m.mode === 'random') return ` statistic mode random${m.invert ? ' !' : ''} probability ${(m.probability / 0x80000000).toFixed(11)}`;
@@ -174,7 +176,15 @@ function targetName(r: Rule): string {
     case 'return': return 'RETURN';
     case 'jump': case 'goto': return v.chain;
     case 'none': return '';
+    case 'log': return 'LOG';
+    case 'reject': return 'REJECT';
   }
+}
+
+/** A target extension's own text, after the matches' (with its separating space). */
+function targetText(r: Rule, numeric: boolean): string {
+  const t = targetModuleOf(r.verdict);
+  return t ? ` ${t.list(r.verdict as Parameters<typeof t.list>[0], numeric)}` : '';
 }
 
 function ruleLine(r: Rule, num: number, o: RowOptions): string {
@@ -191,7 +201,7 @@ function ruleLine(r: Rule, num: number, o: RowOptions): string {
   s += fmtAddr(r.ip.src, o) + fmtAddr(r.ip.dst, o);
   if (r.verdict.kind === 'goto') s += '[goto] ';
   for (const m of r.matches) s += fmtMatch(m, r.ip.proto?.num, o);
-  return s;
+  return s + targetText(r, o.numeric);
 }
 
 /**
@@ -208,7 +218,7 @@ export function verboseRuleLine(r: Rule, family: Family, db: NameDb): string {
   s += `${r.ip.src?.invert ? '!' : ' '}${addrText(r.ip.src, o)} ${r.ip.dst?.invert ? '!' : ' '}-> ${addrText(r.ip.dst, o)}  `;
   if (r.verdict.kind === 'goto') s += '[goto] ';
   for (const m of r.matches) s += fmtMatch(m, r.ip.proto?.num, o);
-  return `${s}\n`;
+  return `${s}${targetText(r, true)}\n`;
 }
 
 /** What `iptables -v` says about a change before making it. */

@@ -571,6 +571,36 @@ const ecn: MatchModule = {
   },
 };
 
+const tcpmss: MatchModule = {
+  name: 'tcpmss',
+  options: [{ name: '--mss', args: 1, invertible: true }],
+  create: () => ({ kind: 'tcpmss', min: 0, max: 65535, invert: false }),
+  parse(m, _o, args, invert) {
+    const t = m as Extract<Match, { kind: 'tcpmss' }>;
+    const text = args[0]!;
+    const colon = text.indexOf(':');
+    const num = (s: string, dflt: number): number => {
+      if (s === '') return dflt;
+      const v = /^\d+$/.test(s) ? Number(s) : undefined;
+      if (v === undefined || v > 65535) throw paramError(`tcpmss: bad value for option "--mss" near "${s}", or out of range (0-65535).\n`);
+      return v;
+    };
+    t.min = num(colon < 0 ? text : text.slice(0, colon), 0);
+    t.max = colon < 0 ? (text === '' ? 65535 : t.min) : num(text.slice(colon + 1), 65535);
+    if (t.min > t.max) throw paramError('tcpmss: invalid range given');
+    t.invert = invert;
+  },
+  finish(_m, seen, ctx) {
+    if (!seen.has('--mss')) throw paramError('tcpmss: option "--mss" must be specified\n');
+    // the kernel's tcpmss match only takes rules limited to tcp
+    if (ctx.ip.proto?.num !== PROTO_TCP || ctx.ip.proto.invert) throw kernelInvalid(commandName(ctx.family));
+  },
+  save(m) {
+    const t = m as Extract<Match, { kind: 'tcpmss' }>;
+    return ` ${bang(t.invert)}--mss ${t.min === t.max ? t.min : `${t.min}:${t.max}`}`;
+  },
+};
+
 const hex = (v: number, width = 0): string => `0x${v.toString(16).padStart(width, '0')}`;
 
 /** iptables' unsigned parser: decimal, 0x hex or 0 octal, within [0, max]. */
@@ -813,14 +843,14 @@ const statistic: MatchModule = {
 
 export const MATCH_MODULES: ReadonlyMap<string, MatchModule> = new Map(
   [tcpLike('tcp'), tcpLike('udp'), icmp, icmp6, multiport, comment, conntrack, state, iprange, length, ttl, hl,
-    mark, connmark, pkttype, dscp, tos, limit, statistic, mac, ecn].map((m) => [m.name, m]),
+    mark, connmark, pkttype, dscp, tos, limit, statistic, mac, ecn, tcpmss].map((m) => [m.name, m]),
 );
 
 /** Match modules iptables has that bpftables does not implement yet (clear error, not "unknown"). */
 export const KNOWN_UNSUPPORTED_MATCHES = new Set([
   'addrtype', 'ah', 'bpf', 'cgroup', 'cluster', 'connbytes', 'connlabel', 'connlimit', 'cpu', 'dccp',
   'devgroup', 'esp', 'hashlimit', 'helper', 'ipcomp', 'ipv6header', 'ipvs', 'mh', 'nfacct', 'osf', 'owner', 'physdev', 'policy', 'quota', 'rateest', 'realm',
-  'recent', 'rpfilter', 'rt', 'sctp', 'set', 'socket', 'string', 'tcpmss', 'time', 'u32',
+  'recent', 'rpfilter', 'rt', 'sctp', 'set', 'socket', 'string', 'time', 'u32',
   'udplite', 'frag', 'hbh', 'dst', 'eui64', 'srh', 'ipv4options', 'geoip',
 ]);
 

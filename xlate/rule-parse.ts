@@ -11,6 +11,7 @@ import { and6, parseIpv4, parseIpv6, prefixMask6, type Words6 } from './addr';
 import type { AddrMatch, Counters, Family, IfaceMatch, IpPart, Match, Rule, Verdict } from './ir';
 import { KNOWN_UNSUPPORTED_MATCHES, MATCH_MODULES, type MatchModule, type OptionSpec } from './matches';
 import { type NameDb, protoNumber } from './names';
+import { TARGET_MODULES, type TargetModule } from './targets';
 
 /** `rules` has one rule per source × destination address when -s/-d name several (lists, host names). */
 export type RuleCommand =
@@ -114,7 +115,7 @@ function parseIface(text: string, opt: string, col: number, invert: boolean): If
   return { name: wildcard ? text.slice(0, -1) : text, wildcard, invert };
 }
 
-export const TARGETS_UNSUPPORTED = new Set(['REJECT', 'LOG', 'MASQUERADE', 'SNAT', 'DNAT', 'REDIRECT', 'MARK', 'CONNMARK',
+export const TARGETS_UNSUPPORTED = new Set(['MASQUERADE', 'SNAT', 'DNAT', 'REDIRECT', 'MARK', 'CONNMARK',
   'NFLOG', 'NFQUEUE', 'QUEUE', 'TCPMSS', 'CT', 'NOTRACK', 'TRACE', 'TEE', 'CLASSIFY', 'DSCP', 'TOS', 'TTL', 'HL',
   'AUDIT', 'CHECKSUM', 'CONNSECMARK', 'SECMARK', 'IDLETIMER', 'LED', 'SET', 'SYNPROXY', 'TPROXY', 'ULOG', 'NETMAP',
   'CLUSTERIP', 'ECN', 'RATEEST', 'TCPOPTSTRIP', 'NFACCT', 'BPF', 'HMARK', 'DNPT', 'SNPT', 'CONNLABEL', 'MIRROR']);
@@ -176,6 +177,7 @@ export function parseRuleArgs(rawArgs: Arg[], opts: ParseOptions): RuleCommand {
   const loaded: { mod: MatchModule; match: Match; seen: Set<string> }[] = [];
   let verdict: Verdict = { kind: 'none' };
   let verdictSeen = false;
+  let target: { mod: TargetModule; seen: Set<string> } | undefined;
   let command: { op: 'append' | 'insert'; chain: string; index: number } | undefined;
   let counters: Counters = { packets: 0, bytes: 0 };
   const coreSeen = new Set<string>();
@@ -273,7 +275,11 @@ export function parseRuleArgs(rawArgs: Arg[], opts: ParseOptions): RuleCommand {
           } else if (t === 'ACCEPT') verdict = { kind: 'accept' };
           else if (t === 'DROP') verdict = { kind: 'drop' };
           else if (t === 'RETURN') verdict = { kind: 'return' };
-          else verdict = { kind: 'jump', chain: t }; // a user chain, or a target extension: decided at COMMIT
+          else if (TARGET_MODULES.has(t)) {
+            const mod = TARGET_MODULES.get(t)!;
+            verdict = mod.create(family);
+            target = { mod, seen: new Set() };
+          } else verdict = { kind: 'jump', chain: t }; // a user chain, or a target extension: decided at COMMIT
           break;
         }
         case '--set-counters': {
@@ -289,6 +295,22 @@ export function parseRuleArgs(rawArgs: Arg[], opts: ParseOptions): RuleCommand {
     if (OTHER_COMMANDS.has(name)) throw unsupported(`command ${name} in this context`, name, a.col);
     if (name === '-t' || name === '--table') {
       throw paramError('The -t option cannot be used in iptables-restore.\n', name, a.col);
+    }
+    const tspec = target?.mod.options.find((o) => o.name === name);
+    if (target && tspec) {
+      // like iptables, the target's options come before the matches'
+      if (invert) throw paramError(`${target.mod.name}: option "${name}" cannot be inverted.\n`, name, invertCol);
+      if (target.seen.has(name)) throw paramError(`${target.mod.name}: option "${name}" can only be used once.\n`, name, a.col);
+      target.seen.add(name);
+      const v = take(i, tspec.args, name);
+      try {
+        target.mod.parse(verdict as Parameters<TargetModule['parse']>[0], name, v, family);
+      } catch (e) {
+        if (e instanceof BpftablesError) throw e.at({ col: args[i + 1]?.col ?? a.col });
+        throw e;
+      }
+      i += tspec.args;
+      continue;
     }
     if (name.startsWith('-')) {
       let found = findMatchOption(name);
@@ -333,6 +355,7 @@ export function parseRuleArgs(rawArgs: Arg[], opts: ParseOptions): RuleCommand {
     }
     l.mod.finish(l.match, l.seen, { db: opts.db, ip, family });
   }
+  if (target) target.mod.finish(verdict as Parameters<TargetModule['finish']>[0], ip, family);
   // one rule per source × destination, sources outermost, as iptables expands them
   const rules: Rule[] = [];
   for (const src of srcs.length ? srcs : [undefined]) {

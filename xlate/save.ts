@@ -7,6 +7,7 @@ import type { AddrMatch, Chain, IfaceMatch, Rule, Table } from './ir';
 import { commandName, isAddr6, isBuiltin } from './ir';
 import { moduleOf } from './matches';
 import { type NameDb, protoName } from './names';
+import { targetModuleOf } from './targets';
 
 export interface SaveOptions { counters: boolean; db: NameDb; version?: string; now?: Date }
 
@@ -52,6 +53,8 @@ export function ruleBody(r: Rule, db: NameDb): string {
     case 'jump': s += ` -j ${r.verdict.chain}`; break;
     case 'goto': s += ` -g ${r.verdict.chain}`; break;
     case 'none': break;
+    case 'log': s += ` -j LOG${targetModuleOf(r.verdict)!.save(r.verdict)}`; break;
+    case 'reject': s += ` -j REJECT${targetModuleOf(r.verdict)!.save(r.verdict)}`; break;
   }
   return s;
 }

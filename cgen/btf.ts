@@ -215,6 +215,8 @@ export interface KernelLayout {
   /** skb->sk → sk_socket → file → f_cred → fsuid/fsgid (owner, LOG --log-uid); skc_state tells full sockets */
   skbSk: number;
   sockState: number;
+  /** a request socket's listener (rsk_listener, in its sock_common) */
+  requestSockListener: number;
   sockSocket: number;
   socketFile: number;
   fileCred: number;
@@ -259,6 +261,7 @@ export function kernelLayout(btf: Btf, hz = 0): KernelLayout {
     netDeviceHardHeaderLen: btf.memberOffset('net_device', 'hard_header_len'),
     skbSk: btf.memberOffset('sk_buff', 'sk'),
     sockState: btf.memberOffset('sock_common', 'skc_state'),
+    requestSockListener: btf.memberOffset('sock_common', 'skc_listener'),
     sockSocket: btf.memberOffset('sock', 'sk_socket'),
     socketFile: btf.memberOffset('socket', 'file'),
     fileCred: btf.memberOffset('file', 'f_cred'),

@@ -11,7 +11,7 @@
 import { type Asm, Helper, type JmpOp, R0, R1, R2, R3, R6, R7, R8, R9, R10 } from './asm';
 import { BpftablesError } from '../xlate/errors';
 import type { KernelLayout } from './btf';
-import { CtBit, MSS_BAD, MSS_FOUND, S } from './summary';
+import { CtBit, MSS_BAD, MSS_FOUND, OWNER_FILE, OWNER_NONE, S } from './summary';
 import { type Addr6Match, commandName, type CtMatchState, ctTupleFields, type IfaceMatch, type Ip6Range, type IpPart, isAddr6, isRange6, type Match, type Range } from '../xlate/ir';
 
 /** The two host-order halves of an IPv6 address held as four words. */
@@ -334,6 +334,28 @@ export function emitMatch(a: Asm, m: Match, l: RuleLabels, env: MatchEnv): void 
       a.ldx(4, R1, R10, l.scratch);
       if (m.mask !== 0xffffffff) a.alu32('and', R1, { imm: m.mask });
       a.jmp32(m.invert ? 'jeq' : 'jne', R1, m.value, l.next);
+      return;
+    }
+    case 'owner': {
+      // xt_owner: without a socket the match holds only when every given part is inverted; with a socket
+      // but no file, when --socket-exists is not inverted and every given uid/gid part is
+      const matched = a.fresh('ownmatch'), withFile = a.fresh('ownfile');
+      const noSocketOk = [m.socketExists, m.uid, m.gid].every((x) => x === undefined || x.invert);
+      const noFileOk = !m.socketExists?.invert && [m.uid, m.gid].every((x) => x === undefined || x.invert);
+      a.ldx(1, R1, R9, S.OWNST).jmp32('jeq', R1, OWNER_FILE, withFile);
+      if (noSocketOk !== noFileOk) a.jmp32('jeq', R1, OWNER_NONE, noSocketOk ? matched : l.next);
+      a.ja(noFileOk ? matched : l.next);
+      a.label(withFile);
+      if (m.socketExists?.invert) a.ja(l.next);
+      for (const [off, r] of [[S.OWNUID, m.uid], [S.OWNGID, m.gid]] as const) {
+        if (!r) continue;
+        const outside = r.invert ? a.fresh('ownok') : l.next;
+        a.ldx(4, R1, R9, off);
+        if (r.min > 0) a.jmp32('jlt', R1, r.min, outside);
+        if (r.max < 0xffffffff) a.jmp32('jgt', R1, r.max, outside);
+        if (r.invert) { a.ja(l.next); a.label(outside); }
+      }
+      a.label(matched);
       return;
     }
     case 'tcpmss': {

@@ -17,6 +17,7 @@ import { emitIpPart, emitMatch, initialState, type MatchEnv, STATE_MAP } from '.
 import { emitExactRun, type ExactRun, exactMaps, findExactRuns } from './exact';
 import { emitRunGuard, findRuns, type MapSpecOut, runMap } from './prefilter';
 import { CtBit, FRAME, RET_CONTINUE, S } from './summary';
+import { emitSocketOwner } from './owner';
 import { ACTIONS_MAP, actionIds, actionsMap, EPILOGUE, emitEpilogue, emitMssOption, recordAction } from './events';
 import { type BuiltinChain, BUILTIN_CHAINS, type Chain, ctTupleFields, type Family, LOG_FLAGS, type Match, needsCtDetails, type Rule, type Table, usesEvents } from '../xlate/ir';
 
@@ -205,6 +206,7 @@ interface CompileCtx {
   usesMac: boolean;
   ctDetails: boolean;
   usesMss: boolean;
+  usesOwner: boolean;
   /** LOG and REJECT rules → their action id (index in the actions map) */
   actions: Map<Rule, number>;
   /** the table queues records for logd (LOG, REJECT): hook programs end in the epilogue */
@@ -234,6 +236,7 @@ export function ruleBranches(r: Rule): number {
       case 'mac': n += 4; break;
       case 'ecn': n += 4; break;
       case 'tcpmss': n += 4; break;
+      case 'owner': n += 8; break;
       default: n += 1;
     }
   }
@@ -319,6 +322,7 @@ function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: 
     a.label(noCt);
   }
   if (usesMac) emitMacSource(a, k);
+  if (cx.usesOwner && chain === 'OUTPUT') emitSocketOwner(a, k);
   // interface names
   const ifaces: [number, number][] = [];
   if (chain !== 'OUTPUT') ifaces.push([k.nfHookStateIn, S.IN]);
@@ -648,6 +652,7 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
     exactRuns: new Map(), chunks: new Map(), family: t.family, stateSlots, env,
     usesMac: t.chains.some((c) => c.rules.some((r) => r.matches.some((m) => m.kind === 'mac'))), ctDetails: needsCtDetails(t),
     usesMss: t.chains.some((c) => c.rules.some((r) => r.matches.some((m) => m.kind === 'tcpmss'))),
+    usesOwner: t.chains.some((c) => c.rules.some((r) => r.matches.some((m) => m.kind === 'owner'))),
     actions: actionIds(t), events: usesEvents(t),
     logUid: t.chains.some((c) => c.rules.some((r) => r.verdict.kind === 'log' && (r.verdict.flags & LOG_FLAGS.UID) !== 0)),
   };

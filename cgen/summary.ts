@@ -42,12 +42,17 @@ export const S = {
   ACTS: 124, // u32[ACT_SLOTS], action ids (index in the actions map) of the LOG/REJECT rules the packet met, in order
   MSSST: 156, // u8, what -m tcpmss found: MSS_NONE, MSS_FOUND or MSS_BAD (unparsable: the kernel drops)
   DOFF: 157, // u8, the TCP header's byte 12 (data offset in its upper four bits)
-  SIZE: 160,
+  OWNST: 158, // u8, the packet's socket for -m owner: OWNER_NONE, OWNER_NOFILE (a socket without a file) or OWNER_FILE
+  OWNUID: 160, // u32, the socket file's fsuid (OWNER_FILE)
+  OWNGID: 164, // u32, its fsgid
+  SIZE: 168,
 } as const;
 
 /** Action records a packet can queue in one hook (more: the first ACT_SLOTS, and logd says some were lost). */
 export const ACT_SLOTS = 8;
 export const ACT_LOST = 0x80;
+/** OWNST values */
+export const OWNER_NONE = 0, OWNER_NOFILE = 1, OWNER_FILE = 2;
 /** MSSST values */
 export const MSS_NONE = 0, MSS_FOUND = 1, MSS_BAD = 2;
 
@@ -56,14 +61,14 @@ export const CtBit = { INVALID: 1, NEW: 2, RELATED: 4, ESTABLISHED: 8, UNTRACKED
 
 /** Frame layout of the hook program (offsets from r10). */
 export const FRAME = {
-  SUMMARY: -160,
-  IPHDR: -200, // 40 bytes
-  L4HDR: -224, // 24 bytes (IPHDR and L4HDR together: 64 bytes of TCP options for tcpmss, after the prologue's decoding)
-  DYNPTR: -240, // struct bpf_dynptr, 16 bytes
-  KEY: -248, // 8 bytes: prefilter keys; the action id being recorded in the epilogue
-  XKEY: -264, // 16 bytes: exact-match keys; a rule's scratch space otherwise
-  EXTHDR: -272, // 8 bytes: IPv6 extension header fields; also skb->head and skb->data read as numbers
-  SKB: -280, // the struct sk_buff pointer, kept for the epilogue (LOG's MAC header)
+  SUMMARY: -168,
+  IPHDR: -208, // 40 bytes
+  L4HDR: -232, // 24 bytes (IPHDR and L4HDR together: 64 bytes of TCP options for tcpmss, after the prologue's decoding)
+  DYNPTR: -248, // struct bpf_dynptr, 16 bytes
+  KEY: -256, // 8 bytes: prefilter keys; the action id being recorded in the epilogue
+  XKEY: -272, // 16 bytes: exact-match keys; a rule's scratch space otherwise
+  EXTHDR: -280, // 8 bytes: IPv6 extension header fields; also skb->head and skb->data read as numbers
+  SKB: -288, // the struct sk_buff pointer, kept for the epilogue (LOG's MAC header)
   /** key slots in the frame of a rule function (global functions have their own stack) */
   FUNC_KEY: -8,
   FUNC_XKEY: -24, // also a rule's scratch space

@@ -46,7 +46,7 @@ export function kernel(): KernelLayout {
 }
 
 /** Bumped whenever KernelLayout gains fields, so older caches are recomputed. */
-const LAYOUT_VERSION = 7;
+const LAYOUT_VERSION = 8;
 
 /** CONFIG_HZ of the running kernel, from its configuration (/proc/config.gz or /boot); 0 when unknown. */
 function kernelHz(): number {

@@ -33,7 +33,31 @@ function loadProtos(): NonNullable<typeof protos> {
   return protos;
 }
 
+/** name ↔ id of /etc/passwd or /etc/group (the first entry of each name and each id wins, as getpwnam/getpwuid find them) */
+const idTables = new Map<string, { byName: Map<string, number>; byId: Map<number, string> }>();
+function idTable(file: string): { byName: Map<string, number>; byId: Map<number, string> } {
+  let t = idTables.get(file);
+  if (!t) {
+    t = { byName: new Map(), byId: new Map() };
+    try {
+      for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
+        const f = line.split(':');
+        if (f.length < 3 || !/^\d+$/.test(f[2]!)) continue;
+        const id = Number(f[2]);
+        if (!t.byName.has(f[0]!)) t.byName.set(f[0]!, id);
+        if (!t.byId.has(id)) t.byId.set(id, f[0]!);
+      }
+    } catch { /* no such database */ }
+    idTables.set(file, t);
+  }
+  return t;
+}
+
 export const systemNameDb: NameDb = {
+  userId: (name) => idTable('/etc/passwd').byName.get(name),
+  groupId: (name) => idTable('/etc/group').byName.get(name),
+  userName: (id) => idTable('/etc/passwd').byId.get(id),
+  groupName: (id) => idTable('/etc/group').byId.get(id),
   service(name, proto) {
     if (!services) {
       services = new Map();

@@ -22,6 +22,8 @@ export interface PacketView {
   saddr6?: Words6; daddr6?: Words6;
   /** IPv6: the extension-header chain could not be followed (rules with -p drop the packet) */
   noproto?: boolean;
+  /** the socket's owner: none, a socket without a file, or its file's fsuid/fsgid */
+  owner?: 'none' | 'nofile' | { uid: number; gid: number };
   /** TCP MSS option as xt_tcpmss reads it: its value, none, or an unreadable header or option area */
   mss?: number | 'none' | 'bad';
 }
@@ -173,6 +175,15 @@ function matchStep(m: Match, p: PacketView, state: MatchState): Step {
         if (m.cwr && ((p.tcpflags & 0x80) !== 0) === m.cwr.invert) return yes(false);
       }
       return yes(true);
+    }
+    case 'owner': {
+      const o = p.owner ?? 'none';
+      const given = [m.socketExists, m.uid, m.gid].filter((x) => x !== undefined);
+      if (o === 'none') return yes(given.every((x) => x!.invert));
+      if (m.socketExists?.invert) return yes(false);
+      if (o === 'nofile') return yes([m.uid, m.gid].every((x) => x === undefined || x.invert));
+      const inside = (r: { min: number; max: number; invert: boolean } | undefined, v: number): boolean => !r || ((v >= r.min && v <= r.max) !== r.invert);
+      return yes(inside(m.uid, o.uid) && inside(m.gid, o.gid));
     }
     case 'tcpmss': {
       const v = p.mss ?? 'none';

@@ -106,6 +106,11 @@ export type Match =
   | { kind: 'hl'; op: 'eq' | 'lt' | 'gt'; value: number; invert: boolean }
   /** the Ethernet source address (six bytes) of a packet that came in on an Ethernet device */
   | { kind: 'mac'; addr: number[]; invert: boolean }
+  /**
+   * the owner of the packet's socket (OUTPUT only): fsuid / fsgid ranges,
+   * inclusive, and whether a socket exists; each part invertible
+   */
+  | { kind: 'owner'; uid?: OwnerRange; gid?: OwnerRange; socketExists?: { invert: boolean } }
   /** the TCP MSS option's value in [min, max] (no option: no match; a header cut short: dropped) */
   | { kind: 'tcpmss'; min: number; max: number; invert: boolean }
   /** ECN: the IP header's ECT bits, and (with -p tcp) the TCP ECE and CWR flags */
@@ -126,6 +131,7 @@ export type Match =
   | { kind: 'statistic'; mode: 'random'; probability: number; invert: boolean }
   | { kind: 'statistic'; mode: 'nth'; every: number; packet: number; invert: boolean };
 
+export interface OwnerRange { min: number; max: number; invert: boolean }
 export interface PortMatch { range: Range; invert: boolean }
 export interface TcpFlagsMatch { mask: number; comp: number; invert: boolean }
 /** host-order unsigned 32-bit bounds, inclusive */

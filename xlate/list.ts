@@ -158,6 +158,15 @@ function fmtMatch(m: Match, proto: number | undefined, o: ListOptions): string {
       const named = !o.numeric && m.mask === 0x3f ? TOS_NAMES.find(([, v]) => v === m.value) : undefined;
       return ` tos match${m.invert ? '!' : ''}${named ? ` ${named[0]}` : `${hexl(m.value)}/${hexl(m.mask)}`}`;
     }
+    case 'owner': {
+      const range = (r: { min: number; max: number }, name?: (id: number) => string | undefined): string =>
+        (r.min === r.max ? (!o.numeric && name?.(r.min)) || `${r.min}` : `${r.min}-${r.max}`);
+      let s = '';
+      if (m.socketExists) s += ` ${m.socketExists.invert ? '! ' : ''}owner socket exists`;
+      if (m.uid) s += ` ${m.uid.invert ? '! ' : ''}owner UID match ${range(m.uid, o.db.userName)}`;
+      if (m.gid) s += ` ${m.gid.invert ? '! ' : ''}owner GID match ${range(m.gid, o.db.groupName)}`;
+      return s;
+    }
     case 'tcpmss': return ` tcpmss match ${m.invert ? '!' : ''}${m.min === m.max ? m.min : `${m.min}:${m.max}`}`;
     case 'limit': return ` limit: avg ${fmtRate(m.avg)} burst ${m.burst}`;
     case 'statistic':

@@ -3,11 +3,11 @@
  * IR and how it prints back in iptables-save's canonical form. One table,
  * keyed by module name; the rule parser and the printer both use it.
  */
-import { kernelInvalid, paramError } from './errors';
+import { type BpftablesError, kernelInvalid, paramError } from './errors';
 import { fmtIpv4, fmtIpv6, maskBits6, parseIpv4, parseIpv6, prefixMask6 } from './addr';
 
 export { fmtIpv4, parseIpv4 };
-import { type AddrMatch, commandName, CT_MATCH_STATES, CT_STATES, CT_STATUS_BITS, type Family, isAddr6, type Ip6Range, type IpPart, type IpRange, isRange6, type Match, type Range, TCP_FLAGS } from './ir';
+import { type AddrMatch, commandName, CT_MATCH_STATES, CT_STATES, CT_STATUS_BITS, type Family, isAddr6, type Ip6Range, type IpPart, type IpRange, isRange6, type Match, type OwnerRange, type Range, TCP_FLAGS } from './ir';
 import { ICMP_TYPES, ICMP6_TYPES, type NameDb, protoNumber } from './names';
 
 export interface OptionSpec {
@@ -515,7 +515,7 @@ const ttl = hopCount('ttl');
 const hl = hopCount('hl');
 
 /** Built-in chains a match may be used from (the kernel refuses it elsewhere, reachable through jumps too). */
-export const MATCH_HOOKS: Partial<Record<Match['kind'], readonly string[]>> = { mac: ['INPUT', 'FORWARD'] };
+export const MATCH_HOOKS: Partial<Record<Match['kind'], readonly string[]>> = { mac: ['INPUT', 'FORWARD'], owner: ['OUTPUT'] };
 
 const mac: MatchModule = {
   name: 'mac',
@@ -567,6 +567,50 @@ const ecn: MatchModule = {
     if (t.ece) s += ` ${bang(t.ece.invert)}--ecn-tcp-ece`;
     if (t.cwr) s += ` ${bang(t.cwr.invert)}--ecn-tcp-cwr`;
     if (t.ect) s += ` ${bang(t.ect.invert)}--ecn-ip-ect ${t.ect.value}`;
+    return s;
+  },
+};
+
+/** "id", "id-id" or a name (user or group), as xt_owner takes them; ids up to 2^32-2. */
+function ownerRange(text: string, opt: '--uid-owner' | '--gid-owner', ctx: ParseCtx, invert: boolean): OwnerRange {
+  const bad = (): BpftablesError => paramError(`owner: Bad value for "${opt}" option: "${text}"`);
+  const m = /^(\d+)(?:-(\d+))?$/.exec(text);
+  if (m) {
+    const min = Number(m[1]), max = m[2] === undefined ? min : Number(m[2]);
+    if (min > 0xfffffffe || max > 0xfffffffe) throw bad();
+    return { min, max, invert };
+  }
+  const id = opt === '--uid-owner' ? ctx.db.userId?.(text) : ctx.db.groupId?.(text);
+  if (id === undefined) throw bad();
+  return { min: id, max: id, invert };
+}
+
+const owner: MatchModule = {
+  name: 'owner',
+  options: [
+    { name: '--uid-owner', args: 1, invertible: true }, { name: '--gid-owner', args: 1, invertible: true },
+    { name: '--socket-exists', args: 0, invertible: true }, { name: '--suppl-groups', args: 0, invertible: false, unsupported: true },
+  ],
+  create: () => ({ kind: 'owner' }),
+  parse(m, opt, args, invert, ctx) {
+    const t = m as Extract<Match, { kind: 'owner' }>;
+    if (opt === '--uid-owner') t.uid = ownerRange(args[0]!, opt, ctx, invert);
+    else if (opt === '--gid-owner') t.gid = ownerRange(args[0]!, opt, ctx, invert);
+    else t.socketExists = { invert };
+  },
+  finish(m, seen, ctx) {
+    const t = m as Extract<Match, { kind: 'owner' }>;
+    if (seen.size === 0) throw paramError('owner: At least one of --uid-owner, --gid-owner or --socket-exists is required');
+    // the kernel refuses reversed ranges
+    if ((t.uid && t.uid.min > t.uid.max) || (t.gid && t.gid.min > t.gid.max)) throw kernelInvalid(commandName(ctx.family));
+  },
+  save(m) {
+    const t = m as Extract<Match, { kind: 'owner' }>;
+    const range = (r: OwnerRange): string => (r.min === r.max ? `${r.min}` : `${r.min}-${r.max}`);
+    let s = '';
+    if (t.socketExists) s += ` ${bang(t.socketExists.invert)}--socket-exists`;
+    if (t.uid) s += ` ${bang(t.uid.invert)}--uid-owner ${range(t.uid)}`;
+    if (t.gid) s += ` ${bang(t.gid.invert)}--gid-owner ${range(t.gid)}`;
     return s;
   },
 };
@@ -843,13 +887,13 @@ const statistic: MatchModule = {
 
 export const MATCH_MODULES: ReadonlyMap<string, MatchModule> = new Map(
   [tcpLike('tcp'), tcpLike('udp'), icmp, icmp6, multiport, comment, conntrack, state, iprange, length, ttl, hl,
-    mark, connmark, pkttype, dscp, tos, limit, statistic, mac, ecn, tcpmss].map((m) => [m.name, m]),
+    mark, connmark, pkttype, dscp, tos, limit, statistic, mac, ecn, tcpmss, owner].map((m) => [m.name, m]),
 );
 
 /** Match modules iptables has that bpftables does not implement yet (clear error, not "unknown"). */
 export const KNOWN_UNSUPPORTED_MATCHES = new Set([
   'addrtype', 'ah', 'bpf', 'cgroup', 'cluster', 'connbytes', 'connlabel', 'connlimit', 'cpu', 'dccp',
-  'devgroup', 'esp', 'hashlimit', 'helper', 'ipcomp', 'ipv6header', 'ipvs', 'mh', 'nfacct', 'osf', 'owner', 'physdev', 'policy', 'quota', 'rateest', 'realm',
+  'devgroup', 'esp', 'hashlimit', 'helper', 'ipcomp', 'ipv6header', 'ipvs', 'mh', 'nfacct', 'osf', 'physdev', 'policy', 'quota', 'rateest', 'realm',
   'recent', 'rpfilter', 'rt', 'sctp', 'set', 'socket', 'string', 'time', 'u32',
   'udplite', 'frag', 'hbh', 'dst', 'eui64', 'srh', 'ipv4options', 'geoip',
 ]);

@@ -20,6 +20,11 @@ export interface NameDb {
   resolveHost6?(name: string): number[][];
   /** host name of an IPv6 address (for listings without -n) */
   hostByAddr6?(addr: number[]): string | undefined;
+  /** user and group ids by name, and names by id (-m owner) */
+  userId?(name: string): number | undefined;
+  groupId?(name: string): number | undefined;
+  userName?(id: number): string | undefined;
+  groupName?(id: number): string | undefined;
 }
 
 /** The protocols iptables knows by name even without /etc/protocols, in its own order. */

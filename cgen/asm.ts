@@ -293,6 +293,7 @@ export function patchMaps(linked: Linked, fds: ReadonlyMap<string, number>): Buf
 
 export const Helper = {
   map_lookup_elem: 1,
+  ktime_get_ns: 5,
   get_prandom_u32: 7,
   probe_read_kernel: 113,
   jiffies64: 118,

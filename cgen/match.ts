@@ -186,6 +186,62 @@ function emitCtTuple(a: Asm, m: Extract<Match, { kind: 'conntrack' }>, env: Matc
   }
 }
 
+/** The map a set match looks its key up in (the set's data map, native/ipsets.ts). */
+export const setMapName = (name: string): string => `set:${name}`;
+
+/**
+ * xt_set's test of the packet against an ipset: the key (native/ipsets.ts
+ * elementKey) built in the rule's scratch space (24 bytes: [prefix length]
+ * [proto, 0, port] address), looked up, the element's expiry compared with
+ * the monotonic clock. The port is ipset's: none for a later fragment of
+ * TCP, UDP, SCTP, UDP-Lite or ICMP (no match), type << 8 | code for ICMP,
+ * 0 for protocols without ports.
+ */
+function emitSetMatch(a: Asm, m: Extract<Match, { kind: 'set' }>, l: RuleLabels): void {
+  const v6 = m.setFamily === 6, ported = m.setType.endsWith(',port'), lpm = m.setType.startsWith('hash:net');
+  const hit = m.invert ? l.next : a.fresh('sethit'), miss = m.invert ? a.fresh('setmiss') : l.next;
+  if (m.dirs.length < (ported ? 2 : 1)) {
+    // fewer directions than the set has dimensions: the kernel never finds the packet in it
+    a.ja(miss);
+    if (m.invert) a.label(miss);
+    return;
+  }
+  let o = l.scratch;
+  if (lpm) { a.st(4, R10, o, (ported ? 32 : 0) + (v6 ? 128 : 32)); o += 4; }
+  if (ported) {
+    const store = a.fresh('setport'), zero = a.fresh('setport0'), icmp = a.fresh('seticmp');
+    const portOff = m.dirs[1] === 'src' ? S.SPORT : S.DPORT;
+    const first = a.fresh('setfirst');
+    a.ldx(1, R3, R9, S.PROTO);
+    a.ldx(2, R1, R9, S.FRAGOFF).jmp32('jeq', R1, 0, first);
+    for (const p of [6, 132, 17, 136, 1, 58]) a.jmp32('jeq', R3, p, miss);
+    a.ja(zero);
+    a.label(first);
+    a.ldx(4, R2, R9, S.L4AVAIL);
+    const need: [number, number][] = [[6, 20], [132, 12], [17, 8], [136, 8]];
+    for (const [p, n] of need) {
+      const other = a.fresh('setp');
+      a.jmp32('jne', R3, p, other).jmp32('jlt', R2, n, miss).ldx(2, R1, R9, portOff).ja(store);
+      a.label(other);
+    }
+    a.jmp32('jeq', R3, 1, icmp).jmp32('jne', R3, 58, zero);
+    a.label(icmp).jmp32('jlt', R2, 8, miss);
+    a.ldx(1, R1, R9, S.ICMPTYPE).alu32('lsh', R1, { imm: 8 }).ldx(1, R2, R9, S.ICMPCODE).alu32('or', R1, R2).ja(store);
+    a.label(zero).mov32(R1, 0);
+    a.label(store).toBe(R1, 16).stx(2, R10, o + 2, R1).stx(1, R10, o, R3).st(1, R10, o + 1, 0);
+    o += 4;
+  }
+  const src = m.dirs[0] === 'src';
+  if (v6) {
+    for (const half of [0, 8]) a.ldx(8, R1, R9, (src ? S.SADDR6 : S.DADDR6) + half).toBe(R1, 64).stx(8, R10, o + half, R1);
+  } else a.ldx(4, R1, R9, src ? S.SADDR : S.DADDR).toBe(R1, 32).stx(4, R10, o, R1);
+  a.ldMapFd(R1, setMapName(m.name)).movReg(R2, R10).alu64('add', R2, { imm: l.scratch }).call(Helper.map_lookup_elem);
+  a.jmp('jeq', R0, 0, miss);
+  a.ldx(8, R6, R0, 0).jmp('jeq', R6, 0, hit);
+  a.call(Helper.ktime_get_ns).jmpReg('jge', R0, R6, miss);
+  if (m.invert) { a.ja(hit); a.label(miss); } else a.label(hit);
+}
+
 /** xt_statistic: random compares 31 random bits with the probability; nth counts in the rule's state slot. */
 function emitStatistic(a: Asm, m: Extract<Match, { kind: 'statistic' }>, env: MatchEnv, next: string): void {
   if (m.mode === 'random') {
@@ -336,6 +392,9 @@ export function emitMatch(a: Asm, m: Match, l: RuleLabels, env: MatchEnv): void 
       a.jmp32(m.invert ? 'jeq' : 'jne', R1, m.value, l.next);
       return;
     }
+    case 'set':
+      emitSetMatch(a, m, l);
+      return;
     case 'owner': {
       // xt_owner: without a socket the match holds only when every given part is inverted; with a socket
       // but no file, when --socket-exists is not inverted and every given uid/gid part is

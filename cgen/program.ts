@@ -19,7 +19,7 @@ import { emitRunGuard, findRuns, type MapSpecOut, runMap } from './prefilter';
 import { CtBit, FRAME, RET_CONTINUE, S } from './summary';
 import { emitSocketOwner } from './owner';
 import { ACTIONS_MAP, actionIds, actionsMap, EPILOGUE, emitEpilogue, emitMssOption, recordAction } from './events';
-import { type BuiltinChain, BUILTIN_CHAINS, type Chain, ctTupleFields, type Family, LOG_FLAGS, type Match, needsCtDetails, type Rule, type Table, usesEvents } from '../xlate/ir';
+import { type BuiltinChain, BUILTIN_CHAINS, type Chain, ctTupleFields, type Family, LOG_FLAGS, type Match, needsCtDetails, type Rule, setsUsed, type Table, usesEvents } from '../xlate/ir';
 
 export const COUNTERS_MAP = 'counters';
 
@@ -237,6 +237,7 @@ export function ruleBranches(r: Rule): number {
       case 'ecn': n += 4; break;
       case 'tcpmss': n += 4; break;
       case 'owner': n += 8; break;
+      case 'set': n += 20; break;
       default: n += 1;
     }
   }
@@ -629,6 +630,8 @@ export interface CompiledTable {
   maps: MapSpecOut[];
   /** the programs write LOG/REJECT records to the namespace's events ring buffer */
   events: boolean;
+  /** the ipsets the programs look packets up in (their data maps are named setMapName(name)) */
+  sets: string[];
 }
 
 /**
@@ -663,5 +666,5 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
     for (const [m, slot] of cx.stateSlots) initialState(m, cx.env).copy(value, slot * 16);
     cx.maps.set(STATE_MAP, { name: STATE_MAP, type: 2 /* array */, keySize: 4, valueSize: value.length, maxEntries: 1, flags: 0, entries: [[Buffer.alloc(4), value]] });
   }
-  return { counters: cx.cl, hooks, maps: [...cx.maps.values()], events: cx.events };
+  return { counters: cx.cl, hooks, maps: [...cx.maps.values()], events: cx.events, sets: [...setsUsed(t)] };
 }

@@ -14,6 +14,8 @@ import { disableConntrack, enableConntrack } from '../native/conntrack';
 import { currentNamespaceDir, removeNamespaceDir } from '../native/statefs';
 import { conntrackMarker, createMaps, createStateMap, eventsMapFd, type HookSpec, TableState } from '../native/tablestate';
 import { EVENTS_BYTES, EVENTS_MAP } from '../cgen/events';
+import { setMapName } from '../cgen/match';
+import { openSet } from '../native/ipsets';
 import { ensureLogd } from './logd';
 import { BpftablesError } from '../xlate/errors';
 import { emptyFilterTable, type Family, needsConntrack, type Table, usesEvents } from '../xlate/ir';
@@ -134,6 +136,11 @@ export function loadCompiled(compiled: CompiledTable, table: Table): LoadedTable
   try {
     extraMaps = createMaps(compiled.maps);
     if (compiled.events) extraMaps.set(EVENTS_MAP, eventsMapFd(true, EVENTS_BYTES)!);
+    for (const name of compiled.sets) {
+      const set = openSet(name);
+      if (!set) throw new BpftablesError(`Set ${name} doesn't exist.`, 1);
+      extraMaps.set(setMapName(name), set.dataFd);
+    }
     const mapFds = new Map([...extraMaps, ['counters', countersFd]]);
     // initial counters (iptables-restore -c, and the live counters kept by iptables commands)
     const init = Buffer.alloc(compiled.counters.slots * 16);

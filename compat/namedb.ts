@@ -1,5 +1,6 @@
 /** The system name databases (/etc/services, /etc/protocols) behind xlate's NameDb. */
 import fs from 'node:fs';
+import { openSet } from '../native/ipsets';
 import { resolveIpv4, resolveIpv6 } from '../native/resolve';
 import { parseIpv6 } from '../xlate/addr';
 import type { NameDb } from '../xlate/names';
@@ -54,6 +55,12 @@ function idTable(file: string): { byName: Map<string, number>; byId: Map<number,
 }
 
 export const systemNameDb: NameDb = {
+  ipset(name) {
+    const s = openSet(name);
+    if (!s) return undefined;
+    s.close();
+    return { type: s.meta.type, family: s.meta.family };
+  },
   userId: (name) => idTable('/etc/passwd').byName.get(name),
   groupId: (name) => idTable('/etc/group').byName.get(name),
   userName: (id) => idTable('/etc/passwd').byId.get(id),

@@ -5,7 +5,7 @@
 import { addressOf, bpfSyscall, bpfSyscallRaw, close, SysError } from './libc';
 
 export const Cmd = {
-  MAP_CREATE: 0, MAP_LOOKUP_ELEM: 1, MAP_UPDATE_ELEM: 2, MAP_DELETE_ELEM: 3, PROG_LOAD: 5,
+  MAP_CREATE: 0, MAP_LOOKUP_ELEM: 1, MAP_UPDATE_ELEM: 2, MAP_DELETE_ELEM: 3, MAP_GET_NEXT_KEY: 4, PROG_LOAD: 5,
   OBJ_PIN: 6, OBJ_GET: 7, PROG_TEST_RUN: 10, PROG_GET_NEXT_ID: 11, MAP_GET_NEXT_ID: 12,
   PROG_GET_FD_BY_ID: 13, MAP_GET_FD_BY_ID: 14, OBJ_GET_INFO_BY_FD: 15, MAP_FREEZE: 22,
   LINK_CREATE: 28, LINK_GET_FD_BY_ID: 30, LINK_GET_NEXT_ID: 31, LINK_DETACH: 34,
@@ -88,6 +88,23 @@ export function mapDelete(fd: number, key: Buffer): boolean {
   if (r === -2) return false;
   if (r < 0) throw new SysError('map delete', -r);
   return true;
+}
+/** Every key of a map (in the kernel's iteration order), each `keySize` bytes. */
+export function mapKeys(fd: number, keySize: number): Buffer[] {
+  const keys: Buffer[] = [];
+  let prev: Buffer | null = null;
+  for (;;) {
+    const next = Buffer.alloc(keySize);
+    const a = attr();
+    a.writeUInt32LE(fd, 0);
+    if (prev) a.writeBigUInt64LE(addressOf(prev), 8);
+    a.writeBigUInt64LE(addressOf(next), 16);
+    const r = bpfSyscallRaw(Cmd.MAP_GET_NEXT_KEY, a);
+    if (r === -2) return keys;
+    if (r < 0) throw new SysError('map get next key', -r);
+    keys.push(next);
+    prev = next;
+  }
 }
 export function mapFreeze(fd: number): void {
   const a = attr();

@@ -181,6 +181,12 @@ export function familyDir(family: 4 | 6, create: boolean): string | undefined {
   return dir;
 }
 
+/** This namespace's state directory, created on demand when `create`. */
+export function namespaceStateDir(create: boolean): string | undefined {
+  const root = create ? ensureStateRoot() : visibleRoot();
+  return root === undefined ? undefined : namespaceDir(root, create);
+}
+
 /** This namespace's state directory if there is one (and it is its own, not a dead namespace's). */
 export function currentNamespaceDir(): string | undefined {
   const root = visibleRoot();

@@ -22,6 +22,8 @@ export interface PacketView {
   saddr6?: Words6; daddr6?: Words6;
   /** IPv6: the extension-header chain could not be followed (rules with -p drop the packet) */
   noproto?: boolean;
+  /** ipset membership of this packet for a set match (the model holds no sets: the caller answers) */
+  inSet?: (m: Extract<Match, { kind: 'set' }>) => boolean;
   /** the socket's owner: none, a socket without a file, or its file's fsuid/fsgid */
   owner?: 'none' | 'nofile' | { uid: number; gid: number };
   /** TCP MSS option as xt_tcpmss reads it: its value, none, or an unreadable header or option area */
@@ -175,6 +177,10 @@ function matchStep(m: Match, p: PacketView, state: MatchState): Step {
         if (m.cwr && ((p.tcpflags & 0x80) !== 0) === m.cwr.invert) return yes(false);
       }
       return yes(true);
+    }
+    case 'set': {
+      if (!p.inSet) throw new Error(`the model cannot answer -m set ${m.name} without set contents`);
+      return yes(p.inSet(m) !== m.invert);
     }
     case 'owner': {
       const o = p.owner ?? 'none';

@@ -111,6 +111,12 @@ export type Match =
    * inclusive, and whether a socket exists; each part invertible
    */
   | { kind: 'owner'; uid?: OwnerRange; gid?: OwnerRange; socketExists?: { invert: boolean } }
+  /**
+   * membership of the packet's address (and port) in the ipset `name`, each
+   * dimension from the source or destination; setType and setFamily are the
+   * set's when the rule was made (swap keeps them)
+   */
+  | { kind: 'set'; name: string; dirs: ('src' | 'dst')[]; invert: boolean; setType: string; setFamily: Family }
   /** the TCP MSS option's value in [min, max] (no option: no match; a header cut short: dropped) */
   | { kind: 'tcpmss'; min: number; max: number; invert: boolean }
   /** ECN: the IP header's ECT bits, and (with -p tcp) the TCP ECE and CWR flags */
@@ -177,6 +183,13 @@ export type RejectType =
   | 'icmp-net-prohibited' | 'icmp-host-prohibited' | 'icmp-admin-prohibited'
   | 'icmp6-no-route' | 'icmp6-adm-prohibited' | 'icmp6-addr-unreachable' | 'icmp6-port-unreachable'
   | 'icmp6-policy-fail' | 'icmp6-reject-route' | 'tcp-reset';
+
+/** The ipsets the table's rules name. */
+export function setsUsed(t: Table): Set<string> {
+  const names = new Set<string>();
+  for (const c of t.chains) for (const r of c.rules) for (const m of r.matches) if (m.kind === 'set') names.add(m.name);
+  return names;
+}
 
 /** Does any rule of the table hand packets to bpftables logd (LOG, REJECT)? */
 export function usesEvents(t: Table): boolean {

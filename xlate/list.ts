@@ -158,6 +158,7 @@ function fmtMatch(m: Match, proto: number | undefined, o: ListOptions): string {
       const named = !o.numeric && m.mask === 0x3f ? TOS_NAMES.find(([, v]) => v === m.value) : undefined;
       return ` tos match${m.invert ? '!' : ''}${named ? ` ${named[0]}` : `${hexl(m.value)}/${hexl(m.mask)}`}`;
     }
+    case 'set': return ` ${m.invert ? '! ' : ''}match-set ${m.name} ${m.dirs.join(',')}`;
     case 'owner': {
       const range = (r: { min: number; max: number }, name?: (id: number) => string | undefined): string =>
         (r.min === r.max ? (!o.numeric && name?.(r.min)) || `${r.min}` : `${r.min}-${r.max}`);

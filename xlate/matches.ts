@@ -615,6 +615,35 @@ const owner: MatchModule = {
   },
 };
 
+const setMatch: MatchModule = {
+  name: 'set',
+  options: [
+    { name: '--match-set', args: 2, invertible: true }, { name: '--return-nomatch', args: 0, invertible: false, unsupported: true },
+    { name: '--update-counters', args: 0, invertible: true, unsupported: true }, { name: '--update-subcounters', args: 0, invertible: true, unsupported: true },
+    { name: '--packets-eq', args: 1, invertible: true, unsupported: true }, { name: '--packets-lt', args: 1, invertible: false, unsupported: true },
+    { name: '--packets-gt', args: 1, invertible: false, unsupported: true }, { name: '--bytes-eq', args: 1, invertible: true, unsupported: true },
+    { name: '--bytes-lt', args: 1, invertible: false, unsupported: true }, { name: '--bytes-gt', args: 1, invertible: false, unsupported: true },
+  ],
+  create: () => ({ kind: 'set', name: '', dirs: [], invert: false, setType: '', setFamily: 4 }),
+  parse(m, _o, args, invert, ctx) {
+    const t = m as Extract<Match, { kind: 'set' }>;
+    const [name, flags] = args as [string, string];
+    const dirs = flags.split(',');
+    if (dirs.some((d) => d !== 'src' && d !== 'dst') || dirs.length > 6) throw paramError("You must spefify (the comma separated list of) 'src' or 'dst'.");
+    const info = ctx.db.ipset?.(name);
+    if (!info) throw paramError(`Set ${name} doesn't exist.\n`);
+    if (info.family !== ctx.family) {
+      throw paramError(`The protocol family of set ${name} is ${info.family === 6 ? 'IPv6' : 'IPv4'}, which is not applicable.\n`);
+    }
+    Object.assign(t, { name, dirs, invert, setType: info.type, setFamily: info.family });
+  },
+  finish(_m, seen) { if (!seen.has('--match-set')) throw paramError('You must specify `--match-set\' with proper arguments'); },
+  save(m) {
+    const t = m as Extract<Match, { kind: 'set' }>;
+    return ` ${bang(t.invert)}--match-set ${t.name} ${t.dirs.join(',')}`;
+  },
+};
+
 const tcpmss: MatchModule = {
   name: 'tcpmss',
   options: [{ name: '--mss', args: 1, invertible: true }],
@@ -887,14 +916,14 @@ const statistic: MatchModule = {
 
 export const MATCH_MODULES: ReadonlyMap<string, MatchModule> = new Map(
   [tcpLike('tcp'), tcpLike('udp'), icmp, icmp6, multiport, comment, conntrack, state, iprange, length, ttl, hl,
-    mark, connmark, pkttype, dscp, tos, limit, statistic, mac, ecn, tcpmss, owner].map((m) => [m.name, m]),
+    mark, connmark, pkttype, dscp, tos, limit, statistic, mac, ecn, tcpmss, owner, setMatch].map((m) => [m.name, m]),
 );
 
 /** Match modules iptables has that bpftables does not implement yet (clear error, not "unknown"). */
 export const KNOWN_UNSUPPORTED_MATCHES = new Set([
   'addrtype', 'ah', 'bpf', 'cgroup', 'cluster', 'connbytes', 'connlabel', 'connlimit', 'cpu', 'dccp',
   'devgroup', 'esp', 'hashlimit', 'helper', 'ipcomp', 'ipv6header', 'ipvs', 'mh', 'nfacct', 'osf', 'physdev', 'policy', 'quota', 'rateest', 'realm',
-  'recent', 'rpfilter', 'rt', 'sctp', 'set', 'socket', 'string', 'time', 'u32',
+  'recent', 'rpfilter', 'rt', 'sctp', 'socket', 'string', 'time', 'u32',
   'udplite', 'frag', 'hbh', 'dst', 'eui64', 'srh', 'ipv4options', 'geoip',
 ]);
 

@@ -25,6 +25,8 @@ export interface NameDb {
   groupId?(name: string): number | undefined;
   userName?(id: number): string | undefined;
   groupName?(id: number): string | undefined;
+  /** an ipset of this namespace (-m set): its type and family, or undefined when there is none */
+  ipset?(name: string): { type: string; family: 4 | 6 } | undefined;
 }
 
 /** The protocols iptables knows by name even without /etc/protocols, in its own order. */

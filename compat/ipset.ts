@@ -1,0 +1,255 @@
+/**
+ * `ipset`: ipset's command line and restore format over bpftables' sets
+ * (native/ipsets.ts) — create, add, del, test, list, save, restore, flush,
+ * destroy, rename, swap — with its messages and exit codes. Element
+ * changes reach the hook programs at once; swap and rename reload the
+ * tables that name the sets.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { acquireXtablesLock } from '../native/lock';
+import {
+  addElement, createSet, delElement, destroySet, elements, flushSet, type OpenSet, openSet, renameSet, setNames, swapSets, testElement,
+} from '../native/ipsets';
+import {
+  checkName, formatElement, headerText, IPSET_VERSION, IpsetError, parseCreate, parseElementOptions, parseElements, type SetMeta, TYPE_REVISION,
+} from '../xlate/ipset';
+import { type Family, setsUsed } from '../xlate/ir';
+import { type Io, requireRoot, runMain } from './cli';
+import { readTable, replaceTable } from './engine';
+import { systemNameDb } from './namedb';
+
+const HELP = `ipset ${IPSET_VERSION} (bpftables)
+
+Usage: ipset [options] COMMAND
+
+Commands:
+create SETNAME TYPENAME [type-specific-options]   Create a new set
+add SETNAME ENTRY [timeout N]                     Add entry to the named set
+del SETNAME ENTRY                                 Delete entry from the named set
+test SETNAME ENTRY                                Test entry in the named set
+destroy [SETNAME]                                 Destroy a named set or all sets
+list [SETNAME]                                    List the entries of a named set or all sets
+save [SETNAME]                                    Save the named set or all sets to stdout
+restore                                           Restore a saved state
+flush [SETNAME]                                   Flush a named set or all sets
+rename FROM-SETNAME TO-SETNAME                    Rename two sets
+swap FROM-SETNAME TO-SETNAME                      Swap the contect of two existing sets
+help [TYPENAME]                                   Print help, and settype specific help
+version                                           Print version information
+
+Options:
+-o plain|save   Specify output mode for listing sets.
+-exist          Ignore errors when exactly the same set is to be created or already added entry is added
+                or missing entry is deleted.
+-name           List just the names of the existing sets.
+-terse          List the set names and headers, without entries.
+-file FILE      Read from the given file instead of standard input (restore) or write to it (save, list).
+
+Supported set types (bpftables): hash:ip, hash:net, hash:ip,port, hash:net,port (family inet, inet6; timeout)
+`;
+
+interface Opts { exist: boolean; output: 'plain' | 'save'; names: boolean; terse: boolean; file?: string; quiet: boolean }
+
+/** Commands and their one-letter aliases. */
+const COMMANDS: Record<string, string> = {
+  create: 'create', n: 'create', add: 'add', a: 'add', del: 'del', d: 'del', test: 'test', t: 'test', destroy: 'destroy', x: 'destroy',
+  list: 'list', l: 'list', save: 'save', s: 'save', restore: 'restore', r: 'restore', flush: 'flush', f: 'flush', rename: 'rename', e: 'rename',
+  swap: 'swap', w: 'swap', help: 'help', version: 'version', '-v': 'version', '-V': 'version', '-h': 'help', '--help': 'help',
+};
+
+const NO_SET = 'The set with the given name does not exist';
+
+function withSet<T>(name: string | undefined, fn: (s: OpenSet) => T): T {
+  if (name === undefined) throw new IpsetError('Syntax error: missing setname');
+  const s = openSet(name);
+  if (!s) throw new IpsetError(NO_SET);
+  try { return fn(s); } finally { s.close(); }
+}
+
+/** Rules naming each set, over both families' live tables. */
+function references(): Map<string, number> {
+  const refs = new Map<string, number>();
+  for (const f of [4, 6] as Family[]) {
+    const t = readTable(f);
+    if (!t) continue;
+    for (const c of t.chains) for (const r of c.rules) for (const m of r.matches) if (m.kind === 'set') refs.set(m.name, (refs.get(m.name) ?? 0) + 1);
+  }
+  return refs;
+}
+
+/** Reload the tables that name any of `names` (their programs hold the sets' maps). */
+function reloadUsers(names: string[]): void {
+  for (const f of [4, 6] as Family[]) {
+    const t = readTable(f);
+    if (t && names.some((n) => setsUsed(t).has(n))) replaceTable(t);
+  }
+}
+
+function listSet(name: string, o: Opts, refs: Map<string, number>): string {
+  return withSet(name, (s) => {
+    const m = s.meta;
+    const els = o.terse ? [] : elements(s);
+    if (o.output === 'save') {
+      return `create ${m.name} ${m.type} ${headerText(m)}\n${els.map((e) => `add ${m.name} ${formatElement(e.el, m)}${e.timeout !== undefined ? ` timeout ${e.timeout}` : ''}\n`).join('')}`;
+    }
+    const count = o.terse ? elements(s).length : els.length;
+    let out = `Name: ${m.name}\nType: ${m.type}\nRevision: ${TYPE_REVISION[m.type]}\nHeader: ${headerText(m)}\n`;
+    out += `Size in memory: ${200 + count * (m.family === 4 ? 32 : 48)}\nReferences: ${refs.get(m.name) ?? 0}\nNumber of entries: ${count}\n`;
+    if (!o.terse) out += `Members:\n${els.map((e) => `${formatElement(e.el, m)}${e.timeout !== undefined ? ` timeout ${e.timeout}` : ''}\n`).join('')}`;
+    return out;
+  });
+}
+
+/** One command (argv after the options); returns its exit status. */
+function command(cmd: string, args: string[], o: Opts, io: Io): number {
+  switch (cmd) {
+    case 'version': io.out(`ipset ${IPSET_VERSION} (bpftables), protocol version: 7\n`); return 0;
+    case 'help': io.out(HELP); return 0;
+    case 'create': {
+      const [name, type, ...opts] = args;
+      if (name === undefined || type === undefined) throw new IpsetError('Syntax error: missing settype');
+      const meta = parseCreate(name, type, opts, crypto.randomBytes(4).readUInt32LE(0));
+      const existing = openSet(name);
+      if (existing) {
+        const same = sameHeader(existing.meta, meta, opts);
+        existing.close();
+        if (o.exist && same) return 0;
+        throw new IpsetError('Set cannot be created: set with the same name already exists');
+      }
+      createSet(meta);
+      return 0;
+    }
+    case 'add': case 'del': case 'test': {
+      const [name, elem, ...opts] = args;
+      return withSet(name, (s) => {
+        if (elem === undefined) throw new IpsetError('Syntax error: missing mandatory argument: ENTRY');
+        const els = parseElements(elem, s.meta, systemNameDb);
+        if (cmd === 'add') {
+          const { timeout } = parseElementOptions(opts, s.meta);
+          for (const el of els) {
+            if (!addElement(s, el, timeout, o.exist) && !o.exist) throw new IpsetError("Element cannot be added to the set: it's already added");
+          }
+          return 0;
+        }
+        if (opts.length) throw new IpsetError(`Syntax error: Unknown argument: ${opts[0]}`);
+        if (cmd === 'del') {
+          for (const el of els) if (!delElement(s, el) && !o.exist) throw new IpsetError("Element cannot be deleted from the set: it's not added");
+          return 0;
+        }
+        const inSet = els.every((el) => testElement(s, el));
+        if (!o.quiet) io.err(inSet ? `Warning: ${elem} is in set ${name}.\n` : `${elem} is NOT in set ${name}.\n`);
+        return inSet ? 0 : 1;
+      });
+    }
+    case 'list': case 'save': {
+      const names = args.length ? [args[0]!] : setNames();
+      if (args[0] !== undefined) checkName(args[0]);
+      const opts = cmd === 'save' ? { ...o, output: 'save' as const } : o;
+      if (opts.names) { for (const n of names) { withSet(n, () => 0); io.out(`${n}\n`); } return 0; }
+      const refs = references();
+      const text = names.map((n) => listSet(n, opts, refs)).join(opts.output === 'save' ? '' : '\n');
+      if (o.file) fs.writeFileSync(o.file, text); else io.out(text);
+      return 0;
+    }
+    case 'flush': {
+      for (const n of args.length ? [args[0]!] : setNames()) withSet(n, flushSet);
+      return 0;
+    }
+    case 'destroy': {
+      const refs = references();
+      const names = args.length ? [args[0]!] : setNames();
+      for (const n of names) {
+        withSet(n, () => 0);
+        if (refs.get(n)) throw new IpsetError('Set cannot be destroyed: it is in use by a kernel component');
+      }
+      for (const n of names) destroySet(n);
+      return 0;
+    }
+    case 'rename': {
+      const [from, to] = args;
+      if (to === undefined) throw new IpsetError('Syntax error: missing mandatory argument: TO-SETNAME');
+      checkName(to);
+      withSet(from, () => 0);
+      if (openSet(to)) throw new IpsetError('Set cannot be renamed: a set with the new name already exists');
+      if (references().get(from!)) throw new IpsetError('Set cannot be renamed: it is in use by another system');
+      renameSet(from!, to);
+      return 0;
+    }
+    case 'swap': {
+      const [a, b] = args;
+      if (b === undefined) throw new IpsetError('Syntax error: missing mandatory argument: TO-SETNAME');
+      const ma = withSet(a, (s) => s.meta), mb = withSet(b, (s) => s.meta);
+      if (ma.type !== mb.type || ma.family !== mb.family) throw new IpsetError('The sets cannot be swapped: their type does not match');
+      swapSets(a!, b);
+      reloadUsers([a!, b]);
+      return 0;
+    }
+    case 'restore': {
+      const text = fs.readFileSync(o.file ?? 0, 'utf8');
+      const lines = text.split('\n');
+      for (let i = 0; i < lines.length; i++) {
+        const line = lines[i]!.trim();
+        if (!line || line.startsWith('#') || line === 'COMMIT') continue;
+        const words = line.split(/\s+/);
+        let exist = o.exist;
+        const argv = words.filter((w) => { if (w === '-exist' || w === '-!') { exist = true; return false; } return true; });
+        const c = COMMANDS[argv[0]!];
+        try {
+          if (!c || c === 'restore' || c === 'help' || c === 'version') throw new IpsetError(`No command specified: unknown argument ${argv[0]}`, 2);
+          command(c, argv.slice(1), { ...o, exist, quiet: true }, io);
+        } catch (e) {
+          if (e instanceof IpsetError) throw new IpsetError(e.status === 2 ? e.message : `Error in line ${i + 1}: ${e.message}`, e.status);
+          throw e;
+        }
+      }
+      return 0;
+    }
+    default:
+      throw new IpsetError(`No command specified: unknown argument ${cmd}`, 2);
+  }
+}
+
+/** -exist create succeeds for a set with the same header (the options given). */
+function sameHeader(a: SetMeta, b: SetMeta, opts: string[]): boolean {
+  return a.type === b.type && a.family === b.family && a.timeout === b.timeout
+    && (!opts.includes('hashsize') || a.hashsize === b.hashsize) && (!opts.includes('maxelem') || a.maxelem === b.maxelem);
+}
+
+export function ipsetMain(argv: string[], io: Io): number {
+  const o: Opts = { exist: false, output: 'plain', names: false, terse: false, quiet: false };
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '-exist' || a === '-!') o.exist = true;
+    else if (a === '-n' || a === '-name') o.names = true;
+    else if (a === '-t' || a === '-terse') o.terse = true;
+    else if (a === '-q' || a === '-quiet') o.quiet = true;
+    else if (a === '-o' || a === '-output') { const v = argv[++i]; if (v === 'save' || v === 'plain') o.output = v; else return fail(io, `Syntax error: Unknown output mode '${v ?? ''}'`, 2); }
+    else if (a === '-f' || a === '-file') o.file = argv[++i];
+    else rest.push(a);
+  }
+  const [first, ...args] = rest;
+  if (first === undefined) return fail(io, 'No command specified.', 2);
+  const cmd = COMMANDS[first];
+  if (!cmd) return fail(io, `No command specified: unknown argument ${first}`, 2);
+  if (cmd !== 'help' && cmd !== 'version') requireRoot('ipset');
+  const needsLock = ['destroy', 'rename', 'swap', 'restore'].includes(cmd);
+  const lock = needsLock ? acquireXtablesLock(0) : undefined;
+  try {
+    return command(cmd, args, o, io);
+  } catch (e) {
+    if (e instanceof IpsetError) return fail(io, e.message, e.status === 2 ? 2 : 1);
+    if (e instanceof Error && e.message === 'Hash is full, cannot add more elements') return fail(io, e.message, 1);
+    throw e;
+  } finally { lock?.release(); }
+}
+
+function fail(io: Io, message: string, status: number): number {
+  io.err(`ipset ${IPSET_VERSION}: ${message}\n${status === 2 ? "Try `ipset help' for more information.\n" : ''}`);
+  return status;
+}
+
+export function main(): void {
+  runMain('ipset', ipsetMain);
+}

@@ -1,0 +1,131 @@
+/**
+ * ipset and -m set through the kernel, beside the kernel's ipset and
+ * iptables-legacy: the same sets made with both ipset commands, the same
+ * rules, the same probes; then membership changes (add, del, an element's
+ * timeout running out, swap) without touching the rules, probed again.
+ * Also ipset's command line itself: output and exit codes beside ipset's.
+ */
+import path from 'node:path';
+import t from 'tap';
+import { nsExec, sleep } from '../compat/lab';
+import { icmpPacket, ip6Packet, tcpPacket, udpDatagram6, udpPacket } from '../compat/probes';
+import { checkOutcomes, DiffPair, type ProbeSpec } from './helpers/differential';
+import { BIN, prepareState, requireKernel } from './helpers/env';
+
+const C = '10.0.1.2', R = '10.0.1.1', S = '10.0.2.2';
+
+/** Run the same ipset command in both routers: the kernel's ipset and ours. */
+function ipsetBoth(pair: DiffPair, args: string[]): { legacy: ReturnType<typeof nsExec>; ours: ReturnType<typeof nsExec> } {
+  return { legacy: nsExec(pair.legacy.router, 'ipset', args), ours: nsExec(pair.ours.router, path.join(BIN, 'ipset'), args) };
+}
+
+const SETUP = [
+  'create blk hash:ip timeout 600', 'add blk 10.0.1.2 timeout 2', 'add blk 10.0.1.7',
+  'create nets hash:net', 'add nets 10.0.2.0/24', 'add nets 192.168.0.0-192.168.0.10',
+  'create svc hash:ip,port', 'add svc 10.0.1.1,tcp:22', 'add svc 10.0.1.1,udp:53', 'add svc 10.0.1.1,icmp:ping',
+  'create np hash:net,port', 'add np 10.0.2.0/24,tcp:80-81',
+  'create blk2 hash:ip', 'add blk2 10.0.1.2',
+];
+
+const RULES = `*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:SVC - [0:0]
+-A INPUT -p udp -m udp --dport 9000 -m set --match-set blk src -j DROP
+-A INPUT -p udp -m udp --dport 9001 -m set ! --match-set blk src -j DROP
+-A INPUT -m set --match-set svc dst,dst -j SVC
+-A INPUT -p udp -m udp --dport 9002 -j DROP
+-A SVC -p tcp -j DROP
+-A FORWARD -m set --match-set nets dst -p udp -m udp --dport 9003 -j DROP
+-A FORWARD -m set --match-set np dst,dst -j DROP
+-A FORWARD -m set --match-set svc src,dst -j DROP
+COMMIT
+`;
+
+const probes = (tag: string): ProbeSpec[] => [
+  { name: `${tag}: udp 9000 from a blocked address`, where: 'input', packet: udpPacket(C, R, 5000, 9000) },
+  { name: `${tag}: udp 9001, inverted`, where: 'input', packet: udpPacket(C, R, 5000, 9001) },
+  { name: `${tag}: tcp 22 to a listed service`, where: 'input', packet: tcpPacket(C, R, { sport: 1, dport: 22, flags: 2 }) },
+  { name: `${tag}: udp 53 to a listed service, then 9002`, where: 'input', packet: udpPacket(C, R, 5000, 53) },
+  { name: `${tag}: tcp 23, not listed`, where: 'input', packet: tcpPacket(C, R, { sport: 1, dport: 23, flags: 2 }) },
+  { name: `${tag}: ping (icmp 8/0 as the port)`, where: 'input', packet: icmpPacket(C, R, 8, 0) },
+  { name: `${tag}: forwarded udp 9003 into a listed network`, where: 'forward', packet: udpPacket(C, S, 5000, 9003) },
+  { name: `${tag}: forwarded tcp 80 into net,port`, where: 'forward', packet: tcpPacket(C, S, { sport: 1, dport: 80, flags: 2 }) },
+  { name: `${tag}: forwarded tcp 81 into net,port (range)`, where: 'forward', packet: tcpPacket(C, S, { sport: 1, dport: 81, flags: 2 }) },
+  { name: `${tag}: forwarded tcp 82`, where: 'forward', packet: tcpPacket(C, S, { sport: 1, dport: 82, flags: 2 }) },
+];
+
+t.test('-m set filters like iptables-legacy with the kernel\'s ipset, and follows set changes', async (t) => {
+  if (!requireKernel(t, ['iptables-legacy-restore', 'ipset'])) return;
+  prepareState();
+  const pair = new DiffPair(4);
+  t.teardown(() => pair.destroy());
+  for (const line of SETUP) {
+    const r = ipsetBoth(pair, line.split(' '));
+    t.equal(r.ours.status, r.legacy.status, `ipset ${line}: exit ${r.legacy.status}`);
+  }
+  const l = pair.load(RULES);
+  t.equal(l.oursStatus, 0, `our restore succeeded ${l.ours}`);
+  checkOutcomes(t, pair.probe(probes('initial')));
+  for (const line of ['del svc 10.0.1.1,tcp:22', 'add blk2 10.0.1.9', 'swap blk blk2', 'add nets 10.0.2.2']) {
+    const r = ipsetBoth(pair, line.split(' '));
+    t.equal(r.ours.status, r.legacy.status, `ipset ${line}: exit ${r.legacy.status}`);
+  }
+  checkOutcomes(t, pair.probe(probes('after del, swap')));
+  ipsetBoth(pair, ['swap', 'blk', 'blk2']);
+  sleep(2200);
+  checkOutcomes(t, pair.probe(probes('after a timeout ran out')));
+  for (const line of ['destroy blk', 'flush blk', 'list -n', 'rename blk2 other', 'destroy blk2']) {
+    const r = ipsetBoth(pair, line.split(' '));
+    t.equal(r.ours.status, r.legacy.status, `ipset ${line}: exit ${r.legacy.status}`);
+    t.equal(r.ours.stderr, r.legacy.stderr, `ipset ${line}: same message`);
+  }
+});
+
+t.test('-m set in ip6tables with IPv6 sets', async (t) => {
+  if (!requireKernel(t, ['ip6tables-legacy-restore', 'ipset'])) return;
+  prepareState();
+  const pair = new DiffPair(6);
+  t.teardown(() => pair.destroy());
+  for (const line of ['create s6 hash:net,port family inet6', 'add s6 fd00:2::/64,udp:7000', 'create h6 hash:ip family inet6', 'add h6 fd00:1::2']) {
+    const r = ipsetBoth(pair, line.split(' '));
+    t.equal(r.ours.status, r.legacy.status, `ipset ${line}: exit ${r.legacy.status}`);
+  }
+  const l = pair.load(`*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A FORWARD -m set --match-set s6 dst,dst -j DROP
+-A INPUT -p udp -m set --match-set h6 src -j DROP
+COMMIT
+`);
+  t.equal(l.oursStatus, 0, `our restore succeeded ${l.ours}`);
+  const udp6 = (dst: string, dport: number): Buffer => ip6Packet({ src: 'fd00:1::2', dst, proto: 17, payload: udpDatagram6('fd00:1::2', dst, 5000, dport) });
+  checkOutcomes(t, pair.probe([
+    { name: 'forwarded to a listed network and port', where: 'forward', packet: udp6('fd00:2::2', 7000), expect: false },
+    { name: 'forwarded to another port', where: 'forward', packet: udp6('fd00:2::2', 7001), expect: true },
+    { name: 'from a listed address', where: 'input', packet: udp6('fd00:1::1', 1), expect: false },
+  ]), 'ip6tables');
+});
+
+t.test('ipset commands answer like ipset', async (t) => {
+  if (!requireKernel(t, ['ipset'])) return;
+  prepareState();
+  const pair = new DiffPair(4);
+  t.teardown(() => pair.destroy());
+  const steps = [
+    'create a hash:ip', 'create a hash:ip', '-exist create a hash:ip', 'create b hash:bogus', 'create c hash:ip,port family inet6',
+    'add a 10.0.0.1', 'add a 10.0.0.1', '-exist add a 10.0.0.1', 'add a 10.0.0.0/30', 'del a 10.0.0.9', '-exist del a 10.0.0.9', 'del a 10.0.0.1',
+    'test a 10.0.0.2', 'test a 10.0.0.1', 'add nope 1.2.3.4', 'list nope', 'flush nope', 'destroy nope', 'add a 10.0.0.5 timeout 5',
+    'add c 2001:db8::1,udp:53', 'test c 2001:db8::1,udp:53', 'test c 2001:db8::1,tcp:53', 'swap a c', 'rename a c', 'rename a d', 'list -n',
+    'bogus', '', 'flush', 'destroy',
+  ];
+  for (const line of steps) {
+    const args = line ? line.split(' ') : [];
+    const r = ipsetBoth(pair, args);
+    t.equal(r.ours.status, r.legacy.status, `ipset ${line}: exit ${r.legacy.status}`);
+    t.equal(r.ours.stdout, r.legacy.stdout, `ipset ${line}: stdout`);
+    t.equal(r.ours.stderr, r.legacy.stderr, `ipset ${line}: stderr`);
+  }
+});

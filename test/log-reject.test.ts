@@ -57,7 +57,9 @@ function logLines(t: Test, pair: DiffPair, probes: Probe[], tags: { legacy: stri
   }
   sleep(700);
   const strip = (tag: string) => (l: string): string => l.slice(tag.length);
-  return { legacy: kernelLog(tags.legacy).map(strip(tags.legacy)), ours: kernelLog(tags.ours).map(strip(tags.ours)) };
+  // the routers' own neighbour discovery and multicast listener traffic is not among the probes
+  const probe = (l: string): boolean => !/PROTO=ICMPv6 TYPE=1(3[0-9]|4[0-3]) /.test(l);
+  return { legacy: kernelLog(tags.legacy).map(strip(tags.legacy)).filter(probe), ours: kernelLog(tags.ours).map(strip(tags.ours)).filter(probe) };
 }
 
 const tagsFor = (): { legacy: string; ours: string } => {

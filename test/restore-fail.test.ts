@@ -54,7 +54,7 @@ t.test('failed restores keep the previous ruleset', async (t) => {
   const cases: [string, string, number, RegExp][] = [
     ['unknown option', GOOD.replace('--dport 23', '--dport 23 --bogus 1'), 2, /unknown option "--bogus"\nError occurred at line: 5\n/],
     ['unsupported match', GOOD.replace('-p tcp', '-m connlimit --connlimit-above 1 -p tcp'), 2, /match `connlimit' is not supported by bpftables yet \(column \d+\)\nError occurred at line: 5/],
-    ['unsupported target', GOOD.replace('-j DROP', '-j REJECT --reject-with tcp-reset'), 2, /target REJECT is not supported by bpftables yet/],
+    ['unsupported target', GOOD.replace('-j DROP', '-j MASQUERADE'), 2, /target MASQUERADE is not supported by bpftables yet/],
     ['missing chain', GOOD.replace('-j DROP', '-j NOWHERE'), 2, /Couldn't load target `NOWHERE'/],
     ['bad port', GOOD.replace('--dport 23', '--dport 70000'), 2, /invalid port\/service `70000' specified\nError occurred at line: 5/],
     ['no COMMIT', GOOD.replace('COMMIT\n', ''), 1, /^iptables-restore: COMMIT expected at line 6\n$/],

@@ -293,6 +293,8 @@ export function patchMaps(linked: Linked, fds: ReadonlyMap<string, number>): Buf
 
 export const Helper = {
   map_lookup_elem: 1,
+  map_update_elem: 2,
+  map_delete_elem: 3,
   ktime_get_ns: 5,
   get_prandom_u32: 7,
   probe_read_kernel: 113,

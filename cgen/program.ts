@@ -18,8 +18,9 @@ import { emitExactRun, type ExactRun, exactMaps, findExactRuns } from './exact';
 import { emitRunGuard, findRuns, type MapSpecOut, runMap } from './prefilter';
 import { CtBit, FRAME, RET_CONTINUE, S } from './summary';
 import { emitSocketOwner } from './owner';
+import { HOOK_NOSK, RECENT_VALUE_SIZE, RECENT_ZERO_MAP } from './recent';
 import { ACTIONS_MAP, actionIds, actionsMap, EPILOGUE, emitEpilogue, emitMssOption, recordAction } from './events';
-import { type BuiltinChain, BUILTIN_CHAINS, type Chain, ctTupleFields, type Family, LOG_FLAGS, type Match, needsCtDetails, type Rule, setsUsed, type Table, usesEvents } from '../xlate/ir';
+import { type BuiltinChain, BUILTIN_CHAINS, type Chain, ctTupleFields, type Family, LOG_FLAGS, type Match, needsCtDetails, recentTables, type Rule, setsUsed, type Table, usesEvents } from '../xlate/ir';
 
 export const COUNTERS_MAP = 'counters';
 
@@ -207,6 +208,7 @@ interface CompileCtx {
   ctDetails: boolean;
   usesMss: boolean;
   usesOwner: boolean;
+  usesRecent: boolean;
   /** LOG and REJECT rules → their action id (index in the actions map) */
   actions: Map<Rule, number>;
   /** the table queues records for logd (LOG, REJECT): hook programs end in the epilogue */
@@ -238,6 +240,7 @@ export function ruleBranches(r: Rule): number {
       case 'tcpmss': n += 4; break;
       case 'owner': n += 8; break;
       case 'set': n += 20; break;
+      case 'recent': n += 16 + (m.seconds || m.hitcount ? 3 * 32 : 0); break;
       default: n += 1;
     }
   }
@@ -321,6 +324,12 @@ function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: 
     a.label(noDnat).stx(1, R10, sum + S.CT, R3);
     a.st(8, R10, FRAME.EXTHDR, 0);
     a.label(noCt);
+  }
+  a.st(1, R10, sum + S.HOOK, HOOK_OF[chain]);
+  if (chain === 'OUTPUT' && cx.usesRecent) {
+    const hasSk = a.fresh('hassk');
+    a.ldx(8, R1, R7, k.skbSk).jmp('jne', R1, 0, hasSk).st(1, R10, sum + S.HOOK, HOOK_OF[chain] | HOOK_NOSK);
+    a.label(hasSk);
   }
   if (usesMac) emitMacSource(a, k);
   if (cx.usesOwner && chain === 'OUTPUT') emitSocketOwner(a, k);
@@ -632,6 +641,8 @@ export interface CompiledTable {
   events: boolean;
   /** the ipsets the programs look packets up in (their data maps are named setMapName(name)) */
   sets: string[];
+  /** the recent lists the programs keep (their maps are named recentMapName(name)) */
+  recent: string[];
 }
 
 /**
@@ -656,15 +667,19 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
     usesMac: t.chains.some((c) => c.rules.some((r) => r.matches.some((m) => m.kind === 'mac'))), ctDetails: needsCtDetails(t),
     usesMss: t.chains.some((c) => c.rules.some((r) => r.matches.some((m) => m.kind === 'tcpmss'))),
     usesOwner: t.chains.some((c) => c.rules.some((r) => r.matches.some((m) => m.kind === 'owner'))),
+    usesRecent: recentTables(t).size > 0,
     actions: actionIds(t), events: usesEvents(t),
     logUid: t.chains.some((c) => c.rules.some((r) => r.verdict.kind === 'log' && (r.verdict.flags & LOG_FLAGS.UID) !== 0)),
   };
   const hooks = BUILTIN_CHAINS.map((c) => compileHook(t, c, cx, k));
   if (cx.actions.size) cx.maps.set(ACTIONS_MAP, actionsMap(t, cx.actions));
+  if (cx.usesRecent) {
+    cx.maps.set(RECENT_ZERO_MAP, { name: RECENT_ZERO_MAP, type: 2 /* array */, keySize: 4, valueSize: RECENT_VALUE_SIZE, maxEntries: 1, flags: 0, entries: [] });
+  }
   if (cx.stateSlots.size) {
     const value = Buffer.alloc(cx.stateSlots.size * 16);
     for (const [m, slot] of cx.stateSlots) initialState(m, cx.env).copy(value, slot * 16);
     cx.maps.set(STATE_MAP, { name: STATE_MAP, type: 2 /* array */, keySize: 4, valueSize: value.length, maxEntries: 1, flags: 0, entries: [[Buffer.alloc(4), value]] });
   }
-  return { counters: cx.cl, hooks, maps: [...cx.maps.values()], events: cx.events, sets: [...setsUsed(t)] };
+  return { counters: cx.cl, hooks, maps: [...cx.maps.values()], events: cx.events, sets: [...setsUsed(t)], recent: [...recentTables(t)] };
 }

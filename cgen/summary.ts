@@ -43,6 +43,7 @@ export const S = {
   MSSST: 156, // u8, what -m tcpmss found: MSS_NONE, MSS_FOUND or MSS_BAD (unparsable: the kernel drops)
   DOFF: 157, // u8, the TCP header's byte 12 (data offset in its upper four bits)
   OWNST: 158, // u8, the packet's socket for -m owner: OWNER_NONE, OWNER_NOFILE (a socket without a file) or OWNER_FILE
+  HOOK: 159, // u8, the netfilter hook (1 input, 2 forward, 3 output), | HOOK_NOSK (cgen/recent.ts) for OUTPUT packets without a socket
   OWNUID: 160, // u32, the socket file's fsuid (OWNER_FILE)
   OWNGID: 164, // u32, its fsgid
   SIZE: 168,

@@ -12,13 +12,14 @@ import { type CompiledTable, compileTable, counterLayout, type HookProgram } fro
 import { BpfLoadError, close, mapCreate, mapLookup, MapType, mapUpdate, NFPROTO_IPV4, NFPROTO_IPV6, u32Key } from '../native/bpf';
 import { disableConntrack, enableConntrack } from '../native/conntrack';
 import { currentNamespaceDir, removeNamespaceDir } from '../native/statefs';
-import { conntrackMarker, createMaps, createStateMap, eventsMapFd, type HookSpec, TableState } from '../native/tablestate';
+import { conntrackMarker, createMaps, createStateMap, dropRecentExcept, eventsMapFd, type HookSpec, recentMapFd, TableState } from '../native/tablestate';
+import { RECENT_KEY_SIZE, RECENT_VALUE_SIZE, recentMapName } from '../cgen/recent';
 import { EVENTS_BYTES, EVENTS_MAP } from '../cgen/events';
 import { setMapName } from '../cgen/match';
 import { openSet } from '../native/ipsets';
 import { ensureLogd } from './logd';
 import { BpftablesError } from '../xlate/errors';
-import { emptyFilterTable, type Family, needsConntrack, type Table, usesEvents } from '../xlate/ir';
+import { emptyFilterTable, type Family, needsConntrack, recentTables, type Table, usesEvents } from '../xlate/ir';
 import { log } from './log';
 
 let layout: KernelLayout | undefined;
@@ -136,6 +137,7 @@ export function loadCompiled(compiled: CompiledTable, table: Table): LoadedTable
   try {
     extraMaps = createMaps(compiled.maps);
     if (compiled.events) extraMaps.set(EVENTS_MAP, eventsMapFd(true, EVENTS_BYTES)!);
+    for (const name of compiled.recent) extraMaps.set(recentMapName(name), recentMapFd(name, RECENT_KEY_SIZE, RECENT_VALUE_SIZE, recentListSize()));
     for (const name of compiled.sets) {
       const set = openSet(name);
       if (!set) throw new BpftablesError(`Set ${name} doesn't exist.`, 1);
@@ -203,6 +205,19 @@ export function replaceTable(table: Table): void {
   }
   if (!needsConntrack(table)) releaseConntrack(table.family);
   if (usesEvents(table)) ensureLogd();
+  const other = readTable(table.family === 4 ? 6 : 4);
+  dropRecentExcept(new Set([...recentTables(table), ...(other ? recentTables(other) : [])]));
+}
+
+/**
+ * Addresses a recent list holds: at least the kernel's ip_list_tot (its
+ * module parameter when loaded, else its default, 200), and no fewer than
+ * 1024, because a BPF LRU map starts evicting before it is full.
+ */
+function recentListSize(): number {
+  let tot = 200;
+  try { tot = Number(fs.readFileSync('/sys/module/xt_recent/parameters/ip_list_tot', 'utf8').trim()) || 200; } catch { /* not loaded */ }
+  return Math.max(tot, 1024);
 }
 
 /**

@@ -11,7 +11,7 @@ export const Cmd = {
   LINK_CREATE: 28, LINK_GET_FD_BY_ID: 30, LINK_GET_NEXT_ID: 31, LINK_DETACH: 34,
 } as const;
 
-export const MapType = { HASH: 1, ARRAY: 2, PROG_ARRAY: 3, PERCPU_ARRAY: 6, LPM_TRIE: 11, RINGBUF: 27 } as const;
+export const MapType = { HASH: 1, ARRAY: 2, PROG_ARRAY: 3, PERCPU_ARRAY: 6, LPM_TRIE: 11, LRU_HASH: 9, RINGBUF: 27 } as const;
 export const PROG_TYPE_NETFILTER = 32;
 export const ATTACH_NETFILTER = 45;
 export const NFPROTO_IPV4 = 2;

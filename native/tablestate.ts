@@ -87,6 +87,36 @@ export function eventsMapFd(create: boolean, size: number): number | undefined {
   return made;
 }
 
+/**
+ * The map of a recent list (cgen/recent.ts), pinned by name under <ns>/recent
+ * so that it outlives ruleset replacements as the kernel's named lists do;
+ * created when missing. `entries`: how many addresses it holds (the kernel's
+ * ip_list_tot; the least recently used one makes room).
+ */
+export function recentMapFd(name: string, keySize: number, valueSize: number, entries: number): number {
+  const ns = path.dirname(familyDir(4, true)!);
+  const dir = path.join(ns, 'recent');
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const pin = path.join(dir, `r_${Buffer.from(name, 'utf8').toString('hex')}`);
+  const fd = pinned(dir, path.basename(pin));
+  if (fd !== undefined) return fd;
+  const made = mapCreate({ type: MapType.LRU_HASH, keySize, valueSize, maxEntries: entries, name: 'bpft_recent' });
+  try { objPin(made, pin); } catch (e) { close(made); throw e; }
+  return made;
+}
+
+/** Forget the recent lists no rule names any more (the kernel frees a list with its last rule). */
+export function dropRecentExcept(keep: Set<string>): void {
+  const fam = familyDir(4, false) ?? familyDir(6, false);
+  if (!fam) return;
+  const dir = path.join(path.dirname(fam), 'recent');
+  if (!fs.existsSync(dir)) return;
+  for (const f of fs.readdirSync(dir)) {
+    const name = Buffer.from(f.replace(/^r_/, ''), 'hex').toString('utf8');
+    if (!keep.has(name)) unpin(dir, f);
+  }
+}
+
 /** Store bytes in a new frozen array map of 64 KiB chunks; the first 4 bytes of chunk 0 hold the length. */
 export function createStateMap(data: Buffer, name: string): number {
   const total = data.length + 4;

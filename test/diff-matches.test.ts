@@ -5,7 +5,7 @@
  * token bucket, every-nth counting; each probe delivered or dropped alike.
  */
 import t from 'tap';
-import { nsExecOk } from '../compat/lab';
+import { nsExecOk, sleep } from '../compat/lab';
 import { fixIpChecksum, ipPacket, tcpPacket, udpPacket } from '../compat/probes';
 import { checkOutcomes, DiffPair, type ProbeSpec } from './helpers/differential';
 import { prepareState, requireKernel } from './helpers/env';
@@ -152,4 +152,50 @@ COMMIT
     { name: 'connmark 0, not 5 (inverted)', where: 'input', packet: udp(7063), expect: true },
   ]);
   checkOutcomes(t, outcomes);
+});
+
+const RECENT_RULES = `*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p udp -m udp --dport 9100 -m recent --set --name T1 --mask 255.255.255.255 --rsource
+-A INPUT -p udp -m udp --dport 9101 -m recent --rcheck --name T1 --mask 255.255.255.255 --rsource -j DROP
+-A INPUT -p udp -m udp --dport 9102 -m recent --update --seconds 60 --hitcount 3 --name T1 --mask 255.255.255.255 --rsource -j DROP
+-A INPUT -p udp -m udp --dport 9103 -m recent ! --rcheck --name T1 --mask 255.255.255.255 --rsource -j DROP
+-A INPUT -p udp -m udp --dport 9104 -m recent --remove --name T1 --mask 255.255.255.255 --rsource
+-A INPUT -p udp -m udp --dport 9105 -m recent --rcheck --rttl --name T1 --mask 255.255.255.255 --rsource -j DROP
+-A INPUT -p udp -m udp --dport 9106 -m recent --set --name T2 --mask 255.255.255.0 --rdest
+-A INPUT -p udp -m udp --dport 9107 -m recent --rcheck --seconds 1 --name T2 --mask 255.255.255.0 --rdest -j DROP
+-A INPUT -p udp -m udp --dport 9108 -m recent ! --update --hitcount 2 --name T1 --mask 255.255.255.255 --rsource -j DROP
+COMMIT
+`;
+
+t.test('recent keeps its lists like the kernel\'s xt_recent, across a ruleset replacement', async (t) => {
+  if (!requireKernel(t, ['iptables-legacy-restore'])) return;
+  prepareState();
+  const pair = new DiffPair();
+  t.teardown(() => pair.destroy());
+  const r = pair.load(RECENT_RULES);
+  t.equal(r.oursStatus, 0, `our restore succeeded ${r.ours}`);
+  const u = (name: string, dport: number, expect?: boolean, ttl = 64): ProbeSpec => ({ name, where: 'input', packet: udpPacket(C, R, 5000, dport, { ttl }), expect });
+  checkOutcomes(t, pair.probe([
+    u('rcheck before any set', 9101, true), u('! rcheck before any set', 9103, false), u('! update, no entry', 9108, false),
+    u('set', 9100, true), u('rcheck after set', 9101, false), u('! rcheck after set', 9103, true),
+    u('update, 1 hit of 3', 9102, true), u('set again', 9100, true), u('set a third time', 9100, true),
+    u('update, 3 hits of 3', 9102, false), u('update again (the last one counted)', 9102, false),
+    u('! update with 2 hits wanted', 9108, true), u('rcheck with the same TTL', 9105, false), u('rcheck with another TTL', 9105, true, 30),
+    u('set by destination /24', 9106, true), u('rcheck by destination within 1 s', 9107, false),
+  ]));
+  sleep(1200);
+  // replacing the ruleset keeps the lists its rules still name
+  t.equal(pair.load(RECENT_RULES).oursStatus, 0, 'the same rules restored again');
+  checkOutcomes(t, pair.probe([
+    u('rcheck after the replacement', 9101, false), u('rcheck by destination after 1 s', 9107, true),
+    u('remove', 9104, true), u('rcheck after remove', 9101, true),
+  ]));
+  // a ruleset without the rules frees the lists
+  pair.probe([u('set before the lists go', 9100, true)]);
+  pair.load('*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n');
+  t.equal(pair.load(RECENT_RULES).oursStatus, 0, 'the rules back');
+  checkOutcomes(t, pair.probe([u('rcheck: the list was freed with its rules', 9101, true)]));
 });

@@ -178,6 +178,7 @@ function matchStep(m: Match, p: PacketView, state: MatchState): Step {
       }
       return yes(true);
     }
+    case 'recent': throw new Error(`the model does not keep recent lists (-m recent --name ${m.name})`);
     case 'set': {
       if (!p.inSet) throw new Error(`the model cannot answer -m set ${m.name} without set contents`);
       return yes(p.inSet(m) !== m.invert);

@@ -117,6 +117,14 @@ export type Match =
    * set's when the rule was made (swap keeps them)
    */
   | { kind: 'set'; name: string; dirs: ('src' | 'dst')[]; invert: boolean; setType: string; setFamily: Family }
+  /**
+   * xt_recent: the named list of recently seen addresses (source or
+   * destination, under `mask`: one word for IPv4, four for IPv6); set adds
+   * the address, rcheck/update look for it (within `seconds`, at least
+   * `hitcount` times, with the same TTL for rttl; update also records this
+   * packet), remove deletes it
+   */
+  | { kind: 'recent'; name: string; cmd: 'set' | 'rcheck' | 'update' | 'remove'; seconds: number; hitcount: number; rttl: boolean; side: 'source' | 'dest'; mask: number[]; invert: boolean }
   /** the TCP MSS option's value in [min, max] (no option: no match; a header cut short: dropped) */
   | { kind: 'tcpmss'; min: number; max: number; invert: boolean }
   /** ECN: the IP header's ECT bits, and (with -p tcp) the TCP ECE and CWR flags */
@@ -188,6 +196,13 @@ export type RejectType =
 export function setsUsed(t: Table): Set<string> {
   const names = new Set<string>();
   for (const c of t.chains) for (const r of c.rules) for (const m of r.matches) if (m.kind === 'set') names.add(m.name);
+  return names;
+}
+
+/** The recent lists the table's rules name. */
+export function recentTables(t: Table): Set<string> {
+  const names = new Set<string>();
+  for (const c of t.chains) for (const r of c.rules) for (const m of r.matches) if (m.kind === 'recent') names.add(m.name);
   return names;
 }
 

@@ -3,7 +3,7 @@
  * IR and how it prints back in iptables-save's canonical form. One table,
  * keyed by module name; the rule parser and the printer both use it.
  */
-import { type BpftablesError, kernelInvalid, paramError } from './errors';
+import { BpftablesError, kernelInvalid, paramError } from './errors';
 import { fmtIpv4, fmtIpv6, maskBits6, parseIpv4, parseIpv6, prefixMask6 } from './addr';
 
 export { fmtIpv4, parseIpv4 };
@@ -644,6 +644,69 @@ const setMatch: MatchModule = {
   },
 };
 
+/** Timestamps one recent entry keeps (the kernel keeps ip_pkt_list_tot = 20 rounded up to a power of two). */
+export const RECENT_STAMPS = 32;
+const RECENT_CMDS = ['--set', '--rcheck', '--update', '--remove'] as const;
+const recent: MatchModule = {
+  name: 'recent',
+  options: [
+    ...RECENT_CMDS.map((name) => ({ name, args: 0, invertible: true })),
+    { name: '--name', args: 1, invertible: false }, { name: '--seconds', args: 1, invertible: false },
+    { name: '--reap', args: 0, invertible: false, unsupported: true }, { name: '--hitcount', args: 1, invertible: false },
+    { name: '--rttl', args: 0, invertible: false }, { name: '--rsource', args: 0, invertible: false }, { name: '--rdest', args: 0, invertible: false },
+    { name: '--mask', args: 1, invertible: false },
+  ],
+  create: () => ({ kind: 'recent', name: 'DEFAULT', cmd: 'set', seconds: 0, hitcount: 0, rttl: false, side: 'source', mask: [], invert: false }),
+  parse(m, opt, args, invert, ctx) {
+    const t = m as Extract<Match, { kind: 'recent' }>;
+    const num = (): number => {
+      const v = parseUintAny(args[0]!, 0xffffffff);
+      if (v === undefined) throw paramError(`recent: bad value for option "${opt}", or out of range (0-4294967295).\n`);
+      return v;
+    };
+    if ((RECENT_CMDS as readonly string[]).includes(opt)) { t.cmd = opt.slice(2) as typeof t.cmd; t.invert = invert; return; }
+    switch (opt) {
+      case '--name':
+        if (!args[0] || args[0].length > 199) throw paramError('recent: bad value for option "--name"');
+        t.name = args[0];
+        break;
+      case '--seconds': t.seconds = num(); break;
+      case '--hitcount': t.hitcount = num(); break;
+      case '--rttl': t.rttl = true; break;
+      case '--rsource': t.side = 'source'; break;
+      case '--rdest': t.side = 'dest'; break;
+      case '--mask': {
+        const a = ctx.family === 6 ? parseIpv6(args[0]!) : parseIpv4(args[0]!);
+        if (a === undefined) throw paramError(`recent: bad value for option "--mask"`);
+        t.mask = typeof a === 'number' ? [a] : a;
+        break;
+      }
+    }
+  },
+  finish(m, seen, ctx) {
+    const t = m as Extract<Match, { kind: 'recent' }>;
+    const cmds = RECENT_CMDS.filter((c) => seen.has(c));
+    if (cmds.length === 0) throw paramError("recent: you must specify one of `--set', `--rcheck' `--update' or `--remove'");
+    if (cmds.length > 1) throw paramError(`recent: option "${cmds[0]}" cannot be used together with "${cmds[1]}".\n`);
+    if (t.rttl && (t.cmd === 'set' || t.cmd === 'remove')) throw paramError(`recent: option "--rttl" cannot be used together with "--${t.cmd}".\n`);
+    if (!t.mask.length) t.mask = ctx.family === 6 ? [0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff] : [0xffffffff];
+    // what the kernel refuses
+    if ((t.cmd === 'set' || t.cmd === 'remove') && (t.seconds || t.hitcount || t.rttl)) throw kernelInvalid(commandName(ctx.family));
+    if (t.hitcount >= 256) throw kernelInvalid(commandName(ctx.family));
+    if (t.hitcount > RECENT_STAMPS) throw new BpftablesError(`recent: --hitcount ${t.hitcount} is not supported by bpftables yet (at most ${RECENT_STAMPS})`, 2, {}, '--hitcount', true);
+  },
+  save(m) {
+    const t = m as Extract<Match, { kind: 'recent' }>;
+    let s = ` ${bang(t.invert)}--${t.cmd}`;
+    if (t.seconds) s += ` --seconds ${t.seconds}`;
+    if (t.hitcount) s += ` --hitcount ${t.hitcount}`;
+    if (t.rttl) s += ' --rttl';
+    s += ` --name ${t.name} --mask ${recentMaskText(t.mask)} --${t.side === 'dest' ? 'rdest' : 'rsource'}`;
+    return s;
+  },
+};
+export const recentMaskText = (mask: number[]): string => (mask.length === 1 ? fmtIpv4(mask[0]!) : fmtIpv6(mask));
+
 const tcpmss: MatchModule = {
   name: 'tcpmss',
   options: [{ name: '--mss', args: 1, invertible: true }],
@@ -916,14 +979,14 @@ const statistic: MatchModule = {
 
 export const MATCH_MODULES: ReadonlyMap<string, MatchModule> = new Map(
   [tcpLike('tcp'), tcpLike('udp'), icmp, icmp6, multiport, comment, conntrack, state, iprange, length, ttl, hl,
-    mark, connmark, pkttype, dscp, tos, limit, statistic, mac, ecn, tcpmss, owner, setMatch].map((m) => [m.name, m]),
+    mark, connmark, pkttype, dscp, tos, limit, statistic, mac, ecn, tcpmss, owner, setMatch, recent].map((m) => [m.name, m]),
 );
 
 /** Match modules iptables has that bpftables does not implement yet (clear error, not "unknown"). */
 export const KNOWN_UNSUPPORTED_MATCHES = new Set([
   'addrtype', 'ah', 'bpf', 'cgroup', 'cluster', 'connbytes', 'connlabel', 'connlimit', 'cpu', 'dccp',
   'devgroup', 'esp', 'hashlimit', 'helper', 'ipcomp', 'ipv6header', 'ipvs', 'mh', 'nfacct', 'osf', 'physdev', 'policy', 'quota', 'rateest', 'realm',
-  'recent', 'rpfilter', 'rt', 'sctp', 'socket', 'string', 'time', 'u32',
+  'rpfilter', 'rt', 'sctp', 'socket', 'string', 'time', 'u32',
   'udplite', 'frag', 'hbh', 'dst', 'eui64', 'srh', 'ipv4options', 'geoip',
 ]);
 

@@ -19,8 +19,9 @@ import { emitRunGuard, findRuns, type MapSpecOut, runMap } from './prefilter';
 import { CtBit, FRAME, RET_CONTINUE, S } from './summary';
 import { emitSocketOwner } from './owner';
 import { HOOK_NOSK, RECENT_VALUE_SIZE, RECENT_ZERO_MAP } from './recent';
+import { HASHLIMIT_SCRATCH_MAP, HASHLIMIT_SCRATCH_SIZE } from './hashlimit';
 import { ACTIONS_MAP, actionIds, actionsMap, EPILOGUE, emitEpilogue, emitMssOption, recordAction } from './events';
-import { type BuiltinChain, BUILTIN_CHAINS, type Chain, ctTupleFields, type Family, LOG_FLAGS, type Match, needsCtDetails, recentTables, type Rule, setsUsed, type Table, usesEvents } from '../xlate/ir';
+import { type BuiltinChain, BUILTIN_CHAINS, type Chain, ctTupleFields, type Family, LOG_FLAGS, type Match, hashlimitTables, needsCtDetails, recentTables, type Rule, setsUsed, type Table, usesEvents } from '../xlate/ir';
 
 export const COUNTERS_MAP = 'counters';
 
@@ -240,6 +241,7 @@ export function ruleBranches(r: Rule): number {
       case 'tcpmss': n += 4; break;
       case 'owner': n += 8; break;
       case 'set': n += 20; break;
+      case 'hashlimit': n += 24; break;
       case 'recent': n += 16 + (m.seconds || m.hitcount ? 3 * 32 : 0); break;
       default: n += 1;
     }
@@ -521,6 +523,7 @@ function emitL4(a: Asm, k: KernelLayout, done: string): void {
   a.ldx(2, R1, R6, 2).toBe(R1, 16).stx(2, R10, sum + S.DPORT, R1);
   a.ldx(1, R1, R6, 13).stx(1, R10, sum + S.TCPFLAGS, R1);
   a.ldx(1, R1, R6, 12).stx(1, R10, sum + S.DOFF, R1);
+  a.ldx(4, R1, R6, 4).stx(4, R10, sum + S.L4W1, R1);
   a.ldx(1, R1, R6, 0).stx(1, R10, sum + S.ICMPTYPE, R1);
   a.ldx(1, R1, R6, 1).stx(1, R10, sum + S.ICMPCODE, R1);
 }
@@ -643,6 +646,8 @@ export interface CompiledTable {
   sets: string[];
   /** the recent lists the programs keep (their maps are named recentMapName(name)) */
   recent: string[];
+  /** the hashlimit tables (maps named hashlimitMapName(family, name)) and the entries each holds */
+  hashlimit: { name: string; family: Family; entries: number }[];
 }
 
 /**
@@ -673,6 +678,9 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
   };
   const hooks = BUILTIN_CHAINS.map((c) => compileHook(t, c, cx, k));
   if (cx.actions.size) cx.maps.set(ACTIONS_MAP, actionsMap(t, cx.actions));
+  if (hashlimitTables(t).size) {
+    cx.maps.set(HASHLIMIT_SCRATCH_MAP, { name: HASHLIMIT_SCRATCH_MAP, type: 6 /* per-CPU array */, keySize: 4, valueSize: HASHLIMIT_SCRATCH_SIZE, maxEntries: 1, flags: 0, entries: [] });
+  }
   if (cx.usesRecent) {
     cx.maps.set(RECENT_ZERO_MAP, { name: RECENT_ZERO_MAP, type: 2 /* array */, keySize: 4, valueSize: RECENT_VALUE_SIZE, maxEntries: 1, flags: 0, entries: [] });
   }
@@ -681,5 +689,23 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
     for (const [m, slot] of cx.stateSlots) initialState(m, cx.env).copy(value, slot * 16);
     cx.maps.set(STATE_MAP, { name: STATE_MAP, type: 2 /* array */, keySize: 4, valueSize: value.length, maxEntries: 1, flags: 0, entries: [[Buffer.alloc(4), value]] });
   }
-  return { counters: cx.cl, hooks, maps: [...cx.maps.values()], events: cx.events, sets: [...setsUsed(t)], recent: [...recentTables(t)] };
+  return { counters: cx.cl, hooks, maps: [...cx.maps.values()], events: cx.events, sets: [...setsUsed(t)], recent: [...recentTables(t)],
+    hashlimit: hashlimitSpecs(t) };
+}
+
+/**
+ * The hashlimit tables of a table's rules, each sized by its first rule's
+ * --hashlimit-htable-max (default 65536 entries; an LRU map, whose least
+ * recently used entries make room as the kernel's garbage collection would).
+ */
+function hashlimitSpecs(t: Table): { name: string; family: Family; entries: number }[] {
+  const out = new Map<string, { name: string; family: Family; entries: number }>();
+  for (const c of t.chains) {
+    for (const r of c.rules) {
+      for (const m of r.matches) {
+        if (m.kind === 'hashlimit' && !out.has(m.name)) out.set(m.name, { name: m.name, family: m.family, entries: Math.max(m.max ?? 65536, 1024) });
+      }
+    }
+  }
+  return [...out.values()];
 }

@@ -46,7 +46,8 @@ export const S = {
   HOOK: 159, // u8, the netfilter hook (1 input, 2 forward, 3 output), | HOOK_NOSK (cgen/recent.ts) for OUTPUT packets without a socket
   OWNUID: 160, // u32, the socket file's fsuid (OWNER_FILE)
   OWNGID: 164, // u32, its fsgid
-  SIZE: 168,
+  L4W1: 168, // u8[4], transport header bytes 4-7 as they are (hashlimit's "ports" of AH)
+  SIZE: 176,
 } as const;
 
 /** Action records a packet can queue in one hook (more: the first ACT_SLOTS, and logd says some were lost). */
@@ -62,14 +63,14 @@ export const CtBit = { INVALID: 1, NEW: 2, RELATED: 4, ESTABLISHED: 8, UNTRACKED
 
 /** Frame layout of the hook program (offsets from r10). */
 export const FRAME = {
-  SUMMARY: -168,
-  IPHDR: -208, // 40 bytes
-  L4HDR: -232, // 24 bytes (IPHDR and L4HDR together: 64 bytes of TCP options for tcpmss, after the prologue's decoding)
-  DYNPTR: -248, // struct bpf_dynptr, 16 bytes
-  KEY: -256, // 8 bytes: prefilter keys; the action id being recorded in the epilogue
-  XKEY: -272, // 16 bytes: exact-match keys; a rule's scratch space otherwise
-  EXTHDR: -280, // 8 bytes: IPv6 extension header fields; also skb->head and skb->data read as numbers
-  SKB: -288, // the struct sk_buff pointer, kept for the epilogue (LOG's MAC header)
+  SUMMARY: -176,
+  IPHDR: -216, // 40 bytes
+  L4HDR: -240, // 24 bytes (IPHDR and L4HDR together: 64 bytes of TCP options for tcpmss, after the prologue's decoding)
+  DYNPTR: -256, // struct bpf_dynptr, 16 bytes
+  KEY: -264, // 8 bytes: prefilter keys; the action id being recorded in the epilogue
+  XKEY: -280, // 16 bytes: exact-match keys; a rule's scratch space otherwise
+  EXTHDR: -288, // 8 bytes: IPv6 extension header fields; also skb->head and skb->data read as numbers
+  SKB: -296, // the struct sk_buff pointer, kept for the epilogue (LOG's MAC header)
   /** key slots in the frame of a rule function (global functions have their own stack) */
   FUNC_KEY: -8,
   FUNC_XKEY: -24, // also a rule's scratch space

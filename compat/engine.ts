@@ -12,14 +12,15 @@ import { type CompiledTable, compileTable, counterLayout, type HookProgram } fro
 import { BpfLoadError, close, mapCreate, mapLookup, MapType, mapUpdate, NFPROTO_IPV4, NFPROTO_IPV6, u32Key } from '../native/bpf';
 import { disableConntrack, enableConntrack } from '../native/conntrack';
 import { currentNamespaceDir, removeNamespaceDir } from '../native/statefs';
-import { conntrackMarker, createMaps, createStateMap, dropRecentExcept, eventsMapFd, type HookSpec, recentMapFd, TableState } from '../native/tablestate';
+import { conntrackMarker, createMaps, createStateMap, dropHashlimitExcept, dropRecentExcept, hashlimitMapFd, eventsMapFd, type HookSpec, recentMapFd, TableState } from '../native/tablestate';
 import { RECENT_KEY_SIZE, RECENT_VALUE_SIZE, recentMapName } from '../cgen/recent';
+import { HASHLIMIT_KEY_SIZE, HASHLIMIT_VALUE_SIZE, hashlimitMapName } from '../cgen/hashlimit';
 import { EVENTS_BYTES, EVENTS_MAP } from '../cgen/events';
 import { setMapName } from '../cgen/match';
 import { openSet } from '../native/ipsets';
 import { ensureLogd } from './logd';
 import { BpftablesError } from '../xlate/errors';
-import { emptyFilterTable, type Family, needsConntrack, recentTables, type Table, usesEvents } from '../xlate/ir';
+import { emptyFilterTable, type Family, hashlimitTables, needsConntrack, recentTables, type Table, usesEvents } from '../xlate/ir';
 import { log } from './log';
 
 let layout: KernelLayout | undefined;
@@ -137,6 +138,7 @@ export function loadCompiled(compiled: CompiledTable, table: Table): LoadedTable
   try {
     extraMaps = createMaps(compiled.maps);
     if (compiled.events) extraMaps.set(EVENTS_MAP, eventsMapFd(true, EVENTS_BYTES)!);
+    for (const h of compiled.hashlimit) extraMaps.set(hashlimitMapName(h.family, h.name), hashlimitMapFd(h.family, h.name, HASHLIMIT_KEY_SIZE, HASHLIMIT_VALUE_SIZE, h.entries));
     for (const name of compiled.recent) extraMaps.set(recentMapName(name), recentMapFd(name, RECENT_KEY_SIZE, RECENT_VALUE_SIZE, recentListSize()));
     for (const name of compiled.sets) {
       const set = openSet(name);
@@ -207,6 +209,7 @@ export function replaceTable(table: Table): void {
   if (usesEvents(table)) ensureLogd();
   const other = readTable(table.family === 4 ? 6 : 4);
   dropRecentExcept(new Set([...recentTables(table), ...(other ? recentTables(other) : [])]));
+  dropHashlimitExcept(table.family, hashlimitTables(table));
 }
 
 /**

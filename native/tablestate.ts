@@ -105,6 +105,30 @@ export function recentMapFd(name: string, keySize: number, valueSize: number, en
   return made;
 }
 
+/** The map of a hashlimit table (cgen/hashlimit.ts), pinned per family and name under <ns>/hashlimit; created when missing. */
+export function hashlimitMapFd(family: 4 | 6, name: string, keySize: number, valueSize: number, entries: number): number {
+  const dir = path.join(path.dirname(familyDir(family, true)!), 'hashlimit');
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const file = `h${family}_${Buffer.from(name, 'utf8').toString('hex')}`;
+  const fd = pinned(dir, file);
+  if (fd !== undefined) return fd;
+  const made = mapCreate({ type: MapType.LRU_HASH, keySize, valueSize, maxEntries: entries, name: 'bpft_hashlimit' });
+  try { objPin(made, path.join(dir, file)); } catch (e) { close(made); throw e; }
+  return made;
+}
+
+/** Forget the hashlimit tables of `family` no rule names any more (the kernel frees a table with its last rule). */
+export function dropHashlimitExcept(family: 4 | 6, keep: Set<string>): void {
+  const fam = familyDir(family, false);
+  if (!fam) return;
+  const dir = path.join(path.dirname(fam), 'hashlimit');
+  if (!fs.existsSync(dir)) return;
+  for (const f of fs.readdirSync(dir)) {
+    const m = /^h([46])_([0-9a-f]*)$/.exec(f);
+    if (m && Number(m[1]) === family && !keep.has(Buffer.from(m[2]!, 'hex').toString('utf8'))) unpin(dir, f);
+  }
+}
+
 /** Forget the recent lists no rule names any more (the kernel frees a list with its last rule). */
 export function dropRecentExcept(keep: Set<string>): void {
   const fam = familyDir(4, false) ?? familyDir(6, false);

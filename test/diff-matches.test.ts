@@ -199,3 +199,42 @@ t.test('recent keeps its lists like the kernel\'s xt_recent, across a ruleset re
   t.equal(pair.load(RECENT_RULES).oursStatus, 0, 'the rules back');
   checkOutcomes(t, pair.probe([u('rcheck: the list was freed with its rules', 9101, true)]));
 });
+
+const HASHLIMIT_RULES = `*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p udp -m udp --dport 9200 -m hashlimit --hashlimit-upto 1/hour --hashlimit-burst 3 --hashlimit-mode srcip,dstport --hashlimit-name h1 -j ACCEPT
+-A INPUT -p udp -m udp --dport 9200 -j DROP
+-A INPUT -p udp -m udp --dport 9201 -m hashlimit --hashlimit-above 1/hour --hashlimit-burst 2 --hashlimit-name h2 -j DROP
+-A INPUT -p udp -m udp --dport 9202 -m hashlimit --hashlimit-upto 20/sec --hashlimit-burst 2 --hashlimit-mode dstport --hashlimit-name h3 --hashlimit-htable-expire 1000 -j ACCEPT
+-A INPUT -p udp -m udp --dport 9202 -j DROP
+-A INPUT -p udp -m udp --dport 9203 -m hashlimit --hashlimit-upto 1/min --hashlimit-burst 1 --hashlimit-mode srcip --hashlimit-srcmask 24 --hashlimit-name h4 -j ACCEPT
+-A INPUT -p udp -m udp --dport 9203 -j DROP
+COMMIT
+`;
+
+t.test('hashlimit keeps a bucket per key like the kernel\'s xt_hashlimit, across a ruleset replacement', async (t) => {
+  if (!requireKernel(t, ['iptables-legacy-restore'])) return;
+  prepareState();
+  const pair = new DiffPair();
+  t.teardown(() => pair.destroy());
+  t.equal(pair.load(HASHLIMIT_RULES).oursStatus, 0, 'our restore succeeded');
+  const u = (name: string, dport: number, src = C): ProbeSpec => ({ name, where: 'input', packet: udpPacket(src, R, 5000, dport) });
+  const n = (k: number, name: string, dport: number, src = C): ProbeSpec[] => Array.from({ length: k }, (_, i) => u(`${name} #${i + 1}`, dport, src));
+  let out = pair.probe([
+    ...n(5, 'upto 1/hour burst 3, one source', 9200), ...n(2, 'the same limit, another source', 9200, '10.0.1.3'),
+    ...n(4, 'above 1/hour burst 2', 9201), ...n(4, 'upto 20/sec burst 2, back to back', 9202),
+    ...n(2, 'srcmask 24: one source', 9203), ...n(1, 'srcmask 24: a neighbour in the same /24', 9203, '10.0.1.4'),
+  ]);
+  checkOutcomes(t, out);
+  const passed = (prefix: string): number => out.filter((o) => o.name.startsWith(prefix) && o.legacy).length;
+  t.equal(passed('upto 1/hour'), 3, 'the kernel lets the burst through');
+  t.equal(passed('the same limit, another source'), 2, 'another source has its own bucket');
+  t.equal(passed('above 1/hour'), 2, 'above: dropped once the burst is spent');
+  sleep(1300);
+  t.equal(pair.load(HASHLIMIT_RULES).oursStatus, 0, 'the same rules restored again');
+  out = pair.probe([...n(2, 'after the replacement, the spent bucket', 9200), ...n(3, 'an entry idle past htable-expire starts over', 9202)]);
+  checkOutcomes(t, out);
+  t.equal(passed('after the replacement'), 0, 'the bucket was kept');
+});

@@ -125,6 +125,14 @@ export type Match =
    * packet), remove deletes it
    */
   | { kind: 'recent'; name: string; cmd: 'set' | 'rcheck' | 'update' | 'remove'; seconds: number; hitcount: number; rttl: boolean; side: 'source' | 'dest'; mask: number[]; invert: boolean }
+  /**
+   * xt_hashlimit (packets): a token bucket per key (the modes' masked
+   * addresses and ports) in the table `name`; avg in 1/1000000 s per packet
+   */
+  | {
+    kind: 'hashlimit'; family: Family; name: string; avg: number; burst: number; above: boolean; mode: HashlimitMode[]; srcmask: number; dstmask: number;
+    size?: number; max?: number; gcinterval: number; expire: number;
+  }
   /** the TCP MSS option's value in [min, max] (no option: no match; a header cut short: dropped) */
   | { kind: 'tcpmss'; min: number; max: number; invert: boolean }
   /** ECN: the IP header's ECT bits, and (with -p tcp) the TCP ECE and CWR flags */
@@ -145,6 +153,7 @@ export type Match =
   | { kind: 'statistic'; mode: 'random'; probability: number; invert: boolean }
   | { kind: 'statistic'; mode: 'nth'; every: number; packet: number; invert: boolean };
 
+export type HashlimitMode = 'srcip' | 'srcport' | 'dstip' | 'dstport';
 export interface OwnerRange { min: number; max: number; invert: boolean }
 export interface PortMatch { range: Range; invert: boolean }
 export interface TcpFlagsMatch { mask: number; comp: number; invert: boolean }
@@ -196,6 +205,13 @@ export type RejectType =
 export function setsUsed(t: Table): Set<string> {
   const names = new Set<string>();
   for (const c of t.chains) for (const r of c.rules) for (const m of r.matches) if (m.kind === 'set') names.add(m.name);
+  return names;
+}
+
+/** The hashlimit tables the table's rules name. */
+export function hashlimitTables(t: Table): Set<string> {
+  const names = new Set<string>();
+  for (const c of t.chains) for (const r of c.rules) for (const m of r.matches) if (m.kind === 'hashlimit') names.add(m.name);
   return names;
 }
 

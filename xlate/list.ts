@@ -8,7 +8,7 @@ import { BpftablesError } from './errors';
 import { fmtIpv4, fmtIpv6, isZero6, maskBits6 } from './addr';
 import type { TableCommand } from './commands';
 import { type AddrMatch, type Chain, commandName, type Family, isBuiltin, type IfaceMatch, isAddr6, type Match, type Range, type Rule, type Table, TCP_FLAGS } from './ir';
-import { fmtCtAddr, fmtCtStatus, fmtIpRange, fmtMac, fmtRate, PKT_TYPES, recentMaskText, TOS_NAMES } from './matches';
+import { fmtCtAddr, fmtCtStatus, fmtIpRange, fmtMac, fmtRate, hashlimitMasks, PKT_TYPES, recentMaskText, TOS_NAMES, XT_HASHLIMIT_SCALE } from './matches';
 import { BUILTIN_PROTOS, ICMP_TYPES, ICMP6_TYPES, type NameDb, protoName } from './names';
 import { chainOrder, maskBits } from './save';
 import { targetModuleOf } from './targets';
@@ -157,6 +157,15 @@ function fmtMatch(m: Match, proto: number | undefined, o: ListOptions): string {
     case 'tos': {
       const named = !o.numeric && m.mask === 0x3f ? TOS_NAMES.find(([, v]) => v === m.value) : undefined;
       return ` tos match${m.invert ? '!' : ''}${named ? ` ${named[0]}` : `${hexl(m.value)}/${hexl(m.mask)}`}`;
+    }
+    case 'hashlimit': {
+      let s = ` limit: ${m.above ? 'above' : 'up to'} ${fmtRate(m.avg, XT_HASHLIMIT_SCALE)} burst ${m.burst}`;
+      if (m.mode.length) s += ` mode ${m.mode.join('-')}`;
+      if (m.size !== undefined) s += ` htable-size ${m.size}`;
+      if (m.max !== undefined) s += ` htable-max ${m.max}`;
+      if (m.gcinterval !== 1000) s += ` htable-gcinterval ${m.gcinterval}`;
+      if (m.expire !== 10000) s += ` htable-expire ${m.expire}`;
+      return s + hashlimitMasks(m, ' ');
     }
     case 'recent': {
       let s = ` ${m.invert ? '! ' : ''}recent: ${({ set: 'SET', rcheck: 'CHECK', update: 'UPDATE', remove: 'REMOVE' } as const)[m.cmd]}`;

@@ -3,7 +3,7 @@
  * IR and how it prints back in iptables-save's canonical form. One table,
  * keyed by module name; the rule parser and the printer both use it.
  */
-import { BpftablesError, kernelInvalid, paramError } from './errors';
+import { BpftablesError, kernelInvalid, paramError, unsupported } from './errors';
 import { fmtIpv4, fmtIpv6, maskBits6, parseIpv4, parseIpv6, prefixMask6 } from './addr';
 
 export { fmtIpv4, parseIpv4 };
@@ -868,10 +868,12 @@ const tos: MatchModule = {
 
 /** xt_limit's fixed-point scale: avg is in 1/10000 s. */
 export const XT_LIMIT_SCALE = 10000;
-const RATE_UNITS: ReadonlyArray<[string, number]> = [['day', XT_LIMIT_SCALE * 24 * 60 * 60], ['hour', XT_LIMIT_SCALE * 60 * 60], ['min', XT_LIMIT_SCALE * 60], ['sec', XT_LIMIT_SCALE]];
+/** xt_hashlimit's scale (revisions 2 and 3): avg is in 1/1000000 s. */
+export const XT_HASHLIMIT_SCALE = 1000000;
+const rateUnits = (scale: number): ReadonlyArray<[string, number]> => [['day', scale * 24 * 60 * 60], ['hour', scale * 60 * 60], ['min', scale * 60], ['sec', scale]];
 
 /** "N/unit" (unit a prefix of second, minute, hour, day; seconds without one) → avg, as iptables computes it. */
-function parseRate(text: string): number {
+function parseRate(text: string, scale = XT_LIMIT_SCALE): number {
   const slash = text.indexOf('/');
   let mult = 1;
   if (slash >= 0) {
@@ -883,21 +885,109 @@ function parseRate(text: string): number {
   const m = /^\s*[+-]?\d+/.exec(slash >= 0 ? text.slice(0, slash) : text);
   const r = m ? Number(m[0]) >>> 0 : 0;
   if (!r) throw paramError(`bad rate "${text}"'`);
-  const avg = Math.floor((XT_LIMIT_SCALE * mult) / r);
+  const avg = Math.floor((scale * mult) / r);
   if (avg === 0) throw paramError(`Rate too fast "${text}"`);
   return avg;
 }
 
 /** iptables' rendering of an avg: the largest unit that divides it well. */
-export function fmtRate(avg: number): string {
+export function fmtRate(avg: number, scale = XT_LIMIT_SCALE): string {
+  const units = rateUnits(scale);
   let i = 1;
-  for (; i < RATE_UNITS.length; i++) {
-    const mult = RATE_UNITS[i]![1];
+  for (; i < units.length; i++) {
+    const mult = units[i]![1];
     if (avg > mult || Math.floor(mult / avg) < mult % avg) break;
   }
-  const [name, mult] = RATE_UNITS[i - 1]!;
+  const [name, mult] = units[i - 1]!;
   return `${Math.floor(mult / avg)}/${name}`;
 }
+
+const HASHLIMIT_MODES = ['srcip', 'srcport', 'dstip', 'dstport'] as const;
+const hashlimit: MatchModule = {
+  name: 'hashlimit',
+  options: [
+    { name: '--hashlimit-upto', args: 1, invertible: false, aliases: ['--hashlimit'] }, { name: '--hashlimit-above', args: 1, invertible: false },
+    { name: '--hashlimit-burst', args: 1, invertible: false }, { name: '--hashlimit-mode', args: 1, invertible: false },
+    { name: '--hashlimit-name', args: 1, invertible: false }, { name: '--hashlimit-srcmask', args: 1, invertible: false },
+    { name: '--hashlimit-dstmask', args: 1, invertible: false }, { name: '--hashlimit-htable-size', args: 1, invertible: false },
+    { name: '--hashlimit-htable-max', args: 1, invertible: false }, { name: '--hashlimit-htable-gcinterval', args: 1, invertible: false },
+    { name: '--hashlimit-htable-expire', args: 1, invertible: false },
+    { name: '--hashlimit-rate-match', args: 0, invertible: false, unsupported: true }, { name: '--hashlimit-rate-interval', args: 1, invertible: false, unsupported: true },
+  ],
+  create: () => ({ kind: 'hashlimit', family: 4, name: '', avg: 0, burst: 5, above: false, mode: [], srcmask: -1, dstmask: -1, gcinterval: 1000, expire: 10000 }),
+  parse(m, opt, args, _invert, ctx) {
+    const t = m as Extract<Match, { kind: 'hashlimit' }>;
+    const text = args[0]!;
+    const bad = (): BpftablesError => paramError(`hashlimit: Bad value for "${opt}" option: "${text}"`);
+    const u32 = (): number => { const v = parseUintAny(text, 0xffffffff); if (v === undefined) throw bad(); return v; };
+    switch (opt) {
+      case '--hashlimit-upto': case '--hashlimit-above': {
+        if (/b(\/|$)/i.test(text)) throw unsupported(`option ${opt} ${text} (a rate in bytes) of match hashlimit`, opt);
+        try { t.avg = parseRate(text, XT_HASHLIMIT_SCALE); } catch { throw bad(); }
+        t.above = opt === '--hashlimit-above';
+        break;
+      }
+      case '--hashlimit-burst': {
+        if (!/^\d+$/.test(text)) {
+          if (/b$/i.test(text)) throw unsupported(`option ${opt} ${text} (a burst in bytes) of match hashlimit`, opt);
+          throw bad();
+        }
+        t.burst = u32();
+        break;
+      }
+      case '--hashlimit-mode': {
+        const modes = text.split(',');
+        if (modes.some((x) => !(HASHLIMIT_MODES as readonly string[]).includes(x))) throw bad();
+        t.mode = HASHLIMIT_MODES.filter((x) => modes.includes(x));
+        break;
+      }
+      case '--hashlimit-name': t.name = text; break;
+      case '--hashlimit-srcmask': case '--hashlimit-dstmask': {
+        const v = u32();
+        if (v > (ctx.family === 6 ? 128 : 32)) throw kernelInvalid(commandName(ctx.family));
+        if (opt === '--hashlimit-srcmask') t.srcmask = v; else t.dstmask = v;
+        break;
+      }
+      case '--hashlimit-htable-size': t.size = u32(); break;
+      case '--hashlimit-htable-max': t.max = u32(); break;
+      case '--hashlimit-htable-gcinterval': t.gcinterval = u32(); break;
+      case '--hashlimit-htable-expire': t.expire = u32(); break;
+    }
+  },
+  finish(m, seen, ctx) {
+    const t = m as Extract<Match, { kind: 'hashlimit' }>;
+    if (seen.has('--hashlimit-upto') && seen.has('--hashlimit-above')) {
+      throw paramError('hashlimit: option "--hashlimit-upto" cannot be used together with "--hashlimit-above".\n');
+    }
+    if (!seen.has('--hashlimit-upto') && !seen.has('--hashlimit-above')) throw paramError('You have to specify --hashlimit');
+    if (!seen.has('--hashlimit-name')) throw paramError('hashlimit: option "--hashlimit-name" must be specified\n');
+    const full = ctx.family === 6 ? 128 : 32;
+    t.family = ctx.family;
+    if (t.srcmask < 0) t.srcmask = full;
+    if (t.dstmask < 0) t.dstmask = full;
+  },
+  save(m) {
+    const t = m as Extract<Match, { kind: 'hashlimit' }>;
+    let s = ` --hashlimit-${t.above ? 'above' : 'upto'} ${fmtRate(t.avg, XT_HASHLIMIT_SCALE)} --hashlimit-burst ${t.burst}`;
+    if (t.mode.length) s += ` --hashlimit-mode ${t.mode.join(',')}`;
+    s += ` --hashlimit-name ${t.name}`;
+    if (t.size !== undefined) s += ` --hashlimit-htable-size ${t.size}`;
+    if (t.max !== undefined) s += ` --hashlimit-htable-max ${t.max}`;
+    if (t.gcinterval !== 1000) s += ` --hashlimit-htable-gcinterval ${t.gcinterval}`;
+    if (t.expire !== 10000) s += ` --hashlimit-htable-expire ${t.expire}`;
+    return s + hashlimitMasks(t, ' --hashlimit-');
+  },
+};
+
+/** srcmask/dstmask when not the full address (the family's length: 32, or 128 for ip6tables rules). */
+export function hashlimitMasks(t: Extract<Match, { kind: 'hashlimit' }>, prefix: string): string {
+  const full = t.family === 6 ? 128 : 32;
+  let s = '';
+  if (t.srcmask !== full) s += `${prefix}srcmask ${t.srcmask}`;
+  if (t.dstmask !== full) s += `${prefix}dstmask ${t.dstmask}`;
+  return s;
+}
+
 
 const limit: MatchModule = {
   name: 'limit',
@@ -979,13 +1069,13 @@ const statistic: MatchModule = {
 
 export const MATCH_MODULES: ReadonlyMap<string, MatchModule> = new Map(
   [tcpLike('tcp'), tcpLike('udp'), icmp, icmp6, multiport, comment, conntrack, state, iprange, length, ttl, hl,
-    mark, connmark, pkttype, dscp, tos, limit, statistic, mac, ecn, tcpmss, owner, setMatch, recent].map((m) => [m.name, m]),
+    mark, connmark, pkttype, dscp, tos, limit, statistic, mac, ecn, tcpmss, owner, setMatch, recent, hashlimit].map((m) => [m.name, m]),
 );
 
 /** Match modules iptables has that bpftables does not implement yet (clear error, not "unknown"). */
 export const KNOWN_UNSUPPORTED_MATCHES = new Set([
   'addrtype', 'ah', 'bpf', 'cgroup', 'cluster', 'connbytes', 'connlabel', 'connlimit', 'cpu', 'dccp',
-  'devgroup', 'esp', 'hashlimit', 'helper', 'ipcomp', 'ipv6header', 'ipvs', 'mh', 'nfacct', 'osf', 'physdev', 'policy', 'quota', 'rateest', 'realm',
+  'devgroup', 'esp', 'helper', 'ipcomp', 'ipv6header', 'ipvs', 'mh', 'nfacct', 'osf', 'physdev', 'policy', 'quota', 'rateest', 'realm',
   'rpfilter', 'rt', 'sctp', 'socket', 'string', 'time', 'u32',
   'udplite', 'frag', 'hbh', 'dst', 'eui64', 'srh', 'ipv4options', 'geoip',
 ]);

@@ -1,0 +1,105 @@
+/**
+ * xt_hashlimit (revision 3, packet rates) over a pinned LRU hash per
+ * (family, name): one token bucket per key, with the kernel's 64-bit credit
+ * arithmetic (CREDITS_PER_JIFFY, user2credits) and its entry lifetime
+ * (htable-expire: an entry idle that long starts over with a full bucket).
+ * The key is built in a per-CPU scratch map: the modes' masked addresses
+ * (16 bytes each) and ports.
+ */
+import { type Asm, Helper, R0, R1, R2, R3, R4, R6, R7, R8, R9, R10 } from './asm';
+import type { MatchEnv, RuleLabels } from './match';
+import { S } from './summary';
+import { BpftablesError } from '../xlate/errors';
+import { commandName, type Match } from '../xlate/ir';
+import { XT_HASHLIMIT_SCALE } from '../xlate/matches';
+
+export const HASHLIMIT_KEY_SIZE = 40;
+export const HASHLIMIT_VALUE_SIZE = 24;
+/** Per-CPU array (one element): the key being built, then a new entry's value at HASHLIMIT_KEY_SIZE. */
+export const HASHLIMIT_SCRATCH_MAP = 'hlkey';
+export const HASHLIMIT_SCRATCH_SIZE = HASHLIMIT_KEY_SIZE + HASHLIMIT_VALUE_SIZE;
+export const hashlimitMapName = (family: 4 | 6, name: string): string => `hashlimit:${family}:${name}`;
+const U64 = (1n << 64n) - 1n;
+
+/** The kernel's credits: per jiffy, a packet's cost and the bucket's capacity (ERANGE as the kernel answers it). */
+export function hashlimitCredits(m: Extract<Match, { kind: 'hashlimit' }>, hz: number): { cpj: bigint; cost: bigint; cap: bigint } {
+  if (!hz) throw new BpftablesError('hashlimit: the kernel\'s CONFIG_HZ could not be read (/proc/config.gz or /boot/config-*)', 1);
+  const maxCpj = U64 / BigInt(hz * 60 * 60 * 24);
+  let cpj = 1n;
+  while (cpj * 2n <= maxCpj) cpj *= 2n;
+  const scale = BigInt(XT_HASHLIMIT_SCALE), hcpj = BigInt(hz) * cpj;
+  const toCredits = (user: bigint): bigint => (scale >= hcpj ? user / (scale / hcpj) : (user * (hcpj / scale)) & U64);
+  const cost = toCredits(BigInt(m.avg));
+  const cap = toCredits((BigInt(m.avg) * BigInt(m.burst)) & U64);
+  if (cap < cost) throw new BpftablesError(`${commandName(m.family)}: Numerical result out of range.`, 1);
+  return { cpj, cost, cap };
+}
+
+/** Protocols whose "ports" are the transport header's first four bytes (proto_ports_offset 0). */
+const PORTS_AT_0 = [6, 17, 33, 50, 132, 136];
+
+export function emitHashlimit(a: Asm, m: Extract<Match, { kind: 'hashlimit' }>, l: RuleLabels, env: MatchEnv): void {
+  const { cpj, cost, cap } = hashlimitCredits(m, env.hz);
+  const expireJ = Math.ceil((m.expire * env.hz) / 1000);
+  const under = a.fresh('hlunder'), fresh = a.fresh('hlnew'), decide = a.fresh('hldecide');
+  // the key buffer
+  a.st(4, R10, l.scratch, 0).ldMapFd(R1, HASHLIMIT_SCRATCH_MAP).movReg(R2, R10).alu64('add', R2, { imm: l.scratch }).call(Helper.map_lookup_elem);
+  a.jmp('jeq', R0, 0, l.hotdrop).movReg(R7, R0);
+  for (let o = 0; o < HASHLIMIT_KEY_SIZE; o += 8) a.st(8, R7, o, 0);
+  for (const [mode, at, bits, v4, v6] of [['srcip', 0, m.srcmask, S.SADDR, S.SADDR6], ['dstip', 16, m.dstmask, S.DADDR, S.DADDR6]] as const) {
+    if (!m.mode.includes(mode)) continue;
+    if (m.family === 4) {
+      a.ldx(4, R1, R9, v4);
+      if (bits < 32) a.alu32('and', R1, { imm: bits === 0 ? 0 : (0xffffffff << (32 - bits)) | 0 });
+      a.toBe(R1, 32).stx(4, R7, at, R1);
+    } else {
+      for (const half of [0, 8]) {
+        const keep = Math.max(0, Math.min(64, bits - half * 8));
+        a.ldx(8, R1, R9, v6 + half);
+        if (keep < 64) { a.ldImm64(R2, keep === 0 ? 0n : (U64 << BigInt(64 - keep)) & U64); a.alu64('and', R1, R2); }
+        a.toBe(R1, 64).stx(8, R7, at + half, R1);
+      }
+    }
+  }
+  if (m.mode.includes('srcport') || m.mode.includes('dstport')) {
+    const done = a.fresh('hlports'), std = a.fresh('hlstd'), ah = a.fresh('hlah');
+    a.ldx(1, R3, R9, S.PROTO).ldx(4, R2, R9, S.L4AVAIL);
+    for (const p of PORTS_AT_0) a.jmp32('jeq', R3, p, std);
+    a.jmp32('jeq', R3, 51, ah).ja(done); // no ports: zeros
+    a.label(std).jmp32('jlt', R2, 4, l.hotdrop);
+    if (m.mode.includes('srcport')) a.ldx(2, R1, R9, S.SPORT).toBe(R1, 16).stx(2, R7, 32, R1);
+    if (m.mode.includes('dstport')) a.ldx(2, R1, R9, S.DPORT).toBe(R1, 16).stx(2, R7, 34, R1);
+    a.ja(done);
+    a.label(ah).jmp32('jlt', R2, 8, l.hotdrop);
+    if (m.mode.includes('srcport')) a.ldx(2, R1, R9, S.L4W1).stx(2, R7, 32, R1);
+    if (m.mode.includes('dstport')) a.ldx(2, R1, R9, S.L4W1 + 2).stx(2, R7, 34, R1);
+    a.label(done);
+  }
+  a.call(Helper.jiffies64).movReg(R8, R0);
+  a.ldMapFd(R1, hashlimitMapName(m.family, m.name)).movReg(R2, R7).call(Helper.map_lookup_elem).movReg(R6, R0);
+  a.jmp('jeq', R6, 0, fresh);
+  // an entry idle beyond htable-expire is gone in the kernel: start over
+  a.ldx(8, R1, R6, 16).alu64('sub', R1, R8).jmp('jslt', R1, 0, fresh);
+  a.movReg(R1, R8).alu64('add', R1, { imm: expireJ }).stx(8, R6, 16, R1);
+  // rateinfo_recalc
+  const same = a.fresh('hlsame'), capped = a.fresh('hlcapped');
+  a.ldx(8, R1, R6, 0).movReg(R2, R8).alu64('sub', R2, R1).jmp('jeq', R2, 0, same);
+  a.stx(8, R6, 0, R8);
+  a.ldImm64(R3, cpj).alu64('mul', R2, R3).ldx(8, R1, R6, 8).alu64('add', R1, R2);
+  a.ldImm64(R3, cap).jmpReg('jle', R1, R3, capped).movReg(R1, R3);
+  a.label(capped).stx(8, R6, 8, R1);
+  a.label(same);
+  a.ldx(8, R1, R6, 8).ldImm64(R3, cost).jmpReg('jlt', R1, R3, decide); // over the limit: r0 = 0 below
+  a.alu64('sub', R1, R3).stx(8, R6, 8, R1).ja(under);
+  // a new entry: a full bucket, less this packet
+  a.label(fresh);
+  a.stx(8, R7, HASHLIMIT_KEY_SIZE, R8);
+  a.ldImm64(R1, cap - cost).stx(8, R7, HASHLIMIT_KEY_SIZE + 8, R1);
+  a.movReg(R1, R8).alu64('add', R1, { imm: expireJ }).stx(8, R7, HASHLIMIT_KEY_SIZE + 16, R1);
+  a.ldMapFd(R1, hashlimitMapName(m.family, m.name)).movReg(R2, R7).movReg(R3, R7).alu64('add', R3, { imm: HASHLIMIT_KEY_SIZE });
+  a.mov64(R4, 0).call(Helper.map_update_elem);
+  a.jmp('jne', R0, 0, l.hotdrop);
+  a.label(under);
+  // upto: under the limit matches; above: over it matches
+  if (m.above) { a.ja(l.next); a.label(decide); } else { const ok = a.fresh('hlok'); a.ja(ok); a.label(decide).ja(l.next); a.label(ok); }
+}

@@ -12,6 +12,7 @@ import { type Asm, Helper, type JmpOp, R0, R1, R2, R3, R6, R7, R8, R9, R10 } fro
 import { BpftablesError } from '../xlate/errors';
 import { emitRecent } from './recent';
 import { emitHashlimit } from './hashlimit';
+import { emitAddrtype } from './addrtype';
 import type { KernelLayout } from './btf';
 import { CtBit, MSS_BAD, MSS_FOUND, OWNER_FILE, OWNER_NONE, S } from './summary';
 import { type Addr6Match, commandName, type CtMatchState, ctTupleFields, type IfaceMatch, type Ip6Range, type IpPart, isAddr6, isRange6, type Match, type Range } from '../xlate/ir';
@@ -402,6 +403,9 @@ export function emitMatch(a: Asm, m: Match, l: RuleLabels, env: MatchEnv): void 
       return;
     case 'hashlimit':
       emitHashlimit(a, m, l, env);
+      return;
+    case 'addrtype':
+      emitAddrtype(a, m, l);
       return;
     case 'owner': {
       // xt_owner: without a socket the match holds only when every given part is inverted; with a socket

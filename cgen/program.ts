@@ -21,7 +21,7 @@ import { emitSocketOwner } from './owner';
 import { HOOK_NOSK, RECENT_VALUE_SIZE, RECENT_ZERO_MAP } from './recent';
 import { HASHLIMIT_SCRATCH_MAP, HASHLIMIT_SCRATCH_SIZE } from './hashlimit';
 import { ACTIONS_MAP, actionIds, actionsMap, EPILOGUE, emitEpilogue, emitMssOption, recordAction } from './events';
-import { type BuiltinChain, BUILTIN_CHAINS, type Chain, ctTupleFields, type Family, LOG_FLAGS, type Match, hashlimitTables, needsCtDetails, recentTables, type Rule, setsUsed, type Table, usesEvents } from '../xlate/ir';
+import { type BuiltinChain, BUILTIN_CHAINS, type Chain, ctTupleFields, type Family, LOG_FLAGS, type Match, hashlimitTables, needsCtDetails, recentTables, type Rule, setsUsed, type Table, usesAddrtype, usesEvents } from '../xlate/ir';
 
 export const COUNTERS_MAP = 'counters';
 
@@ -242,6 +242,7 @@ export function ruleBranches(r: Rule): number {
       case 'owner': n += 8; break;
       case 'set': n += 20; break;
       case 'hashlimit': n += 24; break;
+      case 'addrtype': n += 12; break;
       case 'recent': n += 16 + (m.seconds || m.hitcount ? 3 * 32 : 0); break;
       default: n += 1;
     }
@@ -646,6 +647,8 @@ export interface CompiledTable {
   sets: string[];
   /** the recent lists the programs keep (their maps are named recentMapName(name)) */
   recent: string[];
+  /** the programs read the local routing table's mirror (map ADDRTYPE_MAP) */
+  addrtype: boolean;
   /** the hashlimit tables (maps named hashlimitMapName(family, name)) and the entries each holds */
   hashlimit: { name: string; family: Family; entries: number }[];
 }
@@ -690,7 +693,7 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
     cx.maps.set(STATE_MAP, { name: STATE_MAP, type: 2 /* array */, keySize: 4, valueSize: value.length, maxEntries: 1, flags: 0, entries: [[Buffer.alloc(4), value]] });
   }
   return { counters: cx.cl, hooks, maps: [...cx.maps.values()], events: cx.events, sets: [...setsUsed(t)], recent: [...recentTables(t)],
-    hashlimit: hashlimitSpecs(t) };
+    hashlimit: hashlimitSpecs(t), addrtype: usesAddrtype(t) };
 }
 
 /**

@@ -12,15 +12,16 @@ import { type CompiledTable, compileTable, counterLayout, type HookProgram } fro
 import { BpfLoadError, close, mapCreate, mapLookup, MapType, mapUpdate, NFPROTO_IPV4, NFPROTO_IPV6, u32Key } from '../native/bpf';
 import { disableConntrack, enableConntrack } from '../native/conntrack';
 import { currentNamespaceDir, removeNamespaceDir } from '../native/statefs';
-import { conntrackMarker, createMaps, createStateMap, dropHashlimitExcept, dropRecentExcept, hashlimitMapFd, eventsMapFd, type HookSpec, recentMapFd, TableState } from '../native/tablestate';
+import { addrtypeMapFd, conntrackMarker, createMaps, syncAddrtype, createStateMap, dropHashlimitExcept, dropRecentExcept, hashlimitMapFd, eventsMapFd, type HookSpec, recentMapFd, TableState } from '../native/tablestate';
 import { RECENT_KEY_SIZE, RECENT_VALUE_SIZE, recentMapName } from '../cgen/recent';
+import { ADDRTYPE_MAP } from '../cgen/addrtype';
 import { HASHLIMIT_KEY_SIZE, HASHLIMIT_VALUE_SIZE, hashlimitMapName } from '../cgen/hashlimit';
 import { EVENTS_BYTES, EVENTS_MAP } from '../cgen/events';
 import { setMapName } from '../cgen/match';
 import { openSet } from '../native/ipsets';
 import { ensureLogd } from './logd';
 import { BpftablesError } from '../xlate/errors';
-import { emptyFilterTable, type Family, hashlimitTables, needsConntrack, recentTables, type Table, usesEvents } from '../xlate/ir';
+import { emptyFilterTable, type Family, hashlimitTables, needsConntrack, recentTables, type Table, usesAddrtype, usesEvents } from '../xlate/ir';
 import { log } from './log';
 
 let layout: KernelLayout | undefined;
@@ -138,6 +139,11 @@ export function loadCompiled(compiled: CompiledTable, table: Table): LoadedTable
   try {
     extraMaps = createMaps(compiled.maps);
     if (compiled.events) extraMaps.set(EVENTS_MAP, eventsMapFd(true, EVENTS_BYTES)!);
+    if (compiled.addrtype) {
+      const fd = addrtypeMapFd(true)!;
+      syncAddrtype(fd); // current now; logd keeps it so
+      extraMaps.set(ADDRTYPE_MAP, fd);
+    }
     for (const h of compiled.hashlimit) extraMaps.set(hashlimitMapName(h.family, h.name), hashlimitMapFd(h.family, h.name, HASHLIMIT_KEY_SIZE, HASHLIMIT_VALUE_SIZE, h.entries));
     for (const name of compiled.recent) extraMaps.set(recentMapName(name), recentMapFd(name, RECENT_KEY_SIZE, RECENT_VALUE_SIZE, recentListSize()));
     for (const name of compiled.sets) {
@@ -206,7 +212,7 @@ export function replaceTable(table: Table): void {
     log.warn(`another netfilter hook (iptables, nft or a BPF program) holds priority 0 at ${chain}: attached at priority ${priority}`);
   }
   if (!needsConntrack(table)) releaseConntrack(table.family);
-  if (usesEvents(table)) ensureLogd();
+  if (usesEvents(table) || usesAddrtype(table)) ensureLogd();
   const other = readTable(table.family === 4 ? 6 : 4);
   dropRecentExcept(new Set([...recentTables(table), ...(other ? recentTables(other) : [])]));
   dropHashlimitExcept(table.family, hashlimitTables(table));

@@ -6,7 +6,7 @@
  */
 import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
 import fs from 'node:fs';
-import { CLONE_NEWNET, close, recv, sendto, setns, socket, SysError } from '../native/libc';
+import { CLONE_NEWNET, close, recv, sendto, setns, setsockopt, socket, SysError } from '../native/libc';
 import { collectGarbage } from '../native/statefs';
 
 const AF_INET = 2, AF_INET6 = 10, AF_PACKET = 17, SOCK_DGRAM = 2, SOCK_RAW = 3, SOCK_NONBLOCK = 0o4000, SOCK_CLOEXEC = 0o2000000, IPPROTO_RAW = 255, MSG_DONTWAIT = 0x40;
@@ -56,6 +56,9 @@ export function sendRaw(ns: string, packet: Buffer): boolean {
   const dst = [16, 17, 18, 19].map((i) => packet[i]).join('.');
   const fd = inNetns(ns, () => socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW));
   try {
+    // broadcast destinations too (SO_BROADCAST)
+    const one = Buffer.alloc(4); one.writeInt32LE(1);
+    setsockopt(fd, 1 /* SOL_SOCKET */, 6 /* SO_BROADCAST */, one);
     sendto(fd, packet, 0, sockaddrIn(dst));
     return true;
   } catch (e) {

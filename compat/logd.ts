@@ -6,7 +6,9 @@
  *     at the rule's level), under the same condition as the kernel (outside
  *     the initial namespace only with net.netfilter.nf_log_all_netns=1);
  *   - REJECT: sends the kernel REJECT target's answer (TCP reset or ICMP
- *     error) through a raw socket, under the kernel's ICMP rate limits.
+ *     error) through a raw socket, under the kernel's ICMP rate limits;
+ *   - keeps the mirror of the local routing table that -m addrtype reads
+ *     current, on every route change notification.
  * One logd per network namespace, registered in /run/bpftables-logd; the
  * engine starts one whenever it installs a table with LOG or REJECT rules.
  * It leaves when its namespace is gone (nothing but logd holds it).
@@ -17,10 +19,11 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { EVENTS_BYTES } from '../cgen/events';
 import { close, mapInfo } from '../native/bpf';
-import { routeSource, sendto, socket } from '../native/libc';
+import { epollAdd, epollFor, epollWait, routeSource, sendto, socket } from '../native/libc';
+import { routeChanges } from '../native/rtnl';
 import { RingBuffer } from '../native/ringbuf';
 import { isLogdProcess, liveNetnsInodes } from '../native/statefs';
-import { eventsMapFd } from '../native/tablestate';
+import { addrtypeMapFd, eventsMapFd, syncAddrtype } from '../native/tablestate';
 import { REJECT_TYPES } from '../xlate/targets';
 import { parseIpv4, parseIpv6 } from '../xlate/addr';
 import { type EventRecord, logLine, parseRecord } from './logtext';
@@ -196,7 +199,17 @@ export function runLogd(): number {
     if (rb) { rb.drain(handle); rb.close(); close(rbFd); }
     rb = new RingBuffer(fd, info.maxEntries);
     rbFd = fd; rbId = info.id;
+    epollAdd(ep, fd);
   };
+  // the local routing table's mirror for -m addrtype follows route changes
+  const routes = routeChanges();
+  const ep = epollFor([routes.fd]);
+  const syncRoutes = (): void => {
+    const fd = addrtypeMapFd(false);
+    if (fd === undefined) return;
+    try { syncAddrtype(fd); } catch (err) { log.warn({ err }, 'bpftables logd: cannot mirror the local routing table'); } finally { close(fd); }
+  };
+  syncRoutes();
   try {
     for (;;) {
       const now = Date.now();
@@ -207,13 +220,14 @@ export function runLogd(): number {
         addrs = addressEnv();
         reopen();
       }
-      if (rb) {
-        rb.drain(handle);
-        rb.wait(500);
-      } else Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500);
+      if (routes.drain()) syncRoutes();
+      if (rb) rb.drain(handle);
+      epollWait(ep, 500);
     }
   } finally {
     if (rb) { rb.close(); close(rbFd); }
+    routes.close();
+    close(ep);
     try { if (Number(fs.readFileSync(pidFile(ino), 'utf8').trim()) === process.pid) fs.rmSync(pidFile(ino)); } catch { /* gone */ }
   }
 }

@@ -117,6 +117,13 @@ export function epollFor(fds: number[]): number {
   }
   return ep;
 }
+/** Watch one more fd for input. */
+export function epollAdd(ep: number, fd: number): void {
+  const ev = Buffer.alloc(12);
+  ev.writeUInt32LE(1 /* EPOLLIN */, 0);
+  ev.writeUInt32LE(fd, 4);
+  check('epoll_ctl', _epollCtl(ep, 1 /* EPOLL_CTL_ADD */, fd, ev));
+}
 /** Wait up to `timeoutMs` for input; returns how many fds are ready (0 on timeout or EINTR). */
 export function epollWait(ep: number, timeoutMs: number): number {
   const evs = Buffer.alloc(12 * 8);

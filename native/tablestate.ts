@@ -19,10 +19,11 @@ import { type Linked, patchMaps } from '../cgen/asm';
 import { programBtf } from '../cgen/btfgen';
 import { GEN_MAP, HOOK_SLOTS, PROGS_MAP } from '../cgen/dispatcher';
 import {
-  close, linkCreateNetfilter, mapCreate, mapDelete, mapFreeze, mapLookup, mapUpdate, mapUpdateBatch, MapType, objGet, objPin,
+  close, linkCreateNetfilter, mapCreate, mapDelete, mapFreeze, mapKeys, mapLookup, mapUpdate, mapUpdateBatch, MapType, objGet, objPin,
   ATTACH_NETFILTER, btfLoad, PROG_TYPE_NETFILTER, progLoad, u32Key,
 } from './bpf';
 import { SysError } from './libc';
+import { dumpRoutes4 } from './rtnl';
 import { familyDir } from './statefs';
 
 export const NF_IP_PRI_FILTER = 0;
@@ -127,6 +128,41 @@ export function dropHashlimitExcept(family: 4 | 6, keep: Set<string>): void {
     const m = /^h([46])_([0-9a-f]*)$/.exec(f);
     if (m && Number(m[1]) === family && !keep.has(Buffer.from(m[2]!, 'hex').toString('utf8'))) unpin(dir, f);
   }
+}
+
+/** The namespace's mirror of the IPv4 local routing table for -m addrtype (cgen/addrtype.ts). */
+export const ADDRTYPE_PIN = 'map_addrtype4';
+export const ADDRTYPE_VALUE_SIZE = 20;
+
+/** An fd of the addrtype mirror: the pinned one, or (when `create`) a new one, pinned and filled. */
+export function addrtypeMapFd(create: boolean): number | undefined {
+  const fam = familyDir(4, create);
+  if (!fam) return undefined;
+  const dir = path.dirname(fam);
+  const fd = pinned(dir, ADDRTYPE_PIN);
+  if (fd !== undefined || !create) return fd;
+  const made = mapCreate({ type: MapType.LPM_TRIE, keySize: 8, valueSize: ADDRTYPE_VALUE_SIZE, maxEntries: 65536, flags: 1 /* BPF_F_NO_PREALLOC */, name: 'bpft_addrtype' });
+  try {
+    syncAddrtype(made);
+    objPin(made, path.join(dir, ADDRTYPE_PIN));
+  } catch (e) { close(made); throw e; }
+  return made;
+}
+
+/** Make the mirror hold the local routing table as it is now: (prefix) → route type, device name. */
+export function syncAddrtype(fd: number): void {
+  const want = new Map<string, Buffer>();
+  for (const r of dumpRoutes4()) {
+    const k = Buffer.alloc(8);
+    k.writeUInt32LE(r.len, 0);
+    k.writeUInt32BE(r.len === 0 ? 0 : (r.dst & (0xffffffff << (32 - r.len))) >>> 0, 4);
+    const v = Buffer.alloc(ADDRTYPE_VALUE_SIZE);
+    v[0] = r.type;
+    v.write(r.dev.slice(0, 15), 4, 'latin1');
+    want.set(k.toString('hex'), v);
+  }
+  for (const [k, v] of want) mapUpdate(fd, Buffer.from(k, 'hex'), v);
+  for (const k of mapKeys(fd, 8)) if (!want.has(k.toString('hex'))) mapDelete(fd, k);
 }
 
 /** Forget the recent lists no rule names any more (the kernel frees a list with its last rule). */

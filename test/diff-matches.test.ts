@@ -238,3 +238,47 @@ t.test('hashlimit keeps a bucket per key like the kernel\'s xt_hashlimit, across
   checkOutcomes(t, out);
   t.equal(passed('after the replacement'), 0, 'the bucket was kept');
 });
+
+t.test('addrtype reads the local routing table like the kernel, and follows its changes', async (t) => {
+  if (!requireKernel(t, ['iptables-legacy-restore'])) return;
+  prepareState();
+  const pair = new DiffPair();
+  t.teardown(() => pair.destroy());
+  const r = pair.load(`*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p udp -m udp --dport 9300 -m addrtype --dst-type LOCAL -j DROP
+-A INPUT -p udp -m udp --dport 9301 -m addrtype --dst-type BROADCAST -j DROP
+-A INPUT -p udp -m udp --dport 9302 -m addrtype --src-type UNICAST,LOCAL -j DROP
+-A INPUT -p udp -m udp --dport 9303 -m addrtype --dst-type LOCAL --limit-iface-in -j DROP
+-A INPUT -p udp -m udp --dport 9304 -m addrtype ! --dst-type LOCAL -j DROP
+-A INPUT -p udp -m udp --dport 9307 -m addrtype --dst-type MULTICAST -j DROP
+-A FORWARD -p udp -m udp --dport 9305 -m addrtype --dst-type UNICAST -j DROP
+-A FORWARD -p udp -m udp --dport 9306 -m addrtype --dst-type UNICAST --limit-iface-out -j DROP
+-A INPUT -p udp -m udp --dport 9308 -m addrtype ! --dst-type BROADCAST -j DROP
+-A INPUT -p udp -m udp --dport 9309 -m addrtype ! --dst-type LOCAL -j DROP
+COMMIT
+`);
+  t.equal(r.oursStatus, 0, `our restore succeeded ${r.ours}`);
+  const u = (name: string, dport: number, dst = R, where: 'input' | 'forward' = 'input'): ProbeSpec => ({ name, where, packet: udpPacket(C, dst, 5000, dport) });
+  const probes = (tag: string): ProbeSpec[] => [
+    u(`${tag}: to a local address`, 9300), u(`${tag}: to the subnet broadcast`, 9301, '10.0.1.255'), u(`${tag}: to 255.255.255.255`, 9301, '255.255.255.255'),
+    u(`${tag}: a unicast source`, 9302), u(`${tag}: local on the input device`, 9303), u(`${tag}: local on another device`, 9303, '10.0.2.1'),
+    u(`${tag}: not local, inverted`, 9304), u(`${tag}: multicast`, 9307, '224.0.0.1'),
+    u(`${tag}: forwarded to a unicast address`, 9305, '10.0.2.2', 'forward'), u(`${tag}: forwarded, limited to the output device`, 9306, '10.0.2.2', 'forward'),
+    u(`${tag}: to 10.0.1.50, dropped unless local`, 9309, '10.0.1.50'), u(`${tag}: to 10.0.3.255, dropped unless broadcast`, 9308, '10.0.3.255'),
+  ];
+  checkOutcomes(t, pair.probe(probes('before')));
+  // a new address and network on the router: local and broadcast routes appear in the local table
+  for (const router of [pair.legacy.router, pair.ours.router]) {
+    nsExecOk(router, 'ip', ['addr', 'add', '10.0.1.50/24', 'dev', 'r0']);
+    nsExecOk(router, 'ip', ['addr', 'add', '10.0.3.1/24', 'dev', 'r1']);
+  }
+  sleep(300);
+  const after = pair.probe(probes('after'));
+  checkOutcomes(t, after);
+  // delivered only when the new routes are seen (a stale mirror would call them unicast and drop them)
+  t.ok(after.find((o) => o.name === 'after: to 10.0.1.50, dropped unless local')!.legacy, 'the kernel sees the new address as local');
+  t.ok(after.find((o) => o.name === 'after: to 10.0.3.255, dropped unless broadcast')!.legacy, 'and the new network\'s broadcast address as broadcast');
+});

@@ -133,6 +133,12 @@ export type Match =
     kind: 'hashlimit'; family: Family; name: string; avg: number; burst: number; above: boolean; mode: HashlimitMode[]; srcmask: number; dstmask: number;
     size?: number; max?: number; gcinterval: number; expire: number;
   }
+  /**
+   * xt_addrtype (IPv4): the route type of the source / destination address
+   * in the local routing table, as a set of XT_ADDRTYPE bits (1 << RTN_*),
+   * optionally only when that route's device is the input / output device
+   */
+  | { kind: 'addrtype'; src?: { types: number; invert: boolean }; dst?: { types: number; invert: boolean }; limitIn: boolean; limitOut: boolean }
   /** the TCP MSS option's value in [min, max] (no option: no match; a header cut short: dropped) */
   | { kind: 'tcpmss'; min: number; max: number; invert: boolean }
   /** ECN: the IP header's ECT bits, and (with -p tcp) the TCP ECE and CWR flags */
@@ -207,6 +213,9 @@ export function setsUsed(t: Table): Set<string> {
   for (const c of t.chains) for (const r of c.rules) for (const m of r.matches) if (m.kind === 'set') names.add(m.name);
   return names;
 }
+
+/** Does any rule of the table ask for address types (the local routing table's mirror)? */
+export const usesAddrtype = (t: Table): boolean => t.chains.some((c) => c.rules.some((r) => r.matches.some((m) => m.kind === 'addrtype')));
 
 /** The hashlimit tables the table's rules name. */
 export function hashlimitTables(t: Table): Set<string> {

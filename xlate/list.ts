@@ -8,7 +8,7 @@ import { BpftablesError } from './errors';
 import { fmtIpv4, fmtIpv6, isZero6, maskBits6 } from './addr';
 import type { TableCommand } from './commands';
 import { type AddrMatch, type Chain, commandName, type Family, isBuiltin, type IfaceMatch, isAddr6, type Match, type Range, type Rule, type Table, TCP_FLAGS } from './ir';
-import { fmtCtAddr, fmtCtStatus, fmtIpRange, fmtMac, fmtRate, hashlimitMasks, PKT_TYPES, recentMaskText, TOS_NAMES, XT_HASHLIMIT_SCALE } from './matches';
+import { fmtAddrTypes, fmtCtAddr, fmtCtStatus, fmtIpRange, fmtMac, fmtRate, hashlimitMasks, PKT_TYPES, recentMaskText, TOS_NAMES, XT_HASHLIMIT_SCALE } from './matches';
 import { BUILTIN_PROTOS, ICMP_TYPES, ICMP6_TYPES, type NameDb, protoName } from './names';
 import { chainOrder, maskBits } from './save';
 import { targetModuleOf } from './targets';
@@ -157,6 +157,14 @@ function fmtMatch(m: Match, proto: number | undefined, o: ListOptions): string {
     case 'tos': {
       const named = !o.numeric && m.mask === 0x3f ? TOS_NAMES.find(([, v]) => v === m.value) : undefined;
       return ` tos match${m.invert ? '!' : ''}${named ? ` ${named[0]}` : `${hexl(m.value)}/${hexl(m.mask)}`}`;
+    }
+    case 'addrtype': {
+      let s = ' ADDRTYPE match';
+      if (m.src) s += ` src-type ${m.src.invert ? '!' : ''}${fmtAddrTypes(m.src.types)}`;
+      if (m.dst) s += ` dst-type ${m.dst.invert ? '!' : ''}${fmtAddrTypes(m.dst.types)}`;
+      if (m.limitIn) s += ' limit-in';
+      if (m.limitOut) s += ' limit-out';
+      return s;
     }
     case 'hashlimit': {
       let s = ` limit: ${m.above ? 'above' : 'up to'} ${fmtRate(m.avg, XT_HASHLIMIT_SCALE)} burst ${m.burst}`;

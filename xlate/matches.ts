@@ -515,7 +515,15 @@ const ttl = hopCount('ttl');
 const hl = hopCount('hl');
 
 /** Built-in chains a match may be used from (the kernel refuses it elsewhere, reachable through jumps too). */
-export const MATCH_HOOKS: Partial<Record<Match['kind'], readonly string[]>> = { mac: ['INPUT', 'FORWARD'], owner: ['OUTPUT'] };
+export const MATCH_HOOKS: Partial<Record<Match['kind'], readonly string[] | ((m: Match) => readonly string[] | undefined)>> = {
+  mac: ['INPUT', 'FORWARD'],
+  owner: ['OUTPUT'],
+  // addrtype's interface limits: the input device where there is one, the output device likewise
+  addrtype: (m) => {
+    const t = m as Extract<Match, { kind: 'addrtype' }>;
+    return t.limitIn ? ['INPUT', 'FORWARD'] : t.limitOut ? ['FORWARD', 'OUTPUT'] : undefined;
+  },
+};
 
 const mac: MatchModule = {
   name: 'mac',
@@ -706,6 +714,45 @@ const recent: MatchModule = {
   },
 };
 export const recentMaskText = (mask: number[]): string => (mask.length === 1 ? fmtIpv4(mask[0]!) : fmtIpv6(mask));
+
+/** Route types as addrtype names them, in bit order (XT_ADDRTYPE_x = 1 << RTN_x). */
+export const ADDR_TYPES = ['UNSPEC', 'UNICAST', 'LOCAL', 'BROADCAST', 'ANYCAST', 'MULTICAST', 'BLACKHOLE', 'UNREACHABLE', 'PROHIBIT', 'THROW', 'NAT', 'XRESOLVE'];
+export const fmtAddrTypes = (bits: number): string => ADDR_TYPES.filter((_, i) => bits & (1 << i)).join(',');
+const addrtype: MatchModule = {
+  name: 'addrtype',
+  options: [
+    { name: '--src-type', args: 1, invertible: true }, { name: '--dst-type', args: 1, invertible: true },
+    { name: '--limit-iface-in', args: 0, invertible: false }, { name: '--limit-iface-out', args: 0, invertible: false },
+  ],
+  create: () => ({ kind: 'addrtype', limitIn: false, limitOut: false }),
+  parse(m, opt, args, invert) {
+    const t = m as Extract<Match, { kind: 'addrtype' }>;
+    if (opt === '--limit-iface-in') { t.limitIn = true; return; }
+    if (opt === '--limit-iface-out') { t.limitOut = true; return; }
+    let types = 0;
+    for (const name of args[0]!.split(',')) {
+      const i = ADDR_TYPES.indexOf(name.toUpperCase());
+      if (i < 0) throw paramError(`addrtype: bad type "${name}"`);
+      types |= 1 << i;
+    }
+    if (opt === '--src-type') t.src = { types, invert }; else t.dst = { types, invert };
+  },
+  finish(m, _seen, ctx) {
+    const t = m as Extract<Match, { kind: 'addrtype' }>;
+    if (!t.src && !t.dst) throw paramError('addrtype: you must specify --src-type or --dst-type');
+    if (ctx.family === 6) throw unsupported('match addrtype in ip6tables', '-m');
+    if (t.limitIn && t.limitOut) throw paramError('addrtype: option "--limit-iface-in" cannot be used together with "--limit-iface-out".\n');
+  },
+  save(m) {
+    const t = m as Extract<Match, { kind: 'addrtype' }>;
+    let s = '';
+    if (t.src) s += ` ${bang(t.src.invert)}--src-type ${fmtAddrTypes(t.src.types)}`;
+    if (t.dst) s += ` ${bang(t.dst.invert)}--dst-type ${fmtAddrTypes(t.dst.types)}`;
+    if (t.limitIn) s += ' --limit-iface-in';
+    if (t.limitOut) s += ' --limit-iface-out';
+    return s;
+  },
+};
 
 const tcpmss: MatchModule = {
   name: 'tcpmss',
@@ -1069,12 +1116,12 @@ const statistic: MatchModule = {
 
 export const MATCH_MODULES: ReadonlyMap<string, MatchModule> = new Map(
   [tcpLike('tcp'), tcpLike('udp'), icmp, icmp6, multiport, comment, conntrack, state, iprange, length, ttl, hl,
-    mark, connmark, pkttype, dscp, tos, limit, statistic, mac, ecn, tcpmss, owner, setMatch, recent, hashlimit].map((m) => [m.name, m]),
+    mark, connmark, pkttype, dscp, tos, limit, statistic, mac, ecn, tcpmss, owner, setMatch, recent, hashlimit, addrtype].map((m) => [m.name, m]),
 );
 
 /** Match modules iptables has that bpftables does not implement yet (clear error, not "unknown"). */
 export const KNOWN_UNSUPPORTED_MATCHES = new Set([
-  'addrtype', 'ah', 'bpf', 'cgroup', 'cluster', 'connbytes', 'connlabel', 'connlimit', 'cpu', 'dccp',
+  'ah', 'bpf', 'cgroup', 'cluster', 'connbytes', 'connlabel', 'connlimit', 'cpu', 'dccp',
   'devgroup', 'esp', 'helper', 'ipcomp', 'ipv6header', 'ipvs', 'mh', 'nfacct', 'osf', 'physdev', 'policy', 'quota', 'rateest', 'realm',
   'rpfilter', 'rt', 'sctp', 'socket', 'string', 'time', 'u32',
   'udplite', 'frag', 'hbh', 'dst', 'eui64', 'srh', 'ipv4options', 'geoip',

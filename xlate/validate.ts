@@ -66,7 +66,8 @@ function checkMatchHooks(t: Table): void {
       seen.add(name);
       for (const r of byName.get(name)?.rules ?? []) {
         for (const m of r.matches) {
-          const hooks = MATCH_HOOKS[m.kind];
+          const rule = MATCH_HOOKS[m.kind];
+          const hooks = typeof rule === 'function' ? rule(m) : rule;
           if (hooks && !hooks.includes(start)) {
             throw kernelInvalid(commandName(t.family), r.src ? { file: r.src.file, line: r.src.line } : {});
           }

@@ -110,6 +110,11 @@ function udpPart(v: View, proto: number, fragment: boolean, off: number): { text
   return { text: s, stop: false };
 }
 
+/** TCP, UDP and UDP-Lite headers, alike in both families. */
+function portsPart(v: View, proto: number, fragment: boolean, off: number, flags: number): { text: string; stop: boolean } {
+  return proto === 6 ? tcpPart(v, fragment, off, flags) : udpPart(v, proto, fragment, off);
+}
+
 /** Bytes an ICMP message of each type needs for the kernel to describe it. */
 const ICMP_REQUIRED: Record<number, number> = { 0: 4, 3: 28, 4: 28, 5: 28, 8: 4, 11: 28, 12: 28, 13: 20, 14: 20, 17: 12, 18: 12 };
 
@@ -134,7 +139,7 @@ function ipv4Part(r: EventRecord, v: View, at: number): string {
   const l4 = at + ihl;
   switch (proto) {
     case 6: case 17: case 136: {
-      const part = proto === 6 ? tcpPart(v, fragoff !== 0, l4, r.flags) : udpPart(v, proto, fragoff !== 0, l4);
+      const part = portsPart(v, proto, fragoff !== 0, l4, r.flags);
       s += part.text;
       if (part.stop) return s;
       break;
@@ -237,7 +242,7 @@ function ipv6Part(r: EventRecord, v: View, at: number, recurse: boolean): string
   }
   switch (cur) {
     case 6: case 17: case 136: {
-      const part = cur === 6 ? tcpPart(v, fragment, ptr, r.flags) : udpPart(v, cur, fragment, ptr);
+      const part = portsPart(v, cur, fragment, ptr, r.flags);
       s += part.text;
       if (part.stop) return s;
       break;

@@ -62,6 +62,26 @@ function logLines(t: Test, pair: DiffPair, probes: Probe[], tags: { legacy: stri
   return { legacy: kernelLog(tags.legacy).map(strip(tags.legacy)).filter(probe), ours: kernelLog(tags.ours).map(strip(tags.ours)).filter(probe) };
 }
 
+/**
+ * Load `rules` (with each engine's prefix tag for @) in a fresh twin topology, send `probes` through both,
+ * and compare the LOG lines line by line; `expect` is how many lines the kernel must write.
+ */
+async function compareLogLines(t: Test, family: 4 | 6, rules: string, probes: Probe[], expect: number, why = ''): Promise<void> {
+  prepareState();
+  withLogAllNetns(t);
+  const pair = new DiffPair(family);
+  t.teardown(() => pair.destroy());
+  const tags = tagsFor();
+  t.equal(loadBoth(pair, rules, tags), 0, 'our restore succeeded');
+  const lines = logLines(t, pair, probes, tags);
+  t.equal(lines.legacy.length, expect, `the kernel logged ${expect} lines${why}`);
+  if (process.env.DEBUG_LOG) fs.writeFileSync(`${process.env.DEBUG_LOG}.${family}`, JSON.stringify(lines, null, 1));
+  t.same(lines.ours, lines.legacy, 'the same lines, in the same order');
+  for (let i = 0; i < Math.max(lines.ours.length, lines.legacy.length); i++) {
+    if (lines.ours[i] !== lines.legacy[i]) t.equal(lines.ours[i], lines.legacy[i], `line ${i + 1}`);
+  }
+}
+
 const tagsFor = (): { legacy: string; ours: string } => {
   const run = crypto.randomBytes(3).toString('hex');
   return { legacy: `L${run}`, ours: `B${run}` };
@@ -72,12 +92,7 @@ const SYN_OPTIONS = Buffer.from([0x02, 0x04, 0x05, 0xb4, 0x04, 0x02, 0x08, 0x0a,
 
 t.test('LOG writes the kernel LOG target\'s lines (IPv4)', async (t) => {
   if (!requireKernel(t, ['iptables-legacy-restore', 'dmesg'])) return;
-  prepareState();
-  withLogAllNetns(t);
-  const pair = new DiffPair(4);
-  t.teardown(() => pair.destroy());
-  const tags = tagsFor();
-  const status = loadBoth(pair, `*filter
+  const rules = `*filter
 :INPUT ACCEPT [0:0]
 :FORWARD ACCEPT [0:0]
 :OUTPUT ACCEPT [0:0]
@@ -90,8 +105,7 @@ t.test('LOG writes the kernel LOG target\'s lines (IPv4)', async (t) => {
 -A OUTPUT -p udp -m udp --dport 7400 -j LOG --log-prefix "@d " --log-uid
 -A OUTPUT -p udp -m udp --dport 7400 -j DROP
 COMMIT
-`, tags);
-  t.equal(status, 0, 'our restore succeeded');
+`;
   const quoted = udpPacket(R, C, 5353, 53, { id: 77, dontFragment: true });
   const probes: Probe[] = [
     { name: 'SYN with options', where: 'input', packet: tcpPacket(C, R, { sport: 40000, dport: 7100, flags: 0x02, seq: 123456789, options: SYN_OPTIONS }, { dontFragment: true }) },
@@ -117,24 +131,13 @@ COMMIT
     { name: 'forwarded TCP', where: 'forward', packet: tcpPacket(C, S, { sport: 1000, dport: 80, flags: 0x02 }) },
     { name: 'sent by the router (owner shown)', where: 'output', packet: udpPacket(R, C, 5000, 7400) },
   ];
-  const lines = logLines(t, pair, probes, tags);
   // a truncated TCP header is dropped by rule a's tcp match; fragments are reassembled before INPUT
-  t.equal(lines.legacy.length, probes.length - 3, `the kernel logged every probe that reached a LOG rule (${lines.legacy.length} lines)`);
-  if (process.env.DEBUG_LOG) fs.writeFileSync(`${process.env.DEBUG_LOG}.${pair.family}`, JSON.stringify(lines, null, 1));
-  t.same(lines.ours, lines.legacy, 'the same lines, in the same order');
-  for (let i = 0; i < Math.max(lines.ours.length, lines.legacy.length); i++) {
-    if (lines.ours[i] !== lines.legacy[i]) t.equal(lines.ours[i], lines.legacy[i], `line ${i + 1}`);
-  }
+  await compareLogLines(t, 4, rules, probes, probes.length - 3, ' (every probe that reached a LOG rule)');
 });
 
 t.test('LOG writes the kernel LOG target\'s lines (IPv6)', async (t) => {
   if (!requireKernel(t, ['ip6tables-legacy-restore', 'dmesg'])) return;
-  prepareState();
-  withLogAllNetns(t);
-  const pair = new DiffPair(6);
-  t.teardown(() => pair.destroy());
-  const tags = tagsFor();
-  const status = loadBoth(pair, `*filter
+  const rules = `*filter
 :INPUT ACCEPT [0:0]
 :FORWARD ACCEPT [0:0]
 :OUTPUT ACCEPT [0:0]
@@ -147,8 +150,7 @@ t.test('LOG writes the kernel LOG target\'s lines (IPv6)', async (t) => {
 -A FORWARD -j LOG --log-prefix "@c " --log-level 7
 -A FORWARD -j DROP
 COMMIT
-`, tags);
-  t.equal(status, 0, 'our restore succeeded');
+`;
   const quoted = udp6Packet(R6, C6, 5353, 53);
   // type, code, (unchecked) checksum, the type's 4 bytes and the quoted packet
   const icmpErr = (type: number, code: number, rest: Buffer): Buffer =>
@@ -165,16 +167,9 @@ COMMIT
     { name: 'no next header', where: 'input', packet: ip6Packet({ src: C6, dst: R6, proto: 59, payload: Buffer.alloc(4) }) },
     { name: 'forwarded TCP', where: 'forward', packet: tcp6Packet(C6, S6, { sport: 1000, dport: 80, flags: 0x12 }) },
   ];
-  const lines = logLines(t, pair, probes, tags);
-  t.equal(lines.legacy.length, probes.length, `the kernel logged every probe (${lines.legacy.length} lines)`);
-  if (process.env.DEBUG_LOG) fs.writeFileSync(`${process.env.DEBUG_LOG}.${pair.family}`, JSON.stringify(lines, null, 1));
-  t.same(lines.ours, lines.legacy, 'the same lines, in the same order');
-  for (let i = 0; i < Math.max(lines.ours.length, lines.legacy.length); i++) {
-    if (lines.ours[i] !== lines.legacy[i]) t.equal(lines.ours[i], lines.legacy[i], `line ${i + 1}`);
-  }
+  await compareLogLines(t, 6, rules, probes, probes.length);
 });
 
-/** The packets the client received from others after `p` was sent, IP ID and header checksum zeroed (the kernel picks IDs). */
 /** The TCP checksum the segment at `l4` should carry (pseudo header included). */
 function tcpChecksum(pkt: Buffer, l4: number): number {
   const seg = Buffer.from(pkt.subarray(l4));

@@ -3,11 +3,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { close, linkInfo, mapInfo, objGet } from '../native/bpf';
 import { acquireXtablesLock } from '../native/lock';
-import { collectGarbage, ensureStateRoot, familyDir, netnsKey } from '../native/statefs';
+import { collectGarbage, ensureStateRoot, familyDir, namespaceStateDir, netnsKey } from '../native/statefs';
+import { setNames } from '../native/ipsets';
 import { type Io, requireRoot, runMain, VERSION } from './cli';
 import { demo } from './demo';
 import { flushAll, readTable } from './engine';
-import { runLogd } from './logd';
+import { runLogd, runningLogd } from './logd';
 import type { Family } from '../xlate/ir';
 
 const HELP = `Usage: bpftables COMMAND [options]
@@ -53,10 +54,31 @@ function familyStatus(family: Family): FamilyStatus {
   return { loaded: !!table, chains, objects };
 }
 
+/** What the namespace holds besides the tables: sets, named recent/hashlimit state, logd and its ring buffer. */
+function namespaceStatus(): { logd: number | null; sets: string[]; recent: string[]; hashlimit: string[]; objects: FamilyStatus['objects'] } {
+  const dir = namespaceStateDir(false);
+  const objects: FamilyStatus['objects'] = [];
+  const names = (sub: string, re: RegExp): string[] => {
+    if (!dir || !fs.existsSync(path.join(dir, sub))) return [];
+    return fs.readdirSync(path.join(dir, sub)).map((f) => re.exec(f)).filter((m): m is RegExpExecArray => !!m)
+      .map((m) => `${m[1] ? `${m[1]}:` : ''}${Buffer.from(m[2]!, 'hex').toString('utf8')}`);
+  };
+  for (const f of dir ? fs.readdirSync(dir).filter((x) => x.startsWith('map_')) : []) {
+    const fd = objGet(path.join(dir!, f));
+    if (fd < 0) continue;
+    try { const m = mapInfo(fd); objects.push({ file: f, kind: 'map', id: m.id, detail: `${m.name} ${m.maxEntries} entries` }); } finally { close(fd); }
+  }
+  return {
+    logd: runningLogd() ?? null, sets: setNames(), objects,
+    recent: names('recent', /^r_()([0-9a-f]*)$/), hashlimit: names('hashlimit', /^h([46])_([0-9a-f]*)$/).map((n) => `ipv${n}`),
+  };
+}
+
 function status(io: Io, json: boolean): number {
   const fams = { ipv4: familyStatus(4), ipv6: familyStatus(6) };
+  const ns = namespaceStatus();
   if (json) {
-    io.out(JSON.stringify({ netns: netnsKey(), ...fams }, null, 2) + '\n');
+    io.out(JSON.stringify({ netns: netnsKey(), ...fams, namespace: ns }, null, 2) + '\n');
     return 0;
   }
   const loaded = Object.entries(fams).filter(([, f]) => f.loaded).map(([n]) => `${n} filter table`);
@@ -67,6 +89,11 @@ function status(io: Io, json: boolean): number {
     for (const c of f.chains) io.out(`  chain ${c.name}${c.policy ? ` (policy ${c.policy})` : ''}: ${c.rules} rules\n`);
     for (const o of f.objects) io.out(`  ${o.kind} ${o.id} ${o.file}: ${o.detail}\n`);
   }
+  if (ns.logd !== null) io.out(`logd: pid ${ns.logd}\n`);
+  if (ns.sets.length) io.out(`ipsets: ${ns.sets.join(', ')}\n`);
+  if (ns.recent.length) io.out(`recent lists: ${ns.recent.join(', ')}\n`);
+  if (ns.hashlimit.length) io.out(`hashlimit tables: ${ns.hashlimit.join(', ')}\n`);
+  for (const o of ns.objects) io.out(`${o.kind} ${o.id} ${o.file}: ${o.detail}\n`);
   return 0;
 }
 

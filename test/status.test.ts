@@ -1,0 +1,41 @@
+/**
+ * bpftables status: besides the tables, what the namespace holds — its ipsets, recent lists, hashlimit
+ * tables, the logd serving it and the namespace-wide maps (events ring buffer, addrtype mirror).
+ */
+import path from 'node:path';
+import t from 'tap';
+import { ip, nsExec, nsExecOk, uniqueName } from '../compat/lab';
+import { collectGarbage } from '../native/statefs';
+import { BIN, prepareState, requireKernel } from './helpers/env';
+
+t.test('status reports sets, named state, logd and the namespace\'s maps', async (t) => {
+  if (!requireKernel(t)) return;
+  prepareState();
+  const ns = uniqueName('st');
+  ip('netns', 'add', ns);
+  t.teardown(() => { ip('netns', 'del', ns); collectGarbage(); });
+  nsExecOk(ns, path.join(BIN, 'ipset'), ['create', 'blocked', 'hash:net']);
+  const r = nsExec(ns, path.join(BIN, 'iptables-restore'), [], `*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -m set --match-set blocked src -j LOG --log-prefix "blocked "
+-A INPUT -m recent --set --name seen
+-A INPUT -m hashlimit --hashlimit-upto 5/sec --hashlimit-name perip --hashlimit-mode srcip
+-A INPUT -m addrtype --dst-type LOCAL -j ACCEPT
+COMMIT
+`);
+  t.equal(r.status, 0, `restore succeeded ${r.stderr}`);
+  const st = JSON.parse(nsExecOk(ns, path.join(BIN, 'bpftables'), ['status', '--json'])) as {
+    ipv4: { loaded: boolean }; namespace: { logd: number | null; sets: string[]; recent: string[]; hashlimit: string[]; objects: { file: string }[] };
+  };
+  t.ok(st.ipv4.loaded, 'the IPv4 table is loaded');
+  t.same(st.namespace.sets, ['blocked'], 'the ipset');
+  t.same(st.namespace.recent, ['seen'], 'the recent list');
+  t.same(st.namespace.hashlimit, ['ipv4:perip'], 'the hashlimit table');
+  t.ok(typeof st.namespace.logd === 'number' && st.namespace.logd > 0, 'the logd serving the namespace');
+  t.same(st.namespace.objects.map((o) => o.file).sort(), ['map_addrtype4', 'map_events'], 'the events ring buffer and the addrtype mirror');
+  const text = nsExecOk(ns, path.join(BIN, 'bpftables'), ['status']);
+  t.match(text, /ipsets: blocked\n/, 'the text form names the sets');
+  t.match(text, /logd: pid \d+\n/, 'and logd');
+});

@@ -975,11 +975,10 @@ const hashlimit: MatchModule = {
         break;
       }
       case '--hashlimit-burst': {
-        if (!/^\d+$/.test(text)) {
-          if (/b$/i.test(text)) throw unsupported(`option ${opt} ${text} (a burst in bytes) of match hashlimit`, opt);
-          throw bad();
-        }
-        t.burst = u32();
+        if (/^\d+[kmg]?b$/i.test(text)) throw unsupported(`option ${opt} ${text} (a burst in bytes) of match hashlimit`, opt);
+        const b = parseUintAny(text, 1000000);
+        if (!b) throw paramError('bad value for option "--hashlimit-burst", or out of range (1-1000000).');
+        t.burst = b;
         break;
       }
       case '--hashlimit-mode': {
@@ -1008,6 +1007,8 @@ const hashlimit: MatchModule = {
     }
     if (!seen.has('--hashlimit-upto') && !seen.has('--hashlimit-above')) throw paramError('You have to specify --hashlimit');
     if (!seen.has('--hashlimit-name')) throw paramError('hashlimit: option "--hashlimit-name" must be specified\n');
+    // what the kernel refuses at checkentry
+    if (t.gcinterval === 0 || t.expire === 0) throw kernelInvalid(commandName(ctx.family));
     const full = ctx.family === 6 ? 128 : 32;
     t.family = ctx.family;
     if (t.srcmask < 0) t.srcmask = full;

@@ -7,7 +7,8 @@ import { collectGarbage, ensureStateRoot, familyDir, namespaceStateDir, netnsKey
 import { setNames } from '../native/ipsets';
 import { type Io, requireRoot, runMain, VERSION } from './cli';
 import { demo } from './demo';
-import { flushAll, readTable } from './engine';
+import { flushAll, kernel, readTable } from './engine';
+import { recentCommand } from './recentcmd';
 import { runLogd, runningLogd } from './logd';
 import type { Family } from '../xlate/ir';
 
@@ -18,6 +19,9 @@ Commands:
   status [--json]    what is loaded in this network namespace (chains, rules, kernel objects)
   flush              remove every bpftables program, map and link of this namespace
   gc                 remove the state of network namespaces that no longer exist
+  recent [NAME [+ADDR|-ADDR|/]]
+                     list the recent lists, a list's entries (as /proc/net/xt_recent/NAME shows them),
+                     add or remove an address, or clear a list
   logd               write LOG lines to the kernel log and send REJECT answers for this namespace
                      (started on demand when a ruleset has LOG or REJECT rules)
   init               mount the state filesystem (${'/run/bpftables'}); other commands do it on demand
@@ -122,6 +126,9 @@ export function bpftablesMain(argv: string[], io: Io): number {
     case 'demo':
       requireRoot('bpftables');
       return demo(io, rest[0]);
+    case 'recent':
+      requireRoot('bpftables');
+      return recentCommand(rest, io, kernel().hz);
     case 'logd':
       requireRoot('bpftables');
       return runLogd();

@@ -165,6 +165,19 @@ export function syncAddrtype(fd: number): void {
   for (const k of mapKeys(fd, 8)) if (!want.has(k.toString('hex'))) mapDelete(fd, k);
 }
 
+/** The names of this namespace's recent lists, and an fd of one of them (undefined when there is none). */
+export function recentLists(): string[] {
+  const fam = familyDir(4, false) ?? familyDir(6, false);
+  const dir = fam && path.join(path.dirname(fam), 'recent');
+  if (!dir || !fs.existsSync(dir)) return [];
+  return fs.readdirSync(dir).map((f) => Buffer.from(f.replace(/^r_/, ''), 'hex').toString('utf8')).sort();
+}
+export function openRecentList(name: string): number | undefined {
+  const fam = familyDir(4, false) ?? familyDir(6, false);
+  if (!fam) return undefined;
+  return pinned(path.join(path.dirname(fam), 'recent'), `r_${Buffer.from(name, 'utf8').toString('hex')}`);
+}
+
 /** Forget the recent lists no rule names any more (the kernel frees a list with its last rule). */
 export function dropRecentExcept(keep: Set<string>): void {
   const fam = familyDir(4, false) ?? familyDir(6, false);

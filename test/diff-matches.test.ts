@@ -7,8 +7,9 @@
 import t from 'tap';
 import { nsExecOk, sleep } from '../compat/lab';
 import { fixIpChecksum, ipPacket, tcpPacket, udpPacket } from '../compat/probes';
+import path from 'node:path';
 import { checkOutcomes, DiffPair, type ProbeSpec } from './helpers/differential';
-import { prepareState, requireKernel } from './helpers/env';
+import { BIN, prepareState, requireKernel } from './helpers/env';
 
 const RULES = `*filter
 :INPUT DROP [0:0]
@@ -281,4 +282,28 @@ COMMIT
   // delivered only when the new routes are seen (a stale mirror would call them unicast and drop them)
   t.ok(after.find((o) => o.name === 'after: to 10.0.1.50, dropped unless local')!.legacy, 'the kernel sees the new address as local');
   t.ok(after.find((o) => o.name === 'after: to 10.0.3.255, dropped unless broadcast')!.legacy, 'and the new network\'s broadcast address as broadcast');
+});
+
+t.test('bpftables recent lists, adds and removes entries like /proc/net/xt_recent', async (t) => {
+  if (!requireKernel(t, ['iptables-legacy-restore'])) return;
+  prepareState();
+  const pair = new DiffPair();
+  t.teardown(() => pair.destroy());
+  t.equal(pair.load(RECENT_RULES).oursStatus, 0, 'our restore succeeded');
+  const u = (name: string, dport: number, src = C): ProbeSpec => ({ name, where: 'input', packet: udpPacket(src, R, 5000, dport) });
+  pair.probe([u('set', 9100), u('set again', 9100), u('set from another address', 9100, '10.0.1.7')]);
+  // jiffies differ between the two routers' lists: compare the lines with every number but the TTL masked
+  const mask = (text: string): string[] => text.split('\n').filter(Boolean).map((l) => l.replace(/(last_seen|oldest_pkt): \d+/g, '$1: N').replace(/(,? )\d{6,}/g, '$1N')).sort();
+  const ours = (...args: string[]): string => nsExecOk(pair.ours.router, path.join(BIN, 'bpftables'), ['recent', ...args]);
+  const kernel = (op?: string): string => (op
+    ? nsExecOk(pair.legacy.router, 'sh', ['-c', `echo ${op} > /proc/net/xt_recent/T1`])
+    : nsExecOk(pair.legacy.router, 'cat', ['/proc/net/xt_recent/T1']));
+  t.equal(mask(kernel()).length, 2, 'the kernel lists two addresses');
+  t.same(mask(ours('T1')), mask(kernel()), 'the same entries, stamps and TTLs');
+  t.match(ours(), /^T1\nT2\n$/, 'the lists by name');
+  for (const op of ['+10.0.1.9', '-10.0.1.7']) { kernel(op); ours('T1', op); }
+  checkOutcomes(t, pair.probe([u('rcheck: added by hand', 9101, '10.0.1.9'), u('rcheck: removed by hand', 9101, '10.0.1.7'), u('rcheck: still there', 9101)]));
+  kernel('/'); ours('T1', '/');
+  t.equal(ours('T1'), '', 'cleared');
+  checkOutcomes(t, pair.probe([u('rcheck after clearing', 9101)]));
 });

@@ -20,6 +20,8 @@ import { LOG_PREFIX_MAX, rejectIndex } from '../xlate/targets';
 
 /** The ring buffer logd reads (one per network namespace, shared by both families and every generation). */
 export const EVENTS_MAP = 'events';
+/** One u64 per namespace: records the ring buffer had no room for (logd reports them). */
+export const EVENTS_LOST_MAP = 'evlost';
 /** Per generation: action id → its parameters (ACTION_SIZE bytes, laid out as the record's first bytes). */
 export const ACTIONS_MAP = 'actions';
 export const EPILOGUE = 'epilogue';
@@ -112,10 +114,13 @@ export function emitEpilogue(a: Asm, k: KernelLayout, chain: BuiltinChain, famil
     const skip = a.fresh('recskip');
     a.ldx(1, R1, R10, sum + S.ACTN).alu32('and', R1, { imm: ACT_SLOTS * 2 - 1 }).jmp32('jle', R1, i, out);
     a.ldx(4, R8, R10, sum + S.ACTS + 4 * i);
+    const full = a.fresh('recfull');
     a.ldMapFd(R1, EVENTS_MAP).mov64(R2, RECORD_SIZE).mov64(R3, 0).call(Helper.ringbuf_reserve);
-    a.jmp('jeq', R0, 0, skip);
+    a.jmp('jeq', R0, 0, full);
     a.movReg(R7, R0);
     emitRecord(a, k, chain, family, logUid, i === 0, skip);
+    // no room: counted, so that logd can say so
+    a.label(full).ldMapValue(R1, EVENTS_LOST_MAP, 0).mov64(R2, 1).atomicAdd(8, R1, 0, R2);
     a.label(skip);
   }
   a.label(out).movReg(R0, R6).exit();

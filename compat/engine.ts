@@ -12,11 +12,11 @@ import { type CompiledTable, compileTable, counterLayout, type HookProgram } fro
 import { BpfLoadError, close, mapCreate, mapLookup, MapType, mapUpdate, NFPROTO_IPV4, NFPROTO_IPV6, u32Key } from '../native/bpf';
 import { disableConntrack, enableConntrack } from '../native/conntrack';
 import { currentNamespaceDir, removeNamespaceDir } from '../native/statefs';
-import { addrtypeMapFd, conntrackMarker, createMaps, syncAddrtype, createStateMap, dropHashlimitExcept, dropRecentExcept, hashlimitMapFd, eventsMapFd, type HookSpec, recentMapFd, TableState } from '../native/tablestate';
+import { addrtypeMapFd, conntrackMarker, createMaps, syncAddrtype, createStateMap, dropHashlimitExcept, dropRecentExcept, hashlimitMapFd, eventsLostMapFd, eventsMapFd, type HookSpec, recentMapFd, TableState } from '../native/tablestate';
 import { RECENT_KEY_SIZE, RECENT_VALUE_SIZE, recentMapName } from '../cgen/recent';
 import { ADDRTYPE_MAP } from '../cgen/addrtype';
 import { HASHLIMIT_KEY_SIZE, HASHLIMIT_VALUE_SIZE, hashlimitMapName } from '../cgen/hashlimit';
-import { EVENTS_BYTES, EVENTS_MAP } from '../cgen/events';
+import { EVENTS_BYTES, EVENTS_LOST_MAP, EVENTS_MAP } from '../cgen/events';
 import { setMapName } from '../cgen/match';
 import { openSet } from '../native/ipsets';
 import { ensureLogd } from './logd';
@@ -138,7 +138,10 @@ export function loadCompiled(compiled: CompiledTable, table: Table): LoadedTable
   };
   try {
     extraMaps = createMaps(compiled.maps);
-    if (compiled.events) extraMaps.set(EVENTS_MAP, eventsMapFd(true, EVENTS_BYTES)!);
+    if (compiled.events) {
+      extraMaps.set(EVENTS_MAP, eventsMapFd(true, EVENTS_BYTES)!);
+      extraMaps.set(EVENTS_LOST_MAP, eventsLostMapFd(true)!);
+    }
     if (compiled.addrtype) {
       const fd = addrtypeMapFd(true)!;
       syncAddrtype(fd); // current now; logd keeps it so

@@ -18,12 +18,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { EVENTS_BYTES } from '../cgen/events';
-import { close, mapInfo } from '../native/bpf';
+import { close, mapInfo, mapLookup, mapUpdate, u32Key } from '../native/bpf';
 import { epollAdd, epollFor, epollWait, routeSource, sendto, socket } from '../native/libc';
 import { routeChanges } from '../native/rtnl';
 import { RingBuffer } from '../native/ringbuf';
 import { isLogdProcess, liveNetnsInodes } from '../native/statefs';
-import { addrtypeMapFd, eventsMapFd, syncAddrtype } from '../native/tablestate';
+import { addrtypeMapFd, EVENTS_TOLD_PIN, eventsLostMapFd, eventsMapFd, syncAddrtype } from '../native/tablestate';
 import { REJECT_TYPES } from '../xlate/targets';
 import { parseIpv4, parseIpv6 } from '../xlate/addr';
 import { type EventRecord, logLine, parseRecord } from './logtext';
@@ -210,6 +210,21 @@ export function runLogd(): number {
     try { syncAddrtype(fd); } catch (err) { log.warn({ err }, 'bpftables logd: cannot mirror the local routing table'); } finally { close(fd); }
   };
   syncRoutes();
+  // records the ring buffer had no room for: said once a second at most, each loss once
+  const reportLost = (): void => {
+    const fd = eventsLostMapFd(false);
+    if (fd === undefined) return;
+    const toldFd = eventsLostMapFd(true, EVENTS_TOLD_PIN)!;
+    try {
+      const lost = Buffer.alloc(8), told = Buffer.alloc(8);
+      mapLookup(fd, u32Key(0), lost);
+      mapLookup(toldFd, u32Key(0), told);
+      const n = lost.readBigUInt64LE(0) - told.readBigUInt64LE(0);
+      if (n <= 0n) return;
+      writeKmsg(4, `bpftables: ${n} LOG/REJECT records lost: the ring buffer was full (logd too slow or not running)`);
+      mapUpdate(toldFd, u32Key(0), lost);
+    } finally { close(fd); close(toldFd); }
+  };
   try {
     for (;;) {
       const now = Date.now();
@@ -219,6 +234,7 @@ export function runLogd(): number {
         if (!liveNetnsInodes({ ignore: isLogdProcess }).has(ino)) return 0;
         addrs = addressEnv();
         reopen();
+        reportLost();
       }
       if (routes.drain()) syncRoutes();
       if (rb) rb.drain(handle);

@@ -190,6 +190,23 @@ export function dropRecentExcept(keep: Set<string>): void {
   }
 }
 
+/**
+ * The namespace's count of LOG/REJECT records the ring buffer had no room for (one u64 the programs add
+ * to, pinned beside it as map_evlost), and how many of them logd has reported (map_evtold, logd's own).
+ */
+export const EVENTS_LOST_PIN = 'map_evlost';
+export const EVENTS_TOLD_PIN = 'map_evtold';
+export function eventsLostMapFd(create: boolean, pin = EVENTS_LOST_PIN): number | undefined {
+  const fam = familyDir(4, create) ?? familyDir(6, create);
+  if (!fam) return undefined;
+  const dir = path.dirname(fam);
+  const fd = pinned(dir, pin);
+  if (fd !== undefined || !create) return fd;
+  const made = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: 8, maxEntries: 1, name: 'bpft_evlost' });
+  try { objPin(made, path.join(dir, pin)); } catch (e) { close(made); throw e; }
+  return made;
+}
+
 /** Store bytes in a new frozen array map of 64 KiB chunks; the first 4 bytes of chunk 0 hold the length. */
 export function createStateMap(data: Buffer, name: string): number {
   const total = data.length + 4;

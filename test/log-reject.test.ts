@@ -14,6 +14,7 @@ import t, { type Test } from 'tap';
 import { nsExec, nsExecOk, RawReceiver, sendRaw, sendRaw6, sleep, sysctl, type Topology } from '../compat/lab';
 import { csum, fixIpChecksum, icmp6Packet, icmpMessage, icmpPacket, ip6Packet, ipPacket, optionsHeader, fragmentHeader, tcp6Packet, tcpPacket, udp6Packet, udpDatagram6, udpPacket } from '../compat/probes';
 import { DiffPair } from './helpers/differential';
+import { EVENTS_BYTES, RECORD_SIZE } from '../cgen/events';
 import { BIN, prepareState, requireKernel } from './helpers/env';
 
 const C = '10.0.1.2', R = '10.0.1.1', S = '10.0.2.2';
@@ -337,4 +338,35 @@ t.test('logd: one per namespace, gone with its namespace', async (t) => {
   let left = mine().length;
   for (let i = 0; i < 40 && left; i++) { sleep(100); left = mine().length; }
   t.equal(left, 0, 'logd left with its namespace');
+});
+
+t.test('records the ring buffer has no room for are counted and reported by logd', async (t) => {
+  if (!requireKernel(t, ['dmesg'])) return;
+  prepareState();
+  withLogAllNetns(t);
+  const pair = new DiffPair(4);
+  t.teardown(() => pair.destroy());
+  t.equal(nsExec(pair.ours.router, path.join(BIN, 'iptables-restore'), [], '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p udp -m udp --dport 7700 -j LOG --log-prefix "LOSS "\nCOMMIT\n').status, 0, 'restore');
+  const ino = fs.statSync(`/run/netns/${pair.ours.router}`).ino;
+  const logd = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).find((pid) => {
+    try { return fs.statSync(`/proc/${pid}/ns/net`).ino === ino && fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('logd'); } catch { return false; }
+  });
+  t.ok(logd, 'logd runs');
+  process.kill(logd!, 'SIGSTOP');
+  try {
+    // 1 MiB holds about 770 records: 1000 packets overflow it while logd sleeps
+    for (let i = 0; i < 1000; i++) sendRaw(pair.ours.client, udpPacket(C, R, 5000, 7700));
+  } finally { process.kill(logd!, 'SIGCONT'); }
+  const lostCount = (): number => kernelLog('bpftables: ').map((l) => /^bpftables: (\d+) LOG\/REJECT records lost/.exec(l)).reduce((n, m) => n + Number(m?.[1] ?? 0), 0);
+  let lost = 0, written = 0;
+  for (let i = 0; i < 30 && lost === 0; i++) {
+    sleep(100);
+    lost = lostCount();
+    written = kernelLog('LOSS ').length;
+  }
+  // the ring buffer holds a whole number of records (each with its 8-byte header, 8-aligned); the rest are lost
+  const capacity = Math.floor(EVENTS_BYTES / (Math.ceil((RECORD_SIZE + 8) / 8) * 8));
+  t.equal(lost, 1000 - capacity, `logd reports the ${1000 - capacity} records beyond the ring buffer's ${capacity} as lost`);
+  // (the kernel log itself may have dropped the oldest of so many lines)
+  t.ok(written >= 100, `the records that fitted are logged (${written} lines still in the kernel log)`);
 });

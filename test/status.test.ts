@@ -34,7 +34,7 @@ COMMIT
   t.same(st.namespace.recent, ['seen'], 'the recent list');
   t.same(st.namespace.hashlimit, ['ipv4:perip'], 'the hashlimit table');
   t.ok(typeof st.namespace.logd === 'number' && st.namespace.logd > 0, 'the logd serving the namespace');
-  t.same(st.namespace.objects.map((o) => o.file).sort(), ['map_addrtype4', 'map_events'], 'the events ring buffer and the addrtype mirror');
+  t.same(st.namespace.objects.map((o) => o.file).sort(), ['map_addrtype4', 'map_events', 'map_evlost', 'map_evtold'], 'the events ring buffer, its loss counts and the addrtype mirror');
   const text = nsExecOk(ns, path.join(BIN, 'bpftables'), ['status']);
   t.match(text, /ipsets: blocked\n/, 'the text form names the sets');
   t.match(text, /logd: pid \d+\n/, 'and logd');

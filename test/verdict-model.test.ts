@@ -35,6 +35,7 @@ function genRule(r: () => number, chains: string[], self: number, builtin: boole
     if (r() < 0.3) parts.push(`${bang()}--sport ${pick(PORTS)}`);
     if (proto === 'tcp' && r() < 0.4) parts.push(r() < 0.5 ? `${bang()}--syn` : `${bang()}--tcp-flags ${pick(['SYN,ACK', 'ALL', 'FIN,SYN,RST'])} ${pick(['SYN', 'ACK', 'NONE', 'FIN'])}`);
     if (proto === 'tcp' && r() < 0.1) parts.push(`-m ecn ${bang()}--ecn-tcp-ece${r() < 0.5 ? ` ${bang()}--ecn-tcp-cwr` : ''}`);
+    if (proto === 'tcp' && r() < 0.1) parts.push(`-m tcpmss ${bang()}--mss ${pick(['536', '1000:1460', '1400:', ':600'])}`);
     if (r() < 0.3) parts.push(`-m multiport ${bang()}${pick(['--dports', '--sports', '--ports'])} ${pick(['22,80', '1:1023', '53,443:8080,9'])}`);
   }
   if (proto === 'icmp' && r() < 0.7) parts.push(`-m icmp ${bang()}--icmp-type ${pick(['any', 'echo-request', '3/3', '3', '0', 'time-exceeded'])}`);
@@ -111,7 +112,11 @@ function genPacket(r: () => number): Buffer {
   const ttl = pick([1, 5, 64, 255]);
   const tos = pick([0, 0, 0x10, 0xb8, 0x12, 0x02, 0x03, 0x01]);
   switch (kind) {
-    case 'tcp': return ipPacket({ src, dst, proto: 6, ttl, tos, payload: tcpSegment(src, dst, { sport: pick(PORTS), dport: pick(PORTS), flags: pick([2, 18, 16, 0, 63, 1, 4, 0x42, 0xc2, 0x80]), payload: Buffer.alloc(pick([0, 30, 200])) }) });
+    case 'tcp': {
+      // TCP options for -m tcpmss: none, an MSS (after NOPs or not), an MSS of the wrong length, other options
+      const options = pick([[], [2, 4, 5, 0xb4], [1, 1, 2, 4, 2, 0x18], [2, 3, 5, 0], [4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7], [2, 4, 0x05, 0xdc, 1, 1, 4, 2]]);
+      return ipPacket({ src, dst, proto: 6, ttl, tos, payload: tcpSegment(src, dst, { sport: pick(PORTS), dport: pick(PORTS), flags: pick([2, 18, 16, 0, 63, 1, 4, 0x42, 0xc2, 0x80]), options: Buffer.from(options), payload: Buffer.alloc(pick([0, 30, 200])) }) });
+    }
     case 'udp': return ipPacket({ src, dst, proto: 17, ttl, tos, payload: udpDatagram(src, dst, pick(PORTS), pick(PORTS)) });
     case 'icmp': return ipPacket({ src, dst, proto: 1, ttl, payload: icmpMessage(pick([0, 3, 8, 11]), pick([0, 1, 3])) });
     case 'gre': return ipPacket({ src, dst, proto: 47, ttl, payload: Buffer.alloc(12) });

@@ -140,6 +140,8 @@ const LISTING: string[][] = [
     '-A INPUT -m hashlimit --hashlimit-upto 3 --hashlimit-name c --hashlimit-mode dstip,srcport,srcip --hashlimit-dstmask 16', '-A INPUT -m hashlimit --hashlimit-name d',
     '-A INPUT -m hashlimit --hashlimit-upto 1/sec', '-A INPUT -m hashlimit --hashlimit-upto 1/sec --hashlimit-name e --hashlimit-mode foo',
     '-A INPUT -m hashlimit --hashlimit-upto 1/day --hashlimit-burst 10000 --hashlimit-name e', '-A INPUT -m hashlimit --hashlimit-upto 1/sec --hashlimit-name e --hashlimit-srcmask 33',
+    '-A INPUT -m hashlimit --hashlimit-upto 60/min --hashlimit-name e', '-A INPUT -m hashlimit --hashlimit-upto 2/hour --hashlimit-name e --hashlimit-htable-expire 10000',
+    '-A INPUT -m hashlimit --hashlimit-upto 7/day --hashlimit-name e --hashlimit-htable-expire 86400000', '-A INPUT -m hashlimit --hashlimit-above 3 --hashlimit-name e --hashlimit-htable-expire 1000',
     '-A INPUT -m hashlimit --hashlimit-upto 0/sec --hashlimit-name e', '-A INPUT -m hashlimit --hashlimit-upto 1/sec --hashlimit-name e --hashlimit-htable-expire 0',
     '-A INPUT -m hashlimit --hashlimit-upto 1/sec --hashlimit-name e --hashlimit-htable-gcinterval 0', '-A INPUT -m hashlimit --hashlimit-upto 1/sec --hashlimit-burst 0 --hashlimit-name e',
     '-A INPUT -m hashlimit --hashlimit-upto 1/sec --hashlimit-burst abc --hashlimit-name e', '-A INPUT -m hashlimit --hashlimit-upto 1/sec --hashlimit-burst 1000000 --hashlimit-name e', '-A INPUT -m hashlimit --hashlimit-upto 1/sec --hashlimit-above 2/sec --hashlimit-name e',

@@ -8,7 +8,7 @@ import { BpftablesError } from './errors';
 import { fmtIpv4, fmtIpv6, isZero6, maskBits6 } from './addr';
 import type { TableCommand } from './commands';
 import { type AddrMatch, type Chain, commandName, type Family, isBuiltin, type IfaceMatch, isAddr6, type Match, type Range, type Rule, type Table, TCP_FLAGS } from './ir';
-import { fmtAddrTypes, fmtCtAddr, fmtCtStatus, fmtIpRange, fmtMac, fmtRate, hashlimitMasks, PKT_TYPES, recentMaskText, TOS_NAMES, XT_HASHLIMIT_SCALE } from './matches';
+import { fmtAddrTypes, fmtCtAddr, fmtCtStatus, fmtIpRange, fmtMac, fmtRate, hashlimitDefaultExpire, hashlimitMasks, PKT_TYPES, recentMaskText, TOS_NAMES, XT_HASHLIMIT_SCALE } from './matches';
 import { BUILTIN_PROTOS, ICMP_TYPES, ICMP6_TYPES, type NameDb, protoName } from './names';
 import { chainOrder, maskBits } from './save';
 import { targetModuleOf } from './targets';
@@ -172,7 +172,7 @@ function fmtMatch(m: Match, proto: number | undefined, o: ListOptions): string {
       if (m.size !== undefined) s += ` htable-size ${m.size}`;
       if (m.max !== undefined) s += ` htable-max ${m.max}`;
       if (m.gcinterval !== 1000) s += ` htable-gcinterval ${m.gcinterval}`;
-      if (m.expire !== 10000) s += ` htable-expire ${m.expire}`;
+      if (m.expire !== hashlimitDefaultExpire(m.avg)) s += ` htable-expire ${m.expire}`;
       return s + hashlimitMasks(m, ' ');
     }
     case 'recent': {

@@ -949,6 +949,20 @@ export function fmtRate(avg: number, scale = XT_LIMIT_SCALE): string {
   return `${Math.floor(mult / avg)}/${name}`;
 }
 
+/** Seconds in the unit a rate was written with ("5/min": 60; no unit: seconds). */
+function rateUnitSeconds(text: string): number {
+  const slash = text.indexOf('/');
+  if (slash < 0) return 1;
+  const u = text.slice(slash + 1).toLowerCase();
+  return ([['second', 1], ['minute', 60], ['hour', 3600], ['day', 86400]] as const).find(([n]) => n.startsWith(u))?.[1] ?? 1;
+}
+
+/** The htable-expire iptables leaves unprinted: the unit the rate is printed in, in ms. */
+export function hashlimitDefaultExpire(avg: number): number {
+  const unit = fmtRate(avg, XT_HASHLIMIT_SCALE).split('/')[1]!;
+  return ({ sec: 1, min: 60, hour: 3600, day: 86400 } as Record<string, number>)[unit]! * 1000;
+}
+
 const HASHLIMIT_MODES = ['srcip', 'srcport', 'dstip', 'dstport'] as const;
 const hashlimit: MatchModule = {
   name: 'hashlimit',
@@ -961,7 +975,8 @@ const hashlimit: MatchModule = {
     { name: '--hashlimit-htable-expire', args: 1, invertible: false },
     { name: '--hashlimit-rate-match', args: 0, invertible: false, unsupported: true }, { name: '--hashlimit-rate-interval', args: 1, invertible: false, unsupported: true },
   ],
-  create: () => ({ kind: 'hashlimit', family: 4, name: '', avg: 0, burst: 5, above: false, mode: [], srcmask: -1, dstmask: -1, gcinterval: 1000, expire: 10000 }),
+  // expire -1 until finish: without --hashlimit-htable-expire it is the rate's unit (iptables' default)
+  create: () => ({ kind: 'hashlimit', family: 4, name: '', avg: 0, burst: 5, above: false, mode: [], srcmask: -1, dstmask: -1, gcinterval: 1000, expire: -1 }),
   parse(m, opt, args, _invert, ctx) {
     const t = m as Extract<Match, { kind: 'hashlimit' }>;
     const text = args[0]!;
@@ -972,6 +987,7 @@ const hashlimit: MatchModule = {
         if (/b(\/|$)/i.test(text)) throw unsupported(`option ${opt} ${text} (a rate in bytes) of match hashlimit`, opt);
         try { t.avg = parseRate(text, XT_HASHLIMIT_SCALE); } catch { throw bad(); }
         t.above = opt === '--hashlimit-above';
+        (t as { unitMs?: number }).unitMs = rateUnitSeconds(text) * 1000;
         break;
       }
       case '--hashlimit-burst': {
@@ -1007,6 +1023,10 @@ const hashlimit: MatchModule = {
     }
     if (!seen.has('--hashlimit-upto') && !seen.has('--hashlimit-above')) throw paramError('You have to specify --hashlimit');
     if (!seen.has('--hashlimit-name')) throw paramError('hashlimit: option "--hashlimit-name" must be specified\n');
+    // an entry lives as long as the rate's unit unless told otherwise
+    const parsed = t as { unitMs?: number };
+    if (t.expire < 0) t.expire = parsed.unitMs ?? 1000;
+    delete parsed.unitMs;
     // what the kernel refuses at checkentry
     if (t.gcinterval === 0 || t.expire === 0) throw kernelInvalid(commandName(ctx.family));
     const full = ctx.family === 6 ? 128 : 32;
@@ -1022,7 +1042,7 @@ const hashlimit: MatchModule = {
     if (t.size !== undefined) s += ` --hashlimit-htable-size ${t.size}`;
     if (t.max !== undefined) s += ` --hashlimit-htable-max ${t.max}`;
     if (t.gcinterval !== 1000) s += ` --hashlimit-htable-gcinterval ${t.gcinterval}`;
-    if (t.expire !== 10000) s += ` --hashlimit-htable-expire ${t.expire}`;
+    if (t.expire !== hashlimitDefaultExpire(t.avg)) s += ` --hashlimit-htable-expire ${t.expire}`;
     return s + hashlimitMasks(t, ' --hashlimit-');
   },
 };

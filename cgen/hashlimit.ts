@@ -14,7 +14,8 @@ import { commandName, type Match } from '../xlate/ir';
 import { XT_HASHLIMIT_SCALE } from '../xlate/matches';
 
 export const HASHLIMIT_KEY_SIZE = 40;
-export const HASHLIMIT_VALUE_SIZE = 24;
+/** Value: prev jiffies, credit, expires (jiffies), and for byte rates the refills left (credit_cap). */
+export const HASHLIMIT_VALUE_SIZE = 32;
 /** Per-CPU array (one element): the key being built, then a new entry's value at HASHLIMIT_KEY_SIZE. */
 export const HASHLIMIT_SCRATCH_MAP = 'hlkey';
 export const HASHLIMIT_SCRATCH_SIZE = HASHLIMIT_KEY_SIZE + HASHLIMIT_VALUE_SIZE;
@@ -35,11 +36,22 @@ export function hashlimitCredits(m: Extract<Match, { kind: 'hashlimit' }>, hz: n
   return { cpj, cost, cap };
 }
 
+/** Byte rates: credits per jiffy, a full bucket (one second), and the cost of one 16-byte chunk. */
+export function hashlimitByteCredits(m: Extract<Match, { kind: 'hashlimit' }>, hz: number): { cpjb: bigint; full: bigint; cost: bigint } {
+  if (!hz) throw new BpftablesError('hashlimit: the kernel\'s CONFIG_HZ could not be read (/proc/config.gz or /boot/config-*)', 1);
+  const maxCpj = 0xffffffff / hz;
+  let cpjb = 1;
+  while (cpjb * 2 <= maxCpj) cpjb *= 2;
+  const cost = (BigInt(m.avg) * BigInt(hz) * BigInt(cpjb)) >> 32n;
+  if (cost === 0n) throw new BpftablesError(`${commandName(m.family)}: Invalid argument. Run \`dmesg' for more information.`, 1);
+  return { cpjb: BigInt(cpjb), full: BigInt(cpjb) * BigInt(hz), cost };
+}
+
 /** Protocols whose "ports" are the transport header's first four bytes (proto_ports_offset 0). */
 const PORTS_AT_0 = [6, 17, 33, 50, 132, 136];
 
 export function emitHashlimit(a: Asm, m: Extract<Match, { kind: 'hashlimit' }>, l: RuleLabels, env: MatchEnv): void {
-  const { cpj, cost, cap } = hashlimitCredits(m, env.hz);
+  const { cpj, cost, cap } = m.bytes ? { cpj: 0n, cost: 0n, cap: 0n } : hashlimitCredits(m, env.hz);
   const expireJ = Math.ceil((m.expire * env.hz) / 1000);
   const under = a.fresh('hlunder'), fresh = a.fresh('hlnew'), decide = a.fresh('hldecide');
   // the key buffer
@@ -85,16 +97,46 @@ export function emitHashlimit(a: Asm, m: Extract<Match, { kind: 'hashlimit' }>, 
   const same = a.fresh('hlsame'), capped = a.fresh('hlcapped');
   a.ldx(8, R1, R6, 0).movReg(R2, R8).alu64('sub', R2, R1).jmp('jeq', R2, 0, same);
   a.stx(8, R6, 0, R8);
-  a.ldImm64(R3, cpj).alu64('mul', R2, R3).ldx(8, R1, R6, 8).alu64('add', R1, R2);
-  a.ldImm64(R3, cap).jmpReg('jle', R1, R3, capped).movReg(R1, R3);
-  a.label(capped).stx(8, R6, 8, R1);
-  a.label(same);
-  a.ldx(8, R1, R6, 8).ldImm64(R3, cost).jmpReg('jlt', R1, R3, decide); // over the limit: r0 = 0 below
-  a.alu64('sub', R1, R3).stx(8, R6, 8, R1).ja(under);
+  if (!m.bytes) {
+    a.ldImm64(R3, cpj).alu64('mul', R2, R3).ldx(8, R1, R6, 8).alu64('add', R1, R2);
+    a.ldImm64(R3, cap).jmpReg('jle', R1, R3, capped).movReg(R1, R3);
+    a.label(capped).stx(8, R6, 8, R1);
+    a.label(same);
+    a.ldx(8, R1, R6, 8).ldImm64(R3, cost).jmpReg('jlt', R1, R3, decide); // over the limit
+    a.alu64('sub', R1, R3).stx(8, R6, 8, R1).ja(under);
+  } else {
+    const b = hashlimitByteCredits(m, env.hz);
+    const noWrap = a.fresh('hlnowrap'), chunkCapped = a.fresh('hlchunk'), refilled = a.fresh('hlrefill');
+    // credit += CREDITS_PER_JIFFY_BYTES * delta; a wrap-around or more than a second's worth: full
+    a.ldImm64(R3, b.cpjb).alu64('mul', R2, R3).ldx(8, R1, R6, 8).movReg(R3, R1).alu64('add', R1, R2);
+    a.jmpReg('jgt', R1, R3, noWrap).ldImm64(R1, b.full);
+    a.label(noWrap).ldImm64(R3, b.full).jmpReg('jle', R1, R3, capped).movReg(R1, R3);
+    a.label(capped).stx(8, R6, 8, R1);
+    a.label(same);
+    // this packet's cost: (len / 16 + 1) chunks, at most a full bucket; an empty bucket refills while refills last
+    a.ldx(4, R2, R9, S.SKBLEN).alu64('rsh', R2, { imm: 4 }).alu64('add', R2, { imm: 1 });
+    a.ldImm64(R3, b.cost).alu64('mul', R2, R3).ldImm64(R3, b.full).jmpReg('jle', R2, R3, chunkCapped).movReg(R2, R3);
+    a.label(chunkCapped).ldx(8, R1, R6, 8).jmpReg('jge', R1, R2, refilled);
+    a.ldx(8, R3, R6, 24).jmp('jeq', R3, 0, refilled).alu64('sub', R3, { imm: 1 }).stx(8, R6, 24, R3);
+    a.ldImm64(R1, b.full).stx(8, R6, 8, R1);
+    a.label(refilled);
+    // (the kernel compares with the cost cut to 32 bits)
+    a.alu64('lsh', R2, { imm: 32 }).alu64('rsh', R2, { imm: 32 });
+    a.ldx(8, R1, R6, 8).jmpReg('jlt', R1, R2, decide).alu64('sub', R1, R2).stx(8, R6, 8, R1).ja(under);
+  }
   // a new entry: a full bucket, less this packet
   a.label(fresh);
   a.stx(8, R7, HASHLIMIT_KEY_SIZE, R8);
-  a.ldImm64(R1, cap - cost).stx(8, R7, HASHLIMIT_KEY_SIZE + 8, R1);
+  if (!m.bytes) a.ldImm64(R1, cap - cost).stx(8, R7, HASHLIMIT_KEY_SIZE + 8, R1);
+  else {
+    const b = hashlimitByteCredits(m, env.hz);
+    const chunkCapped = a.fresh('hlchunk0');
+    a.ldx(4, R2, R9, S.SKBLEN).alu64('rsh', R2, { imm: 4 }).alu64('add', R2, { imm: 1 });
+    a.ldImm64(R3, b.cost).alu64('mul', R2, R3).ldImm64(R3, b.full).jmpReg('jle', R2, R3, chunkCapped).movReg(R2, R3);
+    a.label(chunkCapped).alu64('lsh', R2, { imm: 32 }).alu64('rsh', R2, { imm: 32 });
+    a.ldImm64(R1, b.full).alu64('sub', R1, R2).stx(8, R7, HASHLIMIT_KEY_SIZE + 8, R1);
+    a.st(8, R7, HASHLIMIT_KEY_SIZE + 24, m.burst);
+  }
   a.movReg(R1, R8).alu64('add', R1, { imm: expireJ }).stx(8, R7, HASHLIMIT_KEY_SIZE + 16, R1);
   a.ldMapFd(R1, hashlimitMapName(m.family, m.name)).movReg(R2, R7).movReg(R3, R7).alu64('add', R3, { imm: HASHLIMIT_KEY_SIZE });
   a.mov64(R4, 0).call(Helper.map_update_elem);

@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import { nsExecOk, sleep } from '../compat/lab';
-import { fixIpChecksum, ipPacket, tcpPacket, udpPacket } from '../compat/probes';
+import { fixIpChecksum, ipPacket, tcpPacket, udpDatagram, udpPacket } from '../compat/probes';
 import path from 'node:path';
 import { checkOutcomes, DiffPair, type ProbeSpec } from './helpers/differential';
 import { BIN, prepareState, requireKernel } from './helpers/env';
@@ -212,6 +212,9 @@ const HASHLIMIT_RULES = `*filter
 -A INPUT -p udp -m udp --dport 9202 -j DROP
 -A INPUT -p udp -m udp --dport 9203 -m hashlimit --hashlimit-upto 1/min --hashlimit-burst 1 --hashlimit-mode srcip --hashlimit-srcmask 24 --hashlimit-name h4 -j ACCEPT
 -A INPUT -p udp -m udp --dport 9203 -j DROP
+-A INPUT -p udp -m udp --dport 9204 -m hashlimit --hashlimit-upto 1kb/s --hashlimit-burst 2kb --hashlimit-name h5 -j ACCEPT
+-A INPUT -p udp -m udp --dport 9204 -j DROP
+-A INPUT -p udp -m udp --dport 9205 -m hashlimit --hashlimit-above 512b/s --hashlimit-mode srcip --hashlimit-name h6 -j DROP
 COMMIT
 `;
 
@@ -227,12 +230,15 @@ t.test('hashlimit keeps a bucket per key like the kernel\'s xt_hashlimit, across
     ...n(5, 'upto 1/hour burst 3, one source', 9200), ...n(2, 'the same limit, another source', 9200, '10.0.1.3'),
     ...n(4, 'above 1/hour burst 2', 9201), ...n(4, 'upto 20/sec burst 2, back to back', 9202),
     ...n(2, 'srcmask 24: one source', 9203), ...n(1, 'srcmask 24: a neighbour in the same /24', 9203, '10.0.1.4'),
+    ...n(80, 'bytes: upto 1kb/s, burst 2kb, small datagrams', 9204),
+    ...Array.from({ length: 4 }, (_, i) => ({ name: `bytes: above 512b/s, a 1000-byte datagram #${i + 1}`, where: 'input' as const, packet: ipPacket({ src: C, dst: R, proto: 17, payload: udpDatagram(C, R, 5000, 9205, Buffer.alloc(1000)) }) })),
   ]);
   checkOutcomes(t, out);
   const passed = (prefix: string): number => out.filter((o) => o.name.startsWith(prefix) && o.legacy).length;
   t.equal(passed('upto 1/hour'), 3, 'the kernel lets the burst through');
   t.equal(passed('the same limit, another source'), 2, 'another source has its own bucket');
   t.equal(passed('above 1/hour'), 2, 'above: dropped once the burst is spent');
+  t.ok(passed('bytes: upto') > 20 && passed('bytes: upto') < 80, `bytes: a full second's worth and two refills (${passed('bytes: upto')} of 80)`);
   sleep(1300);
   t.equal(pair.load(HASHLIMIT_RULES).oursStatus, 0, 'the same rules restored again');
   out = pair.probe([...n(2, 'after the replacement, the spent bucket', 9200), ...n(3, 'an entry idle past htable-expire starts over', 9202)]);

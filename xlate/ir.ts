@@ -126,11 +126,14 @@ export type Match =
    */
   | { kind: 'recent'; name: string; cmd: 'set' | 'rcheck' | 'update' | 'remove'; seconds: number; hitcount: number; rttl: boolean; side: 'source' | 'dest'; mask: number[]; invert: boolean }
   /**
-   * xt_hashlimit (packets): a token bucket per key (the modes' masked
-   * addresses and ports) in the table `name`; avg in 1/1000000 s per packet
+   * xt_hashlimit: a token bucket per key (the modes' masked addresses and
+   * ports) in the table `name`. Packet rates: avg in 1/1000000 s per
+   * packet, burst in packets. Byte rates (bytes): avg is iptables' cost,
+   * 2^32-1 / (bytes per second / 16 + 1), and burst how many times an
+   * empty bucket may be refilled at once (0: never)
    */
   | {
-    kind: 'hashlimit'; family: Family; name: string; avg: number; burst: number; above: boolean; mode: HashlimitMode[]; srcmask: number; dstmask: number;
+    kind: 'hashlimit'; family: Family; name: string; avg: number; burst: number; bytes?: boolean; above: boolean; mode: HashlimitMode[]; srcmask: number; dstmask: number;
     size?: number; max?: number; gcinterval: number; expire: number;
   }
   /**

@@ -8,7 +8,7 @@ import { BpftablesError } from './errors';
 import { fmtIpv4, fmtIpv6, isZero6, maskBits6 } from './addr';
 import type { TableCommand } from './commands';
 import { type AddrMatch, type Chain, commandName, type Family, isBuiltin, type IfaceMatch, isAddr6, type Match, type Range, type Rule, type Table, TCP_FLAGS } from './ir';
-import { fmtAddrTypes, fmtCtAddr, fmtCtStatus, fmtIpRange, fmtMac, fmtRate, hashlimitDefaultExpire, hashlimitMasks, PKT_TYPES, recentMaskText, TOS_NAMES, XT_HASHLIMIT_SCALE } from './matches';
+import { fmtAddrTypes, fmtCtAddr, fmtCtStatus, fmtIpRange, fmtMac, fmtRate, hashlimitDefaultExpire, hashlimitMasks, hashlimitRateText, PKT_TYPES, recentMaskText, TOS_NAMES } from './matches';
 import { BUILTIN_PROTOS, ICMP_TYPES, ICMP6_TYPES, type NameDb, protoName } from './names';
 import { chainOrder, maskBits } from './save';
 import { targetModuleOf } from './targets';
@@ -167,12 +167,12 @@ function fmtMatch(m: Match, proto: number | undefined, o: ListOptions): string {
       return s;
     }
     case 'hashlimit': {
-      let s = ` limit: ${m.above ? 'above' : 'up to'} ${fmtRate(m.avg, XT_HASHLIMIT_SCALE)} burst ${m.burst}`;
+      let s = ` limit: ${m.above ? 'above' : 'up to'} ${hashlimitRateText(m, '')}`;
       if (m.mode.length) s += ` mode ${m.mode.join('-')}`;
       if (m.size !== undefined) s += ` htable-size ${m.size}`;
       if (m.max !== undefined) s += ` htable-max ${m.max}`;
       if (m.gcinterval !== 1000) s += ` htable-gcinterval ${m.gcinterval}`;
-      if (m.expire !== hashlimitDefaultExpire(m.avg)) s += ` htable-expire ${m.expire}`;
+      if (m.expire !== hashlimitDefaultExpire(m.avg, m.bytes)) s += ` htable-expire ${m.expire}`;
       return s + hashlimitMasks(m, ' ');
     }
     case 'recent': {

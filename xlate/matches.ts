@@ -949,6 +949,36 @@ export function fmtRate(avg: number, scale = XT_LIMIT_SCALE): string {
   return `${Math.floor(mult / avg)}/${name}`;
 }
 
+/** iptables' bytes-mode constants: costs count 16-byte chunks; entries live 15 s by default. */
+export const XT_HASHLIMIT_BYTE_SHIFT = 4;
+const XT_HASHLIMIT_BYTE_EXPIRE = 15;
+const U32_MAX = 0xffffffff;
+
+/** "Nb/s", "Nkb/s", "Nmb/s" → bytes per second (undefined: not a byte rate). */
+function byteRate(text: string): number | undefined {
+  const m = /^(\d+)([km]?)b\/s$/i.exec(text);
+  if (!m || Number(m[1]) === 0) return undefined;
+  return (Number(m[1]) * ({ '': 1, k: 1024, m: 1048576 } as Record<string, number>)[m[2]!.toLowerCase()]!) % 2 ** 32;
+}
+/** iptables' cost of a byte rate, and back. */
+export const bytesToCost = (bytes: number): number => Math.floor(U32_MAX / (Math.floor(bytes / 2 ** XT_HASHLIMIT_BYTE_SHIFT) + 1));
+export const costToBytes = (cost: number): number => ((cost ? Math.floor(U32_MAX / cost) : U32_MAX) - 1) * 2 ** XT_HASHLIMIT_BYTE_SHIFT;
+const BYTE_UNITS: ReadonlyArray<[string, number]> = [['m', 1048576], ['k', 1024]];
+
+/** The rate and burst as iptables prints them ("upto" rate, then " <prefix>burst ..."). */
+export function hashlimitRateText(t: Extract<Match, { kind: 'hashlimit' }>, burstPrefix: string): string {
+  if (!t.bytes) return `${fmtRate(t.avg, XT_HASHLIMIT_SCALE)} ${burstPrefix}burst ${t.burst}`;
+  const r = costToBytes(t.avg);
+  const unit = BYTE_UNITS.find(([, th]) => r >= th && bytesToCost(r - (r % th)) === t.avg);
+  let s = `${Math.floor(r / (unit?.[1] ?? 1))}${unit?.[0] ?? ''}b/s`;
+  if (t.burst) {
+    const b = r * t.burst;
+    const bu = BYTE_UNITS.find(([, th]) => b >= th);
+    s += ` ${burstPrefix}burst ${Math.floor(b / (bu?.[1] ?? 1))}${bu?.[0] ?? ''}b`;
+  }
+  return s;
+}
+
 /** Seconds in the unit a rate was written with ("5/min": 60; no unit: seconds). */
 function rateUnitSeconds(text: string): number {
   const slash = text.indexOf('/');
@@ -957,8 +987,9 @@ function rateUnitSeconds(text: string): number {
   return ([['second', 1], ['minute', 60], ['hour', 3600], ['day', 86400]] as const).find(([n]) => n.startsWith(u))?.[1] ?? 1;
 }
 
-/** The htable-expire iptables leaves unprinted: the unit the rate is printed in, in ms. */
-export function hashlimitDefaultExpire(avg: number): number {
+/** The htable-expire iptables leaves unprinted: the unit the rate is printed in (byte rates: 15 s), in ms. */
+export function hashlimitDefaultExpire(avg: number, bytes = false): number {
+  if (bytes) return XT_HASHLIMIT_BYTE_EXPIRE * 1000;
   const unit = fmtRate(avg, XT_HASHLIMIT_SCALE).split('/')[1]!;
   return ({ sec: 1, min: 60, hour: 3600, day: 86400 } as Record<string, number>)[unit]! * 1000;
 }
@@ -984,17 +1015,26 @@ const hashlimit: MatchModule = {
     const u32 = (): number => { const v = parseUintAny(text, 0xffffffff); if (v === undefined) throw bad(); return v; };
     switch (opt) {
       case '--hashlimit-upto': case '--hashlimit-above': {
-        if (/b(\/|$)/i.test(text)) throw unsupported(`option ${opt} ${text} (a rate in bytes) of match hashlimit`, opt);
-        try { t.avg = parseRate(text, XT_HASHLIMIT_SCALE); } catch { throw bad(); }
+        const bytes = byteRate(text);
+        if (bytes !== undefined) {
+          t.avg = bytesToCost(bytes);
+          t.bytes = true;
+          (t as { unitMs?: number }).unitMs = XT_HASHLIMIT_BYTE_EXPIRE * 1000;
+        } else {
+          try { t.avg = parseRate(text, XT_HASHLIMIT_SCALE); } catch { throw bad(); }
+          (t as { unitMs?: number }).unitMs = rateUnitSeconds(text) * 1000;
+        }
         t.above = opt === '--hashlimit-above';
-        (t as { unitMs?: number }).unitMs = rateUnitSeconds(text) * 1000;
         break;
       }
       case '--hashlimit-burst': {
-        if (/^\d+[kmg]?b$/i.test(text)) throw unsupported(`option ${opt} ${text} (a burst in bytes) of match hashlimit`, opt);
+        // a number of packets, or of bytes with a unit (b, kb, mb) for byte rates
+        const m = /^(\d+)([km]?b)$/i.exec(text);
+        if (m) { (t as { burstBytes?: number }).burstBytes = Number(m[1]) * ({ b: 1, kb: 1024, mb: 1048576 } as Record<string, number>)[m[2]!.toLowerCase()]!; break; }
         const b = parseUintAny(text, 1000000);
         if (!b) throw paramError('bad value for option "--hashlimit-burst", or out of range (1-1000000).');
         t.burst = b;
+        (t as { burstBytes?: number }).burstBytes = b;
         break;
       }
       case '--hashlimit-mode': {
@@ -1024,9 +1064,19 @@ const hashlimit: MatchModule = {
     if (!seen.has('--hashlimit-upto') && !seen.has('--hashlimit-above')) throw paramError('You have to specify --hashlimit');
     if (!seen.has('--hashlimit-name')) throw paramError('hashlimit: option "--hashlimit-name" must be specified\n');
     // an entry lives as long as the rate's unit unless told otherwise
-    const parsed = t as { unitMs?: number };
+    const parsed = t as { unitMs?: number; burstBytes?: number };
     if (t.expire < 0) t.expire = parsed.unitMs ?? 1000;
+    if (t.bytes) {
+      // a burst in bytes becomes how many whole rates it spans (rounded up); none given: 0
+      if (seen.has('--hashlimit-burst')) {
+        const per = costToBytes(t.avg);
+        const b = parsed.burstBytes ?? 0;
+        if (b < per) throw paramError(`burst cannot be smaller than ${per}b`);
+        t.burst = Math.ceil(b / per);
+      } else t.burst = 0;
+    } else if (parsed.burstBytes !== undefined) t.burst = parsed.burstBytes; // a unit on a packet burst only scales the number
     delete parsed.unitMs;
+    delete parsed.burstBytes;
     // what the kernel refuses at checkentry
     if (t.gcinterval === 0 || t.expire === 0) throw kernelInvalid(commandName(ctx.family));
     const full = ctx.family === 6 ? 128 : 32;
@@ -1036,13 +1086,13 @@ const hashlimit: MatchModule = {
   },
   save(m) {
     const t = m as Extract<Match, { kind: 'hashlimit' }>;
-    let s = ` --hashlimit-${t.above ? 'above' : 'upto'} ${fmtRate(t.avg, XT_HASHLIMIT_SCALE)} --hashlimit-burst ${t.burst}`;
+    let s = ` --hashlimit-${t.above ? 'above' : 'upto'} ${hashlimitRateText(t, '--hashlimit-')}`;
     if (t.mode.length) s += ` --hashlimit-mode ${t.mode.join(',')}`;
     s += ` --hashlimit-name ${t.name}`;
     if (t.size !== undefined) s += ` --hashlimit-htable-size ${t.size}`;
     if (t.max !== undefined) s += ` --hashlimit-htable-max ${t.max}`;
     if (t.gcinterval !== 1000) s += ` --hashlimit-htable-gcinterval ${t.gcinterval}`;
-    if (t.expire !== hashlimitDefaultExpire(t.avg)) s += ` --hashlimit-htable-expire ${t.expire}`;
+    if (t.expire !== hashlimitDefaultExpire(t.avg, t.bytes)) s += ` --hashlimit-htable-expire ${t.expire}`;
     return s + hashlimitMasks(t, ' --hashlimit-');
   },
 };

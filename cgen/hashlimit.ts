@@ -47,11 +47,25 @@ export function hashlimitByteCredits(m: Extract<Match, { kind: 'hashlimit' }>, h
   return { cpjb: BigInt(cpjb), full: BigInt(cpjb) * BigInt(hz), cost };
 }
 
+/**
+ * --hashlimit-rate-match: the rate allowed per interval (packets, or bytes shifted as the kernel's
+ * user2rate_bytes has it) and the most one window may hold (the burst).
+ */
+export function hashlimitRate(m: Extract<Match, { kind: 'hashlimit' }>): { rate: bigint; burst: bigint } {
+  const U64 = (1n << 64n) - 1n;
+  if (m.bytes) {
+    const rate = (((m.avg ? BigInt(Math.floor(0xffffffff / m.avg)) : 0xffffffffn) - 1n) << 4n) & U64;
+    return { rate, burst: m.burst ? (BigInt(m.burst) * rate) & U64 : rate };
+  }
+  const rate = BigInt(Math.floor(XT_HASHLIMIT_SCALE / m.avg));
+  return { rate, burst: BigInt(m.burst) + rate };
+}
+
 /** Protocols whose "ports" are the transport header's first four bytes (proto_ports_offset 0). */
 const PORTS_AT_0 = [6, 17, 33, 50, 132, 136];
 
 export function emitHashlimit(a: Asm, m: Extract<Match, { kind: 'hashlimit' }>, l: RuleLabels, env: MatchEnv): void {
-  const { cpj, cost, cap } = m.bytes ? { cpj: 0n, cost: 0n, cap: 0n } : hashlimitCredits(m, env.hz);
+  const { cpj, cost, cap } = m.bytes || m.rateMatch ? { cpj: 0n, cost: 0n, cap: 0n } : hashlimitCredits(m, env.hz);
   const expireJ = Math.ceil((m.expire * env.hz) / 1000);
   const under = a.fresh('hlunder'), fresh = a.fresh('hlnew'), decide = a.fresh('hldecide');
   // the key buffer
@@ -93,41 +107,74 @@ export function emitHashlimit(a: Asm, m: Extract<Match, { kind: 'hashlimit' }>, 
   // an entry idle beyond htable-expire is gone in the kernel: start over
   a.ldx(8, R1, R6, 16).alu64('sub', R1, R8).jmp('jslt', R1, 0, fresh);
   a.movReg(R1, R8).alu64('add', R1, { imm: expireJ }).stx(8, R6, 16, R1);
-  // rateinfo_recalc
-  const same = a.fresh('hlsame'), capped = a.fresh('hlcapped');
-  a.ldx(8, R1, R6, 0).movReg(R2, R8).alu64('sub', R2, R1).jmp('jeq', R2, 0, same);
-  a.stx(8, R6, 0, R8);
-  if (!m.bytes) {
-    a.ldImm64(R3, cpj).alu64('mul', R2, R3).ldx(8, R1, R6, 8).alu64('add', R1, R2);
-    a.ldImm64(R3, cap).jmpReg('jle', R1, R3, capped).movReg(R1, R3);
-    a.label(capped).stx(8, R6, 8, R1);
+  if (m.rateMatch) {
+    // the kernel's rate matching: a window of `interval` seconds; the packet fits while the previous window kept
+    // to the rate and this one has not gone past the burst
+    const { rate, burst } = hashlimitRate(m);
+    const intervalJ = (m.interval ?? 1) * env.hz;
+    const same = a.fresh('hlwin'), ok = a.fresh('hlfits'), over = a.fresh('hlover');
+    a.ldx(8, R1, R6, 0).movReg(R2, R8).alu64('sub', R2, R1).ldImm64(R3, BigInt(intervalJ)).jmpReg('jlt', R2, R3, same);
+    a.stx(8, R6, 0, R8);
+    // prev_window = current_rate * interval > delta * rate
+    a.ldx(8, R1, R6, 8).ldImm64(R3, BigInt(intervalJ)).alu64('mul', R1, R3).ldImm64(R3, rate).alu64('mul', R2, R3);
+    const kept = a.fresh('hlkept');
+    a.st(8, R6, 24, 0).jmpReg('jle', R1, R2, kept);
+    a.st(8, R6, 24, 1);
+    a.label(kept).st(8, R6, 8, 0);
     a.label(same);
-    a.ldx(8, R1, R6, 8).ldImm64(R3, cost).jmpReg('jlt', R1, R3, decide); // over the limit
-    a.alu64('sub', R1, R3).stx(8, R6, 8, R1).ja(under);
+    if (m.bytes) a.ldx(4, R2, R9, S.SKBLEN); else a.mov64(R2, 1);
+    a.ldx(8, R1, R6, 8).alu64('add', R1, R2).stx(8, R6, 8, R1);
+    a.ldx(8, R3, R6, 24).jmp('jne', R3, 0, over);
+    a.ldImm64(R3, burst).jmpReg('jle', R1, R3, ok);
+    a.label(over).ja(decide);
+    a.label(ok).ja(under);
   } else {
-    const b = hashlimitByteCredits(m, env.hz);
-    const noWrap = a.fresh('hlnowrap'), chunkCapped = a.fresh('hlchunk'), refilled = a.fresh('hlrefill');
-    // credit += CREDITS_PER_JIFFY_BYTES * delta; a wrap-around or more than a second's worth: full
-    a.ldImm64(R3, b.cpjb).alu64('mul', R2, R3).ldx(8, R1, R6, 8).movReg(R3, R1).alu64('add', R1, R2);
-    a.jmpReg('jgt', R1, R3, noWrap).ldImm64(R1, b.full);
-    a.label(noWrap).ldImm64(R3, b.full).jmpReg('jle', R1, R3, capped).movReg(R1, R3);
-    a.label(capped).stx(8, R6, 8, R1);
-    a.label(same);
-    // this packet's cost: (len / 16 + 1) chunks, at most a full bucket; an empty bucket refills while refills last
-    a.ldx(4, R2, R9, S.SKBLEN).alu64('rsh', R2, { imm: 4 }).alu64('add', R2, { imm: 1 });
-    a.ldImm64(R3, b.cost).alu64('mul', R2, R3).ldImm64(R3, b.full).jmpReg('jle', R2, R3, chunkCapped).movReg(R2, R3);
-    a.label(chunkCapped).ldx(8, R1, R6, 8).jmpReg('jge', R1, R2, refilled);
-    a.ldx(8, R3, R6, 24).jmp('jeq', R3, 0, refilled).alu64('sub', R3, { imm: 1 }).stx(8, R6, 24, R3);
-    a.ldImm64(R1, b.full).stx(8, R6, 8, R1);
-    a.label(refilled);
-    // (the kernel compares with the cost cut to 32 bits)
-    a.alu64('lsh', R2, { imm: 32 }).alu64('rsh', R2, { imm: 32 });
-    a.ldx(8, R1, R6, 8).jmpReg('jlt', R1, R2, decide).alu64('sub', R1, R2).stx(8, R6, 8, R1).ja(under);
+  // rateinfo_recalc
+    const same = a.fresh('hlsame'), capped = a.fresh('hlcapped');
+    a.ldx(8, R1, R6, 0).movReg(R2, R8).alu64('sub', R2, R1).jmp('jeq', R2, 0, same);
+    a.stx(8, R6, 0, R8);
+    if (!m.bytes) {
+      a.ldImm64(R3, cpj).alu64('mul', R2, R3).ldx(8, R1, R6, 8).alu64('add', R1, R2);
+      a.ldImm64(R3, cap).jmpReg('jle', R1, R3, capped).movReg(R1, R3);
+      a.label(capped).stx(8, R6, 8, R1);
+      a.label(same);
+      a.ldx(8, R1, R6, 8).ldImm64(R3, cost).jmpReg('jlt', R1, R3, decide); // over the limit
+      a.alu64('sub', R1, R3).stx(8, R6, 8, R1).ja(under);
+    } else {
+      const b = hashlimitByteCredits(m, env.hz);
+      const noWrap = a.fresh('hlnowrap'), chunkCapped = a.fresh('hlchunk'), refilled = a.fresh('hlrefill');
+      // credit += CREDITS_PER_JIFFY_BYTES * delta; a wrap-around or more than a second's worth: full
+      a.ldImm64(R3, b.cpjb).alu64('mul', R2, R3).ldx(8, R1, R6, 8).movReg(R3, R1).alu64('add', R1, R2);
+      a.jmpReg('jgt', R1, R3, noWrap).ldImm64(R1, b.full);
+      a.label(noWrap).ldImm64(R3, b.full).jmpReg('jle', R1, R3, capped).movReg(R1, R3);
+      a.label(capped).stx(8, R6, 8, R1);
+      a.label(same);
+      // this packet's cost: (len / 16 + 1) chunks, at most a full bucket; an empty bucket refills while refills last
+      a.ldx(4, R2, R9, S.SKBLEN).alu64('rsh', R2, { imm: 4 }).alu64('add', R2, { imm: 1 });
+      a.ldImm64(R3, b.cost).alu64('mul', R2, R3).ldImm64(R3, b.full).jmpReg('jle', R2, R3, chunkCapped).movReg(R2, R3);
+      a.label(chunkCapped).ldx(8, R1, R6, 8).jmpReg('jge', R1, R2, refilled);
+      a.ldx(8, R3, R6, 24).jmp('jeq', R3, 0, refilled).alu64('sub', R3, { imm: 1 }).stx(8, R6, 24, R3);
+      a.ldImm64(R1, b.full).stx(8, R6, 8, R1);
+      a.label(refilled);
+      // (the kernel compares with the cost cut to 32 bits)
+      a.alu64('lsh', R2, { imm: 32 }).alu64('rsh', R2, { imm: 32 });
+      a.ldx(8, R1, R6, 8).jmpReg('jlt', R1, R2, decide).alu64('sub', R1, R2).stx(8, R6, 8, R1).ja(under);
+    }
   }
   // a new entry: a full bucket, less this packet
   a.label(fresh);
   a.stx(8, R7, HASHLIMIT_KEY_SIZE, R8);
-  if (!m.bytes) a.ldImm64(R1, cap - cost).stx(8, R7, HASHLIMIT_KEY_SIZE + 8, R1);
+  if (m.rateMatch) {
+    // a new window holding this packet, the previous one clean
+    const { burst } = hashlimitRate(m);
+    if (m.bytes) a.ldx(4, R1, R9, S.SKBLEN); else a.mov64(R1, 1);
+    a.stx(8, R7, HASHLIMIT_KEY_SIZE + 8, R1).st(8, R7, HASHLIMIT_KEY_SIZE + 24, 0);
+    const newOver = a.fresh('hlnewover'), newOk = a.fresh('hlnewok');
+    a.ldImm64(R3, burst).jmpReg('jgt', R1, R3, newOver);
+    a.mov64(R6, 1).ja(newOk);
+    a.label(newOver).mov64(R6, 0);
+    a.label(newOk);
+  } else if (!m.bytes) a.ldImm64(R1, cap - cost).stx(8, R7, HASHLIMIT_KEY_SIZE + 8, R1);
   else {
     const b = hashlimitByteCredits(m, env.hz);
     const chunkCapped = a.fresh('hlchunk0');
@@ -141,6 +188,7 @@ export function emitHashlimit(a: Asm, m: Extract<Match, { kind: 'hashlimit' }>, 
   a.ldMapFd(R1, hashlimitMapName(m.family, m.name)).movReg(R2, R7).movReg(R3, R7).alu64('add', R3, { imm: HASHLIMIT_KEY_SIZE });
   a.mov64(R4, 0).call(Helper.map_update_elem);
   a.jmp('jne', R0, 0, l.hotdrop);
+  if (m.rateMatch) a.jmp('jeq', R6, 0, decide); // a first packet beyond the burst
   a.label(under);
   // upto: under the limit matches; above: over it matches
   if (m.above) { a.ja(l.next); a.label(decide); } else { const ok = a.fresh('hlok'); a.ja(ok); a.label(decide).ja(l.next); a.label(ok); }

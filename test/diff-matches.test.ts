@@ -215,6 +215,10 @@ const HASHLIMIT_RULES = `*filter
 -A INPUT -p udp -m udp --dport 9204 -m hashlimit --hashlimit-upto 1kb/s --hashlimit-burst 2kb --hashlimit-name h5 -j ACCEPT
 -A INPUT -p udp -m udp --dport 9204 -j DROP
 -A INPUT -p udp -m udp --dport 9205 -m hashlimit --hashlimit-above 512b/s --hashlimit-mode srcip --hashlimit-name h6 -j DROP
+-A INPUT -p udp -m udp --dport 9206 -m hashlimit --hashlimit-upto 5/sec --hashlimit-burst 3 --hashlimit-name h7 --hashlimit-rate-match -j ACCEPT
+-A INPUT -p udp -m udp --dport 9206 -j DROP
+-A INPUT -p udp -m udp --dport 9207 -m hashlimit --hashlimit-upto 1kb/s --hashlimit-name h8 --hashlimit-rate-match -j ACCEPT
+-A INPUT -p udp -m udp --dport 9207 -j DROP
 COMMIT
 `;
 
@@ -232,16 +236,20 @@ t.test('hashlimit keeps a bucket per key like the kernel\'s xt_hashlimit, across
     ...n(2, 'srcmask 24: one source', 9203), ...n(1, 'srcmask 24: a neighbour in the same /24', 9203, '10.0.1.4'),
     ...n(80, 'bytes: upto 1kb/s, burst 2kb, small datagrams', 9204),
     ...Array.from({ length: 4 }, (_, i) => ({ name: `bytes: above 512b/s, a 1000-byte datagram #${i + 1}`, where: 'input' as const, packet: ipPacket({ src: C, dst: R, proto: 17, payload: udpDatagram(C, R, 5000, 9205, Buffer.alloc(1000)) }) })),
+    ...n(12, 'rate-match: 5/sec and 3 more per window', 9206), ...n(40, 'rate-match: 1kb per window', 9207),
   ]);
   checkOutcomes(t, out);
   const passed = (prefix: string): number => out.filter((o) => o.name.startsWith(prefix) && o.legacy).length;
   t.equal(passed('upto 1/hour'), 3, 'the kernel lets the burst through');
   t.equal(passed('the same limit, another source'), 2, 'another source has its own bucket');
   t.equal(passed('above 1/hour'), 2, 'above: dropped once the burst is spent');
+  t.equal(passed('rate-match: 5/sec'), 8, 'rate-match: the rate and the burst fit in one window');
+  t.equal(passed('rate-match: 1kb'), 31, 'rate-match in bytes: 31 datagrams of 33 bytes fit in 1024');
   t.ok(passed('bytes: upto') > 20 && passed('bytes: upto') < 80, `bytes: a full second's worth and two refills (${passed('bytes: upto')} of 80)`);
   sleep(1300);
   t.equal(pair.load(HASHLIMIT_RULES).oursStatus, 0, 'the same rules restored again');
-  out = pair.probe([...n(2, 'after the replacement, the spent bucket', 9200), ...n(3, 'an entry idle past htable-expire starts over', 9202)]);
+  out = pair.probe([...n(2, 'after the replacement, the spent bucket', 9200), ...n(3, 'an entry idle past htable-expire starts over', 9202),
+    ...n(3, 'rate-match: the window after an overfull one', 9206)]);
   checkOutcomes(t, out);
   t.equal(passed('after the replacement'), 0, 'the bucket was kept');
 });

@@ -134,6 +134,8 @@ export type Match =
    */
   | {
     kind: 'hashlimit'; family: Family; name: string; avg: number; burst: number; bytes?: boolean; above: boolean; mode: HashlimitMode[]; srcmask: number; dstmask: number;
+    /** --hashlimit-rate-match: the rate measured over windows of `interval` seconds (default 1) instead of a bucket */
+    rateMatch?: boolean; interval?: number;
     size?: number; max?: number; gcinterval: number; expire: number;
   }
   /**

@@ -167,13 +167,16 @@ function fmtMatch(m: Match, proto: number | undefined, o: ListOptions): string {
       return s;
     }
     case 'hashlimit': {
-      let s = ` limit: ${m.above ? 'above' : 'up to'} ${hashlimitRateText(m, '')}`;
+      let s = ` limit: ${m.above ? 'above' : 'up to'} ${hashlimitRateText(m, '', true)}`;
       if (m.mode.length) s += ` mode ${m.mode.join('-')}`;
       if (m.size !== undefined) s += ` htable-size ${m.size}`;
       if (m.max !== undefined) s += ` htable-max ${m.max}`;
       if (m.gcinterval !== 1000) s += ` htable-gcinterval ${m.gcinterval}`;
-      if (m.expire !== hashlimitDefaultExpire(m.avg, m.bytes)) s += ` htable-expire ${m.expire}`;
-      return s + hashlimitMasks(m, ' ');
+      // (against the rate as listed: per rate-interval)
+      if (m.expire !== hashlimitDefaultExpire(m.avg * (m.interval ?? 1), m.bytes)) s += ` htable-expire ${m.expire}`;
+      s += hashlimitMasks(m, ' ');
+      if (m.rateMatch) s += ` rate-match${m.interval ? ` rate-interval ${m.interval}` : ''}`;
+      return s;
     }
     case 'recent': {
       let s = ` ${m.invert ? '! ' : ''}recent: ${({ set: 'SET', rcheck: 'CHECK', update: 'UPDATE', remove: 'REMOVE' } as const)[m.cmd]}`;

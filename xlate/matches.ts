@@ -966,8 +966,10 @@ export const costToBytes = (cost: number): number => ((cost ? Math.floor(U32_MAX
 const BYTE_UNITS: ReadonlyArray<[string, number]> = [['m', 1048576], ['k', 1024]];
 
 /** The rate and burst as iptables prints them ("upto" rate, then " <prefix>burst ..."). */
-export function hashlimitRateText(t: Extract<Match, { kind: 'hashlimit' }>, burstPrefix: string): string {
-  if (!t.bytes) return `${fmtRate(t.avg, XT_HASHLIMIT_SCALE)} ${burstPrefix}burst ${t.burst}`;
+export function hashlimitRateText(t: Extract<Match, { kind: 'hashlimit' }>, burstPrefix: string, perInterval = false): string {
+  // iptables -L shows a packet rate per rate-interval
+  const scaled = perInterval && t.interval ? t.avg * t.interval : t.avg;
+  if (!t.bytes) return `${fmtRate(scaled, XT_HASHLIMIT_SCALE)} ${burstPrefix}burst ${t.burst}`;
   const r = costToBytes(t.avg);
   const unit = BYTE_UNITS.find(([, th]) => r >= th && bytesToCost(r - (r % th)) === t.avg);
   let s = `${Math.floor(r / (unit?.[1] ?? 1))}${unit?.[0] ?? ''}b/s`;
@@ -1004,7 +1006,7 @@ const hashlimit: MatchModule = {
     { name: '--hashlimit-dstmask', args: 1, invertible: false }, { name: '--hashlimit-htable-size', args: 1, invertible: false },
     { name: '--hashlimit-htable-max', args: 1, invertible: false }, { name: '--hashlimit-htable-gcinterval', args: 1, invertible: false },
     { name: '--hashlimit-htable-expire', args: 1, invertible: false },
-    { name: '--hashlimit-rate-match', args: 0, invertible: false, unsupported: true }, { name: '--hashlimit-rate-interval', args: 1, invertible: false, unsupported: true },
+    { name: '--hashlimit-rate-match', args: 0, invertible: false }, { name: '--hashlimit-rate-interval', args: 1, invertible: false },
   ],
   // expire -1 until finish: without --hashlimit-htable-expire it is the rate's unit (iptables' default)
   create: () => ({ kind: 'hashlimit', family: 4, name: '', avg: 0, burst: 5, above: false, mode: [], srcmask: -1, dstmask: -1, gcinterval: 1000, expire: -1 }),
@@ -1054,6 +1056,13 @@ const hashlimit: MatchModule = {
       case '--hashlimit-htable-max': t.max = u32(); break;
       case '--hashlimit-htable-gcinterval': t.gcinterval = u32(); break;
       case '--hashlimit-htable-expire': t.expire = u32(); break;
+      case '--hashlimit-rate-match': t.rateMatch = true; break;
+      case '--hashlimit-rate-interval': {
+        const v = u32();
+        if (v === 0) throw bad();
+        if (v !== 1) t.interval = v;
+        break;
+      }
     }
   },
   finish(m, seen, ctx) {
@@ -1063,9 +1072,16 @@ const hashlimit: MatchModule = {
     }
     if (!seen.has('--hashlimit-upto') && !seen.has('--hashlimit-above')) throw paramError('You have to specify --hashlimit');
     if (!seen.has('--hashlimit-name')) throw paramError('hashlimit: option "--hashlimit-name" must be specified\n');
-    // an entry lives as long as the rate's unit unless told otherwise
+    // an entry lives as long as the rate's unit unless told otherwise; so does a rate-match window
     const parsed = t as { unitMs?: number; burstBytes?: number };
     if (t.expire < 0) t.expire = parsed.unitMs ?? 1000;
+    // a packet rate-match without an interval measures per unit of the rate written: iptables keeps the rate per
+    // second and makes the unit the interval (1/day: 1/sec over 86400 s windows)
+    const unitS = (parsed.unitMs ?? 1000) / 1000;
+    if (t.rateMatch && !t.bytes && !seen.has('--hashlimit-rate-interval') && unitS !== 1) {
+      t.interval = unitS;
+      t.avg = Math.floor(t.avg / unitS);
+    }
     if (t.bytes) {
       // a burst in bytes becomes how many whole rates it spans (rounded up); none given: 0
       if (seen.has('--hashlimit-burst')) {
@@ -1077,6 +1093,7 @@ const hashlimit: MatchModule = {
     } else if (parsed.burstBytes !== undefined) t.burst = parsed.burstBytes; // a unit on a packet burst only scales the number
     delete parsed.unitMs;
     delete parsed.burstBytes;
+
     // what the kernel refuses at checkentry
     if (t.gcinterval === 0 || t.expire === 0) throw kernelInvalid(commandName(ctx.family));
     const full = ctx.family === 6 ? 128 : 32;
@@ -1093,7 +1110,9 @@ const hashlimit: MatchModule = {
     if (t.max !== undefined) s += ` --hashlimit-htable-max ${t.max}`;
     if (t.gcinterval !== 1000) s += ` --hashlimit-htable-gcinterval ${t.gcinterval}`;
     if (t.expire !== hashlimitDefaultExpire(t.avg, t.bytes)) s += ` --hashlimit-htable-expire ${t.expire}`;
-    return s + hashlimitMasks(t, ' --hashlimit-');
+    s += hashlimitMasks(t, ' --hashlimit-');
+    if (t.rateMatch) s += ` --hashlimit-rate-match${t.interval ? ` --hashlimit-rate-interval ${t.interval}` : ''}`;
+    return s;
   },
 };
 

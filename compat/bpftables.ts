@@ -10,7 +10,7 @@ import { demo } from './demo';
 import { flushAll, kernel, readTable } from './engine';
 import { recentCommand } from './recentcmd';
 import { runLogd, runningLogd } from './logd';
-import type { Family } from '../xlate/ir';
+import { type Family, usesAddrtype, usesEvents } from '../xlate/ir';
 
 const HELP = `Usage: bpftables COMMAND [options]
 
@@ -59,7 +59,7 @@ function familyStatus(family: Family): FamilyStatus {
 }
 
 /** What the namespace holds besides the tables: sets, named recent/hashlimit state, logd and its ring buffer. */
-function namespaceStatus(): { logd: number | null; sets: string[]; recent: string[]; hashlimit: string[]; objects: FamilyStatus['objects'] } {
+function namespaceStatus(): { logd: number | null; warnings: string[]; sets: string[]; recent: string[]; hashlimit: string[]; objects: FamilyStatus['objects'] } {
   const dir = namespaceStateDir(false);
   const objects: FamilyStatus['objects'] = [];
   const names = (sub: string, re: RegExp): string[] => {
@@ -72,8 +72,14 @@ function namespaceStatus(): { logd: number | null; sets: string[]; recent: strin
     if (fd < 0) continue;
     try { const m = mapInfo(fd); objects.push({ file: f, kind: 'map', id: m.id, detail: `${m.name} ${m.maxEntries} entries` }); } finally { close(fd); }
   }
+  const logd = runningLogd() ?? null;
+  const warnings: string[] = [];
+  const needs = ([4, 6] as Family[]).map((f) => readTable(f)).some((t) => t && (usesEvents(t) || usesAddrtype(t)));
+  if (needs && logd === null) {
+    warnings.push('bpftables logd is not running: LOG lines, REJECT answers and addrtype\'s routing updates wait for it (start it with `bpftables logd`, or any table change starts it)');
+  }
   return {
-    logd: runningLogd() ?? null, sets: setNames(), objects,
+    logd, warnings, sets: setNames(), objects,
     recent: names('recent', /^r_()([0-9a-f]*)$/), hashlimit: names('hashlimit', /^h([46])_([0-9a-f]*)$/).map((n) => `ipv${n}`),
   };
 }
@@ -94,6 +100,7 @@ function status(io: Io, json: boolean): number {
     for (const o of f.objects) io.out(`  ${o.kind} ${o.id} ${o.file}: ${o.detail}\n`);
   }
   if (ns.logd !== null) io.out(`logd: pid ${ns.logd}\n`);
+  for (const w of ns.warnings) io.out(`warning: ${w}\n`);
   if (ns.sets.length) io.out(`ipsets: ${ns.sets.join(', ')}\n`);
   if (ns.recent.length) io.out(`recent lists: ${ns.recent.join(', ')}\n`);
   if (ns.hashlimit.length) io.out(`hashlimit tables: ${ns.hashlimit.join(', ')}\n`);

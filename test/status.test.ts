@@ -38,4 +38,9 @@ COMMIT
   const text = nsExecOk(ns, path.join(BIN, 'bpftables'), ['status']);
   t.match(text, /ipsets: blocked\n/, 'the text form names the sets');
   t.match(text, /logd: pid \d+\n/, 'and logd');
+  t.notMatch(text, /warning:/, 'no warning while logd runs');
+  // logd gone (killed): status says what no longer happens
+  process.kill(st.namespace.logd!, 'SIGKILL');
+  for (let i = 0; i < 20 && nsExecOk(ns, path.join(BIN, 'bpftables'), ['status']).includes('logd: pid'); i++) await new Promise((r) => setTimeout(r, 50));
+  t.match(nsExecOk(ns, path.join(BIN, 'bpftables'), ['status']), /warning: bpftables logd is not running/, 'a warning once logd is gone');
 });

@@ -21,7 +21,7 @@ import { emitSocketOwner } from './owner';
 import { HOOK_NOSK, RECENT_VALUE_SIZE, RECENT_ZERO_MAP } from './recent';
 import { HASHLIMIT_SCRATCH_MAP, HASHLIMIT_SCRATCH_SIZE } from './hashlimit';
 import { ACTIONS_MAP, actionIds, actionsMap, EPILOGUE, emitEpilogue, emitMssOption, recordAction } from './events';
-import { type BuiltinChain, BUILTIN_CHAINS, type Chain, ctTupleFields, type Family, LOG_FLAGS, type Match, hashlimitTables, needsCtDetails, recentTables, type Rule, setsUsed, type Table, usesAddrtype, usesEvents } from '../xlate/ir';
+import { type BuiltinChain, BUILTIN_CHAINS, type Chain, ctTupleFields, type Family, LOG_FLAGS, type Match, hashlimitTables, needsCtDetails, recentTables, type Rule, setsUsed, type Table, tableMatches, usesAddrtype, usesMatch } from '../xlate/ir';
 
 export const COUNTERS_MAP = 'counters';
 
@@ -669,14 +669,13 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
       return slot;
     },
   };
+  const actions = actionIds(t);
   const cx: CompileCtx = {
     cl: counterLayout(t), chainIndex: new Map(t.chains.map((c, i) => [c, i])), maps: new Map(), faultLine: opts.verifierFaultLine,
     exactRuns: new Map(), chunks: new Map(), family: t.family, stateSlots, env,
-    usesMac: t.chains.some((c) => c.rules.some((r) => r.matches.some((m) => m.kind === 'mac'))), ctDetails: needsCtDetails(t),
-    usesMss: t.chains.some((c) => c.rules.some((r) => r.matches.some((m) => m.kind === 'tcpmss'))),
-    usesOwner: t.chains.some((c) => c.rules.some((r) => r.matches.some((m) => m.kind === 'owner'))),
+    usesMac: usesMatch(t, 'mac'), ctDetails: needsCtDetails(t), usesMss: usesMatch(t, 'tcpmss'), usesOwner: usesMatch(t, 'owner'),
     usesRecent: recentTables(t).size > 0,
-    actions: actionIds(t), events: usesEvents(t),
+    actions, events: actions.size > 0,
     logUid: t.chains.some((c) => c.rules.some((r) => r.verdict.kind === 'log' && (r.verdict.flags & LOG_FLAGS.UID) !== 0)),
   };
   const hooks = BUILTIN_CHAINS.map((c) => compileHook(t, c, cx, k));
@@ -703,12 +702,8 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
  */
 function hashlimitSpecs(t: Table): { name: string; family: Family; entries: number }[] {
   const out = new Map<string, { name: string; family: Family; entries: number }>();
-  for (const c of t.chains) {
-    for (const r of c.rules) {
-      for (const m of r.matches) {
-        if (m.kind === 'hashlimit' && !out.has(m.name)) out.set(m.name, { name: m.name, family: m.family, entries: Math.max(m.max ?? 65536, 1024) });
-      }
-    }
+  for (const m of tableMatches(t)) {
+    if (m.kind === 'hashlimit' && !out.has(m.name)) out.set(m.name, { name: m.name, family: m.family, entries: Math.max(m.max ?? 65536, 1024) });
   }
   return [...out.values()];
 }

@@ -13,7 +13,9 @@ import type { Match } from '../xlate/ir';
 
 export const RECENT_KEY_SIZE = 20;
 export const RECENT_VALUE_SIZE = RECENT_STAMPS * 8 + 8;
-const INDEX = RECENT_STAMPS * 8, NSTAMPS = INDEX + 1, TTL = INDEX + 2;
+/** Offsets in an entry's value: the stamps' ring (u64 each) at 0, then the next index, the stamps in use, the TTL (u8 each). */
+export const RECENT_INDEX = RECENT_STAMPS * 8, RECENT_NSTAMPS = RECENT_INDEX + 1, RECENT_TTL = RECENT_INDEX + 2;
+const INDEX = RECENT_INDEX, NSTAMPS = RECENT_NSTAMPS, TTL = RECENT_TTL;
 /** Array map (one zeroed value) new entries are created from. */
 export const RECENT_ZERO_MAP = 'rzero';
 export const recentMapName = (name: string): string => `recent:${name}`;

@@ -10,7 +10,8 @@ import { demo } from './demo';
 import { flushAll, kernel, readTable } from './engine';
 import { recentCommand } from './recentcmd';
 import { runLogd, runningLogd } from './logd';
-import { type Family, usesAddrtype, usesEvents } from '../xlate/ir';
+import { type Family, type Table, usesAddrtype, usesEvents } from '../xlate/ir';
+import { hashlimitTablesPinned, recentLists } from '../native/nsmaps';
 
 const HELP = `Usage: bpftables COMMAND [options]
 
@@ -40,9 +41,8 @@ function pkgVersion(): string {
 
 interface FamilyStatus { loaded: boolean; chains: { name: string; policy: string | null; rules: number }[]; objects: { file: string; kind: string; id: number; detail: string }[] }
 
-function familyStatus(family: Family): FamilyStatus {
+function familyStatus(family: Family, table: Table | undefined): FamilyStatus {
   const dir = familyDir(family, false);
-  const table = readTable(family);
   const objects: FamilyStatus['objects'] = [];
   if (dir) {
     for (const f of fs.readdirSync(dir).sort()) {
@@ -59,14 +59,9 @@ function familyStatus(family: Family): FamilyStatus {
 }
 
 /** What the namespace holds besides the tables: sets, named recent/hashlimit state, logd and its ring buffer. */
-function namespaceStatus(): { logd: number | null; warnings: string[]; sets: string[]; recent: string[]; hashlimit: string[]; objects: FamilyStatus['objects'] } {
+function namespaceStatus(tables: (Table | undefined)[]): { logd: number | null; warnings: string[]; sets: string[]; recent: string[]; hashlimit: string[]; objects: FamilyStatus['objects'] } {
   const dir = namespaceStateDir(false);
   const objects: FamilyStatus['objects'] = [];
-  const names = (sub: string, re: RegExp): string[] => {
-    if (!dir || !fs.existsSync(path.join(dir, sub))) return [];
-    return fs.readdirSync(path.join(dir, sub)).map((f) => re.exec(f)).filter((m): m is RegExpExecArray => !!m)
-      .map((m) => `${m[1] ? `${m[1]}:` : ''}${Buffer.from(m[2]!, 'hex').toString('utf8')}`);
-  };
   for (const f of dir ? fs.readdirSync(dir).filter((x) => x.startsWith('map_')) : []) {
     const fd = objGet(path.join(dir!, f));
     if (fd < 0) continue;
@@ -74,19 +69,16 @@ function namespaceStatus(): { logd: number | null; warnings: string[]; sets: str
   }
   const logd = runningLogd() ?? null;
   const warnings: string[] = [];
-  const needs = ([4, 6] as Family[]).map((f) => readTable(f)).some((t) => t && (usesEvents(t) || usesAddrtype(t)));
-  if (needs && logd === null) {
+  if (logd === null && tables.some((t) => t && (usesEvents(t) || usesAddrtype(t)))) {
     warnings.push('bpftables logd is not running: LOG lines, REJECT answers and addrtype\'s routing updates wait for it (start it with `bpftables logd`, or any table change starts it)');
   }
-  return {
-    logd, warnings, sets: setNames(), objects,
-    recent: names('recent', /^r_()([0-9a-f]*)$/), hashlimit: names('hashlimit', /^h([46])_([0-9a-f]*)$/).map((n) => `ipv${n}`),
-  };
+  return { logd, warnings, sets: setNames(), objects, recent: recentLists(), hashlimit: hashlimitTablesPinned() };
 }
 
 function status(io: Io, json: boolean): number {
-  const fams = { ipv4: familyStatus(4), ipv6: familyStatus(6) };
-  const ns = namespaceStatus();
+  const tables = [readTable(4), readTable(6)];
+  const fams = { ipv4: familyStatus(4, tables[0]), ipv6: familyStatus(6, tables[1]) };
+  const ns = namespaceStatus(tables);
   if (json) {
     io.out(JSON.stringify({ netns: netnsKey(), ...fams, namespace: ns }, null, 2) + '\n');
     return 0;

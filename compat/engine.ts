@@ -12,7 +12,8 @@ import { type CompiledTable, compileTable, counterLayout, type HookProgram } fro
 import { BpfLoadError, close, mapCreate, mapLookup, MapType, mapUpdate, NFPROTO_IPV4, NFPROTO_IPV6, u32Key } from '../native/bpf';
 import { disableConntrack, enableConntrack } from '../native/conntrack';
 import { currentNamespaceDir, removeNamespaceDir } from '../native/statefs';
-import { addrtypeMapFd, conntrackMarker, createMaps, syncAddrtype, createStateMap, dropHashlimitExcept, dropRecentExcept, hashlimitMapFd, eventsLostMapFd, eventsMapFd, type HookSpec, recentMapFd, TableState } from '../native/tablestate';
+import { conntrackMarker, createMaps, createStateMap, type HookSpec, TableState } from '../native/tablestate';
+import { addrtypeMapFd, dropHashlimitExcept, dropRecentExcept, eventsLostMapFd, eventsMapFd, hashlimitMapFd, recentMapFd, syncAddrtype } from '../native/nsmaps';
 import { RECENT_KEY_SIZE, RECENT_VALUE_SIZE, recentMapName } from '../cgen/recent';
 import { ADDRTYPE_MAP } from '../cgen/addrtype';
 import { HASHLIMIT_KEY_SIZE, HASHLIMIT_VALUE_SIZE, hashlimitMapName } from '../cgen/hashlimit';

@@ -23,7 +23,7 @@ import { epollAdd, epollFor, epollWait, routeSource, sendto, socket } from '../n
 import { routeChanges } from '../native/rtnl';
 import { RingBuffer } from '../native/ringbuf';
 import { isLogdProcess, liveNetnsInodes } from '../native/statefs';
-import { addrtypeMapFd, EVENTS_TOLD_PIN, eventsLostMapFd, eventsMapFd, syncAddrtype } from '../native/tablestate';
+import { addrtypeMapFd, EVENTS_TOLD_PIN, eventsLostMapFd, eventsMapFd, syncAddrtype } from '../native/nsmaps';
 import { REJECT_TYPES } from '../xlate/targets';
 import { parseIpv4, parseIpv6 } from '../xlate/addr';
 import { type EventRecord, logLine, parseRecord } from './logtext';
@@ -146,20 +146,27 @@ export function runLogd(): number {
   let rb: RingBuffer | undefined;
   let rbFd = -1;
   let rbId = 0;
-  let addrs = addressEnv();
+  // what answers and log lines depend on in the namespace (addresses, sysctls), read again once a second
+  const readView = (): { env: RejectEnv; logging: boolean } => {
+    const addrs = addressEnv();
+    return {
+      env: {
+        isLocal: (a) => addrs.local.has(a.toString('hex')),
+        isBroadcast: (a) => addrs.broadcast.has(a.toString('hex')),
+        sourceFor: routeSource,
+        ttl: sysctlNum('net/ipv4/ip_default_ttl', 64),
+        hopLimit: sysctlNum('net/ipv6/conf/default/hop_limit', 64),
+      },
+      logging: initNs || sysctlNum('net/netfilter/nf_log_all_netns', 0) === 1,
+    };
+  };
+  let view = readView();
   let lastCheck = 0;
   let lostWarned = 0;
   const limits = {
     4: new IcmpRateLimit(sysctlNum('net/ipv4/icmp_ratelimit', 1000), sysctlNum('net/ipv4/icmp_msgs_per_sec', 1000), sysctlNum('net/ipv4/icmp_msgs_burst', 50)),
     6: new IcmpRateLimit(sysctlNum('net/ipv6/icmp/ratelimit', 1000), sysctlNum('net/ipv4/icmp_msgs_per_sec', 1000), sysctlNum('net/ipv4/icmp_msgs_burst', 50)),
   };
-  const env = (): RejectEnv => ({
-    isLocal: (a) => addrs.local.has(a.toString('hex')),
-    isBroadcast: (a) => addrs.broadcast.has(a.toString('hex')),
-    sourceFor: routeSource,
-    ttl: sysctlNum('net/ipv4/ip_default_ttl', 64),
-    hopLimit: sysctlNum('net/ipv6/conf/default/hop_limit', 64),
-  });
   const handle = (buf: Buffer): void => {
     let r: EventRecord;
     try { r = parseRecord(buf); } catch (e) { log.warn({ err: e }, 'bpftables logd: bad record'); return; }
@@ -168,13 +175,13 @@ export function runLogd(): number {
       writeKmsg(4, 'bpftables: more LOG/REJECT rules matched one packet than a hook can record (8); the later ones were skipped');
     }
     if (r.kind === 'log') {
-      if (!initNs && sysctlNum('net/netfilter/nf_log_all_netns', 0) !== 1) return;
+      if (!view.logging) return;
       writeKmsg(r.level, logLine(r));
       return;
     }
     const spec = REJECT_TYPES[r.reject];
     if (!spec) return;
-    const e = env();
+    const e = view.env;
     const ans = rejectAnswer(r, spec, e);
     if (!ans) return;
     if (ans.icmp && !limits[ans.family].allow(ans.dest, e.isLocal(ans.dest))) return;
@@ -232,7 +239,7 @@ export function runLogd(): number {
         lastCheck = now;
         // leave with the namespace: nothing but logd processes hold it any more
         if (!liveNetnsInodes({ ignore: isLogdProcess }).has(ino)) return 0;
-        addrs = addressEnv();
+        view = readView();
         reopen();
         reportLost();
       }

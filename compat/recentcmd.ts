@@ -5,14 +5,13 @@
  */
 import fs from 'node:fs';
 import { close, mapDelete, mapKeys, mapLookup, mapUpdate } from '../native/bpf';
-import { openRecentList, recentLists } from '../native/tablestate';
-import { RECENT_KEY_SIZE, RECENT_VALUE_SIZE } from '../cgen/recent';
+import { openRecentList, recentLists } from '../native/nsmaps';
+import { RECENT_INDEX as INDEX, RECENT_KEY_SIZE, RECENT_NSTAMPS as NSTAMPS, RECENT_TTL as TTL, RECENT_VALUE_SIZE } from '../cgen/recent';
 import { RECENT_STAMPS } from '../xlate/matches';
 import { fmtIpv4, fmtIpv6, parseIpv4, parseIpv6 } from '../xlate/addr';
 import { BpftablesError } from '../xlate/errors';
 import type { Io } from './cli';
 
-const INDEX = RECENT_STAMPS * 8, NSTAMPS = INDEX + 1, TTL = INDEX + 2;
 
 /** jiffies now: the kernel starts them 5 minutes before wrapping 32 bits and counts CONFIG_HZ a second. */
 function jiffiesNow(hz: number): bigint {

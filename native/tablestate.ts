@@ -19,11 +19,10 @@ import { type Linked, patchMaps } from '../cgen/asm';
 import { programBtf } from '../cgen/btfgen';
 import { GEN_MAP, HOOK_SLOTS, PROGS_MAP } from '../cgen/dispatcher';
 import {
-  close, linkCreateNetfilter, mapCreate, mapDelete, mapFreeze, mapKeys, mapLookup, mapUpdate, mapUpdateBatch, MapType, objGet, objPin,
+  close, linkCreateNetfilter, mapCreate, mapDelete, mapFreeze, mapLookup, mapUpdate, mapUpdateBatch, MapType, objGet, objPin,
   ATTACH_NETFILTER, btfLoad, PROG_TYPE_NETFILTER, progLoad, u32Key,
 } from './bpf';
 import { SysError } from './libc';
-import { dumpRoutes4 } from './rtnl';
 import { familyDir } from './statefs';
 
 export const NF_IP_PRI_FILTER = 0;
@@ -66,145 +65,6 @@ function pinned(dir: string, name: string): number | undefined {
 
 function unpin(dir: string, name: string): void {
   fs.rmSync(path.join(dir, name), { force: true });
-}
-
-/** The namespace's ring buffer for LOG/REJECT records (cgen/events.ts), pinned beside the family directories. */
-export const EVENTS_PIN = 'map_events';
-
-/**
- * An fd of this namespace's events ring buffer: the pinned one, or (when
- * `create`) a new one, pinned. Undefined when there is none and !create.
- */
-export function eventsMapFd(create: boolean, size: number): number | undefined {
-  const fam = familyDir(4, create) ?? familyDir(6, create);
-  if (!fam) return undefined;
-  const dir = path.dirname(fam);
-  const fd = pinned(dir, EVENTS_PIN);
-  if (fd !== undefined || !create) return fd;
-  const made = mapCreate({ type: MapType.RINGBUF, keySize: 0, valueSize: 0, maxEntries: size, name: 'bpft_events' });
-  try {
-    objPin(made, path.join(dir, EVENTS_PIN));
-  } catch (e) { close(made); throw e; }
-  return made;
-}
-
-/**
- * The map of a recent list (cgen/recent.ts), pinned by name under <ns>/recent
- * so that it outlives ruleset replacements as the kernel's named lists do;
- * created when missing. `entries`: how many addresses it holds (the kernel's
- * ip_list_tot; the least recently used one makes room).
- */
-export function recentMapFd(name: string, keySize: number, valueSize: number, entries: number): number {
-  const ns = path.dirname(familyDir(4, true)!);
-  const dir = path.join(ns, 'recent');
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const pin = path.join(dir, `r_${Buffer.from(name, 'utf8').toString('hex')}`);
-  const fd = pinned(dir, path.basename(pin));
-  if (fd !== undefined) return fd;
-  const made = mapCreate({ type: MapType.LRU_HASH, keySize, valueSize, maxEntries: entries, name: 'bpft_recent' });
-  try { objPin(made, pin); } catch (e) { close(made); throw e; }
-  return made;
-}
-
-/** The map of a hashlimit table (cgen/hashlimit.ts), pinned per family and name under <ns>/hashlimit; created when missing. */
-export function hashlimitMapFd(family: 4 | 6, name: string, keySize: number, valueSize: number, entries: number): number {
-  const dir = path.join(path.dirname(familyDir(family, true)!), 'hashlimit');
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const file = `h${family}_${Buffer.from(name, 'utf8').toString('hex')}`;
-  const fd = pinned(dir, file);
-  if (fd !== undefined) return fd;
-  const made = mapCreate({ type: MapType.LRU_HASH, keySize, valueSize, maxEntries: entries, name: 'bpft_hashlimit' });
-  try { objPin(made, path.join(dir, file)); } catch (e) { close(made); throw e; }
-  return made;
-}
-
-/** Forget the hashlimit tables of `family` no rule names any more (the kernel frees a table with its last rule). */
-export function dropHashlimitExcept(family: 4 | 6, keep: Set<string>): void {
-  const fam = familyDir(family, false);
-  if (!fam) return;
-  const dir = path.join(path.dirname(fam), 'hashlimit');
-  if (!fs.existsSync(dir)) return;
-  for (const f of fs.readdirSync(dir)) {
-    const m = /^h([46])_([0-9a-f]*)$/.exec(f);
-    if (m && Number(m[1]) === family && !keep.has(Buffer.from(m[2]!, 'hex').toString('utf8'))) unpin(dir, f);
-  }
-}
-
-/** The namespace's mirror of the IPv4 local routing table for -m addrtype (cgen/addrtype.ts). */
-export const ADDRTYPE_PIN = 'map_addrtype4';
-export const ADDRTYPE_VALUE_SIZE = 20;
-
-/** An fd of the addrtype mirror: the pinned one, or (when `create`) a new one, pinned and filled. */
-export function addrtypeMapFd(create: boolean): number | undefined {
-  const fam = familyDir(4, create);
-  if (!fam) return undefined;
-  const dir = path.dirname(fam);
-  const fd = pinned(dir, ADDRTYPE_PIN);
-  if (fd !== undefined || !create) return fd;
-  const made = mapCreate({ type: MapType.LPM_TRIE, keySize: 8, valueSize: ADDRTYPE_VALUE_SIZE, maxEntries: 65536, flags: 1 /* BPF_F_NO_PREALLOC */, name: 'bpft_addrtype' });
-  try {
-    syncAddrtype(made);
-    objPin(made, path.join(dir, ADDRTYPE_PIN));
-  } catch (e) { close(made); throw e; }
-  return made;
-}
-
-/** Make the mirror hold the local routing table as it is now: (prefix) → route type, device name. */
-export function syncAddrtype(fd: number): void {
-  const want = new Map<string, Buffer>();
-  for (const r of dumpRoutes4()) {
-    const k = Buffer.alloc(8);
-    k.writeUInt32LE(r.len, 0);
-    k.writeUInt32BE(r.len === 0 ? 0 : (r.dst & (0xffffffff << (32 - r.len))) >>> 0, 4);
-    const v = Buffer.alloc(ADDRTYPE_VALUE_SIZE);
-    v[0] = r.type;
-    v.write(r.dev.slice(0, 15), 4, 'latin1');
-    want.set(k.toString('hex'), v);
-  }
-  for (const [k, v] of want) mapUpdate(fd, Buffer.from(k, 'hex'), v);
-  for (const k of mapKeys(fd, 8)) if (!want.has(k.toString('hex'))) mapDelete(fd, k);
-}
-
-/** The names of this namespace's recent lists, and an fd of one of them (undefined when there is none). */
-export function recentLists(): string[] {
-  const fam = familyDir(4, false) ?? familyDir(6, false);
-  const dir = fam && path.join(path.dirname(fam), 'recent');
-  if (!dir || !fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir).map((f) => Buffer.from(f.replace(/^r_/, ''), 'hex').toString('utf8')).sort();
-}
-export function openRecentList(name: string): number | undefined {
-  const fam = familyDir(4, false) ?? familyDir(6, false);
-  if (!fam) return undefined;
-  return pinned(path.join(path.dirname(fam), 'recent'), `r_${Buffer.from(name, 'utf8').toString('hex')}`);
-}
-
-/** Forget the recent lists no rule names any more (the kernel frees a list with its last rule). */
-export function dropRecentExcept(keep: Set<string>): void {
-  const fam = familyDir(4, false) ?? familyDir(6, false);
-  if (!fam) return;
-  const dir = path.join(path.dirname(fam), 'recent');
-  if (!fs.existsSync(dir)) return;
-  for (const f of fs.readdirSync(dir)) {
-    const name = Buffer.from(f.replace(/^r_/, ''), 'hex').toString('utf8');
-    if (!keep.has(name)) unpin(dir, f);
-  }
-}
-
-/**
- * The namespace's count of LOG/REJECT records the ring buffer had no room for (one u64 the programs add
- * to, pinned beside it as map_evlost), and how many of them logd has reported (map_evtold, logd's own).
- */
-export const EVENTS_LOST_PIN = 'map_evlost';
-export const EVENTS_TOLD_PIN = 'map_evtold';
-export function eventsLostMapFd(create: boolean, pin = EVENTS_LOST_PIN): number | undefined {
-  const fam = familyDir(4, create) ?? familyDir(6, create);
-  if (!fam) return undefined;
-  const dir = path.dirname(fam);
-  const fd = pinned(dir, pin);
-  if (fd !== undefined || !create) return fd;
-  const made = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: 8, maxEntries: 1, name: 'bpft_evlost' });
-  try { objPin(made, path.join(dir, pin)); } catch (e) { close(made); throw e; }
-  return made;
 }
 
 /** Store bytes in a new frozen array map of 64 KiB chunks; the first 4 bytes of chunk 0 hold the length. */

@@ -129,3 +129,24 @@ t.test('ipset commands answer like ipset', async (t) => {
     t.equal(r.ours.stderr, r.legacy.stderr, `ipset ${line}: stderr`);
   }
 });
+
+t.test('ipset save output restores the same sets', async (t) => {
+  if (!requireKernel(t, ['ipset'])) return;
+  prepareState();
+  const pair = new DiffPair(4);
+  t.teardown(() => pair.destroy());
+  const ours = (args: string[], input?: string): ReturnType<typeof nsExec> => nsExec(pair.ours.router, path.join(BIN, 'ipset'), args, input);
+  for (const line of ['create a hash:ip timeout 600', 'add a 10.0.0.1', 'add a 10.0.0.2 timeout 0', 'create n6 hash:net,port family inet6', 'add n6 2001:db8::/32,udp:53']) {
+    t.equal(ours(line.split(' ')).status, 0, `ipset ${line}`);
+  }
+  const saved = ours(['save']).stdout;
+  t.match(saved, /^create a hash:ip family inet hashsize 1024 maxelem 65536 timeout 600 bucketsize 12 initval 0x[0-9a-f]{8}\n/, 'save starts with the header');
+  t.equal(ours(['destroy']).status, 0, 'destroyed');
+  t.equal(ours(['list', '-n']).stdout, '', 'no sets left');
+  t.equal(ours(['restore'], saved).status, 0, 'restored from the saved text');
+  const mask = (text: string): string => text.replace(/timeout (\d+)\n/g, (m, n) => (n === '0' ? m : 'timeout T\n'));
+  t.equal(mask(ours(['save']).stdout), mask(saved), 'saved again: the same headers and members');
+  t.equal(ours(['test', 'n6', '2001:db8::7,udp:53']).status, 0, 'a restored network answers tests');
+  t.equal(ours(['restore'], 'create a hash:ip\n').status, 1, 'restoring a set that exists fails');
+  t.match(ours(['restore'], 'create a hash:ip\n').stderr, /Error in line 1: Set cannot be created: set with the same name already exists/, 'with the line named');
+});

@@ -83,6 +83,13 @@ async function compareLogLines(t: Test, family: 4 | 6, rules: string, probes: Pr
   }
 }
 
+/** A named namespace's inode (/run/netns entries are bind mounts of the namespaces' nsfs files). */
+const netnsInode = (ns: string): number => fs.statSync(`/run/netns/${ns}`).ino;
+/** The logd processes serving the namespace with inode `ino`. */
+const logdsOf = (ino: number): number[] => fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).filter((pid) => {
+  try { return fs.statSync(`/proc/${pid}/ns/net`).ino === ino && fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('logd'); } catch { return false; }
+});
+
 const tagsFor = (): { legacy: string; ours: string } => {
   const run = crypto.randomBytes(3).toString('hex');
   return { legacy: `L${run}`, ours: `B${run}` };
@@ -325,11 +332,8 @@ t.test('logd: one per namespace, gone with its namespace', async (t) => {
   let destroyed = false;
   t.teardown(() => { if (!destroyed) pair.destroy(); });
   t.equal(loadBoth(pair, REJECT4, { legacy: '', ours: '' }), 0, 'our restore succeeded');
-  // /run/netns entries are bind mounts of the namespaces' nsfs files
-  const ino = fs.statSync(`/run/netns/${pair.ours.router}`).ino;
-  const mine = (): number[] => fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).filter((pid) => {
-    try { return fs.statSync(`/proc/${pid}/ns/net`).ino === ino && fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('logd'); } catch { return false; }
-  });
+  const ino = netnsInode(pair.ours.router);
+  const mine = (): number[] => logdsOf(ino);
   t.equal(mine().length, 1, 'a logd serves the namespace');
   t.equal(nsExec(pair.ours.router, path.join(BIN, 'iptables-restore'), ['--noflush'], '*filter\n-A INPUT -p udp --dport 9 -j LOG\nCOMMIT\n').status, 0, 'another restore');
   t.equal(mine().length, 1, 'still one logd');
@@ -347,10 +351,7 @@ t.test('records the ring buffer has no room for are counted and reported by logd
   const pair = new DiffPair(4);
   t.teardown(() => pair.destroy());
   t.equal(nsExec(pair.ours.router, path.join(BIN, 'iptables-restore'), [], '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p udp -m udp --dport 7700 -j LOG --log-prefix "LOSS "\nCOMMIT\n').status, 0, 'restore');
-  const ino = fs.statSync(`/run/netns/${pair.ours.router}`).ino;
-  const logd = fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number).find((pid) => {
-    try { return fs.statSync(`/proc/${pid}/ns/net`).ino === ino && fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('logd'); } catch { return false; }
-  });
+  const logd = logdsOf(netnsInode(pair.ours.router))[0];
   t.ok(logd, 'logd runs');
   process.kill(logd!, 'SIGSTOP');
   try {

@@ -212,29 +212,29 @@ export type RejectType =
   | 'icmp6-no-route' | 'icmp6-adm-prohibited' | 'icmp6-addr-unreachable' | 'icmp6-port-unreachable'
   | 'icmp6-policy-fail' | 'icmp6-reject-route' | 'tcp-reset';
 
-/** The ipsets the table's rules name. */
-export function setsUsed(t: Table): Set<string> {
+/** Every match of every rule of the table. */
+export function* tableMatches(t: Table): Generator<Match> {
+  for (const c of t.chains) for (const r of c.rules) yield* r.matches;
+}
+
+/** Does any rule of the table use a match of this kind? */
+export function usesMatch(t: Table, kind: Match['kind']): boolean {
+  for (const m of tableMatches(t)) if (m.kind === kind) return true;
+  return false;
+}
+
+/** The names the table's matches of one kind refer to: ipsets (set), hashlimit tables, recent lists. */
+function namesOf(t: Table, kind: 'set' | 'hashlimit' | 'recent'): Set<string> {
   const names = new Set<string>();
-  for (const c of t.chains) for (const r of c.rules) for (const m of r.matches) if (m.kind === 'set') names.add(m.name);
+  for (const m of tableMatches(t)) if (m.kind === kind) names.add(m.name);
   return names;
 }
+export const setsUsed = (t: Table): Set<string> => namesOf(t, 'set');
+export const hashlimitTables = (t: Table): Set<string> => namesOf(t, 'hashlimit');
+export const recentTables = (t: Table): Set<string> => namesOf(t, 'recent');
 
 /** Does any rule of the table ask for address types (the local routing table's mirror)? */
-export const usesAddrtype = (t: Table): boolean => t.chains.some((c) => c.rules.some((r) => r.matches.some((m) => m.kind === 'addrtype')));
-
-/** The hashlimit tables the table's rules name. */
-export function hashlimitTables(t: Table): Set<string> {
-  const names = new Set<string>();
-  for (const c of t.chains) for (const r of c.rules) for (const m of r.matches) if (m.kind === 'hashlimit') names.add(m.name);
-  return names;
-}
-
-/** The recent lists the table's rules name. */
-export function recentTables(t: Table): Set<string> {
-  const names = new Set<string>();
-  for (const c of t.chains) for (const r of c.rules) for (const m of r.matches) if (m.kind === 'recent') names.add(m.name);
-  return names;
-}
+export const usesAddrtype = (t: Table): boolean => usesMatch(t, 'addrtype');
 
 /** Does any rule of the table hand packets to bpftables logd (LOG, REJECT)? */
 export function usesEvents(t: Table): boolean {
@@ -277,5 +277,5 @@ export function ctTupleFields(m: Extract<Match, { kind: 'conntrack' }>): (typeof
 
 /** Does any rule of the table need connection tracking in the namespace? */
 export function needsConntrack(t: Table): boolean {
-  return t.chains.some((c) => c.rules.some((r) => r.matches.some((m) => m.kind === 'conntrack' || m.kind === 'state' || m.kind === 'connmark')));
+  return usesMatch(t, 'conntrack') || usesMatch(t, 'state') || usesMatch(t, 'connmark');
 }

@@ -12,7 +12,7 @@ import {
   addElement, createSet, delElement, destroySet, elements, flushSet, type OpenSet, openSet, renameSet, setNames, swapSets, testElement,
 } from '../native/ipsets';
 import {
-  checkName, formatElement, headerText, IPSET_VERSION, IpsetError, parseCreate, parseElementOptions, parseElements, type SetMeta, TYPE_REVISION,
+  checkName, formatElement, headerText, IPSET_VERSION, IpsetError, listingOrder, parseCreate, parseElementOptions, parseElements, type SetMeta, TYPE_REVISION,
 } from '../xlate/ipset';
 import { type Family, setsUsed } from '../xlate/ir';
 import { type Io, requireRoot, runMain } from './cli';
@@ -89,7 +89,7 @@ function reloadUsers(names: string[]): void {
 function listSet(name: string, o: Opts, refs: Map<string, number>): string {
   return withSet(name, (s) => {
     const m = s.meta;
-    const els = o.terse ? [] : elements(s);
+    const els = o.terse ? [] : listingOrder(elements(s), m);
     if (o.output === 'save') {
       return `create ${m.name} ${m.type} ${headerText(m)}\n${els.map((e) => `add ${m.name} ${formatElement(e.el, m)}${e.timeout !== undefined ? ` timeout ${e.timeout}` : ''}\n`).join('')}`;
     }

@@ -136,7 +136,7 @@ t.test('ipset save output restores the same sets', async (t) => {
   const pair = new DiffPair(4);
   t.teardown(() => pair.destroy());
   const ours = (args: string[], input?: string): ReturnType<typeof nsExec> => nsExec(pair.ours.router, path.join(BIN, 'ipset'), args, input);
-  for (const line of ['create a hash:ip timeout 600', 'add a 10.0.0.1', 'add a 10.0.0.2 timeout 0', 'create n6 hash:net,port family inet6', 'add n6 2001:db8::/32,udp:53']) {
+  for (const line of ['create a hash:ip timeout 600', 'add a 10.0.0.1', 'add a 10.0.0.2 timeout 0', 'add a 10.0.0.16/29', 'create n6 hash:net,port family inet6', 'add n6 2001:db8::/32,udp:53']) {
     t.equal(ours(line.split(' ')).status, 0, `ipset ${line}`);
   }
   const saved = ours(['save']).stdout;

@@ -183,6 +183,25 @@ export function formatElement(el: SetElement, meta: Pick<SetMeta, 'type' | 'fami
   return s;
 }
 
+/**
+ * The order list and save print members in: ipset walks its hash buckets,
+ * so its order is fixed by the set's initval and hashsize, not by when
+ * members were added. Ours is the same kind of function (FNV-1a over the
+ * element, seeded with initval, bucket = hash mod hashsize, then the
+ * element text), so a set restored from its own save lists back in the
+ * same order whatever map holds it.
+ */
+export function listingOrder<T extends { el: SetElement }>(members: T[], meta: Pick<SetMeta, 'type' | 'family' | 'initval' | 'hashsize'>): T[] {
+  const keyed = members.map((m) => {
+    const text = formatElement(m.el, meta);
+    let h = (0x811c9dc5 ^ meta.initval) >>> 0;
+    for (let i = 0; i < text.length; i++) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193) >>> 0;
+    return { m, bucket: h % Math.max(1, meta.hashsize), text };
+  });
+  keyed.sort((a, b) => a.bucket - b.bucket || (a.text < b.text ? -1 : a.text > b.text ? 1 : 0));
+  return keyed.map((k) => k.m);
+}
+
 /** The header fields after "family" that list and save print. */
 export function headerText(m: SetMeta): string {
   return `family ${m.family === 4 ? 'inet' : 'inet6'} hashsize ${m.hashsize} maxelem ${m.maxelem}${m.timeout !== undefined ? ` timeout ${m.timeout}` : ''} bucketsize ${m.bucketsize} initval 0x${m.initval.toString(16).padStart(8, '0')}`;

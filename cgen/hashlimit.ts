@@ -90,6 +90,13 @@ export function emitHashlimit(a: Asm, m: Extract<Match, { kind: 'hashlimit' }>, 
   if (m.mode.includes('srcport') || m.mode.includes('dstport')) {
     const done = a.fresh('hlports'), std = a.fresh('hlstd'), ah = a.fresh('hlah');
     a.ldx(1, R3, R9, S.PROTO).ldx(4, R2, R9, S.L4AVAIL);
+    if (m.family === 6) {
+      // the kernel's ipv6_skip_exthdr, not the walk -p uses: it stops at a non-first fragment's header (whose
+      // "protocol" has no ports: zeros, whatever follows), and fails (the kernel drops) on "no next header" or a
+      // chain cut short
+      a.ldx(1, R1, R9, S.LATERFRAG).jmp32('jne', R1, 0, done);
+      a.ldx(1, R1, R9, S.NOPROTO).jmp32('jne', R1, 0, l.hotdrop).jmp32('jeq', R3, 59, l.hotdrop);
+    }
     for (const p of PORTS_AT_0) a.jmp32('jeq', R3, p, std);
     a.jmp32('jeq', R3, 51, ah).ja(done); // no ports: zeros
     a.label(std).jmp32('jlt', R2, 4, l.hotdrop);

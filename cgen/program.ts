@@ -474,7 +474,7 @@ function emitIp6Header(a: Asm, k: KernelLayout, unparsable: string, done: string
     a.mov64(R2, 8);
     a.jmp('jeq', R1, 0, adv);
     // a non-first fragment: its protocol is the fragment header's next header, unless that is another extension header
-    a.stx(2, R10, sum + S.FRAGOFF, R1);
+    a.stx(2, R10, sum + S.FRAGOFF, R1).st(1, R10, sum + S.LATERFRAG, 1);
     for (const h of EXT_HEADERS) a.jmp('jeq', R7, h, bad);
     a.ja(nonFirst);
     a.label(adv).alu64('add', R8, R2);

@@ -47,6 +47,7 @@ export const S = {
   OWNUID: 160, // u32, the socket file's fsuid (OWNER_FILE)
   OWNGID: 164, // u32, its fsgid
   L4W1: 168, // u8[4], transport header bytes 4-7 as they are (hashlimit's "ports" of AH)
+  LATERFRAG: 172, // u8, IPv6: 1 when the header walk met a non-first fragment's header (hashlimit's walk stops there)
   SIZE: 176,
 } as const;
 

@@ -125,3 +125,40 @@ t.test('bpftables filters IPv6 like ip6tables-legacy (crafted packets over veth)
   const outcomes = pair.probe(PROBES);
   checkOutcomes(t, outcomes, 'ip6tables');
 });
+
+// hashlimit in ip6tables: the kernel finds the ports with ipv6_skip_exthdr (not the walk -p uses); what it does with
+// non-first fragments, "no next header" and chains it cannot follow is decided by the kernel's own answer here
+const HASHLIMIT6 = `*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -m hashlimit --hashlimit-above 1/hour --hashlimit-burst 2 --hashlimit-mode dstport --hashlimit-name hf6 -j DROP
+COMMIT
+`;
+
+t.test('hashlimit keys IPv6 packets like the kernel (fragments, no next header, broken chains)', async (t) => {
+  if (!requireKernel(t, ['ip6tables-legacy-restore', 'nft'])) return;
+  prepareState();
+  const pair = new DiffPair(6);
+  t.teardown(() => pair.destroy());
+  const r = pair.load(HASHLIMIT6);
+  t.equal(r.oursStatus, 0, `our restore succeeded ${r.ours}`);
+  // a later fragment whose payload starts like UDP ports 5000 → 9400 + i
+  const later = (i: number): ProbeSpec => ({ name: `udp later fragment, payload "port" ${9400 + i}`, where: 'input', packet: ip6Packet({ src: C, dst: R, proto: 17, ext: [fragmentHeader(3, false)], payload: udpDatagram6(C, R, 5000, 9400 + i, Buffer.alloc(8)) }) });
+  const to = (port: number, n: number): ProbeSpec[] => Array.from({ length: n }, (_, i) => ({ name: `udp to ${port} #${i + 1}`, where: 'input' as const, packet: udp6Packet(C, R, 5000, port) }));
+  const outcomes = pair.probe([
+    // the kernel stops at the first later fragment's header: port 0, whatever follows it (one bucket for all)
+    { name: 'a later fragment before another extension header', where: 'input', packet: ip6Packet({ src: C, dst: R, proto: 60, ext: [fragmentHeader(3, false)], payload: Buffer.alloc(8) }) },
+    ...[0, 1, 2].map(later),
+    ...to(0, 1),
+    ...to(9410, 3),
+    { name: 'no next header', where: 'input', packet: ip6Packet({ src: C, dst: R, proto: 59, payload: Buffer.alloc(8) }) },
+    { name: 'udp behind a truncated destination-options header', where: 'input', packet: ip6Packet({ src: C, dst: R, proto: 60, payload: Buffer.from([17]) }) },
+    { name: 'udp behind AH', where: 'input', packet: ip6Packet({ src: C, dst: R, proto: 17, ext: [authHeader()], payload: udpDatagram6(C, R, 5000, 9420) }) },
+  ]);
+  const seen = (name: string): boolean => outcomes.find((o) => o.name === name)!.legacy;
+  t.ok(seen('a later fragment before another extension header') && seen('udp later fragment, payload "port" 9400'), 'the kernel lets the first two later fragments through');
+  t.notOk(seen('udp later fragment, payload "port" 9401') || seen('udp to 0 #1'), 'then later fragments and port 0 share the spent bucket');
+  t.notOk(seen('no next header'), 'and drops "no next header" in a port mode');
+  checkOutcomes(t, outcomes, 'ip6tables');
+});

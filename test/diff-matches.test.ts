@@ -205,6 +205,7 @@ const HASHLIMIT_RULES = `*filter
 :INPUT ACCEPT [0:0]
 :FORWARD ACCEPT [0:0]
 :OUTPUT ACCEPT [0:0]
+-A FORWARD -f -m hashlimit --hashlimit-above 1/hour --hashlimit-burst 1 --hashlimit-mode dstport --hashlimit-name h9 -j DROP
 -A INPUT -p udp -m udp --dport 9200 -m hashlimit --hashlimit-upto 1/hour --hashlimit-burst 3 --hashlimit-mode srcip,dstport --hashlimit-name h1 -j ACCEPT
 -A INPUT -p udp -m udp --dport 9200 -j DROP
 -A INPUT -p udp -m udp --dport 9201 -m hashlimit --hashlimit-above 1/hour --hashlimit-burst 2 --hashlimit-name h2 -j DROP
@@ -237,12 +238,16 @@ t.test('hashlimit keeps a bucket per key like the kernel\'s xt_hashlimit, across
     ...n(80, 'bytes: upto 1kb/s, burst 2kb, small datagrams', 9204),
     ...Array.from({ length: 4 }, (_, i) => ({ name: `bytes: above 512b/s, a 1000-byte datagram #${i + 1}`, where: 'input' as const, packet: ipPacket({ src: C, dst: R, proto: 17, payload: udpDatagram(C, R, 5000, 9205, Buffer.alloc(1000)) }) })),
     ...n(12, 'rate-match: 5/sec and 3 more per window', 9206), ...n(40, 'rate-match: 1kb per window', 9207),
+    // later fragments (forwarded: local delivery reassembles first): the kernel reads their "ports" where a first
+    // fragment's would be (the payload)
+    ...[9400, 9401, 9400].map((port, i) => ({ name: `later fragment, payload "port" ${port} #${i + 1}`, where: 'forward' as const, packet: ipPacket({ src: C, dst: '10.0.2.2', proto: 17, fragOff: 5, payload: udpDatagram(C, '10.0.2.2', 5000, port) }) })),
   ]);
   checkOutcomes(t, out);
   const passed = (prefix: string): number => out.filter((o) => o.name.startsWith(prefix) && o.legacy).length;
   t.equal(passed('upto 1/hour'), 3, 'the kernel lets the burst through');
   t.equal(passed('the same limit, another source'), 2, 'another source has its own bucket');
   t.equal(passed('above 1/hour'), 2, 'above: dropped once the burst is spent');
+  t.equal(passed('later fragment'), 2, 'the kernel keys later fragments by the payload\'s first four bytes');
   t.equal(passed('rate-match: 5/sec'), 8, 'rate-match: the rate and the burst fit in one window');
   t.equal(passed('rate-match: 1kb'), 31, 'rate-match in bytes: 31 datagrams of 33 bytes fit in 1024');
   t.ok(passed('bytes: upto') > 20 && passed('bytes: upto') < 80, `bytes: a full second's worth and two refills (${passed('bytes: upto')} of 80)`);

@@ -1,20 +1,102 @@
 /**
- * xt_addrtype for IPv4: the kernel's inet_dev_addr_type over a mirror of
- * the local routing table (native/tablestate.ts syncAddrtype, kept current
- * by bpftables logd from route notifications): 0.0.0.0/8 and
- * 255.255.255.255 are BROADCAST, 224.0.0.0/4 MULTICAST, otherwise the type
- * of the longest matching local route (with --limit-iface-in/out only when
+ * xt_addrtype over mirrors of the kernel's routing state (native/nsmaps.ts
+ * syncAddrtype, kept current by bpftables logd from rtnetlink notifications).
+ *
+ * IPv4: the kernel's inet_dev_addr_type: 0.0.0.0/8 and 255.255.255.255 are
+ * BROADCAST, 224.0.0.0/4 MULTICAST, otherwise the type of the longest
+ * matching route of the local table (with --limit-iface-in/out only when
  * that route's device is the packet's input/output device), else UNICAST.
+ *
+ * IPv6: the kernel's match_type6: MULTICAST, UNICAST and UNSPEC are read
+ * off the address (ipv6_addr_type) and must all hold; LOCAL, ANYCAST and
+ * UNREACHABLE come from a route lookup (match_lookup_rt6), of which the
+ * mirror holds every answer: addrtype6Entries flattens the tables as the
+ * lookup walks them (local, main, default; a throw route goes on to the
+ * next) into one longest-prefix trie, per device for --limit-iface-*
+ * (a lookup bound to the device sees only its routes, and LOCAL means an
+ * address of that device).
  */
-import { type Asm, Helper, R0, R1, R2, R3, R6, R9, R10 } from './asm';
+import { type Asm, Helper, R0, R1, R2, R3, R6, R7, R9, R10 } from './asm';
 import type { RuleLabels } from './match';
 import { S } from './summary';
 import type { Match } from '../xlate/ir';
 
 export const ADDRTYPE_MAP = 'addrtype4';
-const RTN_UNICAST = 1, RTN_BROADCAST = 3, RTN_MULTICAST = 5;
+export const ADDRTYPE6_MAP = 'addrtype6';
+/** the IPv6 mirror's key: prefix length (u32, bits of what follows), device name (16 bytes, zeros: any device), address */
+export const ADDRTYPE6_KEY_SIZE = 36;
+/** a per-CPU buffer to build that key in (a rule has 16 bytes of stack) */
+export const ADDRTYPE6_SCRATCH_MAP = 'at6key';
+const RTN_UNICAST = 1, RTN_LOCAL = 2, RTN_BROADCAST = 3, RTN_ANYCAST = 4, RTN_MULTICAST = 5, RTN_BLACKHOLE = 6, RTN_UNREACHABLE = 7, RTN_PROHIBIT = 8, RTN_THROW = 9;
+/** XT_ADDRTYPE_* bits (1 << RTN_*) */
+const XT = (rtn: number): number => 1 << rtn;
+const LOOKED_UP = XT(RTN_LOCAL) | XT(RTN_ANYCAST) | XT(RTN_UNREACHABLE);
+/** the tables an IPv6 lookup walks, in order, with the kernel's default policy rules */
+const TABLE_ORDER = [255, 254, 253];
 
-export function emitAddrtype(a: Asm, m: Extract<Match, { kind: 'addrtype' }>, l: RuleLabels): void {
+/** An IPv6 route as the mirror needs it (native/rtnl.ts Route6). */
+export interface MirrorRoute6 { table: number; dst: Buffer; len: number; type: number; devs: string[]; gateway: boolean }
+export interface MirrorAddr6 { dev: string; addr: Buffer; tentative: boolean }
+
+function prefixHolds(prefix: Buffer, len: number, addr: Buffer): boolean {
+  for (let bit = 0; bit < len; bit += 8) {
+    const n = Math.min(8, len - bit), mask = (0xff << (8 - n)) & 0xff;
+    if (((prefix[bit >> 3]! ^ addr[bit >> 3]!) & mask) !== 0) return false;
+  }
+  return true;
+}
+function masked(addr: Buffer, len: number): Buffer {
+  const out = Buffer.alloc(16);
+  for (let bit = 0; bit < len; bit += 8) out[bit >> 3] = addr[bit >> 3]! & ((0xff << (8 - Math.min(8, len - bit))) & 0xff);
+  return out;
+}
+
+/**
+ * The IPv6 mirror's entries (key → XT_ADDRTYPE bits of LOCAL, ANYCAST,
+ * UNREACHABLE): for the unbound lookup (device '') and each device, every
+ * route prefix, every address that ipv6_anycast_destination would call
+ * anycast (a route's own prefix address, below /127, without a gateway) and
+ * each of the device's addresses, with the answer of the lookup for the
+ * addresses whose longest mirrored prefix it is. No entry: no route.
+ */
+export function addrtype6Entries(routes: MirrorRoute6[], addrs: MirrorAddr6[]): [Buffer, Buffer][] {
+  const out = new Map<string, [Buffer, Buffer]>();
+  const walked = routes.filter((r) => TABLE_ORDER.includes(r.table));
+  const devices = ['', ...new Set([...walked.flatMap((r) => r.devs), ...addrs.map((a) => a.dev)].filter((d) => d))];
+  for (const dev of devices) {
+    const seen = dev === '' ? walked : walked.filter((r) => r.devs.includes(dev));
+    const own = dev === '' ? [] : addrs.filter((a) => a.dev === dev && !a.tentative).map((a) => a.addr);
+    const points: [Buffer, number][] = [
+      ...seen.map((r): [Buffer, number] => [masked(r.dst, r.len), r.len]),
+      ...seen.filter((r) => r.len < 127 && !r.gateway).map((r): [Buffer, number] => [masked(r.dst, 128), 128]),
+      ...own.map((a): [Buffer, number] => [a, 128]),
+    ];
+    for (const [addr, len] of points) {
+      // the lookup's answer for the addresses this prefix is the longest mirrored match of
+      let chosen: MirrorRoute6 | undefined;
+      for (const table of TABLE_ORDER) {
+        let best: MirrorRoute6 | undefined;
+        for (const r of seen) if (r.table === table && r.len <= len && prefixHolds(r.dst, r.len, addr) && (!best || r.len > best.len)) best = r;
+        if (best && best.type !== RTN_THROW) { chosen = best; break; }
+      }
+      let bits = 0;
+      if (!chosen || [RTN_BLACKHOLE, RTN_UNREACHABLE, RTN_PROHIBIT].includes(chosen.type)) bits = XT(RTN_UNREACHABLE);
+      else {
+        if (dev === '' ? chosen.type === RTN_LOCAL : len === 128 && own.some((a) => a.equals(addr))) bits |= XT(RTN_LOCAL);
+        if (chosen.type === RTN_ANYCAST || (chosen.len < 127 && !chosen.gateway && len === 128 && masked(chosen.dst, 128).equals(addr))) bits |= XT(RTN_ANYCAST);
+      }
+      const key = Buffer.alloc(ADDRTYPE6_KEY_SIZE);
+      key.writeUInt32LE(128 + len, 0);
+      key.write(dev.slice(0, 15), 4, 'latin1');
+      addr.copy(key, 20);
+      out.set(key.toString('hex'), [key, Buffer.from([bits])]);
+    }
+  }
+  return [...out.values()];
+}
+
+export function emitAddrtype(a: Asm, m: Extract<Match, { kind: 'addrtype' }>, l: RuleLabels, family: 4 | 6): void {
+  if (family === 6) { emitAddrtype6(a, m, l); return; }
   for (const [part, off] of [[m.src, S.SADDR], [m.dst, S.DADDR]] as const) {
     if (!part) continue;
     const typed = a.fresh('attyped');
@@ -42,5 +124,43 @@ export function emitAddrtype(a: Asm, m: Extract<Match, { kind: 'addrtype' }>, l:
       a.jmp('jeq', R1, 0, ok).ja(l.next);
       a.label(ok);
     } else a.jmp('jeq', R1, 0, l.next);
+  }
+}
+
+function emitAddrtype6(a: Asm, m: Extract<Match, { kind: 'addrtype' }>, l: RuleLabels): void {
+  for (const [part, off] of [[m.src, S.SADDR6], [m.dst, S.DADDR6]] as const) {
+    if (!part) continue;
+    const mask = part.types, decided = a.fresh('at6');
+    // r1: does the address have the types (0 or 1)? r2, r3: its halves, host order
+    a.mov64(R1, 0).ldx(8, R2, R9, off).ldx(8, R3, R9, off + 8);
+    if (mask & XT(RTN_MULTICAST)) a.movReg(R6, R2).alu64('rsh', R6, { imm: 56 }).jmp('jne', R6, 0xff, decided);
+    if (mask & XT(RTN_UNICAST)) {
+      // ipv6_addr_type: all but multicast, :: and ::ffff:0:0/96 is unicast
+      const uni = a.fresh('at6uni');
+      a.movReg(R6, R2).alu64('rsh', R6, { imm: 56 }).jmp('jeq', R6, 0xff, decided).jmp('jne', R2, 0, uni);
+      a.jmp('jeq', R3, 0, decided).movReg(R6, R3).alu64('rsh', R6, { imm: 32 }).jmp('jeq', R6, 0xffff, decided);
+      a.label(uni);
+    }
+    if (mask & XT(0)) a.jmp('jne', R2, 0, decided).jmp('jne', R3, 0, decided);
+    if (mask & LOOKED_UP) {
+      const found = a.fresh('at6rt');
+      a.st(4, R10, l.scratch, 0).ldMapFd(R1, ADDRTYPE6_SCRATCH_MAP).movReg(R2, R10).alu64('add', R2, { imm: l.scratch }).call(Helper.map_lookup_elem);
+      a.jmp('jeq', R0, 0, l.hotdrop).movReg(R7, R0);
+      a.st(4, R7, 0, 256);
+      const dev = m.limitIn ? S.IN : m.limitOut ? S.OUT : undefined;
+      for (const o of [0, 8]) {
+        if (dev === undefined) a.st(8, R7, 4 + o, 0);
+        else a.ldx(8, R1, R9, dev + o).stx(8, R7, 4 + o, R1);
+        a.ldx(8, R1, R9, off + o).toBe(R1, 64).stx(8, R7, 20 + o, R1);
+      }
+      a.ldMapFd(R1, ADDRTYPE6_MAP).movReg(R2, R7).call(Helper.map_lookup_elem);
+      // no route at all: UNREACHABLE
+      a.mov64(R1, XT(RTN_UNREACHABLE)).jmp('jeq', R0, 0, found).ldx(1, R1, R0, 0);
+      a.label(found).alu64('and', R1, { imm: mask & LOOKED_UP });
+      a.jmp('jeq', R1, 0, decided);
+    }
+    a.mov64(R1, 1);
+    a.label(decided);
+    a.jmp(part.invert ? 'jne' : 'jeq', R1, 0, l.next);
   }
 }

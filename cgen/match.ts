@@ -405,7 +405,7 @@ export function emitMatch(a: Asm, m: Match, l: RuleLabels, env: MatchEnv): void 
       emitHashlimit(a, m, l, env);
       return;
     case 'addrtype':
-      emitAddrtype(a, m, l);
+      emitAddrtype(a, m, l, env.family);
       return;
     case 'owner': {
       // xt_owner: without a socket the match holds only when every given part is inverted; with a socket

@@ -20,6 +20,7 @@ import { CtBit, FRAME, RET_CONTINUE, S } from './summary';
 import { emitSocketOwner } from './owner';
 import { HOOK_NOSK, RECENT_VALUE_SIZE, RECENT_ZERO_MAP } from './recent';
 import { HASHLIMIT_SCRATCH_MAP, HASHLIMIT_SCRATCH_SIZE } from './hashlimit';
+import { ADDRTYPE6_KEY_SIZE, ADDRTYPE6_SCRATCH_MAP } from './addrtype';
 import { ACTIONS_MAP, actionIds, actionsMap, EPILOGUE, emitEpilogue, emitMssOption, recordAction } from './events';
 import { type BuiltinChain, BUILTIN_CHAINS, type Chain, ctTupleFields, type Family, LOG_FLAGS, type Match, hashlimitTables, needsCtDetails, recentTables, type Rule, setsUsed, type Table, tableMatches, usesAddrtype, usesMatch } from '../xlate/ir';
 
@@ -647,7 +648,7 @@ export interface CompiledTable {
   sets: string[];
   /** the recent lists the programs keep (their maps are named recentMapName(name)) */
   recent: string[];
-  /** the programs read the local routing table's mirror (map ADDRTYPE_MAP) */
+  /** the programs read the routing mirror of their family (map ADDRTYPE_MAP or ADDRTYPE6_MAP) */
   addrtype: boolean;
   /** the hashlimit tables (maps named hashlimitMapName(family, name)) and the entries each holds */
   hashlimit: { name: string; family: Family; entries: number }[];
@@ -682,6 +683,9 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
   if (cx.actions.size) cx.maps.set(ACTIONS_MAP, actionsMap(t, cx.actions));
   if (hashlimitTables(t).size) {
     cx.maps.set(HASHLIMIT_SCRATCH_MAP, { name: HASHLIMIT_SCRATCH_MAP, type: 6 /* per-CPU array */, keySize: 4, valueSize: HASHLIMIT_SCRATCH_SIZE, maxEntries: 1, flags: 0, entries: [] });
+  }
+  if (t.family === 6 && usesAddrtype(t)) {
+    cx.maps.set(ADDRTYPE6_SCRATCH_MAP, { name: ADDRTYPE6_SCRATCH_MAP, type: 6 /* per-CPU array */, keySize: 4, valueSize: ADDRTYPE6_KEY_SIZE, maxEntries: 1, flags: 0, entries: [] });
   }
   if (cx.usesRecent) {
     cx.maps.set(RECENT_ZERO_MAP, { name: RECENT_ZERO_MAP, type: 2 /* array */, keySize: 4, valueSize: RECENT_VALUE_SIZE, maxEntries: 1, flags: 0, entries: [] });

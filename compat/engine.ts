@@ -15,7 +15,7 @@ import { currentNamespaceDir, removeNamespaceDir } from '../native/statefs';
 import { conntrackMarker, createMaps, createStateMap, type HookSpec, TableState } from '../native/tablestate';
 import { addrtypeMapFd, dropHashlimitExcept, dropRecentExcept, eventsLostMapFd, eventsMapFd, hashlimitMapFd, recentMapFd, syncAddrtype } from '../native/nsmaps';
 import { RECENT_KEY_SIZE, RECENT_VALUE_SIZE, recentMapName } from '../cgen/recent';
-import { ADDRTYPE_MAP } from '../cgen/addrtype';
+import { ADDRTYPE_MAP, ADDRTYPE6_MAP } from '../cgen/addrtype';
 import { HASHLIMIT_KEY_SIZE, HASHLIMIT_VALUE_SIZE, hashlimitMapName } from '../cgen/hashlimit';
 import { EVENTS_BYTES, EVENTS_LOST_MAP, EVENTS_MAP } from '../cgen/events';
 import { setMapName } from '../cgen/match';
@@ -144,9 +144,9 @@ export function loadCompiled(compiled: CompiledTable, table: Table): LoadedTable
       extraMaps.set(EVENTS_LOST_MAP, eventsLostMapFd(true)!);
     }
     if (compiled.addrtype) {
-      const fd = addrtypeMapFd(true)!;
-      syncAddrtype(fd); // current now; logd keeps it so
-      extraMaps.set(ADDRTYPE_MAP, fd);
+      const fd = addrtypeMapFd(table.family, true)!;
+      syncAddrtype(table.family, fd); // current now; logd keeps it so
+      extraMaps.set(table.family === 4 ? ADDRTYPE_MAP : ADDRTYPE6_MAP, fd);
     }
     for (const h of compiled.hashlimit) extraMaps.set(hashlimitMapName(h.family, h.name), hashlimitMapFd(h.family, h.name, HASHLIMIT_KEY_SIZE, HASHLIMIT_VALUE_SIZE, h.entries));
     for (const name of compiled.recent) extraMaps.set(recentMapName(name), recentMapFd(name, RECENT_KEY_SIZE, RECENT_VALUE_SIZE, recentListSize()));

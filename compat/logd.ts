@@ -208,13 +208,15 @@ export function runLogd(): number {
     rbFd = fd; rbId = info.id;
     epollAdd(ep, fd);
   };
-  // the local routing table's mirror for -m addrtype follows route changes
+  // the routing mirrors for -m addrtype follow route, address and link changes
   const routes = routeChanges();
   const ep = epollFor([routes.fd]);
   const syncRoutes = (): void => {
-    const fd = addrtypeMapFd(false);
-    if (fd === undefined) return;
-    try { syncAddrtype(fd); } catch (err) { log.warn({ err }, 'bpftables logd: cannot mirror the local routing table'); } finally { close(fd); }
+    for (const family of [4, 6] as const) {
+      const fd = addrtypeMapFd(family, false);
+      if (fd === undefined) continue;
+      try { syncAddrtype(family, fd); } catch (err) { log.warn({ err, family }, 'bpftables logd: cannot mirror the routing tables'); } finally { close(fd); }
+    }
   };
   syncRoutes();
   // records the ring buffer had no room for: said once a second at most, each loss once

@@ -4,6 +4,7 @@
  * generation:
  *   map_events, map_evlost, map_evtold   LOG/REJECT ring buffer, records lost, losses reported (cgen/events.ts, logd)
  *   map_addrtype4                        mirror of the IPv4 local routing table (cgen/addrtype.ts)
+ *   map_addrtype6                        mirror of the IPv6 route lookup's answers (cgen/addrtype.ts)
  *   recent/r_<hex name>                  recent lists (cgen/recent.ts)
  *   hashlimit/h<family>_<hex name>       hashlimit tables (cgen/hashlimit.ts)
  * Named state lives as long as a rule names it, as the kernel keeps it.
@@ -12,13 +13,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { close, mapCreate, mapDelete, mapKeys, type MapSpec, MapType, mapUpdate, objGet, objPin } from './bpf';
 import { SysError } from './libc';
-import { dumpRoutes4 } from './rtnl';
+import { ADDRTYPE6_KEY_SIZE, addrtype6Entries } from '../cgen/addrtype';
+import { dumpAddrs6, dumpRoutes4, dumpRoutes6 } from './rtnl';
 import { namespaceStateDir } from './statefs';
 
 export const EVENTS_PIN = 'map_events';
 export const EVENTS_LOST_PIN = 'map_evlost';
 export const EVENTS_TOLD_PIN = 'map_evtold';
 export const ADDRTYPE_PIN = 'map_addrtype4';
+export const ADDRTYPE6_PIN = 'map_addrtype6';
 export const ADDRTYPE_VALUE_SIZE = 20;
 
 const hexName = (name: string): string => Buffer.from(name, 'utf8').toString('hex');
@@ -58,24 +61,31 @@ export const eventsMapFd = (create: boolean, size: number): number | undefined =
 export const eventsLostMapFd = (create: boolean, pin = EVENTS_LOST_PIN): number | undefined =>
   namespaceMap(pin, create ? { type: MapType.ARRAY, keySize: 4, valueSize: 8, maxEntries: 1, name: 'bpft_evlost' } : undefined);
 
-/** The addrtype mirror (empty when created: syncAddrtype fills it). */
-export const addrtypeMapFd = (create: boolean): number | undefined =>
-  namespaceMap(ADDRTYPE_PIN, create ? { type: MapType.LPM_TRIE, keySize: 8, valueSize: ADDRTYPE_VALUE_SIZE, maxEntries: 65536, flags: 1 /* BPF_F_NO_PREALLOC */, name: 'bpft_addrtype' } : undefined);
+/** A family's addrtype mirror (empty when created: syncAddrtype fills it). */
+export const addrtypeMapFd = (family: 4 | 6, create: boolean): number | undefined => (family === 4
+  ? namespaceMap(ADDRTYPE_PIN, create ? { type: MapType.LPM_TRIE, keySize: 8, valueSize: ADDRTYPE_VALUE_SIZE, maxEntries: 65536, flags: 1 /* BPF_F_NO_PREALLOC */, name: 'bpft_addrtype' } : undefined)
+  : namespaceMap(ADDRTYPE6_PIN, create ? { type: MapType.LPM_TRIE, keySize: ADDRTYPE6_KEY_SIZE, valueSize: 1, maxEntries: 65536, flags: 1 /* BPF_F_NO_PREALLOC */, name: 'bpft_addrtype6' } : undefined));
 
-/** Make the mirror hold the local routing table as it is now: (prefix) → route type, device name. */
-export function syncAddrtype(fd: number): void {
-  const want = new Map<string, Buffer>();
-  for (const r of dumpRoutes4()) {
+/** The IPv4 mirror's entries: the local routing table as it is now, (prefix) → route type, device name. */
+function addrtype4Entries(): [Buffer, Buffer][] {
+  return dumpRoutes4().map((r) => {
     const k = Buffer.alloc(8);
     k.writeUInt32LE(r.len, 0);
     k.writeUInt32BE(r.len === 0 ? 0 : (r.dst & (0xffffffff << (32 - r.len))) >>> 0, 4);
     const v = Buffer.alloc(ADDRTYPE_VALUE_SIZE);
     v[0] = r.type;
     v.write(r.dev.slice(0, 15), 4, 'latin1');
-    want.set(k.toString('hex'), v);
-  }
+    return [k, v];
+  });
+}
+
+/** Make a family's mirror hold the routing state as it is now (changed entries rewritten, stale ones deleted). */
+export function syncAddrtype(family: 4 | 6, fd: number): void {
+  const want = new Map<string, Buffer>();
+  for (const [k, v] of family === 4 ? addrtype4Entries() : addrtype6Entries(dumpRoutes6(), dumpAddrs6())) want.set(k.toString('hex'), v);
   for (const [k, v] of want) mapUpdate(fd, Buffer.from(k, 'hex'), v);
-  for (const k of mapKeys(fd, 8)) if (!want.has(k.toString('hex'))) mapDelete(fd, k);
+  const keySize = family === 4 ? 8 : ADDRTYPE6_KEY_SIZE;
+  for (const k of mapKeys(fd, keySize)) if (!want.has(k.toString('hex'))) mapDelete(fd, k);
 }
 
 const recentFile = (name: string): string => path.join('recent', `r_${hexName(name)}`);

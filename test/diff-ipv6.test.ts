@@ -8,6 +8,7 @@
  */
 import t from 'tap';
 import { checkOutcomes, DiffPair, type ProbeSpec } from './helpers/differential';
+import { nsExec, nsExecOk, sleep } from '../compat/lab';
 import { prepareState, requireKernel } from './helpers/env';
 import { authHeader, fragmentHeader, icmp6Packet, ip6Packet, optionsHeader, routingHeader, TCP, tcp6Packet, udp6Packet, udpDatagram6 } from '../compat/probes';
 
@@ -161,4 +162,71 @@ t.test('hashlimit keys IPv6 packets like the kernel (fragments, no next header, 
   t.notOk(seen('udp later fragment, payload "port" 9401') || seen('udp to 0 #1'), 'then later fragments and port 0 share the spent bucket');
   t.notOk(seen('no next header'), 'and drops "no next header" in a port mode');
   checkOutcomes(t, outcomes, 'ip6tables');
+});
+
+// addrtype in ip6tables: the kernel's ipv6_addr_type and IPv6 route lookup, through logd's mirror of the routing state
+const ADDRTYPE6 = `*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p udp -m udp --dport 9500 -m addrtype --dst-type LOCAL -j DROP
+-A INPUT -p udp -m udp --dport 9501 -m addrtype --dst-type ANYCAST -j DROP
+-A INPUT -p udp -m udp --dport 9502 -m addrtype --dst-type MULTICAST -j DROP
+-A INPUT -p udp -m udp --dport 9503 -m addrtype --src-type UNREACHABLE -j DROP
+-A INPUT -p udp -m udp --dport 9504 -m addrtype --src-type UNSPEC -j DROP
+-A INPUT -p udp -m udp --dport 9505 -m addrtype --dst-type LOCAL --limit-iface-in -j DROP
+-A INPUT -p udp -m udp --dport 9506 -m addrtype ! --dst-type UNICAST -j DROP
+-A INPUT -p udp -m udp --dport 9507 -m addrtype --dst-type UNICAST,LOCAL -j DROP
+-A INPUT -p udp -m udp --dport 9508 -m addrtype --dst-type UNICAST,MULTICAST -j DROP
+-A FORWARD -p udp -m udp --dport 9510 -m addrtype --src-type UNREACHABLE --limit-iface-in -j DROP
+-A FORWARD -p udp -m udp --dport 9511 -m addrtype --dst-type LOCAL --limit-iface-out -j DROP
+-A FORWARD -p udp -m udp --dport 9512 -m addrtype --src-type UNREACHABLE -j DROP
+COMMIT
+`;
+
+t.test('addrtype classifies IPv6 addresses like the kernel, and follows route and address changes', async (t) => {
+  if (!requireKernel(t, ['ip6tables-legacy-restore', 'nft'])) return;
+  prepareState();
+  const pair = new DiffPair(6);
+  t.teardown(() => pair.destroy());
+  const r = pair.load(ADDRTYPE6);
+  t.equal(r.oursStatus, 0, `our restore succeeded ${r.ours}`);
+  // until duplicate address detection of the link-local addresses ends, the routers hold packets back (and their
+  // routes still change): probe a settled network
+  for (let i = 0; i < 40 && [pair.legacy, pair.ours].some((topo) => [topo.client, topo.router].some((ns) => nsExec(ns, 'ip', ['-6', 'addr', 'show', 'tentative']).stdout.trim() !== '')); i++) sleep(100);
+  const u = (name: string, dport: number, dst = R, src = C, where: 'input' | 'forward' = 'input'): ProbeSpec => ({ name, where, packet: udp6Packet(src, dst, 5000, dport) });
+  const probes = (tag: string): ProbeSpec[] => [
+    u(`${tag}: to the router's address`, 9500), u(`${tag}: to its address on the other device`, 9500, 'fd00:2::1'),
+    u(`${tag}: to the new address fd00:1::50`, 9500, 'fd00:1::50'),
+    u(`${tag}: to the subnet-router anycast address`, 9501, 'fd00:1::'), u(`${tag}: anycast rule, to a unicast address`, 9501),
+    u(`${tag}: to all nodes`, 9502, 'ff02::1'), u(`${tag}: multicast rule, to a unicast address`, 9502),
+    u(`${tag}: from a source without a route`, 9503, R, '2001:db8:dead::5'), u(`${tag}: from a source behind an unreachable route`, 9503, R, '2001:db8:beef::5'),
+    u(`${tag}: from a routed source`, 9503),
+    u(`${tag}: from ::`, 9504, R, '::'), u(`${tag}: unspec rule, from a unicast source`, 9504),
+    u(`${tag}: local on the input device`, 9505), u(`${tag}: local on the other device (a bound lookup sees no route)`, 9505, 'fd00:2::1'),
+    u(`${tag}: not unicast: all nodes`, 9506, 'ff02::1'), u(`${tag}: not unicast: a unicast address`, 9506),
+    u(`${tag}: unicast and local`, 9507), u(`${tag}: unicast, anycast not local`, 9507, 'fd00:1::'),
+    u(`${tag}: unicast and multicast at once (never)`, 9508, 'ff02::1'), u(`${tag}: unicast and multicast, a unicast address`, 9508),
+    u(`${tag}: forwarded from a source routed via the input device`, 9510, S, C, 'forward'),
+    u(`${tag}: forwarded from a source routed via the other device`, 9510, S, 'fd00:2::9', 'forward'),
+    u(`${tag}: forwarded, local on the output device`, 9511, S, C, 'forward'),
+    u(`${tag}: forwarded from a source without a route`, 9512, S, '2001:db8:dead::5', 'forward'),
+    u(`${tag}: forwarded from a routed source`, 9512, S, C, 'forward'),
+  ];
+  const before = pair.probe(probes('before'));
+  checkOutcomes(t, before, 'ip6tables');
+  const seen = (o: typeof before, name: string): boolean => o.find((x) => x.name === name)!.legacy;
+  t.notOk(seen(before, 'before: to the subnet-router anycast address'), 'the kernel calls the subnet-router address anycast');
+  t.ok(seen(before, 'before: local on the other device (a bound lookup sees no route)'), 'and a bound lookup sees only its device');
+  // routes and an address appear: the mirror must follow (logd)
+  for (const router of [pair.legacy.router, pair.ours.router]) {
+    nsExecOk(router, 'ip', ['-6', 'route', 'add', '2001:db8:dead::/48', 'dev', 'r0']);
+    nsExecOk(router, 'ip', ['-6', 'route', 'add', 'unreachable', '2001:db8:beef::/48']);
+    nsExecOk(router, 'ip', ['-6', 'addr', 'add', 'fd00:1::50/64', 'dev', 'r0', 'nodad']);
+  }
+  sleep(300);
+  const after = pair.probe(probes('after'));
+  checkOutcomes(t, after, 'ip6tables');
+  t.ok(seen(after, 'after: from a source without a route'), 'a new route makes a source reachable');
+  t.notOk(seen(after, 'after: to the new address fd00:1::50'), 'a new address is local');
 });

@@ -3,7 +3,7 @@
  * IR and how it prints back in iptables-save's canonical form. One table,
  * keyed by module name; the rule parser and the printer both use it.
  */
-import { BpftablesError, kernelInvalid, paramError, unsupported } from './errors';
+import { BpftablesError, kernelInvalid, paramError } from './errors';
 import { fmtIpv4, fmtIpv6, maskBits6, parseIpv4, parseIpv6, prefixMask6 } from './addr';
 
 export { fmtIpv4, parseIpv4 };
@@ -740,8 +740,11 @@ const addrtype: MatchModule = {
   finish(m, _seen, ctx) {
     const t = m as Extract<Match, { kind: 'addrtype' }>;
     if (!t.src && !t.dst) throw paramError('addrtype: you must specify --src-type or --dst-type');
-    if (ctx.family === 6) throw unsupported('match addrtype in ip6tables', '-m');
     if (t.limitIn && t.limitOut) throw paramError('addrtype: option "--limit-iface-in" cannot be used together with "--limit-iface-out".\n');
+    // the kernel's IPv6 lookup knows no BROADCAST, BLACKHOLE, PROHIBIT, THROW, NAT or XRESOLVE (EINVAL)
+    const v6Refused = (1 << ADDR_TYPES.indexOf('BROADCAST')) | (1 << ADDR_TYPES.indexOf('BLACKHOLE'));
+    const types = (t.src?.types ?? 0) | (t.dst?.types ?? 0);
+    if (ctx.family === 6 && ((types & v6Refused) !== 0 || types >= 1 << ADDR_TYPES.indexOf('PROHIBIT'))) throw kernelInvalid(commandName(ctx.family));
   },
   save(m) {
     const t = m as Extract<Match, { kind: 'addrtype' }>;

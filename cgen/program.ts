@@ -652,6 +652,8 @@ export interface CompiledTable {
   addrtype: boolean;
   /** the hashlimit tables (maps named hashlimitMapName(family, name)) and the entries each holds */
   hashlimit: { name: string; family: Family; entries: number }[];
+  /** the slot (16 bytes each) of every stateful match (limit, nth) in the STATE_MAP value */
+  stateSlots: Map<Match, number>;
 }
 
 /**
@@ -696,7 +698,7 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
     cx.maps.set(STATE_MAP, { name: STATE_MAP, type: 2 /* array */, keySize: 4, valueSize: value.length, maxEntries: 1, flags: 0, entries: [[Buffer.alloc(4), value]] });
   }
   return { counters: cx.cl, hooks, maps: [...cx.maps.values()], events: cx.events, sets: [...setsUsed(t)], recent: [...recentTables(t)],
-    hashlimit: hashlimitSpecs(t), addrtype: usesAddrtype(t) };
+    hashlimit: hashlimitSpecs(t), addrtype: usesAddrtype(t), stateSlots };
 }
 
 /**

@@ -18,7 +18,9 @@ import { RECENT_KEY_SIZE, RECENT_VALUE_SIZE, recentMapName } from '../cgen/recen
 import { ADDRTYPE_MAP, ADDRTYPE6_MAP } from '../cgen/addrtype';
 import { HASHLIMIT_KEY_SIZE, HASHLIMIT_VALUE_SIZE, hashlimitMapName } from '../cgen/hashlimit';
 import { EVENTS_BYTES, EVENTS_LOST_MAP, EVENTS_MAP } from '../cgen/events';
-import { setMapName } from '../cgen/match';
+import { setMapName, STATE_MAP } from '../cgen/match';
+import { matchStateKeys } from '../xlate/save';
+import { systemNameDb } from './namedb';
 import { openSet } from '../native/ipsets';
 import { ensureLogd } from './logd';
 import { BpftablesError } from '../xlate/errors';
@@ -69,7 +71,8 @@ function kernelHz(): number {
 
 const SLOT: Record<string, number> = { INPUT: 0, FORWARD: 1, OUTPUT: 2 };
 
-interface StoredState { version: 1; table: Table }
+/** What a generation stores: its ruleset, and the key of each limit/nth state slot (matchStateKeys) by slot. */
+interface StoredState { version: 1; table: Table; stateKeys?: string[] }
 
 /** The live filter table of `family` with counters, or undefined if none is loaded. */
 export function readTable(family: Family): Table | undefined {
@@ -119,6 +122,8 @@ export interface LoadedTable {
   /** hook program fds by dispatcher slot (INPUT 0, FORWARD 1, OUTPUT 2) */
   progFds: Map<number, number>;
   countersFd: number;
+  /** the limit/nth state map (STATE_MAP), when the table has one: pinned with the generation */
+  ruleStateFd?: number;
   /** close every fd still owned here (after install, the kernel objects live on through pins and links) */
   close(): void;
 }
@@ -178,7 +183,9 @@ export function loadCompiled(compiled: CompiledTable, table: Table): LoadedTable
         throw e;
       }
     }
-    return { progFds, countersFd, close: closeAll };
+    const ruleStateFd = extraMaps.get(STATE_MAP);
+    extraMaps.delete(STATE_MAP);
+    return { progFds, countersFd, ruleStateFd, close: () => { closeAll(); if (ruleStateFd !== undefined) close(ruleStateFd); } };
   } catch (e) {
     closeAll();
     throw e;
@@ -196,7 +203,8 @@ export function replaceTable(table: Table): void {
   const k = kernel();
   const fault = process.env.BPFTABLES_TEST_VERIFIER_FAULT_LINE;
   const compiled = compileTable(table, k, { verifierFaultLine: fault ? Number(fault) : undefined });
-  const state: StoredState = { version: 1, table: stripForStore(table) };
+  const stateKeys = carryRuleState(table, compiled);
+  const state: StoredState = { version: 1, table: stripForStore(table), stateKeys };
   const stateBytes = Buffer.from(JSON.stringify(state));
   const loaded = loadCompiled(compiled, table);
   let stateFd = -1;
@@ -211,7 +219,7 @@ export function replaceTable(table: Table): void {
   const st = TableState.open(table.family, true)!;
   const hooks: HookSpec[] = compiled.hooks.map((h) => ({ chain: h.chain, hooknum: h.hooknum, slot: SLOT[h.chain]! }));
   const dispatchers = new Map(hooks.map((h) => [h.slot, dispatcher(h.slot)]));
-  const moved = st.install({ progFds: loaded.progFds, countersFd: loaded.countersFd, stateFd }, hooks, dispatchers, table.family === 6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+  const moved = st.install({ progFds: loaded.progFds, countersFd: loaded.countersFd, stateFd, ruleStateFd: loaded.ruleStateFd }, hooks, dispatchers, table.family === 6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
   for (const [chain, priority] of moved) {
     log.warn(`another netfilter hook (iptables, nft or a BPF program) holds priority 0 at ${chain}: attached at priority ${priority}`);
   }
@@ -220,6 +228,34 @@ export function replaceTable(table: Table): void {
   const other = readTable(table.family === 4 ? 6 : 4);
   dropRecentExcept(new Set([...recentTables(table), ...(other ? recentTables(other) : [])]));
   dropHashlimitExcept(table.family, hashlimitTables(table));
+}
+
+/**
+ * Start every limit bucket and nth counter of `table` where the live
+ * generation left the same match (matchStateKeys: same chain and rule text,
+ * wherever it stands now), as the kernel keeps named recent and hashlimit
+ * state; new or changed rules start afresh. Patches the initial value of the
+ * compiled STATE_MAP; returns the keys by slot, stored with the generation.
+ */
+function carryRuleState(table: Table, compiled: CompiledTable): string[] {
+  const keys = matchStateKeys(table, systemNameDb);
+  const bySlot: string[] = [];
+  for (const [m, slot] of compiled.stateSlots) bySlot[slot] = keys.get(m)!;
+  const spec = compiled.maps.find((m) => m.name === STATE_MAP);
+  if (!spec || bySlot.length === 0) return bySlot;
+  const st = TableState.open(table.family, false);
+  const active = st?.readActive();
+  if (active) close(active.countersFd);
+  const oldBytes = st?.readActiveRuleState();
+  if (!active || !oldBytes) return bySlot;
+  const oldKeys = (JSON.parse(active.state.toString('utf8')) as StoredState).stateKeys ?? [];
+  const oldSlot = new Map(oldKeys.map((k, i) => [k, i]));
+  const value = spec.entries[0]![1];
+  bySlot.forEach((key, slot) => {
+    const o = oldSlot.get(key);
+    if (o !== undefined && (o + 1) * 16 <= oldBytes.length) oldBytes.copy(value, slot * 16, o * 16, o * 16 + 16);
+  });
+  return bySlot;
 }
 
 /**

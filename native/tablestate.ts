@@ -7,6 +7,7 @@
  *   link_<CHAIN>     netfilter link of the hook's dispatcher (cgen/dispatcher.ts)
  *   g<N>_counters    generation N's counter map
  *   g<N>_state       generation N's ruleset (IR as JSON), frozen
+ *   g<N>_rstate      generation N's state of limit and nth matches (when it has any)
  * (bpffs reserves names with dots.)
  *
  * A replacement loads everything for the inactive generation first, then
@@ -19,7 +20,7 @@ import { type Linked, patchMaps } from '../cgen/asm';
 import { programBtf } from '../cgen/btfgen';
 import { GEN_MAP, HOOK_SLOTS, PROGS_MAP } from '../cgen/dispatcher';
 import {
-  close, linkCreateNetfilter, mapCreate, mapDelete, mapFreeze, mapLookup, mapUpdate, mapUpdateBatch, MapType, objGet, objPin,
+  close, linkCreateNetfilter, mapCreate, mapInfo, mapDelete, mapFreeze, mapLookup, mapUpdate, mapUpdateBatch, MapType, objGet, objPin,
   ATTACH_NETFILTER, btfLoad, PROG_TYPE_NETFILTER, progLoad, u32Key,
 } from './bpf';
 import { SysError } from './libc';
@@ -54,6 +55,8 @@ export interface NewGeneration {
   progFds: Map<number, number>;
   countersFd: number;
   stateFd: number;
+  /** the state of its limit and nth matches (cgen STATE_MAP), if any */
+  ruleStateFd?: number;
 }
 
 function pinned(dir: string, name: string): number | undefined {
@@ -164,6 +167,18 @@ export class TableState {
     } finally { close(fd); }
   }
 
+  /** The active generation's limit and nth state (its STATE_MAP value), or undefined. */
+  readActiveRuleState(): Buffer | undefined {
+    const gen = this.activeGen();
+    if (gen === undefined) return undefined;
+    const fd = pinned(this.dir, `g${gen}_rstate`);
+    if (fd === undefined) return undefined;
+    try {
+      const v = Buffer.alloc(mapInfo(fd).valueSize);
+      return mapLookup(fd, u32Key(0), v) ? v : undefined;
+    } finally { close(fd); }
+  }
+
   /** The serialized ruleset of the active generation, or undefined. */
   readActive(): { state: Buffer; countersFd: number } | undefined {
     const gen = this.activeGen();
@@ -231,9 +246,10 @@ export class TableState {
       const next = (1 - old) as 0 | 1;
 
       for (const [slot, fd] of g.progFds) mapUpdate(progsFd, u32Key(next * HOOK_SLOTS + slot), u32Key(fd));
-      for (const kind of ['counters', 'state'] as const) {
+      for (const kind of ['counters', 'state', 'rstate'] as const) {
         unpin(this.dir, `g${next}_${kind}`);
-        objPin(kind === 'counters' ? g.countersFd : g.stateFd, path.join(this.dir, `g${next}_${kind}`));
+        const fd = kind === 'counters' ? g.countersFd : kind === 'state' ? g.stateFd : g.ruleStateFd;
+        if (fd !== undefined) objPin(fd, path.join(this.dir, `g${next}_${kind}`));
       }
       // the flip
       mapUpdate(genFd, u32Key(0), u32Key(next));
@@ -255,12 +271,14 @@ export class TableState {
       for (const h of hooks) mapDelete(progsFd, u32Key(old * HOOK_SLOTS + h.slot));
       unpin(this.dir, `g${old}_counters`);
       unpin(this.dir, `g${old}_state`);
+      unpin(this.dir, `g${old}_rstate`);
       return attachedAt;
     } finally {
       for (const fd of fds) close(fd);
       for (const fd of g.progFds.values()) close(fd);
       close(g.countersFd);
       close(g.stateFd);
+      if (g.ruleStateFd !== undefined) close(g.ruleStateFd);
     }
   }
 }

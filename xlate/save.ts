@@ -3,7 +3,7 @@
  * (built-ins, then user chains in strcmp order), then each chain's rules.
  */
 import { fmtIpv4, fmtIpv6, isZero6, maskBits6 } from './addr';
-import type { AddrMatch, Chain, IfaceMatch, Rule, Table } from './ir';
+import type { AddrMatch, Chain, IfaceMatch, Match, Rule, Table } from './ir';
 import { commandName, isAddr6, isBuiltin } from './ir';
 import { moduleOf } from './matches';
 import { type NameDb, protoName } from './names';
@@ -57,6 +57,27 @@ export function ruleBody(r: Rule, db: NameDb): string {
     case 'reject': s += ` -j REJECT${targetModuleOf(r.verdict)!.save(r.verdict)}`; break;
   }
   return s;
+}
+
+/**
+ * What identifies a stateful match across ruleset replacements: its chain,
+ * its rule's text (the nth rule of that text in the chain, for duplicates)
+ * and its place among the rule's matches. Positions do not count, so rules
+ * inserted or deleted elsewhere leave a limit's bucket or an nth counter as
+ * it is; any change to the rule itself starts its state afresh.
+ */
+export function matchStateKeys(t: Table, db: NameDb): Map<Match, string> {
+  const keys = new Map<Match, string>();
+  for (const c of t.chains) {
+    const seen = new Map<string, number>();
+    for (const r of c.rules) {
+      const body = ruleBody(r, db);
+      const nth = seen.get(body) ?? 0;
+      seen.set(body, nth + 1);
+      r.matches.forEach((m, i) => keys.set(m, `${c.name}\n${nth}\n${i}\n${body}`));
+    }
+  }
+  return keys;
 }
 
 /** strcmp order of user chains, as libiptc keeps them. */

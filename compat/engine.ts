@@ -12,6 +12,7 @@ import { type CompiledTable, compileTable, counterLayout, type HookProgram } fro
 import { BpfLoadError, close, mapCreate, mapLookup, MapType, mapUpdate, NFPROTO_IPV4, NFPROTO_IPV6, u32Key } from '../native/bpf';
 import { disableConntrack, enableConntrack } from '../native/conntrack';
 import { currentNamespaceDir, removeNamespaceDir } from '../native/statefs';
+import { crashPoint } from '../native/crash';
 import { conntrackMarker, createMaps, createStateMap, type HookSpec, TableState } from '../native/tablestate';
 import { addrtypeMapFd, dropHashlimitExcept, dropRecentExcept, eventsLostMapFd, eventsMapFd, hashlimitMapFd, recentMapFd, syncAddrtype } from '../native/nsmaps';
 import { RECENT_KEY_SIZE, RECENT_VALUE_SIZE, recentMapName } from '../cgen/recent';
@@ -203,13 +204,16 @@ export function replaceTable(table: Table): void {
   const k = kernel();
   const fault = process.env.BPFTABLES_TEST_VERIFIER_FAULT_LINE;
   const compiled = compileTable(table, k, { verifierFaultLine: fault ? Number(fault) : undefined });
+  crashPoint('engine: compiled');
   const stateKeys = carryRuleState(table, compiled);
   const state: StoredState = { version: 1, table: stripForStore(table), stateKeys };
   const stateBytes = Buffer.from(JSON.stringify(state));
   const loaded = loadCompiled(compiled, table);
+  crashPoint('engine: programs loaded');
   let stateFd = -1;
   try {
     stateFd = createStateMap(stateBytes, 'bpft_state');
+    crashPoint('engine: ruleset stored');
     if (needsConntrack(table)) { enableConntrack(); conntrackMarker(table.family).set(); }
   } catch (e) {
     loaded.close();
@@ -223,6 +227,7 @@ export function replaceTable(table: Table): void {
   for (const [chain, priority] of moved) {
     log.warn(`another netfilter hook (iptables, nft or a BPF program) holds priority 0 at ${chain}: attached at priority ${priority}`);
   }
+  crashPoint('engine: installed');
   if (!needsConntrack(table)) releaseConntrack(table.family);
   if (usesEvents(table) || usesAddrtype(table)) ensureLogd();
   const other = readTable(table.family === 4 ? 6 : 4);

@@ -4,6 +4,7 @@ import path from 'node:path';
 import { BareParamError, BpftablesError } from '../xlate/errors';
 import type { Family, Table } from '../xlate/ir';
 import { parseRestore } from '../xlate/restore';
+import { crashPoint } from '../native/crash';
 import { compileTable } from '../cgen/program';
 import { type Io, requireRoot, runMain, VERSION, withXtablesLock } from './cli';
 import { kernel, loadCompiled, readTable, replaceTable } from './engine';
@@ -85,6 +86,7 @@ export function restoreMain(prog: string, argv: string[], io: Io, family: Family
       current: (name) => (name === 'filter' ? readTable(family) : undefined),
     });
     tables = result.tables;
+    crashPoint('restore: parsed');
     io.out(result.output);
   } catch (e) {
     if (e instanceof BpftablesError) {

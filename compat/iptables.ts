@@ -10,6 +10,7 @@ import { BareParamError, BpftablesError, unsupported } from '../xlate/errors';
 import { parseIptablesArgv, toCommand } from '../xlate/command-parse';
 import { type Io, requireRoot, runMain, VERSION, withXtablesLock } from './cli';
 import { readTableOrEmpty, replaceTable } from './engine';
+import { crashPoint } from '../native/crash';
 import { systemNameDb } from './namedb';
 
 const IPV4_LINES = '    --ipv4\t-4\t\tNothing (line is ignored by ip6tables-restore)\n    --ipv6\t-6\t\tError (line is ignored by iptables-restore)\n';
@@ -128,6 +129,7 @@ export function iptablesMain(prog: string, argv: string[], io: Io, family: Famil
       const before = readTableOrEmpty(family);
       if (p.verbose) io.out(verboseReport(before, cmd!, systemNameDb));
       const after = applyCommand(before, cmd!, systemNameDb);
+      crashPoint('iptables: command applied');
       if (cmd!.op !== 'check') replaceTable(after);
       return 0;
     } catch (e) {

@@ -210,6 +210,13 @@ export function objGet(path: string): number {
   return bpfSyscallRaw(Cmd.OBJ_GET, a);
 }
 
+/** A new fd for the program with kernel id `id` (a link's program, say). */
+export function progFdById(id: number): number {
+  const a = attr();
+  a.writeUInt32LE(id, 0);
+  return bpfSyscall(Cmd.PROG_GET_FD_BY_ID, a, `prog ${id}`);
+}
+
 export interface TestRunResult { retval: number; durationNs: number }
 
 /**

@@ -23,6 +23,7 @@ import {
   close, linkCreateNetfilter, mapCreate, mapInfo, mapDelete, mapFreeze, mapLookup, mapUpdate, mapUpdateBatch, MapType, objGet, objPin,
   ATTACH_NETFILTER, btfLoad, PROG_TYPE_NETFILTER, progLoad, u32Key,
 } from './bpf';
+import { crashPoint } from './crash';
 import { SysError } from './libc';
 import { familyDir } from './statefs';
 
@@ -179,18 +180,25 @@ export class TableState {
     } finally { close(fd); }
   }
 
-  /** The serialized ruleset of the active generation, or undefined. */
+  /**
+   * The serialized ruleset of the active generation, or undefined. A writer
+   * may flip the generation and unpin the old one between our reading the
+   * generation and opening its pins: then the new one is read.
+   */
   readActive(): { state: Buffer; countersFd: number } | undefined {
-    const gen = this.activeGen();
-    if (gen === undefined) return undefined;
-    const sfd = pinned(this.dir, `g${gen}_state`);
-    const cfd = pinned(this.dir, `g${gen}_counters`);
-    if (sfd === undefined || cfd === undefined) {
+    for (let attempt = 0; ; attempt++) {
+      const gen = this.activeGen();
+      if (gen === undefined) return undefined;
+      const sfd = pinned(this.dir, `g${gen}_state`);
+      const cfd = pinned(this.dir, `g${gen}_counters`);
+      if (sfd !== undefined && cfd !== undefined) {
+        try { return { state: readStateMap(sfd), countersFd: cfd }; } finally { close(sfd); }
+      }
       if (sfd !== undefined) close(sfd);
       if (cfd !== undefined) close(cfd);
-      return undefined;
+      // the generation moved on (or an install was cut short before its first flip): look again
+      if (attempt >= 20 || this.activeGen() === gen) return undefined;
     }
-    try { return { state: readStateMap(sfd), countersFd: cfd }; } finally { close(sfd); }
   }
 
   /**
@@ -245,14 +253,17 @@ export class TableState {
       const old = (cur.readUInt32LE(0) & 1) as 0 | 1;
       const next = (1 - old) as 0 | 1;
 
-      for (const [slot, fd] of g.progFds) mapUpdate(progsFd, u32Key(next * HOOK_SLOTS + slot), u32Key(fd));
+      for (const [slot, fd] of g.progFds) { mapUpdate(progsFd, u32Key(next * HOOK_SLOTS + slot), u32Key(fd)); crashPoint('install: program in its slot'); }
       for (const kind of ['counters', 'state', 'rstate'] as const) {
         unpin(this.dir, `g${next}_${kind}`);
+        crashPoint(`install: g${next}_${kind} unpinned`);
         const fd = kind === 'counters' ? g.countersFd : kind === 'state' ? g.stateFd : g.ruleStateFd;
-        if (fd !== undefined) objPin(fd, path.join(this.dir, `g${next}_${kind}`));
+        if (fd !== undefined) { objPin(fd, path.join(this.dir, `g${next}_${kind}`)); crashPoint(`install: g${next}_${kind} pinned`); }
       }
       // the flip
+      crashPoint('install: before the flip');
       mapUpdate(genFd, u32Key(0), u32Key(next));
+      crashPoint('install: after the flip');
 
       for (const h of hooks) {
         const existing = pinned(this.dir, `link_${h.chain}`);
@@ -266,12 +277,11 @@ export class TableState {
         own(link.fd);
         if (link.priority !== NF_IP_PRI_FILTER) attachedAt.set(h.chain, link.priority);
         objPin(link.fd, path.join(this.dir, `link_${h.chain}`));
+        crashPoint(`install: link_${h.chain} pinned`);
       }
       // retire the old generation
-      for (const h of hooks) mapDelete(progsFd, u32Key(old * HOOK_SLOTS + h.slot));
-      unpin(this.dir, `g${old}_counters`);
-      unpin(this.dir, `g${old}_state`);
-      unpin(this.dir, `g${old}_rstate`);
+      for (const h of hooks) { mapDelete(progsFd, u32Key(old * HOOK_SLOTS + h.slot)); crashPoint('install: old program retired'); }
+      for (const kind of ['counters', 'state', 'rstate']) { unpin(this.dir, `g${old}_${kind}`); crashPoint(`install: g${old}_${kind} unpinned`); }
       return attachedAt;
     } finally {
       for (const fd of fds) close(fd);

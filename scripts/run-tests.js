@@ -8,9 +8,12 @@ const path = require('node:path');
 const fs = require('node:fs');
 
 const root = path.join(__dirname, '..');
-const files = process.argv.slice(2).length
+// --long: the soak, crash and fuzz runs of dist/test/long (npm run test:long) instead of the main suite
+const long = process.argv[2] === '--long';
+const dir = long ? path.join('dist', 'test', 'long') : path.join('dist', 'test');
+const files = process.argv.slice(2).length && !long
   ? process.argv.slice(2)
-  : fs.readdirSync(path.join(root, 'dist', 'test')).filter((f) => f.endsWith('.test.js')).sort().map((f) => path.join('dist', 'test', f));
+  : fs.readdirSync(path.join(root, dir)).filter((f) => f.endsWith('.test.js')).sort().map((f) => path.join(dir, f));
 const tap = path.join(root, 'node_modules', 'tap', 'dist', 'esm', 'run.mjs');
 const r = spawnSync(process.execPath, [tap, '--jobs=1', '--reporter=tap', '--disable-coverage', '--timeout=900', ...files],
   { cwd: root, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, stdio: ['ignore', 'pipe', 'inherit'] });

@@ -22,4 +22,6 @@ t.test('file structure with positions', async (t) => {
   t.same(st.map((s) => [s.kind, s.line]), [['table', 2], ['chain', 3], ['rule', 5], ['commit', 6]]);
   t.same(parseStatements('*filter\r\nCOMMIT', 'f').map((s) => s.kind), ['table', 'commit'], 'CRLF and no final newline');
   t.equal(parseStatements('COMMIT x\n', 'f')[0]!.kind, 'rule', '"COMMIT x" is not a COMMIT');
+  // a character no token takes (a lone CR): the error still says where
+  t.throws(() => parseStatements('*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT\rDROP\nCOMMIT\n', 'f'), { message: 'syntax error', where: { file: 'f', line: 3 } }, 'a lexer error names its line');
 });

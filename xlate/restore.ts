@@ -48,8 +48,10 @@ export function parseStatements(text: string, file: string): RestoreStatement[] 
   try {
     parser.feed(text);
   } catch (e) {
+    // a parser error names the token; a lexer error (a character no token takes, such as a lone CR) only says where
     const tok = (e as { token?: { line: number; col: number } }).token;
-    throw new BpftablesError('syntax error', 2, { file, line: tok?.line, col: tok?.col });
+    const m = /line (\d+) col (\d+)/.exec(String((e as Error).message));
+    throw new BpftablesError('syntax error', 2, { file, line: tok?.line ?? (m ? Number(m[1]) : 1), col: tok?.col ?? (m ? Number(m[2]) : undefined) });
   }
   if (parser.results.length !== 1) throw new BpftablesError(`internal: ambiguous parse (${parser.results.length})`, 1, { file });
   return parser.results[0] as RestoreStatement[];

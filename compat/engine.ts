@@ -23,6 +23,7 @@ import { setMapName, STATE_MAP } from '../cgen/match';
 import { matchStateKeys } from '../xlate/save';
 import { systemNameDb } from './namedb';
 import { openSet } from '../native/ipsets';
+import { SysError } from '../native/libc';
 import { ensureLogd } from './logd';
 import { BpftablesError } from '../xlate/errors';
 import { emptyFilterTable, type Family, hashlimitTables, needsConntrack, recentTables, type Table, usesAddrtype, usesEvents } from '../xlate/ir';
@@ -115,7 +116,39 @@ function verifierError(e: BpfLoadError, h: HookProgram): BpftablesError {
     if (note) origin = ` at ${note}`;
   }
   const last = e.log.trim().split('\n').filter((l) => l && !l.startsWith('processed') && !/^\d+: /.test(l)).pop() ?? `errno ${e.errno}`;
-  return new BpftablesError(`the kernel rejected the ${h.chain} program${origin}: ${last}`, 1);
+  const limit = kernelLimit(e, h);
+  return new BpftablesError(limit ?? `the kernel rejected the ${h.chain} program${origin}: ${last}`, 1);
+}
+
+const E2BIG = 7;
+/** Rules that compile to map lookups, and what holds any number of addresses: said whenever a program limit is hit. */
+const FEWER_CHECKS = 'rules are checked one by one except runs that differ only in addresses, ports or protocol (which become map '
+  + 'lookups): use fewer other rules in that chain, or hold addresses in an ipset (-m set); nothing was changed';
+
+/** The kernel limit a failed load ran into, said with what to do, or undefined for another refusal. */
+function kernelLimit(e: BpfLoadError, h: HookProgram): string | undefined {
+  if (/BPF program is too large\. Processed \d+ insn/.test(e.log)) {
+    return `the ${h.chain} program needs more verification than the kernel allows (1,000,000 processed instructions per program): ${FEWER_CHECKS}`;
+  }
+  if (/The sequence of \d+ jumps is too complex/.test(e.log)) {
+    return `the ${h.chain} program has more pending branches than the kernel's verifier follows (8192): a chain with very many jump or goto rules; spread them over several user chains; nothing was changed`;
+  }
+  if (e.errno === E2BIG && h.linked.count > 1_000_000) {
+    return `the ${h.chain} program has ${h.linked.count.toLocaleString('en-US')} instructions, more than the kernel loads in one program (1,000,000): ${FEWER_CHECKS}`;
+  }
+  return undefined;
+}
+
+/** A hashlimit table's map; a size the kernel cannot give one map is refused naming the option. */
+function hashlimitMap(family: Family, name: string, entries: number): number {
+  try {
+    return hashlimitMapFd(family, name, HASHLIMIT_KEY_SIZE, HASHLIMIT_VALUE_SIZE, entries);
+  } catch (e) {
+    if (e instanceof SysError && [7, 12, 28].includes(e.errno)) {
+      throw new BpftablesError(`hashlimit table ${name}: the kernel cannot give one map ${entries.toLocaleString('en-US')} entries (${e.message}); bpftables reserves every entry of a table in advance, so use a smaller --hashlimit-htable-max; nothing was changed`, 1);
+    }
+    throw e;
+  }
 }
 
 /** A compiled table's programs loaded into the kernel (not attached), with their maps. */
@@ -154,7 +187,7 @@ export function loadCompiled(compiled: CompiledTable, table: Table): LoadedTable
       syncAddrtype(table.family, fd); // current now; logd keeps it so
       extraMaps.set(table.family === 4 ? ADDRTYPE_MAP : ADDRTYPE6_MAP, fd);
     }
-    for (const h of compiled.hashlimit) extraMaps.set(hashlimitMapName(h.family, h.name), hashlimitMapFd(h.family, h.name, HASHLIMIT_KEY_SIZE, HASHLIMIT_VALUE_SIZE, h.entries));
+    for (const h of compiled.hashlimit) extraMaps.set(hashlimitMapName(h.family, h.name), hashlimitMap(h.family, h.name, h.entries));
     for (const name of compiled.recent) extraMaps.set(recentMapName(name), recentMapFd(name, RECENT_KEY_SIZE, RECENT_VALUE_SIZE, recentListSize()));
     for (const name of compiled.sets) {
       const set = openSet(name);

@@ -1,7 +1,8 @@
 /**
  * A failed restore changes nothing: parse errors, unknown chains, missing
- * COMMIT and a program the verifier rejects all leave the previous ruleset
- * in force (proved with packets) and exit like iptables-restore.
+ * COMMIT, a program the verifier rejects and rulesets beyond the kernel's
+ * limits (program size, map size) all leave the previous ruleset in force
+ * (proved with packets) and exit like iptables-restore.
  */
 import path from 'node:path';
 import t from 'tap';
@@ -26,6 +27,11 @@ function delivered(topo: Topology, dport: number): boolean {
     sleep(200);
     return rcv.drain().some((b) => b.readUInt16BE(4) === 0x7000 + dport);
   } finally { rcv.close(); }
+}
+
+/** `n` rules in INPUT that no run compiles to a lookup (negated port ranges and TTL tests, all different). */
+function generalRules(n: number): string {
+  return Array.from({ length: n }, (_, i) => `-A INPUT -p tcp -m tcp ! --sport ${1 + (i % 60000)}:${2 + (i % 60000)} --dport ${1 + (i % 65000)} -m ttl --ttl-gt ${i % 200} -j DROP\n`).join('');
 }
 
 /** Chains nested `n` deep below INPUT. */
@@ -63,6 +69,11 @@ t.test('failed restores keep the previous ruleset', async (t) => {
     ['nesting deeper than BPF call frames', deepChains(9), 1, /chains nest too deeply from INPUT \(INPUT -> C0 -> C1 .* -> C8\): that needs 10 BPF call frames/],
     ['verifier rejection', GOOD.replace('COMMIT', '-A INPUT -p udp -m udp --dport 53 -j ACCEPT\n-A INPUT -s 10.0.0.0/8 -j DROP\nCOMMIT'), 1,
       /the kernel rejected the INPUT program at INPUT rule 2 \(stdin:6\): /],
+    // the kernel's limits: said by name, with what to do
+    ['a program over the kernel\'s 1M instructions', GOOD.replace('COMMIT', `${generalRules(45_000)}COMMIT`), 1,
+      /^iptables-restore: the INPUT program has [\d,]+ instructions, more than the kernel loads in one program \(1,000,000\): rules are checked one by one except .* use fewer other rules in that chain, or hold addresses in an ipset \(-m set\); nothing was changed\n$/],
+    ['a hashlimit table no map can hold', GOOD.replace('COMMIT', '-A INPUT -m hashlimit --hashlimit-upto 1/sec --hashlimit-name huge --hashlimit-htable-max 2000000000 -j ACCEPT\nCOMMIT'), 1,
+      /^iptables-restore: hashlimit table huge: the kernel cannot give one map 2,000,000,000 entries \(.*\); bpftables reserves every entry of a table in advance, so use a smaller --hashlimit-htable-max; nothing was changed\n$/],
   ];
   for (const [name, text, status, msg] of cases) {
     const r = name === 'verifier rejection'

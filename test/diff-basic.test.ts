@@ -103,6 +103,7 @@ const PROBES: ProbeSpec[] = [
   { name: 'fwd: udp 8 dropped by policy', where: 'forward', packet: udpPacket(C, S, 1000, 8), expect: false },
   { name: 'fwd: non-first fragment', where: 'forward', packet: ipPacket({ src: C, dst: S, proto: 17, fragOff: 10, payload: Buffer.alloc(16) }), expect: true },
   { name: 'fwd: evil tcp fragment offset 1', where: 'forward', packet: ipPacket({ src: C, dst: S, proto: 6, fragOff: 1, payload: Buffer.alloc(16) }), expect: true },
+  { name: 'in: truncated UDP header (hotdrop)', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 17, payload: Buffer.from([0, 53, 0, 53]) }), expect: false },
   { name: 'out: udp from 111', where: 'output', packet: udpPacket(R, C, 111, 2000), expect: false },
   { name: 'out: udp from 112', where: 'output', packet: udpPacket(R, C, 112, 2000), expect: true },
   { name: 'out: big icmp', where: 'output', packet: ipPacket({ src: R, dst: C, proto: 1, payload: icmpMessage(0, 0, undefined, Buffer.alloc(200)) }), expect: false },

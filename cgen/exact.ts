@@ -18,8 +18,8 @@ export const MIN_EXACT_RUN = 16;
 const BPF_MAP_TYPE_HASH = 1;
 const KEY_SIZE = 16;
 
-/** Which fields a keyable rule tests, as a signature string; undefined when the rule is not keyable. */
-interface Shape { src: boolean; dst: boolean; proto: boolean; sport: boolean; dport: boolean; l4: 'tcp' | 'udp' | '' }
+/** Which fields a keyable rule tests; `sig` says the same as one string (rules of one shape share it). */
+interface Shape { src: boolean; dst: boolean; proto: boolean; sport: boolean; dport: boolean; l4: 'tcp' | 'udp' | ''; sig: string }
 
 const shapes = new WeakMap<Rule, Shape | null>();
 
@@ -33,25 +33,23 @@ function computeShape(r: Rule): Shape | undefined {
   const ip = r.ip;
   if (r.verdict.kind !== 'accept' && r.verdict.kind !== 'drop') return undefined;
   if (ip.in || ip.out || ip.frag) return undefined;
-  for (const a of [ip.src, ip.dst]) if (a && (isAddr6(a) || a.invert || a.mask !== 0xffffffff)) return undefined;
-  if (ip.proto?.invert) return undefined;
-  const shape: Shape = { src: !!ip.src, dst: !!ip.dst, proto: !!ip.proto, sport: false, dport: false, l4: '' };
+  if (!exactAddr(ip.src) || !exactAddr(ip.dst) || ip.proto?.invert) return undefined;
+  const shape: Shape = { src: !!ip.src, dst: !!ip.dst, proto: !!ip.proto, sport: false, dport: false, l4: '', sig: '' };
   for (const m of r.matches) {
     if (m.kind === 'comment') continue;
     if ((m.kind !== 'tcp' && m.kind !== 'udp') || shape.l4) return undefined;
     if (m.kind === 'tcp' && m.flags) return undefined;
-    for (const [name, pm] of [['sport', m.sport], ['dport', m.dport]] as const) {
-      if (!pm) continue;
-      if (pm.invert || pm.range[0] !== pm.range[1]) return undefined;
-      shape[name] = true;
-    }
+    if (m.sport) { if (m.sport.invert || m.sport.range[0] !== m.sport.range[1]) return undefined; shape.sport = true; }
+    if (m.dport) { if (m.dport.invert || m.dport.range[0] !== m.dport.range[1]) return undefined; shape.dport = true; }
     shape.l4 = m.kind;
   }
   if (!shape.src && !shape.dst && !shape.proto) return undefined;
+  shape.sig = `${+shape.src}${+shape.dst}${+shape.proto}${+shape.sport}${+shape.dport}${shape.l4}`;
   return shape;
 }
 
-const sig = (s: Shape): string => `${+s.src}${+s.dst}${+s.proto}${+s.sport}${+s.dport}${s.l4}`;
+/** absent, or one IPv4 address exactly */
+const exactAddr = (a: Rule['ip']['src']): boolean => !a || (!isAddr6(a) && !a.invert && a.mask === 0xffffffff);
 
 export interface ExactRun { from: number; to: number; shape: Shape; map: string; ipMap?: string }
 
@@ -65,7 +63,7 @@ export function findExactRuns(chain: Chain, chainIdx: number, lo: number, hi: nu
     let j = i + 1;
     while (j < hi) {
       const t = shapeOf(chain.rules[j]!);
-      if (!t || sig(t) !== sig(s) || (s.l4 && chain.rules[j]!.ip.proto?.num !== chain.rules[i]!.ip.proto?.num)) break;
+      if (!t || t.sig !== s.sig || (s.l4 && chain.rules[j]!.ip.proto?.num !== chain.rules[i]!.ip.proto?.num)) break;
       j++;
     }
     if (j - i >= MIN_EXACT_RUN) {
@@ -103,24 +101,24 @@ function keyBuffer([src, dst, proto, sport, dport]: [number, number, number, num
 /** The run's maps: full key → { counter slot, verdict } (first rule wins), and for tcp/udp runs the address/protocol part → 1. */
 export function exactMaps(chain: Chain, run: ExactRun, slotOf: (r: Rule) => number): MapSpecOut[] {
   // keys are deduplicated as strings; buffers are built for the entries kept
-  const first = new Map<string, Rule>();
+  const first = new Map<string, [Rule, [number, number, number, number, number]]>();
   const ipPart = new Map<string, [number, number, number, number, number]>();
   for (let i = run.from; i < run.to; i++) {
     const r = chain.rules[i]!;
     const f = keyFields(r, run.shape, true);
-    const id = f.join(',');
-    if (!first.has(id)) first.set(id, r);
-    if (run.ipMap) {
-      const ip = keyFields(r, run.shape, false);
-      ipPart.set(ip.join(','), ip);
-    }
+    const id = `${f[0]},${f[1]},${f[2]},${f[3]},${f[4]}`;
+    if (!first.has(id)) first.set(id, [r, f]);
+    if (run.ipMap) ipPart.set(`${f[0]},${f[1]},${f[2]}`, [f[0], f[1], f[2], 0, 0]);
   }
+  // one buffer each for the values, sliced per entry
+  const values = Buffer.alloc(8 * first.size);
   const entries: [Buffer, Buffer][] = [];
-  for (const r of first.values()) {
-    const v = Buffer.alloc(8);
-    v.writeUInt32LE(slotOf(r), 0);
-    v.writeUInt32LE(r.verdict.kind === 'accept' ? NF_ACCEPT : NF_DROP, 4);
-    entries.push([keyBuffer(keyFields(r, run.shape, true)), v]);
+  let at = 0;
+  for (const [r, f] of first.values()) {
+    values.writeUInt32LE(slotOf(r), at);
+    values.writeUInt32LE(r.verdict.kind === 'accept' ? NF_ACCEPT : NF_DROP, at + 4);
+    entries.push([keyBuffer(f), values.subarray(at, at + 8)]);
+    at += 8;
   }
   const maps: MapSpecOut[] = [{ name: run.map, type: BPF_MAP_TYPE_HASH, keySize: KEY_SIZE, valueSize: 8, maxEntries: first.size, flags: 0, entries }];
   if (run.ipMap) {

@@ -276,7 +276,8 @@ export function replaceTable(table: Table): void {
  * compiled STATE_MAP; returns the keys by slot, stored with the generation.
  */
 function carryRuleState(table: Table, compiled: CompiledTable): string[] {
-  const keys = matchStateKeys(table, systemNameDb);
+  if (compiled.stateSlots.size === 0) return [];
+  const keys = matchStateKeys(table, systemNameDb, new Set(compiled.stateSlots.keys()));
   const bySlot: string[] = [];
   for (const [m, slot] of compiled.stateSlots) bySlot[slot] = keys.get(m)!;
   const spec = compiled.maps.find((m) => m.name === STATE_MAP);

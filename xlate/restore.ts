@@ -6,7 +6,7 @@
 import nearley from 'nearley';
 import grammar from '../grammar/restore.generated';
 import type { RestoreStatement } from '../grammar/restore-ast';
-import { ArgvError, splitArgs } from '../grammar/restore-lexer';
+import { type Arg, ArgvError, splitArgs } from '../grammar/restore-lexer';
 import { BpftablesError, paramError, unsupported } from './errors';
 import { type Chain, commandName, type Counters, emptyFilterTable, type Family, isBuiltin, OTHER_TABLES, type Policy, type Table } from './ir';
 import type { NameDb } from './names';
@@ -144,12 +144,17 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
             if (!counters) throw paramError(`invalid counters \`${first.text}'`, undefined, first.col);
             args = args.slice(1);
           }
-          if (args.some((a) => a.text === '-t' || a.text === '--table')) {
-            throw paramError('The -t option cannot be used in iptables-restore.\n', '-t');
+          // one pass over the arguments for what a plain rule line does not hold
+          let table = false, wait: Arg | undefined, other = false;
+          for (const a of args) {
+            if (!SPECIAL_ARGS.has(a.text)) continue;
+            if (a.text === '-t' || a.text === '--table') table = true;
+            else if (WAIT_ARGS.has(a.text)) wait ??= a;
+            else other = true;
           }
-          const wait = args.find((a) => ['-w', '--wait', '-W', '--wait-interval'].includes(a.text));
+          if (table) throw paramError('The -t option cannot be used in iptables-restore.\n', '-t');
           if (wait) throw paramError(`You cannot use \`${wait.text.startsWith('--') ? (wait.text === '--wait' ? '-w' : '-W') : wait.text}' from iptables-restore`, wait.text, wait.col);
-          if (args.some((a) => OTHER_COMMANDS.has(a.text))) {
+          if (other) {
             // any other iptables command, applied to the table being built
             const p = parseIptablesArgv(args.map((a) => a.text), family);
             if (p === 'help' || p === 'version') throw paramError('unexpected -h/-V in restore input');
@@ -198,3 +203,5 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
 /** Commands besides -A/-I that may stand in a rule line. */
 const OTHER_COMMANDS = new Set(['-D', '--delete', '-R', '--replace', '-N', '--new-chain', '-X', '--delete-chain', '-F', '--flush',
   '-Z', '--zero', '-P', '--policy', '-E', '--rename-chain', '-C', '--check', '-S', '--list-rules', '-L', '--list']);
+const WAIT_ARGS = new Set(['-w', '--wait', '-W', '--wait-interval']);
+const SPECIAL_ARGS = new Set([...OTHER_COMMANDS, ...WAIT_ARGS, '-t', '--table']);

@@ -64,13 +64,16 @@ export function ruleBody(r: Rule, db: NameDb): string {
  * its rule's text (the nth rule of that text in the chain, for duplicates)
  * and its place among the rule's matches. Positions do not count, so rules
  * inserted or deleted elsewhere leave a limit's bucket or an nth counter as
- * it is; any change to the rule itself starts its state afresh.
+ * it is; any change to the rule itself starts its state afresh. Keys are
+ * made for the matches of rules that hold one of `stateful`.
  */
-export function matchStateKeys(t: Table, db: NameDb): Map<Match, string> {
+export function matchStateKeys(t: Table, db: NameDb, stateful: ReadonlySet<Match>): Map<Match, string> {
   const keys = new Map<Match, string>();
   for (const c of t.chains) {
     const seen = new Map<string, number>();
     for (const r of c.rules) {
+      // only rules with state need a key (identical rules hold the same stateful match, so the count stays right)
+      if (!r.matches.some((m) => stateful.has(m))) continue;
       const body = ruleBody(r, db);
       const nth = seen.get(body) ?? 0;
       seen.set(body, nth + 1);

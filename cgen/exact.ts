@@ -33,12 +33,12 @@ function computeShape(r: Rule): Shape | undefined {
   const ip = r.ip;
   if (r.verdict.kind !== 'accept' && r.verdict.kind !== 'drop') return undefined;
   if (ip.in || ip.out || ip.frag) return undefined;
-  if (!exactAddr(ip.src) || !exactAddr(ip.dst) || ip.proto?.invert) return undefined;
+  if (!exactAddr(ip.src) || !exactAddr(ip.dst) || ip.proto?.invert || ip.proto?.nft) return undefined;
   const shape: Shape = { src: !!ip.src, dst: !!ip.dst, proto: !!ip.proto, sport: false, dport: false, l4: '', sig: '' };
   for (const m of r.matches) {
     if (m.kind === 'comment') continue;
     if ((m.kind !== 'tcp' && m.kind !== 'udp') || shape.l4) return undefined;
-    if (m.kind === 'tcp' && m.flags) return undefined;
+    if ((m.kind === 'tcp' && m.flags) || m.short) return undefined;
     if (m.sport) { if (m.sport.invert || m.sport.range[0] !== m.sport.range[1]) return undefined; shape.sport = true; }
     if (m.dport) { if (m.dport.invert || m.dport.range[0] !== m.dport.range[1]) return undefined; shape.dport = true; }
     shape.l4 = m.kind;

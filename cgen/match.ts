@@ -331,8 +331,8 @@ export function emitIpPart(a: Asm, ip: IpPart, l: RuleLabels, v6: boolean): void
   if (ip.in) ifaceCheck(a, S.IN, ip.in, next);
   if (ip.out) ifaceCheck(a, S.OUT, ip.out, next);
   if (ip.proto && v6) {
-    // ip6tables: a protocol behind an extension-header chain the kernel cannot follow drops the packet
-    cmp32(a, 1, S.NOPROTO, 'jne', 0, l.hotdrop);
+    // ip6tables: a protocol behind an extension-header chain the kernel cannot follow drops the packet (nft: no match)
+    cmp32(a, 1, S.NOPROTO, 'jne', 0, ip.proto.nft ? next : l.hotdrop);
     if (ip.proto.num !== 0) cmp32(a, 1, S.PROTO, ip.proto.invert ? 'jeq' : 'jne', ip.proto.num, next);
   } else if (ip.proto) cmp32(a, 1, S.PROTO, ip.proto.invert ? 'jeq' : 'jne', ip.proto.num, next);
   if (ip.frag) cmp32(a, 2, S.FRAGOFF, ip.frag.invert ? 'jne' : 'jeq', 0, next);
@@ -343,12 +343,17 @@ const CT_BITS: Record<CtMatchState, number> = {
   SNAT: CtBit.SNAT, DNAT: CtBit.DNAT,
 };
 
-/** L4 header guard: non-first fragments never match; a header too short to read drops the packet. */
-function l4Guard(a: Asm, need: number, l: RuleLabels, evilFragment: boolean): void {
+/**
+ * L4 header guard: non-first fragments never match; a header too short to
+ * read drops the packet (iptables), or with `short: 'nomatch'` (nft) only
+ * the four port bytes must be there and a shorter header does not match.
+ */
+function l4Guard(a: Asm, need: number, l: RuleLabels, evilFragment: boolean, short?: 'nomatch'): void {
   a.ldx(2, R1, R9, S.FRAGOFF);
-  if (evilFragment) a.jmp32('jeq', R1, 1, l.hotdrop);
+  if (evilFragment && !short) a.jmp32('jeq', R1, 1, l.hotdrop);
   a.jmp32('jne', R1, 0, l.next);
-  cmp32(a, 4, S.L4AVAIL, 'jlt', need, l.hotdrop);
+  if (short) cmp32(a, 4, S.L4AVAIL, 'jlt', 4, l.next);
+  else cmp32(a, 4, S.L4AVAIL, 'jlt', need, l.hotdrop);
 }
 
 export function emitMatch(a: Asm, m: Match, l: RuleLabels, env: MatchEnv): void {
@@ -458,7 +463,7 @@ export function emitMatch(a: Asm, m: Match, l: RuleLabels, env: MatchEnv): void 
       emitStatistic(a, m, env, l.next);
       return;
     case 'tcp': case 'udp': {
-      l4Guard(a, m.kind === 'tcp' ? 20 : 8, l, m.kind === 'tcp');
+      l4Guard(a, m.kind === 'tcp' ? 20 : 8, l, m.kind === 'tcp', m.short);
       for (const [off, p] of [[S.SPORT, m.sport], [S.DPORT, m.dport]] as const) {
         if (!p) continue;
         if (p.range[0] === 0 && p.range[1] === 65535) { if (p.invert) a.ja(l.next); continue; }
@@ -484,7 +489,7 @@ export function emitMatch(a: Asm, m: Match, l: RuleLabels, env: MatchEnv): void 
       return;
     }
     case 'multiport': {
-      l4Guard(a, 4, l, false);
+      l4Guard(a, 4, l, false, m.short);
       const loads = m.dir === 'src' ? [S.SPORT] : m.dir === 'dst' ? [S.DPORT] : [S.SPORT, S.DPORT];
       rangeSet(a, loads.map((off) => ({ size: 2 as const, off })), m.ports, m.invert, l.next);
       return;

@@ -107,8 +107,9 @@ function ifaceOk(m: IfaceMatch | undefined, name: string): boolean {
 
 function inRange(v: number, lo: number, hi: number): boolean { return v >= lo && v <= hi; }
 
-function l4(p: PacketView, need: number, evil: boolean): Step | null {
-  if (p.fragoff !== 0) return evil && p.fragoff === 1 ? { kind: 'hotdrop' } : { kind: 'nomatch' };
+function l4(p: PacketView, need: number, evil: boolean, short?: 'nomatch'): Step | null {
+  if (p.fragoff !== 0) return evil && p.fragoff === 1 && !short ? { kind: 'hotdrop' } : { kind: 'nomatch' };
+  if (short) return p.l4avail < 4 ? { kind: 'nomatch' } : null;
   if (p.l4avail < need) return { kind: 'hotdrop' };
   return null;
 }
@@ -125,7 +126,7 @@ function matchStep(m: Match, p: PacketView, state: MatchState): Step {
   const yes = (b: boolean): Step => ({ kind: b ? 'match' : 'nomatch' });
   switch (m.kind) {
     case 'tcp': case 'udp': {
-      const g = l4(p, m.kind === 'tcp' ? 20 : 8, m.kind === 'tcp');
+      const g = l4(p, m.kind === 'tcp' ? 20 : 8, m.kind === 'tcp', m.short);
       if (g) return g;
       if (m.sport && inRange(p.sport, ...m.sport.range) === m.sport.invert) return yes(false);
       if (m.dport && inRange(p.dport, ...m.dport.range) === m.dport.invert) return yes(false);
@@ -139,7 +140,7 @@ function matchStep(m: Match, p: PacketView, state: MatchState): Step {
       return yes(hit !== m.invert);
     }
     case 'multiport': {
-      const g = l4(p, 4, false);
+      const g = l4(p, 4, false, m.short);
       if (g) return g;
       const ports = m.dir === 'src' ? [p.sport] : m.dir === 'dst' ? [p.dport] : [p.sport, p.dport];
       const hit = m.ports.some(([lo, hi]) => ports.some((x) => inRange(x, lo, hi)));
@@ -238,7 +239,7 @@ function ruleStep(r: Rule, p: PacketView, state: MatchState): Step {
   }
   if (!ifaceOk(ip.in, p.in) || !ifaceOk(ip.out, p.out)) return { kind: 'nomatch' };
   if (ip.proto && p.saddr6) {
-    if (p.noproto) return { kind: 'hotdrop' };
+    if (p.noproto) return { kind: ip.proto.nft ? 'nomatch' : 'hotdrop' };
     if (ip.proto.num !== 0 && (p.proto === ip.proto.num) === ip.proto.invert) return { kind: 'nomatch' };
   } else if (ip.proto && ((p.proto === ip.proto.num) === ip.proto.invert)) return { kind: 'nomatch' };
   if (ip.frag && ((p.fragoff !== 0) === ip.frag.invert)) return { kind: 'nomatch' };

@@ -68,7 +68,11 @@ export interface IpPart {
    * `-p all`, which (like any -p in ip6tables) makes the kernel walk the
    * extension headers and drop packets whose chain it cannot parse.
    */
-  proto?: { num: number; invert: boolean };
+  proto?: {
+    num: number; invert: boolean;
+    /** nft's `meta l4proto`: a chain of IPv6 extension headers that cannot be followed does not match (ip6tables drops) */
+    nft?: boolean;
+  };
   /** -f: only non-first fragments (invert: only first fragments / unfragmented) */
   frag?: { invert: boolean };
 }
@@ -76,12 +80,18 @@ export interface IpPart {
 /** Inclusive range of 16-bit values. */
 export type Range = [number, number];
 
+/**
+ * `short: 'nomatch'` gives a port match nft's payload semantics: only the
+ * four port bytes must be there, and a header cut shorter (or a non-first
+ * fragment) does not match; iptables' matches need the whole header and
+ * drop a packet without it.
+ */
 export type Match =
-  | { kind: 'tcp'; sport?: PortMatch; dport?: PortMatch; flags?: TcpFlagsMatch }
-  | { kind: 'udp'; sport?: PortMatch; dport?: PortMatch }
+  | { kind: 'tcp'; sport?: PortMatch; dport?: PortMatch; flags?: TcpFlagsMatch; short?: 'nomatch' }
+  | { kind: 'udp'; sport?: PortMatch; dport?: PortMatch; short?: 'nomatch' }
   | { kind: 'icmp'; type: number; codeMin: number; codeMax: number; invert: boolean; /** type 255 = any */ }
   | { kind: 'icmp6'; type: number; codeMin: number; codeMax: number; invert: boolean }
-  | { kind: 'multiport'; dir: 'src' | 'dst' | 'any'; ports: Range[]; invert: boolean }
+  | { kind: 'multiport'; dir: 'src' | 'dst' | 'any'; ports: Range[]; invert: boolean; short?: 'nomatch' }
   | { kind: 'comment'; text: string }
   /**
    * ctstate (empty: not given; SNAT/DNAT are the connection's NAT status bits),

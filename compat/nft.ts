@@ -1,0 +1,161 @@
+/**
+ * `nft`: nft's command line over bpftables' nft front end (xlate/nft.ts).
+ *
+ * Now: `nft -c -f FILE` (or `-f -`, or commands on the command line with
+ * -c) checks a ruleset completely: parse, translate, validate, compile and
+ * load every base chain's program into the kernel's verifier, attaching
+ * nothing. Loading a ruleset into the kernel and listing it (`nft -f`
+ * without -c, `nft list ...`) are refused with an error saying so, until
+ * the engine holds nft tables beside iptables'.
+ *
+ * `include` looks a relative name up beside the including file, then in
+ * each -I directory (nft's default, /etc, last); a name that leads out of
+ * the directory it is found in (`..`, a symbolic link pointing away) is
+ * refused, and so are files that are not regular files.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Io } from './cli';
+import { requireRoot, runMain } from './cli';
+import { kernel, loadCompiled } from './engine';
+import { systemNameDb } from './namedb';
+import { compileTable } from '../cgen/program';
+import { BpftablesError, type Where } from '../xlate/errors';
+import { baseChainTables, loadNft, type NftLoader, NftError } from '../xlate/nft';
+import { validateTable } from '../xlate/validate';
+
+const NFT_VERSION = 'nftables v1.1.4 (bpftables)';
+const DEFAULT_INCLUDE_PATH = '/etc';
+
+const HELP = `Usage: nft [ options ] [ cmds... ]
+
+Options (general):
+  -h, --help                      Show this help
+  -v, --version                   Show version information
+
+Options (ruleset input handling):
+  -f, --file <filename>           Read input from <filename>
+  -D, --define <name=value>       Define variable, e.g. --define foo=1.2.3.4
+  -I, --includepath <directory>   Add <directory> to the paths searched for include files. Default is: ${DEFAULT_INCLUDE_PATH}
+  -c, --check                     Check commands validity without actually applying the changes.
+
+bpftables: -c checks a ruleset completely (parse, translate, compile, kernel verifier);
+loading rulesets and listing them are not supported by bpftables yet.
+`;
+
+interface Opts { file?: string; check: boolean; includeDirs: string[]; defines: string[]; commands: string[] }
+
+function parseArgs(argv: string[], io: Io): Opts | number {
+  const o: Opts = { check: false, includeDirs: [], defines: [], commands: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new NftError(`option '${a}' requires an argument`, {});
+      return v;
+    };
+    if (a === '-h' || a === '--help') { io.out(HELP); return 0; }
+    if (a === '-v' || a === '--version') { io.out(`${NFT_VERSION}\n`); return 0; }
+    if (a === '-c' || a === '--check') o.check = true;
+    else if (a === '-f' || a === '--file') o.file = value();
+    else if (a.startsWith('--file=')) o.file = a.slice(7);
+    else if (a === '-I' || a === '--includepath') o.includeDirs.push(value());
+    else if (a === '-D' || a === '--define') o.defines.push(value());
+    else if (['-n', '--numeric', '-s', '--stateless', '-a', '--handle', '-e', '--echo', '-j', '--json', '-y', '--numeric-priority', '-N', '-S', '-T', '-t', '--terse'].includes(a)) continue;
+    else if (a.startsWith('-') && o.commands.length === 0) { io.err(`nft: unrecognized option '${a}'\n${HELP}`); return 1; }
+    else o.commands.push(a);
+  }
+  return o;
+}
+
+/** An include loader that keeps relative names within the directory they are found in. */
+function includeLoader(dirs: string[], sources: Map<string, string>): NftLoader {
+  return {
+    include(name: string, from: string, where: Where) {
+      const glob = /[*?[]/.test(path.basename(name));
+      const candidates = path.isAbsolute(name) ? [path.dirname(name)] : [path.dirname(from === '-' || from === 'stdin' ? './x' : from), ...dirs, DEFAULT_INCLUDE_PATH];
+      for (const dir of candidates) {
+        const full = path.isAbsolute(name) ? name : path.join(dir, name);
+        if (!path.isAbsolute(name)) {
+          // the name must stay below the directory it was looked up in, after links are followed
+          let root: string, real: string;
+          try { root = fs.realpathSync(dir); } catch { continue; }
+          try { real = fs.realpathSync(glob ? path.dirname(full) : full); } catch { continue; }
+          if (real !== root && !real.startsWith(root + path.sep)) throw new NftError(`include "${name}" leads out of ${dir}`, where);
+        }
+        const files = glob ? globFiles(full) : fs.existsSync(full) ? [full] : [];
+        if (files.length === 0 && !glob) continue;
+        return files.map((file) => {
+          if (!fs.statSync(file).isFile()) throw new NftError(`include "${name}": ${file} is not a regular file`, where);
+          const text = fs.readFileSync(file, 'utf8');
+          sources.set(file, text);
+          return { file, text };
+        });
+      }
+      if (glob) return [];
+      throw new NftError(`File not found: ${name}`, where);
+    },
+  };
+}
+
+/** The files a last-component wildcard (`*`, `?`, `[...]`) matches, in name order. */
+function globFiles(pattern: string): string[] {
+  const dir = path.dirname(pattern);
+  const re = new RegExp(`^${path.basename(pattern).replace(/[.+^${}()|\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  let names: string[];
+  try { names = fs.readdirSync(dir); } catch { return []; }
+  return names.filter((n) => re.test(n) && !n.startsWith('.')).sort().map((n) => path.join(dir, n));
+}
+
+/** nft's error form: where, the message, the line, carets under the place. */
+function errorText(e: BpftablesError, sources: Map<string, string>): string {
+  const w = e.where;
+  if (!w.line || !w.file) return `Error: ${e.message}\n`;
+  const text = (sources.get(w.file) ?? '').split('\n')[w.line - 1] ?? '';
+  const col = w.col ?? 1;
+  const len = Math.max(1, (/^[^\s{}"#;,]+|^"[^"]*"/.exec(text.slice(col - 1))?.[0].length ?? 1));
+  return `${w.file}:${w.line}:${col}-${col + len - 1}: Error: ${e.message}\n${text}\n${' '.repeat(col - 1)}${'^'.repeat(len)}\n`;
+}
+
+export function nftMain(argv: string[], io: Io): number {
+  let o: Opts | number;
+  try { o = parseArgs(argv, io); } catch (e) { io.err(`nft: ${(e as Error).message}\n`); return 1; }
+  if (typeof o === 'number') return o;
+  const sources = new Map<string, string>();
+  let file: string, text: string;
+  if (o.file !== undefined) {
+    file = o.file === '-' ? '/dev/stdin' : o.file;
+    try { text = fs.readFileSync(o.file === '-' ? 0 : o.file, 'utf8'); } catch (e) {
+      io.err(`Error: Could not process rule: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : (e as Error).message}\n`);
+      return 1;
+    }
+  } else if (o.commands.length) { file = 'command line'; text = o.commands.join(' '); } else { io.err(HELP); return 1; }
+  sources.set(file, text);
+  for (const d of o.defines) {
+    const eq = d.indexOf('=');
+    if (eq <= 0) { io.err(`Error: invalid define: ${d}\n`); return 1; }
+    text = `define ${d.slice(0, eq)} = ${d.slice(eq + 1)}\n${text}`;
+  }
+  if (o.defines.length) sources.set(file, text);
+  try {
+    const ruleset = loadNft(text, file, { db: systemNameDb, loader: includeLoader(o.includeDirs, sources) });
+    const tables = baseChainTables(ruleset);
+    for (const t of tables) validateTable(t.ir);
+    if (!o.check) {
+      throw new NftError('loading nft rulesets into the kernel is not supported by bpftables yet (nft -c checks one)', {}, true);
+    }
+    requireRoot('nft');
+    for (const t of tables) {
+      try { loadCompiled(compileTable(t.ir, kernel()), t.ir).close(); } catch (e) {
+        if (e instanceof BpftablesError) throw new NftError(`${t.table.family} ${t.table.name} chain ${t.chain.name}: ${e.message}`, t.chain.where);
+        throw e;
+      }
+    }
+    return 0;
+  } catch (e) {
+    if (e instanceof BpftablesError) { io.err(errorText(e, sources)); return 1; }
+    throw e;
+  }
+}
+
+export function main(): void { runMain('nft', nftMain); }

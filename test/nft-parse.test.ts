@@ -1,0 +1,92 @@
+/** The nft front end, pure: file structure, defines and includes, rules → IR, errors with their place. */
+import fs from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import { nftLexer } from '../grammar/nft-lexer';
+import type { NftCommand } from '../grammar/nft-ast';
+import { baseChainTables, loadNft, parseNft } from '../xlate/nft';
+import { systemNameDb } from '../compat/namedb';
+import { sharedDir } from './helpers/env';
+
+const db = { ...systemNameDb, ipset: () => undefined };
+const load = (text: string, loader?: Parameters<typeof loadNft>[2]['loader']) => loadNft(text, 'f.nft', { db, loader });
+const rule = (body: string, family = 'inet', fam: 4 | 6 = 4) =>
+  load(`table ${family} t {\n chain c {\n  ${body}\n }\n}\n`).tables[0]!.chains[0]!.rules[0]!.ir[fam];
+const items = (cmds: NftCommand[]): number => cmds.reduce((a, c) => a + c.items.reduce((b, i) => b + (i.kind === 'block' ? 1 + items(i.body) : 1), 0), 0);
+
+t.test('structure: commands, blocks, separators, positions', async (t) => {
+  const cmds = parseNft('table ip t { chain c { type filter hook input priority 0; policy drop\n tcp dport { 22, 80 } accept } }\n# end\n', 'x');
+  t.equal(cmds.length, 1, 'one top-level command');
+  const chain = cmds[0]!.items[3]!;
+  t.equal(chain.kind, 'block');
+  const body = (chain.kind === 'block' && chain.body[0]!.items[2]!.kind === 'block') ? chain.body[0]!.items[2]!.body : [];
+  t.same(body.map((c) => c.sep), ['start', 'semi', 'nl'], 'separators: ; and newline');
+  t.same(body[2]!.items.map((i) => i.kind), ['word', 'word', 'block', 'word'], 'a set literal is a block inside the rule');
+  t.match(body[2]!.items[0], { line: 2, col: 2 }, 'positions are 1-based lines and columns');
+  // every lexer item lands in the tree exactly once (a grammar that appended in place once recorded a command per prefix)
+  const dirs = [sharedDir('nftables/shell-dumps'), sharedDir('nftables/files'), path.join(__dirname, '..', '..', 'fixtures')].filter((d): d is string => !!d);
+  let files = 0;
+  for (const d of dirs) for (const f of fs.readdirSync(d).filter((n) => n.endsWith('.nft'))) {
+    const text = fs.readFileSync(path.join(d, f), 'utf8');
+    nftLexer.reset(text);
+    let lexed = 0;
+    for (let tok = nftLexer.next(); tok; tok = nftLexer.next()) if (['word', 'string', 'comma', 'lbrace'].includes(tok.type ?? '')) lexed++;
+    const tree = items(parseNft(text, f));
+    if (tree !== lexed) t.fail(`${f}: ${tree} items in the tree, ${lexed} lexed`);
+    files++;
+  }
+  t.ok(files >= 1, `${files} files: every item once`);
+  t.throws(() => parseNft('table ip t {\n chain c {\n', 'x'), { message: /syntax error/, where: { file: 'x', line: 3 } }, 'an unclosed block says where');
+  t.throws(() => parseNft('table ip t { " }', 'x'), { message: /syntax error/, where: { line: 1 } }, 'a stray quote says where');
+});
+
+t.test('rules → IR', async (t) => {
+  t.same(rule('ip saddr 10.0.0.0/8 tcp dport 22 accept'), {
+    ip: { src: { addr: 0x0a000000, mask: 0xff000000, invert: false }, proto: { num: 6, invert: false, nft: true } },
+    matches: [{ kind: 'tcp', dport: { range: [22, 22], invert: false }, short: 'nomatch' }], verdict: { kind: 'accept' }, counters: { packets: 0, bytes: 0 },
+  }, 'address, transport dependency (meta l4proto in inet), port with nft semantics');
+  t.equal(rule('ip saddr 10.0.0.0/8 accept', 'inet', 6), null, 'an IPv4 match never matches in the IPv6 half of an inet table');
+  t.same(rule('tcp dport { 22, 80, 1000-2000 } drop')?.matches, [{ kind: 'multiport', dir: 'dst', ports: [[22, 22], [80, 80], [1000, 2000]], invert: false, short: 'nomatch' }], 'an anonymous set of ports');
+  t.same(rule('udp sport < 1024 drop')?.matches, [{ kind: 'udp', sport: { range: [0, 1023], invert: false }, short: 'nomatch' }], 'a comparison becomes a range');
+  t.same(rule('tcp dport != ssh drop')?.matches[0], { kind: 'tcp', dport: { range: [22, 22], invert: true }, short: 'nomatch' }, 'service names, negation');
+  t.same(rule('ct state established,related accept')?.matches, [{ kind: 'conntrack', ctstate: ['ESTABLISHED', 'RELATED'], invert: false }], 'ct state lists');
+  t.same(rule('iifname "eth*" oifname != "lo" drop')?.ip, { in: { name: 'eth', wildcard: true, invert: false }, out: { name: 'lo', wildcard: false, invert: true } }, 'interface names and wildcards');
+  t.same(rule('ip protocol udp ip daddr 192.0.2.1-192.0.2.9 counter packets 5 bytes 300 drop', 'ip')?.matches, [{ kind: 'iprange', dst: { from: 0xc0000201, to: 0xc0000209, invert: false } }], 'address ranges');
+  t.same(rule('ip protocol udp counter packets 5 bytes 300 drop', 'ip')?.counters, { packets: 5, bytes: 300 }, 'counter values');
+  t.equal(rule('meta nfproto ipv6 accept', 'inet', 4), null, 'meta nfproto limits a rule to one family');
+  t.same(rule('jump other', 'ip')?.verdict, { kind: 'jump', chain: 'other' }, 'jump');
+  t.same(rule('continue', 'ip')?.verdict, { kind: 'none' }, 'continue: on to the next rule');
+  t.same(rule('meta mark 0x10 meta pkttype broadcast comment "x" drop', 'ip')?.matches, [{ kind: 'mark', value: 16, mask: 0xffffffff, invert: false }, { kind: 'pkttype', type: 1, invert: false }, { kind: 'comment', text: 'x' }], 'mark, pkttype, comment');
+});
+
+t.test('defines, includes, base chains', async (t) => {
+  const rs = load('define P = 22\ndefine S = { $P, 80 }\ntable ip t {\n chain in { type filter hook input priority filter + 5; policy drop; tcp dport $S accept }\n}\n');
+  const c = rs.tables[0]!.chains[0]!;
+  t.same(c.base, { type: 'filter', hook: 'input', priority: 5, policy: 'drop' }, 'hook, named priority with an offset, policy');
+  t.same(c.rules[0]!.ir[4]!.matches[0], { kind: 'multiport', dir: 'dst', ports: [[22, 22], [80, 80]], invert: false, short: 'nomatch' }, 'variables inside variables');
+  t.throws(() => load('tcp dport $NOPE accept'), { message: "unknown identifier 'NOPE'", where: { line: 1, col: 11 } }, 'an unknown variable is refused where it stands');
+  const files: Record<string, string> = { 'a.nft': 'table ip t { chain c { accept } }\n', 'b.nft': 'include "b.nft"\n' };
+  const loader = { include: (name: string): { file: string; text: string }[] => [{ file: name, text: files[name] ?? '' }] };
+  t.equal(load('include "a.nft"\n', loader).tables[0]!.name, 't', 'an include is read through the loader');
+  t.throws(() => load('include "b.nft"\n', loader), { message: /include nested more than 16 deep/ }, 'include depth is limited');
+  t.throws(() => load('include "a.nft"\n'), { message: /include is not allowed here/ }, 'no loader, no include');
+  const tables = baseChainTables(load('table inet t {\n chain in { type filter hook input priority 0; policy drop; jump sub }\n chain sub { tcp dport 22 accept }\n chain out { type filter hook output priority 0; }\n}\n'));
+  t.same(tables.map((x) => `${x.family} ${x.chain.name} ${x.ir.chains.map((c) => `${c.name}:${c.policy ?? '-'}:${c.rules.length}`).join(',')}`),
+    ['4 in INPUT:DROP:1,FORWARD:ACCEPT:0,OUTPUT:ACCEPT:0,sub:-:1', '4 out INPUT:ACCEPT:0,FORWARD:ACCEPT:0,OUTPUT:ACCEPT:0,sub:-:1',
+      '6 in INPUT:DROP:1,FORWARD:ACCEPT:0,OUTPUT:ACCEPT:0,sub:-:1', '6 out INPUT:ACCEPT:0,FORWARD:ACCEPT:0,OUTPUT:ACCEPT:0,sub:-:1'], 'each base chain of each family an IR table');
+});
+
+t.test('what is not supported is refused with its place', async (t) => {
+  const refused = (text: string, msg: RegExp, line: number, col: number): void => {
+    t.throws(() => baseChainTables(load(text)), { message: msg, where: { file: 'f.nft', line, col } }, `${text.split('\n').find((l) => msg.test(l) || l.trim()) ?? ''} → ${msg}`);
+  };
+  refused('table ip t {\n chain c {\n  tcp dport 22 log accept\n }\n}\n', /"log" is not supported by bpftables yet/, 3, 16);
+  refused('table ip t {\n chain c { type nat hook prerouting priority dstnat; }\n}\n', /chain type nat is not supported by bpftables yet/, 2, 17);
+  refused('table ip t {\n chain c { type filter hook prerouting priority 0; }\n}\n', /hook prerouting is not supported by bpftables yet/, 2, 29);
+  refused('table bridge t {\n}\n', /family bridge is not supported by bpftables yet/, 1, 7);
+  refused('table ip t {\n set s { type ipv4_addr; }\n}\n', /"set" in a table is not supported by bpftables yet/, 2, 2);
+  refused('table ip t {\n chain c {\n  ip saddr @s drop\n }\n}\n', /named sets is not supported by bpftables yet/, 3, 12);
+  refused('table ip t {\n chain c {\n  ip6 saddr ::1 drop\n }\n}\n', /conflicting protocols specified: ip vs. ip6/, 3, 3);
+  refused('table ip t {\n chain c { jump nowhere }\n}\n', /No such file or directory \(chain nowhere\)/, 2, 12);
+  refused('table ip t {\n chain b { type filter hook input priority 0; }\n chain c { jump b }\n}\n', /a jump to base chain b/, 3, 12);
+});

@@ -1,0 +1,574 @@
+/**
+ * nft's language, pure: an nft file (grammar/nft.ne gives its structure) →
+ * a ruleset of tables, chains and rules (NftRuleset), and each rule → the
+ * IR rule that means the same for a family (the iptables front end's IR,
+ * so one code generator serves both).
+ *
+ * Supported now: families ip, ip6, inet; `table`/`chain` blocks and the
+ * `add`/`create`/`insert` commands for them and for rules; base chains
+ * `type filter hook input|forward|output priority N|NAME[±N]; policy ...;`;
+ * `flush ruleset`; `define`/`$var`; `include` (through a loader the caller
+ * gives, see NftLoader). In rules: ip/ip6 saddr/daddr (addresses, prefixes,
+ * ranges), ip protocol, meta l4proto/nfproto/mark/iifname/oifname/pkttype
+ * and their unqualified forms, tcp/udp/th sport/dport (values, ranges,
+ * anonymous sets, comparisons), ct state, counter, comment and the verdicts
+ * accept, drop, return, continue, jump, goto. Anything else is refused with
+ * an error naming the statement and its place ("... is not supported by
+ * bpftables yet"), never dropped silently.
+ */
+import nearley from 'nearley';
+import grammar from '../grammar/nft.generated';
+import type { NftCommand, NftItem } from '../grammar/nft-ast';
+import { parseIpv4, parseIpv6, prefixMask6 } from './addr';
+import { BpftablesError, type Where } from './errors';
+import {
+  type BuiltinChain, type Chain, type CtMatchState, type Family, type IpPart, isBuiltin, type Match, type PortMatch, type Range, type Rule, type Table, type Verdict,
+} from './ir';
+import { type NameDb, protoNumber } from './names';
+
+/** nft reports every problem with exit status 1. */
+export class NftError extends BpftablesError {
+  constructor(message: string, where: Where, unsupported = false) { super(message, 1, where, undefined, unsupported); }
+}
+const at = (file: string, x: { line: number; col: number }): Where => ({ file, line: x.line, col: x.col });
+const unsupported = (what: string, file: string, x: { line: number; col: number }): NftError =>
+  new NftError(`${what} is not supported by bpftables yet`, at(file, x), true);
+
+export type NftFamily = 'ip' | 'ip6' | 'inet';
+export type NftHook = 'input' | 'forward' | 'output';
+export interface NftBase { type: 'filter'; hook: NftHook; priority: number; policy: 'accept' | 'drop' }
+export interface NftRule {
+  where: Where;
+  /** the rule for each family of its table (null: it can never match there, such as `ip saddr` in IPv6) */
+  ir: Partial<Record<Family, Rule | null>>;
+}
+export interface NftChain { name: string; base?: NftBase; rules: NftRule[]; where: Where }
+export interface NftTable { family: NftFamily; name: string; chains: NftChain[]; where: Where }
+export interface NftRuleset { tables: NftTable[] }
+
+/** What `include` needs from the outside: the files a name stands for, read (compat/nft.ts). */
+export interface NftLoader {
+  include(name: string, from: string, where: Where): { file: string; text: string }[];
+}
+export interface NftOptions { db: NameDb; loader?: NftLoader }
+
+const MAX_INCLUDE_DEPTH = 16;
+export const FAMILIES: Record<NftFamily, Family[]> = { ip: [4], ip6: [6], inet: [4, 6] };
+const OTHER_FAMILIES = new Set(['arp', 'bridge', 'netdev']);
+/** Standard priority names (filter-type chains of the ip, ip6 and inet families). */
+const PRIORITY_NAMES: Record<string, number> = { raw: -300, mangle: -150, dstnat: -100, filter: 0, security: 50, srcnat: 100 };
+
+/** The commands of an nft file; a syntax error names its line and column. */
+export function parseNft(text: string, file: string): NftCommand[] {
+  const parser = new nearley.Parser(nearley.Grammar.fromCompiled(grammar));
+  try {
+    parser.feed(text);
+  } catch (e) {
+    const tok = (e as { token?: { line: number; col: number; text?: string } }).token;
+    const m = /line (\d+) col (\d+)/.exec(String((e as Error).message));
+    const line = tok?.line ?? (m ? Number(m[1]) : 1), col = tok?.col ?? (m ? Number(m[2]) : 1);
+    throw new NftError(tok?.text !== undefined ? `syntax error, unexpected ${JSON.stringify(tok.text)}` : 'syntax error', { file, line, col });
+  }
+  if (parser.results.length === 0) {
+    const lines = text.split('\n');
+    throw new NftError('syntax error, unexpected end of file', { file, line: lines.length, col: (lines[lines.length - 1] ?? '').length + 1 });
+  }
+  return parser.results[0] as NftCommand[];
+}
+
+const wordOf = (i: NftItem | undefined): string | undefined => (i?.kind === 'word' ? i.text : undefined);
+
+/** Evaluates commands into a ruleset, in order, as `nft -f` applies them. */
+class Evaluator {
+  readonly ruleset: NftRuleset = { tables: [] };
+  private readonly defines = new Map<string, NftItem[]>();
+  constructor(private readonly o: NftOptions) {}
+
+  run(cmds: NftCommand[], file: string, depth = 0): void {
+    for (const c of cmds) this.command(this.expand(c.items, file), file, depth);
+  }
+
+  /** $variables replaced by their definitions (a define may use earlier ones). */
+  private expand(items: NftItem[], file: string): NftItem[] {
+    if (wordOf(items[0]) === 'define' || wordOf(items[0]) === 'redefine' || wordOf(items[0]) === 'undefine') return items;
+    const out: NftItem[] = [];
+    for (const i of items) {
+      if (i.kind === 'word' && i.text.startsWith('$')) {
+        const v = this.defines.get(i.text.slice(1));
+        if (!v) throw new NftError(`unknown identifier '${i.text.slice(1)}'`, at(file, i));
+        out.push(...v);
+      } else if (i.kind === 'block') out.push({ ...i, body: i.body.map((c) => ({ ...c, items: this.expand(c.items, file) })) });
+      else out.push(i);
+    }
+    return out;
+  }
+
+  private command(items: NftItem[], file: string, depth: number): void {
+    const head = items[0]!;
+    const w = wordOf(head);
+    switch (w) {
+      case 'define': case 'redefine': {
+        const name = wordOf(items[1]);
+        if (!name || wordOf(items[2]) !== '=' || items.length < 4) throw new NftError('syntax error in define', at(file, head));
+        if (w === 'define' && this.defines.has(name)) throw new NftError(`redefinition of '${name}'`, at(file, items[1]!));
+        this.defines.set(name, this.expand(items.slice(3), file));
+        return;
+      }
+      case 'undefine': {
+        const name = wordOf(items[1]);
+        if (!name || !this.defines.delete(name)) throw new NftError(`undefined symbol '${name ?? ''}'`, at(file, items[1] ?? head));
+        return;
+      }
+      case 'include': {
+        const name = items[1];
+        if (name?.kind !== 'string' || items.length !== 2) throw new NftError('include needs one quoted file name', at(file, head));
+        if (depth >= MAX_INCLUDE_DEPTH) throw new NftError(`include nested more than ${MAX_INCLUDE_DEPTH} deep`, at(file, head));
+        if (!this.o.loader) throw new NftError('include is not allowed here', at(file, head));
+        for (const src of this.o.loader.include(name.text, file, at(file, name))) this.run(parseNft(src.text, src.file), src.file, depth + 1);
+        return;
+      }
+      case 'flush': {
+        if (wordOf(items[1]) === 'ruleset' && items.length === 2) { this.ruleset.tables = []; return; }
+        throw unsupported(`flush ${wordOf(items[1]) ?? ''}`.trim(), file, items[1] ?? head);
+      }
+      case 'table': this.table(items.slice(1), file, head, 'add'); return;
+      case 'chain': this.chainCommand(items.slice(1), file, head, 'add'); return;
+      case 'rule': this.ruleCommand(items.slice(1), file, head, 'add'); return;
+      case 'add': case 'create': case 'insert': {
+        const what = wordOf(items[1]);
+        const op = w as 'add' | 'create' | 'insert';
+        if (what === 'table' && op !== 'insert') { this.table(items.slice(2), file, head, op); return; }
+        if (what === 'chain' && op !== 'insert') { this.chainCommand(items.slice(2), file, head, op); return; }
+        if (what === 'rule' && op !== 'create') { this.ruleCommand(items.slice(2), file, head, op); return; }
+        throw unsupported(`${w} ${what ?? ''}`.trim(), file, items[1] ?? head);
+      }
+      default:
+        throw unsupported(head.kind === 'word' ? `command "${head.text}"` : 'this command', file, head);
+    }
+  }
+
+  /** `[family] name`: the family (ip when absent) and name; the items after them. */
+  private tableRef(items: NftItem[], file: string, head: NftItem): { family: NftFamily; name: string; rest: NftItem[] } {
+    const first = wordOf(items[0]);
+    if (first === undefined) throw new NftError('syntax error, table name expected', at(file, items[0] ?? head));
+    if (first === 'ip' || first === 'ip6' || first === 'inet') {
+      const name = wordOf(items[1]);
+      if (name === undefined) throw new NftError('syntax error, table name expected', at(file, items[1] ?? items[0]!));
+      return { family: first, name, rest: items.slice(2) };
+    }
+    if (OTHER_FAMILIES.has(first)) throw unsupported(`family ${first}`, file, items[0]!);
+    return { family: 'ip', name: first, rest: items.slice(1) };
+  }
+
+  private findTable(family: NftFamily, name: string): NftTable | undefined {
+    return this.ruleset.tables.find((t) => t.family === family && t.name === name);
+  }
+
+  private needTable(family: NftFamily, name: string, file: string, where: NftItem): NftTable {
+    const t = this.findTable(family, name);
+    if (!t) throw new NftError(`Could not process rule: No such file or directory (table ${family} ${name})`, at(file, where));
+    return t;
+  }
+
+  private table(items: NftItem[], file: string, head: NftItem, op: 'add' | 'create'): void {
+    const { family, name, rest } = this.tableRef(items, file, head);
+    let t = this.findTable(family, name);
+    if (t && op === 'create') throw new NftError(`Could not process rule: File exists`, at(file, head));
+    if (!t) { t = { family, name, chains: [], where: at(file, head) }; this.ruleset.tables.push(t); }
+    if (rest.length === 0) return;
+    const block = rest[0]!;
+    if (block.kind !== 'block' || rest.length > 1) throw new NftError('syntax error, "{" expected', at(file, rest[0]!));
+    for (const c of block.body) {
+      const items2 = this.expand(c.items, file);
+      const w = wordOf(items2[0]);
+      if (w === 'chain') this.chain(t, items2.slice(1), file, items2[0]!, 'add');
+      else if (w === 'comment' && items2[1]?.kind === 'string' && items2.length === 2) continue;
+      else throw unsupported(w ? `"${w}" in a table` : 'this statement in a table', file, items2[0]!);
+    }
+  }
+
+  private chainCommand(items: NftItem[], file: string, head: NftItem, op: 'add' | 'create'): void {
+    const { family, name, rest } = this.tableRef(items, file, head);
+    this.chain(this.needTable(family, name, file, items[0] ?? head), rest, file, head, op);
+  }
+
+  private chain(t: NftTable, items: NftItem[], file: string, head: NftItem, op: 'add' | 'create'): void {
+    const name = items[0]?.kind === 'word' || items[0]?.kind === 'string' ? items[0].text : undefined;
+    if (name === undefined) throw new NftError('syntax error, chain name expected', at(file, items[0] ?? head));
+    if (name.length > 255) throw new NftError('Could not process rule: Numerical result out of range', at(file, items[0]!));
+    let c = t.chains.find((x) => x.name === name);
+    if (c && op === 'create') throw new NftError('Could not process rule: File exists', at(file, head));
+    if (!c) { c = { name, rules: [], where: at(file, items[0]!) }; t.chains.push(c); }
+    const block = items[1];
+    if (!block) return;
+    if (block.kind !== 'block' || items.length > 2) throw new NftError('syntax error, "{" expected', at(file, items[1]!));
+    for (const cmd of block.body) {
+      const body = this.expand(cmd.items, file);
+      const w = wordOf(body[0]);
+      if (w === 'type') this.baseChain(c, body, file);
+      else if (w === 'policy') {
+        const p = wordOf(body[1]);
+        if ((p !== 'accept' && p !== 'drop') || body.length !== 2) throw new NftError('syntax error, policy accept or drop expected', at(file, body[1] ?? body[0]!));
+        if (!c.base) throw new NftError('policy can only be set on a base chain', at(file, body[0]!));
+        c.base.policy = p;
+      } else if (w === 'comment' && body[1]?.kind === 'string' && body.length === 2) continue;
+      else if (w === 'devices' || w === 'device') throw unsupported('chain devices', file, body[0]!);
+      else c.rules.push(this.rule(t, body, file));
+    }
+  }
+
+  /** `type filter hook HOOK priority PRIO` (a policy may follow on the same line after ";") */
+  private baseChain(c: NftChain, items: NftItem[], file: string): void {
+    const type = wordOf(items[1]);
+    if (type !== 'filter') throw unsupported(`chain type ${type ?? '?'}`, file, items[1] ?? items[0]!);
+    if (wordOf(items[2]) !== 'hook') throw new NftError('syntax error, "hook" expected', at(file, items[2] ?? items[1]!));
+    const hook = wordOf(items[3]);
+    if (hook !== 'input' && hook !== 'forward' && hook !== 'output') throw unsupported(`hook ${hook ?? '?'}`, file, items[3] ?? items[2]!);
+    if (wordOf(items[4]) !== 'priority') throw new NftError('syntax error, "priority" expected', at(file, items[4] ?? items[3]!));
+    const prio = items.slice(5).map((i) => (i.kind === 'word' ? i.text : '')).join('');
+    const m = /^(-?\d+|[a-z]+)(?:([+-])(\d+))?$/.exec(prio);
+    const base = m && (/^-?\d+$/.test(m[1]!) ? Number(m[1]) : PRIORITY_NAMES[m[1]!]);
+    if (!m || base === undefined || base === null) throw new NftError(`'${prio}' is not a valid priority`, at(file, items[5] ?? items[4]!));
+    const priority = base + (m[2] === '-' ? -1 : 1) * Number(m[3] ?? 0);
+    if (c.base) throw new NftError('chain type and hook cannot be changed', at(file, items[0]!));
+    c.base = { type: 'filter', hook, priority, policy: 'accept' };
+  }
+
+  private ruleCommand(items: NftItem[], file: string, head: NftItem, op: 'add' | 'insert'): void {
+    const { family, name, rest } = this.tableRef(items, file, head);
+    const t = this.needTable(family, name, file, items[0] ?? head);
+    const chainName = rest[0]?.kind === 'word' || rest[0]?.kind === 'string' ? rest[0].text : undefined;
+    const c = chainName === undefined ? undefined : t.chains.find((x) => x.name === chainName);
+    if (!c) throw new NftError(`No such file or directory: chain ${chainName ?? ''} in table ${family} ${name}`, at(file, rest[0] ?? head));
+    const body = rest.slice(1);
+    if (['position', 'handle', 'index'].includes(wordOf(body[0]) ?? '')) throw unsupported(`rule ${wordOf(body[0])}`, file, body[0]!);
+    const r = this.rule(t, body, file);
+    if (op === 'insert') c.rules.unshift(r); else c.rules.push(r);
+  }
+
+  private rule(t: NftTable, items: NftItem[], file: string): NftRule {
+    const where = at(file, items[0] ?? { line: 1, col: 1 });
+    const ir: NftRule['ir'] = {};
+    for (const f of FAMILIES[t.family]) ir[f] = translateRule(items, f, t.family, file, this.o.db);
+    return { where, ir };
+  }
+}
+
+/** Evaluate an nft file's text into a ruleset (starting empty, as a fresh `nft -f` sees the commands). */
+export function loadNft(text: string, file: string, o: NftOptions): NftRuleset {
+  const ev = new Evaluator(o);
+  ev.run(parseNft(text, file), file);
+  return ev.ruleset;
+}
+
+// ---- rules ----
+
+const CT_STATE_NAMES: Record<string, CtMatchState> = { invalid: 'INVALID', new: 'NEW', established: 'ESTABLISHED', related: 'RELATED', untracked: 'UNTRACKED' };
+const PKTTYPES: Record<string, number> = { host: 0, unicast: 0, broadcast: 1, multicast: 2, other: 3 };
+const REL_OPS = new Set(['==', '!=', '<', '>', '<=', '>=', 'eq', 'ne', 'lt', 'gt', 'le', 'ge']);
+
+class Cursor {
+  i = 0;
+  constructor(readonly items: NftItem[], readonly file: string) {}
+  peek(k = 0): NftItem | undefined { return this.items[this.i + k]; }
+  word(k = 0): string | undefined { return wordOf(this.peek(k)); }
+  next(): NftItem | undefined { return this.items[this.i++]; }
+  get done(): boolean { return this.i >= this.items.length; }
+  where(i: NftItem | undefined = this.peek()): Where {
+    return at(this.file, i ?? this.items[this.items.length - 1] ?? { line: 1, col: 1 });
+  }
+}
+
+/** The values of a relational expression: one item, a comma list, or a braced set; each element a word. */
+function valueItems(c: Cursor, what: string): { values: NftItem[]; set: boolean } {
+  const first = c.next();
+  if (!first || first.kind === 'comma') throw new NftError(`syntax error, ${what} expected`, c.where(first));
+  if (first.kind === 'block') {
+    const values = first.body.flatMap((b) => b.items).filter((i) => i.kind !== 'comma');
+    if (values.length === 0) throw new NftError('syntax error, empty set', c.where(first));
+    for (const v of values) if (v.kind === 'block') throw unsupported('a set within a set', c.file, v);
+    return { values, set: true };
+  }
+  const values = [first];
+  while (c.peek()?.kind === 'comma') { c.next(); const v = c.next(); if (!v || v.kind === 'comma' || v.kind === 'block') throw new NftError(`syntax error, ${what} expected`, c.where(v)); values.push(v); }
+  return { values, set: values.length > 1 };
+}
+
+/** `!=`, `==` and the comparisons, as an operator; none: `==`. */
+function relOp(c: Cursor): string {
+  const w = c.word();
+  if (w && REL_OPS.has(w)) { c.next(); return ({ eq: '==', ne: '!=', lt: '<', gt: '>', le: '<=', ge: '>=' } as Record<string, string>)[w] ?? w; }
+  return '==';
+}
+
+function parsePort(text: string, proto: string | undefined, c: Cursor, item: NftItem, db: NameDb): number {
+  if (/^\d+$/.test(text)) {
+    const n = Number(text);
+    if (n > 65535) throw new NftError(`Value ${text} exceeds valid range 0-65535`, c.where(item));
+    return n;
+  }
+  const n = db.service(text, proto ?? 'tcp') ?? db.service(text, 'udp');
+  if (n === undefined) throw new NftError(`Could not resolve service: Servname not supported for ai_socktype`, c.where(item));
+  return n;
+}
+
+/** Port values → ranges (a value, `lo-hi`, or a set of them), with the comparison applied. */
+function portRanges(c: Cursor, op: string, proto: string | undefined, db: NameDb): { ranges: Range[]; invert: boolean } {
+  const { values } = valueItems(c, 'port');
+  const ranges = values.map((v): Range => {
+    if (v.kind !== 'word') throw new NftError('syntax error, port expected', c.where(v));
+    const m = /^([^-]+)-([^-]+)$/.exec(v.text);
+    if (m) {
+      const lo = parsePort(m[1]!, proto, c, v, db), hi = parsePort(m[2]!, proto, c, v, db);
+      if (lo > hi) throw new NftError(`Range has zero or negative size`, c.where(v));
+      return [lo, hi];
+    }
+    const p = parsePort(v.text, proto, c, v, db);
+    return [p, p];
+  });
+  if (['<', '>', '<=', '>='].includes(op)) {
+    if (ranges.length !== 1 || ranges[0]![0] !== ranges[0]![1]) throw new NftError(`a comparison takes one value`, c.where());
+    const p = ranges[0]![0];
+    const r: Range = op === '<' ? [0, p - 1] : op === '<=' ? [0, p] : op === '>' ? [p + 1, 65535] : [p, 65535];
+    if (r[0] > r[1]) return { ranges: [], invert: false };
+    return { ranges: [r], invert: false };
+  }
+  return { ranges, invert: op === '!=' };
+}
+
+interface Built { ip: IpPart; matches: Match[]; verdict?: Verdict; counters?: { packets: number; bytes: number }; never: boolean; family?: Family; l4?: number }
+
+function addrMatch(b: Built, side: 'src' | 'dst', fam: Family, ruleFam: Family, c: Cursor, op: string): void {
+  if (op !== '==' && op !== '!=') throw unsupported(`address comparison ${op}`, c.file, c.peek() ?? c.items[0]!);
+  const { values, set } = valueItems(c, 'address');
+  const v = values[0]!;
+  if (set) throw unsupported('a set of addresses', c.file, v);
+  if (v.kind !== 'word') throw new NftError('syntax error, address expected', c.where(v));
+  if (v.text.startsWith('@')) throw unsupported('named sets', c.file, v);
+  if (fam !== ruleFam) { b.never = true; return; }
+  const invert = op === '!=';
+  const range = /^([^/]+)-([^/]+)$/.exec(v.text);
+  if (range && !v.text.includes('::-') && (fam === 4 || v.text.split('-').length === 2)) {
+    const [from, to] = [range[1]!, range[2]!];
+    if (fam === 4) {
+      const a = parseIpv4(from), z = parseIpv4(to);
+      if (a === undefined || z === undefined) throw new NftError(`Could not resolve hostname: ${v.text}`, c.where(v));
+      b.matches.push({ kind: 'iprange', [side]: { from: a, to: z, invert } });
+    } else {
+      const a = parseIpv6(from), z = parseIpv6(to);
+      if (!a || !z) throw new NftError(`Could not resolve hostname: ${v.text}`, c.where(v));
+      b.matches.push({ kind: 'iprange', [side]: { from6: a, to6: z, invert } });
+    }
+    return;
+  }
+  const [addr, len] = v.text.split('/');
+  const bits = len === undefined ? (fam === 4 ? 32 : 128) : /^\d+$/.test(len) ? Number(len) : NaN;
+  if (!(bits >= 0 && bits <= (fam === 4 ? 32 : 128))) throw new NftError(`Could not resolve hostname: ${v.text}`, c.where(v));
+  if (fam === 4) {
+    const a = parseIpv4(addr!);
+    if (a === undefined) throw new NftError(`Could not resolve hostname: ${v.text}`, c.where(v));
+    const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+    b.ip[side] = { addr: (a & mask) >>> 0, mask, invert };
+  } else {
+    const a = parseIpv6(addr!);
+    if (!a) throw new NftError(`Could not resolve hostname: ${v.text}`, c.where(v));
+    const m6 = prefixMask6(bits);
+    b.ip[side] = { addr6: a.map((x, i) => (x & m6[i]!) >>> 0), mask6: m6, invert };
+  }
+}
+
+function protoMatch(b: Built, c: Cursor, op: string, db: NameDb, nft: boolean): void {
+  if (op !== '==' && op !== '!=') throw unsupported(`protocol comparison ${op}`, c.file, c.peek() ?? c.items[0]!);
+  const { values, set } = valueItems(c, 'protocol');
+  if (set) throw unsupported('a set of protocols', c.file, values[0]!);
+  const v = values[0]!;
+  const num = v.kind === 'word' ? (/^\d+$/.test(v.text) ? Number(v.text) : protoNumber(v.text, db)) : undefined;
+  if (num === undefined || num > 255) throw new NftError(`Could not parse protocol "${v.kind === 'word' ? v.text : ''}"`, c.where(v));
+  setProto(b, num, op === '!=', c, v, nft);
+}
+
+function setProto(b: Built, num: number, invert: boolean, c: Cursor, v: NftItem, nft: boolean): void {
+  const cur = b.ip.proto;
+  if (cur && !cur.invert && !invert && cur.num !== num) { b.never = true; return; }
+  if (cur && (cur.invert || invert)) {
+    if (!cur.invert && invert && cur.num !== num) return; // "tcp" already excludes another protocol
+    if (cur.invert && !invert) { if (cur.num === num) b.never = true; else b.ip.proto = { num, invert: false, ...(nft ? { nft } : {}) }; return; }
+    if (cur.num === num && cur.invert === invert) return;
+    throw unsupported('two negated protocols', c.file, v);
+  }
+  b.ip.proto = { num, invert, ...(nft ? { nft } : {}) };
+}
+
+function ifaceMatch(b: Built, side: 'in' | 'out', c: Cursor, op: string): void {
+  if (op !== '==' && op !== '!=') throw unsupported(`interface name comparison ${op}`, c.file, c.peek() ?? c.items[0]!);
+  const { values, set } = valueItems(c, 'interface name');
+  if (set) throw unsupported('a set of interface names', c.file, values[0]!);
+  const v = values[0]!;
+  if (v.kind !== 'word' && v.kind !== 'string') throw new NftError('syntax error, interface name expected', c.where(v));
+  const wildcard = v.text.endsWith('*') && !v.text.endsWith('\\*');
+  const name = wildcard ? v.text.slice(0, -1) : v.text;
+  if (name.length > 15) throw new NftError(`interface name too long`, c.where(v));
+  b.ip[side] = { name, wildcard, invert: op === '!=' };
+}
+
+/** One rule's items → the IR rule for `fam` (null: never matches in that family). */
+export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFamily, file: string, db: NameDb): Rule | null {
+  const c = new Cursor(items, file);
+  const b: Built = { ip: {}, matches: [], never: false };
+  const inet = tableFamily === 'inet';
+  while (!c.done) {
+    const item = c.peek()!;
+    if (b.verdict) throw new NftError('syntax error, nothing may follow a verdict', c.where(item));
+    if (item.kind !== 'word') throw new NftError('syntax error, unexpected ' + (item.kind === 'block' ? '"{"' : item.kind === 'comma' ? '","' : 'string'), c.where(item));
+    const w = item.text;
+    c.next();
+    switch (w) {
+      case 'ip': case 'ip6': {
+        const key = c.word();
+        const famOf: Family = w === 'ip' ? 4 : 6;
+        if (!inet && FAMILIES[tableFamily][0] !== famOf) throw new NftError(`conflicting protocols specified: ${tableFamily} vs. ${w}`, c.where(item));
+        c.next();
+        if (key === 'saddr' || key === 'daddr') { addrMatch(b, key === 'saddr' ? 'src' : 'dst', famOf, fam, c, relOp(c)); break; }
+        if (key === 'protocol' && w === 'ip') { if (fam !== 4) { valueItems(c, 'protocol'); b.never = true; break; } protoMatch(b, c, relOp(c), db, false); break; }
+        throw unsupported(`${w} ${key ?? ''}`.trim(), file, item);
+      }
+      case 'meta': case 'l4proto': case 'nfproto': case 'iifname': case 'oifname': case 'mark': case 'pkttype': {
+        const key = w === 'meta' ? c.word() : w;
+        if (w === 'meta') c.next();
+        const op = relOp(c);
+        if (key === 'l4proto') protoMatch(b, c, op, db, true);
+        else if (key === 'nfproto') {
+          const { values, set } = valueItems(c, 'nfproto');
+          if (set || (op !== '==' && op !== '!=')) throw unsupported('this nfproto expression', file, item);
+          const want = wordOf(values[0]) === 'ipv4' ? 4 : wordOf(values[0]) === 'ipv6' ? 6 : undefined;
+          if (want === undefined) throw new NftError(`Could not parse nfproto`, c.where(values[0]));
+          if ((want === fam) === (op === '!=')) b.never = true;
+        } else if (key === 'iifname' || key === 'oifname') ifaceMatch(b, key === 'iifname' ? 'in' : 'out', c, op);
+        else if (key === 'mark') {
+          const { values, set } = valueItems(c, 'mark');
+          const v = wordOf(values[0]);
+          if (set || !v || !/^(0x[0-9a-f]+|\d+)$/i.test(v) || (op !== '==' && op !== '!=')) throw unsupported('this mark expression', file, item);
+          b.matches.push({ kind: 'mark', value: Number(v) >>> 0, mask: 0xffffffff, invert: op === '!=' });
+        } else if (key === 'pkttype') {
+          const { values, set } = valueItems(c, 'packet type');
+          const t = PKTTYPES[wordOf(values[0]) ?? ''];
+          if (set || t === undefined || (op !== '==' && op !== '!=')) throw unsupported('this pkttype expression', file, item);
+          b.matches.push({ kind: 'pkttype', type: t, invert: op === '!=' });
+        } else throw unsupported(`meta ${key ?? ''}`.trim(), file, item);
+        break;
+      }
+      case 'tcp': case 'udp': case 'th': {
+        const key = c.word();
+        if (key !== 'sport' && key !== 'dport') throw unsupported(`${w} ${key ?? ''}`.trim(), file, item);
+        c.next();
+        const num = w === 'tcp' ? 6 : w === 'udp' ? 17 : undefined;
+        // nft's dependency: the transport protocol (meta l4proto in inet and ip6, ip protocol in ip)
+        if (num !== undefined) setProto(b, num, false, c, item, tableFamily !== 'ip');
+        const op = relOp(c);
+        const { ranges, invert } = portRanges(c, op, w === 'th' ? undefined : w, db);
+        if (ranges.length === 0) { b.never = true; break; }
+        const single = ranges.length === 1;
+        if (single && num !== undefined) {
+          b.matches.push({ kind: w as 'tcp', [key]: { range: ranges[0]!, invert } as PortMatch, short: 'nomatch' });
+        } else {
+          b.matches.push({ kind: 'multiport', dir: key === 'sport' ? 'src' : 'dst', ports: ranges, invert, short: 'nomatch' });
+        }
+        break;
+      }
+      case 'ct': {
+        const key = c.word();
+        if (key !== 'state') throw unsupported(`ct ${key ?? ''}`.trim(), file, item);
+        c.next();
+        const op = relOp(c);
+        if (op !== '==' && op !== '!=') throw unsupported(`ct state comparison ${op}`, file, item);
+        const { values } = valueItems(c, 'ct state');
+        const states = values.map((v) => {
+          const s = CT_STATE_NAMES[wordOf(v) ?? ''];
+          if (!s) throw new NftError(`Could not parse ct state`, c.where(v));
+          return s;
+        });
+        b.matches.push({ kind: 'conntrack', ctstate: [...new Set(states)], invert: op === '!=' });
+        break;
+      }
+      case 'counter': {
+        if (c.word() === 'packets') {
+          c.next();
+          const p = c.word(); c.next();
+          if (c.word() !== 'bytes') throw new NftError('syntax error, "bytes" expected', c.where());
+          c.next();
+          const by = c.word(); c.next();
+          if (!p || !by || !/^\d+$/.test(p) || !/^\d+$/.test(by)) throw new NftError('syntax error, counter values expected', c.where());
+          b.counters = { packets: Number(p), bytes: Number(by) };
+        } else b.counters ??= { packets: 0, bytes: 0 };
+        break;
+      }
+      case 'comment': {
+        const s = c.next();
+        if (s?.kind !== 'string') throw new NftError('syntax error, quoted comment expected', c.where(s));
+        b.matches.push({ kind: 'comment', text: s.text });
+        break;
+      }
+      case 'accept': b.verdict = { kind: 'accept' }; break;
+      case 'drop': b.verdict = { kind: 'drop' }; break;
+      case 'return': b.verdict = { kind: 'return' }; break;
+      case 'continue': b.verdict = { kind: 'none' }; break;
+      case 'jump': case 'goto': {
+        const t = c.next();
+        if (t?.kind !== 'word' && t?.kind !== 'string') throw new NftError('syntax error, chain name expected', c.where(t));
+        b.verdict = { kind: w, chain: t.text };
+        break;
+      }
+      default:
+        throw unsupported(`"${w}"`, file, item);
+    }
+  }
+  if (b.never) return null;
+  return { ip: b.ip, matches: b.matches, verdict: b.verdict ?? { kind: 'none' }, counters: b.counters ?? { packets: 0, bytes: 0 } };
+}
+
+// ---- base chains as IR tables ----
+
+const HOOK_CHAIN: Record<NftHook, BuiltinChain> = { input: 'INPUT', forward: 'FORWARD', output: 'OUTPUT' };
+
+/** One base chain of one family, as the code generator takes it. */
+export interface BaseChainTable { table: NftTable; chain: NftChain; family: Family; ir: Table }
+
+/**
+ * Every base chain of the ruleset, for each family of its table, as an IR
+ * table: the base chain's rules and policy in the built-in chain of its hook
+ * (INPUT, FORWARD, OUTPUT: iptables' base-chain semantics are nft's), the
+ * table's regular chains beside it. A rule that can never match in a family
+ * is left out of that family's table.
+ */
+export function baseChainTables(rs: NftRuleset): BaseChainTable[] {
+  const out: BaseChainTable[] = [];
+  for (const t of rs.tables) {
+    const bases = new Set(t.chains.filter((c) => c.base).map((c) => c.name));
+    for (const c of t.chains) {
+      if (isBuiltin(c.name)) throw unsupported(`a chain named ${c.name}`, c.where.file!, { line: c.where.line!, col: c.where.col! });
+      for (const r of c.rules) {
+        for (const ir of Object.values(r.ir)) {
+          const v = ir?.verdict;
+          if ((v?.kind === 'jump' || v?.kind === 'goto') && bases.has(v.chain)) throw new NftError(`Could not process rule: Operation not supported (a jump to base chain ${v.chain})`, r.where);
+          if ((v?.kind === 'jump' || v?.kind === 'goto') && !t.chains.some((x) => x.name === v.chain)) throw new NftError(`Could not process rule: No such file or directory (chain ${v.chain})`, r.where);
+        }
+      }
+    }
+    for (const family of FAMILIES[t.family]) {
+      const rulesOf = (c: NftChain): Rule[] => c.rules.flatMap((r) => {
+        const ir = r.ir[family];
+        return ir ? [{ ...ir, src: { file: r.where.file!, line: r.where.line! } }] : [];
+      });
+      const regular: Chain[] = t.chains.filter((c) => !c.base).map((c) => ({ name: c.name, counters: { packets: 0, bytes: 0 }, rules: rulesOf(c) }));
+      for (const c of t.chains) {
+        if (!c.base) continue;
+        const hook = HOOK_CHAIN[c.base.hook];
+        const builtins: Chain[] = (['INPUT', 'FORWARD', 'OUTPUT'] as const).map((name) => ({
+          name, policy: name === hook ? (c.base!.policy === 'drop' ? 'DROP' : 'ACCEPT') : 'ACCEPT', counters: { packets: 0, bytes: 0 }, rules: name === hook ? rulesOf(c) : [],
+        }));
+        out.push({ table: t, chain: c, family, ir: { name: 'filter', family, chains: [...builtins, ...regular] } });
+      }
+    }
+  }
+  return out;
+}

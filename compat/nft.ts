@@ -76,17 +76,17 @@ function includeLoader(dirs: string[], sources: Map<string, string>): NftLoader 
       const candidates = path.isAbsolute(name) ? [path.dirname(name)] : [path.dirname(from === '-' || from === 'stdin' ? './x' : from), ...dirs, DEFAULT_INCLUDE_PATH];
       for (const dir of candidates) {
         const full = path.isAbsolute(name) ? name : path.join(dir, name);
+        let root: string | undefined;
         if (!path.isAbsolute(name)) {
-          // the name must stay below the directory it was looked up in, after links are followed
-          let root: string, real: string;
           try { root = fs.realpathSync(dir); } catch { continue; }
-          try { real = fs.realpathSync(glob ? path.dirname(full) : full); } catch { continue; }
-          if (real !== root && !real.startsWith(root + path.sep)) throw new NftError(`include "${name}" leads out of ${dir}`, where);
         }
         const files = glob ? globFiles(full) : fs.existsSync(full) ? [full] : [];
         if (files.length === 0 && !glob) continue;
         return files.map((file) => {
-          if (!fs.statSync(file).isFile()) throw new NftError(`include "${name}": ${file} is not a regular file`, where);
+          // a relative name (and each file a wildcard matches) stays below the directory searched, links followed
+          const real = fs.realpathSync(file);
+          if (root !== undefined && real !== root && !real.startsWith(root + path.sep)) throw new NftError(`include "${name}" leads out of ${dir}`, where);
+          if (!fs.statSync(real).isFile()) throw new NftError(`include "${name}": ${file} is not a regular file`, where);
           const text = fs.readFileSync(file, 'utf8');
           sources.set(file, text);
           return { file, text };

@@ -1,11 +1,12 @@
 /**
- * Hostile input: 100k mutated iptables command lines and 100k mutated
- * iptables-restore files (iptables' own .t rules and save dumps from
- * ../shared/conformance when present, our fixtures always), mutated at the
- * token, character and line level by a seeded generator (a failure names
- * its seed and input). Every input is accepted or refused with a typed
- * error (BpftablesError; restore errors name their line); none throws
- * anything else, and none takes over 100 ms.
+ * Hostile input: 100k mutated iptables command lines, 100k mutated
+ * iptables-restore files and 100k mutated nft files (iptables' .t rules and
+ * save dumps, nftables' dumps, examples and bogons from ../shared/conformance
+ * when present, our fixtures always), mutated at the token, character and
+ * line level by a seeded generator (a failure names its seed and input).
+ * Every input is accepted or refused with a typed error (BpftablesError;
+ * file errors name their line); none throws anything else, and none takes
+ * over 100 ms.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -17,6 +18,8 @@ import { BpftablesError } from '../../xlate/errors';
 import { emptyFilterTable, type Family } from '../../xlate/ir';
 import type { NameDb } from '../../xlate/names';
 import { parseRestore } from '../../xlate/restore';
+import { baseChainTables, loadNft } from '../../xlate/nft';
+import { validateTable } from '../../xlate/validate';
 import { sharedDir } from '../helpers/env';
 
 const INPUTS = 100_000;
@@ -140,4 +143,48 @@ t.test(`${INPUTS} mutated iptables-restore files`, async (t) => {
   }
   kinds(t, failures);
   t.same(failures.slice(0, 5), [], `no untyped error, every error names its line, none slower than ${SLOW_MS} ms (${failures.length} problems; ${accepted} accepted, from ${files.length} files)`);
+});
+
+function nftCorpus(): string[] {
+  const texts = [
+    'table inet filter {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t\tct state established,related accept\n\t\ttcp dport { 22, 80 } accept\n\t}\n}\n',
+    'define p = 22\nadd table ip t\nadd chain ip t c { type filter hook output priority 0; }\nadd rule ip t c ip daddr 10.0.0.0/8 tcp dport $p counter drop\n',
+  ];
+  for (const sub of ['nftables/shell-dumps', 'nftables/files', 'nftables/bogons/nft-f']) {
+    const d = sharedDir(sub);
+    if (d) for (const f of fs.readdirSync(d)) texts.push(fs.readFileSync(path.join(d, f), 'utf8'));
+  }
+  return texts;
+}
+
+t.test(`${INPUTS} mutated nft files`, async (t) => {
+  const texts = nftCorpus();
+  const words = [...new Set(texts.flatMap((x) => x.split(/\s+/)).filter((w) => w && w.length < 40))];
+  const failures: Failure[] = [];
+  let accepted = 0;
+  // an include of anything reads a small file again: the loader is part of what is fuzzed
+  const loader = { include: (name: string): { file: string; text: string }[] => (name.length > 50 ? [] : [{ file: name, text: pick(texts).slice(0, 300) }]) };
+  for (let i = 0; i < INPUTS; i++) {
+    seed = 2_000_000 + i;
+    let lines = pick(texts).split('\n');
+    if (lines.length > 60) { const from = Math.floor(rand() * (lines.length - 40)); lines = lines.slice(from, from + 40); }
+    for (let n = Math.floor(rand() * 5); n > 0; n--) {
+      const j = Math.floor(rand() * lines.length);
+      switch (Math.floor(rand() * 6)) {
+        case 0: lines.splice(j, 1); break;
+        case 1: lines.splice(j, 0, lines[j] ?? ''); break;
+        case 2: lines[j] = mutateArgs((lines[j] ?? '').split(' '), words).join(' '); break;
+        case 3: lines[j] = mutateToken(lines[j] ?? ''); break;
+        case 4: lines.splice(j, 0, pick(['}', '{', 'table ip x {', 'chain c {', '\tinclude "x"', 'define v = { 1, 2 }', '$v', 'flush ruleset', ';;', '"'])); break;
+        default: lines = lines.slice(0, j);
+      }
+    }
+    const text = lines.join('\n');
+    check(failures, 2_000_000 + i, text, () => {
+      for (const x of baseChainTables(loadNft(text, 'fuzz.nft', { db, loader }))) validateTable(x.ir);
+      accepted++;
+    }, true);
+  }
+  kinds(t, failures);
+  t.same(failures.slice(0, 5), [], `no untyped error, every error names its line, none slower than ${SLOW_MS} ms (${failures.length} problems; ${accepted} accepted, from ${texts.length} files)`);
 });

@@ -344,16 +344,18 @@ const CT_BITS: Record<CtMatchState, number> = {
 };
 
 /**
- * L4 header guard: non-first fragments never match; a header too short to
- * read drops the packet (iptables), or with `short: 'nomatch'` (nft) only
- * the four port bytes must be there and a shorter header does not match.
+ * L4 header guard (iptables): non-first fragments never match; a header too
+ * short to read drops the packet. With `short: 'nomatch'` (nft's payload
+ * loads) only the four port bytes must be there, and fewer do not match;
+ * what the prologue decoded of a later fragment (an IPv4 one's payload, and
+ * nothing of an IPv6 one) is read as the kernel's nft reads it.
  */
 function l4Guard(a: Asm, need: number, l: RuleLabels, evilFragment: boolean, short?: 'nomatch'): void {
+  if (short) { cmp32(a, 4, S.L4AVAIL, 'jlt', 4, l.next); return; }
   a.ldx(2, R1, R9, S.FRAGOFF);
-  if (evilFragment && !short) a.jmp32('jeq', R1, 1, l.hotdrop);
+  if (evilFragment) a.jmp32('jeq', R1, 1, l.hotdrop);
   a.jmp32('jne', R1, 0, l.next);
-  if (short) cmp32(a, 4, S.L4AVAIL, 'jlt', 4, l.next);
-  else cmp32(a, 4, S.L4AVAIL, 'jlt', need, l.hotdrop);
+  cmp32(a, 4, S.L4AVAIL, 'jlt', need, l.hotdrop);
 }
 
 export function emitMatch(a: Asm, m: Match, l: RuleLabels, env: MatchEnv): void {

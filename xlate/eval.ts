@@ -108,8 +108,8 @@ function ifaceOk(m: IfaceMatch | undefined, name: string): boolean {
 function inRange(v: number, lo: number, hi: number): boolean { return v >= lo && v <= hi; }
 
 function l4(p: PacketView, need: number, evil: boolean, short?: 'nomatch'): Step | null {
-  if (p.fragoff !== 0) return evil && p.fragoff === 1 && !short ? { kind: 'hotdrop' } : { kind: 'nomatch' };
   if (short) return p.l4avail < 4 ? { kind: 'nomatch' } : null;
+  if (p.fragoff !== 0) return evil && p.fragoff === 1 ? { kind: 'hotdrop' } : { kind: 'nomatch' };
   if (p.l4avail < need) return { kind: 'hotdrop' };
   return null;
 }

@@ -82,9 +82,12 @@ export type Range = [number, number];
 
 /**
  * `short: 'nomatch'` gives a port match nft's payload semantics: only the
- * four port bytes must be there, and a header cut shorter (or a non-first
- * fragment) does not match; iptables' matches need the whole header and
- * drop a packet without it.
+ * four port bytes must be there and a header cut shorter does not match
+ * (iptables' matches need the whole header and drop a packet without it);
+ * fragments are not skipped: the kernel's nft reads an IPv4 later
+ * fragment's payload where the header would be (and finds no transport
+ * header in an IPv6 later fragment), where iptables' matches never match a
+ * later fragment.
  */
 export type Match =
   | { kind: 'tcp'; sport?: PortMatch; dport?: PortMatch; flags?: TcpFlagsMatch; short?: 'nomatch' }

@@ -1,0 +1,120 @@
+/**
+ * The nft front end's translation against the kernel's nft, with packets:
+ * the same nft file loaded with the real `nft -f` in one router namespace
+ * and translated by bpftables (installed through test/helpers/nft-install)
+ * in another; crafted packets through input, forward and output, alike in
+ * both. Probes where nft and iptables differ are included: transport
+ * headers cut short (nft needs only the port bytes, iptables drops),
+ * later fragments, IPv6 extension-header chains that cannot be followed.
+ */
+import path from 'node:path';
+import t from 'tap';
+import { nsExec } from '../compat/lab';
+import { fragmentHeader, ip6Packet, ipPacket, optionsHeader, TCP, tcp6Packet, tcpPacket, udp6Packet, udpDatagram, udpPacket } from '../compat/probes';
+import { checkOutcomes, DiffPair, type ProbeSpec } from './helpers/differential';
+import { prepareState, requireKernel } from './helpers/env';
+
+const RULES = `table inet filter {
+	chain input {
+		type filter hook input priority 0; policy drop;
+		ip saddr 192.0.2.0/24 drop
+		ip6 saddr 2001:db8:bad::/48 drop
+		tcp dport 22 accept
+		tcp dport { 80, 443, 8000-8080 } accept
+		tcp dport < 30 tcp dport > 25 accept
+		udp dport 53 accept
+		udp dport 5000-5010 udp sport != 1000 accept
+		ip saddr 10.0.1.0-10.0.1.5 udp dport 7300 accept
+		meta l4proto icmp accept
+		meta l4proto ipv6-icmp accept
+		iifname "r*" udp dport 7100 accept
+		th dport 7200 accept
+		meta l4proto 253 accept
+		jump sub
+	}
+	chain sub {
+		udp dport 7400 accept
+		udp dport 7401 return
+		udp dport 7402 drop
+		udp dport 7403 continue
+		udp dport 7403 accept
+	}
+	chain forward {
+		type filter hook forward priority 0; policy accept;
+		tcp dport 25 drop
+		ip daddr 10.0.2.2 udp dport 9 drop
+		oifname "r1" udp dport 10 drop
+		udp dport 11 ip saddr != 10.0.1.2 drop
+	}
+	chain output {
+		type filter hook output priority 0; policy accept;
+		udp sport 111 drop
+		ip6 daddr fd00:1::2 udp sport 112 drop
+	}
+}
+`;
+
+const C = '10.0.1.2', R = '10.0.1.1', S = '10.0.2.2';
+const syn = (dport: number, src = C): Buffer => tcpPacket(src, R, { sport: 40000, dport, flags: TCP.SYN });
+const udp = (dport: number, sport = 5000): Buffer => udpPacket(C, R, sport, dport);
+
+const PROBES4: ProbeSpec[] = [
+  { name: 'ssh', where: 'input', packet: syn(22) }, { name: 'telnet (policy)', where: 'input', packet: syn(23) },
+  { name: 'from the dropped /24', where: 'input', packet: syn(22, '192.0.2.7') },
+  { name: 'a port in the set', where: 'input', packet: syn(443) }, { name: 'a range in the set', where: 'input', packet: syn(8050) },
+  { name: 'between the comparisons', where: 'input', packet: syn(27) }, { name: 'outside them', where: 'input', packet: syn(30) },
+  { name: 'a TCP header of 6 bytes to 22 (nft needs only the ports)', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 6, payload: Buffer.from([0x9c, 0x40, 0, 22, 0, 0]) }) },
+  { name: 'a TCP header of 3 bytes (no destination port)', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 6, payload: Buffer.from([0, 22, 0]) }) },
+  { name: 'dns', where: 'input', packet: udp(53) }, { name: 'udp 5005 from 1000', where: 'input', packet: udp(5005, 1000) },
+  { name: 'udp 5005 from 1001', where: 'input', packet: udp(5005, 1001) }, { name: 'a source in the range', where: 'input', packet: udp(7300) },
+  { name: 'icmp', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 1, payload: Buffer.from([8, 0, 0, 0, 0, 0, 0, 0]) }) },
+  { name: 'input interface r*', where: 'input', packet: udp(7100) },
+  { name: 'th dport, tcp', where: 'input', packet: syn(7200) }, { name: 'th dport, udp', where: 'input', packet: udp(7200) },
+  { name: 'a protocol by number', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 253, payload: Buffer.alloc(8) }) },
+  { name: 'accepted in the jumped-to chain', where: 'input', packet: udp(7400) }, { name: 'returned from it (policy)', where: 'input', packet: udp(7401) },
+  { name: 'dropped in it', where: 'input', packet: udp(7402) }, { name: 'continue goes on to the next rule', where: 'input', packet: udp(7403) },
+  { name: 'fwd: smtp dropped', where: 'forward', packet: tcpPacket(C, S, { sport: 4000, dport: 25, flags: TCP.SYN }) },
+  { name: 'fwd: a later fragment whose payload looks like port 25', where: 'forward', packet: ipPacket({ src: C, dst: S, proto: 6, fragOff: 5, payload: Buffer.from([0, 1, 0, 25, ...Array(16).fill(0)]) }) },
+  { name: 'fwd: a later fragment whose payload looks like port 26', where: 'forward', packet: ipPacket({ src: C, dst: S, proto: 6, fragOff: 5, payload: Buffer.from([0, 1, 0, 26, ...Array(16).fill(0)]) }) },
+  { name: 'fwd: a later fragment of 3 bytes', where: 'forward', packet: ipPacket({ src: C, dst: S, proto: 6, fragOff: 5, payload: Buffer.from([0, 1, 0]) }) },
+  { name: 'fwd: udp 9 to the server', where: 'forward', packet: udpPacket(C, S, 5000, 9) },
+  { name: 'fwd: udp 10 out of r1', where: 'forward', packet: udpPacket(C, S, 5000, 10) },
+  { name: 'fwd: udp 11 from the client', where: 'forward', packet: udpPacket(C, S, 5000, 11) },
+  { name: 'fwd: a UDP header of 2 bytes', where: 'forward', packet: ipPacket({ src: C, dst: S, proto: 17, payload: Buffer.from([0, 9]) }) },
+  { name: 'fwd: zero-length udp payload to 12', where: 'forward', packet: ipPacket({ src: C, dst: S, proto: 17, payload: udpDatagram(C, S, 1, 12, Buffer.alloc(0)) }) },
+  { name: 'out: udp from 111', where: 'output', packet: udpPacket(R, C, 111, 2000) }, { name: 'out: udp from 113', where: 'output', packet: udpPacket(R, C, 113, 2000) },
+];
+
+const C6 = 'fd00:1::2', R6 = 'fd00:1::1', S6 = 'fd00:2::2';
+const PROBES6: ProbeSpec[] = [
+  { name: 'ssh', where: 'input', packet: tcp6Packet(C6, R6, { sport: 40000, dport: 22, flags: TCP.SYN }) },
+  { name: 'telnet (policy)', where: 'input', packet: tcp6Packet(C6, R6, { sport: 40000, dport: 23, flags: TCP.SYN }) },
+  { name: 'from the dropped /48', where: 'input', packet: tcp6Packet('2001:db8:bad::1', R6, { sport: 40000, dport: 22, flags: TCP.SYN }) },
+  { name: 'ssh behind hop-by-hop options', where: 'input', packet: tcp6Packet(C6, R6, { sport: 40000, dport: 22, flags: TCP.SYN }, { ext: [optionsHeader(0)] }) },
+  { name: 'ssh in a first fragment', where: 'input', packet: tcp6Packet(C6, R6, { sport: 40000, dport: 22, flags: TCP.SYN }, { ext: [fragmentHeader(0, true)] }) },
+  { name: 'dns', where: 'input', packet: udp6Packet(C6, R6, 5000, 53) },
+  { name: 'icmpv6 echo', where: 'input', packet: ip6Packet({ src: C6, dst: R6, proto: 58, payload: Buffer.from([128, 0, 0, 0, 0, 0, 0, 0]) }) },
+  { name: 'a chain cut short (nft: no match; ip6tables would drop)', where: 'input', packet: ip6Packet({ src: C6, dst: R6, proto: 60, payload: Buffer.from([253]) }) },
+  { name: 'fwd: smtp dropped', where: 'forward', packet: tcp6Packet(C6, S6, { sport: 4000, dport: 25, flags: TCP.SYN }) },
+  { name: 'fwd: udp 10 out of r1', where: 'forward', packet: udp6Packet(C6, S6, 5000, 10) },
+  { name: 'fwd: a later tcp fragment whose payload looks like port 25', where: 'forward', packet: ip6Packet({ src: C6, dst: S6, proto: 6, ext: [fragmentHeader(3, false)], payload: Buffer.from([0, 1, 0, 25, ...Array(16).fill(0)]) }) },
+  { name: 'fwd: a later tcp fragment, other payload', where: 'forward', packet: ip6Packet({ src: C6, dst: S6, proto: 6, ext: [fragmentHeader(3, false)], payload: Buffer.from([0, 1, 0, 26, ...Array(16).fill(0)]) }) },
+  { name: 'fwd: udp 11 (an IPv4 rule)', where: 'forward', packet: udp6Packet(C6, S6, 5000, 11) },
+  { name: 'fwd: a chain cut short with tcp inside', where: 'forward', packet: ip6Packet({ src: C6, dst: S6, proto: 0, payload: Buffer.from([6]) }) },
+  { name: 'out: udp from 112 to the client', where: 'output', packet: udp6Packet(R6, C6, 112, 2000) },
+  { name: 'out: udp from 111', where: 'output', packet: udp6Packet(R6, C6, 111, 2000) },
+];
+
+for (const family of [4, 6] as const) {
+  t.test(`nft rules translated by bpftables filter like the kernel's nft (IPv${family})`, async (t) => {
+    if (!requireKernel(t, ['nft'])) return;
+    prepareState();
+    const pair = new DiffPair(family);
+    t.teardown(() => pair.destroy());
+    const real = nsExec(pair.legacy.router, 'nft', ['-f', '-'], RULES);
+    t.equal(real.status, 0, `the kernel's nft loads the file ${real.stderr}`);
+    const ours = nsExec(pair.ours.router, process.execPath, [path.join(__dirname, 'helpers', 'nft-install.js'), '-'], RULES);
+    t.equal(ours.status, 0, `bpftables installs its translation ${ours.stderr}`);
+    checkOutcomes(t, pair.probe(family === 4 ? PROBES4 : PROBES6), 'nft');
+  });
+}

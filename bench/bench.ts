@@ -1,7 +1,16 @@
 /**
- * `npm run bench`: per-packet cost (BPF_PROG_TEST_RUN) and restore time,
- * beside iptables-legacy-restore and iptables-nft-restore on the same input.
- * A benchmark, not a test: prints a table (and JSON with --json).
+ * `npm run bench`: a benchmark, not a test. In one run:
+ *   - per packet (BPF_PROG_TEST_RUN on the INPUT program): three shapes of
+ *     ruleset (source blocklist, kube-proxy style service list, mixed general
+ *     rules) at 1, 100, 1k, 10k and 100k rules; a packet that hits the first
+ *     rule, the last rule, or none; one warm packet (repeat 100000, median
+ *     of 5) and a rotating set of 1000 varied packets; the empty-program
+ *     floor; xlated instructions and kernel memory (memlock of the programs
+ *     and maps) per rule;
+ *   - control plane: restoring 1k, 10k and 100k rules and adding one rule
+ *     to 10k and 100k, beside iptables-legacy, iptables-nft and nft (one
+ *     rule per line, and a set), each in a fresh namespace; peak RSS.
+ * Prints tables (`--json`: the same as JSON). `--quick` stops at 10k rules.
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -15,115 +24,239 @@ import { systemNameDb } from '../compat/namedb';
 import { TCP, tcpPacket } from '../compat/probes';
 import { ATTACH_NETFILTER, close, PROG_TYPE_NETFILTER, progInfo, progLoad, testRunNf } from '../native/bpf';
 import { ensureStateRoot } from '../native/statefs';
+import { BpftablesError } from '../xlate/errors';
 import { parseRestore } from '../xlate/restore';
 
 const REPO = path.resolve(__dirname, '..', '..');
 const REPEAT = 100_000;
+const ROTATE = 1000;
 const json = process.argv.includes('--json');
+const quick = process.argv.includes('--quick');
+const SIZES = quick ? [1, 100, 1000, 10_000] : [1, 100, 1000, 10_000, 100_000];
 
-function median(xs: number[]): number { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]!; }
+const median = (xs: number[]): number => { const s = [...xs].sort((a, b) => a - b); return s[Math.floor(s.length / 2)]!; };
+const addr = (base: number, i: number): string => `${base}.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
 
-type Shape = 'exact' | 'prefix' | 'general';
+type Shape = 'blocklist' | 'service' | 'mixed';
 const SHAPES: Record<Shape, string> = {
-  exact: 'blocklist of exact tuples: -s A/32 -p tcp --dport P -j DROP (one hash lookup)',
-  prefix: 'blocklist of prefixes with port ranges: -s A/24 -p tcp --dport P:P+9 -j DROP (LPM prefilter)',
-  general: 'general rules: -p tcp --dport P:P+9 -m length --length L:65535 -j DROP (one by one)',
+  blocklist: '-s A/32 -j DROP (source blocklist)',
+  service: '-d VIP/32 -p tcp --dport P -j SVC-k (kube-proxy style; 16 service chains)',
+  mixed: 'port ranges, lengths, negations, udp, user chains, cycled (general rules)',
 };
 
-/** n rules of one shape that a packet from 192.0.2.1 to port 65000 never matches. */
-function noMatchRules(n: number, shape: Shape = 'exact'): string {
+/** n rules of a shape, and packets that hit its first rule, its last, and none (each a function of a varying index). */
+function ruleset(shape: Shape, n: number): { text: string; first: (v: number) => Buffer; last: (v: number) => Buffer; none: (v: number) => Buffer } {
   const lines = ['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]'];
+  const port = (i: number): number => 1 + (i % 60000);
+  const sport = (v: number): number => 30000 + (v % 20000);
+  if (shape === 'service' || shape === 'mixed') for (let k = 0; k < 16; k++) lines.push(`:SVC-${k} - [0:0]`);
   for (let i = 0; i < n; i++) {
-    const a = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
-    const p = (i % 6000) + 1;
-    lines.push(shape === 'exact' ? `-A INPUT -s ${a}/32 -p tcp -m tcp --dport ${p} -j DROP`
-      : shape === 'prefix' ? `-A INPUT -s ${a}/24 -p tcp -m tcp --dport ${p}:${p + 9} -j DROP`
-        : `-A INPUT -p tcp -m tcp --dport ${p}:${p + 9} -m length --length ${40 + (i % 1000)}:65535 -j DROP`);
+    if (shape === 'blocklist') lines.push(`-A INPUT -s ${addr(10, i)}/32 -j DROP`);
+    else if (shape === 'service') lines.push(`-A INPUT -d ${addr(172, i)}/32 -p tcp -m tcp --dport ${port(i)} -j SVC-${i % 16}`);
+    else {
+      const a = addr(10, i), p = port(i);
+      lines.push([
+        `-A INPUT -s ${a}/32 -p tcp -m tcp --dport ${p}:${p} -m length --length 40:65535 -j DROP`,
+        `-A INPUT -s ${a}/32 -p udp -m udp ! --sport 0:1023 --dport ${p} -j ACCEPT`,
+        `-A INPUT -s ${a}/32 -p tcp -m tcp ! --sport 1:1023 --dport ${p} -j SVC-${i % 16}`,
+        `-A INPUT -s ${a}/32 ! -d 127.0.0.0/8 -p tcp -m multiport --dports ${p},${p} -j DROP`,
+      ][i % 4]!);
+    }
   }
+  if (shape !== 'blocklist') for (let k = 0; k < 16; k++) lines.push(`-A SVC-${k} -j ACCEPT`);
   lines.push('COMMIT', '');
-  return lines.join('\n');
+  const pkt = (src: string, dst: string, dport: number, v: number): Buffer => tcpPacket(src, dst, { sport: sport(v), dport, flags: TCP.SYN });
+  const hit = (i: number) => (v: number): Buffer =>
+    shape === 'blocklist' ? pkt(addr(10, i), '192.0.2.1', 80, v) : shape === 'service' ? pkt('192.0.2.9', addr(172, i), port(i), v) : pkt(addr(10, i), '192.0.2.1', port(i), v);
+  return { text: lines.join('\n'), first: hit(0), last: hit(n - 1), none: (v) => pkt('192.0.2.77', '198.51.100.1', 65100, v) };
 }
 
-function perPacket(fd: number): number {
-  const pkt = tcpPacket('192.0.2.1', '10.0.0.1', { sport: 40000, dport: 65000, flags: TCP.SYN });
-  const runs: number[] = [];
-  for (let i = 0; i < 5; i++) runs.push(testRunNf(fd, pkt, 1, undefined, REPEAT).durationNs);
-  return median(runs);
+/** A hit of the mixed shape's rule `i`: its udp rules (i % 4 == 1) need the same header as a UDP datagram. */
+function hitPacket(shape: Shape, n: number, which: 'first' | 'last', make: (v: number) => Buffer): (v: number) => Buffer {
+  const i = which === 'first' ? 0 : n - 1;
+  if (shape !== 'mixed' || i % 4 !== 1) return make;
+  return (v) => { const p = make(v); p[9] = 17; p.writeUInt16BE(20, 24); return p; };
 }
 
 function floorProgram(): number {
   const a = new Asm().mov64(0, NF_ACCEPT).exit();
   return progLoad({ type: PROG_TYPE_NETFILTER, expectedAttachType: ATTACH_NETFILTER, insns: link(a).bytes, name: 'bpft_floor' });
 }
+const warm = (fd: number, pkt: Buffer): number => median(Array.from({ length: 5 }, () => testRunNf(fd, pkt, 1, undefined, REPEAT).durationNs));
+function rotating(fd: number, make: (v: number) => Buffer): number {
+  let sum = 0;
+  for (let v = 0; v < ROTATE; v++) sum += testRunNf(fd, make(v), 1, undefined, 100).durationNs;
+  return Math.round(sum / ROTATE);
+}
 
-interface PacketRow { shape: Shape; rules: number; ns: number; overFloorNs: number; xlatedInsns: number; jitedBytes: number }
-interface RestoreRow { rules: number; bpftablesMs: number; legacyMs: number | null; nftMs: number | null }
+/** memlock (bytes) of our own open programs and maps, from /proc/self/fdinfo */
+function memlockOfOpenBpf(): number {
+  let total = 0;
+  for (const fd of fs.readdirSync('/proc/self/fdinfo')) {
+    try {
+      const info = fs.readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
+      if (/^(prog_type|map_type):/m.test(info)) total += Number(/^memlock:\s+(\d+)/m.exec(info)?.[1] ?? 0);
+    } catch { /* closed meanwhile */ }
+  }
+  return total;
+}
 
-function timeRestore(cmd: string, file: string): number | null {
-  if (spawnSync('sh', ['-c', 'command -v "$1"', 'sh', cmd]).status !== 0) return null;
-  const runs: number[] = [];
-  for (let i = 0; i < 3; i++) {
+interface PacketRow { shape: Shape; rules: number; refused?: string; floorNs: number; ns?: Record<'first' | 'last' | 'none', { warm: number; rotating: number }>; xlatedInsns?: number; kernelBytesPerRule?: number }
+
+function perPacket(floor: number): PacketRow[] {
+  const k = kernel();
+  const rows: PacketRow[] = [];
+  for (const shape of Object.keys(SHAPES) as Shape[]) for (const n of SIZES) {
+    const rs = ruleset(shape, n);
+    const table = parseRestore(rs.text, { file: `bench-${shape}-${n}`, db: systemNameDb, counters: false }).tables[0]!;
+    const before = memlockOfOpenBpf();
+    let loaded;
+    try { loaded = loadCompiled(compileTable(table, k), table); } catch (e) {
+      if (!(e instanceof BpftablesError)) throw e;
+      rows.push({ shape, rules: n, floorNs: floor, refused: e.message.replace(/: rules are checked.*$/, '') });
+      continue;
+    }
+    try {
+      // the program holds its maps: count while our fds are open (they are the same objects)
+      const kernelBytes = memlockOfOpenBpf() - before;
+      const fd = loaded.progFds.get(0)!;
+      const ns = {} as NonNullable<PacketRow['ns']>;
+      for (const which of ['first', 'last', 'none'] as const) {
+        const make = which === 'none' ? rs.none : hitPacket(shape, n, which, rs[which]);
+        ns[which] = { warm: warm(fd, make(0)), rotating: rotating(fd, make) };
+      }
+      rows.push({ shape, rules: n, floorNs: floor, ns, xlatedInsns: progInfo(fd).xlatedLen / 8, kernelBytesPerRule: Math.round(kernelBytes / n) });
+    } finally { loaded.close(); }
+  }
+  return rows;
+}
+
+const have = (cmd: string): boolean => spawnSync('which', [cmd], { stdio: 'ignore' }).status === 0;
+
+/** Wall time (ms, median of 3) of `cmd args` in a fresh namespace each time, after `setup` ran there. */
+function timed(cmd: string, args: string[], input?: string, setup?: (ns: string) => void, runs = 3): number | null {
+  if (!have(cmd) && !cmd.startsWith('/')) return null;
+  const ms: number[] = [];
+  for (let i = 0; i < runs; i++) {
     const ns = uniqueName('bench');
     ip('netns', 'add', ns);
     try {
+      setup?.(ns);
       const t0 = process.hrtime.bigint();
-      const r = spawnSync('ip', ['netns', 'exec', ns, cmd, file], { encoding: 'utf8' });
+      const r = spawnSync('ip', ['netns', 'exec', ns, cmd, ...args], { input, encoding: 'utf8', maxBuffer: 1 << 28 });
       const t1 = process.hrtime.bigint();
-      if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr}`);
-      runs.push(Number(t1 - t0) / 1e6);
-    } finally { ip('netns', 'del', ns); }
+      if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr.slice(0, 300)}`);
+      ms.push(Number(t1 - t0) / 1e6);
+    } finally {
+      spawnSync('ip', ['netns', 'exec', ns, path.join(REPO, 'bin', 'bpftables'), 'flush'], { stdio: 'ignore' });
+      ip('netns', 'del', ns);
+    }
   }
-  return median(runs);
+  return median(ms);
+}
+const runIn = (ns: string, cmd: string, args: string[], input?: string): void => {
+  const r = spawnSync('ip', ['netns', 'exec', ns, cmd, ...args], { input, encoding: 'utf8', maxBuffer: 1 << 28 });
+  if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr.slice(0, 300)}`);
+};
+
+/** The blocklist of n sources as nft input: one rule per line, or one set. */
+function nftBlocklist(n: number, form: 'rules' | 'set'): string {
+  const head = 'table ip filter {\n';
+  if (form === 'rules') {
+    const rules = Array.from({ length: n }, (_, i) => `\t\tip saddr ${addr(10, i)} drop\n`).join('');
+    return `${head}\tchain input {\n\t\ttype filter hook input priority 0; policy accept;\n${rules}\t}\n}\n`;
+  }
+  const elems = Array.from({ length: n }, (_, i) => addr(10, i)).join(', ');
+  return `${head}\tset bl {\n\t\ttype ipv4_addr\n\t\telements = { ${elems} }\n\t}\n\tchain input {\n\t\ttype filter hook input priority 0; policy accept;\n\t\tip saddr @bl drop\n\t}\n}\n`;
+}
+
+/** Peak RSS (KiB) of our restore of `file`, measured by a child doing what bin/iptables-restore does. */
+function peakRss(file: string): number {
+  const ns = uniqueName('bench');
+  ip('netns', 'add', ns);
+  try {
+    const script = `require(${JSON.stringify(path.join(REPO, 'dist', 'compat', 'iptables-restore.js'))}).restoreMain('iptables-restore', [${JSON.stringify(file)}], { out() {}, err(s) { process.stderr.write(s); } }); process.stdout.write(String(process.resourceUsage().maxRSS));`;
+    const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, '--min-semi-space-size=16', '-e', script], { encoding: 'utf8' });
+    return Number(r.stdout.trim());
+  } finally {
+    spawnSync('ip', ['netns', 'exec', ns, path.join(REPO, 'bin', 'bpftables'), 'flush'], { stdio: 'ignore' });
+    ip('netns', 'del', ns);
+  }
+}
+
+interface ControlRow { rules: number; restore: Record<string, number | null>; addOne: Record<string, number | null> | null; peakRssKiB: number }
+
+function controlPlane(): ControlRow[] {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bpft-bench-'));
+  const rows: ControlRow[] = [];
+  try {
+    for (const n of quick ? [1000, 10_000] : [1000, 10_000, 100_000]) {
+      const file = path.join(tmp, `rules${n}`);
+      fs.writeFileSync(file, ruleset('blocklist', n).text);
+      const nftRules = nftBlocklist(n, 'rules'), nftSet = nftBlocklist(n, 'set');
+      const ours = path.join(REPO, 'bin', 'iptables-restore');
+      const restore = {
+        bpftables: timed(ours, [file]),
+        'iptables-legacy-restore': timed('iptables-legacy-restore', [file]),
+        'iptables-nft-restore': timed('iptables-nft-restore', [file]),
+        'nft -f (rules)': timed('nft', ['-f', '-'], nftRules),
+        'nft -f (set)': timed('nft', ['-f', '-'], nftSet),
+      };
+      const add = ['-A', 'INPUT', '-s', '10.255.255.1/32', '-j', 'DROP'];
+      const addOne = n < 10_000 ? null : {
+        bpftables: timed(path.join(REPO, 'bin', 'iptables'), add, undefined, (ns) => runIn(ns, ours, [file])),
+        'iptables-legacy': timed('iptables-legacy', add, undefined, (ns) => runIn(ns, 'iptables-legacy-restore', [file])),
+        'iptables-nft': timed('iptables-nft', add, undefined, (ns) => runIn(ns, 'iptables-nft-restore', [file])),
+        'nft add rule': timed('nft', ['add', 'rule', 'ip', 'filter', 'input', 'ip', 'saddr', '10.255.255.1', 'drop'], undefined, (ns) => runIn(ns, 'nft', ['-f', '-'], nftRules)),
+      };
+      rows.push({ rules: n, restore, addOne, peakRssKiB: peakRss(file) });
+    }
+  } finally { fs.rmSync(tmp, { recursive: true, force: true }); }
+  return rows;
 }
 
 function main(): void {
   ensureStateRoot();
-  const k = kernel();
   const floorFd = floorProgram();
-  const floor = perPacket(floorFd);
+  const floor = warm(floorFd, tcpPacket('192.0.2.1', '10.0.0.1', { sport: 1, dport: 2, flags: TCP.SYN }));
   close(floorFd);
-  const packets: PacketRow[] = [];
-  for (const shape of Object.keys(SHAPES) as Shape[]) for (const n of [1, 100, 1000]) {
-    const table = parseRestore(noMatchRules(n, shape), { file: `bench${n}`, db: systemNameDb, counters: false }).tables[0]!;
-    const compiled = compileTable(table, k);
-    const loaded = loadCompiled(compiled, table);
-    const fd = loaded.progFds.get(0)!; // INPUT
-    const ns = perPacket(fd);
-    const info = progInfo(fd);
-    packets.push({ shape, rules: n, ns, overFloorNs: ns - floor, xlatedInsns: info.xlatedLen / 8, jitedBytes: info.jitedLen });
-    loaded.close();
-  }
-  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bpft-bench-'));
-  const restores: RestoreRow[] = [];
-  for (const n of [1000, 10000]) {
-    const file = path.join(tmp, `rules${n}`);
-    fs.writeFileSync(file, noMatchRules(n));
-    restores.push({
-      rules: n,
-      bpftablesMs: timeRestore(path.join(REPO, 'bin', 'iptables-restore'), file)!,
-      legacyMs: timeRestore('iptables-legacy-restore', file),
-      nftMs: timeRestore('iptables-nft-restore', file),
-    });
-  }
-  fs.rmSync(tmp, { recursive: true, force: true });
-  const result = { floorNs: floor, repeat: REPEAT, packets, restores };
+  const startup = { 'node -e 0': timed(process.execPath, ['-e', '0'], undefined, undefined, 5), 'iptables -V': timed(path.join(REPO, 'bin', 'iptables'), ['-V'], undefined, undefined, 5) };
+  const packets = perPacket(floor);
+  const control = controlPlane();
+  const machine = { kernel: os.release(), cpu: os.cpus()[0]?.model ?? '?', cores: os.cpus().length, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version };
+  const result = { machine, floorNs: floor, repeat: REPEAT, rotate: ROTATE, startup, packets, control };
   if (json) { process.stdout.write(JSON.stringify(result, null, 2) + '\n'); return; }
-  const f1 = (x: number | null): string => (x === null ? 'n/a' : x.toFixed(1));
-  const ratio = (a: number, b: number | null): string => (b === null ? 'n/a' : `${(a / b).toFixed(2)}x`);
-  process.stdout.write(`per packet (BPF_PROG_TEST_RUN, ${REPEAT} repeats, median of 5), no-match worst case\n`);
-  process.stdout.write(`  empty-program floor: ${floor} ns\n`);
+  const out = (s: string): void => { process.stdout.write(s + '\n'); };
+  const ms = (x: number | null | undefined): string => (x === null || x === undefined ? 'n/a' : x.toFixed(0));
+  out(`machine: ${machine.cpu}, ${machine.cores} cores, ${machine.memGiB} GiB, Linux ${machine.kernel}, Node ${machine.node}`);
+  out(`start-up: node -e 0 ${ms(startup['node -e 0'])} ms, iptables -V ${ms(startup['iptables -V'])} ms`);
+  out(`\nper packet, ns (BPF_PROG_TEST_RUN; warm: one packet ${REPEAT} times, median of 5; rot: ${ROTATE} varied packets); floor ${floor} ns`);
   for (const shape of Object.keys(SHAPES) as Shape[]) {
-    process.stdout.write(`  ${shape}: ${SHAPES[shape]}\n`);
-    process.stdout.write('    rules    ns/packet  over floor  xlated insns  jited bytes\n');
-    for (const p of packets.filter((x) => x.shape === shape)) {
-      process.stdout.write(`    ${String(p.rules).padStart(5)}  ${String(p.ns).padStart(10)}  ${String(p.overFloorNs).padStart(10)}  ${String(p.xlatedInsns).padStart(12)}  ${String(p.jitedBytes).padStart(11)}\n`);
+    out(`  ${shape}: ${SHAPES[shape]}`);
+    out('     rules  first warm/rot   last warm/rot   none warm/rot  none-floor  xlated insns  kernel B/rule');
+    for (const r of packets.filter((x) => x.shape === shape)) {
+      if (!r.ns) { out(`  ${String(r.rules).padStart(8)}  refused: ${r.refused}`); continue; }
+      const c = (w: { warm: number; rotating: number }): string => `${w.warm}/${w.rotating}`.padStart(14);
+      out(`  ${String(r.rules).padStart(8)}  ${c(r.ns.first)}  ${c(r.ns.last)}  ${c(r.ns.none)}  ${String(r.ns.none.warm - floor).padStart(10)}  ${String(r.xlatedInsns).padStart(12)}  ${String(r.kernelBytesPerRule).padStart(13)}`);
     }
   }
-  process.stdout.write('\nrestore of the exact-tuple blocklist (wall clock incl. process start, median of 3, fresh namespace each)\n');
-  process.stdout.write('  rules  bpftables ms  legacy ms  nft ms  vs legacy  vs nft\n');
-  for (const r of restores) {
-    process.stdout.write(`  ${String(r.rules).padStart(5)}  ${f1(r.bpftablesMs).padStart(12)}  ${f1(r.legacyMs).padStart(9)}  ${f1(r.nftMs).padStart(6)}  ${ratio(r.bpftablesMs, r.legacyMs).padStart(9)}  ${ratio(r.bpftablesMs, r.nftMs).padStart(6)}\n`);
+  out('\ncontrol plane, ms (wall clock incl. process start, median of 3, fresh namespace each); the blocklist shape');
+  const tools = Object.keys(control[0]?.restore ?? {});
+  out(`  restore    rules  ${tools.map((x) => x.padStart(24)).join('')}   bpftables peak RSS`);
+  for (const r of control) {
+    const base = r.restore.bpftables;
+    out(`  ${String(r.rules).padStart(15)}  ${tools.map((x) => `${ms(r.restore[x])}${x === 'bpftables' ? '' : ` (${base && r.restore[x] ? (base / r.restore[x]!).toFixed(2) : 'n/a'}x)`}`.padStart(24)).join('')}   ${(r.peakRssKiB / 1024).toFixed(0)} MiB`);
   }
+  const adds = control.filter((r) => r.addOne);
+  if (adds.length) {
+    const t2 = Object.keys(adds[0]!.addOne!);
+    out(`  add one  rules  ${t2.map((x) => x.padStart(22)).join('')}`);
+    for (const r of adds) {
+      const base = r.addOne!.bpftables;
+      out(`  ${String(r.rules).padStart(15)}  ${t2.map((x) => `${ms(r.addOne![x])}${x === 'bpftables' ? '' : ` (${base && r.addOne![x] ? (base / r.addOne![x]!).toFixed(2) : 'n/a'}x)`}`.padStart(22)).join('')}`);
+    }
+  }
+  out('  (x: bpftables time / that tool\'s time; below 1 means bpftables is faster)');
 }
 
 main();

@@ -1,10 +1,14 @@
 /**
  * Exact-match runs: consecutive rules that test nothing but exact values of
  * the same fields (source /32, destination /32, protocol, one source port,
- * one destination port) and ACCEPT or DROP become one hash-map lookup keyed
- * by those fields. The value names the first rule with that key (first match
- * wins, as in the chain) — its counter slot and verdict. A packet whose key is
- * absent matches no rule of the run. iptables' tcp/udp semantics are kept:
+ * one destination port) and ACCEPT, DROP or jump to a chain become one
+ * hash-map lookup keyed by those fields. The value names the first rule with
+ * that key (first match wins, as in the chain) — its counter slot and its
+ * verdict, or for a jump the index of its chain among the run's targets; a
+ * jump is dispatched by a binary tree of compares to a call of that chain.
+ * A run with jumps holds every key once: when the chain returns, no other
+ * rule of the run can match, and the packet goes on after the run. A packet
+ * whose key is absent matches no rule of the run. iptables' tcp/udp semantics are kept:
  * non-first fragments match none; a header too short to read (or a TCP
  * fragment at offset 1) is dropped when some rule's address/protocol part
  * matches, found with a second lookup on those fields only. Pure.
@@ -31,7 +35,7 @@ function shapeOf(r: Rule): Shape | undefined {
 
 function computeShape(r: Rule): Shape | undefined {
   const ip = r.ip;
-  if (r.verdict.kind !== 'accept' && r.verdict.kind !== 'drop') return undefined;
+  if (r.verdict.kind !== 'accept' && r.verdict.kind !== 'drop' && r.verdict.kind !== 'jump') return undefined;
   if (ip.in || ip.out || ip.frag) return undefined;
   if (!exactAddr(ip.src) || !exactAddr(ip.dst) || ip.proto?.invert || ip.proto?.nft) return undefined;
   const shape: Shape = { src: !!ip.src, dst: !!ip.dst, proto: !!ip.proto, sport: false, dport: false, l4: '', sig: '' };
@@ -51,7 +55,13 @@ function computeShape(r: Rule): Shape | undefined {
 /** absent, or one IPv4 address exactly */
 const exactAddr = (a: Rule['ip']['src']): boolean => !a || (!isAddr6(a) && !a.invert && a.mask === 0xffffffff);
 
-export interface ExactRun { from: number; to: number; shape: Shape; map: string; ipMap?: string }
+export interface ExactRun {
+  from: number; to: number; shape: Shape; map: string; ipMap?: string;
+  /** the chains the run's rules jump to, in first-use order (a hit's value holds 2 + the index) */
+  targets: string[];
+}
+/** A hit's verdict value: NF_DROP, NF_ACCEPT, or JUMP_BASE + the index of the run's target. */
+const JUMP_BASE = 2;
 
 /** Maximal runs (at least MIN_EXACT_RUN rules) of keyable rules of one shape within rules [lo, hi). */
 export function findExactRuns(chain: Chain, chainIdx: number, lo: number, hi: number): ExactRun[] {
@@ -60,14 +70,25 @@ export function findExactRuns(chain: Chain, chainIdx: number, lo: number, hi: nu
   while (i < hi) {
     const s = shapeOf(chain.rules[i]!);
     if (!s) { i++; continue; }
-    let j = i + 1;
+    // keys seen so far: a run with jumps ends before a key comes again (see above)
+    const keys = new Set<string>();
+    let jumps = false;
+    const keyOf = (r: Rule): string => keyFields(r, s, true).join(',');
+    let j = i;
     while (j < hi) {
-      const t = shapeOf(chain.rules[j]!);
-      if (!t || t.sig !== s.sig || (s.l4 && chain.rules[j]!.ip.proto?.num !== chain.rules[i]!.ip.proto?.num)) break;
+      const r = chain.rules[j]!;
+      const t = shapeOf(r);
+      if (!t || t.sig !== s.sig || (s.l4 && r.ip.proto?.num !== chain.rules[i]!.ip.proto?.num)) break;
+      const key = keyOf(r);
+      if (keys.has(key) && (jumps || r.verdict.kind === 'jump')) break;
+      keys.add(key);
+      jumps ||= r.verdict.kind === 'jump';
       j++;
     }
     if (j - i >= MIN_EXACT_RUN) {
-      runs.push({ from: i, to: j, shape: s, map: `ex_${chainIdx}_${i}`, ipMap: s.l4 ? `exip_${chainIdx}_${i}` : undefined });
+      const targets: string[] = [];
+      for (let k = i; k < j; k++) { const v = chain.rules[k]!.verdict; if (v.kind === 'jump' && !targets.includes(v.chain)) targets.push(v.chain); }
+      runs.push({ from: i, to: j, shape: s, map: `ex_${chainIdx}_${i}`, ipMap: s.l4 ? `exip_${chainIdx}_${i}` : undefined, targets });
     }
     i = j;
   }
@@ -116,7 +137,8 @@ export function exactMaps(chain: Chain, run: ExactRun, slotOf: (r: Rule) => numb
   let at = 0;
   for (const [r, f] of first.values()) {
     values.writeUInt32LE(slotOf(r), at);
-    values.writeUInt32LE(r.verdict.kind === 'accept' ? NF_ACCEPT : NF_DROP, at + 4);
+    const v = r.verdict;
+    values.writeUInt32LE(v.kind === 'jump' ? JUMP_BASE + run.targets.indexOf(v.chain) : v.kind === 'accept' ? NF_ACCEPT : NF_DROP, at + 4);
     entries.push([keyBuffer(f), values.subarray(at, at + 8)]);
     at += 8;
   }
@@ -142,12 +164,16 @@ function lookup(a: Asm, map: string, keyOff: number): void {
   a.ldMapFd(R1, map).movReg(R2, R10).alu64('add', R2, { imm: keyOff }).call(Helper.map_lookup_elem);
 }
 
+/** Conditional jumps the run's code holds, for the chunking estimate. */
+export const runBranches = (run: ExactRun): number => 12 + 3 * run.targets.length;
+
 /**
  * Emit the run. `counters` is the name of the counter map and `slots` its
  * size; `leave` emits the code that returns verdict r0 (0 or 1) from the
- * current function.
+ * current function; `jump(chain, skip)` the call of a chain and what follows
+ * it (on to `skip` when the chain returns).
  */
-export function emitExactRun(a: Asm, run: ExactRun, keyOff: number, counters: string, slots: number, leave: () => void): void {
+export function emitExactRun(a: Asm, run: ExactRun, keyOff: number, counters: string, slots: number, leave: () => void, jump: (chain: string, skip: string) => void): void {
   const skip = a.fresh('xskip');
   const s = run.shape;
   a.note(`exact-match run: rules ${run.from + 1}-${run.to} as one hash lookup`);
@@ -160,7 +186,7 @@ export function emitExactRun(a: Asm, run: ExactRun, keyOff: number, counters: st
     buildKey(a, s, keyOff, true);
     lookup(a, run.map, keyOff);
     a.jmp('jeq', R0, 0, skip);
-    emitHit(a, counters, slots, skip, leave);
+    emitHit(a, run, counters, slots, skip, leave, jump);
     // unreadable header: iptables drops it at the first rule whose address/protocol part matches
     a.label(short);
     buildKey(a, s, keyOff, false);
@@ -172,12 +198,12 @@ export function emitExactRun(a: Asm, run: ExactRun, keyOff: number, counters: st
     buildKey(a, s, keyOff, true);
     lookup(a, run.map, keyOff);
     a.jmp('jeq', R0, 0, skip);
-    emitHit(a, counters, slots, skip, leave);
+    emitHit(a, run, counters, slots, skip, leave, jump);
   }
   a.label(skip);
 }
 
-function emitHit(a: Asm, counters: string, slots: number, skip: string, leave: () => void): void {
+function emitHit(a: Asm, run: ExactRun, counters: string, slots: number, skip: string, leave: () => void, jump: (chain: string, skip: string) => void): void {
   a.movReg(R6, R0);
   a.ldx(4, R2, R6, 0);
   a.jmp('jge', R2, slots, skip); // never: keeps the counter offset provably in bounds
@@ -186,5 +212,19 @@ function emitHit(a: Asm, counters: string, slots: number, skip: string, leave: (
   a.mov64(R3, 1).atomicAdd(8, R1, 0, R3);
   a.ldx(4, R3, R9, S.SKBLEN).atomicAdd(8, R1, 8, R3);
   a.ldx(4, R0, R6, 4);
+  if (run.targets.length === 0) { leave(); return; }
+  const jumps = a.fresh('xjump');
+  a.jmp('jge', R0, JUMP_BASE, jumps);
   leave();
+  // r0 - JUMP_BASE: which target; a binary tree of compares down to one call each
+  a.label(jumps).alu64('sub', R0, { imm: JUMP_BASE });
+  const tree = (lo: number, hi: number): void => {
+    if (hi - lo === 1) { jump(run.targets[lo]!, skip); return; }
+    const mid = (lo + hi) >> 1, upper = a.fresh('xjhi');
+    a.jmp('jge', R0, mid, upper);
+    tree(lo, mid);
+    a.label(upper);
+    tree(mid, hi);
+  };
+  tree(0, run.targets.length);
 }

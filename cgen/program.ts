@@ -14,7 +14,7 @@ import { Asm, Helper, link, type Linked, NF_ACCEPT, NF_DROP, R0, R1, R2, R3, R4,
 import type { KernelLayout } from './btf';
 import { BpftablesError } from '../xlate/errors';
 import { emitIpPart, emitMatch, initialState, type MatchEnv, STATE_MAP } from './match';
-import { emitExactRun, type ExactRun, exactMaps, findExactRuns } from './exact';
+import { emitExactRun, type ExactRun, exactMaps, findExactRuns, runBranches } from './exact';
 import { emitRunGuard, findRuns, type MapSpecOut, runMap } from './prefilter';
 import { CtBit, FRAME, RET_CONTINUE, S } from './summary';
 import { emitSocketOwner } from './owner';
@@ -176,7 +176,12 @@ function emitRules(a: Asm, chain: Chain, from: number, to: number, cx: CompileCt
   for (const run of exactRunsOf(cx, chain).filter((r) => r.from >= from && r.to <= to)) {
     linear(run.from);
     if (!cx.maps.has(run.map)) for (const m of exactMaps(chain, run, (r) => cx.cl.ruleSlot.get(r)!)) cx.maps.set(m.name, m);
-    emitExactRun(a, run, main ? FRAME.XKEY : FRAME.FUNC_XKEY, COUNTERS_MAP, cx.cl.slots, () => (main ? exitNormalized(a, cx) : a.exit()));
+    emitExactRun(a, run, main ? FRAME.XKEY : FRAME.FUNC_XKEY, COUNTERS_MAP, cx.cl.slots, () => (main ? exitNormalized(a, cx) : a.exit()), (target, skip) => {
+      // as a jump rule does (emitRule): the chain's return goes on after the run, its verdict ends this chain
+      a.movReg(R1, R9).callSub(chainLabel(target));
+      a.jmp('jeq', R0, RET_CONTINUE, skip);
+      if (main) exitNormalized(a, cx); else a.exit();
+    });
     i = run.to;
   }
   linear(to);
@@ -260,11 +265,12 @@ function chunksOf(cx: CompileCtx, chain: Chain): [number, number][] {
   if (known) return known;
   const out: [number, number][] = [];
   cx.chunks.set(chain, out);
-  const runs = new Map(exactRunsOf(cx, chain).map((r) => [r.from, r.to]));
+  const runs = new Map(exactRunsOf(cx, chain).map((r) => [r.from, r]));
   let from = 0, weight = 0, units = 0;
   for (let i = 0; i < chain.rules.length;) {
-    const runEnd = runs.get(i);
-    const w = runEnd !== undefined ? 12 : ruleBranches(chain.rules[i]!);
+    const run = runs.get(i);
+    const runEnd = run?.to;
+    const w = run ? runBranches(run) : ruleBranches(chain.rules[i]!);
     if (i > from && (units >= CHUNK_RULES || weight + w > CHUNK_BRANCHES)) { out.push([from, i]); from = i; weight = 0; units = 0; }
     weight += w;
     units++;

@@ -215,6 +215,8 @@ interface CompileCtx {
   ctDetails: boolean;
   usesMss: boolean;
   usesOwner: boolean;
+  /** some match reads the transport header's fields (ports, flags, ICMP type): the prologue decodes it */
+  usesL4: boolean;
   usesRecent: boolean;
   /** LOG and REJECT rules → their action id (index in the actions map) */
   actions: Map<Rule, number>;
@@ -362,7 +364,7 @@ function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: 
   a.jmp('jne', R0, 0, unparsable);
   const done = a.fresh('parsed');
   if (family === 6) emitIp6Header(a, k, unparsable, done); else emitIp4Header(a, k, unparsable);
-  emitL4(a, k, done);
+  if (cx.usesL4) emitL4(a, k, done);
   a.label(done);
   if (cx.usesMss) emitMssOption(a);
   // xt_pkttype: a looped-back packet counts as multicast (IPv4 multicast destination, or IPv6) or broadcast
@@ -537,6 +539,24 @@ function emitL4(a: Asm, k: KernelLayout, done: string): void {
 }
 
 
+/**
+ * Does any match of the table read what emitL4 decodes (ports, TCP flags and
+ * data offset, ICMP type and code, the bytes after the IP header)? Without
+ * one the prologue skips the transport header (a slice and a dozen stores
+ * per packet).
+ */
+function readsTransport(t: Table): boolean {
+  for (const m of tableMatches(t)) {
+    switch (m.kind) {
+      case 'tcp': case 'udp': case 'icmp': case 'icmp6': case 'multiport': case 'tcpmss': return true;
+      case 'ecn': if (m.ece || m.cwr) return true; break;
+      case 'hashlimit': if (m.mode.includes('srcport') || m.mode.includes('dstport')) return true; break;
+      case 'set': if (m.setType.endsWith(',port')) return true; break;
+    }
+  }
+  return false;
+}
+
 /** User chains reachable from `start`, in first-reached order. */
 export function reachableChains(t: Table, start: string): string[] {
   const byName = new Map(t.chains.map((c) => [c.name, c]));
@@ -682,7 +702,7 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
   const cx: CompileCtx = {
     cl: counterLayout(t), chainIndex: new Map(t.chains.map((c, i) => [c, i])), maps: new Map(), faultLine: opts.verifierFaultLine,
     exactRuns: new Map(), chunks: new Map(), family: t.family, stateSlots, env,
-    usesMac: usesMatch(t, 'mac'), ctDetails: needsCtDetails(t), usesMss: usesMatch(t, 'tcpmss'), usesOwner: usesMatch(t, 'owner'),
+    usesMac: usesMatch(t, 'mac'), ctDetails: needsCtDetails(t), usesMss: usesMatch(t, 'tcpmss'), usesOwner: usesMatch(t, 'owner'), usesL4: readsTransport(t),
     usesRecent: recentTables(t).size > 0,
     actions, events: actions.size > 0,
     logUid: t.chains.some((c) => c.rules.some((r) => r.verdict.kind === 'log' && (r.verdict.flags & LOG_FLAGS.UID) !== 0)),

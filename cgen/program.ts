@@ -217,6 +217,10 @@ interface CompileCtx {
   usesOwner: boolean;
   /** some match reads the transport header's fields (ports, flags, ICMP type): the prologue decodes it */
   usesL4: boolean;
+  /** some rule reads the devices' names (-i, -o, addrtype's interface limits, LOG/REJECT records) */
+  usesIfaces: boolean;
+  /** some match reads the connection tracking state (conntrack, state, connmark) */
+  usesCt: boolean;
   usesRecent: boolean;
   /** LOG and REJECT rules → their action id (index in the actions map) */
   actions: Map<Rule, number>;
@@ -301,6 +305,52 @@ function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: 
   if (k.skbPktTypeShift) a.alu32('rsh', R0, { imm: k.skbPktTypeShift });
   a.alu32('and', R0, { imm: 7 }).stx(1, R10, sum + S.PKTTYPE, R0);
   // conntrack state from skb->_nfct: pointer | ctinfo
+  if (cx.usesCt) emitCtState(a, k, ctDetails);
+  a.st(1, R10, sum + S.HOOK, HOOK_OF[chain]);
+  if (chain === 'OUTPUT' && cx.usesRecent) {
+    const hasSk = a.fresh('hassk');
+    a.ldx(8, R1, R7, k.skbSk).jmp('jne', R1, 0, hasSk).st(1, R10, sum + S.HOOK, HOOK_OF[chain] | HOOK_NOSK);
+    a.label(hasSk);
+  }
+  if (usesMac) emitMacSource(a, k);
+  if (cx.usesOwner && chain === 'OUTPUT') emitSocketOwner(a, k);
+  // interface names
+  const ifaces: [number, number][] = [];
+  if (cx.usesIfaces && chain !== 'OUTPUT') ifaces.push([k.nfHookStateIn, S.IN]);
+  if (cx.usesIfaces && chain !== 'INPUT') ifaces.push([k.nfHookStateOut, S.OUT]);
+  for (const [stateOff, sumOff] of ifaces) {
+    const skip = a.fresh('nodev');
+    a.ldx(8, R1, R6, 0); // ctx->state
+    a.ldx(8, R2, R1, stateOff);
+    a.jmp('jeq', R2, 0, skip);
+    a.ldx(8, R3, R2, k.netDeviceName).stx(8, R10, sum + sumOff, R3);
+    a.ldx(8, R3, R2, k.netDeviceName + 8).stx(8, R10, sum + sumOff + 8, R3);
+    a.label(skip);
+  }
+  // packet bytes through a dynptr
+  a.movReg(R1, R7).mov64(R2, 0).movReg(R3, R10).alu64('add', R3, { imm: FRAME.DYNPTR });
+  a.callKfunc(k.kfuncDynptrFromSkb);
+  a.jmp('jne', R0, 0, unparsable);
+  const done = a.fresh('parsed');
+  if (family === 6) emitIp6Header(a, k, unparsable, done); else emitIp4Header(a, k, unparsable);
+  if (cx.usesL4) emitL4(a, k, done);
+  a.label(done);
+  if (cx.usesMss) emitMssOption(a);
+  // xt_pkttype: a looped-back packet counts as multicast (IPv4 multicast destination, or IPv6) or broadcast
+  const typed = a.fresh('typed'), ptStore = a.fresh('ptstore');
+  a.ldx(1, R1, R10, sum + S.PKTTYPE).jmp('jne', R1, 5 /* PACKET_LOOPBACK */, typed);
+  a.mov64(R1, 2);
+  if (family === 4) {
+    a.ldx(4, R2, R10, sum + S.DADDR).alu32('rsh', R2, { imm: 28 }).jmp('jeq', R2, 0xe, ptStore).mov64(R1, 1);
+  }
+  a.label(ptStore).stx(1, R10, sum + S.PKTTYPE, R1);
+  a.label(typed);
+  a.movReg(R9, R10).alu64('add', R9, { imm: sum });
+}
+
+/** The connection tracking state from skb->_nfct (r7 = skb), and with `ctDetails` the connection's direction, status and address. */
+function emitCtState(a: Asm, k: KernelLayout, ctDetails: boolean): void {
+  const sum = FRAME.SUMMARY;
   const hasCt = a.fresh('hasct'), store = a.fresh('ctstore');
   a.ldx(8, R1, R7, k.skbNfct);
   a.movReg(R2, R1).alu64('and', R2, { imm: 7 });
@@ -337,46 +387,6 @@ function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: 
     a.st(8, R10, FRAME.EXTHDR, 0);
     a.label(noCt);
   }
-  a.st(1, R10, sum + S.HOOK, HOOK_OF[chain]);
-  if (chain === 'OUTPUT' && cx.usesRecent) {
-    const hasSk = a.fresh('hassk');
-    a.ldx(8, R1, R7, k.skbSk).jmp('jne', R1, 0, hasSk).st(1, R10, sum + S.HOOK, HOOK_OF[chain] | HOOK_NOSK);
-    a.label(hasSk);
-  }
-  if (usesMac) emitMacSource(a, k);
-  if (cx.usesOwner && chain === 'OUTPUT') emitSocketOwner(a, k);
-  // interface names
-  const ifaces: [number, number][] = [];
-  if (chain !== 'OUTPUT') ifaces.push([k.nfHookStateIn, S.IN]);
-  if (chain !== 'INPUT') ifaces.push([k.nfHookStateOut, S.OUT]);
-  for (const [stateOff, sumOff] of ifaces) {
-    const skip = a.fresh('nodev');
-    a.ldx(8, R1, R6, 0); // ctx->state
-    a.ldx(8, R2, R1, stateOff);
-    a.jmp('jeq', R2, 0, skip);
-    a.ldx(8, R3, R2, k.netDeviceName).stx(8, R10, sum + sumOff, R3);
-    a.ldx(8, R3, R2, k.netDeviceName + 8).stx(8, R10, sum + sumOff + 8, R3);
-    a.label(skip);
-  }
-  // packet bytes through a dynptr
-  a.movReg(R1, R7).mov64(R2, 0).movReg(R3, R10).alu64('add', R3, { imm: FRAME.DYNPTR });
-  a.callKfunc(k.kfuncDynptrFromSkb);
-  a.jmp('jne', R0, 0, unparsable);
-  const done = a.fresh('parsed');
-  if (family === 6) emitIp6Header(a, k, unparsable, done); else emitIp4Header(a, k, unparsable);
-  if (cx.usesL4) emitL4(a, k, done);
-  a.label(done);
-  if (cx.usesMss) emitMssOption(a);
-  // xt_pkttype: a looped-back packet counts as multicast (IPv4 multicast destination, or IPv6) or broadcast
-  const typed = a.fresh('typed'), ptStore = a.fresh('ptstore');
-  a.ldx(1, R1, R10, sum + S.PKTTYPE).jmp('jne', R1, 5 /* PACKET_LOOPBACK */, typed);
-  a.mov64(R1, 2);
-  if (family === 4) {
-    a.ldx(4, R2, R10, sum + S.DADDR).alu32('rsh', R2, { imm: 28 }).jmp('jeq', R2, 0xe, ptStore).mov64(R1, 1);
-  }
-  a.label(ptStore).stx(1, R10, sum + S.PKTTYPE, R1);
-  a.label(typed);
-  a.movReg(R9, R10).alu64('add', R9, { imm: sum });
 }
 
 /**
@@ -557,6 +567,18 @@ function readsTransport(t: Table): boolean {
   return false;
 }
 
+/** Does any rule read the devices' names: -i, -o, addrtype's interface limits, or a LOG/REJECT record? */
+function readsIfaces(t: Table): boolean {
+  return t.chains.some((c) => c.rules.some((r) => r.ip.in || r.ip.out || r.verdict.kind === 'log' || r.verdict.kind === 'reject'
+    || r.matches.some((m) => m.kind === 'addrtype' && (m.limitIn || m.limitOut))));
+}
+
+/** Does any match read the connection tracking state? */
+function readsCt(t: Table): boolean {
+  for (const m of tableMatches(t)) if (m.kind === 'conntrack' || m.kind === 'state' || m.kind === 'connmark') return true;
+  return false;
+}
+
 /** User chains reachable from `start`, in first-reached order. */
 export function reachableChains(t: Table, start: string): string[] {
   const byName = new Map(t.chains.map((c) => [c.name, c]));
@@ -702,7 +724,7 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
   const cx: CompileCtx = {
     cl: counterLayout(t), chainIndex: new Map(t.chains.map((c, i) => [c, i])), maps: new Map(), faultLine: opts.verifierFaultLine,
     exactRuns: new Map(), chunks: new Map(), family: t.family, stateSlots, env,
-    usesMac: usesMatch(t, 'mac'), ctDetails: needsCtDetails(t), usesMss: usesMatch(t, 'tcpmss'), usesOwner: usesMatch(t, 'owner'), usesL4: readsTransport(t),
+    usesMac: usesMatch(t, 'mac'), ctDetails: needsCtDetails(t), usesMss: usesMatch(t, 'tcpmss'), usesOwner: usesMatch(t, 'owner'), usesL4: readsTransport(t), usesIfaces: readsIfaces(t), usesCt: readsCt(t),
     usesRecent: recentTables(t).size > 0,
     actions, events: actions.size > 0,
     logUid: t.chains.some((c) => c.rules.some((r) => r.verdict.kind === 'log' && (r.verdict.flags & LOG_FLAGS.UID) !== 0)),

@@ -1,7 +1,8 @@
 /**
- * The prologue decodes the transport header only for tables whose matches
- * read it (cgen/program.ts readsTransport): each kind that does, alone in a
- * table (so nothing else turns the decoding on), gives the reference
+ * The prologue decodes the transport header, the devices' names and the
+ * conntrack state only for tables whose rules read them (cgen/program.ts
+ * readsTransport, readsIfaces, readsCt): each kind of match that does, alone
+ * in a table (so nothing else turns the decoding on), gives the reference
  * interpreter's verdicts and counters; and a table without one still
  * filters by addresses, protocol and length.
  */
@@ -19,6 +20,9 @@ const RULES: Record<string, string> = {
   tcpmss: '-p tcp -m tcpmss --mss 1000:1500 -j DROP',
   ecn: '-p tcp -m ecn --ecn-tcp-cwr -j DROP',
   'no transport match': '-s 10.0.0.0/8 -p tcp -m length --length 40:60 -j DROP',
+  // the other parts decoded on demand: device names and the conntrack state
+  'an interface': '! -i eth9 -p udp -j DROP',
+  conntrack: '-m conntrack --ctstate INVALID -p icmp -j DROP',
 };
 
 let n = 0;

@@ -7,6 +7,7 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import { errnoName, SysError } from '../native/libc';
 import { acquireXtablesLock } from '../native/lock';
 import {
   addElement, createSet, delElement, destroySet, elements, flushSet, type OpenSet, openSet, renameSet, setNames, swapSets, testElement,
@@ -117,7 +118,13 @@ function command(cmd: string, args: string[], o: Opts, io: Io): number {
         if (o.exist && same) return 0;
         throw new IpsetError('Set cannot be created: set with the same name already exists');
       }
-      createSet(meta);
+      try { createSet(meta); } catch (e) {
+        // hash sets are BPF hashes with every element reserved in advance: the kernel gives one map only so many
+        if (e instanceof SysError && [7, 12, 28].includes(e.errno)) {
+          throw new IpsetError(`Kernel error received: maxelem ${meta.maxelem} is more than the kernel gives one BPF map (${errnoName(e.errno)}): bpftables reserves a set's elements in advance, so use a smaller maxelem`);
+        }
+        throw e;
+      }
       return 0;
     }
     case 'add': case 'del': case 'test': {

@@ -149,4 +149,9 @@ t.test('ipset save output restores the same sets', async (t) => {
   t.equal(ours(['test', 'n6', '2001:db8::7,udp:53']).status, 0, 'a restored network answers tests');
   t.equal(ours(['restore'], 'create a hash:ip\n').status, 1, 'restoring a set that exists fails');
   t.match(ours(['restore'], 'create a hash:ip\n').stderr, /Error in line 1: Set cannot be created: set with the same name already exists/, 'with the line named');
+  // the kernel's ipset grows a set on demand; a BPF hash reserves its elements: a size no map can have is refused by name
+  const huge = ours(['create', 'huge', 'hash:ip', 'maxelem', '4294967295']);
+  t.equal(huge.status, 1, 'a set no BPF map can hold is refused');
+  t.match(huge.stderr, /Kernel error received: maxelem 4294967295 is more than the kernel gives one BPF map \(E2BIG\): bpftables reserves a set's elements in advance, so use a smaller maxelem/, 'naming maxelem and what to do');
+  t.notMatch(ours(['list', '-n']).stdout, /huge/, 'and nothing is left of it');
 });

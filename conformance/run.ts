@@ -27,6 +27,9 @@ import { saveMain } from '../compat/iptables-save';
 import { flushAll } from '../compat/engine';
 import type { Io } from '../compat/cli';
 import { commandName, type Family } from '../xlate/ir';
+import { translateCommand } from '../xlate/translate';
+import { systemNameDb } from '../compat/namedb';
+import { txlateEntries } from './txlate';
 
 const SHARED = path.resolve(__dirname, '..', '..', '..', 'shared', 'conformance', 'iptables');
 const UNSUPPORTED = /is not supported by bpftables yet/;
@@ -127,6 +130,15 @@ function inside(): number {
     for (const x of r.failures.slice(0, verbose ? undefined : 5)) process.stdout.write(`    ${x.replace(/\n/g, '\n    ')}\n`);
   }
   process.stdout.write(`\n${reports.length} files (${clean} entirely supported): ${p} lines passed, ${f} failed, ${u} use what bpftables does not support yet\n`);
+  // iptables-translate against iptables' own translations
+  const entries = txlateEntries(path.join(SHARED, 'extensions'));
+  let same = 0, left = 0, differ = 0;
+  for (const e of entries) {
+    const got = translateCommand(e.args, e.family, systemNameDb);
+    if (got === e.want) same++; else if (got.startsWith('nft # ')) left++; else { differ++; process.stdout.write(`translate FAIL ${e.file}: ${e.command}\n  want ${e.want}  got  ${got}`); }
+  }
+  process.stdout.write(`iptables-translate: ${entries.length} .txlate entries: ${same} identical, ${differ} different, ${left} left untranslated (nft # ...)\n`);
+  if (differ) f++;
   if (process.argv.includes('--json')) fs.writeFileSync(process.argv[process.argv.indexOf('--json') + 1]!, JSON.stringify(reports, null, 2));
   return f ? 1 : 0;
 }

@@ -1,0 +1,167 @@
+/**
+ * iptables → nft, as iptables-translate prints it, pure: an iptables
+ * command line (parsed by the iptables front end into the IR) → the nft
+ * command, in iptables' own order: interfaces, the fragment test, the
+ * protocol (unless a match named after it says it), addresses, the matches,
+ * `counter` (iptables counts every rule), the verdict, the comment.
+ *
+ * A rule with a match, target or option this module cannot express, and
+ * anything bpftables' parser refuses, is printed the way iptables prints an
+ * untranslatable rule: `nft # ` and the command as given. Never a guess.
+ */
+import { parseIptablesArgv, toCommand } from './command-parse';
+import { fmtIpv4, fmtIpv6, maskBits6 } from './addr';
+import { BpftablesError } from './errors';
+import { type AddrMatch, CT_MATCH_STATES, type Family, type IfaceMatch, isAddr6, isRange6, type Match, type PortMatch, type Rule, TCP_FLAGS } from './ir';
+import type { NameDb } from './names';
+import { protoName } from './names';
+import { maskBits } from './save';
+
+/** A piece this module has no nft form for: the rule is printed untranslated. */
+class Untranslatable extends Error {}
+
+const ICMP_NAMES: Record<number, string> = {
+  0: 'echo-reply', 3: 'destination-unreachable', 4: 'source-quench', 5: 'redirect', 8: 'echo-request', 9: 'router-advertisement',
+  10: 'router-solicitation', 11: 'time-exceeded', 12: 'parameter-problem', 13: 'timestamp-request', 14: 'timestamp-reply',
+  15: 'info-request', 16: 'info-reply', 17: 'address-mask-request', 18: 'address-mask-reply',
+};
+
+function ifname(key: string, i: IfaceMatch | undefined): string[] {
+  if (!i) return [];
+  // iptables' rules: `+` alone always matches (nothing to say; inverted, a name that cannot exist), a final
+  // `*` of a plain name is literal (escaped), `+` becomes `*`
+  if (i.wildcard && i.name === '') return i.invert ? [`${key} "INVAL/D"`] : [];
+  let name = i.name.replace(/["\\]/g, (c) => `\\${c}`);
+  if (!i.wildcard && name.endsWith('*')) name = `${name.slice(0, -1)}\\*`;
+  return [`${key} ${i.invert ? '!= ' : ''}"${name}${i.wildcard ? '*' : ''}"`];
+}
+
+function addr(key: string, a: AddrMatch | undefined): string[] {
+  if (!a) return [];
+  const neq = a.invert ? '!= ' : '';
+  if (isAddr6(a)) {
+    const bits = maskBits6(a.mask6);
+    if (bits === 0 && !a.invert) return [];
+    if (bits === undefined) return [`${key} & ${fmtIpv6(a.mask6)} ${a.invert ? '!=' : '=='} ${fmtIpv6(a.addr6)}`];
+    return [`${key} ${neq}${fmtIpv6(a.addr6)}${bits === 128 ? '' : `/${bits}`}`];
+  }
+  const m = a.mask >>> 0;
+  const bits = maskBits(m);
+  if (m === 0 && !a.invert) return [];
+  if (bits === undefined) return [`${key} & ${fmtIpv4(m)} ${a.invert ? '!=' : '=='} ${fmtIpv4(a.addr)}`];
+  return [`${key} ${neq}${fmtIpv4(a.addr)}${bits === 32 ? '' : `/${bits}`}`];
+}
+
+const portText = (p: PortMatch): string => `${p.invert ? '!= ' : ''}${p.range[0] === p.range[1] ? p.range[0] : `${p.range[0]}-${p.range[1]}`}`;
+const flagNames = (bits: number): string => Object.entries(TCP_FLAGS).filter(([, b]) => bits & b).map(([n]) => (n === 'ECE' ? 'ecn' : n.toLowerCase())).join(',');
+
+function match(m: Match, r: Rule, family: Family, db: NameDb): string[] {
+  const ip6 = family === 6 ? 'ip6' : 'ip';
+  switch (m.kind) {
+    case 'tcp': case 'udp': {
+      const out: string[] = [];
+      for (const [k, p] of [['sport', m.sport], ['dport', m.dport]] as const) {
+        if (!p || (!p.invert && p.range[0] === 0 && p.range[1] === 65535)) continue;
+        out.push(`${m.kind} ${k} ${portText(p)}`);
+      }
+      if (m.kind === 'tcp' && m.flags) {
+        if (m.flags.invert) throw new Untranslatable();
+        out.push(`tcp flags ${flagNames(m.flags.comp)} / ${flagNames(m.flags.mask)}`);
+      }
+      return out.length ? out : [`meta l4proto ${m.kind}`];
+    }
+    case 'multiport': {
+      const proto = r.ip.proto && !r.ip.proto.invert ? protoName(r.ip.proto.num, db) : undefined;
+      if (!proto || m.dir === 'any') throw new Untranslatable();
+      const one = (x: [number, number]): string => (x[0] === x[1] ? `${x[0]}` : `${x[0]}-${x[1]}`);
+      const val = m.ports.length === 1 ? one(m.ports[0]!) : `{ ${m.ports.map(one).join(', ')} }`;
+      return [`${proto} ${m.dir === 'src' ? 'sport' : 'dport'} ${m.invert ? '!= ' : ''}${val}`];
+    }
+    case 'icmp': {
+      if (m.type === 0xff) { if (m.invert) throw new Untranslatable(); return ['ip protocol icmp']; }
+      const name = ICMP_NAMES[m.type];
+      if (!name || m.codeMin !== 0 || m.codeMax !== 0xff) throw new Untranslatable();
+      return [`icmp type ${m.invert ? '!= ' : ''}${name}`];
+    }
+    case 'conntrack': case 'state': {
+      const states = m.kind === 'state' ? m.states : m.ctstate;
+      if (m.kind === 'conntrack' && (m.status || m.dir || m.proto || m.origsrc || m.origdst || m.replsrc || m.repldst || m.origsrcport || m.origdstport || m.replsrcport || m.repldstport || m.expire)) throw new Untranslatable();
+      if (!states.length || states.some((s) => s === 'SNAT' || s === 'DNAT')) throw new Untranslatable();
+      const ordered = CT_MATCH_STATES.filter((s) => states.includes(s));
+      const given = [...states];
+      return [`ct state ${m.invert ? '! ' : ''}${(given.length ? given : ordered).map((s) => s.toLowerCase()).join(',')}`];
+    }
+    case 'comment': return [];
+    case 'iprange': {
+      const out: string[] = [];
+      for (const [k, x] of [['saddr', m.src], ['daddr', m.dst]] as const) {
+        if (!x) continue;
+        out.push(`${ip6} ${k} ${x.invert ? '!= ' : ''}${isRange6(x) ? `${fmtIpv6(x.from6)}-${fmtIpv6(x.to6)}` : `${fmtIpv4(x.from)}-${fmtIpv4(x.to)}`}`);
+      }
+      return out;
+    }
+    case 'length': return [`meta length ${m.invert ? '!= ' : ''}${m.min === m.max ? m.min : `${m.min}-${m.max}`}`];
+    case 'mark': {
+      const hex = (v: number): string => `0x${(v >>> 0).toString(16)}`;
+      if ((m.mask >>> 0) === 0xffffffff) return [`mark ${m.invert ? '!= ' : ''}${hex(m.value)}`];
+      return [`mark and ${hex(m.mask)} ${m.invert ? '!=' : '=='} ${hex(m.value)}`];
+    }
+    default: throw new Untranslatable();
+  }
+}
+
+/** iptables' limit units, largest first: XT_LIMIT_SCALE (10000) per second times the unit's seconds. */
+const RATES: [string, number][] = [['day', 10000 * 86400], ['hour', 10000 * 3600], ['minute', 10000 * 60], ['second', 10000]];
+function limitRate(avg: number): string {
+  let i = 1;
+  for (; i < RATES.length; i++) if (avg > RATES[i]![1] || Math.floor(RATES[i]![1] / avg) < RATES[i]![1] % avg) break;
+  const [name, mult] = RATES[i - 1]!;
+  return `${Math.floor(mult / avg)}/${name}`;
+}
+
+/** The nft statements of one rule, in iptables-translate's order. */
+function ruleText(r: Rule, family: Family, db: NameDb): string {
+  const parts: string[] = [...ifname('iifname', r.ip.in), ...ifname('oifname', r.ip.out)];
+  if (r.ip.frag) parts.push(`ip frag-off & 0x1fff ${r.ip.frag.invert ? '' : '!= '}0`);
+  const p = r.ip.proto;
+  // a match named after the protocol (tcp, udp, icmp) says it itself
+  const named = p && r.matches.some((m) => m.kind === protoName(p.num, db) || (m.kind === 'icmp' && p.num === 1) || (m.kind === 'icmp6' && p.num === 58));
+  if (p && (p.num !== 0 || p.invert) && !named) parts.push(`${family === 6 ? 'meta l4proto' : 'ip protocol'} ${p.invert ? '!= ' : ''}${protoName(p.num, db)}`);
+  parts.push(...addr(family === 6 ? 'ip6 saddr' : 'ip saddr', r.ip.src), ...addr(family === 6 ? 'ip6 daddr' : 'ip daddr', r.ip.dst));
+  const later: string[] = [];
+  for (const m of r.matches) {
+    if (m.kind === 'limit') { parts.push(`limit rate ${limitRate(m.avg)}${m.burst ? ` burst ${m.burst} packets` : ''}`); continue; }
+    parts.push(...match(m, r, family, db));
+  }
+  parts.push('counter');
+  const v = r.verdict;
+  switch (v.kind) {
+    case 'accept': case 'drop': case 'return': parts.push(v.kind); break;
+    case 'jump': case 'goto': parts.push(`${v.kind} ${v.chain}`); break;
+    case 'none': break;
+    default: throw new Untranslatable();
+  }
+  const comment = r.matches.find((m): m is Extract<Match, { kind: 'comment' }> => m.kind === 'comment');
+  if (comment) later.push(`comment "${comment.text.replace(/"/g, '\\"')}"`);
+  return [...parts, ...later].join(' ');
+}
+
+/**
+ * `iptables-translate ARGS` (`ip6tables-translate` with family 6) → what it
+ * prints: `nft 'add rule ip filter CHAIN ...'` per rule (one per address
+ * pair, as iptables makes), or `nft # ARGS` when not translatable.
+ */
+export function translateCommand(argv: string[], family: Family, db: NameDb): string {
+  const untranslated = `nft # ${argv.join(' ')}\n`;
+  try {
+    const p = parseIptablesArgv(argv, family);
+    if (typeof p === 'string' || p.table !== 'filter') return untranslated;
+    const cmd = toCommand(p, { db, family });
+    if (!cmd || (cmd.op !== 'append' && cmd.op !== 'insert') || (cmd.op === 'insert' && cmd.index !== 1)) return untranslated;
+    const verb = cmd.op === 'append' ? 'add' : 'insert';
+    return cmd.rules.map((r) => `nft '${verb} rule ${family === 6 ? 'ip6' : 'ip'} filter ${cmd.chain} ${ruleText(r, family, db)}'\n`).join('');
+  } catch (e) {
+    if (e instanceof Untranslatable || e instanceof BpftablesError) return untranslated;
+    throw e;
+  }
+}

@@ -12,10 +12,16 @@
 import { parseIptablesArgv, toCommand } from './command-parse';
 import { fmtIpv4, fmtIpv6, maskBits6 } from './addr';
 import { BpftablesError } from './errors';
-import { type AddrMatch, CT_MATCH_STATES, type Family, type IfaceMatch, isAddr6, isRange6, type Match, type PortMatch, type Rule, TCP_FLAGS } from './ir';
+import { type AddrMatch, CT_MATCH_STATES, type Family, type IfaceMatch, isAddr6, isRange6, LOG_DEFAULT_LEVEL, type Match, type PortMatch, type Rule, TCP_FLAGS } from './ir';
 import type { NameDb } from './names';
 import { protoName } from './names';
 import { maskBits } from './save';
+import { TARGETS_UNSUPPORTED } from './rule-parse';
+
+/** nft's names of the syslog levels (iptables --log-level takes the same numbers). */
+const LOG_LEVELS = ['emerg', 'alert', 'crit', 'err', 'warn', 'notice', 'info', 'debug'];
+/** REJECT answers whose nft name is not the iptables name without its icmp- prefix */
+const REJECT_NAMES: Record<string, string> = { 'icmp-proto-unreachable': 'prot-unreachable' };
 
 /** A piece this module has no nft form for: the rule is printed untranslated. */
 class Untranslatable extends Error {}
@@ -52,6 +58,7 @@ function addr(key: string, a: AddrMatch | undefined): string[] {
   return [`${key} ${neq}${fmtIpv4(a.addr)}${bits === 32 ? '' : `/${bits}`}`];
 }
 
+const hex = (v: number): string => `0x${(v >>> 0).toString(16)}`;
 const portText = (p: PortMatch): string => `${p.invert ? '!= ' : ''}${p.range[0] === p.range[1] ? p.range[0] : `${p.range[0]}-${p.range[1]}`}`;
 const flagNames = (bits: number): string => Object.entries(TCP_FLAGS).filter(([, b]) => bits & b).map(([n]) => (n === 'ECE' ? 'ecn' : n.toLowerCase())).join(',');
 
@@ -101,11 +108,18 @@ function match(m: Match, r: Rule, family: Family, db: NameDb): string[] {
       return out;
     }
     case 'length': return [`meta length ${m.invert ? '!= ' : ''}${m.min === m.max ? m.min : `${m.min}-${m.max}`}`];
-    case 'mark': {
-      const hex = (v: number): string => `0x${(v >>> 0).toString(16)}`;
-      if ((m.mask >>> 0) === 0xffffffff) return [`mark ${m.invert ? '!= ' : ''}${hex(m.value)}`];
-      return [`mark and ${hex(m.mask)} ${m.invert ? '!=' : '=='} ${hex(m.value)}`];
+    case 'mark': case 'connmark': {
+      const key = m.kind === 'mark' ? 'mark' : 'ct mark';
+      if ((m.mask >>> 0) === 0xffffffff) return [`${key} ${m.invert ? '!= ' : ''}${hex(m.value)}`];
+      return [`${key} and ${hex(m.mask)} ${m.invert ? '!=' : '=='} ${hex(m.value)}`];
     }
+    case 'ttl': case 'hl': {
+      const key = m.kind === 'ttl' ? 'ip ttl' : 'ip6 hoplimit';
+      if (m.op === 'eq') return [`${key} ${m.invert ? '!= ' : ''}${m.value}`];
+      if (m.invert) throw new Untranslatable();
+      return [`${key} ${m.op} ${m.value}`];
+    }
+    case 'dscp': return [`${ip6} dscp ${m.invert ? '!= ' : ''}${hex(m.value)}`];
     default: throw new Untranslatable();
   }
 }
@@ -137,9 +151,26 @@ function ruleText(r: Rule, family: Family, db: NameDb): string {
   const v = r.verdict;
   switch (v.kind) {
     case 'accept': case 'drop': case 'return': parts.push(v.kind); break;
-    case 'jump': case 'goto': parts.push(`${v.kind} ${v.chain}`); break;
+    case 'jump': case 'goto':
+      // a target extension without a module here parses as a jump to a chain of its name (decided at COMMIT)
+      if (TARGETS_UNSUPPORTED.has(v.chain)) throw new Untranslatable();
+      parts.push(`${v.kind} ${v.chain}`);
+      break;
     case 'none': break;
-    default: throw new Untranslatable();
+    case 'log': {
+      if (v.flags) throw new Untranslatable();
+      let text = 'log';
+      if (v.prefix) text += ` prefix "${v.prefix}"`;
+      if (v.level !== LOG_DEFAULT_LEVEL) text += ` level ${LOG_LEVELS[v.level]}`;
+      parts.push(text);
+      break;
+    }
+    case 'reject': {
+      if (v.with === 'tcp-reset') parts.push('reject with tcp reset');
+      else if (v.with === 'icmp-port-unreachable' || v.with === 'icmp6-port-unreachable') parts.push('reject');
+      else parts.push(`reject with ${v.with.startsWith('icmp6') ? 'icmpv6' : 'icmp'} type ${REJECT_NAMES[v.with] ?? v.with.replace(/^icmp6?-/, '')}`);
+      break;
+    }
   }
   const comment = r.matches.find((m): m is Extract<Match, { kind: 'comment' }> => m.kind === 'comment');
   if (comment) later.push(`comment "${comment.text.replace(/"/g, '\\"')}"`);
@@ -155,11 +186,11 @@ export function translateCommand(argv: string[], family: Family, db: NameDb): st
   const untranslated = `nft # ${argv.join(' ')}\n`;
   try {
     const p = parseIptablesArgv(argv, family);
-    if (typeof p === 'string' || p.table !== 'filter') return untranslated;
+    if (typeof p === 'string' || !['filter', 'nat', 'mangle', 'raw', 'security'].includes(p.table)) return untranslated;
     const cmd = toCommand(p, { db, family });
     if (!cmd || (cmd.op !== 'append' && cmd.op !== 'insert') || (cmd.op === 'insert' && cmd.index !== 1)) return untranslated;
     const verb = cmd.op === 'append' ? 'add' : 'insert';
-    return cmd.rules.map((r) => `nft '${verb} rule ${family === 6 ? 'ip6' : 'ip'} filter ${cmd.chain} ${ruleText(r, family, db)}'\n`).join('');
+    return cmd.rules.map((r) => `nft '${verb} rule ${family === 6 ? 'ip6' : 'ip'} ${p.table} ${cmd.chain} ${ruleText(r, family, db)}'\n`).join('');
   } catch (e) {
     if (e instanceof Untranslatable || e instanceof BpftablesError) return untranslated;
     throw e;

@@ -12,7 +12,7 @@
 import { parseIptablesArgv, toCommand } from './command-parse';
 import { fmtIpv4, fmtIpv6, maskBits6 } from './addr';
 import { BpftablesError } from './errors';
-import { type AddrMatch, CT_MATCH_STATES, type Family, type IfaceMatch, isAddr6, isRange6, LOG_DEFAULT_LEVEL, type Match, type PortMatch, type Rule, TCP_FLAGS } from './ir';
+import { type AddrMatch, CT_MATCH_STATES, CT_STATUS_BITS, type Family, type IfaceMatch, isAddr6, isRange6, LOG_DEFAULT_LEVEL, type Match, type PortMatch, type Rule, TCP_FLAGS } from './ir';
 import type { NameDb } from './names';
 import { protoName } from './names';
 import { maskBits } from './save';
@@ -58,6 +58,8 @@ function addr(key: string, a: AddrMatch | undefined): string[] {
   return [`${key} ${neq}${fmtIpv4(a.addr)}${bits === 32 ? '' : `/${bits}`}`];
 }
 
+/** conntrack states in iptables' printing order, lower case */
+const ctStates = (states: readonly string[]): string => CT_MATCH_STATES.filter((s) => states.includes(s)).map((s) => s.toLowerCase()).join(',');
 const hex = (v: number): string => `0x${(v >>> 0).toString(16)}`;
 const portText = (p: PortMatch): string => `${p.invert ? '!= ' : ''}${p.range[0] === p.range[1] ? p.range[0] : `${p.range[0]}-${p.range[1]}`}`;
 const flagNames = (bits: number): string => Object.entries(TCP_FLAGS).filter(([, b]) => bits & b).map(([n]) => (n === 'ECE' ? 'ecn' : n.toLowerCase())).join(',');
@@ -90,13 +92,29 @@ function match(m: Match, r: Rule, family: Family, db: NameDb): string[] {
       if (!name || m.codeMin !== 0 || m.codeMax !== 0xff) throw new Untranslatable();
       return [`icmp type ${m.invert ? '!= ' : ''}${name}`];
     }
-    case 'conntrack': case 'state': {
-      const states = m.kind === 'state' ? m.states : m.ctstate;
-      if (m.kind === 'conntrack' && (m.status || m.dir || m.proto || m.origsrc || m.origdst || m.replsrc || m.repldst || m.origsrcport || m.origdstport || m.replsrcport || m.repldstport || m.expire)) throw new Untranslatable();
-      if (!states.length || states.some((s) => s === 'SNAT' || s === 'DNAT')) throw new Untranslatable();
-      const ordered = CT_MATCH_STATES.filter((s) => states.includes(s));
-      const given = [...states];
-      return [`ct state ${m.invert ? '! ' : ''}${(given.length ? given : ordered).map((s) => s.toLowerCase()).join(',')}`];
+    case 'state': return [`ct state ${m.invert ? '! ' : ''}${ctStates(m.states)}`];
+    case 'conntrack': {
+      // iptables' order: direction, protocol, state, status, expiration, the tuples' addresses, then their ports
+      const out: string[] = [];
+      if (m.dir) out.push(`ct direction ${m.dir.toLowerCase()}`);
+      if (m.proto) out.push(`ct original protocol ${m.proto.invert ? '!= ' : ''}${m.proto.num}`);
+      const nat = m.ctstate.filter((s) => s === 'SNAT' || s === 'DNAT'), plain = m.ctstate.filter((s) => s !== 'SNAT' && s !== 'DNAT');
+      if (nat.length && (plain.length || m.invert || m.status)) throw new Untranslatable();
+      if (plain.length) out.push(`ct state ${m.invert ? '! ' : ''}${ctStates(plain)}`);
+      if (nat.length) out.push(`ct status ${nat.map((s) => s.toLowerCase()).join(',')}`);
+      if (m.status) {
+        const names = CT_STATUS_BITS.filter(([, b]) => m.status!.mask & b).map(([n]) => n.toLowerCase().replace('_', '-'));
+        if (!names.length) throw new Untranslatable();
+        out.push(`ct status ${m.status.invert ? '! ' : ''}${names.join(',')}`);
+      }
+      if (m.expire) out.push(`ct expiration ${m.expire.invert ? '!= ' : ''}${m.expire.min === m.expire.max ? m.expire.min : `${m.expire.min}-${m.expire.max}`}`);
+      for (const [k, a] of [['ct original saddr', m.origsrc], ['ct original daddr', m.origdst], ['ct reply saddr', m.replsrc], ['ct reply daddr', m.repldst]] as const) {
+        if (a) out.push(...addr(k, a));
+      }
+      for (const [k, p] of [['ct original proto-src', m.origsrcport], ['ct original proto-dst', m.origdstport], ['ct reply proto-src', m.replsrcport], ['ct reply proto-dst', m.repldstport]] as const) {
+        if (p) out.push(`${k} ${portText(p)}`);
+      }
+      return out;
     }
     case 'comment': return [];
     case 'iprange': {

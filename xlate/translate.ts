@@ -10,6 +10,7 @@
  * untranslatable rule: `nft # ` and the command as given. Never a guess.
  */
 import { parseIptablesArgv, toCommand } from './command-parse';
+import { splitArgs } from '../grammar/restore-lexer';
 import { fmtIpv4, fmtIpv6, maskBits6 } from './addr';
 import { BpftablesError } from './errors';
 import { type AddrMatch, CT_MATCH_STATES, CT_STATUS_BITS, type Family, type IfaceMatch, isAddr6, isRange6, LOG_DEFAULT_LEVEL, type Match, type PortMatch, type Rule, TCP_FLAGS } from './ir';
@@ -18,10 +19,17 @@ import { protoName } from './names';
 import { maskBits } from './save';
 import { TARGETS_UNSUPPORTED } from './rule-parse';
 
+const ICMP6_NAMES: Record<number, string> = {
+  1: 'destination-unreachable', 2: 'packet-too-big', 3: 'time-exceeded', 4: 'parameter-problem', 128: 'echo-request', 129: 'echo-reply',
+  130: 'mld-listener-query', 131: 'mld-listener-report', 132: 'mld-listener-done', 133: 'nd-router-solicit', 134: 'nd-router-advert',
+  135: 'nd-neighbor-solicit', 136: 'nd-neighbor-advert', 137: 'nd-redirect', 138: 'router-renumbering', 141: 'ind-neighbor-solicit',
+  142: 'ind-neighbor-advert', 143: 'mld2-listener-report',
+};
+
 /** nft's names of the syslog levels (iptables --log-level takes the same numbers). */
 const LOG_LEVELS = ['emerg', 'alert', 'crit', 'err', 'warn', 'notice', 'info', 'debug'];
 /** REJECT answers whose nft name is not the iptables name without its icmp- prefix */
-const REJECT_NAMES: Record<string, string> = { 'icmp-proto-unreachable': 'prot-unreachable' };
+const REJECT_NAMES: Record<string, string> = { 'icmp-proto-unreachable': 'prot-unreachable', 'icmp6-adm-prohibited': 'admin-prohibited' };
 
 /** A piece this module has no nft form for: the rule is printed untranslated. */
 class Untranslatable extends Error {}
@@ -85,6 +93,11 @@ function match(m: Match, r: Rule, family: Family, db: NameDb): string[] {
       const one = (x: [number, number]): string => (x[0] === x[1] ? `${x[0]}` : `${x[0]}-${x[1]}`);
       const val = m.ports.length === 1 ? one(m.ports[0]!) : `{ ${m.ports.map(one).join(', ')} }`;
       return [`${proto} ${m.dir === 'src' ? 'sport' : 'dport'} ${m.invert ? '!= ' : ''}${val}`];
+    }
+    case 'icmp6': {
+      const name = ICMP6_NAMES[m.type];
+      if (!name || m.codeMin !== 0 || m.codeMax !== 0xff) throw new Untranslatable();
+      return [`icmpv6 type ${m.invert ? '!= ' : ''}${name}`];
     }
     case 'icmp': {
       if (m.type === 0xff) { if (m.invert) throw new Untranslatable(); return ['ip protocol icmp']; }
@@ -157,7 +170,7 @@ function ruleText(r: Rule, family: Family, db: NameDb): string {
   if (r.ip.frag) parts.push(`ip frag-off & 0x1fff ${r.ip.frag.invert ? '' : '!= '}0`);
   const p = r.ip.proto;
   // a match named after the protocol (tcp, udp, icmp) says it itself
-  const named = p && r.matches.some((m) => m.kind === protoName(p.num, db) || (m.kind === 'icmp' && p.num === 1) || (m.kind === 'icmp6' && p.num === 58));
+  const named = p && r.matches.some((m) => m.kind === protoName(p.num, db));
   if (p && (p.num !== 0 || p.invert) && !named) parts.push(`${family === 6 ? 'meta l4proto' : 'ip protocol'} ${p.invert ? '!= ' : ''}${protoName(p.num, db)}`);
   parts.push(...addr(family === 6 ? 'ip6 saddr' : 'ip saddr', r.ip.src), ...addr(family === 6 ? 'ip6 daddr' : 'ip daddr', r.ip.dst));
   const later: string[] = [];
@@ -191,7 +204,8 @@ function ruleText(r: Rule, family: Family, db: NameDb): string {
     }
   }
   const comment = r.matches.find((m): m is Extract<Match, { kind: 'comment' }> => m.kind === 'comment');
-  if (comment) later.push(`comment "${comment.text.replace(/"/g, '\\"')}"`);
+  // as iptables prints it: the text as it is (nft has no escape for a quote inside a string)
+  if (comment) later.push(`comment "${comment.text}"`);
   return [...parts, ...later].join(' ');
 }
 
@@ -213,4 +227,44 @@ export function translateCommand(argv: string[], family: Family, db: NameDb): st
     if (e instanceof Untranslatable || e instanceof BpftablesError) return untranslated;
     throw e;
   }
+}
+
+/** nft's base chain for each built-in chain of each iptables table: type and priority (iptables-restore-translate's). */
+const BASE_CHAINS: Record<string, Record<string, [string, number]>> = {
+  filter: { INPUT: ['filter', 0], FORWARD: ['filter', 0], OUTPUT: ['filter', 0] },
+  nat: { PREROUTING: ['nat', -100], INPUT: ['nat', 100], OUTPUT: ['nat', -100], POSTROUTING: ['nat', 100] },
+  mangle: { PREROUTING: ['filter', -150], INPUT: ['filter', -150], FORWARD: ['filter', -150], OUTPUT: ['route', -150], POSTROUTING: ['filter', -150] },
+  raw: { PREROUTING: ['filter', -300], OUTPUT: ['filter', -300] },
+  security: { INPUT: ['filter', 50], FORWARD: ['filter', 50], OUTPUT: ['filter', 50] },
+};
+
+/**
+ * `iptables-restore-translate -f FILE` (ip6tables- with family 6): the
+ * file's tables, chains and rules as nft commands in file order, between
+ * iptables' header and footer. A rule without an exact translation is
+ * printed as iptables prints one: a comment holding the command.
+ */
+export function translateRestore(text: string, family: Family, db: NameDb, stamp: string, prog: string): string {
+  const fam = family === 6 ? 'ip6' : 'ip';
+  let out = `# Translated by ${prog} v1.8.11 (bpftables) on ${stamp}\n`;
+  let table = '';
+  for (const raw of text.split('\n')) {
+    const line = raw.replace(/\r$/, '');
+    if (line.startsWith('*')) { table = line.slice(1).trim(); out += `add table ${fam} ${table}\n`; continue; }
+    if (line.startsWith(':')) {
+      const [name, policy] = line.slice(1).trim().split(/\s+/);
+      const base = BASE_CHAINS[table]?.[name!];
+      out += base && policy !== '-'
+        ? `add chain ${fam} ${table} ${name} { type ${base[0]} hook ${name!.toLowerCase()} priority ${base[1]}; policy ${policy!.toLowerCase()}; }\n`
+        : `add chain ${fam} ${table} ${name}\n`;
+      continue;
+    }
+    if (!line.trim() || line.startsWith('#') || /^COMMIT\s*$/.test(line)) continue;
+    const args = splitArgs(line.replace(/^\[\d+:\d+\]\s*/, '')).map((a) => a.text);
+    for (const l of translateCommand(['-t', table, ...args], family, db).split('\n').filter((x) => x)) {
+      // iptables' untranslated form: the command with its table, and a space after it
+      out += l.startsWith('nft # ') ? `# -t ${table} ${args.join(' ')} \n` : `${l.slice(5, -1)}\n`;
+    }
+  }
+  return `${out}# Completed on ${stamp}\n`;
 }

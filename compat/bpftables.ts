@@ -12,6 +12,11 @@ import { recentCommand } from './recentcmd';
 import { runLogd, runningLogd } from './logd';
 import { type Family, type Table, usesAddrtype, usesEvents } from '../xlate/ir';
 import { hashlimitTablesPinned, recentLists } from '../native/nsmaps';
+import { checkChain, checkTable, type Finding, reachedChains, unreached } from '../xlate/check';
+import { BpftablesError } from '../xlate/errors';
+import { baseChainTables, loadNft } from '../xlate/nft';
+import { parseRestore } from '../xlate/restore';
+import { systemNameDb } from './namedb';
 
 const HELP = `Usage: bpftables COMMAND [options]
 
@@ -26,6 +31,9 @@ Commands:
   logd               write LOG lines to the kernel log and send REJECT answers for this namespace
                      (started on demand when a ruleset has LOG or REJECT rules)
   init               mount the state filesystem (${'/run/bpftables'}); other commands do it on demand
+  check [-6] FILE    report what in a ruleset (iptables-save or nft syntax) can never take effect: rules
+                     shadowed by an earlier rule, conflicting duplicates, chains never reached, jumps to
+                     missing chains, jump loops; exit 1 when there are any
   version            print the version
   help               this text
 
@@ -131,6 +139,7 @@ export function bpftablesMain(argv: string[], io: Io): number {
     case 'logd':
       requireRoot('bpftables');
       return runLogd();
+    case 'check': return checkCommand(argv.slice(1), io);
     case 'gc': {
       requireRoot('bpftables');
       const lock = acquireXtablesLock(0);
@@ -145,4 +154,50 @@ export function bpftablesMain(argv: string[], io: Io): number {
 
 export function main(): void {
   runMain('bpftables', bpftablesMain);
+}
+
+/**
+ * `bpftables check [-6] FILE`: an iptables-save file (its first statement a
+ * `*table` line) or an nft file, checked without the kernel (xlate/check.ts).
+ */
+function checkCommand(args: string[], io: Io): number {
+  const family = args.includes('-6') ? 6 : 4;
+  const file = args.find((a) => a !== '-6');
+  if (!file) { io.err('bpftables check: a file to check is needed (- for standard input)\n'); return 2; }
+  let text: string;
+  try { text = fs.readFileSync(file === '-' ? 0 : file, 'utf8'); } catch (e) { io.err(`bpftables check: ${file}: ${(e as Error).message}\n`); return 2; }
+  const findings: Finding[] = [];
+  try {
+    const first = text.split('\n').map((l) => l.trim()).find((l) => l && !l.startsWith('#'));
+    if (first?.startsWith('*')) {
+      for (const t of parseRestore(text, { file, db: systemNameDb, counters: false, family, noValidate: true }).tables) findings.push(...checkTable(t));
+    } else {
+      // nft: each chain's own findings once, validation per base chain (as it compiles), reachability per table
+      const rs = loadNft(text, file, { db: systemNameDb });
+      const bases = baseChainTables(rs);
+      const seen = new Set<string>();
+      for (const b of bases) {
+        for (const f of checkTable(b.ir).filter((x) => x.kind === 'invalid')) if (!seen.has(f.message)) { seen.add(f.message); findings.push(f); }
+        const main = b.ir.chains.find((c) => c.rules.length && ['INPUT', 'FORWARD', 'OUTPUT'].includes(c.name));
+        if (main) findings.push(...checkChain(main).map((f) => ({ ...f, chain: b.chain.name, message: f.message.replace(` of ${main.name} `, ` of ${b.chain.name} `) })));
+      }
+      for (const t of rs.tables) {
+        const mine = bases.filter((b) => b.table === t);
+        const reached = new Set(mine.flatMap((b) => [...reachedChains(b.ir)]));
+        for (const c of t.chains) {
+          if (c.base) continue;
+          if (!reached.has(c.name)) findings.push(unreached(c.name, 'a base chain'));
+          const ir = mine[0]?.ir.chains.find((x) => x.name === c.name);
+          if (ir) findings.push(...checkChain(ir));
+        }
+      }
+    }
+  } catch (e) {
+    if (e instanceof BpftablesError) { io.err(`bpftables check: ${e.where.file ?? file}${e.where.line ? `:${e.where.line}` : ''}: ${e.message.trim()}\n`); return 2; }
+    throw e;
+  }
+  findings.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+  for (const f of findings) io.out(`${f.file ?? file}${f.line ? `:${f.line}` : ''}: ${f.kind}: ${f.message}\n`);
+  io.out(findings.length ? `${findings.length} problem${findings.length > 1 ? 's' : ''}\n` : 'no problems found\n');
+  return findings.length ? 1 : 0;
 }

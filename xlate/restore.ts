@@ -30,6 +30,8 @@ export interface RestoreOptions {
   current?: (table: string) => Table | undefined;
   /** --noflush: start from the live table instead of an empty one */
   noflush?: boolean;
+  /** leave jumps, loops and depth unchecked at COMMIT (bpftables check reports them itself) */
+  noValidate?: boolean;
   /** -v: say what is flushed, deleted and added, as iptables-restore -v does (into the output) */
   verbose?: boolean;
 }
@@ -129,7 +131,7 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
               if (c.policy && !open.declared.has(c.name) && old?.policy) c.policy = old.policy;
             }
           }
-          validateTable(open.table);
+          if (!o.noValidate) validateTable(open.table);
           tables.push(open.table);
           open = null;
           break;

@@ -16,6 +16,7 @@ import { checkChain, checkTable, type Finding, reachedChains, unreached } from '
 import { BpftablesError } from '../xlate/errors';
 import { baseChainTables, loadNft } from '../xlate/nft';
 import { parseRestore } from '../xlate/restore';
+import { migrateToNft } from '../xlate/translate';
 import { systemNameDb } from './namedb';
 
 const HELP = `Usage: bpftables COMMAND [options]
@@ -34,6 +35,10 @@ Commands:
   check [-6] FILE    report what in a ruleset (iptables-save or nft syntax) can never take effect: rules
                      shadowed by an earlier rule, conflicting duplicates, chains never reached, jumps to
                      missing chains, jump loops; exit 1 when there are any
+  migrate --to nft [-6] [--report FILE] [--allow-lossy] INPUT
+                     an iptables-save file as an nft file (stdout) the kernel's nft loads; every rule that
+                     cannot be carried exactly is listed (stderr, or --report FILE) with its line and reason,
+                     and the exit status is 1 unless --allow-lossy
   version            print the version
   help               this text
 
@@ -140,6 +145,7 @@ export function bpftablesMain(argv: string[], io: Io): number {
       requireRoot('bpftables');
       return runLogd();
     case 'check': return checkCommand(argv.slice(1), io);
+    case 'migrate': return migrateCommand(argv.slice(1), io);
     case 'gc': {
       requireRoot('bpftables');
       const lock = acquireXtablesLock(0);
@@ -200,4 +206,34 @@ function checkCommand(args: string[], io: Io): number {
   for (const f of findings) io.out(`${f.file ?? file}${f.line ? `:${f.line}` : ''}: ${f.kind}: ${f.message}\n`);
   io.out(findings.length ? `${findings.length} problem${findings.length > 1 ? 's' : ''}\n` : 'no problems found\n');
   return findings.length ? 1 : 0;
+}
+
+/** `bpftables migrate --to nft [-6] [--report FILE] [--allow-lossy] INPUT` */
+function migrateCommand(args: string[], io: Io): number {
+  let to: string | undefined, report: string | undefined, input: string | undefined, lossyOk = false, family: 4 | 6 = 4;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--to') to = args[++i];
+    else if (a === '--report') report = args[++i];
+    else if (a === '--allow-lossy') lossyOk = true;
+    else if (a === '-6') family = 6;
+    else if (!input) input = a;
+    else { io.err(`bpftables migrate: unexpected argument ${a}\n`); return 2; }
+  }
+  if (to !== 'nft') { io.err(`bpftables migrate: --to ${to ?? '(missing)'}: only --to nft (from iptables-save files) is supported by bpftables yet\n`); return 2; }
+  if (!input) { io.err('bpftables migrate: an input file is needed (- for standard input)\n'); return 2; }
+  let text: string;
+  try { text = fs.readFileSync(input === '-' ? 0 : input, 'utf8'); } catch (e) { io.err(`bpftables migrate: ${input}: ${(e as Error).message}\n`); return 2; }
+  try {
+    // the input must be a valid ruleset: iptables-restore's own parser says so first
+    parseRestore(text, { file: input, db: systemNameDb, counters: false, family, noValidate: true });
+  } catch (e) {
+    if (e instanceof BpftablesError) { io.err(`bpftables migrate: ${input}${e.where.line ? `:${e.where.line}` : ''}: ${e.message.trim()}\n`); return 2; }
+    throw e;
+  }
+  const { nft, lossy } = migrateToNft(text, family, systemNameDb, input);
+  io.out(nft);
+  const lines = lossy.map((l) => `${input}:${l.line}: ${l.reason}: ${l.rule}\n`).join('');
+  if (report) fs.writeFileSync(report, lines); else io.err(lines);
+  return lossy.length && !lossyOk ? 1 : 0;
 }

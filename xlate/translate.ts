@@ -268,3 +268,46 @@ export function translateRestore(text: string, family: Family, db: NameDb, stamp
   }
   return `${out}# Completed on ${stamp}\n`;
 }
+
+/** A rule `migrate` could not carry over exactly. */
+export interface LossyRule { line: number; rule: string; reason: string }
+
+/**
+ * An iptables-save file as an nft file the kernel's `nft -f` loads: the
+ * tables, chains and rules of translateRestore, one `table` per iptables
+ * table flushed first (so the file can be loaded again); a rule without an
+ * exact translation stays as a comment and is listed in `lossy`.
+ */
+export function migrateToNft(text: string, family: Family, db: NameDb, source: string): { nft: string; lossy: LossyRule[] } {
+  const fam = family === 6 ? 'ip6' : 'ip';
+  const lossy: LossyRule[] = [];
+  let out = `#!/usr/sbin/nft -f\n# migrated by bpftables from ${source}\n`;
+  let table = '';
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.replace(/\r$/, '');
+    if (line.startsWith('*')) {
+      table = line.slice(1).trim();
+      // create-then-delete makes a reload start from an empty table, whether or not it existed
+      out += `table ${fam} ${table}\ndelete table ${fam} ${table}\nadd table ${fam} ${table}\n`;
+      return;
+    }
+    if (line.startsWith(':')) {
+      const [name, policy] = line.slice(1).trim().split(/\s+/);
+      const base = BASE_CHAINS[table]?.[name!];
+      out += base && policy !== '-'
+        ? `add chain ${fam} ${table} ${name} { type ${base[0]} hook ${name!.toLowerCase()} priority ${base[1]}; policy ${policy!.toLowerCase()}; }\n`
+        : `add chain ${fam} ${table} ${name}\n`;
+      return;
+    }
+    if (!line.trim() || line.startsWith('#') || /^COMMIT\s*$/.test(line)) return;
+    const args = splitArgs(line.replace(/^\[\d+:\d+\]\s*/, '')).map((a) => a.text);
+    const got = translateCommand(['-t', table, ...args], family, db);
+    if (got.startsWith('nft # ')) {
+      lossy.push({ line: i + 1, rule: line, reason: 'no exact nft translation in bpftables yet' });
+      out += `# not migrated (line ${i + 1}): ${line}\n`;
+      return;
+    }
+    for (const l of got.split('\n').filter((x) => x)) out += `${l.slice(5, -1)}\n`;
+  });
+  return { nft: out, lossy };
+}

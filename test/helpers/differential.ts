@@ -127,9 +127,9 @@ export class DiffPair {
 
 
 /** Every probe must fare alike in both engines, and the oracle must do what the rules say (when a probe says). */
-export function checkOutcomes(t: Test, outcomes: Outcome[], oracle = 'iptables'): void {
+export function checkOutcomes(t: Test, outcomes: Outcome[], oracle = 'iptables', ours = 'bpftables'): void {
   for (const o of outcomes) {
-    t.equal(o.ours, o.legacy, `${o.name}: bpftables ${o.ours ? 'delivered' : 'dropped'}, ${oracle} ${o.legacy ? 'delivered' : 'dropped'}`);
+    t.equal(o.ours, o.legacy, `${o.name}: ${ours} ${o.ours ? 'delivered' : 'dropped'}, ${oracle} ${o.legacy ? 'delivered' : 'dropped'}`);
     if (o.expect !== undefined) t.equal(o.legacy, o.expect, `${o.name}: oracle behaves as the rules say`);
   }
 }

@@ -238,6 +238,18 @@ const BASE_CHAINS: Record<string, Record<string, [string, number]>> = {
   security: { INPUT: ['filter', 50], FORWARD: ['filter', 50], OUTPUT: ['filter', 50] },
 };
 
+/** A save file's chain line (`:NAME POLICY [p:b]`) as nft's `add chain`, a built-in one with its hook. */
+function chainCommand(fam: string, table: string, line: string): string {
+  const [name, policy] = line.slice(1).trim().split(/\s+/);
+  const base = BASE_CHAINS[table]?.[name!];
+  return base && policy !== '-'
+    ? `add chain ${fam} ${table} ${name} { type ${base[0]} hook ${name!.toLowerCase()} priority ${base[1]}; policy ${policy!.toLowerCase()}; }\n`
+    : `add chain ${fam} ${table} ${name}\n`;
+}
+
+/** A save file's rule line as arguments (iptables-restore's quoting; a leading [p:b] dropped). */
+const ruleArgs = (line: string): string[] => splitArgs(line.replace(/^\[\d+:\d+\]\s*/, '')).map((a) => a.text);
+
 /**
  * `iptables-restore-translate -f FILE` (ip6tables- with family 6): the
  * file's tables, chains and rules as nft commands in file order, between
@@ -251,16 +263,9 @@ export function translateRestore(text: string, family: Family, db: NameDb, stamp
   for (const raw of text.split('\n')) {
     const line = raw.replace(/\r$/, '');
     if (line.startsWith('*')) { table = line.slice(1).trim(); out += `add table ${fam} ${table}\n`; continue; }
-    if (line.startsWith(':')) {
-      const [name, policy] = line.slice(1).trim().split(/\s+/);
-      const base = BASE_CHAINS[table]?.[name!];
-      out += base && policy !== '-'
-        ? `add chain ${fam} ${table} ${name} { type ${base[0]} hook ${name!.toLowerCase()} priority ${base[1]}; policy ${policy!.toLowerCase()}; }\n`
-        : `add chain ${fam} ${table} ${name}\n`;
-      continue;
-    }
+    if (line.startsWith(':')) { out += chainCommand(fam, table, line); continue; }
     if (!line.trim() || line.startsWith('#') || /^COMMIT\s*$/.test(line)) continue;
-    const args = splitArgs(line.replace(/^\[\d+:\d+\]\s*/, '')).map((a) => a.text);
+    const args = ruleArgs(line);
     for (const l of translateCommand(['-t', table, ...args], family, db).split('\n').filter((x) => x)) {
       // iptables' untranslated form: the command with its table, and a space after it
       out += l.startsWith('nft # ') ? `# -t ${table} ${args.join(' ')} \n` : `${l.slice(5, -1)}\n`;
@@ -291,16 +296,9 @@ export function migrateToNft(text: string, family: Family, db: NameDb, source: s
       out += `table ${fam} ${table}\ndelete table ${fam} ${table}\nadd table ${fam} ${table}\n`;
       return;
     }
-    if (line.startsWith(':')) {
-      const [name, policy] = line.slice(1).trim().split(/\s+/);
-      const base = BASE_CHAINS[table]?.[name!];
-      out += base && policy !== '-'
-        ? `add chain ${fam} ${table} ${name} { type ${base[0]} hook ${name!.toLowerCase()} priority ${base[1]}; policy ${policy!.toLowerCase()}; }\n`
-        : `add chain ${fam} ${table} ${name}\n`;
-      return;
-    }
+    if (line.startsWith(':')) { out += chainCommand(fam, table, line); return; }
     if (!line.trim() || line.startsWith('#') || /^COMMIT\s*$/.test(line)) return;
-    const args = splitArgs(line.replace(/^\[\d+:\d+\]\s*/, '')).map((a) => a.text);
+    const args = ruleArgs(line);
     const got = translateCommand(['-t', table, ...args], family, db);
     if (got.startsWith('nft # ')) {
       lossy.push({ line: i + 1, rule: line, reason: 'no exact nft translation in bpftables yet' });

@@ -47,17 +47,17 @@ export function parseIptablesArgv(argv: string[], family: Family = 4): Parsed | 
     if (a.startsWith('--') && a.includes('=')) { inline = a.slice(a.indexOf('=') + 1); a = a.slice(0, a.indexOf('=')); }
     const c = CMDS[a];
     if (c) {
-      if (cmd) throw paramError(`Cannot use -${c} with -${cmd}`);
+      if (cmd) throw paramError(`Cannot use -${c} with -${cmd}`, a);
       cmd = c;
       const take = (): void => { args.push(inline ?? argv[++i]!); inline = undefined; };
       const needChain = (): void => {
-        if (inline === undefined && argv[i + 1] === undefined) throw paramError(`option "${a}" requires an argument`);
+        if (inline === undefined && argv[i + 1] === undefined) throw paramError(`option "${a}" requires an argument`, a);
         take();
       };
       switch (c) {
         case 'A': case 'C': case 'N': needChain(); break;
         case 'D': case 'I': needChain(); if (isNum(argv[i + 1])) take(); break;
-        case 'R': needChain(); if (!isNum(argv[i + 1])) throw paramError('option "-R" requires a rule number'); take(); break;
+        case 'R': needChain(); if (!isNum(argv[i + 1])) throw paramError('option "-R" requires a rule number', a); take(); break;
         case 'P': case 'E': needChain(); if (!isPositional(argv[i + 1])) throw paramError(`-${c} requires two arguments`); take(); break;
         case 'X': case 'F': case 'Z': case 'S': case 'L':
           if (inline !== undefined || isPositional(argv[i + 1])) { take(); if (isNum(argv[i + 1]) && (c === 'Z' || c === 'S' || c === 'L')) take(); }
@@ -87,7 +87,7 @@ export function parseIptablesArgv(argv: string[], family: Family = 4): Parsed | 
     }
     spec.push({ text: argv[i]!, col: i + 1 });
   }
-  if (!cmd) throw paramError('no command specified');
+  if (!cmd) throw paramError('no command specified', undefined, 1);
   return { cmd, args, spec, table, verbose, numeric, exact, lineNumbers, wait, waitIntervalMs };
 }
 

@@ -43,7 +43,7 @@ function checkTarget(t: Table, r: Rule): void {
   const v = r.verdict;
   if ((v.kind === 'jump' || v.kind === 'goto') && !t.chains.some((c) => c.name === v.chain)) {
     if (TARGETS_UNSUPPORTED.has(v.chain)) throw new BpftablesError(`target ${v.chain} is not supported by bpftables yet`, 2, {}, '-j', true);
-    throw new BpftablesError(`Couldn't load target \`${v.chain}':No such file or directory\n`, 2);
+    throw new BpftablesError(`Couldn't load target \`${v.chain}':No such file or directory\n`, 2, {}, '-j');
   }
 }
 
@@ -69,7 +69,20 @@ function findRule(c: Chain, r: Rule, db: NameDb): number {
 const zero = (): { packets: number; bytes: number } => ({ packets: 0, bytes: 0 });
 
 /** Apply one command. `-C` returns the table unchanged when the rule exists. */
+/** The command option each command came from, which errors about the command as a whole name. */
+const COMMAND_OPTION: Record<TableCommand['op'], string> = {
+  append: '-A', insert: '-I', delete: '-D', 'delete-num': '-D', replace: '-R', check: '-C', 'new-chain': '-N', 'delete-chain': '-X',
+  flush: '-F', zero: '-Z', policy: '-P', rename: '-E',
+};
+
 export function applyCommand(t0: Table, cmd: TableCommand, db: NameDb, opts: { validate?: boolean } = {}): Table {
+  try { return applyCommandTo(t0, cmd, db, opts); } catch (e) {
+    if (e instanceof BpftablesError && e.option === undefined && e.where.col === undefined) e.option = COMMAND_OPTION[cmd.op];
+    throw e;
+  }
+}
+
+function applyCommandTo(t0: Table, cmd: TableCommand, db: NameDb, opts: { validate?: boolean }): Table {
   const t = copy(t0);
   switch (cmd.op) {
     case 'append': case 'insert': case 'replace': {

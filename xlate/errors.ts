@@ -13,7 +13,8 @@ export class BpftablesError extends Error {
     message: string,
     readonly status: ExitStatus = 2,
     public where: Where = {},
-    readonly option?: string,
+    /** the option the error is about (set after the fact for errors about a whole command) */
+    public option?: string,
     /** true for valid iptables input that bpftables does not support yet */
     readonly unsupported = false,
   ) {

@@ -174,10 +174,10 @@ export function parseRuleArgs(rawArgs: Arg[], opts: ParseOptions): RuleCommand {
   let srcs: AddrMatch[] = [];
   let dsts: AddrMatch[] = [];
   const matches: Match[] = [];
-  const loaded: { mod: MatchModule; match: Match; seen: Set<string> }[] = [];
+  const loaded: { mod: MatchModule; match: Match; seen: Set<string>; col: number }[] = [];
   let verdict: Verdict = { kind: 'none' };
   let verdictSeen = false;
-  let target: { mod: TargetModule; seen: Set<string> } | undefined;
+  let target: { mod: TargetModule; seen: Set<string>; col: number } | undefined;
   let command: { op: 'append' | 'insert'; chain: string; index: number } | undefined;
   let counters: Counters = { packets: 0, bytes: 0 };
   const coreSeen = new Set<string>();
@@ -201,7 +201,7 @@ export function parseRuleArgs(rawArgs: Arg[], opts: ParseOptions): RuleCommand {
       throw new BpftablesError(`Couldn't load match \`${name}':No such file or directory\n`, 2, { col }, '-m');
     }
     const match = mod.create();
-    loaded.push({ mod, match, seen: new Set() });
+    loaded.push({ mod, match, seen: new Set(), col });
     matches.push(match);
   };
 
@@ -278,7 +278,7 @@ export function parseRuleArgs(rawArgs: Arg[], opts: ParseOptions): RuleCommand {
           else if (TARGET_MODULES.has(t)) {
             const mod = TARGET_MODULES.get(t)!;
             verdict = mod.create(family);
-            target = { mod, seen: new Set() };
+            target = { mod, seen: new Set(), col };
           } else verdict = { kind: 'jump', chain: t }; // a user chain, or a target extension: decided at COMMIT
           break;
         }
@@ -353,9 +353,18 @@ export function parseRuleArgs(rawArgs: Arg[], opts: ParseOptions): RuleCommand {
     if (l.mod.protos && (!ip.proto || ip.proto.invert || !l.mod.protos.includes(ip.proto.num))) {
       throw paramError(`${l.mod.name} match requires \`-p ${l.mod.name}'`, '-m');
     }
-    l.mod.finish(l.match, l.seen, { db: opts.db, ip, family });
+    // an error about the match as a whole (a required option missing, the kernel's refusal) stands where -m loaded it
+    try { l.mod.finish(l.match, l.seen, { db: opts.db, ip, family }); } catch (e) {
+      if (e instanceof BpftablesError && e.where.col === undefined && e.option === undefined) e.where = { ...e.where, col: l.col };
+      throw e;
+    }
   }
-  if (target) target.mod.finish(verdict as Parameters<TargetModule['finish']>[0], ip, family);
+  if (target) {
+    try { target.mod.finish(verdict as Parameters<TargetModule['finish']>[0], ip, family); } catch (e) {
+      if (e instanceof BpftablesError && e.where.col === undefined && e.option === undefined) e.where = { ...e.where, col: target.col };
+      throw e;
+    }
+  }
   // one rule per source × destination, sources outermost, as iptables expands them
   const rules: Rule[] = [];
   for (const src of srcs.length ? srcs : [undefined]) {

@@ -1,5 +1,5 @@
 /**
- * Crash safety: iptables-restore and iptables -I killed with SIGKILL at 200
+ * Crash safety: iptables-restore and iptables -A killed with SIGKILL at 200
  * randomized points: the crash points along parse, compile, load, store,
  * swap and retire (BPFTABLES_TEST_CRASH_AT, native/crash.ts), and random
  * instants. After each kill the attached hooks enforce the whole old or the
@@ -27,7 +27,8 @@ function ruleset(d: number): string {
 }
 const BASES = { A: ruleset(0), B: ruleset(10) } as const;
 type Base = keyof typeof BASES;
-const INSERT = ['-I', 'INPUT', '1', '-p', 'udp', '--dport', '7021', '-j', 'DROP'];
+// appended after every other rule: nothing before it decides udp 7021, so its effect shows
+const INSERT = ['-A', 'INPUT', '-p', 'udp', '--dport', '7021', '-j', 'DROP'];
 const PROBES: { chain: HookChain; packet: Buffer }[] = ([['INPUT', 7001], ['INPUT', 7011], ['INPUT', 7021], ['FORWARD', 7002], ['FORWARD', 7012], ['OUTPUT', 7003], ['OUTPUT', 7013]] as const)
   .map(([chain, dport]) => ({ chain, packet: udpPacket('10.0.1.2', '10.0.1.1', 5000, dport) }));
 
@@ -59,13 +60,13 @@ t.test('a killed iptables-restore or iptables leaves the old or the new ruleset,
   for (const base of ['A', 'B'] as const) {
     t.equal(run('iptables-restore', [], BASES[base]).status, 0, `restore ${base}`);
     sig[base] = verdicts();
-    t.equal(run('iptables', INSERT).status, 0, `insert into ${base}`);
+    t.equal(run('iptables', INSERT).status, 0, `append to ${base}`);
     sig[`${base}+`] = verdicts();
   }
   t.equal(new Set(Object.values(sig)).size, 4, `four rulesets, four answers: ${JSON.stringify(sig)}`);
   const restorePoints = pointsOf('iptables-restore', [], BASES.A);
   const insertPoints = pointsOf('iptables', INSERT);
-  t.ok(restorePoints >= 15 && insertPoints >= 12, `crash points: restore ${restorePoints}, iptables -I ${insertPoints}`);
+  t.ok(restorePoints >= 15 && insertPoints >= 12, `crash points: restore ${restorePoints}, iptables -A ${insertPoints}`);
   t.equal(run('iptables-restore', [], BASES.A).status, 0, 'back to A');
   sleep(200);
   const baseline = ids();

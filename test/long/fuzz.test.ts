@@ -80,11 +80,13 @@ function kinds(t: Test, failures: Failure[]): void {
   for (const [k, f] of seen) t.comment(`${k}\n  seed ${f.seed}: ${JSON.stringify(f.input.slice(0, 400))}`);
 }
 
-function check(failures: Failure[], at: number, input: string, fn: () => void, needLine: boolean): void {
+/** a file's errors name their line; a command line's name the option or the column of the argument */
+type Place = 'line' | 'option or column';
+function check(failures: Failure[], at: number, input: string, fn: () => void, place: Place): void {
   const began = process.hrtime.bigint();
   try { fn(); } catch (e) {
     if (!(e instanceof BpftablesError)) failures.push({ seed: at, input, problem: `untyped ${e instanceof Error ? e.stack : String(e)}` });
-    else if (needLine && e.where.line === undefined) failures.push({ seed: at, input, problem: `no line in "${e.message}"` });
+    else if (place === 'line' ? e.where.line === undefined : e.option === undefined && e.where.col === undefined) failures.push({ seed: at, input, problem: `no ${place} in "${e.message}"` });
   }
   const ms = Number(process.hrtime.bigint() - began) / 1e6;
   if (ms > SLOW_MS) failures.push({ seed: at, input: input.slice(0, 300), problem: `took ${ms.toFixed(0)} ms` });
@@ -110,10 +112,10 @@ t.test(`${INPUTS} mutated iptables command lines`, async (t) => {
     seed = i + 1;
     const family: Family = rand() < 0.3 ? 6 : 4;
     const argv = mutateArgs([pick(['-A', '-A', '-A', '-I', '-D', '-C', '-R']), 'INPUT', ...(rand() < 0.2 ? ['1'] : []), ...pick(rand() < 0.8 ? supported : rules).split(' ')], vocabulary);
-    check(failures, i + 1, JSON.stringify(argv), () => { appendRule(argv, family); accepted++; }, false);
+    check(failures, i + 1, JSON.stringify(argv), () => { appendRule(argv, family); accepted++; }, 'option or column');
   }
   kinds(t, failures);
-  t.same(failures.slice(0, 5), [], `no untyped error, none slower than ${SLOW_MS} ms (${failures.length} problems; ${accepted} accepted, from ${rules.length} corpus rules, ${supported.length} supported)`);
+  t.same(failures.slice(0, 5), [], `no untyped error, each names the option or its column, none slower than ${SLOW_MS} ms (${failures.length} problems; ${accepted} accepted, from ${rules.length} corpus rules, ${supported.length} supported)`);
 });
 
 t.test(`${INPUTS} mutated iptables-restore files`, async (t) => {
@@ -139,7 +141,7 @@ t.test(`${INPUTS} mutated iptables-restore files`, async (t) => {
     check(failures, 1_000_000 + i, text, () => {
       parseRestore(text, { file: 'fuzz', db, counters: rand() < 0.5, family, noflush: rand() < 0.2, current: () => undefined });
       accepted++;
-    }, true);
+    }, 'line');
   }
   kinds(t, failures);
   t.same(failures.slice(0, 5), [], `no untyped error, every error names its line, none slower than ${SLOW_MS} ms (${failures.length} problems; ${accepted} accepted, from ${files.length} files)`);
@@ -183,7 +185,7 @@ t.test(`${INPUTS} mutated nft files`, async (t) => {
     check(failures, 2_000_000 + i, text, () => {
       for (const x of baseChainTables(loadNft(text, 'fuzz.nft', { db, loader }))) validateTable(x.ir);
       accepted++;
-    }, true);
+    }, 'line');
   }
   kinds(t, failures);
   t.same(failures.slice(0, 5), [], `no untyped error, every error names its line, none slower than ${SLOW_MS} ms (${failures.length} problems; ${accepted} accepted, from ${texts.length} files)`);

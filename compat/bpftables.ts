@@ -17,6 +17,7 @@ import { BpftablesError } from '../xlate/errors';
 import { baseChainTables, loadNft } from '../xlate/nft';
 import { parseRestore } from '../xlate/restore';
 import { migrateToNft } from '../xlate/translate';
+import { alternativesMain } from './alternatives';
 import { systemNameDb } from './namedb';
 
 const HELP = `Usage: bpftables COMMAND [options]
@@ -39,6 +40,9 @@ Commands:
                      an iptables-save file as an nft file (stdout) the kernel's nft loads; every rule that
                      cannot be carried exactly is listed (stderr, or --report FILE) with its line and reason,
                      and the exit status is 1 unless --allow-lossy
+  alternatives install|remove [--root DIR] [--bindir DIR] [--priority N]
+                     register (and select) bpftables' iptables and ip6tables with update-alternatives, as
+                     iptables-nft and iptables-legacy are registered, or unregister them
   version            print the version
   help               this text
 
@@ -145,6 +149,7 @@ export function bpftablesMain(argv: string[], io: Io): number {
       requireRoot('bpftables');
       return runLogd();
     case 'check': return checkCommand(argv.slice(1), io);
+    case 'alternatives': return alternativesMain(argv.slice(1), io);
     case 'migrate': return migrateCommand(argv.slice(1), io);
     case 'gc': {
       requireRoot('bpftables');

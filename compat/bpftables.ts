@@ -12,7 +12,7 @@ import { recentCommand } from './recentcmd';
 import { runLogd, runningLogd } from './logd';
 import { type Family, type Table, usesAddrtype, usesEvents } from '../xlate/ir';
 import { hashlimitTablesPinned, recentLists } from '../native/nsmaps';
-import { checkChain, checkTable, type Finding, reachedChains, unreached } from '../xlate/check';
+import { checkNftRuleset, checkTable, type Finding } from '../xlate/check';
 import { BpftablesError } from '../xlate/errors';
 import { baseChainTables, loadNft } from '../xlate/nft';
 import { parseRestore } from '../xlate/restore';
@@ -183,25 +183,8 @@ function checkCommand(args: string[], io: Io): number {
     if (first?.startsWith('*')) {
       for (const t of parseRestore(text, { file, db: systemNameDb, counters: false, family, noValidate: true }).tables) findings.push(...checkTable(t));
     } else {
-      // nft: each chain's own findings once, validation per base chain (as it compiles), reachability per table
       const rs = loadNft(text, file, { db: systemNameDb });
-      const bases = baseChainTables(rs);
-      const seen = new Set<string>();
-      for (const b of bases) {
-        for (const f of checkTable(b.ir).filter((x) => x.kind === 'invalid')) if (!seen.has(f.message)) { seen.add(f.message); findings.push(f); }
-        const main = b.ir.chains.find((c) => c.rules.length && ['INPUT', 'FORWARD', 'OUTPUT'].includes(c.name));
-        if (main) findings.push(...checkChain(main).map((f) => ({ ...f, chain: b.chain.name, message: f.message.replace(` of ${main.name} `, ` of ${b.chain.name} `) })));
-      }
-      for (const t of rs.tables) {
-        const mine = bases.filter((b) => b.table === t);
-        const reached = new Set(mine.flatMap((b) => [...reachedChains(b.ir)]));
-        for (const c of t.chains) {
-          if (c.base) continue;
-          if (!reached.has(c.name)) findings.push(unreached(c.name, 'a base chain'));
-          const ir = mine[0]?.ir.chains.find((x) => x.name === c.name);
-          if (ir) findings.push(...checkChain(ir));
-        }
-      }
+      findings.push(...checkNftRuleset(rs, baseChainTables(rs)));
     }
   } catch (e) {
     if (e instanceof BpftablesError) { io.err(`bpftables check: ${e.where.file ?? file}${e.where.line ? `:${e.where.line}` : ''}: ${e.message.trim()}\n`); return 2; }

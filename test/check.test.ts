@@ -52,5 +52,7 @@ t.test('bpftables check on files of both syntaxes', async (t) => {
   t.match(bad, { status: 1, stdout: /bad\.rules:6: shadowed: rule 2 of INPUT can never match: rule 1 \(line 5\) matches every packet it would and decides first \(accept\)\n1 problem\n/ }, 'a shadowed rule: its file, line and the rule that hides it; exit 1');
   const nft = run('r.nft', 'table inet f {\n chain in { type filter hook input priority 0; ip saddr 10.0.0.0/8 accept; ip saddr 10.9.9.9 drop; }\n chain spare { accept }\n}\n');
   t.match(nft, { status: 1, stdout: /unreachable: chain spare is never reached from a base chain\n.*r\.nft:2: shadowed: rule 2 of in can never match/s }, 'nft: named by its chains, once for both families');
+  const both = run('both.nft', 'table inet f {\n chain in { type filter hook input priority 0; tcp dport 22 accept; tcp dport 22 drop; }\n}\n');
+  t.equal(both.stdout, `${path.join(dir, 'both.nft')}:2: conflict: rule 2 of in (drop) has the same conditions as rule 1 (line 2) (accept): it never applies\n1 problem\n`, 'nft inet: a rule both families hold is reported once');
   t.match(run('broken.rules', '*filter\n-A INPUT -x\n'), { status: 2 }, 'a file that does not parse: exit 2');
 });

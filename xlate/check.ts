@@ -14,6 +14,7 @@
 import { BpftablesError } from './errors';
 import { type AddrMatch, type Chain, isAddr6, isBuiltin, type Match, type Rule, type Table } from './ir';
 import { validateTable } from './validate';
+import type { BaseChainTable, NftRuleset } from './nft';
 
 export interface Finding { kind: 'shadowed' | 'conflict' | 'unreachable' | 'invalid'; chain?: string; rule?: number; line?: number; file?: string; message: string }
 
@@ -63,7 +64,8 @@ function implies(n: Match, m: Match): boolean {
 const sameConditions = (a: Rule, b: Rule): boolean => covers(a, b) && covers(b, a);
 const verdictText = (r: Rule): string => (r.verdict.kind === 'jump' || r.verdict.kind === 'goto' ? `${r.verdict.kind} ${r.verdict.chain}` : r.verdict.kind);
 
-function chainFindings(c: Chain): Finding[] {
+/** The shadowed and conflicting rules of one chain, named `name` in the messages (an nft base chain's own name, not its hook's). */
+function chainFindings(c: Chain, name = c.name): Finding[] {
   const out: Finding[] = [];
   c.rules.forEach((r, j) => {
     for (let i = 0; i < j; i++) {
@@ -71,10 +73,10 @@ function chainFindings(c: Chain): Finding[] {
       if (!TERMINAL.has(e.verdict.kind) || !covers(e, r)) continue;
       const conflict = sameConditions(e, r) && verdictText(e) !== verdictText(r);
       out.push({
-        kind: conflict ? 'conflict' : 'shadowed', chain: c.name, rule: j + 1, line: r.src?.line, file: r.src?.file,
+        kind: conflict ? 'conflict' : 'shadowed', chain: name, rule: j + 1, line: r.src?.line, file: r.src?.file,
         message: conflict
-          ? `rule ${j + 1} of ${c.name} (${verdictText(r)}) has the same conditions as rule ${i + 1}${e.src ? ` (line ${e.src.line})` : ''} (${verdictText(e)}): it never applies`
-          : `rule ${j + 1} of ${c.name} can never match: rule ${i + 1}${e.src ? ` (line ${e.src.line})` : ''} matches every packet it would and decides first (${verdictText(e)})`,
+          ? `rule ${j + 1} of ${name} (${verdictText(r)}) has the same conditions as rule ${i + 1}${e.src ? ` (line ${e.src.line})` : ''} (${verdictText(e)}): it never applies`
+          : `rule ${j + 1} of ${name} can never match: rule ${i + 1}${e.src ? ` (line ${e.src.line})` : ''} matches every packet it would and decides first (${verdictText(e)})`,
       });
       break;
     }
@@ -106,10 +108,10 @@ export function checkTable(t: Table): Finding[] {
   return out;
 }
 
-export const unreached = (chain: string, from = 'a built-in chain'): Finding => ({ kind: 'unreachable', chain, message: `chain ${chain} is never reached from ${from}` });
+const unreached = (chain: string, from = 'a built-in chain'): Finding => ({ kind: 'unreachable', chain, message: `chain ${chain} is never reached from ${from}` });
 
 /** The user chains a built-in chain of the table reaches, through jumps and gotos. */
-export function reachedChains(t: Table): Set<string> {
+function reachedChains(t: Table): Set<string> {
   const byName = new Map(t.chains.map((c) => [c.name, c]));
   const reached = new Set<string>();
   const walk = (c: Chain): void => {
@@ -122,5 +124,36 @@ export function reachedChains(t: Table): Set<string> {
   return reached;
 }
 
-/** Findings of one chain only (without the table-wide ones). */
-export const checkChain = (c: Chain): Finding[] => chainFindings(c);
+/**
+ * Everything `check` finds in an nft ruleset, given its base chains as IR
+ * tables (xlate/nft.ts baseChainTables): validation per base-chain table (as
+ * it compiles), each chain's own findings, reachability per nft table. An
+ * inet table yields one IR table per family; a finding both families share
+ * is reported once.
+ */
+export function checkNftRuleset(rs: NftRuleset, bases: BaseChainTable[]): Finding[] {
+  const out: Finding[] = [];
+  const seen = new Set<string>();
+  const add = (f: Finding): void => {
+    const key = `${f.kind}\0${f.line ?? ''}\0${f.message}`;
+    if (!seen.has(key)) { seen.add(key); out.push(f); }
+  };
+  for (const b of bases) {
+    for (const f of checkTable(b.ir)) if (f.kind === 'invalid') add(f);
+    const main = b.ir.chains.find((c) => c.rules.length && isBuiltin(c.name));
+    if (main) chainFindings(main, b.chain.name).forEach(add);
+  }
+  for (const t of rs.tables) {
+    const mine = bases.filter((b) => b.table === t);
+    const reached = new Set(mine.flatMap((b) => [...reachedChains(b.ir)]));
+    for (const c of t.chains) {
+      if (c.base) continue;
+      if (!reached.has(c.name)) add(unreached(c.name, 'a base chain'));
+      for (const b of mine) {
+        const ir = b.ir.chains.find((x) => x.name === c.name);
+        if (ir) chainFindings(ir).forEach(add);
+      }
+    }
+  }
+  return out;
+}

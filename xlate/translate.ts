@@ -94,16 +94,11 @@ function match(m: Match, r: Rule, family: Family, db: NameDb): string[] {
       const val = m.ports.length === 1 ? one(m.ports[0]!) : `{ ${m.ports.map(one).join(', ')} }`;
       return [`${proto} ${m.dir === 'src' ? 'sport' : 'dport'} ${m.invert ? '!= ' : ''}${val}`];
     }
-    case 'icmp6': {
-      const name = ICMP6_NAMES[m.type];
+    case 'icmp': case 'icmp6': {
+      if (m.kind === 'icmp' && m.type === 0xff) { if (m.invert) throw new Untranslatable(); return ['ip protocol icmp']; }
+      const name = (m.kind === 'icmp' ? ICMP_NAMES : ICMP6_NAMES)[m.type];
       if (!name || m.codeMin !== 0 || m.codeMax !== 0xff) throw new Untranslatable();
-      return [`icmpv6 type ${m.invert ? '!= ' : ''}${name}`];
-    }
-    case 'icmp': {
-      if (m.type === 0xff) { if (m.invert) throw new Untranslatable(); return ['ip protocol icmp']; }
-      const name = ICMP_NAMES[m.type];
-      if (!name || m.codeMin !== 0 || m.codeMax !== 0xff) throw new Untranslatable();
-      return [`icmp type ${m.invert ? '!= ' : ''}${name}`];
+      return [`${m.kind === 'icmp' ? 'icmp' : 'icmpv6'} type ${m.invert ? '!= ' : ''}${name}`];
     }
     case 'state': return [`ct state ${m.invert ? '! ' : ''}${ctStates(m.states)}`];
     case 'conntrack': {
@@ -173,7 +168,6 @@ function ruleText(r: Rule, family: Family, db: NameDb): string {
   const named = p && r.matches.some((m) => m.kind === protoName(p.num, db));
   if (p && (p.num !== 0 || p.invert) && !named) parts.push(`${family === 6 ? 'meta l4proto' : 'ip protocol'} ${p.invert ? '!= ' : ''}${protoName(p.num, db)}`);
   parts.push(...addr(family === 6 ? 'ip6 saddr' : 'ip saddr', r.ip.src), ...addr(family === 6 ? 'ip6 daddr' : 'ip daddr', r.ip.dst));
-  const later: string[] = [];
   for (const m of r.matches) {
     if (m.kind === 'limit') { parts.push(`limit rate ${limitRate(m.avg)}${m.burst ? ` burst ${m.burst} packets` : ''}`); continue; }
     parts.push(...match(m, r, family, db));
@@ -205,28 +199,37 @@ function ruleText(r: Rule, family: Family, db: NameDb): string {
   }
   const comment = r.matches.find((m): m is Extract<Match, { kind: 'comment' }> => m.kind === 'comment');
   // as iptables prints it: the text as it is (nft has no escape for a quote inside a string)
-  if (comment) later.push(`comment "${comment.text}"`);
-  return [...parts, ...later].join(' ');
+  if (comment) parts.push(`comment "${comment.text}"`);
+  return parts.join(' ');
+}
+
+/**
+ * The nft commands of one iptables command (`add rule ip filter CHAIN ...`,
+ * one per address pair, as iptables makes), or null when it has no exact
+ * translation.
+ */
+function ruleCommands(argv: string[], family: Family, db: NameDb): string[] | null {
+  try {
+    const p = parseIptablesArgv(argv, family);
+    if (typeof p === 'string' || !['filter', 'nat', 'mangle', 'raw', 'security'].includes(p.table)) return null;
+    const cmd = toCommand(p, { db, family });
+    if (!cmd || (cmd.op !== 'append' && cmd.op !== 'insert') || (cmd.op === 'insert' && cmd.index !== 1)) return null;
+    const verb = cmd.op === 'append' ? 'add' : 'insert';
+    return cmd.rules.map((r) => `${verb} rule ${family === 6 ? 'ip6' : 'ip'} ${p.table} ${cmd.chain} ${ruleText(r, family, db)}`);
+  } catch (e) {
+    if (e instanceof Untranslatable || e instanceof BpftablesError) return null;
+    throw e;
+  }
 }
 
 /**
  * `iptables-translate ARGS` (`ip6tables-translate` with family 6) → what it
- * prints: `nft 'add rule ip filter CHAIN ...'` per rule (one per address
- * pair, as iptables makes), or `nft # ARGS` when not translatable.
+ * prints: `nft '...'` per command of ruleCommands, or `nft # ARGS` when not
+ * translatable.
  */
 export function translateCommand(argv: string[], family: Family, db: NameDb): string {
-  const untranslated = `nft # ${argv.join(' ')}\n`;
-  try {
-    const p = parseIptablesArgv(argv, family);
-    if (typeof p === 'string' || !['filter', 'nat', 'mangle', 'raw', 'security'].includes(p.table)) return untranslated;
-    const cmd = toCommand(p, { db, family });
-    if (!cmd || (cmd.op !== 'append' && cmd.op !== 'insert') || (cmd.op === 'insert' && cmd.index !== 1)) return untranslated;
-    const verb = cmd.op === 'append' ? 'add' : 'insert';
-    return cmd.rules.map((r) => `nft '${verb} rule ${family === 6 ? 'ip6' : 'ip'} ${p.table} ${cmd.chain} ${ruleText(r, family, db)}'\n`).join('');
-  } catch (e) {
-    if (e instanceof Untranslatable || e instanceof BpftablesError) return untranslated;
-    throw e;
-  }
+  const got = ruleCommands(argv, family, db);
+  return got ? got.map((c) => `nft '${c}'\n`).join('') : `nft # ${argv.join(' ')}\n`;
 }
 
 /** nft's base chain for each built-in chain of each iptables table: type and priority (iptables-restore-translate's). */
@@ -247,8 +250,27 @@ function chainCommand(fam: string, table: string, line: string): string {
     : `add chain ${fam} ${table} ${name}\n`;
 }
 
-/** A save file's rule line as arguments (iptables-restore's quoting; a leading [p:b] dropped). */
-const ruleArgs = (line: string): string[] => splitArgs(line.replace(/^\[\d+:\d+\]\s*/, '')).map((a) => a.text);
+/** What a save-file walk meets: a `*table` line, a `:chain` line (as nft's add chain), a rule with its nft commands (null: untranslatable). */
+interface SaveFileVisitor {
+  table(name: string): void;
+  chain(command: string): void;
+  rule(r: { table: string; line: string; lineNo: number; args: string[]; commands: string[] | null }): void;
+}
+
+/** Walk an iptables-save file line by line, translating its chain and rule lines (comments, blanks and COMMIT skipped). */
+function walkSaveFile(text: string, family: Family, db: NameDb, v: SaveFileVisitor): void {
+  const fam = family === 6 ? 'ip6' : 'ip';
+  let table = '';
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.replace(/\r$/, '');
+    if (line.startsWith('*')) { table = line.slice(1).trim(); v.table(table); return; }
+    if (line.startsWith(':')) { v.chain(chainCommand(fam, table, line)); return; }
+    if (!line.trim() || line.startsWith('#') || /^COMMIT\s*$/.test(line)) return;
+    // iptables-restore's quoting; a leading [p:b] dropped
+    const args = splitArgs(line.replace(/^\[\d+:\d+\]\s*/, '')).map((a) => a.text);
+    v.rule({ table, line, lineNo: i + 1, args, commands: ruleCommands(['-t', table, ...args], family, db) });
+  });
+}
 
 /**
  * `iptables-restore-translate -f FILE` (ip6tables- with family 6): the
@@ -259,18 +281,12 @@ const ruleArgs = (line: string): string[] => splitArgs(line.replace(/^\[\d+:\d+\
 export function translateRestore(text: string, family: Family, db: NameDb, stamp: string, prog: string): string {
   const fam = family === 6 ? 'ip6' : 'ip';
   let out = `# Translated by ${prog} v1.8.11 (bpftables) on ${stamp}\n`;
-  let table = '';
-  for (const raw of text.split('\n')) {
-    const line = raw.replace(/\r$/, '');
-    if (line.startsWith('*')) { table = line.slice(1).trim(); out += `add table ${fam} ${table}\n`; continue; }
-    if (line.startsWith(':')) { out += chainCommand(fam, table, line); continue; }
-    if (!line.trim() || line.startsWith('#') || /^COMMIT\s*$/.test(line)) continue;
-    const args = ruleArgs(line);
-    for (const l of translateCommand(['-t', table, ...args], family, db).split('\n').filter((x) => x)) {
-      // iptables' untranslated form: the command with its table, and a space after it
-      out += l.startsWith('nft # ') ? `# -t ${table} ${args.join(' ')} \n` : `${l.slice(5, -1)}\n`;
-    }
-  }
+  walkSaveFile(text, family, db, {
+    table: (name) => { out += `add table ${fam} ${name}\n`; },
+    chain: (command) => { out += command; },
+    // iptables' untranslated form: the command with its table, and a space after it
+    rule: ({ table, args, commands }) => { out += commands ? commands.map((c) => `${c}\n`).join('') : `# -t ${table} ${args.join(' ')} \n`; },
+  });
   return `${out}# Completed on ${stamp}\n`;
 }
 
@@ -287,25 +303,15 @@ export function migrateToNft(text: string, family: Family, db: NameDb, source: s
   const fam = family === 6 ? 'ip6' : 'ip';
   const lossy: LossyRule[] = [];
   let out = `#!/usr/sbin/nft -f\n# migrated by bpftables from ${source}\n`;
-  let table = '';
-  text.split('\n').forEach((raw, i) => {
-    const line = raw.replace(/\r$/, '');
-    if (line.startsWith('*')) {
-      table = line.slice(1).trim();
-      // create-then-delete makes a reload start from an empty table, whether or not it existed
-      out += `table ${fam} ${table}\ndelete table ${fam} ${table}\nadd table ${fam} ${table}\n`;
-      return;
-    }
-    if (line.startsWith(':')) { out += chainCommand(fam, table, line); return; }
-    if (!line.trim() || line.startsWith('#') || /^COMMIT\s*$/.test(line)) return;
-    const args = ruleArgs(line);
-    const got = translateCommand(['-t', table, ...args], family, db);
-    if (got.startsWith('nft # ')) {
-      lossy.push({ line: i + 1, rule: line, reason: 'no exact nft translation in bpftables yet' });
-      out += `# not migrated (line ${i + 1}): ${line}\n`;
-      return;
-    }
-    for (const l of got.split('\n').filter((x) => x)) out += `${l.slice(5, -1)}\n`;
+  walkSaveFile(text, family, db, {
+    // create-then-delete makes a reload start from an empty table, whether or not it existed
+    table: (name) => { out += `table ${fam} ${name}\ndelete table ${fam} ${name}\nadd table ${fam} ${name}\n`; },
+    chain: (command) => { out += command; },
+    rule: ({ line, lineNo, commands }) => {
+      if (commands) { out += commands.map((c) => `${c}\n`).join(''); return; }
+      lossy.push({ line: lineNo, rule: line, reason: 'no exact nft translation in bpftables yet' });
+      out += `# not migrated (line ${lineNo}): ${line}\n`;
+    },
   });
   return { nft: out, lossy };
 }

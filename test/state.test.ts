@@ -7,8 +7,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
 import { ip, nsExec, sleep, uniqueName } from '../compat/lab';
-import { allIds, close, mapCreate, MapType, mapUpdate, objPin, u32Key } from '../native/bpf';
+import { close, mapCreate, MapType, mapUpdate, objPin, u32Key } from '../native/bpf';
 import { BIN, prepareState, requireKernel } from './helpers/env';
+import { kernelObjectCounts, settledObjectCounts, throwawayNamespace } from './helpers/live';
 import { bpftablesMain } from '../compat/bpftables';
 import { restoreMain } from '../compat/iptables-restore';
 import { saveMain } from '../compat/iptables-save';
@@ -23,25 +24,16 @@ const RULES = (port: number): string => `*filter
 COMMIT
 `;
 
-const ids = (): string => JSON.stringify([allIds('prog').length, allIds('map').length, allIds('link').length]);
-
 /** Counts once they stop changing (frees of earlier tests' objects may still be under way). */
 function stableIds(): string {
-  let prev = ids();
+  let prev = kernelObjectCounts();
   for (let i = 0; i < 50; i++) {
     sleep(150);
-    const now = ids();
+    const now = kernelObjectCounts();
     if (now === prev) return now;
     prev = now;
   }
   return prev;
-}
-
-/** The kernel frees programs and maps after an RCU grace period: wait (up to 3 s) for the counts to settle at `want`. */
-function settledIds(want: string): string {
-  let now = ids();
-  for (let i = 0; i < 60 && now !== want; i++) { sleep(50); now = ids(); }
-  return now;
 }
 
 t.test('state is per namespace, survives the process, and leaves nothing behind', async (t) => {
@@ -54,7 +46,7 @@ t.test('state is per namespace, survives the process, and leaves nothing behind'
 
   const baseline = stableIds();
   t.equal(run(a, 'iptables-restore', [], RULES(22)).status, 0, 'restore in A');
-  const afterFirst = settledIds(ids());
+  const afterFirst = settledObjectCounts(kernelObjectCounts());
   t.not(afterFirst, baseline, 'programs, maps and links exist');
   t.match(run(a, 'iptables-save').stdout, /--dport 22 -j U/, 'A sees its rules from a new process');
   t.equal(run(b, 'iptables-save').stdout, '', 'B sees nothing');
@@ -63,7 +55,7 @@ t.test('state is per namespace, survives the process, and leaves nothing behind'
   t.notMatch(nsExec(b, 'nft', ['list', 'tables']).stdout, /bpftables/, '...and not for B');
 
   for (let i = 0; i < 5; i++) t.equal(run(a, 'iptables-restore', [], RULES(1000 + i)).status, 0, `replace #${i + 1}`);
-  t.equal(settledIds(afterFirst), afterFirst, 'replacing the ruleset leaks no program, map or link');
+  t.equal(settledObjectCounts(afterFirst), afterFirst, 'replacing the ruleset leaks no program, map or link');
   t.match(run(a, 'iptables-save').stdout, /--dport 1004 -j U/, 'the last ruleset is live');
   const nsDir = path.join('/run/bpftables', `net-${fs.statSync(`/run/netns/${a}`).ino}`);
   t.ok(fs.existsSync(path.join(nsDir, 'ipv4', 'conntrack_ref')), 'A\'s IPv4 directory holds the conntrack marker');
@@ -83,7 +75,7 @@ t.test('state is per namespace, survives the process, and leaves nothing behind'
 
   t.equal(run(a, 'bpftables', ['flush']).status, 0, 'flush');
   t.equal(run(a, 'iptables-save').stdout, '', 'nothing left after flush');
-  t.equal(settledIds(baseline), baseline, 'flush removes every kernel object');
+  t.equal(settledObjectCounts(baseline), baseline, 'flush removes every kernel object');
   t.notMatch(nsExec(a, 'nft', ['list', 'tables']).stdout, /bpftables/, 'flush releases conntrack');
 });
 
@@ -136,12 +128,10 @@ t.test('state of dead namespaces: gc removes it, and an inode reused by a new na
   const gc = spawnSync(path.join(BIN, 'bpftables'), ['gc'], { encoding: 'utf8' });
   t.match(gc.stdout, new RegExp(`removed ${dir}\\n`), 'gc names what it removed');
   t.notOk(fs.existsSync(path.join('/run/bpftables', dir)), 'the directory is gone');
-  t.equal(settledIds(baseline), baseline, 'and with it every kernel object');
+  t.equal(settledObjectCounts(baseline), baseline, 'and with it every kernel object');
 
   // a directory whose cookie is not the namespace's (as after inode reuse) is discarded, not adopted
-  const ns = uniqueName('R');
-  ip('netns', 'add', ns);
-  t.teardown(() => { nsExec(ns, path.join(BIN, 'bpftables'), ['flush']); ip('netns', 'del', ns); });
+  const ns = throwawayNamespace(t, 'R');
   t.equal(nsExec(ns, path.join(BIN, 'iptables-restore'), [], RULES(6)).status, 0);
   const nsDir = path.join('/run/bpftables', `net-${fs.statSync(`/run/netns/${ns}`).ino}`);
   const before = JSON.parse(nsExec(ns, path.join(BIN, 'bpftables'), ['status', '--json']).stdout).ipv4 as { objects: { kind: string; id: number }[] };
@@ -162,9 +152,7 @@ t.test('state of dead namespaces: gc removes it, and an inode reused by a new na
 t.test('another hook at priority 0 (iptables-legacy here): our hooks attach at the nearest free priority, with a warning', async (t) => {
   if (!requireKernel(t, ['iptables-legacy'])) return;
   prepareState();
-  const ns = uniqueName('pr');
-  ip('netns', 'add', ns);
-  t.teardown(() => { nsExec(ns, path.join(BIN, 'bpftables'), ['flush']); ip('netns', 'del', ns); });
+  const ns = throwawayNamespace(t, 'pr');
   t.equal(nsExec(ns, 'iptables-legacy', ['-A', 'INPUT', '-p', 'udp', '--dport', '1', '-j', 'DROP']).status, 0, 'iptables-legacy holds priority 0');
   const r = nsExec(ns, path.join(BIN, 'iptables-restore'), [], '*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 22 -j ACCEPT\nCOMMIT\n');
   t.equal(r.status, 0, `restore succeeds ${r.stderr}`);

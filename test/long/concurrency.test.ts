@@ -9,10 +9,10 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import t from 'tap';
-import { ip, nsExec, uniqueName } from '../../compat/lab';
+import { nsExec } from '../../compat/lab';
 import { udpPacket } from '../../compat/probes';
 import { BIN, prepareState, requireKernel } from '../helpers/env';
-import { liveVerdicts } from '../helpers/live';
+import { liveVerdicts, throwawayNamespace } from '../helpers/live';
 
 const WRITERS = 8, EACH = 100;
 
@@ -36,9 +36,7 @@ function perWriter(text: string): number[][] {
 t.test('8 concurrent writers of 100 rules each: none lost, readers always see a whole ruleset', async (t) => {
   if (!requireKernel(t)) return;
   prepareState();
-  const ns = uniqueName('W');
-  ip('netns', 'add', ns);
-  t.teardown(() => { nsExec(ns, path.join(BIN, 'bpftables'), ['flush']); try { ip('netns', 'del', ns); } catch { /* gone */ } });
+  const ns = throwawayNamespace(t, 'W');
   t.equal(nsExec(ns, path.join(BIN, 'iptables-restore'), [], '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n').status, 0, 'an empty table');
 
   let writing = true;

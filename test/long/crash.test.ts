@@ -11,11 +11,10 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { ip, nsExec, sleep, uniqueName } from '../../compat/lab';
+import { nsExec, sleep } from '../../compat/lab';
 import { udpPacket } from '../../compat/probes';
-import { allIds } from '../../native/bpf';
 import { BIN, prepareState, requireKernel } from '../helpers/env';
-import { familyDirOf, type HookChain, liveVerdicts } from '../helpers/live';
+import { familyDirOf, type HookChain, kernelObjectCounts, liveVerdicts, settledObjectCounts, throwawayNamespace } from '../helpers/live';
 
 const KILLS = 200;
 
@@ -36,14 +35,10 @@ const PROBES: { chain: HookChain; packet: Buffer }[] = ([['INPUT', 7001], ['INPU
 let seed = 20261201;
 const rand = (): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed / 0x80000000; };
 
-const ids = (): string => JSON.stringify([allIds('prog').length, allIds('map').length, allIds('link').length]);
-
 t.test('a killed iptables-restore or iptables leaves the old or the new ruleset, never none or a mix', async (t) => {
   if (!requireKernel(t)) return;
   prepareState();
-  const ns = uniqueName('K');
-  ip('netns', 'add', ns);
-  t.teardown(() => { nsExec(ns, path.join(BIN, 'bpftables'), ['flush']); try { ip('netns', 'del', ns); } catch { /* gone */ } });
+  const ns = throwawayNamespace(t, 'K');
   const run = (cmd: string, args: string[], input?: string, env: NodeJS.ProcessEnv = {}): ReturnType<typeof nsExec> =>
     nsExec(ns, path.join(BIN, cmd), args, input, { ...process.env, ...env });
   const verdicts = (): string => liveVerdicts(ns, PROBES);
@@ -69,7 +64,7 @@ t.test('a killed iptables-restore or iptables leaves the old or the new ruleset,
   t.ok(restorePoints >= 15 && insertPoints >= 12, `crash points: restore ${restorePoints}, iptables -A ${insertPoints}`);
   t.equal(run('iptables-restore', [], BASES.A).status, 0, 'back to A');
   sleep(200);
-  const baseline = ids();
+  const baseline = kernelObjectCounts();
 
   let cur = 'A';
   const stats = { point: 0, instant: 0, old: 0, new: 0 };
@@ -109,7 +104,5 @@ t.test('a killed iptables-restore or iptables leaves the old or the new ruleset,
   t.pass(`${KILLS} kills (${stats.point} at crash points, ${stats.instant} at random instants): the old ruleset in force after ${stats.old}, the new after ${stats.new}`);
   t.ok(stats.old > 20 && stats.new > 20, 'both outcomes were reached');
   if (cur !== 'A') run('iptables-restore', [], BASES.A);
-  let now = ids();
-  for (let i = 0; i < 100 && now !== baseline; i++) { sleep(50); now = ids(); }
-  t.equal(now, baseline, 'no program, map or link leaked');
+  t.equal(settledObjectCounts(baseline), baseline, 'no program, map or link leaked');
 });

@@ -11,8 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { nsExec, sleep, Topology } from '../../compat/lab';
-import { allIds } from '../../native/bpf';
 import { BIN, prepareState, requireKernel } from '../helpers/env';
+import { kernelObjectCounts, settledObjectCounts } from '../helpers/live';
 
 const CYCLES = 1000;
 
@@ -31,7 +31,6 @@ function tcpStats(ns: string): Record<string, number> {
   return Object.fromEntries(names!.map((n, i) => [n, Number(values![i])]));
 }
 const unreclaimable = (): number => Number(/SUnreclaim:\s+(\d+)/.exec(fs.readFileSync('/proc/meminfo', 'utf8'))![1]) * 1024;
-const ids = (): string => JSON.stringify([allIds('prog').length, allIds('map').length, allIds('link').length]);
 
 function start(ns: string, script: string): { child: ReturnType<typeof spawn>; out: Promise<string> } {
   const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -50,7 +49,7 @@ t.test(`${CYCLES} replacements under a running TCP stream: no segment lost, memo
   const files = [0, 1].map((d) => { const f = path.join(dir, `r${d}`); fs.writeFileSync(f, ruleset(d)); return f; });
   t.equal(nsExec(topo.router, path.join(BIN, 'iptables-restore'), [files[0]!]).status, 0, 'the first ruleset');
   sleep(300);
-  const idsBefore = ids(), slabBefore = unreclaimable();
+  const idsBefore = kernelObjectCounts(), slabBefore = unreclaimable();
 
   const server = start(topo.server, `let n = 0; require('net').createServer((s) => { s.on('data', (d) => { n += d.length; }); s.on('end', () => { console.log(n); process.exit(0); }); }).listen(5001, '10.0.2.2', () => console.log('ready'));`);
   // the listener needs a moment in its namespace
@@ -75,9 +74,7 @@ t.test(`${CYCLES} replacements under a running TCP stream: no segment lost, memo
   t.equal(after.client.RetransSegs! - before.client.RetransSegs!, 0, 'the sender retransmitted nothing (no segment was dropped)');
   t.equal(after.server.RetransSegs! - before.server.RetransSegs!, 0, 'nor did the receiver (no ACK was dropped)');
 
-  let idsAfter = ids();
-  for (let i = 0; i < 100 && idsAfter !== idsBefore; i++) { sleep(50); idsAfter = ids(); }
-  t.equal(idsAfter, idsBefore, 'the same number of programs, maps and links as before');
+  t.equal(settledObjectCounts(idsBefore), idsBefore, 'the same number of programs, maps and links as before');
   const growth = unreclaimable() - slabBefore;
   t.ok(growth < 16 * 1024 * 1024, `unreclaimable kernel memory flat (${(growth / 1024 / 1024).toFixed(1)} MiB change)`);
 });

@@ -167,6 +167,18 @@ export function main(): void {
   runMain('bpftables', bpftablesMain);
 }
 
+/** The text of a command's input file (`-`: standard input), or null once the failure is reported. */
+function readInput(cmd: string, file: string, io: Io): string | null {
+  try { return fs.readFileSync(file === '-' ? 0 : file, 'utf8'); } catch (e) { io.err(`bpftables ${cmd}: ${file}: ${(e as Error).message}\n`); return null; }
+}
+
+/** A ruleset that does not parse, reported as `bpftables CMD: FILE:LINE: message` (exit 2); anything else is rethrown. */
+function ruleError(cmd: string, file: string, e: unknown, io: Io): number {
+  if (!(e instanceof BpftablesError)) throw e;
+  io.err(`bpftables ${cmd}: ${e.where.file ?? file}${e.where.line ? `:${e.where.line}` : ''}: ${e.message.trim()}\n`);
+  return 2;
+}
+
 /**
  * `bpftables check [-6] FILE`: an iptables-save file (its first statement a
  * `*table` line) or an nft file, checked without the kernel (xlate/check.ts).
@@ -175,8 +187,8 @@ function checkCommand(args: string[], io: Io): number {
   const family = args.includes('-6') ? 6 : 4;
   const file = args.find((a) => a !== '-6');
   if (!file) { io.err('bpftables check: a file to check is needed (- for standard input)\n'); return 2; }
-  let text: string;
-  try { text = fs.readFileSync(file === '-' ? 0 : file, 'utf8'); } catch (e) { io.err(`bpftables check: ${file}: ${(e as Error).message}\n`); return 2; }
+  const text = readInput('check', file, io);
+  if (text === null) return 2;
   const findings: Finding[] = [];
   try {
     const first = text.split('\n').map((l) => l.trim()).find((l) => l && !l.startsWith('#'));
@@ -187,8 +199,7 @@ function checkCommand(args: string[], io: Io): number {
       findings.push(...checkNftRuleset(rs, baseChainTables(rs)));
     }
   } catch (e) {
-    if (e instanceof BpftablesError) { io.err(`bpftables check: ${e.where.file ?? file}${e.where.line ? `:${e.where.line}` : ''}: ${e.message.trim()}\n`); return 2; }
-    throw e;
+    return ruleError('check', file, e, io);
   }
   findings.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
   for (const f of findings) io.out(`${f.file ?? file}${f.line ? `:${f.line}` : ''}: ${f.kind}: ${f.message}\n`);
@@ -210,14 +221,13 @@ function migrateCommand(args: string[], io: Io): number {
   }
   if (to !== 'nft') { io.err(`bpftables migrate: --to ${to ?? '(missing)'}: only --to nft (from iptables-save files) is supported by bpftables yet\n`); return 2; }
   if (!input) { io.err('bpftables migrate: an input file is needed (- for standard input)\n'); return 2; }
-  let text: string;
-  try { text = fs.readFileSync(input === '-' ? 0 : input, 'utf8'); } catch (e) { io.err(`bpftables migrate: ${input}: ${(e as Error).message}\n`); return 2; }
+  const text = readInput('migrate', input, io);
+  if (text === null) return 2;
   try {
     // the input must be a valid ruleset: iptables-restore's own parser says so first
     parseRestore(text, { file: input, db: systemNameDb, counters: false, family, noValidate: true });
   } catch (e) {
-    if (e instanceof BpftablesError) { io.err(`bpftables migrate: ${input}${e.where.line ? `:${e.where.line}` : ''}: ${e.message.trim()}\n`); return 2; }
-    throw e;
+    return ruleError('migrate', input, e, io);
   }
   const { nft, lossy } = migrateToNft(text, family, systemNameDb, input);
   io.out(nft);

@@ -120,7 +120,7 @@ function verifierError(e: BpfLoadError, h: HookProgram): BpftablesError {
   return new BpftablesError(limit ?? `the kernel rejected the ${h.chain} program${origin}: ${last}`, 1);
 }
 
-const E2BIG = 7;
+const E2BIG = 7, ENOMEM = 12, ENOSPC = 28;
 /** Rules that compile to map lookups, and what holds any number of addresses: said whenever a program limit is hit. */
 const FEWER_CHECKS = 'rules are checked one by one except runs that differ only in addresses, ports or protocol (which become map '
   + 'lookups): use fewer other rules in that chain, or hold addresses in an ipset (-m set); nothing was changed';
@@ -144,7 +144,7 @@ function hashlimitMap(family: Family, name: string, entries: number): number {
   try {
     return hashlimitMapFd(family, name, HASHLIMIT_KEY_SIZE, HASHLIMIT_VALUE_SIZE, entries);
   } catch (e) {
-    if (e instanceof SysError && [7, 12, 28].includes(e.errno)) {
+    if (e instanceof SysError && [E2BIG, ENOMEM, ENOSPC].includes(e.errno)) {
       throw new BpftablesError(`hashlimit table ${name}: the kernel cannot give one map ${entries.toLocaleString('en-US')} entries (${e.message}); bpftables reserves every entry of a table in advance, so use a smaller --hashlimit-htable-max; nothing was changed`, 1);
     }
     throw e;

@@ -2,7 +2,7 @@
  * Typed wrappers of the bpf() commands bpftables uses. Each returns plain
  * values or throws SysError/BpfLoadError; fds are owned by the caller.
  */
-import { addressOf, bpfSyscall, bpfSyscallRaw, close, SysError } from './libc';
+import { addressOf, bpfSyscall, bpfSyscallRaw, close, SysError, withSignalsHeld } from './libc';
 
 export const Cmd = {
   MAP_CREATE: 0, MAP_LOOKUP_ELEM: 1, MAP_UPDATE_ELEM: 2, MAP_DELETE_ELEM: 3, MAP_GET_NEXT_KEY: 4, PROG_LOAD: 5,
@@ -172,13 +172,17 @@ export function progLoad(spec: ProgSpec): number {
     }
     return a;
   };
-  // the verifier gives up with EAGAIN when a signal arrives meanwhile; try again like libbpf does
-  let r = bpfSyscallRaw(Cmd.PROG_LOAD, build(null, 0));
-  for (let tries = 0; r === -11 && tries < 5; tries++) r = bpfSyscallRaw(Cmd.PROG_LOAD, build(null, 0));
+  // the verifier gives up with EAGAIN when a signal is pending: hold them off, and still try again like libbpf does
+  const load = (attr: Buffer): number => withSignalsHeld(() => {
+    let r = bpfSyscallRaw(Cmd.PROG_LOAD, attr);
+    for (let tries = 0; r === -11 && tries < 5; tries++) r = bpfSyscallRaw(Cmd.PROG_LOAD, attr);
+    return r;
+  });
+  const r = load(build(null, 0));
   if (r >= 0) return r;
   // reload with the verifier log to say why (the kernel keeps the log's tail when it overflows)
   const logBuf = Buffer.alloc(1 << 20);
-  const r2 = bpfSyscallRaw(Cmd.PROG_LOAD, build(logBuf, 1));
+  const r2 = load(build(logBuf, 1));
   if (r2 >= 0) return r2;
   const end = logBuf.indexOf(0);
   throw new BpfLoadError(-r, logBuf.toString('utf8', 0, end < 0 ? logBuf.length : end), spec.name);

@@ -18,6 +18,24 @@ const _recv = libc.func('long recv(int, void *, size_t, int)');
 const _bind = libc.func('int bind(int, void *, uint32_t)');
 const _setsockopt = libc.func('int setsockopt(int, int, int, void *, uint32_t)');
 const _getsockopt = libc.func('int getsockopt(int, int, int, void *, _Inout_ uint32_t *)');
+const _sigmask = libc.func('int pthread_sigmask(int, void *, void *)');
+
+const SIG_BLOCK = 0, SIG_SETMASK = 2;
+/** glibc's sigset_t: 1024 bits */
+const ALL_SIGNALS = Buffer.alloc(128, 0xff);
+
+/**
+ * Run `fn` with every signal held off this thread (the kernel never holds
+ * SIGKILL or SIGSTOP). The verifier gives up with EAGAIN whenever a signal is
+ * pending, and a big program takes long enough for one to arrive — a child
+ * exiting, a resize, or a sampling profiler's tick every few microseconds.
+ * Held signals are delivered when `fn` returns.
+ */
+export function withSignalsHeld<T>(fn: () => T): T {
+  const old = Buffer.alloc(128);
+  if (Number(_sigmask(SIG_BLOCK, ALL_SIGNALS, old)) !== 0) return fn();
+  try { return fn(); } finally { _sigmask(SIG_SETMASK, old, null); }
+}
 
 export class SysError extends Error {
   constructor(readonly call: string, readonly errno: number, detail?: string) {

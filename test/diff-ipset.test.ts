@@ -20,11 +20,13 @@ function ipsetBoth(pair: DiffPair, args: string[]): { legacy: ReturnType<typeof 
 }
 
 const SETUP = [
-  'create blk hash:ip timeout 600', 'add blk 10.0.1.2 timeout 2', 'add blk 10.0.1.7',
+  'create blk hash:ip timeout 600', 'add blk 10.0.1.7',
   'create nets hash:net', 'add nets 10.0.2.0/24', 'add nets 192.168.0.0-192.168.0.10',
   'create svc hash:ip,port', 'add svc 10.0.1.1,tcp:22', 'add svc 10.0.1.1,udp:53', 'add svc 10.0.1.1,icmp:ping',
   'create np hash:net,port', 'add np 10.0.2.0/24,tcp:80-81',
   'create blk2 hash:ip', 'add blk2 10.0.1.2',
+  // last, so that the first probes come well within its 2 seconds (each command here takes a while under tap)
+  'add blk 10.0.1.2 timeout 2',
 ];
 
 const RULES = `*filter

@@ -7,6 +7,10 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
+// tap hands each test process a NODE_OPTIONS that loads its process-info hook; the commands a
+// test runs would each load it too (100 ms apiece) and be timed with it: they run without
+if (process.env.NODE_OPTIONS?.includes('@tapjs/processinfo')) delete process.env.NODE_OPTIONS;
+
 export const REPO = path.resolve(__dirname, '..', '..', '..');
 export const BIN = path.join(REPO, 'bin');
 export const SHARED = path.resolve(REPO, '..', 'shared', 'conformance');

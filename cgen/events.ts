@@ -13,7 +13,7 @@
  */
 import { type Asm, Helper, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10 } from './asm';
 import type { KernelLayout } from './btf';
-import type { MapSpecOut } from './prefilter';
+import { type MapSpecOut, packEntries } from './prefilter';
 import { ACT_LOST, ACT_SLOTS, FRAME, MSS_BAD, MSS_FOUND, S } from './summary';
 import { type BuiltinChain, type Family, type Rule, type Table } from '../xlate/ir';
 import { LOG_PREFIX_MAX, rejectIndex } from '../xlate/targets';
@@ -87,7 +87,7 @@ export function actionsMap(t: Table, ids: Map<Rule, number>): MapSpecOut {
     const k = Buffer.alloc(4); k.writeUInt32LE(id);
     return [k, value.subarray(id * ACTION_SIZE, (id + 1) * ACTION_SIZE)];
   });
-  return { name: ACTIONS_MAP, type: 2 /* array */, keySize: 4, valueSize: ACTION_SIZE, maxEntries: Math.max(1, ids.size), flags: 0, entries };
+  return { name: ACTIONS_MAP, type: 2 /* array */, keySize: 4, valueSize: ACTION_SIZE, maxEntries: Math.max(1, ids.size), flags: 0, ...packEntries(entries) };
 }
 
 /** Queue action `id` in the summary (r9); a full queue only marks the loss. */

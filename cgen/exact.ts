@@ -22,8 +22,8 @@ export const MIN_EXACT_RUN = 16;
 const BPF_MAP_TYPE_HASH = 1;
 const KEY_SIZE = 16;
 
-/** Which fields a keyable rule tests; `sig` says the same as one string (rules of one shape share it). */
-interface Shape { src: boolean; dst: boolean; proto: boolean; sport: boolean; dport: boolean; l4: 'tcp' | 'udp' | ''; sig: string }
+/** Which fields a keyable rule tests; `sig` says the same as one number (rules of one shape share it). */
+interface Shape { src: boolean; dst: boolean; proto: boolean; sport: boolean; dport: boolean; l4: 'tcp' | 'udp' | ''; sig: number }
 
 const shapes = new WeakMap<Rule, Shape | null>();
 
@@ -33,22 +33,28 @@ function shapeOf(r: Rule): Shape | undefined {
   return s ?? undefined;
 }
 
+/** One object per distinct shape (there are at most 2^5 * 3), so a run's rules share theirs. */
+const SHAPES = new Map<number, Shape>();
+
 function computeShape(r: Rule): Shape | undefined {
   const ip = r.ip;
   if (r.verdict.kind !== 'accept' && r.verdict.kind !== 'drop' && r.verdict.kind !== 'jump') return undefined;
   if (ip.in || ip.out || ip.frag) return undefined;
   if (!exactAddr(ip.src) || !exactAddr(ip.dst) || ip.proto?.invert || ip.proto?.nft) return undefined;
-  const shape: Shape = { src: !!ip.src, dst: !!ip.dst, proto: !!ip.proto, sport: false, dport: false, l4: '', sig: '' };
+  let sport = false, dport = false, l4: Shape['l4'] = '';
   for (const m of r.matches) {
     if (m.kind === 'comment') continue;
-    if ((m.kind !== 'tcp' && m.kind !== 'udp') || shape.l4) return undefined;
+    if ((m.kind !== 'tcp' && m.kind !== 'udp') || l4) return undefined;
     if ((m.kind === 'tcp' && m.flags) || m.short) return undefined;
-    if (m.sport) { if (m.sport.invert || m.sport.range[0] !== m.sport.range[1]) return undefined; shape.sport = true; }
-    if (m.dport) { if (m.dport.invert || m.dport.range[0] !== m.dport.range[1]) return undefined; shape.dport = true; }
-    shape.l4 = m.kind;
+    if (m.sport) { if (m.sport.invert || m.sport.range[0] !== m.sport.range[1]) return undefined; sport = true; }
+    if (m.dport) { if (m.dport.invert || m.dport.range[0] !== m.dport.range[1]) return undefined; dport = true; }
+    l4 = m.kind;
   }
-  if (!shape.src && !shape.dst && !shape.proto) return undefined;
-  shape.sig = `${+shape.src}${+shape.dst}${+shape.proto}${+shape.sport}${+shape.dport}${shape.l4}`;
+  const src = !!ip.src, dst = !!ip.dst, proto = !!ip.proto;
+  if (!src && !dst && !proto) return undefined;
+  const sig = +src | (+dst << 1) | (+proto << 2) | (+sport << 3) | (+dport << 4) | ((l4 === 'tcp' ? 1 : l4 === 'udp' ? 2 : 0) << 5);
+  let shape = SHAPES.get(sig);
+  if (!shape) SHAPES.set(sig, shape = { src, dst, proto, sport, dport, l4, sig });
   return shape;
 }
 
@@ -63,6 +69,33 @@ export interface ExactRun {
 /** A hit's verdict value: NF_DROP, NF_ACCEPT, or JUMP_BASE + the index of the run's target. */
 const JUMP_BASE = 2;
 
+/**
+ * What identifies a rule's key within a run of one shape: the fields of the
+ * shape joined as a string, or for the commonest shapes (one address) the
+ * number itself. The protocol is left out of tcp/udp runs (one protocol each).
+ */
+function keyId(r: Rule, s: Shape, withPorts: boolean): string | number {
+  const src = s.src ? (r.ip.src as Addr4Match).addr : 0, dst = s.dst ? (r.ip.dst as Addr4Match).addr : 0;
+  const proto = s.proto && !s.l4 ? r.ip.proto!.num : 0;
+  if (!withPorts || (!s.sport && !s.dport)) {
+    if (!s.proto || s.l4) {
+      if (!s.dst) return src;
+      if (!s.src) return dst;
+    }
+    return `${src},${dst},${proto}`;
+  }
+  const [sport, dport] = ports(r, s);
+  return `${src},${dst},${proto},${sport},${dport}`;
+}
+
+function ports(r: Rule, s: Shape): [number, number] {
+  for (const m of r.matches) {
+    if (m.kind !== 'tcp' && m.kind !== 'udp') continue;
+    return [s.sport ? m.sport!.range[0] : 0, s.dport ? m.dport!.range[0] : 0];
+  }
+  return [0, 0];
+}
+
 /** Maximal runs (at least MIN_EXACT_RUN rules) of keyable rules of one shape within rules [lo, hi). */
 export function findExactRuns(chain: Chain, chainIdx: number, lo: number, hi: number): ExactRun[] {
   const runs: ExactRun[] = [];
@@ -70,19 +103,20 @@ export function findExactRuns(chain: Chain, chainIdx: number, lo: number, hi: nu
   while (i < hi) {
     const s = shapeOf(chain.rules[i]!);
     if (!s) { i++; continue; }
+    const proto = chain.rules[i]!.ip.proto?.num;
     // keys seen so far: a run with jumps ends before a key comes again (see above)
-    const keys = new Set<string>();
+    const keys = new Set<string | number>();
     let jumps = false;
-    const keyOf = (r: Rule): string => keyFields(r, s, true).join(',');
     let j = i;
     while (j < hi) {
       const r = chain.rules[j]!;
-      const t = shapeOf(r);
-      if (!t || t.sig !== s.sig || (s.l4 && r.ip.proto?.num !== chain.rules[i]!.ip.proto?.num)) break;
-      const key = keyOf(r);
-      if (keys.has(key) && (jumps || r.verdict.kind === 'jump')) break;
+      // a tcp or udp run is of one protocol; other runs may mix them (the key holds it)
+      if (shapeOf(r) !== s || (s.l4 && r.ip.proto!.num !== proto)) break;
+      const key = keyId(r, s, true);
+      const jump = r.verdict.kind === 'jump';
+      if ((jumps || jump) && keys.has(key)) break;
       keys.add(key);
-      jumps ||= r.verdict.kind === 'jump';
+      jumps ||= jump;
       j++;
     }
     if (j - i >= MIN_EXACT_RUN) {
@@ -95,57 +129,46 @@ export function findExactRuns(chain: Chain, chainIdx: number, lo: number, hi: nu
   return runs;
 }
 
-/** The key's fields of a rule: source, destination, protocol, source port, destination port (0 when not in the shape). */
-function keyFields(r: Rule, s: Shape, withPorts: boolean): [number, number, number, number, number] {
-  let sport = 0, dport = 0;
+/** Write the key of rule `r` (fields outside the shape zero; without ports when not `withPorts`) at `at`. */
+function writeKey(out: Buffer, at: number, r: Rule, s: Shape, withPorts: boolean): void {
+  if (s.src) out.writeUInt32LE((r.ip.src as Addr4Match).addr, at);
+  if (s.dst) out.writeUInt32LE((r.ip.dst as Addr4Match).addr, at + 4);
+  if (s.proto) out[at + 8] = r.ip.proto!.num;
   if (withPorts && (s.sport || s.dport)) {
-    for (const m of r.matches) {
-      if (m.kind !== 'tcp' && m.kind !== 'udp') continue;
-      if (s.sport) sport = m.sport!.range[0];
-      if (s.dport) dport = m.dport!.range[0];
-      break;
-    }
+    const [sport, dport] = ports(r, s);
+    out.writeUInt16LE(sport, at + 10);
+    out.writeUInt16LE(dport, at + 12);
   }
-  return [s.src ? (r.ip.src as Addr4Match).addr : 0, s.dst ? (r.ip.dst as Addr4Match).addr : 0, s.proto ? r.ip.proto!.num : 0, sport, dport];
-}
-
-function keyBuffer([src, dst, proto, sport, dport]: [number, number, number, number, number]): Buffer {
-  const k = Buffer.alloc(KEY_SIZE);
-  k.writeUInt32LE(src, 0);
-  k.writeUInt32LE(dst, 4);
-  k[8] = proto;
-  k.writeUInt16LE(sport, 10);
-  k.writeUInt16LE(dport, 12);
-  return k;
 }
 
 /** The run's maps: full key → { counter slot, verdict } (first rule wins), and for tcp/udp runs the address/protocol part → 1. */
 export function exactMaps(chain: Chain, run: ExactRun, slotOf: (r: Rule) => number): MapSpecOut[] {
-  // keys are deduplicated as strings; buffers are built for the entries kept
-  const first = new Map<string, [Rule, [number, number, number, number, number]]>();
-  const ipPart = new Map<string, [number, number, number, number, number]>();
+  // the first rule of each key, and for tcp/udp runs one rule of each address/protocol part
+  const first = new Map<string | number, Rule>();
+  const ipPart = new Map<string | number, Rule>();
   for (let i = run.from; i < run.to; i++) {
     const r = chain.rules[i]!;
-    const f = keyFields(r, run.shape, true);
-    const id = `${f[0]},${f[1]},${f[2]},${f[3]},${f[4]}`;
-    if (!first.has(id)) first.set(id, [r, f]);
-    if (run.ipMap) ipPart.set(`${f[0]},${f[1]},${f[2]}`, [f[0], f[1], f[2], 0, 0]);
+    const id = keyId(r, run.shape, true);
+    if (!first.has(id)) first.set(id, r);
+    if (run.ipMap) { const ipId = keyId(r, run.shape, false); if (!ipPart.has(ipId)) ipPart.set(ipId, r); }
   }
-  // one buffer each for the values, sliced per entry
+  // keys and values back to back, as one batch update takes them
+  const keys = Buffer.alloc(KEY_SIZE * first.size);
   const values = Buffer.alloc(8 * first.size);
-  const entries: [Buffer, Buffer][] = [];
-  let at = 0;
-  for (const [r, f] of first.values()) {
-    values.writeUInt32LE(slotOf(r), at);
+  let n = 0;
+  for (const r of first.values()) {
+    writeKey(keys, n * KEY_SIZE, r, run.shape, true);
+    values.writeUInt32LE(slotOf(r), n * 8);
     const v = r.verdict;
-    values.writeUInt32LE(v.kind === 'jump' ? JUMP_BASE + run.targets.indexOf(v.chain) : v.kind === 'accept' ? NF_ACCEPT : NF_DROP, at + 4);
-    entries.push([keyBuffer(f), values.subarray(at, at + 8)]);
-    at += 8;
+    values.writeUInt32LE(v.kind === 'jump' ? JUMP_BASE + run.targets.indexOf(v.chain) : v.kind === 'accept' ? NF_ACCEPT : NF_DROP, n * 8 + 4);
+    n++;
   }
-  const maps: MapSpecOut[] = [{ name: run.map, type: BPF_MAP_TYPE_HASH, keySize: KEY_SIZE, valueSize: 8, maxEntries: first.size, flags: 0, entries }];
+  const maps: MapSpecOut[] = [{ name: run.map, type: BPF_MAP_TYPE_HASH, keySize: KEY_SIZE, valueSize: 8, maxEntries: first.size, flags: 0, keys, values, count: first.size }];
   if (run.ipMap) {
-    const one = Buffer.from([1]);
-    maps.push({ name: run.ipMap, type: BPF_MAP_TYPE_HASH, keySize: KEY_SIZE, valueSize: 1, maxEntries: ipPart.size, flags: 0, entries: [...ipPart.values()].map((f) => [keyBuffer(f), one]) });
+    const ipKeys = Buffer.alloc(KEY_SIZE * ipPart.size);
+    let k = 0;
+    for (const r of ipPart.values()) writeKey(ipKeys, KEY_SIZE * k++, r, run.shape, false);
+    maps.push({ name: run.ipMap, type: BPF_MAP_TYPE_HASH, keySize: KEY_SIZE, valueSize: 1, maxEntries: ipPart.size, flags: 0, keys: ipKeys, values: Buffer.alloc(ipPart.size, 1), count: ipPart.size });
   }
   return maps;
 }

@@ -23,8 +23,18 @@ export interface MapSpecOut {
   valueSize: number;
   maxEntries: number;
   flags: number;
-  entries: [Buffer, Buffer][];
+  /** the initial elements: `count` keys of keySize bytes and their values of valueSize bytes, back to back (one batch update) */
+  keys: Buffer;
+  values: Buffer;
+  count: number;
 }
+
+/** Elements given as [key, value] pairs, packed as MapSpecOut holds them. */
+export function packEntries(entries: readonly (readonly [Buffer, Buffer])[]): { keys: Buffer; values: Buffer; count: number } {
+  return { keys: Buffer.concat(entries.map(([k]) => k)), values: Buffer.concat(entries.map(([, v]) => v)), count: entries.length };
+}
+/** No initial elements. */
+export const NO_ENTRIES = (): { keys: Buffer; values: Buffer; count: number } => ({ keys: Buffer.alloc(0), values: Buffer.alloc(0), count: 0 });
 
 type Field = 'src' | 'dst';
 
@@ -64,7 +74,7 @@ export function runMap(chain: Chain, run: Run): MapSpecOut {
   }
   return {
     name: run.map, type: LPM_TRIE, keySize: 8, valueSize: 1, maxEntries: keys.size, flags: BPF_F_NO_PREALLOC,
-    entries: [...keys.values()].map((k) => [k, Buffer.from([1])]),
+    keys: Buffer.concat([...keys.values()]), values: Buffer.alloc(keys.size, 1), count: keys.size,
   };
 }
 

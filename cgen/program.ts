@@ -15,7 +15,7 @@ import type { KernelLayout } from './btf';
 import { BpftablesError } from '../xlate/errors';
 import { emitIpPart, emitMatch, initialState, type MatchEnv, STATE_MAP } from './match';
 import { emitExactRun, type ExactRun, exactMaps, findExactRuns, runBranches } from './exact';
-import { emitRunGuard, findRuns, type MapSpecOut, runMap } from './prefilter';
+import { emitRunGuard, findRuns, type MapSpecOut, NO_ENTRIES, runMap } from './prefilter';
 import { CtBit, FRAME, RET_CONTINUE, S } from './summary';
 import { emitSocketOwner } from './owner';
 import { HOOK_NOSK, RECENT_VALUE_SIZE, RECENT_ZERO_MAP } from './recent';
@@ -665,19 +665,27 @@ function compileHook(t: Table, chain: BuiltinChain, cx: CompileCtx, k: KernelLay
 function checkFrames(t: Table, main: Chain, cx: CompileCtx): void {
   const byName = new Map(t.chains.map((c) => [c.name, c]));
   const cost = (c: Chain): number => (chunksOf(cx, c).length > 1 ? 2 : 1);
-  const deepest = (c: Chain, seen: string[]): { frames: number; path: string[] } => {
+  // validation rejects loops, so a chain's depth is the same from wherever it is reached: once per chain
+  const memo = new Map<string, { frames: number; path: string[] }>();
+  const deepest = (c: Chain): { frames: number; path: string[] } => {
+    const known = memo.get(c.name);
+    if (known) return known;
+    memo.set(c.name, { frames: 0, path: [] }); // a loop (never validated) ends here
     let best = { frames: 0, path: [] as string[] };
+    const targets = new Set<string>();
     for (const r of c.rules) {
       const v = r.verdict;
-      if (v.kind !== 'jump' && v.kind !== 'goto') continue;
-      const target = byName.get(v.chain)!;
-      if (seen.includes(target.name)) continue; // loops are rejected by validation
-      const sub = deepest(target, [...seen, target.name]);
+      if (v.kind === 'jump' || v.kind === 'goto') targets.add(v.chain);
+    }
+    for (const name of targets) {
+      const target = byName.get(name)!;
+      const sub = deepest(target);
       if (cost(target) + sub.frames > best.frames) best = { frames: cost(target) + sub.frames, path: [target.name, ...sub.path] };
     }
+    memo.set(c.name, best);
     return best;
   };
-  const d = deepest(main, [main.name]);
+  const d = deepest(main);
   const frames = 1 + (chunksOf(cx, main).length > 1 ? 1 : 0) + d.frames;
   if (frames > MAX_FRAMES) {
     throw new BpftablesError(`chains nest too deeply from ${main.name} (${[main.name, ...d.path].join(' -> ')}): ` +
@@ -732,18 +740,18 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
   const hooks = BUILTIN_CHAINS.map((c) => compileHook(t, c, cx, k));
   if (cx.actions.size) cx.maps.set(ACTIONS_MAP, actionsMap(t, cx.actions));
   if (hashlimitTables(t).size) {
-    cx.maps.set(HASHLIMIT_SCRATCH_MAP, { name: HASHLIMIT_SCRATCH_MAP, type: 6 /* per-CPU array */, keySize: 4, valueSize: HASHLIMIT_SCRATCH_SIZE, maxEntries: 1, flags: 0, entries: [] });
+    cx.maps.set(HASHLIMIT_SCRATCH_MAP, { name: HASHLIMIT_SCRATCH_MAP, type: 6 /* per-CPU array */, keySize: 4, valueSize: HASHLIMIT_SCRATCH_SIZE, maxEntries: 1, flags: 0, ...NO_ENTRIES() });
   }
   if (t.family === 6 && usesAddrtype(t)) {
-    cx.maps.set(ADDRTYPE6_SCRATCH_MAP, { name: ADDRTYPE6_SCRATCH_MAP, type: 6 /* per-CPU array */, keySize: 4, valueSize: ADDRTYPE6_KEY_SIZE, maxEntries: 1, flags: 0, entries: [] });
+    cx.maps.set(ADDRTYPE6_SCRATCH_MAP, { name: ADDRTYPE6_SCRATCH_MAP, type: 6 /* per-CPU array */, keySize: 4, valueSize: ADDRTYPE6_KEY_SIZE, maxEntries: 1, flags: 0, ...NO_ENTRIES() });
   }
   if (cx.usesRecent) {
-    cx.maps.set(RECENT_ZERO_MAP, { name: RECENT_ZERO_MAP, type: 2 /* array */, keySize: 4, valueSize: RECENT_VALUE_SIZE, maxEntries: 1, flags: 0, entries: [] });
+    cx.maps.set(RECENT_ZERO_MAP, { name: RECENT_ZERO_MAP, type: 2 /* array */, keySize: 4, valueSize: RECENT_VALUE_SIZE, maxEntries: 1, flags: 0, ...NO_ENTRIES() });
   }
   if (cx.stateSlots.size) {
     const value = Buffer.alloc(cx.stateSlots.size * 16);
     for (const [m, slot] of cx.stateSlots) initialState(m, cx.env).copy(value, slot * 16);
-    cx.maps.set(STATE_MAP, { name: STATE_MAP, type: 2 /* array */, keySize: 4, valueSize: value.length, maxEntries: 1, flags: 0, entries: [[Buffer.alloc(4), value]] });
+    cx.maps.set(STATE_MAP, { name: STATE_MAP, type: 2 /* array */, keySize: 4, valueSize: value.length, maxEntries: 1, flags: 0, keys: Buffer.alloc(4), values: value, count: 1 });
   }
   return { counters: cx.cl, hooks, maps: [...cx.maps.values()], events: cx.events, sets: [...setsUsed(t)], recent: [...recentTables(t)],
     hashlimit: hashlimitSpecs(t), addrtype: usesAddrtype(t), stateSlots };

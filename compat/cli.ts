@@ -11,7 +11,8 @@ import { log, setVerbose } from './log';
 export const VERSION = 'v1.8.11 (bpftables)';
 
 export interface Io { out: (s: string) => void; err: (s: string) => void }
-export const stdio: Io = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) };
+// nothing to write opens nothing: creating process.stdout loads the tty and stream modules (5 ms)
+export const stdio: Io = { out: (s) => { if (s) process.stdout.write(s); }, err: (s) => { if (s) process.stderr.write(s); } };
 
 /**
  * Run `fn` holding the xtables lock (`wait` as for -w). When the lock stays

@@ -5,7 +5,6 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
-import zlib from 'node:zlib';
 import { Btf, kernelLayout, type KernelLayout } from '../cgen/btf';
 import { dispatcher } from '../cgen/dispatcher';
 import { type CompiledTable, compileTable, counterLayout, type HookProgram } from '../cgen/program';
@@ -64,7 +63,7 @@ function kernelHz(): number {
   for (const [file, gz] of sources) {
     try {
       const raw = fs.readFileSync(file);
-      const m = /^CONFIG_HZ=(\d+)$/m.exec((gz ? zlib.gunzipSync(raw) : raw).toString('latin1'));
+      const m = /^CONFIG_HZ=(\d+)$/m.exec((gz ? (require('node:zlib') as typeof import('node:zlib')).gunzipSync(raw) : raw).toString('latin1'));
       if (m) return Number(m[1]);
     } catch { /* try the next source */ }
   }
@@ -198,8 +197,9 @@ export function loadCompiled(compiled: CompiledTable, table: Table): LoadedTable
     // initial counters (iptables-restore -c, and the live counters kept by iptables commands)
     const init = Buffer.alloc(compiled.counters.slots * 16);
     for (const [rule, slot] of compiled.counters.ruleSlot) {
-      init.writeBigUInt64LE(BigInt(rule.counters.packets), slot * 16);
-      init.writeBigUInt64LE(BigInt(rule.counters.bytes), slot * 16 + 8);
+      // the buffer starts zeroed: only counters carried over are written (BigInt conversions are slow)
+      if (rule.counters.packets) init.writeBigUInt64LE(BigInt(rule.counters.packets), slot * 16);
+      if (rule.counters.bytes) init.writeBigUInt64LE(BigInt(rule.counters.bytes), slot * 16 + 8);
     }
     for (const c of table.chains) {
       const slot = compiled.counters.policySlot.get(c.name as 'INPUT');
@@ -234,14 +234,18 @@ export function loadCompiled(compiled: CompiledTable, table: Table): LoadedTable
  * namespace. Nothing in the kernel changes unless every program loads.
  */
 export function replaceTable(table: Table): void {
+  const phase = phases();
   const k = kernel();
   const fault = process.env.BPFTABLES_TEST_VERIFIER_FAULT_LINE;
   const compiled = compileTable(table, k, { verifierFaultLine: fault ? Number(fault) : undefined });
+  phase('compiled');
   crashPoint('engine: compiled');
   const stateKeys = carryRuleState(table, compiled);
   const state: StoredState = { version: 1, table: stripForStore(table), stateKeys };
   const stateBytes = Buffer.from(JSON.stringify(state));
+  phase('ruleset serialized');
   const loaded = loadCompiled(compiled, table);
+  phase('maps created and programs loaded');
   crashPoint('engine: programs loaded');
   let stateFd = -1;
   try {
@@ -260,12 +264,24 @@ export function replaceTable(table: Table): void {
   for (const [chain, priority] of moved) {
     log.warn(`another netfilter hook (iptables, nft or a BPF program) holds priority 0 at ${chain}: attached at priority ${priority}`);
   }
+  phase('installed');
   crashPoint('engine: installed');
   if (!needsConntrack(table)) releaseConntrack(table.family);
   if (usesEvents(table) || usesAddrtype(table)) ensureLogd();
   const other = readTable(table.family === 4 ? 6 : 4);
   dropRecentExcept(new Set([...recentTables(table), ...(other ? recentTables(other) : [])]));
   dropHashlimitExcept(table.family, hashlimitTables(table));
+  phase('unused state dropped');
+}
+
+/** A debug log line per phase of a command, with the milliseconds it took. */
+export function phases(): (done: string) => void {
+  let last = process.hrtime.bigint();
+  return (done) => {
+    const now = process.hrtime.bigint();
+    log.debug({ ms: Number(now - last) / 1e6 }, done);
+    last = now;
+  };
 }
 
 /**
@@ -289,7 +305,7 @@ function carryRuleState(table: Table, compiled: CompiledTable): string[] {
   if (!active || !oldBytes) return bySlot;
   const oldKeys = (JSON.parse(active.state.toString('utf8')) as StoredState).stateKeys ?? [];
   const oldSlot = new Map(oldKeys.map((k, i) => [k, i]));
-  const value = spec.entries[0]![1];
+  const value = spec.values; // the array's one element
   bySlot.forEach((key, slot) => {
     const o = oldSlot.get(key);
     if (o !== undefined && (o + 1) * 16 <= oldBytes.length) oldBytes.copy(value, slot * 16, o * 16, o * 16 + 16);

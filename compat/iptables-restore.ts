@@ -7,7 +7,7 @@ import { parseRestore } from '../xlate/restore';
 import { crashPoint } from '../native/crash';
 import { compileTable } from '../cgen/program';
 import { type Io, requireRoot, runMain, VERSION, withXtablesLock } from './cli';
-import { kernel, loadCompiled, readTable, replaceTable } from './engine';
+import { kernel, loadCompiled, phases, readTable, replaceTable } from './engine';
 import { log } from './log';
 import { systemNameDb } from './namedb';
 
@@ -80,12 +80,14 @@ export function restoreMain(prog: string, argv: string[], io: Io, family: Family
   }
   const display = file === '-' ? 'stdin' : path.basename(file);
   let tables;
+  const phase = phases();
   try {
     const result = parseRestore(text, {
       file: display, db: systemNameDb, counters: o.counters, noflush: o.noflush, family, verbose: o.verbose, warn: (m) => io.err(`${m}\n`),
       current: (name) => (name === 'filter' ? readTable(family) : undefined),
     });
     tables = result.tables;
+    phase('parsed');
     crashPoint('restore: parsed');
     io.out(result.output);
   } catch (e) {

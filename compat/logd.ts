@@ -16,7 +16,6 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
 import { EVENTS_BYTES } from '../cgen/events';
 import { close, mapInfo, mapLookup, mapUpdate, u32Key } from '../native/bpf';
 import { epollAdd, epollFor, epollWait, routeSource, sendto, socket } from '../native/libc';
@@ -62,6 +61,8 @@ export function ensureLogd(): void {
   // BPFTABLES_LOGD_STDERR: a file for the started logd's messages (they go nowhere otherwise)
   const errFile = process.env.BPFTABLES_LOGD_STDERR;
   const errFd = errFile ? fs.openSync(errFile, 'a', 0o600) : 'ignore';
+  // node:child_process only when a logd is started: it brings streams, net and dgram, a third of a command's start-up
+  const { spawn } = require('node:child_process') as typeof import('node:child_process');
   const child = spawn(process.execPath, [bin, 'logd'], { detached: true, stdio: ['ignore', 'ignore', errFd], env: process.env });
   if (typeof errFd === 'number') fs.closeSync(errFd);
   child.unref();

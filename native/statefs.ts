@@ -8,7 +8,6 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { close, getsockopt, mount, socket } from './libc';
 import { mapCreate, mapFreeze, mapLookup, MapType, mapUpdate, objGet, objPin, u32Key } from './bpf';
 
@@ -87,6 +86,8 @@ export function ensureStateRoot(): string {
   }
   const via = path.join(`/proc/${pid}/root`, root);
   fs.mkdirSync(via, { recursive: true, mode: 0o700 });
+  // node:child_process only here (rare): it brings streams, net and dgram, a third of a command's start-up
+  const { spawnSync } = require('node:child_process') as typeof import('node:child_process');
   const r = spawnSync('nsenter', [`--mount=/proc/${pid}/ns/mnt`, '--', 'mount', '-t', 'bpf', '-o', 'mode=0700', 'bpf', root], { encoding: 'utf8' });
   if (r.status !== 0 || !isBpffs(via)) {
     throw new StateFsError(`${root} is not mounted here, and mounting it where it would outlive this command failed ` +

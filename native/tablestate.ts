@@ -100,13 +100,13 @@ export function readStateMap(fd: number): Buffer {
 }
 
 /** Create and fill the maps a compiled table needs besides its counters; returns name → fd. */
-export function createMaps(specs: readonly { name: string; type: number; keySize: number; valueSize: number; maxEntries: number; flags: number; entries: [Buffer, Buffer][] }[]): Map<string, number> {
+export function createMaps(specs: readonly { name: string; type: number; keySize: number; valueSize: number; maxEntries: number; flags: number; keys: Buffer; values: Buffer; count: number }[]): Map<string, number> {
   const fds = new Map<string, number>();
   try {
     for (const m of specs) {
       const fd = mapCreate({ type: m.type, keySize: m.keySize, valueSize: m.valueSize, maxEntries: Math.max(1, m.maxEntries), flags: m.flags, name: m.name });
       fds.set(m.name, fd);
-      mapUpdateBatch(fd, Buffer.concat(m.entries.map(([k]) => k)), Buffer.concat(m.entries.map(([, v]) => v)), m.entries.length);
+      mapUpdateBatch(fd, m.keys, m.values, m.count);
     }
     return fds;
   } catch (e) {

@@ -10,12 +10,24 @@
 
 export type Words6 = number[];
 
+/** A dotted quad: four groups of one to three decimal digits, each at most 255 (leading zeros allowed). */
 export function parseIpv4(text: string): number | undefined {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
-  if (!m) return undefined;
-  const parts = m.slice(1).map(Number);
-  if (parts.some((p) => p > 255)) return undefined;
-  return ((parts[0]! << 24) | (parts[1]! << 16) | (parts[2]! << 8) | parts[3]!) >>> 0;
+  // a scanner, not a regex: this runs once per address of every rule restored
+  const n = text.length;
+  if (n < 7 || n > 15) return undefined;
+  let value = 0, group = 0, digits = 0, groups = 0;
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? text.charCodeAt(i) : 46;
+    if (c >= 48 && c <= 57) {
+      if (++digits > 3) return undefined;
+      group = group * 10 + (c - 48);
+    } else if (c === 46) {
+      if (digits === 0 || group > 255 || ++groups > 4) return undefined;
+      value = value * 256 + group;
+      group = 0; digits = 0;
+    } else return undefined;
+  }
+  return groups === 4 ? value : undefined;
 }
 export function fmtIpv4(a: number): string {
   return [a >>> 24, (a >>> 16) & 255, (a >>> 8) & 255, a & 255].join('.');

@@ -226,13 +226,16 @@ export type RejectType =
   | 'icmp6-policy-fail' | 'icmp6-reject-route' | 'tcp-reset';
 
 /** Every match of every rule of the table. */
-export function* tableMatches(t: Table): Generator<Match> {
-  for (const c of t.chains) for (const r of c.rules) yield* r.matches;
+export function tableMatches(t: Table): Match[] {
+  // plain loops, not a generator: this walks every rule of big tables several times per compile
+  const out: Match[] = [];
+  for (const c of t.chains) for (const r of c.rules) for (const m of r.matches) out.push(m);
+  return out;
 }
 
 /** Does any rule of the table use a match of this kind? */
 export function usesMatch(t: Table, kind: Match['kind']): boolean {
-  for (const m of tableMatches(t)) if (m.kind === kind) return true;
+  for (const c of t.chains) for (const r of c.rules) for (const m of r.matches) if (m.kind === kind) return true;
   return false;
 }
 

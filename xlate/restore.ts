@@ -14,7 +14,8 @@ import { applyCommand, checkInterfaces, listRules } from './commands';
 import { parseIptablesArgv, toCommand } from './command-parse';
 import { listTable, verboseReport, verboseRuleLine } from './list';
 import { chainOrder } from './save';
-import { OtherFamilyRule, parseRuleArgs } from './rule-parse';
+import { OtherFamilyRule, parseRuleArgs, type RuleCommand } from './rule-parse';
+import { fastRule } from './fast-rule';
 import { validateTable } from './validate';
 
 export interface RestoreOptions {
@@ -74,9 +75,35 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
   let output = '';
   let open: { table: Table; declared: Set<string>; line: number } | null = null;
   let lastLine = 0;
+  // chains by name, rebuilt when a command replaces the table (commands copy it) or a name is missing
+  // (a chain declared since); a table only gains chains in place
+  let byName = new Map<string, Chain>();
+  let indexed: Table | undefined;
+  const chainNamed = (at: { table: Table }, name: string): Chain | undefined => {
+    let c = indexed === at.table ? byName.get(name) : undefined;
+    if (!c) {
+      byName = new Map(at.table.chains.map((x) => [x.name, x]));
+      indexed = at.table;
+      c = byName.get(name);
+    }
+    return c;
+  };
+  const addRules = (table: Table, chain: Chain, cmd: RuleCommand, line: number, counters: Counters | undefined): void => {
+    for (const rule of cmd.rules) {
+      if (verbose) output += verboseRuleLine(rule, family, o.db);
+      rule.src = { file: o.file, line };
+      // "[p:b]" prefixes count only with --counters; an in-line "-c p b" always does (as in iptables-restore)
+      if (o.counters && counters) rule.counters = { ...counters };
+      checkInterfaces(chain.name, rule);
+    }
+    if (cmd.op === 'append') { for (const r of cmd.rules) chain.rules.push(r); }
+    else {
+      if (cmd.index > chain.rules.length + 1) throw new BpftablesError(`${commandName(table.family)}: Index of insertion too big.`, 1);
+      for (const r of cmd.rules) chain.rules.splice(cmd.index - 1, 0, r); // one by one at the same place, as iptables does
+    }
+  };
 
   for (const st of statements) {
-    const where = { file: o.file, line: st.line };
     lastLine = st.line;
     try {
       switch (st.kind) {
@@ -138,6 +165,15 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
         }
         case 'rule': {
           if (!open) throw new BpftablesError('no table specified', 1, { col: 1 });
+          const fast = family === 4 ? fastRule(st.text, o.db, { file: o.file, line: st.line }) : undefined;
+          if (fast) {
+            const chain = chainNamed(open, fast.chain);
+            if (!chain) throw new BpftablesError(`chain ${fast.chain} does not exist`, 1, { col: 4 });
+            if (verbose) output += verboseRuleLine(fast.rule, family, o.db);
+            checkInterfaces(chain.name, fast.rule);
+            chain.rules.push(fast.rule);
+            break;
+          }
           let args = splitArgs(st.text);
           let counters: Counters | undefined;
           const first = args[0];
@@ -175,24 +211,14 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
             if (e instanceof OtherFamilyRule) break; // a rule for the other family: skipped, as iptables-restore does
             throw e;
           }
-          const chain = open.table.chains.find((c) => c.name === cmd.chain);
+          const chain = chainNamed(open, cmd.chain);
           if (!chain) throw new BpftablesError(`chain ${cmd.chain} does not exist`, 1, { col: args[1]?.col });
-          for (const rule of cmd.rules) {
-            if (verbose) output += verboseRuleLine(rule, family, o.db);
-            rule.src = { file: o.file, line: st.line };
-            // "[p:b]" prefixes count only with --counters; an in-line "-c p b" always does (as in iptables-restore)
-            if (o.counters && counters) rule.counters = { ...counters };
-            checkInterfaces(chain.name, rule);
-          }
-          if (cmd.op === 'append') chain.rules.push(...cmd.rules);
-          else {
-            if (cmd.index > chain.rules.length + 1) throw new BpftablesError(`${commandName(open.table.family)}: Index of insertion too big.`, 1);
-            for (const r of cmd.rules) chain.rules.splice(cmd.index - 1, 0, r); // one by one at the same place, as iptables does
-          }
+          addRules(open.table, chain, cmd, st.line, counters);
           break;
         }
       }
     } catch (e) {
+      const where = { file: o.file, line: st.line };
       if (e instanceof ArgvError) throw new BpftablesError(e.message, 2, { ...where, col: e.col });
       if (e instanceof BpftablesError) throw e.at(where);
       throw e;

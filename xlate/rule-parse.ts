@@ -7,7 +7,7 @@
  */
 import type { Arg } from '../grammar/restore-lexer';
 import { BareParamError, BpftablesError, paramError, unsupported } from './errors';
-import { and6, parseIpv4, parseIpv6, prefixMask6, type Words6 } from './addr';
+import { and6, parseIpv4, parseIpv6, prefixMask6 } from './addr';
 import type { AddrMatch, Counters, Family, IfaceMatch, IpPart, Match, Rule, Verdict } from './ir';
 import { KNOWN_UNSUPPORTED_MATCHES, MATCH_MODULES, type MatchModule, type OptionSpec } from './matches';
 import { type NameDb, protoNumber } from './names';
@@ -49,14 +49,18 @@ function findCore(name: string): CoreOption | undefined {
   return CORE_BY_NAME.get(name);
 }
 
-type AddrValue = { addr: number; mask: number } | { addr6: Words6; mask6: Words6 };
-const sameAddr = (a: AddrValue, b: AddrValue): boolean => JSON.stringify(a) === JSON.stringify(b);
+const sameAddr = (a: AddrMatch, b: AddrMatch): boolean => JSON.stringify(a) === JSON.stringify(b);
 
 /** `-s`/`-d` value: comma-separated addresses or host names, each with an optional /prefix or /mask. */
-function parseAddrList(text: string, opt: string, col: number, o: ParseOptions): AddrValue[] {
-  const out: AddrValue[] = [];
+function parseAddrList(text: string, opt: string, col: number, o: ParseOptions, invert: boolean): AddrMatch[] {
+  // the common case, one IPv4 address: no list to split or deduplicate
+  if (o.family !== 6 && text.indexOf(',') < 0) {
+    const one = parseAddr(text, opt, col, o.db, invert);
+    if (one.length === 1) return one;
+  }
+  const out: AddrMatch[] = [];
   for (const part of text.split(',')) {
-    for (const a of o.family === 6 ? parseAddr6(part, opt, col, o.db) : parseAddr(part, opt, col, o.db)) {
+    for (const a of o.family === 6 ? parseAddr6(part, opt, col, o.db, invert) : parseAddr(part, opt, col, o.db, invert)) {
       if (!out.some((x) => sameAddr(x, a))) out.push(a);
     }
   }
@@ -65,7 +69,7 @@ function parseAddrList(text: string, opt: string, col: number, o: ParseOptions):
 
 const hostName = (host: string): boolean => host !== '' && /^[A-Za-z0-9._-]+$/.test(host);
 
-function parseAddr(text: string, opt: string, col: number, db: NameDb): { addr: number; mask: number }[] {
+function parseAddr(text: string, opt: string, col: number, db: NameDb, invert: boolean): AddrMatch[] {
   const slash = text.indexOf('/');
   const host = slash < 0 ? text : text.slice(0, slash);
   const literal = parseIpv4(host);
@@ -74,7 +78,8 @@ function parseAddr(text: string, opt: string, col: number, db: NameDb): { addr: 
   let mask = 0xffffffff;
   if (slash >= 0) {
     const m = text.slice(slash + 1);
-    if (/^\d+$/.test(m)) {
+    if (m === '32') mask = 0xffffffff;
+    else if (/^\d+$/.test(m)) {
       const bits = Number(m);
       if (bits > 32) throw paramError(`invalid mask \`${m}' specified`, opt, col);
       mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
@@ -84,10 +89,11 @@ function parseAddr(text: string, opt: string, col: number, db: NameDb): { addr: 
       mask = mm;
     }
   }
-  return addrs.map((a) => ({ addr: (a & mask) >>> 0, mask }));
+  if (addrs.length === 1) return [{ addr: (addrs[0]! & mask) >>> 0, mask, invert }];
+  return addrs.map((a) => ({ addr: (a & mask) >>> 0, mask, invert }));
 }
 
-function parseAddr6(text: string, opt: string, col: number, db: NameDb): { addr6: Words6; mask6: Words6 }[] {
+function parseAddr6(text: string, opt: string, col: number, db: NameDb, invert: boolean): AddrMatch[] {
   const slash = text.indexOf('/');
   const host = slash < 0 ? text : text.slice(0, slash);
   const literal = parseIpv6(host);
@@ -106,7 +112,7 @@ function parseAddr6(text: string, opt: string, col: number, db: NameDb): { addr6
       mask = mm;
     }
   }
-  return addrs.map((a) => ({ addr6: and6(a, mask), mask6: mask }));
+  return addrs.map((a) => ({ addr6: and6(a, mask), mask6: mask, invert }));
 }
 
 function parseIface(text: string, opt: string, col: number, invert: boolean): IfaceMatch {
@@ -240,8 +246,8 @@ export function parseRuleArgs(rawArgs: Arg[], opts: ParseOptions): RuleCommand {
       switch (key) {
         case '--append': command = { op: 'append', chain: v[0]!, index: 0 }; break;
         case '--insert': command ??= { op: 'insert', chain: v[0]!, index: 1 }; break;
-        case '--source': srcs = parseAddrList(v[0]!, name, col, opts).map((x) => ({ ...x, invert })); break;
-        case '--destination': dsts = parseAddrList(v[0]!, name, col, opts).map((x) => ({ ...x, invert })); break;
+        case '--source': srcs = parseAddrList(v[0]!, name, col, opts, invert); break;
+        case '--destination': dsts = parseAddrList(v[0]!, name, col, opts, invert); break;
         case '--ipv4': case '--ipv6':
           if ((key === '--ipv4') !== (family === 4)) throw new OtherFamilyRule(name, a.col);
           break;
@@ -367,6 +373,15 @@ export function parseRuleArgs(rawArgs: Arg[], opts: ParseOptions): RuleCommand {
   }
   // one rule per source × destination, sources outermost, as iptables expands them
   const rules: Rule[] = [];
+  if (srcs.length <= 1 && dsts.length <= 1) {
+    // one rule (the common case): the parts built above are its own
+    if (srcs.length) ip.src = srcs[0];
+    if (dsts.length) ip.dst = dsts[0];
+    rules.push({ ip, matches, verdict, counters });
+    return command.op === 'append'
+      ? { op: 'append', chain: command.chain, rules }
+      : { op: 'insert', chain: command.chain, index: command.index, rules };
+  }
   for (const src of srcs.length ? srcs : [undefined]) {
     for (const dst of dsts.length ? dsts : [undefined]) {
       const rip: IpPart = { ...ip };

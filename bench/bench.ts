@@ -176,7 +176,9 @@ function peakRss(file: string): number {
   ip('netns', 'add', ns);
   try {
     const script = `require(${JSON.stringify(path.join(REPO, 'dist', 'compat', 'iptables-restore.js'))}).restoreMain('iptables-restore', [${JSON.stringify(file)}], { out() {}, err(s) { process.stderr.write(s); } }); process.stdout.write(String(process.resourceUsage().maxRSS));`;
-    const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, '--min-semi-space-size=16', '-e', script], { encoding: 'utf8' });
+    const shebang = fs.readFileSync(path.join(REPO, 'bin', 'iptables-restore'), 'utf8').split('\n')[0]!;
+    const flags = shebang.slice(shebang.indexOf(' node ') + 6).split(' ').filter(Boolean);
+    const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, ...flags, '-e', script], { encoding: 'utf8' });
     return Number(r.stdout.trim());
   } finally {
     spawnSync('ip', ['netns', 'exec', ns, path.join(REPO, 'bin', 'bpftables'), 'flush'], { stdio: 'ignore' });

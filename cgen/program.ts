@@ -555,8 +555,8 @@ function emitL4(a: Asm, k: KernelLayout, done: string): void {
  * one the prologue skips the transport header (a slice and a dozen stores
  * per packet).
  */
-function readsTransport(t: Table): boolean {
-  for (const m of tableMatches(t)) {
+function readsTransport(all: readonly Match[]): boolean {
+  for (const m of all) {
     switch (m.kind) {
       case 'tcp': case 'udp': case 'icmp': case 'icmp6': case 'multiport': case 'tcpmss': return true;
       case 'ecn': if (m.ece || m.cwr) return true; break;
@@ -569,13 +569,19 @@ function readsTransport(t: Table): boolean {
 
 /** Does any rule read the devices' names: -i, -o, addrtype's interface limits, or a LOG/REJECT record? */
 function readsIfaces(t: Table): boolean {
-  return t.chains.some((c) => c.rules.some((r) => r.ip.in || r.ip.out || r.verdict.kind === 'log' || r.verdict.kind === 'reject'
-    || r.matches.some((m) => m.kind === 'addrtype' && (m.limitIn || m.limitOut))));
+  // plain loops: nested closures are slow in the cold code that compiles a big table once
+  for (const c of t.chains) {
+    for (const r of c.rules) {
+      if (r.ip.in || r.ip.out || r.verdict.kind === 'log' || r.verdict.kind === 'reject') return true;
+      for (const m of r.matches) if (m.kind === 'addrtype' && (m.limitIn || m.limitOut)) return true;
+    }
+  }
+  return false;
 }
 
 /** Does any match read the connection tracking state? */
-function readsCt(t: Table): boolean {
-  for (const m of tableMatches(t)) if (m.kind === 'conntrack' || m.kind === 'state' || m.kind === 'connmark') return true;
+function readsCt(all: readonly Match[]): boolean {
+  for (const m of all) if (m.kind === 'conntrack' || m.kind === 'state' || m.kind === 'connmark') return true;
   return false;
 }
 
@@ -729,20 +735,21 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
     },
   };
   const actions = actionIds(t);
+  const all = tableMatches(t);
   const cx: CompileCtx = {
     cl: counterLayout(t), chainIndex: new Map(t.chains.map((c, i) => [c, i])), maps: new Map(), faultLine: opts.verifierFaultLine,
     exactRuns: new Map(), chunks: new Map(), family: t.family, stateSlots, env,
-    usesMac: usesMatch(t, 'mac'), ctDetails: needsCtDetails(t), usesMss: usesMatch(t, 'tcpmss'), usesOwner: usesMatch(t, 'owner'), usesL4: readsTransport(t), usesIfaces: readsIfaces(t), usesCt: readsCt(t),
-    usesRecent: recentTables(t).size > 0,
+    usesMac: usesMatch(all, 'mac'), ctDetails: needsCtDetails(all), usesMss: usesMatch(all, 'tcpmss'), usesOwner: usesMatch(all, 'owner'), usesL4: readsTransport(all), usesIfaces: readsIfaces(t), usesCt: readsCt(all),
+    usesRecent: recentTables(all).size > 0,
     actions, events: actions.size > 0,
-    logUid: t.chains.some((c) => c.rules.some((r) => r.verdict.kind === 'log' && (r.verdict.flags & LOG_FLAGS.UID) !== 0)),
+    logUid: [...actions.keys()].some((r) => r.verdict.kind === 'log' && (r.verdict.flags & LOG_FLAGS.UID) !== 0),
   };
   const hooks = BUILTIN_CHAINS.map((c) => compileHook(t, c, cx, k));
   if (cx.actions.size) cx.maps.set(ACTIONS_MAP, actionsMap(t, cx.actions));
-  if (hashlimitTables(t).size) {
+  if (hashlimitTables(all).size) {
     cx.maps.set(HASHLIMIT_SCRATCH_MAP, { name: HASHLIMIT_SCRATCH_MAP, type: 6 /* per-CPU array */, keySize: 4, valueSize: HASHLIMIT_SCRATCH_SIZE, maxEntries: 1, flags: 0, ...NO_ENTRIES() });
   }
-  if (t.family === 6 && usesAddrtype(t)) {
+  if (t.family === 6 && usesAddrtype(all)) {
     cx.maps.set(ADDRTYPE6_SCRATCH_MAP, { name: ADDRTYPE6_SCRATCH_MAP, type: 6 /* per-CPU array */, keySize: 4, valueSize: ADDRTYPE6_KEY_SIZE, maxEntries: 1, flags: 0, ...NO_ENTRIES() });
   }
   if (cx.usesRecent) {
@@ -753,8 +760,8 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
     for (const [m, slot] of cx.stateSlots) initialState(m, cx.env).copy(value, slot * 16);
     cx.maps.set(STATE_MAP, { name: STATE_MAP, type: 2 /* array */, keySize: 4, valueSize: value.length, maxEntries: 1, flags: 0, keys: Buffer.alloc(4), values: value, count: 1 });
   }
-  return { counters: cx.cl, hooks, maps: [...cx.maps.values()], events: cx.events, sets: [...setsUsed(t)], recent: [...recentTables(t)],
-    hashlimit: hashlimitSpecs(t), addrtype: usesAddrtype(t), stateSlots };
+  return { counters: cx.cl, hooks, maps: [...cx.maps.values()], events: cx.events, sets: [...setsUsed(all)], recent: [...recentTables(all)],
+    hashlimit: hashlimitSpecs(all), addrtype: usesAddrtype(all), stateSlots };
 }
 
 /**
@@ -762,9 +769,9 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
  * --hashlimit-htable-max (default 65536 entries; an LRU map, whose least
  * recently used entries make room as the kernel's garbage collection would).
  */
-function hashlimitSpecs(t: Table): { name: string; family: Family; entries: number }[] {
+function hashlimitSpecs(all: readonly Match[]): { name: string; family: Family; entries: number }[] {
   const out = new Map<string, { name: string; family: Family; entries: number }>();
-  for (const m of tableMatches(t)) {
+  for (const m of all) {
     if (m.kind === 'hashlimit' && !out.has(m.name)) out.set(m.name, { name: m.name, family: m.family, entries: Math.max(m.max ?? 65536, 1024) });
   }
   return [...out.values()];

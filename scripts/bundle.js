@@ -33,6 +33,9 @@ src += '})\n';
 fs.writeFileSync(path.join(dist, 'bundle.js'), src);
 fs.copyFileSync(path.join(__dirname, 'load.js'), path.join(dist, 'load.js'));
 
-// the code cache, made by a run that compiles what a command compiles (flags as in bin/*)
+// the code cache, made by a run that compiles what a command compiles, with the node flags of bin/*
+// (V8 takes a cache only from a run with the same flags; test/bundle checks every command has them)
+const shebang = fs.readFileSync(path.join(__dirname, '..', 'bin', 'iptables-restore'), 'utf8').split('\n')[0];
+const flags = shebang.slice(shebang.indexOf(' node ') + 6).split(' ').filter(Boolean);
 fs.rmSync(path.join(dist, 'bundle.cache'), { force: true });
-execFileSync(process.execPath, ['--min-semi-space-size=16', path.join(dist, 'load.js'), '--make-cache'], { stdio: 'inherit' });
+execFileSync(process.execPath, [...flags, path.join(dist, 'load.js'), '--make-cache'], { stdio: 'inherit' });

@@ -233,28 +233,39 @@ export function tableMatches(t: Table): Match[] {
   return out;
 }
 
+/**
+ * The questions below take a table, or the list of its matches when the
+ * caller asks several (compileTable walks a big table once, not once per question).
+ */
+export type MatchesOf = Table | readonly Match[];
+const matchList = (x: MatchesOf): readonly Match[] => ('chains' in x ? tableMatches(x) : x);
+
 /** Does any rule of the table use a match of this kind? */
-export function usesMatch(t: Table, kind: Match['kind']): boolean {
-  for (const c of t.chains) for (const r of c.rules) for (const m of r.matches) if (m.kind === kind) return true;
-  return false;
+export function usesMatch(x: MatchesOf, kind: Match['kind']): boolean {
+  if ('chains' in x) {
+    for (const c of x.chains) for (const r of c.rules) for (const m of r.matches) if (m.kind === kind) return true;
+    return false;
+  }
+  return x.some((m) => m.kind === kind);
 }
 
 /** The names the table's matches of one kind refer to: ipsets (set), hashlimit tables, recent lists. */
-function namesOf(t: Table, kind: 'set' | 'hashlimit' | 'recent'): Set<string> {
+function namesOf(x: MatchesOf, kind: 'set' | 'hashlimit' | 'recent'): Set<string> {
   const names = new Set<string>();
-  for (const m of tableMatches(t)) if (m.kind === kind) names.add(m.name);
+  for (const m of matchList(x)) if (m.kind === kind) names.add(m.name);
   return names;
 }
-export const setsUsed = (t: Table): Set<string> => namesOf(t, 'set');
-export const hashlimitTables = (t: Table): Set<string> => namesOf(t, 'hashlimit');
-export const recentTables = (t: Table): Set<string> => namesOf(t, 'recent');
+export const setsUsed = (x: MatchesOf): Set<string> => namesOf(x, 'set');
+export const hashlimitTables = (x: MatchesOf): Set<string> => namesOf(x, 'hashlimit');
+export const recentTables = (x: MatchesOf): Set<string> => namesOf(x, 'recent');
 
 /** Does any rule of the table ask for address types (the local routing table's mirror)? */
-export const usesAddrtype = (t: Table): boolean => usesMatch(t, 'addrtype');
+export const usesAddrtype = (x: MatchesOf): boolean => usesMatch(x, 'addrtype');
 
 /** Does any rule of the table hand packets to bpftables logd (LOG, REJECT)? */
 export function usesEvents(t: Table): boolean {
-  return t.chains.some((c) => c.rules.some((r) => r.verdict.kind === 'log' || r.verdict.kind === 'reject'));
+  for (const c of t.chains) for (const r of c.rules) if (r.verdict.kind === 'log' || r.verdict.kind === 'reject') return true;
+  return false;
 }
 
 export interface Rule {
@@ -280,9 +291,9 @@ export function isBuiltin(name: string): name is BuiltinChain {
 }
 
 /** Does any rule read the connection's status or direction (beyond its state)? */
-export function needsCtDetails(t: Table): boolean {
-  return t.chains.some((c) => c.rules.some((r) => r.matches.some((m) => m.kind === 'connmark' || (m.kind === 'conntrack'
-    && (m.status !== undefined || m.dir !== undefined || m.ctstate.includes('SNAT') || m.ctstate.includes('DNAT') || ctTupleFields(m).length > 0)))));
+export function needsCtDetails(x: MatchesOf): boolean {
+  return matchList(x).some((m) => m.kind === 'connmark' || (m.kind === 'conntrack'
+    && (m.status !== undefined || m.dir !== undefined || m.ctstate.includes('SNAT') || m.ctstate.includes('DNAT') || ctTupleFields(m).length > 0)));
 }
 
 /** Conntrack options that read the connection's tuples or timeout (besides state, status and direction). */
@@ -293,5 +304,6 @@ export function ctTupleFields(m: Extract<Match, { kind: 'conntrack' }>): (typeof
 
 /** Does any rule of the table need connection tracking in the namespace? */
 export function needsConntrack(t: Table): boolean {
-  return usesMatch(t, 'conntrack') || usesMatch(t, 'state') || usesMatch(t, 'connmark');
+  for (const c of t.chains) for (const r of c.rules) for (const m of r.matches) if (m.kind === 'conntrack' || m.kind === 'state' || m.kind === 'connmark') return true;
+  return false;
 }

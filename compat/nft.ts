@@ -69,7 +69,7 @@ function parseArgs(argv: string[], io: Io): Opts | number {
 }
 
 /** An include loader that keeps relative names within the directory they are found in. */
-function includeLoader(dirs: string[], sources: Map<string, string>): NftLoader {
+export function includeLoader(dirs: string[], sources: Map<string, string>): NftLoader {
   return {
     include(name: string, from: string, where: Where) {
       const glob = /[*?[]/.test(path.basename(name));

@@ -7,7 +7,7 @@
  * Supported now: families ip, ip6, inet; `table`/`chain` blocks and the
  * `add`/`create`/`insert` commands for them and for rules; base chains
  * `type filter hook input|forward|output priority N|NAME[±N]; policy ...;`;
- * `flush ruleset`; `define`/`$var`; `include` (through a loader the caller
+ * `flush ruleset|table|chain`, `delete|destroy table|chain`; `define`/`$var`; `include` (through a loader the caller
  * gives, see NftLoader). In rules: ip/ip6 saddr/daddr (addresses, prefixes,
  * ranges), ip protocol, meta l4proto/nfproto/mark/iifname/oifname/pkttype
  * and their unqualified forms, tcp/udp/th sport/dport (values, ranges,
@@ -22,7 +22,7 @@ import type { NftCommand, NftItem } from '../grammar/nft-ast';
 import { parseIpv4, parseIpv6, prefixMask6 } from './addr';
 import { BpftablesError, type Where } from './errors';
 import {
-  type BuiltinChain, type Chain, type CtMatchState, type Family, type IpPart, isBuiltin, type Match, type PortMatch, type Range, type Rule, type Table, type Verdict,
+  type BuiltinChain, type Chain, CT_MATCH_STATES, type CtMatchState, type Family, type IpPart, isBuiltin, type Match, type PortMatch, type Range, type Rule, type Table, type Verdict,
 } from './ir';
 import { type NameDb, protoNumber } from './names';
 
@@ -128,8 +128,37 @@ class Evaluator {
         return;
       }
       case 'flush': {
-        if (wordOf(items[1]) === 'ruleset' && items.length === 2) { this.ruleset.tables = []; return; }
-        throw unsupported(`flush ${wordOf(items[1]) ?? ''}`.trim(), file, items[1] ?? head);
+        const what = wordOf(items[1]);
+        if (what === 'ruleset' && items.length === 2) { this.ruleset.tables = []; return; }
+        if (what === 'table') {
+          // every chain stays, without its rules
+          const { family, name, rest } = this.tableRef(items.slice(2), file, head);
+          if (rest.length) throw new NftError('syntax error, unexpected words after the table', at(file, rest[0]!));
+          for (const c of this.needTable(family, name, file, items[2] ?? head).chains) c.rules = [];
+          return;
+        }
+        if (what === 'chain') { this.namedChain(items.slice(2), file, head).chain.rules = []; return; }
+        throw unsupported(`flush ${what ?? ''}`.trim(), file, items[1] ?? head);
+      }
+      case 'delete': case 'destroy': {
+        // destroy: the same, without the error when the object is absent
+        const what = wordOf(items[1]);
+        if (what === 'table') {
+          const { family, name, rest } = this.tableRef(items.slice(2), file, head);
+          if (rest.length) throw new NftError('syntax error, unexpected words after the table', at(file, rest[0]!));
+          const t = w === 'destroy' ? this.findTable(family, name) : this.needTable(family, name, file, items[2] ?? head);
+          if (t) this.ruleset.tables = this.ruleset.tables.filter((x) => x !== t);
+          return;
+        }
+        if (what === 'chain') {
+          const { table, chain } = this.namedChain(items.slice(2), file, head);
+          // as the kernel: a chain goes only when empty and no rule jumps to it
+          const jumpedTo = table.chains.some((c) => c.rules.some((r) => Object.values(r.ir).some((x) => (x?.verdict.kind === 'jump' || x?.verdict.kind === 'goto') && x.verdict.chain === chain.name)));
+          if (chain.rules.length || jumpedTo) throw new NftError('Could not process rule: Device or resource busy', at(file, head));
+          table.chains = table.chains.filter((c) => c !== chain);
+          return;
+        }
+        throw unsupported(`${w} ${what ?? ''}`.trim(), file, items[1] ?? head);
       }
       case 'table': this.table(items.slice(1), file, head, 'add'); return;
       case 'chain': this.chainCommand(items.slice(1), file, head, 'add'); return;
@@ -185,6 +214,18 @@ class Evaluator {
       else if (w === 'comment' && items2[1]?.kind === 'string' && items2.length === 2) continue;
       else throw unsupported(w ? `"${w}" in a table` : 'this statement in a table', file, items2[0]!);
     }
+  }
+
+  /** `[family] table chain`: an existing chain (nft's error when it or its table is missing). */
+  private namedChain(items: NftItem[], file: string, head: NftItem): { table: NftTable; chain: NftChain } {
+    const { family, name, rest } = this.tableRef(items, file, head);
+    const table = this.needTable(family, name, file, items[0] ?? head);
+    const cname = rest[0]?.kind === 'word' || rest[0]?.kind === 'string' ? rest[0].text : undefined;
+    if (cname === undefined) throw new NftError('syntax error, chain name expected', at(file, rest[0] ?? head));
+    if (rest.length > 1) throw new NftError('syntax error, unexpected words after the chain', at(file, rest[1]!));
+    const chain = table.chains.find((c) => c.name === cname);
+    if (!chain) throw new NftError(`Could not process rule: No such file or directory (chain ${family} ${name} ${cname})`, at(file, rest[0]!));
+    return { table, chain };
   }
 
   private chainCommand(items: NftItem[], file: string, head: NftItem, op: 'add' | 'create'): void {
@@ -338,7 +379,31 @@ function portRanges(c: Cursor, op: string, proto: string | undefined, db: NameDb
 
 interface Built { ip: IpPart; matches: Match[]; verdict?: Verdict; counters?: { packets: number; bytes: number }; never: boolean; family?: Family; l4?: number }
 
-function addrMatch(b: Built, side: 'src' | 'dst', fam: Family, ruleFam: Family, c: Cursor, op: string): void {
+/** The rule's iprange match with `side` free, made on first use (one match holds both sides, as in iptables). */
+function ipRangeMatch(b: Built, side: 'src' | 'dst'): Extract<Match, { kind: 'iprange' }> {
+  let m = b.matches.find((x): x is Extract<Match, { kind: 'iprange' }> => x.kind === 'iprange' && x[side] === undefined);
+  if (!m) { m = { kind: 'iprange' }; b.matches.push(m); }
+  return m;
+}
+
+function addrMatch(b: Built, side: 'src' | 'dst', fam: Family, ruleFam: Family, c: Cursor, op0: string): void {
+  let op = op0;
+  if (op === '==' && c.word() === '&' && fam === 4) {
+    // `ip saddr & MASK == ADDR`: the address under a netmask (iptables' -s ADDR/MASK)
+    c.next();
+    const m = c.next();
+    const mask = m?.kind === 'word' ? parseIpv4(m.text) : undefined;
+    if (mask === undefined) throw new NftError('syntax error, netmask expected', c.where(m));
+    op = relOp(c);
+    if (op !== '==' && op !== '!=') throw unsupported(`address comparison ${op}`, c.file, c.peek() ?? c.items[0]!);
+    const v = c.next();
+    const a = v?.kind === 'word' ? parseIpv4(v.text) : undefined;
+    if (a === undefined) throw new NftError(`Could not resolve hostname: ${wordOf(v) ?? ''}`, c.where(v));
+    if (fam !== ruleFam) { b.never = true; return; }
+    if (((a & ~mask) >>> 0) !== 0) { if (op === '==') b.never = true; return; } // bits outside the mask: never equal
+    b.ip[side] = { addr: (a & mask) >>> 0, mask, invert: op === '!=' };
+    return;
+  }
   if (op !== '==' && op !== '!=') throw unsupported(`address comparison ${op}`, c.file, c.peek() ?? c.items[0]!);
   const { values, set } = valueItems(c, 'address');
   const v = values[0]!;
@@ -353,11 +418,11 @@ function addrMatch(b: Built, side: 'src' | 'dst', fam: Family, ruleFam: Family, 
     if (fam === 4) {
       const a = parseIpv4(from), z = parseIpv4(to);
       if (a === undefined || z === undefined) throw new NftError(`Could not resolve hostname: ${v.text}`, c.where(v));
-      b.matches.push({ kind: 'iprange', [side]: { from: a, to: z, invert } });
+      ipRangeMatch(b, side)[side] = { from: a, to: z, invert };
     } else {
       const a = parseIpv6(from), z = parseIpv6(to);
       if (!a || !z) throw new NftError(`Could not resolve hostname: ${v.text}`, c.where(v));
-      b.matches.push({ kind: 'iprange', [side]: { from6: a, to6: z, invert } });
+      ipRangeMatch(b, side)[side] = { from6: a, to6: z, invert };
     }
     return;
   }
@@ -411,6 +476,99 @@ function ifaceMatch(b: Built, side: 'in' | 'out', c: Cursor, op: string): void {
   b.ip[side] = { name, wildcard, invert: op === '!=' };
 }
 
+const ICMP_TYPES: Record<string, number> = {
+  'echo-reply': 0, 'destination-unreachable': 3, 'source-quench': 4, redirect: 5, 'echo-request': 8, 'router-advertisement': 9,
+  'router-solicitation': 10, 'time-exceeded': 11, 'parameter-problem': 12, 'timestamp-request': 13, 'timestamp-reply': 14,
+  'info-request': 15, 'info-reply': 16, 'address-mask-request': 17, 'address-mask-reply': 18,
+};
+const ICMPV6_TYPES: Record<string, number> = {
+  'destination-unreachable': 1, 'packet-too-big': 2, 'time-exceeded': 3, 'parameter-problem': 4, 'echo-request': 128, 'echo-reply': 129,
+  'mld-listener-query': 130, 'mld-listener-report': 131, 'mld-listener-done': 132, 'mld-listener-reduction': 132, 'nd-router-solicit': 133,
+  'nd-router-advert': 134, 'nd-neighbor-solicit': 135, 'nd-neighbor-advert': 136, 'nd-redirect': 137, 'router-renumbering': 138,
+  'ind-neighbor-solicit': 141, 'ind-neighbor-advert': 142, 'mld2-listener-report': 143,
+};
+const NFT_TCP_FLAGS: Record<string, number> = { fin: 0x01, syn: 0x02, rst: 0x04, psh: 0x08, ack: 0x10, urg: 0x20, ecn: 0x40, cwr: 0x80 };
+
+/** A decimal number up to `max`. */
+function smallNumber(c: Cursor, max: number, what: string): number {
+  const { values, set } = valueItems(c, what);
+  const v = wordOf(values[0]);
+  if (set) throw unsupported(`a set in ${what}`, c.file, values[0]!);
+  if (!v || !/^\d+$/.test(v)) throw unsupported(`${what} ${v ?? ''}`.trim(), c.file, values[0]!);
+  if (Number(v) > max) throw new NftError(`Value ${v} exceeds valid range 0-${max}`, c.where(values[0]));
+  return Number(v);
+}
+
+/** A ttl/hop limit comparison as -m ttl/hl tests it (eq, lt, gt); undefined: it can never be true. */
+function ttlTest(op: string, n: number): { op: 'eq' | 'lt' | 'gt'; value: number; invert: boolean } | undefined {
+  switch (op) {
+    case '==': return { op: 'eq', value: n, invert: false };
+    case '!=': return { op: 'eq', value: n, invert: true };
+    case '<': return n === 0 ? undefined : { op: 'lt', value: n, invert: false };
+    case '>': return n === 255 ? undefined : { op: 'gt', value: n, invert: false };
+    case '<=': return n === 255 ? { op: 'gt', value: 255, invert: true } : { op: 'lt', value: n + 1, invert: false };
+    default: return n === 0 ? { op: 'lt', value: 0, invert: true } : { op: 'gt', value: n - 1, invert: false }; // >=
+  }
+}
+
+function flagBits(c: Cursor, items: NftItem[]): number {
+  let v = 0;
+  for (const i of items) {
+    const bit = NFT_TCP_FLAGS[wordOf(i) ?? ''];
+    if (bit === undefined) throw new NftError(`Could not parse tcp flag`, c.where(i));
+    v |= bit;
+  }
+  return v;
+}
+
+/**
+ * `tcp flags VALUE / MASK` and `tcp flags & MASK == VALUE` (the flags under the mask are the value),
+ * `tcp flags == VALUE` (exactly those), `tcp flags FLAG` (that one flag set), with `!=`.
+ */
+function tcpFlags(b: Built, c: Cursor, item: NftItem, nft: boolean): void {
+  setProto(b, 6, false, c, item, nft);
+  let mask: number, comp: number, invert = false;
+  // the items up to the next statement: flag words, commas, "/", "&", "==", "!="
+  const take = (): NftItem[] => {
+    const out: NftItem[] = [];
+    while (!c.done && (c.peek()!.kind === 'comma' || (wordOf(c.peek()) ?? '') in NFT_TCP_FLAGS)) { const i = c.next()!; if (i.kind !== 'comma') out.push(i); }
+    return out;
+  };
+  if (c.word() === '&') {
+    c.next();
+    const m = c.next();
+    const inner = wordOf(m)?.replace(/^\(|\)$/g, '').split('|') ?? [];
+    mask = flagBits(c, inner.map((text) => ({ kind: 'word', text, line: m!.line, col: m!.col })));
+    const op = relOp(c);
+    if (op !== '==' && op !== '!=') throw unsupported(`tcp flags comparison ${op}`, c.file, item);
+    invert = op === '!=';
+    comp = flagBits(c, take());
+  } else {
+    const explicit = REL_OPS.has(c.word() ?? '');
+    const op = relOp(c);
+    if (op !== '==' && op !== '!=') throw unsupported(`tcp flags comparison ${op}`, c.file, item);
+    invert = op === '!=';
+    const value = take();
+    comp = flagBits(c, value);
+    if (c.word() === '/') { c.next(); mask = flagBits(c, take()); }
+    else if (explicit && op === '==') mask = 0xff; // exactly these flags
+    else {
+      // the implicit form means any of the flags set: one flag is "that flag set"
+      if (value.length !== 1 || invert) throw unsupported('tcp flags without a mask (other than one flag set)', c.file, item);
+      mask = comp;
+    }
+  }
+  if ((comp & ~mask) !== 0) { if (!invert) b.never = true; return; }
+  tcpLikeMatch(b, 'tcp', 'flags').flags = { mask, comp, invert };
+}
+
+/** The rule's tcp or udp match, made on first use: nft's separate port and flag tests are one match in the IR, as in iptables. */
+function tcpLikeMatch(b: Built, kind: 'tcp' | 'udp', field?: 'sport' | 'dport' | 'flags'): Extract<Match, { kind: 'tcp' }> {
+  let m = b.matches.find((x): x is Extract<Match, { kind: 'tcp' }> => x.kind === kind && (field === undefined || (x as Record<string, unknown>)[field] === undefined));
+  if (!m) { m = { kind, short: 'nomatch' } as Extract<Match, { kind: 'tcp' }>; b.matches.push(m); }
+  return m;
+}
+
 /** One rule's items → the IR rule for `fam` (null: never matches in that family). */
 export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFamily, file: string, db: NameDb): Rule | null {
   const c = new Cursor(items, file);
@@ -418,7 +576,8 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
   const inet = tableFamily === 'inet';
   while (!c.done) {
     const item = c.peek()!;
-    if (b.verdict) throw new NftError('syntax error, nothing may follow a verdict', c.where(item));
+    // a rule's comment may follow its verdict (nft lists it there), as the last thing in the rule
+    if (b.verdict && !(wordOf(item) === 'comment' && c.peek(1)?.kind === 'string' && c.peek(2) === undefined)) throw new NftError('syntax error, nothing may follow a verdict', c.where(item));
     if (item.kind !== 'word') throw new NftError('syntax error, unexpected ' + (item.kind === 'block' ? '"{"' : item.kind === 'comma' ? '","' : 'string'), c.where(item));
     const w = item.text;
     c.next();
@@ -430,6 +589,25 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
         c.next();
         if (key === 'saddr' || key === 'daddr') { addrMatch(b, key === 'saddr' ? 'src' : 'dst', famOf, fam, c, relOp(c)); break; }
         if (key === 'protocol' && w === 'ip') { if (fam !== 4) { valueItems(c, 'protocol'); b.never = true; break; } protoMatch(b, c, relOp(c), db, false); break; }
+        if (key === 'frag-off' && w === 'ip') {
+          // `ip frag-off & 0x1fff != 0`: a later fragment (-f); `== 0`: a first fragment or none (! -f)
+          const amp = c.next(), mask = c.next();
+          const op = relOp(c);
+          const zero = c.next();
+          if (wordOf(amp) !== '&' || !/^(0x1fff|8191)$/i.test(wordOf(mask) ?? '') || (op !== '==' && op !== '!=') || wordOf(zero) !== '0') throw unsupported('this ip frag-off expression (bpftables takes & 0x1fff != 0 and == 0)', file, item);
+          if (fam !== 4) { b.never = true; break; }
+          b.ip.frag = { invert: op === '==' };
+          break;
+        }
+        if ((key === 'ttl' && w === 'ip') || (key === 'hoplimit' && w === 'ip6')) {
+          const op = relOp(c);
+          const n = smallNumber(c, 255, `${w} ${key}`);
+          if (fam !== famOf) { b.never = true; break; }
+          const t = ttlTest(op, n);
+          if (!t) { b.never = true; break; }
+          b.matches.push({ kind: w === 'ip' ? 'ttl' : 'hl', ...t });
+          break;
+        }
         throw unsupported(`${w} ${key ?? ''}`.trim(), file, item);
       }
       case 'meta': case 'l4proto': case 'nfproto': case 'iifname': case 'oifname': case 'mark': case 'pkttype': {
@@ -454,11 +632,52 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
           const t = PKTTYPES[wordOf(values[0]) ?? ''];
           if (set || t === undefined || (op !== '==' && op !== '!=')) throw unsupported('this pkttype expression', file, item);
           b.matches.push({ kind: 'pkttype', type: t, invert: op === '!=' });
+        } else if (key === 'length') {
+          // the whole packet's length from the network header, as -m length reads it
+          const { values, set } = valueItems(c, 'length');
+          const v = wordOf(values[0]);
+          const range = v ? /^(\d+)-(\d+)$/.exec(v) : null;
+          if (set || !v || (!range && !/^\d+$/.test(v)) || (range && op !== '==' && op !== '!=')) throw unsupported('this length expression', file, item);
+          let [min, max] = range ? [Number(range[1]), Number(range[2])] : [Number(v), Number(v)];
+          if (max > 65535 || min > max) throw new NftError(`Value ${v} exceeds valid range 0-65535`, c.where(values[0]));
+          if (op === '<') [min, max] = [0, min - 1]; else if (op === '<=') [min, max] = [0, min];
+          else if (op === '>') [min, max] = [min + 1, 65535]; else if (op === '>=') [min, max] = [min, 65535];
+          if (min > max) { b.never = true; break; }
+          b.matches.push({ kind: 'length', min, max, invert: op === '!=' });
         } else throw unsupported(`meta ${key ?? ''}`.trim(), file, item);
+        break;
+      }
+      case 'icmp': case 'icmpv6': {
+        const key = c.word();
+        if (key !== 'type' && key !== 'code') throw unsupported(`${w} ${key ?? ''}`.trim(), file, item);
+        c.next();
+        const famOf: Family = w === 'icmp' ? 4 : 6;
+        if (!inet && FAMILIES[tableFamily][0] !== famOf) throw new NftError(`conflicting protocols specified: ${tableFamily} vs. ${w}`, c.where(item));
+        const op = relOp(c);
+        if (op !== '==' && op !== '!=') throw unsupported(`${w} ${key} comparison ${op}`, file, item);
+        const { values, set } = valueItems(c, `${w} ${key}`);
+        if (set) throw unsupported(`a set of ${w} ${key}s`, file, values[0]!);
+        // nft's dependency: ip protocol icmp in an ip table, meta l4proto icmp / ipv6-icmp elsewhere
+        setProto(b, w === 'icmp' ? 1 : 58, false, c, item, tableFamily !== 'ip');
+        const kind = w === 'icmp' ? 'icmp' : 'icmp6';
+        const name = wordOf(values[0]) ?? '';
+        if (key === 'type') {
+          const type = /^\d+$/.test(name) ? Number(name) : (w === 'icmp' ? ICMP_TYPES : ICMPV6_TYPES)[name];
+          if (type === undefined || type > 255) throw new NftError(`Could not parse ${w} type`, c.where(values[0]));
+          b.matches.push({ kind, type, codeMin: 0, codeMax: 255, invert: op === '!=' });
+        } else {
+          // a code narrows the type given before it (iptables has no code without a type)
+          const code = /^\d+$/.test(name) ? Number(name) : undefined;
+          const typed = b.matches.find((m): m is Extract<Match, { kind: 'icmp' }> => m.kind === kind);
+          if (code === undefined || code > 255) throw unsupported(`${w} code ${name}`, file, values[0]!);
+          if (!typed || typed.invert || op === '!=' || typed.codeMin !== 0 || typed.codeMax !== 255) throw unsupported(`${w} code without a type before it`, file, item);
+          typed.codeMin = code; typed.codeMax = code;
+        }
         break;
       }
       case 'tcp': case 'udp': case 'th': {
         const key = c.word();
+        if (w === 'tcp' && key === 'flags') { c.next(); tcpFlags(b, c, item, tableFamily !== 'ip'); break; }
         if (key !== 'sport' && key !== 'dport') throw unsupported(`${w} ${key ?? ''}`.trim(), file, item);
         c.next();
         const num = w === 'tcp' ? 6 : w === 'udp' ? 17 : undefined;
@@ -469,7 +688,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
         if (ranges.length === 0) { b.never = true; break; }
         const single = ranges.length === 1;
         if (single && num !== undefined) {
-          b.matches.push({ kind: w as 'tcp', [key]: { range: ranges[0]!, invert } as PortMatch, short: 'nomatch' });
+          tcpLikeMatch(b, w as 'tcp', key)[key] = { range: ranges[0]!, invert } as PortMatch;
         } else {
           b.matches.push({ kind: 'multiport', dir: key === 'sport' ? 'src' : 'dst', ports: ranges, invert, short: 'nomatch' });
         }
@@ -479,7 +698,10 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
         const key = c.word();
         if (key !== 'state') throw unsupported(`ct ${key ?? ''}`.trim(), file, item);
         c.next();
-        const op = relOp(c);
+        // `!` before a set of flags: none of them (as != for one state, and -m conntrack ! --ctstate)
+        const bang = c.word() === '!';
+        if (bang) c.next();
+        const op = bang ? '!=' : relOp(c);
         if (op !== '==' && op !== '!=') throw unsupported(`ct state comparison ${op}`, file, item);
         const { values } = valueItems(c, 'ct state');
         const states = values.map((v) => {
@@ -487,7 +709,8 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
           if (!s) throw new NftError(`Could not parse ct state`, c.where(v));
           return s;
         });
-        b.matches.push({ kind: 'conntrack', ctstate: [...new Set(states)], invert: op === '!=' });
+        // in the order iptables keeps them (a set of states: the order written means nothing)
+        b.matches.push({ kind: 'conntrack', ctstate: CT_MATCH_STATES.filter((x) => states.includes(x)), invert: op === '!=' });
         break;
       }
       case 'counter': {
@@ -523,6 +746,8 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
     }
   }
   if (b.never) return null;
+  // meta l4proto differs from -p only where extension headers are walked: in IPv4 it is -p
+  if (fam === 4 && b.ip.proto?.nft) b.ip.proto = { num: b.ip.proto.num, invert: b.ip.proto.invert };
   return { ip: b.ip, matches: b.matches, verdict: b.verdict ?? { kind: 'none' }, counters: b.counters ?? { packets: 0, bytes: 0 } };
 }
 

@@ -308,7 +308,14 @@ export function migrateToNft(text: string, family: Family, db: NameDb, source: s
     table: (name) => { out += `table ${fam} ${name}\ndelete table ${fam} ${name}\nadd table ${fam} ${name}\n`; },
     chain: (command) => { out += command; },
     rule: ({ line, lineNo, commands }) => {
-      if (commands) { out += commands.map((c) => `${c}\n`).join(''); return; }
+      // nft's strings cannot hold a double quote (iptables-translate prints one anyway)
+      const quoted = commands?.find((c) => /comment ".*".*"/.test(c));
+      if (commands && !quoted) { out += commands.map((c) => `${c}\n`).join(''); return; }
+      if (quoted) {
+        lossy.push({ line: lineNo, rule: line, reason: 'a comment with a double quote, which nft strings cannot hold' });
+        out += `# not migrated (line ${lineNo}): ${line}\n`;
+        return;
+      }
       lossy.push({ line: lineNo, rule: line, reason: 'no exact nft translation in bpftables yet' });
       out += `# not migrated (line ${lineNo}): ${line}\n`;
     },

@@ -21,6 +21,7 @@ import { nftToIptables } from '../xlate/to-iptables';
 import { saveTable } from '../xlate/save';
 import { validateTable } from '../xlate/validate';
 import { includeLoader } from './nft';
+import { restoreMain } from './iptables-restore';
 import { alternativesMain } from './alternatives';
 import { systemNameDb } from './namedb';
 
@@ -46,6 +47,9 @@ Commands:
                      (--to iptables; inet tables give rules to both); on stdout. Every rule or chain that
                      cannot be carried exactly is listed (stderr, or --report FILE) with its line and reason,
                      and the exit status is 1 unless --allow-lossy
+  boot-restore       restore /etc/iptables/rules.v4 and rules.v6 where they exist, as iptables-persistent
+                     does at boot (bpftables-restore.service runs it); /etc/default/bpftables may set
+                     RULES_V4, RULES_V6 (other files) and NFT_CONF (an nft ruleset: refused for now)
   alternatives install|remove [--root DIR] [--bindir DIR] [--priority N]
                      register (and select) bpftables' iptables and ip6tables with update-alternatives, as
                      iptables-nft and iptables-legacy are registered, or unregister them
@@ -157,6 +161,9 @@ export function bpftablesMain(argv: string[], io: Io): number {
     case 'check': return checkCommand(argv.slice(1), io);
     case 'alternatives': return alternativesMain(argv.slice(1), io);
     case 'migrate': return migrateCommand(argv.slice(1), io);
+    case 'boot-restore':
+      requireRoot('bpftables');
+      return bootRestore(io);
     case 'gc': {
       requireRoot('bpftables');
       const lock = acquireXtablesLock(0);
@@ -211,6 +218,39 @@ function checkCommand(args: string[], io: Io): number {
   for (const f of findings) io.out(`${f.file ?? file}${f.line ? `:${f.line}` : ''}: ${f.kind}: ${f.message}\n`);
   io.out(findings.length ? `${findings.length} problem${findings.length > 1 ? 's' : ''}\n` : 'no problems found\n');
   return findings.length ? 1 : 0;
+}
+
+/**
+ * `bpftables boot-restore`: what bpftables-restore.service runs before the
+ * network comes up. Each family's file is restored when it exists (a missing
+ * one is no error, as with iptables-persistent); a failure in one does not
+ * keep the other from being restored, and makes the exit status 1.
+ * Settings come from /etc/default/bpftables (BPFTABLES_DEFAULTS names
+ * another file), shell-style KEY=value lines.
+ */
+function bootRestore(io: Io): number {
+  const settings = new Map<string, string>();
+  const defaults = process.env.BPFTABLES_DEFAULTS ?? '/etc/default/bpftables';
+  if (fs.existsSync(defaults)) {
+    for (const line of fs.readFileSync(defaults, 'utf8').split('\n')) {
+      const m = /^\s*([A-Z0-9_]+)=(?:"([^"]*)"|'([^']*)'|(\S*))\s*(?:#.*)?$/.exec(line);
+      if (m) settings.set(m[1]!, m[2] ?? m[3] ?? m[4] ?? '');
+    }
+  }
+  let failed = false;
+  for (const [family, key, file] of [[4, 'RULES_V4', '/etc/iptables/rules.v4'], [6, 'RULES_V6', '/etc/iptables/rules.v6']] as const) {
+    const path_ = settings.get(key) || file;
+    if (!fs.existsSync(path_)) { io.out(`${path_}: not there, nothing to restore for IPv${family}\n`); continue; }
+    const prog = family === 4 ? 'iptables-restore' : 'ip6tables-restore';
+    const status = restoreMain(prog, [path_], io, family);
+    if (status === 0) io.out(`${path_}: restored (IPv${family})\n`); else failed = true;
+  }
+  const nft = settings.get('NFT_CONF');
+  if (nft) {
+    io.err(`bpftables boot-restore: NFT_CONF=${nft}: loading nft rulesets is not supported by bpftables yet (nft -c ${nft} checks one)\n`);
+    failed = true;
+  }
+  return failed ? 1 : 0;
 }
 
 /** `bpftables migrate --to nft [-6] [--report FILE] [--allow-lossy] INPUT` */

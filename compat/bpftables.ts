@@ -10,7 +10,7 @@ import { demo } from './demo';
 import { flushAll, kernel, readTable } from './engine';
 import { recentCommand } from './recentcmd';
 import { runLogd, runningLogd } from './logd';
-import { type Family, type Table, usesAddrtype, usesEvents } from '../xlate/ir';
+import { type Family, isBuiltin, type Table, usesAddrtype, usesEvents } from '../xlate/ir';
 import { hashlimitTablesPinned, recentLists } from '../native/nsmaps';
 import { checkNftRuleset, checkTable, type Finding } from '../xlate/check';
 import { BpftablesError } from '../xlate/errors';
@@ -18,10 +18,12 @@ import { baseChainTables, loadNft } from '../xlate/nft';
 import { parseRestore } from '../xlate/restore';
 import { migrateToNft } from '../xlate/translate';
 import { nftToIptables } from '../xlate/to-iptables';
-import { saveTable } from '../xlate/save';
 import { validateTable } from '../xlate/validate';
 import { includeLoader } from './nft';
 import { restoreMain } from './iptables-restore';
+import { compileTable } from '../cgen/program';
+import { disassemble } from '../cgen/disasm';
+import { chainOrder, ruleBody, saveTable } from '../xlate/save';
 import { alternativesMain } from './alternatives';
 import { systemNameDb } from './namedb';
 
@@ -47,6 +49,12 @@ Commands:
                      (--to iptables; inet tables give rules to both); on stdout. Every rule or chain that
                      cannot be carried exactly is listed (stderr, or --report FILE) with its line and reason,
                      and the exit status is 1 unless --allow-lossy
+  counters [-6] [--json]
+                     every rule's and policy's packet and byte counters, with the rule
+  dump [-6] [--chain NAME] [--asm] [--json]
+                     the BPF the live ruleset compiles to: per hook, its size, functions and what each block
+                     comes from (a rule, a run of rules as one lookup); --asm disassembles it, each rule's
+                     code under its text; --chain keeps one built-in chain's hook, or one user chain's functions
   boot-restore       restore /etc/iptables/rules.v4 and rules.v6 where they exist, as iptables-persistent
                      does at boot (bpftables-restore.service runs it); /etc/default/bpftables may set
                      RULES_V4, RULES_V6 (other files) and NFT_CONF (an nft ruleset: refused for now)
@@ -161,6 +169,12 @@ export function bpftablesMain(argv: string[], io: Io): number {
     case 'check': return checkCommand(argv.slice(1), io);
     case 'alternatives': return alternativesMain(argv.slice(1), io);
     case 'migrate': return migrateCommand(argv.slice(1), io);
+    case 'dump':
+      requireRoot('bpftables');
+      return dumpCommand(rest, io);
+    case 'counters':
+      requireRoot('bpftables');
+      return countersCommand(rest, io);
     case 'boot-restore':
       requireRoot('bpftables');
       return bootRestore(io);
@@ -218,6 +232,77 @@ function checkCommand(args: string[], io: Io): number {
   for (const f of findings) io.out(`${f.file ?? file}${f.line ? `:${f.line}` : ''}: ${f.kind}: ${f.message}\n`);
   io.out(findings.length ? `${findings.length} problem${findings.length > 1 ? 's' : ''}\n` : 'no problems found\n');
   return findings.length ? 1 : 0;
+}
+
+const HOOK_NAMES: Record<number, string> = { 1: 'LOCAL_IN', 2: 'FORWARD', 3: 'LOCAL_OUT' };
+
+/**
+ * `bpftables dump`: the live ruleset compiled again (the code generator is
+ * deterministic: the same table and kernel give the programs that were
+ * loaded), shown per hook; with --asm, disassembled.
+ */
+function dumpCommand(args: string[], io: Io): number {
+  const family: Family = args.includes('-6') ? 6 : 4;
+  const asm = args.includes('--asm'), json = args.includes('--json');
+  const ci = args.indexOf('--chain');
+  const only = ci >= 0 ? args[ci + 1] : undefined;
+  if (ci >= 0 && !only) { io.err('bpftables dump: --chain needs a chain name\n'); return 2; }
+  const table = readTable(family);
+  if (!table) { io.err(`bpftables dump: no IPv${family} ruleset in this network namespace\n`); return 1; }
+  if (only && !table.chains.some((c) => c.name === only)) { io.err(`bpftables dump: no chain ${only}\n`); return 1; }
+  const k = kernel();
+  const compiled = compileTable(table, k);
+  const kfuncs = new Map([[k.kfuncDynptrFromSkb, 'bpf_dynptr_from_skb'], [k.kfuncDynptrSlice, 'bpf_dynptr_slice']]);
+  // a rule's note ("INPUT rule 3 (file:line)") → its iptables text
+  const explain = (note: string): string | undefined => {
+    const m = /^(\S+) rule (\d+)\b/.exec(note);
+    const chain = m && table.chains.find((c) => c.name === m[1]);
+    const rule = chain?.rules[Number(m![2]) - 1];
+    return rule ? `-A ${chain!.name}${ruleBody(rule, systemNameDb)}` : undefined;
+  };
+  const userIndex = only && !isBuiltin(only) ? table.chains.findIndex((c) => c.name === only) : -1;
+  const hooks = compiled.hooks.filter((h) => !only || (isBuiltin(only) ? h.chain === only : h.userChains.includes(only)));
+  const views = hooks.map((h) => {
+    let lines = asm ? disassemble(h.linked, { kfuncs, explain }) : [];
+    if (userIndex >= 0) {
+      // the user chain's functions only: from its header to the next function's
+      const mine = new RegExp(`^(chain_${userIndex}|chunk_${userIndex}_\\d+):$`);
+      const kept: string[] = [];
+      let inside = false;
+      for (const l of lines) { if (/^\S+:$/.test(l)) inside = mine.test(l); if (inside) kept.push(l); }
+      lines = kept;
+    }
+    return {
+      chain: h.chain, hook: HOOK_NAMES[h.hooknum] ?? String(h.hooknum), instructions: h.linked.count,
+      functions: h.linked.funcs.map((f) => f.name), userChains: h.userChains,
+      blocks: [...h.linked.notes].map(([index, note]) => ({ index, note, rule: explain(note) })),
+      ...(asm ? { asm: lines } : {}),
+    };
+  });
+  if (json) { io.out(JSON.stringify({ family, hooks: views }, null, 2) + '\n'); return 0; }
+  for (const v of views) {
+    io.out(`# ${v.chain} (hook ${v.hook}, IPv${family}): ${v.instructions} instructions, ${v.functions.length + 1} function${v.functions.length ? 's' : ''}${v.userChains.length ? `; user chains ${v.userChains.join(', ')}` : ''}\n`);
+    if (v.asm) { io.out(v.asm.join('\n') + '\n\n'); continue; }
+    for (const b of v.blocks) io.out(`  ${String(b.index).padStart(6)}: ${b.note}${b.rule ? `   ${b.rule}` : ''}\n`);
+    io.out('\n');
+  }
+  return 0;
+}
+
+/** `bpftables counters`: what iptables -L -v -x counts, one line per rule with its text. */
+function countersCommand(args: string[], io: Io): number {
+  const family: Family = args.includes('-6') ? 6 : 4;
+  const table = readTable(family);
+  if (!table) { io.err(`bpftables counters: no IPv${family} ruleset in this network namespace\n`); return 1; }
+  const rows = chainOrder(table.chains).flatMap((c) => [
+    ...(c.policy ? [{ chain: c.name, rule: 0, policy: c.policy, packets: c.counters.packets, bytes: c.counters.bytes }] : []),
+    ...c.rules.map((r, i) => ({ chain: c.name, rule: i + 1, text: `-A ${c.name}${ruleBody(r, systemNameDb)}`, packets: r.counters.packets, bytes: r.counters.bytes })),
+  ]);
+  if (args.includes('--json')) { io.out(JSON.stringify({ family, counters: rows }, null, 2) + '\n'); return 0; }
+  const w = Math.max(8, ...rows.map((r) => String(r.packets).length)), wb = Math.max(8, ...rows.map((r) => String(r.bytes).length));
+  io.out(`${'packets'.padStart(w)} ${'bytes'.padStart(wb)}  rule\n`);
+  for (const r of rows) io.out(`${String(r.packets).padStart(w)} ${String(r.bytes).padStart(wb)}  ${'policy' in r ? `${r.chain} policy ${r.policy}` : r.text}\n`);
+  return 0;
 }
 
 /**

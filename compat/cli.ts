@@ -12,7 +12,13 @@ export const VERSION = 'v1.8.11 (bpftables)';
 
 export interface Io { out: (s: string) => void; err: (s: string) => void }
 // nothing to write opens nothing: creating process.stdout loads the tty and stream modules (5 ms)
-export const stdio: Io = { out: (s) => { if (s) process.stdout.write(s); }, err: (s) => { if (s) process.stderr.write(s); } };
+let piped = false;
+function stdout(): NodeJS.WriteStream {
+  // a reader that went away (`| head`) ends the output, as for iptables, not in an unhandled EPIPE
+  if (!piped) { piped = true; process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0); else throw e; }); }
+  return process.stdout;
+}
+export const stdio: Io = { out: (s) => { if (s) stdout().write(s); }, err: (s) => { if (s) process.stderr.write(s); } };
 
 /**
  * Run `fn` holding the xtables lock (`wait` as for -w). When the lock stays

@@ -21,6 +21,7 @@ import { nftToIptables } from '../xlate/to-iptables';
 import { validateTable } from '../xlate/validate';
 import { includeLoader } from './nft';
 import { restoreMain } from './iptables-restore';
+import { progress, ruleLines } from './progress';
 import { compileTable } from '../cgen/program';
 import { disassemble } from '../cgen/disasm';
 import { chainOrder, ruleBody, saveTable } from '../xlate/save';
@@ -135,8 +136,23 @@ function status(io: Io, json: boolean): number {
   return 0;
 }
 
+/** The lines of HELP that describe one command (its entry and the indented lines under it). */
+function commandHelp(cmd: string): string | undefined {
+  const lines = HELP.split('\n');
+  const at = lines.findIndex((l) => l.startsWith(`  ${cmd} `) || l === `  ${cmd}`);
+  if (at < 0) return undefined;
+  let end = at + 1;
+  while (end < lines.length && /^ {5,}\S/.test(lines[end]!)) end++;
+  return `Usage: bpftables ${lines.slice(at, end).map((l) => l.slice(2)).join('\n')}\n`;
+}
+
 export function bpftablesMain(argv: string[], io: Io): number {
   const [cmd, ...rest] = argv.filter((a) => a !== '--verbose');
+  // --help after any command explains that command and does nothing else
+  if (cmd && cmd !== 'help' && (rest.includes('--help') || rest.includes('-h'))) {
+    const text = commandHelp(cmd);
+    if (text) { io.out(text); return 0; }
+  }
   switch (cmd) {
     case undefined: case 'help': case '--help': case '-h':
       io.out(HELP);
@@ -354,7 +370,8 @@ function migrateCommand(args: string[], io: Io): number {
   if (!input) { io.err('bpftables migrate: an input file is needed (- for standard input)\n'); return 2; }
   const text = readInput('migrate', input, io);
   if (text === null) return 2;
-  const writeReport = (lines: string): void => { if (report) fs.writeFileSync(report, lines); else io.err(lines); };
+  const bar = progress('bpftables migrate', ruleLines(text));
+  const writeReport = (lines: string): void => { bar.end(); if (report) fs.writeFileSync(report, lines); else io.err(lines); };
   if (to === 'iptables') {
     let result;
     try {
@@ -372,11 +389,15 @@ function migrateCommand(args: string[], io: Io): number {
   }
   try {
     // the input must be a valid ruleset: iptables-restore's own parser says so first
-    parseRestore(text, { file: input, db: systemNameDb, counters: false, family, noValidate: true });
+    bar.phase('reading', 0.6);
+    parseRestore(text, { file: input, db: systemNameDb, counters: false, family, noValidate: true, progress: (done, total) => bar.update(done, total) });
+    bar.phase('translating', 1);
   } catch (e) {
+    bar.end();
     return ruleError('migrate', input, e, io);
   }
   const { nft, lossy } = migrateToNft(text, family, systemNameDb, input);
+  bar.end();
   io.out(nft);
   writeReport(lossy.map((l) => `${input}:${l.line}: ${l.reason}: ${l.rule}\n`).join(''));
   return lossy.length && !lossyOk ? 1 : 0;

@@ -233,8 +233,10 @@ export function loadCompiled(compiled: CompiledTable, table: Table): LoadedTable
  * Compile and atomically install `table` as the filter table of this
  * namespace. Nothing in the kernel changes unless every program loads.
  */
-export function replaceTable(table: Table): void {
-  const phase = phases();
+export function replaceTable(table: Table, step?: (label: string) => void): void {
+  const logged = phases();
+  const phase = (done: string): void => { logged(done); step?.(done); };
+  step?.('compiling');
   const k = kernel();
   const fault = process.env.BPFTABLES_TEST_VERIFIER_FAULT_LINE;
   const compiled = compileTable(table, k, { verifierFaultLine: fault ? Number(fault) : undefined });

@@ -9,6 +9,7 @@ import { compileTable } from '../cgen/program';
 import { type Io, requireRoot, runMain, VERSION, withXtablesLock } from './cli';
 import { kernel, loadCompiled, phases, readTable, replaceTable } from './engine';
 import { log } from './log';
+import { progress, ruleLines } from './progress';
 import { systemNameDb } from './namedb';
 
 const USAGE = (prog: string): string => `Usage: ${prog} [-c] [-v] [-V] [-t] [-h] [-n] [-w secs] [-W usecs] [-T table] [-M command] [file]
@@ -21,6 +22,11 @@ const USAGE = (prog: string): string => `Usage: ${prog} [-c] [-v] [-V] [-t] [-h]
     [ --wait=<seconds>
     [ --table=<TABLE> ]
 `;
+
+/** After each phase the engine reports (compat/engine.ts), the one the progress bar shows. */
+const NEXT_PHASE: Record<string, [string, number]> = {
+  compiling: ['compiling', 0.65], compiled: ['storing', 0.75], 'ruleset serialized': ['loading', 0.9], 'maps created and programs loaded': ['installing', 0.97], installed: ['finishing', 1],
+};
 
 interface Opts { counters: boolean; test: boolean; verbose: boolean; noflush: boolean; table?: string; file?: string; wait?: number; waitIntervalMs: number }
 
@@ -81,8 +87,11 @@ export function restoreMain(prog: string, argv: string[], io: Io, family: Family
   const display = file === '-' ? 'stdin' : path.basename(file);
   let tables;
   const phase = phases();
+  const bar = progress(prog, ruleLines(text));
+  bar.phase('parsing', 0.5);
   try {
     const result = parseRestore(text, {
+      progress: (done, total) => bar.update(done, total),
       file: display, db: systemNameDb, counters: o.counters, noflush: o.noflush, family, verbose: o.verbose, warn: (m) => io.err(`${m}\n`),
       current: (name) => (name === 'filter' ? readTable(family) : undefined),
     });
@@ -91,6 +100,7 @@ export function restoreMain(prog: string, argv: string[], io: Io, family: Family
     crashPoint('restore: parsed');
     io.out(result.output);
   } catch (e) {
+    bar.end();
     if (e instanceof BpftablesError) {
       log.debug({ where: e.where, option: e.option }, e.message);
       if (e.status === 2) {
@@ -111,7 +121,8 @@ export function restoreMain(prog: string, argv: string[], io: Io, family: Family
   const install = (): number => {
     for (const t of selected) {
       try {
-        if (o.test) verifyOnly(t); else replaceTable(t);
+        // the engine says what it has done; the bar shows what comes next
+        if (o.test) verifyOnly(t); else replaceTable(t, (done) => { const [label, until] = NEXT_PHASE[done] ?? [done, 1]; bar.update(1, 1); bar.phase(label, until); });
       } catch (e) {
         if (e instanceof BpftablesError) {
           io.err(`${prog}: ${e.message}\n`);
@@ -123,7 +134,9 @@ export function restoreMain(prog: string, argv: string[], io: Io, family: Family
     return 0;
   };
   // --test changes nothing, so it needs no lock
-  return o.test || !selected.length ? install() : withXtablesLock(io, o.wait, o.waitIntervalMs, install);
+  try {
+    return o.test || !selected.length ? install() : withXtablesLock(io, o.wait, o.waitIntervalMs, install);
+  } finally { bar.end(); }
 }
 
 export function main(): void {

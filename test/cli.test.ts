@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { ip, nsExec, uniqueName } from '../compat/lab';
+import { ip, nsExec, nsExecOk, uniqueName } from '../compat/lab';
+import { throwawayNamespace } from './helpers/live';
 import { BIN, prepareState, REPO, requireKernel } from './helpers/env';
 
 const RULES = '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 7 -j DROP\nCOMMIT\n';
@@ -54,4 +55,49 @@ t.test('bpftables subcommands', async (t) => {
   t.match(run(['status']).stdout, /nothing loaded/, 'status of an empty namespace');
   t.equal(run(['init']).stdout, '/run/bpftables\n', 'init names the mounted state filesystem');
   t.equal(run(['flush']).status, 0, 'flush of an empty namespace is fine');
+});
+
+t.test('bpftables SUBCOMMAND --help explains the subcommand and does nothing else', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const bin = path.join(BIN, 'bpftables');
+  const help = spawnSync(bin, ['help'], { encoding: 'utf8' }).stdout;
+  const subs = [...help.matchAll(/^ {2}([a-z][a-z-]*)\b/gm)].map((m) => m[1]!);
+  t.ok(subs.length >= 14, `subcommands: ${subs.join(' ')}`);
+  if (!requireKernel(t)) return;
+  prepareState();
+  const ns = throwawayNamespace(t, 'subhelp');
+  nsExecOk(ns, path.join(BIN, 'iptables-restore'), [], '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -j DROP\nCOMMIT\n');
+  for (const sub of subs.filter((s) => s !== 'help')) {
+    for (const flag of ['--help', '-h']) {
+      const r = nsExec(ns, bin, [sub, flag]);
+      t.equal(r.status, 0, `${sub} ${flag}: exit 0`);
+      t.match(r.stdout, new RegExp(`^Usage: bpftables ${sub}\\b`), `${sub} ${flag}: its usage`);
+    }
+  }
+  t.match(nsExecOk(ns, path.join(BIN, 'iptables-save'), []), /-A INPUT -j DROP/, 'flush --help and gc --help flushed nothing');
+});
+
+t.test('a progress bar on a terminal for 10k rules or more, and never in a pipe', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  if (!requireKernel(t, ['script'])) return;
+  prepareState();
+  const ns = throwawayNamespace(t, 'bar');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bpft-bar-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'rules');
+  const rules = Array.from({ length: 12000 }, (_, i) => `-A INPUT -s 10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}/32 -j DROP`);
+  fs.writeFileSync(file, ['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ...rules, 'COMMIT', ''].join('\n'));
+  // script(1) gives the command a terminal; what it drew comes back in the typescript on stdout
+  const tty = spawnSync('ip', ['netns', 'exec', ns, 'script', '-qec', `${path.join(BIN, 'iptables-restore')} ${file}`, '/dev/null'], { encoding: 'utf8' });
+  t.equal(tty.status, 0, `restore on a terminal ${tty.stderr}`);
+  t.match(tty.stdout, /iptables-restore: parsing +\[=*\s*\] +\d+%/, 'the bar, while parsing');
+  t.match(tty.stdout, /iptables-restore: (loading|installing) +\[=+\s*\]/, 'and through the later phases');
+  t.match(tty.stdout, /\r\x1b\[K$/, 'erased at the end');
+  const piped = nsExec(ns, path.join(BIN, 'iptables-restore'), [file]);
+  t.equal(piped.status, 0);
+  t.equal(piped.stderr, '', 'stderr a pipe: no bar');
+  const small = spawnSync('ip', ['netns', 'exec', ns, 'script', '-qec', `${path.join(BIN, 'bpftables')} migrate --to nft ${path.join(REPO, 'fixtures', 'demo.rules')}`, '/dev/null'], { encoding: 'utf8' });
+  t.notMatch(small.stdout, /\[=*\s*\] +\d+%/, 'fewer than 10k rules: no bar');
+  const big = spawnSync('ip', ['netns', 'exec', ns, 'script', '-qec', `${path.join(BIN, 'bpftables')} migrate --to nft ${file} > /dev/null`, '/dev/null'], { encoding: 'utf8' });
+  t.match(big.stdout, /bpftables migrate: reading +\[/, 'migrating 10k rules: the bar');
 });

@@ -35,6 +35,8 @@ export interface RestoreOptions {
   noValidate?: boolean;
   /** -v: say what is flushed, deleted and added, as iptables-restore -v does (into the output) */
   verbose?: boolean;
+  /** told how far the parse is, every 1000 statements (a progress bar) */
+  progress?: (done: number, total: number) => void;
 }
 
 export interface RestoreResult {
@@ -103,8 +105,10 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
     }
   };
 
+  let seen = 0;
   for (const st of statements) {
     lastLine = st.line;
+    if (o.progress && ++seen % 1000 === 0) o.progress(seen, statements.length);
     try {
       switch (st.kind) {
         case 'table': {

@@ -22,7 +22,7 @@ import { HOOK_NOSK, RECENT_VALUE_SIZE, RECENT_ZERO_MAP } from './recent';
 import { HASHLIMIT_SCRATCH_MAP, HASHLIMIT_SCRATCH_SIZE } from './hashlimit';
 import { ADDRTYPE6_KEY_SIZE, ADDRTYPE6_SCRATCH_MAP } from './addrtype';
 import { ACTIONS_MAP, actionIds, actionsMap, EPILOGUE, emitEpilogue, emitMssOption, recordAction } from './events';
-import { type BuiltinChain, BUILTIN_CHAINS, type Chain, ctTupleFields, type Family, LOG_FLAGS, type Match, hashlimitTables, needsCtDetails, recentTables, type Rule, setsUsed, type Table, tableMatches, usesAddrtype, usesMatch } from '../xlate/ir';
+import { type BuiltinChain, BUILTIN_CHAINS, type Chain, ctTupleFields, type Family, LOG_FLAGS, type Match, hashlimitTables, needsCtDetails, recentTables, type Rule, setsUsed, type Table, tableFacts, type TableFacts, usesAddrtype, usesMatch } from '../xlate/ir';
 
 export const COUNTERS_MAP = 'counters';
 
@@ -567,24 +567,6 @@ function readsTransport(all: readonly Match[]): boolean {
   return false;
 }
 
-/** Does any rule read the devices' names: -i, -o, addrtype's interface limits, or a LOG/REJECT record? */
-function readsIfaces(t: Table): boolean {
-  // plain loops: nested closures are slow in the cold code that compiles a big table once
-  for (const c of t.chains) {
-    for (const r of c.rules) {
-      if (r.ip.in || r.ip.out || r.verdict.kind === 'log' || r.verdict.kind === 'reject') return true;
-      for (const m of r.matches) if (m.kind === 'addrtype' && (m.limitIn || m.limitOut)) return true;
-    }
-  }
-  return false;
-}
-
-/** Does any match read the connection tracking state? */
-function readsCt(all: readonly Match[]): boolean {
-  for (const m of all) if (m.kind === 'conntrack' || m.kind === 'state' || m.kind === 'connmark') return true;
-  return false;
-}
-
 /** User chains reachable from `start`, in first-reached order. */
 export function reachableChains(t: Table, start: string): string[] {
   const byName = new Map(t.chains.map((c) => [c.name, c]));
@@ -724,7 +706,7 @@ export interface CompiledTable {
  * verifier rejects, so tests can prove that a rejected load changes nothing
  * (set only through BPFTABLES_TEST_VERIFIER_FAULT_LINE, compat/engine.ts).
  */
-export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLine?: number } = {}): CompiledTable {
+export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLine?: number; facts?: TableFacts } = {}): CompiledTable {
   const stateSlots = new Map<Match, number>();
   const env: MatchEnv = {
     hz: k.hz, family: t.family, k,
@@ -735,11 +717,12 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
     },
   };
   const actions = actionIds(t);
-  const all = tableMatches(t);
+  const facts = opts.facts ?? tableFacts(t);
+  const all = facts.matches;
   const cx: CompileCtx = {
     cl: counterLayout(t), chainIndex: new Map(t.chains.map((c, i) => [c, i])), maps: new Map(), faultLine: opts.verifierFaultLine,
     exactRuns: new Map(), chunks: new Map(), family: t.family, stateSlots, env,
-    usesMac: usesMatch(all, 'mac'), ctDetails: needsCtDetails(all), usesMss: usesMatch(all, 'tcpmss'), usesOwner: usesMatch(all, 'owner'), usesL4: readsTransport(all), usesIfaces: readsIfaces(t), usesCt: readsCt(all),
+    usesMac: usesMatch(all, 'mac'), ctDetails: needsCtDetails(all), usesMss: usesMatch(all, 'tcpmss'), usesOwner: usesMatch(all, 'owner'), usesL4: readsTransport(all), usesIfaces: facts.ifaces, usesCt: facts.conntrack,
     usesRecent: recentTables(all).size > 0,
     actions, events: actions.size > 0,
     logUid: [...actions.keys()].some((r) => r.verdict.kind === 'log' && (r.verdict.flags & LOG_FLAGS.UID) !== 0),

@@ -25,7 +25,7 @@ import { openSet } from '../native/ipsets';
 import { SysError } from '../native/libc';
 import { ensureLogd } from './logd';
 import { BpftablesError } from '../xlate/errors';
-import { emptyFilterTable, type Family, hashlimitTables, needsConntrack, recentTables, type Table, usesAddrtype, usesEvents } from '../xlate/ir';
+import { emptyFilterTable, type Family, hashlimitTables, recentTables, type Table, tableFacts, usesAddrtype } from '../xlate/ir';
 import { log } from './log';
 
 let layout: KernelLayout | undefined;
@@ -239,7 +239,8 @@ export function replaceTable(table: Table, step?: (label: string) => void): void
   step?.('compiling');
   const k = kernel();
   const fault = process.env.BPFTABLES_TEST_VERIFIER_FAULT_LINE;
-  const compiled = compileTable(table, k, { verifierFaultLine: fault ? Number(fault) : undefined });
+  const facts = tableFacts(table);
+  const compiled = compileTable(table, k, { verifierFaultLine: fault ? Number(fault) : undefined, facts });
   phase('compiled');
   crashPoint('engine: compiled');
   const stateKeys = carryRuleState(table, compiled);
@@ -253,7 +254,7 @@ export function replaceTable(table: Table, step?: (label: string) => void): void
   try {
     stateFd = createStateMap(stateBytes, 'bpft_state');
     crashPoint('engine: ruleset stored');
-    if (needsConntrack(table)) { enableConntrack(); conntrackMarker(table.family).set(); }
+    if (facts.conntrack) { enableConntrack(); conntrackMarker(table.family).set(); }
   } catch (e) {
     loaded.close();
     close(stateFd);
@@ -268,11 +269,11 @@ export function replaceTable(table: Table, step?: (label: string) => void): void
   }
   phase('installed');
   crashPoint('engine: installed');
-  if (!needsConntrack(table)) releaseConntrack(table.family);
-  if (usesEvents(table) || usesAddrtype(table)) ensureLogd();
+  if (!facts.conntrack) releaseConntrack(table.family);
+  if (facts.events || usesAddrtype(facts.matches)) ensureLogd();
   const other = readTable(table.family === 4 ? 6 : 4);
-  dropRecentExcept(new Set([...recentTables(table), ...(other ? recentTables(other) : [])]));
-  dropHashlimitExcept(table.family, hashlimitTables(table));
+  dropRecentExcept(new Set([...recentTables(facts.matches), ...(other ? recentTables(other) : [])]));
+  dropHashlimitExcept(table.family, hashlimitTables(facts.matches));
   phase('unused state dropped');
 }
 

@@ -56,6 +56,14 @@ t.test('a migrated ruleset filters in the kernel\'s nft as the original does in 
   t.equal(loaded.status, 0, `the kernel's nft loads the migration ${loaded.stderr}`);
   t.equal(nsExec(pair.ours.router, 'nft', ['-f', '-'], migrated.stdout).status, 0, 'and loads it again over itself');
   checkOutcomes(t, pair.probe(PROBES), 'iptables-legacy with the original', 'nft with the migration');
+  // and bpftables' own engine with the migration (through the nft front end; installed by the test driver
+  // until bpftables loads nft rulesets itself)
+  const ours = new DiffPair(4);
+  t.teardown(() => ours.destroy());
+  t.equal(nsExec(ours.legacy.router, 'iptables-legacy-restore', [], rules).status, 0);
+  const installed = nsExec(ours.ours.router, process.execPath, [path.join(__dirname, 'helpers', 'nft-install.js'), '-'], migrated.stdout);
+  t.equal(installed.status, 0, `bpftables' engine takes the migration ${installed.stderr}`);
+  checkOutcomes(t, ours.probe(PROBES), 'iptables-legacy with the original', 'bpftables with the migration');
 });
 
 t.test('rules that cannot be carried are reported', async (t) => {

@@ -770,7 +770,9 @@ export function baseChainTables(rs: NftRuleset): BaseChainTable[] {
   for (const t of rs.tables) {
     const bases = new Set(t.chains.filter((c) => c.base).map((c) => c.name));
     for (const c of t.chains) {
-      if (isBuiltin(c.name)) throw unsupported(`a chain named ${c.name}`, c.where.file!, { line: c.where.line!, col: c.where.col! });
+      // a base chain becomes its hook's built-in chain whatever its name (iptables-nft names them INPUT and so
+      // on, and nothing can jump to a base chain); a regular chain of such a name would take the built-in's
+      if (!c.base && isBuiltin(c.name)) throw unsupported(`a regular chain named ${c.name}`, c.where.file!, { line: c.where.line!, col: c.where.col! });
       for (const r of c.rules) {
         for (const ir of Object.values(r.ir)) {
           const v = ir?.verdict;

@@ -143,6 +143,14 @@ t.test('an nft ruleset migrated to iptables filters in iptables-legacy as the or
   const loaded = nsExec(pair.ours.router, 'nft', ['-f', original]);
   t.equal(loaded.status, 0, `the kernel's nft loads the original ${loaded.stderr}`);
   checkOutcomes(t, pair.probe(PROBES), 'iptables-legacy with the migration', 'nft with the original');
+  // bpftables' engine with either text: the original through the nft front end, the migration through iptables-restore
+  const both = new DiffPair(4);
+  t.teardown(() => both.destroy());
+  const viaNft = nsExec(both.legacy.router, process.execPath, [path.join(__dirname, 'helpers', 'nft-install.js'), original]);
+  t.equal(viaNft.status, 0, `bpftables' engine takes router.nft ${viaNft.stderr}`);
+  const viaIpt = nsExec(both.ours.router, path.join(BIN, 'iptables-restore'), [], migrated.stdout);
+  t.equal(viaIpt.status, 0, `and bpftables' iptables-restore the migration ${viaIpt.stderr}`);
+  checkOutcomes(t, both.probe(PROBES), 'bpftables with router.nft', 'bpftables with its migration');
 });
 
 t.test('iptables → nft → iptables gives the ruleset back', async (t) => {

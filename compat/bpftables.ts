@@ -41,7 +41,8 @@ Commands:
   logd               write LOG lines to the kernel log and send REJECT answers for this namespace
                      (started on demand when a ruleset has LOG or REJECT rules)
   init               mount the state filesystem (${'/run/bpftables'}); other commands do it on demand
-  check [-6] FILE    report what in a ruleset (iptables-save or nft syntax) can never take effect: rules
+  check [-6] [--json] FILE
+                     report what in a ruleset (iptables-save or nft syntax) can never take effect: rules
                      shadowed by an earlier rule, conflicting duplicates, chains never reached, jumps to
                      missing chains, jump loops; exit 1 when there are any
   migrate --to nft|iptables [-6] [--report FILE] [--allow-lossy] INPUT
@@ -228,7 +229,8 @@ function ruleError(cmd: string, file: string, e: unknown, io: Io): number {
  */
 function checkCommand(args: string[], io: Io): number {
   const family = args.includes('-6') ? 6 : 4;
-  const file = args.find((a) => a !== '-6');
+  const json = args.includes('--json');
+  const file = args.find((a) => a !== '-6' && a !== '--json');
   if (!file) { io.err('bpftables check: a file to check is needed (- for standard input)\n'); return 2; }
   const text = readInput('check', file, io);
   if (text === null) return 2;
@@ -245,6 +247,10 @@ function checkCommand(args: string[], io: Io): number {
     return ruleError('check', file, e, io);
   }
   findings.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+  if (json) {
+    io.out(JSON.stringify({ file, findings: findings.map((f) => ({ ...f, file: f.file ?? file })) }, null, 2) + '\n');
+    return findings.length ? 1 : 0;
+  }
   for (const f of findings) io.out(`${f.file ?? file}${f.line ? `:${f.line}` : ''}: ${f.kind}: ${f.message}\n`);
   io.out(findings.length ? `${findings.length} problem${findings.length > 1 ? 's' : ''}\n` : 'no problems found\n');
   return findings.length ? 1 : 0;

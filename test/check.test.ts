@@ -56,3 +56,17 @@ t.test('bpftables check on files of both syntaxes', async (t) => {
   t.equal(both.stdout, `${path.join(dir, 'both.nft')}:2: conflict: rule 2 of in (drop) has the same conditions as rule 1 (line 2) (accept): it never applies\n1 problem\n`, 'nft inet: a rule both families hold is reported once');
   t.match(run('broken.rules', '*filter\n-A INPUT -x\n'), { status: 2 }, 'a file that does not parse: exit 2');
 });
+
+t.test('check --json: the same findings as data', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bpft-checkjson-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'r.rules');
+  fs.writeFileSync(file, '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:lonely - [0:0]\n-A INPUT -j ACCEPT\n-A INPUT -p tcp -j DROP\nCOMMIT\n');
+  const text = spawnSync(path.join(BIN, 'bpftables'), ['check', file], { encoding: 'utf8' });
+  const json = spawnSync(path.join(BIN, 'bpftables'), ['check', '--json', file], { encoding: 'utf8' });
+  t.equal(json.status, 1, 'exit 1, as without --json');
+  const data = JSON.parse(json.stdout) as { findings: { kind: string; line?: number; file: string; message: string }[] };
+  t.same(data.findings.map((f) => `${f.file}${f.line ? `:${f.line}` : ''}: ${f.kind}: ${f.message}`), text.stdout.split('\n').filter((l) => l.includes(': ')),
+    'each finding, as the text form gives it');
+  t.ok(data.findings.some((f) => f.kind === 'shadowed' && f.line === 7) && data.findings.some((f) => f.kind === 'unreachable'), 'the shadowed rule and the chain never reached');
+});

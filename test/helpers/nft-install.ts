@@ -21,7 +21,8 @@ for (const t of tables) {
   if (!ir) { byFamily.set(t.family, t.ir); continue; }
   if (ir.chains.some((c) => c.name !== 'INPUT' && c.name !== 'FORWARD' && c.name !== 'OUTPUT' && !t.ir.chains.some((d) => d.name === c.name))) { process.stderr.write('one nft table per family\n'); process.exit(2); }
   // this base chain's built-in chain carries its rules and policy; the others stay as they were
-  const hook = t.ir.chains.find((c: Chain) => c.rules.length > 0 || c.policy === 'DROP');
+  const builtin = ({ input: 'INPUT', forward: 'FORWARD', output: 'OUTPUT' } as const)[t.chain.base!.hook];
+  const hook = t.ir.chains.find((c: Chain) => c.name === builtin && (c.rules.length > 0 || c.policy === 'DROP'));
   if (hook) {
     const i = ir.chains.findIndex((c) => c.name === hook.name);
     if (ir.chains[i]!.rules.length || ir.chains[i]!.policy === 'DROP') { process.stderr.write(`two base chains at ${hook.name}\n`); process.exit(2); }

@@ -176,8 +176,7 @@ function peakRss(file: string): number {
   ip('netns', 'add', ns);
   try {
     const script = `require(${JSON.stringify(path.join(REPO, 'dist', 'compat', 'iptables-restore.js'))}).restoreMain('iptables-restore', [${JSON.stringify(file)}], { out() {}, err(s) { process.stderr.write(s); } }); process.stdout.write(String(process.resourceUsage().maxRSS));`;
-    const shebang = fs.readFileSync(path.join(REPO, 'bin', 'iptables-restore'), 'utf8').split('\n')[0]!;
-    const flags = shebang.slice(shebang.indexOf(' node ') + 6).split(' ').filter(Boolean);
+    const flags = (require(path.join(REPO, 'dist', 'load.js')) as { nodeFlags(): string[] }).nodeFlags();
     const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, ...flags, '-e', script], { encoding: 'utf8' });
     return Number(r.stdout.trim());
   } finally {

@@ -10,7 +10,7 @@ import { demo } from './demo';
 import { flushAll, kernel, readTable } from './engine';
 import { recentCommand } from './recentcmd';
 import { runLogd, runningLogd } from './logd';
-import { type Family, isBuiltin, type Table, usesAddrtype, usesEvents } from '../xlate/ir';
+import { type Family, isBuiltin, type Table, tableFacts, usesAddrtype } from '../xlate/ir';
 import { hashlimitTablesPinned, recentLists } from '../native/nsmaps';
 import { checkNftRuleset, checkTable, type Finding } from '../xlate/check';
 import { BpftablesError } from '../xlate/errors';
@@ -106,7 +106,7 @@ function namespaceStatus(tables: (Table | undefined)[]): { logd: number | null; 
   }
   const logd = runningLogd() ?? null;
   const warnings: string[] = [];
-  if (logd === null && tables.some((t) => t && (usesEvents(t) || usesAddrtype(t)))) {
+  if (logd === null && tables.some((t) => t && (tableFacts(t).events || usesAddrtype(t)))) {
     warnings.push('bpftables logd is not running: LOG lines, REJECT answers and addrtype\'s routing updates wait for it (start it with `bpftables logd`, or any table change starts it)');
   }
   return { logd, warnings, sets: setNames(), objects, recent: recentLists(), hashlimit: hashlimitTablesPinned() };

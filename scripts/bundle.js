@@ -35,7 +35,6 @@ fs.copyFileSync(path.join(__dirname, 'load.js'), path.join(dist, 'load.js'));
 
 // the code cache, made by a run that compiles what a command compiles, with the node flags of bin/*
 // (V8 takes a cache only from a run with the same flags; test/bundle checks every command has them)
-const shebang = fs.readFileSync(path.join(__dirname, '..', 'bin', 'iptables-restore'), 'utf8').split('\n')[0];
-const flags = shebang.slice(shebang.indexOf(' node ') + 6).split(' ').filter(Boolean);
+const flags = require('./load.js').nodeFlags();
 fs.rmSync(path.join(dist, 'bundle.cache'), { force: true });
 execFileSync(process.execPath, [...flags, path.join(dist, 'load.js'), '--make-cache'], { stdio: 'inherit' });

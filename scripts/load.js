@@ -82,10 +82,19 @@ function makeCache() {
   fs.writeFileSync(CACHE, script.createCachedData());
 }
 
+/**
+ * The node flags the commands run with: what follows `node` in bin/iptables-restore's first line (every
+ * command has the same, test/bundle checks). V8 takes a code cache only from a run with the same flags.
+ */
+function nodeFlags() {
+  const shebang = fs.readFileSync(path.join(__dirname, '..', 'bin', 'iptables-restore'), 'utf8').split('\n')[0];
+  return shebang.slice(shebang.indexOf(' node ') + 6).split(' ').filter(Boolean);
+}
+
 /** Did this process run the bundle with its code cache (undefined: no bundle in use)? */
 function cacheAccepted() {
   return script ? !script.cachedDataRejected && fs.existsSync(CACHE) : undefined;
 }
 
-module.exports = { load, cacheAccepted };
+module.exports = { load, cacheAccepted, nodeFlags };
 if (require.main === module && process.argv[2] === '--make-cache') makeCache();

@@ -6,13 +6,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { systemNameDb } from '../compat/namedb';
 import { checkTable } from '../xlate/check';
 import { parseRestore } from '../xlate/restore';
-import { BIN } from './helpers/env';
+import { BIN, tempDir } from './helpers/env';
 
 const table = (rules: string, chains = ''): string =>
   `*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n${chains}${rules}COMMIT\n`;
@@ -40,8 +39,7 @@ t.test('what check must not report', async (t) => {
 });
 
 t.test('bpftables check on files of both syntaxes', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bpft-check-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'bpft-check-');
   const run = (name: string, text: string): ReturnType<typeof spawnSync> => {
     fs.writeFileSync(path.join(dir, name), text);
     return spawnSync(path.join(BIN, 'bpftables'), ['check', path.join(dir, name)], { encoding: 'utf8' });
@@ -58,8 +56,7 @@ t.test('bpftables check on files of both syntaxes', async (t) => {
 });
 
 t.test('check --json: the same findings as data', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bpft-checkjson-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'bpft-checkjson-');
   const file = path.join(dir, 'r.rules');
   fs.writeFileSync(file, '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:lonely - [0:0]\n-A INPUT -j ACCEPT\n-A INPUT -p tcp -j DROP\nCOMMIT\n');
   const text = spawnSync(path.join(BIN, 'bpftables'), ['check', file], { encoding: 'utf8' });

@@ -5,7 +5,7 @@ import path from 'node:path';
 import t from 'tap';
 import { ip, nsExec, nsExecOk, uniqueName } from '../compat/lab';
 import { throwawayNamespace } from './helpers/live';
-import { BIN, prepareState, REPO, requireKernel } from './helpers/env';
+import { BIN, prepareState, REPO, requireKernel, tempDir } from './helpers/env';
 
 const RULES = '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 7 -j DROP\nCOMMIT\n';
 
@@ -82,8 +82,7 @@ t.test('a progress bar on a terminal for 10k rules or more, and never in a pipe'
   if (!requireKernel(t, ['script'])) return;
   prepareState();
   const ns = throwawayNamespace(t, 'bar');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bpft-bar-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'bpft-bar-');
   const file = path.join(dir, 'rules');
   const rules = Array.from({ length: 12000 }, (_, i) => `-A INPUT -s 10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}/32 -j DROP`);
   fs.writeFileSync(file, ['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ...rules, 'COMMIT', ''].join('\n'));
@@ -96,6 +95,11 @@ t.test('a progress bar on a terminal for 10k rules or more, and never in a pipe'
   const piped = nsExec(ns, path.join(BIN, 'iptables-restore'), [file]);
   t.equal(piped.status, 0);
   t.equal(piped.stderr, '', 'stderr a pipe: no bar');
+  // BPFTABLES_LOG=debug: each phase with its milliseconds, in order
+  const logged = nsExec(ns, path.join(BIN, 'iptables-restore'), [file], undefined, { ...process.env, BPFTABLES_LOG: 'debug' });
+  const phases = logged.stderr.split('\n').filter((l) => l.includes('"ms":')).map((l) => JSON.parse(l) as { ms: number; msg: string });
+  t.same(phases.map((p) => p.msg), ['parsed', 'compiled', 'ruleset serialized', 'maps created and programs loaded', 'installed', 'unused state dropped'], 'the phases a debug log names');
+  t.ok(phases.every((p) => typeof p.ms === 'number' && p.ms >= 0), 'each with its milliseconds');
   const small = spawnSync('ip', ['netns', 'exec', ns, 'script', '-qec', `${path.join(BIN, 'bpftables')} migrate --to nft ${path.join(REPO, 'fixtures', 'demo.rules')}`, '/dev/null'], { encoding: 'utf8' });
   t.notMatch(small.stdout, /\[=*\s*\] +\d+%/, 'fewer than 10k rules: no bar');
   const big = spawnSync('ip', ['netns', 'exec', ns, 'script', '-qec', `${path.join(BIN, 'bpftables')} migrate --to nft ${file} > /dev/null`, '/dev/null'], { encoding: 'utf8' });

@@ -87,3 +87,17 @@ t.test('dump and counters on a live ruleset', async (t) => {
   t.match(nsExec(ns, path.join(BIN, 'bpftables'), ['dump', '-6']), { status: 1, stderr: /no IPv6 ruleset/ });
   t.match(nsExec(ns, path.join(BIN, 'bpftables'), ['dump', '--chain', 'nosuch']), { status: 1, stderr: /no chain nosuch/ });
 });
+
+t.test('the code generator is deterministic (dump compiles the stored ruleset again and shows what was loaded)', async (t) => {
+  if (!requireKernel(t)) return;
+  const { parseRestore } = await import('../xlate/restore');
+  const { compileTable } = await import('../cgen/program');
+  const { kernel } = await import('../compat/engine');
+  const { systemNameDb } = await import('../compat/namedb');
+  const fs = await import('node:fs');
+  const text = fs.readFileSync(path.join(__dirname, '..', '..', 'fixtures', 'demo.rules'), 'utf8');
+  const bytes = (): string[] => compileTable(parseRestore(text, { file: 'demo.rules', db: systemNameDb, counters: false }).tables[0]!, kernel()).hooks.map((h) => h.linked.bytes.toString('hex'));
+  const first = bytes();
+  t.ok(first.every((b) => b.length > 0), 'three programs');
+  t.same(bytes(), first, 'the same table compiles to the same instructions, byte for byte');
+});

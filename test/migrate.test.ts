@@ -14,13 +14,12 @@
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { nsExec } from '../compat/lab';
 import { icmp6Message, icmp6Packet, icmpPacket, ip6Packet, TCP, tcp6Packet, tcpPacket, udp6Packet, udpPacket } from '../compat/probes';
 import { checkOutcomes, DiffPair, type ProbeSpec } from './helpers/differential';
-import { BIN, kernelProblem, prepareState, requireKernel } from './helpers/env';
+import { BIN, kernelProblem, prepareState, requireKernel, tempDir } from './helpers/env';
 import { throwawayNamespace } from './helpers/live';
 import { systemNameDb } from '../compat/namedb';
 import { parseRestore } from '../xlate/restore';
@@ -68,8 +67,7 @@ t.test('a migrated ruleset filters in the kernel\'s nft as the original does in 
 });
 
 t.test('rules that cannot be carried are reported', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bpft-mig-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'bpft-mig-');
   const input = path.join(dir, 'in.rules');
   fs.writeFileSync(input, '*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 22 -j ACCEPT\n-A INPUT -m owner --uid-owner 0 -j ACCEPT\nCOMMIT\n');
   const r = runLocal(path.join(BIN, 'bpftables'), ['migrate', '--to', 'nft', input]);
@@ -165,8 +163,7 @@ t.test('an nft ruleset migrated to iptables filters in iptables-legacy as the or
 });
 
 t.test('iptables → nft → iptables gives the ruleset back', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bpft-mig-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'bpft-mig-');
   for (const fixture of ['demo.rules', 'canonical.rules']) {
     const nftFile = path.join(dir, `${fixture}.nft`);
     const there = runLocal(path.join(BIN, 'bpftables'), ['migrate', '--to', 'nft', '--allow-lossy', path.join(FIXTURES, fixture)]);
@@ -186,8 +183,7 @@ t.test('iptables → nft → iptables gives the ruleset back', async (t) => {
 });
 
 t.test('what iptables cannot say is reported, chain by chain and rule by rule', async (t) => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bpft-mig-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'bpft-mig-');
   const input = path.join(dir, 'in.nft');
   fs.writeFileSync(input, [
     'table inet f {',

@@ -6,11 +6,10 @@
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { nsExec } from '../compat/lab';
-import { BIN, prepareState, REPO, requireKernel } from './helpers/env';
+import { BIN, prepareState, REPO, requireKernel, tempDir } from './helpers/env';
 import { throwawayNamespace } from './helpers/live';
 
 const commands = fs.readdirSync(BIN);
@@ -55,8 +54,7 @@ t.test('the systemd units pass systemd-analyze verify', async (t) => {
     else t.comment('skipped: no systemd-analyze');
     return;
   }
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bpft-units-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'bpft-units-');
   for (const u of fs.readdirSync(path.join(REPO, 'packaging', 'systemd'))) {
     // the commands as a package installs them are /usr/sbin/...; here, the checkout's
     fs.writeFileSync(path.join(dir, u), fs.readFileSync(path.join(REPO, 'packaging', 'systemd', u), 'utf8').replace(/\/usr\/sbin\//g, `${BIN}/`));
@@ -74,8 +72,7 @@ t.test('boot-restore restores rules.v4 and rules.v6, skips what is absent, and o
   if (!requireKernel(t)) return;
   prepareState();
   const ns = throwawayNamespace(t, 'boot');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bpft-boot-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'bpft-boot-');
   const v4 = path.join(dir, 'rules.v4'), v6 = path.join(dir, 'rules.v6'), defaults = path.join(dir, 'default');
   fs.writeFileSync(v4, '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n');
   fs.writeFileSync(v6, '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -s fd00::/8 -j DROP\nCOMMIT\n');

@@ -1,7 +1,7 @@
 /**
  * The prologue decodes the transport header, the devices' names and the
  * conntrack state only for tables whose rules read them (cgen/program.ts
- * readsTransport, readsIfaces, readsCt): each kind of match that does, alone
+ * readsTransport, xlate/ir.ts tableFacts): each kind of match that does, alone
  * in a table (so nothing else turns the decoding on), gives the reference
  * interpreter's verdicts and counters; and a table without one still
  * filters by addresses, protocol and length.

@@ -6,19 +6,17 @@
  * "errno 11" nearly every time).
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { nsExec } from '../compat/lab';
-import { BIN, prepareState, requireKernel } from './helpers/env';
+import { BIN, prepareState, requireKernel, tempDir } from './helpers/env';
 import { throwawayNamespace } from './helpers/live';
 
 t.test('restores load their programs under a signal storm', async (t) => {
   if (!requireKernel(t)) return;
   prepareState();
   const ns = throwawayNamespace(t, 'sig');
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bpft-sig-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'bpft-sig-');
   const file = path.join(dir, 'rules');
   // general rules (no map lookups): a program the verifier takes a while over
   const rules = Array.from({ length: 300 }, (_, i) => `-A INPUT -p tcp -m tcp ! --sport ${1 + i}:${2 + i} --dport ${1 + i} -m ttl --ttl-gt ${i % 200} -j DROP`);

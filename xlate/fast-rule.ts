@@ -19,6 +19,7 @@
 import type { Addr4Match, IpPart, Match, PortMatch, Rule, SourceRef, Verdict } from './ir';
 import { type NameDb, protoNumber } from './names';
 import { TARGET_MODULES } from './targets';
+import { parseIface } from './rule-parse';
 
 // One regular expression does the scanning (V8 compiles it to machine code at once, where a
 // hand-written scanner would run in the interpreter for most of a cold restore); the code
@@ -61,8 +62,9 @@ export function fastRule(line: string, db: NameDb, src: SourceRef): { chain: str
   let s: Addr4Match | undefined, d: Addr4Match | undefined;
   if (m[3] !== undefined && !(s = addr4(m, 3, m[2] !== undefined))) return undefined;
   if (m[9] !== undefined && !(d = addr4(m, 9, m[8] !== undefined))) return undefined;
-  if (m[15] !== undefined) ip.in = iface(m[15], m[14] !== undefined);
-  if (m[17] !== undefined) ip.out = iface(m[17], m[16] !== undefined);
+  // the pattern keeps names to 15 characters, so this never refuses one
+  if (m[15] !== undefined) ip.in = parseIface(m[15], '-i', 0, m[14] !== undefined);
+  if (m[17] !== undefined) ip.out = parseIface(m[17], '-o', 0, m[16] !== undefined);
   if (m[19] !== undefined) {
     const num = protoNumber(m[19], db);
     if (num === undefined || num === 0) return undefined;
@@ -93,9 +95,4 @@ export function fastRule(line: string, db: NameDb, src: SourceRef): { chain: str
   if (s) ip.src = s;
   if (d) ip.dst = d;
   return { chain: m[1]!, rule: { ip, matches, verdict, counters: { packets: 0, bytes: 0 }, src } };
-}
-
-function iface(name: string, invert: boolean): IpPart['in'] {
-  const wildcard = name.endsWith('+');
-  return { name: wildcard ? name.slice(0, -1) : name, wildcard, invert };
 }

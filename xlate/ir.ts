@@ -291,11 +291,6 @@ export function tableFacts(t: Table): TableFacts {
   return { matches, conntrack, events, ifaces };
 }
 
-/** Does any rule of the table hand packets to bpftables logd (LOG, REJECT)? */
-export function usesEvents(t: Table): boolean {
-  for (const c of t.chains) for (const r of c.rules) if (r.verdict.kind === 'log' || r.verdict.kind === 'reject') return true;
-  return false;
-}
 
 export interface Rule {
   ip: IpPart;
@@ -331,8 +326,3 @@ export function ctTupleFields(m: Extract<Match, { kind: 'conntrack' }>): (typeof
   return CT_TUPLE_OPTIONS.filter((k) => m[k] !== undefined);
 }
 
-/** Does any rule of the table need connection tracking in the namespace? */
-export function needsConntrack(t: Table): boolean {
-  for (const c of t.chains) for (const r of c.rules) for (const m of r.matches) if (m.kind === 'conntrack' || m.kind === 'state' || m.kind === 'connmark') return true;
-  return false;
-}

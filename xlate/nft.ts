@@ -753,7 +753,8 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
 
 // ---- base chains as IR tables ----
 
-const HOOK_CHAIN: Record<NftHook, BuiltinChain> = { input: 'INPUT', forward: 'FORWARD', output: 'OUTPUT' };
+/** The built-in chain a base chain of each hook becomes. */
+export const HOOK_CHAIN: Record<NftHook, BuiltinChain> = { input: 'INPUT', forward: 'FORWARD', output: 'OUTPUT' };
 
 /** One base chain of one family, as the code generator takes it. */
 export interface BaseChainTable { table: NftTable; chain: NftChain; family: Family; ir: Table }

@@ -93,7 +93,7 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
   const addRules = (table: Table, chain: Chain, cmd: RuleCommand, line: number, counters: Counters | undefined): void => {
     for (const rule of cmd.rules) {
       if (verbose) output += verboseRuleLine(rule, family, o.db);
-      rule.src = { file: o.file, line };
+      rule.src ??= { file: o.file, line }; // the fast path gives its rules theirs
       // "[p:b]" prefixes count only with --counters; an in-line "-c p b" always does (as in iptables-restore)
       if (o.counters && counters) rule.counters = { ...counters };
       checkInterfaces(chain.name, rule);
@@ -173,9 +173,7 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
           if (fast) {
             const chain = chainNamed(open, fast.chain);
             if (!chain) throw new BpftablesError(`chain ${fast.chain} does not exist`, 1, { col: 4 });
-            if (verbose) output += verboseRuleLine(fast.rule, family, o.db);
-            checkInterfaces(chain.name, fast.rule);
-            chain.rules.push(fast.rule);
+            addRules(open.table, chain, { op: 'append', chain: fast.chain, rules: [fast.rule] }, st.line, undefined);
             break;
           }
           let args = splitArgs(st.text);

@@ -115,7 +115,7 @@ function parseAddr6(text: string, opt: string, col: number, db: NameDb, invert: 
   return addrs.map((a) => ({ addr6: and6(a, mask), mask6: mask, invert }));
 }
 
-function parseIface(text: string, opt: string, col: number, invert: boolean): IfaceMatch {
+export function parseIface(text: string, opt: string, col: number, invert: boolean): IfaceMatch {
   if (text.length > 15) throw paramError(`interface name \`${text}' must be shorter than IFNAMSIZ (15)`, opt, col);
   const wildcard = text.endsWith('+');
   return { name: wildcard ? text.slice(0, -1) : text, wildcard, invert };

@@ -21,13 +21,12 @@
 import type { Chain, Family, Rule, Table } from './ir';
 import { emptyFilterTable, isBuiltin } from './ir';
 import type { NameDb } from './names';
-import { FAMILIES, type NftChain, type NftHook, type NftRuleset } from './nft';
+import { FAMILIES, HOOK_CHAIN, type NftChain, type NftRuleset } from './nft';
 import { parseRestore } from './restore';
 import { ruleBody } from './save';
 
 export interface LostRule { file?: string; line?: number; reason: string; text?: string }
 
-const HOOK_CHAIN: Record<NftHook, 'INPUT' | 'FORWARD' | 'OUTPUT'> = { input: 'INPUT', forward: 'FORWARD', output: 'OUTPUT' };
 
 /** The iptables-save text for `family` and what could not be carried over. */
 export function nftToIptables(rs: NftRuleset, family: Family, db: NameDb): { table: Table; lost: LostRule[] } {
@@ -35,7 +34,7 @@ export function nftToIptables(rs: NftRuleset, family: Family, db: NameDb): { tab
   const lost: LostRule[] = [];
   const chainNames = new Map<string, string>(); // user chain name → "family table" that holds it
   const lose = (where: { file?: string; line?: number }, reason: string, text?: string): void => { lost.push({ file: where.file, line: where.line, reason, text }); };
-  const taken = new Map<'INPUT' | 'FORWARD' | 'OUTPUT', NftChain>();
+  const taken = new Map<string, NftChain>();
   for (const t of rs.tables) {
     if (!FAMILIES[t.family].includes(family)) continue;
     // which chains of this table are carried (a rule jumping to one left out is lost too)

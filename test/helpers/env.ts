@@ -5,6 +5,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 
 // tap hands each test process a NODE_OPTIONS that loads its process-info hook; the commands a
@@ -13,6 +14,13 @@ if (process.env.NODE_OPTIONS?.includes('@tapjs/processinfo')) delete process.env
 
 export const REPO = path.resolve(__dirname, '..', '..', '..');
 export const BIN = path.join(REPO, 'bin');
+/** A fresh directory under the system's temporary one (its name starts with `prefix`), removed at teardown. */
+export function tempDir(t: { teardown: (fn: () => void) => unknown }, prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
 export const SHARED = path.resolve(REPO, '..', 'shared', 'conformance');
 
 function has(cmd: string): boolean {

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import { replaceTable } from '../../compat/engine';
 import { systemNameDb } from '../../compat/namedb';
 import type { Chain, Family, Table } from '../../xlate/ir';
-import { baseChainTables, loadNft } from '../../xlate/nft';
+import { baseChainTables, HOOK_CHAIN, loadNft } from '../../xlate/nft';
 
 const file = process.argv[2]!;
 const tables = baseChainTables(loadNft(fs.readFileSync(file === '-' ? 0 : file, 'utf8'), file, { db: systemNameDb }));
@@ -21,7 +21,7 @@ for (const t of tables) {
   if (!ir) { byFamily.set(t.family, t.ir); continue; }
   if (ir.chains.some((c) => c.name !== 'INPUT' && c.name !== 'FORWARD' && c.name !== 'OUTPUT' && !t.ir.chains.some((d) => d.name === c.name))) { process.stderr.write('one nft table per family\n'); process.exit(2); }
   // this base chain's built-in chain carries its rules and policy; the others stay as they were
-  const builtin = ({ input: 'INPUT', forward: 'FORWARD', output: 'OUTPUT' } as const)[t.chain.base!.hook];
+  const builtin = HOOK_CHAIN[t.chain.base!.hook];
   const hook = t.ir.chains.find((c: Chain) => c.name === builtin && (c.rules.length > 0 || c.policy === 'DROP'));
   if (hook) {
     const i = ir.chains.findIndex((c) => c.name === hook.name);

@@ -8,10 +8,9 @@
  */
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { REPO, prepareState, requireKernel } from '../helpers/env';
+import { prepareState, REPO, requireKernel, tempDir } from '../helpers/env';
 import { throwawayNamespace } from '../helpers/live';
 
 const MIRROR = process.env.BPFTABLES_DEBIAN_MIRROR ?? 'http://deb.debian.org/debian';
@@ -30,8 +29,7 @@ t.test('the .deb installs on a fresh Debian and its commands work there', async 
   const info = run('dpkg-deb', ['-f', deb, 'Depends', 'Architecture']).out;
   t.match(info, /Depends: nodejs \(>= 20\)/, 'it depends on nodejs (>= 20)');
 
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bpft-debroot-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const dir = tempDir(t, 'bpft-debroot-');
   const root = path.join(dir, 'root');
   const boot = run('debootstrap', ['--variant=minbase', '--include=nodejs', 'trixie', root, MIRROR]);
   t.equal(boot.status, 0, `debootstrap trixie with nodejs from ${MIRROR}${boot.status ? `: ${boot.out.slice(-2000)}` : ''}`);

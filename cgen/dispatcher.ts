@@ -7,24 +7,39 @@
  * If the slot were empty the tail call falls through and the packet is
  * dropped (fail closed).
  */
-import { Asm, Helper, link, type Linked, NF_DROP, R1, R2, R3, R6 } from './asm';
+import { Asm, Helper, link, type Linked, NF_ACCEPT, NF_DROP, R1, R2, R3, R6 } from './asm';
 
 export const GEN_MAP = 'gen';
 export const PROGS_MAP = 'progs';
 /** slots per generation in the program array: index = gen * HOOK_SLOTS + hookSlot */
 export const HOOK_SLOTS = 4;
 
-export function dispatcher(hookSlot: number): Linked {
+/** `stride`: the slots of one generation (HOOK_SLOTS for an iptables table, NFT_SLOTS for the nft ruleset). */
+export function dispatcher(hookSlot: number, stride = HOOK_SLOTS): Linked {
   const a = new Asm();
   a.movReg(R6, R1);
   a.ldMapValue(R1, GEN_MAP, 0);
   a.ldx(4, R3, R1, 0);
   a.alu64('and', R3, { imm: 1 });
-  a.alu64('mul', R3, { imm: HOOK_SLOTS });
+  a.alu64('mul', R3, { imm: stride });
   a.alu64('add', R3, { imm: hookSlot });
   a.movReg(R1, R6);
   a.ldMapFd(R2, PROGS_MAP);
   a.call(Helper.tail_call);
   a.ret(NF_DROP);
+  return link(a);
+}
+
+/** Base chains the nft ruleset may have (an inet base chain counts twice: one per family). */
+export const NFT_SLOTS = 64;
+
+/**
+ * A program that accepts every packet: what a base chain's slot holds in the
+ * generation that does not have that chain, while its link is attached
+ * before (or detached after) the flip, so the switch stays one word.
+ */
+export function acceptAll(): Linked {
+  const a = new Asm();
+  a.ret(NF_ACCEPT);
   return link(a);
 }

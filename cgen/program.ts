@@ -706,7 +706,8 @@ export interface CompiledTable {
  * verifier rejects, so tests can prove that a rejected load changes nothing
  * (set only through BPFTABLES_TEST_VERIFIER_FAULT_LINE, compat/engine.ts).
  */
-export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLine?: number; facts?: TableFacts } = {}): CompiledTable {
+/** `hooks`: the built-in chains to make programs for (all three when absent; an nft base chain needs one). */
+export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLine?: number; facts?: TableFacts; hooks?: readonly BuiltinChain[] } = {}): CompiledTable {
   const stateSlots = new Map<Match, number>();
   const env: MatchEnv = {
     hz: k.hz, family: t.family, k,
@@ -727,7 +728,7 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
     actions, events: actions.size > 0,
     logUid: [...actions.keys()].some((r) => r.verdict.kind === 'log' && (r.verdict.flags & LOG_FLAGS.UID) !== 0),
   };
-  const hooks = BUILTIN_CHAINS.map((c) => compileHook(t, c, cx, k));
+  const hooks = (opts.hooks ?? BUILTIN_CHAINS).map((c) => compileHook(t, c, cx, k));
   if (cx.actions.size) cx.maps.set(ACTIONS_MAP, actionsMap(t, cx.actions));
   if (hashlimitTables(all).size) {
     cx.maps.set(HASHLIMIT_SCRATCH_MAP, { name: HASHLIMIT_SCRATCH_MAP, type: 6 /* per-CPU array */, keySize: 4, valueSize: HASHLIMIT_SCRATCH_SIZE, maxEntries: 1, flags: 0, ...NO_ENTRIES() });

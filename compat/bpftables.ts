@@ -3,10 +3,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { close, linkInfo, mapInfo, objGet } from '../native/bpf';
 import { acquireXtablesLock } from '../native/lock';
-import { collectGarbage, ensureStateRoot, familyDir, namespaceStateDir, netnsKey } from '../native/statefs';
+import { collectGarbage, ensureStateRoot, familyDir, namespaceStateDir, netnsKey, stateSubdir } from '../native/statefs';
 import { setNames } from '../native/ipsets';
 import { type Io, requireRoot, runMain, VERSION } from './cli';
 import { demo } from './demo';
+import { nftMain } from './nft';
+import { readNft } from './nft-engine';
 import { flushAll, kernel, readTable } from './engine';
 import { recentCommand } from './recentcmd';
 import { runLogd, runningLogd } from './logd';
@@ -59,7 +61,7 @@ Commands:
                      code under its text; --chain keeps one built-in chain's hook, or one user chain's functions
   boot-restore       restore /etc/iptables/rules.v4 and rules.v6 where they exist, as iptables-persistent
                      does at boot (bpftables-restore.service runs it); /etc/default/bpftables may set
-                     RULES_V4, RULES_V6 (other files) and NFT_CONF (an nft ruleset: refused for now)
+                     RULES_V4, RULES_V6 (other files) and NFT_CONF (an nft ruleset to load, e.g. /etc/nftables.conf)
   alternatives install|remove [--root DIR] [--bindir DIR] [--priority N]
                      register (and select) bpftables' iptables and ip6tables with update-alternatives, as
                      iptables-nft and iptables-legacy are registered, or unregister them
@@ -79,7 +81,22 @@ function pkgVersion(): string {
 interface FamilyStatus { loaded: boolean; chains: { name: string; policy: string | null; rules: number }[]; objects: { file: string; kind: string; id: number; detail: string }[] }
 
 function familyStatus(family: Family, table: Table | undefined): FamilyStatus {
-  const dir = familyDir(family, false);
+  const chains = table?.chains.map((c) => ({ name: c.name, policy: c.policy ?? null, rules: c.rules.length })) ?? [];
+  return { loaded: !!table, chains, objects: pinnedObjects(familyDir(family, false)) };
+}
+
+/** The nft ruleset's tables and base chains, and its kernel objects. */
+function nftStatus(): { loaded: boolean; tables: { family: string; name: string; chains: { name: string; hook: string | null; priority: number | null; policy: string | null; rules: number }[] }[]; objects: FamilyStatus['objects'] } {
+  const live = readNft();
+  const tables = live.tables.map((t) => ({
+    family: t.family, name: t.name,
+    chains: t.chains.map((c) => ({ name: c.name, hook: c.base?.hook ?? null, priority: c.base?.priority ?? null, policy: c.base?.policy ?? null, rules: c.rules.length })),
+  }));
+  return { loaded: tables.length > 0, tables, objects: pinnedObjects(stateSubdir('nft', false)) };
+}
+
+/** Each pinned link and map of a state directory, with its kernel id. */
+function pinnedObjects(dir: string | undefined): FamilyStatus['objects'] {
   const objects: FamilyStatus['objects'] = [];
   if (dir) {
     for (const f of fs.readdirSync(dir).sort()) {
@@ -91,8 +108,7 @@ function familyStatus(family: Family, table: Table | undefined): FamilyStatus {
       } finally { close(fd); }
     }
   }
-  const chains = table?.chains.map((c) => ({ name: c.name, policy: c.policy ?? null, rules: c.rules.length })) ?? [];
-  return { loaded: !!table, chains, objects };
+  return objects;
 }
 
 /** What the namespace holds besides the tables: sets, named recent/hashlimit state, logd and its ring buffer. */
@@ -115,18 +131,27 @@ function namespaceStatus(tables: (Table | undefined)[]): { logd: number | null; 
 function status(io: Io, json: boolean): number {
   const tables = [readTable(4), readTable(6)];
   const fams = { ipv4: familyStatus(4, tables[0]), ipv6: familyStatus(6, tables[1]) };
+  const nft = nftStatus();
   const ns = namespaceStatus(tables);
   if (json) {
-    io.out(JSON.stringify({ netns: netnsKey(), ...fams, namespace: ns }, null, 2) + '\n');
+    io.out(JSON.stringify({ netns: netnsKey(), ...fams, nft, namespace: ns }, null, 2) + '\n');
     return 0;
   }
-  const loaded = Object.entries(fams).filter(([, f]) => f.loaded).map(([n]) => `${n} filter table`);
+  const loaded = [...Object.entries(fams).filter(([, f]) => f.loaded).map(([n]) => `${n} filter table`), ...(nft.loaded ? [`nft ruleset (${nft.tables.length} tables)`] : [])];
   io.out(`network namespace ${netnsKey()}: ${loaded.length ? `${loaded.join(', ')} loaded` : 'nothing loaded'}\n`);
   for (const [name, f] of Object.entries(fams)) {
     if (!f.loaded && !f.objects.length) continue;
     io.out(`${name}:\n`);
     for (const c of f.chains) io.out(`  chain ${c.name}${c.policy ? ` (policy ${c.policy})` : ''}: ${c.rules} rules\n`);
     for (const o of f.objects) io.out(`  ${o.kind} ${o.id} ${o.file}: ${o.detail}\n`);
+  }
+  if (nft.loaded || nft.objects.length) {
+    io.out('nft:\n');
+    for (const t of nft.tables) {
+      io.out(`  table ${t.family} ${t.name}\n`);
+      for (const c of t.chains) io.out(`    chain ${c.name}${c.hook ? ` (hook ${c.hook} priority ${c.priority} policy ${c.policy})` : ''}: ${c.rules} rules\n`);
+    }
+    for (const o of nft.objects) io.out(`  ${o.kind} ${o.id} ${o.file}: ${o.detail}\n`);
   }
   if (ns.logd !== null) io.out(`logd: pid ${ns.logd}\n`);
   for (const w of ns.warnings) io.out(`warning: ${w}\n`);
@@ -352,10 +377,12 @@ function bootRestore(io: Io): number {
     const status = restoreMain(prog, [path_], io, family);
     if (status === 0) io.out(`${path_}: restored (IPv${family})\n`); else failed = true;
   }
+  // an nft ruleset when configured (nftables.service's /etc/nftables.conf usually starts with flush ruleset)
   const nft = settings.get('NFT_CONF');
   if (nft) {
-    io.err(`bpftables boot-restore: NFT_CONF=${nft}: loading nft rulesets is not supported by bpftables yet (nft -c ${nft} checks one)\n`);
-    failed = true;
+    if (!fs.existsSync(nft)) { io.err(`bpftables boot-restore: NFT_CONF=${nft}: no such file\n`); failed = true; }
+    else if (nftMain(['-f', nft], io) === 0) io.out(`${nft}: loaded (nft)\n`);
+    else failed = true;
   }
   return failed ? 1 : 0;
 }

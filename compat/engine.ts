@@ -12,7 +12,7 @@ import { BpfLoadError, close, mapCreate, mapLookup, MapType, mapUpdate, NFPROTO_
 import { disableConntrack, enableConntrack } from '../native/conntrack';
 import { currentNamespaceDir, removeNamespaceDir } from '../native/statefs';
 import { crashPoint } from '../native/crash';
-import { conntrackMarker, createMaps, createStateMap, type HookSpec, TableState } from '../native/tablestate';
+import { CONNTRACK_OWNERS, type ConntrackOwner, conntrackMarker, createMaps, createStateMap, type HookSpec, TableState } from '../native/tablestate';
 import { addrtypeMapFd, dropHashlimitExcept, dropRecentExcept, eventsLostMapFd, eventsMapFd, hashlimitMapFd, recentMapFd, syncAddrtype } from '../native/nsmaps';
 import { RECENT_KEY_SIZE, RECENT_VALUE_SIZE, recentMapName } from '../cgen/recent';
 import { ADDRTYPE_MAP, ADDRTYPE6_MAP } from '../cgen/addrtype';
@@ -328,15 +328,15 @@ function recentListSize(): number {
 }
 
 /**
- * `family` no longer needs conntrack: drop its marker, and our reference
- * when the other family holds none either. A kernel without nf_tables never
+ * `owner` (an iptables family's table, or the nft ruleset) no longer needs
+ * conntrack: drop its marker, and our reference when no other owner holds one. A kernel without nf_tables never
  * had one, so failure is only logged.
  */
-function releaseConntrack(family: Family): void {
-  const mine = conntrackMarker(family);
+export function releaseConntrack(owner: ConntrackOwner): void {
+  const mine = conntrackMarker(owner);
   if (!mine.held()) return;
   mine.clear();
-  if (conntrackMarker(family === 4 ? 6 : 4).held()) return;
+  if (CONNTRACK_OWNERS.some((o) => o !== owner && conntrackMarker(o).held())) return;
   try {
     disableConntrack();
   } catch (e) {
@@ -359,8 +359,7 @@ function stripForStore(t: Table): Table {
 
 /** Remove every bpftables object of this namespace. Returns whether anything was there. */
 export function flushAll(): boolean {
-  releaseConntrack(4);
-  releaseConntrack(6);
+  for (const o of CONNTRACK_OWNERS) releaseConntrack(o);
   const dir = currentNamespaceDir();
   if (dir) removeNamespaceDir(dir);
   return dir !== undefined;

@@ -1,12 +1,15 @@
 /**
- * `nft`: nft's command line over bpftables' nft front end (xlate/nft.ts).
+ * `nft`: nft's command line over bpftables' nft front end (xlate/nft.ts)
+ * and engine (compat/nft-engine.ts).
  *
- * Now: `nft -c -f FILE` (or `-f -`, or commands on the command line with
- * -c) checks a ruleset completely: parse, translate, validate, compile and
- * load every base chain's program into the kernel's verifier, attaching
- * nothing. Loading a ruleset into the kernel and listing it (`nft -f`
- * without -c, `nft list ...`) are refused with an error saying so, until
- * the engine holds nft tables beside iptables'.
+ * `nft -f FILE` (or `-f -`, or commands on the command line) evaluates the
+ * commands on top of the live ruleset, as the kernel's nft does, compiles
+ * every base chain and installs the result in one step: nothing changes
+ * unless all of it loads. `-c` checks the same way (kernel verifier
+ * included) and changes nothing. `list ruleset|tables|table|chain` prints
+ * the live ruleset as nft does (-s: counters without values, -y: numeric
+ * priorities). Options bpftables does not honour yet (-a, -j, -n, -S, -N,
+ * -e) are refused by name, never ignored.
  *
  * `include` looks a relative name up beside the including file, then in
  * each -I directory (nft's default, /etc, last); a name that leads out of
@@ -18,10 +21,13 @@ import path from 'node:path';
 import type { Io } from './cli';
 import { requireRoot, runMain } from './cli';
 import { kernel, loadCompiled } from './engine';
+import { liveNftText, readNft, replaceNft } from './nft-engine';
+import { acquireXtablesLock } from '../native/lock';
+import { type ListedTable, tableText } from '../xlate/nft-print';
 import { systemNameDb } from './namedb';
 import { compileTable } from '../cgen/program';
 import { BpftablesError, type Where } from '../xlate/errors';
-import { baseChainTables, loadNft, type NftLoader, NftError } from '../xlate/nft';
+import { baseChainTables, HOOK_CHAIN, loadNft, type NftLoader, NftError } from '../xlate/nft';
 import { validateTable } from '../xlate/validate';
 
 const NFT_VERSION = 'nftables v1.1.4 (bpftables)';
@@ -39,14 +45,25 @@ Options (ruleset input handling):
   -I, --includepath <directory>   Add <directory> to the paths searched for include files. Default is: ${DEFAULT_INCLUDE_PATH}
   -c, --check                     Check commands validity without actually applying the changes.
 
-bpftables: -c checks a ruleset completely (parse, translate, compile, kernel verifier);
-loading rulesets and listing them are not supported by bpftables yet.
+Options (ruleset listing):
+  -s, --stateless                 Omit stateful information of rules (counter values).
+  -y, --numeric-priority          Print chain priority numerically.
+
+bpftables: -c checks a ruleset completely (parse, translate, compile, kernel verifier).
+Not supported yet, refused when given: -a, -j, -n, -N, -S, -e.
 `;
 
-interface Opts { file?: string; check: boolean; includeDirs: string[]; defines: string[]; commands: string[] }
+interface Opts { file?: string; check: boolean; stateless: boolean; numericPriority: boolean; includeDirs: string[]; defines: string[]; commands: string[] }
+
+/** nft's options that change what it prints or does, which bpftables does not honour yet. */
+const NOT_YET: Record<string, string> = {
+  '-a': 'rule handles', '--handle': 'rule handles', '-j': 'JSON', '--json': 'JSON', '-n': 'numeric listing', '--numeric': 'numeric listing',
+  '-N': 'host name resolution', '--reversedns': 'host name resolution', '-S': 'service names', '--service': 'service names',
+  '-e': 'echo', '--echo': 'echo',
+};
 
 function parseArgs(argv: string[], io: Io): Opts | number {
-  const o: Opts = { check: false, includeDirs: [], defines: [], commands: [] };
+  const o: Opts = { check: false, stateless: false, numericPriority: false, includeDirs: [], defines: [], commands: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -61,7 +78,11 @@ function parseArgs(argv: string[], io: Io): Opts | number {
     else if (a.startsWith('--file=')) o.file = a.slice(7);
     else if (a === '-I' || a === '--includepath') o.includeDirs.push(value());
     else if (a === '-D' || a === '--define') o.defines.push(value());
-    else if (['-n', '--numeric', '-s', '--stateless', '-a', '--handle', '-e', '--echo', '-j', '--json', '-y', '--numeric-priority', '-N', '-S', '-T', '-t', '--terse'].includes(a)) continue;
+    else if (a === '-s' || a === '--stateless') o.stateless = true;
+    else if (a === '-y' || a === '--numeric-priority') o.numericPriority = true;
+    else if (NOT_YET[a] && o.commands.length === 0) throw new NftError(`option '${a}' (${NOT_YET[a]}) is not supported by bpftables yet`, {}, true);
+    // no named sets or time values are listed yet, so terse and numeric-time output is the default one
+    else if (['-T', '--numeric-time', '-t', '--terse'].includes(a) && o.commands.length === 0) continue;
     else if (a.startsWith('-') && o.commands.length === 0) { io.err(`nft: unrecognized option '${a}'\n${HELP}`); return 1; }
     else o.commands.push(a);
   }
@@ -119,8 +140,9 @@ function errorText(e: BpftablesError, sources: Map<string, string>): string {
 
 export function nftMain(argv: string[], io: Io): number {
   let o: Opts | number;
-  try { o = parseArgs(argv, io); } catch (e) { io.err(`nft: ${(e as Error).message}\n`); return 1; }
+  try { o = parseArgs(argv, io); } catch (e) { io.err(`Error: ${(e as Error).message}\n`); return 1; }
   if (typeof o === 'number') return o;
+  if (o.file === undefined && o.commands[0] === 'list') return list(o, io);
   const sources = new Map<string, string>();
   let file: string, text: string;
   if (o.file !== undefined) {
@@ -138,23 +160,73 @@ export function nftMain(argv: string[], io: Io): number {
   }
   if (o.defines.length) sources.set(file, text);
   try {
-    const ruleset = loadNft(text, file, { db: systemNameDb, loader: includeLoader(o.includeDirs, sources) });
-    const tables = baseChainTables(ruleset);
-    for (const t of tables) validateTable(t.ir);
-    if (!o.check) {
-      throw new NftError('loading nft rulesets into the kernel is not supported by bpftables yet (nft -c checks one)', {}, true);
-    }
     requireRoot('nft');
-    for (const t of tables) {
-      try { loadCompiled(compileTable(t.ir, kernel()), t.ir).close(); } catch (e) {
-        if (e instanceof BpftablesError) throw new NftError(`${t.table.family} ${t.table.name} chain ${t.chain.name}: ${e.message}`, t.chain.where);
-        throw e;
+    const lock = o.check ? undefined : acquireXtablesLock(0);
+    try {
+      // the commands apply to the live ruleset, as nft's do to the kernel's
+      const ruleset = loadNft(text, file, { db: systemNameDb, loader: includeLoader(o.includeDirs, sources), base: liveNftText() });
+      if (!o.check) { replaceNft(ruleset); return 0; }
+      const tables = baseChainTables(ruleset);
+      for (const t of tables) validateTable(t.ir);
+      for (const t of tables) {
+        try { loadCompiled(compileTable(t.ir, kernel(), { hooks: [HOOK_CHAIN[t.chain.base!.hook]] }), t.ir).close(); } catch (e) {
+          if (e instanceof BpftablesError) throw new NftError(`${t.table.family} ${t.table.name} chain ${t.chain.name}: ${e.message}`, t.chain.where);
+          throw e;
+        }
       }
-    }
-    return 0;
+      return 0;
+    } finally { lock?.release(); }
   } catch (e) {
-    if (e instanceof BpftablesError) { io.err(errorText(e, sources)); return 1; }
+    if (e instanceof BpftablesError && e.status !== 4) { io.err(errorText(e, sources)); return 1; }
     throw e;
+  }
+}
+
+const LIST_FAMILIES = new Set(['ip', 'ip6', 'inet']);
+
+/** `list ruleset [FAMILY]`, `list tables [FAMILY]`, `list table [FAMILY] NAME`, `list chain [FAMILY] TABLE NAME`. */
+function list(o: Opts, io: Io): number {
+  const words = o.commands.join(' ').trim().split(/\s+/);
+  const command = words.join(' ');
+  const what = words[1];
+  let rest = words.slice(2);
+  const family = LIST_FAMILIES.has(rest[0] ?? '') ? rest[0]! : undefined;
+  if (family) rest = rest.slice(1);
+  // nft's error: the command with carets under the word it could not find
+  const notFound = (word: string): number => {
+    const at = command.lastIndexOf(word);
+    io.err(`Error: No such file or directory\n${command}\n${' '.repeat(at)}${'^'.repeat(word.length)}\n`);
+    return 1;
+  };
+  const syntax = (): number => { io.err(`Error: syntax error, unexpected end of file\n${command}\n${' '.repeat(command.length)}^\n`); return 1; };
+  requireRoot('nft');
+  const live = readNft();
+  const print = (t: ListedTable, only?: string): string => tableText(t, live.counterOf, o, only);
+  const inFamily = live.tables.filter((t) => !family || t.family === family);
+  switch (what) {
+    case 'ruleset':
+      if (rest.length) return syntax();
+      io.out(inFamily.map((t) => print(t)).join(''));
+      return 0;
+    case 'tables':
+      if (rest.length) return syntax();
+      io.out(inFamily.map((t) => `table ${t.family} ${t.name}\n`).join(''));
+      return 0;
+    case 'table': case 'chain': {
+      const tname = rest[0];
+      if (!tname) return syntax();
+      const t = live.tables.find((x) => x.family === (family ?? 'ip') && x.name === tname);
+      if (!t) return notFound(tname);
+      if (what === 'table') { if (rest.length > 1) return syntax(); io.out(print(t)); return 0; }
+      const cname = rest[1];
+      if (!cname || rest.length > 2) return syntax();
+      if (!t.chains.some((c) => c.name === cname)) return notFound(cname);
+      io.out(print(t, cname));
+      return 0;
+    }
+    default:
+      io.err(`Error: listing ${what ?? ''} is not supported by bpftables yet\n${command}\n`);
+      return 1;
   }
 }
 

@@ -171,11 +171,16 @@ function namespaceDir(root: string, create: boolean): string | undefined {
 
 /** The state directory of this namespace and family; created on demand when `create`. */
 export function familyDir(family: 4 | 6, create: boolean): string | undefined {
+  return stateSubdir(family === 4 ? 'ipv4' : 'ipv6', create);
+}
+
+/** A directory of this namespace's state (ipv4 and ipv6: the iptables tables; nft: the nft ruleset). */
+export function stateSubdir(name: 'ipv4' | 'ipv6' | 'nft', create: boolean): string | undefined {
   const root = create ? ensureStateRoot() : visibleRoot();
   if (root === undefined) return undefined;
   const ns = namespaceDir(root, create);
   if (!ns) return undefined;
-  const dir = path.join(ns, family === 4 ? 'ipv4' : 'ipv6');
+  const dir = path.join(ns, name);
   if (fs.existsSync(dir)) return dir;
   if (!create) return undefined;
   fs.mkdirSync(dir, { mode: 0o700 });

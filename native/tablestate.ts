@@ -25,7 +25,7 @@ import {
 } from './bpf';
 import { crashPoint } from './crash';
 import { SysError } from './libc';
-import { familyDir } from './statefs';
+import { familyDir, stateSubdir } from './statefs';
 
 export const NF_IP_PRI_FILTER = 0;
 /**
@@ -115,15 +115,19 @@ export function createMaps(specs: readonly { name: string; type: number; keySize
   }
 }
 
+/** Who may hold the namespace's conntrack reference: each iptables family's table, and the nft ruleset. */
+export type ConntrackOwner = 4 | 6 | 'nft';
+export const CONNTRACK_OWNERS: readonly ConntrackOwner[] = [4, 6, 'nft'];
+
 /**
  * A per-family marker (a tiny pinned map in the family directory) recording
  * that this family's table holds the namespace's conntrack reference, so
  * restores that need none skip the netlink round trip unless there is one
  * to drop, and one family never drops a reference the other still needs.
  */
-export function conntrackMarker(family: 4 | 6): { held(): boolean; set(): void; clear(): void } {
+export function conntrackMarker(family: ConntrackOwner): { held(): boolean; set(): void; clear(): void } {
   const where = (create: boolean): string | undefined => {
-    const dir = familyDir(family, create);
+    const dir = family === 'nft' ? stateSubdir('nft', create) : familyDir(family, create);
     return dir ? path.join(dir, 'conntrack_ref') : undefined;
   };
   const held = (): boolean => {

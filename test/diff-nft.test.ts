@@ -1,8 +1,7 @@
 /**
  * The nft front end's translation against the kernel's nft, with packets:
  * the same nft file loaded with the real `nft -f` in one router namespace
- * and translated by bpftables (installed through test/helpers/nft-install)
- * in another; crafted packets through input, forward and output, alike in
+ * and with bpftables' `nft -f` in another; crafted packets through input, forward and output, alike in
  * both. Probes where nft and iptables differ are included: transport
  * headers cut short (nft needs only the port bytes, iptables drops),
  * later fragments, IPv6 extension-header chains that cannot be followed.
@@ -12,7 +11,7 @@ import t from 'tap';
 import { nsExec } from '../compat/lab';
 import { fragmentHeader, ip6Packet, ipPacket, optionsHeader, TCP, tcp6Packet, tcpPacket, udp6Packet, udpDatagram, udpPacket } from '../compat/probes';
 import { checkOutcomes, DiffPair, type ProbeSpec } from './helpers/differential';
-import { prepareState, requireKernel } from './helpers/env';
+import { BIN, prepareState, requireKernel } from './helpers/env';
 
 const RULES = `table inet filter {
 	chain input {
@@ -113,7 +112,7 @@ for (const family of [4, 6] as const) {
     t.teardown(() => pair.destroy());
     const real = nsExec(pair.legacy.router, 'nft', ['-f', '-'], RULES);
     t.equal(real.status, 0, `the kernel's nft loads the file ${real.stderr}`);
-    const ours = nsExec(pair.ours.router, process.execPath, [path.join(__dirname, 'helpers', 'nft-install.js'), '-'], RULES);
+    const ours = nsExec(pair.ours.router, path.join(BIN, 'nft'), ['-f', '-'], RULES);
     t.equal(ours.status, 0, `bpftables installs its translation ${ours.stderr}`);
     checkOutcomes(t, pair.probe(family === 4 ? PROBES4 : PROBES6), 'nft');
   });

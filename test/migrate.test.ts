@@ -56,12 +56,11 @@ t.test('a migrated ruleset filters in the kernel\'s nft as the original does in 
   t.equal(loaded.status, 0, `the kernel's nft loads the migration ${loaded.stderr}`);
   t.equal(nsExec(pair.ours.router, 'nft', ['-f', '-'], migrated.stdout).status, 0, 'and loads it again over itself');
   checkOutcomes(t, pair.probe(PROBES), 'iptables-legacy with the original', 'nft with the migration');
-  // and bpftables' own engine with the migration (through the nft front end; installed by the test driver
-  // until bpftables loads nft rulesets itself)
+  // and bpftables' own engine with the migration, through its nft front end
   const ours = new DiffPair(4);
   t.teardown(() => ours.destroy());
   t.equal(nsExec(ours.legacy.router, 'iptables-legacy-restore', [], rules).status, 0);
-  const installed = nsExec(ours.ours.router, process.execPath, [path.join(__dirname, 'helpers', 'nft-install.js'), '-'], migrated.stdout);
+  const installed = nsExec(ours.ours.router, path.join(BIN, 'nft'), ['-f', '-'], migrated.stdout);
   t.equal(installed.status, 0, `bpftables' engine takes the migration ${installed.stderr}`);
   checkOutcomes(t, ours.probe(PROBES), 'iptables-legacy with the original', 'bpftables with the migration');
 });
@@ -127,12 +126,12 @@ t.test('the container host and the IPv6 policy migrated to nft filter as the ori
     t.equal(loaded.status, 0, `${fixture}: the kernel's nft loads the migration ${loaded.stderr}`);
     checkOutcomes(t, pair.probe(probes), `${family === 6 ? 'ip6' : 'ip'}tables-legacy with ${fixture}`, 'nft with its migration');
     // bpftables' engine with either text: the original through iptables-restore, the migration through the
-    // nft front end (the test driver installs it)
+    // nft front end
     const both = new DiffPair(family);
     t.teardown(() => both.destroy());
     const viaIpt = nsExec(both.legacy.router, path.join(BIN, family === 6 ? 'ip6tables-restore' : 'iptables-restore'), [file]);
     t.equal(viaIpt.status, 0, `${fixture}: bpftables restores the original ${viaIpt.stderr}`);
-    const viaNft = nsExec(both.ours.router, process.execPath, [path.join(__dirname, 'helpers', 'nft-install.js'), '-'], migrated.stdout);
+    const viaNft = nsExec(both.ours.router, path.join(BIN, 'nft'), ['-f', '-'], migrated.stdout);
     t.equal(viaNft.status, 0, `${fixture}: bpftables' engine takes the migration ${viaNft.stderr}`);
     // the rule not carried (ipv6.rules: icmpv6 type 3 code 0) is not probed, so the two texts must agree throughout
     checkOutcomes(t, both.probe(probes), `bpftables with ${fixture}`, 'bpftables with its migration');
@@ -155,7 +154,7 @@ t.test('an nft ruleset migrated to iptables filters in iptables-legacy as the or
   // bpftables' engine with either text: the original through the nft front end, the migration through iptables-restore
   const both = new DiffPair(4);
   t.teardown(() => both.destroy());
-  const viaNft = nsExec(both.legacy.router, process.execPath, [path.join(__dirname, 'helpers', 'nft-install.js'), original]);
+  const viaNft = nsExec(both.legacy.router, path.join(BIN, 'nft'), ['-f', original]);
   t.equal(viaNft.status, 0, `bpftables' engine takes router.nft ${viaNft.stderr}`);
   const viaIpt = nsExec(both.ours.router, path.join(BIN, 'iptables-restore'), [], migrated.stdout);
   t.equal(viaIpt.status, 0, `and bpftables' iptables-restore the migration ${viaIpt.stderr}`);

@@ -92,8 +92,16 @@ t.test('boot-restore restores rules.v4 and rules.v6, skips what is absent, and o
   r = run();
   t.equal(r.status, 0, 'absent files: nothing to do');
   t.match(r.stdout, /rules\.v4: not there/);
-  fs.writeFileSync(defaults, `NFT_CONF=/etc/nftables.conf\n`);
+  // an nft ruleset when configured, as nftables.service loads /etc/nftables.conf
+  const conf = path.join(dir, 'nftables.conf');
+  fs.writeFileSync(conf, '#!/usr/sbin/nft -f\nflush ruleset\ntable inet filter {\n\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n\t\ttcp dport 23 drop\n\t}\n}\n');
+  fs.writeFileSync(defaults, `NFT_CONF=${conf}\n`);
   r = run();
-  t.equal(r.status, 1, 'an nft ruleset is refused, saying so');
-  t.match(r.stderr, /loading nft rulesets is not supported by bpftables yet/);
+  t.equal(r.status, 0, `NFT_CONF is loaded ${r.stderr}`);
+  t.match(nsExec(ns, path.join(BIN, 'nft'), ['list', 'ruleset']).stdout, /tcp dport 23 drop/, 'and nft lists it');
+  fs.writeFileSync(conf, 'table inet filter {\n\tchain input {\n\t\ttcp dport 24 snat to 1.2.3.4\n\t}\n}\n');
+  r = run();
+  t.equal(r.status, 1, 'an nft file that fails makes the exit status 1');
+  t.match(r.stderr, /snat/, 'naming what failed');
+  t.match(nsExec(ns, path.join(BIN, 'nft'), ['list', 'ruleset']).stdout, /tcp dport 23 drop/, 'and leaves the ruleset as it was');
 });

@@ -44,3 +44,22 @@ COMMIT
   for (let i = 0; i < 20 && nsExecOk(ns, path.join(BIN, 'bpftables'), ['status']).includes('logd: pid'); i++) await new Promise((r) => setTimeout(r, 50));
   t.match(nsExecOk(ns, path.join(BIN, 'bpftables'), ['status']), /warning: bpftables logd is not running/, 'a warning once logd is gone');
 });
+
+t.test('status reports the nft ruleset: tables, base chains with hook and priority, links', async (t) => {
+  if (!requireKernel(t)) return;
+  prepareState();
+  const ns = uniqueName('sn');
+  ip('netns', 'add', ns);
+  t.teardown(() => { nsExec(ns, path.join(BIN, 'bpftables'), ['flush']); ip('netns', 'del', ns); collectGarbage(); });
+  const r = nsExec(ns, path.join(BIN, 'nft'), ['-f', '-'], 'table inet f {\n\tchain in {\n\t\ttype filter hook input priority -5; policy drop;\n\t\ttcp dport 22 accept\n\t}\n\tchain sub {\n\t}\n}\n');
+  t.equal(r.status, 0, `nft -f ${r.stderr}`);
+  const st = JSON.parse(nsExecOk(ns, path.join(BIN, 'bpftables'), ['status', '--json'])) as {
+    nft: { loaded: boolean; tables: { family: string; name: string; chains: { name: string; hook: string | null; priority: number | null; rules: number }[] }[]; objects: { file: string; kind: string; detail: string }[] };
+  };
+  t.ok(st.nft.loaded, 'the nft ruleset is loaded');
+  t.same(st.nft.tables, [{ family: 'inet', name: 'f', chains: [{ name: 'in', hook: 'input', priority: -5, policy: 'drop', rules: 1 }, { name: 'sub', hook: null, priority: null, policy: null, rules: 0 }] }]);
+  const links = st.nft.objects.filter((o) => o.kind === 'link');
+  t.equal(links.length, 2, 'one link per family of the inet base chain');
+  for (const l of links) t.match(l.detail, /hook 1 prio -5$/, `${l.file}: at the input hook, priority -5`);
+  t.match(nsExecOk(ns, path.join(BIN, 'bpftables'), ['status']), /nft:\n {2}table inet f\n {4}chain in \(hook input priority -5 policy drop\): 1 rules\n/, 'the text form');
+});

@@ -19,7 +19,7 @@
 import nearley from 'nearley';
 import grammar from '../grammar/nft.generated';
 import type { NftCommand, NftItem } from '../grammar/nft-ast';
-import { parseIpv4, parseIpv6, prefixMask6 } from './addr';
+import { fmtIpv4, fmtIpv6, parseIpv4, parseIpv6, prefixMask6 } from './addr';
 import { BpftablesError, type Where } from './errors';
 import {
   type BuiltinChain, type Chain, CT_MATCH_STATES, type CtMatchState, type Family, type IpPart, isBuiltin, type Match, type PortMatch, type Range, type Rule, type Table, type Verdict,
@@ -39,18 +39,24 @@ export type NftHook = 'input' | 'forward' | 'output';
 export interface NftBase { type: 'filter'; hook: NftHook; priority: number; policy: 'accept' | 'drop' }
 export interface NftRule {
   where: Where;
+  /** the rule as nft lists it, term by term (RuleText); a term `counter` shows the rule's counter */
+  text: string[];
   /** the rule for each family of its table (null: it can never match there, such as `ip saddr` in IPv6) */
   ir: Partial<Record<Family, Rule | null>>;
 }
-export interface NftChain { name: string; base?: NftBase; rules: NftRule[]; where: Where }
-export interface NftTable { family: NftFamily; name: string; chains: NftChain[]; where: Where }
+export interface NftChain { name: string; base?: NftBase; rules: NftRule[]; where: Where; comment?: string }
+export interface NftTable { family: NftFamily; name: string; chains: NftChain[]; where: Where; comment?: string }
 export interface NftRuleset { tables: NftTable[] }
 
 /** What `include` needs from the outside: the files a name stands for, read (compat/nft.ts). */
 export interface NftLoader {
   include(name: string, from: string, where: Where): { file: string; text: string }[];
 }
-export interface NftOptions { db: NameDb; loader?: NftLoader }
+export interface NftOptions {
+  db: NameDb; loader?: NftLoader;
+  /** the live ruleset as nft text (compat/nft-engine.ts liveNftText): the commands apply on top of it, as in the kernel */
+  base?: string;
+}
 
 const MAX_INCLUDE_DEPTH = 16;
 export const FAMILIES: Record<NftFamily, Family[]> = { ip: [4], ip6: [6], inet: [4, 6] };
@@ -211,7 +217,7 @@ class Evaluator {
       const items2 = this.expand(c.items, file);
       const w = wordOf(items2[0]);
       if (w === 'chain') this.chain(t, items2.slice(1), file, items2[0]!, 'add');
-      else if (w === 'comment' && items2[1]?.kind === 'string' && items2.length === 2) continue;
+      else if (w === 'comment' && items2[1]?.kind === 'string' && items2.length === 2) t.comment = items2[1].text;
       else throw unsupported(w ? `"${w}" in a table` : 'this statement in a table', file, items2[0]!);
     }
   }
@@ -252,7 +258,7 @@ class Evaluator {
         if ((p !== 'accept' && p !== 'drop') || body.length !== 2) throw new NftError('syntax error, policy accept or drop expected', at(file, body[1] ?? body[0]!));
         if (!c.base) throw new NftError('policy can only be set on a base chain', at(file, body[0]!));
         c.base.policy = p;
-      } else if (w === 'comment' && body[1]?.kind === 'string' && body.length === 2) continue;
+      } else if (w === 'comment' && body[1]?.kind === 'string' && body.length === 2) c.comment = body[1].text;
       else if (w === 'devices' || w === 'device') throw unsupported('chain devices', file, body[0]!);
       else c.rules.push(this.rule(t, body, file));
     }
@@ -290,14 +296,23 @@ class Evaluator {
   private rule(t: NftTable, items: NftItem[], file: string): NftRule {
     const where = at(file, items[0] ?? { line: 1, col: 1 });
     const ir: NftRule['ir'] = {};
-    for (const f of FAMILIES[t.family]) ir[f] = translateRule(items, f, t.family, file, this.o.db);
-    return { where, ir };
+    const text = new RuleText();
+    FAMILIES[t.family].forEach((f, i) => { ir[f] = translateRule(items, f, t.family, file, this.o.db, i === 0 ? text : undefined); });
+    // an inet rule counts in both families' programs: the counter's starting value goes to one of them
+    if (ir[4] && ir[6]) ir[6].counters = { packets: 0, bytes: 0 };
+    return { where, text: text.done(), ir };
   }
 }
 
-/** Evaluate an nft file's text into a ruleset (starting empty, as a fresh `nft -f` sees the commands). */
+/** Evaluate an nft file's text into a ruleset: on top of `o.base` when given, else starting empty. */
 export function loadNft(text: string, file: string, o: NftOptions): NftRuleset {
   const ev = new Evaluator(o);
+  if (o.base) {
+    try { ev.run(parseNft(o.base, 'live ruleset'), 'live ruleset'); } catch (e) {
+      // the listing bpftables printed does not read back: a bug, said as one
+      throw new NftError(`the live ruleset does not read back (${(e as Error).message}); 'nft flush ruleset' starts afresh`, {});
+    }
+  }
   ev.run(parseNft(text, file), file);
   return ev.ruleset;
 }
@@ -321,18 +336,20 @@ class Cursor {
 }
 
 /** The values of a relational expression: one item, a comma list, or a braced set; each element a word. */
-function valueItems(c: Cursor, what: string): { values: NftItem[]; set: boolean } {
+function valueItems(c: Cursor, what: string, bitmask = false): { values: NftItem[]; set: boolean; braced: boolean } {
   const first = c.next();
   if (!first || first.kind === 'comma') throw new NftError(`syntax error, ${what} expected`, c.where(first));
   if (first.kind === 'block') {
     const values = first.body.flatMap((b) => b.items).filter((i) => i.kind !== 'comma');
     if (values.length === 0) throw new NftError('syntax error, empty set', c.where(first));
     for (const v of values) if (v.kind === 'block') throw unsupported('a set within a set', c.file, v);
-    return { values, set: true };
+    return { values, set: true, braced: true };
   }
   const values = [first];
+  // a bare comma list is a bit mask (ct state new,established); other types take a set in braces, as nft says
+  if (c.peek()?.kind === 'comma' && !bitmask) throw new NftError(`Basetype of type ${what} is not bitmask`, c.where(first));
   while (c.peek()?.kind === 'comma') { c.next(); const v = c.next(); if (!v || v.kind === 'comma' || v.kind === 'block') throw new NftError(`syntax error, ${what} expected`, c.where(v)); values.push(v); }
-  return { values, set: values.length > 1 };
+  return { values, set: values.length > 1, braced: false };
 }
 
 /** `!=`, `==` and the comparisons, as an operator; none: `==`. */
@@ -354,8 +371,8 @@ function parsePort(text: string, proto: string | undefined, c: Cursor, item: Nft
 }
 
 /** Port values → ranges (a value, `lo-hi`, or a set of them), with the comparison applied. */
-function portRanges(c: Cursor, op: string, proto: string | undefined, db: NameDb): { ranges: Range[]; invert: boolean } {
-  const { values } = valueItems(c, 'port');
+function portRanges(c: Cursor, op: string, proto: string | undefined, db: NameDb): { ranges: Range[]; invert: boolean; shown: string } {
+  const { values, braced } = valueItems(c, 'internet network service');
   const ranges = values.map((v): Range => {
     if (v.kind !== 'word') throw new NftError('syntax error, port expected', c.where(v));
     const m = /^([^-]+)-([^-]+)$/.exec(v.text);
@@ -367,14 +384,44 @@ function portRanges(c: Cursor, op: string, proto: string | undefined, db: NameDb
     const p = parsePort(v.text, proto, c, v, db);
     return [p, p];
   });
+  const fmt = ([lo, hi]: Range): string => (lo === hi ? String(lo) : `${lo}-${hi}`);
+  const sorted = [...ranges].sort((x, y) => x[0] - y[0] || x[1] - y[1]);
+  const shown = opText(op) + (braced && ranges.length > 1 ? `{ ${sorted.map(fmt).join(', ')} }` : fmt(ranges[0]!));
   if (['<', '>', '<=', '>='].includes(op)) {
     if (ranges.length !== 1 || ranges[0]![0] !== ranges[0]![1]) throw new NftError(`a comparison takes one value`, c.where());
     const p = ranges[0]![0];
     const r: Range = op === '<' ? [0, p - 1] : op === '<=' ? [0, p] : op === '>' ? [p + 1, 65535] : [p, 65535];
-    if (r[0] > r[1]) return { ranges: [], invert: false };
-    return { ranges: [r], invert: false };
+    if (r[0] > r[1]) return { ranges: [], invert: false, shown };
+    return { ranges: [r], invert: false, shown };
   }
-  return { ranges, invert: op === '!=' };
+  return { ranges, invert: op === '!=', shown };
+}
+
+/**
+ * A rule as `nft list` shows it, term by term: values in nft's canonical
+ * form, set elements in order, a comment last, and a protocol match left
+ * out when a later transport match implies it (nft's dependency
+ * elimination: `ip protocol tcp tcp dport 22` lists as `tcp dport 22`).
+ * A `counter` term stands for `counter packets N bytes N` (the listing fills in the values).
+ */
+export class RuleText {
+  readonly terms: string[] = [];
+  private commentTerm?: string;
+  private dependency?: { index: number; num: number };
+  add(t: string): void { this.terms.push(t); }
+  /** an explicit protocol match; `dependency`: a later match of that protocol makes it redundant */
+  proto(t: string, num: number, dependency: boolean): void {
+    this.dependency = dependency ? { index: this.terms.length, num } : undefined;
+    this.terms.push(t);
+  }
+  /** a match that needs transport protocol `num` (tcp 6, udp 17, icmp 1, icmpv6 58) */
+  transport(t: string, num: number | undefined): void {
+    if (num !== undefined && this.dependency?.num === num) this.terms.splice(this.dependency.index, 1);
+    this.dependency = undefined;
+    this.terms.push(t);
+  }
+  comment(text: string): void { this.commentTerm = `comment ${JSON.stringify(text)}`; }
+  done(): string[] { return this.commentTerm ? [...this.terms, this.commentTerm] : this.terms; }
 }
 
 interface Built { ip: IpPart; matches: Match[]; verdict?: Verdict; counters?: { packets: number; bytes: number }; never: boolean; family?: Family; l4?: number }
@@ -386,8 +433,19 @@ function ipRangeMatch(b: Built, side: 'src' | 'dst'): Extract<Match, { kind: 'ip
   return m;
 }
 
-function addrMatch(b: Built, side: 'src' | 'dst', fam: Family, ruleFam: Family, c: Cursor, op0: string): void {
+const opText = (op: string): string => (op === '==' ? '' : `${op} `);
+
+/** The address as nft lists it: canonical text, a prefix by its network (no /32 or /128). */
+function fmtPrefix4(addr: number, bits: number): string { return bits === 32 ? fmtIpv4(addr) : `${fmtIpv4(addr)}/${bits}`; }
+function fmtPrefix6(addr: number[], bits: number): string { return bits === 128 ? fmtIpv6(addr) : `${fmtIpv6(addr)}/${bits}`; }
+function prefixLen4(mask: number): number | undefined {
+  const ones = Math.clz32(~mask >>> 0);
+  return (ones === 0 ? 0 : (0xffffffff << (32 - ones)) >>> 0) === mask >>> 0 ? ones : undefined;
+}
+
+function addrMatch(b: Built, side: 'src' | 'dst', fam: Family, ruleFam: Family, c: Cursor, op0: string, text: RuleText, key: string): void {
   let op = op0;
+  const head = `${fam === 4 ? 'ip' : 'ip6'} ${key}`;
   if (op === '==' && c.word() === '&' && fam === 4) {
     // `ip saddr & MASK == ADDR`: the address under a netmask (iptables' -s ADDR/MASK)
     c.next();
@@ -399,18 +457,19 @@ function addrMatch(b: Built, side: 'src' | 'dst', fam: Family, ruleFam: Family, 
     const v = c.next();
     const a = v?.kind === 'word' ? parseIpv4(v.text) : undefined;
     if (a === undefined) throw new NftError(`Could not resolve hostname: ${wordOf(v) ?? ''}`, c.where(v));
+    const len = prefixLen4(mask);
+    text.add(len !== undefined && ((a & ~mask) >>> 0) === 0 ? `${head} ${opText(op)}${fmtPrefix4(a, len)}` : `${head} & ${fmtIpv4(mask)} ${op} ${fmtIpv4(a)}`);
     if (fam !== ruleFam) { b.never = true; return; }
     if (((a & ~mask) >>> 0) !== 0) { if (op === '==') b.never = true; return; } // bits outside the mask: never equal
     b.ip[side] = { addr: (a & mask) >>> 0, mask, invert: op === '!=' };
     return;
   }
   if (op !== '==' && op !== '!=') throw unsupported(`address comparison ${op}`, c.file, c.peek() ?? c.items[0]!);
-  const { values, set } = valueItems(c, 'address');
+  const { values, set } = valueItems(c, fam === 4 ? 'IPv4 address' : 'IPv6 address');
   const v = values[0]!;
   if (set) throw unsupported('a set of addresses', c.file, v);
   if (v.kind !== 'word') throw new NftError('syntax error, address expected', c.where(v));
   if (v.text.startsWith('@')) throw unsupported('named sets', c.file, v);
-  if (fam !== ruleFam) { b.never = true; return; }
   const invert = op === '!=';
   const range = /^([^/]+)-([^/]+)$/.exec(v.text);
   if (range && !v.text.includes('::-') && (fam === 4 || v.text.split('-').length === 2)) {
@@ -418,10 +477,14 @@ function addrMatch(b: Built, side: 'src' | 'dst', fam: Family, ruleFam: Family, 
     if (fam === 4) {
       const a = parseIpv4(from), z = parseIpv4(to);
       if (a === undefined || z === undefined) throw new NftError(`Could not resolve hostname: ${v.text}`, c.where(v));
+      text.add(`${head} ${opText(op)}${fmtIpv4(a)}-${fmtIpv4(z)}`);
+      if (fam !== ruleFam) { b.never = true; return; }
       ipRangeMatch(b, side)[side] = { from: a, to: z, invert };
     } else {
       const a = parseIpv6(from), z = parseIpv6(to);
       if (!a || !z) throw new NftError(`Could not resolve hostname: ${v.text}`, c.where(v));
+      text.add(`${head} ${opText(op)}${fmtIpv6(a)}-${fmtIpv6(z)}`);
+      if (fam !== ruleFam) { b.never = true; return; }
       ipRangeMatch(b, side)[side] = { from6: a, to6: z, invert };
     }
     return;
@@ -433,22 +496,30 @@ function addrMatch(b: Built, side: 'src' | 'dst', fam: Family, ruleFam: Family, 
     const a = parseIpv4(addr!);
     if (a === undefined) throw new NftError(`Could not resolve hostname: ${v.text}`, c.where(v));
     const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
+    text.add(`${head} ${opText(op)}${fmtPrefix4((a & mask) >>> 0, bits)}`);
+    if (fam !== ruleFam) { b.never = true; return; }
     b.ip[side] = { addr: (a & mask) >>> 0, mask, invert };
   } else {
     const a = parseIpv6(addr!);
     if (!a) throw new NftError(`Could not resolve hostname: ${v.text}`, c.where(v));
     const m6 = prefixMask6(bits);
-    b.ip[side] = { addr6: a.map((x, i) => (x & m6[i]!) >>> 0), mask6: m6, invert };
+    const net = a.map((x, i) => (x & m6[i]!) >>> 0);
+    text.add(`${head} ${opText(op)}${fmtPrefix6(net, bits)}`);
+    if (fam !== ruleFam) { b.never = true; return; }
+    b.ip[side] = { addr6: net, mask6: m6, invert };
   }
 }
 
-function protoMatch(b: Built, c: Cursor, op: string, db: NameDb, nft: boolean): void {
+/** `ip protocol` / `meta l4proto`: one protocol, by name or number, listed by name (the system's protocol names). */
+function protoMatch(b: Built, c: Cursor, op: string, db: NameDb, nft: boolean, text: RuleText, head: string, dependency: boolean, applies = true): void {
   if (op !== '==' && op !== '!=') throw unsupported(`protocol comparison ${op}`, c.file, c.peek() ?? c.items[0]!);
-  const { values, set } = valueItems(c, 'protocol');
+  const { values, set } = valueItems(c, 'Internet protocol');
   if (set) throw unsupported('a set of protocols', c.file, values[0]!);
   const v = values[0]!;
   const num = v.kind === 'word' ? (/^\d+$/.test(v.text) ? Number(v.text) : protoNumber(v.text, db)) : undefined;
   if (num === undefined || num > 255) throw new NftError(`Could not parse protocol "${v.kind === 'word' ? v.text : ''}"`, c.where(v));
+  text.proto(`${head} ${opText(op)}${db.protoByNumber(num) ?? num}`, num, dependency && op === '==');
+  if (!applies) { b.never = true; return; }
   setProto(b, num, op === '!=', c, v, nft);
 }
 
@@ -464,7 +535,7 @@ function setProto(b: Built, num: number, invert: boolean, c: Cursor, v: NftItem,
   b.ip.proto = { num, invert, ...(nft ? { nft } : {}) };
 }
 
-function ifaceMatch(b: Built, side: 'in' | 'out', c: Cursor, op: string): void {
+function ifaceMatch(b: Built, side: 'in' | 'out', c: Cursor, op: string, text: RuleText): void {
   if (op !== '==' && op !== '!=') throw unsupported(`interface name comparison ${op}`, c.file, c.peek() ?? c.items[0]!);
   const { values, set } = valueItems(c, 'interface name');
   if (set) throw unsupported('a set of interface names', c.file, values[0]!);
@@ -473,6 +544,7 @@ function ifaceMatch(b: Built, side: 'in' | 'out', c: Cursor, op: string): void {
   const wildcard = v.text.endsWith('*') && !v.text.endsWith('\\*');
   const name = wildcard ? v.text.slice(0, -1) : v.text;
   if (name.length > 15) throw new NftError(`interface name too long`, c.where(v));
+  text.add(`${side === 'in' ? 'iifname' : 'oifname'} ${opText(op)}${JSON.stringify(v.text)}`);
   b.ip[side] = { name, wildcard, invert: op === '!=' };
 }
 
@@ -525,9 +597,9 @@ function flagBits(c: Cursor, items: NftItem[]): number {
  * `tcp flags VALUE / MASK` and `tcp flags & MASK == VALUE` (the flags under the mask are the value),
  * `tcp flags == VALUE` (exactly those), `tcp flags FLAG` (that one flag set), with `!=`.
  */
-function tcpFlags(b: Built, c: Cursor, item: NftItem, nft: boolean): void {
+function tcpFlags(b: Built, c: Cursor, item: NftItem, nft: boolean, text: RuleText): void {
   setProto(b, 6, false, c, item, nft);
-  let mask: number, comp: number, invert = false;
+  let mask: number, comp: number, invert = false, form: 'mask' | 'exact' | 'one' = 'mask';
   // the items up to the next statement: flag words, commas, "/", "&", "==", "!="
   const take = (): NftItem[] => {
     const out: NftItem[] = [];
@@ -551,13 +623,16 @@ function tcpFlags(b: Built, c: Cursor, item: NftItem, nft: boolean): void {
     const value = take();
     comp = flagBits(c, value);
     if (c.word() === '/') { c.next(); mask = flagBits(c, take()); }
-    else if (explicit && op === '==') mask = 0xff; // exactly these flags
+    else if (explicit && op === '==') { mask = 0xff; form = 'exact'; } // exactly these flags
     else {
       // the implicit form means any of the flags set: one flag is "that flag set"
       if (value.length !== 1 || invert) throw unsupported('tcp flags without a mask (other than one flag set)', c.file, item);
-      mask = comp;
+      mask = comp; form = 'one';
     }
   }
+  const names = (bits: number): string => Object.entries(NFT_TCP_FLAGS).filter(([, v]) => bits & v).map(([n]) => n).join(',') || '0x0';
+  text.transport(form === 'exact' ? `tcp flags ${invert ? '!=' : '=='} ${names(comp)}` : form === 'one' ? `tcp flags ${names(comp)}`
+    : `tcp flags ${invert ? '!= ' : ''}${names(comp)} / ${names(mask)}`, 6);
   if ((comp & ~mask) !== 0) { if (!invert) b.never = true; return; }
   tcpLikeMatch(b, 'tcp', 'flags').flags = { mask, comp, invert };
 }
@@ -569,8 +644,19 @@ function tcpLikeMatch(b: Built, kind: 'tcp' | 'udp', field?: 'sport' | 'dport' |
   return m;
 }
 
-/** One rule's items → the IR rule for `fam` (null: never matches in that family). */
-export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFamily, file: string, db: NameDb): Rule | null {
+const ICMP_CODES: Record<string, number> = {
+  'net-unreachable': 0, 'host-unreachable': 1, 'prot-unreachable': 2, 'port-unreachable': 3, 'frag-needed': 4, 'net-prohibited': 9, 'host-prohibited': 10, 'admin-prohibited': 13,
+};
+const ICMPV6_CODES: Record<string, number> = { 'no-route': 0, 'admin-prohibited': 1, 'addr-unreachable': 3, 'port-unreachable': 4, 'policy-fail': 5, 'reject-route': 6 };
+const CT_STATE_BITS: Record<string, number> = { invalid: 1, established: 2, related: 4, new: 8, untracked: 64 };
+/** The name nft lists for a value of a name table (the first name given for it), or the number. */
+const nameOf = (table: Record<string, number>, n: number): string => Object.entries(table).find(([, v]) => v === n)?.[0] ?? String(n);
+
+/**
+ * One rule's items → the IR rule for `fam` (null: never matches in that
+ * family). `text`, when given, receives the rule as nft lists it.
+ */
+export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFamily, file: string, db: NameDb, text = new RuleText()): Rule | null {
   const c = new Cursor(items, file);
   const b: Built = { ip: {}, matches: [], never: false };
   const inet = tableFamily === 'inet';
@@ -581,20 +667,23 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
     if (item.kind !== 'word') throw new NftError('syntax error, unexpected ' + (item.kind === 'block' ? '"{"' : item.kind === 'comma' ? '","' : 'string'), c.where(item));
     const w = item.text;
     c.next();
+    // a counter counts the packets that reach it; bpftables counts a rule's packets once all its matches hold
+    if (b.counters && !['counter', 'comment', 'accept', 'drop', 'return', 'continue', 'jump', 'goto'].includes(w)) throw unsupported(`a match after a counter ("${w}")`, file, item);
     switch (w) {
       case 'ip': case 'ip6': {
         const key = c.word();
         const famOf: Family = w === 'ip' ? 4 : 6;
         if (!inet && FAMILIES[tableFamily][0] !== famOf) throw new NftError(`conflicting protocols specified: ${tableFamily} vs. ${w}`, c.where(item));
         c.next();
-        if (key === 'saddr' || key === 'daddr') { addrMatch(b, key === 'saddr' ? 'src' : 'dst', famOf, fam, c, relOp(c)); break; }
-        if (key === 'protocol' && w === 'ip') { if (fam !== 4) { valueItems(c, 'protocol'); b.never = true; break; } protoMatch(b, c, relOp(c), db, false); break; }
+        if (key === 'saddr' || key === 'daddr') { addrMatch(b, key === 'saddr' ? 'src' : 'dst', famOf, fam, c, relOp(c), text, key); break; }
+        if (key === 'protocol' && w === 'ip') { protoMatch(b, c, relOp(c), db, false, text, 'ip protocol', tableFamily === 'ip', fam === 4); break; }
         if (key === 'frag-off' && w === 'ip') {
           // `ip frag-off & 0x1fff != 0`: a later fragment (-f); `== 0`: a first fragment or none (! -f)
           const amp = c.next(), mask = c.next();
           const op = relOp(c);
           const zero = c.next();
           if (wordOf(amp) !== '&' || !/^(0x1fff|8191)$/i.test(wordOf(mask) ?? '') || (op !== '==' && op !== '!=') || wordOf(zero) !== '0') throw unsupported('this ip frag-off expression (bpftables takes & 0x1fff != 0 and == 0)', file, item);
+          text.add(`ip frag-off & 8191 ${op} 0`);
           if (fam !== 4) { b.never = true; break; }
           b.ip.frag = { invert: op === '==' };
           break;
@@ -602,6 +691,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
         if ((key === 'ttl' && w === 'ip') || (key === 'hoplimit' && w === 'ip6')) {
           const op = relOp(c);
           const n = smallNumber(c, 255, `${w} ${key}`);
+          text.add(`${w} ${key} ${opText(op)}${n}`);
           if (fam !== famOf) { b.never = true; break; }
           const t = ttlTest(op, n);
           if (!t) { b.never = true; break; }
@@ -614,23 +704,27 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
         const key = w === 'meta' ? c.word() : w;
         if (w === 'meta') c.next();
         const op = relOp(c);
-        if (key === 'l4proto') protoMatch(b, c, op, db, true);
+        if (key === 'l4proto') protoMatch(b, c, op, db, true, text, 'meta l4proto', true);
         else if (key === 'nfproto') {
           const { values, set } = valueItems(c, 'nfproto');
           if (set || (op !== '==' && op !== '!=')) throw unsupported('this nfproto expression', file, item);
           const want = wordOf(values[0]) === 'ipv4' ? 4 : wordOf(values[0]) === 'ipv6' ? 6 : undefined;
           if (want === undefined) throw new NftError(`Could not parse nfproto`, c.where(values[0]));
+          text.add(`meta nfproto ${opText(op)}ipv${want}`);
           if ((want === fam) === (op === '!=')) b.never = true;
-        } else if (key === 'iifname' || key === 'oifname') ifaceMatch(b, key === 'iifname' ? 'in' : 'out', c, op);
+        } else if (key === 'iifname' || key === 'oifname') ifaceMatch(b, key === 'iifname' ? 'in' : 'out', c, op, text);
         else if (key === 'mark') {
-          const { values, set } = valueItems(c, 'mark');
+          const { values, set } = valueItems(c, 'packet mark');
           const v = wordOf(values[0]);
           if (set || !v || !/^(0x[0-9a-f]+|\d+)$/i.test(v) || (op !== '==' && op !== '!=')) throw unsupported('this mark expression', file, item);
-          b.matches.push({ kind: 'mark', value: Number(v) >>> 0, mask: 0xffffffff, invert: op === '!=' });
+          const value = Number(v) >>> 0;
+          text.add(`meta mark ${opText(op)}0x${value.toString(16).padStart(8, '0')}`);
+          b.matches.push({ kind: 'mark', value, mask: 0xffffffff, invert: op === '!=' });
         } else if (key === 'pkttype') {
           const { values, set } = valueItems(c, 'packet type');
           const t = PKTTYPES[wordOf(values[0]) ?? ''];
           if (set || t === undefined || (op !== '==' && op !== '!=')) throw unsupported('this pkttype expression', file, item);
+          text.add(`meta pkttype ${opText(op)}${nameOf(PKTTYPES, t)}`);
           b.matches.push({ kind: 'pkttype', type: t, invert: op === '!=' });
         } else if (key === 'length') {
           // the whole packet's length from the network header, as -m length reads it
@@ -640,6 +734,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
           if (set || !v || (!range && !/^\d+$/.test(v)) || (range && op !== '==' && op !== '!=')) throw unsupported('this length expression', file, item);
           let [min, max] = range ? [Number(range[1]), Number(range[2])] : [Number(v), Number(v)];
           if (max > 65535 || min > max) throw new NftError(`Value ${v} exceeds valid range 0-65535`, c.where(values[0]));
+          text.add(`meta length ${opText(op)}${min === max ? min : `${min}-${max}`}`);
           if (op === '<') [min, max] = [0, min - 1]; else if (op === '<=') [min, max] = [0, min];
           else if (op === '>') [min, max] = [min + 1, 65535]; else if (op === '>=') [min, max] = [min, 65535];
           if (min > max) { b.never = true; break; }
@@ -661,30 +756,31 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
         setProto(b, w === 'icmp' ? 1 : 58, false, c, item, tableFamily !== 'ip');
         const kind = w === 'icmp' ? 'icmp' : 'icmp6';
         const name = wordOf(values[0]) ?? '';
+        const names = key === 'type' ? (w === 'icmp' ? ICMP_TYPES : ICMPV6_TYPES) : (w === 'icmp' ? ICMP_CODES : ICMPV6_CODES);
+        const n = /^\d+$/.test(name) ? Number(name) : names[name];
+        if (n === undefined || n > 255) throw new NftError(`Could not parse ${w} ${key}`, c.where(values[0]));
+        text.transport(`${w} ${key} ${opText(op)}${nameOf(names, n)}`, w === 'icmp' ? 1 : 58);
         if (key === 'type') {
-          const type = /^\d+$/.test(name) ? Number(name) : (w === 'icmp' ? ICMP_TYPES : ICMPV6_TYPES)[name];
-          if (type === undefined || type > 255) throw new NftError(`Could not parse ${w} type`, c.where(values[0]));
-          b.matches.push({ kind, type, codeMin: 0, codeMax: 255, invert: op === '!=' });
+          b.matches.push({ kind, type: n, codeMin: 0, codeMax: 255, invert: op === '!=' });
         } else {
           // a code narrows the type given before it (iptables has no code without a type)
-          const code = /^\d+$/.test(name) ? Number(name) : undefined;
           const typed = b.matches.find((m): m is Extract<Match, { kind: 'icmp' }> => m.kind === kind);
-          if (code === undefined || code > 255) throw unsupported(`${w} code ${name}`, file, values[0]!);
           if (!typed || typed.invert || op === '!=' || typed.codeMin !== 0 || typed.codeMax !== 255) throw unsupported(`${w} code without a type before it`, file, item);
-          typed.codeMin = code; typed.codeMax = code;
+          typed.codeMin = n; typed.codeMax = n;
         }
         break;
       }
       case 'tcp': case 'udp': case 'th': {
         const key = c.word();
-        if (w === 'tcp' && key === 'flags') { c.next(); tcpFlags(b, c, item, tableFamily !== 'ip'); break; }
+        if (w === 'tcp' && key === 'flags') { c.next(); tcpFlags(b, c, item, tableFamily !== 'ip', text); break; }
         if (key !== 'sport' && key !== 'dport') throw unsupported(`${w} ${key ?? ''}`.trim(), file, item);
         c.next();
         const num = w === 'tcp' ? 6 : w === 'udp' ? 17 : undefined;
         // nft's dependency: the transport protocol (meta l4proto in inet and ip6, ip protocol in ip)
         if (num !== undefined) setProto(b, num, false, c, item, tableFamily !== 'ip');
         const op = relOp(c);
-        const { ranges, invert } = portRanges(c, op, w === 'th' ? undefined : w, db);
+        const { ranges, invert, shown } = portRanges(c, op, w === 'th' ? undefined : w, db);
+        text.transport(`${w} ${key} ${shown}`, num);
         if (ranges.length === 0) { b.never = true; break; }
         const single = ranges.length === 1;
         if (single && num !== undefined) {
@@ -703,17 +799,21 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
         if (bang) c.next();
         const op = bang ? '!=' : relOp(c);
         if (op !== '==' && op !== '!=') throw unsupported(`ct state comparison ${op}`, file, item);
-        const { values } = valueItems(c, 'ct state');
+        const { values, braced } = valueItems(c, 'ct state', true);
         const states = values.map((v) => {
           const s = CT_STATE_NAMES[wordOf(v) ?? ''];
           if (!s) throw new NftError(`Could not parse ct state`, c.where(v));
-          return s;
+          return wordOf(v)!;
         });
+        const listed = [...new Set(states)].sort((x, y) => CT_STATE_BITS[x]! - CT_STATE_BITS[y]!);
+        text.add(`ct state ${bang ? '! ' : opText(op)}${braced && listed.length > 1 ? `{ ${listed.join(', ')} }` : listed.join(',')}`);
         // in the order iptables keeps them (a set of states: the order written means nothing)
-        b.matches.push({ kind: 'conntrack', ctstate: CT_MATCH_STATES.filter((x) => states.includes(x)), invert: op === '!=' });
+        const ir = states.map((x) => CT_STATE_NAMES[x]!);
+        b.matches.push({ kind: 'conntrack', ctstate: CT_MATCH_STATES.filter((x) => ir.includes(x)), invert: op === '!=' });
         break;
       }
       case 'counter': {
+        if (b.counters) throw unsupported('two counters in a rule', file, item);
         if (c.word() === 'packets') {
           c.next();
           const p = c.word(); c.next();
@@ -722,23 +822,26 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
           const by = c.word(); c.next();
           if (!p || !by || !/^\d+$/.test(p) || !/^\d+$/.test(by)) throw new NftError('syntax error, counter values expected', c.where());
           b.counters = { packets: Number(p), bytes: Number(by) };
-        } else b.counters ??= { packets: 0, bytes: 0 };
+        } else b.counters = { packets: 0, bytes: 0 };
+        text.add('counter');
         break;
       }
       case 'comment': {
         const s = c.next();
         if (s?.kind !== 'string') throw new NftError('syntax error, quoted comment expected', c.where(s));
+        text.comment(s.text);
         b.matches.push({ kind: 'comment', text: s.text });
         break;
       }
-      case 'accept': b.verdict = { kind: 'accept' }; break;
-      case 'drop': b.verdict = { kind: 'drop' }; break;
-      case 'return': b.verdict = { kind: 'return' }; break;
-      case 'continue': b.verdict = { kind: 'none' }; break;
+      case 'accept': b.verdict = { kind: 'accept' }; text.add(w); break;
+      case 'drop': b.verdict = { kind: 'drop' }; text.add(w); break;
+      case 'return': b.verdict = { kind: 'return' }; text.add(w); break;
+      case 'continue': b.verdict = { kind: 'none' }; text.add(w); break;
       case 'jump': case 'goto': {
         const t = c.next();
         if (t?.kind !== 'word' && t?.kind !== 'string') throw new NftError('syntax error, chain name expected', c.where(t));
         b.verdict = { kind: w, chain: t.text };
+        text.add(`${w} ${t.text}`);
         break;
       }
       default:
@@ -757,7 +860,11 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
 export const HOOK_CHAIN: Record<NftHook, BuiltinChain> = { input: 'INPUT', forward: 'FORWARD', output: 'OUTPUT' };
 
 /** One base chain of one family, as the code generator takes it. */
-export interface BaseChainTable { table: NftTable; chain: NftChain; family: Family; ir: Table }
+export interface BaseChainTable {
+  table: NftTable; chain: NftChain; family: Family; ir: Table;
+  /** the nft rule each IR rule of `ir` comes from */
+  origin: Map<Rule, NftRule>;
+}
 
 /**
  * Every base chain of the ruleset, for each family of its table, as an IR
@@ -782,19 +889,27 @@ export function baseChainTables(rs: NftRuleset): BaseChainTable[] {
         }
       }
     }
+    // a regular chain is in every base chain's program: its counters start in the first one only (the listing sums them)
+    const started = new Set<Rule>();
     for (const family of FAMILIES[t.family]) {
-      const rulesOf = (c: NftChain): Rule[] => c.rules.flatMap((r) => {
-        const ir = r.ir[family];
-        return ir ? [{ ...ir, src: { file: r.where.file!, line: r.where.line! } }] : [];
-      });
-      const regular: Chain[] = t.chains.filter((c) => !c.base).map((c) => ({ name: c.name, counters: { packets: 0, bytes: 0 }, rules: rulesOf(c) }));
       for (const c of t.chains) {
         if (!c.base) continue;
+        const origin = new Map<Rule, NftRule>();
+        const rulesOf = (ch: NftChain): Rule[] => ch.rules.flatMap((r) => {
+          const ir = r.ir[family];
+          if (!ir) return [];
+          const counters = started.has(ir) ? { packets: 0, bytes: 0 } : ir.counters;
+          started.add(ir);
+          const rule: Rule = { ...ir, counters, src: { file: r.where.file!, line: r.where.line! } };
+          origin.set(rule, r);
+          return [rule];
+        });
         const hook = HOOK_CHAIN[c.base.hook];
         const builtins: Chain[] = (['INPUT', 'FORWARD', 'OUTPUT'] as const).map((name) => ({
           name, policy: name === hook ? (c.base!.policy === 'drop' ? 'DROP' : 'ACCEPT') : 'ACCEPT', counters: { packets: 0, bytes: 0 }, rules: name === hook ? rulesOf(c) : [],
         }));
-        out.push({ table: t, chain: c, family, ir: { name: 'filter', family, chains: [...builtins, ...regular] } });
+        const regular: Chain[] = t.chains.filter((x) => !x.base).map((x) => ({ name: x.name, counters: { packets: 0, bytes: 0 }, rules: rulesOf(x) }));
+        out.push({ table: t, chain: c, family, ir: { name: 'filter', family, chains: [...builtins, ...regular] }, origin });
       }
     }
   }

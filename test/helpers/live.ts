@@ -52,3 +52,15 @@ export function settledObjectCounts(want: string): string {
   for (let i = 0; i < 100 && now !== want; i++) { sleep(50); now = kernelObjectCounts(); }
   return now;
 }
+
+/** The counts once they stop changing (objects freed by earlier tests go after a grace period): unchanged for 300 ms, within 5 s. */
+export function quietObjectCounts(): string {
+  let last = kernelObjectCounts();
+  for (let i = 0; i < 16; i++) {
+    sleep(300);
+    const now = kernelObjectCounts();
+    if (now === last) return now;
+    last = now;
+  }
+  return last;
+}

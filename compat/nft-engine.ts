@@ -1,0 +1,156 @@
+/**
+ * The nft side of the engine: an evaluated nft ruleset (xlate/nft.ts)
+ * compiled base chain by base chain and family by family, loaded, and
+ * installed as one generation of the namespace's nft state
+ * (native/nftstate.ts), beside the iptables tables; and the live ruleset
+ * read back for listing, counters included.
+ *
+ * The stored form is the listing (xlate/nft-print.ts ListedTable) plus,
+ * for each rule with a `counter`, the counter slots its packets are counted
+ * in (one per base-chain program that holds the rule). A later `nft -f` or
+ * `nft add rule` evaluates its commands on top of the live ruleset, as nft
+ * does: the listing, counters filled in, is parsed again first.
+ */
+import { compileTable } from '../cgen/program';
+import { NFT_SLOTS } from '../cgen/dispatcher';
+import { close, mapInfo, mapLookup, NFPROTO_IPV4, NFPROTO_IPV6, u32Key } from '../native/bpf';
+import { enableConntrack } from '../native/conntrack';
+import { NftState, type NftUnitLoad, type NftUnitSpec } from '../native/nftstate';
+import { removeNamespaceDir, stateSubdir } from '../native/statefs';
+import { conntrackMarker } from '../native/tablestate';
+import { BpftablesError } from '../xlate/errors';
+import { type Rule, tableFacts } from '../xlate/ir';
+import { baseChainTables, HOOK_CHAIN, type NftRuleset, NftError } from '../xlate/nft';
+import { type CounterValue, listedTables, type ListedRule, type ListedTable, rulesetText } from '../xlate/nft-print';
+import { validateTable } from '../xlate/validate';
+import { kernel, loadCompiled, phases, releaseConntrack } from './engine';
+import { ensureLogd } from './logd';
+import { log } from './log';
+
+const HOOKNUM = { input: 1, forward: 2, output: 3 } as const;
+const SLOT = { INPUT: 0, FORWARD: 1, OUTPUT: 2 } as const;
+
+/** What a generation of the nft ruleset stores. */
+interface StoredNft {
+  version: 1;
+  units: { key: string; pf: number; hooknum: number; priority: number; slot: number }[];
+  tables: ListedTable[];
+  /** for each rule with a counter, in listing order: [unit slot, counter slot] of each program counting it */
+  counters: [number, number][][];
+}
+
+/** The live nft ruleset of this namespace (empty when none is loaded), with each counter's value. */
+export function readNft(): { tables: ListedTable[]; counterOf: (r: ListedRule) => CounterValue | undefined } {
+  const st = NftState.open(false);
+  const active = st?.readActive();
+  if (!active) return { tables: [], counterOf: () => undefined };
+  try {
+    const stored = JSON.parse(active.state.toString('utf8')) as StoredNft;
+    const values = new Map<number, Buffer>();
+    for (const [slot, fd] of active.counters) {
+      const v = Buffer.alloc(mapInfo(fd).valueSize);
+      mapLookup(fd, u32Key(0), v);
+      values.set(slot, v);
+    }
+    const byRule = new Map<ListedRule, CounterValue>();
+    let k = 0;
+    for (const t of stored.tables) for (const c of t.chains) for (const r of c.rules) {
+      if (!r.text.includes('counter')) continue;
+      const sum = { packets: 0, bytes: 0 };
+      for (const [slot, cslot] of stored.counters[k++] ?? []) {
+        const v = values.get(slot);
+        if (!v) continue;
+        sum.packets += Number(v.readBigUInt64LE(cslot * 16));
+        sum.bytes += Number(v.readBigUInt64LE(cslot * 16 + 8));
+      }
+      byRule.set(r, sum);
+    }
+    return { tables: stored.tables, counterOf: (r) => byRule.get(r) };
+  } finally {
+    for (const fd of active.counters.values()) close(fd);
+  }
+}
+
+/** The live ruleset as nft text that evaluates back to it, counters included (the base of a later command). */
+export function liveNftText(): string {
+  const live = readNft();
+  return rulesetText(live.tables, live.counterOf);
+}
+
+/**
+ * Compile, load and atomically install `rs` as this namespace's nft
+ * ruleset. Nothing in the kernel changes unless every program loads; an
+ * empty ruleset removes the nft state.
+ */
+export function replaceNft(rs: NftRuleset): void {
+  const phase = phases();
+  const units = baseChainTables(rs);
+  if (units.length > NFT_SLOTS) throw new NftError(`Could not process rule: bpftables holds at most ${NFT_SLOTS} base chains (an inet base chain counts once per family)`, {}, true);
+  if (rs.tables.length === 0) {
+    const st = NftState.open(false);
+    releaseConntrack('nft');
+    const dir = st && stateSubdir('nft', false);
+    if (dir) removeNamespaceDir(dir);
+    return;
+  }
+  const k = kernel();
+  const loads: NftUnitLoad[] = [];
+  const specs: NftUnitSpec[] = [];
+  const compiledUnits: { counters: Map<Rule, number> }[] = [];
+  let conntrack = false, events = false;
+  try {
+    for (const u of units) {
+      validateTable(u.ir);
+      const facts = tableFacts(u.ir);
+      conntrack ||= facts.conntrack;
+      events ||= facts.events;
+      const hook = HOOK_CHAIN[u.chain.base!.hook];
+      const compiled = compileTable(u.ir, k, { facts, hooks: [hook] });
+      let loaded;
+      try { loaded = loadCompiled(compiled, u.ir); } catch (e) {
+        if (e instanceof BpftablesError) throw new NftError(`Could not process rule: ${u.table.family} ${u.table.name} chain ${u.chain.name}: ${e.message}`, u.chain.where);
+        throw e;
+      }
+      if (loaded.ruleStateFd !== undefined) close(loaded.ruleStateFd);
+      loads.push({ spec: specOf(u), progFd: loaded.progFds.get(SLOT[hook])!, countersFd: loaded.countersFd });
+      specs.push(specOf(u));
+      compiledUnits.push({ counters: compiled.counters.ruleSlot });
+    }
+    phase('nft: compiled and loaded');
+    const st = NftState.open(true)!;
+    const slotted = st.assignSlots(specs);
+    // counter slots per nft rule, in listing order
+    const tables = listedTables(rs.tables);
+    const counters: [number, number][][] = [];
+    for (const t of rs.tables) for (const c of t.chains) for (const r of c.rules) {
+      if (!r.text.includes('counter')) continue;
+      const refs: [number, number][] = [];
+      units.forEach((u, i) => {
+        for (const [ir, nr] of u.origin) {
+          if (nr !== r) continue;
+          const slot = compiledUnits[i]!.counters.get(ir);
+          if (slot !== undefined) refs.push([slotted[i]!.slot, slot]);
+        }
+      });
+      counters.push(refs);
+    }
+    const state: StoredNft = { version: 1, units: slotted, tables, counters };
+    if (conntrack) { enableConntrack(); conntrackMarker('nft').set(); }
+    const moved = st.install(slotted, loads.splice(0), Buffer.from(JSON.stringify(state)));
+    for (const [key, priority] of moved) log.warn(`another netfilter hook holds the priority of base chain ${key.split('|').slice(1, 3).join(' ')}: attached at priority ${priority}`);
+    phase('nft: installed');
+    if (!conntrack) releaseConntrack('nft');
+    if (events) ensureLogd();
+  } finally {
+    for (const l of loads) { close(l.progFd); close(l.countersFd); }
+  }
+}
+
+/** A base chain of one family: what keeps its link from one generation to the next. */
+function specOf(u: ReturnType<typeof baseChainTables>[number]): NftUnitSpec {
+  const base = u.chain.base!;
+  return {
+    key: [`ipv${u.family}`, `${u.table.family} ${u.table.name}`, u.chain.name, base.hook, base.priority].join('|'),
+    pf: u.family === 6 ? NFPROTO_IPV6 : NFPROTO_IPV4, hooknum: HOOKNUM[base.hook], priority: base.priority,
+  };
+}

@@ -1,0 +1,60 @@
+/**
+ * The nft listing printer (xlate/nft-print.ts over RuleText) against nft's
+ * own listings: fixtures/listing-input.nft and fixtures/router.nft loaded
+ * with the kernel's nft and listed there, compared with what bpftables
+ * prints for the same files without the kernel; and every dump of
+ * nftables' shell tests that bpftables accepts (those are nft's listings)
+ * printed back byte for byte.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import t from 'tap';
+import { nsExec } from '../compat/lab';
+import { systemNameDb } from '../compat/namedb';
+import { loadNft, type NftRule, type NftRuleset } from '../xlate/nft';
+import { type CounterValue, listedTables, type ListedRule, rulesetText } from '../xlate/nft-print';
+import { REPO, requireKernel, sharedDir } from './helpers/env';
+import { throwawayNamespace } from './helpers/live';
+
+/** The listing of an evaluated file, each counter with the values the file gave it. */
+function listing(rs: NftRuleset): string {
+  const tables = listedTables(rs.tables);
+  const value = new Map<ListedRule, CounterValue>();
+  tables.forEach((lt, i) => lt.chains.forEach((c, j) => c.rules.forEach((r, k) => {
+    const nr: NftRule = rs.tables[i]!.chains[j]!.rules[k]!;
+    const sum = { packets: 0, bytes: 0 };
+    for (const ir of Object.values(nr.ir)) if (ir) { sum.packets += ir.counters.packets; sum.bytes += ir.counters.bytes; }
+    value.set(r, sum);
+  })));
+  return rulesetText(tables, (r) => value.get(r));
+}
+const listFile = (file: string): string => listing(loadNft(fs.readFileSync(file, 'utf8'), file, { db: systemNameDb }));
+
+t.test("bpftables lists files as the kernel's nft does", async (t) => {
+  if (!requireKernel(t, ['nft'])) return;
+  for (const name of ['listing-input.nft', 'router.nft']) {
+    const file = path.join(REPO, 'fixtures', name);
+    const ns = throwawayNamespace(t, 'L');
+    const loaded = nsExec(ns, 'nft', ['-f', file]);
+    t.equal(loaded.status, 0, `the kernel's nft loads ${name} ${loaded.stderr}`);
+    const real = nsExec(ns, 'nft', ['list', 'ruleset']).stdout;
+    t.equal(listFile(file), real, `${name}: the same listing, byte for byte`);
+  }
+});
+
+const dumps = sharedDir('nftables/shell-dumps');
+t.test("nft's shell-test dumps that bpftables accepts list back byte for byte", { skip: dumps ? false : 'conformance data (../shared) not present' }, async (t) => {
+  const dir = dumps!;
+  let accepted = 0;
+  const differ: string[] = [];
+  for (const n of fs.readdirSync(dir).sort()) {
+    const file = path.join(dir, n);
+    const text = fs.readFileSync(file, 'utf8');
+    let rs: NftRuleset;
+    try { rs = loadNft(text, n, { db: systemNameDb }); } catch { continue; }
+    accepted++;
+    if (listing(rs) !== text) differ.push(n);
+  }
+  t.ok(accepted >= 148, `${accepted} dumps accepted`);
+  t.same(differ, [], 'each lists back as it was written');
+});

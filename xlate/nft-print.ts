@@ -1,0 +1,64 @@
+/**
+ * nft rulesets back as text, the way `nft list` prints them: a tab per
+ * level, a blank line between chains, base chains' priorities by their
+ * standard names (`filter`, `mangle - 1`), each rule's terms as RuleText
+ * made them (xlate/nft.ts), counters with their values. Pure: the values
+ * come from the caller.
+ */
+import type { NftBase, NftChain, NftRule, NftTable } from './nft';
+
+export interface CounterValue { packets: number; bytes: number }
+/** nft's listing options: -s (counters without values), -y (priorities as numbers) */
+export interface ListOptions { stateless?: boolean; numericPriority?: boolean }
+
+/** What listing a table needs: no source positions, no IR (the stored form of the engine is this). */
+export interface ListedTable { family: NftTable['family']; name: string; chains: ListedChain[]; comment?: string }
+export interface ListedChain { name: string; base?: NftBase; rules: ListedRule[]; comment?: string }
+export interface ListedRule { text: string[] }
+
+/** The standard priority names of filter chains at input, forward and output (ip, ip6, inet). */
+const PRIORITY_NAMES: [string, number][] = [['raw', -300], ['mangle', -150], ['filter', 0], ['security', 50]];
+
+/** nft's text for a base chain priority: a name, a name ± up to 10, or the number. */
+export function priorityText(p: number): string {
+  for (const [name, v] of PRIORITY_NAMES) {
+    if (p === v) return name;
+    if (Math.abs(p - v) <= 10) return `${name} ${p > v ? '+' : '-'} ${Math.abs(p - v)}`;
+  }
+  return String(p);
+}
+
+/** A rule's line: its terms, `counter` with the rule's values. */
+export function ruleLine(r: ListedRule, counter: CounterValue | undefined, o: ListOptions = {}): string {
+  return r.text.map((t) => (t !== 'counter' || o.stateless ? t : `counter packets ${counter?.packets ?? 0} bytes ${counter?.bytes ?? 0}`)).join(' ');
+}
+
+function chainText(c: ListedChain, counterOf: (r: ListedRule) => CounterValue | undefined, o: ListOptions): string {
+  let out = `\tchain ${c.name} {\n`;
+  if (c.comment !== undefined) out += `\t\tcomment ${JSON.stringify(c.comment)}\n`;
+  if (c.base) out += `\t\ttype ${c.base.type} hook ${c.base.hook} priority ${o.numericPriority ? c.base.priority : priorityText(c.base.priority)}; policy ${c.base.policy};\n`;
+  for (const r of c.rules) out += `\t\t${ruleLine(r, counterOf(r), o)}\n`;
+  return `${out}\t}\n`;
+}
+
+/** One table as `nft list table` prints it; `only`: just that chain (`nft list chain`). */
+export function tableText(t: ListedTable, counterOf: (r: ListedRule) => CounterValue | undefined, o: ListOptions = {}, only?: string): string {
+  const chains = only === undefined ? t.chains : t.chains.filter((c) => c.name === only);
+  const comment = t.comment !== undefined ? `\tcomment ${JSON.stringify(t.comment)}\n` : '';
+  return `table ${t.family} ${t.name} {\n${comment}${chains.map((c) => chainText(c, counterOf, o)).join('\n')}}\n`;
+}
+
+/** `nft list ruleset`. */
+export function rulesetText(tables: readonly ListedTable[], counterOf: (r: ListedRule) => CounterValue | undefined, o: ListOptions = {}): string {
+  return tables.map((t) => tableText(t, counterOf, o)).join('');
+}
+
+/** The stored form of a ruleset (what listing needs), from the evaluated one. */
+export function listedTables(tables: readonly NftTable[]): ListedTable[] {
+  return tables.map((t) => ({
+    family: t.family, name: t.name, ...(t.comment !== undefined ? { comment: t.comment } : {}),
+    chains: t.chains.map((c: NftChain) => ({
+      name: c.name, ...(c.comment !== undefined ? { comment: c.comment } : {}), ...(c.base ? { base: { ...c.base } } : {}), rules: c.rules.map((r: NftRule) => ({ text: r.text })),
+    })),
+  }));
+}

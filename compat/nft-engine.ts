@@ -16,11 +16,10 @@ import { NFT_SLOTS } from '../cgen/dispatcher';
 import { close, mapInfo, mapLookup, NFPROTO_IPV4, NFPROTO_IPV6, u32Key } from '../native/bpf';
 import { enableConntrack } from '../native/conntrack';
 import { NftState, type NftUnitLoad, type NftUnitSpec } from '../native/nftstate';
-import { removeNamespaceDir, stateSubdir } from '../native/statefs';
 import { conntrackMarker } from '../native/tablestate';
 import { BpftablesError } from '../xlate/errors';
 import { type Rule, tableFacts } from '../xlate/ir';
-import { baseChainTables, HOOK_CHAIN, type NftRuleset, NftError } from '../xlate/nft';
+import { baseChainTables, HOOK_CHAIN, type NftHandles, type NftRuleset, NftError } from '../xlate/nft';
 import { type CounterValue, listedTables, type ListedRule, type ListedTable, rulesetText } from '../xlate/nft-print';
 import { validateTable } from '../xlate/validate';
 import { kernel, loadCompiled, phases, releaseConntrack } from './engine';
@@ -35,15 +34,17 @@ interface StoredNft {
   version: 1;
   units: { key: string; pf: number; hooknum: number; priority: number; slot: number }[];
   tables: ListedTable[];
+  /** the last table handle given (NftRuleset.tableHandle) */
+  tableHandle: number;
   /** for each rule with a counter, in listing order: [unit slot, counter slot] of each program counting it */
   counters: [number, number][][];
 }
 
 /** The live nft ruleset of this namespace (empty when none is loaded), with each counter's value. */
-export function readNft(): { tables: ListedTable[]; counterOf: (r: ListedRule) => CounterValue | undefined } {
+export function readNft(): { tables: ListedTable[]; tableHandle: number; counterOf: (r: ListedRule) => CounterValue | undefined } {
   const st = NftState.open(false);
   const active = st?.readActive();
-  if (!active) return { tables: [], counterOf: () => undefined };
+  if (!active) return { tables: [], tableHandle: 0, counterOf: () => undefined };
   try {
     const stored = JSON.parse(active.state.toString('utf8')) as StoredNft;
     const values = new Map<number, Buffer>();
@@ -65,16 +66,22 @@ export function readNft(): { tables: ListedTable[]; counterOf: (r: ListedRule) =
       }
       byRule.set(r, sum);
     }
-    return { tables: stored.tables, counterOf: (r) => byRule.get(r) };
+    return { tables: stored.tables, tableHandle: stored.tableHandle ?? 0, counterOf: (r) => byRule.get(r) };
   } finally {
     for (const fd of active.counters.values()) close(fd);
   }
 }
 
-/** The live ruleset as nft text that evaluates back to it, counters included (the base of a later command). */
-export function liveNftText(): string {
+/**
+ * The live ruleset as nft text that evaluates back to it, counters
+ * included, and its handles: the base a later command is evaluated on.
+ */
+export function liveNft(): { text: string; handles: NftHandles } {
   const live = readNft();
-  return rulesetText(live.tables, live.counterOf);
+  return {
+    text: rulesetText(live.tables, live.counterOf),
+    handles: { tableHandle: live.tableHandle, tables: live.tables.map((t) => ({ handle: t.handle, hgen: t.hgen, chains: t.chains.map((c) => ({ handle: c.handle, rules: c.rules.map((r) => r.handle) })) })) },
+  };
 }
 
 /**
@@ -86,13 +93,6 @@ export function replaceNft(rs: NftRuleset): void {
   const phase = phases();
   const units = baseChainTables(rs);
   if (units.length > NFT_SLOTS) throw new NftError(`Could not process rule: bpftables holds at most ${NFT_SLOTS} base chains (an inet base chain counts once per family)`, {}, true);
-  if (rs.tables.length === 0) {
-    const st = NftState.open(false);
-    releaseConntrack('nft');
-    const dir = st && stateSubdir('nft', false);
-    if (dir) removeNamespaceDir(dir);
-    return;
-  }
   const k = kernel();
   const loads: NftUnitLoad[] = [];
   const specs: NftUnitSpec[] = [];
@@ -134,7 +134,8 @@ export function replaceNft(rs: NftRuleset): void {
       });
       counters.push(refs);
     }
-    const state: StoredNft = { version: 1, units: slotted, tables, counters };
+    // an empty ruleset stays stored (no links, no programs): table handles go on from where they were, as in the kernel
+    const state: StoredNft = { version: 1, units: slotted, tables, tableHandle: rs.tableHandle, counters };
     if (conntrack) { enableConntrack(); conntrackMarker('nft').set(); }
     const moved = st.install(slotted, loads.splice(0), Buffer.from(JSON.stringify(state)));
     for (const [key, priority] of moved) log.warn(`another netfilter hook holds the priority of base chain ${key.split('|').slice(1, 3).join(' ')}: attached at priority ${priority}`);

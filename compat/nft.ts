@@ -8,8 +8,9 @@
  * unless all of it loads. `-c` checks the same way (kernel verifier
  * included) and changes nothing. `list ruleset|tables|table|chain` prints
  * the live ruleset as nft does (-s: counters without values, -y: numeric
- * priorities). Options bpftables does not honour yet (-a, -j, -n, -S, -N,
- * -e) are refused by name, never ignored.
+ * priorities, -a: handles, numbered as the kernel numbers them). Options
+ * bpftables does not honour yet (-j, -n, -S, -N, -e) are refused by name,
+ * never ignored.
  *
  * `include` looks a relative name up beside the including file, then in
  * each -I directory (nft's default, /etc, last); a name that leads out of
@@ -21,7 +22,7 @@ import path from 'node:path';
 import type { Io } from './cli';
 import { requireRoot, runMain } from './cli';
 import { kernel, loadCompiled } from './engine';
-import { liveNftText, readNft, replaceNft } from './nft-engine';
+import { liveNft, readNft, replaceNft } from './nft-engine';
 import { acquireXtablesLock } from '../native/lock';
 import { type ListedTable, tableText } from '../xlate/nft-print';
 import { systemNameDb } from './namedb';
@@ -30,6 +31,7 @@ import { BpftablesError, type Where } from '../xlate/errors';
 import { baseChainTables, HOOK_CHAIN, loadNft, type NftLoader, NftError } from '../xlate/nft';
 import { validateTable } from '../xlate/validate';
 
+const COMMAND_LINE = 'command line';
 const NFT_VERSION = 'nftables v1.1.4 (bpftables)';
 const DEFAULT_INCLUDE_PATH = '/etc';
 
@@ -48,22 +50,23 @@ Options (ruleset input handling):
 Options (ruleset listing):
   -s, --stateless                 Omit stateful information of rules (counter values).
   -y, --numeric-priority          Print chain priority numerically.
+  -a, --handle                    Output rule handle.
 
 bpftables: -c checks a ruleset completely (parse, translate, compile, kernel verifier).
-Not supported yet, refused when given: -a, -j, -n, -N, -S, -e.
+Not supported yet, refused when given: -j, -n, -N, -S, -e.
 `;
 
-interface Opts { file?: string; check: boolean; stateless: boolean; numericPriority: boolean; includeDirs: string[]; defines: string[]; commands: string[] }
+interface Opts { file?: string; check: boolean; stateless: boolean; numericPriority: boolean; handles: boolean; includeDirs: string[]; defines: string[]; commands: string[] }
 
 /** nft's options that change what it prints or does, which bpftables does not honour yet. */
 const NOT_YET: Record<string, string> = {
-  '-a': 'rule handles', '--handle': 'rule handles', '-j': 'JSON', '--json': 'JSON', '-n': 'numeric listing', '--numeric': 'numeric listing',
+  '-j': 'JSON', '--json': 'JSON', '-n': 'numeric listing', '--numeric': 'numeric listing',
   '-N': 'host name resolution', '--reversedns': 'host name resolution', '-S': 'service names', '--service': 'service names',
   '-e': 'echo', '--echo': 'echo',
 };
 
 function parseArgs(argv: string[], io: Io): Opts | number {
-  const o: Opts = { check: false, stateless: false, numericPriority: false, includeDirs: [], defines: [], commands: [] };
+  const o: Opts = { check: false, stateless: false, numericPriority: false, handles: false, includeDirs: [], defines: [], commands: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -80,6 +83,7 @@ function parseArgs(argv: string[], io: Io): Opts | number {
     else if (a === '-D' || a === '--define') o.defines.push(value());
     else if (a === '-s' || a === '--stateless') o.stateless = true;
     else if (a === '-y' || a === '--numeric-priority') o.numericPriority = true;
+    else if ((a === '-a' || a === '--handle') && o.commands.length === 0) o.handles = true;
     else if (NOT_YET[a] && o.commands.length === 0) throw new NftError(`option '${a}' (${NOT_YET[a]}) is not supported by bpftables yet`, {}, true);
     // no named sets or time values are listed yet, so terse and numeric-time output is the default one
     else if (['-T', '--numeric-time', '-t', '--terse'].includes(a) && o.commands.length === 0) continue;
@@ -135,7 +139,9 @@ function errorText(e: BpftablesError, sources: Map<string, string>): string {
   const text = (sources.get(w.file) ?? '').split('\n')[w.line - 1] ?? '';
   const col = w.col ?? 1;
   const len = Math.max(1, (/^[^\s{}"#;,]+|^"[^"]*"/.exec(text.slice(col - 1))?.[0].length ?? 1));
-  return `${w.file}:${w.line}:${col}-${col + len - 1}: Error: ${e.message}\n${text}\n${' '.repeat(col - 1)}${'^'.repeat(len)}\n`;
+  // commands given on the command line have no file to name, as in nft
+  const place = w.file === COMMAND_LINE ? '' : `${w.file}:${w.line}:${col}-${col + len - 1}: `;
+  return `${place}Error: ${e.message}\n${text}\n${' '.repeat(col - 1)}${'^'.repeat(len)}\n`;
 }
 
 export function nftMain(argv: string[], io: Io): number {
@@ -151,7 +157,7 @@ export function nftMain(argv: string[], io: Io): number {
       io.err(`Error: Could not process rule: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : (e as Error).message}\n`);
       return 1;
     }
-  } else if (o.commands.length) { file = 'command line'; text = o.commands.join(' '); } else { io.err(HELP); return 1; }
+  } else if (o.commands.length) { file = COMMAND_LINE; text = o.commands.join(' '); } else { io.err(HELP); return 1; }
   sources.set(file, text);
   for (const d of o.defines) {
     const eq = d.indexOf('=');
@@ -164,7 +170,8 @@ export function nftMain(argv: string[], io: Io): number {
     const lock = o.check ? undefined : acquireXtablesLock(0);
     try {
       // the commands apply to the live ruleset, as nft's do to the kernel's
-      const ruleset = loadNft(text, file, { db: systemNameDb, loader: includeLoader(o.includeDirs, sources), base: liveNftText() });
+      const live = liveNft();
+      const ruleset = loadNft(text, file, { db: systemNameDb, loader: includeLoader(o.includeDirs, sources), base: live.text, baseHandles: live.handles });
       if (!o.check) { replaceNft(ruleset); return 0; }
       const tables = baseChainTables(ruleset);
       for (const t of tables) validateTable(t.ir);

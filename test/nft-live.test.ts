@@ -129,6 +129,40 @@ for (const family of [4, 6] as const) {
   });
 }
 
+t.test("handles: -a lists them, and positions, replace and delete use them, numbered as the kernel's nft numbers them", async (t) => {
+  if (!requireKernel(t, ['nft'])) return;
+  prepareState();
+  const pair = new DiffPair(4);
+  t.teardown(() => pair.destroy());
+  const file = 'table ip t {\n\tchain c {\n\t\ttype filter hook input priority 0; policy drop;\n\t\ttcp dport 1 accept\n\t\ttcp dport 2 accept\n\t\ttcp dport 3 accept\n\t}\n}\n';
+  const both = (args: string[], input?: string): void => {
+    const real = realNft(pair, args, input), ours = ourNft(pair, args, input);
+    t.equal(real.status, 0, `the kernel's nft: ${args.join(' ')} ${real.stderr}`);
+    t.equal(ours.status, 0, `bpftables: ${args.join(' ')} ${ours.stderr}`);
+  };
+  both(['-f', '-'], file);
+  for (const cmd of [
+    'replace rule ip t c handle 3 tcp dport 9 accept', 'add rule ip t c position 2 tcp dport 4 accept', 'insert rule ip t c position 2 tcp dport 5 accept',
+    'add rule ip t c index 0 tcp dport 6 accept', 'insert rule ip t c index 0 tcp dport 7 accept', 'delete rule ip t c handle 4', 'add chain ip t d', 'add table ip u',
+  ]) both(cmd.split(' '));
+  sameListing(t, pair, 'with handles, after replace, positions, indexes and delete', ['-a']);
+  checkOutcomes(t, pair.probe([
+    { name: 'tcp 9 (the replacement)', where: 'input', packet: syn(9), expect: true },
+    { name: 'tcp 2 (replaced)', where: 'input', packet: syn(2), expect: false },
+    { name: 'tcp 3 (deleted)', where: 'input', packet: syn(3), expect: false },
+    { name: 'tcp 4 (added after handle 2)', where: 'input', packet: syn(4), expect: true },
+    { name: 'tcp 7 (inserted at index 0)', where: 'input', packet: syn(7), expect: true },
+  ]), 'nft');
+  for (const [cmd, caret] of [['delete rule ip t c handle 99', '                          ^^'], ['replace rule ip t c handle 99 accept', '                           ^^']] as const) {
+    const r = ourNft(pair, cmd.split(' '));
+    t.equal(r.status, 1, `${cmd}: exit 1`);
+    t.equal(r.stderr, `Error: Could not process rule: No such file or directory\n${cmd}\n${caret}\n`, `${cmd}: nft's message`);
+  }
+  both(['flush', 'ruleset']);
+  both(['-f', '-'], file);
+  sameListing(t, pair, 'after flush ruleset and a new load (table handles go on)', ['-a']);
+});
+
 t.test('a file that fails anywhere changes nothing, and flush ruleset leaves no kernel object', async (t) => {
   if (!requireKernel(t, ['nft'])) return;
   prepareState();
@@ -152,7 +186,8 @@ t.test('a file that fails anywhere changes nothing, and flush ruleset leaves no 
   t.equal(flushed.status, 0, `flush ruleset ${flushed.stderr}`);
   t.equal(ourNft(pair, ['list', 'ruleset']).stdout, '', 'nothing is listed');
   const ino = fs.statSync(`/run/netns/${pair.ours.router}`).ino;
-  t.notOk(fs.existsSync(path.join(stateRoot(), `net-${ino}`, 'nft')), 'the nft state directory is gone');
+  t.same(fs.readdirSync(path.join(stateRoot(), `net-${ino}`, 'nft')).filter((f) => !/^(map_gen|map_progs|g[01]_state)$/.test(f)), [],
+    'no link or counter map is left, only the empty generation (it keeps the table handle sequence, as the kernel does)');
   pair.destroy();
   t.equal(settledObjectCounts(before), before, `no program, map or link is left (${before} before)`);
 });

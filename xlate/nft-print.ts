@@ -9,12 +9,12 @@ import type { NftBase, NftChain, NftRule, NftTable } from './nft';
 
 export interface CounterValue { packets: number; bytes: number }
 /** nft's listing options: -s (counters without values), -y (priorities as numbers) */
-export interface ListOptions { stateless?: boolean; numericPriority?: boolean }
+export interface ListOptions { stateless?: boolean; numericPriority?: boolean; handles?: boolean }
 
 /** What listing a table needs: no source positions, no IR (the stored form of the engine is this). */
-export interface ListedTable { family: NftTable['family']; name: string; chains: ListedChain[]; comment?: string }
-export interface ListedChain { name: string; base?: NftBase; rules: ListedRule[]; comment?: string }
-export interface ListedRule { text: string[] }
+export interface ListedTable { family: NftTable['family']; name: string; chains: ListedChain[]; comment?: string; handle: number; hgen: number }
+export interface ListedChain { name: string; base?: NftBase; rules: ListedRule[]; comment?: string; handle: number }
+export interface ListedRule { text: string[]; handle: number }
 
 /** The standard priority names of filter chains at input, forward and output (ip, ip6, inet). */
 const PRIORITY_NAMES: [string, number][] = [['raw', -300], ['mangle', -150], ['filter', 0], ['security', 50]];
@@ -30,11 +30,13 @@ export function priorityText(p: number): string {
 
 /** A rule's line: its terms, `counter` with the rule's values. */
 export function ruleLine(r: ListedRule, counter: CounterValue | undefined, o: ListOptions = {}): string {
-  return r.text.map((t) => (t !== 'counter' || o.stateless ? t : `counter packets ${counter?.packets ?? 0} bytes ${counter?.bytes ?? 0}`)).join(' ');
+  const line = r.text.map((t) => (t !== 'counter' || o.stateless ? t : `counter packets ${counter?.packets ?? 0} bytes ${counter?.bytes ?? 0}`)).join(' ');
+  return o.handles ? `${line} # handle ${r.handle}` : line;
 }
+const handleNote = (h: number, o: ListOptions): string => (o.handles ? ` # handle ${h}` : '');
 
 function chainText(c: ListedChain, counterOf: (r: ListedRule) => CounterValue | undefined, o: ListOptions): string {
-  let out = `\tchain ${c.name} {\n`;
+  let out = `\tchain ${c.name} {${handleNote(c.handle, o)}\n`;
   if (c.comment !== undefined) out += `\t\tcomment ${JSON.stringify(c.comment)}\n`;
   if (c.base) out += `\t\ttype ${c.base.type} hook ${c.base.hook} priority ${o.numericPriority ? c.base.priority : priorityText(c.base.priority)}; policy ${c.base.policy};\n`;
   for (const r of c.rules) out += `\t\t${ruleLine(r, counterOf(r), o)}\n`;
@@ -45,7 +47,7 @@ function chainText(c: ListedChain, counterOf: (r: ListedRule) => CounterValue | 
 export function tableText(t: ListedTable, counterOf: (r: ListedRule) => CounterValue | undefined, o: ListOptions = {}, only?: string): string {
   const chains = only === undefined ? t.chains : t.chains.filter((c) => c.name === only);
   const comment = t.comment !== undefined ? `\tcomment ${JSON.stringify(t.comment)}\n` : '';
-  return `table ${t.family} ${t.name} {\n${comment}${chains.map((c) => chainText(c, counterOf, o)).join('\n')}}\n`;
+  return `table ${t.family} ${t.name} {${handleNote(t.handle, o)}\n${comment}${chains.map((c) => chainText(c, counterOf, o)).join('\n')}}\n`;
 }
 
 /** `nft list ruleset`. */
@@ -56,9 +58,10 @@ export function rulesetText(tables: readonly ListedTable[], counterOf: (r: Liste
 /** The stored form of a ruleset (what listing needs), from the evaluated one. */
 export function listedTables(tables: readonly NftTable[]): ListedTable[] {
   return tables.map((t) => ({
-    family: t.family, name: t.name, ...(t.comment !== undefined ? { comment: t.comment } : {}),
+    family: t.family, name: t.name, ...(t.comment !== undefined ? { comment: t.comment } : {}), handle: t.handle, hgen: t.hgen,
     chains: t.chains.map((c: NftChain) => ({
-      name: c.name, ...(c.comment !== undefined ? { comment: c.comment } : {}), ...(c.base ? { base: { ...c.base } } : {}), rules: c.rules.map((r: NftRule) => ({ text: r.text })),
+      name: c.name, ...(c.comment !== undefined ? { comment: c.comment } : {}), ...(c.base ? { base: { ...c.base } } : {}), handle: c.handle,
+      rules: c.rules.map((r: NftRule) => ({ text: r.text, handle: r.handle })),
     })),
   }));
 }

@@ -41,12 +41,21 @@ export interface NftRule {
   where: Where;
   /** the rule as nft lists it, term by term (RuleText); a term `counter` shows the rule's counter */
   text: string[];
+  handle: number;
   /** the rule for each family of its table (null: it can never match there, such as `ip saddr` in IPv6) */
   ir: Partial<Record<Family, Rule | null>>;
 }
-export interface NftChain { name: string; base?: NftBase; rules: NftRule[]; where: Where; comment?: string }
-export interface NftTable { family: NftFamily; name: string; chains: NftChain[]; where: Where; comment?: string }
-export interface NftRuleset { tables: NftTable[] }
+export interface NftChain { name: string; base?: NftBase; rules: NftRule[]; where: Where; comment?: string; handle: number }
+export interface NftTable {
+  family: NftFamily; name: string; chains: NftChain[]; where: Where; comment?: string;
+  /** the table's handle, and the last handle given to one of its chains or rules (they share one sequence, as in the kernel) */
+  handle: number; hgen: number;
+}
+/** `tableHandle`: the last table handle given in the namespace (the kernel never reuses one, flush or not) */
+export interface NftRuleset { tables: NftTable[]; tableHandle: number }
+
+/** The handles of a live ruleset (as stored), given back to it when it is evaluated again from its listing. */
+export interface NftHandles { tableHandle: number; tables: { handle: number; hgen: number; chains: { handle: number; rules: number[] }[] }[] }
 
 /** What `include` needs from the outside: the files a name stands for, read (compat/nft.ts). */
 export interface NftLoader {
@@ -56,6 +65,8 @@ export interface NftOptions {
   db: NameDb; loader?: NftLoader;
   /** the live ruleset as nft text (compat/nft-engine.ts liveNftText): the commands apply on top of it, as in the kernel */
   base?: string;
+  /** the handles of the live ruleset's tables, chains and rules, in its listing order */
+  baseHandles?: NftHandles;
 }
 
 const MAX_INCLUDE_DEPTH = 16;
@@ -86,7 +97,7 @@ const wordOf = (i: NftItem | undefined): string | undefined => (i?.kind === 'wor
 
 /** Evaluates commands into a ruleset, in order, as `nft -f` applies them. */
 class Evaluator {
-  readonly ruleset: NftRuleset = { tables: [] };
+  readonly ruleset: NftRuleset = { tables: [], tableHandle: 0 };
   private readonly defines = new Map<string, NftItem[]>();
   constructor(private readonly o: NftOptions) {}
 
@@ -156,6 +167,7 @@ class Evaluator {
           if (t) this.ruleset.tables = this.ruleset.tables.filter((x) => x !== t);
           return;
         }
+        if (what === 'rule' && w === 'delete') { this.ruleByHandle(items.slice(2), file, head, 'delete'); return; }
         if (what === 'chain') {
           const { table, chain } = this.namedChain(items.slice(2), file, head);
           // as the kernel: a chain goes only when empty and no rule jumps to it
@@ -169,6 +181,11 @@ class Evaluator {
       case 'table': this.table(items.slice(1), file, head, 'add'); return;
       case 'chain': this.chainCommand(items.slice(1), file, head, 'add'); return;
       case 'rule': this.ruleCommand(items.slice(1), file, head, 'add'); return;
+      case 'replace': {
+        if (wordOf(items[1]) !== 'rule') throw unsupported(`replace ${wordOf(items[1]) ?? ''}`.trim(), file, items[1] ?? head);
+        this.ruleByHandle(items.slice(2), file, head, 'replace');
+        return;
+      }
       case 'add': case 'create': case 'insert': {
         const what = wordOf(items[1]);
         const op = w as 'add' | 'create' | 'insert';
@@ -209,10 +226,17 @@ class Evaluator {
     const { family, name, rest } = this.tableRef(items, file, head);
     let t = this.findTable(family, name);
     if (t && op === 'create') throw new NftError(`Could not process rule: File exists`, at(file, head));
-    if (!t) { t = { family, name, chains: [], where: at(file, head) }; this.ruleset.tables.push(t); }
+    if (!t) { t = { family, name, chains: [], where: at(file, head), handle: ++this.ruleset.tableHandle, hgen: 0 }; this.ruleset.tables.push(t); }
     if (rest.length === 0) return;
     const block = rest[0]!;
     if (block.kind !== 'block' || rest.length > 1) throw new NftError('syntax error, "{" expected', at(file, rest[0]!));
+    // as nft: the block's new chains first (their handles come before those of any rule in the block)
+    for (const c of block.body) {
+      const items2 = this.expand(c.items, file);
+      const cn = items2[1];
+      if (wordOf(items2[0]) !== 'chain' || (cn?.kind !== 'word' && cn?.kind !== 'string') || t.chains.some((x) => x.name === cn.text) || cn.text.length > 255) continue;
+      t.chains.push({ name: cn.text, rules: [], where: at(file, cn), handle: ++t.hgen });
+    }
     for (const c of block.body) {
       const items2 = this.expand(c.items, file);
       const w = wordOf(items2[0]);
@@ -245,7 +269,7 @@ class Evaluator {
     if (name.length > 255) throw new NftError('Could not process rule: Numerical result out of range', at(file, items[0]!));
     let c = t.chains.find((x) => x.name === name);
     if (c && op === 'create') throw new NftError('Could not process rule: File exists', at(file, head));
-    if (!c) { c = { name, rules: [], where: at(file, items[0]!) }; t.chains.push(c); }
+    if (!c) { c = { name, rules: [], where: at(file, items[0]!), handle: ++t.hgen }; t.chains.push(c); }
     const block = items[1];
     if (!block) return;
     if (block.kind !== 'block' || items.length > 2) throw new NftError('syntax error, "{" expected', at(file, items[1]!));
@@ -287,20 +311,51 @@ class Evaluator {
     const chainName = rest[0]?.kind === 'word' || rest[0]?.kind === 'string' ? rest[0].text : undefined;
     const c = chainName === undefined ? undefined : t.chains.find((x) => x.name === chainName);
     if (!c) throw new NftError(`No such file or directory: chain ${chainName ?? ''} in table ${family} ${name}`, at(file, rest[0] ?? head));
-    const body = rest.slice(1);
-    if (['position', 'handle', 'index'].includes(wordOf(body[0]) ?? '')) throw unsupported(`rule ${wordOf(body[0])}`, file, body[0]!);
-    const r = this.rule(t, body, file);
-    if (op === 'insert') c.rules.unshift(r); else c.rules.push(r);
+    let body = rest.slice(1);
+    // `position H` / `handle H`: after (add) or before (insert) the rule of handle H; `index N`: the Nth rule
+    let at_ = op === 'insert' ? 0 : c.rules.length;
+    const where = wordOf(body[0]);
+    if (where === 'position' || where === 'handle' || where === 'index') {
+      const n = wordOf(body[1]);
+      if (!n || !/^\d+$/.test(n)) throw new NftError(`syntax error, a number expected after ${where}`, at(file, body[1] ?? body[0]!));
+      const i = where === 'index' ? (Number(n) < c.rules.length ? Number(n) : -1) : c.rules.findIndex((r) => r.handle === Number(n));
+      if (i < 0) throw new NftError('Could not process rule: No such file or directory', at(file, body[0]!));
+      at_ = op === 'insert' ? i : i + 1;
+      body = body.slice(2);
+    }
+    c.rules.splice(at_, 0, this.rule(t, body, file));
   }
 
-  private rule(t: NftTable, items: NftItem[], file: string): NftRule {
+  /** `delete rule [family] table chain handle H`, `replace rule [family] table chain handle H RULE` (the rule keeps H). */
+  private ruleByHandle(items: NftItem[], file: string, head: NftItem, op: 'delete' | 'replace'): void {
+    const { table, chain } = this.namedChain(items.slice(0, this.chainRefLength(items)), file, head);
+    const rest = items.slice(this.chainRefLength(items));
+    const n = wordOf(rest[1]);
+    if (wordOf(rest[0]) !== 'handle' || !n || !/^\d+$/.test(n)) throw new NftError('syntax error, "handle" and a number expected', at(file, rest[0] ?? head));
+    const i = chain.rules.findIndex((r) => r.handle === Number(n));
+    if (i < 0) throw new NftError('Could not process rule: No such file or directory', at(file, rest[1]!));
+    if (op === 'delete') {
+      if (rest.length > 2) throw new NftError('syntax error, unexpected words after the handle', at(file, rest[2]!));
+      chain.rules.splice(i, 1);
+      return;
+    }
+    const r = this.rule(table, rest.slice(2), file, Number(n));
+    chain.rules[i] = r;
+  }
+
+  /** How many items `[family] table chain` takes. */
+  private chainRefLength(items: NftItem[]): number {
+    return ['ip', 'ip6', 'inet', ...OTHER_FAMILIES].includes(wordOf(items[0]) ?? '') ? 3 : 2;
+  }
+
+  private rule(t: NftTable, items: NftItem[], file: string, handle?: number): NftRule {
     const where = at(file, items[0] ?? { line: 1, col: 1 });
     const ir: NftRule['ir'] = {};
     const text = new RuleText();
     FAMILIES[t.family].forEach((f, i) => { ir[f] = translateRule(items, f, t.family, file, this.o.db, i === 0 ? text : undefined); });
     // an inet rule counts in both families' programs: the counter's starting value goes to one of them
     if (ir[4] && ir[6]) ir[6].counters = { packets: 0, bytes: 0 };
-    return { where, text: text.done(), ir };
+    return { where, text: text.done(), ir, handle: handle ?? ++t.hgen };
   }
 }
 
@@ -312,9 +367,26 @@ export function loadNft(text: string, file: string, o: NftOptions): NftRuleset {
       // the listing bpftables printed does not read back: a bug, said as one
       throw new NftError(`the live ruleset does not read back (${(e as Error).message}); 'nft flush ruleset' starts afresh`, {});
     }
-  }
+    if (o.baseHandles) giveHandles(ev.ruleset, o.baseHandles);
+  } else if (o.baseHandles) ev.ruleset.tableHandle = o.baseHandles.tableHandle;
   ev.run(parseNft(text, file), file);
   return ev.ruleset;
+}
+
+/** The live ruleset's handles back on its evaluated listing (same tables, chains and rules, in the same order). */
+function giveHandles(rs: NftRuleset, h: NftHandles): void {
+  rs.tableHandle = h.tableHandle;
+  rs.tables.forEach((t, i) => {
+    const ht = h.tables[i];
+    if (!ht) return;
+    t.handle = ht.handle; t.hgen = ht.hgen;
+    t.chains.forEach((c, j) => {
+      const hc = ht.chains[j];
+      if (!hc) return;
+      c.handle = hc.handle;
+      c.rules.forEach((r, k) => { r.handle = hc.rules[k] ?? r.handle; });
+    });
+  });
 }
 
 // ---- rules ----

@@ -25,6 +25,7 @@ import { kernel, loadCompiled } from './engine';
 import { liveNft, readNft, replaceNft } from './nft-engine';
 import { acquireXtablesLock } from '../native/lock';
 import { type ListedTable, tableText } from '../xlate/nft-print';
+import { protoNumber } from '../xlate/names';
 import { systemNameDb } from './namedb';
 import { compileTable } from '../cgen/program';
 import { BpftablesError, type Where } from '../xlate/errors';
@@ -51,12 +52,13 @@ Options (ruleset listing):
   -s, --stateless                 Omit stateful information of rules (counter values).
   -y, --numeric-priority          Print chain priority numerically.
   -a, --handle                    Output rule handle.
+  -p, --numeric-protocol          Print layer 4 protocols numerically.
 
 bpftables: -c checks a ruleset completely (parse, translate, compile, kernel verifier).
 Not supported yet, refused when given: -j, -n, -N, -S, -e.
 `;
 
-interface Opts { file?: string; check: boolean; stateless: boolean; numericPriority: boolean; handles: boolean; includeDirs: string[]; defines: string[]; commands: string[] }
+interface Opts { file?: string; check: boolean; stateless: boolean; numericPriority: boolean; handles: boolean; numericProtocol: boolean; includeDirs: string[]; defines: string[]; commands: string[] }
 
 /** nft's options that change what it prints or does, which bpftables does not honour yet. */
 const NOT_YET: Record<string, string> = {
@@ -66,7 +68,7 @@ const NOT_YET: Record<string, string> = {
 };
 
 function parseArgs(argv: string[], io: Io): Opts | number {
-  const o: Opts = { check: false, stateless: false, numericPriority: false, handles: false, includeDirs: [], defines: [], commands: [] };
+  const o: Opts = { check: false, stateless: false, numericPriority: false, handles: false, numericProtocol: false, includeDirs: [], defines: [], commands: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -84,6 +86,7 @@ function parseArgs(argv: string[], io: Io): Opts | number {
     else if (a === '-s' || a === '--stateless') o.stateless = true;
     else if (a === '-y' || a === '--numeric-priority') o.numericPriority = true;
     else if ((a === '-a' || a === '--handle') && o.commands.length === 0) o.handles = true;
+    else if ((a === '-p' || a === '--numeric-protocol') && o.commands.length === 0) o.numericProtocol = true;
     else if (NOT_YET[a] && o.commands.length === 0) throw new NftError(`option '${a}' (${NOT_YET[a]}) is not supported by bpftables yet`, {}, true);
     // no named sets or time values are listed yet, so terse and numeric-time output is the default one
     else if (['-T', '--numeric-time', '-t', '--terse'].includes(a) && o.commands.length === 0) continue;
@@ -208,7 +211,8 @@ function list(o: Opts, io: Io): number {
   const syntax = (): number => { io.err(`Error: syntax error, unexpected end of file\n${command}\n${' '.repeat(command.length)}^\n`); return 1; };
   requireRoot('nft');
   const live = readNft();
-  const print = (t: ListedTable, only?: string): string => tableText(t, live.counterOf, o, only);
+  const opts = { ...o, protocolNumber: o.numericProtocol ? (name: string) => protoNumber(name, systemNameDb) : undefined };
+  const print = (t: ListedTable, only?: string): string => tableText(t, live.counterOf, opts, only);
   const inFamily = live.tables.filter((t) => !family || t.family === family);
   switch (what) {
     case 'ruleset':

@@ -30,6 +30,9 @@ import { commandName, type Family } from '../xlate/ir';
 import { translateCommand } from '../xlate/translate';
 import { systemNameDb } from '../compat/namedb';
 import { txlateEntries } from './txlate';
+import { pyFiles, runPyFile } from './nftpy';
+import { loadNft } from '../xlate/nft';
+import { listRuleset } from '../xlate/nft-print';
 
 const SHARED = path.resolve(__dirname, '..', '..', '..', 'shared', 'conformance', 'iptables');
 const UNSUPPORTED = /is not supported by bpftables yet/;
@@ -139,8 +142,45 @@ function inside(): number {
   }
   process.stdout.write(`iptables-translate: ${entries.length} .txlate entries: ${same} identical, ${differ} different, ${left} left untranslated (nft # ...)\n`);
   if (differ) f++;
+  f += nftables(verbose);
   if (process.argv.includes('--json')) fs.writeFileSync(process.argv[process.argv.indexOf('--json') + 1]!, JSON.stringify(reports, null, 2));
   return f ? 1 : 0;
+}
+
+/** nftables' rule tests per directory, and its shell-test dumps; returns the number of failures. */
+function nftables(verbose: boolean): number {
+  const root = path.join(SHARED, '..', 'nftables');
+  if (!fs.existsSync(root)) return 0;
+  const byDir = new Map<string, { p: number; f: number; u: number; o: number }>();
+  let failures = 0;
+  for (const file of pyFiles(path.join(root, 'py'))) {
+    const r = runPyFile(file);
+    const d = path.basename(path.dirname(file));
+    const s = byDir.get(d) ?? { p: 0, f: 0, u: 0, o: 0 };
+    s.p += r.passed; s.f += r.failed; s.u += r.unsupported; s.o += r.olderForm.length;
+    byDir.set(d, s);
+    failures += r.failed;
+    for (const x of r.failures.slice(0, verbose ? undefined : 5)) process.stdout.write(`nft FAIL ${x}\n`);
+    if (verbose) for (const x of r.olderForm) process.stdout.write(`nft 1.0 form ${x}\n`);
+  }
+  process.stdout.write('\nnftables py/*.t rule lines (each in every ip, ip6 and inet table of its file), listed with -s -p:\n');
+  const total = { p: 0, f: 0, u: 0, o: 0 };
+  for (const [d, s] of byDir) {
+    process.stdout.write(`  ${d.padEnd(8)} ${s.p} passed, ${s.f} failed, ${s.o} listed in nft 1.0's form, ${s.u} use what bpftables does not support yet\n`);
+    total.p += s.p; total.f += s.f; total.u += s.u; total.o += s.o;
+  }
+  process.stdout.write(`  all      ${total.p} passed, ${total.f} failed, ${total.o} listed in nft 1.0's form, ${total.u} unsupported\n`);
+  const dumps = path.join(root, 'shell-dumps');
+  let accepted = 0, same = 0;
+  for (const n of fs.readdirSync(dumps).sort()) {
+    const text = fs.readFileSync(path.join(dumps, n), 'utf8');
+    let listed: string;
+    try { listed = listRuleset(loadNft(text, n, { db: systemNameDb })); } catch { continue; }
+    accepted++;
+    if (listed === text) same++; else { failures++; process.stdout.write(`nft dump FAIL ${n}: lists back differently\n`); }
+  }
+  process.stdout.write(`nftables shell-dumps: ${accepted} of ${fs.readdirSync(dumps).length} accepted, ${same} of them list back byte for byte\n`);
+  return failures;
 }
 
 function main(): void {

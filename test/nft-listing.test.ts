@@ -11,24 +11,12 @@ import path from 'node:path';
 import t from 'tap';
 import { nsExec } from '../compat/lab';
 import { systemNameDb } from '../compat/namedb';
-import { loadNft, type NftRule, type NftRuleset } from '../xlate/nft';
-import { type CounterValue, listedTables, type ListedRule, rulesetText } from '../xlate/nft-print';
+import { loadNft, type NftRuleset } from '../xlate/nft';
+import { listRuleset } from '../xlate/nft-print';
 import { REPO, requireKernel, sharedDir } from './helpers/env';
 import { throwawayNamespace } from './helpers/live';
 
-/** The listing of an evaluated file, each counter with the values the file gave it. */
-function listing(rs: NftRuleset): string {
-  const tables = listedTables(rs.tables);
-  const value = new Map<ListedRule, CounterValue>();
-  tables.forEach((lt, i) => lt.chains.forEach((c, j) => c.rules.forEach((r, k) => {
-    const nr: NftRule = rs.tables[i]!.chains[j]!.rules[k]!;
-    const sum = { packets: 0, bytes: 0 };
-    for (const ir of Object.values(nr.ir)) if (ir) { sum.packets += ir.counters.packets; sum.bytes += ir.counters.bytes; }
-    value.set(r, sum);
-  })));
-  return rulesetText(tables, (r) => value.get(r));
-}
-const listFile = (file: string): string => listing(loadNft(fs.readFileSync(file, 'utf8'), file, { db: systemNameDb }));
+const listFile = (file: string): string => listRuleset(loadNft(fs.readFileSync(file, 'utf8'), file, { db: systemNameDb }));
 
 t.test("bpftables lists files as the kernel's nft does", async (t) => {
   if (!requireKernel(t, ['nft'])) return;
@@ -53,7 +41,7 @@ t.test("nft's shell-test dumps that bpftables accepts list back byte for byte", 
     let rs: NftRuleset;
     try { rs = loadNft(text, n, { db: systemNameDb }); } catch { continue; }
     accepted++;
-    if (listing(rs) !== text) differ.push(n);
+    if (listRuleset(rs) !== text) differ.push(n);
   }
   t.ok(accepted >= 148, `${accepted} dumps accepted`);
   t.same(differ, [], 'each lists back as it was written');

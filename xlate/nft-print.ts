@@ -9,7 +9,11 @@ import type { NftBase, NftChain, NftRule, NftTable } from './nft';
 
 export interface CounterValue { packets: number; bytes: number }
 /** nft's listing options: -s (counters without values), -y (priorities as numbers) */
-export interface ListOptions { stateless?: boolean; numericPriority?: boolean; handles?: boolean }
+export interface ListOptions {
+  stateless?: boolean; numericPriority?: boolean; handles?: boolean;
+  /** -p: protocols by number (`ip protocol 6`); the number of a protocol name (the system's protocol names) */
+  protocolNumber?: (name: string) => number | undefined;
+}
 
 /** What listing a table needs: no source positions, no IR (the stored form of the engine is this). */
 export interface ListedTable { family: NftTable['family']; name: string; chains: ListedChain[]; comment?: string; handle: number; hgen: number }
@@ -30,14 +34,19 @@ export function priorityText(p: number): string {
 
 /** A rule's line: its terms, `counter` with the rule's values. */
 export function ruleLine(r: ListedRule, counter: CounterValue | undefined, o: ListOptions = {}): string {
-  const line = r.text.map((t) => (t !== 'counter' || o.stateless ? t : `counter packets ${counter?.packets ?? 0} bytes ${counter?.bytes ?? 0}`)).join(' ');
+  const line = r.text.map((t) => {
+    if (t === 'counter') return o.stateless ? t : `counter packets ${counter?.packets ?? 0} bytes ${counter?.bytes ?? 0}`;
+    const p = o.protocolNumber && /^((?:ip protocol|meta l4proto) (?:!= )?)([a-z][\w-]*)$/.exec(t);
+    const n = p ? o.protocolNumber!(p[2]!) : undefined;
+    return n === undefined ? t : `${p![1]}${n}`;
+  }).join(' ');
   return o.handles ? `${line} # handle ${r.handle}` : line;
 }
 const handleNote = (h: number, o: ListOptions): string => (o.handles ? ` # handle ${h}` : '');
 
 function chainText(c: ListedChain, counterOf: (r: ListedRule) => CounterValue | undefined, o: ListOptions): string {
   let out = `\tchain ${c.name} {${handleNote(c.handle, o)}\n`;
-  if (c.comment !== undefined) out += `\t\tcomment ${JSON.stringify(c.comment)}\n`;
+  if (c.comment !== undefined) out += `\t\tcomment "${c.comment}"\n`;
   if (c.base) out += `\t\ttype ${c.base.type} hook ${c.base.hook} priority ${o.numericPriority ? c.base.priority : priorityText(c.base.priority)}; policy ${c.base.policy};\n`;
   for (const r of c.rules) out += `\t\t${ruleLine(r, counterOf(r), o)}\n`;
   return `${out}\t}\n`;
@@ -46,13 +55,25 @@ function chainText(c: ListedChain, counterOf: (r: ListedRule) => CounterValue | 
 /** One table as `nft list table` prints it; `only`: just that chain (`nft list chain`). */
 export function tableText(t: ListedTable, counterOf: (r: ListedRule) => CounterValue | undefined, o: ListOptions = {}, only?: string): string {
   const chains = only === undefined ? t.chains : t.chains.filter((c) => c.name === only);
-  const comment = t.comment !== undefined ? `\tcomment ${JSON.stringify(t.comment)}\n` : '';
+  const comment = t.comment !== undefined ? `\tcomment "${t.comment}"\n` : '';
   return `table ${t.family} ${t.name} {${handleNote(t.handle, o)}\n${comment}${chains.map((c) => chainText(c, counterOf, o)).join('\n')}}\n`;
 }
 
 /** `nft list ruleset`. */
 export function rulesetText(tables: readonly ListedTable[], counterOf: (r: ListedRule) => CounterValue | undefined, o: ListOptions = {}): string {
   return tables.map((t) => tableText(t, counterOf, o)).join('');
+}
+
+/** An evaluated ruleset as `nft list ruleset` prints it, each counter with the values it was given. */
+export function listRuleset(rs: { tables: NftTable[] }, o: ListOptions = {}): string {
+  const tables = listedTables(rs.tables);
+  const value = new Map<ListedRule, CounterValue>();
+  tables.forEach((lt, i) => lt.chains.forEach((c, j) => c.rules.forEach((r, k) => {
+    const sum = { packets: 0, bytes: 0 };
+    for (const ir of Object.values(rs.tables[i]!.chains[j]!.rules[k]!.ir)) if (ir) { sum.packets += ir.counters.packets; sum.bytes += ir.counters.bytes; }
+    value.set(r, sum);
+  })));
+  return rulesetText(tables, (r) => value.get(r), o);
 }
 
 /** The stored form of a ruleset (what listing needs), from the evaluated one. */

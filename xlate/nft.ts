@@ -437,7 +437,8 @@ function parsePort(text: string, proto: string | undefined, c: Cursor, item: Nft
     if (n > 65535) throw new NftError(`Value ${text} exceeds valid range 0-65535`, c.where(item));
     return n;
   }
-  const n = db.service(text, proto ?? 'tcp') ?? db.service(text, 'udp');
+  // nft resolves a service name whatever the protocol (`udp dport ssh` is 22)
+  const n = db.service(text, proto ?? 'tcp') ?? db.service(text, 'tcp') ?? db.service(text, 'udp');
   if (n === undefined) throw new NftError(`Could not resolve service: Servname not supported for ai_socktype`, c.where(item));
   return n;
 }
@@ -477,23 +478,35 @@ function portRanges(c: Cursor, op: string, proto: string | undefined, db: NameDb
  * A `counter` term stands for `counter packets N bytes N` (the listing fills in the values).
  */
 export class RuleText {
-  readonly terms: string[] = [];
+  private readonly terms: string[] = [];
   private commentTerm?: string;
-  private dependency?: { index: number; num: number };
+  /** where each protocol match that a later match may make redundant stands, by what it establishes */
+  private readonly dependencies = new Map<string, number>();
+  private readonly redundant = new Set<number>();
   add(t: string): void { this.terms.push(t); }
-  /** an explicit protocol match; `dependency`: a later match of that protocol makes it redundant */
-  proto(t: string, num: number, dependency: boolean): void {
-    this.dependency = dependency ? { index: this.terms.length, num } : undefined;
+  /**
+   * an explicit protocol match, `key` naming what it establishes (`l4:6`: transport protocol 6, `nf:4`:
+   * IPv4 in an inet table); `dependency`: a later match that needs it makes it redundant
+   */
+  proto(t: string, key: string, dependency: boolean): void {
+    if (dependency) this.dependencies.set(key, this.terms.length);
     this.terms.push(t);
   }
   /** a match that needs transport protocol `num` (tcp 6, udp 17, icmp 1, icmpv6 58) */
-  transport(t: string, num: number | undefined): void {
-    if (num !== undefined && this.dependency?.num === num) this.terms.splice(this.dependency.index, 1);
-    this.dependency = undefined;
+  transport(t: string, num: number | undefined): void { this.needs(t, num === undefined ? [] : [`l4:${num}`]); }
+  /** a match that needs what `keys` name */
+  needs(t: string, keys: string[]): void {
+    for (const k of keys) {
+      const at = this.dependencies.get(k);
+      if (at !== undefined) { this.redundant.add(at); this.dependencies.delete(k); }
+    }
     this.terms.push(t);
   }
-  comment(text: string): void { this.commentTerm = `comment ${JSON.stringify(text)}`; }
-  done(): string[] { return this.commentTerm ? [...this.terms, this.commentTerm] : this.terms; }
+  comment(text: string): void { this.commentTerm = `comment "${text}"`; }
+  done(): string[] {
+    const kept = this.terms.filter((_, i) => !this.redundant.has(i));
+    return this.commentTerm ? [...kept, this.commentTerm] : kept;
+  }
 }
 
 interface Built { ip: IpPart; matches: Match[]; verdict?: Verdict; counters?: { packets: number; bytes: number }; never: boolean; family?: Family; l4?: number }
@@ -523,6 +536,7 @@ function addrMatch(b: Built, side: 'src' | 'dst', fam: Family, ruleFam: Family, 
     c.next();
     const m = c.next();
     const mask = m?.kind === 'word' ? parseIpv4(m.text) : undefined;
+    if (m?.kind === 'word' && /^(0x[0-9a-f]+|\d+)$/i.test(m.text)) throw unsupported('a netmask as a number', c.file, m);
     if (mask === undefined) throw new NftError('syntax error, netmask expected', c.where(m));
     op = relOp(c);
     if (op !== '==' && op !== '!=') throw unsupported(`address comparison ${op}`, c.file, c.peek() ?? c.items[0]!);
@@ -530,7 +544,7 @@ function addrMatch(b: Built, side: 'src' | 'dst', fam: Family, ruleFam: Family, 
     const a = v?.kind === 'word' ? parseIpv4(v.text) : undefined;
     if (a === undefined) throw new NftError(`Could not resolve hostname: ${wordOf(v) ?? ''}`, c.where(v));
     const len = prefixLen4(mask);
-    text.add(len !== undefined && ((a & ~mask) >>> 0) === 0 ? `${head} ${opText(op)}${fmtPrefix4(a, len)}` : `${head} & ${fmtIpv4(mask)} ${op} ${fmtIpv4(a)}`);
+    text.needs(len !== undefined && ((a & ~mask) >>> 0) === 0 ? `${head} ${opText(op)}${fmtPrefix4(a, len)}` : `${head} & ${fmtIpv4(mask)} ${op} ${fmtIpv4(a)}`, [`nf:${fam}`]);
     if (fam !== ruleFam) { b.never = true; return; }
     if (((a & ~mask) >>> 0) !== 0) { if (op === '==') b.never = true; return; } // bits outside the mask: never equal
     b.ip[side] = { addr: (a & mask) >>> 0, mask, invert: op === '!=' };
@@ -549,13 +563,13 @@ function addrMatch(b: Built, side: 'src' | 'dst', fam: Family, ruleFam: Family, 
     if (fam === 4) {
       const a = parseIpv4(from), z = parseIpv4(to);
       if (a === undefined || z === undefined) throw new NftError(`Could not resolve hostname: ${v.text}`, c.where(v));
-      text.add(`${head} ${opText(op)}${fmtIpv4(a)}-${fmtIpv4(z)}`);
+      text.needs(`${head} ${opText(op)}${fmtIpv4(a)}-${fmtIpv4(z)}`, [`nf:${fam}`]);
       if (fam !== ruleFam) { b.never = true; return; }
       ipRangeMatch(b, side)[side] = { from: a, to: z, invert };
     } else {
       const a = parseIpv6(from), z = parseIpv6(to);
       if (!a || !z) throw new NftError(`Could not resolve hostname: ${v.text}`, c.where(v));
-      text.add(`${head} ${opText(op)}${fmtIpv6(a)}-${fmtIpv6(z)}`);
+      text.needs(`${head} ${opText(op)}${fmtIpv6(a)}-${fmtIpv6(z)}`, [`nf:${fam}`]);
       if (fam !== ruleFam) { b.never = true; return; }
       ipRangeMatch(b, side)[side] = { from6: a, to6: z, invert };
     }
@@ -568,7 +582,7 @@ function addrMatch(b: Built, side: 'src' | 'dst', fam: Family, ruleFam: Family, 
     const a = parseIpv4(addr!);
     if (a === undefined) throw new NftError(`Could not resolve hostname: ${v.text}`, c.where(v));
     const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-    text.add(`${head} ${opText(op)}${fmtPrefix4((a & mask) >>> 0, bits)}`);
+    text.needs(`${head} ${opText(op)}${fmtPrefix4((a & mask) >>> 0, bits)}`, [`nf:${fam}`]);
     if (fam !== ruleFam) { b.never = true; return; }
     b.ip[side] = { addr: (a & mask) >>> 0, mask, invert };
   } else {
@@ -576,7 +590,7 @@ function addrMatch(b: Built, side: 'src' | 'dst', fam: Family, ruleFam: Family, 
     if (!a) throw new NftError(`Could not resolve hostname: ${v.text}`, c.where(v));
     const m6 = prefixMask6(bits);
     const net = a.map((x, i) => (x & m6[i]!) >>> 0);
-    text.add(`${head} ${opText(op)}${fmtPrefix6(net, bits)}`);
+    text.needs(`${head} ${opText(op)}${fmtPrefix6(net, bits)}`, [`nf:${fam}`]);
     if (fam !== ruleFam) { b.never = true; return; }
     b.ip[side] = { addr6: net, mask6: m6, invert };
   }
@@ -588,9 +602,10 @@ function protoMatch(b: Built, c: Cursor, op: string, db: NameDb, nft: boolean, t
   const { values, set } = valueItems(c, 'Internet protocol');
   if (set) throw unsupported('a set of protocols', c.file, values[0]!);
   const v = values[0]!;
+  if (v.kind === 'word' && /^\w+-\w+$/.test(v.text) && protoNumber(v.text, db) === undefined) throw unsupported('a range of protocols', c.file, v);
   const num = v.kind === 'word' ? (/^\d+$/.test(v.text) ? Number(v.text) : protoNumber(v.text, db)) : undefined;
   if (num === undefined || num > 255) throw new NftError(`Could not parse protocol "${v.kind === 'word' ? v.text : ''}"`, c.where(v));
-  text.proto(`${head} ${opText(op)}${db.protoByNumber(num) ?? num}`, num, dependency && op === '==');
+  text.proto(`${head} ${opText(op)}${db.protoByNumber(num) ?? num}`, `l4:${num}`, dependency && op === '==');
   if (!applies) { b.never = true; return; }
   setProto(b, num, op === '!=', c, v, nft);
 }
@@ -613,10 +628,13 @@ function ifaceMatch(b: Built, side: 'in' | 'out', c: Cursor, op: string, text: R
   if (set) throw unsupported('a set of interface names', c.file, values[0]!);
   const v = values[0]!;
   if (v.kind !== 'word' && v.kind !== 'string') throw new NftError('syntax error, interface name expected', c.where(v));
-  const wildcard = v.text.endsWith('*') && !v.text.endsWith('\\*');
-  const name = wildcard ? v.text.slice(0, -1) : v.text;
+  // a trailing * is a wildcard; \\* is the character itself
+  const escaped = v.text.endsWith('\\*');
+  const wildcard = v.text.endsWith('*') && !escaped;
+  const name = wildcard ? v.text.slice(0, -1) : escaped ? `${v.text.slice(0, -2)}*` : v.text;
+  if (v.text === '') throw new NftError('Interface name must not be empty', c.where(v));
   if (name.length > 15) throw new NftError(`interface name too long`, c.where(v));
-  text.add(`${side === 'in' ? 'iifname' : 'oifname'} ${opText(op)}${JSON.stringify(v.text)}`);
+  text.add(`${side === 'in' ? 'iifname' : 'oifname'} ${opText(op)}"${v.text}"`);
   b.ip[side] = { name, wildcard, invert: op === '!=' };
 }
 
@@ -703,8 +721,11 @@ function tcpFlags(b: Built, c: Cursor, item: NftItem, nft: boolean, text: RuleTe
     }
   }
   const names = (bits: number): string => Object.entries(NFT_TCP_FLAGS).filter(([, v]) => bits & v).map(([n]) => n).join(',') || '0x0';
+  // a mask of one flag lists as `& FLAG == VALUE` (nft 1.0's form), a wider one as `VALUE / MASK`
+  const oneBit = (mask & (mask - 1)) === 0;
   text.transport(form === 'exact' ? `tcp flags ${invert ? '!=' : '=='} ${names(comp)}` : form === 'one' ? `tcp flags ${names(comp)}`
-    : `tcp flags ${invert ? '!= ' : ''}${names(comp)} / ${names(mask)}`, 6);
+    : oneBit ? `tcp flags & ${names(mask)} ${invert ? '!=' : '=='} ${names(comp)}`
+      : `tcp flags ${invert ? '!= ' : ''}${names(comp)} / ${names(mask)}`, 6);
   if ((comp & ~mask) !== 0) { if (!invert) b.never = true; return; }
   tcpLikeMatch(b, 'tcp', 'flags').flags = { mask, comp, invert };
 }
@@ -732,6 +753,14 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
   const c = new Cursor(items, file);
   const b: Built = { ip: {}, matches: [], never: false };
   const inet = tableFamily === 'inet';
+  // forms bpftables does not take yet, wherever they stand
+  for (const i of items) {
+    const w = wordOf(i);
+    if (w === '.') throw unsupported('concatenations (a . b)', file, i);
+    if (w === 'vmap') throw unsupported('verdict maps (vmap)', file, i);
+    if (w === 'map') throw unsupported('maps', file, i);
+    if (w?.startsWith('@')) throw unsupported(/^@(ll|nh|th|ih),/.test(w) ? 'raw payload expressions' : 'named sets', file, i);
+  }
   while (!c.done) {
     const item = c.peek()!;
     // a rule's comment may follow its verdict (nft lists it there), as the last thing in the rule
@@ -755,7 +784,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
           const op = relOp(c);
           const zero = c.next();
           if (wordOf(amp) !== '&' || !/^(0x1fff|8191)$/i.test(wordOf(mask) ?? '') || (op !== '==' && op !== '!=') || wordOf(zero) !== '0') throw unsupported('this ip frag-off expression (bpftables takes & 0x1fff != 0 and == 0)', file, item);
-          text.add(`ip frag-off & 8191 ${op} 0`);
+          text.needs(`ip frag-off & 8191 ${op} 0`, ['nf:4']);
           if (fam !== 4) { b.never = true; break; }
           b.ip.frag = { invert: op === '==' };
           break;
@@ -763,7 +792,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
         if ((key === 'ttl' && w === 'ip') || (key === 'hoplimit' && w === 'ip6')) {
           const op = relOp(c);
           const n = smallNumber(c, 255, `${w} ${key}`);
-          text.add(`${w} ${key} ${opText(op)}${n}`);
+          text.needs(`${w} ${key} ${opText(op)}${n}`, [`nf:${famOf}`]);
           if (fam !== famOf) { b.never = true; break; }
           const t = ttlTest(op, n);
           if (!t) { b.never = true; break; }
@@ -782,7 +811,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
           if (set || (op !== '==' && op !== '!=')) throw unsupported('this nfproto expression', file, item);
           const want = wordOf(values[0]) === 'ipv4' ? 4 : wordOf(values[0]) === 'ipv6' ? 6 : undefined;
           if (want === undefined) throw new NftError(`Could not parse nfproto`, c.where(values[0]));
-          text.add(`meta nfproto ${opText(op)}ipv${want}`);
+          text.proto(`meta nfproto ${opText(op)}ipv${want}`, `nf:${want}`, inet && op === '==');
           if ((want === fam) === (op === '!=')) b.never = true;
         } else if (key === 'iifname' || key === 'oifname') ifaceMatch(b, key === 'iifname' ? 'in' : 'out', c, op, text);
         else if (key === 'mark') {
@@ -819,7 +848,8 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
         if (key !== 'type' && key !== 'code') throw unsupported(`${w} ${key ?? ''}`.trim(), file, item);
         c.next();
         const famOf: Family = w === 'icmp' ? 4 : 6;
-        if (!inet && FAMILIES[tableFamily][0] !== famOf) throw new NftError(`conflicting protocols specified: ${tableFamily} vs. ${w}`, c.where(item));
+        // nft takes it (a packet of the other family's ICMP protocol number); bpftables does not read it there yet
+        if (!inet && FAMILIES[tableFamily][0] !== famOf) throw unsupported(`${w} in an ${tableFamily} table`, file, item);
         const op = relOp(c);
         if (op !== '==' && op !== '!=') throw unsupported(`${w} ${key} comparison ${op}`, file, item);
         const { values, set } = valueItems(c, `${w} ${key}`);
@@ -830,8 +860,9 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
         const name = wordOf(values[0]) ?? '';
         const names = key === 'type' ? (w === 'icmp' ? ICMP_TYPES : ICMPV6_TYPES) : (w === 'icmp' ? ICMP_CODES : ICMPV6_CODES);
         const n = /^\d+$/.test(name) ? Number(name) : names[name];
+        if (/^\d+-\d+$/.test(name)) throw unsupported(`a range of ${w} ${key}s`, file, values[0]!);
         if (n === undefined || n > 255) throw new NftError(`Could not parse ${w} ${key}`, c.where(values[0]));
-        text.transport(`${w} ${key} ${opText(op)}${nameOf(names, n)}`, w === 'icmp' ? 1 : 58);
+        text.needs(`${w} ${key} ${opText(op)}${nameOf(names, n)}`, [`l4:${w === 'icmp' ? 1 : 58}`, `nf:${famOf}`]);
         if (key === 'type') {
           b.matches.push({ kind, type: n, codeMin: 0, codeMax: 255, invert: op === '!=' });
         } else {
@@ -872,10 +903,17 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
         const op = bang ? '!=' : relOp(c);
         if (op !== '==' && op !== '!=') throw unsupported(`ct state comparison ${op}`, file, item);
         const { values, braced } = valueItems(c, 'ct state', true);
-        const states = values.map((v) => {
-          const s = CT_STATE_NAMES[wordOf(v) ?? ''];
-          if (!s) throw new NftError(`Could not parse ct state`, c.where(v));
-          return wordOf(v)!;
+        const states = values.flatMap((v) => {
+          const word = wordOf(v) ?? '';
+          // a number is the state bit mask (new is 8)
+          if (/^(0x[0-9a-f]+|\d+)$/i.test(word)) {
+            const bits = Number(word);
+            const named = Object.entries(CT_STATE_BITS).filter(([, b]) => bits & b).map(([n]) => n);
+            if (bits === 0 || named.reduce((m, n) => m | CT_STATE_BITS[n]!, 0) !== bits) throw new NftError(`Could not parse ct state`, c.where(v));
+            return named;
+          }
+          if (!CT_STATE_NAMES[word]) throw new NftError(`Could not parse ct state`, c.where(v));
+          return [word];
         });
         const listed = [...new Set(states)].sort((x, y) => CT_STATE_BITS[x]! - CT_STATE_BITS[y]!);
         text.add(`ct state ${bang ? '! ' : opText(op)}${braced && listed.length > 1 ? `{ ${listed.join(', ')} }` : listed.join(',')}`);

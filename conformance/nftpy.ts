@@ -44,7 +44,28 @@ export function olderNftForm(listed: string, want: string): boolean {
     && bitsOf(m11[2]!) === bitsOf(m10[4]!) && bitsOf(m11[4]!) === bitsOf(m10[3]!)) return true;
   const c11 = /^(.*icmpv6 type (?!destination-unreachable)\S+ icmpv6 code )(\d+)(.*)$/.exec(want);
   const c10 = /^(.*icmpv6 code )([a-z-]+)(.*)$/.exec(listed);
-  return !!(c11 && c10 && c11[1] === c10[1] && c11[3] === c10[3]);
+  if (c11 && c10 && c11[1] === c10[1] && c11[3] === c10[3]) return true;
+  // a set left with one range after merging: braced in 1.1, the plain range in 1.0
+  const one = /^(.*)\{ (\S+-\S+) \}(.*)$/.exec(want);
+  return !!one && listed === `${one[1]}${one[2]}${one[3]}`;
+}
+
+/**
+ * A listing against an nft 1.1.4 dump: the same, line for line, but for
+ * lines in an older form olderNftForm knows; returns the lines that differ
+ * otherwise (empty: the same) and how many were older forms.
+ */
+export function compareDump(listed: string, dump: string): { differ: string[]; older: number } {
+  const a = listed.split('\n'), b = dump.split('\n');
+  if (a.length !== b.length) return { differ: [`${a.length} lines, the dump ${b.length}`], older: 0 };
+  const differ: string[] = [];
+  let older = 0;
+  a.forEach((l, i) => {
+    if (l === b[i]) return;
+    if (olderNftForm(l.trim(), b[i]!.trim()) && l.match(/^\t*/)![0] === b[i]!.match(/^\t*/)![0]) older++;
+    else differ.push(`"${l}" (the dump: "${b[i]}")`);
+  });
+  return { differ, older };
 }
 
 const FAMILIES = new Set(['ip', 'ip6', 'inet']);

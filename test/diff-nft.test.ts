@@ -29,6 +29,11 @@ const RULES = `table inet filter {
 		iifname "r*" udp dport 7100 accept
 		th dport 7200 accept
 		meta l4proto 253 accept
+		ip saddr { 10.0.1.2, 10.0.1.100-10.0.1.120 } udp dport 7600 accept
+		ip6 saddr { fd00:1::2, fd00:1::100/120 } udp dport 7600 accept
+		meta l4proto { udp, tcp } th dport 7601 accept
+		iifname { "r0", "lo" } udp dport 7602 accept
+		iifname { "r1", "lo" } udp dport 7603 accept
 		jump sub
 	}
 	chain sub {
@@ -44,6 +49,8 @@ const RULES = `table inet filter {
 		ip daddr 10.0.2.2 udp dport 9 drop
 		oifname "r1" udp dport 10 drop
 		udp dport 11 ip saddr != 10.0.1.2 drop
+		icmp type { echo-request, timestamp-request } drop
+		icmpv6 type { echo-request, 140 } drop
 	}
 	chain output {
 		type filter hook output priority 0; policy accept;
@@ -82,6 +89,15 @@ const PROBES4: ProbeSpec[] = [
   { name: 'fwd: a UDP header of 2 bytes', where: 'forward', packet: ipPacket({ src: C, dst: S, proto: 17, payload: Buffer.from([0, 9]) }) },
   { name: 'fwd: zero-length udp payload to 12', where: 'forward', packet: ipPacket({ src: C, dst: S, proto: 17, payload: udpDatagram(C, S, 1, 12, Buffer.alloc(0)) }) },
   { name: 'out: udp from 111', where: 'output', packet: udpPacket(R, C, 111, 2000) }, { name: 'out: udp from 113', where: 'output', packet: udpPacket(R, C, 113, 2000) },
+  { name: 'a source in the set', where: 'input', packet: udp(7600), expect: true },
+  { name: 'a source in the set\'s range', where: 'input', packet: udpPacket('10.0.1.110', R, 5000, 7600), expect: true },
+  { name: 'a source outside the set', where: 'input', packet: udpPacket('10.0.1.50', R, 5000, 7600), expect: false },
+  { name: 'tcp in the protocol set', where: 'input', packet: syn(7601), expect: true }, { name: 'udp in the protocol set', where: 'input', packet: udp(7601), expect: true },
+  { name: 'sctp, not in the protocol set', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 132, payload: Buffer.from([0x13, 0x88, 0x1d, 0xb1, ...Array(8).fill(0)]) }), expect: false },
+  { name: 'the input interface in the set', where: 'input', packet: udp(7602), expect: true }, { name: 'the input interface not in the set', where: 'input', packet: udp(7603), expect: false },
+  { name: 'fwd: icmp echo (in the type set)', where: 'forward', packet: ipPacket({ src: C, dst: S, proto: 1, payload: Buffer.from([8, 0, 0, 0, 0, 0, 0, 0]) }), expect: false },
+  { name: 'fwd: icmp timestamp (in the type set)', where: 'forward', packet: ipPacket({ src: C, dst: S, proto: 1, payload: Buffer.from([13, 0, 0, 0, ...Array(16).fill(0)]) }), expect: false },
+  { name: 'fwd: icmp address mask request (not in the set)', where: 'forward', packet: ipPacket({ src: C, dst: S, proto: 1, payload: Buffer.from([17, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]) }), expect: true },
 ];
 
 const C6 = 'fd00:1::2', R6 = 'fd00:1::1', S6 = 'fd00:2::2';
@@ -102,6 +118,12 @@ const PROBES6: ProbeSpec[] = [
   { name: 'fwd: a chain cut short with tcp inside', where: 'forward', packet: ip6Packet({ src: C6, dst: S6, proto: 0, payload: Buffer.from([6]) }) },
   { name: 'out: udp from 112 to the client', where: 'output', packet: udp6Packet(R6, C6, 112, 2000) },
   { name: 'out: udp from 111', where: 'output', packet: udp6Packet(R6, C6, 111, 2000) },
+  { name: 'a source in the set', where: 'input', packet: udp6Packet(C6, R6, 5000, 7600), expect: true },
+  { name: 'a source in the set\'s prefix', where: 'input', packet: udp6Packet('fd00:1::1a0', R6, 5000, 7600), expect: true },
+  { name: 'a source outside the set', where: 'input', packet: udp6Packet('fd00:1::50', R6, 5000, 7600), expect: false },
+  { name: 'fwd: icmpv6 echo (in the type set)', where: 'forward', packet: ip6Packet({ src: C6, dst: S6, proto: 58, payload: Buffer.from([128, 0, 0, 0, 0, 0, 0, 0]) }), expect: false },
+  { name: 'fwd: icmpv6 type 140 (in the type set)', where: 'forward', packet: ip6Packet({ src: C6, dst: S6, proto: 58, payload: Buffer.from([140, 0, 0, 0, 0, 0, 0, 0]) }), expect: false },
+  { name: 'fwd: icmpv6 type 141 (not in the set)', where: 'forward', packet: ip6Packet({ src: C6, dst: S6, proto: 58, payload: Buffer.from([141, 0, 0, 0, 0, 0, 0, 0]) }), expect: true },
 ];
 
 for (const family of [4, 6] as const) {

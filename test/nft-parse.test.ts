@@ -7,11 +7,19 @@ import type { NftCommand } from '../grammar/nft-ast';
 import { baseChainTables, loadNft, parseNft } from '../xlate/nft';
 import { systemNameDb } from '../compat/namedb';
 import { sharedDir } from './helpers/env';
+import type { Rule } from '../xlate/ir';
 
 const db = { ...systemNameDb, ipset: () => undefined };
 const load = (text: string, loader?: Parameters<typeof loadNft>[2]['loader']) => loadNft(text, 'f.nft', { db, loader });
-const rule = (body: string, family = 'inet', fam: 4 | 6 = 4) =>
-  load(`table ${family} t {\n chain c {\n  ${body}\n }\n}\n`).tables[0]!.chains[0]!.rules[0]!.ir[fam];
+/** The IR rules one nft rule becomes in family `fam` (several with anonymous sets). */
+const rules = (body: string, family = 'inet', fam: 4 | 6 = 4): Rule[] =>
+  load(`table ${family} t {\n chain c {\n  ${body}\n }\n}\n`).tables[0]!.chains[0]!.rules[0]!.ir[fam] ?? [];
+/** The one IR rule, or null when the rule can never match in that family. */
+const rule = (body: string, family = 'inet', fam: 4 | 6 = 4): Rule | null => {
+  const xs = rules(body, family, fam);
+  if (xs.length > 1) throw new Error(`${body}: ${xs.length} rules`);
+  return xs[0] ?? null;
+};
 const items = (cmds: NftCommand[]): number => cmds.reduce((a, c) => a + c.items.reduce((b, i) => b + (i.kind === 'block' ? 1 + items(i.body) : 1), 0), 0);
 
 t.test('structure: commands, blocks, separators, positions', async (t) => {
@@ -64,7 +72,7 @@ t.test('defines, includes, base chains', async (t) => {
   const rs = load('define P = 22\ndefine S = { $P, 80 }\ntable ip t {\n chain in { type filter hook input priority filter + 5; policy drop; tcp dport $S accept }\n}\n');
   const c = rs.tables[0]!.chains[0]!;
   t.same(c.base, { type: 'filter', hook: 'input', priority: 5, policy: 'drop' }, 'hook, named priority with an offset, policy');
-  t.same(c.rules[0]!.ir[4]!.matches[0], { kind: 'multiport', dir: 'dst', ports: [[22, 22], [80, 80]], invert: false, short: 'nomatch' }, 'variables inside variables');
+  t.same(c.rules[0]!.ir[4]![0]!.matches[0], { kind: 'multiport', dir: 'dst', ports: [[22, 22], [80, 80]], invert: false, short: 'nomatch' }, 'variables inside variables');
   t.throws(() => load('tcp dport $NOPE accept'), { message: "unknown identifier 'NOPE'", where: { line: 1, col: 11 } }, 'an unknown variable is refused where it stands');
   const files: Record<string, string> = { 'a.nft': 'table ip t { chain c { accept } }\n', 'b.nft': 'include "b.nft"\n' };
   const loader = { include: (name: string): { file: string; text: string }[] => [{ file: name, text: files[name] ?? '' }] };
@@ -136,4 +144,28 @@ t.test('flush and delete of tables and chains', async (t) => {
   t.same(load('table ip a {\n chain x { }\n}\ndelete table ip a\n').tables, [], 'delete table');
   t.throws(() => load('delete table ip nosuch\n'), /No such file or directory/, 'delete of a missing table fails, as in nft');
   t.throws(() => load('table ip a {\n chain x { accept; }\n}\ndelete chain ip a x\n'), /Device or resource busy/, 'a chain with rules cannot be deleted');
+});
+
+t.test('anonymous sets: one IR rule per merged element, disjoint, the counter once', async (t) => {
+  const addrs = rules('ip saddr { 10.0.0.0/8, 10.1.0.0/16, 192.168.1.1, 172.16.0.1-172.16.0.9 } counter packets 7 bytes 70 accept', 'ip');
+  t.equal(addrs.length, 3, '10.1.0.0/16 lies inside 10.0.0.0/8: merged, as nft merges it');
+  t.same(addrs.map((r) => r.ip.src ?? r.matches.find((m) => m.kind === 'iprange')), [
+    { addr: 0x0a000000, mask: 0xff000000, invert: false },
+    { kind: 'iprange', src: { from: 0xac100001, to: 0xac100009, invert: false } },
+    { addr: 0xc0a80101, mask: 0xffffffff, invert: false },
+  ], 'sorted; a range that is no prefix stays a range');
+  t.same(addrs.map((r) => r.counters), [{ packets: 7, bytes: 70 }, { packets: 0, bytes: 0 }, { packets: 0, bytes: 0 }], 'the starting counter goes to one of them');
+  t.equal(rules('ip saddr { 10.0.0.0/25, 10.0.0.128/25 } drop', 'ip').length, 1, 'adjacent prefixes merge into one');
+  t.equal(rules('tcp dport { 1, 2 } drop', 'ip').length, 1, 'ports stay one multiport rule');
+  const protos = rules('meta l4proto { tcp, udp } tcp dport 22 accept', 'ip');
+  t.equal(protos.length, 1, 'udp cannot hold with tcp dport: that combination is left out');
+  t.equal(protos[0]!.ip.proto?.num, 6);
+  const both = rules('ip saddr { 1.1.1.1, 2.2.2.2 } ip daddr { 3.3.3.3, 4.4.4.4 } accept', 'ip');
+  t.equal(both.length, 4, 'two sets: every combination');
+  t.same(rules('ip6 saddr { ::1, 2001:db8::/32 } accept', 'inet', 4), [], 'an ip6 set in IPv4: never');
+  t.equal(rules('ip6 saddr { ::1, 2001:db8::/32 } accept', 'inet', 6).length, 2);
+  t.equal(rules('iifname { "eth0", "eth1" } accept', 'ip').length, 2);
+  t.throws(() => rules('iifname { "eth*", "eth0" } accept', 'ip'), /a wildcard covers another element is not supported/, 'overlapping interface names are refused');
+  t.throws(() => rules('ip saddr != { 1.1.1.1, 2.2.2.2 } accept', 'ip'), /a negated set of addresses is not supported/);
+  t.same(rules('icmp type { echo-request, echo-reply } accept', 'ip').map((r) => (r.matches[0] as { type: number }).type), [0, 8]);
 });

@@ -36,9 +36,10 @@ export function priorityText(p: number): string {
 export function ruleLine(r: ListedRule, counter: CounterValue | undefined, o: ListOptions = {}): string {
   const line = r.text.map((t) => {
     if (t === 'counter') return o.stateless ? t : `counter packets ${counter?.packets ?? 0} bytes ${counter?.bytes ?? 0}`;
-    const p = o.protocolNumber && /^((?:ip protocol|meta l4proto) (?:!= )?)([a-z][\w-]*)$/.exec(t);
-    const n = p ? o.protocolNumber!(p[2]!) : undefined;
-    return n === undefined ? t : `${p![1]}${n}`;
+    const p = o.protocolNumber && /^((?:ip protocol|meta l4proto) (?:!= )?)(\{ [^}]* \}|[a-z][\w-]*)$/.exec(t);
+    if (!p) return t;
+    const num = (name: string): string => String(/^\d+$/.test(name) ? name : o.protocolNumber!(name) ?? name);
+    return `${p[1]}${p[2]!.startsWith('{') ? `{ ${p[2]!.slice(2, -2).split(', ').map(num).join(', ')} }` : num(p[2]!)}`;
   }).join(' ');
   return o.handles ? `${line} # handle ${r.handle}` : line;
 }
@@ -70,7 +71,7 @@ export function listRuleset(rs: { tables: NftTable[] }, o: ListOptions = {}): st
   const value = new Map<ListedRule, CounterValue>();
   tables.forEach((lt, i) => lt.chains.forEach((c, j) => c.rules.forEach((r, k) => {
     const sum = { packets: 0, bytes: 0 };
-    for (const ir of Object.values(rs.tables[i]!.chains[j]!.rules[k]!.ir)) if (ir) { sum.packets += ir.counters.packets; sum.bytes += ir.counters.bytes; }
+    for (const ir of Object.values(rs.tables[i]!.chains[j]!.rules[k]!.ir).flat()) if (ir) { sum.packets += ir.counters.packets; sum.bytes += ir.counters.bytes; }
     value.set(r, sum);
   })));
   return rulesetText(tables, (r) => value.get(r), o);

@@ -42,8 +42,11 @@ export interface NftRule {
   /** the rule as nft lists it, term by term (RuleText); a term `counter` shows the rule's counter */
   text: string[];
   handle: number;
-  /** the rule for each family of its table (null: it can never match there, such as `ip saddr` in IPv6) */
-  ir: Partial<Record<Family, Rule | null>>;
+  /**
+   * the rules it is for each family of its table: none where it can never match (such as `ip saddr` in
+   * IPv6), several when it has anonymous sets (one per combination of elements; they match disjoint packets)
+   */
+  ir: Partial<Record<Family, Rule[]>>;
 }
 export interface NftChain { name: string; base?: NftBase; rules: NftRule[]; where: Where; comment?: string; handle: number }
 export interface NftTable {
@@ -171,7 +174,7 @@ class Evaluator {
         if (what === 'chain') {
           const { table, chain } = this.namedChain(items.slice(2), file, head);
           // as the kernel: a chain goes only when empty and no rule jumps to it
-          const jumpedTo = table.chains.some((c) => c.rules.some((r) => Object.values(r.ir).some((x) => (x?.verdict.kind === 'jump' || x?.verdict.kind === 'goto') && x.verdict.chain === chain.name)));
+          const jumpedTo = table.chains.some((c) => c.rules.some((r) => Object.values(r.ir).some((xs) => xs?.some((x) => (x.verdict.kind === 'jump' || x.verdict.kind === 'goto') && x.verdict.chain === chain.name))));
           if (chain.rules.length || jumpedTo) throw new NftError('Could not process rule: Device or resource busy', at(file, head));
           table.chains = table.chains.filter((c) => c !== chain);
           return;
@@ -354,7 +357,7 @@ class Evaluator {
     const text = new RuleText();
     FAMILIES[t.family].forEach((f, i) => { ir[f] = translateRule(items, f, t.family, file, this.o.db, i === 0 ? text : undefined); });
     // an inet rule counts in both families' programs: the counter's starting value goes to one of them
-    if (ir[4] && ir[6]) ir[6].counters = { packets: 0, bytes: 0 };
+    if (ir[4]?.length) for (const x of ir[6] ?? []) x.counters = { packets: 0, bytes: 0 };
     return { where, text: text.done(), ir, handle: handle ?? ++t.hgen };
   }
 }
@@ -458,8 +461,10 @@ function portRanges(c: Cursor, op: string, proto: string | undefined, db: NameDb
     return [p, p];
   });
   const fmt = ([lo, hi]: Range): string => (lo === hi ? String(lo) : `${lo}-${hi}`);
-  const sorted = [...ranges].sort((x, y) => x[0] - y[0] || x[1] - y[1]);
-  const shown = opText(op) + (braced && ranges.length > 1 ? `{ ${sorted.map(fmt).join(', ')} }` : fmt(ranges[0]!));
+  // a set as nft keeps it: sorted, overlaps merged (and adjacent elements unless both are single ports)
+  const merged: Range[] = braced ? mergeIntervals(ranges.map(([lo, hi], i) => ({ lo: BigInt(lo), hi: BigInt(hi), single: lo === hi && !/-/.test(wordOf(values[i]) ?? '') })))
+    .map((x) => [Number(x.lo), Number(x.hi)] as Range) : ranges;
+  const shown = opText(op) + (braced && values.length > 1 ? `{ ${merged.map(fmt).join(', ')} }` : fmt(merged[0]!));
   if (['<', '>', '<=', '>='].includes(op)) {
     if (ranges.length !== 1 || ranges[0]![0] !== ranges[0]![1]) throw new NftError(`a comparison takes one value`, c.where());
     const p = ranges[0]![0];
@@ -467,7 +472,7 @@ function portRanges(c: Cursor, op: string, proto: string | undefined, db: NameDb
     if (r[0] > r[1]) return { ranges: [], invert: false, shown };
     return { ranges: [r], invert: false, shown };
   }
-  return { ranges, invert: op === '!=', shown };
+  return { ranges: merged, invert: op === '!=', shown };
 }
 
 /**
@@ -509,7 +514,55 @@ export class RuleText {
   }
 }
 
-interface Built { ip: IpPart; matches: Match[]; verdict?: Verdict; counters?: { packets: number; bytes: number }; never: boolean; family?: Family; l4?: number }
+interface Built {
+  ip: IpPart; matches: Match[]; verdict?: Verdict; counters?: { packets: number; bytes: number }; never: boolean; family?: Family; l4?: number;
+  /**
+   * anonymous sets: each a list of alternatives (one per element), applied to copies of the rule once the
+   * rest is read. Elements are disjoint (sets are merged as nft merges them), so the rules made from one
+   * nft rule match disjoint packets and together match exactly what it matches, whatever its verdict.
+   */
+  choices: ((b: Built) => void)[][];
+}
+
+/** The most IR rules one nft rule may become (the product of its sets' sizes). */
+const MAX_EXPANSION = 65536;
+
+/** One interval of a set: `single` for a value written alone (nft merges an adjacent value only into a range). */
+interface Interval { lo: bigint; hi: bigint; single: boolean; text?: string }
+
+/** A set's elements as nft keeps them: sorted, overlapping ones merged, adjacent ones merged unless both are single values. */
+export function mergeIntervals(items: Interval[]): Interval[] {
+  const sorted = [...items].sort((a, b) => (a.lo < b.lo ? -1 : a.lo > b.lo ? 1 : a.hi < b.hi ? -1 : a.hi > b.hi ? 1 : 0));
+  const out: Interval[] = [];
+  for (const x of sorted) {
+    const cur = out[out.length - 1];
+    if (cur && (x.lo <= cur.hi || (x.lo === cur.hi + 1n && !(cur.single && x.single)))) {
+      if (x.hi > cur.hi || x.lo < cur.lo || !x.single || !cur.single) {
+        const merged: Interval = { lo: cur.lo, hi: x.hi > cur.hi ? x.hi : cur.hi, single: false };
+        // the union is one of the elements: it keeps that element's form
+        if (merged.lo === cur.lo && merged.hi === cur.hi) merged.text = cur.text;
+        else if (merged.lo === x.lo && merged.hi === x.hi) merged.text = x.text;
+        out[out.length - 1] = merged;
+      }
+      continue;
+    }
+    out.push({ ...x });
+  }
+  return out;
+}
+
+const words6ToBig = (w: number[]): bigint => w.reduce((acc, x) => (acc << 32n) | BigInt(x >>> 0), 0n);
+const bigToWords6 = (v: bigint): number[] => [3, 2, 1, 0].map((i) => Number((v >> BigInt(i * 32)) & 0xffffffffn));
+/** The prefix length when [lo, hi] is exactly one CIDR block of a `bits`-bit address, else undefined. */
+function blockBits(lo: bigint, hi: bigint, bits: number): number | undefined {
+  const size = hi - lo + 1n;
+  if (size <= 0n || (size & (size - 1n)) !== 0n || lo % size !== 0n) return undefined;
+  return bits - (size.toString(2).length - 1);
+}
+
+function cloneBuilt(b: Built): Built {
+  return { ...b, ip: structuredClone(b.ip), matches: structuredClone(b.matches), choices: [] };
+}
 
 /** The rule's iprange match with `side` free, made on first use (one match holds both sides, as in iptables). */
 function ipRangeMatch(b: Built, side: 'src' | 'dst'): Extract<Match, { kind: 'iprange' }> {
@@ -519,6 +572,57 @@ function ipRangeMatch(b: Built, side: 'src' | 'dst'): Extract<Match, { kind: 'ip
 }
 
 const opText = (op: string): string => (op === '==' ? '' : `${op} `);
+
+/** One address set element (an address, a prefix, a range) as an interval. */
+function addrInterval(v: NftItem, fam: Family, c: Cursor): Interval {
+  const bad = (): NftError => new NftError(`Could not resolve hostname: ${wordOf(v) ?? ''}`, c.where(v));
+  if (v.kind !== 'word') throw bad();
+  const width = fam === 4 ? 32 : 128;
+  const one = (t: string): bigint => {
+    if (fam === 4) { const a = parseIpv4(t); if (a === undefined) throw bad(); return BigInt(a); }
+    const w = parseIpv6(t); if (!w) throw bad(); return words6ToBig(w);
+  };
+  const range = /^([^/]+)-([^/]+)$/.exec(v.text);
+  if (range && !v.text.includes('::-') && (fam === 4 || v.text.split('-').length === 2)) {
+    const lo = one(range[1]!), hi = one(range[2]!);
+    if (lo > hi) throw new NftError('Range has zero or negative size', c.where(v));
+    return { lo, hi, single: lo === hi };
+  }
+  const [addr, len] = v.text.split('/');
+  const bits = len === undefined ? width : /^\d+$/.test(len) ? Number(len) : NaN;
+  if (!(bits >= 0 && bits <= width)) throw bad();
+  const host = (1n << BigInt(width - bits)) - 1n;
+  const lo = one(addr!) & ~host & ((1n << BigInt(width)) - 1n);
+  return { lo, hi: lo | host, single: bits === width };
+}
+
+/**
+ * `ip saddr { ... }`: the elements merged as nft merges them, listed as nft lists them (a set written with
+ * one element as the plain value), each a choice of the rule's address.
+ */
+function addrSet(b: Built, side: 'src' | 'dst', fam: Family, ruleFam: Family, c: Cursor, op: string, values: NftItem[], text: RuleText, head: string): void {
+  if (op !== '==') throw unsupported('a negated set of addresses', c.file, values[0]!);
+  const width = fam === 4 ? 32 : 128;
+  const elems = mergeIntervals(values.map((v) => addrInterval(v, fam, c)));
+  const fmt = (x: bigint): string => (fam === 4 ? fmtIpv4(Number(x)) : fmtIpv6(bigToWords6(x)));
+  const shown = elems.map((e) => {
+    if (e.single) return fmt(e.lo);
+    const bits = blockBits(e.lo, e.hi, width);
+    return bits !== undefined ? `${fmt(e.lo)}/${bits}` : `${fmt(e.lo)}-${fmt(e.hi)}`;
+  });
+  text.needs(`${head} ${values.length === 1 ? shown[0] : `{ ${shown.join(', ')} }`}`, [`nf:${fam}`]);
+  if (fam !== ruleFam) { b.never = true; return; }
+  b.choices.push(elems.map((e) => (x: Built) => {
+    const bits = blockBits(e.lo, e.hi, width);
+    if (bits === undefined) {
+      ipRangeMatch(x, side)[side] = fam === 4 ? { from: Number(e.lo), to: Number(e.hi), invert: false } : { from6: bigToWords6(e.lo), to6: bigToWords6(e.hi), invert: false };
+    } else if (fam === 4) {
+      x.ip[side] = { addr: Number(e.lo), mask: bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0, invert: false };
+    } else {
+      x.ip[side] = { addr6: bigToWords6(e.lo), mask6: prefixMask6(bits), invert: false };
+    }
+  }));
+}
 
 /** The address as nft lists it: canonical text, a prefix by its network (no /32 or /128). */
 function fmtPrefix4(addr: number, bits: number): string { return bits === 32 ? fmtIpv4(addr) : `${fmtIpv4(addr)}/${bits}`; }
@@ -553,7 +657,7 @@ function addrMatch(b: Built, side: 'src' | 'dst', fam: Family, ruleFam: Family, 
   if (op !== '==' && op !== '!=') throw unsupported(`address comparison ${op}`, c.file, c.peek() ?? c.items[0]!);
   const { values, set } = valueItems(c, fam === 4 ? 'IPv4 address' : 'IPv6 address');
   const v = values[0]!;
-  if (set) throw unsupported('a set of addresses', c.file, v);
+  if (set) { addrSet(b, side, fam, ruleFam, c, op, values, text, head); return; }
   if (v.kind !== 'word') throw new NftError('syntax error, address expected', c.where(v));
   if (v.text.startsWith('@')) throw unsupported('named sets', c.file, v);
   const invert = op === '!=';
@@ -596,14 +700,34 @@ function addrMatch(b: Built, side: 'src' | 'dst', fam: Family, ruleFam: Family, 
   }
 }
 
+/** Names nft knows for protocols besides the system's (`comp` is IPComp, which /etc/protocols calls ipcomp). */
+const NFT_PROTO_ALIASES: Record<string, number> = { comp: 108 };
+/** A protocol by number, the system's name, iptables' built-in names or nft's own. */
+function nftProto(text: string, db: NameDb): number | undefined {
+  return /^\d+$/.test(text) ? Number(text) : protoNumber(text, db) ?? NFT_PROTO_ALIASES[text];
+}
+
 /** `ip protocol` / `meta l4proto`: one protocol, by name or number, listed by name (the system's protocol names). */
 function protoMatch(b: Built, c: Cursor, op: string, db: NameDb, nft: boolean, text: RuleText, head: string, dependency: boolean, applies = true): void {
   if (op !== '==' && op !== '!=') throw unsupported(`protocol comparison ${op}`, c.file, c.peek() ?? c.items[0]!);
   const { values, set } = valueItems(c, 'Internet protocol');
-  if (set) throw unsupported('a set of protocols', c.file, values[0]!);
+  if (set) {
+    if (op !== '==') throw unsupported('a negated set of protocols', c.file, values[0]!);
+    const nums = [...new Set(values.map((x) => {
+      if (x.kind === 'word' && /^\w+-\w+$/.test(x.text) && nftProto(x.text, db) === undefined) throw unsupported('a range of protocols', c.file, x);
+      const n = x.kind === 'word' ? nftProto(x.text, db) : undefined;
+      if (n === undefined || n > 255) throw new NftError(`Could not parse protocol "${x.kind === 'word' ? x.text : ''}"`, c.where(x));
+      return n;
+    }))].sort((x, y) => x - y);
+    const names = nums.map((n) => db.protoByNumber(n) ?? String(n));
+    text.add(`${head} ${values.length === 1 ? names[0] : `{ ${names.join(', ')} }`}`);
+    if (!applies) { b.never = true; return; }
+    b.choices.push(nums.map((n) => (x: Built) => setProto(x, n, false, c, values[0]!, nft)));
+    return;
+  }
   const v = values[0]!;
-  if (v.kind === 'word' && /^\w+-\w+$/.test(v.text) && protoNumber(v.text, db) === undefined) throw unsupported('a range of protocols', c.file, v);
-  const num = v.kind === 'word' ? (/^\d+$/.test(v.text) ? Number(v.text) : protoNumber(v.text, db)) : undefined;
+  if (v.kind === 'word' && /^\w+-\w+$/.test(v.text) && nftProto(v.text, db) === undefined) throw unsupported('a range of protocols', c.file, v);
+  const num = v.kind === 'word' ? nftProto(v.text, db) : undefined;
   if (num === undefined || num > 255) throw new NftError(`Could not parse protocol "${v.kind === 'word' ? v.text : ''}"`, c.where(v));
   text.proto(`${head} ${opText(op)}${db.protoByNumber(num) ?? num}`, `l4:${num}`, dependency && op === '==');
   if (!applies) { b.never = true; return; }
@@ -625,7 +749,7 @@ function setProto(b: Built, num: number, invert: boolean, c: Cursor, v: NftItem,
 function ifaceMatch(b: Built, side: 'in' | 'out', c: Cursor, op: string, text: RuleText): void {
   if (op !== '==' && op !== '!=') throw unsupported(`interface name comparison ${op}`, c.file, c.peek() ?? c.items[0]!);
   const { values, set } = valueItems(c, 'interface name');
-  if (set) throw unsupported('a set of interface names', c.file, values[0]!);
+  if (set) { ifaceSet(b, side, c, op, values, text); return; }
   const v = values[0]!;
   if (v.kind !== 'word' && v.kind !== 'string') throw new NftError('syntax error, interface name expected', c.where(v));
   // a trailing * is a wildcard; \\* is the character itself
@@ -636,6 +760,22 @@ function ifaceMatch(b: Built, side: 'in' | 'out', c: Cursor, op: string, text: R
   if (name.length > 15) throw new NftError(`interface name too long`, c.where(v));
   text.add(`${side === 'in' ? 'iifname' : 'oifname'} ${opText(op)}"${v.text}"`);
   b.ip[side] = { name, wildcard, invert: op === '!=' };
+}
+
+/** `iifname { "eth0", "eth1" }`: a choice of names; sorted as nft lists them; overlapping wildcards are refused. */
+function ifaceSet(b: Built, side: 'in' | 'out', c: Cursor, op: string, values: NftItem[], text: RuleText): void {
+  if (op !== '==') throw unsupported('a negated set of interface names', c.file, values[0]!);
+  const names = [...new Set(values.map((v) => {
+    if (v.kind !== 'word' && v.kind !== 'string') throw new NftError('syntax error, interface name expected', c.where(v));
+    if (v.text === '' || v.text.length > 16) throw new NftError('interface name too long', c.where(v));
+    return v.text;
+  }))].sort();
+  const parsed = names.map((n) => (n.endsWith('*') && !n.endsWith('\\*') ? { name: n.slice(0, -1), wildcard: true } : { name: n.endsWith('\\*') ? `${n.slice(0, -2)}*` : n, wildcard: false }));
+  for (const p of parsed) {
+    if (p.wildcard && parsed.some((q) => q !== p && q.name.startsWith(p.name))) throw unsupported('a set of interface names where a wildcard covers another element', c.file, values[0]!);
+  }
+  text.add(`${side === 'in' ? 'iifname' : 'oifname'} ${values.length === 1 ? `"${names[0]}"` : `{ ${names.map((n) => `"${n}"`).join(', ')} }`}`);
+  b.choices.push(parsed.map((p) => (x: Built) => { x.ip[side] = { name: p.name, wildcard: p.wildcard, invert: false }; }));
 }
 
 const ICMP_TYPES: Record<string, number> = {
@@ -749,9 +889,9 @@ const nameOf = (table: Record<string, number>, n: number): string => Object.entr
  * One rule's items → the IR rule for `fam` (null: never matches in that
  * family). `text`, when given, receives the rule as nft lists it.
  */
-export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFamily, file: string, db: NameDb, text = new RuleText()): Rule | null {
+export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFamily, file: string, db: NameDb, text = new RuleText()): Rule[] {
   const c = new Cursor(items, file);
-  const b: Built = { ip: {}, matches: [], never: false };
+  const b: Built = { ip: {}, matches: [], never: false, choices: [] };
   const inet = tableFamily === 'inet';
   // forms bpftables does not take yet, wherever they stand
   for (const i of items) {
@@ -853,7 +993,22 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
         const op = relOp(c);
         if (op !== '==' && op !== '!=') throw unsupported(`${w} ${key} comparison ${op}`, file, item);
         const { values, set } = valueItems(c, `${w} ${key}`);
-        if (set) throw unsupported(`a set of ${w} ${key}s`, file, values[0]!);
+        if (set && (key !== 'type' || op !== '==')) throw unsupported(`a ${op === '==' ? '' : 'negated '}set of ${w} ${key}s`, file, values[0]!);
+        if (set) {
+          setProto(b, w === 'icmp' ? 1 : 58, false, c, item, tableFamily !== 'ip');
+          const table = w === 'icmp' ? ICMP_TYPES : ICMPV6_TYPES;
+          const types = [...new Set(values.map((v) => {
+            const name = wordOf(v) ?? '';
+            const n = /^\d+$/.test(name) ? Number(name) : table[name];
+            if (n === undefined || n > 255) throw new NftError(`Could not parse ${w} type`, c.where(v));
+            return n;
+          }))].sort((x, y) => x - y);
+          const shown = types.map((n) => nameOf(table, n));
+          text.needs(`${w} type ${values.length === 1 ? shown[0] : `{ ${shown.join(', ')} }`}`, [`l4:${w === 'icmp' ? 1 : 58}`, `nf:${famOf}`]);
+          const kind = w === 'icmp' ? 'icmp' : 'icmp6';
+          b.choices.push(types.map((type) => (x: Built) => { x.matches.push({ kind, type, codeMin: 0, codeMax: 255, invert: false }); }));
+          break;
+        }
         // nft's dependency: ip protocol icmp in an ip table, meta l4proto icmp / ipv6-icmp elsewhere
         setProto(b, w === 'icmp' ? 1 : 58, false, c, item, tableFamily !== 'ip');
         const kind = w === 'icmp' ? 'icmp' : 'icmp6';
@@ -958,10 +1113,19 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
         throw unsupported(`"${w}"`, file, item);
     }
   }
-  if (b.never) return null;
-  // meta l4proto differs from -p only where extension headers are walked: in IPv4 it is -p
-  if (fam === 4 && b.ip.proto?.nft) b.ip.proto = { num: b.ip.proto.num, invert: b.ip.proto.invert };
-  return { ip: b.ip, matches: b.matches, verdict: b.verdict ?? { kind: 'none' }, counters: b.counters ?? { packets: 0, bytes: 0 } };
+  if (b.never) return [];
+  let variants = [b];
+  for (const choice of b.choices) {
+    if (variants.length * choice.length > MAX_EXPANSION) throw unsupported(`a rule whose sets make more than ${MAX_EXPANSION} combinations`, file, items[0]!);
+    variants = variants.flatMap((v) => choice.map((apply) => { const x = cloneBuilt(v); apply(x); return x; })).filter((x) => !x.never);
+  }
+  return variants.map((v, i) => {
+    // meta l4proto differs from -p only where extension headers are walked: in IPv4 it is -p
+    if (fam === 4 && v.ip.proto?.nft) v.ip.proto = { num: v.ip.proto.num, invert: v.ip.proto.invert };
+    // a counter's starting values go to one of the rules it becomes
+    const counters = i === 0 && b.counters ? b.counters : { packets: 0, bytes: 0 };
+    return { ip: v.ip, matches: v.matches, verdict: b.verdict ?? { kind: 'none' }, counters };
+  });
 }
 
 // ---- base chains as IR tables ----
@@ -992,7 +1156,7 @@ export function baseChainTables(rs: NftRuleset): BaseChainTable[] {
       // on, and nothing can jump to a base chain); a regular chain of such a name would take the built-in's
       if (!c.base && isBuiltin(c.name)) throw unsupported(`a regular chain named ${c.name}`, c.where.file!, { line: c.where.line!, col: c.where.col! });
       for (const r of c.rules) {
-        for (const ir of Object.values(r.ir)) {
+        for (const ir of Object.values(r.ir).flat()) {
           const v = ir?.verdict;
           if ((v?.kind === 'jump' || v?.kind === 'goto') && bases.has(v.chain)) throw new NftError(`Could not process rule: Operation not supported (a jump to base chain ${v.chain})`, r.where);
           if ((v?.kind === 'jump' || v?.kind === 'goto') && !t.chains.some((x) => x.name === v.chain)) throw new NftError(`Could not process rule: No such file or directory (chain ${v.chain})`, r.where);
@@ -1005,15 +1169,13 @@ export function baseChainTables(rs: NftRuleset): BaseChainTable[] {
       for (const c of t.chains) {
         if (!c.base) continue;
         const origin = new Map<Rule, NftRule>();
-        const rulesOf = (ch: NftChain): Rule[] => ch.rules.flatMap((r) => {
-          const ir = r.ir[family];
-          if (!ir) return [];
+        const rulesOf = (ch: NftChain): Rule[] => ch.rules.flatMap((r) => (r.ir[family] ?? []).map((ir) => {
           const counters = started.has(ir) ? { packets: 0, bytes: 0 } : ir.counters;
           started.add(ir);
           const rule: Rule = { ...ir, counters, src: { file: r.where.file!, line: r.where.line! } };
           origin.set(rule, r);
-          return [rule];
-        });
+          return rule;
+        }));
         const hook = HOOK_CHAIN[c.base.hook];
         const builtins: Chain[] = (['INPUT', 'FORWARD', 'OUTPUT'] as const).map((name) => ({
           name, policy: name === hook ? (c.base!.policy === 'drop' ? 'DROP' : 'ACCEPT') : 'ACCEPT', counters: { packets: 0, bytes: 0 }, rules: name === hook ? rulesOf(c) : [],

@@ -70,13 +70,13 @@ export function nftToIptables(rs: NftRuleset, family: Family, db: NameDb): { tab
     }
     for (const [c, chain] of placed) {
       for (const r of c.rules) {
-        const ir = r.ir[family];
-        if (!ir) continue; // never matches in this family: leaving it out is exact
-        const v = ir.verdict;
-        if ((v.kind === 'jump' || v.kind === 'goto') && !kept.has(v.chain)) { lose(r.where, `the ${v.kind} target ${v.chain} is not carried over`); continue; }
-        const why = readsBackDifferently(ir, chain.name, family, db);
+        // none: never matches in this family (leaving it out is exact); several: a rule with sets, one per element
+        const irs = r.ir[family] ?? [];
+        const v = irs[0]?.verdict;
+        if (v && (v.kind === 'jump' || v.kind === 'goto') && !kept.has(v.chain)) { lose(r.where, `the ${v.kind} target ${v.chain} is not carried over`); continue; }
+        const why = irs.map((ir) => readsBackDifferently(ir, chain.name, family, db)).find(Boolean);
         if (why) { lose(r.where, why.reason, why.text); continue; }
-        chain.rules.push({ ...ir, counters: { packets: 0, bytes: 0 } });
+        for (const ir of irs) chain.rules.push({ ...ir, counters: { packets: 0, bytes: 0 } });
       }
     }
   }

@@ -19,7 +19,7 @@ import { NftState, type NftUnitLoad, type NftUnitSpec } from '../native/nftstate
 import { conntrackMarker } from '../native/tablestate';
 import { BpftablesError } from '../xlate/errors';
 import { type Rule, tableFacts } from '../xlate/ir';
-import { baseChainTables, HOOK_CHAIN, type NftHandles, type NftRuleset, NftError } from '../xlate/nft';
+import { baseChainTables, HOOK_CHAIN, type NftHandles, type NftRule, type NftRuleset, NftError } from '../xlate/nft';
 import { type CounterValue, listedTables, type ListedRule, type ListedTable, rulesetText } from '../xlate/nft-print';
 import { validateTable } from '../xlate/validate';
 import { kernel, loadCompiled, phases, releaseConntrack } from './engine';
@@ -36,8 +36,12 @@ interface StoredNft {
   tables: ListedTable[];
   /** the last table handle given (NftRuleset.tableHandle) */
   tableHandle: number;
-  /** for each rule with a counter, in listing order: [unit slot, counter slot] of each program counting it */
-  counters: [number, number][][];
+  /**
+   * for each rule with a counter, in listing order: [unit slot, counter slot] of each program counting it,
+   * and a constant part, [packets, bytes] (the starting value no program holds: that of a rule whose sets are
+   * empty, or in a table without base chains)
+   */
+  counters: { refs: [number, number][]; base?: [number, number] }[];
 }
 
 /** The live nft ruleset of this namespace (empty when none is loaded), with each counter's value. */
@@ -57,8 +61,9 @@ export function readNft(): { tables: ListedTable[]; tableHandle: number; counter
     let k = 0;
     for (const t of stored.tables) for (const c of t.chains) for (const r of c.rules) {
       if (!r.text.includes('counter')) continue;
-      const sum = { packets: 0, bytes: 0 };
-      for (const [slot, cslot] of stored.counters[k++] ?? []) {
+      const entry = stored.counters[k++];
+      const sum = { packets: entry?.base?.[0] ?? 0, bytes: entry?.base?.[1] ?? 0 };
+      for (const [slot, cslot] of entry?.refs ?? []) {
         const v = values.get(slot);
         if (!v) continue;
         sum.packets += Number(v.readBigUInt64LE(cslot * 16));
@@ -80,7 +85,10 @@ export function liveNft(): { text: string; handles: NftHandles } {
   const live = readNft();
   return {
     text: rulesetText(live.tables, live.counterOf),
-    handles: { tableHandle: live.tableHandle, tables: live.tables.map((t) => ({ handle: t.handle, hgen: t.hgen, chains: t.chains.map((c) => ({ handle: c.handle, rules: c.rules.map((r) => r.handle) })) })) },
+    handles: {
+      tableHandle: live.tableHandle,
+      tables: live.tables.map((t) => ({ handle: t.handle, hgen: t.hgen, chains: t.chains.map((c) => ({ handle: c.handle, rules: c.rules.map((r) => r.handle) })), sets: (t.sets ?? []).map((s) => s.handle) })),
+    },
   };
 }
 
@@ -121,18 +129,24 @@ export function replaceNft(rs: NftRuleset): void {
     const slotted = st.assignSlots(specs);
     // counter slots per nft rule, in listing order
     const tables = listedTables(rs.tables);
-    const counters: [number, number][][] = [];
+    const refsOf = new Map<NftRule, { refs: [number, number][]; packets: number; bytes: number }>();
+    units.forEach((u, i) => {
+      for (const [ir, nr] of u.origin) {
+        const slot = compiledUnits[i]!.counters.get(ir);
+        if (slot === undefined) continue;
+        const e = refsOf.get(nr) ?? { refs: [], packets: 0, bytes: 0 };
+        e.refs.push([slotted[i]!.slot, slot]);
+        e.packets += ir.counters.packets; e.bytes += ir.counters.bytes;
+        refsOf.set(nr, e);
+      }
+    });
+    const counters: StoredNft['counters'] = [];
     for (const t of rs.tables) for (const c of t.chains) for (const r of c.rules) {
       if (!r.text.includes('counter')) continue;
-      const refs: [number, number][] = [];
-      units.forEach((u, i) => {
-        for (const [ir, nr] of u.origin) {
-          if (nr !== r) continue;
-          const slot = compiledUnits[i]!.counters.get(ir);
-          if (slot !== undefined) refs.push([slotted[i]!.slot, slot]);
-        }
-      });
-      counters.push(refs);
+      const e = refsOf.get(r);
+      const start = r.counterStart ?? { packets: 0, bytes: 0 };
+      const base: [number, number] = [start.packets - (e?.packets ?? 0), start.bytes - (e?.bytes ?? 0)];
+      counters.push({ refs: e?.refs ?? [], ...(base[0] || base[1] ? { base } : {}) });
     }
     // an empty ruleset stays stored (no links, no programs): table handles go on from where they were, as in the kernel
     const state: StoredNft = { version: 1, units: slotted, tables, tableHandle: rs.tableHandle, counters };

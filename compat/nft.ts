@@ -24,7 +24,7 @@ import { requireRoot, runMain } from './cli';
 import { kernel, loadCompiled } from './engine';
 import { liveNft, readNft, replaceNft } from './nft-engine';
 import { acquireXtablesLock } from '../native/lock';
-import { type ListedTable, tableText } from '../xlate/nft-print';
+import { type ListedTable, setListing, tableText } from '../xlate/nft-print';
 import { protoNumber } from '../xlate/names';
 import { systemNameDb } from './namedb';
 import { compileTable } from '../cgen/program';
@@ -194,7 +194,7 @@ export function nftMain(argv: string[], io: Io): number {
 
 const LIST_FAMILIES = new Set(['ip', 'ip6', 'inet']);
 
-/** `list ruleset [FAMILY]`, `list tables [FAMILY]`, `list table [FAMILY] NAME`, `list chain [FAMILY] TABLE NAME`. */
+/** `list ruleset [FAMILY]`, `list tables [FAMILY]`, `list table [FAMILY] NAME`, `list chain [FAMILY] TABLE NAME`, `list set [FAMILY] TABLE NAME`. */
 function list(o: Opts, io: Io): number {
   const words = o.commands.join(' ').trim().split(/\s+/);
   const command = words.join(' ');
@@ -223,6 +223,16 @@ function list(o: Opts, io: Io): number {
       if (rest.length) return syntax();
       io.out(inFamily.map((t) => `table ${t.family} ${t.name}\n`).join(''));
       return 0;
+    case 'set': {
+      const [tname, sname] = rest;
+      if (!tname || !sname || rest.length > 2) return syntax();
+      const t = live.tables.find((x) => x.family === (family ?? 'ip') && x.name === tname);
+      if (!t) return notFound(tname);
+      const set = t.sets?.find((x) => x.name === sname);
+      if (!set) return notFound(sname);
+      io.out(setListing(t, set, opts));
+      return 0;
+    }
     case 'table': case 'chain': {
       const tname = rest[0];
       if (!tname) return syntax();

@@ -78,6 +78,39 @@ export function comparable(rule: string): string {
 
 export function runPyFile(file: string): PyReport {
   const rep: PyReport = { file: path.relative(path.dirname(path.dirname(file)), file), passed: 0, failed: 0, unsupported: 0, failures: [], olderForm: [] };
+  // named sets as the file declares them (`!name type T [flags F]`) and fills them (`?name elements`), kept as
+  // nft commands for the rules after them; sets bpftables refuses make the rules using them unsupported
+  const decls: { kind: '!' | '?'; name: string; rest: string }[] = [];
+  const unsupportedSets = new Set<string>();
+  const setCmds = (t: { family: string; name: string }): string[] => decls.map((d) => (d.kind === '!'
+    ? `add set ${t.family} ${t.name} ${d.name} { ${d.rest.replace(/ flags /, '; flags ')}; }`
+    : `add element ${t.family} ${t.name} ${d.name} { ${d.rest} }`));
+  /** a `!` or `?` line: a test of its own (ok or fail), kept for later rules when accepted */
+  const setLine = (line: string, n: number): void => {
+    const [body, result] = line.slice(1).split(';');
+    const m = /^(\S+)\s+(.*)$/.exec(body ?? '');
+    if (!m || (result !== 'ok' && result !== 'fail')) return;
+    const d = { kind: line[0] as '!' | '?', name: m[1]!, rest: m[2]! };
+    for (const t of tables.filter((x) => FAMILIES.has(x.family)).slice(0, 1)) {
+      const what = `${rep.file}:${n + 1}: ${line}`;
+      try {
+        const before = setCmds(t);
+        decls.push(d);
+        const withIt = setCmds(t);
+        decls.pop();
+        loadNft(`table ${t.family} ${t.name} {\n}\n${[...before, withIt[withIt.length - 1]].join('\n')}\n`, what, { db: systemNameDb });
+      } catch (e) {
+        if (!(e instanceof BpftablesError)) { rep.failed++; rep.failures.push(`${what}: crashed: ${(e as Error).message}`); return; }
+        if (result === 'fail') { rep.passed++; return; }
+        if (e.unsupported || unsupportedSets.has(d.name)) { rep.unsupported++; unsupportedSets.add(d.name); return; }
+        rep.failed++; rep.failures.push(`${what}: refused: ${e.message}`);
+        return;
+      }
+      if (result === 'fail') { rep.failed++; rep.failures.push(`${what}: accepted, nft refuses it`); return; }
+      rep.passed++;
+      decls.push(d);
+    }
+  };
   const chainDefs = new Map<string, string>();
   let tables: { family: string; name: string; chains: string[] }[] = [];
   const lines = fs.readFileSync(file, 'utf8').split('\n');
@@ -98,7 +131,8 @@ export function runPyFile(file: string): PyReport {
       tables.push({ family, name, chains: chains.split(',') });
       return;
     }
-    if (line.startsWith('!') || line.startsWith('?') || line.startsWith('%')) return; // sets, elements, objects: used by rules that are refused
+    if (line.startsWith('%')) return; // stateful objects: the rules using them are refused
+    if (line.startsWith('!') || line.startsWith('?')) { setLine(line, n); return; }
     const [rule, result, normalized] = line.split(';');
     if (rule === undefined || (result !== 'ok' && result !== 'fail')) return;
     for (const t of tables) {
@@ -106,8 +140,10 @@ export function runPyFile(file: string): PyReport {
       for (const chain of t.chains) {
         const def = chainDefs.get(chain);
         if (!def) continue;
-        const text = `table ${t.family} ${t.name} {\n\tchain ${chain} {\n\t\t${def}\n\t\t${rule}\n\t}\n}\n`;
         const what = `${rep.file}:${n + 1} (${t.family} ${chain}): ${rule}`;
+        const refs = [...rule.matchAll(/@(\w+)/g)].map((m) => m[1]!);
+        if (result === 'ok' && refs.some((r) => unsupportedSets.has(r))) { rep.unsupported++; continue; }
+        const text = `table ${t.family} ${t.name} {\n\tchain ${chain} {\n\t\t${def}\n\t}\n}\n${setCmds(t).join('\n')}\nadd rule ${t.family} ${t.name} ${chain} ${rule}\n`;
         let listed: string;
         try {
           const rs = loadNft(text, `${rep.file}:${n + 1}`, { db: systemNameDb });

@@ -15,7 +15,7 @@ import { nsExec } from '../compat/lab';
 import { TCP, tcp6Packet, tcpPacket, udp6Packet, udpPacket } from '../compat/probes';
 import { stateRoot } from '../native/statefs';
 import { checkOutcomes, DiffPair, type ProbeSpec } from './helpers/differential';
-import { BIN, prepareState, requireKernel } from './helpers/env';
+import { BIN, prepareState, REPO, requireKernel } from './helpers/env';
 import { quietObjectCounts, settledObjectCounts } from './helpers/live';
 
 const RULES = `table inet filter {
@@ -161,6 +161,55 @@ t.test("handles: -a lists them, and positions, replace and delete use them, numb
   both(['flush', 'ruleset']);
   both(['-f', '-'], file);
   sameListing(t, pair, 'after flush ruleset and a new load (table handles go on)', ['-a']);
+});
+
+t.test("named sets: packets, element commands and listings as in the kernel's nft", async (t) => {
+  if (!requireKernel(t, ['nft'])) return;
+  prepareState();
+  const pair = new DiffPair(4);
+  t.teardown(() => pair.destroy());
+  const file = path.join(REPO, 'fixtures', 'listing-sets.nft');
+  const both = (args: string[]): void => {
+    const real = realNft(pair, args), ours = ourNft(pair, args);
+    t.equal(real.status, 0, `the kernel's nft: ${args.join(' ')} ${real.stderr}`);
+    t.equal(ours.status, 0, `bpftables: ${args.join(' ')} ${ours.stderr}`);
+  };
+  both(['-f', file]);
+  const probes = (): ProbeSpec[] => [
+    { name: 'ssh (in @web)', where: 'input', packet: syn(22) },
+    { name: 'tcp 81 (not in @web)', where: 'input', packet: syn(81) },
+    { name: 'udp 7015 (in @ranges)', where: 'input', packet: udpPacket(C, R, 5000, 7015) },
+    { name: 'udp 7315 (in the auto-merged @merged)', where: 'input', packet: udpPacket(C, R, 5000, 7315) },
+    { name: 'udp 7050 (in neither)', where: 'input', packet: udpPacket(C, R, 5000, 7050) },
+    { name: 'from 10.0.1.110 (in @blocked4)', where: 'input', packet: syn(22, '10.0.1.110') },
+    { name: 'from 10.0.1.200 (in @blocked4, a range written as one)', where: 'input', packet: syn(22, '10.0.1.200') },
+    { name: 'th dport 7600, tcp (in @protos)', where: 'input', packet: syn(7600) },
+    { name: 'udp 7602 in through r0 (in @lan)', where: 'input', packet: udpPacket(C, R, 5000, 7602) },
+    { name: 'udp 7700 (not in @web: != holds)', where: 'input', packet: udpPacket(C, R, 5000, 7700) },
+    { name: 'fwd: udp 9 to 10.0.2.2 (in the constant @fixed)', where: 'forward', packet: udpPacket(C, S, 5000, 9) },
+  ];
+  checkOutcomes(t, pair.probe(probes()), 'nft');
+  sameListing(t, pair, 'with named sets, after probes (counters)');
+  both(['add', 'element', 'inet', 'filter', 'blocked4', '{ 10.0.1.2 }']);
+  both(['delete', 'element', 'inet', 'filter', 'web', '{ 22 }']);
+  both(['add', 'element', 'inet', 'filter', 'web', '{ 81, 443 }']);
+  both(['add', 'element', 'inet', 'filter', 'merged', '{ 7321-7330, 7040-7060 }']);
+  sameListing(t, pair, 'after add element and delete element');
+  const after = pair.probe(probes());
+  checkOutcomes(t, after, 'nft');
+  t.notOk(after.find((o) => o.name.startsWith('ssh'))!.ours, 'the client is blocked once its address is added');
+  both(['flush', 'set', 'inet', 'filter', 'blocked4']);
+  both(['-a', 'list', 'set', 'inet', 'filter', 'merged']);
+  t.equal(ourNft(pair, ['-a', 'list', 'set', 'inet', 'filter', 'merged']).stdout, realNft(pair, ['-a', 'list', 'set', 'inet', 'filter', 'merged']).stdout, 'list set -a');
+  sameListing(t, pair, 'after flush set', ['-a']);
+  checkOutcomes(t, pair.probe(probes()), 'nft');
+  const busy = ourNft(pair, ['delete', 'set', 'inet', 'filter', 'web']);
+  t.equal(busy.status, 1, `a set rules use cannot be deleted ${busy.stderr}`);
+  const fixed = ourNft(pair, ['add', 'element', 'inet', 'filter', 'fixed', '{ 10.0.3.0/24 }']);
+  t.equal(fixed.status, 1, `a constant set takes no elements ${fixed.stderr}`);
+  const clash = ourNft(pair, ['add', 'element', 'inet', 'filter', 'ranges', '{ 7005-7006 }']);
+  t.match(clash, { status: 1, stderr: /conflicting intervals specified/ }, 'an overlapping interval without auto-merge is refused');
+  t.equal(realNft(pair, ['add', 'element', 'inet', 'filter', 'ranges', '{ 7005-7006 }']).status, 1, 'as by the kernel\'s nft');
 });
 
 t.test('a file that fails anywhere changes nothing, and flush ruleset leaves no kernel object', async (t) => {

@@ -93,8 +93,8 @@ t.test('what is not supported is refused with its place', async (t) => {
   refused('table ip t {\n chain c { type nat hook prerouting priority dstnat; }\n}\n', /chain type nat is not supported by bpftables yet/, 2, 17);
   refused('table ip t {\n chain c { type filter hook prerouting priority 0; }\n}\n', /hook prerouting is not supported by bpftables yet/, 2, 29);
   refused('table bridge t {\n}\n', /family bridge is not supported by bpftables yet/, 1, 7);
-  refused('table ip t {\n set s { type ipv4_addr; }\n}\n', /"set" in a table is not supported by bpftables yet/, 2, 2);
-  refused('table ip t {\n chain c {\n  ip saddr @s drop\n }\n}\n', /named sets is not supported by bpftables yet/, 3, 12);
+  refused('table ip t {\n set s { type ipv4_addr; timeout 1h; }\n}\n', /"timeout" in a set is not supported by bpftables yet/, 2, 26);
+  refused('table ip t {\n set s { type ipv4_addr . inet_service; }\n}\n', /sets of concatenated types is not supported by bpftables yet/, 2, 25);
   refused('table ip t {\n chain c {\n  ip6 saddr ::1 drop\n }\n}\n', /conflicting protocols specified: ip vs. ip6/, 3, 3);
   refused('table ip t {\n chain c { jump nowhere }\n}\n', /No such file or directory \(chain nowhere\)/, 2, 12);
   refused('table ip t {\n chain b { type filter hook input priority 0; }\n chain c { jump b }\n}\n', /a jump to base chain b/, 3, 12);

@@ -6,6 +6,7 @@
  * come from the caller.
  */
 import type { NftBase, NftChain, NftRule, NftTable } from './nft';
+import { type NftSet, setText } from './nft-sets';
 
 export interface CounterValue { packets: number; bytes: number }
 /** nft's listing options: -s (counters without values), -y (priorities as numbers) */
@@ -16,7 +17,7 @@ export interface ListOptions {
 }
 
 /** What listing a table needs: no source positions, no IR (the stored form of the engine is this). */
-export interface ListedTable { family: NftTable['family']; name: string; chains: ListedChain[]; comment?: string; handle: number; hgen: number }
+export interface ListedTable { family: NftTable['family']; name: string; chains: ListedChain[]; sets?: NftSet[]; comment?: string; handle: number; hgen: number }
 export interface ListedChain { name: string; base?: NftBase; rules: ListedRule[]; comment?: string; handle: number }
 export interface ListedRule { text: string[]; handle: number }
 
@@ -57,7 +58,13 @@ function chainText(c: ListedChain, counterOf: (r: ListedRule) => CounterValue | 
 export function tableText(t: ListedTable, counterOf: (r: ListedRule) => CounterValue | undefined, o: ListOptions = {}, only?: string): string {
   const chains = only === undefined ? t.chains : t.chains.filter((c) => c.name === only);
   const comment = t.comment !== undefined ? `\tcomment "${t.comment}"\n` : '';
-  return `table ${t.family} ${t.name} {${handleNote(t.handle, o)}\n${comment}${chains.map((c) => chainText(c, counterOf, o)).join('\n')}}\n`;
+  const blocks = [...(only === undefined ? t.sets ?? [] : []).map((s) => setText(s, !!o.handles)), ...chains.map((c) => chainText(c, counterOf, o))];
+  return `table ${t.family} ${t.name} {${handleNote(t.handle, o)}\n${comment}${blocks.join('\n')}}\n`;
+}
+
+/** `nft list set`: the table around the one set. */
+export function setListing(t: ListedTable, set: NftSet, o: ListOptions = {}): string {
+  return `table ${t.family} ${t.name} {\n${setText(set, !!o.handles)}}\n`;
 }
 
 /** `nft list ruleset`. */
@@ -70,9 +77,7 @@ export function listRuleset(rs: { tables: NftTable[] }, o: ListOptions = {}): st
   const tables = listedTables(rs.tables);
   const value = new Map<ListedRule, CounterValue>();
   tables.forEach((lt, i) => lt.chains.forEach((c, j) => c.rules.forEach((r, k) => {
-    const sum = { packets: 0, bytes: 0 };
-    for (const ir of Object.values(rs.tables[i]!.chains[j]!.rules[k]!.ir).flat()) if (ir) { sum.packets += ir.counters.packets; sum.bytes += ir.counters.bytes; }
-    value.set(r, sum);
+    value.set(r, rs.tables[i]!.chains[j]!.rules[k]!.counterStart ?? { packets: 0, bytes: 0 });
   })));
   return rulesetText(tables, (r) => value.get(r), o);
 }
@@ -81,6 +86,7 @@ export function listRuleset(rs: { tables: NftTable[] }, o: ListOptions = {}): st
 export function listedTables(tables: readonly NftTable[]): ListedTable[] {
   return tables.map((t) => ({
     family: t.family, name: t.name, ...(t.comment !== undefined ? { comment: t.comment } : {}), handle: t.handle, hgen: t.hgen,
+    ...(t.sets.length ? { sets: t.sets.map((s) => ({ ...s, elements: [...s.elements] })) } : {}),
     chains: t.chains.map((c: NftChain) => ({
       name: c.name, ...(c.comment !== undefined ? { comment: c.comment } : {}), ...(c.base ? { base: { ...c.base } } : {}), handle: c.handle,
       rules: c.rules.map((r: NftRule) => ({ text: r.text, handle: r.handle })),

@@ -25,6 +25,7 @@ import {
   type BuiltinChain, type Chain, CT_MATCH_STATES, type CtMatchState, type Family, type IpPart, isBuiltin, type Match, type PortMatch, type Range, type Rule, type Table, type Verdict,
 } from './ir';
 import { type NameDb, protoNumber } from './names';
+import { addElements, deleteElements, type NftSet, SET_TYPES, type NftSetType, textItem } from './nft-sets';
 
 /** nft reports every problem with exit status 1. */
 export class NftError extends BpftablesError {
@@ -42,6 +43,10 @@ export interface NftRule {
   /** the rule as nft lists it, term by term (RuleText); a term `counter` shows the rule's counter */
   text: string[];
   handle: number;
+  /** what the rule was written as, and the named sets it uses: an element change translates it again */
+  items: NftItem[]; sets: string[];
+  /** the values its counter starts from (`counter packets N bytes N`) */
+  counterStart?: { packets: number; bytes: number };
   /**
    * the rules it is for each family of its table: none where it can never match (such as `ip saddr` in
    * IPv6), several when it has anonymous sets (one per combination of elements; they match disjoint packets)
@@ -51,6 +56,8 @@ export interface NftRule {
 export interface NftChain { name: string; base?: NftBase; rules: NftRule[]; where: Where; comment?: string; handle: number }
 export interface NftTable {
   family: NftFamily; name: string; chains: NftChain[]; where: Where; comment?: string;
+  /** named sets (xlate/nft-sets.ts), in the order they were made */
+  sets: NftSet[];
   /** the table's handle, and the last handle given to one of its chains or rules (they share one sequence, as in the kernel) */
   handle: number; hgen: number;
 }
@@ -58,7 +65,7 @@ export interface NftTable {
 export interface NftRuleset { tables: NftTable[]; tableHandle: number }
 
 /** The handles of a live ruleset (as stored), given back to it when it is evaluated again from its listing. */
-export interface NftHandles { tableHandle: number; tables: { handle: number; hgen: number; chains: { handle: number; rules: number[] }[] }[] }
+export interface NftHandles { tableHandle: number; tables: { handle: number; hgen: number; chains: { handle: number; rules: number[] }[]; sets?: number[] }[] }
 
 /** What `include` needs from the outside: the files a name stands for, read (compat/nft.ts). */
 export interface NftLoader {
@@ -158,6 +165,7 @@ class Evaluator {
           return;
         }
         if (what === 'chain') { this.namedChain(items.slice(2), file, head).chain.rules = []; return; }
+        if (what === 'set') { const { table, set } = this.namedSet(items.slice(2), file, head, false); set!.elements = []; this.setChanged(table, set!.name); return; }
         throw unsupported(`flush ${what ?? ''}`.trim(), file, items[1] ?? head);
       }
       case 'delete': case 'destroy': {
@@ -171,6 +179,14 @@ class Evaluator {
           return;
         }
         if (what === 'rule' && w === 'delete') { this.ruleByHandle(items.slice(2), file, head, 'delete'); return; }
+        if (what === 'element') { this.elementCommand(items.slice(2), file, head, w === 'delete' ? 'delete' : 'destroy'); return; }
+        if (what === 'set') {
+          const { table, set } = this.namedSet(items.slice(2), file, head, w === 'destroy');
+          if (!set) return;
+          if (table.chains.some((c) => c.rules.some((r) => r.sets.includes(set.name)))) throw new NftError('Could not process rule: Device or resource busy', at(file, head));
+          table.sets = table.sets.filter((x) => x !== set);
+          return;
+        }
         if (what === 'chain') {
           const { table, chain } = this.namedChain(items.slice(2), file, head);
           // as the kernel: a chain goes only when empty and no rule jumps to it
@@ -184,6 +200,8 @@ class Evaluator {
       case 'table': this.table(items.slice(1), file, head, 'add'); return;
       case 'chain': this.chainCommand(items.slice(1), file, head, 'add'); return;
       case 'rule': this.ruleCommand(items.slice(1), file, head, 'add'); return;
+      case 'set': this.setCommand(items.slice(1), file, head, 'add'); return;
+      case 'element': this.elementCommand(items.slice(1), file, head, 'add'); return;
       case 'replace': {
         if (wordOf(items[1]) !== 'rule') throw unsupported(`replace ${wordOf(items[1]) ?? ''}`.trim(), file, items[1] ?? head);
         this.ruleByHandle(items.slice(2), file, head, 'replace');
@@ -195,6 +213,8 @@ class Evaluator {
         if (what === 'table' && op !== 'insert') { this.table(items.slice(2), file, head, op); return; }
         if (what === 'chain' && op !== 'insert') { this.chainCommand(items.slice(2), file, head, op); return; }
         if (what === 'rule' && op !== 'create') { this.ruleCommand(items.slice(2), file, head, op); return; }
+        if (what === 'set' && op !== 'insert') { this.setCommand(items.slice(2), file, head, op); return; }
+        if (what === 'element' && op !== 'insert') { this.elementCommand(items.slice(2), file, head, op === 'create' ? 'create' : 'add'); return; }
         throw unsupported(`${w} ${what ?? ''}`.trim(), file, items[1] ?? head);
       }
       default:
@@ -229,7 +249,7 @@ class Evaluator {
     const { family, name, rest } = this.tableRef(items, file, head);
     let t = this.findTable(family, name);
     if (t && op === 'create') throw new NftError(`Could not process rule: File exists`, at(file, head));
-    if (!t) { t = { family, name, chains: [], where: at(file, head), handle: ++this.ruleset.tableHandle, hgen: 0 }; this.ruleset.tables.push(t); }
+    if (!t) { t = { family, name, chains: [], sets: [], where: at(file, head), handle: ++this.ruleset.tableHandle, hgen: 0 }; this.ruleset.tables.push(t); }
     if (rest.length === 0) return;
     const block = rest[0]!;
     if (block.kind !== 'block' || rest.length > 1) throw new NftError('syntax error, "{" expected', at(file, rest[0]!));
@@ -240,13 +260,111 @@ class Evaluator {
       if (wordOf(items2[0]) !== 'chain' || (cn?.kind !== 'word' && cn?.kind !== 'string') || t.chains.some((x) => x.name === cn.text) || cn.text.length > 255) continue;
       t.chains.push({ name: cn.text, rules: [], where: at(file, cn), handle: ++t.hgen });
     }
+    // then its sets (rules of the block may use a set declared after them)
+    for (const c of block.body) {
+      const items2 = this.expand(c.items, file);
+      if (wordOf(items2[0]) === 'set') this.setDecl(t, items2.slice(1), file, items2[0]!, 'add');
+    }
     for (const c of block.body) {
       const items2 = this.expand(c.items, file);
       const w = wordOf(items2[0]);
       if (w === 'chain') this.chain(t, items2.slice(1), file, items2[0]!, 'add');
+      else if (w === 'set') continue;
       else if (w === 'comment' && items2[1]?.kind === 'string' && items2.length === 2) t.comment = items2[1].text;
       else throw unsupported(w ? `"${w}" in a table` : 'this statement in a table', file, items2[0]!);
     }
+  }
+
+  /** `set NAME { type T; flags F; elements = { ... } }` in a table block, or `add set [family] table NAME { ... }`. */
+  private setDecl(t: NftTable, items: NftItem[], file: string, head: NftItem, op: 'add' | 'create'): void {
+    const nameItem = items[0];
+    const name = nameItem?.kind === 'word' || nameItem?.kind === 'string' ? nameItem.text : undefined;
+    if (name === undefined) throw new NftError('syntax error, set name expected', at(file, nameItem ?? head));
+    const block = items[1];
+    let set = t.sets.find((x) => x.name === name);
+    if (set && op === 'create') throw new NftError('Could not process rule: File exists', at(file, head));
+    if (!block && !set) throw new NftError('syntax error, "{" expected', at(file, nameItem!));
+    if (!block) return;
+    if (block.kind !== 'block' || items.length > 2) throw new NftError('syntax error, "{" expected', at(file, block));
+    let type: NftSetType | undefined, flags: ('interval' | 'constant')[] = [], comment: string | undefined, autoMerge = false;
+    let elements: NftItem[] = [];
+    for (const cmd of block.body) {
+      const body = this.expand(cmd.items, file);
+      const w = wordOf(body[0]);
+      if (w === 'type') {
+        const ty = wordOf(body[1]);
+        if (body.length > 2 && wordOf(body[2]) === '.') throw unsupported('sets of concatenated types', file, body[2]!);
+        if (!ty || !(SET_TYPES as readonly string[]).includes(ty) || body.length !== 2) throw unsupported(`set type ${ty ?? ''}`.trim(), file, body[1] ?? body[0]!);
+        type = ty as NftSetType;
+      } else if (w === 'flags') {
+        const names = body.slice(1).filter((i) => i.kind !== 'comma').map((i) => wordOf(i) ?? '');
+        for (const [i, f] of names.entries()) if (f !== 'interval' && f !== 'constant') throw unsupported(`set flag ${f}`, file, body.slice(1).filter((x) => x.kind !== 'comma')[i]!);
+        // listed in the kernel's bit order: constant, interval
+        flags = (['constant', 'interval'] as const).filter((f) => names.includes(f));
+      } else if (w === 'elements') {
+        const v = body[2];
+        if (wordOf(body[1]) !== '=' || v?.kind !== 'block' || body.length !== 3) throw new NftError('syntax error, elements = { ... } expected', at(file, body[0]!));
+        elements = v.body.flatMap((b) => b.items).filter((i) => i.kind !== 'comma');
+      } else if (w === 'comment' && body[1]?.kind === 'string' && body.length === 2) comment = body[1].text;
+      else if (w === 'auto-merge' && body.length === 1) autoMerge = true;
+      else if (w === 'typeof') throw unsupported('typeof in a set', file, body[0]!);
+      else throw unsupported(w ? `"${w}" in a set` : 'this statement in a set', file, body[0] ?? block);
+    }
+    if (!type) throw new NftError('set needs a type', at(file, nameItem!));
+    if (set) {
+      if (set.type !== type || set.flags.join() !== flags.join()) throw new NftError('Could not process rule: File exists (the set exists with another type or other flags)', at(file, head));
+    } else {
+      if (autoMerge && !flags.includes('interval')) throw new NftError('auto-merge only works with interval sets', at(file, nameItem!));
+      set = { name, type, flags, elements: [], handle: ++t.hgen, ...(comment !== undefined ? { comment } : {}), ...(autoMerge ? { autoMerge } : {}) };
+      t.sets.push(set);
+    }
+    if (elements.length) { set.elements = addElements(set, elements, this.o.db, this.failer(file)); this.setChanged(t, name); }
+  }
+
+  private setCommand(items: NftItem[], file: string, head: NftItem, op: 'add' | 'create'): void {
+    const { family, name, rest } = this.tableRef(items, file, head);
+    this.setDecl(this.needTable(family, name, file, items[0] ?? head), rest, file, head, op);
+  }
+
+  /** `[family] table set`: an existing set (nft's error when it is missing, unless `quiet`). */
+  private namedSet(items: NftItem[], file: string, head: NftItem, quiet: boolean): { table: NftTable; set?: NftSet } {
+    const { family, name, rest } = this.tableRef(items, file, head);
+    const table = this.needTable(family, name, file, items[0] ?? head);
+    const sname = wordOf(rest[0]) ?? (rest[0]?.kind === 'string' ? rest[0].text : undefined);
+    if (sname === undefined) throw new NftError('syntax error, set name expected', at(file, rest[0] ?? head));
+    const set = table.sets.find((x) => x.name === sname);
+    if (!set && !quiet) throw new NftError('Could not process rule: No such file or directory', at(file, rest[0]!));
+    return { table, set };
+  }
+
+  /** `add|create|delete|destroy element [family] table set { ... }` */
+  private elementCommand(items: NftItem[], file: string, head: NftItem, op: 'add' | 'create' | 'delete' | 'destroy'): void {
+    const n = ['ip', 'ip6', 'inet', ...OTHER_FAMILIES].includes(wordOf(items[0]) ?? '') ? 3 : 2;
+    const { table, set } = this.namedSet(items.slice(0, n), file, head, false);
+    const block = items[n];
+    if (block?.kind !== 'block' || items.length > n + 1) throw new NftError('syntax error, "{" expected', at(file, block ?? head));
+    const values = block.body.flatMap((b) => b.items).filter((i) => i.kind !== 'comma');
+    if (set!.flags.includes('constant')) throw new NftError('Could not process rule: Operation not supported (a constant set)', at(file, head));
+    const fail = this.failer(file);
+    if (op === 'delete' || op === 'destroy') {
+      set!.elements = op === 'delete' ? deleteElements(set!, values, this.o.db, fail)
+        : deleteElements({ ...set!, elements: set!.elements }, values.filter((v) => addElements({ ...set!, elements: [] }, [v], this.o.db, fail).every((e) => set!.elements.includes(e))), this.o.db, fail);
+    } else {
+      const before = set!.elements;
+      const after = addElements(set!, values, this.o.db, fail);
+      if (op === 'create' && values.some((v) => addElements({ ...set!, elements: [] }, [v], this.o.db, fail).every((e) => before.includes(e)))) throw new NftError('Could not process rule: File exists', at(file, head));
+      set!.elements = after;
+    }
+    this.setChanged(table, set!.name);
+  }
+
+  private failer(file: string) {
+    return (message: string, item: NftItem, unsup = false): NftError => (unsup ? unsupported(message, file, item) : new NftError(message, at(file, item)));
+  }
+
+  /** The rules that use a set, translated again with its elements now. */
+  private setChanged(t: NftTable, name: string): void {
+    for (const c of t.chains) c.rules = c.rules.map((r) => (r.sets.includes(name) ? { ...this.rule(t, r.items, r.where.file ?? 'live ruleset', r.handle), where: r.where } : r));
   }
 
   /** `[family] table chain`: an existing chain (nft's error when it or its table is missing). */
@@ -355,10 +473,14 @@ class Evaluator {
     const where = at(file, items[0] ?? { line: 1, col: 1 });
     const ir: NftRule['ir'] = {};
     const text = new RuleText();
-    FAMILIES[t.family].forEach((f, i) => { ir[f] = translateRule(items, f, t.family, file, this.o.db, i === 0 ? text : undefined); });
+    const used = new Set<string>();
+    const sets = (name: string): NftSet | undefined => { used.add(name); return t.sets.find((x) => x.name === name); };
+    FAMILIES[t.family].forEach((f, i) => { ir[f] = translateRule(items, f, t.family, file, this.o.db, i === 0 ? text : undefined, sets); });
     // an inet rule counts in both families' programs: the counter's starting value goes to one of them
     if (ir[4]?.length) for (const x of ir[6] ?? []) x.counters = { packets: 0, bytes: 0 };
-    return { where, text: text.done(), ir, handle: handle ?? ++t.hgen };
+    const ci = items.findIndex((i) => wordOf(i) === 'counter');
+    const counterStart = ci >= 0 && wordOf(items[ci + 1]) === 'packets' ? { packets: Number(wordOf(items[ci + 2])), bytes: Number(wordOf(items[ci + 4])) } : undefined;
+    return { where, text: text.done(), ir, handle: handle ?? ++t.hgen, items, sets: [...used], ...(counterStart ? { counterStart } : {}) };
   }
 }
 
@@ -383,6 +505,7 @@ function giveHandles(rs: NftRuleset, h: NftHandles): void {
     const ht = h.tables[i];
     if (!ht) return;
     t.handle = ht.handle; t.hgen = ht.hgen;
+    t.sets.forEach((s, j) => { s.handle = ht.sets?.[j] ?? s.handle; });
     t.chains.forEach((c, j) => {
       const hc = ht.chains[j];
       if (!hc) return;
@@ -400,7 +523,7 @@ const REL_OPS = new Set(['==', '!=', '<', '>', '<=', '>=', 'eq', 'ne', 'lt', 'gt
 
 class Cursor {
   i = 0;
-  constructor(readonly items: NftItem[], readonly file: string) {}
+  constructor(readonly items: NftItem[], readonly file: string, readonly sets?: (name: string) => NftSet | undefined) {}
   peek(k = 0): NftItem | undefined { return this.items[this.i + k]; }
   word(k = 0): string | undefined { return wordOf(this.peek(k)); }
   next(): NftItem | undefined { return this.items[this.i++]; }
@@ -411,9 +534,21 @@ class Cursor {
 }
 
 /** The values of a relational expression: one item, a comma list, or a braced set; each element a word. */
-function valueItems(c: Cursor, what: string, bitmask = false): { values: NftItem[]; set: boolean; braced: boolean } {
+/** What the set types hold, in nft's words (for its datatype mismatch error). */
+const SET_TYPE_WORDS: Record<NftSetType, string> = { ipv4_addr: 'IPv4 address', ipv6_addr: 'IPv6 address', inet_service: 'internet network service', inet_proto: 'Internet protocol', ifname: 'interface name' };
+
+interface Values { values: NftItem[]; set: boolean; braced: boolean; ref?: string }
+
+function valueItems(c: Cursor, what: string, bitmask = false): Values {
   const first = c.next();
   if (!first || first.kind === 'comma') throw new NftError(`syntax error, ${what} expected`, c.where(first));
+  if (first.kind === 'word' && first.text.startsWith('@')) {
+    // a named set: its elements, as an anonymous set of them (listed by its name)
+    const set = c.sets?.(first.text.slice(1));
+    if (!set) throw new NftError(`Set '${first.text.slice(1)}' does not exist`, c.where(first));
+    if (SET_TYPE_WORDS[set.type] !== what) throw new NftError(`datatype mismatch, expected ${what}, set has type ${SET_TYPE_WORDS[set.type]}`, c.where(first));
+    return { values: set.elements.map((e) => textItem(e, first)), set: true, braced: true, ref: first.text };
+  }
   if (first.kind === 'block') {
     const values = first.body.flatMap((b) => b.items).filter((i) => i.kind !== 'comma');
     if (values.length === 0) throw new NftError('syntax error, empty set', c.where(first));
@@ -448,7 +583,7 @@ function parsePort(text: string, proto: string | undefined, c: Cursor, item: Nft
 
 /** Port values → ranges (a value, `lo-hi`, or a set of them), with the comparison applied. */
 function portRanges(c: Cursor, op: string, proto: string | undefined, db: NameDb): { ranges: Range[]; invert: boolean; shown: string } {
-  const { values, braced } = valueItems(c, 'internet network service');
+  const { values, braced, ref } = valueItems(c, 'internet network service');
   const ranges = values.map((v): Range => {
     if (v.kind !== 'word') throw new NftError('syntax error, port expected', c.where(v));
     const m = /^([^-]+)-([^-]+)$/.exec(v.text);
@@ -464,7 +599,8 @@ function portRanges(c: Cursor, op: string, proto: string | undefined, db: NameDb
   // a set as nft keeps it: sorted, overlaps merged (and adjacent elements unless both are single ports)
   const merged: Range[] = braced ? mergeIntervals(ranges.map(([lo, hi], i) => ({ lo: BigInt(lo), hi: BigInt(hi), single: lo === hi && !/-/.test(wordOf(values[i]) ?? '') })))
     .map((x) => [Number(x.lo), Number(x.hi)] as Range) : ranges;
-  const shown = opText(op) + (braced && values.length > 1 ? `{ ${merged.map(fmt).join(', ')} }` : fmt(merged[0]!));
+  if (ref && ['<', '>', '<=', '>='].includes(op)) throw new NftError(`a comparison takes one value`, c.where());
+  const shown = opText(op) + (ref ?? (braced && values.length > 1 ? `{ ${merged.map(fmt).join(', ')} }` : fmt(merged[0]!)));
   if (['<', '>', '<=', '>='].includes(op)) {
     if (ranges.length !== 1 || ranges[0]![0] !== ranges[0]![1]) throw new NftError(`a comparison takes one value`, c.where());
     const p = ranges[0]![0];
@@ -600,8 +736,8 @@ function addrInterval(v: NftItem, fam: Family, c: Cursor): Interval {
  * `ip saddr { ... }`: the elements merged as nft merges them, listed as nft lists them (a set written with
  * one element as the plain value), each a choice of the rule's address.
  */
-function addrSet(b: Built, side: 'src' | 'dst', fam: Family, ruleFam: Family, c: Cursor, op: string, values: NftItem[], text: RuleText, head: string): void {
-  if (op !== '==') throw unsupported('a negated set of addresses', c.file, values[0]!);
+function addrSet(b: Built, side: 'src' | 'dst', fam: Family, ruleFam: Family, c: Cursor, op: string, values: NftItem[], text: RuleText, head: string, ref?: string): void {
+  if (op !== '==') throw unsupported('a negated set of addresses', c.file, values[0] ?? c.items[0]!);
   const width = fam === 4 ? 32 : 128;
   const elems = mergeIntervals(values.map((v) => addrInterval(v, fam, c)));
   const fmt = (x: bigint): string => (fam === 4 ? fmtIpv4(Number(x)) : fmtIpv6(bigToWords6(x)));
@@ -610,7 +746,7 @@ function addrSet(b: Built, side: 'src' | 'dst', fam: Family, ruleFam: Family, c:
     const bits = blockBits(e.lo, e.hi, width);
     return bits !== undefined ? `${fmt(e.lo)}/${bits}` : `${fmt(e.lo)}-${fmt(e.hi)}`;
   });
-  text.needs(`${head} ${values.length === 1 ? shown[0] : `{ ${shown.join(', ')} }`}`, [`nf:${fam}`]);
+  text.needs(`${head} ${ref ?? (values.length === 1 ? shown[0] : `{ ${shown.join(', ')} }`)}`, [`nf:${fam}`]);
   if (fam !== ruleFam) { b.never = true; return; }
   b.choices.push(elems.map((e) => (x: Built) => {
     const bits = blockBits(e.lo, e.hi, width);
@@ -655,11 +791,10 @@ function addrMatch(b: Built, side: 'src' | 'dst', fam: Family, ruleFam: Family, 
     return;
   }
   if (op !== '==' && op !== '!=') throw unsupported(`address comparison ${op}`, c.file, c.peek() ?? c.items[0]!);
-  const { values, set } = valueItems(c, fam === 4 ? 'IPv4 address' : 'IPv6 address');
+  const { values, set, ref } = valueItems(c, fam === 4 ? 'IPv4 address' : 'IPv6 address');
   const v = values[0]!;
-  if (set) { addrSet(b, side, fam, ruleFam, c, op, values, text, head); return; }
+  if (set) { addrSet(b, side, fam, ruleFam, c, op, values, text, head, ref); return; }
   if (v.kind !== 'word') throw new NftError('syntax error, address expected', c.where(v));
-  if (v.text.startsWith('@')) throw unsupported('named sets', c.file, v);
   const invert = op === '!=';
   const range = /^([^/]+)-([^/]+)$/.exec(v.text);
   if (range && !v.text.includes('::-') && (fam === 4 || v.text.split('-').length === 2)) {
@@ -710,9 +845,9 @@ function nftProto(text: string, db: NameDb): number | undefined {
 /** `ip protocol` / `meta l4proto`: one protocol, by name or number, listed by name (the system's protocol names). */
 function protoMatch(b: Built, c: Cursor, op: string, db: NameDb, nft: boolean, text: RuleText, head: string, dependency: boolean, applies = true): void {
   if (op !== '==' && op !== '!=') throw unsupported(`protocol comparison ${op}`, c.file, c.peek() ?? c.items[0]!);
-  const { values, set } = valueItems(c, 'Internet protocol');
+  const { values, set, ref } = valueItems(c, 'Internet protocol');
   if (set) {
-    if (op !== '==') throw unsupported('a negated set of protocols', c.file, values[0]!);
+    if (op !== '==') throw unsupported('a negated set of protocols', c.file, values[0] ?? c.items[0]!);
     const nums = [...new Set(values.map((x) => {
       if (x.kind === 'word' && /^\w+-\w+$/.test(x.text) && nftProto(x.text, db) === undefined) throw unsupported('a range of protocols', c.file, x);
       const n = x.kind === 'word' ? nftProto(x.text, db) : undefined;
@@ -720,7 +855,7 @@ function protoMatch(b: Built, c: Cursor, op: string, db: NameDb, nft: boolean, t
       return n;
     }))].sort((x, y) => x - y);
     const names = nums.map((n) => db.protoByNumber(n) ?? String(n));
-    text.add(`${head} ${values.length === 1 ? names[0] : `{ ${names.join(', ')} }`}`);
+    text.add(`${head} ${ref ?? (values.length === 1 ? names[0] : `{ ${names.join(', ')} }`)}`);
     if (!applies) { b.never = true; return; }
     b.choices.push(nums.map((n) => (x: Built) => setProto(x, n, false, c, values[0]!, nft)));
     return;
@@ -748,8 +883,8 @@ function setProto(b: Built, num: number, invert: boolean, c: Cursor, v: NftItem,
 
 function ifaceMatch(b: Built, side: 'in' | 'out', c: Cursor, op: string, text: RuleText): void {
   if (op !== '==' && op !== '!=') throw unsupported(`interface name comparison ${op}`, c.file, c.peek() ?? c.items[0]!);
-  const { values, set } = valueItems(c, 'interface name');
-  if (set) { ifaceSet(b, side, c, op, values, text); return; }
+  const { values, set, ref } = valueItems(c, 'interface name');
+  if (set) { ifaceSet(b, side, c, op, values, text, ref); return; }
   const v = values[0]!;
   if (v.kind !== 'word' && v.kind !== 'string') throw new NftError('syntax error, interface name expected', c.where(v));
   // a trailing * is a wildcard; \\* is the character itself
@@ -763,8 +898,8 @@ function ifaceMatch(b: Built, side: 'in' | 'out', c: Cursor, op: string, text: R
 }
 
 /** `iifname { "eth0", "eth1" }`: a choice of names; sorted as nft lists them; overlapping wildcards are refused. */
-function ifaceSet(b: Built, side: 'in' | 'out', c: Cursor, op: string, values: NftItem[], text: RuleText): void {
-  if (op !== '==') throw unsupported('a negated set of interface names', c.file, values[0]!);
+function ifaceSet(b: Built, side: 'in' | 'out', c: Cursor, op: string, values: NftItem[], text: RuleText, ref?: string): void {
+  if (op !== '==') throw unsupported('a negated set of interface names', c.file, values[0] ?? c.items[0]!);
   const names = [...new Set(values.map((v) => {
     if (v.kind !== 'word' && v.kind !== 'string') throw new NftError('syntax error, interface name expected', c.where(v));
     if (v.text === '' || v.text.length > 16) throw new NftError('interface name too long', c.where(v));
@@ -774,7 +909,7 @@ function ifaceSet(b: Built, side: 'in' | 'out', c: Cursor, op: string, values: N
   for (const p of parsed) {
     if (p.wildcard && parsed.some((q) => q !== p && q.name.startsWith(p.name))) throw unsupported('a set of interface names where a wildcard covers another element', c.file, values[0]!);
   }
-  text.add(`${side === 'in' ? 'iifname' : 'oifname'} ${values.length === 1 ? `"${names[0]}"` : `{ ${names.map((n) => `"${n}"`).join(', ')} }`}`);
+  text.add(`${side === 'in' ? 'iifname' : 'oifname'} ${ref ?? (values.length === 1 ? `"${names[0]}"` : `{ ${names.map((n) => `"${n}"`).join(', ')} }`)}`);
   b.choices.push(parsed.map((p) => (x: Built) => { x.ip[side] = { name: p.name, wildcard: p.wildcard, invert: false }; }));
 }
 
@@ -889,8 +1024,8 @@ const nameOf = (table: Record<string, number>, n: number): string => Object.entr
  * One rule's items → the IR rule for `fam` (null: never matches in that
  * family). `text`, when given, receives the rule as nft lists it.
  */
-export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFamily, file: string, db: NameDb, text = new RuleText()): Rule[] {
-  const c = new Cursor(items, file);
+export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFamily, file: string, db: NameDb, text = new RuleText(), sets?: (name: string) => NftSet | undefined): Rule[] {
+  const c = new Cursor(items, file, sets);
   const b: Built = { ip: {}, matches: [], never: false, choices: [] };
   const inet = tableFamily === 'inet';
   // forms bpftables does not take yet, wherever they stand
@@ -899,7 +1034,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
     if (w === '.') throw unsupported('concatenations (a . b)', file, i);
     if (w === 'vmap') throw unsupported('verdict maps (vmap)', file, i);
     if (w === 'map') throw unsupported('maps', file, i);
-    if (w?.startsWith('@')) throw unsupported(/^@(ll|nh|th|ih),/.test(w) ? 'raw payload expressions' : 'named sets', file, i);
+    if (w && /^@(ll|nh|th|ih),/.test(w)) throw unsupported('raw payload expressions', file, i);
   }
   while (!c.done) {
     const item = c.peek()!;
@@ -1039,7 +1174,8 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
         const op = relOp(c);
         const { ranges, invert, shown } = portRanges(c, op, w === 'th' ? undefined : w, db);
         text.transport(`${w} ${key} ${shown}`, num);
-        if (ranges.length === 0) { b.never = true; break; }
+        // an empty set: nothing is in it (and every port is not)
+        if (ranges.length === 0) { if (!invert) b.never = true; break; }
         const single = ranges.length === 1;
         if (single && num !== undefined) {
           tcpLikeMatch(b, w as 'tcp', key)[key] = { range: ranges[0]!, invert } as PortMatch;

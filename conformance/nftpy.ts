@@ -70,9 +70,9 @@ export function compareDump(listed: string, dump: string): { differ: string[]; o
 
 const FAMILIES = new Set(['ip', 'ip6', 'inet']);
 
-/** A listing with whitespace inside braces and the order of set elements made irrelevant. */
+/** A listing with whitespace inside braces (around a map's `:` too) and the order of set elements made irrelevant. */
 export function comparable(rule: string): string {
-  return rule.replace(/\{([^{}]*)\}/g, (_m, inner: string) => `{ ${inner.split(',').map((x) => x.trim()).filter(Boolean).sort().join(', ')} }`)
+  return rule.replace(/\{([^{}]*)\}/g, (_m, inner: string) => `{ ${inner.split(',').map((x) => x.trim().replace(/\s*:\s+|\s+:\s*/g, ':')).filter(Boolean).sort().join(', ')} }`)
     .replace(/\s+/g, ' ').trim();
 }
 

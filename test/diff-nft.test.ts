@@ -34,6 +34,12 @@ const RULES = `table inet filter {
 		meta l4proto { udp, tcp } th dport 7601 accept
 		iifname { "r0", "lo" } udp dport 7602 accept
 		iifname { "r1", "lo" } udp dport 7603 accept
+		udp dport vmap { 7800 : accept, 7801 : drop, 7802-7803 : accept }
+		udp dport 7801 accept
+		ct state vmap { new : jump sub, invalid : drop }
+		udp dport 7820 reject
+		tcp dport 7821 reject with tcp reset
+		udp dport 7822 reject with icmpx admin-prohibited
 		jump sub
 	}
 	chain sub {
@@ -90,6 +96,11 @@ const PROBES4: ProbeSpec[] = [
   { name: 'fwd: zero-length udp payload to 12', where: 'forward', packet: ipPacket({ src: C, dst: S, proto: 17, payload: udpDatagram(C, S, 1, 12, Buffer.alloc(0)) }) },
   { name: 'out: udp from 111', where: 'output', packet: udpPacket(R, C, 111, 2000) }, { name: 'out: udp from 113', where: 'output', packet: udpPacket(R, C, 113, 2000) },
   { name: 'a source in the set', where: 'input', packet: udp(7600), expect: true },
+  { name: 'vmap: 7800 accepted', where: 'input', packet: udp(7800), expect: true }, { name: 'vmap: 7801 dropped before the rule accepting it', where: 'input', packet: udp(7801), expect: false },
+  { name: 'vmap: 7803 in the range', where: 'input', packet: udp(7803), expect: true },
+  { name: 'ct state vmap: a new packet jumps to sub (7400 accepted there)', where: 'input', packet: udp(7400), expect: true },
+  { name: 'reject (udp)', where: 'input', packet: udp(7820), expect: false }, { name: 'reject with tcp reset', where: 'input', packet: syn(7821), expect: false },
+  { name: 'reject with icmpx', where: 'input', packet: udp(7822), expect: false },
   { name: 'a source in the set\'s range', where: 'input', packet: udpPacket('10.0.1.110', R, 5000, 7600), expect: true },
   { name: 'a source outside the set', where: 'input', packet: udpPacket('10.0.1.50', R, 5000, 7600), expect: false },
   { name: 'tcp in the protocol set', where: 'input', packet: syn(7601), expect: true }, { name: 'udp in the protocol set', where: 'input', packet: udp(7601), expect: true },

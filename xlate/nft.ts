@@ -22,7 +22,7 @@ import type { NftCommand, NftItem } from '../grammar/nft-ast';
 import { fmtIpv4, fmtIpv6, parseIpv4, parseIpv6, prefixMask6 } from './addr';
 import { BpftablesError, type Where } from './errors';
 import {
-  type BuiltinChain, type Chain, CT_MATCH_STATES, type CtMatchState, type Family, type IpPart, isBuiltin, type Match, type PortMatch, type Range, type Rule, type Table, type Verdict,
+  type BuiltinChain, type Chain, CT_MATCH_STATES, type CtMatchState, type Family, type IpPart, isBuiltin, type Match, type PortMatch, type Range, type RejectType, type Rule, type Table, type Verdict,
 } from './ir';
 import { type NameDb, protoNumber } from './names';
 import { addElements, deleteElements, type NftSet, SET_TYPES, type NftSetType, textItem } from './nft-sets';
@@ -644,6 +644,12 @@ export class RuleText {
     this.terms.push(t);
   }
   comment(text: string): void { this.commentTerm = `comment "${text}"`; }
+  /** a term nft lists before everything else (the dependency a statement adds, as `meta l4proto tcp` for a TCP reset) */
+  prepend(t: string): void {
+    this.terms.unshift(t);
+    this.redundant.forEach((i) => { this.redundant.delete(i); this.redundant.add(i + 1); });
+    for (const [k, i] of this.dependencies) this.dependencies.set(k, i + 1);
+  }
   done(): string[] {
     const kept = this.terms.filter((_, i) => !this.redundant.has(i));
     return this.commentTerm ? [...kept, this.commentTerm] : kept;
@@ -658,6 +664,8 @@ interface Built {
    * nft rule match disjoint packets and together match exactly what it matches, whatever its verdict.
    */
   choices: ((b: Built) => void)[][];
+  /** the family `meta nfproto ==` asks for, and the family other matches (ip ..., icmpv6 ...) imply */
+  nfproto?: Family; implied?: Family;
 }
 
 /** The most IR rules one nft rule may become (the product of its sets' sizes). */
@@ -1020,11 +1028,167 @@ const CT_STATE_BITS: Record<string, number> = { invalid: 1, established: 2, rela
 /** The name nft lists for a value of a name table (the first name given for it), or the number. */
 const nameOf = (table: Record<string, number>, n: number): string => Object.entries(table).find(([, v]) => v === n)?.[0] ?? String(n);
 
+const REJECT_ICMP: Record<string, RejectType> = {
+  'net-unreachable': 'icmp-net-unreachable', 'host-unreachable': 'icmp-host-unreachable', 'prot-unreachable': 'icmp-proto-unreachable', 'port-unreachable': 'icmp-port-unreachable',
+  'net-prohibited': 'icmp-net-prohibited', 'host-prohibited': 'icmp-host-prohibited', 'admin-prohibited': 'icmp-admin-prohibited',
+};
+const REJECT_ICMPV6: Record<string, RejectType> = {
+  'no-route': 'icmp6-no-route', 'admin-prohibited': 'icmp6-adm-prohibited', 'addr-unreachable': 'icmp6-addr-unreachable', 'port-unreachable': 'icmp6-port-unreachable',
+  'policy-fail': 'icmp6-policy-fail', 'reject-route': 'icmp6-reject-route',
+};
+/** icmpx (inet tables): one answer, said in each family's terms */
+const REJECT_ICMPX: Record<string, [RejectType, RejectType]> = {
+  'port-unreachable': ['icmp-port-unreachable', 'icmp6-port-unreachable'], 'admin-prohibited': ['icmp-admin-prohibited', 'icmp6-adm-prohibited'],
+  'no-route': ['icmp-net-unreachable', 'icmp6-no-route'], 'host-unreachable': ['icmp-host-unreachable', 'icmp6-addr-unreachable'],
+};
+
+/**
+ * `reject [with icmp|icmpv6|icmpx [type] CODE | with tcp reset]`: iptables' REJECT. The default is port
+ * unreachable in the packet's family; `with icmp` applies to IPv4 packets only and `with icmpv6` to IPv6
+ * ones (in an inet table); a TCP reset implies TCP (listed as `meta l4proto tcp` first in an inet table).
+ */
+function rejectStatement(b: Built, c: Cursor, fam: Family, tableFamily: NftFamily, text: RuleText, item: NftItem): void {
+  let kind = 'icmpx', code = 'port-unreachable';
+  const explicit = c.word() === 'with';
+  if (explicit) {
+    c.next();
+    kind = c.word() ?? '';
+    c.next();
+    if (kind === 'tcp') {
+      if (c.word() !== 'reset') throw new NftError('syntax error, "reset" expected', c.where());
+      c.next();
+    } else if (kind === 'icmp' || kind === 'icmpv6' || kind === 'icmpx') {
+      if (c.word() === 'type') c.next();
+      const v = c.next();
+      code = wordOf(v) ?? '';
+      const table = kind === 'icmp' ? REJECT_ICMP : kind === 'icmpv6' ? REJECT_ICMPV6 : REJECT_ICMPX;
+      if (!(code in table)) throw (/^\d+$/.test(code) ? unsupported(`reject with ${kind} code ${code}`, c.file, v ?? item) : new NftError(`Could not parse ${kind} reject code`, c.where(v)));
+    } else throw new NftError('syntax error, icmp, icmpv6, icmpx or tcp expected after "reject with"', c.where());
+  }
+  if (kind === 'icmpx' && tableFamily !== 'inet' && c.items.some((i) => wordOf(i) === 'icmpx')) throw new NftError('abstracted ICMP unreachable not supported', c.where(item));
+  if ((kind === 'icmp' && tableFamily === 'ip6') || (kind === 'icmpv6' && tableFamily === 'ip')) throw new NftError(`conflicting protocols specified: ${tableFamily} vs. ${kind}`, c.where(item));
+  const known = b.nfproto ?? b.implied;
+  if ((kind === 'icmp' && known === 6) || (kind === 'icmpv6' && known === 4)) throw new NftError(`conflicting protocols specified: ${known === 4 ? 'ip' : 'ip6'} vs. ${kind}`, c.where(item));
+  // a plain reject after `meta nfproto` answers in that family's terms, and nft lists it so
+  if (!explicit && tableFamily === 'inet' && b.nfproto) kind = b.nfproto === 4 ? 'icmp' : 'icmpv6';
+  if ((kind === 'icmp' && fam !== 4) || (kind === 'icmpv6' && fam !== 6)) b.never = true;
+  let rejectWith: RejectType;
+  if (kind === 'tcp') {
+    if (b.ip.proto && (b.ip.proto.num !== 6 || b.ip.proto.invert)) throw new NftError('conflicting protocols specified: a TCP reset for packets that are not TCP', c.where(item));
+    if (!b.ip.proto) {
+      if (tableFamily === 'inet') text.prepend('meta l4proto tcp');
+      setProto(b, 6, false, c, item, tableFamily !== 'ip');
+    }
+    rejectWith = 'tcp-reset';
+  } else if (kind === 'icmpx') rejectWith = REJECT_ICMPX[code]![fam === 4 ? 0 : 1];
+  else rejectWith = (kind === 'icmp' ? REJECT_ICMP : REJECT_ICMPV6)[code]!;
+  // port unreachable in the table's own family is the default, and lists as plain reject
+  const plain = (!explicit && !(tableFamily === 'inet' && b.nfproto)) || (code === 'port-unreachable' && ((kind === 'icmpx' && tableFamily === 'inet') || (kind === 'icmp' && tableFamily === 'ip') || (kind === 'icmpv6' && tableFamily === 'ip6')));
+  text.needs(kind === 'tcp' ? 'reject with tcp reset' : plain ? 'reject' : `reject with ${kind} ${code}`, kind === 'icmp' ? ['nf:4'] : kind === 'icmpv6' ? ['nf:6'] : []);
+  b.verdict = { kind: 'reject', with: rejectWith };
+}
+
+/** The verdicts a verdict map may give. */
+const VMAP_VERDICT = /^(accept|drop|continue|return|(?:jump|goto) \S+)$/;
+
+/**
+ * `SELECTOR vmap { KEY : VERDICT, ... }`: one rule per element, the key as the selector's value and the
+ * element's verdict (keys are distinct values, or intervals nft keeps apart, so the rules match disjoint
+ * packets). Listed as nft lists it: `SELECTOR vmap { KEY : VERDICT, ... }`, keys in order.
+ */
+function verdictMap(items: NftItem[], at_: number, fam: Family, tableFamily: NftFamily, file: string, db: NameDb, text: RuleText, sets?: (name: string) => NftSet | undefined): Rule[] {
+  const block = items[at_ + 1];
+  if (block?.kind !== 'block') throw (block && wordOf(block)?.startsWith('@') ? unsupported('named verdict maps', file, block) : new NftError('syntax error, "{" expected after vmap', at(file, block ?? items[at_]!)));
+  if (items.length > at_ + 2) throw unsupported('statements after a verdict map', file, items[at_ + 2]!);
+  if (at_ === 0) throw new NftError('syntax error, a selector before vmap expected', at(file, items[0]!));
+  // the elements, split at commas: KEY : VERDICT (written `22 : accept` or `22:accept`)
+  const groups: NftItem[][] = [[]];
+  for (const i of block.body.flatMap((b) => [...b.items, { kind: 'comma' as const, line: 0, col: 0 }])) {
+    if (i.kind === 'comma') { if (groups[groups.length - 1]!.length) groups.push([]); } else groups[groups.length - 1]!.push(i);
+  }
+  const elems = groups.filter((g) => g.length).map((g) => {
+    if (g.some((i) => i.kind === 'block')) throw unsupported('a set as a verdict map key', file, g[0]!);
+    const joined = g.map((i) => (i.kind === 'string' ? `"${i.text}"` : wordOf(i) ?? '')).join(' ');
+    const m = /^(.*?)\s*:\s*((?:accept|drop|continue|return)|(?:jump|goto)\s+\S+)$/.exec(joined);
+    if (!m || !m[1]) throw new NftError('syntax error, KEY : VERDICT expected in a verdict map', at(file, g[0]!));
+    const key = m[1], verdict = m[2]!.replace(/\s+/, ' ');
+    if (key === '*') throw unsupported('the catch-all element *', file, g[0]!);
+    if (!VMAP_VERDICT.test(verdict)) throw new NftError('syntax error, a verdict expected', at(file, g[0]!));
+    const where = { line: g[0]!.line, col: g[0]!.col };
+    const keyItem: NftItem = key.startsWith('"') && key.endsWith('"') ? { kind: 'string', text: key.slice(1, -1), ...where } : { kind: 'word', text: key, ...where };
+    const verdictItems: NftItem[] = verdict.split(' ').map((w) => ({ kind: 'word', text: w, ...where }));
+    return { keyItem, verdictItems, verdict };
+  });
+  if (elems.length === 0) throw new NftError('syntax error, empty verdict map', at(file, block));
+  const out: Rule[] = [];
+  const listed: { key: string; verdict: string; order: bigint | string }[] = [];
+  let prefix: string[] | undefined, selector = '';
+  for (const e of elems) {
+    const t = new RuleText();
+    out.push(...translateRule([...items.slice(0, at_), e.keyItem, ...e.verdictItems], fam, tableFamily, file, db, t, sets));
+    const terms = t.done();
+    const term = terms[terms.length - 2] ?? '';
+    const sp = term.lastIndexOf(' ');
+    prefix ??= terms.slice(0, -2);
+    selector = term.slice(0, sp);
+    const key = term.slice(sp + 1);
+    listed.push({ key, verdict: e.verdict, order: keyOrder(key, db) });
+  }
+  const byKey = new Map<string, string>();
+  for (const l of listed) {
+    if (byKey.has(l.key) && byKey.get(l.key) !== l.verdict) throw new NftError('conflicting intervals specified', at(file, block));
+    byKey.set(l.key, l.verdict);
+  }
+  listed.sort((a, b) => (typeof a.order === 'bigint' && typeof b.order === 'bigint' ? (a.order < b.order ? -1 : a.order > b.order ? 1 : 0) : String(a.order) < String(b.order) ? -1 : 1));
+  for (const term of prefix ?? []) text.add(term);
+  text.add(`${selector} vmap { ${[...new Map(listed.map((l) => [l.key, l])).values()].map((l) => `${l.key} : ${l.verdict}`).join(', ')} }`);
+  // keys that overlap would give two rules for one packet: nft refuses such maps, and so does bpftables
+  const spans = listed.map((l) => keySpan(l.key)).filter((x): x is [bigint, bigint] => !!x).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  for (let i = 1; i < spans.length; i++) if (spans[i]![0] <= spans[i - 1]![1]) throw new NftError('conflicting intervals specified', at(file, block));
+  return out;
+}
+
+/** The values a key stands for (a port, a range, an address, a prefix), or undefined for names. */
+function keySpan(key: string): [bigint, bigint] | undefined {
+  const range = /^([^/]+)-([^/]+)$/.exec(key);
+  const one = (t: string): bigint | undefined => {
+    if (/^\d+$/.test(t)) return BigInt(t);
+    const v4 = parseIpv4(t);
+    if (v4 !== undefined) return BigInt(v4);
+    const v6 = parseIpv6(t);
+    return v6 ? v6.reduce((acc, x) => (acc << 32n) | BigInt(x >>> 0), 0n) : undefined;
+  };
+  if (range && !key.includes('::-')) { const lo = one(range[1]!), hi = one(range[2]!); return lo !== undefined && hi !== undefined ? [lo, hi] : undefined; }
+  const [addr, len] = key.split('/');
+  const lo = one(addr!);
+  if (lo === undefined) return undefined;
+  if (len === undefined) return [lo, lo];
+  const width = addr!.includes(':') ? 128 : 32;
+  const host = (1n << BigInt(width - Number(len))) - 1n;
+  return [lo & ~host, lo | host];
+}
+
+/** How nft orders verdict map keys: by value (ports, addresses, protocols, ct states), names by text. */
+function keyOrder(key: string, db: NameDb): bigint | string {
+  const first = key.split(/[-/]/)[0]!;
+  if (/^\d+$/.test(first)) return BigInt(first);
+  const v4 = parseIpv4(first);
+  if (v4 !== undefined) return BigInt(v4);
+  const v6 = parseIpv6(first);
+  if (v6) return v6.reduce((acc, x) => (acc << 32n) | BigInt(x >>> 0), 0n);
+  if (CT_STATE_BITS[key] !== undefined) return BigInt(CT_STATE_BITS[key]!);
+  const proto = protoNumber(key, db);
+  if (proto !== undefined) return BigInt(proto);
+  return key;
+}
+
 /**
  * One rule's items → the IR rule for `fam` (null: never matches in that
  * family). `text`, when given, receives the rule as nft lists it.
  */
 export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFamily, file: string, db: NameDb, text = new RuleText(), sets?: (name: string) => NftSet | undefined): Rule[] {
+  const vmap = items.findIndex((i) => wordOf(i) === 'vmap');
+  if (vmap >= 0) return verdictMap(items, vmap, fam, tableFamily, file, db, text, sets);
   const c = new Cursor(items, file, sets);
   const b: Built = { ip: {}, matches: [], never: false, choices: [] };
   const inet = tableFamily === 'inet';
@@ -1032,7 +1196,6 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
   for (const i of items) {
     const w = wordOf(i);
     if (w === '.') throw unsupported('concatenations (a . b)', file, i);
-    if (w === 'vmap') throw unsupported('verdict maps (vmap)', file, i);
     if (w === 'map') throw unsupported('maps', file, i);
     if (w && /^@(ll|nh|th|ih),/.test(w)) throw unsupported('raw payload expressions', file, i);
   }
@@ -1049,6 +1212,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
       case 'ip': case 'ip6': {
         const key = c.word();
         const famOf: Family = w === 'ip' ? 4 : 6;
+        b.implied = famOf;
         if (!inet && FAMILIES[tableFamily][0] !== famOf) throw new NftError(`conflicting protocols specified: ${tableFamily} vs. ${w}`, c.where(item));
         c.next();
         if (key === 'saddr' || key === 'daddr') { addrMatch(b, key === 'saddr' ? 'src' : 'dst', famOf, fam, c, relOp(c), text, key); break; }
@@ -1087,6 +1251,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
           const want = wordOf(values[0]) === 'ipv4' ? 4 : wordOf(values[0]) === 'ipv6' ? 6 : undefined;
           if (want === undefined) throw new NftError(`Could not parse nfproto`, c.where(values[0]));
           text.proto(`meta nfproto ${opText(op)}ipv${want}`, `nf:${want}`, inet && op === '==');
+          if (op === '==') b.nfproto = want;
           if ((want === fam) === (op === '!=')) b.never = true;
         } else if (key === 'iifname' || key === 'oifname') ifaceMatch(b, key === 'iifname' ? 'in' : 'out', c, op, text);
         else if (key === 'mark') {
@@ -1234,6 +1399,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
         b.matches.push({ kind: 'comment', text: s.text });
         break;
       }
+      case 'reject': rejectStatement(b, c, fam, tableFamily, text, item); break;
       case 'accept': b.verdict = { kind: 'accept' }; text.add(w); break;
       case 'drop': b.verdict = { kind: 'drop' }; text.add(w); break;
       case 'return': b.verdict = { kind: 'return' }; text.add(w); break;

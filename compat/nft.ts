@@ -8,9 +8,9 @@
  * unless all of it loads. `-c` checks the same way (kernel verifier
  * included) and changes nothing. `list ruleset|tables|table|chain` prints
  * the live ruleset as nft does (-s: counters without values, -y: numeric
- * priorities, -a: handles, numbered as the kernel numbers them). Options
- * bpftables does not honour yet (-j, -n, -S, -N, -e) are refused by name,
- * never ignored.
+ * priorities, -a: handles, numbered as the kernel numbers them, -p:
+ * protocols by number, -j: JSON). Options bpftables does not honour yet
+ * (-n, -S, -N, -e, JSON input) are refused by name, never ignored.
  *
  * `include` looks a relative name up beside the including file, then in
  * each -I directory (nft's default, /etc, last); a name that leads out of
@@ -25,6 +25,7 @@ import { kernel, loadCompiled } from './engine';
 import { liveNft, readNft, replaceNft } from './nft-engine';
 import { acquireXtablesLock } from '../native/lock';
 import { type ListedTable, setListing, tableText } from '../xlate/nft-print';
+import { JsonUnsupported, nftablesJson, tableJson } from '../xlate/nft-json';
 import { protoNumber } from '../xlate/names';
 import { systemNameDb } from './namedb';
 import { compileTable } from '../cgen/program';
@@ -33,6 +34,8 @@ import { baseChainTables, HOOK_CHAIN, loadNft, type NftLoader, NftError } from '
 import { validateTable } from '../xlate/validate';
 
 const COMMAND_LINE = 'command line';
+/** The nft whose listing forms bpftables follows (checked against it), as JSON's metainfo says. */
+const NFT_JSON_VERSION = '1.0.6';
 const NFT_VERSION = 'nftables v1.1.4 (bpftables)';
 const DEFAULT_INCLUDE_PATH = '/etc';
 
@@ -53,22 +56,23 @@ Options (ruleset listing):
   -y, --numeric-priority          Print chain priority numerically.
   -a, --handle                    Output rule handle.
   -p, --numeric-protocol          Print layer 4 protocols numerically.
+  -j, --json                      Format output in JSON
 
 bpftables: -c checks a ruleset completely (parse, translate, compile, kernel verifier).
-Not supported yet, refused when given: -j, -n, -N, -S, -e.
+Not supported yet, refused when given: -n, -N, -S, -e (and JSON input).
 `;
 
-interface Opts { file?: string; check: boolean; stateless: boolean; numericPriority: boolean; handles: boolean; numericProtocol: boolean; includeDirs: string[]; defines: string[]; commands: string[] }
+interface Opts { file?: string; check: boolean; stateless: boolean; numericPriority: boolean; handles: boolean; numericProtocol: boolean; json: boolean; includeDirs: string[]; defines: string[]; commands: string[] }
 
 /** nft's options that change what it prints or does, which bpftables does not honour yet. */
 const NOT_YET: Record<string, string> = {
-  '-j': 'JSON', '--json': 'JSON', '-n': 'numeric listing', '--numeric': 'numeric listing',
+  '-n': 'numeric listing', '--numeric': 'numeric listing',
   '-N': 'host name resolution', '--reversedns': 'host name resolution', '-S': 'service names', '--service': 'service names',
   '-e': 'echo', '--echo': 'echo',
 };
 
 function parseArgs(argv: string[], io: Io): Opts | number {
-  const o: Opts = { check: false, stateless: false, numericPriority: false, handles: false, numericProtocol: false, includeDirs: [], defines: [], commands: [] };
+  const o: Opts = { check: false, stateless: false, numericPriority: false, handles: false, numericProtocol: false, json: false, includeDirs: [], defines: [], commands: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -87,6 +91,7 @@ function parseArgs(argv: string[], io: Io): Opts | number {
     else if (a === '-y' || a === '--numeric-priority') o.numericPriority = true;
     else if ((a === '-a' || a === '--handle') && o.commands.length === 0) o.handles = true;
     else if ((a === '-p' || a === '--numeric-protocol') && o.commands.length === 0) o.numericProtocol = true;
+    else if ((a === '-j' || a === '--json') && o.commands.length === 0) o.json = true;
     else if (NOT_YET[a] && o.commands.length === 0) throw new NftError(`option '${a}' (${NOT_YET[a]}) is not supported by bpftables yet`, {}, true);
     // no named sets or time values are listed yet, so terse and numeric-time output is the default one
     else if (['-T', '--numeric-time', '-t', '--terse'].includes(a) && o.commands.length === 0) continue;
@@ -152,6 +157,7 @@ export function nftMain(argv: string[], io: Io): number {
   try { o = parseArgs(argv, io); } catch (e) { io.err(`Error: ${(e as Error).message}\n`); return 1; }
   if (typeof o === 'number') return o;
   if (o.file === undefined && o.commands[0] === 'list') return list(o, io);
+  if (o.json) { io.err('Error: JSON input (-j with commands or -f) is not supported by bpftables yet\n'); return 1; }
   const sources = new Map<string, string>();
   let file: string, text: string;
   if (o.file !== undefined) {
@@ -214,13 +220,21 @@ function list(o: Opts, io: Io): number {
   const opts = { ...o, protocolNumber: o.numericProtocol ? (name: string) => protoNumber(name, systemNameDb) : undefined };
   const print = (t: ListedTable, only?: string): string => tableText(t, live.counterOf, opts, only);
   const inFamily = live.tables.filter((t) => !family || t.family === family);
+  const json = (objects: () => unknown[]): number => {
+    try { io.out(`${nftablesJson(objects() as Parameters<typeof nftablesJson>[0], NFT_JSON_VERSION)}\n`); return 0; } catch (e) {
+      if (e instanceof JsonUnsupported) { io.err(`Error: JSON for "${e.message}" is not supported by bpftables yet\n`); return 1; }
+      throw e;
+    }
+  };
   switch (what) {
     case 'ruleset':
       if (rest.length) return syntax();
+      if (o.json) return json(() => inFamily.flatMap((t) => tableJson(t, live.counterOf, opts)));
       io.out(inFamily.map((t) => print(t)).join(''));
       return 0;
     case 'tables':
       if (rest.length) return syntax();
+      if (o.json) return json(() => inFamily.map((t) => ({ table: { family: t.family, name: t.name, handle: t.handle } })));
       io.out(inFamily.map((t) => `table ${t.family} ${t.name}\n`).join(''));
       return 0;
     case 'set': {
@@ -230,6 +244,7 @@ function list(o: Opts, io: Io): number {
       if (!t) return notFound(tname);
       const set = t.sets?.find((x) => x.name === sname);
       if (!set) return notFound(sname);
+      if (o.json) return json(() => tableJson({ ...t, chains: [], sets: [set] }, live.counterOf, opts).slice(1));
       io.out(setListing(t, set, opts));
       return 0;
     }
@@ -238,10 +253,16 @@ function list(o: Opts, io: Io): number {
       if (!tname) return syntax();
       const t = live.tables.find((x) => x.family === (family ?? 'ip') && x.name === tname);
       if (!t) return notFound(tname);
-      if (what === 'table') { if (rest.length > 1) return syntax(); io.out(print(t)); return 0; }
+      if (what === 'table') {
+        if (rest.length > 1) return syntax();
+        if (o.json) return json(() => tableJson(t, live.counterOf, opts));
+        io.out(print(t));
+        return 0;
+      }
       const cname = rest[1];
       if (!cname || rest.length > 2) return syntax();
       if (!t.chains.some((c) => c.name === cname)) return notFound(cname);
+      if (o.json) return json(() => tableJson(t, live.counterOf, opts, cname).slice(1));
       io.out(print(t, cname));
       return 0;
     }

@@ -14,7 +14,7 @@ import { systemNameDb } from '../compat/namedb';
 import { loadNft, type NftRuleset } from '../xlate/nft';
 import { listRuleset } from '../xlate/nft-print';
 import { compareDump } from '../conformance/nftpy';
-import { REPO, requireKernel, sharedDir } from './helpers/env';
+import { BIN, prepareState, REPO, requireKernel, sharedDir } from './helpers/env';
 import { throwawayNamespace } from './helpers/live';
 
 const listFile = (file: string): string => listRuleset(loadNft(fs.readFileSync(file, 'utf8'), file, { db: systemNameDb }));
@@ -32,6 +32,28 @@ t.test("bpftables lists files as the kernel's nft does", async (t) => {
 });
 
 const dumps = sharedDir('nftables/shell-dumps');
+t.test("-j lists the same JSON as the kernel's nft", async (t) => {
+  if (!requireKernel(t, ['nft'])) return;
+  prepareState();
+  // one namespace each: the handles the kernel gives count every table of its namespace
+  const realNs = throwawayNamespace(t, 'J'), ourNs = throwawayNamespace(t, 'K');
+  for (const name of ['listing-input.nft', 'listing-sets.nft', 'router.nft']) {
+    const file = path.join(REPO, 'fixtures', name);
+    t.equal(nsExec(realNs, 'nft', ['-f', file]).status, 0, `the kernel's nft loads ${name}`);
+    t.equal(nsExec(ourNs, path.join(BIN, 'nft'), ['-f', file]).status, 0, `bpftables loads ${name}`);
+    for (const list of [['-j', 'list', 'ruleset'], ['-j', 'list', 'table', 'inet', 'filter'], ['-j', 'list', 'tables'], ['-j', '-s', 'list', 'ruleset'], ['-a', 'list', 'ruleset']]) {
+      const real = nsExec(realNs, 'nft', list), ours = nsExec(ourNs, path.join(BIN, 'nft'), list);
+      t.equal(ours.status, real.status, `${name}: nft ${list.join(' ')}: exit ${real.status} ${ours.stderr}`);
+      if (real.status !== 0) continue;
+      if (list[0] === '-a') { t.equal(ours.stdout, real.stdout, `${name}: nft -a list ruleset: the same handles`); continue; }
+      const body = (text: string): unknown => (JSON.parse(text) as { nftables: unknown[] }).nftables.slice(1);
+      t.same(body(ours.stdout), body(real.stdout), `${name}: nft ${list.join(' ')}: the same objects (metainfo aside)`);
+    }
+    nsExec(realNs, 'nft', ['flush', 'ruleset']);
+    nsExec(ourNs, path.join(BIN, 'nft'), ['flush', 'ruleset']);
+  }
+});
+
 t.test("nft's shell-test dumps that bpftables accepts list back byte for byte", { skip: dumps ? false : 'conformance data (../shared) not present' }, async (t) => {
   const dir = dumps!;
   let accepted = 0, older = 0;

@@ -480,7 +480,10 @@ class Evaluator {
     if (ir[4]?.length) for (const x of ir[6] ?? []) x.counters = { packets: 0, bytes: 0 };
     const ci = items.findIndex((i) => wordOf(i) === 'counter');
     const counterStart = ci >= 0 && wordOf(items[ci + 1]) === 'packets' ? { packets: Number(wordOf(items[ci + 2])), bytes: Number(wordOf(items[ci + 4])) } : undefined;
-    return { where, text: text.done(), ir, handle: handle ?? ++t.hgen, items, sets: [...used], ...(counterStart ? { counterStart } : {}) };
+    const terms = text.done();
+    // each anonymous set or map of the rule takes a handle of the table's sequence before the rule does, as in the kernel
+    if (handle === undefined) t.hgen += terms.filter((x) => x.includes('{ ')).length;
+    return { where, text: terms, ir, handle: handle ?? ++t.hgen, items, sets: [...used], ...(counterStart ? { counterStart } : {}) };
   }
 }
 

@@ -1,0 +1,131 @@
+/**
+ * `nft -j list ...`: the ruleset as nft's JSON (libnftables-json), built
+ * from the same canonical rule terms the text listing prints (RuleText),
+ * so both listings say the same. Objects come in nft's order: per table,
+ * the table, its sets, its chains, then every chain's rules. Serialized as
+ * nft serializes it (", " and ": " separators, one line).
+ */
+import type { CounterValue, ListedRule, ListedTable, ListOptions } from './nft-print';
+import type { NftSet } from './nft-sets';
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+/** nft's JSON text for a value. */
+export function jsonText(v: Json): string {
+  if (v === null || typeof v !== 'object') return JSON.stringify(v);
+  if (Array.isArray(v)) return `[${v.map(jsonText).join(', ')}]`;
+  return `{${Object.entries(v).map(([k, x]) => `${JSON.stringify(k)}: ${jsonText(x)}`).join(', ')}}`;
+}
+
+export class JsonUnsupported extends Error {}
+
+const PAYLOAD = /^(ip (?:saddr|daddr|protocol|ttl|frag-off)|ip6 (?:saddr|daddr|hoplimit)|tcp (?:sport|dport|flags)|udp (?:sport|dport)|th (?:sport|dport)|icmp (?:type|code)|icmpv6 (?:type|code))$/;
+const META = /^(meta (?:l4proto|nfproto|mark|pkttype|length)|iifname|oifname)$/;
+
+/** The left side of a match: a payload field, a meta key or ct state. */
+function selector(sel: string): Json {
+  if (PAYLOAD.test(sel)) { const [protocol, field] = sel.split(' '); return { payload: { protocol: protocol!, field: field! } }; }
+  if (META.test(sel)) return { meta: { key: sel.startsWith('meta ') ? sel.slice(5) : sel } };
+  if (sel === 'ct state') return { ct: { key: 'state' } };
+  throw new JsonUnsupported(sel);
+}
+
+/** One value as nft's JSON has it: numbers as numbers, `a-b` as a range, `a/n` as a prefix, `"x"` as x. */
+function value(v: string): Json {
+  if (v.startsWith('@')) return v;
+  if (v.startsWith('"') && v.endsWith('"')) return v.slice(1, -1);
+  if (/^\d+$/.test(v)) return Number(v);
+  if (/^0x[0-9a-f]+$/i.test(v)) return Number(v);
+  const prefix = /^([0-9a-f:.]+)\/(\d+)$/i.exec(v);
+  if (prefix) return { prefix: { addr: prefix[1]!, len: Number(prefix[2]) } };
+  // a range of numbers or addresses (names such as echo-request have hyphens too)
+  const range = /^(\d[\d.]*|[0-9a-f]*:[0-9a-f:.]*)-(\d[\d.]*|[0-9a-f]*:[0-9a-f:.]*)$/i.exec(v);
+  if (range) return { range: [value(range[1]!), value(range[2]!)] };
+  return v;
+}
+
+const elements = (inner: string): string[] => inner.split(', ').map((x) => x.trim()).filter(Boolean);
+/** `{ a, b }` as a set, a comma list (a bit mask) as a list, else one value. */
+function rhs(v: string): Json {
+  if (v.startsWith('{ ') && v.endsWith(' }')) return { set: elements(v.slice(2, -2)).map(value) };
+  if (v.includes(',') && !v.startsWith('"')) return v.split(',').map(value);
+  return value(v);
+}
+
+const VERDICTS = new Set(['accept', 'drop', 'continue', 'return']);
+function verdict(v: string): Json {
+  if (VERDICTS.has(v)) return { [v]: null };
+  const m = /^(jump|goto) (\S+)$/.exec(v);
+  if (m) return { [m[1]!]: { target: m[2]! } };
+  throw new JsonUnsupported(v);
+}
+
+/** One canonical term as a JSON statement. */
+function term(t: string, counter: CounterValue | undefined, tableFamily: string): Json {
+  if (VERDICTS.has(t) || /^(jump|goto) \S+$/.test(t)) return verdict(t);
+  if (t === 'counter') return { counter: { packets: counter?.packets ?? 0, bytes: counter?.bytes ?? 0 } };
+  if (t === 'reject') return { reject: { type: tableFamily === 'inet' ? 'icmpx' : tableFamily === 'ip' ? 'icmp' : 'icmpv6', expr: 'port-unreachable' } };
+  if (t === 'reject with tcp reset') return { reject: { type: 'tcp reset' } };
+  const rej = /^reject with (icmp|icmpv6|icmpx) (\S+)$/.exec(t);
+  if (rej) return { reject: { type: rej[1]!, expr: rej[2]! } };
+  const vmap = /^(.+?) vmap \{ (.*) \}$/.exec(t);
+  if (vmap) {
+    return { vmap: { key: selector(vmap[1]!), data: { set: elements(vmap[2]!).map((e) => { const i = e.lastIndexOf(' : '); return [value(e.slice(0, i)), verdict(e.slice(i + 3))]; }) } } };
+  }
+  // tcp flags: `V / M`, `& M OP V` (the mask applied to the field), `== V`, one flag
+  const flagsMask = /^tcp flags (!= )?(\S+) \/ (\S+)$/.exec(t) ?? /^tcp flags & (\S+) (==|!=) (\S+)$/.exec(t);
+  if (flagsMask) {
+    const slash = t.includes(' / ');
+    const [op, v, m] = slash ? [flagsMask[1] ? '!=' : '==', flagsMask[2]!, flagsMask[3]!] : [flagsMask[2]!, flagsMask[3]!, flagsMask[1]!];
+    const list = (x: string): Json => (x.includes(',') ? x.split(',') : x);
+    return { match: { op, left: { '&': [selector('tcp flags'), list(m)] }, right: list(v) } };
+  }
+  const masked = /^(ip saddr|ip daddr|ip frag-off) & (\S+) (==|!=) (\S+)$/.exec(t);
+  if (masked) return { match: { op: masked[3]!, left: { '&': [selector(masked[1]!), value(masked[2]!)] }, right: value(masked[4]!) } };
+  const m = /^((?:ip6?|tcp|udp|th|icmp|icmpv6|meta|ct) \S+|iifname|oifname) (?:(!=|==|<=|>=|<|>|!) )?(.+)$/.exec(t);
+  if (!m) throw new JsonUnsupported(t);
+  const [, sel, op0, v] = m as unknown as [string, string, string | undefined, string];
+  // bit masks (ct state, one tcp flag) without an operator: "in" for values given as flags
+  let op = op0 ?? '==';
+  if (!op0 && (sel === 'ct state' || sel === 'tcp flags') && !v.startsWith('{')) op = 'in';
+  return { match: { op, left: selector(sel), right: rhs(v) } };
+}
+
+function setJson(t: ListedTable, s: NftSet): Json {
+  return {
+    set: {
+      family: t.family, name: s.name, table: t.name, type: s.type, handle: s.handle,
+      ...(s.flags.length ? { flags: s.flags } : {}),
+      ...(s.elements.length ? { elem: s.elements.map(value) } : {}),
+    },
+  };
+}
+
+/** The JSON objects of one table, in nft's order; `only`: just that chain (and its rules). */
+export function tableJson(t: ListedTable, counterOf: (r: ListedRule) => CounterValue | undefined, o: ListOptions = {}, only?: string): Json[] {
+  const out: Json[] = [{ table: { family: t.family, name: t.name, handle: t.handle } }];
+  if (only === undefined) for (const s of t.sets ?? []) out.push(setJson(t, s));
+  const chains = only === undefined ? t.chains : t.chains.filter((c) => c.name === only);
+  for (const c of chains) {
+    out.push({
+      chain: {
+        family: t.family, table: t.name, name: c.name, handle: c.handle,
+        ...(c.base ? { type: c.base.type, hook: c.base.hook, prio: c.base.priority, policy: c.base.policy } : {}),
+      },
+    });
+  }
+  for (const c of chains) {
+    for (const r of c.rules) {
+      const comment = r.text.find((x) => x.startsWith('comment "'));
+      const counter = o.stateless ? undefined : counterOf(r);
+      const expr = r.text.filter((x) => x !== comment).map((x) => (x === 'counter' && o.stateless ? { counter: null } : term(x, counter, t.family)));
+      out.push({ rule: { family: t.family, table: t.name, chain: c.name, handle: r.handle, ...(comment ? { comment: comment.slice(9, -1) } : {}), expr } });
+    }
+  }
+  return out;
+}
+
+/** `{"nftables": [metainfo, ...objects]}` as nft prints it. */
+export function nftablesJson(objects: Json[], version: string): string {
+  return jsonText({ nftables: [{ metainfo: { version, release_name: 'bpftables', json_schema_version: 1 } }, ...objects] });
+}

@@ -7,6 +7,7 @@ import { SysError } from '../native/libc';
 import { acquireXtablesLock, LockBusy } from '../native/lock';
 import { StateFsError } from '../native/statefs';
 import { log, setVerbose } from './log';
+import { paint } from './colour';
 
 export const VERSION = 'v1.8.11 (bpftables)';
 
@@ -47,10 +48,12 @@ export function requireRoot(prog: string): void {
 export function runMain(prog: string, main: (argv: string[], io: Io) => number | void, argv = process.argv.slice(2)): void {
   if (argv.includes('--verbose') || process.env.BPFTABLES_LOG === 'debug') setVerbose();
   let code = 0;
+  // what a command writes to stderr reports an error: red on a terminal (warnings come through log, in yellow)
+  const io: Io = { out: stdio.out, err: (s) => stdio.err(paint('error', s)) };
   try {
-    code = main(argv, stdio) ?? 0;
+    code = main(argv, io) ?? 0;
   } catch (e) {
-    code = reportError(prog, e, stdio);
+    code = reportError(prog, e, io);
   }
   process.exitCode = code;
 }

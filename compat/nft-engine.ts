@@ -26,7 +26,8 @@ import { kernel, loadCompiled, phases, releaseConntrack } from './engine';
 import { ensureLogd } from './logd';
 import { log } from './log';
 
-const HOOKNUM = { input: 1, forward: 2, output: 3 } as const;
+/** The kernel's hook numbers (NF_INET_*). */
+const HOOKNUM = { prerouting: 0, input: 1, forward: 2, output: 3, postrouting: 4 } as const;
 const SLOT = { INPUT: 0, FORWARD: 1, OUTPUT: 2 } as const;
 
 /** What a generation of the nft ruleset stores. */

@@ -37,6 +37,12 @@ const RULES = `table inet filter {
 		udp dport vmap { 7800 : accept, 7801 : drop, 7802-7803 : accept }
 		udp dport 7801 accept
 		ct state vmap { new : jump sub, invalid : drop }
+		ct direction original udp dport 7950 accept
+		ct direction reply udp dport 7951 accept
+		ct status != assured udp dport 7952 accept
+		ct status seen-reply,assured udp dport 7953 accept
+		ct mark 0 udp dport 7954 accept
+		ct mark 0x5 udp dport 7955 accept
 		udp dport 7820 reject
 		tcp dport 7821 reject with tcp reset
 		udp dport 7822 reject with icmpx admin-prohibited
@@ -57,6 +63,16 @@ const RULES = `table inet filter {
 		udp dport 11 ip saddr != 10.0.1.2 drop
 		icmp type { echo-request, timestamp-request } drop
 		icmpv6 type { echo-request, 140 } drop
+	}
+	chain pre {
+		type filter hook prerouting priority dstnat; policy accept;
+		udp dport 7900 drop
+		iifname "r1" udp dport 7903 drop
+	}
+	chain post {
+		type filter hook postrouting priority srcnat + 5; policy accept;
+		udp dport 7901 drop
+		oifname "r0" udp sport 7902 drop
 	}
 	chain output {
 		type filter hook output priority 0; policy accept;
@@ -101,6 +117,14 @@ const PROBES4: ProbeSpec[] = [
   { name: 'ct state vmap: a new packet jumps to sub (7400 accepted there)', where: 'input', packet: udp(7400), expect: true },
   { name: 'reject (udp)', where: 'input', packet: udp(7820), expect: false }, { name: 'reject with tcp reset', where: 'input', packet: syn(7821), expect: false },
   { name: 'reject with icmpx', where: 'input', packet: udp(7822), expect: false },
+  { name: 'ct direction original', where: 'input', packet: udp(7950), expect: true }, { name: 'ct direction reply', where: 'input', packet: udp(7951), expect: false },
+  { name: 'ct status != assured', where: 'input', packet: udp(7952), expect: true }, { name: 'ct status seen-reply,assured', where: 'input', packet: udp(7953), expect: false },
+  { name: 'ct mark 0', where: 'input', packet: udp(7954), expect: true }, { name: 'ct mark 0x5', where: 'input', packet: udp(7955), expect: false },
+  { name: 'prerouting drops udp 7900 to the router', where: 'input', packet: udp(7900), expect: false },
+  { name: 'prerouting drops udp 7900 on its way through', where: 'forward', packet: udpPacket(C, S, 5000, 7900), expect: false },
+  { name: 'prerouting: 7903 came in through r0, not r1', where: 'forward', packet: udpPacket(C, S, 5000, 7903), expect: true },
+  { name: 'postrouting drops forwarded udp 7901', where: 'forward', packet: udpPacket(C, S, 5000, 7901), expect: false },
+  { name: 'postrouting drops the router\'s udp from 7902 out of r0', where: 'output', packet: udpPacket(R, C, 7902, 2000), expect: false },
   { name: 'a source in the set\'s range', where: 'input', packet: udpPacket('10.0.1.110', R, 5000, 7600), expect: true },
   { name: 'a source outside the set', where: 'input', packet: udpPacket('10.0.1.50', R, 5000, 7600), expect: false },
   { name: 'tcp in the protocol set', where: 'input', packet: syn(7601), expect: true }, { name: 'udp in the protocol set', where: 'input', packet: udp(7601), expect: true },

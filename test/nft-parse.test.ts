@@ -91,7 +91,10 @@ t.test('what is not supported is refused with its place', async (t) => {
   };
   refused('table ip t {\n chain c {\n  tcp dport 22 log accept\n }\n}\n', /"log" is not supported by bpftables yet/, 3, 16);
   refused('table ip t {\n chain c { type nat hook prerouting priority dstnat; }\n}\n', /chain type nat is not supported by bpftables yet/, 2, 17);
-  refused('table ip t {\n chain c { type filter hook prerouting priority 0; }\n}\n', /hook prerouting is not supported by bpftables yet/, 2, 29);
+  refused('table ip t {\n chain c { type filter hook ingress priority 0; }\n}\n', /hook ingress is not supported by bpftables yet/, 2, 29);
+  refused('table ip t {\n chain c {\n  type filter hook prerouting priority 0\n  oifname "x" drop\n }\n}\n', /oifname in a prerouting chain \(c\) is not supported/, 4, 3);
+  refused('table ip t {\n chain c {\n  type filter hook postrouting priority 0\n  jump d\n }\n chain d {\n  iifname "x" drop\n }\n}\n', /iifname in a postrouting chain \(c\) is not supported/, 7, 3);
+  refused('table inet t {\n chain c {\n  type filter hook prerouting priority 0\n  tcp dport 1 reject\n }\n}\n', /reject in a prerouting chain \(c\) is not supported/, 4, 3);
   refused('table bridge t {\n}\n', /family bridge is not supported by bpftables yet/, 1, 7);
   refused('table ip t {\n set s { type ipv4_addr; timeout 1h; }\n}\n', /"timeout" in a set is not supported by bpftables yet/, 2, 26);
   refused('table ip t {\n set s { type ipv4_addr . inet_service; }\n}\n', /sets of concatenated types is not supported by bpftables yet/, 2, 25);

@@ -26,7 +26,7 @@ const META = /^(meta (?:l4proto|nfproto|mark|pkttype|length)|iifname|oifname)$/;
 function selector(sel: string): Json {
   if (PAYLOAD.test(sel)) { const [protocol, field] = sel.split(' '); return { payload: { protocol: protocol!, field: field! } }; }
   if (META.test(sel)) return { meta: { key: sel.startsWith('meta ') ? sel.slice(5) : sel } };
-  if (sel === 'ct state') return { ct: { key: 'state' } };
+  if (/^ct (state|status|direction|mark)$/.test(sel)) return { ct: { key: sel.slice(3) } };
   throw new JsonUnsupported(sel);
 }
 
@@ -48,6 +48,7 @@ const elements = (inner: string): string[] => inner.split(', ').map((x) => x.tri
 /** `{ a, b }` as a set, a comma list (a bit mask) as a list, else one value. */
 function rhs(v: string): Json {
   if (v.startsWith('{ ') && v.endsWith(' }')) return { set: elements(v.slice(2, -2)).map(value) };
+  if (v.includes(' | ')) return { '|': v.split(' | ').map(value) };
   if (v.includes(',') && !v.startsWith('"')) return v.split(',').map(value);
   return value(v);
 }
@@ -87,7 +88,7 @@ function term(t: string, counter: CounterValue | undefined, tableFamily: string)
   const [, sel, op0, v] = m as unknown as [string, string, string | undefined, string];
   // bit masks (ct state, one tcp flag) without an operator: "in" for values given as flags
   let op = op0 ?? '==';
-  if (!op0 && (sel === 'ct state' || sel === 'tcp flags') && !v.startsWith('{')) op = 'in';
+  if (!op0 && (sel === 'ct state' || sel === 'ct status' || sel === 'tcp flags') && !v.startsWith('{')) op = 'in';
   return { match: { op, left: selector(sel), right: rhs(v) } };
 }
 

@@ -24,9 +24,10 @@ export interface ListedRule { text: string[]; handle: number }
 /** The standard priority names of filter chains at input, forward and output (ip, ip6, inet). */
 const PRIORITY_NAMES: [string, number][] = [['raw', -300], ['mangle', -150], ['filter', 0], ['security', 50]];
 
-/** nft's text for a base chain priority: a name, a name ± up to 10, or the number. */
-export function priorityText(p: number): string {
-  for (const [name, v] of PRIORITY_NAMES) {
+/** nft's text for a base chain priority: a name, a name ± up to 10, or the number (dstnat and srcnat only at their hooks). */
+export function priorityText(p: number, hook?: string): string {
+  const names: [string, number][] = [...PRIORITY_NAMES, ...(hook === 'prerouting' ? [['dstnat', -100] as [string, number]] : hook === 'postrouting' ? [['srcnat', 100] as [string, number]] : [])];
+  for (const [name, v] of names) {
     if (p === v) return name;
     if (Math.abs(p - v) <= 10) return `${name} ${p > v ? '+' : '-'} ${Math.abs(p - v)}`;
   }
@@ -49,7 +50,7 @@ const handleNote = (h: number, o: ListOptions): string => (o.handles ? ` # handl
 function chainText(c: ListedChain, counterOf: (r: ListedRule) => CounterValue | undefined, o: ListOptions): string {
   let out = `\tchain ${c.name} {${handleNote(c.handle, o)}\n`;
   if (c.comment !== undefined) out += `\t\tcomment "${c.comment}"\n`;
-  if (c.base) out += `\t\ttype ${c.base.type} hook ${c.base.hook} priority ${o.numericPriority ? c.base.priority : priorityText(c.base.priority)}; policy ${c.base.policy};\n`;
+  if (c.base) out += `\t\ttype ${c.base.type} hook ${c.base.hook} priority ${o.numericPriority ? c.base.priority : priorityText(c.base.priority, c.base.hook)}; policy ${c.base.policy};\n`;
   for (const r of c.rules) out += `\t\t${ruleLine(r, counterOf(r), o)}\n`;
   return `${out}\t}\n`;
 }

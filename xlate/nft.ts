@@ -36,7 +36,7 @@ const unsupported = (what: string, file: string, x: { line: number; col: number 
   new NftError(`${what} is not supported by bpftables yet`, at(file, x), true);
 
 export type NftFamily = 'ip' | 'ip6' | 'inet';
-export type NftHook = 'input' | 'forward' | 'output';
+export type NftHook = 'prerouting' | 'input' | 'forward' | 'output' | 'postrouting';
 export interface NftBase { type: 'filter'; hook: NftHook; priority: number; policy: 'accept' | 'drop' }
 export interface NftRule {
   where: Where;
@@ -415,7 +415,7 @@ class Evaluator {
     if (type !== 'filter') throw unsupported(`chain type ${type ?? '?'}`, file, items[1] ?? items[0]!);
     if (wordOf(items[2]) !== 'hook') throw new NftError('syntax error, "hook" expected', at(file, items[2] ?? items[1]!));
     const hook = wordOf(items[3]);
-    if (hook !== 'input' && hook !== 'forward' && hook !== 'output') throw unsupported(`hook ${hook ?? '?'}`, file, items[3] ?? items[2]!);
+    if (hook !== 'input' && hook !== 'forward' && hook !== 'output' && hook !== 'prerouting' && hook !== 'postrouting') throw unsupported(`hook ${hook ?? '?'}`, file, items[3] ?? items[2]!);
     if (wordOf(items[4]) !== 'priority') throw new NftError('syntax error, "priority" expected', at(file, items[4] ?? items[3]!));
     const prio = items.slice(5).map((i) => (i.kind === 'word' ? i.text : '')).join('');
     const m = /^(-?\d+|[a-z]+)(?:([+-])(\d+))?$/.exec(prio);
@@ -1091,6 +1091,51 @@ function rejectStatement(b: Built, c: Cursor, fam: Family, tableFamily: NftFamil
   b.verdict = { kind: 'reject', with: rejectWith };
 }
 
+const CT_STATUS: Record<string, number> = { expected: 1, 'seen-reply': 2, assured: 4, confirmed: 8 };
+
+/**
+ * `ct status FLAGS` (any of them set; `!=`: none), `ct direction original|reply`, `ct mark VALUE`: as
+ * iptables' --ctstatus, --ctdir and -m connmark; a packet without a connection matches none of them, as
+ * in both.
+ */
+function ctField(b: Built, c: Cursor, key: 'status' | 'direction' | 'mark', text: RuleText, item: NftItem): void {
+  if (c.word() === '!') throw unsupported(`ct ${key} ! (none of the flags)`, c.file, c.peek()!);
+  const op = relOp(c);
+  if (op !== '==' && op !== '!=') throw unsupported(`ct ${key} comparison ${op}`, c.file, item);
+  const invert = op === '!=';
+  if (key === 'mark') {
+    const { values, set } = valueItems(c, 'packet mark');
+    const v = wordOf(values[0]);
+    if (set || !v || !/^(0x[0-9a-f]+|\d+)$/i.test(v)) throw unsupported('this ct mark expression', c.file, values[0] ?? item);
+    const value = Number(v) >>> 0;
+    text.add(`ct mark ${opText(op)}0x${value.toString(16).padStart(8, '0')}`);
+    b.matches.push({ kind: 'connmark', value, mask: 0xffffffff, invert });
+    return;
+  }
+  if (key === 'direction') {
+    const { values, set } = valueItems(c, 'conntrack direction');
+    const v = wordOf(values[0]);
+    if (set) throw unsupported('a set of ct directions', c.file, values[0] ?? item);
+    if (v !== 'original' && v !== 'reply') throw new NftError('Could not parse conntrack direction', c.where(values[0]));
+    text.add(`ct direction ${opText(op)}${v}`);
+    b.matches.push({ kind: 'conntrack', ctstate: [], invert: false, dir: v === 'original' ? (invert ? 'REPLY' : 'ORIGINAL') : (invert ? 'ORIGINAL' : 'REPLY') });
+    return;
+  }
+  const { values, braced } = valueItems(c, 'conntrack status', true);
+  if (braced) throw unsupported('a set of ct status flags', c.file, values[0] ?? item);
+  // flags joined with | (as nft lists a negated list)
+  while (c.word() === '|') { c.next(); const v = c.next(); if (!v) throw new NftError('syntax error, conntrack status expected', c.where()); values.push(v); }
+  let mask = 0;
+  for (const v of values) {
+    const bit = CT_STATUS[wordOf(v) ?? ''];
+    if (bit === undefined) throw (/^[a-z-]+$/.test(wordOf(v) ?? '') ? unsupported(`ct status ${wordOf(v)}`, c.file, v) : new NftError('Could not parse conntrack status', c.where(v)));
+    mask |= bit;
+  }
+  // nft 1.0 lists several flags with == as a comma list, with != as flag | flag
+  text.add(`ct status ${opText(op)}${Object.entries(CT_STATUS).filter(([, x]) => mask & x).map(([n]) => n).join(invert ? ' | ' : ',')}`);
+  b.matches.push({ kind: 'conntrack', ctstate: [], invert: false, status: { mask, invert } });
+}
+
 /** The verdicts a verdict map may give. */
 const VMAP_VERDICT = /^(accept|drop|continue|return|(?:jump|goto) \S+)$/;
 
@@ -1354,6 +1399,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
       }
       case 'ct': {
         const key = c.word();
+        if (key === 'status' || key === 'direction' || key === 'mark') { c.next(); ctField(b, c, key, text, item); break; }
         if (key !== 'state') throw unsupported(`ct ${key ?? ''}`.trim(), file, item);
         c.next();
         // `!` before a set of flags: none of them (as != for one state, and -m conntrack ! --ctstate)
@@ -1436,7 +1482,39 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
 // ---- base chains as IR tables ----
 
 /** The built-in chain a base chain of each hook becomes. */
-export const HOOK_CHAIN: Record<NftHook, BuiltinChain> = { input: 'INPUT', forward: 'FORWARD', output: 'OUTPUT' };
+/**
+ * The built-in chain whose program a base chain of each hook becomes: prerouting and postrouting compile
+ * as FORWARD does (both interfaces are read, an absent one is empty); what cannot mean the same there is
+ * refused (prerouteInvalid).
+ */
+export const HOOK_CHAIN: Record<NftHook, BuiltinChain> = { prerouting: 'FORWARD', input: 'INPUT', forward: 'FORWARD', output: 'OUTPUT', postrouting: 'FORWARD' };
+
+/**
+ * What a prerouting or postrouting chain (or a chain it reaches) may not hold yet: the interface the hook
+ * has none of (nft's never matches, not even with !=), and reject, whose answer bpftables sends as for the
+ * input, forward and output hooks.
+ */
+function routingHookRefusal(hook: NftHook, t: NftTable, start: NftChain): void {
+  const seen = new Set<NftChain>();
+  const walk = (c: NftChain): void => {
+    if (seen.has(c)) return;
+    seen.add(c);
+    for (const r of c.rules) {
+      for (const ir of Object.values(r.ir).flat()) {
+        if (!ir) continue;
+        if (hook === 'prerouting' && ir.ip.out) throw unsupported(`oifname in a prerouting chain (${start.name})`, r.where.file!, { line: r.where.line!, col: r.where.col! });
+        if (hook === 'postrouting' && ir.ip.in) throw unsupported(`iifname in a postrouting chain (${start.name})`, r.where.file!, { line: r.where.line!, col: r.where.col! });
+        if (ir.verdict.kind === 'reject') throw unsupported(`reject in a ${hook} chain (${start.name})`, r.where.file!, { line: r.where.line!, col: r.where.col! });
+        if (ir.verdict.kind === 'jump' || ir.verdict.kind === 'goto') {
+          const target = ir.verdict.chain;
+          const next = t.chains.find((x) => x.name === target);
+          if (next) walk(next);
+        }
+      }
+    }
+  };
+  walk(start);
+}
 
 /** One base chain of one family, as the code generator takes it. */
 export interface BaseChainTable {
@@ -1482,6 +1560,7 @@ export function baseChainTables(rs: NftRuleset): BaseChainTable[] {
           return rule;
         }));
         const hook = HOOK_CHAIN[c.base.hook];
+        if (c.base.hook === 'prerouting' || c.base.hook === 'postrouting') routingHookRefusal(c.base.hook, t, c);
         const builtins: Chain[] = (['INPUT', 'FORWARD', 'OUTPUT'] as const).map((name) => ({
           name, policy: name === hook ? (c.base!.policy === 'drop' ? 'DROP' : 'ACCEPT') : 'ACCEPT', counters: { packets: 0, bytes: 0 }, rules: name === hook ? rulesOf(c) : [],
         }));

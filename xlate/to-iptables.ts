@@ -42,6 +42,10 @@ export function nftToIptables(rs: NftRuleset, family: Family, db: NameDb): { tab
     const placed: [NftChain, Chain][] = [];
     for (const c of t.chains) {
       if (c.base) {
+        if (c.base.hook === 'prerouting' || c.base.hook === 'postrouting') {
+          lose(c.where, `base chain ${c.name} hooks at ${c.base.hook}: iptables' filter table has no such chain (${c.rules.length} rules)`);
+          continue;
+        }
         const builtin = HOOK_CHAIN[c.base.hook];
         const first = taken.get(builtin);
         if (first) {

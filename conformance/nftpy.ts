@@ -35,7 +35,8 @@ const bitsOf = (list: string): number => list.split(/[,|]/).map((f) => f.trim())
  * the nft each prints them with): a tcp flags mask of several flags is
  * `VALUE / MASK` in 1.0 and `& (MASK) == VALUE` in 1.1; an ICMPv6 code is
  * named by the destination-unreachable names in 1.0 whatever the type, by
- * number after other types in 1.1.
+ * number after other types in 1.1; a limit's default burst (5 packets) is
+ * left out in 1.0 and said in 1.1.
  */
 export function olderNftForm(listed: string, want: string): boolean {
   const m11 = /^(.*)tcp flags & \(([a-z| ]+)\) (==|!=) ([a-z| ]+)(.*)$/.exec(want);
@@ -47,7 +48,9 @@ export function olderNftForm(listed: string, want: string): boolean {
   if (c11 && c10 && c11[1] === c10[1] && c11[3] === c10[3]) return true;
   // a set left with one range after merging: braced in 1.1, the plain range in 1.0
   const one = /^(.*)\{ (\S+-\S+) \}(.*)$/.exec(want);
-  return !!one && listed === `${one[1]}${one[2]}${one[3]}`;
+  if (one && listed === `${one[1]}${one[2]}${one[3]}`) return true;
+  // a limit's default burst: said in 1.1, left out in 1.0
+  return want.includes(' burst 5 packets') && listed === want.replace(' burst 5 packets', '');
 }
 
 /**

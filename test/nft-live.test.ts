@@ -212,6 +212,31 @@ t.test("named sets: packets, element commands and listings as in the kernel's nf
   t.equal(realNft(pair, ['add', 'element', 'inet', 'filter', 'ranges', '{ 7005-7006 }']).status, 1, 'as by the kernel\'s nft');
 });
 
+t.test("limit: the same packets pass the bucket as in the kernel's nft", async (t) => {
+  if (!requireKernel(t, ['nft'])) return;
+  prepareState();
+  const pair = new DiffPair(4);
+  t.teardown(() => pair.destroy());
+  const rules = 'table ip t {\n\tchain input {\n\t\ttype filter hook input priority 0; policy drop;\n\t\tudp dport 7960 limit rate 1/minute burst 3 packets accept\n\t\tudp dport 7961 limit rate 1/minute accept\n\t\tudp dport 7962 limit rate 2/hour counter accept\n\t}\n}\n';
+  t.equal(realNft(pair, ['-f', '-'], rules).status, 0);
+  const r = ourNft(pair, ['-f', '-'], rules);
+  t.equal(r.status, 0, `bpftables loads it ${r.stderr}`);
+  sameListing(t, pair, 'with limits');
+  const probes: ProbeSpec[] = [];
+  for (const port of [7960, 7961, 7962]) for (let i = 0; i < 10; i++) probes.push({ name: `udp ${port} #${i + 1}`, where: 'input', packet: udpPacket(C, R, 5000 + i, port) });
+  const out = pair.probe(probes);
+  checkOutcomes(t, out, 'nft');
+  for (const port of [7960, 7961, 7962]) {
+    const real = out.filter((o) => o.name.startsWith(`udp ${port}`) && o.legacy).length;
+    t.ok(real > 0 && real < 10, `udp ${port}: the kernel's nft passed ${real} of 10, bpftables ${out.filter((o) => o.name.startsWith(`udp ${port}`) && o.ours).length}`);
+  }
+  sameListing(t, pair, 'after the packets (counter)');
+  const inet = ourNft(pair, ['-f', '-'], 'table inet u {\n\tchain input {\n\t\ttype filter hook input priority 5;\n\t\tlimit rate 1/second accept\n\t}\n}\n');
+  t.match(inet, { status: 1, stderr: /a limit in an inet rule that both families reach.*is not supported/ }, 'one limit for both families of an inet table is refused (each program would keep its own bucket)');
+  const set = ourNft(pair, ['add', 'rule', 'ip', 't', 'input', 'ip', 'saddr', '{ 1.1.1.1, 2.2.2.2 }', 'limit', 'rate', '1/second', 'accept']);
+  t.match(set, { status: 1, stderr: /a limit in a rule with a set/ }, 'so is a limit beside a set');
+});
+
 t.test('a file that fails anywhere changes nothing, and flush ruleset leaves no kernel object', async (t) => {
   if (!requireKernel(t, ['nft'])) return;
   prepareState();

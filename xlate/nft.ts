@@ -669,6 +669,8 @@ interface Built {
   choices: ((b: Built) => void)[][];
   /** the family `meta nfproto ==` asks for, and the family other matches (ip ..., icmpv6 ...) imply */
   nfproto?: Family; implied?: Family;
+  /** it holds a match with state of its own (limit): it must stay one rule */
+  stateful?: boolean;
 }
 
 /** The most IR rules one nft rule may become (the product of its sets' sizes). */
@@ -1091,6 +1093,44 @@ function rejectStatement(b: Built, c: Cursor, fam: Family, tableFamily: NftFamil
   b.verdict = { kind: 'reject', with: rejectWith };
 }
 
+const LIMIT_UNITS: Record<string, number> = { second: 1, minute: 60, hour: 3600, day: 86400, week: 604800 };
+
+/**
+ * `limit rate N/UNIT [burst M packets]`: iptables' limit match, a token bucket of M packets (5 when not
+ * given, as in nft; test/nft-live counts the packets each lets through against the kernel's nft), filled
+ * at N per UNIT (iptables' average, UNIT / N in 1/10000 s). `over`, byte rates and week units are refused.
+ */
+function limitStatement(b: Built, c: Cursor, text: RuleText, item: NftItem): void {
+  if (c.word() === 'name') throw unsupported('named limit objects', c.file, c.peek()!);
+  if (c.word() !== 'rate') throw new NftError('syntax error, "rate" expected', c.where());
+  c.next();
+  if (c.word() === 'over') throw unsupported('limit rate over', c.file, c.peek()!);
+  const rateItem = c.next();
+  const m = /^(\d+)\/(second|minute|hour|day|week)$/.exec(wordOf(rateItem) ?? '');
+  if (!m) {
+    if (/bytes/.test(wordOf(c.peek()) ?? '') || /bytes/.test(wordOf(rateItem) ?? '')) throw unsupported('limit rate in bytes', c.file, rateItem ?? item);
+    throw new NftError('syntax error, a rate N/second|minute|hour|day expected', c.where(rateItem));
+  }
+  if (m[2] === 'week') throw unsupported('limit rate per week', c.file, rateItem!);
+  const rate = Number(m[1]);
+  if (rate === 0) throw new NftError('invalid limit rate', c.where(rateItem));
+  let burst = 5;
+  if (c.word() === 'burst') {
+    c.next();
+    const n = c.next();
+    if (!/^\d+$/.test(wordOf(n) ?? '')) throw new NftError('syntax error, a burst expected', c.where(n));
+    burst = Number(wordOf(n));
+    if (c.word() === 'packets') c.next();
+    else if (c.word() === 'bytes') throw unsupported('limit burst in bytes', c.file, c.peek()!);
+  }
+  const avg = Math.floor((10000 * LIMIT_UNITS[m[2]!]!) / rate);
+  if (avg === 0) throw unsupported(`a limit faster than 10000/second`, c.file, rateItem!);
+  if (burst === 0 || burst > 10000) throw unsupported(`a limit burst of ${burst} packets (bpftables takes 1 to 10000)`, c.file, rateItem!);
+  text.add(`limit rate ${rate}/${m[2]}${burst !== 5 ? ` burst ${burst} packets` : ''}`);
+  b.matches.push({ kind: 'limit', avg, burst });
+  b.stateful = true;
+}
+
 const CT_STATUS: Record<string, number> = { expected: 1, 'seen-reply': 2, assured: 4, confirmed: 8 };
 
 /**
@@ -1149,6 +1189,8 @@ function verdictMap(items: NftItem[], at_: number, fam: Family, tableFamily: Nft
   if (block?.kind !== 'block') throw (block && wordOf(block)?.startsWith('@') ? unsupported('named verdict maps', file, block) : new NftError('syntax error, "{" expected after vmap', at(file, block ?? items[at_]!)));
   if (items.length > at_ + 2) throw unsupported('statements after a verdict map', file, items[at_ + 2]!);
   if (at_ === 0) throw new NftError('syntax error, a selector before vmap expected', at(file, items[0]!));
+  const lim = items.slice(0, at_).find((i) => wordOf(i) === 'limit');
+  if (lim) throw unsupported('a limit in a rule with a verdict map (each element would get its own bucket)', file, lim);
   // the elements, split at commas: KEY : VERDICT (written `22 : accept` or `22:accept`)
   const groups: NftItem[][] = [[]];
   for (const i of block.body.flatMap((b) => [...b.items, { kind: 'comma' as const, line: 0, col: 0 }])) {
@@ -1449,6 +1491,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
         break;
       }
       case 'reject': rejectStatement(b, c, fam, tableFamily, text, item); break;
+      case 'limit': limitStatement(b, c, text, item); break;
       case 'accept': b.verdict = { kind: 'accept' }; text.add(w); break;
       case 'drop': b.verdict = { kind: 'drop' }; text.add(w); break;
       case 'return': b.verdict = { kind: 'return' }; text.add(w); break;
@@ -1465,6 +1508,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
     }
   }
   if (b.never) return [];
+  if (b.stateful && b.choices.length) throw unsupported('a limit in a rule with a set (each element would get its own bucket)', file, items[0]!);
   let variants = [b];
   for (const choice of b.choices) {
     if (variants.length * choice.length > MAX_EXPANSION) throw unsupported(`a rule whose sets make more than ${MAX_EXPANSION} combinations`, file, items[0]!);
@@ -1548,15 +1592,24 @@ export function baseChainTables(rs: NftRuleset): BaseChainTable[] {
     }
     // a regular chain is in every base chain's program: its counters start in the first one only (the listing sums them)
     const started = new Set<Rule>();
+    // a limit keeps its bucket in the program it is compiled into: one nft rule may be in one program only
+    const limited = new Map<NftRule, number>();
+    const oneBucket = (r: NftRule, ir: Rule): void => {
+      if (!ir.matches.some((m) => m.kind === 'limit')) return;
+      const n = (limited.get(r) ?? 0) + 1;
+      limited.set(r, n);
+      if (n > 1) throw unsupported(t.family === 'inet' ? 'a limit in an inet rule that both families reach, or in a chain several base chains reach (each program would keep its own bucket)' : 'a limit in a chain several base chains reach (each would keep its own bucket)', r.where.file!, { line: r.where.line!, col: r.where.col! });
+    };
     for (const family of FAMILIES[t.family]) {
       for (const c of t.chains) {
         if (!c.base) continue;
         const origin = new Map<Rule, NftRule>();
-        const rulesOf = (ch: NftChain): Rule[] => ch.rules.flatMap((r) => (r.ir[family] ?? []).map((ir) => {
+        const rulesOf = (ch: NftChain, reached = true): Rule[] => ch.rules.flatMap((r) => (r.ir[family] ?? []).map((ir) => {
           const counters = started.has(ir) ? { packets: 0, bytes: 0 } : ir.counters;
           started.add(ir);
           const rule: Rule = { ...ir, counters, src: { file: r.where.file!, line: r.where.line! } };
           origin.set(rule, r);
+          if (reached) oneBucket(r, ir);
           return rule;
         }));
         const hook = HOOK_CHAIN[c.base.hook];
@@ -1564,7 +1617,18 @@ export function baseChainTables(rs: NftRuleset): BaseChainTable[] {
         const builtins: Chain[] = (['INPUT', 'FORWARD', 'OUTPUT'] as const).map((name) => ({
           name, policy: name === hook ? (c.base!.policy === 'drop' ? 'DROP' : 'ACCEPT') : 'ACCEPT', counters: { packets: 0, bytes: 0 }, rules: name === hook ? rulesOf(c) : [],
         }));
-        const regular: Chain[] = t.chains.filter((x) => !x.base).map((x) => ({ name: x.name, counters: { packets: 0, bytes: 0 }, rules: rulesOf(x) }));
+        // the chains this base chain reaches (a limit counts only where its chain can run)
+        const reach = new Set<NftChain>();
+        const walk = (ch: NftChain): void => {
+          if (reach.has(ch)) return;
+          reach.add(ch);
+          for (const r of ch.rules) for (const x of r.ir[family] ?? []) {
+            const v = x.verdict;
+            if (v.kind === 'jump' || v.kind === 'goto') { const n = t.chains.find((y) => y.name === v.chain); if (n) walk(n); }
+          }
+        };
+        walk(c);
+        const regular: Chain[] = t.chains.filter((x) => !x.base).map((x) => ({ name: x.name, counters: { packets: 0, bytes: 0 }, rules: rulesOf(x, reach.has(x)) }));
         out.push({ table: t, chain: c, family, ir: { name: 'filter', family, chains: [...builtins, ...regular] }, origin });
       }
     }

@@ -27,6 +27,8 @@ const RULES = `table inet filter {
 		udp dport 53 accept
 		meta l4proto icmp accept
 		meta l4proto ipv6-icmp accept
+		udp dport 7050 log prefix "seen " counter accept
+		udp dport 7051 counter log level info drop
 		jump extra
 	}
 	chain extra {
@@ -68,6 +70,8 @@ const PROBES: Record<4 | 6, ProbeSpec[]> = {
     { name: 'ssh from a dropped source', where: 'input', packet: syn(22, '192.0.2.7'), expect: false },
     { name: 'udp 7005 (accepted in the jumped-to chain)', where: 'input', packet: udpPacket(C, R, 5000, 7005), expect: true },
     { name: 'udp 8000 (the policy)', where: 'input', packet: udpPacket(C, R, 5000, 8000), expect: false },
+    { name: 'udp 7050 (logged, then accepted)', where: 'input', packet: udpPacket(C, R, 5000, 7050), expect: true },
+    { name: 'udp 7051 (counted, logged, dropped)', where: 'input', packet: udpPacket(C, R, 5000, 7051), expect: false },
     { name: 'fwd: udp 9 dropped at mangle + 5', where: 'forward', packet: udpPacket(C, S, 5000, 9), expect: false },
     { name: 'fwd: udp 10', where: 'forward', packet: udpPacket(C, S, 5000, 10), expect: true },
   ],

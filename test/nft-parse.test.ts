@@ -89,7 +89,9 @@ t.test('what is not supported is refused with its place', async (t) => {
   const refused = (text: string, msg: RegExp, line: number, col: number): void => {
     t.throws(() => baseChainTables(load(text)), { message: msg, where: { file: 'f.nft', line, col } }, `${text.split('\n').find((l) => msg.test(l) || l.trim()) ?? ''} → ${msg}`);
   };
-  refused('table ip t {\n chain c {\n  tcp dport 22 log accept\n }\n}\n', /"log" is not supported by bpftables yet/, 3, 16);
+  refused('table ip t {\n chain c {\n  tcp dport 22 queue\n }\n}\n', /"queue" is not supported by bpftables yet/, 3, 16);
+  refused('table ip t {\n chain c {\n  log prefix "x" tcp dport 22 drop\n }\n}\n', /a match after a log statement \("tcp"\) is not supported/, 3, 18);
+  refused('table ip t {\n chain c {\n  log group 2\n }\n}\n', /log group \(nflog\) is not supported/, 3, 7);
   refused('table ip t {\n chain c { type nat hook prerouting priority dstnat; }\n}\n', /chain type nat is not supported by bpftables yet/, 2, 17);
   refused('table ip t {\n chain c { type filter hook ingress priority 0; }\n}\n', /hook ingress is not supported by bpftables yet/, 2, 29);
   refused('table ip t {\n chain c {\n  type filter hook prerouting priority 0\n  oifname "x" drop\n }\n}\n', /oifname in a prerouting chain \(c\) is not supported/, 4, 3);

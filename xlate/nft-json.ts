@@ -65,6 +65,13 @@ function verdict(v: string): Json {
 function term(t: string, counter: CounterValue | undefined, tableFamily: string): Json {
   if (VERDICTS.has(t) || /^(jump|goto) \S+$/.test(t)) return verdict(t);
   if (t === 'counter') return { counter: { packets: counter?.packets ?? 0, bytes: counter?.bytes ?? 0 } };
+  const log = /^log(?: prefix "([^"]*)")?(?: level (\S+))?(?: flags (.+))?$/.exec(t);
+  if (log) {
+    if (!log[1] && !log[2] && !log[3]) return { log: null };
+    const f = log[3];
+    const flags: Json | undefined = f === undefined ? undefined : f.startsWith('tcp ') ? f.slice(4).split(',').map((x) => `tcp ${x}`) : f;
+    return { log: { ...(log[1] !== undefined ? { prefix: log[1] } : {}), ...(log[2] ? { level: log[2] } : {}), ...(flags !== undefined ? { flags: Array.isArray(flags) && flags.length === 1 ? flags[0]! : flags } : {}) } };
+  }
   if (t === 'reject') return { reject: { type: tableFamily === 'inet' ? 'icmpx' : tableFamily === 'ip' ? 'icmp' : 'icmpv6', expr: 'port-unreachable' } };
   if (t === 'reject with tcp reset') return { reject: { type: 'tcp reset' } };
   const rej = /^reject with (icmp|icmpv6|icmpx) (\S+)$/.exec(t);

@@ -671,6 +671,8 @@ interface Built {
   nfproto?: Family; implied?: Family;
   /** it holds a match with state of its own (limit): it must stay one rule */
   stateful?: boolean;
+  /** a log statement: the rule becomes a LOG rule and, when it has a verdict, the verdict's rule after it */
+  log?: Extract<Verdict, { kind: 'log' }>;
 }
 
 /** The most IR rules one nft rule may become (the product of its sets' sizes). */
@@ -1297,7 +1299,9 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
     const w = item.text;
     c.next();
     // a counter counts the packets that reach it; bpftables counts a rule's packets once all its matches hold
-    if (b.counters && !['counter', 'comment', 'accept', 'drop', 'return', 'continue', 'jump', 'goto'].includes(w)) throw unsupported(`a match after a counter ("${w}")`, file, item);
+    if (b.counters && !['counter', 'comment', 'log', 'accept', 'drop', 'return', 'continue', 'jump', 'goto', 'reject'].includes(w)) throw unsupported(`a match after a counter ("${w}")`, file, item);
+    // a log statement logs what reaches it: a match after it would narrow the verdict only
+    if (b.log && !['counter', 'comment', 'accept', 'drop', 'return', 'continue', 'jump', 'goto', 'reject'].includes(w)) throw unsupported(`a match after a log statement ("${w}")`, file, item);
     switch (w) {
       case 'ip': case 'ip6': {
         const key = c.word();
@@ -1492,6 +1496,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
       }
       case 'reject': rejectStatement(b, c, fam, tableFamily, text, item); break;
       case 'limit': limitStatement(b, c, text, item); break;
+      case 'log': logStatement(b, c, text, item); break;
       case 'accept': b.verdict = { kind: 'accept' }; text.add(w); break;
       case 'drop': b.verdict = { kind: 'drop' }; text.add(w); break;
       case 'return': b.verdict = { kind: 'return' }; text.add(w); break;
@@ -1509,18 +1514,71 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
   }
   if (b.never) return [];
   if (b.stateful && b.choices.length) throw unsupported('a limit in a rule with a set (each element would get its own bucket)', file, items[0]!);
+  if (b.stateful && b.log && b.verdict) throw unsupported('a limit in a rule that logs and decides (the two rules it becomes would keep two buckets)', file, items[0]!);
   let variants = [b];
   for (const choice of b.choices) {
     if (variants.length * choice.length > MAX_EXPANSION) throw unsupported(`a rule whose sets make more than ${MAX_EXPANSION} combinations`, file, items[0]!);
     variants = variants.flatMap((v) => choice.map((apply) => { const x = cloneBuilt(v); apply(x); return x; })).filter((x) => !x.never);
   }
-  return variants.map((v, i) => {
+  return variants.flatMap((v, i) => {
     // meta l4proto differs from -p only where extension headers are walked: in IPv4 it is -p
     if (fam === 4 && v.ip.proto?.nft) v.ip.proto = { num: v.ip.proto.num, invert: v.ip.proto.invert };
     // a counter's starting values go to one of the rules it becomes
     const counters = i === 0 && b.counters ? b.counters : { packets: 0, bytes: 0 };
-    return { ip: v.ip, matches: v.matches, verdict: b.verdict ?? { kind: 'none' }, counters };
+    if (!b.log) return [{ ip: v.ip, matches: v.matches, verdict: b.verdict ?? { kind: 'none' }, counters }];
+    if (!b.verdict) return [{ ip: v.ip, matches: v.matches, verdict: b.log, counters }];
+    // log, then decide: two rules over the same matches; the first is not counted (LOG_HALVES)
+    const logged: Rule = { ip: structuredClone(v.ip), matches: structuredClone(v.matches), verdict: b.log, counters: { packets: 0, bytes: 0 } };
+    LOG_HALVES.add(logged);
+    return [logged, { ip: v.ip, matches: v.matches, verdict: b.verdict, counters }];
   });
+}
+
+/** The LOG rules made in front of a rule that logs and decides: the nft rule's counter is the other one's. */
+export const LOG_HALVES = new WeakSet<Rule>();
+
+const LOG_LEVELS: Record<string, number> = { emerg: 0, alert: 1, crit: 2, err: 3, warn: 4, notice: 5, info: 6, debug: 7 };
+
+/** `log [prefix "P"] [level L] [flags F]`: iptables' LOG, written by bpftables logd as the kernel writes it. */
+function logStatement(b: Built, c: Cursor, text: RuleText, item: NftItem): void {
+  if (b.log) throw unsupported('two log statements in a rule', c.file, item);
+  let prefix = '', level = 4, flags = 0, flagText = '';
+  for (;;) {
+    const w = c.word();
+    if (w === 'prefix') {
+      c.next();
+      const p = c.next();
+      if (p?.kind !== 'string' && p?.kind !== 'word') throw new NftError('syntax error, a quoted prefix expected', c.where(p));
+      if (p.text.length > 127) throw new NftError('log prefix is too long (127 characters at most)', c.where(p));
+      prefix = p.text;
+    } else if (w === 'level') {
+      c.next();
+      const l = c.next();
+      const n = LOG_LEVELS[wordOf(l) ?? ''];
+      if (n === undefined) throw (wordOf(l) === 'audit' ? unsupported('log level audit', c.file, l!) : new NftError('syntax error, a log level expected', c.where(l)));
+      level = n;
+    } else if (w === 'flags') {
+      if (flagText) throw unsupported('several log flags statements', c.file, c.peek()!);
+      c.next();
+      const f = c.word();
+      c.next();
+      if (f === 'all') { flags = 0x2f; flagText = 'all'; }
+      else if (f === 'skuid') { flags = 0x08; flagText = 'skuid'; }
+      else if (f === 'ether') { flags = 0x20; flagText = 'ether'; }
+      else if (f === 'ip' && c.word() === 'options') { c.next(); flags = 0x04; flagText = 'ip options'; }
+      else if (f === 'tcp') {
+        const which = [c.word() ?? ''];
+        c.next();
+        while (c.peek()?.kind === 'comma') { c.next(); which.push(c.word() ?? ''); c.next(); }
+        if (!which.length || which.some((x) => x !== 'sequence' && x !== 'options')) throw new NftError('syntax error, tcp sequence or options expected', c.where());
+        flags = (which.includes('sequence') ? 0x01 : 0) | (which.includes('options') ? 0x02 : 0);
+        flagText = `tcp ${['sequence', 'options'].filter((x) => which.includes(x)).join(',')}`;
+      } else throw new NftError('syntax error, a log flag expected', c.where());
+    } else if (w === 'group' || w === 'snaplen' || w === 'queue-threshold') throw unsupported(`log ${w} (nflog)`, c.file, c.peek()!);
+    else break;
+  }
+  text.add(`log${prefix ? ` prefix "${prefix}"` : ''}${level !== 4 ? ` level ${Object.entries(LOG_LEVELS).find(([, v]) => v === level)![0]}` : ''}${flagText ? ` flags ${flagText}` : ''}`);
+  b.log = { kind: 'log', level, prefix, flags };
 }
 
 // ---- base chains as IR tables ----
@@ -1608,7 +1666,7 @@ export function baseChainTables(rs: NftRuleset): BaseChainTable[] {
           const counters = started.has(ir) ? { packets: 0, bytes: 0 } : ir.counters;
           started.add(ir);
           const rule: Rule = { ...ir, counters, src: { file: r.where.file!, line: r.where.line! } };
-          origin.set(rule, r);
+          if (!LOG_HALVES.has(ir)) origin.set(rule, r);
           if (reached) oneBucket(r, ir);
           return rule;
         }));

@@ -43,6 +43,8 @@ const RULES = `table inet filter {
 		ct status seen-reply,assured udp dport 7953 accept
 		ct mark 0 udp dport 7954 accept
 		ct mark 0x5 udp dport 7955 accept
+		ip dscp { ef, af41 } udp dport 7980 accept
+		ip dscp != cs1 udp dport 7981 accept
 		udp dport 7820 reject
 		tcp dport 7821 reject with tcp reset
 		udp dport 7822 reject with icmpx admin-prohibited
@@ -117,6 +119,10 @@ const PROBES4: ProbeSpec[] = [
   { name: 'ct state vmap: a new packet jumps to sub (7400 accepted there)', where: 'input', packet: udp(7400), expect: true },
   { name: 'reject (udp)', where: 'input', packet: udp(7820), expect: false }, { name: 'reject with tcp reset', where: 'input', packet: syn(7821), expect: false },
   { name: 'reject with icmpx', where: 'input', packet: udp(7822), expect: false },
+  { name: 'dscp ef, in the set', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 17, tos: 46 << 2, payload: udpDatagram(C, R, 5000, 7980, Buffer.alloc(4)) }), expect: true },
+  { name: 'dscp cs1, not in the set', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 17, tos: 8 << 2, payload: udpDatagram(C, R, 5000, 7980, Buffer.alloc(4)) }), expect: false },
+  { name: 'dscp != cs1 with cs1', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 17, tos: 8 << 2, payload: udpDatagram(C, R, 5000, 7981, Buffer.alloc(4)) }), expect: false },
+  { name: 'dscp != cs1 with ef (and ECN bits set)', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 17, tos: (46 << 2) | 3, payload: udpDatagram(C, R, 5000, 7981, Buffer.alloc(4)) }), expect: true },
   { name: 'ct direction original', where: 'input', packet: udp(7950), expect: true }, { name: 'ct direction reply', where: 'input', packet: udp(7951), expect: false },
   { name: 'ct status != assured', where: 'input', packet: udp(7952), expect: true }, { name: 'ct status seen-reply,assured', where: 'input', packet: udp(7953), expect: false },
   { name: 'ct mark 0', where: 'input', packet: udp(7954), expect: true }, { name: 'ct mark 0x5', where: 'input', packet: udp(7955), expect: false },

@@ -1095,6 +1095,33 @@ function rejectStatement(b: Built, c: Cursor, fam: Family, tableFamily: NftFamil
   b.verdict = { kind: 'reject', with: rejectWith };
 }
 
+/** nft's DSCP names (its listing prints a value by its name, else as two hex digits). */
+const DSCP_NAMES: Record<string, number> = {
+  cs0: 0, lephb: 1, cs1: 8, af11: 10, af12: 12, af13: 14, cs2: 16, af21: 18, af22: 20, af23: 22, cs3: 24, af31: 26, af32: 28, af33: 30,
+  cs4: 32, af41: 34, af42: 36, af43: 38, cs5: 40, va: 44, ef: 46, cs6: 48, cs7: 56,
+};
+
+/** `ip dscp V`, `ip6 dscp V` (names, numbers, a set of them, `!=`): iptables' -m dscp. */
+function dscpMatch(b: Built, c: Cursor, w: string, famOf: Family, fam: Family, text: RuleText, item: NftItem): void {
+  if (c.word() === 'set') throw unsupported(`${w} dscp set`, c.file, c.peek()!);
+  const op = relOp(c);
+  if (op !== '==' && op !== '!=') throw unsupported(`${w} dscp comparison ${op}`, c.file, item);
+  const { values, set } = valueItems(c, 'differentiated services codepoint');
+  if (set && op !== '==') throw unsupported(`a negated set of ${w} dscp values`, c.file, values[0] ?? item);
+  const nums = [...new Set(values.map((v) => {
+    const t = wordOf(v) ?? '';
+    const n = /^(0x[0-9a-f]+|\d+)$/i.test(t) ? Number(t) : DSCP_NAMES[t];
+    if (n === undefined) throw (/^\w+[-/]\w+$/.test(t) ? unsupported(`this ${w} dscp value (${t})`, c.file, v) : new NftError(`Could not parse differentiated services codepoint`, c.where(v)));
+    if (n > 63) throw new NftError(`Value ${t} exceeds valid range 0-63`, c.where(v));
+    return n;
+  }))].sort((x, y) => x - y);
+  const shown = nums.map((n) => nameOf(DSCP_NAMES, n).replace(/^\d+$/, (d) => `0x${Number(d).toString(16).padStart(2, '0')}`));
+  text.needs(`${w} dscp ${opText(op)}${values.length > 1 ? `{ ${shown.join(', ')} }` : shown[0]}`, [`nf:${famOf}`]);
+  if (fam !== famOf) { b.never = true; return; }
+  if (!set) { b.matches.push({ kind: 'dscp', value: nums[0]!, invert: op === '!=' }); return; }
+  b.choices.push(nums.map((value) => (x: Built) => { x.matches.push({ kind: 'dscp', value, invert: false }); }));
+}
+
 const LIMIT_UNITS: Record<string, number> = { second: 1, minute: 60, hour: 3600, day: 86400, week: 604800 };
 
 /**
@@ -1322,6 +1349,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
           b.ip.frag = { invert: op === '==' };
           break;
         }
+        if (key === 'dscp') { dscpMatch(b, c, w, famOf, fam, text, item); break; }
         if ((key === 'ttl' && w === 'ip') || (key === 'hoplimit' && w === 'ip6')) {
           const op = relOp(c);
           const n = smallNumber(c, 255, `${w} ${key}`);

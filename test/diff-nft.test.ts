@@ -9,7 +9,7 @@
 import path from 'node:path';
 import t from 'tap';
 import { nsExec } from '../compat/lab';
-import { fragmentHeader, ip6Packet, ipPacket, optionsHeader, TCP, tcp6Packet, tcpPacket, udp6Packet, udpDatagram, udpPacket } from '../compat/probes';
+import { fragmentHeader, ip6Packet, ipPacket, optionsHeader, TCP, tcp6Packet, tcpPacket, udp6Packet, udpDatagram, udpDatagram6, udpPacket } from '../compat/probes';
 import { checkOutcomes, DiffPair, type ProbeSpec } from './helpers/differential';
 import { BIN, prepareState, requireKernel } from './helpers/env';
 
@@ -43,6 +43,8 @@ const RULES = `table inet filter {
 		ct status seen-reply,assured udp dport 7953 accept
 		ct mark 0 udp dport 7954 accept
 		ct mark 0x5 udp dport 7955 accept
+		ip length 40-60 udp dport 7990 accept
+		ip6 length < 20 udp dport 7990 accept
 		ip dscp { ef, af41 } udp dport 7980 accept
 		ip dscp != cs1 udp dport 7981 accept
 		udp dport 7820 reject
@@ -119,6 +121,8 @@ const PROBES4: ProbeSpec[] = [
   { name: 'ct state vmap: a new packet jumps to sub (7400 accepted there)', where: 'input', packet: udp(7400), expect: true },
   { name: 'reject (udp)', where: 'input', packet: udp(7820), expect: false }, { name: 'reject with tcp reset', where: 'input', packet: syn(7821), expect: false },
   { name: 'reject with icmpx', where: 'input', packet: udp(7822), expect: false },
+  { name: 'ip length in 40-60 (udp with 4 bytes: 32)', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 17, payload: udpDatagram(C, R, 5000, 7990, Buffer.alloc(4)) }), expect: false },
+  { name: 'ip length in 40-60 (udp with 20 bytes: 48)', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 17, payload: udpDatagram(C, R, 5000, 7990, Buffer.alloc(20)) }), expect: true },
   { name: 'dscp ef, in the set', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 17, tos: 46 << 2, payload: udpDatagram(C, R, 5000, 7980, Buffer.alloc(4)) }), expect: true },
   { name: 'dscp cs1, not in the set', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 17, tos: 8 << 2, payload: udpDatagram(C, R, 5000, 7980, Buffer.alloc(4)) }), expect: false },
   { name: 'dscp != cs1 with cs1', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 17, tos: 8 << 2, payload: udpDatagram(C, R, 5000, 7981, Buffer.alloc(4)) }), expect: false },
@@ -160,6 +164,8 @@ const PROBES6: ProbeSpec[] = [
   { name: 'out: udp from 112 to the client', where: 'output', packet: udp6Packet(R6, C6, 112, 2000) },
   { name: 'out: udp from 111', where: 'output', packet: udp6Packet(R6, C6, 111, 2000) },
   { name: 'a source in the set', where: 'input', packet: udp6Packet(C6, R6, 5000, 7600), expect: true },
+  { name: 'ip6 length < 20 (a payload of 13)', where: 'input', packet: udp6Packet(C6, R6, 5000, 7990), expect: true },
+  { name: 'ip6 length < 20 (a payload of 28)', where: 'input', packet: ip6Packet({ src: C6, dst: R6, proto: 17, payload: udpDatagram6(C6, R6, 5000, 7990, Buffer.alloc(20)) }), expect: false },
   { name: 'a source in the set\'s prefix', where: 'input', packet: udp6Packet('fd00:1::1a0', R6, 5000, 7600), expect: true },
   { name: 'a source outside the set', where: 'input', packet: udp6Packet('fd00:1::50', R6, 5000, 7600), expect: false },
   { name: 'fwd: icmpv6 echo (in the type set)', where: 'forward', packet: ip6Packet({ src: C6, dst: S6, proto: 58, payload: Buffer.from([128, 0, 0, 0, 0, 0, 0, 0]) }), expect: false },

@@ -19,7 +19,7 @@ export function jsonText(v: Json): string {
 
 export class JsonUnsupported extends Error {}
 
-const PAYLOAD = /^(ip (?:saddr|daddr|protocol|ttl|frag-off|dscp)|ip6 (?:saddr|daddr|hoplimit|dscp)|tcp (?:sport|dport|flags)|udp (?:sport|dport)|th (?:sport|dport)|icmp (?:type|code)|icmpv6 (?:type|code))$/;
+const PAYLOAD = /^(ip (?:saddr|daddr|protocol|ttl|frag-off|dscp|length)|ip6 (?:saddr|daddr|hoplimit|dscp|length)|tcp (?:sport|dport|flags)|udp (?:sport|dport)|th (?:sport|dport)|icmp (?:type|code)|icmpv6 (?:type|code))$/;
 const META = /^(meta (?:l4proto|nfproto|mark|pkttype|length)|iifname|oifname)$/;
 
 /** The left side of a match: a payload field, a meta key or ct state. */

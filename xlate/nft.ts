@@ -1095,6 +1095,27 @@ function rejectStatement(b: Built, c: Cursor, fam: Family, tableFamily: NftFamil
   b.verdict = { kind: 'reject', with: rejectWith };
 }
 
+/**
+ * A length test (`meta length`, `ip length`, `ip6 length`: values, ranges, comparisons) as -m length's
+ * range over the whole packet's length; `offset` is what the field leaves out (IPv6's fixed header).
+ */
+function lengthMatch(b: Built, c: Cursor, op: string, head: string, offset: number, needs: string[], item: NftItem, t: RuleText): void {
+  const { values, set } = valueItems(c, 'length');
+  const v = wordOf(values[0]);
+  const range = v ? /^(\d+)-(\d+)$/.exec(v) : null;
+  if (set || !v || (!range && !/^\d+$/.test(v)) || (range && op !== '==' && op !== '!=')) throw unsupported(`this ${head} expression`, c.file, item);
+  let [min, max] = range ? [Number(range[1]), Number(range[2])] : [Number(v), Number(v)];
+  if (max > 65535 || min > max) throw new NftError(`Value ${v} exceeds valid range 0-65535`, c.where(values[0]));
+  t.needs(`${head} ${opText(op)}${min === max ? min : `${min}-${max}`}`, needs);
+  if (op === '<') [min, max] = [0, min - 1]; else if (op === '<=') [min, max] = [0, min];
+  else if (op === '>') [min, max] = [min + 1, 65535]; else if (op === '>=') [min, max] = [min, 65535];
+  if (min > max) { b.never = true; return; }
+  // an open upper end stays open; a bound beyond what the whole length can say is refused
+  const top = max === 65535 ? 65535 : max + offset;
+  if (top > 65535 || min + offset > 65535) throw unsupported(`${head} beyond ${65535 - offset}`, c.file, item);
+  b.matches.push({ kind: 'length', min: min + offset, max: top, invert: op === '!=' });
+}
+
 /** nft's DSCP names (its listing prints a value by its name, else as two hex digits). */
 const DSCP_NAMES: Record<string, number> = {
   cs0: 0, lephb: 1, cs1: 8, af11: 10, af12: 12, af13: 14, cs2: 16, af21: 18, af22: 20, af23: 22, cs3: 24, af31: 26, af32: 28, af33: 30,
@@ -1350,6 +1371,13 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
           break;
         }
         if (key === 'dscp') { dscpMatch(b, c, w, famOf, fam, text, item); break; }
+        if (key === 'length') {
+          // IPv4's total length is -m length's; IPv6's payload length is it less the fixed header's 40 bytes
+          const op = relOp(c);
+          lengthMatch(b, c, op, `${w} length`, famOf === 6 ? 40 : 0, [`nf:${famOf}`], item, text);
+          if (fam !== famOf) b.never = true;
+          break;
+        }
         if ((key === 'ttl' && w === 'ip') || (key === 'hoplimit' && w === 'ip6')) {
           const op = relOp(c);
           const n = smallNumber(c, 255, `${w} ${key}`);
@@ -1391,17 +1419,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
           b.matches.push({ kind: 'pkttype', type: t, invert: op === '!=' });
         } else if (key === 'length') {
           // the whole packet's length from the network header, as -m length reads it
-          const { values, set } = valueItems(c, 'length');
-          const v = wordOf(values[0]);
-          const range = v ? /^(\d+)-(\d+)$/.exec(v) : null;
-          if (set || !v || (!range && !/^\d+$/.test(v)) || (range && op !== '==' && op !== '!=')) throw unsupported('this length expression', file, item);
-          let [min, max] = range ? [Number(range[1]), Number(range[2])] : [Number(v), Number(v)];
-          if (max > 65535 || min > max) throw new NftError(`Value ${v} exceeds valid range 0-65535`, c.where(values[0]));
-          text.add(`meta length ${opText(op)}${min === max ? min : `${min}-${max}`}`);
-          if (op === '<') [min, max] = [0, min - 1]; else if (op === '<=') [min, max] = [0, min];
-          else if (op === '>') [min, max] = [min + 1, 65535]; else if (op === '>=') [min, max] = [min, 65535];
-          if (min > max) { b.never = true; break; }
-          b.matches.push({ kind: 'length', min, max, invert: op === '!=' });
+          lengthMatch(b, c, op, 'meta length', 0, [], item, text);
         } else throw unsupported(`meta ${key ?? ''}`.trim(), file, item);
         break;
       }

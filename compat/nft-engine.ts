@@ -19,7 +19,7 @@ import { NftState, type NftUnitLoad, type NftUnitSpec } from '../native/nftstate
 import { conntrackMarker } from '../native/tablestate';
 import { BpftablesError } from '../xlate/errors';
 import { type Rule, tableFacts } from '../xlate/ir';
-import { baseChainTables, HOOK_CHAIN, type NftHandles, type NftRule, type NftRuleset, NftError } from '../xlate/nft';
+import { type BaseChainTable, baseChainTables, HOOK_CHAIN, type NftHandles, type NftRule, type NftRuleset, NftError } from '../xlate/nft';
 import { type CounterValue, listedTables, type ListedRule, type ListedTable, rulesetText } from '../xlate/nft-print';
 import { validateTable } from '../xlate/validate';
 import { kernel, loadCompiled, phases, releaseConntrack } from './engine';
@@ -93,26 +93,18 @@ export function liveNft(): { text: string; handles: NftHandles } {
   };
 }
 
-/**
- * Compile, load and atomically install `rs` as this namespace's nft
- * ruleset. Nothing in the kernel changes unless every program loads; an
- * empty ruleset removes the nft state.
- */
-export function replaceNft(rs: NftRuleset): void {
-  const phase = phases();
+/** Every unit of `rs` validated, compiled and loaded (verified by the kernel, attached nowhere); `loads` is the caller's to close. */
+function loadUnits(rs: NftRuleset): { units: BaseChainTable[]; loads: NftUnitLoad[]; counters: Map<Rule, number>[]; conntrack: boolean; events: boolean } {
   const units = baseChainTables(rs);
   if (units.length > NFT_SLOTS) throw new NftError(`Could not process rule: bpftables holds at most ${NFT_SLOTS} base chains (an inet base chain counts once per family)`, {}, true);
   const k = kernel();
-  const loads: NftUnitLoad[] = [];
-  const specs: NftUnitSpec[] = [];
-  const compiledUnits: { counters: Map<Rule, number> }[] = [];
-  let conntrack = false, events = false;
+  const out = { units, loads: [] as NftUnitLoad[], counters: [] as Map<Rule, number>[], conntrack: false, events: false };
   try {
+    for (const u of units) validateTable(u.ir);
     for (const u of units) {
-      validateTable(u.ir);
       const facts = tableFacts(u.ir);
-      conntrack ||= facts.conntrack;
-      events ||= facts.events;
+      out.conntrack ||= facts.conntrack;
+      out.events ||= facts.events;
       const hook = HOOK_CHAIN[u.chain.base!.hook];
       const compiled = compileTable(u.ir, k, { facts, hooks: [hook] });
       let loaded;
@@ -121,11 +113,33 @@ export function replaceNft(rs: NftRuleset): void {
         throw e;
       }
       if (loaded.ruleStateFd !== undefined) close(loaded.ruleStateFd);
-      loads.push({ spec: specOf(u), progFd: loaded.progFds.get(SLOT[hook])!, countersFd: loaded.countersFd });
-      specs.push(specOf(u));
-      compiledUnits.push({ counters: compiled.counters.ruleSlot });
+      out.loads.push({ spec: specOf(u), progFd: loaded.progFds.get(SLOT[hook])!, countersFd: loaded.countersFd });
+      out.counters.push(compiled.counters.ruleSlot);
     }
+    return out;
+  } catch (e) {
+    for (const l of out.loads) { close(l.progFd); close(l.countersFd); }
+    throw e;
+  }
+}
+
+/** `nft -c`: everything `replaceNft` would do up to the install, the kernel's verifier included; nothing stays. */
+export function checkNft(rs: NftRuleset): void {
+  for (const l of loadUnits(rs).loads) { close(l.progFd); close(l.countersFd); }
+}
+
+/**
+ * Compile, load and atomically install `rs` as this namespace's nft
+ * ruleset. Nothing in the kernel changes unless every program loads; an
+ * empty ruleset keeps an empty generation (no programs, no links), which
+ * holds the table-handle sequence.
+ */
+export function replaceNft(rs: NftRuleset): void {
+  const phase = phases();
+  const { units, loads, counters: compiledUnits, conntrack, events } = loadUnits(rs);
+  try {
     phase('nft: compiled and loaded');
+    const specs = loads.map((l) => l.spec);
     const st = NftState.open(true)!;
     const slotted = st.assignSlots(specs);
     // counter slots per nft rule, in listing order
@@ -133,7 +147,7 @@ export function replaceNft(rs: NftRuleset): void {
     const refsOf = new Map<NftRule, { refs: [number, number][]; packets: number; bytes: number }>();
     units.forEach((u, i) => {
       for (const [ir, nr] of u.origin) {
-        const slot = compiledUnits[i]!.counters.get(ir);
+        const slot = compiledUnits[i]!.get(ir);
         if (slot === undefined) continue;
         const e = refsOf.get(nr) ?? { refs: [], packets: 0, bytes: 0 };
         e.refs.push([slotted[i]!.slot, slot]);

@@ -21,17 +21,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Io } from './cli';
 import { requireRoot, runMain } from './cli';
-import { kernel, loadCompiled } from './engine';
-import { liveNft, readNft, replaceNft } from './nft-engine';
+import { checkNft, liveNft, readNft, replaceNft } from './nft-engine';
 import { acquireXtablesLock } from '../native/lock';
 import { type ListedTable, setListing, tableText } from '../xlate/nft-print';
 import { JsonUnsupported, nftablesJson, tableJson } from '../xlate/nft-json';
 import { protoNumber } from '../xlate/names';
 import { systemNameDb } from './namedb';
-import { compileTable } from '../cgen/program';
 import { BpftablesError, type Where } from '../xlate/errors';
-import { baseChainTables, HOOK_CHAIN, loadNft, type NftLoader, NftError } from '../xlate/nft';
-import { validateTable } from '../xlate/validate';
+import { loadNft, type NftLoader, NftError } from '../xlate/nft';
 
 const COMMAND_LINE = 'command line';
 /** The nft whose listing forms bpftables follows (checked against it), as JSON's metainfo says. */
@@ -181,15 +178,7 @@ export function nftMain(argv: string[], io: Io): number {
       // the commands apply to the live ruleset, as nft's do to the kernel's
       const live = liveNft();
       const ruleset = loadNft(text, file, { db: systemNameDb, loader: includeLoader(o.includeDirs, sources), base: live.text, baseHandles: live.handles });
-      if (!o.check) { replaceNft(ruleset); return 0; }
-      const tables = baseChainTables(ruleset);
-      for (const t of tables) validateTable(t.ir);
-      for (const t of tables) {
-        try { loadCompiled(compileTable(t.ir, kernel(), { hooks: [HOOK_CHAIN[t.chain.base!.hook]] }), t.ir).close(); } catch (e) {
-          if (e instanceof BpftablesError) throw new NftError(`${t.table.family} ${t.table.name} chain ${t.chain.name}: ${e.message}`, t.chain.where);
-          throw e;
-        }
-      }
+      if (o.check) checkNft(ruleset); else replaceNft(ruleset);
       return 0;
     } finally { lock?.release(); }
   } catch (e) {

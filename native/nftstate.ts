@@ -22,7 +22,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { patchMaps } from '../cgen/asm';
 import { acceptAll, dispatcher, GEN_MAP, NFT_SLOTS, PROGS_MAP } from '../cgen/dispatcher';
-import { ATTACH_NETFILTER, close, linkCreateNetfilter, mapCreate, mapDelete, mapLookup, MapType, mapUpdate, objGet, objPin, PROG_TYPE_NETFILTER, progLoad, u32Key } from './bpf';
+import { ATTACH_NETFILTER, close, mapDelete, mapUpdate, objPin, PROG_TYPE_NETFILTER, progLoad, u32Key } from './bpf';
+import { activeGen, attachFirstFree, generationMaps, pinned, unpin } from './generations';
 import { SysError } from './libc';
 import { stateSubdir } from './statefs';
 import { createStateMap, readStateMap } from './tablestate';
@@ -35,13 +36,6 @@ export interface NftUnitLoad { spec: NftUnitSpec; progFd: number; countersFd: nu
 /** Priorities tried around a base chain's own when another hook holds it (the kernel gives each BPF hook a priority of its own). */
 const NEARBY = [0, 1, -1, 2, -2, 3, -3, 4, -4, 5, -5];
 
-function pinned(dir: string, name: string): number | undefined {
-  const fd = objGet(path.join(dir, name));
-  if (fd >= 0) return fd;
-  if (fd === -2) return undefined;
-  throw new SysError(`open ${path.join(dir, name)}`, -fd);
-}
-const unpin = (dir: string, name: string): void => fs.rmSync(path.join(dir, name), { force: true });
 
 export class NftState {
   private constructor(readonly dir: string) {}
@@ -51,15 +45,7 @@ export class NftState {
     return dir ? new NftState(dir) : undefined;
   }
 
-  activeGen(): 0 | 1 | undefined {
-    const fd = pinned(this.dir, 'map_gen');
-    if (fd === undefined) return undefined;
-    try {
-      const v = Buffer.alloc(4);
-      mapLookup(fd, u32Key(0), v);
-      return (v.readUInt32LE(0) & 1) as 0 | 1;
-    } finally { close(fd); }
-  }
+  activeGen(): 0 | 1 | undefined { return activeGen(this.dir); }
 
   /** The active generation's stored ruleset and its counter maps by slot (the caller closes them), or undefined. */
   readActive(): { state: Buffer; counters: Map<number, number> } | undefined {
@@ -120,31 +106,15 @@ export class NftState {
     const fds: number[] = [];
     const own = (fd: number): number => { fds.push(fd); return fd; };
     try {
-      let genFd = pinned(this.dir, 'map_gen');
-      let progsFd = pinned(this.dir, 'map_progs');
-      if (genFd === undefined || progsFd === undefined) {
-        if (genFd !== undefined) close(genFd);
-        if (progsFd !== undefined) close(progsFd);
-        for (const f of fs.readdirSync(this.dir)) if (f.startsWith('link_')) unpin(this.dir, f);
-        genFd = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: 4, maxEntries: 1, name: 'bpft_nft_gen' });
-        progsFd = mapCreate({ type: MapType.PROG_ARRAY, keySize: 4, valueSize: 4, maxEntries: 2 * NFT_SLOTS, name: 'bpft_nft_progs' });
-        own(genFd); own(progsFd);
-        mapUpdate(genFd, u32Key(0), u32Key(1)); // the first generation goes to 0
-        unpin(this.dir, 'map_gen'); unpin(this.dir, 'map_progs');
-        objPin(progsFd, path.join(this.dir, 'map_progs'));
-        objPin(genFd, path.join(this.dir, 'map_gen'));
-      } else { own(genFd); own(progsFd); }
-      const cur = Buffer.alloc(4);
-      mapLookup(genFd, u32Key(0), cur);
-      const old = (cur.readUInt32LE(0) & 1) as 0 | 1;
-      const next = (1 - old) as 0 | 1;
+      const { genFd, progsFd, old, next } = generationMaps(this.dir, NFT_SLOTS, 'bpft_nft', () => fs.readdirSync(this.dir).filter((f) => f.startsWith('link_')));
+      own(genFd); own(progsFd);
       const before = this.liveUnits();
       const after = new Set(units.map((u) => u.slot));
       const gone = before.filter((u) => !after.has(u.slot));
       const acceptFd = own(progLoad({ type: PROG_TYPE_NETFILTER, expectedAttachType: ATTACH_NETFILTER, insns: patchMaps(acceptAll(), new Map()), name: 'bpft_nft_pass' }));
 
       // the new generation: programs, counters and ruleset
-      loads.forEach((l, i) => mapUpdate(progsFd!, u32Key(next * NFT_SLOTS + units[i]!.slot), u32Key(l.progFd)));
+      loads.forEach((l, i) => mapUpdate(progsFd, u32Key(next * NFT_SLOTS + units[i]!.slot), u32Key(l.progFd)));
       for (const u of gone) mapUpdate(progsFd, u32Key(next * NFT_SLOTS + u.slot), u32Key(acceptFd));
       for (const f of fs.readdirSync(this.dir)) if (f.startsWith(`g${next}_`)) unpin(this.dir, f);
       loads.forEach((l, i) => objPin(l.countersFd, path.join(this.dir, `g${next}_c${units[i]!.slot}`)));
@@ -160,7 +130,7 @@ export class NftState {
           type: PROG_TYPE_NETFILTER, expectedAttachType: ATTACH_NETFILTER,
           insns: patchMaps(dispatcher(u.slot, NFT_SLOTS), new Map([[GEN_MAP, genFd], [PROGS_MAP, progsFd]])), name: `bpft_nft_${u.slot}`,
         }));
-        const link = attachNear(dfd, u);
+        const link = attachFirstFree(dfd, u.pf, u.hooknum, NEARBY.map((d) => u.priority + d), `base chain ${u.key}`);
         own(link.fd);
         if (link.priority !== u.priority) moved.set(u.key, link.priority);
         objPin(link.fd, path.join(this.dir, `link_${u.slot}`));
@@ -191,15 +161,4 @@ export class NftState {
 function unitsOf(state: Buffer): NftUnit[] {
   if (state.length === 0) return [];
   return (JSON.parse(state.toString('utf8')) as { units?: NftUnit[] }).units ?? [];
-}
-
-function attachNear(progFd: number, u: NftUnit): { fd: number; priority: number } {
-  for (const d of NEARBY) {
-    try {
-      return { fd: linkCreateNetfilter(progFd, u.pf, u.hooknum, u.priority + d), priority: u.priority + d };
-    } catch (e) {
-      if (!(e instanceof SysError && e.errno === 16 /* EBUSY */)) throw e;
-    }
-  }
-  throw new SysError('link create (netfilter)', 16, `priorities ${u.priority - 5} to ${u.priority + 5} are all taken at hook ${u.hooknum} (base chain ${u.key})`);
 }

@@ -14,18 +14,17 @@
  * flips map_gen (one word: all hooks switch together), then drops the old
  * generation. Nothing the kernel sees changes before the flip.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { type Linked, patchMaps } from '../cgen/asm';
 import { programBtf } from '../cgen/btfgen';
 import { GEN_MAP, HOOK_SLOTS, PROGS_MAP } from '../cgen/dispatcher';
 import {
-  close, linkCreateNetfilter, mapCreate, mapInfo, mapDelete, mapFreeze, mapLookup, mapUpdate, mapUpdateBatch, MapType, objGet, objPin,
+  close, mapCreate, mapInfo, mapDelete, mapFreeze, mapLookup, mapUpdate, mapUpdateBatch, MapType, objGet, objPin,
   ATTACH_NETFILTER, btfLoad, PROG_TYPE_NETFILTER, progLoad, u32Key,
 } from './bpf';
 import { crashPoint } from './crash';
-import { SysError } from './libc';
 import { familyDir, stateSubdir } from './statefs';
+import { activeGen, attachFirstFree, generationMaps, pinned, unpin } from './generations';
 
 export const NF_IP_PRI_FILTER = 0;
 /**
@@ -37,16 +36,6 @@ export const NF_IP_PRI_FILTER = 0;
  */
 export const HOOK_PRIORITIES = [0, 1, -1, 2, -2, 3, -3, 4, -4, 5, -5, 6, -6, 7, -7, 8, -8, 9, -9, 10, -10];
 
-function attachFree(progFd: number, pf: number, hooknum: number): { fd: number; priority: number } {
-  for (const priority of HOOK_PRIORITIES) {
-    try {
-      return { fd: linkCreateNetfilter(progFd, pf, hooknum, priority), priority };
-    } catch (e) {
-      if (!(e instanceof SysError && e.errno === 16 /* EBUSY */)) throw e;
-    }
-  }
-  throw new SysError('link create (netfilter)', 16, `every priority from ${HOOK_PRIORITIES.at(-1)} to ${HOOK_PRIORITIES.at(-2)} is taken at hook ${hooknum}`);
-}
 const STATE_CHUNK = 1 << 16;
 
 export interface HookSpec { chain: string; hooknum: number; slot: number }
@@ -60,16 +49,6 @@ export interface NewGeneration {
   ruleStateFd?: number;
 }
 
-function pinned(dir: string, name: string): number | undefined {
-  const fd = objGet(path.join(dir, name));
-  if (fd >= 0) return fd;
-  if (fd === -2) return undefined;
-  throw new SysError(`open ${path.join(dir, name)}`, -fd);
-}
-
-function unpin(dir: string, name: string): void {
-  fs.rmSync(path.join(dir, name), { force: true });
-}
 
 /** Store bytes in a new frozen array map of 64 KiB chunks; the first 4 bytes of chunk 0 hold the length. */
 export function createStateMap(data: Buffer, name: string): number {
@@ -162,15 +141,7 @@ export class TableState {
   }
 
   /** Active generation, or undefined when no ruleset was ever installed. */
-  activeGen(): 0 | 1 | undefined {
-    const fd = pinned(this.dir, 'map_gen');
-    if (fd === undefined) return undefined;
-    try {
-      const v = Buffer.alloc(4);
-      mapLookup(fd, u32Key(0), v);
-      return (v.readUInt32LE(0) & 1) as 0 | 1;
-    } finally { close(fd); }
-  }
+  activeGen(): 0 | 1 | undefined { return activeGen(this.dir); }
 
   /** The active generation's limit and nth state (its STATE_MAP value), or undefined. */
   readActiveRuleState(): Buffer | undefined {
@@ -235,27 +206,9 @@ export class TableState {
     const fds: number[] = [];
     const own = (fd: number): number => { fds.push(fd); return fd; };
     try {
-      let genFd = pinned(this.dir, 'map_gen');
-      let progsFd = pinned(this.dir, 'map_progs');
-      if (genFd === undefined || progsFd === undefined) {
-        // first install in this namespace (or debris of an interrupted one): start clean
-        if (genFd !== undefined) close(genFd);
-        if (progsFd !== undefined) close(progsFd);
-        for (const h of hooks) unpin(this.dir, `link_${h.chain}`);
-        genFd = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: 4, maxEntries: 1, name: 'bpft_gen' });
-        progsFd = mapCreate({ type: MapType.PROG_ARRAY, keySize: 4, valueSize: 4, maxEntries: 2 * HOOK_SLOTS, name: 'bpft_progs' });
-        own(genFd); own(progsFd);
-        // an inactive generation 1 is "active" until the first flip, so the new one goes to 0
-        mapUpdate(genFd, u32Key(0), u32Key(1));
-        unpin(this.dir, 'map_gen'); unpin(this.dir, 'map_progs');
-        objPin(progsFd, path.join(this.dir, 'map_progs'));
-        objPin(genFd, path.join(this.dir, 'map_gen'));
-      } else { own(genFd); own(progsFd); }
-
-      const cur = Buffer.alloc(4);
-      mapLookup(genFd, u32Key(0), cur);
-      const old = (cur.readUInt32LE(0) & 1) as 0 | 1;
-      const next = (1 - old) as 0 | 1;
+      // first install in this namespace (or debris of an interrupted one): start clean
+      const { genFd, progsFd, old, next } = generationMaps(this.dir, HOOK_SLOTS, 'bpft', () => hooks.map((h) => `link_${h.chain}`));
+      own(genFd); own(progsFd);
 
       for (const [slot, fd] of g.progFds) { mapUpdate(progsFd, u32Key(next * HOOK_SLOTS + slot), u32Key(fd)); crashPoint('install: program in its slot'); }
       for (const kind of ['counters', 'state', 'rstate'] as const) {
@@ -277,7 +230,7 @@ export class TableState {
           type: PROG_TYPE_NETFILTER, expectedAttachType: ATTACH_NETFILTER,
           insns: patchMaps(linked, new Map([[GEN_MAP, genFd], [PROGS_MAP, progsFd]])), name: `bpft_${h.chain}`,
         }));
-        const link = attachFree(dfd, pf, h.hooknum);
+        const link = attachFirstFree(dfd, pf, h.hooknum, HOOK_PRIORITIES, h.chain);
         own(link.fd);
         if (link.priority !== NF_IP_PRI_FILTER) attachedAt.set(h.chain, link.priority);
         objPin(link.fd, path.join(this.dir, `link_${h.chain}`));

@@ -88,6 +88,13 @@ const PROBES: Record<4 | 6, ProbeSpec[]> = {
 const realNft = (pair: DiffPair, args: string[], input?: string) => nsExec(pair.legacy.router, 'nft', args, input);
 const ourNft = (pair: DiffPair, args: string[], input?: string) => nsExec(pair.ours.router, path.join(BIN, 'nft'), args, input);
 
+/** The same command with both nfts, each of which must take it. */
+function bothNft(t: Test, pair: DiffPair, args: string[], input?: string): void {
+  const real = realNft(pair, args, input), ours = ourNft(pair, args, input);
+  t.equal(real.status, 0, `the kernel's nft: ${args.join(' ')} ${real.stderr}`);
+  t.equal(ours.status, 0, `bpftables: ${args.join(' ')} ${ours.stderr}`);
+}
+
 /** Both listings, which must be the same text. */
 function sameListing(t: Test, pair: DiffPair, what: string, opts: string[] = []): void {
   const real = realNft(pair, [...opts, 'list', 'ruleset']);
@@ -139,11 +146,7 @@ t.test("handles: -a lists them, and positions, replace and delete use them, numb
   const pair = new DiffPair(4);
   t.teardown(() => pair.destroy());
   const file = 'table ip t {\n\tchain c {\n\t\ttype filter hook input priority 0; policy drop;\n\t\ttcp dport 1 accept\n\t\ttcp dport 2 accept\n\t\ttcp dport 3 accept\n\t}\n}\n';
-  const both = (args: string[], input?: string): void => {
-    const real = realNft(pair, args, input), ours = ourNft(pair, args, input);
-    t.equal(real.status, 0, `the kernel's nft: ${args.join(' ')} ${real.stderr}`);
-    t.equal(ours.status, 0, `bpftables: ${args.join(' ')} ${ours.stderr}`);
-  };
+  const both = (args: string[], input?: string): void => bothNft(t, pair, args, input);
   both(['-f', '-'], file);
   for (const cmd of [
     'replace rule ip t c handle 3 tcp dport 9 accept', 'add rule ip t c position 2 tcp dport 4 accept', 'insert rule ip t c position 2 tcp dport 5 accept',
@@ -173,11 +176,7 @@ t.test("named sets: packets, element commands and listings as in the kernel's nf
   const pair = new DiffPair(4);
   t.teardown(() => pair.destroy());
   const file = path.join(REPO, 'fixtures', 'listing-sets.nft');
-  const both = (args: string[]): void => {
-    const real = realNft(pair, args), ours = ourNft(pair, args);
-    t.equal(real.status, 0, `the kernel's nft: ${args.join(' ')} ${real.stderr}`);
-    t.equal(ours.status, 0, `bpftables: ${args.join(' ')} ${ours.stderr}`);
-  };
+  const both = (args: string[]): void => bothNft(t, pair, args);
   both(['-f', file]);
   const probes = (): ProbeSpec[] => [
     { name: 'ssh (in @web)', where: 'input', packet: syn(22) },

@@ -174,3 +174,9 @@ t.test('anonymous sets: one IR rule per merged element, disjoint, the counter on
   t.throws(() => rules('ip saddr != { 1.1.1.1, 2.2.2.2 } accept', 'ip'), /a negated set of addresses is not supported/);
   t.same(rules('icmp type { echo-request, echo-reply } accept', 'ip').map((r) => (r.matches[0] as { type: number }).type), [0, 8]);
 });
+
+t.test('element commands: delete refuses a missing element, destroy does not', async (t) => {
+  const base = 'table ip t {\n set s {\n  type ipv4_addr\n  elements = { 1.1.1.1, 2.2.2.2 }\n }\n}\n';
+  t.throws(() => load(`${base}delete element ip t s { 3.3.3.3 }\n`), /No such file or directory/);
+  t.same(load(`${base}destroy element ip t s { 3.3.3.3, 1.1.1.1 }\n`).tables[0]!.sets[0]!.elements, ['2.2.2.2'], 'destroy removes what is there and passes over the rest');
+});

@@ -6,10 +6,10 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { ip, nsExec, sleep, uniqueName } from '../compat/lab';
+import { ip, nsExec, uniqueName } from '../compat/lab';
 import { close, mapCreate, MapType, mapUpdate, objPin, u32Key } from '../native/bpf';
 import { BIN, prepareState, requireKernel } from './helpers/env';
-import { kernelObjectCounts, settledObjectCounts, throwawayNamespace } from './helpers/live';
+import { kernelObjectCounts, quietObjectCounts, settledObjectCounts, throwawayNamespace } from './helpers/live';
 import { bpftablesMain } from '../compat/bpftables';
 import { restoreMain } from '../compat/iptables-restore';
 import { saveMain } from '../compat/iptables-save';
@@ -24,17 +24,6 @@ const RULES = (port: number): string => `*filter
 COMMIT
 `;
 
-/** Counts once they stop changing (frees of earlier tests' objects may still be under way). */
-function stableIds(): string {
-  let prev = kernelObjectCounts();
-  for (let i = 0; i < 50; i++) {
-    sleep(150);
-    const now = kernelObjectCounts();
-    if (now === prev) return now;
-    prev = now;
-  }
-  return prev;
-}
 
 t.test('state is per namespace, survives the process, and leaves nothing behind', async (t) => {
   if (!requireKernel(t, ['nft'])) return;
@@ -44,7 +33,7 @@ t.test('state is per namespace, survives the process, and leaves nothing behind'
   t.teardown(() => { for (const n of [a, b]) { try { ip('netns', 'del', n); } catch { /* gone */ } } });
   const run = (ns: string, cmd: string, args: string[] = [], input?: string): ReturnType<typeof nsExec> => nsExec(ns, path.join(BIN, cmd), args, input);
 
-  const baseline = stableIds();
+  const baseline = quietObjectCounts();
   t.equal(run(a, 'iptables-restore', [], RULES(22)).status, 0, 'restore in A');
   const afterFirst = settledObjectCounts(kernelObjectCounts());
   t.not(afterFirst, baseline, 'programs, maps and links exist');
@@ -118,7 +107,7 @@ t.test('state of dead namespaces: gc removes it, and an inode reused by a new na
   if (!requireKernel(t)) return;
   prepareState();
   spawnSync(path.join(BIN, 'bpftables'), ['gc']); // what earlier tests' deleted namespaces left
-  const baseline = stableIds();
+  const baseline = quietObjectCounts();
   const gone = uniqueName('G');
   ip('netns', 'add', gone);
   t.equal(nsExec(gone, path.join(BIN, 'iptables-restore'), [], RULES(5)).status, 0, 'restore in a namespace');

@@ -33,10 +33,11 @@ const WRAP = ',\n\t\t\t     ';
 
 type Fail = (message: string, item: NftItem, unsupported?: boolean) => BpftablesError;
 
-interface Elem { lo: bigint; hi: bigint; single: boolean; str?: string }
+/** One element as an interval of values: `single` for a value written alone; `str` for a name (ifname). */
+export interface Elem { lo: bigint; hi: bigint; single: boolean; str?: string }
 
-const words6ToBig = (w: number[]): bigint => w.reduce((acc, x) => (acc << 32n) | BigInt(x >>> 0), 0n);
-const bigToWords6 = (v: bigint): number[] => [3, 2, 1, 0].map((i) => Number((v >> BigInt(i * 32)) & 0xffffffffn));
+export const words6ToBig = (w: number[]): bigint => w.reduce((acc, x) => (acc << 32n) | BigInt(x >>> 0), 0n);
+export const bigToWords6 = (v: bigint): number[] => [3, 2, 1, 0].map((i) => Number((v >> BigInt(i * 32)) & 0xffffffffn));
 
 /** The prefix length when [lo, hi] is exactly one CIDR block of a `bits`-bit address. */
 export function blockBits(lo: bigint, hi: bigint, bits: number): number | undefined {
@@ -45,13 +46,16 @@ export function blockBits(lo: bigint, hi: bigint, bits: number): number | undefi
   return bits - (size.toString(2).length - 1);
 }
 
-/** Sorted; overlapping and adjacent elements merged (an auto-merge interval set). */
-export function mergeElems<T extends Elem>(items: T[]): Elem[] {
+/**
+ * Elements as nft keeps them: sorted, overlapping ones merged, and adjacent ones too, except two single
+ * values side by side unless `joinSingles` (an auto-merge named set joins them; an anonymous set does not).
+ */
+export function mergeElems(items: readonly Elem[], joinSingles: boolean): Elem[] {
   const sorted = [...items].sort((a, b) => (a.lo < b.lo ? -1 : a.lo > b.lo ? 1 : a.hi < b.hi ? -1 : a.hi > b.hi ? 1 : 0));
   const out: Elem[] = [];
   for (const x of sorted) {
     const cur = out[out.length - 1];
-    if (cur && x.lo <= cur.hi + 1n) {
+    if (cur && (x.lo <= cur.hi || (x.lo === cur.hi + 1n && (joinSingles || !(cur.single && x.single))))) {
       if (x.hi > cur.hi || !x.single || !cur.single) out[out.length - 1] = { lo: cur.lo, hi: x.hi > cur.hi ? x.hi : cur.hi, single: false };
       continue;
     }
@@ -131,12 +135,12 @@ export function addElements(set: NftSet, values: NftItem[], db: NameDb, fail: Fa
   return canonical(set.type, [...old, ...added.map((x) => x.e)], interval, !!set.autoMerge, db);
 }
 
-/** The elements after deleting `values`; an element the set does not hold is nft's error. */
-export function deleteElements(set: NftSet, values: NftItem[], db: NameDb, fail: Fail): string[] {
+/** The elements after deleting `values`; an element the set does not hold is nft's error, unless `missingOk` (destroy). */
+export function deleteElements(set: NftSet, values: NftItem[], db: NameDb, fail: Fail, missingOk = false): string[] {
   const interval = set.flags.includes('interval');
   const gone = new Set(values.map((v) => {
     const t = elemText(set.type, parseElem(set.type, v, interval, db, fail), db);
-    if (!set.elements.includes(t)) throw fail('Could not process rule: No such file or directory', v);
+    if (!set.elements.includes(t) && !missingOk) throw fail('Could not process rule: No such file or directory', v);
     return t;
   }));
   return set.elements.filter((e) => !gone.has(e));
@@ -145,7 +149,7 @@ export function deleteElements(set: NftSet, values: NftItem[], db: NameDb, fail:
 function canonical(type: NftSetType, elems: Elem[], interval: boolean, autoMerge: boolean, db: NameDb): string[] {
   if (type === 'ifname') return [...new Set(elems.map((e) => e.str!))].sort().map((s) => `"${s}"`);
   const byStart = (a: Elem, b: Elem): number => (a.lo < b.lo ? -1 : a.lo > b.lo ? 1 : 0);
-  const merged = interval && autoMerge ? mergeElems(elems) : [...new Map(elems.map((e) => [`${e.lo}-${e.hi}`, e])).values()].sort(byStart);
+  const merged = interval && autoMerge ? mergeElems(elems, true) : [...new Map(elems.map((e) => [`${e.lo}-${e.hi}`, e])).values()].sort(byStart);
   return merged.map((e) => elemText(type, e, db));
 }
 

@@ -25,7 +25,7 @@ import {
   type BuiltinChain, type Chain, CT_MATCH_STATES, type CtMatchState, type Family, type IpPart, isBuiltin, type Match, type PortMatch, type Range, type RejectType, type Rule, type Table, type Verdict,
 } from './ir';
 import { type NameDb, protoNumber } from './names';
-import { addElements, deleteElements, type NftSet, SET_TYPES, type NftSetType, textItem } from './nft-sets';
+import { addElements, bigToWords6, blockBits, deleteElements, type Elem, mergeElems, type NftSet, SET_TYPES, type NftSetType, textItem, words6ToBig } from './nft-sets';
 
 /** nft reports every problem with exit status 1. */
 export class NftError extends BpftablesError {
@@ -347,8 +347,7 @@ class Evaluator {
     if (set!.flags.includes('constant')) throw new NftError('Could not process rule: Operation not supported (a constant set)', at(file, head));
     const fail = this.failer(file);
     if (op === 'delete' || op === 'destroy') {
-      set!.elements = op === 'delete' ? deleteElements(set!, values, this.o.db, fail)
-        : deleteElements({ ...set!, elements: set!.elements }, values.filter((v) => addElements({ ...set!, elements: [] }, [v], this.o.db, fail).every((e) => set!.elements.includes(e))), this.o.db, fail);
+      set!.elements = deleteElements(set!, values, this.o.db, fail, op === 'destroy');
     } else {
       const before = set!.elements;
       const after = addElements(set!, values, this.o.db, fail);
@@ -600,7 +599,7 @@ function portRanges(c: Cursor, op: string, proto: string | undefined, db: NameDb
   });
   const fmt = ([lo, hi]: Range): string => (lo === hi ? String(lo) : `${lo}-${hi}`);
   // a set as nft keeps it: sorted, overlaps merged (and adjacent elements unless both are single ports)
-  const merged: Range[] = braced ? mergeIntervals(ranges.map(([lo, hi], i) => ({ lo: BigInt(lo), hi: BigInt(hi), single: lo === hi && !/-/.test(wordOf(values[i]) ?? '') })))
+  const merged: Range[] = braced ? mergeElems(ranges.map(([lo, hi], i) => ({ lo: BigInt(lo), hi: BigInt(hi), single: lo === hi && !/-/.test(wordOf(values[i]) ?? '') })), false)
     .map((x) => [Number(x.lo), Number(x.hi)] as Range) : ranges;
   if (ref && ['<', '>', '<=', '>='].includes(op)) throw new NftError(`a comparison takes one value`, c.where());
   const shown = opText(op) + (ref ?? (braced && values.length > 1 ? `{ ${merged.map(fmt).join(', ')} }` : fmt(merged[0]!)));
@@ -678,39 +677,6 @@ interface Built {
 /** The most IR rules one nft rule may become (the product of its sets' sizes). */
 const MAX_EXPANSION = 65536;
 
-/** One interval of a set: `single` for a value written alone (nft merges an adjacent value only into a range). */
-interface Interval { lo: bigint; hi: bigint; single: boolean; text?: string }
-
-/** A set's elements as nft keeps them: sorted, overlapping ones merged, adjacent ones merged unless both are single values. */
-export function mergeIntervals(items: Interval[]): Interval[] {
-  const sorted = [...items].sort((a, b) => (a.lo < b.lo ? -1 : a.lo > b.lo ? 1 : a.hi < b.hi ? -1 : a.hi > b.hi ? 1 : 0));
-  const out: Interval[] = [];
-  for (const x of sorted) {
-    const cur = out[out.length - 1];
-    if (cur && (x.lo <= cur.hi || (x.lo === cur.hi + 1n && !(cur.single && x.single)))) {
-      if (x.hi > cur.hi || x.lo < cur.lo || !x.single || !cur.single) {
-        const merged: Interval = { lo: cur.lo, hi: x.hi > cur.hi ? x.hi : cur.hi, single: false };
-        // the union is one of the elements: it keeps that element's form
-        if (merged.lo === cur.lo && merged.hi === cur.hi) merged.text = cur.text;
-        else if (merged.lo === x.lo && merged.hi === x.hi) merged.text = x.text;
-        out[out.length - 1] = merged;
-      }
-      continue;
-    }
-    out.push({ ...x });
-  }
-  return out;
-}
-
-const words6ToBig = (w: number[]): bigint => w.reduce((acc, x) => (acc << 32n) | BigInt(x >>> 0), 0n);
-const bigToWords6 = (v: bigint): number[] => [3, 2, 1, 0].map((i) => Number((v >> BigInt(i * 32)) & 0xffffffffn));
-/** The prefix length when [lo, hi] is exactly one CIDR block of a `bits`-bit address, else undefined. */
-function blockBits(lo: bigint, hi: bigint, bits: number): number | undefined {
-  const size = hi - lo + 1n;
-  if (size <= 0n || (size & (size - 1n)) !== 0n || lo % size !== 0n) return undefined;
-  return bits - (size.toString(2).length - 1);
-}
-
 function cloneBuilt(b: Built): Built {
   return { ...b, ip: structuredClone(b.ip), matches: structuredClone(b.matches), choices: [] };
 }
@@ -725,7 +691,7 @@ function ipRangeMatch(b: Built, side: 'src' | 'dst'): Extract<Match, { kind: 'ip
 const opText = (op: string): string => (op === '==' ? '' : `${op} `);
 
 /** One address set element (an address, a prefix, a range) as an interval. */
-function addrInterval(v: NftItem, fam: Family, c: Cursor): Interval {
+function addrInterval(v: NftItem, fam: Family, c: Cursor): Elem {
   const bad = (): NftError => new NftError(`Could not resolve hostname: ${wordOf(v) ?? ''}`, c.where(v));
   if (v.kind !== 'word') throw bad();
   const width = fam === 4 ? 32 : 128;
@@ -754,7 +720,7 @@ function addrInterval(v: NftItem, fam: Family, c: Cursor): Interval {
 function addrSet(b: Built, side: 'src' | 'dst', fam: Family, ruleFam: Family, c: Cursor, op: string, values: NftItem[], text: RuleText, head: string, ref?: string): void {
   if (op !== '==') throw unsupported('a negated set of addresses', c.file, values[0] ?? c.items[0]!);
   const width = fam === 4 ? 32 : 128;
-  const elems = mergeIntervals(values.map((v) => addrInterval(v, fam, c)));
+  const elems = mergeElems(values.map((v) => addrInterval(v, fam, c)), false);
   const fmt = (x: bigint): string => (fam === 4 ? fmtIpv4(Number(x)) : fmtIpv6(bigToWords6(x)));
   const shown = elems.map((e) => {
     if (e.single) return fmt(e.lo);

@@ -199,6 +199,7 @@ export interface KernelLayout {
   nfHookStateIn: number;
   nfHookStateOut: number;
   netDeviceName: number;
+  netDeviceIfindex: number;
   skbLen: number;
   skbNfct: number;
   skbMark: number;
@@ -249,6 +250,7 @@ export function kernelLayout(btf: Btf, hz = 0): KernelLayout {
     nfHookStateIn: btf.memberOffset('nf_hook_state', 'in'),
     nfHookStateOut: btf.memberOffset('nf_hook_state', 'out'),
     netDeviceName: btf.memberOffset('net_device', 'name'),
+    netDeviceIfindex: btf.memberOffset('net_device', 'ifindex'),
     skbLen: btf.memberOffset('sk_buff', 'len'),
     skbNfct: btf.memberOffset('sk_buff', '_nfct'),
     skbMark: btf.memberOffset('sk_buff', 'mark'),

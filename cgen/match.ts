@@ -454,6 +454,13 @@ export function emitMatch(a: Asm, m: Match, l: RuleLabels, env: MatchEnv): void 
       a.ldx(1, R1, R9, S.TOS).alu32('rsh', R1, { imm: 2 });
       a.jmp32(m.invert ? 'jeq' : 'jne', R1, m.value, l.next);
       return;
+    case 'ifindex':
+      // no device at this hook: index 0, as nft's meta iif/oif read it (so != matches)
+      rangeSet(a, [{ size: 4, off: m.dir === 'in' ? S.IIF : S.OIF }], m.indexes.map((x): Range => [x, x]), m.invert, l.next);
+      return;
+    case 'nexthdr':
+      rangeSet(a, [{ size: 1, off: S.NEXTHDR }], m.ranges, m.invert, l.next);
+      return;
     case 'tos':
       a.ldx(1, R1, R9, S.TOS).alu32('and', R1, { imm: m.mask });
       a.jmp32(m.invert ? 'jeq' : 'jne', R1, m.value, l.next);

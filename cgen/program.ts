@@ -219,6 +219,8 @@ interface CompileCtx {
   usesL4: boolean;
   /** some rule reads the devices' names (-i, -o, addrtype's interface limits, LOG/REJECT records) */
   usesIfaces: boolean;
+  /** a rule reads the devices' indexes (meta iif/oif) */
+  usesIfindex: boolean;
   /** some match reads the connection tracking state (conntrack, state, connmark) */
   usesCt: boolean;
   usesRecent: boolean;
@@ -325,6 +327,7 @@ function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: 
     a.jmp('jeq', R2, 0, skip);
     a.ldx(8, R3, R2, k.netDeviceName).stx(8, R10, sum + sumOff, R3);
     a.ldx(8, R3, R2, k.netDeviceName + 8).stx(8, R10, sum + sumOff + 8, R3);
+    if (cx.usesIfindex) a.ldx(4, R3, R2, k.netDeviceIfindex).stx(4, R10, sum + (sumOff === S.IN ? S.IIF : S.OIF), R3);
     a.label(skip);
   }
   // packet bytes through a dynptr
@@ -462,7 +465,7 @@ function emitIp6Header(a: Asm, k: KernelLayout, unparsable: string, done: string
   for (const [from, to] of [[8, S.SADDR6], [16, S.SADDR6 + 8], [24, S.DADDR6], [32, S.DADDR6 + 8]] as const) {
     a.ldx(8, R1, R6, from).toBe(R1, 64).stx(8, R10, sum + to, R1);
   }
-  a.ldx(1, R7, R6, 6);
+  a.ldx(1, R7, R6, 6).stx(1, R10, sum + S.NEXTHDR, R7);
   a.mov64(R8, 40);
   const found = a.fresh('l4found'), bad = a.fresh('noproto'), nonFirst = a.fresh('fragment');
   const read = (len: number, at: number): void => {
@@ -723,7 +726,7 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
   const cx: CompileCtx = {
     cl: counterLayout(t), chainIndex: new Map(t.chains.map((c, i) => [c, i])), maps: new Map(), faultLine: opts.verifierFaultLine,
     exactRuns: new Map(), chunks: new Map(), family: t.family, stateSlots, env,
-    usesMac: usesMatch(all, 'mac'), ctDetails: needsCtDetails(all), usesMss: usesMatch(all, 'tcpmss'), usesOwner: usesMatch(all, 'owner'), usesL4: readsTransport(all), usesIfaces: facts.ifaces, usesCt: facts.conntrack,
+    usesMac: usesMatch(all, 'mac'), ctDetails: needsCtDetails(all), usesMss: usesMatch(all, 'tcpmss'), usesOwner: usesMatch(all, 'owner'), usesL4: readsTransport(all), usesIfaces: facts.ifaces || usesMatch(all, 'ifindex'), usesIfindex: usesMatch(all, 'ifindex'), usesCt: facts.conntrack,
     usesRecent: recentTables(all).size > 0,
     actions, events: actions.size > 0,
     logUid: [...actions.keys()].some((r) => r.verdict.kind === 'log' && (r.verdict.flags & LOG_FLAGS.UID) !== 0),

@@ -48,7 +48,10 @@ export const S = {
   OWNGID: 164, // u32, its fsgid
   L4W1: 168, // u8[4], transport header bytes 4-7 as they are (hashlimit's "ports" of AH)
   LATERFRAG: 172, // u8, IPv6: 1 when the header walk met a non-first fragment's header (hashlimit's walk stops there)
-  SIZE: 176,
+  NEXTHDR: 173, // u8, IPv6: the fixed header's next-header field (nft's ip6 nexthdr)
+  IIF: 176, // u32, input device's ifindex (0 if none; read when a rule asks, nft's meta iif)
+  OIF: 180, // u32, output device's ifindex (likewise, meta oif)
+  SIZE: 184,
 } as const;
 
 /** Action records a packet can queue in one hook (more: the first ACT_SLOTS, and logd says some were lost). */
@@ -64,14 +67,14 @@ export const CtBit = { INVALID: 1, NEW: 2, RELATED: 4, ESTABLISHED: 8, UNTRACKED
 
 /** Frame layout of the hook program (offsets from r10). */
 export const FRAME = {
-  SUMMARY: -176,
-  IPHDR: -216, // 40 bytes
-  L4HDR: -240, // 24 bytes (IPHDR and L4HDR together: 64 bytes of TCP options for tcpmss, after the prologue's decoding)
-  DYNPTR: -256, // struct bpf_dynptr, 16 bytes
-  KEY: -264, // 8 bytes: prefilter keys; the action id being recorded in the epilogue
-  XKEY: -280, // 16 bytes: exact-match keys; a rule's scratch space otherwise
-  EXTHDR: -288, // 8 bytes: IPv6 extension header fields; also skb->head and skb->data read as numbers
-  SKB: -296, // the struct sk_buff pointer, kept for the epilogue (LOG's MAC header)
+  SUMMARY: -184,
+  IPHDR: -224, // 40 bytes
+  L4HDR: -248, // 24 bytes (IPHDR and L4HDR together: 64 bytes of TCP options for tcpmss, after the prologue's decoding)
+  DYNPTR: -264, // struct bpf_dynptr, 16 bytes
+  KEY: -272, // 8 bytes: prefilter keys; the action id being recorded in the epilogue
+  XKEY: -288, // 16 bytes: exact-match keys; a rule's scratch space otherwise
+  EXTHDR: -296, // 8 bytes: IPv6 extension header fields; also skb->head and skb->data read as numbers
+  SKB: -304, // the struct sk_buff pointer, kept for the epilogue (LOG's MAC header)
   /** key slots in the frame of a rule function (global functions have their own stack) */
   FUNC_KEY: -8,
   FUNC_XKEY: -24, // also a rule's scratch space

@@ -55,7 +55,7 @@ export function kernel(): KernelLayout {
 }
 
 /** Bumped whenever KernelLayout gains fields, so older caches are recomputed. */
-const LAYOUT_VERSION = 8;
+const LAYOUT_VERSION = 9;
 
 /** CONFIG_HZ of the running kernel, from its configuration (/proc/config.gz or /boot); 0 when unknown. */
 function kernelHz(): number {

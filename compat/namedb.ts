@@ -1,4 +1,5 @@
 /** The system name databases (/etc/services, /etc/protocols) behind xlate's NameDb. */
+import { ifIndexToName, ifNameToIndex } from '../native/libc';
 import fs from 'node:fs';
 import { openSet } from '../native/ipsets';
 import { resolveIpv4, resolveIpv6 } from '../native/resolve';
@@ -55,6 +56,8 @@ function idTable(file: string): { byName: Map<string, number>; byId: Map<number,
 }
 
 export const systemNameDb: NameDb = {
+  ifIndex: ifNameToIndex,
+  ifName: ifIndexToName,
   ipset(name) {
     const s = openSet(name);
     if (!s) return undefined;

@@ -49,27 +49,28 @@ Options (ruleset input handling):
   -c, --check                     Check commands validity without actually applying the changes.
 
 Options (ruleset listing):
+  -n, --numeric                   Print fully numerical output.
   -s, --stateless                 Omit stateful information of rules (counter values).
   -y, --numeric-priority          Print chain priority numerically.
   -a, --handle                    Output rule handle.
   -p, --numeric-protocol          Print layer 4 protocols numerically.
+  -t, --terse                     Omit contents of sets.
   -j, --json                      Format output in JSON
 
 bpftables: -c checks a ruleset completely (parse, translate, compile, kernel verifier).
-Not supported yet, refused when given: -n, -N, -S, -e (and JSON input).
+Not supported yet, refused when given: -N, -S, -e (and JSON input; -n and -t with -j).
 `;
 
-interface Opts { file?: string; check: boolean; stateless: boolean; numericPriority: boolean; handles: boolean; numericProtocol: boolean; json: boolean; includeDirs: string[]; defines: string[]; commands: string[] }
+interface Opts { file?: string; check: boolean; stateless: boolean; numericPriority: boolean; handles: boolean; numericProtocol: boolean; numeric: boolean; terse: boolean; json: boolean; includeDirs: string[]; defines: string[]; commands: string[] }
 
 /** nft's options that change what it prints or does, which bpftables does not honour yet. */
 const NOT_YET: Record<string, string> = {
-  '-n': 'numeric listing', '--numeric': 'numeric listing',
   '-N': 'host name resolution', '--reversedns': 'host name resolution', '-S': 'service names', '--service': 'service names',
   '-e': 'echo', '--echo': 'echo',
 };
 
 function parseArgs(argv: string[], io: Io): Opts | number {
-  const o: Opts = { check: false, stateless: false, numericPriority: false, handles: false, numericProtocol: false, json: false, includeDirs: [], defines: [], commands: [] };
+  const o: Opts = { check: false, stateless: false, numericPriority: false, handles: false, numericProtocol: false, numeric: false, terse: false, json: false, includeDirs: [], defines: [], commands: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -89,9 +90,12 @@ function parseArgs(argv: string[], io: Io): Opts | number {
     else if ((a === '-a' || a === '--handle') && o.commands.length === 0) o.handles = true;
     else if ((a === '-p' || a === '--numeric-protocol') && o.commands.length === 0) o.numericProtocol = true;
     else if ((a === '-j' || a === '--json') && o.commands.length === 0) o.json = true;
+    // -n: everything numeric (priorities, protocols and the other symbolic constants), as nft 1.0's --numeric
+    else if ((a === '-n' || a === '--numeric') && o.commands.length === 0) { o.numeric = true; o.numericPriority = true; o.numericProtocol = true; }
+    else if ((a === '-t' || a === '--terse') && o.commands.length === 0) o.terse = true;
     else if (NOT_YET[a] && o.commands.length === 0) throw new NftError(`option '${a}' (${NOT_YET[a]}) is not supported by bpftables yet`, {}, true);
-    // no named sets or time values are listed yet, so terse and numeric-time output is the default one
-    else if (['-T', '--numeric-time', '-t', '--terse'].includes(a) && o.commands.length === 0) continue;
+    // no time values (set timeouts, rates in time units aside) are listed yet, so numeric-time output is the default one
+    else if (['-T', '--numeric-time'].includes(a) && o.commands.length === 0) continue;
     else if (a.startsWith('-') && o.commands.length === 0) { io.err(`nft: unrecognized option '${a}'\n${HELP}`); return 1; }
     else o.commands.push(a);
   }
@@ -206,10 +210,11 @@ function list(o: Opts, io: Io): number {
   const syntax = (): number => { io.err(`Error: syntax error, unexpected end of file\n${command}\n${' '.repeat(command.length)}^\n`); return 1; };
   requireRoot('nft');
   const live = readNft();
-  const opts = { ...o, protocolNumber: o.numericProtocol ? (name: string) => protoNumber(name, systemNameDb) : undefined };
+  const opts = { ...o, ifName: systemNameDb.ifName, protocolNumber: o.numericProtocol ? (name: string) => protoNumber(name, systemNameDb) : undefined };
   const print = (t: ListedTable, only?: string): string => tableText(t, live.counterOf, opts, only);
   const inFamily = live.tables.filter((t) => !family || t.family === family);
   const json = (objects: () => unknown[]): number => {
+    if (o.terse || o.numeric) { io.err(`Error: ${o.terse ? '-t' : '-n'} with -j is not supported by bpftables yet\n`); return 1; }
     try { io.out(`${nftablesJson(objects() as Parameters<typeof nftablesJson>[0], NFT_JSON_VERSION)}\n`); return 0; } catch (e) {
       if (e instanceof JsonUnsupported) { io.err(`Error: JSON for "${e.message}" is not supported by bpftables yet\n`); return 1; }
       throw e;

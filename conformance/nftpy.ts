@@ -58,17 +58,30 @@ export function olderNftForm(listed: string, want: string): boolean {
  * lines in an older form olderNftForm knows; returns the lines that differ
  * otherwise (empty: the same) and how many were older forms.
  */
-export function compareDump(listed: string, dump: string): { differ: string[]; older: number } {
+export function compareDump(listed: string, dump: string): { differ: string[]; older: number; hashOrder: number } {
   const a = listed.split('\n'), b = dump.split('\n');
-  if (a.length !== b.length) return { differ: [`${a.length} lines, the dump ${b.length}`], older: 0 };
+  if (a.length !== b.length) return { differ: [`${a.length} lines, the dump ${b.length}`], older: 0, hashOrder: 0 };
   const differ: string[] = [];
-  let older = 0;
+  let older = 0, hashOrder = 0;
   a.forEach((l, i) => {
     if (l === b[i]) return;
-    if (olderNftForm(l.trim(), b[i]!.trim()) && l.match(/^\t*/)![0] === b[i]!.match(/^\t*/)![0]) older++;
+    const indent = l.match(/^\t*/)![0] === b[i]!.match(/^\t*/)![0];
+    if (olderNftForm(l.trim(), b[i]!.trim()) && indent) older++;
+    else if (indent && inHashOrder(l, b[i]!)) hashOrder++;
     else differ.push(`"${l}" (the dump: "${b[i]}")`);
   });
-  return { differ, older };
+  return { differ, older, hashOrder };
+}
+
+/**
+ * The same line but for the order of an anonymous set's elements, where the
+ * set holds single values only: a hash set, which the kernel lists in its
+ * hash order (bpftables lists such sets in key order).
+ */
+export function inHashOrder(listed: string, dump: string): boolean {
+  if (listed.trim().startsWith('elements')) return false;
+  const sets = dump.match(/\{[^{}]*\}/g) ?? [];
+  return sets.length > 0 && sets.every((x) => !/[-/]/.test(x.replace(/"[^"]*"/g, ''))) && comparable(listed) === comparable(dump);
 }
 
 const FAMILIES = new Set(['ip', 'ip6', 'inet']);
@@ -152,7 +165,7 @@ export function runPyFile(file: string): PyReport {
           const rs = loadNft(text, `${rep.file}:${n + 1}`, { db: systemNameDb });
           for (const u of baseChainTables(rs)) validateTable(u.ir);
           const r = listedTables(rs.tables)[0]!.chains[0]!.rules[0];
-          listed = r ? ruleLine(r, undefined, { stateless: true, protocolNumber: (p) => protoNumber(p, systemNameDb) }) : '';
+          listed = r ? ruleLine(r, undefined, { stateless: true, ifName: systemNameDb.ifName, protocolNumber: (p) => protoNumber(p, systemNameDb) }) : '';
         } catch (e) {
           if (!(e instanceof BpftablesError)) { rep.failed++; rep.failures.push(`${what}: crashed: ${(e as Error).message}`); continue; }
           if (result === 'fail') rep.passed++;

@@ -19,6 +19,8 @@ const _bind = libc.func('int bind(int, void *, uint32_t)');
 const _setsockopt = libc.func('int setsockopt(int, int, int, void *, uint32_t)');
 const _getsockopt = libc.func('int getsockopt(int, int, int, void *, _Inout_ uint32_t *)');
 const _sigmask = libc.func('int pthread_sigmask(int, void *, void *)');
+const _ifNameToIndex = libc.func('unsigned int if_nametoindex(const char *)');
+const _ifIndexToName = libc.func('char *if_indextoname(unsigned int, _Out_ uint8_t *)');
 
 const SIG_BLOCK = 0, SIG_SETMASK = 2;
 /** glibc's sigset_t: 1024 bits */
@@ -75,6 +77,18 @@ export function bpfSyscallRaw(cmd: number, attr: Buffer): number {
 }
 
 export function close(fd: number): void { if (fd >= 0) _close(fd); }
+
+/** This network namespace's index of an interface (undefined: none of that name). */
+export function ifNameToIndex(name: string): number | undefined {
+  const n = Number(_ifNameToIndex(name));
+  return n > 0 ? n : undefined;
+}
+/** This network namespace's name of an interface index (undefined: none). */
+export function ifIndexToName(index: number): string | undefined {
+  const buf = Buffer.alloc(16);
+  if (!_ifIndexToName(index >>> 0, buf)) return undefined;
+  return buf.subarray(0, Math.max(0, buf.indexOf(0))).toString('latin1');
+}
 
 export const CLONE_NEWNET = 0x40000000;
 export function setns(fd: number, nstype: number): void { check('setns', _setns(fd, nstype)); }

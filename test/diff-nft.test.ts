@@ -47,6 +47,21 @@ const RULES = `table inet filter {
 		ip6 length < 20 udp dport 7990 accept
 		ip dscp { ef, af41 } udp dport 7980 accept
 		ip dscp != cs1 udp dport 7981 accept
+		meta nfproto ipv4 fib daddr type local udp dport 7700 accept
+		meta nfproto ipv4 fib daddr . iif type local udp dport 7701 accept
+		meta nfproto ipv4 fib saddr type { unicast, local } udp dport 7702 accept
+		meta nfproto ipv4 fib daddr type != local udp dport 7704 accept
+		ip6 nexthdr udp udp dport 7710 accept
+		ip6 nexthdr { hopopt, 60 } udp dport 7711 accept
+		ip6 nexthdr != udp udp dport 7712 accept
+		iif "r0" udp dport 7720 accept
+		ip saddr . udp dport { 10.0.1.2 . 7730, 10.0.1.3 . 7731 } accept
+		ip saddr . udp dport { 10.0.1.0/24 . 7732-7733, 10.0.9.0/24 . 7731 } accept
+		ip6 saddr . udp dport { fd00:1::2 . 7730, fd00:1::/64 . 7732-7733 } accept
+		iifname . udp dport { "r0" . 7734, "r1" . 7735 } accept
+		udp dport . udp sport { 7736 . 5000 } counter accept
+		iif != "r0" udp dport 7721 accept
+		meta iif { "lo", "r0" } udp dport 7722 accept
 		udp dport 7820 reject
 		tcp dport 7821 reject with tcp reset
 		udp dport 7822 reject with icmpx admin-prohibited
@@ -67,6 +82,10 @@ const RULES = `table inet filter {
 		udp dport 11 ip saddr != 10.0.1.2 drop
 		icmp type { echo-request, timestamp-request } drop
 		icmpv6 type { echo-request, 140 } drop
+		meta nfproto ipv4 fib daddr type != unicast udp dport 13 drop
+		meta nfproto ipv4 fib daddr . oif type unicast udp dport 14 drop
+		oif "r1" udp dport 15 drop
+		oif != "r1" udp dport 16 drop
 	}
 	chain pre {
 		type filter hook prerouting priority dstnat; policy accept;
@@ -82,6 +101,8 @@ const RULES = `table inet filter {
 		type filter hook output priority 0; policy accept;
 		udp sport 111 drop
 		ip6 daddr fd00:1::2 udp sport 112 drop
+		iif != "lo" udp sport 114 drop
+		oif "r0" udp sport 115 drop
 	}
 }
 `;
@@ -142,6 +163,28 @@ const PROBES4: ProbeSpec[] = [
   { name: 'the input interface in the set', where: 'input', packet: udp(7602), expect: true }, { name: 'the input interface not in the set', where: 'input', packet: udp(7603), expect: false },
   { name: 'fwd: icmp echo (in the type set)', where: 'forward', packet: ipPacket({ src: C, dst: S, proto: 1, payload: Buffer.from([8, 0, 0, 0, 0, 0, 0, 0]) }), expect: false },
   { name: 'fwd: icmp timestamp (in the type set)', where: 'forward', packet: ipPacket({ src: C, dst: S, proto: 1, payload: Buffer.from([13, 0, 0, 0, ...Array(16).fill(0)]) }), expect: false },
+  { name: 'fib daddr type local (to the router)', where: 'input', packet: udp(7700), expect: true },
+  { name: 'fib daddr . iif type local (to the router through r0)', where: 'input', packet: udp(7701), expect: true },
+  { name: 'fib daddr . iif type local: the address of r1, through r0', where: 'input', packet: udpPacket(C, '10.0.2.1', 5000, 7701), expect: false },
+  { name: 'fib daddr type local: the address of r1, through r0', where: 'input', packet: udpPacket(C, '10.0.2.1', 5000, 7700), expect: true },
+  { name: 'fib saddr type { unicast, local }', where: 'input', packet: udp(7702), expect: true },
+  { name: 'fib daddr type != local (to the router)', where: 'input', packet: udp(7704), expect: false },
+  { name: 'fwd: fib daddr type != unicast (to the server)', where: 'forward', packet: udpPacket(C, S, 5000, 13), expect: true },
+  { name: 'fwd: fib daddr . oif type unicast', where: 'forward', packet: udpPacket(C, S, 5000, 14), expect: false },
+  { name: 'ip saddr . udp dport: an element', where: 'input', packet: udp(7730), expect: true },
+  { name: 'ip saddr . udp dport: the port of another element', where: 'input', packet: udp(7731), expect: false },
+  { name: 'ip saddr . udp dport: a prefix and a range', where: 'input', packet: udp(7733), expect: true },
+  { name: 'ip saddr . udp dport: in the range, outside the prefix', where: 'input', packet: udpPacket('10.0.3.9', R, 5000, 7733), expect: false },
+  { name: 'iifname . udp dport: r0 . 7734', where: 'input', packet: udp(7734), expect: true },
+  { name: 'iifname . udp dport: r0 . 7735 (r1\'s element)', where: 'input', packet: udp(7735), expect: false },
+  { name: 'udp dport . udp sport', where: 'input', packet: udp(7736), expect: true },
+  { name: 'udp dport . udp sport: another source port', where: 'input', packet: udp(7736, 5001), expect: false },
+  { name: 'iif "r0"', where: 'input', packet: udp(7720), expect: true }, { name: 'iif != "r0"', where: 'input', packet: udp(7721), expect: false },
+  { name: 'meta iif in a set', where: 'input', packet: udp(7722), expect: true },
+  { name: 'fwd: oif "r1"', where: 'forward', packet: udpPacket(C, S, 5000, 15), expect: false },
+  { name: 'fwd: oif != "r1"', where: 'forward', packet: udpPacket(C, S, 5000, 16), expect: true },
+  { name: 'out: iif != "lo" where there is no input device (index 0)', where: 'output', packet: udpPacket(R, C, 114, 2000), expect: false },
+  { name: 'out: oif "r0"', where: 'output', packet: udpPacket(R, C, 115, 2000), expect: false },
   { name: 'fwd: icmp address mask request (not in the set)', where: 'forward', packet: ipPacket({ src: C, dst: S, proto: 1, payload: Buffer.from([17, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]) }), expect: true },
 ];
 
@@ -168,6 +211,17 @@ const PROBES6: ProbeSpec[] = [
   { name: 'ip6 length < 20 (a payload of 28)', where: 'input', packet: ip6Packet({ src: C6, dst: R6, proto: 17, payload: udpDatagram6(C6, R6, 5000, 7990, Buffer.alloc(20)) }), expect: false },
   { name: 'a source in the set\'s prefix', where: 'input', packet: udp6Packet('fd00:1::1a0', R6, 5000, 7600), expect: true },
   { name: 'a source outside the set', where: 'input', packet: udp6Packet('fd00:1::50', R6, 5000, 7600), expect: false },
+  { name: 'ip6 nexthdr udp, no extension header', where: 'input', packet: udp6Packet(C6, R6, 5000, 7710), expect: true },
+  { name: 'ip6 nexthdr udp, behind hop-by-hop options (nexthdr is 0)', where: 'input', packet: udp6Packet(C6, R6, 5000, 7710, { ext: [optionsHeader(0)] }), expect: false },
+  { name: 'ip6 nexthdr { hopopt, 60 }, behind hop-by-hop options', where: 'input', packet: udp6Packet(C6, R6, 5000, 7711, { ext: [optionsHeader(0)] }), expect: true },
+  { name: 'ip6 nexthdr { hopopt, 60 }, no extension header', where: 'input', packet: udp6Packet(C6, R6, 5000, 7711), expect: false },
+  { name: 'ip6 nexthdr != udp, behind hop-by-hop options', where: 'input', packet: udp6Packet(C6, R6, 5000, 7712, { ext: [optionsHeader(0)] }), expect: true },
+  { name: 'iif "r0"', where: 'input', packet: udp6Packet(C6, R6, 5000, 7720), expect: true },
+  { name: 'ip6 saddr . udp dport: an element', where: 'input', packet: udp6Packet(C6, R6, 5000, 7730), expect: true },
+  { name: 'ip6 saddr . udp dport: a prefix and a range', where: 'input', packet: udp6Packet('fd00:1::77', R6, 5000, 7733), expect: true },
+  { name: 'ip6 saddr . udp dport: outside the prefix', where: 'input', packet: udp6Packet('fd00:3::77', R6, 5000, 7733), expect: false },
+  { name: 'ip saddr . udp dport: an IPv4 element, an IPv6 packet', where: 'input', packet: udp6Packet(C6, R6, 5000, 7731), expect: false },
+  { name: 'fwd: oif "r1"', where: 'forward', packet: udp6Packet(C6, S6, 5000, 15), expect: false },
   { name: 'fwd: icmpv6 echo (in the type set)', where: 'forward', packet: ip6Packet({ src: C6, dst: S6, proto: 58, payload: Buffer.from([128, 0, 0, 0, 0, 0, 0, 0]) }), expect: false },
   { name: 'fwd: icmpv6 type 140 (in the type set)', where: 'forward', packet: ip6Packet({ src: C6, dst: S6, proto: 58, payload: Buffer.from([140, 0, 0, 0, 0, 0, 0, 0]) }), expect: false },
   { name: 'fwd: icmpv6 type 141 (not in the set)', where: 'forward', packet: ip6Packet({ src: C6, dst: S6, proto: 58, payload: Buffer.from([141, 0, 0, 0, 0, 0, 0, 0]) }), expect: true },

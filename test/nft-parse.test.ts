@@ -180,3 +180,75 @@ t.test('element commands: delete refuses a missing element, destroy does not', a
   t.throws(() => load(`${base}delete element ip t s { 3.3.3.3 }\n`), /No such file or directory/);
   t.same(load(`${base}destroy element ip t s { 3.3.3.3, 1.1.1.1 }\n`).tables[0]!.sets[0]!.elements, ['2.2.2.2'], 'destroy removes what is there and passes over the rest');
 });
+
+t.test('fib, ip6 nexthdr, meta iif/oif → IR and listing terms', async (t) => {
+  const fakeDb = { ...db, ifIndex: (n: string) => ({ lo: 1, eth0: 7 } as Record<string, number>)[n], ifName: (i: number) => ({ 1: 'lo', 7: 'eth0' } as Record<number, string>)[i] };
+  const one = (body: string, family = 'inet', fam: 4 | 6 = 4) => {
+    const r = loadNft(`table ${family} t {\n chain c {\n  ${body}\n }\n}\n`, 'f.nft', { db: fakeDb }).tables[0]!.chains[0]!.rules[0]!;
+    return { ir: r.ir[fam] ?? [], text: r.text.join(' ') };
+  };
+  // fib type: xt_addrtype's question (bits 1 << RTN_*)
+  t.same(one('fib daddr type local accept', 'ip').ir[0]?.matches, [{ kind: 'addrtype', limitIn: false, limitOut: false, dst: { types: 1 << 2, invert: false } }], 'fib daddr type local is --dst-type LOCAL');
+  t.same(one('fib saddr . iif type != { broadcast, 5 } drop', 'ip').ir[0]?.matches, [{ kind: 'addrtype', limitIn: true, limitOut: false, src: { types: (1 << 3) | (1 << 5), invert: true } }], 'saddr, . iif (--limit-iface-in), a set, !=');
+  t.equal(one('fib saddr . iif type != { broadcast, 5 } drop', 'ip').text, 'fib saddr . iif type != { broadcast, multicast } drop', 'listed by name, in number order');
+  t.equal(one('fib daddr . oif type 0', 'ip').text, 'fib daddr . oif type unspec');
+  t.throws(() => one('fib daddr type local accept', 'inet'), { message: /fib for IPv6 packets .* is not supported/ }, 'IPv6 fib is refused (nft\'s IPv6 route types are not xt_addrtype\'s)');
+  t.same(one('meta nfproto ipv4 fib daddr type local accept', 'inet', 6).ir, [], 'an inet fib rule for IPv4 only is taken');
+  t.throws(() => one('fib saddr . iif oif missing drop', 'ip'), { message: /fib \.\.\. oif is not supported/ }, 'fib results other than type are refused by name');
+  t.throws(() => one('fib daddr type local,broadcast', 'ip'), { message: /is not bitmask/ }, 'a comma list is not a fib type set');
+  t.throws(() => one('fib daddr type nosuch', 'ip'), { message: /Could not parse fib address type/ });
+  // ip6 nexthdr: the fixed header's field
+  t.same(one('ip6 nexthdr { tcp, 44, 1-3 } accept', 'inet', 6).ir[0]?.matches, [{ kind: 'nexthdr', ranges: [[1, 3], [6, 6], [44, 44]], invert: false }], 'names, numbers, ranges, sorted');
+  t.equal(one('ip6 nexthdr { tcp, 44, 1-3 } accept', 'inet', 6).text, 'ip6 nexthdr { 1-3, tcp, ipv6-frag } accept', 'listed as nft lists it');
+  t.same(one('ip6 nexthdr != udp', 'ip6', 6).ir[0]?.matches, [{ kind: 'nexthdr', ranges: [[17, 17]], invert: true }]);
+  t.same(one('ip6 nexthdr > 250', 'ip6', 6).ir[0]?.matches, [{ kind: 'nexthdr', ranges: [[251, 255]], invert: false }], 'a comparison is a range');
+  t.same(one('ip6 nexthdr tcp accept', 'inet', 4).ir, [], 'never in the IPv4 half of an inet table');
+  t.equal(one('meta nfproto ipv6 ip6 nexthdr tcp tcp dport 22', 'inet', 6).text, 'ip6 nexthdr tcp tcp dport 22', 'it implies IPv6 (meta nfproto goes), not the transport protocol');
+  t.equal(one('meta l4proto tcp ip6 nexthdr tcp tcp dport 22', 'inet', 6).text, 'meta l4proto tcp ip6 nexthdr tcp tcp dport 22', 'after ip6 nexthdr, meta l4proto is no longer the dependency (nft keeps it)');
+  t.throws(() => one('ip6 nexthdr udp tcp dport 1', 'ip6', 6), { message: 'conflicting protocols specified: udp vs. tcp', where: { line: 3, col: 19 } }, 'a transport header other than the one nexthdr names: nft\'s conflict');
+  t.throws(() => one('ip6 nexthdr comp udp dport 4789', 'ip6', 6), { message: /comp vs\. udp/ }, 'the bogon that crashes nft 1.0.6 is refused');
+  // meta iif/oif: indexes, resolved when the rule is added
+  t.same(one('iif lo accept').ir[0]?.matches, [{ kind: 'ifindex', dir: 'in', indexes: [1], invert: false }], 'iif by name → its index');
+  t.same(one('meta oif != { "eth0", 1 }').ir[0]?.matches, [{ kind: 'ifindex', dir: 'out', indexes: [1, 7], invert: true }], 'oif, a set of names and numbers, !=');
+  t.equal(one('meta oif != { "eth0", 1 }').text, 'oif != { 1, 7 }', 'the stored listing keeps indexes (the printer names them)');
+  t.throws(() => one('iif nosuch accept'), { message: 'Interface does not exist', where: { line: 3, col: 7 } }, 'an unknown interface, as nft says it');
+});
+
+t.test('fib . iif and . oif only at hooks with that device', async (t) => {
+  const fakeDb = { ...db, ifIndex: () => 1 };
+  const chain = (hook: string, rule: string): void => { baseChainTables(loadNft(`table ip t {\n chain c {\n  type filter hook ${hook} priority 0\n  jump d\n }\n chain d {\n  ${rule}\n }\n}\n`, 'f.nft', { db: fakeDb })); };
+  t.throws(() => chain('output', 'fib daddr . iif type local'), { message: /Operation not supported \(fib \.\.\. \. iif in a output chain, c\)/, where: { line: 7, col: 3 } }, 'iif at output, through a jump');
+  t.throws(() => chain('prerouting', 'fib daddr . oif type local'), { message: /Operation not supported/ }, 'oif at prerouting');
+  t.throws(() => chain('input', 'fib daddr . oif type local'), { message: /Operation not supported/ }, 'oif at input');
+  for (const [hook, dev] of [['prerouting', 'iif'], ['input', 'iif'], ['forward', 'iif'], ['forward', 'oif'], ['output', 'oif'], ['postrouting', 'oif'], ['output', '']] as const) {
+    t.doesNotThrow(() => chain(hook, `fib daddr${dev ? ` . ${dev}` : ''} type local`), `${dev || 'no device'} at ${hook}`);
+  }
+});
+
+t.test('the printer names interface indexes when it lists them', async (t) => {
+  const { ruleLine } = await import('../xlate/nft-print');
+  const ifName = (i: number): string | undefined => ({ 1: 'lo', 7: 'eth0' } as Record<number, string>)[i];
+  t.equal(ruleLine({ text: ['iif 1', 'accept'], handle: 2 }, undefined, { ifName }), 'iif "lo" accept');
+  t.equal(ruleLine({ text: ['oif != { 1, 7, 99 }'], handle: 2 }, undefined, { ifName }), 'oif != { "lo", "eth0", 99 }', 'a gone interface is listed by its number, as nft does');
+  t.equal(ruleLine({ text: ['ip6 nexthdr { tcp, ipv6-frag }'], handle: 2 }, undefined, { protocolNumber: (n) => ({ tcp: 6, 'ipv6-frag': 44 } as Record<string, number>)[n] }), 'ip6 nexthdr { 6, 44 }', '-p: nexthdr numbers');
+});
+
+t.test('concatenations: one IR rule per element, elements disjoint', async (t) => {
+  const rs = rules('ip saddr . tcp dport { 10.0.0.0/8 . 22-25, 1.2.3.4 . ssh } accept', 'inet', 4);
+  t.same(rs.map((r) => [r.ip.src, r.ip.proto?.num, r.matches]), [
+    [{ addr: 0x0a000000, mask: 0xff000000, invert: false }, 6, [{ kind: 'tcp', dport: { range: [22, 25], invert: false }, short: 'nomatch' }]],
+    [{ addr: 0x01020304, mask: 0xffffffff, invert: false }, 6, [{ kind: 'tcp', dport: { range: [22, 22], invert: false }, short: 'nomatch' }]],
+  ], 'each element is the conjunction of its components');
+  t.same(rules('ip saddr . tcp dport { 1.2.3.4 . 22 } accept', 'inet', 6), [], 'an IPv4 component: nothing in the IPv6 half');
+  t.equal(rules('iifname . ip6 saddr . udp dport { "x" . ::1 . 53, "y" . ::2 . 54 }', 'inet', 6).length, 2, 'three components');
+  const text = (body: string): string => load(`table inet t {\n chain c {\n  ${body}\n }\n}\n`).tables[0]!.chains[0]!.rules[0]!.text.join(' ');
+  t.equal(text('meta l4proto tcp ip saddr . tcp dport { 1.2.3.5 . http, 1.2.3.4 . ssh } accept'), 'ip saddr . tcp dport { 1.2.3.4 . 22, 1.2.3.5 . 80 } accept', 'canonical values, key order, dependency gone');
+  t.equal(text('ip saddr . tcp dport { 10.0.0.0/8 . 22-25, 1.2.3.4 . 80 }'), 'ip saddr . tcp dport { 10.0.0.0/8 . 22-25, 1.2.3.4 . 80 }', 'with ranges: as written');
+  const bad = (body: string, msg: RegExp, what: string): void => { t.throws(() => rules(body), { message: msg }, what); };
+  bad('ip saddr . tcp dport { 10.0.0.0/8 . 22, 10.1.0.0/16 . 22 } accept', /File exists/, 'overlapping elements are refused, as the kernel refuses them');
+  bad('ip saddr . tcp dport 1.2.3.4 . 22 accept', /Use concatenations with sets and maps, not singleton values/, 'a concatenation needs a set');
+  bad('ip saddr . tcp dport != { 1.2.3.4 . 22 }', /a concatenation compared with != is not supported/, 'negated: refused by name');
+  bad('ip saddr . tcp dport vmap { 1.2.3.4 . 22 : accept }', /a concatenation as a vmap key is not supported/, 'vmap keys: refused by name');
+  bad('ip saddr . tcp dport { 1.2.3.4 }', /an element of 2 values joined by \. expected/, 'an element with too few values');
+  bad('counter ip saddr . tcp dport { 1.2.3.4 . 22 }', /a match after a counter/, 'after a counter');
+});

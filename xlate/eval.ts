@@ -15,6 +15,10 @@ export interface PacketView {
   in: string; out: string; ct: CtState;
   /** skb->mark, the link-layer packet type (0 host, 1 broadcast, 2 multicast, 3 otherhost), the TOS byte / traffic class */
   mark?: number; pkttype?: number; tos?: number;
+  /** the input and output devices' interface indexes (0 or absent: none) */
+  inIndex?: number; outIndex?: number;
+  /** IPv6: the fixed header's next-header field */
+  nexthdr?: number;
   /** the connection's NAT bits, status bits and direction (when it has a connection) */
   ctNat?: ('SNAT' | 'DNAT')[]; ctStatus?: number; ctReply?: boolean; ctMark?: number;
   /** Ethernet source address when the packet came in on an Ethernet device */
@@ -75,7 +79,7 @@ export function viewPacket6(p: Buffer, iface: { in?: string; out?: string }, ct:
   const l4avail = found && fragoff === 0 ? Math.max(0, p.length - off) : 0;
   const at = (o: number, n: 1 | 2): number => (l4avail >= o + n ? (n === 1 ? p[off + o]! : p.readUInt16BE(off + o)) : 0);
   return {
-    tos: (p.readUInt16BE(0) >> 4) & 0xff, saddr: 0, daddr: 0, saddr6: words(8), daddr6: words(24), proto: noproto ? 0 : nh, noproto, ttl: p[7]!,
+    tos: (p.readUInt16BE(0) >> 4) & 0xff, saddr: 0, daddr: 0, saddr6: words(8), daddr6: words(24), proto: noproto ? 0 : nh, noproto, nexthdr: p[6]!, ttl: p[7]!,
     totlen: (p.readUInt16BE(4) + 40) & 0xffff, fragoff, skblen: p.length, l4avail,
     sport: at(0, 2), dport: at(2, 2), tcpflags: at(13, 1), icmptype: at(0, 1), icmpcode: at(1, 1),
     in: iface.in ?? '', out: iface.out ?? '', ct, mss: found && fragoff === 0 && nh === 6 ? tcpMssOf(p, off) : 'bad',
@@ -208,6 +212,11 @@ function matchStep(m: Match, p: PacketView, state: MatchState): Step {
     case 'pkttype': return yes(((p.pkttype ?? 0) === m.type) !== m.invert);
     case 'dscp': return yes((((p.tos ?? 0) >> 2) === m.value) !== m.invert);
     case 'tos': return yes((((p.tos ?? 0) & m.mask) === m.value) !== m.invert);
+    case 'ifindex': {
+      const idx = (m.dir === 'in' ? p.inIndex : p.outIndex) ?? 0;
+      return yes(m.indexes.includes(idx) !== m.invert);
+    }
+    case 'nexthdr': return yes(m.ranges.some(([lo, hi]) => (p.nexthdr ?? 0) >= lo && (p.nexthdr ?? 0) <= hi) !== m.invert);
     case 'limit': {
       const left = state.get(m) ?? m.burst;
       state.set(m, Math.max(0, left - 1));

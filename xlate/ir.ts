@@ -169,6 +169,13 @@ export type Match =
   | { kind: 'pkttype'; type: number; invert: boolean }
   /** DSCP: the upper six bits of the IPv4 TOS byte / IPv6 traffic class */
   | { kind: 'dscp'; value: number; invert: boolean }
+  /**
+   * nft's `meta iif`/`oif`: the packet's input/output device is one of these interface indexes (the
+   * index nft resolved the name to when the rule was added); a hook without that device reads index 0
+   */
+  | { kind: 'ifindex'; dir: 'in' | 'out'; indexes: number[]; invert: boolean }
+  /** nft's `ip6 nexthdr`: the fixed IPv6 header's next-header field (not the protocol behind extension headers) in one of the ranges */
+  | { kind: 'nexthdr'; ranges: Range[]; invert: boolean }
   /** (TOS byte / traffic class & mask) == value */
   | { kind: 'tos'; value: number; mask: number; invert: boolean }
   /** token bucket as the kernel's xt_limit: avg in 1/10000 s per packet (XT_LIMIT_SCALE), burst in packets */

@@ -153,6 +153,9 @@ function fmtMatch(m: Match, proto: number | undefined, o: ListOptions): string {
     case 'connmark': return ` connmark match ${m.invert ? '!' : ''} 0x${m.value.toString(16)}${m.mask === 0xffffffff ? '' : `/0x${m.mask.toString(16)}`}`;
     case 'mark': return ` mark match ${m.invert ? '! ' : ''}0x${m.value.toString(16)}${m.mask === 0xffffffff ? '' : `/0x${m.mask.toString(16)}`}`;
     case 'pkttype': return ` PKTTYPE ${m.invert ? '!=' : '='} ${PKT_TYPES.find(([, v]) => v === m.type)![0]}`;
+    // nft's meta iif/oif and ip6 nexthdr have no iptables match: listed as nft writes them
+    case 'ifindex': return ` ${m.dir === 'in' ? 'iif' : 'oif'} ${m.invert ? '!= ' : ''}${m.indexes.join(',')}`;
+    case 'nexthdr': return ` ip6 nexthdr ${m.invert ? '!= ' : ''}${m.ranges.map(([lo, hi]) => (lo === hi ? `${lo}` : `${lo}-${hi}`)).join(',')}`;
     case 'dscp': return ` DSCP match ${m.invert ? '!' : ''}${hexl(m.value)}`;
     case 'tos': {
       const named = !o.numeric && m.mask === 0x3f ? TOS_NAMES.find(([, v]) => v === m.value) : undefined;

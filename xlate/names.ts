@@ -25,6 +25,9 @@ export interface NameDb {
   groupId?(name: string): number | undefined;
   userName?(id: number): string | undefined;
   groupName?(id: number): string | undefined;
+  /** this namespace's interface index of a name, and name of an index (nft's meta iif/oif) */
+  ifIndex?(name: string): number | undefined;
+  ifName?(index: number): string | undefined;
   /** an ipset of this namespace (-m set): its type and family, or undefined when there is none */
   ipset?(name: string): { type: string; family: 4 | 6 } | undefined;
 }

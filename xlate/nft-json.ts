@@ -19,7 +19,7 @@ export function jsonText(v: Json): string {
 
 export class JsonUnsupported extends Error {}
 
-const PAYLOAD = /^(ip (?:saddr|daddr|protocol|ttl|frag-off|dscp|length)|ip6 (?:saddr|daddr|hoplimit|dscp|length)|tcp (?:sport|dport|flags)|udp (?:sport|dport)|th (?:sport|dport)|icmp (?:type|code)|icmpv6 (?:type|code))$/;
+const PAYLOAD = /^(ip (?:saddr|daddr|protocol|ttl|frag-off|dscp|length)|ip6 (?:saddr|daddr|hoplimit|dscp|length|nexthdr)|tcp (?:sport|dport|flags)|udp (?:sport|dport)|th (?:sport|dport)|icmp (?:type|code)|icmpv6 (?:type|code))$/;
 const META = /^(meta (?:l4proto|nfproto|mark|pkttype|length)|iifname|oifname)$/;
 
 /** The left side of a match: a payload field, a meta key or ct state. */
@@ -61,8 +61,24 @@ function verdict(v: string): Json {
   throw new JsonUnsupported(v);
 }
 
+/** A concatenation's term: `a . b { x . y, ... }` (xlate/nft-print.ts has the same). */
+const CONCAT = /^((?:[a-z][\w-]*(?: [a-z][\w-]*)? \. )+[a-z][\w-]*(?: [a-z][\w-]*)?) \{ (.*) \}$/;
+
 /** One canonical term as a JSON statement. */
-function term(t: string, counter: CounterValue | undefined, tableFamily: string): Json {
+function term(t: string, counter: CounterValue | undefined, tableFamily: string, o: ListOptions = {}): Json {
+  const fib = /^fib (saddr|daddr)(?: \. (iif|oif))? type (?:(!=) )?(.+)$/.exec(t);
+  if (fib) return { match: { op: fib[3] ?? '==', left: { fib: { result: 'type', flags: [fib[1]!, ...(fib[2] ? [fib[2]] : [])] } }, right: rhs(fib[4]!) } };
+  const cat = CONCAT.exec(t);
+  if (cat) {
+    return { match: { op: '==', left: { concat: cat[1]!.split(' . ').map(selector) }, right: { set: elements(cat[2]!).map((e) => ({ concat: e.split(' . ').map(value) })) } } };
+  }
+  // interface indexes: by the name they have now (a gone one by its number), as the text listing
+  const dev = /^(iif|oif) (?:(!=) )?(.+)$/.exec(t);
+  if (dev) {
+    const named = (n: Json): Json => (typeof n === 'number' ? o.ifName?.(n) ?? n : n);
+    const r = rhs(dev[3]!);
+    return { match: { op: dev[2] ?? '==', left: { meta: { key: dev[1]! } }, right: typeof r === 'object' && r !== null && 'set' in r ? { set: (r.set as Json[]).map(named) } : named(r) } };
+  }
   if (VERDICTS.has(t) || /^(jump|goto) \S+$/.test(t)) return verdict(t);
   if (t === 'counter') return { counter: { packets: counter?.packets ?? 0, bytes: counter?.bytes ?? 0 } };
   const log = /^log(?: prefix "([^"]*)")?(?: level (\S+))?(?: flags (.+))?$/.exec(t);
@@ -126,7 +142,7 @@ export function tableJson(t: ListedTable, counterOf: (r: ListedRule) => CounterV
     for (const r of c.rules) {
       const comment = r.text.find((x) => x.startsWith('comment "'));
       const counter = o.stateless ? undefined : counterOf(r);
-      const expr = r.text.filter((x) => x !== comment).map((x) => (x === 'counter' && o.stateless ? { counter: null } : term(x, counter, t.family)));
+      const expr = r.text.filter((x) => x !== comment).map((x) => (x === 'counter' && o.stateless ? { counter: null } : term(x, counter, t.family, o)));
       out.push({ rule: { family: t.family, table: t.name, chain: c.name, handle: r.handle, ...(comment ? { comment: comment.slice(9, -1) } : {}), expr } });
     }
   }

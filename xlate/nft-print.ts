@@ -6,6 +6,7 @@
  * come from the caller.
  */
 import type { NftBase, NftChain, NftRule, NftTable } from './nft';
+import { numericTerm } from './nft-numeric';
 import { type NftSet, setText } from './nft-sets';
 
 export interface CounterValue { packets: number; bytes: number }
@@ -14,6 +15,12 @@ export interface ListOptions {
   stateless?: boolean; numericPriority?: boolean; handles?: boolean;
   /** -p: protocols by number (`ip protocol 6`); the number of a protocol name (the system's protocol names) */
   protocolNumber?: (name: string) => number | undefined;
+  /** -n: symbolic constants as numbers (xlate/nft-numeric.ts) */
+  numeric?: boolean;
+  /** -t: sets without their elements */
+  terse?: boolean;
+  /** the name of an interface index, for meta iif/oif (kept as indexes, named when listed) */
+  ifName?: (index: number) => string | undefined;
 }
 
 /** What listing a table needs: no source positions, no IR (the stored form of the engine is this). */
@@ -36,14 +43,40 @@ export function priorityText(p: number, hook?: string): string {
 
 /** A rule's line: its terms, `counter` with the rule's values. */
 export function ruleLine(r: ListedRule, counter: CounterValue | undefined, o: ListOptions = {}): string {
-  const line = r.text.map((t) => {
-    if (t === 'counter') return o.stateless ? t : `counter packets ${counter?.packets ?? 0} bytes ${counter?.bytes ?? 0}`;
-    const p = o.protocolNumber && /^((?:ip protocol|meta l4proto) (?:!= )?)(\{ [^}]* \}|[a-z][\w-]*)$/.exec(t);
-    if (!p) return t;
-    const num = (name: string): string => String(/^\d+$/.test(name) ? name : o.protocolNumber!(name) ?? name);
-    return `${p[1]}${p[2]!.startsWith('{') ? `{ ${p[2]!.slice(2, -2).split(', ').map(num).join(', ')} }` : num(p[2]!)}`;
-  }).join(' ');
+  const line = r.text.map((t) => (t === 'counter' ? (o.stateless ? t : `counter packets ${counter?.packets ?? 0} bytes ${counter?.bytes ?? 0}`) : termText(t, o))).join(' ');
   return o.handles ? `${line} # handle ${r.handle}` : line;
+}
+
+/** A concatenation's term: `a . b { x . y, ... }`. */
+const CONCAT = /^((?:[a-z][\w-]*(?: [a-z][\w-]*)? \. )+[a-z][\w-]*(?: [a-z][\w-]*)?) \{ (.*) \}$/;
+
+/** One listing term as the options want it: interface indexes named, -n and -p numbers (a concatenation component by component). */
+function termText(t: string, o: ListOptions): string {
+  const cat = (o.numeric || o.protocolNumber) && !t.startsWith('fib ') && CONCAT.exec(t);
+  if (cat) {
+    const sels = cat[1]!.split(' . ');
+    const elems = cat[2]!.split(', ').map((e) => e.split(' . ').map((v, i) => (sels[i] ? termText(`${sels[i]} ${v}`, o).slice(sels[i]!.length + 1) : v)).join(' . '));
+    return `${cat[1]} { ${elems.join(', ')} }`;
+  }
+  const dev = /^((?:iif|oif) (?:!= )?)(\{ [^}]* \}|\d+)$/.exec(t);
+  if (dev) {
+    const named = (n: string): string => { const x = o.ifName?.(Number(n)); return x === undefined ? n : `"${x}"`; };
+    return `${dev[1]}${dev[2]!.startsWith('{') ? `{ ${dev[2]!.slice(2, -2).split(', ').map(named).join(', ')} }` : named(dev[2]!)}`;
+  }
+  if (o.numeric) t = numericTerm(t);
+  const p = o.protocolNumber && /^((?:ip protocol|meta l4proto|ip6 nexthdr) (?:!= )?)(\{ [^}]* \}|[a-z][\w-]*)$/.exec(t);
+  if (!p) return t;
+  const num = (name: string): string => protoText(name, o);
+  return `${p[1]}${p[2]!.startsWith('{') ? `{ ${p[2]!.slice(2, -2).split(', ').map(num).join(', ')} }` : num(p[2]!)}`;
+}
+
+/** A protocol by number under -p (and -n). */
+const protoText = (name: string, o: ListOptions): string => String(/^\d+$/.test(name) || !o.protocolNumber ? name : o.protocolNumber(name) ?? name);
+
+/** A named set's block under the options: -t leaves the elements out, -p lists protocols by number. */
+function setBlock(set: NftSet, o: ListOptions): string {
+  const shown = o.protocolNumber && set.type === 'inet_proto' ? { ...set, elements: set.elements.map((e) => protoText(e, o)) } : set;
+  return setText(shown, !!o.handles, !!o.terse);
 }
 const handleNote = (h: number, o: ListOptions): string => (o.handles ? ` # handle ${h}` : '');
 
@@ -59,13 +92,13 @@ function chainText(c: ListedChain, counterOf: (r: ListedRule) => CounterValue | 
 export function tableText(t: ListedTable, counterOf: (r: ListedRule) => CounterValue | undefined, o: ListOptions = {}, only?: string): string {
   const chains = only === undefined ? t.chains : t.chains.filter((c) => c.name === only);
   const comment = t.comment !== undefined ? `\tcomment "${t.comment}"\n` : '';
-  const blocks = [...(only === undefined ? t.sets ?? [] : []).map((s) => setText(s, !!o.handles)), ...chains.map((c) => chainText(c, counterOf, o))];
+  const blocks = [...(only === undefined ? t.sets ?? [] : []).map((s) => setBlock(s, o)), ...chains.map((c) => chainText(c, counterOf, o))];
   return `table ${t.family} ${t.name} {${handleNote(t.handle, o)}\n${comment}${blocks.join('\n')}}\n`;
 }
 
 /** `nft list set`: the table around the one set. */
 export function setListing(t: ListedTable, set: NftSet, o: ListOptions = {}): string {
-  return `table ${t.family} ${t.name} {\n${setText(set, !!o.handles)}}\n`;
+  return `table ${t.family} ${t.name} {\n${setBlock(set, o)}}\n`;
 }
 
 /** `nft list ruleset`. */

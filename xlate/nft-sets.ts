@@ -160,12 +160,12 @@ export function textItem(t: string, where: Where = {}): NftItem {
 }
 
 /** `set NAME { ... }` as `nft list` prints it, with `# handle N` under -a. */
-export function setText(s: NftSet, handles: boolean): string {
+export function setText(s: NftSet, handles: boolean, terse = false): string {
   let out = `\tset ${s.name} {${handles ? ` # handle ${s.handle}` : ''}\n\t\ttype ${s.type}\n`;
   if (s.flags.length) out += `\t\tflags ${s.flags.join(',')}\n`;
   if (s.autoMerge) out += '\t\tauto-merge\n';
   if (s.comment !== undefined) out += `\t\tcomment "${s.comment}"\n`;
-  if (s.elements.length) {
+  if (s.elements.length && !terse) {
     const n = PER_LINE[s.type];
     let body = '';
     s.elements.forEach((e, i) => { body += (i === 0 ? '' : i % n === 0 ? WRAP : ', ') + e; });

@@ -520,7 +520,7 @@ function giveHandles(rs: NftRuleset, h: NftHandles): void {
 // ---- rules ----
 
 const CT_STATE_NAMES: Record<string, CtMatchState> = { invalid: 'INVALID', new: 'NEW', established: 'ESTABLISHED', related: 'RELATED', untracked: 'UNTRACKED' };
-const PKTTYPES: Record<string, number> = { host: 0, unicast: 0, broadcast: 1, multicast: 2, other: 3 };
+export const PKTTYPES: Record<string, number> = { host: 0, unicast: 0, broadcast: 1, multicast: 2, other: 3 };
 const REL_OPS = new Set(['==', '!=', '<', '>', '<=', '>=', 'eq', 'ne', 'lt', 'gt', 'le', 'ge']);
 
 class Cursor {
@@ -614,6 +614,260 @@ function portRanges(c: Cursor, op: string, proto: string | undefined, db: NameDb
 }
 
 /**
+ * `meta iif`/`oif`: the device by index, resolved from its name when the
+ * rule is added (as nft does: a device made later under that name is not
+ * it). The listing keeps the index (`iif 1`) and names it when printed.
+ */
+function ifindexMatch(b: Built, key: 'iif' | 'oif', c: Cursor, op: string, db: NameDb, text: RuleText, item: NftItem): void {
+  if (op !== '==' && op !== '!=') throw unsupported(`meta ${key} comparison ${op}`, c.file, item);
+  const { values, braced } = valueItems(c, 'network interface index');
+  const indexes = [...new Set(values.map((v) => {
+    if (v.kind !== 'word' && v.kind !== 'string') throw new NftError('syntax error, interface expected', c.where(v));
+    if (v.kind === 'word' && /^\d+$/.test(v.text)) {
+      const n = Number(v.text);
+      if (n === 0 || n > 0xffffffff) throw new NftError('Interface does not exist', c.where(v));
+      return n;
+    }
+    if (v.kind === 'word' && /-/.test(v.text)) throw unsupported(`a range of ${key} values`, c.file, v);
+    const n = db.ifIndex?.(v.text);
+    if (n === undefined) throw new NftError('Interface does not exist', c.where(v));
+    return n;
+  }))].sort((x, y) => x - y);
+  text.add(`${key} ${opText(op)}${braced && indexes.length > 1 ? `{ ${indexes.join(', ')} }` : indexes[0]}`);
+  b.matches.push({ kind: 'ifindex', dir: key === 'iif' ? 'in' : 'out', indexes, invert: op === '!=' });
+}
+
+/** Selectors a concatenation may join: one word, or a head and its key. */
+const ONE_WORD_SELECTORS = new Set(['iifname', 'oifname', 'iif', 'oif', 'l4proto', 'nfproto', 'mark', 'pkttype']);
+const TWO_WORD_SELECTORS = new Set(['ip', 'ip6', 'tcp', 'udp', 'th', 'meta', 'ct', 'icmp', 'icmpv6']);
+const selectorLength = (items: NftItem[], k: number): number => {
+  const w = wordOf(items[k]);
+  return w && ONE_WORD_SELECTORS.has(w) ? 1 : w && TWO_WORD_SELECTORS.has(w) && items[k + 1]?.kind === 'word' && wordOf(items[k + 1]) !== '.' ? 2 : 0;
+};
+
+/** The selectors of a concatenation (`ip saddr . tcp dport`) starting at item k, or undefined when none starts there. */
+function concatSelectors(items: NftItem[], k: number): NftItem[][] | undefined {
+  const out: NftItem[][] = [];
+  let i = k;
+  for (;;) {
+    const n = selectorLength(items, i);
+    if (!n) return undefined;
+    out.push(items.slice(i, i + n));
+    i += n;
+    if (wordOf(items[i]) !== '.') break;
+    i++;
+  }
+  return out.length > 1 ? out : undefined;
+}
+
+/** Bounds of one canonical element value (an address, a prefix, a range, a number; anything else is itself), for the overlap test. */
+function valueBounds(t: string, db: NameDb): [bigint, bigint] | string {
+  const num = (x: string): bigint | undefined => {
+    if (/^\d+$/.test(x)) return BigInt(x);
+    const v4 = parseIpv4(x);
+    if (v4 !== undefined) return BigInt(v4);
+    const v6 = x.includes(':') ? parseIpv6(x) : undefined;
+    if (v6) return words6ToBig(v6);
+    const p = protoNumber(x, db);
+    return p === undefined ? undefined : BigInt(p);
+  };
+  const pre = /^(.+)\/(\d+)$/.exec(t);
+  if (pre) {
+    const lo = num(pre[1]!), bits = pre[1]!.includes(':') ? 128 : 32;
+    if (lo !== undefined) return [lo, lo | ((1n << BigInt(bits - Number(pre[2]))) - 1n)];
+  }
+  const r = /^([^-]+)-([^-]+)$/.exec(t);
+  if (r) { const lo = num(r[1]!), hi = num(r[2]!); if (lo !== undefined && hi !== undefined) return [lo, hi]; }
+  const v = num(t);
+  return v === undefined ? t : [v, v];
+}
+
+/**
+ * `a . b [. c] { x . y, ... }`: an anonymous set of tuples, one IR rule per
+ * element, each the rule its components make (translated as `a x b y`).
+ * Elements may not overlap (nft refuses that too: File exists), so the rules
+ * match disjoint packets and any verdict keeps its meaning.
+ */
+function concatMatch(b: Built, c: Cursor, sels: NftItem[][], fam: Family, tableFamily: NftFamily, db: NameDb, text: RuleText, item: NftItem): void {
+  for (const sel of sels) { c.next(); if (sel.length === 2) c.next(); }
+  for (let k = 1; k < sels.length; k++) c.next();
+  // each selector as nft lists it (`meta iifname` is `iifname`, `mark` is `meta mark`)
+  const canonSel = sels.map((s) => {
+    const w = s.map((x) => wordOf(x)).join(' ');
+    const bare = w.replace(/^meta /, '');
+    if (bare === 'iif' || bare === 'oif') throw unsupported(`meta ${bare} in a concatenation`, c.file, s[0]!);
+    return bare === 'iifname' || bare === 'oifname' ? bare : ONE_WORD_SELECTORS.has(bare) ? `meta ${bare}` : w;
+  });
+  const selText = canonSel.join(' . ');
+  const op = relOp(c);
+  if (op !== '==') throw unsupported(`a concatenation compared with ${op}`, c.file, item);
+  const v = c.next();
+  if (wordOf(v) === 'vmap' || wordOf(v) === 'map') throw unsupported(`a concatenation as a ${wordOf(v)} key`, c.file, v!);
+  if (v?.kind === 'word' && v.text.startsWith('@')) throw unsupported('a named set of concatenations', c.file, v);
+  if (v?.kind !== 'block') throw new NftError('Use concatenations with sets and maps, not singleton values', c.where(v ?? item));
+  // the elements: comma-separated, each `x . y`
+  const groups: NftItem[][] = [[]];
+  for (const x of v.body.flatMap((g) => g.items)) {
+    if (x.kind === 'comma') groups.push([]);
+    else groups[groups.length - 1]!.push(x);
+  }
+  const elems = groups.filter((g) => g.length);
+  if (!elems.length) throw new NftError('syntax error, empty set', c.where(v));
+  const shown: string[] = [], seen = new Set<string>();
+  const parts: { rule: Rule | null; bounds: ([bigint, bigint] | string)[]; at: NftItem }[] = [];
+  for (const g of elems) {
+    const values = g.filter((_, i) => i % 2 === 0);
+    if (values.length !== sels.length || g.some((x, i) => i % 2 === 1 && wordOf(x) !== '.')) throw new NftError(`syntax error, an element of ${sels.length} values joined by . expected`, c.where(g[0]));
+    if (values.some((x) => x.kind === 'block')) throw unsupported('a set within a set', c.file, values.find((x) => x.kind === 'block')!);
+    const sub = new RuleText();
+    const rules = translateRule(sels.flatMap((sel, i) => [...sel, values[i]!]), fam, tableFamily, c.file, db, sub, c.sets);
+    const terms = sub.done();
+    if (terms.length !== sels.length) throw unsupported(`this element of ${selText}`, c.file, g[0]!);
+    if (terms.some((t, i) => !t.startsWith(`${canonSel[i]} `))) throw unsupported(`this element of ${selText}`, c.file, g[0]!);
+    const canon = terms.map((t, i) => t.slice(canonSel[i]!.length + 1));
+    const key = canon.join(' . ');
+    if (seen.has(key)) continue;
+    seen.add(key);
+    shown.push(key);
+    if (rules.length > 1) throw unsupported(`this element of ${selText}`, c.file, g[0]!);
+    parts.push({ rule: rules[0] ?? null, bounds: canon.map((x) => valueBounds(x, db)), at: g[0]! });
+  }
+  // overlapping elements would match a packet twice
+  const overlaps = (x: ([bigint, bigint] | string)[], y: ([bigint, bigint] | string)[]): boolean =>
+    x.every((a, i) => { const o = y[i]!; return typeof a === 'string' || typeof o === 'string' ? a === o : a[0] <= o[1] && o[0] <= a[1]; });
+  const spans = parts.some((p) => p.bounds.some((x) => typeof x !== 'string' && x[0] !== x[1]));
+  if (spans) {
+    if (parts.length > 5000) throw unsupported('a concatenated set of more than 5000 elements with ranges or prefixes', c.file, v);
+    for (let i = 0; i < parts.length; i++) for (let j = 0; j < i; j++) {
+      if (overlaps(parts[i]!.bounds, parts[j]!.bounds)) throw new NftError('Could not process rule: File exists', c.where(parts[i]!.at));
+    }
+  }
+  // a set of single values is a hash set: listed in key order (the kernel's hash order varies); one with ranges as written
+  if (!spans) {
+    const cmp = (x: [bigint, bigint] | string, y: [bigint, bigint] | string): number =>
+      typeof x === 'string' || typeof y === 'string' ? String(x).localeCompare(String(y)) : x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0;
+    const order = parts.map((p, i) => i).sort((i, j) => { for (let k = 0; k < sels.length; k++) { const d = cmp(parts[i]!.bounds[k]!, parts[j]!.bounds[k]!); if (d) return d; } return 0; });
+    const sorted = order.map((i) => shown[i]!);
+    shown.splice(0, shown.length, ...sorted);
+  }
+  // nft's dependencies: each component's family and transport protocol
+  const keys = sels.flatMap((s) => {
+    const h = wordOf(s[0]);
+    return h === 'ip' ? ['nf:4'] : h === 'ip6' ? ['nf:6'] : h === 'tcp' ? ['l4:6'] : h === 'udp' ? ['l4:17'] : [];
+  });
+  text.needs(`${selText} { ${shown.join(', ')} }`, keys);
+  b.choices.push(parts.map((p) => (x: Built) => {
+    if (!p.rule) { x.never = true; return; }
+    for (const [k, val] of Object.entries(p.rule.ip) as [keyof IpPart, never][]) {
+      if (k === 'proto') { const pr = p.rule.ip.proto!; setProto(x, pr.num, pr.invert, c, p.at, !!pr.nft); continue; }
+      if (x.ip[k] !== undefined) throw unsupported(`a concatenation with a field the rule matches elsewhere (${k})`, c.file, p.at);
+      x.ip[k] = val;
+    }
+    x.matches.push(...p.rule.matches);
+  }));
+}
+
+/** The route types of `fib ... type`, by their RTN_* numbers. */
+export const FIB_TYPES = ['unspec', 'unicast', 'local', 'broadcast', 'anycast', 'multicast', 'blackhole', 'unreachable', 'prohibit', 'throw', 'nat', 'xresolve'];
+
+/**
+ * `fib saddr|daddr [. iif|. oif] type T`: the route type of the address as
+ * the kernel's inet_dev_addr_type gives it (with iif/oif: a local-table
+ * route counts only when its device is the packet's), which is
+ * -m addrtype's question; the IPv4 answer only (nft's IPv6 fib differs
+ * from xt_addrtype's: refused for IPv6).
+ */
+function fibMatch(b: Built, c: Cursor, fam: Family, text: RuleText, item: NftItem): void {
+  const which = c.word();
+  if (which !== 'saddr' && which !== 'daddr') throw (which === 'mark' || which === 'iif' || which === 'oif' ? unsupported(`fib ${which}`, c.file, c.peek()!) : new NftError('syntax error, fib saddr or daddr expected', c.where(c.peek())));
+  c.next();
+  let dev: 'iif' | 'oif' | undefined;
+  while (c.word() === '.') {
+    c.next();
+    const f = c.word();
+    if (f === 'iif' || f === 'oif') {
+      if (dev) throw new NftError('fib: iif and oif are mutually exclusive', c.where(c.peek()));
+      dev = f;
+    } else if (f === 'mark') throw unsupported('fib ... . mark', c.file, c.peek()!);
+    else throw new NftError('syntax error, fib iif, oif or mark expected', c.where(c.peek()));
+    c.next();
+  }
+  const result = c.word();
+  if (result !== 'type') throw (result === 'oif' || result === 'oifname' || result === 'check' ? unsupported(`fib ... ${result}`, c.file, c.peek()!) : new NftError('syntax error, fib type, oif or oifname expected', c.where(c.peek())));
+  c.next();
+  const op = relOp(c);
+  if (op !== '==' && op !== '!=') throw unsupported(`fib type comparison ${op}`, c.file, item);
+  const { values, braced } = valueItems(c, 'fib address type');
+  let bits = 0;
+  for (const v of values) {
+    const w = wordOf(v) ?? '';
+    const n = /^\d+$/.test(w) ? Number(w) : FIB_TYPES.indexOf(w);
+    if (n < 0 || n >= FIB_TYPES.length) throw new NftError(`Could not parse fib address type`, c.where(v));
+    bits |= 1 << n;
+  }
+  const names = FIB_TYPES.filter((_, i) => bits & (1 << i));
+  text.add(`fib ${which}${dev ? ` . ${dev}` : ''} type ${opText(op)}${braced && names.length > 1 ? `{ ${names.join(', ')} }` : names[0]}`);
+  if (fam === 6) { b.fib6 ??= item; return; }
+  const part = { types: bits, invert: op === '!=' };
+  const m = { kind: 'addrtype' as const, limitIn: dev === 'iif', limitOut: dev === 'oif', ...(which === 'saddr' ? { src: part } : { dst: part }) };
+  b.matches.push(m);
+}
+
+/**
+ * `ip6 nexthdr`: the fixed header's next-header field, by protocol name or
+ * number, ranges, sets and comparisons; a single value is listed by name,
+ * a range by numbers, as nft lists them.
+ */
+/** The headers nft describes after an IPv6 header (ip6 nexthdr N sets the protocol context to them). */
+const NEXTHDR_HEADERS: Record<number, string> = { 6: 'tcp', 17: 'udp', 136: 'udplite', 132: 'sctp', 33: 'dccp', 58: 'icmpv6', 51: 'ah', 50: 'esp', 108: 'comp' };
+
+/** A transport header's match after `ip6 nexthdr` named another header: nft's conflict. */
+function checkContext(b: Built, header: string, c: Cursor, item: NftItem): void {
+  if (b.nextHeader && b.nextHeader !== header) throw new NftError(`conflicting protocols specified: ${b.nextHeader} vs. ${header}`, c.where(item));
+}
+
+function nexthdrMatch(b: Built, c: Cursor, fam: Family, db: NameDb, text: RuleText): void {
+  const op = relOp(c);
+  const { values, braced, ref } = valueItems(c, 'Internet protocol');
+  const one = (v: NftItem, t: string): number => {
+    const n = nftProto(t, db);
+    if (n === undefined || n > 255) throw new NftError(`Could not parse Internet protocol "${t}"`, c.where(v));
+    return n;
+  };
+  const ranges = values.map((v): Range => {
+    if (v.kind !== 'word') throw new NftError('syntax error, protocol expected', c.where(v));
+    const m = nftProto(v.text, db) === undefined ? /^([^-]+)-([^-]+)$/.exec(v.text) : null;
+    if (m) {
+      const lo = one(v, m[1]!), hi = one(v, m[2]!);
+      if (lo > hi) throw new NftError('Range has zero or negative size', c.where(v));
+      return [lo, hi];
+    }
+    const n = one(v, v.text);
+    return [n, n];
+  });
+  const name = (n: number): string => db.protoByNumber(n) ?? String(n);
+  const fmt = ([lo, hi]: Range): string => (lo === hi ? name(lo) : `${lo}-${hi}`);
+  const merged: Range[] = braced ? mergeElems(ranges.map(([lo, hi], i) => ({ lo: BigInt(lo), hi: BigInt(hi), single: lo === hi && !/-/.test(wordOf(values[i]) ?? '') })), false)
+    .map((x) => [Number(x.lo), Number(x.hi)] as Range) : ranges;
+  const cmp = ['<', '>', '<=', '>='].includes(op);
+  if (cmp && (ref || ranges.length !== 1 || ranges[0]![0] !== ranges[0]![1])) throw new NftError('a comparison takes one value', c.where());
+  text.needs(`ip6 nexthdr ${opText(op)}${ref ?? (braced && values.length > 1 ? `{ ${merged.map(fmt).join(', ')} }` : fmt(merged[0]!))}`, ['nf:6']);
+  if (op === '==') text.forgetTransport();
+  // the header that follows, for nft's protocol context: a later transport match of another protocol conflicts
+  const named = values.length === 1 && !braced && ranges[0]![0] === ranges[0]![1] ? NEXTHDR_HEADERS[ranges[0]![0]] : undefined;
+  if (op === '==' && named) b.nextHeader = named;
+  if (fam !== 6) { b.never = true; return; }
+  let want = merged, invert = op === '!=';
+  if (cmp) {
+    const n = ranges[0]![0];
+    const r: Range = op === '<' ? [0, n - 1] : op === '<=' ? [0, n] : op === '>' ? [n + 1, 255] : [n, 255];
+    if (r[0] > r[1]) { b.never = true; return; }
+    want = [r]; invert = false;
+  }
+  b.matches.push({ kind: 'nexthdr', ranges: want, invert });
+}
+
+/**
  * A rule as `nft list` shows it, term by term: values in nft's canonical
  * form, set elements in order, a comment last, and a protocol match left
  * out when a later transport match implies it (nft's dependency
@@ -645,6 +899,8 @@ export class RuleText {
     }
     this.terms.push(t);
   }
+  /** a match that establishes the transport protocol itself (ip6 nexthdr): an earlier protocol match is no longer the dependency of a later one */
+  forgetTransport(): void { for (const k of [...this.dependencies.keys()]) if (k.startsWith('l4:')) this.dependencies.delete(k); }
   comment(text: string): void { this.commentTerm = `comment "${text}"`; }
   /** a term nft lists before everything else (the dependency a statement adds, as `meta l4proto tcp` for a TCP reset) */
   prepend(t: string): void {
@@ -672,6 +928,10 @@ interface Built {
   stateful?: boolean;
   /** a log statement: the rule becomes a LOG rule and, when it has a verdict, the verdict's rule after it */
   log?: Extract<Verdict, { kind: 'log' }>;
+  /** the header `ip6 nexthdr` said follows (nft's protocol context) */
+  nextHeader?: string;
+  /** a fib expression in an IPv6 rule (refused unless the rule cannot match IPv6 packets) */
+  fib6?: NftItem;
 }
 
 /** The most IR rules one nft rule may become (the product of its sets' sizes). */
@@ -894,18 +1154,18 @@ function ifaceSet(b: Built, side: 'in' | 'out', c: Cursor, op: string, values: N
   b.choices.push(parsed.map((p) => (x: Built) => { x.ip[side] = { name: p.name, wildcard: p.wildcard, invert: false }; }));
 }
 
-const ICMP_TYPES: Record<string, number> = {
+export const ICMP_TYPES: Record<string, number> = {
   'echo-reply': 0, 'destination-unreachable': 3, 'source-quench': 4, redirect: 5, 'echo-request': 8, 'router-advertisement': 9,
   'router-solicitation': 10, 'time-exceeded': 11, 'parameter-problem': 12, 'timestamp-request': 13, 'timestamp-reply': 14,
   'info-request': 15, 'info-reply': 16, 'address-mask-request': 17, 'address-mask-reply': 18,
 };
-const ICMPV6_TYPES: Record<string, number> = {
+export const ICMPV6_TYPES: Record<string, number> = {
   'destination-unreachable': 1, 'packet-too-big': 2, 'time-exceeded': 3, 'parameter-problem': 4, 'echo-request': 128, 'echo-reply': 129,
   'mld-listener-query': 130, 'mld-listener-report': 131, 'mld-listener-done': 132, 'mld-listener-reduction': 132, 'nd-router-solicit': 133,
   'nd-router-advert': 134, 'nd-neighbor-solicit': 135, 'nd-neighbor-advert': 136, 'nd-redirect': 137, 'router-renumbering': 138,
   'ind-neighbor-solicit': 141, 'ind-neighbor-advert': 142, 'mld2-listener-report': 143,
 };
-const NFT_TCP_FLAGS: Record<string, number> = { fin: 0x01, syn: 0x02, rst: 0x04, psh: 0x08, ack: 0x10, urg: 0x20, ecn: 0x40, cwr: 0x80 };
+export const NFT_TCP_FLAGS: Record<string, number> = { fin: 0x01, syn: 0x02, rst: 0x04, psh: 0x08, ack: 0x10, urg: 0x20, ecn: 0x40, cwr: 0x80 };
 
 /** A decimal number up to `max`. */
 function smallNumber(c: Cursor, max: number, what: string): number {
@@ -993,11 +1253,11 @@ function tcpLikeMatch(b: Built, kind: 'tcp' | 'udp', field?: 'sport' | 'dport' |
   return m;
 }
 
-const ICMP_CODES: Record<string, number> = {
+export const ICMP_CODES: Record<string, number> = {
   'net-unreachable': 0, 'host-unreachable': 1, 'prot-unreachable': 2, 'port-unreachable': 3, 'frag-needed': 4, 'net-prohibited': 9, 'host-prohibited': 10, 'admin-prohibited': 13,
 };
-const ICMPV6_CODES: Record<string, number> = { 'no-route': 0, 'admin-prohibited': 1, 'addr-unreachable': 3, 'port-unreachable': 4, 'policy-fail': 5, 'reject-route': 6 };
-const CT_STATE_BITS: Record<string, number> = { invalid: 1, established: 2, related: 4, new: 8, untracked: 64 };
+export const ICMPV6_CODES: Record<string, number> = { 'no-route': 0, 'admin-prohibited': 1, 'addr-unreachable': 3, 'port-unreachable': 4, 'policy-fail': 5, 'reject-route': 6 };
+export const CT_STATE_BITS: Record<string, number> = { invalid: 1, established: 2, related: 4, new: 8, untracked: 64 };
 /** The name nft lists for a value of a name table (the first name given for it), or the number. */
 const nameOf = (table: Record<string, number>, n: number): string => Object.entries(table).find(([, v]) => v === n)?.[0] ?? String(n);
 
@@ -1083,14 +1343,13 @@ function lengthMatch(b: Built, c: Cursor, op: string, head: string, offset: numb
 }
 
 /** nft's DSCP names (its listing prints a value by its name, else as two hex digits). */
-const DSCP_NAMES: Record<string, number> = {
+export const DSCP_NAMES: Record<string, number> = {
   cs0: 0, lephb: 1, cs1: 8, af11: 10, af12: 12, af13: 14, cs2: 16, af21: 18, af22: 20, af23: 22, cs3: 24, af31: 26, af32: 28, af33: 30,
   cs4: 32, af41: 34, af42: 36, af43: 38, cs5: 40, va: 44, ef: 46, cs6: 48, cs7: 56,
 };
 
 /** `ip dscp V`, `ip6 dscp V` (names, numbers, a set of them, `!=`): iptables' -m dscp. */
 function dscpMatch(b: Built, c: Cursor, w: string, famOf: Family, fam: Family, text: RuleText, item: NftItem): void {
-  if (c.word() === 'set') throw unsupported(`${w} dscp set`, c.file, c.peek()!);
   const op = relOp(c);
   if (op !== '==' && op !== '!=') throw unsupported(`${w} dscp comparison ${op}`, c.file, item);
   const { values, set } = valueItems(c, 'differentiated services codepoint');
@@ -1147,7 +1406,7 @@ function limitStatement(b: Built, c: Cursor, text: RuleText, item: NftItem): voi
   b.stateful = true;
 }
 
-const CT_STATUS: Record<string, number> = { expected: 1, 'seen-reply': 2, assured: 4, confirmed: 8 };
+export const CT_STATUS: Record<string, number> = { expected: 1, 'seen-reply': 2, assured: 4, confirmed: 8 };
 
 /**
  * `ct status FLAGS` (any of them set; `!=`: none), `ct direction original|reply`, `ct mark VALUE`: as
@@ -1294,15 +1553,36 @@ function keyOrder(key: string, db: NameDb): bigint | string {
  */
 export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFamily, file: string, db: NameDb, text = new RuleText(), sets?: (name: string) => NftSet | undefined): Rule[] {
   const vmap = items.findIndex((i) => wordOf(i) === 'vmap');
+  const dot = items.findIndex((i, k) => wordOf(i) === '.' && wordOf(items[k - 2]) !== 'fib');
+  if (vmap >= 0 && dot >= 0 && dot < vmap) throw unsupported('a concatenation as a vmap key', file, items[dot]!);
   if (vmap >= 0) return verdictMap(items, vmap, fam, tableFamily, file, db, text, sets);
   const c = new Cursor(items, file, sets);
   const b: Built = { ip: {}, matches: [], never: false, choices: [] };
   const inet = tableFamily === 'inet';
+  // the dots of the concatenations the loop below takes
+  const concatenated = new Set<number>();
+  for (let k = 0; k < items.length; k++) {
+    const sels = concatSelectors(items, k);
+    if (!sels) continue;
+    let at_ = k;
+    for (const sel of sels.slice(0, -1)) { at_ += sel.length; concatenated.add(at_); at_++; }
+    k = at_ + sels[sels.length - 1]!.length - 1;
+    // a value written without a set (`1.2.3.4 . 22`): the dots are the concatenation's, refused there
+    if (REL_OPS.has(wordOf(items[k + 1]) ?? '')) k++;
+    while (wordOf(items[k + 2]) === '.') { concatenated.add(k + 2); k += 2; }
+  }
   // forms bpftables does not take yet, wherever they stand
-  for (const i of items) {
+  for (const [k, i] of items.entries()) {
     const w = wordOf(i);
-    if (w === '.') throw unsupported('concatenations (a . b)', file, i);
+    // fib's `daddr . iif` is not a concatenation
+    if (w === '.' && wordOf(items[k - 2]) !== 'fib' && !concatenated.has(k)) throw unsupported('this concatenation (a . b)', file, i);
     if (w === 'map') throw unsupported('maps', file, i);
+    // `ip daddr set 1.2.3.4`, `meta mark set 1`, `ct mark set 1`: statements that change the packet or its connection
+    if (w === 'set' && k > 0 && items[k - 1]!.kind === 'word') {
+      const head = wordOf(items[k - 2]), key = wordOf(items[k - 1])!;
+      const what = head && /^(ip6?|tcp|udp|th|meta|ct|icmp|icmpv6|sctp|dccp|ether|vlan|arp|ah|esp)$/.test(head) ? `${head} ${key}` : key;
+      throw unsupported(`${what} set (a statement that changes the packet)`, file, i);
+    }
     if (w && /^@(ll|nh|th|ih),/.test(w)) throw unsupported('raw payload expressions', file, i);
   }
   while (!c.done) {
@@ -1311,6 +1591,12 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
     if (b.verdict && !(wordOf(item) === 'comment' && c.peek(1)?.kind === 'string' && c.peek(2) === undefined)) throw new NftError('syntax error, nothing may follow a verdict', c.where(item));
     if (item.kind !== 'word') throw new NftError('syntax error, unexpected ' + (item.kind === 'block' ? '"{"' : item.kind === 'comma' ? '","' : 'string'), c.where(item));
     const w = item.text;
+    const sels = concatSelectors(items, c.i);
+    if (sels) {
+      if (b.counters || b.log) throw unsupported(`a match after a ${b.counters ? 'counter' : 'log statement'} ("${w}")`, file, item);
+      concatMatch(b, c, sels, fam, tableFamily, db, text, item);
+      continue;
+    }
     c.next();
     // a counter counts the packets that reach it; bpftables counts a rule's packets once all its matches hold
     if (b.counters && !['counter', 'comment', 'log', 'accept', 'drop', 'return', 'continue', 'jump', 'goto', 'reject'].includes(w)) throw unsupported(`a match after a counter ("${w}")`, file, item);
@@ -1337,6 +1623,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
           break;
         }
         if (key === 'dscp') { dscpMatch(b, c, w, famOf, fam, text, item); break; }
+        if (key === 'nexthdr' && w === 'ip6') { nexthdrMatch(b, c, fam, db, text); break; }
         if (key === 'length') {
           // IPv4's total length is -m length's; IPv6's payload length is it less the fixed header's 40 bytes
           const op = relOp(c);
@@ -1356,7 +1643,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
         }
         throw unsupported(`${w} ${key ?? ''}`.trim(), file, item);
       }
-      case 'meta': case 'l4proto': case 'nfproto': case 'iifname': case 'oifname': case 'mark': case 'pkttype': {
+      case 'meta': case 'l4proto': case 'nfproto': case 'iifname': case 'oifname': case 'mark': case 'pkttype': case 'iif': case 'oif': {
         const key = w === 'meta' ? c.word() : w;
         if (w === 'meta') c.next();
         const op = relOp(c);
@@ -1370,6 +1657,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
           if (op === '==') b.nfproto = want;
           if ((want === fam) === (op === '!=')) b.never = true;
         } else if (key === 'iifname' || key === 'oifname') ifaceMatch(b, key === 'iifname' ? 'in' : 'out', c, op, text);
+        else if (key === 'iif' || key === 'oif') ifindexMatch(b, key, c, op, db, text, item);
         else if (key === 'mark') {
           const { values, set } = valueItems(c, 'packet mark');
           const v = wordOf(values[0]);
@@ -1394,6 +1682,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
         if (key !== 'type' && key !== 'code') throw unsupported(`${w} ${key ?? ''}`.trim(), file, item);
         c.next();
         const famOf: Family = w === 'icmp' ? 4 : 6;
+        checkContext(b, w, c, item);
         // nft takes it (a packet of the other family's ICMP protocol number); bpftables does not read it there yet
         if (!inet && FAMILIES[tableFamily][0] !== famOf) throw unsupported(`${w} in an ${tableFamily} table`, file, item);
         const op = relOp(c);
@@ -1434,12 +1723,14 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
         }
         break;
       }
+      case 'fib': fibMatch(b, c, fam, text, item); break;
       case 'tcp': case 'udp': case 'th': {
         const key = c.word();
-        if (w === 'tcp' && key === 'flags') { c.next(); tcpFlags(b, c, item, tableFamily !== 'ip', text); break; }
+        if (w === 'tcp' && key === 'flags') { checkContext(b, 'tcp', c, item); c.next(); tcpFlags(b, c, item, tableFamily !== 'ip', text); break; }
         if (key !== 'sport' && key !== 'dport') throw unsupported(`${w} ${key ?? ''}`.trim(), file, item);
         c.next();
         const num = w === 'tcp' ? 6 : w === 'udp' ? 17 : undefined;
+        if (w !== 'th') checkContext(b, w, c, item);
         // nft's dependency: the transport protocol (meta l4proto in inet and ip6, ip protocol in ip)
         if (num !== undefined) setProto(b, num, false, c, item, tableFamily !== 'ip');
         const op = relOp(c);
@@ -1525,6 +1816,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
     }
   }
   if (b.never) return [];
+  if (b.fib6) throw unsupported('fib for IPv6 packets (in an ip6 or inet table, a fib rule needs meta nfproto ipv4)', file, b.fib6);
   if (b.stateful && b.choices.length) throw unsupported('a limit in a rule with a set (each element would get its own bucket)', file, items[0]!);
   if (b.stateful && b.log && b.verdict) throw unsupported('a limit in a rule that logs and decides (the two rules it becomes would keep two buckets)', file, items[0]!);
   let variants = [b];
@@ -1599,26 +1891,36 @@ function logStatement(b: Built, c: Cursor, text: RuleText, item: NftItem): void 
 /**
  * The built-in chain whose program a base chain of each hook becomes: prerouting and postrouting compile
  * as FORWARD does (both interfaces are read, an absent one is empty); what cannot mean the same there is
- * refused (prerouteInvalid).
+ * refused (hookRefusal).
  */
 export const HOOK_CHAIN: Record<NftHook, BuiltinChain> = { prerouting: 'FORWARD', input: 'INPUT', forward: 'FORWARD', output: 'OUTPUT', postrouting: 'FORWARD' };
 
 /**
- * What a prerouting or postrouting chain (or a chain it reaches) may not hold yet: the interface the hook
- * has none of (nft's never matches, not even with !=), and reject, whose answer bpftables sends as for the
- * input, forward and output hooks.
+ * What a base chain of `hook` (or a chain it reaches) may not hold:
+ * nft's own hook rules (fib's iif only where there is an input device,
+ * oif only where there is an output device), and, in prerouting and
+ * postrouting chains, what bpftables does not take there yet: the interface
+ * the hook has none of (nft's never matches, not even with !=), and reject,
+ * whose answer bpftables sends as for the input, forward and output hooks.
  */
-function routingHookRefusal(hook: NftHook, t: NftTable, start: NftChain): void {
+function hookRefusal(hook: NftHook, t: NftTable, start: NftChain): void {
   const seen = new Set<NftChain>();
   const walk = (c: NftChain): void => {
     if (seen.has(c)) return;
     seen.add(c);
     for (const r of c.rules) {
+      const where = { line: r.where.line!, col: r.where.col! };
       for (const ir of Object.values(r.ir).flat()) {
         if (!ir) continue;
-        if (hook === 'prerouting' && ir.ip.out) throw unsupported(`oifname in a prerouting chain (${start.name})`, r.where.file!, { line: r.where.line!, col: r.where.col! });
-        if (hook === 'postrouting' && ir.ip.in) throw unsupported(`iifname in a postrouting chain (${start.name})`, r.where.file!, { line: r.where.line!, col: r.where.col! });
-        if (ir.verdict.kind === 'reject') throw unsupported(`reject in a ${hook} chain (${start.name})`, r.where.file!, { line: r.where.line!, col: r.where.col! });
+        for (const m of ir.matches) {
+          if (m.kind !== 'addrtype') continue;
+          if ((m.limitIn && (hook === 'output' || hook === 'postrouting')) || (m.limitOut && (hook === 'prerouting' || hook === 'input'))) {
+            throw new NftError(`Could not process rule: Operation not supported (fib ... . ${m.limitIn ? 'iif' : 'oif'} in a ${hook} chain, ${start.name})`, r.where);
+          }
+        }
+        if (hook === 'prerouting' && ir.ip.out) throw unsupported(`oifname in a prerouting chain (${start.name})`, r.where.file!, where);
+        if (hook === 'postrouting' && ir.ip.in) throw unsupported(`iifname in a postrouting chain (${start.name})`, r.where.file!, where);
+        if ((hook === 'prerouting' || hook === 'postrouting') && ir.verdict.kind === 'reject') throw unsupported(`reject in a ${hook} chain (${start.name})`, r.where.file!, where);
         if (ir.verdict.kind === 'jump' || ir.verdict.kind === 'goto') {
           const target = ir.verdict.chain;
           const next = t.chains.find((x) => x.name === target);
@@ -1683,7 +1985,7 @@ export function baseChainTables(rs: NftRuleset): BaseChainTable[] {
           return rule;
         }));
         const hook = HOOK_CHAIN[c.base.hook];
-        if (c.base.hook === 'prerouting' || c.base.hook === 'postrouting') routingHookRefusal(c.base.hook, t, c);
+        hookRefusal(c.base.hook, t, c);
         const builtins: Chain[] = (['INPUT', 'FORWARD', 'OUTPUT'] as const).map((name) => ({
           name, policy: name === hook ? (c.base!.policy === 'drop' ? 'DROP' : 'ACCEPT') : 'ACCEPT', counters: { packets: 0, bytes: 0 }, rules: name === hook ? rulesOf(c) : [],
         }));

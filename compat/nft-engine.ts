@@ -37,6 +37,8 @@ interface StoredNft {
   tables: ListedTable[];
   /** the last table handle given (NftRuleset.tableHandle) */
   tableHandle: number;
+  /** how many rulesets this namespace's nft state has installed (the generation nft -e names) */
+  genid?: number;
   /**
    * for each rule with a counter, in listing order: [unit slot, counter slot] of each program counting it,
    * and a constant part, [packets, bytes] (the starting value no program holds: that of a rule whose sets are
@@ -46,10 +48,10 @@ interface StoredNft {
 }
 
 /** The live nft ruleset of this namespace (empty when none is loaded), with each counter's value. */
-export function readNft(): { tables: ListedTable[]; tableHandle: number; counterOf: (r: ListedRule) => CounterValue | undefined } {
+export function readNft(): { tables: ListedTable[]; tableHandle: number; genid: number; counterOf: (r: ListedRule) => CounterValue | undefined } {
   const st = NftState.open(false);
   const active = st?.readActive();
-  if (!active) return { tables: [], tableHandle: 0, counterOf: () => undefined };
+  if (!active) return { tables: [], tableHandle: 0, genid: 0, counterOf: () => undefined };
   try {
     const stored = JSON.parse(active.state.toString('utf8')) as StoredNft;
     const values = new Map<number, Buffer>();
@@ -72,7 +74,7 @@ export function readNft(): { tables: ListedTable[]; tableHandle: number; counter
       }
       byRule.set(r, sum);
     }
-    return { tables: stored.tables, tableHandle: stored.tableHandle ?? 0, counterOf: (r) => byRule.get(r) };
+    return { tables: stored.tables, tableHandle: stored.tableHandle ?? 0, genid: stored.genid ?? 0, counterOf: (r) => byRule.get(r) };
   } finally {
     for (const fd of active.counters.values()) close(fd);
   }
@@ -82,9 +84,10 @@ export function readNft(): { tables: ListedTable[]; tableHandle: number; counter
  * The live ruleset as nft text that evaluates back to it, counters
  * included, and its handles: the base a later command is evaluated on.
  */
-export function liveNft(): { text: string; handles: NftHandles } {
+export function liveNft(): { text: string; handles: NftHandles; genid: number } {
   const live = readNft();
   return {
+    genid: live.genid,
     text: rulesetText(live.tables, live.counterOf),
     handles: {
       tableHandle: live.tableHandle,
@@ -135,7 +138,7 @@ export function checkNft(rs: NftRuleset): void {
  * empty ruleset keeps an empty generation (no programs, no links), which
  * holds the table-handle sequence.
  */
-export function replaceNft(rs: NftRuleset): void {
+export function replaceNft(rs: NftRuleset, genid = 0): void {
   const phase = phases();
   const { units, loads, counters: compiledUnits, conntrack, events } = loadUnits(rs);
   try {
@@ -165,7 +168,7 @@ export function replaceNft(rs: NftRuleset): void {
       counters.push({ refs: e?.refs ?? [], ...(base[0] || base[1] ? { base } : {}) });
     }
     // an empty ruleset stays stored (no links, no programs): table handles go on from where they were, as in the kernel
-    const state: StoredNft = { version: 1, units: slotted, tables, tableHandle: rs.tableHandle, counters };
+    const state: StoredNft = { version: 1, units: slotted, tables, tableHandle: rs.tableHandle, genid, counters };
     if (conntrack) { enableConntrack(); conntrackMarker('nft').set(); }
     const moved = st.install(slotted, loads.splice(0), Buffer.from(JSON.stringify(state)));
     for (const [key, priority] of moved) log.warn(`another netfilter hook holds the priority of base chain ${key.split('|').slice(1, 3).join(' ')}: attached at priority ${priority}`);

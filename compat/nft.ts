@@ -23,9 +23,11 @@ import type { Io } from './cli';
 import { requireRoot, runMain } from './cli';
 import { checkNft, liveNft, readNft, replaceNft } from './nft-engine';
 import { acquireXtablesLock } from '../native/lock';
-import { type ListedTable, setListing, tableText } from '../xlate/nft-print';
+import { echoLines, type ListedTable, setListing, tableText } from '../xlate/nft-print';
 import { JsonUnsupported, nftablesJson, tableJson } from '../xlate/nft-json';
 import { protoNumber } from '../xlate/names';
+import { parseIpv4, parseIpv6 } from '../xlate/addr';
+import { reverseName } from '../native/resolve';
 import { systemNameDb } from './namedb';
 import { BpftablesError, type Where } from '../xlate/errors';
 import { loadNft, type NftLoader, NftError } from '../xlate/nft';
@@ -55,22 +57,32 @@ Options (ruleset listing):
   -a, --handle                    Output rule handle.
   -p, --numeric-protocol          Print layer 4 protocols numerically.
   -t, --terse                     Omit contents of sets.
+  -S, --service                   Translate ports to service names as described in /etc/services.
+  -N, --reversedns                Translate IP addresses to names.
   -j, --json                      Format output in JSON
+  -e, --echo                      Echo what has been added, inserted or replaced.
 
 bpftables: -c checks a ruleset completely (parse, translate, compile, kernel verifier).
-Not supported yet, refused when given: -N, -S, -e (and JSON input; -n and -t with -j).
+Not supported yet, refused when given: JSON input; -n, -t, -S and -N with -j.
 `;
 
-interface Opts { file?: string; check: boolean; stateless: boolean; numericPriority: boolean; handles: boolean; numericProtocol: boolean; numeric: boolean; terse: boolean; json: boolean; includeDirs: string[]; defines: string[]; commands: string[] }
+interface Opts { file?: string; check: boolean; stateless: boolean; numericPriority: boolean; handles: boolean; numericProtocol: boolean; numeric: boolean; terse: boolean; services: boolean; reverseDns: boolean; echo: boolean; json: boolean; includeDirs: string[]; defines: string[]; commands: string[] }
 
-/** nft's options that change what it prints or does, which bpftables does not honour yet. */
-const NOT_YET: Record<string, string> = {
-  '-N': 'host name resolution', '--reversedns': 'host name resolution', '-S': 'service names', '--service': 'service names',
-  '-e': 'echo', '--echo': 'echo',
-};
+/** An address's bytes (network order), for a reverse lookup. */
+function addrBytes(text: string): Buffer | undefined {
+  const v4 = parseIpv4(text);
+  if (v4 !== undefined) { const b = Buffer.alloc(4); b.writeUInt32BE(v4 >>> 0); return b; }
+  const v6 = text.includes(':') ? parseIpv6(text) : undefined;
+  if (!v6) return undefined;
+  const b = Buffer.alloc(16);
+  v6.forEach((w, i) => b.writeUInt32BE(w >>> 0, i * 4));
+  return b;
+}
 
 function parseArgs(argv: string[], io: Io): Opts | number {
-  const o: Opts = { check: false, stateless: false, numericPriority: false, handles: false, numericProtocol: false, numeric: false, terse: false, json: false, includeDirs: [], defines: [], commands: [] };
+  const o: Opts = { check: false, stateless: false, numericPriority: false, handles: false, numericProtocol: false, numeric: false, terse: false, services: false, reverseDns: false, echo: false, json: false, includeDirs: [], defines: [], commands: [] };
+  // getopt's bundles: -ea is -e -a (before the commands; a negative number in a rule is no option)
+  argv = argv.flatMap((a, i) => (/^-[a-zA-Z]{2,}$/.test(a) && !argv.slice(0, i).some((x) => !x.startsWith('-')) ? [...a.slice(1)].map((c) => `-${c}`) : [a]));
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     const value = (): string => {
@@ -93,7 +105,9 @@ function parseArgs(argv: string[], io: Io): Opts | number {
     // -n: everything numeric (priorities, protocols and the other symbolic constants), as nft 1.0's --numeric
     else if ((a === '-n' || a === '--numeric') && o.commands.length === 0) { o.numeric = true; o.numericPriority = true; o.numericProtocol = true; }
     else if ((a === '-t' || a === '--terse') && o.commands.length === 0) o.terse = true;
-    else if (NOT_YET[a] && o.commands.length === 0) throw new NftError(`option '${a}' (${NOT_YET[a]}) is not supported by bpftables yet`, {}, true);
+    else if ((a === '-S' || a === '--service') && o.commands.length === 0) o.services = true;
+    else if ((a === '-e' || a === '--echo') && o.commands.length === 0) o.echo = true;
+    else if ((a === '-N' || a === '--reversedns') && o.commands.length === 0) o.reverseDns = true;
     // no time values (set timeouts, rates in time units aside) are listed yet, so numeric-time output is the default one
     else if (['-T', '--numeric-time'].includes(a) && o.commands.length === 0) continue;
     else if (a.startsWith('-') && o.commands.length === 0) { io.err(`nft: unrecognized option '${a}'\n${HELP}`); return 1; }
@@ -182,7 +196,11 @@ export function nftMain(argv: string[], io: Io): number {
       // the commands apply to the live ruleset, as nft's do to the kernel's
       const live = liveNft();
       const ruleset = loadNft(text, file, { db: systemNameDb, loader: includeLoader(o.includeDirs, sources), base: live.text, baseHandles: live.handles });
-      if (o.check) checkNft(ruleset); else replaceNft(ruleset);
+      if (o.check) { checkNft(ruleset); return 0; }
+      replaceNft(ruleset, live.genid + 1);
+      // -e: what the commands made, then the generation, as the kernel's notifications echo them
+      const echoed = o.echo ? echoLines(ruleset.events ?? [], ruleset, { ...o, ifName: systemNameDb.ifName }) : [];
+      if (echoed.length) io.out(`${echoed.join('\n')}\n# new generation ${live.genid + 1} by process ${process.pid} (nft)\n`);
       return 0;
     } finally { lock?.release(); }
   } catch (e) {
@@ -210,11 +228,17 @@ function list(o: Opts, io: Io): number {
   const syntax = (): number => { io.err(`Error: syntax error, unexpected end of file\n${command}\n${' '.repeat(command.length)}^\n`); return 1; };
   requireRoot('nft');
   const live = readNft();
-  const opts = { ...o, ifName: systemNameDb.ifName, protocolNumber: o.numericProtocol ? (name: string) => protoNumber(name, systemNameDb) : undefined };
+  const opts = {
+    ...o, ifName: systemNameDb.ifName,
+    serviceName: o.services ? (port: number) => systemNameDb.serviceByPort?.(port, 'tcp') ?? systemNameDb.serviceByPort?.(port, 'udp') : undefined,
+    hostName: o.reverseDns ? (addr: string) => { const b = addrBytes(addr); return b && reverseName(b); } : undefined,
+    protocolNumber: o.numericProtocol ? (name: string) => protoNumber(name, systemNameDb) : undefined,
+  };
   const print = (t: ListedTable, only?: string): string => tableText(t, live.counterOf, opts, only);
   const inFamily = live.tables.filter((t) => !family || t.family === family);
   const json = (objects: () => unknown[]): number => {
-    if (o.terse || o.numeric) { io.err(`Error: ${o.terse ? '-t' : '-n'} with -j is not supported by bpftables yet\n`); return 1; }
+    const opt = o.terse ? '-t' : o.numeric ? '-n' : o.services ? '-S' : o.reverseDns ? '-N' : undefined;
+    if (opt) { io.err(`Error: ${opt} with -j is not supported by bpftables yet\n`); return 1; }
     try { io.out(`${nftablesJson(objects() as Parameters<typeof nftablesJson>[0], NFT_JSON_VERSION)}\n`); return 0; } catch (e) {
       if (e instanceof JsonUnsupported) { io.err(`Error: JSON for "${e.message}" is not supported by bpftables yet\n`); return 1; }
       throw e;
@@ -231,12 +255,12 @@ function list(o: Opts, io: Io): number {
       if (o.json) return json(() => inFamily.map((t) => ({ table: { family: t.family, name: t.name, handle: t.handle } })));
       io.out(inFamily.map((t) => `table ${t.family} ${t.name}\n`).join(''));
       return 0;
-    case 'set': {
+    case 'set': case 'map': {
       const [tname, sname] = rest;
       if (!tname || !sname || rest.length > 2) return syntax();
       const t = live.tables.find((x) => x.family === (family ?? 'ip') && x.name === tname);
       if (!t) return notFound(tname);
-      const set = t.sets?.find((x) => x.name === sname);
+      const set = t.sets?.find((x) => x.name === sname && !!x.verdict === (what === 'map'));
       if (!set) return notFound(sname);
       if (o.json) return json(() => tableJson({ ...t, chains: [], sets: [set] }, live.counterOf, opts).slice(1));
       io.out(setListing(t, set, opts));

@@ -58,30 +58,17 @@ export function olderNftForm(listed: string, want: string): boolean {
  * lines in an older form olderNftForm knows; returns the lines that differ
  * otherwise (empty: the same) and how many were older forms.
  */
-export function compareDump(listed: string, dump: string): { differ: string[]; older: number; hashOrder: number } {
+export function compareDump(listed: string, dump: string): { differ: string[]; older: number } {
   const a = listed.split('\n'), b = dump.split('\n');
-  if (a.length !== b.length) return { differ: [`${a.length} lines, the dump ${b.length}`], older: 0, hashOrder: 0 };
+  if (a.length !== b.length) return { differ: [`${a.length} lines, the dump ${b.length}`], older: 0 };
   const differ: string[] = [];
-  let older = 0, hashOrder = 0;
+  let older = 0;
   a.forEach((l, i) => {
     if (l === b[i]) return;
-    const indent = l.match(/^\t*/)![0] === b[i]!.match(/^\t*/)![0];
-    if (olderNftForm(l.trim(), b[i]!.trim()) && indent) older++;
-    else if (indent && inHashOrder(l, b[i]!)) hashOrder++;
+    if (olderNftForm(l.trim(), b[i]!.trim()) && l.match(/^\t*/)![0] === b[i]!.match(/^\t*/)![0]) older++;
     else differ.push(`"${l}" (the dump: "${b[i]}")`);
   });
-  return { differ, older, hashOrder };
-}
-
-/**
- * The same line but for the order of an anonymous set's elements, where the
- * set holds single values only: a hash set, which the kernel lists in its
- * hash order (bpftables lists such sets in key order).
- */
-export function inHashOrder(listed: string, dump: string): boolean {
-  if (listed.trim().startsWith('elements')) return false;
-  const sets = dump.match(/\{[^{}]*\}/g) ?? [];
-  return sets.length > 0 && sets.every((x) => !/[-/]/.test(x.replace(/"[^"]*"/g, ''))) && comparable(listed) === comparable(dump);
+  return { differ, older };
 }
 
 const FAMILIES = new Set(['ip', 'ip6', 'inet']);

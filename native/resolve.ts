@@ -44,3 +44,16 @@ export function resolveIpv6(name: string): number[][] {
   }
   return addrs;
 }
+
+const getnameinfo = libc.func('int getnameinfo(void *, uint32_t, _Out_ uint8_t *, uint32_t, void *, uint32_t, int)');
+const NI_NAMEREQD = 8;
+
+/** The host name of an address through libc's getnameinfo (/etc/hosts, DNS), as nft -N asks; undefined when it has none. */
+export function reverseName(addr: Buffer): string | undefined {
+  const sa = Buffer.alloc(addr.length === 4 ? 16 : 28);
+  sa.writeUInt16LE(addr.length === 4 ? 2 : 10, 0);
+  addr.copy(sa, addr.length === 4 ? 4 : 8);
+  const host = Buffer.alloc(1025);
+  if (getnameinfo(sa, sa.length, host, host.length, null, 0, NI_NAMEREQD) !== 0) return undefined;
+  return host.subarray(0, host.indexOf(0)).toString('utf8');
+}

@@ -190,6 +190,16 @@ t.test("named sets: packets, element commands and listings as in the kernel's nf
     { name: 'udp 7602 in through r0 (in @lan)', where: 'input', packet: udpPacket(C, R, 5000, 7602) },
     { name: 'udp 7700 (not in @web: != holds)', where: 'input', packet: udpPacket(C, R, 5000, 7700) },
     { name: 'fwd: udp 9 to 10.0.2.2 (in the constant @fixed)', where: 'forward', packet: udpPacket(C, S, 5000, 9) },
+    { name: 'udp 7800 from the client (in @pairs)', where: 'input', packet: udpPacket(C, R, 5000, 7800) },
+    { name: 'udp 7802 from the client (not in @pairs)', where: 'input', packet: udpPacket(C, R, 5000, 7802) },
+    { name: 'udp 7825 from the client (in @spans: a prefix and a range)', where: 'input', packet: udpPacket(C, R, 5000, 7825) },
+    { name: 'udp 7812 from the client (the range of another element of @spans)', where: 'input', packet: udpPacket(C, R, 5000, 7812) },
+    { name: 'udp 7830 in through r0 (in @triples)', where: 'input', packet: udpPacket(C, R, 5000, 7830) },
+    { name: 'tcp 7830 in through r0 (not in @triples)', where: 'input', packet: syn(7830) },
+    { name: 'udp 7900 (@portmap: accept)', where: 'input', packet: udpPacket(C, R, 5000, 7900) },
+    { name: 'udp 7903 (@portmap: drop, a range)', where: 'input', packet: udpPacket(C, R, 5000, 7903) },
+    { name: 'udp 7906 (@portmap: jump vm, accepted there)', where: 'input', packet: udpPacket(C, R, 5000, 7906) },
+    { name: 'udp 7910 (not in @portmap until added)', where: 'input', packet: udpPacket(C, R, 5000, 7910) },
   ];
   checkOutcomes(t, pair.probe(probes()), 'nft');
   sameListing(t, pair, 'with named sets, after probes (counters)');
@@ -197,6 +207,11 @@ t.test("named sets: packets, element commands and listings as in the kernel's nf
   both(['delete', 'element', 'inet', 'filter', 'web', '{ 22 }']);
   both(['add', 'element', 'inet', 'filter', 'web', '{ 81, 443 }']);
   both(['add', 'element', 'inet', 'filter', 'merged', '{ 7321-7330, 7040-7060 }']);
+  both(['add', 'element', 'inet', 'filter', 'pairs', '{ 10.0.1.2 . 7802 }']);
+  both(['delete', 'element', 'inet', 'filter', 'pairs', '{ 10.0.1.2 . 7800 }']);
+  both(['add', 'element', 'inet', 'filter', 'spans', '{ 10.0.1.2 . 7812 }']);
+  both(['add', 'element', 'inet', 'filter', 'portmap', '{ 7910 : accept }']);
+  both(['delete', 'element', 'inet', 'filter', 'portmap', '{ 7900 }']);
   sameListing(t, pair, 'after add element and delete element');
   const after = pair.probe(probes());
   checkOutcomes(t, after, 'nft');
@@ -211,8 +226,15 @@ t.test("named sets: packets, element commands and listings as in the kernel's nf
   const fixed = ourNft(pair, ['add', 'element', 'inet', 'filter', 'fixed', '{ 10.0.3.0/24 }']);
   t.equal(fixed.status, 1, `a constant set takes no elements ${fixed.stderr}`);
   const clash = ourNft(pair, ['add', 'element', 'inet', 'filter', 'ranges', '{ 7005-7006 }']);
-  t.match(clash, { status: 1, stderr: /conflicting intervals specified/ }, 'an overlapping interval without auto-merge is refused');
+  t.match(clash, { status: 1, stderr: /interval overlaps with an existing one/ }, 'an interval overlapping an element there without auto-merge is refused, in nft\'s words');
+  const clash2 = ourNft(pair, ['add', 'element', 'inet', 'filter', 'ranges', '{ 8005-8006, 8006-8007 }']);
+  const real2 = realNft(pair, ['add', 'element', 'inet', 'filter', 'ranges', '{ 8005-8006, 8006-8007 }']);
+  t.match(clash2, { status: 1, stderr: /conflicting intervals specified/ }, 'two of one command: conflicting intervals');
+  t.equal(clash2.stderr.split('\n')[2]!.indexOf('^'), real2.stderr.split('\n')[2]!.indexOf('^'), 'the later one shown, where the kernel\'s nft shows it');
   t.equal(realNft(pair, ['add', 'element', 'inet', 'filter', 'ranges', '{ 7005-7006 }']).status, 1, 'as by the kernel\'s nft');
+  const overlap = ourNft(pair, ['add', 'element', 'inet', 'filter', 'spans', '{ 10.0.1.0/25 . 7821 }']);
+  t.match(overlap, { status: 1, stderr: /File exists/ }, 'an element of a concatenation overlapping another is refused');
+  t.equal(realNft(pair, ['add', 'element', 'inet', 'filter', 'spans', '{ 10.0.1.0/25 . 7821 }']).status, 1, 'as by the kernel\'s nft');
 });
 
 t.test("limit: the same packets pass the bucket as in the kernel's nft", async (t) => {

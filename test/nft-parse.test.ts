@@ -99,7 +99,8 @@ t.test('what is not supported is refused with its place', async (t) => {
   refused('table inet t {\n chain c {\n  type filter hook prerouting priority 0\n  tcp dport 1 reject\n }\n}\n', /reject in a prerouting chain \(c\) is not supported/, 4, 3);
   refused('table bridge t {\n}\n', /family bridge is not supported by bpftables yet/, 1, 7);
   refused('table ip t {\n set s { type ipv4_addr; timeout 1h; }\n}\n', /"timeout" in a set is not supported by bpftables yet/, 2, 26);
-  refused('table ip t {\n set s { type ipv4_addr . inet_service; }\n}\n', /sets of concatenated types is not supported by bpftables yet/, 2, 25);
+  refused('table ip t {\n set s { typeof ip saddr; }\n}\n', /typeof in a set is not supported by bpftables yet/, 2, 10);
+  refused('table ip t {\n set s { type ipv4_addr . mark; }\n}\n', /set type mark is not supported by bpftables yet/, 2, 27);
   refused('table ip t {\n chain c {\n  ip6 saddr ::1 drop\n }\n}\n', /conflicting protocols specified: ip vs. ip6/, 3, 3);
   refused('table ip t {\n chain c { jump nowhere }\n}\n', /No such file or directory \(chain nowhere\)/, 2, 12);
   refused('table ip t {\n chain b { type filter hook input priority 0; }\n chain c { jump b }\n}\n', /a jump to base chain b/, 3, 12);
@@ -251,4 +252,26 @@ t.test('concatenations: one IR rule per element, elements disjoint', async (t) =
   bad('ip saddr . tcp dport vmap { 1.2.3.4 . 22 : accept }', /a concatenation as a vmap key is not supported/, 'vmap keys: refused by name');
   bad('ip saddr . tcp dport { 1.2.3.4 }', /an element of 2 values joined by \. expected/, 'an element with too few values');
   bad('counter ip saddr . tcp dport { 1.2.3.4 . 22 }', /a match after a counter/, 'after a counter');
+});
+
+t.test('named verdict maps and named sets of concatenations', async (t) => {
+  const rs = load('table inet t {\n map m { type inet_service : verdict; flags interval; elements = { 1000-2000 : drop, 22 : jump x } }\n set p { type ipv4_addr . inet_service; elements = { 10.0.0.2 . 80, 10.0.0.1 . 443 } }\n chain x { }\n chain c {\n  tcp dport vmap @m\n  ip saddr . tcp dport @p accept\n }\n}\n');
+  const [vm, cat] = rs.tables[0]!.chains[1]!.rules;
+  t.same(vm!.ir[4]!.map((r) => [r.matches, r.verdict]), [
+    [[{ kind: 'tcp', dport: { range: [22, 22], invert: false }, short: 'nomatch' }], { kind: 'jump', chain: 'x' }],
+    [[{ kind: 'tcp', dport: { range: [1000, 2000], invert: false }, short: 'nomatch' }], { kind: 'drop' }],
+  ], 'a named verdict map: one rule per element, keys in order');
+  t.same(vm!.text, ['tcp dport vmap @m'], 'listed by its name');
+  t.same(vm!.sets, ['m'], 'the rule is recompiled when the map changes');
+  t.equal(cat!.ir[4]!.length, 2, 'a named set of concatenations: one rule per element');
+  t.same(rs.tables[0]!.sets.find((s) => s.name === 'p')!.elements, ['10.0.0.2 . 80', '10.0.0.1 . 443'], "nft's hash order: the key as a host-order number (the port's low byte weighs most here)");
+  const bad = (text: string, msg: RegExp, what: string): void => { t.throws(() => baseChainTables(load(text)), { message: msg }, what); };
+  bad('table ip t {\n map m { type ipv4_addr : ipv4_addr; }\n}\n', /maps of ipv4_addr \(bpftables has verdict maps\) is not supported/, 'maps of data are refused by name');
+  bad('table ip t {\n map m { type ipv4_addr . inet_service : verdict; }\n}\n', /verdict maps with concatenated keys is not supported/, 'concatenated keys are refused by name');
+  bad('table ip t {\n map m { type ipv4_addr : verdict; }\n chain c { tcp dport vmap @m }\n}\n', /datatype mismatch, expected inet_service, map has type ipv4_addr : verdict/, 'a map of another type');
+  bad('table ip t {\n set s { type ipv4_addr; }\n chain c { ip saddr vmap @s }\n}\n', /@s is a set, not a verdict map/, 'a set is no verdict map');
+  bad('table ip t {\n map m { type ipv4_addr : verdict; }\n chain c { ip saddr @m }\n}\n', /@m is a verdict map: use it with vmap/, 'a map is no set');
+  bad('table ip t {\n map m { type ipv4_addr : verdict; elements = { 1.2.3.4 : accept, 1.2.3.4 : drop } }\n}\n', /File exists/, 'one key, two verdicts');
+  bad('table ip t {\n set s { type ipv4_addr . inet_service; }\n chain c { ip saddr . udp sport . udp dport @s }\n}\n', /datatype mismatch, expected ipv4_addr \. inet_service \. inet_service/, 'a concatenation of other types');
+  t.same(load('table ip t {\n map m { type ipv4_addr : verdict; }\n chain c { ip saddr vmap @m }\n}\n').tables[0]!.chains[0]!.rules[0]!.ir[4], [], 'an empty map: no rule');
 });

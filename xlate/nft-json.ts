@@ -68,6 +68,8 @@ const CONCAT = /^((?:[a-z][\w-]*(?: [a-z][\w-]*)? \. )+[a-z][\w-]*(?: [a-z][\w-]
 function term(t: string, counter: CounterValue | undefined, tableFamily: string, o: ListOptions = {}): Json {
   const fib = /^fib (saddr|daddr)(?: \. (iif|oif))? type (?:(!=) )?(.+)$/.exec(t);
   if (fib) return { match: { op: fib[3] ?? '==', left: { fib: { result: 'type', flags: [fib[1]!, ...(fib[2] ? [fib[2]] : [])] } }, right: rhs(fib[4]!) } };
+  const named = /^((?:[a-z][\w-]*(?: [a-z][\w-]*)? \. )+[a-z][\w-]*(?: [a-z][\w-]*)?) (@\S+)$/.exec(t);
+  if (named) return { match: { op: '==', left: { concat: named[1]!.split(' . ').map(selector) }, right: named[2]! } };
   const cat = CONCAT.exec(t);
   if (cat) {
     return { match: { op: '==', left: { concat: cat[1]!.split(' . ').map(selector) }, right: { set: elements(cat[2]!).map((e) => ({ concat: e.split(' . ').map(value) })) } } };
@@ -92,6 +94,8 @@ function term(t: string, counter: CounterValue | undefined, tableFamily: string,
   if (t === 'reject with tcp reset') return { reject: { type: 'tcp reset' } };
   const rej = /^reject with (icmp|icmpv6|icmpx) (\S+)$/.exec(t);
   if (rej) return { reject: { type: rej[1]!, expr: rej[2]! } };
+  const namedMap = /^(.+?) vmap (@\S+)$/.exec(t);
+  if (namedMap) return { vmap: { key: selector(namedMap[1]!), data: namedMap[2]! } };
   const vmap = /^(.+?) vmap \{ (.*) \}$/.exec(t);
   if (vmap) {
     return { vmap: { key: selector(vmap[1]!), data: { set: elements(vmap[2]!).map((e) => { const i = e.lastIndexOf(' : '); return [value(e.slice(0, i)), verdict(e.slice(i + 3))]; }) } } };
@@ -116,11 +120,16 @@ function term(t: string, counter: CounterValue | undefined, tableFamily: string,
 }
 
 function setJson(t: ListedTable, s: NftSet): Json {
+  const elem = (e: string): Json => {
+    if (s.verdict) { const i = e.lastIndexOf(' : '); return [value(e.slice(0, i)), verdict(e.slice(i + 3))]; }
+    return s.types ? { concat: e.split(' . ').map(value) } : value(e);
+  };
   return {
-    set: {
-      family: t.family, name: s.name, table: t.name, type: s.type, handle: s.handle,
+    [s.verdict ? 'map' : 'set']: {
+      family: t.family, name: s.name, table: t.name, type: s.types ?? s.type, handle: s.handle,
+      ...(s.verdict ? { map: 'verdict' } : {}),
       ...(s.flags.length ? { flags: s.flags } : {}),
-      ...(s.elements.length ? { elem: s.elements.map(value) } : {}),
+      ...(s.elements.length ? { elem: s.elements.map(elem) } : {}),
     },
   };
 }

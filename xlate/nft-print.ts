@@ -5,9 +5,9 @@
  * made them (xlate/nft.ts), counters with their values. Pure: the values
  * come from the caller.
  */
-import type { NftBase, NftChain, NftRule, NftTable } from './nft';
+import type { NftBase, NftChain, NftEvent, NftRule, NftRuleset, NftTable } from './nft';
 import { numericTerm } from './nft-numeric';
-import { type NftSet, setText } from './nft-sets';
+import { type NftSet, setText, setTypeText } from './nft-sets';
 
 export interface CounterValue { packets: number; bytes: number }
 /** nft's listing options: -s (counters without values), -y (priorities as numbers) */
@@ -17,6 +17,10 @@ export interface ListOptions {
   protocolNumber?: (name: string) => number | undefined;
   /** -n: symbolic constants as numbers (xlate/nft-numeric.ts) */
   numeric?: boolean;
+  /** -S: the service name of a port (listed quoted) */
+  serviceName?: (port: number) => string | undefined;
+  /** -N: the host name of an address (its canonical text) */
+  hostName?: (addr: string) => string | undefined;
   /** -t: sets without their elements */
   terse?: boolean;
   /** the name of an interface index, for meta iif/oif (kept as indexes, named when listed) */
@@ -52,7 +56,7 @@ const CONCAT = /^((?:[a-z][\w-]*(?: [a-z][\w-]*)? \. )+[a-z][\w-]*(?: [a-z][\w-]
 
 /** One listing term as the options want it: interface indexes named, -n and -p numbers (a concatenation component by component). */
 function termText(t: string, o: ListOptions): string {
-  const cat = (o.numeric || o.protocolNumber) && !t.startsWith('fib ') && CONCAT.exec(t);
+  const cat = (o.numeric || o.protocolNumber || o.serviceName || o.hostName) && !t.startsWith('fib ') && CONCAT.exec(t);
   if (cat) {
     const sels = cat[1]!.split(' . ');
     const elems = cat[2]!.split(', ').map((e) => e.split(' . ').map((v, i) => (sels[i] ? termText(`${sels[i]} ${v}`, o).slice(sels[i]!.length + 1) : v)).join(' . '));
@@ -64,18 +68,39 @@ function termText(t: string, o: ListOptions): string {
     return `${dev[1]}${dev[2]!.startsWith('{') ? `{ ${dev[2]!.slice(2, -2).split(', ').map(named).join(', ')} }` : named(dev[2]!)}`;
   }
   if (o.numeric) t = numericTerm(t);
+  if (o.serviceName) t = namedValues(t, /^((?:tcp|udp|th) (?:sport|dport) (?:vmap |!= )?)(.+)$/, (v) => serviceText(v, o));
+  if (o.hostName) t = namedValues(t, /^((?:ip|ip6) (?:saddr|daddr) (?:vmap |!= )?)(.+)$/, (v) => hostText(v, o));
   const p = o.protocolNumber && /^((?:ip protocol|meta l4proto|ip6 nexthdr) (?:!= )?)(\{ [^}]* \}|[a-z][\w-]*)$/.exec(t);
   if (!p) return t;
   const num = (name: string): string => protoText(name, o);
   return `${p[1]}${p[2]!.startsWith('{') ? `{ ${p[2]!.slice(2, -2).split(', ').map(num).join(', ')} }` : num(p[2]!)}`;
 }
 
+/** A term's single values (alone, in a set, as verdict map keys) through `f`. */
+function namedValues(t: string, re: RegExp, f: (v: string) => string): string {
+  const m = re.exec(t);
+  if (!m) return t;
+  const v = m[2]!;
+  if (!(v.startsWith('{ ') && v.endsWith(' }'))) return m[1]! + f(v);
+  const elems = v.slice(2, -2).split(', ').map((e) => { const i = e.indexOf(' : '); return i < 0 ? f(e) : f(e.slice(0, i)) + e.slice(i); });
+  return `${m[1]}{ ${elems.join(', ')} }`;
+}
+const serviceText = (v: string, o: ListOptions): string => { const n = /^\d+$/.test(v) ? o.serviceName?.(Number(v)) : undefined; return n === undefined ? v : `"${n}"`; };
+const hostText = (v: string, o: ListOptions): string => (/[-/]/.test(v) ? v : o.hostName?.(v) ?? v);
+
 /** A protocol by number under -p (and -n). */
 const protoText = (name: string, o: ListOptions): string => String(/^\d+$/.test(name) || !o.protocolNumber ? name : o.protocolNumber(name) ?? name);
 
 /** A named set's block under the options: -t leaves the elements out, -p lists protocols by number. */
 function setBlock(set: NftSet, o: ListOptions): string {
-  const shown = o.protocolNumber && set.type === 'inet_proto' ? { ...set, elements: set.elements.map((e) => protoText(e, o)) } : set;
+  const one = (type: string, e: string): string => {
+    if (type === 'inet_proto' && o.protocolNumber) return protoText(e, o);
+    if (type === 'inet_service' && o.serviceName) return serviceText(e, o);
+    if ((type === 'ipv4_addr' || type === 'ipv6_addr') && o.hostName) return hostText(e, o);
+    return e;
+  };
+  const text = (e: string): string => (set.types ? e.split(' . ').map((x, i) => one(set.types![i]!, x)).join(' . ') : one(set.type, e));
+  const shown = { ...set, elements: set.elements.map(text) };
   return setText(shown, !!o.handles, !!o.terse);
 }
 const handleNote = (h: number, o: ListOptions): string => (o.handles ? ` # handle ${h}` : '');
@@ -126,4 +151,53 @@ export function listedTables(tables: readonly NftTable[]): ListedTable[] {
       rules: c.rules.map((r: NftRule) => ({ text: r.text, handle: r.handle })),
     })),
   }));
+}
+
+/**
+ * `nft -e`: what the commands made, as the kernel's notifications echo it
+ * (nft 1.0's monitor text): a table, a chain with its hook, a set or map
+ * with its type and flags (and, with -a, its handle inside the braces, as
+ * nft prints it), each element on its own line, each rule with its counter
+ * and, with -a, its handle; a replaced rule as the delete of its handle and
+ * the add. Objects the same commands removed again are left out.
+ */
+export function echoLines(events: readonly NftEvent[], rs: NftRuleset, o: ListOptions = {}): string[] {
+  const out: string[] = [];
+  const live = (t: NftTable): boolean => rs.tables.includes(t);
+  const h = (n: number): string => (o.handles ? ` # handle ${n}` : '');
+  for (const e of events) {
+    if (!live(e.table)) continue;
+    const ref = `${e.table.family} ${e.table.name}`;
+    switch (e.kind) {
+      case 'table': out.push(`add table ${ref}${h(e.table.handle)}`); break;
+      case 'chain': {
+        if (!e.table.chains.includes(e.chain)) break;
+        const b = e.chain.base;
+        const hook = b ? ` { type ${b.type} hook ${b.hook} priority ${o.numericPriority ? b.priority : priorityText(b.priority, b.hook)}; policy ${b.policy}; }` : '';
+        out.push(`add chain ${ref} ${e.chain.name}${hook}${h(e.chain.handle)}`);
+        break;
+      }
+      case 'set': {
+        if (!e.table.sets.includes(e.set)) break;
+        const s = e.set;
+        out.push(`add ${s.verdict ? 'map' : 'set'} ${ref} ${s.name} {${o.handles ? ` # handle ${s.handle}` : ''} type ${setTypeText(s)};${s.flags.length ? ` flags ${s.flags.join(',')};` : ''} } `);
+        break;
+      }
+      case 'element':
+        if (!e.table.sets.includes(e.set)) break;
+        for (const x of e.elements) out.push(`${e.verb} element ${ref} ${e.set.name} { ${x} }`);
+        break;
+      case 'rule': {
+        if (!e.table.chains.includes(e.chain)) break;
+        const r = e.chain.rules.find((x) => x.handle === e.handle);
+        if (!r) break;
+        const line = ruleLine({ text: r.text, handle: r.handle }, r.counterStart ?? { packets: 0, bytes: 0 }, o);
+        if (e.verb === 'replace') out.push(`delete rule ${ref} ${e.chain.name} handle ${r.handle}`);
+        // a rule placed by position: the kernel's notification names the rule it was placed at, as `handle H`
+        out.push(`${e.verb === 'insert' ? 'insert' : 'add'} rule ${ref} ${e.chain.name} ${e.kind === 'rule' && e.position !== undefined ? `handle ${e.position} ` : ''}${line}`);
+        break;
+      }
+    }
+  }
+  return out;
 }

@@ -25,7 +25,7 @@ import {
   type BuiltinChain, type Chain, CT_MATCH_STATES, type CtMatchState, type Family, type IpPart, isBuiltin, type Match, type PortMatch, type Range, type RejectType, type Rule, type Table, type Verdict,
 } from './ir';
 import { type NameDb, protoNumber } from './names';
-import { addElements, bigToWords6, blockBits, deleteElements, type Elem, mergeElems, type NftSet, SET_TYPES, type NftSetType, textItem, words6ToBig } from './nft-sets';
+import { addElements, anonymousKey, compareKeys, nameOrder, setTypeText, bigToWords6, blockBits, deleteElements, type Elem, mergeElems, type NftSet, SET_TYPES, type NftSetType, textItem, words6ToBig } from './nft-sets';
 
 /** nft reports every problem with exit status 1. */
 export class NftError extends BpftablesError {
@@ -62,7 +62,22 @@ export interface NftTable {
   handle: number; hgen: number;
 }
 /** `tableHandle`: the last table handle given in the namespace (the kernel never reuses one, flush or not) */
-export interface NftRuleset { tables: NftTable[]; tableHandle: number }
+export interface NftRuleset {
+  tables: NftTable[]; tableHandle: number;
+  /** what the commands made, in the kernel's order of notifications (for nft -e; the live ruleset's own objects are not in it) */
+  events?: NftEvent[];
+}
+
+/**
+ * One thing a command made, as `nft -e` echoes it: a table, a chain (also one `add chain` names again), a
+ * set or map, elements, a rule (added or inserted, by handle), a rule replaced (echoed as its delete and add).
+ */
+export type NftEvent =
+  | { kind: 'table'; table: NftTable }
+  | { kind: 'chain'; table: NftTable; chain: NftChain }
+  | { kind: 'set'; table: NftTable; set: NftSet }
+  | { kind: 'element'; table: NftTable; set: NftSet; verb: 'add' | 'create'; elements: string[] }
+  | { kind: 'rule'; table: NftTable; chain: NftChain; handle: number; verb: 'add' | 'insert' | 'replace'; position?: number };
 
 /** The handles of a live ruleset (as stored), given back to it when it is evaluated again from its listing. */
 export interface NftHandles { tableHandle: number; tables: { handle: number; hgen: number; chains: { handle: number; rules: number[] }[]; sets?: number[] }[] }
@@ -108,6 +123,9 @@ const wordOf = (i: NftItem | undefined): string | undefined => (i?.kind === 'wor
 /** Evaluates commands into a ruleset, in order, as `nft -f` applies them. */
 class Evaluator {
   readonly ruleset: NftRuleset = { tables: [], tableHandle: 0 };
+  /** the events of the commands evaluated since recording began (not those of the live ruleset) */
+  private events?: NftEvent[];
+  record(): void { this.events = []; this.ruleset.events = this.events; }
   private readonly defines = new Map<string, NftItem[]>();
   constructor(private readonly o: NftOptions) {}
 
@@ -165,7 +183,7 @@ class Evaluator {
           return;
         }
         if (what === 'chain') { this.namedChain(items.slice(2), file, head).chain.rules = []; return; }
-        if (what === 'set') { const { table, set } = this.namedSet(items.slice(2), file, head, false); set!.elements = []; this.setChanged(table, set!.name); return; }
+        if (what === 'set' || what === 'map') { const { table, set } = this.namedSet(items.slice(2), file, head, false, what === 'map'); set!.elements = []; this.setChanged(table, set!.name); return; }
         throw unsupported(`flush ${what ?? ''}`.trim(), file, items[1] ?? head);
       }
       case 'delete': case 'destroy': {
@@ -180,8 +198,8 @@ class Evaluator {
         }
         if (what === 'rule' && w === 'delete') { this.ruleByHandle(items.slice(2), file, head, 'delete'); return; }
         if (what === 'element') { this.elementCommand(items.slice(2), file, head, w === 'delete' ? 'delete' : 'destroy'); return; }
-        if (what === 'set') {
-          const { table, set } = this.namedSet(items.slice(2), file, head, w === 'destroy');
+        if (what === 'set' || what === 'map') {
+          const { table, set } = this.namedSet(items.slice(2), file, head, w === 'destroy', what === 'map');
           if (!set) return;
           if (table.chains.some((c) => c.rules.some((r) => r.sets.includes(set.name)))) throw new NftError('Could not process rule: Device or resource busy', at(file, head));
           table.sets = table.sets.filter((x) => x !== set);
@@ -201,6 +219,7 @@ class Evaluator {
       case 'chain': this.chainCommand(items.slice(1), file, head, 'add'); return;
       case 'rule': this.ruleCommand(items.slice(1), file, head, 'add'); return;
       case 'set': this.setCommand(items.slice(1), file, head, 'add'); return;
+      case 'map': this.setCommand(items.slice(1), file, head, 'add', true); return;
       case 'element': this.elementCommand(items.slice(1), file, head, 'add'); return;
       case 'replace': {
         if (wordOf(items[1]) !== 'rule') throw unsupported(`replace ${wordOf(items[1]) ?? ''}`.trim(), file, items[1] ?? head);
@@ -213,7 +232,7 @@ class Evaluator {
         if (what === 'table' && op !== 'insert') { this.table(items.slice(2), file, head, op); return; }
         if (what === 'chain' && op !== 'insert') { this.chainCommand(items.slice(2), file, head, op); return; }
         if (what === 'rule' && op !== 'create') { this.ruleCommand(items.slice(2), file, head, op); return; }
-        if (what === 'set' && op !== 'insert') { this.setCommand(items.slice(2), file, head, op); return; }
+        if ((what === 'set' || what === 'map') && op !== 'insert') { this.setCommand(items.slice(2), file, head, op, what === 'map'); return; }
         if (what === 'element' && op !== 'insert') { this.elementCommand(items.slice(2), file, head, op === 'create' ? 'create' : 'add'); return; }
         throw unsupported(`${w} ${what ?? ''}`.trim(), file, items[1] ?? head);
       }
@@ -249,7 +268,7 @@ class Evaluator {
     const { family, name, rest } = this.tableRef(items, file, head);
     let t = this.findTable(family, name);
     if (t && op === 'create') throw new NftError(`Could not process rule: File exists`, at(file, head));
-    if (!t) { t = { family, name, chains: [], sets: [], where: at(file, head), handle: ++this.ruleset.tableHandle, hgen: 0 }; this.ruleset.tables.push(t); }
+    if (!t) { t = { family, name, chains: [], sets: [], where: at(file, head), handle: ++this.ruleset.tableHandle, hgen: 0 }; this.ruleset.tables.push(t); this.events?.push({ kind: 'table', table: t }); }
     if (rest.length === 0) return;
     const block = rest[0]!;
     if (block.kind !== 'block' || rest.length > 1) throw new NftError('syntax error, "{" expected', at(file, rest[0]!));
@@ -258,44 +277,62 @@ class Evaluator {
       const items2 = this.expand(c.items, file);
       const cn = items2[1];
       if (wordOf(items2[0]) !== 'chain' || (cn?.kind !== 'word' && cn?.kind !== 'string') || t.chains.some((x) => x.name === cn.text) || cn.text.length > 255) continue;
-      t.chains.push({ name: cn.text, rules: [], where: at(file, cn), handle: ++t.hgen });
+      const created: NftChain = { name: cn.text, rules: [], where: at(file, cn), handle: ++t.hgen };
+      t.chains.push(created);
+      this.events?.push({ kind: 'chain', table: t, chain: created });
     }
     // then its sets (rules of the block may use a set declared after them)
     for (const c of block.body) {
       const items2 = this.expand(c.items, file);
-      if (wordOf(items2[0]) === 'set') this.setDecl(t, items2.slice(1), file, items2[0]!, 'add');
+      if (wordOf(items2[0]) === 'set' || wordOf(items2[0]) === 'map') this.setDecl(t, items2.slice(1), file, items2[0]!, 'add', wordOf(items2[0]) === 'map');
     }
     for (const c of block.body) {
       const items2 = this.expand(c.items, file);
       const w = wordOf(items2[0]);
       if (w === 'chain') this.chain(t, items2.slice(1), file, items2[0]!, 'add');
-      else if (w === 'set') continue;
+      else if (w === 'set' || w === 'map') continue;
       else if (w === 'comment' && items2[1]?.kind === 'string' && items2.length === 2) t.comment = items2[1].text;
       else throw unsupported(w ? `"${w}" in a table` : 'this statement in a table', file, items2[0]!);
     }
   }
 
   /** `set NAME { type T; flags F; elements = { ... } }` in a table block, or `add set [family] table NAME { ... }`. */
-  private setDecl(t: NftTable, items: NftItem[], file: string, head: NftItem, op: 'add' | 'create'): void {
+  private setDecl(t: NftTable, items: NftItem[], file: string, head: NftItem, op: 'add' | 'create', map = false): void {
     const nameItem = items[0];
     const name = nameItem?.kind === 'word' || nameItem?.kind === 'string' ? nameItem.text : undefined;
     if (name === undefined) throw new NftError('syntax error, set name expected', at(file, nameItem ?? head));
     const block = items[1];
     let set = t.sets.find((x) => x.name === name);
     if (set && op === 'create') throw new NftError('Could not process rule: File exists', at(file, head));
+    if (set && !!set.verdict !== map) throw new NftError('Could not process rule: File exists', at(file, head));
     if (!block && !set) throw new NftError('syntax error, "{" expected', at(file, nameItem!));
     if (!block) return;
     if (block.kind !== 'block' || items.length > 2) throw new NftError('syntax error, "{" expected', at(file, block));
-    let type: NftSetType | undefined, flags: ('interval' | 'constant')[] = [], comment: string | undefined, autoMerge = false;
+    let type: NftSetType | undefined, types: NftSetType[] | undefined, flags: ('interval' | 'constant')[] = [], comment: string | undefined, autoMerge = false;
     let elements: NftItem[] = [];
     for (const cmd of block.body) {
       const body = this.expand(cmd.items, file);
       const w = wordOf(body[0]);
       if (w === 'type') {
-        const ty = wordOf(body[1]);
-        if (body.length > 2 && wordOf(body[2]) === '.') throw unsupported('sets of concatenated types', file, body[2]!);
-        if (!ty || !(SET_TYPES as readonly string[]).includes(ty) || body.length !== 2) throw unsupported(`set type ${ty ?? ''}`.trim(), file, body[1] ?? body[0]!);
-        type = ty as NftSetType;
+        // a map: `type K : verdict` (maps of other data are for NAT and marks, which bpftables does not have)
+        let words = body.slice(1);
+        if (map) {
+          const colon = words.findIndex((x) => wordOf(x) === ':');
+          if (colon < 0) throw new NftError('syntax error, a map needs type KEY : DATA', at(file, body[0]!));
+          const data = words.slice(colon + 1).map((x) => wordOf(x) ?? '').join(' ');
+          if (data !== 'verdict') throw unsupported(`maps of ${data || 'this type'} (bpftables has verdict maps)`, file, words[colon + 1] ?? body[0]!);
+          words = words.slice(0, colon);
+          if (words.length > 1) throw unsupported('verdict maps with concatenated keys', file, words[1]!);
+        }
+        // one type, or a concatenation of them: `ipv4_addr . inet_service`
+        const parts = words.filter((_, i) => i % 2 === 0);
+        if (words.some((x, i) => i % 2 === 1 && wordOf(x) !== '.') || words.length % 2 !== 1) throw unsupported(`set type ${words.map((x) => wordOf(x) ?? '').join(' ')}`.trim(), file, words[0] ?? body[0]!);
+        for (const p of parts) {
+          const ty = wordOf(p);
+          if (!ty || !(SET_TYPES as readonly string[]).includes(ty)) throw unsupported(`set type ${ty ?? ''}`.trim(), file, p);
+        }
+        type = wordOf(parts[0]) as NftSetType;
+        types = parts.length > 1 ? parts.map((p) => wordOf(p) as NftSetType) : undefined;
       } else if (w === 'flags') {
         const names = body.slice(1).filter((i) => i.kind !== 'comma').map((i) => wordOf(i) ?? '');
         for (const [i, f] of names.entries()) if (f !== 'interval' && f !== 'constant') throw unsupported(`set flag ${f}`, file, body.slice(1).filter((x) => x.kind !== 'comma')[i]!);
@@ -304,35 +341,44 @@ class Evaluator {
       } else if (w === 'elements') {
         const v = body[2];
         if (wordOf(body[1]) !== '=' || v?.kind !== 'block' || body.length !== 3) throw new NftError('syntax error, elements = { ... } expected', at(file, body[0]!));
-        elements = v.body.flatMap((b) => b.items).filter((i) => i.kind !== 'comma');
+        elements = v.body.flatMap((b) => b.items);
       } else if (w === 'comment' && body[1]?.kind === 'string' && body.length === 2) comment = body[1].text;
       else if (w === 'auto-merge' && body.length === 1) autoMerge = true;
       else if (w === 'typeof') throw unsupported('typeof in a set', file, body[0]!);
       else throw unsupported(w ? `"${w}" in a set` : 'this statement in a set', file, body[0] ?? block);
     }
-    if (!type) throw new NftError('set needs a type', at(file, nameItem!));
+    if (!type) throw new NftError(`${map ? 'map' : 'set'} needs a type`, at(file, nameItem!));
     if (set) {
-      if (set.type !== type || set.flags.join() !== flags.join()) throw new NftError('Could not process rule: File exists (the set exists with another type or other flags)', at(file, head));
+      if (set.type !== type || (set.types ?? []).join() !== (types ?? []).join() || set.flags.join() !== flags.join()) throw new NftError('Could not process rule: File exists (the set exists with another type or other flags)', at(file, head));
     } else {
       if (autoMerge && !flags.includes('interval')) throw new NftError('auto-merge only works with interval sets', at(file, nameItem!));
-      set = { name, type, flags, elements: [], handle: ++t.hgen, ...(comment !== undefined ? { comment } : {}), ...(autoMerge ? { autoMerge } : {}) };
+      if (autoMerge && types) throw unsupported('auto-merge in a set of concatenated types', file, nameItem!);
+      if (autoMerge && map) throw unsupported('auto-merge in a map', file, nameItem!);
+      set = { name, type, ...(types ? { types } : {}), ...(map ? { verdict: true as const } : {}), flags, elements: [], handle: ++t.hgen, ...(comment !== undefined ? { comment } : {}), ...(autoMerge ? { autoMerge } : {}) };
       t.sets.push(set);
+      this.events?.push({ kind: 'set', table: t, set });
     }
-    if (elements.length) { set.elements = addElements(set, elements, this.o.db, this.failer(file)); this.setChanged(t, name); }
+    if (elements.length) {
+      const before = set.elements;
+      set.elements = addElements(set, elements, this.o.db, this.failer(file));
+      this.events?.push({ kind: 'element', table: t, set, verb: 'add', elements: set.elements.filter((e) => !before.includes(e)) });
+      this.setChanged(t, name);
+    }
   }
 
-  private setCommand(items: NftItem[], file: string, head: NftItem, op: 'add' | 'create'): void {
+  private setCommand(items: NftItem[], file: string, head: NftItem, op: 'add' | 'create', map = false): void {
     const { family, name, rest } = this.tableRef(items, file, head);
-    this.setDecl(this.needTable(family, name, file, items[0] ?? head), rest, file, head, op);
+    this.setDecl(this.needTable(family, name, file, items[0] ?? head), rest, file, head, op, map);
   }
 
   /** `[family] table set`: an existing set (nft's error when it is missing, unless `quiet`). */
-  private namedSet(items: NftItem[], file: string, head: NftItem, quiet: boolean): { table: NftTable; set?: NftSet } {
+  private namedSet(items: NftItem[], file: string, head: NftItem, quiet: boolean, map?: boolean): { table: NftTable; set?: NftSet } {
     const { family, name, rest } = this.tableRef(items, file, head);
     const table = this.needTable(family, name, file, items[0] ?? head);
     const sname = wordOf(rest[0]) ?? (rest[0]?.kind === 'string' ? rest[0].text : undefined);
     if (sname === undefined) throw new NftError('syntax error, set name expected', at(file, rest[0] ?? head));
-    const set = table.sets.find((x) => x.name === sname);
+    // a set command names a set, a map command a map; element commands take either
+    const set = table.sets.find((x) => x.name === sname && (map === undefined || !!x.verdict === map));
     if (!set && !quiet) throw new NftError('Could not process rule: No such file or directory', at(file, rest[0]!));
     return { table, set };
   }
@@ -343,7 +389,7 @@ class Evaluator {
     const { table, set } = this.namedSet(items.slice(0, n), file, head, false);
     const block = items[n];
     if (block?.kind !== 'block' || items.length > n + 1) throw new NftError('syntax error, "{" expected', at(file, block ?? head));
-    const values = block.body.flatMap((b) => b.items).filter((i) => i.kind !== 'comma');
+    const values = block.body.flatMap((b) => b.items);
     if (set!.flags.includes('constant')) throw new NftError('Could not process rule: Operation not supported (a constant set)', at(file, head));
     const fail = this.failer(file);
     if (op === 'delete' || op === 'destroy') {
@@ -351,8 +397,11 @@ class Evaluator {
     } else {
       const before = set!.elements;
       const after = addElements(set!, values, this.o.db, fail);
-      if (op === 'create' && values.some((v) => addElements({ ...set!, elements: [] }, [v], this.o.db, fail).every((e) => before.includes(e)))) throw new NftError('Could not process rule: File exists', at(file, head));
+      const fresh = (vs: NftItem[]): string[] => addElements({ ...set!, elements: [] }, vs, this.o.db, fail);
+      const single = values.filter((v) => v.kind !== 'comma');
+      if (op === 'create' && (set!.types || set!.verdict ? fresh(values).some((e) => before.includes(e) || (set!.verdict && before.some((b) => b.split(' : ')[0] === e.split(' : ')[0]))) : single.some((v) => fresh([v]).every((e) => before.includes(e))))) throw new NftError('Could not process rule: File exists', at(file, head));
       set!.elements = after;
+      this.events?.push({ kind: 'element', table, set: set!, verb: op === 'create' ? 'create' : 'add', elements: after.filter((e) => !before.includes(e)) });
     }
     this.setChanged(table, set!.name);
   }
@@ -389,7 +438,10 @@ class Evaluator {
     if (name.length > 255) throw new NftError('Could not process rule: Numerical result out of range', at(file, items[0]!));
     let c = t.chains.find((x) => x.name === name);
     if (c && op === 'create') throw new NftError('Could not process rule: File exists', at(file, head));
+    const known = !!c && !!this.events?.some((e) => e.kind === 'chain' && e.chain === c);
     if (!c) { c = { name, rules: [], where: at(file, items[0]!), handle: ++t.hgen }; t.chains.push(c); }
+    // the kernel tells of a chain added, and of one `add chain` names again
+    if (!known) this.events?.push({ kind: 'chain', table: t, chain: c });
     const block = items[1];
     if (!block) return;
     if (block.kind !== 'block' || items.length > 2) throw new NftError('syntax error, "{" expected', at(file, items[1]!));
@@ -404,7 +456,11 @@ class Evaluator {
         c.base.policy = p;
       } else if (w === 'comment' && body[1]?.kind === 'string' && body.length === 2) c.comment = body[1].text;
       else if (w === 'devices' || w === 'device') throw unsupported('chain devices', file, body[0]!);
-      else c.rules.push(this.rule(t, body, file));
+      else {
+        const r = this.rule(t, body, file);
+        c.rules.push(r);
+        this.events?.push({ kind: 'rule', table: t, chain: c, handle: r.handle, verb: 'add' });
+      }
     }
   }
 
@@ -434,6 +490,7 @@ class Evaluator {
     let body = rest.slice(1);
     // `position H` / `handle H`: after (add) or before (insert) the rule of handle H; `index N`: the Nth rule
     let at_ = op === 'insert' ? 0 : c.rules.length;
+    let position: number | undefined;
     const where = wordOf(body[0]);
     if (where === 'position' || where === 'handle' || where === 'index') {
       const n = wordOf(body[1]);
@@ -441,9 +498,13 @@ class Evaluator {
       const i = where === 'index' ? (Number(n) < c.rules.length ? Number(n) : -1) : c.rules.findIndex((r) => r.handle === Number(n));
       if (i < 0) throw new NftError('Could not process rule: No such file or directory', at(file, body[0]!));
       at_ = op === 'insert' ? i : i + 1;
+      // what the kernel's notification names (nft -e) for a rule placed: the rule before it, if any
+      position = c.rules[at_ - 1]?.handle;
       body = body.slice(2);
     }
-    c.rules.splice(at_, 0, this.rule(t, body, file));
+    const r = this.rule(t, body, file);
+    c.rules.splice(at_, 0, r);
+    this.events?.push({ kind: 'rule', table: t, chain: c, handle: r.handle, verb: op, ...(position !== undefined ? { position } : {}) });
   }
 
   /** `delete rule [family] table chain handle H`, `replace rule [family] table chain handle H RULE` (the rule keeps H). */
@@ -461,6 +522,7 @@ class Evaluator {
     }
     const r = this.rule(table, rest.slice(2), file, Number(n));
     chain.rules[i] = r;
+    this.events?.push({ kind: 'rule', table, chain, handle: r.handle, verb: 'replace' });
   }
 
   /** How many items `[family] table chain` takes. */
@@ -496,6 +558,7 @@ export function loadNft(text: string, file: string, o: NftOptions): NftRuleset {
     }
     if (o.baseHandles) giveHandles(ev.ruleset, o.baseHandles);
   } else if (o.baseHandles) ev.ruleset.tableHandle = o.baseHandles.tableHandle;
+  ev.record();
   ev.run(parseNft(text, file), file);
   return ev.ruleset;
 }
@@ -548,6 +611,8 @@ function valueItems(c: Cursor, what: string, bitmask = false): Values {
     // a named set: its elements, as an anonymous set of them (listed by its name)
     const set = c.sets?.(first.text.slice(1));
     if (!set) throw new NftError(`Set '${first.text.slice(1)}' does not exist`, c.where(first));
+    if (set.verdict) throw new NftError(`${first.text} is a verdict map: use it with vmap`, c.where(first));
+    if (set.types) throw new NftError(`datatype mismatch, expected ${what}, set has type ${setTypeText(set)}`, c.where(first));
     if (SET_TYPE_WORDS[set.type] !== what) throw new NftError(`datatype mismatch, expected ${what}, set has type ${SET_TYPE_WORDS[set.type]}`, c.where(first));
     return { values: set.elements.map((e) => textItem(e, first)), set: true, braced: true, ref: first.text };
   }
@@ -637,6 +702,13 @@ function ifindexMatch(b: Built, key: 'iif' | 'oif', c: Cursor, op: string, db: N
   b.matches.push({ kind: 'ifindex', dir: key === 'iif' ? 'in' : 'out', indexes, invert: op === '!=' });
 }
 
+/** The set type each selector's values have (for a named set of a concatenated type). */
+const SELECTOR_SET_TYPES: Record<string, NftSetType> = {
+  'ip saddr': 'ipv4_addr', 'ip daddr': 'ipv4_addr', 'ip6 saddr': 'ipv6_addr', 'ip6 daddr': 'ipv6_addr',
+  'tcp sport': 'inet_service', 'tcp dport': 'inet_service', 'udp sport': 'inet_service', 'udp dport': 'inet_service', 'th sport': 'inet_service', 'th dport': 'inet_service',
+  'meta l4proto': 'inet_proto', 'ip protocol': 'inet_proto', 'ip6 nexthdr': 'inet_proto', iifname: 'ifname', oifname: 'ifname',
+};
+
 /** Selectors a concatenation may join: one word, or a head and its key. */
 const ONE_WORD_SELECTORS = new Set(['iifname', 'oifname', 'iif', 'oif', 'l4proto', 'nfproto', 'mark', 'pkttype']);
 const TWO_WORD_SELECTORS = new Set(['ip', 'ip6', 'tcp', 'udp', 'th', 'meta', 'ct', 'icmp', 'icmpv6']);
@@ -703,16 +775,27 @@ function concatMatch(b: Built, c: Cursor, sels: NftItem[][], fam: Family, tableF
   if (op !== '==') throw unsupported(`a concatenation compared with ${op}`, c.file, item);
   const v = c.next();
   if (wordOf(v) === 'vmap' || wordOf(v) === 'map') throw unsupported(`a concatenation as a ${wordOf(v)} key`, c.file, v!);
-  if (v?.kind === 'word' && v.text.startsWith('@')) throw unsupported('a named set of concatenations', c.file, v);
-  if (v?.kind !== 'block') throw new NftError('Use concatenations with sets and maps, not singleton values', c.where(v ?? item));
-  // the elements: comma-separated, each `x . y`
-  const groups: NftItem[][] = [[]];
-  for (const x of v.body.flatMap((g) => g.items)) {
-    if (x.kind === 'comma') groups.push([]);
-    else groups[groups.length - 1]!.push(x);
+  let elems: NftItem[][];
+  let ref: string | undefined;
+  if (v?.kind === 'word' && v.text.startsWith('@')) {
+    // a named set of the concatenated type: its elements, as an anonymous set of them (listed by its name)
+    const set = c.sets?.(v.text.slice(1));
+    if (!set) throw new NftError(`Set '${v.text.slice(1)}' does not exist`, c.where(v));
+    const want = sels.map((s) => SELECTOR_SET_TYPES[s.map((x) => wordOf(x)).join(' ').replace(/^meta (iifname|oifname)$/, '$1').replace(/^l4proto$/, 'meta l4proto')] ?? '?');
+    if ((set.types ?? [set.type]).join(' . ') !== want.join(' . ')) throw new NftError(`datatype mismatch, expected ${want.join(' . ')}, set has type ${setTypeText(set)}`, c.where(v));
+    elems = set.elements.map((e) => e.split(' . ').flatMap((x, i) => (i ? [textItem('.', v), textItem(x, v)] : [textItem(x, v)])));
+    ref = v.text;
+  } else {
+    if (v?.kind !== 'block') throw new NftError('Use concatenations with sets and maps, not singleton values', c.where(v ?? item));
+    // the elements: comma-separated, each `x . y`
+    const groups: NftItem[][] = [[]];
+    for (const x of v.body.flatMap((g) => g.items)) {
+      if (x.kind === 'comma') groups.push([]);
+      else groups[groups.length - 1]!.push(x);
+    }
+    elems = groups.filter((g) => g.length);
+    if (!elems.length) throw new NftError('syntax error, empty set', c.where(v));
   }
-  const elems = groups.filter((g) => g.length);
-  if (!elems.length) throw new NftError('syntax error, empty set', c.where(v));
   const shown: string[] = [], seen = new Set<string>();
   const parts: { rule: Rule | null; bounds: ([bigint, bigint] | string)[]; at: NftItem }[] = [];
   for (const g of elems) {
@@ -742,20 +825,19 @@ function concatMatch(b: Built, c: Cursor, sels: NftItem[][], fam: Family, tableF
       if (overlaps(parts[i]!.bounds, parts[j]!.bounds)) throw new NftError('Could not process rule: File exists', c.where(parts[i]!.at));
     }
   }
-  // a set of single values is a hash set: listed in key order (the kernel's hash order varies); one with ranges as written
-  if (!spans) {
-    const cmp = (x: [bigint, bigint] | string, y: [bigint, bigint] | string): number =>
-      typeof x === 'string' || typeof y === 'string' ? String(x).localeCompare(String(y)) : x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0;
-    const order = parts.map((p, i) => i).sort((i, j) => { for (let k = 0; k < sels.length; k++) { const d = cmp(parts[i]!.bounds[k]!, parts[j]!.bounds[k]!); if (d) return d; } return 0; });
-    const sorted = order.map((i) => shown[i]!);
-    shown.splice(0, shown.length, ...sorted);
+  // a set of single values is a hash set: listed in nft's order of keys (compareKeys); one with ranges as written
+  const types = canonSel.map((x) => (x === 'ct state' ? 'ct_state' as const : x === 'meta mark' ? 'mark' as const : SELECTOR_SET_TYPES[x]));
+  const hashKeys = !spans && !ref ? shown.map((e) => anonymousKey(types, e.split(' . '), db)) : [];
+  if (hashKeys.length && hashKeys.every((k) => k)) {
+    const order = shown.map((_, i) => i).sort((i, j) => compareKeys(hashKeys[i]!, hashKeys[j]!));
+    shown.splice(0, shown.length, ...order.map((i) => shown[i]!));
   }
   // nft's dependencies: each component's family and transport protocol
   const keys = sels.flatMap((s) => {
     const h = wordOf(s[0]);
     return h === 'ip' ? ['nf:4'] : h === 'ip6' ? ['nf:6'] : h === 'tcp' ? ['l4:6'] : h === 'udp' ? ['l4:17'] : [];
   });
-  text.needs(`${selText} { ${shown.join(', ')} }`, keys);
+  text.needs(`${selText} ${ref ?? `{ ${shown.join(', ')} }`}`, keys);
   b.choices.push(parts.map((p) => (x: Built) => {
     if (!p.rule) { x.never = true; return; }
     for (const [k, val] of Object.entries(p.rule.ip) as [keyof IpPart, never][]) {
@@ -1145,7 +1227,10 @@ function ifaceSet(b: Built, side: 'in' | 'out', c: Cursor, op: string, values: N
     if (v.kind !== 'word' && v.kind !== 'string') throw new NftError('syntax error, interface name expected', c.where(v));
     if (v.text === '' || v.text.length > 16) throw new NftError('interface name too long', c.where(v));
     return v.text;
-  }))].sort();
+  }))];
+  // nft's order: the names' bytes as a host-order number, but for an interval set (a wildcard makes one), whose keys it orders as bytes
+  const interval = names.some((n) => n.endsWith('*') && !n.endsWith('\\*'));
+  names.sort((x, y) => (interval ? (x.replace(/\*$/, '') < y.replace(/\*$/, '') ? -1 : 1) : nameOrder(x, y)));
   const parsed = names.map((n) => (n.endsWith('*') && !n.endsWith('\\*') ? { name: n.slice(0, -1), wildcard: true } : { name: n.endsWith('\\*') ? `${n.slice(0, -2)}*` : n, wildcard: false }));
   for (const p of parsed) {
     if (p.wildcard && parsed.some((q) => q !== p && q.name.startsWith(p.name))) throw unsupported('a set of interface names where a wildcard covers another element', c.file, values[0]!);
@@ -1460,8 +1545,30 @@ const VMAP_VERDICT = /^(accept|drop|continue|return|(?:jump|goto) \S+)$/;
  * packets). Listed as nft lists it: `SELECTOR vmap { KEY : VERDICT, ... }`, keys in order.
  */
 function verdictMap(items: NftItem[], at_: number, fam: Family, tableFamily: NftFamily, file: string, db: NameDb, text: RuleText, sets?: (name: string) => NftSet | undefined): Rule[] {
-  const block = items[at_ + 1];
-  if (block?.kind !== 'block') throw (block && wordOf(block)?.startsWith('@') ? unsupported('named verdict maps', file, block) : new NftError('syntax error, "{" expected after vmap', at(file, block ?? items[at_]!)));
+  let block = items[at_ + 1];
+  let ref: string | undefined;
+  let dummy = false;
+  if (block?.kind === 'word' && block.text.startsWith('@')) {
+    // a named verdict map: its elements, as an anonymous map of them (listed by its name)
+    const map = sets?.(block.text.slice(1));
+    if (!map) throw new NftError(`Set '${block.text.slice(1)}' does not exist`, at(file, block));
+    if (!map.verdict) throw new NftError(`${block.text} is a set, not a verdict map`, at(file, block));
+    const selWords = items.slice(Math.max(0, at_ - 2), at_).map((x) => wordOf(x) ?? '');
+    const selType = SELECTOR_SET_TYPES[selWords.join(' ')] ?? SELECTOR_SET_TYPES[selWords[1] ?? ''] ?? SELECTOR_SET_TYPES[`meta ${selWords[1] ?? ''}`];
+    if (!selType) throw unsupported(`a named verdict map on ${selWords.join(' ')}`, file, items[at_ - 1]!);
+    if (selType !== map.type) throw new NftError(`datatype mismatch, expected ${selType}, map has type ${setTypeText(map)}`, at(file, block));
+    ref = block.text;
+    const where = { line: block.line, col: block.col };
+    // an empty map: one element of its type translates the selector (and the rule makes no IR rule)
+    const elements = map.elements.length ? map.elements : [`${EMPTY_MAP_KEY[map.type]} : accept`];
+    dummy = !map.elements.length;
+    const body = elements.flatMap((e, i) => {
+      const k = e.lastIndexOf(' : ');
+      return [...(i ? [{ kind: 'comma' as const, ...where }] : []), textItem(e.slice(0, k), where), textItem(':', where), ...e.slice(k + 3).split(' ').map((w) => textItem(w, where))];
+    });
+    block = { kind: 'block', body: [{ items: body, sep: 'start' }], ...where } as NftItem;
+  }
+  if (block?.kind !== 'block') throw new NftError('syntax error, "{" expected after vmap', at(file, block ?? items[at_]!));
   if (items.length > at_ + 2) throw unsupported('statements after a verdict map', file, items[at_ + 2]!);
   if (at_ === 0) throw new NftError('syntax error, a selector before vmap expected', at(file, items[0]!));
   const lim = items.slice(0, at_).find((i) => wordOf(i) === 'limit');
@@ -1506,12 +1613,16 @@ function verdictMap(items: NftItem[], at_: number, fam: Family, tableFamily: Nft
   }
   listed.sort((a, b) => (typeof a.order === 'bigint' && typeof b.order === 'bigint' ? (a.order < b.order ? -1 : a.order > b.order ? 1 : 0) : String(a.order) < String(b.order) ? -1 : 1));
   for (const term of prefix ?? []) text.add(term);
-  text.add(`${selector} vmap { ${[...new Map(listed.map((l) => [l.key, l])).values()].map((l) => `${l.key} : ${l.verdict}`).join(', ')} }`);
+  text.add(`${selector} vmap ${ref ?? `{ ${[...new Map(listed.map((l) => [l.key, l])).values()].map((l) => `${l.key} : ${l.verdict}`).join(', ')} }`}`);
+  if (dummy) return [];
   // keys that overlap would give two rules for one packet: nft refuses such maps, and so does bpftables
   const spans = listed.map((l) => keySpan(l.key)).filter((x): x is [bigint, bigint] => !!x).sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
   for (let i = 1; i < spans.length; i++) if (spans[i]![0] <= spans[i - 1]![1]) throw new NftError('conflicting intervals specified', at(file, block));
   return out;
 }
+
+/** A key of each set type, to translate a rule that uses an empty verdict map. */
+const EMPTY_MAP_KEY: Record<NftSetType, string> = { ipv4_addr: '0.0.0.0', ipv6_addr: '::', inet_service: '0', inet_proto: '0', ifname: '"x"' };
 
 /** The values a key stands for (a port, a range, an address, a prefix), or undefined for names. */
 function keySpan(key: string): [bigint, bigint] | undefined {
@@ -1535,6 +1646,8 @@ function keySpan(key: string): [bigint, bigint] | undefined {
 
 /** How nft orders verdict map keys: by value (ports, addresses, protocols, ct states), names by text. */
 function keyOrder(key: string, db: NameDb): bigint | string {
+  // an interface name: its 16 bytes as a host-order number, as nft orders them (nameOrder)
+  if (key.startsWith('"') && key.endsWith('"')) return [...Buffer.from(key.slice(1, -1), 'latin1')].reduceRight((acc, x) => (acc << 8n) | BigInt(x), 0n);
   const first = key.split(/[-/]/)[0]!;
   if (/^\d+$/.test(first)) return BigInt(first);
   const v4 = parseIpv4(first);

@@ -101,11 +101,13 @@ export function initialState(m: Match, env: MatchEnv): Buffer {
 function emitLimit(a: Asm, m: Extract<Match, { kind: 'limit' }>, env: MatchEnv, next: string): void {
   const { cpj, cost, cap } = limitCredits(m.avg, m.burst, env.hz, env.family);
   const slow = a.fresh('lslow'), decided = a.fresh('ldone');
+  // no credit: no match, or (limit rate over) a match
+  const noCredit = m.over ? a.fresh('lover') : next;
   a.ldMapValue(R6, STATE_MAP, env.stateSlot(m) * 16);
   // fast path: not enough credit and no jiffy passed since the last update
   a.call(Helper.jiffies64).movReg(R8, R0);
   a.ldx(4, R1, R6, 0).jmp32('jge', R1, cost, slow);
-  a.ldx(8, R2, R6, 8).jmpReg('jeq', R2, R8, next);
+  a.ldx(8, R2, R6, 8).jmpReg('jeq', R2, R8, noCredit);
   a.label(slow).mov64(R7, 0);
   for (let i = 0; i < CAS_TRIES; i++) {
     if (i > 0) a.call(Helper.jiffies64).movReg(R8, R0);
@@ -121,8 +123,9 @@ function emitLimit(a: Asm, m: Extract<Match, { kind: 'limit' }>, env: MatchEnv, 
     a.label(cas).movReg(R0, R1).atomicCmpxchg(4, R6, 0, R2);
     a.jmpReg('jeq', R0, R1, decided);
   }
-  a.ja(next);
-  a.label(decided).jmp('jeq', R3, 0, next);
+  a.ja(noCredit);
+  if (m.over) a.label(decided).jmp('jne', R3, 0, next).label(noCredit);
+  else a.label(decided).jmp('jeq', R3, 0, next);
 }
 
 /**
@@ -293,6 +296,19 @@ function rangeSet(a: Asm, loads: { size: 1 | 2 | 4; off: number }[], ranges: Ran
   }
 }
 
+/** r1 in one of the ranges (unsigned 32-bit), or not with `invert`; else on to `next`. */
+function rangeTest(a: Asm, ranges: Range[], invert: boolean, next: string): void {
+  const hit = a.fresh('hit'), miss = a.fresh('miss');
+  for (const [lo, hi] of ranges) {
+    if (lo === hi) { a.jmp32('jeq', R1, lo, hit); continue; }
+    const skip = a.fresh('skip');
+    if (lo > 0) a.jmp32('jlt', R1, lo, skip);
+    a.jmp32('jle', R1, hi, hit);
+    a.label(skip);
+  }
+  if (invert) { a.ja(miss); a.label(hit); a.ja(next); a.label(miss); } else { a.ja(next); a.label(hit); }
+}
+
 function cmp32(a: Asm, size: 1 | 2 | 4, off: number, op: JmpOp, value: number, target: string): void {
   a.ldx(size, R1, R9, off);
   a.jmp32(op, R1, value, target);
@@ -458,6 +474,16 @@ export function emitMatch(a: Asm, m: Match, l: RuleLabels, env: MatchEnv): void 
       // no device at this hook: index 0, as nft's meta iif/oif read it (so != matches)
       rangeSet(a, [{ size: 4, off: m.dir === 'in' ? S.IIF : S.OIF }], m.indexes.map((x): Range => [x, x]), m.invert, l.next);
       return;
+    case 'payload': {
+      // a transport field needs its bytes in the packet (nft's payload load fails: no match)
+      if (m.base === 'th') a.ldx(4, R1, R9, S.L4AVAIL).jmp32('jlt', R1, m.offset + m.size, l.next);
+      a.ldx(m.size, R1, R9, (m.base === 'th' ? S.L4RAW : S.NHRAW) + m.offset);
+      if (m.size > 1) a.toBe(R1, m.size * 8 as 16 | 32);
+      if (m.shift) a.alu32('rsh', R1, { imm: m.shift });
+      if (m.mask !== (m.size === 4 ? 0xffffffff : (1 << (m.size * 8)) - 1)) a.alu32('and', R1, { imm: m.mask | 0 });
+      rangeTest(a, m.ranges, m.invert, l.next);
+      return;
+    }
     case 'nexthdr':
       rangeSet(a, [{ size: 1, off: S.NEXTHDR }], m.ranges, m.invert, l.next);
       return;

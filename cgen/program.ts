@@ -221,6 +221,10 @@ interface CompileCtx {
   usesIfaces: boolean;
   /** a rule reads the devices' indexes (meta iif/oif) */
   usesIfindex: boolean;
+  /** a rule reads header fields as they are (nft's payload expressions) */
+  usesPayload: boolean;
+  /** nft's IPv6 header walk: it stops at AH (the kernel's nft asks ipv6_find_hdr for IP6_FH_F_AUTH), which ip6tables skips */
+  nftWalk: boolean;
   /** some match reads the connection tracking state (conntrack, state, connmark) */
   usesCt: boolean;
   usesRecent: boolean;
@@ -335,8 +339,8 @@ function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: 
   a.callKfunc(k.kfuncDynptrFromSkb);
   a.jmp('jne', R0, 0, unparsable);
   const done = a.fresh('parsed');
-  if (family === 6) emitIp6Header(a, k, unparsable, done); else emitIp4Header(a, k, unparsable);
-  if (cx.usesL4) emitL4(a, k, done);
+  if (family === 6) emitIp6Header(a, k, unparsable, done, cx.usesPayload, cx.nftWalk); else emitIp4Header(a, k, unparsable, cx.usesPayload);
+  if (cx.usesL4) emitL4(a, k, done, cx.usesPayload);
   a.label(done);
   if (cx.usesMss) emitMssOption(a);
   // xt_pkttype: a looped-back packet counts as multicast (IPv4 multicast destination, or IPv6) or broadcast
@@ -420,7 +424,7 @@ function emitMacSource(a: Asm, k: KernelLayout): void {
 }
 
 /** IPv4 header → summary; r8 = transport header offset. */
-function emitIp4Header(a: Asm, k: KernelLayout, unparsable: string): void {
+function emitIp4Header(a: Asm, k: KernelLayout, unparsable: string, raw: boolean): void {
   const sum = FRAME.SUMMARY;
   // the IP header: bpf_dynptr_slice points into the packet when it is linear, else copies to the buffer
   a.movReg(R1, R10).alu64('add', R1, { imm: FRAME.DYNPTR }).mov64(R2, 0);
@@ -437,6 +441,8 @@ function emitIp4Header(a: Asm, k: KernelLayout, unparsable: string): void {
   a.ldx(4, R1, R6, 16).toBe(R1, 32).stx(4, R10, sum + S.DADDR, R1);
   // (non-first fragments too: xt_ecn reads their "TCP header"; every other match checks FRAGOFF first)
   a.ldx(2, R1, R6, 6).toBe(R1, 16).alu64('and', R1, { imm: 0x1fff }).stx(2, R10, sum + S.FRAGOFF, R1);
+  // nft's payload fields: the header's first 12 bytes as they are
+  if (raw) for (const o of [0, 4, 8]) a.ldx(4, R1, R6, o).stx(4, R10, sum + S.NHRAW + o, R1);
 }
 /** Most IPv6 extension headers followed; a longer chain counts as unparsable (fails closed for rules with -p). */
 export const MAX_EXT_HEADERS = 16;
@@ -452,7 +458,7 @@ const EXT_HEADERS = [0, 43, 44, 51, 60];
  * (truncated chain, an extension header behind a non-first fragment, or more
  * than MAX_EXT_HEADERS of them): NOPROTO = 1.
  */
-function emitIp6Header(a: Asm, k: KernelLayout, unparsable: string, done: string): void {
+function emitIp6Header(a: Asm, k: KernelLayout, unparsable: string, done: string, raw: boolean, stopAtAuth: boolean): void {
   const sum = FRAME.SUMMARY;
   a.movReg(R1, R10).alu64('add', R1, { imm: FRAME.DYNPTR }).mov64(R2, 0);
   a.movReg(R3, R10).alu64('add', R3, { imm: FRAME.IPHDR }).mov64(R4, 40);
@@ -465,6 +471,7 @@ function emitIp6Header(a: Asm, k: KernelLayout, unparsable: string, done: string
   for (const [from, to] of [[8, S.SADDR6], [16, S.SADDR6 + 8], [24, S.DADDR6], [32, S.DADDR6 + 8]] as const) {
     a.ldx(8, R1, R6, from).toBe(R1, 64).stx(8, R10, sum + to, R1);
   }
+  if (raw) a.ldx(4, R1, R6, 0).stx(4, R10, sum + S.NHRAW, R1); // version, traffic class, flow label
   a.ldx(1, R7, R6, 6).stx(1, R10, sum + S.NEXTHDR, R7);
   a.mov64(R8, 40);
   const found = a.fresh('l4found'), bad = a.fresh('noproto'), nonFirst = a.fresh('fragment');
@@ -475,9 +482,10 @@ function emitIp6Header(a: Asm, k: KernelLayout, unparsable: string, done: string
     a.mov64(R5, 0).call(Helper.dynptr_read);
     a.jmp('jne', R0, 0, bad);
   };
+  const skipped = stopAtAuth ? EXT_HEADERS.filter((h) => h !== 51) : EXT_HEADERS;
   for (let i = 0; i <= MAX_EXT_HEADERS; i++) {
     const ext = a.fresh('ext');
-    for (const h of EXT_HEADERS) a.jmp('jeq', R7, h, ext);
+    for (const h of skipped) a.jmp('jeq', R7, h, ext);
     a.ja(found);
     a.label(ext);
     if (i === MAX_EXT_HEADERS) { a.ja(bad); break; }
@@ -511,7 +519,7 @@ function emitIp6Header(a: Asm, k: KernelLayout, unparsable: string, done: string
  * L4AVAIL says how many of its bytes exist (iptables drops packets whose
  * header a match needs but cannot read).
  */
-function emitL4(a: Asm, k: KernelLayout, done: string): void {
+function emitL4(a: Asm, k: KernelLayout, done: string, raw: boolean): void {
   const sum = FRAME.SUMMARY;
   a.stx(2, R10, sum + S.THOFF, R8);
   // bytes after the IP header: min(skb->len - thoff, 20) of them
@@ -549,6 +557,8 @@ function emitL4(a: Asm, k: KernelLayout, done: string): void {
   a.ldx(4, R1, R6, 4).stx(4, R10, sum + S.L4W1, R1);
   a.ldx(1, R1, R6, 0).stx(1, R10, sum + S.ICMPTYPE, R1);
   a.ldx(1, R1, R6, 1).stx(1, R10, sum + S.ICMPCODE, R1);
+  // nft's payload fields: the first 20 bytes as they are (zeros past the end of a short header)
+  if (raw) for (const o of [0, 4, 8, 12, 16]) a.ldx(4, R1, R6, o).stx(4, R10, sum + S.L4RAW + o, R1);
 }
 
 
@@ -562,6 +572,7 @@ function readsTransport(all: readonly Match[]): boolean {
   for (const m of all) {
     switch (m.kind) {
       case 'tcp': case 'udp': case 'icmp': case 'icmp6': case 'multiport': case 'tcpmss': return true;
+      case 'payload': if (m.base === 'th') return true; break;
       case 'ecn': if (m.ece || m.cwr) return true; break;
       case 'hashlimit': if (m.mode.includes('srcport') || m.mode.includes('dstport')) return true; break;
       case 'set': if (m.setType.endsWith(',port')) return true; break;
@@ -710,7 +721,7 @@ export interface CompiledTable {
  * (set only through BPFTABLES_TEST_VERIFIER_FAULT_LINE, compat/engine.ts).
  */
 /** `hooks`: the built-in chains to make programs for (all three when absent; an nft base chain needs one). */
-export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLine?: number; facts?: TableFacts; hooks?: readonly BuiltinChain[] } = {}): CompiledTable {
+export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLine?: number; facts?: TableFacts; hooks?: readonly BuiltinChain[]; nft?: boolean } = {}): CompiledTable {
   const stateSlots = new Map<Match, number>();
   const env: MatchEnv = {
     hz: k.hz, family: t.family, k,
@@ -726,7 +737,7 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
   const cx: CompileCtx = {
     cl: counterLayout(t), chainIndex: new Map(t.chains.map((c, i) => [c, i])), maps: new Map(), faultLine: opts.verifierFaultLine,
     exactRuns: new Map(), chunks: new Map(), family: t.family, stateSlots, env,
-    usesMac: usesMatch(all, 'mac'), ctDetails: needsCtDetails(all), usesMss: usesMatch(all, 'tcpmss'), usesOwner: usesMatch(all, 'owner'), usesL4: readsTransport(all), usesIfaces: facts.ifaces || usesMatch(all, 'ifindex'), usesIfindex: usesMatch(all, 'ifindex'), usesCt: facts.conntrack,
+    usesMac: usesMatch(all, 'mac'), ctDetails: needsCtDetails(all), usesMss: usesMatch(all, 'tcpmss'), usesOwner: usesMatch(all, 'owner'), usesL4: readsTransport(all), usesIfaces: facts.ifaces || usesMatch(all, 'ifindex'), usesIfindex: usesMatch(all, 'ifindex'), usesPayload: usesMatch(all, 'payload'), nftWalk: !!opts.nft, usesCt: facts.conntrack,
     usesRecent: recentTables(all).size > 0,
     actions, events: actions.size > 0,
     logUid: [...actions.keys()].some((r) => r.verdict.kind === 'log' && (r.verdict.flags & LOG_FLAGS.UID) !== 0),

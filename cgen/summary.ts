@@ -51,7 +51,9 @@ export const S = {
   NEXTHDR: 173, // u8, IPv6: the fixed header's next-header field (nft's ip6 nexthdr)
   IIF: 176, // u32, input device's ifindex (0 if none; read when a rule asks, nft's meta iif)
   OIF: 180, // u32, output device's ifindex (likewise, meta oif)
-  SIZE: 184,
+  NHRAW: 184, // u8[12], the network header's first bytes as they are (IPv4: 12, IPv6: 4; read when a rule asks, nft's payload fields)
+  L4RAW: 196, // u8[20], the transport header's first 20 bytes as they are (zeros past the packet; likewise)
+  SIZE: 216,
 } as const;
 
 /** Action records a packet can queue in one hook (more: the first ACT_SLOTS, and logd says some were lost). */
@@ -67,14 +69,14 @@ export const CtBit = { INVALID: 1, NEW: 2, RELATED: 4, ESTABLISHED: 8, UNTRACKED
 
 /** Frame layout of the hook program (offsets from r10). */
 export const FRAME = {
-  SUMMARY: -184,
-  IPHDR: -224, // 40 bytes
-  L4HDR: -248, // 24 bytes (IPHDR and L4HDR together: 64 bytes of TCP options for tcpmss, after the prologue's decoding)
-  DYNPTR: -264, // struct bpf_dynptr, 16 bytes
-  KEY: -272, // 8 bytes: prefilter keys; the action id being recorded in the epilogue
-  XKEY: -288, // 16 bytes: exact-match keys; a rule's scratch space otherwise
-  EXTHDR: -296, // 8 bytes: IPv6 extension header fields; also skb->head and skb->data read as numbers
-  SKB: -304, // the struct sk_buff pointer, kept for the epilogue (LOG's MAC header)
+  SUMMARY: -216,
+  IPHDR: -256, // 40 bytes
+  L4HDR: -280, // 24 bytes (IPHDR and L4HDR together: 64 bytes of TCP options for tcpmss, after the prologue's decoding)
+  DYNPTR: -296, // struct bpf_dynptr, 16 bytes
+  KEY: -304, // 8 bytes: prefilter keys; the action id being recorded in the epilogue
+  XKEY: -320, // 16 bytes: exact-match keys; a rule's scratch space otherwise
+  EXTHDR: -328, // 8 bytes: IPv6 extension header fields; also skb->head and skb->data read as numbers
+  SKB: -336, // the struct sk_buff pointer, kept for the epilogue (LOG's MAC header)
   /** key slots in the frame of a rule function (global functions have their own stack) */
   FUNC_KEY: -8,
   FUNC_XKEY: -24, // also a rule's scratch space

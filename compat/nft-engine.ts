@@ -110,7 +110,7 @@ function loadUnits(rs: NftRuleset): { units: BaseChainTable[]; loads: NftUnitLoa
       // logd: LOG and reject records, and the routing mirror fib's route types come from
       out.events ||= facts.events || usesAddrtype(facts.matches);
       const hook = HOOK_CHAIN[u.chain.base!.hook];
-      const compiled = compileTable(u.ir, k, { facts, hooks: [hook] });
+      const compiled = compileTable(u.ir, k, { facts, hooks: [hook], nft: true });
       let loaded;
       try { loaded = loadCompiled(compiled, u.ir); } catch (e) {
         if (e instanceof BpftablesError) throw new NftError(`Could not process rule: ${u.table.family} ${u.table.name} chain ${u.chain.name}: ${e.message}`, u.chain.where);

@@ -49,6 +49,9 @@ export function olderNftForm(listed: string, want: string): boolean {
   // a set left with one range after merging: braced in 1.1, the plain range in 1.0
   const one = /^(.*)\{ (\S+-\S+) \}(.*)$/.exec(want);
   if (one && listed === `${one[1]}${one[2]}${one[3]}`) return true;
+  // ip frag-off: hexadecimal in 1.1, decimal in 1.0
+  const frag = want.replace(/(ip frag-off (?:!= )?)(\{[^}]*\}|\S+)/, (_m, head: string, v: string) => head + v.replace(/0x[0-9a-f]+/gi, (h) => String(parseInt(h, 16))));
+  if (frag !== want && comparable(frag) === comparable(listed)) return true;
   // a limit's default burst: said in 1.1, left out in 1.0
   return want.includes(' burst 5 packets') && listed === want.replace(' burst 5 packets', '');
 }

@@ -242,16 +242,16 @@ t.test("limit: the same packets pass the bucket as in the kernel's nft", async (
   prepareState();
   const pair = new DiffPair(4);
   t.teardown(() => pair.destroy());
-  const rules = 'table ip t {\n\tchain input {\n\t\ttype filter hook input priority 0; policy drop;\n\t\tudp dport 7960 limit rate 1/minute burst 3 packets accept\n\t\tudp dport 7961 limit rate 1/minute accept\n\t\tudp dport 7962 limit rate 2/hour counter accept\n\t}\n}\n';
+  const rules = 'table ip t {\n\tchain input {\n\t\ttype filter hook input priority 0; policy drop;\n\t\tudp dport 7960 limit rate 1/minute burst 3 packets accept\n\t\tudp dport 7961 limit rate 1/minute accept\n\t\tudp dport 7962 limit rate 2/hour counter accept\n\t\tudp dport 7963 limit rate over 1/minute burst 4 packets drop\n\t\tudp dport 7963 accept\n\t}\n}\n';
   t.equal(realNft(pair, ['-f', '-'], rules).status, 0);
   const r = ourNft(pair, ['-f', '-'], rules);
   t.equal(r.status, 0, `bpftables loads it ${r.stderr}`);
   sameListing(t, pair, 'with limits');
   const probes: ProbeSpec[] = [];
-  for (const port of [7960, 7961, 7962]) for (let i = 0; i < 10; i++) probes.push({ name: `udp ${port} #${i + 1}`, where: 'input', packet: udpPacket(C, R, 5000 + i, port) });
+  for (const port of [7960, 7961, 7962, 7963]) for (let i = 0; i < 10; i++) probes.push({ name: `udp ${port} #${i + 1}`, where: 'input', packet: udpPacket(C, R, 5000 + i, port) });
   const out = pair.probe(probes);
   checkOutcomes(t, out, 'nft');
-  for (const port of [7960, 7961, 7962]) {
+  for (const port of [7960, 7961, 7962, 7963]) {
     const real = out.filter((o) => o.name.startsWith(`udp ${port}`) && o.legacy).length;
     t.ok(real > 0 && real < 10, `udp ${port}: the kernel's nft passed ${real} of 10, bpftables ${out.filter((o) => o.name.startsWith(`udp ${port}`) && o.ours).length}`);
   }

@@ -275,3 +275,41 @@ t.test('named verdict maps and named sets of concatenations', async (t) => {
   bad('table ip t {\n set s { type ipv4_addr . inet_service; }\n chain c { ip saddr . udp sport . udp dport @s }\n}\n', /datatype mismatch, expected ipv4_addr \. inet_service \. inet_service/, 'a concatenation of other types');
   t.same(load('table ip t {\n map m { type ipv4_addr : verdict; }\n chain c { ip saddr vmap @m }\n}\n').tables[0]!.chains[0]!.rules[0]!.ir[4], [], 'an empty map: no rule');
 });
+
+t.test("payload fields: nft's listing, the IR's payload match, dependencies", async (t) => {
+  const one = (body: string, family = 'inet', fam: 4 | 6 = 4) => {
+    const r = load(`table ${family} t {\n chain c {\n  ${body}\n }\n}\n`).tables[0]!.chains[0]!.rules[0]!;
+    return { ir: r.ir[fam] ?? [], text: r.text.join(' ') };
+  };
+  t.same(one('ip id { 1, 3-5 }').ir[0]?.matches, [{ kind: 'payload', base: 'nh', offset: 4, size: 2, shift: 0, mask: 0xffff, ranges: [[1, 1], [3, 5]], invert: false }], 'ip id: bytes 4-5 of the network header');
+  t.same(one('ip6 flowlabel != 0x10', 'inet', 6).ir[0]?.matches, [{ kind: 'payload', base: 'nh', offset: 0, size: 4, shift: 0, mask: 0xfffff, ranges: [[16, 16]], invert: true }], 'ip6 flowlabel: 20 bits');
+  t.equal(one('ip6 flowlabel != 0x10', 'inet', 6).text, 'ip6 flowlabel != 16', 'listed in decimal');
+  t.same(one('tcp doff > 5').ir[0]?.matches, [{ kind: 'payload', base: 'th', offset: 12, size: 1, shift: 4, mask: 0xf, ranges: [[6, 15]], invert: false }], 'a comparison is a range within the field');
+  t.same(one('meta l4proto sctp sctp vtag 9').text, 'sctp vtag 9', 'the explicit dependency goes, as nft lists it');
+  t.same(one('sctp vtag 9').ir[0]?.ip.proto, { num: 132, invert: false }, 'a transport field implies its protocol');
+  t.same(one('sctp vtag 9', 'inet', 6).ir[0]?.ip.proto, { num: 132, invert: false, nft: true }, 'in IPv6 with nft\'s semantics');
+  t.equal(one('icmp id 22', 'ip').text, 'icmp type { echo-reply, echo-request } icmp id 22', 'icmp id: nft adds the echo types');
+  t.equal(one('icmp id 22', 'ip').ir.length, 2, 'one rule per echo type');
+  t.equal(one('icmp type echo-request icmp sequence 5', 'ip').text, 'icmp type echo-request icmp sequence 5', 'a type of the rule\'s own: none added');
+  t.equal(one('icmpv6 id 4', 'ip6', 6).text, 'icmpv6 type { echo-request, echo-reply } icmpv6 id 4');
+  t.equal(one('ip ecn ce').text, 'ip ecn ce', 'ECN by name');
+  t.equal(one('ip frag-off 0x4000').text, 'ip frag-off 16384', 'frag-off as a whole 16-bit field');
+  t.same(one('ip id 5', 'inet', 6).ir, [], 'an IPv4 field: nothing in the IPv6 half');
+  t.throws(() => one('ip id 70000'), { message: /Value 70000 exceeds valid range 0-65535/ }, 'a value too wide for the field');
+  t.throws(() => one('ip6 flowlabel 5', 'ip'), { message: /conflicting protocols specified: ip vs\. ip6/ }, 'a field of the other family');
+  t.throws(() => one('tcp window set 5'), { message: /tcp window set \(a statement that changes the packet\) is not supported/ }, 'setting a field is refused by name');
+  t.throws(() => one('ip6 nexthdr udp tcp window 5', 'ip6', 6), { message: /conflicting protocols specified: udp vs\. tcp/ }, "nft's protocol context");
+});
+
+t.test('limit rate over, masked marks', async (t) => {
+  const one = (body: string) => {
+    const r = load(`table ip t {\n chain c {\n  ${body}\n }\n}\n`).tables[0]!.chains[0]!.rules[0]!;
+    return { ir: r.ir[4] ?? [], text: r.text.join(' ') };
+  };
+  t.same(one('limit rate over 20/second burst 3 packets drop').ir[0]?.matches, [{ kind: 'limit', avg: 500, burst: 3, over: true }], 'over: the same bucket, the answer inverted');
+  t.equal(one('limit rate over 400/minute').text, 'limit rate over 400/minute');
+  t.same(one('meta mark and 0x03 == 0x01').ir[0]?.matches, [{ kind: 'mark', value: 1, mask: 3, invert: false }], '(mark & mask) == value');
+  t.equal(one('mark & 3 != 1').text, 'meta mark & 0x00000003 != 0x00000001', 'listed as nft lists it');
+  t.same(one('ct mark and 0x23 == 0x11').ir[0]?.matches, [{ kind: 'connmark', value: 0x11, mask: 0x23, invert: false }], 'ct mark too');
+  t.equal(one('ct mark and 0x23 == 0x11').text, 'ct mark & 0x00000023 == 0x00000011');
+});

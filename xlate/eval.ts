@@ -19,6 +19,8 @@ export interface PacketView {
   inIndex?: number; outIndex?: number;
   /** IPv6: the fixed header's next-header field */
   nexthdr?: number;
+  /** the network header, and the bytes from the transport header on (l4avail of them), as they are (nft's payload fields) */
+  nh?: Buffer; th?: Buffer;
   /** the connection's NAT bits, status bits and direction (when it has a connection) */
   ctNat?: ('SNAT' | 'DNAT')[]; ctStatus?: number; ctReply?: boolean; ctMark?: number;
   /** Ethernet source address when the packet came in on an Ethernet device */
@@ -53,8 +55,8 @@ export function tcpMssOf(p: Buffer, thoff: number): number | 'none' | 'bad' {
 
 const EXT_HEADERS = new Set([0, 43, 44, 51, 60]);
 
-/** Decode an IPv6 packet as the hook sees it, following extension headers like the kernel's ipv6_find_hdr. */
-export function viewPacket6(p: Buffer, iface: { in?: string; out?: string }, ct: CtState = 'INVALID', maxExt = 16): PacketView {
+/** Decode an IPv6 packet as the hook sees it, following extension headers like the kernel's ipv6_find_hdr (`nft`: as nft asks it, stopping at AH). */
+export function viewPacket6(p: Buffer, iface: { in?: string; out?: string }, ct: CtState = 'INVALID', maxExt = 16, nft = false): PacketView {
   const words = (o: number): Words6 => [0, 4, 8, 12].map((k) => p.readUInt32BE(o + k));
   let nh = p[6]!;
   let off = 40;
@@ -62,7 +64,8 @@ export function viewPacket6(p: Buffer, iface: { in?: string; out?: string }, ct:
   let noproto = false;
   let found = false;
   for (let i = 0; i <= maxExt; i++) {
-    if (!EXT_HEADERS.has(nh)) { found = true; break; }
+    // nft's walk stops at AH (ip6tables' skips it)
+    if (!EXT_HEADERS.has(nh) || (nft && nh === 51)) { found = true; break; }
     if (i === maxExt || off + 2 > p.length) { noproto = true; break; }
     const next = p[off]!, len = p[off + 1]!;
     if (nh === 44) {
@@ -83,6 +86,7 @@ export function viewPacket6(p: Buffer, iface: { in?: string; out?: string }, ct:
     totlen: (p.readUInt16BE(4) + 40) & 0xffff, fragoff, skblen: p.length, l4avail,
     sport: at(0, 2), dport: at(2, 2), tcpflags: at(13, 1), icmptype: at(0, 1), icmpcode: at(1, 1),
     in: iface.in ?? '', out: iface.out ?? '', ct, mss: found && fragoff === 0 && nh === 6 ? tcpMssOf(p, off) : 'bad',
+    nh: p, th: p.subarray(off, off + l4avail),
   };
 }
 
@@ -96,6 +100,7 @@ export function viewPacket(p: Buffer, iface: { in?: string; out?: string }, ct: 
     tos: p[1]!, saddr: p.readUInt32BE(12), daddr: p.readUInt32BE(16), proto: p[9]!, ttl: p[8]!, totlen: p.readUInt16BE(2), fragoff,
     skblen: p.length, l4avail, sport: at(0, 2), dport: at(2, 2), tcpflags: at(13, 1), icmptype: at(0, 1), icmpcode: at(1, 1),
     in: iface.in ?? '', out: iface.out ?? '', ct, mss: p[9] === 6 ? tcpMssOf(p, thoff) : 'none',
+    nh: p, th: p.subarray(thoff),
   };
 }
 
@@ -216,11 +221,18 @@ function matchStep(m: Match, p: PacketView, state: MatchState): Step {
       const idx = (m.dir === 'in' ? p.inIndex : p.outIndex) ?? 0;
       return yes(m.indexes.includes(idx) !== m.invert);
     }
+    case 'payload': {
+      const buf = m.base === 'th' ? p.th : p.nh;
+      if (!buf || (m.base === 'th' && p.l4avail < m.offset + m.size) || buf.length < m.offset + m.size) return yes(false);
+      const raw = m.size === 1 ? buf[m.offset]! : m.size === 2 ? buf.readUInt16BE(m.offset) : buf.readUInt32BE(m.offset);
+      const v = ((raw >>> m.shift) & m.mask) >>> 0;
+      return yes(m.ranges.some(([lo, hi]) => v >= lo && v <= hi) !== m.invert);
+    }
     case 'nexthdr': return yes(m.ranges.some(([lo, hi]) => (p.nexthdr ?? 0) >= lo && (p.nexthdr ?? 0) <= hi) !== m.invert);
     case 'limit': {
       const left = state.get(m) ?? m.burst;
       state.set(m, Math.max(0, left - 1));
-      return yes(left > 0);
+      return yes((left > 0) !== !!m.over);
     }
     case 'statistic': {
       if (m.mode === 'random') {

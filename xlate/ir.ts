@@ -174,12 +174,23 @@ export type Match =
    * index nft resolved the name to when the rule was added); a hook without that device reads index 0
    */
   | { kind: 'ifindex'; dir: 'in' | 'out'; indexes: number[]; invert: boolean }
+  /**
+   * nft's payload fields (`ip id`, `tcp window`, `sctp vtag`, ...): ((the `size` bytes at `offset` of the
+   * network or transport header, big-endian) >> shift) & mask in one of the ranges. A transport field needs
+   * its bytes in the packet (nft's load fails, no match); the transport header is where nft finds it (after
+   * IPv6 extension headers; an IPv4 later fragment's payload is read there, an IPv6 one has none).
+   */
+  | { kind: 'payload'; base: 'nh' | 'th'; offset: number; size: 1 | 2 | 4; shift: number; mask: number; ranges: Range[]; invert: boolean }
   /** nft's `ip6 nexthdr`: the fixed IPv6 header's next-header field (not the protocol behind extension headers) in one of the ranges */
   | { kind: 'nexthdr'; ranges: Range[]; invert: boolean }
   /** (TOS byte / traffic class & mask) == value */
   | { kind: 'tos'; value: number; mask: number; invert: boolean }
   /** token bucket as the kernel's xt_limit: avg in 1/10000 s per packet (XT_LIMIT_SCALE), burst in packets */
-  | { kind: 'limit'; avg: number; burst: number }
+  | {
+    kind: 'limit'; avg: number; burst: number;
+    /** nft's `limit rate over`: matches when the bucket has no credit (a packet with credit takes it and does not match) */
+    over?: boolean;
+  }
   /** random: probability as a 31-bit fraction (0x80000000 = always); nth: every (stored minus one) and the starting packet */
   | { kind: 'statistic'; mode: 'random'; probability: number; invert: boolean }
   | { kind: 'statistic'; mode: 'nth'; every: number; packet: number; invert: boolean };

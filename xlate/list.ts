@@ -155,6 +155,7 @@ function fmtMatch(m: Match, proto: number | undefined, o: ListOptions): string {
     case 'pkttype': return ` PKTTYPE ${m.invert ? '!=' : '='} ${PKT_TYPES.find(([, v]) => v === m.type)![0]}`;
     // nft's meta iif/oif and ip6 nexthdr have no iptables match: listed as nft writes them
     case 'ifindex': return ` ${m.dir === 'in' ? 'iif' : 'oif'} ${m.invert ? '!= ' : ''}${m.indexes.join(',')}`;
+    case 'payload': return ` payload ${m.base}+${m.offset}/${m.size}${m.shift ? `>>${m.shift}` : ''}&0x${m.mask.toString(16)} ${m.invert ? '!= ' : ''}${m.ranges.map(([lo, hi]) => (lo === hi ? `${lo}` : `${lo}-${hi}`)).join(',')}`;
     case 'nexthdr': return ` ip6 nexthdr ${m.invert ? '!= ' : ''}${m.ranges.map(([lo, hi]) => (lo === hi ? `${lo}` : `${lo}-${hi}`)).join(',')}`;
     case 'dscp': return ` DSCP match ${m.invert ? '!' : ''}${hexl(m.value)}`;
     case 'tos': {

@@ -37,6 +37,7 @@ const RULES: [RegExp, Record<string, number>, (n: number) => string][] = [
   [/^(icmpv6 code (?:!= )?)(.+)$/, ICMPV6_CODES, String],
   [/^(ip6? dscp (?:!= )?)(.+)$/, DSCP_NAMES, hex2],
   [/^(meta pkttype (?:!= )?)(.+)$/, PKTTYPES, String],
+  [/^(ip6? ecn (?:!= )?)(.+)$/, { 'not-ect': 0, ect1: 1, ect0: 2, ce: 3 }, hex],
   [/^(meta nfproto (?:!= )?)(.+)$/, FAMILY_NUMBERS, String],
   [/^(fib \S+(?: \. \S+)? type (?:!= )?)(.+)$/, FIB_NUMBERS, String],
   [/^(reject with icmp )(.+)$/, ICMP_CODES, String],

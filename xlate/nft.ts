@@ -849,6 +849,112 @@ function concatMatch(b: Built, c: Cursor, sels: NftItem[][], fam: Family, tableF
   }));
 }
 
+/** A header field nft reads as it is: where, how wide, and what it needs. */
+interface PayloadField {
+  base: 'nh' | 'th'; offset: number; size: 1 | 2 | 4; shift?: number; mask?: number;
+  /** nh fields: the family of the header; th fields: the transport protocol (nft's dependency) */
+  family?: Family; proto?: number; protoName?: string;
+  /** values by name (ip ecn), or service names (ports) */
+  names?: Record<string, number>; services?: boolean;
+  /** icmp id and sequence: nft's dependency on the echo types */
+  echo?: boolean;
+  /** listed in hexadecimal (a bit mask: comp flags) */
+  hex?: boolean;
+}
+const ECN_NAMES: Record<string, number> = { 'not-ect': 0, ect1: 1, ect0: 2, ce: 3 };
+const th = (proto: number, protoName: string, offset: number, size: 1 | 2 | 4, more: Partial<PayloadField> = {}): PayloadField => ({ base: 'th', offset, size, proto, protoName, ...more });
+/** nft's header fields bpftables reads as they are (the ones with a meaning of their own, such as ports and addresses, have their own matches). */
+const PAYLOAD_FIELDS: Record<string, PayloadField> = {
+  'ip version': { base: 'nh', offset: 0, size: 1, shift: 4, mask: 0xf, family: 4 },
+  'ip hdrlength': { base: 'nh', offset: 0, size: 1, mask: 0xf, family: 4 },
+  'ip ecn': { base: 'nh', offset: 1, size: 1, mask: 3, family: 4, names: ECN_NAMES },
+  'ip id': { base: 'nh', offset: 4, size: 2, family: 4 },
+  'ip frag-off': { base: 'nh', offset: 6, size: 2, family: 4 },
+  'ip checksum': { base: 'nh', offset: 10, size: 2, family: 4 },
+  'ip6 version': { base: 'nh', offset: 0, size: 1, shift: 4, mask: 0xf, family: 6 },
+  'ip6 ecn': { base: 'nh', offset: 0, size: 2, shift: 4, mask: 3, family: 6, names: ECN_NAMES },
+  'ip6 flowlabel': { base: 'nh', offset: 0, size: 4, mask: 0xfffff, family: 6 },
+  'tcp sequence': th(6, 'tcp', 4, 4), 'tcp ackseq': th(6, 'tcp', 8, 4), 'tcp doff': th(6, 'tcp', 12, 1, { shift: 4, mask: 0xf }),
+  'tcp window': th(6, 'tcp', 14, 2), 'tcp checksum': th(6, 'tcp', 16, 2), 'tcp urgptr': th(6, 'tcp', 18, 2),
+  'udp length': th(17, 'udp', 4, 2), 'udp checksum': th(17, 'udp', 6, 2),
+  'udplite sport': th(136, 'udplite', 0, 2, { services: true }), 'udplite dport': th(136, 'udplite', 2, 2, { services: true }),
+  'udplite csumcov': th(136, 'udplite', 4, 2), 'udplite checksum': th(136, 'udplite', 6, 2),
+  'sctp sport': th(132, 'sctp', 0, 2, { services: true }), 'sctp dport': th(132, 'sctp', 2, 2, { services: true }),
+  'sctp vtag': th(132, 'sctp', 4, 4), 'sctp checksum': th(132, 'sctp', 8, 4),
+  'dccp sport': th(33, 'dccp', 0, 2, { services: true }), 'dccp dport': th(33, 'dccp', 2, 2, { services: true }),
+  'ah hdrlength': th(51, 'ah', 1, 1), 'ah reserved': th(51, 'ah', 2, 2), 'ah spi': th(51, 'ah', 4, 4), 'ah sequence': th(51, 'ah', 8, 4),
+  'esp spi': th(50, 'esp', 0, 4), 'esp sequence': th(50, 'esp', 4, 4),
+  'comp flags': th(108, 'comp', 1, 1, { hex: true }), 'comp cpi': th(108, 'comp', 2, 2),
+  'icmp checksum': th(1, 'icmp', 2, 2), 'icmp id': th(1, 'icmp', 4, 2, { echo: true }), 'icmp sequence': th(1, 'icmp', 6, 2, { echo: true }),
+  'icmpv6 checksum': th(58, 'icmpv6', 2, 2), 'icmpv6 id': th(58, 'icmpv6', 4, 2, { echo: true }), 'icmpv6 sequence': th(58, 'icmpv6', 6, 2, { echo: true }),
+};
+
+/**
+ * A payload field compared with values, ranges, sets or a comparison (nft
+ * lists them in decimal, ECN by name): the IR's payload match, with nft's
+ * dependencies (the family of a network header field, the transport
+ * protocol of a transport one, the echo types for icmp id and sequence).
+ */
+function payloadMatch(b: Built, c: Cursor, sel: string, f: PayloadField, fam: Family, tableFamily: NftFamily, db: NameDb, text: RuleText, item: NftItem): void {
+  c.next();
+  if (c.word() === 'set') throw unsupported(`${sel} set (a statement that changes the packet)`, c.file, c.peek()!);
+  const op = relOp(c);
+  const { values, braced, ref } = valueItems(c, sel);
+  if (ref) throw unsupported(`a named set with ${sel}`, c.file, item);
+  const width = f.mask !== undefined ? f.mask : f.size === 4 ? 0xffffffff : (1 << (f.size * 8)) - 1;
+  const one = (t: string, v: NftItem): number => {
+    const n = /^(0x[0-9a-f]+|\d+)$/i.test(t) ? Number(t) : f.names?.[t] ?? (f.services ? db.service(t, 'tcp') ?? db.service(t, 'udp') : undefined);
+    if (n === undefined) throw new NftError(`Could not parse ${sel}`, c.where(v));
+    if (n > width) throw new NftError(`Value ${t} exceeds valid range 0-${width}`, c.where(v));
+    return n;
+  };
+  const ranges = values.map((v): Range => {
+    if (v.kind !== 'word') throw new NftError(`syntax error, ${sel} value expected`, c.where(v));
+    const m = f.names?.[v.text] === undefined ? /^([^-]+)-([^-]+)$/.exec(v.text) : null;
+    if (m) {
+      const lo = one(m[1]!, v), hi = one(m[2]!, v);
+      if (lo > hi) throw new NftError('Range has zero or negative size', c.where(v));
+      return [lo, hi];
+    }
+    const n = one(v.text, v);
+    return [n, n];
+  });
+  const num = (n: number): string => (f.hex ? `0x${n.toString(16)}` : String(n));
+  const name = (n: number): string => (f.names ? nameOf(f.names, n) : num(n));
+  const fmt = ([lo, hi]: Range): string => (lo === hi ? name(lo) : `${num(lo)}-${num(hi)}`);
+  const merged: Range[] = braced ? mergeElems(ranges.map(([lo, hi], i) => ({ lo: BigInt(lo), hi: BigInt(hi), single: lo === hi && !/-/.test(wordOf(values[i]) ?? '') })), false)
+    .map((x) => [Number(x.lo), Number(x.hi)] as Range) : ranges;
+  const cmp = ['<', '>', '<=', '>='].includes(op);
+  if (cmp && (ranges.length !== 1 || ranges[0]![0] !== ranges[0]![1])) throw new NftError('a comparison takes one value', c.where());
+  const shown = `${sel} ${opText(op)}${braced && values.length > 1 ? `{ ${merged.map(fmt).join(', ')} }` : fmt(merged[0]!)}`;
+  const famOf: Family | undefined = f.family ?? (f.proto === 1 ? 4 : f.proto === 58 ? 6 : undefined);
+  if (famOf !== undefined && tableFamily !== 'inet' && FAMILIES[tableFamily][0] !== famOf) {
+    if (f.base === 'nh') throw new NftError(`conflicting protocols specified: ${tableFamily} vs. ${sel.split(' ')[0]}`, c.where(item));
+    throw unsupported(`${sel.split(' ')[0]} in an ${tableFamily} table`, c.file, item);
+  }
+  if (f.proto !== undefined) checkContext(b, f.protoName!, c, item);
+  // icmp id and sequence: nft adds the echo types (unless the rule has a type of its own)
+  if (f.echo && !b.icmpTyped) {
+    const types = f.proto === 1 ? [0, 8] : [128, 129];
+    text.needs(`${f.protoName} type { ${types.map((t) => nameOf(f.proto === 1 ? ICMP_TYPES : ICMPV6_TYPES, t)).join(', ')} }`, [`l4:${f.proto}`, `nf:${famOf}`]);
+    b.icmpTyped = true;
+    const kind = f.proto === 1 ? 'icmp' as const : 'icmp6' as const;
+    if (famOf === fam) b.choices.push(types.map((type) => (x: Built) => { x.matches.push({ kind, type, codeMin: 0, codeMax: 255, invert: false }); }));
+  }
+  if (f.base === 'nh') text.needs(shown, [`nf:${famOf}`]);
+  else text.needs(shown, [`l4:${f.proto}`, ...(famOf ? [`nf:${famOf}`] : [])]);
+  if (famOf !== undefined && famOf !== fam) { b.never = true; return; }
+  if (f.proto !== undefined) setProto(b, f.proto, false, c, item, tableFamily !== 'ip');
+  let want = merged, invert = op === '!=';
+  if (cmp) {
+    const n = ranges[0]![0];
+    const r: Range = op === '<' ? [0, n - 1] : op === '<=' ? [0, n] : op === '>' ? [n + 1, width] : [n, width];
+    if (r[0] > r[1]) { b.never = true; return; }
+    want = [r]; invert = false;
+  }
+  b.matches.push({ kind: 'payload', base: f.base, offset: f.offset, size: f.size, shift: f.shift ?? 0, mask: width, ranges: want, invert });
+}
+
 /** The route types of `fib ... type`, by their RTN_* numbers. */
 export const FIB_TYPES = ['unspec', 'unicast', 'local', 'broadcast', 'anycast', 'multicast', 'blackhole', 'unreachable', 'prohibit', 'throw', 'nat', 'xresolve'];
 
@@ -1010,6 +1116,8 @@ interface Built {
   stateful?: boolean;
   /** a log statement: the rule becomes a LOG rule and, when it has a verdict, the verdict's rule after it */
   log?: Extract<Verdict, { kind: 'log' }>;
+  /** an icmp or icmpv6 type match is there (icmp id and sequence need none added) */
+  icmpTyped?: boolean;
   /** the header `ip6 nexthdr` said follows (nft's protocol context) */
   nextHeader?: string;
   /** a fib expression in an IPv6 rule (refused unless the rule cannot match IPv6 packets) */
@@ -1464,7 +1572,8 @@ function limitStatement(b: Built, c: Cursor, text: RuleText, item: NftItem): voi
   if (c.word() === 'name') throw unsupported('named limit objects', c.file, c.peek()!);
   if (c.word() !== 'rate') throw new NftError('syntax error, "rate" expected', c.where());
   c.next();
-  if (c.word() === 'over') throw unsupported('limit rate over', c.file, c.peek()!);
+  const over = c.word() === 'over';
+  if (over) c.next();
   const rateItem = c.next();
   const m = /^(\d+)\/(second|minute|hour|day|week)$/.exec(wordOf(rateItem) ?? '');
   if (!m) {
@@ -1486,8 +1595,8 @@ function limitStatement(b: Built, c: Cursor, text: RuleText, item: NftItem): voi
   const avg = Math.floor((10000 * LIMIT_UNITS[m[2]!]!) / rate);
   if (avg === 0) throw unsupported(`a limit faster than 10000/second`, c.file, rateItem!);
   if (burst === 0 || burst > 10000) throw unsupported(`a limit burst of ${burst} packets (bpftables takes 1 to 10000)`, c.file, rateItem!);
-  text.add(`limit rate ${rate}/${m[2]}${burst !== 5 ? ` burst ${burst} packets` : ''}`);
-  b.matches.push({ kind: 'limit', avg, burst });
+  text.add(`limit rate ${over ? 'over ' : ''}${rate}/${m[2]}${burst !== 5 ? ` burst ${burst} packets` : ''}`);
+  b.matches.push({ kind: 'limit', avg, burst, ...(over ? { over } : {}) });
   b.stateful = true;
 }
 
@@ -1498,18 +1607,38 @@ export const CT_STATUS: Record<string, number> = { expected: 1, 'seen-reply': 2,
  * iptables' --ctstatus, --ctdir and -m connmark; a packet without a connection matches none of them, as
  * in both.
  */
+/**
+ * A mark's value, after `and MASK` / `& MASK` and its operator when the
+ * rule masks it (`meta mark and 0x03 == 0x01`): (mark & mask) == value.
+ */
+function markValue(c: Cursor, op: string, what: string, refusal: string, item: NftItem): { value: number; mask: number; op: string } {
+  let mask = 0xffffffff;
+  if (op === '==' && (c.word() === 'and' || c.word() === '&')) {
+    c.next();
+    const m = c.next();
+    if (!/^(0x[0-9a-f]+|\d+)$/i.test(wordOf(m) ?? '')) throw unsupported(refusal, c.file, m ?? item);
+    mask = Number(wordOf(m)) >>> 0;
+    op = relOp(c);
+  }
+  const { values, set } = valueItems(c, what);
+  const v = wordOf(values[0]);
+  if (set || !v || !/^(0x[0-9a-f]+|\d+)$/i.test(v) || (op !== '==' && op !== '!=')) throw unsupported(refusal, c.file, values[0] ?? item);
+  return { value: Number(v) >>> 0, mask, op };
+}
+const hex8 = (n: number): string => `0x${(n >>> 0).toString(16).padStart(8, '0')}`;
+/** `meta mark 0x00000001`, `meta mark & 0x00000003 != 0x00000001`, as nft lists them. */
+const maskedMarkText = (sel: string, value: number, mask: number, op: string): string =>
+  (mask === 0xffffffff ? `${sel} ${opText(op)}${hex8(value)}` : `${sel} & ${hex8(mask)} ${op} ${hex8(value)}`);
+
 function ctField(b: Built, c: Cursor, key: 'status' | 'direction' | 'mark', text: RuleText, item: NftItem): void {
   if (c.word() === '!') throw unsupported(`ct ${key} ! (none of the flags)`, c.file, c.peek()!);
   const op = relOp(c);
   if (op !== '==' && op !== '!=') throw unsupported(`ct ${key} comparison ${op}`, c.file, item);
   const invert = op === '!=';
   if (key === 'mark') {
-    const { values, set } = valueItems(c, 'packet mark');
-    const v = wordOf(values[0]);
-    if (set || !v || !/^(0x[0-9a-f]+|\d+)$/i.test(v)) throw unsupported('this ct mark expression', c.file, values[0] ?? item);
-    const value = Number(v) >>> 0;
-    text.add(`ct mark ${opText(op)}0x${value.toString(16).padStart(8, '0')}`);
-    b.matches.push({ kind: 'connmark', value, mask: 0xffffffff, invert });
+    const { value, mask, op: mop } = markValue(c, op, 'packet mark', 'this ct mark expression', item);
+    text.add(maskedMarkText('ct mark', value, mask, mop));
+    b.matches.push({ kind: 'connmark', value, mask, invert: mop === '!=' });
     return;
   }
   if (key === 'direction') {
@@ -1711,6 +1840,13 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
       continue;
     }
     c.next();
+    // nft's payload fields (`ip id`, `tcp window`, `sctp vtag`, ...), but those with a meaning of their own below
+    const field = PAYLOAD_FIELDS[`${w} ${c.word() ?? ''}`];
+    if (field && !(w === 'ip' && c.word() === 'frag-off' && c.word(1) === '&')) {
+      if (b.counters || b.log) throw unsupported(`a match after a ${b.counters ? 'counter' : 'log statement'} ("${w}")`, file, item);
+      payloadMatch(b, c, `${w} ${c.word()}`, field, fam, tableFamily, db, text, item);
+      continue;
+    }
     // a counter counts the packets that reach it; bpftables counts a rule's packets once all its matches hold
     if (b.counters && !['counter', 'comment', 'log', 'accept', 'drop', 'return', 'continue', 'jump', 'goto', 'reject'].includes(w)) throw unsupported(`a match after a counter ("${w}")`, file, item);
     // a log statement logs what reaches it: a match after it would narrow the verdict only
@@ -1772,12 +1908,9 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
         } else if (key === 'iifname' || key === 'oifname') ifaceMatch(b, key === 'iifname' ? 'in' : 'out', c, op, text);
         else if (key === 'iif' || key === 'oif') ifindexMatch(b, key, c, op, db, text, item);
         else if (key === 'mark') {
-          const { values, set } = valueItems(c, 'packet mark');
-          const v = wordOf(values[0]);
-          if (set || !v || !/^(0x[0-9a-f]+|\d+)$/i.test(v) || (op !== '==' && op !== '!=')) throw unsupported('this mark expression', file, item);
-          const value = Number(v) >>> 0;
-          text.add(`meta mark ${opText(op)}0x${value.toString(16).padStart(8, '0')}`);
-          b.matches.push({ kind: 'mark', value, mask: 0xffffffff, invert: op === '!=' });
+          const { value, mask, op: mop } = markValue(c, op, 'packet mark', 'this mark expression', item);
+          text.add(maskedMarkText('meta mark', value, mask, mop));
+          b.matches.push({ kind: 'mark', value, mask, invert: mop === '!=' });
         } else if (key === 'pkttype') {
           const { values, set } = valueItems(c, 'packet type');
           const t = PKTTYPES[wordOf(values[0]) ?? ''];
@@ -1802,6 +1935,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
         if (op !== '==' && op !== '!=') throw unsupported(`${w} ${key} comparison ${op}`, file, item);
         const { values, set } = valueItems(c, `${w} ${key}`);
         if (set && (key !== 'type' || op !== '==')) throw unsupported(`a ${op === '==' ? '' : 'negated '}set of ${w} ${key}s`, file, values[0]!);
+        if (key === 'type') b.icmpTyped = true;
         if (set) {
           setProto(b, w === 'icmp' ? 1 : 58, false, c, item, tableFamily !== 'ip');
           const table = w === 'icmp' ? ICMP_TYPES : ICMPV6_TYPES;

@@ -184,7 +184,11 @@ function emitCtTuple(a: Asm, m: Extract<Match, { kind: 'conntrack' }>, env: Matc
     a.call(Helper.jiffies64);
     const pos = a.fresh('ctexp');
     a.movReg(R1, R6).alu32('sub', R1, R0).jmp32('jsge', R1, 0, pos).mov32(R1, 0);
-    a.label(pos).alu32('div', R1, { imm: env.hz });
+    // nft's ct expiration: jiffies_to_msecs (HZ divides 1000 on every kernel this runs on; another HZ is refused)
+    if (m.expire.ms) {
+      if (1000 % env.hz !== 0) throw new BpftablesError(`ct expiration: CONFIG_HZ ${env.hz} does not divide 1000`, 1);
+      a.label(pos).alu32('mul', R1, { imm: 1000 / env.hz });
+    } else a.label(pos).alu32('div', R1, { imm: env.hz });
     const outside = m.expire.invert ? a.fresh('cteok') : l.next;
     if (m.expire.min > 0) a.jmp32('jlt', R1, m.expire.min, outside);
     if (m.expire.max < 0xffffffff) a.jmp32('jgt', R1, m.expire.max, outside);

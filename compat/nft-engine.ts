@@ -88,7 +88,7 @@ export function liveNft(): { text: string; handles: NftHandles; genid: number } 
   const live = readNft();
   return {
     genid: live.genid,
-    text: rulesetText(live.tables, live.counterOf),
+    text: rulesetText(live.tables, live.counterOf, { readBack: true }),
     handles: {
       tableHandle: live.tableHandle,
       tables: live.tables.map((t) => ({ handle: t.handle, hgen: t.hgen, chains: t.chains.map((c) => ({ handle: c.handle, rules: c.rules.map((r) => r.handle) })), sets: (t.sets ?? []).map((s) => s.handle) })),

@@ -30,6 +30,11 @@ const RULES = `table inet filter {
 		udp length > 100 udp dport 7757 accept
 		sctp dport 7758 sctp vtag 0x01020304 accept
 		udp checksum 0 udp dport 7759 accept
+		ct original ip saddr 10.0.1.2 udp dport 7760 accept
+		ct original ip saddr != 10.0.1.2 udp dport 7761 accept
+		ct reply ip saddr 10.0.1.0/24 udp dport 7762 accept
+		ct original ip6 saddr fd00:1::2 udp dport 7760 accept
+		ct expiration < 1h udp dport 7766 accept
 		ah spi 7 accept
 		esp spi 0x10000 accept
 		tcp dport 22 accept
@@ -216,6 +221,10 @@ const PROBES4: ProbeSpec[] = [
   { name: 'sctp dport and vtag', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 132, payload: Buffer.from([0x13, 0x88, 0x1e, 0x4e, 1, 2, 3, 4, 0, 0, 0, 0]) }), expect: true },
   { name: 'sctp dport, another vtag', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 132, payload: Buffer.from([0x13, 0x88, 0x1e, 0x4e, 1, 2, 3, 5, 0, 0, 0, 0]) }), expect: false },
   { name: 'sctp cut short before the vtag (nft: no match)', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 132, payload: Buffer.from([0x13, 0x88, 0x1e, 0x4e, 1, 2]) }), expect: false },
+  { name: 'ct original ip saddr (the client)', where: 'input', packet: udp(7760), expect: true },
+  { name: 'ct original ip saddr != the client', where: 'input', packet: udp(7761), expect: false },
+  { name: 'ct reply ip saddr (the router answers)', where: 'input', packet: udp(7762), expect: true },
+  { name: 'ct expiration < 1h (a new connection)', where: 'input', packet: udp(7766) },
   { name: 'ah spi 7', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 51, payload: Buffer.from([17, 2, 0, 0, 0, 0, 0, 7, ...Array(8).fill(0)]) }), expect: true },
   { name: 'esp spi 0x10000', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 50, payload: Buffer.from([0, 1, 0, 0, 0, 0, 0, 1, ...Array(8).fill(0)]) }), expect: true },
   { name: 'esp spi 0x10001', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 50, payload: Buffer.from([0, 1, 0, 1, 0, 0, 0, 1, ...Array(8).fill(0)]) }), expect: false },
@@ -254,6 +263,8 @@ const PROBES6: ProbeSpec[] = [
   { name: 'ah spi 7 (nft\'s header walk stops at AH, ip6tables\' skips it)', where: 'input', packet: ip6Packet({ src: C6, dst: R6, proto: 51, payload: Buffer.from([59, 2, 0, 0, 0, 0, 0, 7, ...Array(8).fill(0)]) }), expect: true },
   { name: 'tcp dport 22 behind AH (nft: the protocol is ah, no match)', where: 'input', packet: ip6Packet({ src: C6, dst: R6, proto: 6, ext: [authHeader()], payload: tcpSegment6(C6, R6, { sport: 40000, dport: 22, flags: TCP.SYN }) }), expect: false },
   { name: 'esp spi 0x10000', where: 'input', packet: ip6Packet({ src: C6, dst: R6, proto: 50, payload: Buffer.from([0, 1, 0, 0, 0, 0, 0, 1, ...Array(8).fill(0)]) }), expect: true },
+  { name: 'ct original ip6 saddr (the client)', where: 'input', packet: udp6Packet(C6, R6, 5000, 7760), expect: true },
+  { name: 'ct original ip saddr: an IPv4 tuple, an IPv6 packet', where: 'input', packet: udp6Packet(C6, R6, 5000, 7761), expect: false },
   { name: 'ip6 version 6', where: 'input', packet: udp6Packet(C6, R6, 5000, 7753), expect: true },
   { name: 'udp length 13 behind hop-by-hop options', where: 'input', packet: udp6Packet(C6, R6, 5000, 7756, { ext: [optionsHeader(0)] }), expect: true },
   { name: 'icmpv6 id 77 (an echo request)', where: 'input', packet: ip6Packet({ src: C6, dst: R6, proto: 58, payload: Buffer.from([128, 0, 0, 0, 0, 77, 0, 1]) }), expect: false },

@@ -313,3 +313,38 @@ t.test('limit rate over, masked marks', async (t) => {
   t.same(one('ct mark and 0x23 == 0x11').ir[0]?.matches, [{ kind: 'connmark', value: 0x11, mask: 0x23, invert: false }], 'ct mark too');
   t.equal(one('ct mark and 0x23 == 0x11').text, 'ct mark & 0x00000023 == 0x00000011');
 });
+
+t.test('ct original/reply tuples, ct protocol, ct expiration: as -m conntrack reads the connection', async (t) => {
+  const one = (body: string, fam: 4 | 6 = 4) => {
+    const r = load(`table inet t {\n chain c {\n  ${body}\n }\n}\n`).tables[0]!.chains[0]!.rules[0]!;
+    return { ir: r.ir[fam] ?? [], text: r.text.join(' ') };
+  };
+  t.same(one('ct original ip saddr 192.168.1.0/24').ir[0]?.matches, [{ kind: 'conntrack', ctstate: [], invert: false, origsrc: { addr: 0xc0a80100, mask: 0xffffff00, invert: false } }], '--ctorigsrc');
+  t.same(one('ct reply ip6 daddr != ::1', 6).ir[0]?.matches, [{ kind: 'conntrack', ctstate: [], invert: false, repldst: { addr6: [0, 0, 0, 1], mask6: [-1, -1, -1, -1].map((x) => x >>> 0), invert: true } }], '! --ctrepldst');
+  t.same(one('ct original ip saddr 1.2.3.4', 6).ir, [], 'an IPv4 tuple: nothing in the IPv6 half');
+  const ip = (body: string) => load(`table ip t {\n chain c {\n  ${body}\n }\n}\n`).tables[0]!.chains[0]!.rules[0]!;
+  t.equal(ip('ct original protocol 17 ct reply proto-src 53').text.join(' '), 'ct protocol udp ct reply proto-src 53', 'the protocol is listed without its direction, by name');
+  t.same(ip('ct protocol tcp ct original proto-dst 22').ir[4]![0]!.matches[1], { kind: 'conntrack', ctstate: [], invert: false, origdstport: { range: [22, 22], invert: false } }, '--ctorigdstport');
+  t.throws(() => ip('ct original proto-dst 22'), { message: "Can't parse symbolic invalid expressions" }, 'a port without ct protocol: nft 1.0 cannot type it');
+  t.throws(() => one('ct protocol tcp ct original proto-dst 22'), { message: "Can't parse symbolic invalid expressions" }, 'nor in an inet table');
+  t.same(one('ct expiration 30000ms').ir[0]?.matches, [{ kind: 'conntrack', ctstate: [], invert: false, expire: { min: 30000, max: 30000, invert: false, ms: true } }], "nft's expiration is in milliseconds");
+  t.equal(one('ct expiration 30000ms').text, 'ct expiration 30s', 'listed as nft prints a time');
+  t.equal(one('ct expiration != 233').text, 'ct expiration != 3m53s', 'a number is seconds');
+  t.throws(() => one('ct expiration 1d-1h'), { message: /Range has zero or negative size/ });
+  t.throws(() => one('ct original ip saddr 1.2.3.4-1.2.3.8'), { message: /a range or set of ct original addresses is not supported/ });
+});
+
+t.test('a live ruleset that does not read back: flush ruleset still starts afresh', async (t) => {
+  const base = 'table ip t {\n chain c {\n  this does not parse\n }\n}\n';
+  t.throws(() => loadNft('add table ip u', 'x', { db, base }), { message: /the live ruleset does not read back/ }, 'another command says so');
+  t.same(loadNft('flush ruleset\nadd table ip u', 'x', { db, base, baseHandles: { tableHandle: 7, tables: [] } }).tables.map((x) => [x.name, x.handle]), [['u', 8]], 'flush ruleset goes on, table handles too');
+});
+
+t.test("nft's network protocol context: a network header after meta nfproto of the other family", async (t) => {
+  const bad = (body: string, msg: RegExp | string, what: string): void => { t.throws(() => load(`table inet t {\n chain c {\n  ${body}\n }\n}\n`), { message: msg }, what); };
+  bad('meta nfproto ipv6 ip saddr 1.2.3.4', 'conflicting protocols specified: ip6 vs. ip', 'ip saddr');
+  bad('meta nfproto ipv4 ip6 flowlabel 5', 'conflicting protocols specified: ip vs. ip6', 'a payload field');
+  bad('meta nfproto ipv6 ct original ip saddr 1.2.3.4', 'conflicting protocols specified: ip6 vs. ip', 'a ct tuple address');
+  t.doesNotThrow(() => load('table inet t {\n chain c {\n  meta nfproto ipv4 icmpv6 type echo-request\n  ip saddr 1.2.3.4 meta nfproto ipv6\n }\n}\n'), 'transport matches and a later nfproto: nft takes them (they never match)');
+  bad('ct original ip saddr . meta mark { 1.1.1.1 . 0x00000014 }', /this concatenation \(a \. b\) is not supported/, 'a ct expression in a concatenation: refused by name');
+});

@@ -108,8 +108,8 @@ export type Match =
     origsrc?: AddrMatch; origdst?: AddrMatch; replsrc?: AddrMatch; repldst?: AddrMatch;
     /** ports of the original and reply tuples */
     origsrcport?: PortMatch; origdstport?: PortMatch; replsrcport?: PortMatch; repldstport?: PortMatch;
-    /** seconds left before the connection expires, inclusive bounds */
-    expire?: { min: number; max: number; invert: boolean };
+    /** seconds left before the connection expires, inclusive bounds (`ms`: milliseconds, as nft's ct expiration reads it) */
+    expire?: { min: number; max: number; invert: boolean; ms?: boolean };
   }
   | { kind: 'state'; states: CtState[]; invert: boolean }
   | { kind: 'iprange'; src?: IpRange | Ip6Range; dst?: IpRange | Ip6Range }

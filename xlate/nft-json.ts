@@ -26,7 +26,7 @@ const META = /^(meta (?:l4proto|nfproto|mark|pkttype|length)|iifname|oifname)$/;
 function selector(sel: string): Json {
   if (PAYLOAD.test(sel)) { const [protocol, field] = sel.split(' '); return { payload: { protocol: protocol!, field: field! } }; }
   if (META.test(sel)) return { meta: { key: sel.startsWith('meta ') ? sel.slice(5) : sel } };
-  if (/^ct (state|status|direction|mark)$/.test(sel)) return { ct: { key: sel.slice(3) } };
+  if (/^ct (state|status|direction|mark|protocol)$/.test(sel)) return { ct: { key: sel.slice(3) } };
   throw new JsonUnsupported(sel);
 }
 
@@ -107,6 +107,20 @@ function term(t: string, counter: CounterValue | undefined, tableFamily: string,
     const [op, v, m] = slash ? [flagsMask[1] ? '!=' : '==', flagsMask[2]!, flagsMask[3]!] : [flagsMask[2]!, flagsMask[3]!, flagsMask[1]!];
     const list = (x: string): Json => (x.includes(',') ? x.split(',') : x);
     return { match: { op, left: { '&': [selector('tcp flags'), list(m)] }, right: list(v) } };
+  }
+  const tuple = /^ct (original|reply) (ip6? (?:saddr|daddr)|proto-src|proto-dst) (?:(!=) )?(.+)$/.exec(t);
+  if (tuple) return { match: { op: tuple[3] ?? '==', left: { ct: { key: tuple[2]!, dir: tuple[1]! } }, right: value(tuple[4]!) } };
+  // ct expiration: nft's JSON has whole seconds
+  const exp = /^ct expiration (?:(!=|<=|>=|<|>) )?(.*)$/.exec(t);
+  if (exp) {
+    const secs = (x: string): number => {
+      const m = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$/.exec(x);
+      const [, d, h, mi, sec] = (m ?? []).map((y) => Number(y ?? 0));
+      return (d ?? 0) * 86400 + (h ?? 0) * 3600 + (mi ?? 0) * 60 + (sec ?? 0);
+    };
+    const v = exp[2]!;
+    const r = /^(\S+)-(\S+)$/.exec(v);
+    return { match: { op: exp[1] ?? '==', left: { ct: { key: 'expiration' } }, right: r ? { range: [secs(r[1]!), secs(r[2]!)] } : secs(v) } };
   }
   const limit = /^limit rate (over )?(\d+)\/(\w+)(?: burst (\d+) packets)?$/.exec(t);
   if (limit) return { limit: { rate: Number(limit[2]), burst: Number(limit[4] ?? 5), per: limit[3]!, ...(limit[1] ? { inv: true } : {}) } };

@@ -47,8 +47,18 @@ const RULES: [RegExp, Record<string, number>, (n: number) => string][] = [
 
 const flagBits = (list: string): number[] => list.split(/\s*[,|]\s*/).map((f) => NFT_TCP_FLAGS[f] ?? Number(f));
 
+/** A time as nft prints it (`4d23h59m59s`, `1s500ms`) in whole seconds, as -n (numeric time) prints it. */
+function seconds(x: string): string {
+  const m = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$/.exec(x);
+  if (!m) return x;
+  const [, d, h, mi, sec] = m.map((y) => Number(y ?? 0));
+  return `${d! * 86400 + h! * 3600 + mi! * 60 + sec!}s`;
+}
+
 /** One listing term under -n. */
 export function numericTerm(t: string): string {
+  const exp = /^(ct expiration (?:(?:!=|<=|>=|<|>) )?)(\S+?)(?:-(\S+))?$/.exec(t);
+  if (exp) return exp[1]! + seconds(exp[2]!) + (exp[3] ? `-${seconds(exp[3])}` : '');
   // tcp flags: `V / M` or `& (M) == V` → `0xV / 0xm1,0xm2` (the mask bit by bit); a plain value or list → hex
   const masked = /^tcp flags (?:(!= )?(\S+) \/ (\S+)|& \(([^)]*)\) (==|!=) (\S+))$/.exec(t);
   if (masked) {

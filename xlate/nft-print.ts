@@ -15,6 +15,8 @@ export interface ListOptions {
   stateless?: boolean; numericPriority?: boolean; handles?: boolean;
   /** -p: protocols by number (`ip protocol 6`); the number of a protocol name (the system's protocol names) */
   protocolNumber?: (name: string) => number | undefined;
+  /** the listing is to be read back (the live ruleset's base for the next command): terms as stored */
+  readBack?: boolean;
   /** -n: symbolic constants as numbers (xlate/nft-numeric.ts) */
   numeric?: boolean;
   /** -S: the service name of a port (listed quoted) */
@@ -67,10 +69,12 @@ function termText(t: string, o: ListOptions): string {
     const named = (n: string): string => { const x = o.ifName?.(Number(n)); return x === undefined ? n : `"${x}"`; };
     return `${dev[1]}${dev[2]!.startsWith('{') ? `{ ${dev[2]!.slice(2, -2).split(', ').map(named).join(', ')} }` : named(dev[2]!)}`;
   }
+  // nft 1.0 prints an expiration of 0 as nothing (the stored term keeps `0s`, which reads back)
   if (o.numeric) t = numericTerm(t);
+  else if (!o.readBack && /^ct expiration (!= )?0s$/.test(t)) t = t.slice(0, -2);
   if (o.serviceName) t = namedValues(t, /^((?:tcp|udp|th) (?:sport|dport) (?:vmap |!= )?)(.+)$/, (v) => serviceText(v, o));
   if (o.hostName) t = namedValues(t, /^((?:ip|ip6) (?:saddr|daddr) (?:vmap |!= )?)(.+)$/, (v) => hostText(v, o));
-  const p = o.protocolNumber && /^((?:ip protocol|meta l4proto|ip6 nexthdr) (?:!= )?)(\{ [^}]* \}|[a-z][\w-]*)$/.exec(t);
+  const p = o.protocolNumber && /^((?:ip protocol|meta l4proto|ip6 nexthdr|ct protocol) (?:!= )?)(\{ [^}]* \}|[a-z][\w-]*)$/.exec(t);
   if (!p) return t;
   const num = (name: string): string => protoText(name, o);
   return `${p[1]}${p[2]!.startsWith('{') ? `{ ${p[2]!.slice(2, -2).split(', ').map(num).join(', ')} }` : num(p[2]!)}`;

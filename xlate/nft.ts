@@ -550,16 +550,23 @@ class Evaluator {
 
 /** Evaluate an nft file's text into a ruleset: on top of `o.base` when given, else starting empty. */
 export function loadNft(text: string, file: string, o: NftOptions): NftRuleset {
-  const ev = new Evaluator(o);
+  let ev = new Evaluator(o);
+  const cmds = parseNft(text, file);
   if (o.base) {
-    try { ev.run(parseNft(o.base, 'live ruleset'), 'live ruleset'); } catch (e) {
-      // the listing bpftables printed does not read back: a bug, said as one
-      throw new NftError(`the live ruleset does not read back (${(e as Error).message}); 'nft flush ruleset' starts afresh`, {});
+    try {
+      ev.run(parseNft(o.base, 'live ruleset'), 'live ruleset');
+      if (o.baseHandles) giveHandles(ev.ruleset, o.baseHandles);
+    } catch (e) {
+      // the listing bpftables printed does not read back: a bug, said as one; commands that begin with
+      // flush ruleset do not need it (the way out the message gives)
+      const flushFirst = wordOf(cmds[0]?.items[0]) === 'flush' && wordOf(cmds[0]?.items[1]) === 'ruleset';
+      if (!flushFirst) throw new NftError(`the live ruleset does not read back (${(e as Error).message}); 'nft flush ruleset' starts afresh`, {});
+      ev = new Evaluator(o);
+      if (o.baseHandles) ev.ruleset.tableHandle = o.baseHandles.tableHandle;
     }
-    if (o.baseHandles) giveHandles(ev.ruleset, o.baseHandles);
   } else if (o.baseHandles) ev.ruleset.tableHandle = o.baseHandles.tableHandle;
   ev.record();
-  ev.run(parseNft(text, file), file);
+  ev.run(cmds, file);
   return ev.ruleset;
 }
 
@@ -933,6 +940,7 @@ function payloadMatch(b: Built, c: Cursor, sel: string, f: PayloadField, fam: Fa
     throw unsupported(`${sel.split(' ')[0]} in an ${tableFamily} table`, c.file, item);
   }
   if (f.proto !== undefined) checkContext(b, f.protoName!, c, item);
+  if (f.base === 'nh') networkContext(b, famOf!, c, item);
   // icmp id and sequence: nft adds the echo types (unless the rule has a type of its own)
   if (f.echo && !b.icmpTyped) {
     const types = f.proto === 1 ? [0, 8] : [128, 129];
@@ -1008,6 +1016,11 @@ function fibMatch(b: Built, c: Cursor, fam: Family, text: RuleText, item: NftIte
  */
 /** The headers nft describes after an IPv6 header (ip6 nexthdr N sets the protocol context to them). */
 const NEXTHDR_HEADERS: Record<number, string> = { 6: 'tcp', 17: 'udp', 136: 'udplite', 132: 'sctp', 33: 'dccp', 58: 'icmpv6', 51: 'ah', 50: 'esp', 108: 'comp' };
+
+/** A network header's match after `meta nfproto` named the other family: nft's conflict (transport matches have no such check). */
+function networkContext(b: Built, famOf: Family, c: Cursor, item: NftItem): void {
+  if (b.nfproto !== undefined && b.nfproto !== famOf) throw new NftError(`conflicting protocols specified: ${b.nfproto === 6 ? 'ip6' : 'ip'} vs. ${famOf === 6 ? 'ip6' : 'ip'}`, c.where(item));
+}
 
 /** A transport header's match after `ip6 nexthdr` named another header: nft's conflict. */
 function checkContext(b: Built, header: string, c: Cursor, item: NftItem): void {
@@ -1116,6 +1129,8 @@ interface Built {
   stateful?: boolean;
   /** a log statement: the rule becomes a LOG rule and, when it has a verdict, the verdict's rule after it */
   log?: Extract<Verdict, { kind: 'log' }>;
+  /** a `ct protocol` match is there (ct proto-src and proto-dst need one) */
+  ctProto?: boolean;
   /** an icmp or icmpv6 type match is there (icmp id and sequence need none added) */
   icmpTyped?: boolean;
   /** the header `ip6 nexthdr` said follows (nft's protocol context) */
@@ -1600,6 +1615,102 @@ function limitStatement(b: Built, c: Cursor, text: RuleText, item: NftItem): voi
   b.stateful = true;
 }
 
+/** nft's time: `1d2h3m4s`, `30000ms`, a number of seconds; in milliseconds. */
+function parseNftTime(t: string): number | undefined {
+  if (/^\d+$/.test(t)) return Number(t) * 1000;
+  const m = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$/.exec(t);
+  if (!m || t === '') return undefined;
+  const [, d, h, mi, sec, ms] = m.map((x) => Number(x ?? 0));
+  return (d! * 86400 + h! * 3600 + mi! * 60 + sec!) * 1000 + ms!;
+}
+/** Milliseconds as nft prints a time: `1m7s`, `33s`, `1h`, `1s500ms` (0 is `0s`). */
+function nftTime(n: number): string {
+  const parts: string[] = [];
+  for (const [u, v] of [['d', 86400000], ['h', 3600000], ['m', 60000], ['s', 1000]] as const) if (n >= v) { parts.push(`${Math.floor(n / v)}${u}`); n %= v; }
+  if (n) parts.push(`${n}ms`);
+  return parts.length ? parts.join('') : '0s';
+}
+
+/**
+ * `ct [original|reply] ip|ip6 saddr|daddr ADDR`, `ct [original|reply] proto-src|proto-dst PORT`,
+ * `ct [original] protocol P`, `ct expiration TIME`: iptables' --ctorigsrc and its kin, --ctproto and
+ * --ctexpire (the same reading of the connection; a packet without one matches none of them).
+ */
+function ctTuple(b: Built, c: Cursor, key: 'original' | 'reply' | 'protocol' | 'expiration', fam: Family, tableFamily: NftFamily, db: NameDb, text: RuleText, item: NftItem): void {
+  const m: Extract<Match, { kind: 'conntrack' }> = { kind: 'conntrack', ctstate: [], invert: false };
+  const dirKey = key === 'original' || key === 'reply' ? key : undefined;
+  let what = dirKey ? c.word() : key;
+  if (dirKey) c.next();
+  if (what === 'protocol') {
+    if (dirKey === 'reply') throw unsupported('ct reply protocol', c.file, item);
+    const op = relOp(c);
+    if (op !== '==' && op !== '!=') throw unsupported(`ct protocol comparison ${op}`, c.file, item);
+    const { values, set } = valueItems(c, 'Internet protocol');
+    const t = wordOf(values[0]) ?? '';
+    const n = nftProto(t, db);
+    if (set) throw unsupported('a set of ct protocols', c.file, values[0]!);
+    if (n === undefined || n > 255) throw new NftError(`Could not parse Internet protocol "${t}"`, c.where(values[0]));
+    // nft lists it without the direction: the protocol is the connection's
+    text.add(`ct protocol ${opText(op)}${db.protoByNumber(n) ?? n}`);
+    if (op === '==') b.ctProto = true;
+    m.proto = { num: n, invert: op === '!=' };
+    b.matches.push(m);
+    return;
+  }
+  if (what === 'expiration') {
+    if (dirKey) throw unsupported(`ct ${dirKey} expiration`, c.file, item);
+    const op = relOp(c);
+    const { values, braced, set } = valueItems(c, 'time');
+    if (set || braced) throw unsupported('a set of ct expirations', c.file, values[0]!);
+    const v = wordOf(values[0]) ?? '';
+    const r = /^([^-]+)-([^-]+)$/.exec(v);
+    const lo = parseNftTime(r ? r[1]! : v), hi = r ? parseNftTime(r[2]!) : lo;
+    if (lo === undefined || hi === undefined) throw new NftError('Wrong time format', c.where(values[0]));
+    if (lo > hi) throw new NftError('Range has zero or negative size', c.where(values[0]));
+    const max = 0xffffffff;
+    const bounds: [number, number] | undefined = op === '==' || op === '!=' ? [lo, hi] : r ? undefined
+      : op === '<' ? [0, lo - 1] : op === '<=' ? [0, lo] : op === '>' ? [lo + 1, max] : [lo, max];
+    if (!bounds) throw new NftError('a comparison takes one value', c.where(values[0]));
+    // nft 1.0 prints a range's bounds in whole seconds (and 0 as nothing: the printer's part, xlate/nft-print.ts)
+    text.add(`ct expiration ${opText(op)}${r ? `${Math.floor(lo / 1000)}s-${Math.floor(hi / 1000)}s` : nftTime(lo)}`);
+    if (bounds[0] > bounds[1]) { b.never = true; return; }
+    m.expire = { min: bounds[0], max: bounds[1], invert: op === '!=', ms: true };
+    b.matches.push(m);
+    return;
+  }
+  if (!dirKey) throw unsupported(`ct ${key}`, c.file, item);
+  if (what === 'proto-src' || what === 'proto-dst') {
+    const op = relOp(c);
+    // nft 1.0 knows a port's type from a `ct protocol` before it, and only in an ip or ip6 table
+    if (!b.ctProto || tableFamily === 'inet') throw new NftError("Can't parse symbolic invalid expressions", c.where());
+    const { ranges, invert, shown } = portRanges(c, op, undefined, db);
+    if (ranges.length !== 1) throw unsupported(`a set of ct ${dirKey} ${what} values`, c.file, item);
+    text.add(`ct ${dirKey} ${what} ${shown}`);
+    m[`${dirKey === 'original' ? 'orig' : 'repl'}${what === 'proto-src' ? 'src' : 'dst'}port`] = { range: ranges[0]!, invert };
+    b.matches.push(m);
+    return;
+  }
+  if ((what === 'ip' || what === 'ip6') && (c.word() === 'saddr' || c.word() === 'daddr')) {
+    const family: Family = what === 'ip' ? 4 : 6;
+    networkContext(b, family, c, item);
+    const side = c.word() as 'saddr' | 'daddr';
+    c.next();
+    // the address as a plain ip saddr/daddr match reads it, moved into the connection's tuple
+    const tmp: Built = { ip: {}, matches: [], never: false, choices: [] };
+    const sub = new RuleText();
+    addrMatch(tmp, side === 'saddr' ? 'src' : 'dst', family, fam, c, relOp(c), sub, side);
+    const a = tmp.ip[side === 'saddr' ? 'src' : 'dst'];
+    if (tmp.matches.length || tmp.choices.length) throw unsupported(`a range or set of ct ${dirKey} addresses`, c.file, item);
+    text.needs(`ct ${dirKey} ${sub.done().join(' ')}`, [`nf:${family}`]);
+    if (tmp.never || !a) { b.never = true; return; }
+    m[`${dirKey === 'original' ? 'orig' : 'repl'}${side === 'saddr' ? 'src' : 'dst'}`] = a;
+    b.matches.push(m);
+    return;
+  }
+  what = what ?? '';
+  throw unsupported(`ct ${dirKey} ${what}`.trim(), c.file, item);
+}
+
 export const CT_STATUS: Record<string, number> = { expected: 1, 'seen-reply': 2, assured: 4, confirmed: 8 };
 
 /**
@@ -1804,6 +1915,8 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
   // the dots of the concatenations the loop below takes
   const concatenated = new Set<number>();
   for (let k = 0; k < items.length; k++) {
+    // `ct original ip saddr . ...`: a ct expression's address is no selector of its own
+    if (['original', 'reply'].includes(wordOf(items[k - 1]) ?? '')) continue;
     const sels = concatSelectors(items, k);
     if (!sels) continue;
     let at_ = k;
@@ -1833,7 +1946,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
     if (b.verdict && !(wordOf(item) === 'comment' && c.peek(1)?.kind === 'string' && c.peek(2) === undefined)) throw new NftError('syntax error, nothing may follow a verdict', c.where(item));
     if (item.kind !== 'word') throw new NftError('syntax error, unexpected ' + (item.kind === 'block' ? '"{"' : item.kind === 'comma' ? '","' : 'string'), c.where(item));
     const w = item.text;
-    const sels = concatSelectors(items, c.i);
+    const sels = ['original', 'reply'].includes(wordOf(items[c.i - 1]) ?? '') ? undefined : concatSelectors(items, c.i);
     if (sels) {
       if (b.counters || b.log) throw unsupported(`a match after a ${b.counters ? 'counter' : 'log statement'} ("${w}")`, file, item);
       concatMatch(b, c, sels, fam, tableFamily, db, text, item);
@@ -1855,6 +1968,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
       case 'ip': case 'ip6': {
         const key = c.word();
         const famOf: Family = w === 'ip' ? 4 : 6;
+        networkContext(b, famOf, c, item);
         b.implied = famOf;
         if (!inet && FAMILIES[tableFamily][0] !== famOf) throw new NftError(`conflicting protocols specified: ${tableFamily} vs. ${w}`, c.where(item));
         c.next();
@@ -1996,6 +2110,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
       case 'ct': {
         const key = c.word();
         if (key === 'status' || key === 'direction' || key === 'mark') { c.next(); ctField(b, c, key, text, item); break; }
+        if (key === 'original' || key === 'reply' || key === 'protocol' || key === 'expiration') { c.next(); ctTuple(b, c, key, fam, tableFamily, db, text, item); break; }
         if (key !== 'state') throw unsupported(`ct ${key ?? ''}`.trim(), file, item);
         c.next();
         // `!` before a set of flags: none of them (as != for one state, and -m conntrack ! --ctstate)

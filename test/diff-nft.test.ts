@@ -35,6 +35,9 @@ const RULES = `table inet filter {
 		ct reply ip saddr 10.0.1.0/24 udp dport 7762 accept
 		ct original ip6 saddr fd00:1::2 udp dport 7760 accept
 		ct expiration < 1h udp dport 7766 accept
+		tcp flags syn,fin tcp dport 7770 accept
+		tcp flags ! syn,fin tcp dport 7771 accept
+		tcp flags & (fin | syn | rst | ack) == syn tcp dport 7772 accept
 		ah spi 7 accept
 		esp spi 0x10000 accept
 		tcp dport 22 accept
@@ -225,6 +228,12 @@ const PROBES4: ProbeSpec[] = [
   { name: 'ct original ip saddr != the client', where: 'input', packet: udp(7761), expect: false },
   { name: 'ct reply ip saddr (the router answers)', where: 'input', packet: udp(7762), expect: true },
   { name: 'ct expiration < 1h (a new connection)', where: 'input', packet: udp(7766) },
+  { name: 'tcp flags syn,fin (any of them): a SYN', where: 'input', packet: tcpPacket(C, R, { sport: 40000, dport: 7770, flags: TCP.SYN }), expect: true },
+  { name: 'tcp flags syn,fin (any of them): an ACK', where: 'input', packet: tcpPacket(C, R, { sport: 40000, dport: 7770, flags: TCP.ACK }), expect: false },
+  { name: 'tcp flags ! syn,fin (none of them): an ACK', where: 'input', packet: tcpPacket(C, R, { sport: 40000, dport: 7771, flags: TCP.ACK }), expect: true },
+  { name: 'tcp flags ! syn,fin (none of them): a SYN', where: 'input', packet: tcpPacket(C, R, { sport: 40000, dport: 7771, flags: TCP.SYN }), expect: false },
+  { name: 'tcp flags & (fin | syn | rst | ack) == syn: a SYN', where: 'input', packet: tcpPacket(C, R, { sport: 40000, dport: 7772, flags: TCP.SYN }), expect: true },
+  { name: 'tcp flags & (fin | syn | rst | ack) == syn: a SYN-ACK', where: 'input', packet: tcpPacket(C, R, { sport: 40000, dport: 7772, flags: TCP.SYN | TCP.ACK }), expect: false },
   { name: 'ah spi 7', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 51, payload: Buffer.from([17, 2, 0, 0, 0, 0, 0, 7, ...Array(8).fill(0)]) }), expect: true },
   { name: 'esp spi 0x10000', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 50, payload: Buffer.from([0, 1, 0, 0, 0, 0, 0, 1, ...Array(8).fill(0)]) }), expect: true },
   { name: 'esp spi 0x10001', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 50, payload: Buffer.from([0, 1, 0, 1, 0, 0, 0, 1, ...Array(8).fill(0)]) }), expect: false },

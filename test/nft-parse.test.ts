@@ -139,7 +139,7 @@ t.test('nft matches mean what their iptables counterparts mean (the same IR)', a
   t.same(v6.ip.proto, { num: 58, invert: false, nft: true }, 'icmpv6: nft\'s dependency in ip6 is meta l4proto');
   t.same(same(v6.matches), same(parseRuleArgs(splitArgs('-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 135 -j ACCEPT'), { db: systemNameDb, family: 6 }).rules[0]!.matches), 'icmpv6 types');
   t.equal(rule('ip ttl < 0 drop', 'ip'), null, 'a comparison no value meets: never');
-  t.throws(() => rule('tcp flags syn,ack drop', 'ip'), /tcp flags without a mask .* is not supported/, 'several flags without a mask (any of them) are refused by name');
+  t.same(rule('tcp flags syn,ack drop', 'ip')?.matches[0], { kind: 'tcp', short: 'nomatch', flags: { mask: 0x12, comp: 0, invert: true } }, 'several flags without a mask: any of them (as ! --tcp-flags SYN,ACK NONE)');
   t.throws(() => rule('icmp code 3 drop', 'ip'), /icmp code without a type before it is not supported/);
   t.throws(() => rule('accept counter', 'ip'), /nothing may follow a verdict/, 'only a comment may follow the verdict');
 });
@@ -347,4 +347,18 @@ t.test("nft's network protocol context: a network header after meta nfproto of t
   bad('meta nfproto ipv6 ct original ip saddr 1.2.3.4', 'conflicting protocols specified: ip6 vs. ip', 'a ct tuple address');
   t.doesNotThrow(() => load('table inet t {\n chain c {\n  meta nfproto ipv4 icmpv6 type echo-request\n  ip saddr 1.2.3.4 meta nfproto ipv6\n }\n}\n'), 'transport matches and a later nfproto: nft takes them (they never match)');
   bad('ct original ip saddr . meta mark { 1.1.1.1 . 0x00000014 }', /this concatenation \(a \. b\) is not supported/, 'a ct expression in a concatenation: refused by name');
+});
+
+t.test('tcp flags: any of, none of, masks written with | and parentheses', async (t) => {
+  const one = (body: string) => {
+    const r = load(`table ip t {\n chain c {\n  ${body}\n }\n}\n`).tables[0]!.chains[0]!.rules[0]!;
+    return { flags: (r.ir[4]![0]!.matches[0] as { flags?: unknown }).flags, text: r.text.join(' ') };
+  };
+  t.same(one('tcp flags syn,ack'), { flags: { mask: 0x12, comp: 0, invert: true }, text: 'tcp flags syn,ack' }, 'a list: any of the flags set');
+  t.same(one('tcp flags & (syn | ack) != 0'), { flags: { mask: 0x12, comp: 0, invert: true }, text: 'tcp flags syn,ack' }, 'the same, written with a mask');
+  t.same(one('tcp flags ! syn,ack'), { flags: { mask: 0x12, comp: 0, invert: false }, text: 'tcp flags ! syn,ack' }, '! a list: none of them');
+  t.same(one('tcp flags & (syn | ack) == 0'), { flags: { mask: 0x12, comp: 0, invert: false }, text: 'tcp flags ! syn,ack' }, 'the same, written with a mask');
+  t.same(one('tcp flags & (fin | syn | rst | ack) == syn'), { flags: { mask: 0x17, comp: 2, invert: false }, text: 'tcp flags syn / fin,syn,rst,ack' }, "nft 1.1's form, listed in 1.0's");
+  t.same(one('tcp flags & (fin | syn) == fin | syn').text, 'tcp flags fin,syn / fin,syn', 'a value written with |');
+  t.throws(() => one('tcp flags { syn, ack }'), { message: /a set of tcp flags values is not supported/ }, 'a set of values is refused by name');
 });

@@ -64,10 +64,10 @@ export function numericTerm(t: string): string {
   if (masked) {
     const value = masked[2] ?? masked[6]!, mask = masked[3] ?? masked[4]!;
     const neg = masked[1] ?? (masked[5] === '!=' ? '!= ' : '');
-    const v = flagBits(value).reduce((a, b) => a | b, 0);
-    return `tcp flags ${neg}${hex(v)} / ${flagBits(mask).sort((a, b) => a - b).map(hex).join(',')}`;
+    const bits = (x: string): string => flagBits(x).filter((n) => n).sort((a, b) => a - b).map(hex).join(',') || '0x0';
+    return `tcp flags ${neg}${bits(value)} / ${bits(mask)}`;
   }
-  const plain = /^(tcp flags (?:!= |== )?)(.+)$/.exec(t);
+  const plain = /^(tcp flags (?:!= |== |! )?)(.+)$/.exec(t);
   if (plain) return plain[1]! + mapValues(plain[2]!, NFT_TCP_FLAGS, hex);
   for (const [re, table, fmt] of RULES) {
     const m = re.exec(t);

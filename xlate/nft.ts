@@ -1413,43 +1413,63 @@ function flagBits(c: Cursor, items: NftItem[]): number {
  */
 function tcpFlags(b: Built, c: Cursor, item: NftItem, nft: boolean, text: RuleText): void {
   setProto(b, 6, false, c, item, nft);
-  let mask: number, comp: number, invert = false, form: 'mask' | 'exact' | 'one' = 'mask';
-  // the items up to the next statement: flag words, commas, "/", "&", "==", "!="
+  let mask: number, comp: number, invert = false, form: 'mask' | 'exact' | 'one' | 'any' | 'none' = 'mask';
+  // the items up to the next statement: flag words, commas and `|` between them, "/", "&", "==", "!="
   const take = (): NftItem[] => {
     const out: NftItem[] = [];
-    while (!c.done && (c.peek()!.kind === 'comma' || (wordOf(c.peek()) ?? '') in NFT_TCP_FLAGS)) { const i = c.next()!; if (i.kind !== 'comma') out.push(i); }
+    while (!c.done && (c.peek()!.kind === 'comma' || c.word() === '|' || (wordOf(c.peek()) ?? '') in NFT_TCP_FLAGS)) { const i = c.next()!; if (i.kind !== 'comma' && wordOf(i) !== '|') out.push(i); }
     return out;
   };
   if (c.word() === '&') {
     c.next();
-    const m = c.next();
-    const inner = wordOf(m)?.replace(/^\(|\)$/g, '').split('|') ?? [];
-    mask = flagBits(c, inner.map((text) => ({ kind: 'word', text, line: m!.line, col: m!.col })));
+    // the mask: one flag, `fin|syn`, or `(fin | syn | rst)` over several items
+    const first = c.next();
+    const parts = [first];
+    if (wordOf(first)?.startsWith('(') && !wordOf(first)?.endsWith(')')) {
+      while (!c.done && !wordOf(parts[parts.length - 1])?.endsWith(')')) parts.push(c.next());
+    }
+    const inner = parts.map((x) => wordOf(x) ?? '').join(' ').replace(/^\(|\)$/g, '').split(/[\s|,]+/).filter(Boolean);
+    mask = flagBits(c, inner.map((t) => ({ kind: 'word', text: t, line: first!.line, col: first!.col })));
     const op = relOp(c);
     if (op !== '==' && op !== '!=') throw unsupported(`tcp flags comparison ${op}`, c.file, item);
     invert = op === '!=';
-    comp = flagBits(c, take());
+    if (c.peek()?.kind === 'block') throw unsupported('a set of tcp flags values', c.file, item);
+    if (/^(0|0x0+)$/i.test(c.word() ?? '')) {
+      // `& M != 0`: any of the flags set; `& M == 0`: none of them
+      c.next();
+      comp = 0; form = invert ? 'any' : 'none';
+    } else comp = flagBits(c, take());
   } else {
-    const explicit = REL_OPS.has(c.word() ?? '');
-    const op = relOp(c);
+    if (c.peek()?.kind === 'block' || c.peek(1)?.kind === 'block') throw unsupported('a set of tcp flags values', c.file, item);
+    // `! f,g`: none of the flags set
+    const bang = c.word() === '!';
+    if (bang) c.next();
+    const explicit = !bang && REL_OPS.has(c.word() ?? '');
+    const op = bang ? '==' : relOp(c);
     if (op !== '==' && op !== '!=') throw unsupported(`tcp flags comparison ${op}`, c.file, item);
     invert = op === '!=';
     const value = take();
     comp = flagBits(c, value);
-    if (c.word() === '/') { c.next(); mask = flagBits(c, take()); }
+    if (!bang && c.word() === '/') { c.next(); mask = flagBits(c, take()); }
+    else if (bang) { mask = comp; comp = 0; form = 'none'; }
     else if (explicit && op === '==') { mask = 0xff; form = 'exact'; } // exactly these flags
     else {
-      // the implicit form means any of the flags set: one flag is "that flag set"
-      if (value.length !== 1 || invert) throw unsupported('tcp flags without a mask (other than one flag set)', c.file, item);
-      mask = comp; form = 'one';
+      // the implicit form means any of the flags set (one flag: that flag set)
+      if (invert) throw unsupported('tcp flags != without a mask', c.file, item);
+      mask = comp;
+      if (value.length === 1) form = 'one';
+      else { comp = 0; invert = true; form = 'any'; }
     }
   }
-  const names = (bits: number): string => Object.entries(NFT_TCP_FLAGS).filter(([, v]) => bits & v).map(([n]) => n).join(',') || '0x0';
+  // every flag under the mask: nft lists the exact comparison
+  if (mask === 0xff) form = 'exact';
+  const names = (bits: number): string => (bits === 0xff ? '0xff' : Object.entries(NFT_TCP_FLAGS).filter(([, v]) => bits & v).map(([n]) => n).join(',') || '0x0');
   // a mask of one flag lists as `& FLAG == VALUE` (nft 1.0's form), a wider one as `VALUE / MASK`
   const oneBit = (mask & (mask - 1)) === 0;
   text.transport(form === 'exact' ? `tcp flags ${invert ? '!=' : '=='} ${names(comp)}` : form === 'one' ? `tcp flags ${names(comp)}`
-    : oneBit ? `tcp flags & ${names(mask)} ${invert ? '!=' : '=='} ${names(comp)}`
-      : `tcp flags ${invert ? '!= ' : ''}${names(comp)} / ${names(mask)}`, 6);
+    : form === 'any' ? `tcp flags ${names(mask)}` : form === 'none' ? `tcp flags ! ${names(mask)}`
+      : oneBit ? `tcp flags & ${names(mask)} ${invert ? '!=' : '=='} ${names(comp)}`
+        : `tcp flags ${invert ? '!= ' : ''}${names(comp)} / ${names(mask)}`, 6);
   if ((comp & ~mask) !== 0) { if (!invert) b.never = true; return; }
   tcpLikeMatch(b, 'tcp', 'flags').flags = { mask, comp, invert };
 }

@@ -438,6 +438,8 @@ export function emitMatch(a: Asm, m: Match, l: RuleLabels, env: MatchEnv): void 
       // xt_owner: without a socket the match holds only when every given part is inverted; with a socket
       // but no file, when --socket-exists is not inverted and every given uid/gid part is
       const matched = a.fresh('ownmatch'), withFile = a.fresh('ownfile');
+      // nft: only a socket with a file has an owner (no match otherwise, with != too)
+      if (m.nft) a.ldx(1, R1, R9, S.OWNST).jmp32('jne', R1, OWNER_FILE, l.next);
       const noSocketOk = [m.socketExists, m.uid, m.gid].every((x) => x === undefined || x.invert);
       const noFileOk = !m.socketExists?.invert && [m.uid, m.gid].every((x) => x === undefined || x.invert);
       a.ldx(1, R1, R9, S.OWNST).jmp32('jeq', R1, OWNER_FILE, withFile);

@@ -362,3 +362,15 @@ t.test('tcp flags: any of, none of, masks written with | and parentheses', async
   t.same(one('tcp flags & (fin | syn) == fin | syn').text, 'tcp flags fin,syn / fin,syn', 'a value written with |');
   t.throws(() => one('tcp flags { syn, ack }'), { message: /a set of tcp flags values is not supported/ }, 'a set of values is refused by name');
 });
+
+t.test('meta skuid and skgid: the socket owner, by number or name, output chains only', async (t) => {
+  const one = (body: string) => {
+    const r = load(`table inet t {\n chain c {\n  type filter hook output priority 0\n  ${body}\n }\n}\n`).tables[0]!.chains[0]!.rules[0]!;
+    return { ir: r.ir[4] ?? [], text: r.text.join(' ') };
+  };
+  t.same(one('meta skuid != 0-10 drop').ir[0]?.matches, [{ kind: 'owner', uid: { min: 0, max: 10, invert: true }, nft: true }], "nft's reading: no socket with a file, no match");
+  t.equal(one('skuid root').text, 'meta skuid 0', 'a name, listed by number');
+  t.equal(one('meta skgid { 100, 0 }').ir.length, 2, 'a set: one rule per element');
+  t.equal(one('meta skgid { 100, 0 }').text, 'meta skgid { 0, 100 }');
+  t.throws(() => baseChainTables(load('table ip t {\n chain c {\n  type filter hook input priority 0\n  meta skuid 0\n }\n}\n')), { message: /meta skuid and skgid outside an output chain \(c\) is not supported/ }, 'elsewhere: refused by name');
+});

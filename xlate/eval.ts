@@ -197,6 +197,7 @@ function matchStep(m: Match, p: PacketView, state: MatchState): Step {
     }
     case 'owner': {
       const o = p.owner ?? 'none';
+      if (m.nft && typeof o !== 'object') return yes(false);
       const given = [m.socketExists, m.uid, m.gid].filter((x) => x !== undefined);
       if (o === 'none') return yes(given.every((x) => x!.invert));
       if (m.socketExists?.invert) return yes(false);

@@ -123,7 +123,11 @@ export type Match =
    * the owner of the packet's socket (OUTPUT only): fsuid / fsgid ranges,
    * inclusive, and whether a socket exists; each part invertible
    */
-  | { kind: 'owner'; uid?: OwnerRange; gid?: OwnerRange; socketExists?: { invert: boolean } }
+  | {
+    kind: 'owner'; uid?: OwnerRange; gid?: OwnerRange; socketExists?: { invert: boolean };
+    /** nft's meta skuid/skgid: a packet without a socket with a file matches neither == nor != */
+    nft?: boolean;
+  }
   /**
    * membership of the packet's address (and port) in the ipset `name`, each
    * dimension from the source or destination; setType and setFamily are the

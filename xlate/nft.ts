@@ -963,6 +963,42 @@ function payloadMatch(b: Built, c: Cursor, sel: string, f: PayloadField, fam: Fa
   b.matches.push({ kind: 'payload', base: f.base, offset: f.offset, size: f.size, shift: f.shift ?? 0, mask: width, ranges: want, invert });
 }
 
+/**
+ * `meta skuid`/`skgid`: the packet's socket's file's fsuid/fsgid, as -m owner reads it (output chains only:
+ * bpftables reads the socket there). nft's reading: a packet without a socket (or one without a file)
+ * matches neither `==` nor `!=` (the IR's owner.nft; -m owner's ! --uid-owner matches them). Users and
+ * groups by name or number, ranges, sets; listed by number, as nft lists them.
+ */
+function ownerMatch(b: Built, key: 'skuid' | 'skgid', c: Cursor, op: string, db: NameDb, text: RuleText, item: NftItem): void {
+  if (op !== '==' && op !== '!=') throw unsupported(`meta ${key} comparison ${op}`, c.file, item);
+  const { values, braced } = valueItems(c, key === 'skuid' ? 'user ID' : 'group ID');
+  if (braced && op !== '==') throw unsupported(`a negated set of meta ${key} values`, c.file, values[0]!);
+  const one = (t: string, v: NftItem): number => {
+    const n = /^\d+$/.test(t) ? Number(t) : key === 'skuid' ? db.userId?.(t) : db.groupId?.(t);
+    if (n === undefined || n > 0xffffffff) throw new NftError(`Could not parse ${key === 'skuid' ? 'user ID' : 'group ID'}`, c.where(v));
+    return n;
+  };
+  const ranges = values.map((v): Range => {
+    const t = v.kind === 'word' || v.kind === 'string' ? v.text : '';
+    const r = v.kind === 'word' ? /^(\w+)-(\w+)$/.exec(t) : null;
+    if (r && (key === 'skuid' ? db.userId?.(t) : db.groupId?.(t)) === undefined) {
+      const lo = one(r[1]!, v), hi = one(r[2]!, v);
+      if (lo > hi) throw new NftError('Range has zero or negative size', c.where(v));
+      return [lo, hi];
+    }
+    const n = one(t, v);
+    return [n, n];
+  });
+  const merged: Range[] = braced ? mergeElems(ranges.map(([lo, hi]) => ({ lo: BigInt(lo), hi: BigInt(hi), single: lo === hi })), false).map((x) => [Number(x.lo), Number(x.hi)] as Range) : ranges;
+  const fmt = ([lo, hi]: Range): string => (lo === hi ? `${lo}` : `${lo}-${hi}`);
+  text.add(`meta ${key} ${opText(op)}${braced && values.length > 1 ? `{ ${merged.map(fmt).join(', ')} }` : fmt(merged[0]!)}`);
+  const field = key === 'skuid' ? 'uid' : 'gid';
+  const invert = op === '!=';
+  const make = ([min, max]: Range): Match => ({ kind: 'owner', [field]: { min, max, invert }, nft: true });
+  if (merged.length === 1) b.matches.push(make(merged[0]!));
+  else b.choices.push(merged.map((r) => (x: Built) => { x.matches.push(make(r)); }));
+}
+
 /** The route types of `fib ... type`, by their RTN_* numbers. */
 export const FIB_TYPES = ['unspec', 'unicast', 'local', 'broadcast', 'anycast', 'multicast', 'blackhole', 'unreachable', 'prohibit', 'throw', 'nat', 'xresolve'];
 
@@ -2026,7 +2062,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
         }
         throw unsupported(`${w} ${key ?? ''}`.trim(), file, item);
       }
-      case 'meta': case 'l4proto': case 'nfproto': case 'iifname': case 'oifname': case 'mark': case 'pkttype': case 'iif': case 'oif': {
+      case 'meta': case 'l4proto': case 'nfproto': case 'iifname': case 'oifname': case 'mark': case 'pkttype': case 'iif': case 'oif': case 'skuid': case 'skgid': {
         const key = w === 'meta' ? c.word() : w;
         if (w === 'meta') c.next();
         const op = relOp(c);
@@ -2041,6 +2077,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
           if ((want === fam) === (op === '!=')) b.never = true;
         } else if (key === 'iifname' || key === 'oifname') ifaceMatch(b, key === 'iifname' ? 'in' : 'out', c, op, text);
         else if (key === 'iif' || key === 'oif') ifindexMatch(b, key, c, op, db, text, item);
+        else if (key === 'skuid' || key === 'skgid') ownerMatch(b, key, c, op, db, text, item);
         else if (key === 'mark') {
           const { value, mask, op: mop } = markValue(c, op, 'packet mark', 'this mark expression', item);
           text.add(maskedMarkText('meta mark', value, mask, mop));
@@ -2295,6 +2332,7 @@ function hookRefusal(hook: NftHook, t: NftTable, start: NftChain): void {
       for (const ir of Object.values(r.ir).flat()) {
         if (!ir) continue;
         for (const m of ir.matches) {
+          if (m.kind === 'owner' && hook !== 'output') throw unsupported(`meta skuid and skgid outside an output chain (${start.name})`, r.where.file!, where);
           if (m.kind !== 'addrtype') continue;
           if ((m.limitIn && (hook === 'output' || hook === 'postrouting')) || (m.limitOut && (hook === 'prerouting' || hook === 'input'))) {
             throw new NftError(`Could not process rule: Operation not supported (fib ... . ${m.limitIn ? 'iif' : 'oif'} in a ${hook} chain, ${start.name})`, r.where);

@@ -277,10 +277,16 @@ function emitStatistic(a: Asm, m: Extract<Match, { kind: 'statistic' }>, env: Ma
 
 /** Jump to `next` unless field ∈ ranges (xor invert). `wide32` fields are loaded as u32, else u16. */
 function rangeSet(a: Asm, loads: { size: 1 | 2 | 4; off: number }[], ranges: Range[], invert: boolean, next: string): void {
-  const hit = a.fresh('hit');
-  const miss = a.fresh('miss');
-  for (const ld of loads) {
-    a.ldx(ld.size, R1, R9, ld.off);
+  rangeTest(a, ranges, invert, next, (each) => { for (const ld of loads) { a.ldx(ld.size, R1, R9, ld.off); each(); } });
+}
+
+/**
+ * r1 in one of the ranges (unsigned 32-bit), or not with `invert`; else on to `next`. `loads`, when given,
+ * runs the range jumps once per value it puts in r1 (any of them in a range is a hit).
+ */
+function rangeTest(a: Asm, ranges: Range[], invert: boolean, next: string, loads: (each: () => void) => void = (each) => each()): void {
+  const hit = a.fresh('hit'), miss = a.fresh('miss');
+  loads(() => {
     for (const [lo, hi] of ranges) {
       if (lo === hi) { a.jmp32('jeq', R1, lo, hit); continue; }
       const skip = a.fresh('skip');
@@ -288,28 +294,7 @@ function rangeSet(a: Asm, loads: { size: 1 | 2 | 4; off: number }[], ranges: Ran
       a.jmp32('jle', R1, hi, hit);
       a.label(skip);
     }
-  }
-  if (invert) {
-    a.ja(miss);
-    a.label(hit);
-    a.ja(next);
-    a.label(miss);
-  } else {
-    a.ja(next);
-    a.label(hit);
-  }
-}
-
-/** r1 in one of the ranges (unsigned 32-bit), or not with `invert`; else on to `next`. */
-function rangeTest(a: Asm, ranges: Range[], invert: boolean, next: string): void {
-  const hit = a.fresh('hit'), miss = a.fresh('miss');
-  for (const [lo, hi] of ranges) {
-    if (lo === hi) { a.jmp32('jeq', R1, lo, hit); continue; }
-    const skip = a.fresh('skip');
-    if (lo > 0) a.jmp32('jlt', R1, lo, skip);
-    a.jmp32('jle', R1, hi, hit);
-    a.label(skip);
-  }
+  });
   if (invert) { a.ja(miss); a.label(hit); a.ja(next); a.label(miss); } else { a.ja(next); a.label(hit); }
 }
 

@@ -5,7 +5,8 @@
  * the table, its sets, its chains, then every chain's rules. Serialized as
  * nft serializes it (", " and ": " separators, one line).
  */
-import type { CounterValue, ListedRule, ListedTable, ListOptions } from './nft-print';
+import { CONCAT, type CounterValue, type ListedRule, type ListedTable, type ListOptions } from './nft-print';
+import { parseNftTime } from './nft-time';
 import type { NftSet } from './nft-sets';
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
@@ -61,8 +62,6 @@ function verdict(v: string): Json {
   throw new JsonUnsupported(v);
 }
 
-/** A concatenation's term: `a . b { x . y, ... }` (xlate/nft-print.ts has the same). */
-const CONCAT = /^((?:[a-z][\w-]*(?: [a-z][\w-]*)? \. )+[a-z][\w-]*(?: [a-z][\w-]*)?) \{ (.*) \}$/;
 
 /** One canonical term as a JSON statement. */
 function term(t: string, counter: CounterValue | undefined, tableFamily: string, o: ListOptions = {}): Json {
@@ -113,11 +112,7 @@ function term(t: string, counter: CounterValue | undefined, tableFamily: string,
   // ct expiration: nft's JSON has whole seconds
   const exp = /^ct expiration (?:(!=|<=|>=|<|>) )?(.*)$/.exec(t);
   if (exp) {
-    const secs = (x: string): number => {
-      const m = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$/.exec(x);
-      const [, d, h, mi, sec] = (m ?? []).map((y) => Number(y ?? 0));
-      return (d ?? 0) * 86400 + (h ?? 0) * 3600 + (mi ?? 0) * 60 + (sec ?? 0);
-    };
+    const secs = (x: string): number => Math.floor((parseNftTime(x) ?? 0) / 1000);
     const v = exp[2]!;
     const r = /^(\S+)-(\S+)$/.exec(v);
     return { match: { op: exp[1] ?? '==', left: { ct: { key: 'expiration' } }, right: r ? { range: [secs(r[1]!), secs(r[2]!)] } : secs(v) } };

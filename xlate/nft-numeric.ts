@@ -5,6 +5,7 @@
  * types and reject codes in decimal; protocols in decimal, as -p).
  * Applied term by term to the canonical listing terms xlate/nft.ts builds.
  */
+import { parseNftTime } from './nft-time';
 import { CT_STATE_BITS, CT_STATUS, DSCP_NAMES, FIB_TYPES, ICMP_CODES, ICMP_TYPES, ICMPV6_CODES, ICMPV6_TYPES, NFT_TCP_FLAGS, PKTTYPES } from './nft';
 
 const hex = (n: number): string => `0x${n.toString(16)}`;
@@ -49,10 +50,8 @@ const flagBits = (list: string): number[] => list.split(/\s*[,|]\s*/).map((f) =>
 
 /** A time as nft prints it (`4d23h59m59s`, `1s500ms`) in whole seconds, as -n (numeric time) prints it. */
 function seconds(x: string): string {
-  const m = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$/.exec(x);
-  if (!m) return x;
-  const [, d, h, mi, sec] = m.map((y) => Number(y ?? 0));
-  return `${d! * 86400 + h! * 3600 + mi! * 60 + sec!}s`;
+  const ms = parseNftTime(x);
+  return ms === undefined ? x : `${Math.floor(ms / 1000)}s`;
 }
 
 /** One listing term under -n. */

@@ -54,7 +54,7 @@ export function ruleLine(r: ListedRule, counter: CounterValue | undefined, o: Li
 }
 
 /** A concatenation's term: `a . b { x . y, ... }`. */
-const CONCAT = /^((?:[a-z][\w-]*(?: [a-z][\w-]*)? \. )+[a-z][\w-]*(?: [a-z][\w-]*)?) \{ (.*) \}$/;
+export const CONCAT = /^((?:[a-z][\w-]*(?: [a-z][\w-]*)? \. )+[a-z][\w-]*(?: [a-z][\w-]*)?) \{ (.*) \}$/;
 
 /** One listing term as the options want it: interface indexes named, -n and -p numbers (a concatenation component by component). */
 function termText(t: string, o: ListOptions): string {

@@ -25,6 +25,7 @@ import {
   type BuiltinChain, type Chain, CT_MATCH_STATES, type CtMatchState, type Family, type IpPart, isBuiltin, type Match, type PortMatch, type Range, type RejectType, type Rule, type Table, type Verdict,
 } from './ir';
 import { type NameDb, protoNumber } from './names';
+import { nftTime, parseNftTime } from './nft-time';
 import { addElements, anonymousKey, compareKeys, nameOrder, setTypeText, bigToWords6, blockBits, deleteElements, type Elem, mergeElems, type NftSet, SET_TYPES, type NftSetType, textItem, words6ToBig } from './nft-sets';
 
 /** nft reports every problem with exit status 1. */
@@ -1669,22 +1670,6 @@ function limitStatement(b: Built, c: Cursor, text: RuleText, item: NftItem): voi
   text.add(`limit rate ${over ? 'over ' : ''}${rate}/${m[2]}${burst !== 5 ? ` burst ${burst} packets` : ''}`);
   b.matches.push({ kind: 'limit', avg, burst, ...(over ? { over } : {}) });
   b.stateful = true;
-}
-
-/** nft's time: `1d2h3m4s`, `30000ms`, a number of seconds; in milliseconds. */
-function parseNftTime(t: string): number | undefined {
-  if (/^\d+$/.test(t)) return Number(t) * 1000;
-  const m = /^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?$/.exec(t);
-  if (!m || t === '') return undefined;
-  const [, d, h, mi, sec, ms] = m.map((x) => Number(x ?? 0));
-  return (d! * 86400 + h! * 3600 + mi! * 60 + sec!) * 1000 + ms!;
-}
-/** Milliseconds as nft prints a time: `1m7s`, `33s`, `1h`, `1s500ms` (0 is `0s`). */
-function nftTime(n: number): string {
-  const parts: string[] = [];
-  for (const [u, v] of [['d', 86400000], ['h', 3600000], ['m', 60000], ['s', 1000]] as const) if (n >= v) { parts.push(`${Math.floor(n / v)}${u}`); n %= v; }
-  if (n) parts.push(`${n}ms`);
-  return parts.length ? parts.join('') : '0s';
 }
 
 /**

@@ -15,10 +15,17 @@
  * next) into one longest-prefix trie, per device for --limit-iface-*
  * (a lookup bound to the device sees only its routes, and LOCAL means an
  * address of that device).
+ *
+ * nft's IPv6 `fib ... type` (nft_fib_ipv6.c) asks the same lookup another
+ * question, so each answer also says which reject route it met
+ * (FIB6_BLACKHOLE, FIB6_PROHIBIT; neither with UNREACHABLE: an unreachable
+ * route or none), whether the route is a local one (FIB6_ROUTE_LOCAL) and,
+ * in a device's entries, whether the address is one of the device's
+ * (FIB6_OWN): see emitFib6.
  */
 import { type Asm, Helper, R0, R1, R2, R3, R6, R7, R9, R10 } from './asm';
 import type { RuleLabels } from './match';
-import { S } from './summary';
+import { S, SKBDEV_IN, SKBDEV_OUT } from './summary';
 import type { Match } from '../xlate/ir';
 
 export const ADDRTYPE_MAP = 'addrtype4';
@@ -31,6 +38,8 @@ const RTN_UNICAST = 1, RTN_LOCAL = 2, RTN_BROADCAST = 3, RTN_ANYCAST = 4, RTN_MU
 /** XT_ADDRTYPE_* bits (1 << RTN_*) */
 const XT = (rtn: number): number => 1 << rtn;
 const LOOKED_UP = XT(RTN_LOCAL) | XT(RTN_ANYCAST) | XT(RTN_UNREACHABLE);
+/** the mirror's bits for nft's fib (bits 0, 1, 3 and 5: no XT_ADDRTYPE bit the lookup answers) */
+export const FIB6_BLACKHOLE = 1, FIB6_PROHIBIT = 2, FIB6_ROUTE_LOCAL = 8, FIB6_OWN = 32;
 /** the tables an IPv6 lookup walks, in order, with the kernel's default policy rules */
 const TABLE_ORDER = [255, 254, 253];
 
@@ -79,10 +88,13 @@ export function addrtype6Entries(routes: MirrorRoute6[], addrs: MirrorAddr6[]): 
         for (const r of seen) if (r.table === table && r.len <= len && prefixHolds(r.dst, r.len, addr) && (!best || r.len > best.len)) best = r;
         if (best && best.type !== RTN_THROW) { chosen = best; break; }
       }
-      let bits = 0;
-      if (!chosen || [RTN_BLACKHOLE, RTN_UNREACHABLE, RTN_PROHIBIT].includes(chosen.type)) bits = XT(RTN_UNREACHABLE);
-      else {
-        if (dev === '' ? chosen.type === RTN_LOCAL : len === 128 && own.some((a) => a.equals(addr))) bits |= XT(RTN_LOCAL);
+      const ownAddress = len === 128 && own.some((a) => a.equals(addr));
+      let bits = ownAddress ? FIB6_OWN : 0;
+      if (!chosen || [RTN_BLACKHOLE, RTN_UNREACHABLE, RTN_PROHIBIT].includes(chosen.type)) {
+        bits |= XT(RTN_UNREACHABLE) | (chosen?.type === RTN_BLACKHOLE ? FIB6_BLACKHOLE : chosen?.type === RTN_PROHIBIT ? FIB6_PROHIBIT : 0);
+      } else {
+        if (chosen.type === RTN_LOCAL) bits |= FIB6_ROUTE_LOCAL;
+        if (dev === '' ? chosen.type === RTN_LOCAL : ownAddress) bits |= XT(RTN_LOCAL);
         if (chosen.type === RTN_ANYCAST || (chosen.len < 127 && !chosen.gateway && len === 128 && masked(chosen.dst, 128).equals(addr))) bits |= XT(RTN_ANYCAST);
       }
       const key = Buffer.alloc(ADDRTYPE6_KEY_SIZE);
@@ -96,7 +108,7 @@ export function addrtype6Entries(routes: MirrorRoute6[], addrs: MirrorAddr6[]): 
 }
 
 export function emitAddrtype(a: Asm, m: Extract<Match, { kind: 'addrtype' }>, l: RuleLabels, family: 4 | 6): void {
-  if (family === 6) { emitAddrtype6(a, m, l); return; }
+  if (family === 6) { if (m.fib) emitFib6(a, m, l); else emitAddrtype6(a, m, l); return; }
   for (const [part, off] of [[m.src, S.SADDR], [m.dst, S.DADDR]] as const) {
     if (!part) continue;
     const typed = a.fresh('attyped');
@@ -161,6 +173,76 @@ function emitAddrtype6(a: Asm, m: Extract<Match, { kind: 'addrtype' }>, l: RuleL
     }
     a.mov64(R1, 1);
     a.label(decided);
+    a.jmp(part.invert ? 'jne' : 'jeq', R1, 0, l.next);
+  }
+}
+
+/** Copy a 16-byte device name from the summary (offset `from`) into the key buffer at r7. */
+function keyDevice(a: Asm, from: number): void {
+  for (const o of [0, 8]) a.ldx(8, R1, R9, from + o).stx(8, R7, 4 + o, R1);
+}
+
+/**
+ * nft's IPv6 `fib saddr|daddr [. iif|. oif] type` (__nft_fib6_eval_type):
+ * the address is looked up unbound, or for a link-local address on the
+ * device (iif/oif, else skb->dev: SKBDEV); a reject route gives its type
+ * (blackhole, prohibit; unreachable for the rest and for no route), a
+ * route to an anycast destination ANYCAST; then LOCAL when the route is a
+ * local one (without iif/oif) or the address is one of the device's (with
+ * them: nf_ipv6_chk_addr, strict); else the address's own type: MULTICAST,
+ * UNICAST or UNSPEC (ipv6_addr_type: :: and ::ffff:0:0/96 are neither).
+ * r6 holds the type, r7 the per-CPU key buffer.
+ */
+function emitFib6(a: Asm, m: Extract<Match, { kind: 'addrtype' }>, l: RuleLabels): void {
+  const dev = m.limitIn ? S.IN : m.limitOut ? S.OUT : undefined;
+  for (const [part, off] of [[m.src, S.SADDR6], [m.dst, S.DADDR6]] as const) {
+    if (!part) continue;
+    const typed = a.fresh('f6type'), bound = a.fresh('f6dev'), usable = a.fresh('f6ok'), byAddress = a.fresh('f6addr');
+    const linkLocal = (reg: typeof R1, notLabel: string): void => { a.ldx(8, reg, R9, off).alu64('rsh', reg, { imm: 54 }).jmp('jne', reg, 0xfe80 >> 6, notLabel); };
+    a.st(4, R10, l.scratch, 0).ldMapFd(R1, ADDRTYPE6_SCRATCH_MAP).movReg(R2, R10).alu64('add', R2, { imm: l.scratch }).call(Helper.map_lookup_elem);
+    a.jmp('jeq', R0, 0, l.hotdrop).movReg(R7, R0);
+    a.st(4, R7, 0, 256);
+    for (const o of [0, 8]) a.st(8, R7, 4 + o, 0).ldx(8, R1, R9, off + o).toBe(R1, 64).stx(8, R7, 20 + o, R1);
+    // a link-local address is looked up on a device
+    linkLocal(R1, bound);
+    if (dev !== undefined) keyDevice(a, dev);
+    else {
+      const viaOut = a.fresh('f6out');
+      a.ldx(1, R1, R9, S.SKBDEV).jmp('jeq', R1, SKBDEV_OUT, viaOut).jmp('jne', R1, SKBDEV_IN, bound);
+      keyDevice(a, S.IN);
+      a.ja(bound).label(viaOut);
+      keyDevice(a, S.OUT);
+    }
+    a.label(bound);
+    a.ldMapFd(R1, ADDRTYPE6_MAP).movReg(R2, R7).call(Helper.map_lookup_elem);
+    a.mov64(R6, RTN_UNREACHABLE).jmp('jeq', R0, 0, typed).ldx(1, R1, R0, 0);
+    // a reject route (or none): its type
+    a.movReg(R2, R1).alu64('and', R2, { imm: XT(RTN_UNREACHABLE) }).jmp('jeq', R2, 0, usable);
+    a.mov64(R6, RTN_BLACKHOLE).movReg(R2, R1).alu64('and', R2, { imm: FIB6_BLACKHOLE }).jmp('jne', R2, 0, typed);
+    a.mov64(R6, RTN_PROHIBIT).movReg(R2, R1).alu64('and', R2, { imm: FIB6_PROHIBIT }).jmp('jne', R2, 0, typed);
+    a.mov64(R6, RTN_UNREACHABLE).ja(typed);
+    a.label(usable);
+    a.mov64(R6, RTN_ANYCAST).movReg(R2, R1).alu64('and', R2, { imm: XT(RTN_ANYCAST) }).jmp('jne', R2, 0, typed);
+    a.mov64(R6, RTN_LOCAL);
+    if (dev === undefined) a.alu64('and', R1, { imm: FIB6_ROUTE_LOCAL }).jmp('jne', R1, 0, typed);
+    else {
+      // one of the device's addresses: the lookup above was the device's for a link-local one, else ask the device's entries
+      const unbound = a.fresh('f6own');
+      linkLocal(R2, unbound);
+      a.alu64('and', R1, { imm: FIB6_OWN }).jmp('jne', R1, 0, typed).ja(byAddress);
+      a.label(unbound);
+      keyDevice(a, dev);
+      a.ldMapFd(R1, ADDRTYPE6_MAP).movReg(R2, R7).call(Helper.map_lookup_elem);
+      a.jmp('jeq', R0, 0, byAddress).ldx(1, R1, R0, 0).alu64('and', R1, { imm: FIB6_OWN }).jmp('jne', R1, 0, typed);
+    }
+    a.label(byAddress);
+    a.ldx(8, R2, R9, off).ldx(8, R3, R9, off + 8);
+    a.mov64(R6, RTN_MULTICAST).movReg(R1, R2).alu64('rsh', R1, { imm: 56 }).jmp('jeq', R1, 0xff, typed);
+    a.mov64(R6, RTN_UNICAST).jmp('jne', R2, 0, typed);
+    a.mov64(R6, 0).jmp('jeq', R3, 0, typed).movReg(R1, R3).alu64('rsh', R1, { imm: 32 }).jmp('jeq', R1, 0xffff, typed);
+    a.mov64(R6, RTN_UNICAST);
+    a.label(typed);
+    a.mov64(R1, 1).alu64('lsh', R1, R6).alu64('and', R1, { imm: part.types });
     a.jmp(part.invert ? 'jne' : 'jeq', R1, 0, l.next);
   }
 }

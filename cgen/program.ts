@@ -16,7 +16,7 @@ import { BpftablesError } from '../xlate/errors';
 import { emitIpPart, emitMatch, initialState, type MatchEnv, STATE_MAP } from './match';
 import { emitExactRun, type ExactRun, exactMaps, findExactRuns, runBranches } from './exact';
 import { emitRunGuard, findRuns, type MapSpecOut, NO_ENTRIES, runMap } from './prefilter';
-import { CtBit, FRAME, RET_CONTINUE, S } from './summary';
+import { CtBit, FRAME, RET_CONTINUE, S, SKBDEV_IN, SKBDEV_OTHER, SKBDEV_OUT } from './summary';
 import { emitSocketOwner } from './owner';
 import { HOOK_NOSK, RECENT_VALUE_SIZE, RECENT_ZERO_MAP } from './recent';
 import { HASHLIMIT_SCRATCH_MAP, HASHLIMIT_SCRATCH_SIZE } from './hashlimit';
@@ -221,6 +221,8 @@ interface CompileCtx {
   usesIfaces: boolean;
   /** a rule reads the devices' indexes (meta iif/oif) */
   usesIfindex: boolean;
+  /** a rule asks which device skb->dev is (nft's IPv6 fib without iif/oif looks link-local addresses up on it) */
+  usesSkbDev: boolean;
   /** a rule reads header fields as they are (nft's payload expressions) */
   usesPayload: boolean;
   /** nft's IPv6 header walk: it stops at AH (the kernel's nft asks ipv6_find_hdr for IP6_FH_F_AUTH), which ip6tables skips */
@@ -260,7 +262,7 @@ export function ruleBranches(r: Rule): number {
       case 'owner': n += 8; break;
       case 'set': n += 20; break;
       case 'hashlimit': n += 24; break;
-      case 'addrtype': n += 12; break;
+      case 'addrtype': n += m.fib ? 24 : 12; break;
       case 'recent': n += 16 + (m.seconds || m.hitcount ? 3 * 32 : 0); break;
       default: n += 1;
     }
@@ -333,6 +335,16 @@ function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: 
     a.ldx(8, R3, R2, k.netDeviceName + 8).stx(8, R10, sum + sumOff + 8, R3);
     if (cx.usesIfindex) a.ldx(4, R3, R2, k.netDeviceIfindex).stx(4, R10, sum + (sumOff === S.IN ? S.IIF : S.OIF), R3);
     a.label(skip);
+  }
+  if (cx.usesSkbDev) {
+    // which of the hook's devices skb->dev is (SKBDEV stays SKBDEV_NONE without one)
+    const known = a.fresh('skbdev');
+    a.ldx(8, R1, R7, k.skbDev).jmp('jeq', R1, 0, known);
+    a.ldx(8, R2, R6, 0); // ctx->state
+    a.st(1, R10, sum + S.SKBDEV, SKBDEV_IN).ldx(8, R3, R2, k.nfHookStateIn).jmpReg('jeq', R1, R3, known);
+    a.st(1, R10, sum + S.SKBDEV, SKBDEV_OUT).ldx(8, R3, R2, k.nfHookStateOut).jmpReg('jeq', R1, R3, known);
+    a.st(1, R10, sum + S.SKBDEV, SKBDEV_OTHER);
+    a.label(known);
   }
   // packet bytes through a dynptr
   a.movReg(R1, R7).mov64(R2, 0).movReg(R3, R10).alu64('add', R3, { imm: FRAME.DYNPTR });
@@ -737,7 +749,8 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
   const cx: CompileCtx = {
     cl: counterLayout(t), chainIndex: new Map(t.chains.map((c, i) => [c, i])), maps: new Map(), faultLine: opts.verifierFaultLine,
     exactRuns: new Map(), chunks: new Map(), family: t.family, stateSlots, env,
-    usesMac: usesMatch(all, 'mac'), ctDetails: needsCtDetails(all), usesMss: usesMatch(all, 'tcpmss'), usesOwner: usesMatch(all, 'owner'), usesL4: readsTransport(all), usesIfaces: facts.ifaces || usesMatch(all, 'ifindex'), usesIfindex: usesMatch(all, 'ifindex'), usesPayload: usesMatch(all, 'payload'), nftWalk: !!opts.nft, usesCt: facts.conntrack,
+    usesMac: usesMatch(all, 'mac'), ctDetails: needsCtDetails(all), usesMss: usesMatch(all, 'tcpmss'), usesOwner: usesMatch(all, 'owner'), usesL4: readsTransport(all), usesIfaces: facts.ifaces || usesMatch(all, 'ifindex'), usesIfindex: usesMatch(all, 'ifindex'),
+    usesSkbDev: t.family === 6 && all.some((m) => m.kind === 'addrtype' && m.fib && !m.limitIn && !m.limitOut), usesPayload: usesMatch(all, 'payload'), nftWalk: !!opts.nft, usesCt: facts.conntrack,
     usesRecent: recentTables(all).size > 0,
     actions, events: actions.size > 0,
     logUid: [...actions.keys()].some((r) => r.verdict.kind === 'log' && (r.verdict.flags & LOG_FLAGS.UID) !== 0),

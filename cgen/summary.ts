@@ -49,6 +49,7 @@ export const S = {
   L4W1: 168, // u8[4], transport header bytes 4-7 as they are (hashlimit's "ports" of AH)
   LATERFRAG: 172, // u8, IPv6: 1 when the header walk met a non-first fragment's header (hashlimit's walk stops there)
   NEXTHDR: 173, // u8, IPv6: the fixed header's next-header field (nft's ip6 nexthdr)
+  SKBDEV: 174, // u8, which device skb->dev is: SKBDEV_NONE, _IN, _OUT or _OTHER (read when a rule asks, nft's IPv6 fib)
   IIF: 176, // u32, input device's ifindex (0 if none; read when a rule asks, nft's meta iif)
   OIF: 180, // u32, output device's ifindex (likewise, meta oif)
   NHRAW: 184, // u8[12], the network header's first bytes as they are (IPv4: 12, IPv6: 4; read when a rule asks, nft's payload fields)
@@ -61,6 +62,8 @@ export const ACT_SLOTS = 8;
 export const ACT_LOST = 0x80;
 /** OWNST values */
 export const OWNER_NONE = 0, OWNER_NOFILE = 1, OWNER_FILE = 2;
+/** SKBDEV values: no device, the hook's input device, its output device, another one */
+export const SKBDEV_NONE = 0, SKBDEV_IN = 1, SKBDEV_OUT = 2, SKBDEV_OTHER = 3;
 /** MSSST values */
 export const MSS_NONE = 0, MSS_FOUND = 1, MSS_BAD = 2;
 

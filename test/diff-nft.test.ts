@@ -8,7 +8,7 @@
  */
 import path from 'node:path';
 import t from 'tap';
-import { nsExec } from '../compat/lab';
+import { nsExec, nsExecOk } from '../compat/lab';
 import { authHeader, fragmentHeader, ip6Packet, ipPacket, optionsHeader, TCP, tcp6Packet, tcpPacket, tcpSegment6, udp6Packet, udpDatagram, udpDatagram6, udpPacket } from '../compat/probes';
 import { checkOutcomes, DiffPair, type ProbeSpec } from './helpers/differential';
 import { BIN, prepareState, requireKernel } from './helpers/env';
@@ -69,10 +69,16 @@ const RULES = `table inet filter {
 		ip6 length < 20 udp dport 7990 accept
 		ip dscp { ef, af41 } udp dport 7980 accept
 		ip dscp != cs1 udp dport 7981 accept
-		meta nfproto ipv4 fib daddr type local udp dport 7700 accept
-		meta nfproto ipv4 fib daddr . iif type local udp dport 7701 accept
-		meta nfproto ipv4 fib saddr type { unicast, local } udp dport 7702 accept
-		meta nfproto ipv4 fib daddr type != local udp dport 7704 accept
+		fib daddr type local udp dport 7700 accept
+		fib daddr . iif type local udp dport 7701 accept
+		fib saddr type { unicast, local } udp dport 7702 accept
+		fib saddr type local udp dport 7703 accept
+		fib daddr type != local udp dport 7704 accept
+		fib daddr type anycast udp dport 7705 accept
+		fib daddr type multicast udp dport 7706 accept
+		fib saddr type blackhole udp dport 7707 accept
+		fib saddr type prohibit udp dport 7708 accept
+		fib saddr type unreachable udp dport 7709 accept
 		ip6 nexthdr udp udp dport 7710 accept
 		ip6 nexthdr { hopopt, 60 } udp dport 7711 accept
 		ip6 nexthdr != udp udp dport 7712 accept
@@ -104,8 +110,8 @@ const RULES = `table inet filter {
 		udp dport 11 ip saddr != 10.0.1.2 drop
 		icmp type { echo-request, timestamp-request } drop
 		icmpv6 type { echo-request, 140 } drop
-		meta nfproto ipv4 fib daddr type != unicast udp dport 13 drop
-		meta nfproto ipv4 fib daddr . oif type unicast udp dport 14 drop
+		fib daddr type != unicast udp dport 13 drop
+		fib daddr . oif type unicast udp dport 14 drop
 		oif "r1" udp dport 15 drop
 		oif != "r1" udp dport 16 drop
 	}
@@ -125,6 +131,9 @@ const RULES = `table inet filter {
 		ip6 daddr fd00:1::2 udp sport 112 drop
 		iif != "lo" udp sport 114 drop
 		oif "r0" udp sport 115 drop
+		fib daddr type unicast udp sport 117 drop
+		fib saddr type local udp sport 118 drop
+		fib saddr . oif type local udp sport 119 drop
 	}
 }
 `;
@@ -193,6 +202,10 @@ const PROBES4: ProbeSpec[] = [
   { name: 'fib daddr type != local (to the router)', where: 'input', packet: udp(7704), expect: false },
   { name: 'fwd: fib daddr type != unicast (to the server)', where: 'forward', packet: udpPacket(C, S, 5000, 13), expect: true },
   { name: 'fwd: fib daddr . oif type unicast', where: 'forward', packet: udpPacket(C, S, 5000, 14), expect: false },
+  { name: 'fib saddr type blackhole: a source in a main-table blackhole route (IPv4 asks the local table only)', where: 'input', packet: udpPacket('10.99.0.5', R, 5000, 7707), expect: false },
+  { name: 'out: fib daddr type unicast', where: 'output', packet: udpPacket(R, C, 117, 2000), expect: false },
+  { name: 'out: fib saddr type local', where: 'output', packet: udpPacket(R, C, 118, 2000), expect: false },
+  { name: 'out: fib saddr . oif type local', where: 'output', packet: udpPacket(R, C, 119, 2000), expect: false },
   { name: 'ip saddr . udp dport: an element', where: 'input', packet: udp(7730), expect: true },
   { name: 'ip saddr . udp dport: the port of another element', where: 'input', packet: udp(7731), expect: false },
   { name: 'ip saddr . udp dport: a prefix and a range', where: 'input', packet: udp(7733), expect: true },
@@ -240,7 +253,7 @@ const PROBES4: ProbeSpec[] = [
   { name: 'fwd: icmp address mask request (not in the set)', where: 'forward', packet: ipPacket({ src: C, dst: S, proto: 1, payload: Buffer.from([17, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]) }), expect: true },
 ];
 
-const C6 = 'fd00:1::2', R6 = 'fd00:1::1', S6 = 'fd00:2::2';
+const C6 = 'fd00:1::2', R6 = 'fd00:1::1', S6 = 'fd00:2::2', LL6 = 'fe80::aa';
 const PROBES6: ProbeSpec[] = [
   { name: 'ssh', where: 'input', packet: tcp6Packet(C6, R6, { sport: 40000, dport: 22, flags: TCP.SYN }) },
   { name: 'telnet (policy)', where: 'input', packet: tcp6Packet(C6, R6, { sport: 40000, dport: 23, flags: TCP.SYN }) },
@@ -285,6 +298,32 @@ const PROBES6: ProbeSpec[] = [
   { name: 'fwd: oif "r1"', where: 'forward', packet: udp6Packet(C6, S6, 5000, 15), expect: false },
   { name: 'fwd: icmpv6 echo (in the type set)', where: 'forward', packet: ip6Packet({ src: C6, dst: S6, proto: 58, payload: Buffer.from([128, 0, 0, 0, 0, 0, 0, 0]) }), expect: false },
   { name: 'fwd: icmpv6 type 140 (in the type set)', where: 'forward', packet: ip6Packet({ src: C6, dst: S6, proto: 58, payload: Buffer.from([140, 0, 0, 0, 0, 0, 0, 0]) }), expect: false },
+  { name: 'fib daddr type local (to the router)', where: 'input', packet: udp6Packet(C6, R6, 5000, 7700), expect: true },
+  { name: 'fib daddr . iif type local (to the router through r0)', where: 'input', packet: udp6Packet(C6, R6, 5000, 7701), expect: true },
+  { name: 'fib daddr . iif type local: the address of r1, through r0', where: 'input', packet: udp6Packet(C6, 'fd00:2::1', 5000, 7701), expect: false },
+  { name: 'fib daddr type local: the address of r1, through r0', where: 'input', packet: udp6Packet(C6, 'fd00:2::1', 5000, 7700), expect: true },
+  { name: 'fib daddr type local: a link-local address of r0 (looked up on the input device)', where: 'input', packet: udp6Packet(C6, LL6, 5000, 7700), expect: true },
+  { name: 'fib daddr . iif type local: a link-local address of r0', where: 'input', packet: udp6Packet(C6, LL6, 5000, 7701), expect: true },
+  { name: 'fib saddr type { unicast, local }', where: 'input', packet: udp6Packet(C6, R6, 5000, 7702), expect: true },
+  { name: 'fib saddr type local: r0\'s link-local address, through r0', where: 'input', packet: udp6Packet(LL6, R6, 5000, 7703), expect: true },
+  { name: 'fib saddr type local: r1\'s link-local address, through r0 (looked up on r0: not local)', where: 'input', packet: udp6Packet('fe80::bb', R6, 5000, 7703), expect: false },
+  { name: 'fib saddr type local: r1\'s global address, through r0 (not link-local: looked up unbound)', where: 'input', packet: udp6Packet('fd00:2::1', R6, 5000, 7703), expect: true },
+  { name: 'fib daddr type != local (to the router)', where: 'input', packet: udp6Packet(C6, R6, 5000, 7704), expect: false },
+  { name: 'fib daddr type anycast: the subnet-router anycast address', where: 'input', packet: udp6Packet(C6, 'fd00:1::', 5000, 7705), expect: true },
+  { name: 'fib daddr type anycast: the router\'s own address', where: 'input', packet: udp6Packet(C6, R6, 5000, 7705), expect: false },
+  { name: 'fib daddr type multicast: all nodes', where: 'input', packet: udp6Packet(C6, 'ff02::1', 5000, 7706), expect: true },
+  { name: 'fib saddr type blackhole: a source in a blackhole route', where: 'input', packet: udp6Packet('fd00:99::5', R6, 5000, 7707), expect: true },
+  { name: 'fib saddr type blackhole: the client', where: 'input', packet: udp6Packet(C6, R6, 5000, 7707), expect: false },
+  { name: 'fib saddr type prohibit: a source in a prohibit route', where: 'input', packet: udp6Packet('fd00:98::5', R6, 5000, 7708), expect: true },
+  { name: 'fib saddr type unreachable: a source in an unreachable route', where: 'input', packet: udp6Packet('fd00:97::5', R6, 5000, 7709), expect: true },
+  { name: 'fib saddr type unreachable: a source without a route', where: 'input', packet: udp6Packet('2001:db8:77::5', R6, 5000, 7709), expect: true },
+  { name: 'fib saddr type unreachable: the client', where: 'input', packet: udp6Packet(C6, R6, 5000, 7709), expect: false },
+  { name: 'fib saddr type unreachable: a source in a prohibit route', where: 'input', packet: udp6Packet('fd00:98::5', R6, 5000, 7709), expect: false },
+  { name: 'fwd: fib daddr type != unicast (to the server)', where: 'forward', packet: udp6Packet(C6, S6, 5000, 13), expect: true },
+  { name: 'fwd: fib daddr . oif type unicast', where: 'forward', packet: udp6Packet(C6, S6, 5000, 14), expect: false },
+  { name: 'out: fib daddr type unicast', where: 'output', packet: udp6Packet(R6, C6, 117, 2000), expect: false },
+  { name: 'out: fib saddr type local', where: 'output', packet: udp6Packet(R6, C6, 118, 2000), expect: false },
+  { name: 'out: fib saddr . oif type local (the address is r0\'s, the packet leaves through r0)', where: 'output', packet: udp6Packet(R6, C6, 119, 2000), expect: false },
   { name: 'fwd: icmpv6 type 141 (not in the set)', where: 'forward', packet: ip6Packet({ src: C6, dst: S6, proto: 58, payload: Buffer.from([141, 0, 0, 0, 0, 0, 0, 0]) }), expect: true },
 ];
 
@@ -294,6 +333,14 @@ for (const family of [4, 6] as const) {
     prepareState();
     const pair = new DiffPair(family);
     t.teardown(() => pair.destroy());
+    // routes and addresses for fib: reject routes, link-local addresses of r0 and r1, neighbours for it and for the anycast address
+    for (const topo of [pair.legacy, pair.ours]) {
+      nsExecOk(topo.router, 'ip', ['route', 'add', 'blackhole', '10.99.0.0/24']);
+      for (const [type, dst] of [['blackhole', 'fd00:99::/64'], ['prohibit', 'fd00:98::/64'], ['unreachable', 'fd00:97::/64']]) nsExecOk(topo.router, 'ip', ['-6', 'route', 'add', type!, dst!]);
+      nsExecOk(topo.router, 'ip', ['-6', 'addr', 'add', `${LL6}/64`, 'dev', 'r0', 'nodad']);
+      nsExecOk(topo.router, 'ip', ['-6', 'addr', 'add', 'fe80::bb/64', 'dev', 'r1', 'nodad']);
+      for (const dst of [LL6, 'fd00:1::']) nsExecOk(topo.client, 'ip', ['-6', 'neigh', 'replace', dst, 'lladdr', '02:00:00:00:01:01', 'dev', 'c0', 'nud', 'permanent']);
+    }
     const real = nsExec(pair.legacy.router, 'nft', ['-f', '-'], RULES);
     t.equal(real.status, 0, `the kernel's nft loads the file ${real.stderr}`);
     const ours = nsExec(pair.ours.router, path.join(BIN, 'nft'), ['-f', '-'], RULES);

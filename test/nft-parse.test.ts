@@ -189,12 +189,13 @@ t.test('fib, ip6 nexthdr, meta iif/oif → IR and listing terms', async (t) => {
     return { ir: r.ir[fam] ?? [], text: r.text.join(' ') };
   };
   // fib type: xt_addrtype's question (bits 1 << RTN_*)
-  t.same(one('fib daddr type local accept', 'ip').ir[0]?.matches, [{ kind: 'addrtype', limitIn: false, limitOut: false, dst: { types: 1 << 2, invert: false } }], 'fib daddr type local is --dst-type LOCAL');
-  t.same(one('fib saddr . iif type != { broadcast, 5 } drop', 'ip').ir[0]?.matches, [{ kind: 'addrtype', limitIn: true, limitOut: false, src: { types: (1 << 3) | (1 << 5), invert: true } }], 'saddr, . iif (--limit-iface-in), a set, !=');
+  t.same(one('fib daddr type local accept', 'ip').ir[0]?.matches, [{ kind: 'addrtype', limitIn: false, limitOut: false, fib: true, dst: { types: 1 << 2, invert: false } }], 'fib daddr type local is --dst-type LOCAL, in nft\'s reading');
+  t.same(one('fib saddr . iif type != { broadcast, 5 } drop', 'ip').ir[0]?.matches, [{ kind: 'addrtype', limitIn: true, limitOut: false, fib: true, src: { types: (1 << 3) | (1 << 5), invert: true } }], 'saddr, . iif (--limit-iface-in), a set, !=');
   t.equal(one('fib saddr . iif type != { broadcast, 5 } drop', 'ip').text, 'fib saddr . iif type != { broadcast, multicast } drop', 'listed by name, in number order');
   t.equal(one('fib daddr . oif type 0', 'ip').text, 'fib daddr . oif type unspec');
-  t.throws(() => one('fib daddr type local accept', 'inet'), { message: /fib for IPv6 packets .* is not supported/ }, 'IPv6 fib is refused (nft\'s IPv6 route types are not xt_addrtype\'s)');
-  t.same(one('meta nfproto ipv4 fib daddr type local accept', 'inet', 6).ir, [], 'an inet fib rule for IPv4 only is taken');
+  for (const fam of [4, 6] as const) t.same(one('fib daddr . oif type { blackhole, prohibit } drop', 'inet', fam).ir[0]?.matches, [{ kind: 'addrtype', limitIn: false, limitOut: true, fib: true, dst: { types: (1 << 6) | (1 << 8), invert: false } }], `an inet fib rule for IPv${fam}`);
+  t.same(one('fib daddr type local accept', 'ip6', 6).ir[0]?.matches, [{ kind: 'addrtype', limitIn: false, limitOut: false, fib: true, dst: { types: 1 << 2, invert: false } }], 'an ip6 table\'s fib');
+  t.same(one('meta nfproto ipv4 fib daddr type local accept', 'inet', 6).ir, [], 'an inet fib rule for IPv4 only has no IPv6 rule');
   t.throws(() => one('fib saddr . iif oif missing drop', 'ip'), { message: /fib \.\.\. oif is not supported/ }, 'fib results other than type are refused by name');
   t.throws(() => one('fib daddr type local,broadcast', 'ip'), { message: /is not bitmask/ }, 'a comma list is not a fib type set');
   t.throws(() => one('fib daddr type nosuch', 'ip'), { message: /Could not parse fib address type/ });

@@ -158,9 +158,13 @@ export type Match =
   /**
    * xt_addrtype (IPv4): the route type of the source / destination address
    * in the local routing table, as a set of XT_ADDRTYPE bits (1 << RTN_*),
-   * optionally only when that route's device is the input / output device
+   * optionally only when that route's device is the input / output device.
+   * `fib`: nft's `fib saddr|daddr [. iif|. oif] type` instead, which is the
+   * same question for IPv4 and another for IPv6 (nft_fib_ipv6.c: reject
+   * routes by their type, LOCAL with iif/oif when the address is the
+   * device's, else MULTICAST/UNICAST/UNSPEC by the address; cgen/addrtype.ts)
    */
-  | { kind: 'addrtype'; src?: { types: number; invert: boolean }; dst?: { types: number; invert: boolean }; limitIn: boolean; limitOut: boolean }
+  | { kind: 'addrtype'; src?: { types: number; invert: boolean }; dst?: { types: number; invert: boolean }; limitIn: boolean; limitOut: boolean; fib?: true }
   /** the TCP MSS option's value in [min, max] (no option: no match; a header cut short: dropped) */
   | { kind: 'tcpmss'; min: number; max: number; invert: boolean }
   /** ECN: the IP header's ECT bits, and (with -p tcp) the TCP ECE and CWR flags */
@@ -306,7 +310,7 @@ export function tableFacts(t: Table): TableFacts {
       for (const m of r.matches) {
         matches.push(m);
         if (m.kind === 'conntrack' || m.kind === 'state' || m.kind === 'connmark') conntrack = true;
-        else if (m.kind === 'addrtype' && (m.limitIn || m.limitOut)) ifaces = true;
+        else if (m.kind === 'addrtype' && (m.limitIn || m.limitOut || m.fib)) ifaces = true;
       }
     }
   }

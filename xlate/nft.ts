@@ -1004,13 +1004,13 @@ function ownerMatch(b: Built, key: 'skuid' | 'skgid', c: Cursor, op: string, db:
 export const FIB_TYPES = ['unspec', 'unicast', 'local', 'broadcast', 'anycast', 'multicast', 'blackhole', 'unreachable', 'prohibit', 'throw', 'nat', 'xresolve'];
 
 /**
- * `fib saddr|daddr [. iif|. oif] type T`: the route type of the address as
- * the kernel's inet_dev_addr_type gives it (with iif/oif: a local-table
- * route counts only when its device is the packet's), which is
- * -m addrtype's question; the IPv4 answer only (nft's IPv6 fib differs
- * from xt_addrtype's: refused for IPv6).
+ * `fib saddr|daddr [. iif|. oif] type T`: for IPv4 the route type of the
+ * address as the kernel's inet_dev_addr_type gives it (with iif/oif: a
+ * local-table route counts only when its device is the packet's), which
+ * is -m addrtype's question; for IPv6 nft's own reading of the route
+ * lookup (the IR's `fib`, cgen/addrtype.ts emitFib6).
  */
-function fibMatch(b: Built, c: Cursor, fam: Family, text: RuleText, item: NftItem): void {
+function fibMatch(b: Built, c: Cursor, text: RuleText, item: NftItem): void {
   const which = c.word();
   if (which !== 'saddr' && which !== 'daddr') throw (which === 'mark' || which === 'iif' || which === 'oif' ? unsupported(`fib ${which}`, c.file, c.peek()!) : new NftError('syntax error, fib saddr or daddr expected', c.where(c.peek())));
   c.next();
@@ -1040,9 +1040,8 @@ function fibMatch(b: Built, c: Cursor, fam: Family, text: RuleText, item: NftIte
   }
   const names = FIB_TYPES.filter((_, i) => bits & (1 << i));
   text.add(`fib ${which}${dev ? ` . ${dev}` : ''} type ${opText(op)}${braced && names.length > 1 ? `{ ${names.join(', ')} }` : names[0]}`);
-  if (fam === 6) { b.fib6 ??= item; return; }
   const part = { types: bits, invert: op === '!=' };
-  const m = { kind: 'addrtype' as const, limitIn: dev === 'iif', limitOut: dev === 'oif', ...(which === 'saddr' ? { src: part } : { dst: part }) };
+  const m = { kind: 'addrtype' as const, limitIn: dev === 'iif', limitOut: dev === 'oif', fib: true as const, ...(which === 'saddr' ? { src: part } : { dst: part }) };
   b.matches.push(m);
 }
 
@@ -1172,8 +1171,6 @@ interface Built {
   icmpTyped?: boolean;
   /** the header `ip6 nexthdr` said follows (nft's protocol context) */
   nextHeader?: string;
-  /** a fib expression in an IPv6 rule (refused unless the rule cannot match IPv6 packets) */
-  fib6?: NftItem;
 }
 
 /** The most IR rules one nft rule may become (the product of its sets' sizes). */
@@ -2126,7 +2123,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
         }
         break;
       }
-      case 'fib': fibMatch(b, c, fam, text, item); break;
+      case 'fib': fibMatch(b, c, text, item); break;
       case 'tcp': case 'udp': case 'th': {
         const key = c.word();
         if (w === 'tcp' && key === 'flags') { checkContext(b, 'tcp', c, item); c.next(); tcpFlags(b, c, item, tableFamily !== 'ip', text); break; }
@@ -2220,7 +2217,6 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
     }
   }
   if (b.never) return [];
-  if (b.fib6) throw unsupported('fib for IPv6 packets (in an ip6 or inet table, a fib rule needs meta nfproto ipv4)', file, b.fib6);
   if (b.stateful && b.choices.length) throw unsupported('a limit in a rule with a set (each element would get its own bucket)', file, items[0]!);
   if (b.stateful && b.log && b.verdict) throw unsupported('a limit in a rule that logs and decides (the two rules it becomes would keep two buckets)', file, items[0]!);
   let variants = [b];

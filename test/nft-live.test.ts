@@ -219,6 +219,19 @@ t.test("named sets: packets, element commands and listings as in the kernel's nf
   both(['flush', 'set', 'inet', 'filter', 'blocked4']);
   both(['-a', 'list', 'set', 'inet', 'filter', 'merged']);
   t.equal(ourNft(pair, ['-a', 'list', 'set', 'inet', 'filter', 'merged']).stdout, realNft(pair, ['-a', 'list', 'set', 'inet', 'filter', 'merged']).stdout, 'list set -a');
+  for (const opts of [[], ['-a'], ['-j']]) {
+    const cmd = [...opts, 'list', 'map', 'inet', 'filter', 'portmap'];
+    const ours = ourNft(pair, cmd), real = realNft(pair, cmd);
+    t.equal(real.status, 0, `the kernel's nft lists the map ${real.stderr}`);
+    // (JSON: the objects, metainfo aside, which names bpftables as its release)
+    const body = (out: string): unknown => (opts[0] === '-j' ? (JSON.parse(out) as { nftables: unknown[] }).nftables.slice(1) : out);
+    t.same(body(ours.stdout), body(real.stdout), `nft ${cmd.join(' ')}: as the kernel's nft lists it`);
+  }
+  for (const cmd of [['list', 'map', 'inet', 'filter', 'web'], ['list', 'set', 'inet', 'filter', 'portmap']]) {
+    const ours = ourNft(pair, cmd), real = realNft(pair, cmd);
+    t.equal(real.status, 1, `the kernel's nft: ${cmd.join(' ')} is not found`);
+    t.same({ status: ours.status, stderr: ours.stderr }, { status: real.status, stderr: real.stderr }, `${cmd.join(' ')}: the same exit and message`);
+  }
   sameListing(t, pair, 'after flush set', ['-a']);
   checkOutcomes(t, pair.probe(probes()), 'nft');
   const busy = ourNft(pair, ['delete', 'set', 'inet', 'filter', 'web']);

@@ -44,7 +44,7 @@ export const FIB6_BLACKHOLE = 1, FIB6_PROHIBIT = 2, FIB6_ROUTE_LOCAL = 8, FIB6_O
 const TABLE_ORDER = [255, 254, 253];
 
 /** An IPv6 route as the mirror needs it (native/rtnl.ts Route6). */
-export interface MirrorRoute6 { table: number; dst: Buffer; len: number; type: number; devs: string[]; gateway: boolean }
+export interface MirrorRoute6 { table: number; dst: Buffer; len: number; type: number; devs: string[]; ifindexes?: number[]; gateway: boolean }
 export interface MirrorAddr6 { dev: string; addr: Buffer; tentative: boolean }
 
 function prefixHolds(prefix: Buffer, len: number, addr: Buffer): boolean {
@@ -61,15 +61,15 @@ function masked(addr: Buffer, len: number): Buffer {
 }
 
 /**
- * The IPv6 mirror's entries (key → XT_ADDRTYPE bits of LOCAL, ANYCAST,
- * UNREACHABLE): for the unbound lookup (device '') and each device, every
- * route prefix, every address that ipv6_anycast_destination would call
- * anycast (a route's own prefix address, below /127, without a gateway) and
- * each of the device's addresses, with the answer of the lookup for the
- * addresses whose longest mirrored prefix it is. No entry: no route.
+ * The IPv6 route lookup flattened: for the unbound lookup (device '') and
+ * each device, every route prefix, every address that
+ * ipv6_anycast_destination would call anycast (a route's own prefix
+ * address, below /127, without a gateway) and each of the device's
+ * addresses, with the route the lookup chooses for the addresses whose
+ * longest mirrored prefix it is (undefined: no route) and the device's own
+ * addresses (none for the unbound lookup).
  */
-export function addrtype6Entries(routes: MirrorRoute6[], addrs: MirrorAddr6[]): [Buffer, Buffer][] {
-  const out = new Map<string, [Buffer, Buffer]>();
+export function walk6(routes: MirrorRoute6[], addrs: MirrorAddr6[], visit: (dev: string, addr: Buffer, len: number, chosen: MirrorRoute6 | undefined, own: Buffer[]) => void): void {
   const walked = routes.filter((r) => TABLE_ORDER.includes(r.table));
   const devices = ['', ...new Set([...walked.flatMap((r) => r.devs), ...addrs.map((a) => a.dev)].filter((d) => d))];
   for (const dev of devices) {
@@ -80,31 +80,55 @@ export function addrtype6Entries(routes: MirrorRoute6[], addrs: MirrorAddr6[]): 
       ...seen.filter((r) => r.len < 127 && !r.gateway).map((r): [Buffer, number] => [masked(r.dst, 128), 128]),
       ...own.map((a): [Buffer, number] => [a, 128]),
     ];
+    const done = new Set<string>();
     for (const [addr, len] of points) {
-      // the lookup's answer for the addresses this prefix is the longest mirrored match of
+      const id = `${addr.toString('hex')}/${len}`;
+      if (done.has(id)) continue;
+      done.add(id);
       let chosen: MirrorRoute6 | undefined;
       for (const table of TABLE_ORDER) {
         let best: MirrorRoute6 | undefined;
         for (const r of seen) if (r.table === table && r.len <= len && prefixHolds(r.dst, r.len, addr) && (!best || r.len > best.len)) best = r;
         if (best && best.type !== RTN_THROW) { chosen = best; break; }
       }
-      const ownAddress = len === 128 && own.some((a) => a.equals(addr));
-      let bits = ownAddress ? FIB6_OWN : 0;
-      if (!chosen || [RTN_BLACKHOLE, RTN_UNREACHABLE, RTN_PROHIBIT].includes(chosen.type)) {
-        bits |= XT(RTN_UNREACHABLE) | (chosen?.type === RTN_BLACKHOLE ? FIB6_BLACKHOLE : chosen?.type === RTN_PROHIBIT ? FIB6_PROHIBIT : 0);
-      } else {
-        if (chosen.type === RTN_LOCAL) bits |= FIB6_ROUTE_LOCAL;
-        if (dev === '' ? chosen.type === RTN_LOCAL : ownAddress) bits |= XT(RTN_LOCAL);
-        if (chosen.type === RTN_ANYCAST || (chosen.len < 127 && !chosen.gateway && len === 128 && masked(chosen.dst, 128).equals(addr))) bits |= XT(RTN_ANYCAST);
-      }
-      const key = Buffer.alloc(ADDRTYPE6_KEY_SIZE);
-      key.writeUInt32LE(128 + len, 0);
-      key.write(dev.slice(0, 15), 4, 'latin1');
-      addr.copy(key, 20);
-      out.set(key.toString('hex'), [key, Buffer.from([bits])]);
+      visit(dev, addr, len, chosen, own);
     }
   }
-  return [...out.values()];
+}
+
+/** The key of the IPv6 mirrors: prefix length (of what follows), device name, address. */
+export function key6(dev: string, addr: Buffer, len: number): Buffer {
+  const key = Buffer.alloc(ADDRTYPE6_KEY_SIZE);
+  key.writeUInt32LE(128 + len, 0);
+  key.write(dev.slice(0, 15), 4, 'latin1');
+  addr.copy(key, 20);
+  return key;
+}
+
+/** Does ipv6_anycast_destination call `addr` anycast on the chosen route? */
+export const anycast6 = (chosen: MirrorRoute6, addr: Buffer, len: number): boolean =>
+  chosen.type === RTN_ANYCAST || (chosen.len < 127 && !chosen.gateway && len === 128 && masked(chosen.dst, 128).equals(addr));
+
+/**
+ * The IPv6 addrtype mirror's entries (key → XT_ADDRTYPE bits of LOCAL,
+ * ANYCAST, UNREACHABLE, and fib's bits): the answer of the lookup for each
+ * point walk6 gives. No entry: no route.
+ */
+export function addrtype6Entries(routes: MirrorRoute6[], addrs: MirrorAddr6[]): [Buffer, Buffer][] {
+  const out: [Buffer, Buffer][] = [];
+  walk6(routes, addrs, (dev, addr, len, chosen, own) => {
+    const ownAddress = len === 128 && own.some((a) => a.equals(addr));
+    let bits = ownAddress ? FIB6_OWN : 0;
+    if (!chosen || [RTN_BLACKHOLE, RTN_UNREACHABLE, RTN_PROHIBIT].includes(chosen.type)) {
+      bits |= XT(RTN_UNREACHABLE) | (chosen?.type === RTN_BLACKHOLE ? FIB6_BLACKHOLE : chosen?.type === RTN_PROHIBIT ? FIB6_PROHIBIT : 0);
+    } else {
+      if (chosen.type === RTN_LOCAL) bits |= FIB6_ROUTE_LOCAL;
+      if (dev === '' ? chosen.type === RTN_LOCAL : ownAddress) bits |= XT(RTN_LOCAL);
+      if (anycast6(chosen, addr, len)) bits |= XT(RTN_ANYCAST);
+    }
+    out.push([key6(dev, addr, len), Buffer.from([bits])]);
+  });
+  return out;
 }
 
 export function emitAddrtype(a: Asm, m: Extract<Match, { kind: 'addrtype' }>, l: RuleLabels, family: 4 | 6): void {

@@ -207,6 +207,10 @@ export interface KernelLayout {
   skbPktTypeByte: number;
   skbPktTypeShift: number;
   skbDev: number;
+  /** nf_hook_state.hook (u8), net_device.flags (IFF_*), sock.sk_rx_dst_ifindex: nft fib's shortcut (nft_fib_can_skip) */
+  nfHookStateHook: number;
+  netDeviceFlags: number;
+  sockRxDstIfindex: number;
   skbHead: number;
   skbData: number;
   skbMacHeader: number;
@@ -255,6 +259,9 @@ export function kernelLayout(btf: Btf, hz = 0): KernelLayout {
     skbNfct: btf.memberOffset('sk_buff', '_nfct'),
     skbMark: btf.memberOffset('sk_buff', 'mark'),
     skbDev: btf.memberOffset('sk_buff', 'dev'),
+    nfHookStateHook: btf.memberOffset('nf_hook_state', 'hook'),
+    netDeviceFlags: btf.memberOffset('net_device', 'flags'),
+    sockRxDstIfindex: btf.memberOffset('sock', 'sk_rx_dst_ifindex'),
     skbHead: btf.memberOffset('sk_buff', 'head'),
     skbData: btf.memberOffset('sk_buff', 'data'),
     skbMacHeader: btf.memberOffset('sk_buff', 'mac_header'),

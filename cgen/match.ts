@@ -13,6 +13,7 @@ import { BpftablesError } from '../xlate/errors';
 import { emitRecent } from './recent';
 import { emitHashlimit } from './hashlimit';
 import { emitAddrtype } from './addrtype';
+import { emitFibRoute } from './fibroute';
 import type { KernelLayout } from './btf';
 import { CtBit, MSS_BAD, MSS_FOUND, OWNER_FILE, OWNER_NONE, S } from './summary';
 import { type Addr6Match, commandName, type CtMatchState, ctTupleFields, type IfaceMatch, type Ip6Range, type IpPart, isAddr6, isRange6, type Match, type Range } from '../xlate/ir';
@@ -418,6 +419,9 @@ export function emitMatch(a: Asm, m: Match, l: RuleLabels, env: MatchEnv): void 
       return;
     case 'addrtype':
       emitAddrtype(a, m, l, env.family);
+      return;
+    case 'fibroute':
+      emitFibRoute(a, m, l, env.family);
       return;
     case 'owner': {
       // xt_owner: without a socket the match holds only when every given part is inverted; with a socket

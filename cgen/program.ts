@@ -221,8 +221,10 @@ interface CompileCtx {
   usesIfaces: boolean;
   /** a rule reads the devices' indexes (meta iif/oif) */
   usesIfindex: boolean;
-  /** a rule asks which device skb->dev is (nft's IPv6 fib without iif/oif looks link-local addresses up on it) */
+  /** a rule asks which device skb->dev is (nft's fib: IPv6 link-local addresses are looked up on it) */
   usesSkbDev: boolean;
+  /** a rule asks for the device of a route lookup (nft's fib oif): the prologue decides nft_fib_can_skip */
+  usesFibRoute: boolean;
   /** a rule reads header fields as they are (nft's payload expressions) */
   usesPayload: boolean;
   /** nft's IPv6 header walk: it stops at AH (the kernel's nft asks ipv6_find_hdr for IP6_FH_F_AUTH), which ip6tables skips */
@@ -263,6 +265,7 @@ export function ruleBranches(r: Rule): number {
       case 'set': n += 20; break;
       case 'hashlimit': n += 24; break;
       case 'addrtype': n += m.fib ? 24 : 12; break;
+      case 'fibroute': n += 30 + (m.indexes?.length ?? 0) + 3 * (m.names?.length ?? 0); break;
       case 'recent': n += 16 + (m.seconds || m.hitcount ? 3 * 32 : 0); break;
       default: n += 1;
     }
@@ -346,6 +349,7 @@ function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: 
     a.st(1, R10, sum + S.SKBDEV, SKBDEV_OTHER);
     a.label(known);
   }
+  if (cx.usesFibRoute && chain !== 'OUTPUT') emitFibSkip(a, k);
   // packet bytes through a dynptr
   a.movReg(R1, R7).mov64(R2, 0).movReg(R3, R10).alu64('add', R3, { imm: FRAME.DYNPTR });
   a.callKfunc(k.kfuncDynptrFromSkb);
@@ -406,6 +410,29 @@ function emitCtState(a: Asm, k: KernelLayout, ctDetails: boolean): void {
     a.st(8, R10, FRAME.EXTHDR, 0);
     a.label(noCt);
   }
+}
+
+/**
+ * nft_fib_can_skip (r6 = ctx, r7 = skb): at prerouting and input, with an
+ * input device, a full socket (early demux) whose cached input device is
+ * that device, or without one a loopback packet (pkt_type PACKET_LOOPBACK
+ * or a loopback device): nft's fib takes the input device without a lookup.
+ */
+function emitFibSkip(a: Asm, k: KernelLayout): void {
+  const sum = FRAME.SUMMARY, no = a.fresh('nofibskip'), yes = a.fresh('fibskip'), noSock = a.fresh('fibnosk');
+  a.ldx(8, R2, R6, 0); // ctx->state
+  a.ldx(1, R1, R2, k.nfHookStateHook).jmp('jgt', R1, 1 /* NF_INET_LOCAL_IN */, no);
+  a.ldx(8, R3, R2, k.nfHookStateIn).jmp('jeq', R3, 0, no);
+  a.ldx(8, R4, R7, k.skbSk).jmp('jeq', R4, 0, noSock);
+  a.ldx(1, R1, R4, k.sockState).jmp('jeq', R1, 6 /* TCP_TIME_WAIT */, noSock).jmp('jeq', R1, 12 /* TCP_NEW_SYN_RECV */, noSock);
+  a.ldx(4, R1, R4, k.sockRxDstIfindex).ldx(4, R5, R3, k.netDeviceIfindex).jmpReg('jeq', R1, R5, yes).ja(no);
+  a.label(noSock);
+  a.ldx(1, R1, R7, k.skbPktTypeByte);
+  if (k.skbPktTypeShift) a.alu32('rsh', R1, { imm: k.skbPktTypeShift });
+  a.alu32('and', R1, { imm: 7 }).jmp32('jeq', R1, 5 /* PACKET_LOOPBACK */, yes);
+  a.ldx(4, R1, R3, k.netDeviceFlags).alu32('and', R1, { imm: 8 /* IFF_LOOPBACK */ }).jmp32('jeq', R1, 0, no);
+  a.label(yes).st(1, R10, sum + S.FIBSKIP, 1);
+  a.label(no);
 }
 
 /**
@@ -720,6 +747,8 @@ export interface CompiledTable {
   recent: string[];
   /** the programs read the routing mirror of their family (map ADDRTYPE_MAP or ADDRTYPE6_MAP) */
   addrtype: boolean;
+  /** the programs read the route mirror of their family (map FIBROUTE4_MAP or FIBROUTE6_MAP) */
+  fibroute: boolean;
   /** the hashlimit tables (maps named hashlimitMapName(family, name)) and the entries each holds */
   hashlimit: { name: string; family: Family; entries: number }[];
   /** the slot (16 bytes each) of every stateful match (limit, nth) in the STATE_MAP value */
@@ -749,8 +778,9 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
   const cx: CompileCtx = {
     cl: counterLayout(t), chainIndex: new Map(t.chains.map((c, i) => [c, i])), maps: new Map(), faultLine: opts.verifierFaultLine,
     exactRuns: new Map(), chunks: new Map(), family: t.family, stateSlots, env,
-    usesMac: usesMatch(all, 'mac'), ctDetails: needsCtDetails(all), usesMss: usesMatch(all, 'tcpmss'), usesOwner: usesMatch(all, 'owner'), usesL4: readsTransport(all), usesIfaces: facts.ifaces || usesMatch(all, 'ifindex'), usesIfindex: usesMatch(all, 'ifindex'),
-    usesSkbDev: t.family === 6 && all.some((m) => m.kind === 'addrtype' && m.fib && !m.limitIn && !m.limitOut), usesPayload: usesMatch(all, 'payload'), nftWalk: !!opts.nft, usesCt: facts.conntrack,
+    usesMac: usesMatch(all, 'mac'), ctDetails: needsCtDetails(all), usesMss: usesMatch(all, 'tcpmss'), usesOwner: usesMatch(all, 'owner'), usesL4: readsTransport(all), usesIfaces: facts.ifaces || usesMatch(all, 'ifindex') || usesMatch(all, 'fibroute'), usesIfindex: usesMatch(all, 'ifindex') || usesMatch(all, 'fibroute'),
+    usesSkbDev: (t.family === 6 && all.some((m) => m.kind === 'addrtype' && m.fib && !m.limitIn && !m.limitOut)) || usesMatch(all, 'fibroute'),
+    usesFibRoute: usesMatch(all, 'fibroute'), usesPayload: usesMatch(all, 'payload'), nftWalk: !!opts.nft, usesCt: facts.conntrack,
     usesRecent: recentTables(all).size > 0,
     actions, events: actions.size > 0,
     logUid: [...actions.keys()].some((r) => r.verdict.kind === 'log' && (r.verdict.flags & LOG_FLAGS.UID) !== 0),
@@ -760,7 +790,7 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
   if (hashlimitTables(all).size) {
     cx.maps.set(HASHLIMIT_SCRATCH_MAP, { name: HASHLIMIT_SCRATCH_MAP, type: 6 /* per-CPU array */, keySize: 4, valueSize: HASHLIMIT_SCRATCH_SIZE, maxEntries: 1, flags: 0, ...NO_ENTRIES() });
   }
-  if (t.family === 6 && usesAddrtype(all)) {
+  if (t.family === 6 && (usesAddrtype(all) || cx.usesFibRoute)) {
     cx.maps.set(ADDRTYPE6_SCRATCH_MAP, { name: ADDRTYPE6_SCRATCH_MAP, type: 6 /* per-CPU array */, keySize: 4, valueSize: ADDRTYPE6_KEY_SIZE, maxEntries: 1, flags: 0, ...NO_ENTRIES() });
   }
   if (cx.usesRecent) {
@@ -772,7 +802,7 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
     cx.maps.set(STATE_MAP, { name: STATE_MAP, type: 2 /* array */, keySize: 4, valueSize: value.length, maxEntries: 1, flags: 0, keys: Buffer.alloc(4), values: value, count: 1 });
   }
   return { counters: cx.cl, hooks, maps: [...cx.maps.values()], events: cx.events, sets: [...setsUsed(all)], recent: [...recentTables(all)],
-    hashlimit: hashlimitSpecs(all), addrtype: usesAddrtype(all), stateSlots };
+    hashlimit: hashlimitSpecs(all), addrtype: usesAddrtype(all), fibroute: cx.usesFibRoute, stateSlots };
 }
 
 /**

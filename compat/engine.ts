@@ -13,9 +13,10 @@ import { disableConntrack, enableConntrack } from '../native/conntrack';
 import { currentNamespaceDir, removeNamespaceDir } from '../native/statefs';
 import { crashPoint } from '../native/crash';
 import { CONNTRACK_OWNERS, type ConntrackOwner, conntrackMarker, createMaps, createStateMap, type HookSpec, TableState } from '../native/tablestate';
-import { addrtypeMapFd, dropHashlimitExcept, dropRecentExcept, eventsLostMapFd, eventsMapFd, hashlimitMapFd, recentMapFd, syncAddrtype } from '../native/nsmaps';
+import { addrtypeMapFd, fibRouteMapFd, syncFibRoutes, dropHashlimitExcept, dropRecentExcept, eventsLostMapFd, eventsMapFd, hashlimitMapFd, recentMapFd, syncAddrtype } from '../native/nsmaps';
 import { RECENT_KEY_SIZE, RECENT_VALUE_SIZE, recentMapName } from '../cgen/recent';
 import { ADDRTYPE_MAP, ADDRTYPE6_MAP } from '../cgen/addrtype';
+import { FIBROUTE4_MAP, FIBROUTE6_MAP } from '../cgen/fibroute';
 import { HASHLIMIT_KEY_SIZE, HASHLIMIT_VALUE_SIZE, hashlimitMapName } from '../cgen/hashlimit';
 import { EVENTS_BYTES, EVENTS_LOST_MAP, EVENTS_MAP } from '../cgen/events';
 import { setMapName, STATE_MAP } from '../cgen/match';
@@ -25,7 +26,7 @@ import { openSet } from '../native/ipsets';
 import { SysError } from '../native/libc';
 import { ensureLogd } from './logd';
 import { BpftablesError } from '../xlate/errors';
-import { emptyFilterTable, type Family, hashlimitTables, recentTables, type Table, tableFacts, usesAddrtype } from '../xlate/ir';
+import { emptyFilterTable, type Family, hashlimitTables, recentTables, type Table, tableFacts, usesAddrtype, usesMatch } from '../xlate/ir';
 import { log } from './log';
 
 let layout: KernelLayout | undefined;
@@ -55,7 +56,7 @@ export function kernel(): KernelLayout {
 }
 
 /** Bumped whenever KernelLayout gains fields, so older caches are recomputed. */
-const LAYOUT_VERSION = 9;
+const LAYOUT_VERSION = 10;
 
 /** CONFIG_HZ of the running kernel, from its configuration (/proc/config.gz or /boot); 0 when unknown. */
 function kernelHz(): number {
@@ -186,6 +187,11 @@ export function loadCompiled(compiled: CompiledTable, table: Table): LoadedTable
       syncAddrtype(table.family, fd); // current now; logd keeps it so
       extraMaps.set(table.family === 4 ? ADDRTYPE_MAP : ADDRTYPE6_MAP, fd);
     }
+    if (compiled.fibroute) {
+      const fd = fibRouteMapFd(table.family, true)!;
+      syncFibRoutes(table.family, fd);
+      extraMaps.set(table.family === 4 ? FIBROUTE4_MAP : FIBROUTE6_MAP, fd);
+    }
     for (const h of compiled.hashlimit) extraMaps.set(hashlimitMapName(h.family, h.name), hashlimitMap(h.family, h.name, h.entries));
     for (const name of compiled.recent) extraMaps.set(recentMapName(name), recentMapFd(name, RECENT_KEY_SIZE, RECENT_VALUE_SIZE, recentListSize()));
     for (const name of compiled.sets) {
@@ -270,7 +276,7 @@ export function replaceTable(table: Table, step?: (label: string) => void): void
   phase('installed');
   crashPoint('engine: installed');
   if (!facts.conntrack) releaseConntrack(table.family);
-  if (facts.events || usesAddrtype(facts.matches)) ensureLogd();
+  if (facts.events || usesAddrtype(facts.matches) || usesMatch(facts.matches, 'fibroute')) ensureLogd();
   const other = readTable(table.family === 4 ? 6 : 4);
   dropRecentExcept(new Set([...recentTables(facts.matches), ...(other ? recentTables(other) : [])]));
   dropHashlimitExcept(table.family, hashlimitTables(facts.matches));

@@ -22,7 +22,7 @@ import { epollAdd, epollFor, epollWait, routeSource, sendto, socket } from '../n
 import { routeChanges } from '../native/rtnl';
 import { RingBuffer } from '../native/ringbuf';
 import { isLogdProcess, liveNetnsInodes } from '../native/statefs';
-import { addrtypeMapFd, EVENTS_TOLD_PIN, eventsLostMapFd, eventsMapFd, syncAddrtype } from '../native/nsmaps';
+import { addrtypeMapFd, EVENTS_TOLD_PIN, eventsLostMapFd, eventsMapFd, fibRouteMapFd, syncAddrtype, syncFibRoutes } from '../native/nsmaps';
 import { REJECT_TYPES } from '../xlate/targets';
 import { parseIpv4, parseIpv6 } from '../xlate/addr';
 import { type EventRecord, logLine, parseRecord } from './logtext';
@@ -209,14 +209,16 @@ export function runLogd(): number {
     rbFd = fd; rbId = info.id;
     epollAdd(ep, fd);
   };
-  // the routing mirrors for -m addrtype follow route, address and link changes
+  // the routing mirrors for -m addrtype and nft's fib follow route, address and link changes
   const routes = routeChanges();
   const ep = epollFor([routes.fd]);
   const syncRoutes = (): void => {
     for (const family of [4, 6] as const) {
-      const fd = addrtypeMapFd(family, false);
-      if (fd === undefined) continue;
-      try { syncAddrtype(family, fd); } catch (err) { log.warn({ err, family }, 'bpftables logd: cannot mirror the routing tables'); } finally { close(fd); }
+      for (const [open, sync] of [[addrtypeMapFd, syncAddrtype], [fibRouteMapFd, syncFibRoutes]] as const) {
+        const fd = open(family, false);
+        if (fd === undefined) continue;
+        try { sync(family, fd); } catch (err) { log.warn({ err, family }, 'bpftables logd: cannot mirror the routing tables'); } finally { close(fd); }
+      }
     }
   };
   syncRoutes();

@@ -18,7 +18,7 @@ import { enableConntrack } from '../native/conntrack';
 import { NftState, type NftUnitLoad, type NftUnitSpec } from '../native/nftstate';
 import { conntrackMarker } from '../native/tablestate';
 import { BpftablesError } from '../xlate/errors';
-import { type Rule, tableFacts, usesAddrtype } from '../xlate/ir';
+import { type Rule, tableFacts, usesAddrtype, usesMatch } from '../xlate/ir';
 import { type BaseChainTable, baseChainTables, HOOK_CHAIN, type NftHandles, type NftRule, type NftRuleset, NftError } from '../xlate/nft';
 import { type CounterValue, listedTables, type ListedRule, type ListedTable, rulesetText } from '../xlate/nft-print';
 import { validateTable } from '../xlate/validate';
@@ -108,7 +108,7 @@ function loadUnits(rs: NftRuleset): { units: BaseChainTable[]; loads: NftUnitLoa
       const facts = tableFacts(u.ir);
       out.conntrack ||= facts.conntrack;
       // logd: LOG and reject records, and the routing mirror fib's route types come from
-      out.events ||= facts.events || usesAddrtype(facts.matches);
+      out.events ||= facts.events || usesAddrtype(facts.matches) || usesMatch(facts.matches, 'fibroute');
       const hook = HOOK_CHAIN[u.chain.base!.hook];
       const compiled = compileTable(u.ir, k, { facts, hooks: [hook], nft: true });
       let loaded;

@@ -5,6 +5,7 @@
  *   map_events, map_evlost, map_evtold   LOG/REJECT ring buffer, records lost, losses reported (cgen/events.ts, logd)
  *   map_addrtype4                        mirror of the IPv4 local routing table (cgen/addrtype.ts)
  *   map_addrtype6                        mirror of the IPv6 route lookup's answers (cgen/addrtype.ts)
+ *   map_fib4, map_fib6                   mirrors of the route lookup's devices, for nft's fib oif (cgen/fibroute.ts)
  *   recent/r_<hex name>                  recent lists (cgen/recent.ts)
  *   hashlimit/h<family>_<hex name>       hashlimit tables (cgen/hashlimit.ts)
  * Named state lives as long as a rule names it, as the kernel keeps it.
@@ -14,7 +15,8 @@ import path from 'node:path';
 import { close, mapCreate, mapDelete, mapKeys, type MapSpec, MapType, mapUpdate, objGet, objPin } from './bpf';
 import { SysError } from './libc';
 import { ADDRTYPE6_KEY_SIZE, addrtype6Entries } from '../cgen/addrtype';
-import { dumpAddrs6, dumpRoutes4, dumpRoutes6 } from './rtnl';
+import { FIB_VALUE_SIZE, fib4Entries, fib6Entries } from '../cgen/fibroute';
+import { dumpAddrs6, dumpRoutes4, dumpRoutes6, dumpRoutesAll4 } from './rtnl';
 import { namespaceStateDir } from './statefs';
 
 export const EVENTS_PIN = 'map_events';
@@ -66,6 +68,26 @@ export const addrtypeMapFd = (family: 4 | 6, create: boolean): number | undefine
   ? namespaceMap(ADDRTYPE_PIN, create ? { type: MapType.LPM_TRIE, keySize: 8, valueSize: ADDRTYPE_VALUE_SIZE, maxEntries: 65536, flags: 1 /* BPF_F_NO_PREALLOC */, name: 'bpft_addrtype' } : undefined)
   : namespaceMap(ADDRTYPE6_PIN, create ? { type: MapType.LPM_TRIE, keySize: ADDRTYPE6_KEY_SIZE, valueSize: 1, maxEntries: 65536, flags: 1 /* BPF_F_NO_PREALLOC */, name: 'bpft_addrtype6' } : undefined));
 
+export const FIB_PINS = { 4: 'map_fib4', 6: 'map_fib6' } as const;
+
+/** A family's route mirror for fib oif (empty when created: syncFibRoutes fills it). */
+export const fibRouteMapFd = (family: 4 | 6, create: boolean): number | undefined => namespaceMap(FIB_PINS[family], create
+  ? { type: MapType.LPM_TRIE, keySize: family === 4 ? 8 : ADDRTYPE6_KEY_SIZE, valueSize: FIB_VALUE_SIZE, maxEntries: 65536, flags: 1 /* BPF_F_NO_PREALLOC */, name: `bpft_fib${family}` }
+  : undefined);
+
+/** Make a family's route mirror hold the routing state as it is now. */
+export function syncFibRoutes(family: 4 | 6, fd: number): void {
+  syncEntries(fd, family === 4 ? 8 : ADDRTYPE6_KEY_SIZE, family === 4 ? fib4Entries(dumpRoutesAll4()) : fib6Entries(dumpRoutes6(), dumpAddrs6()));
+}
+
+/** Rewrite a mirror's entries and delete the stale ones. */
+function syncEntries(fd: number, keySize: number, entries: [Buffer, Buffer][]): void {
+  const want = new Map<string, Buffer>();
+  for (const [k, v] of entries) want.set(k.toString('hex'), v);
+  for (const [k, v] of want) mapUpdate(fd, Buffer.from(k, 'hex'), v);
+  for (const k of mapKeys(fd, keySize)) if (!want.has(k.toString('hex'))) mapDelete(fd, k);
+}
+
 /** The IPv4 mirror's entries: the local routing table as it is now, (prefix) → route type, device name. */
 function addrtype4Entries(): [Buffer, Buffer][] {
   return dumpRoutes4().map((r) => {
@@ -81,11 +103,7 @@ function addrtype4Entries(): [Buffer, Buffer][] {
 
 /** Make a family's mirror hold the routing state as it is now (changed entries rewritten, stale ones deleted). */
 export function syncAddrtype(family: 4 | 6, fd: number): void {
-  const want = new Map<string, Buffer>();
-  for (const [k, v] of family === 4 ? addrtype4Entries() : addrtype6Entries(dumpRoutes6(), dumpAddrs6())) want.set(k.toString('hex'), v);
-  for (const [k, v] of want) mapUpdate(fd, Buffer.from(k, 'hex'), v);
-  const keySize = family === 4 ? 8 : ADDRTYPE6_KEY_SIZE;
-  for (const k of mapKeys(fd, keySize)) if (!want.has(k.toString('hex'))) mapDelete(fd, k);
+  syncEntries(fd, family === 4 ? 8 : ADDRTYPE6_KEY_SIZE, family === 4 ? addrtype4Entries() : addrtype6Entries(dumpRoutes6(), dumpAddrs6()));
 }
 
 const recentFile = (name: string): string => path.join('recent', `r_${hexName(name)}`);

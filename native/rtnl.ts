@@ -11,7 +11,7 @@ import { close, recv, sendto, socket, SysError } from './libc';
 const AF_NETLINK = 16, NETLINK_ROUTE = 0, SOCK_RAW = 3, SOCK_CLOEXEC = 0o2000000, SOCK_NONBLOCK = 0o4000;
 const AF_INET = 2, AF_INET6 = 10;
 const RTM_GETADDR = 22, RTM_GETROUTE = 26, NLM_F_REQUEST = 1, NLM_F_DUMP = 0x300, NLMSG_DONE = 3, NLMSG_ERROR = 2;
-const RTA_DST = 1, RTA_OIF = 4, RTA_GATEWAY = 5, RTA_MULTIPATH = 9, RTA_TABLE = 15;
+const RTA_DST = 1, RTA_OIF = 4, RTA_GATEWAY = 5, RTA_PRIORITY = 6, RTA_MULTIPATH = 9, RTA_TABLE = 15;
 const IFA_ADDRESS = 1, IFA_FLAGS = 8, IFA_F_TENTATIVE = 0x40;
 export const RT_TABLE_LOCAL = 255;
 /** legacy group bits: links, IPv4 addresses and routes, IPv6 addresses and routes */
@@ -22,8 +22,10 @@ const _bind = libc.func('int bind(int, void *, uint32_t)');
 const _ifIndexToName = libc.func('char *if_indextoname(unsigned int, _Out_ char *)');
 
 export interface Route4 { dst: number; len: number; type: number; dev: string }
-/** An IPv6 route: destination (16 bytes), prefix length, RTN_* type, its nexthops' devices, whether one has a gateway. */
-export interface Route6 { table: number; dst: Buffer; len: number; type: number; devs: string[]; gateway: boolean }
+/** An IPv6 route: destination (16 bytes), prefix length, RTN_* type, its nexthops' devices (names, indexes), whether one has a gateway. */
+export interface Route6 { table: number; dst: Buffer; len: number; type: number; devs: string[]; ifindexes: number[]; gateway: boolean }
+/** An IPv4 route of any table: destination (host order), prefix length, TOS, metric, RTN_* type, its nexthops' device indexes and names. */
+export interface RouteAll4 { table: number; dst: number; len: number; tos: number; priority: number; type: number; ifindexes: number[]; devs: string[] }
 /** An IPv6 address and its device (tentative: still in duplicate address detection). */
 export interface Addr6 { dev: string; addr: Buffer; tentative: boolean }
 
@@ -90,14 +92,39 @@ export function dumpRoutes4(table = RT_TABLE_LOCAL): Route4[] {
   return routes;
 }
 
+/** Every IPv4 route of every table, with its nexthops (nft's fib oif reads the lookup's device). */
+export function dumpRoutesAll4(): RouteAll4[] {
+  const routes: RouteAll4[] = [];
+  dump(RTM_GETROUTE, AF_INET, 12, (buf, r, end) => {
+    const rt: RouteAll4 = { table: buf[r + 4]!, dst: 0, len: buf[r + 1]!, tos: buf[r + 3]!, priority: 0, type: buf[r + 7]!, ifindexes: [], devs: [] };
+    for (const [type, at, len] of attributes(buf, r + 12, end)) {
+      if (type === RTA_DST) rt.dst = buf.readUInt32BE(at);
+      else if (type === RTA_OIF) rt.ifindexes.push(buf.readUInt32LE(at));
+      else if (type === RTA_PRIORITY) rt.priority = buf.readUInt32LE(at);
+      else if (type === RTA_TABLE) rt.table = buf.readUInt32LE(at);
+      else if (type === RTA_MULTIPATH) {
+        for (let h = at; h + 8 <= at + len;) {
+          const hlen = buf.readUInt16LE(h);
+          if (hlen < 8) break;
+          rt.ifindexes.push(buf.readInt32LE(h + 4));
+          h += (hlen + 3) & ~3;
+        }
+      }
+    }
+    rt.devs = rt.ifindexes.map(ifName);
+    routes.push(rt);
+  });
+  return routes;
+}
+
 /** Every IPv6 route of every table (the route cache's clones are not dumped). */
 export function dumpRoutes6(): Route6[] {
   const routes: Route6[] = [];
   dump(RTM_GETROUTE, AF_INET6, 12, (buf, r, end) => {
-    const rt: Route6 = { table: buf[r + 4]!, dst: Buffer.alloc(16), len: buf[r + 1]!, type: buf[r + 7]!, devs: [], gateway: false };
+    const rt: Route6 = { table: buf[r + 4]!, dst: Buffer.alloc(16), len: buf[r + 1]!, type: buf[r + 7]!, devs: [], ifindexes: [], gateway: false };
     for (const [type, at, len] of attributes(buf, r + 12, end)) {
       if (type === RTA_DST) buf.copy(rt.dst, 0, at, at + 16);
-      else if (type === RTA_OIF) rt.devs.push(ifName(buf.readUInt32LE(at)));
+      else if (type === RTA_OIF) { rt.ifindexes.push(buf.readUInt32LE(at)); rt.devs.push(ifName(buf.readUInt32LE(at))); }
       else if (type === RTA_GATEWAY) rt.gateway = true;
       else if (type === RTA_TABLE) rt.table = buf.readUInt32LE(at);
       else if (type === RTA_MULTIPATH) {
@@ -105,6 +132,7 @@ export function dumpRoutes6(): Route6[] {
         for (let h = at; h + 8 <= at + len;) {
           const hlen = buf.readUInt16LE(h);
           if (hlen < 8) break;
+          rt.ifindexes.push(buf.readInt32LE(h + 4));
           rt.devs.push(ifName(buf.readInt32LE(h + 4)));
           for (const [ntype] of attributes(buf, h + 8, h + hlen)) if (ntype === RTA_GATEWAY) rt.gateway = true;
           h += (hlen + 3) & ~3;

@@ -46,6 +46,7 @@ const RULES = `table inet filter {
 		udp dport 53 accept
 		udp dport 5000-5010 udp sport != 1000 accept
 		ip saddr 10.0.1.0-10.0.1.5 udp dport 7300 accept
+		fib saddr . iif oif missing icmpv6 type echo-request drop
 		meta l4proto icmp accept
 		meta l4proto ipv6-icmp accept
 		iifname "r*" udp dport 7100 accept
@@ -79,6 +80,16 @@ const RULES = `table inet filter {
 		fib saddr type blackhole udp dport 7707 accept
 		fib saddr type prohibit udp dport 7708 accept
 		fib saddr type unreachable udp dport 7709 accept
+		fib saddr . iif oif missing udp dport 7740 drop
+		udp dport 7740 accept
+		fib saddr oif "r1" udp dport 7741 accept
+		fib daddr oif missing udp dport 7743 accept
+		fib saddr . mark . iif oif missing udp dport 7744 drop
+		udp dport 7744 accept
+		fib saddr . iif oifname != "r0" udp dport 7746 drop
+		udp dport 7746 accept
+		fib saddr oif { "r0", "r1" } udp dport 7747 accept
+		fib saddr oifname "r*" udp dport 7748 accept
 		ip6 nexthdr udp udp dport 7710 accept
 		ip6 nexthdr { hopopt, 60 } udp dport 7711 accept
 		ip6 nexthdr != udp udp dport 7712 accept
@@ -114,6 +125,9 @@ const RULES = `table inet filter {
 		fib daddr . oif type unicast udp dport 14 drop
 		oif "r1" udp dport 15 drop
 		oif != "r1" udp dport 16 drop
+		fib daddr oif "r1" udp dport 17 drop
+		fib daddr oifname "r0" udp dport 18 drop
+		fib saddr . iif oif missing udp dport 19 drop
 	}
 	chain pre {
 		type filter hook prerouting priority dstnat; policy accept;
@@ -203,6 +217,25 @@ const PROBES4: ProbeSpec[] = [
   { name: 'fwd: fib daddr type != unicast (to the server)', where: 'forward', packet: udpPacket(C, S, 5000, 13), expect: true },
   { name: 'fwd: fib daddr . oif type unicast', where: 'forward', packet: udpPacket(C, S, 5000, 14), expect: false },
   { name: 'fib saddr type blackhole: a source in a main-table blackhole route (IPv4 asks the local table only)', where: 'input', packet: udpPacket('10.99.0.5', R, 5000, 7707), expect: false },
+  { name: 'fib saddr . iif oif missing: the client through r0', where: 'input', packet: udp(7740), expect: true },
+  { name: 'fib saddr . iif oif missing: the server\'s address through r0 (its route is r1\'s)', where: 'input', packet: udpPacket(S, R, 5000, 7740), expect: false },
+  { name: 'fib saddr . iif oif missing: a source in a blackhole route', where: 'input', packet: udpPacket('10.99.0.5', R, 5000, 7740), expect: false },
+  { name: 'fib saddr . iif oif missing: a source without a route', where: 'input', packet: udpPacket('198.51.100.7', R, 5000, 7740), expect: false },
+  // (a raw socket fills in a source of 0.0.0.0: test/nft-payload sends those through BPF_PROG_TEST_RUN)
+  { name: 'fib saddr oif "r1": the server\'s address', where: 'input', packet: udpPacket(S, R, 5000, 7741), expect: true },
+  { name: 'fib saddr oif "r1": the client', where: 'input', packet: udp(7741), expect: false },
+  { name: 'fib daddr oif missing: the router\'s own address (a local route has no device)', where: 'input', packet: udp(7743), expect: true },
+  { name: 'fib saddr . mark . iif oif missing: the client', where: 'input', packet: udp(7744), expect: true },
+  { name: 'fib saddr . mark . iif oif missing: the server\'s address through r0', where: 'input', packet: udpPacket(S, R, 5000, 7744), expect: false },
+  { name: 'fib saddr . iif oifname != "r0": the client', where: 'input', packet: udp(7746), expect: true },
+  { name: 'fib saddr . iif oifname != "r0": a source without a route (no name)', where: 'input', packet: udpPacket('198.51.100.7', R, 5000, 7746), expect: false },
+  { name: 'fib saddr oif { "r0", "r1" }: the client', where: 'input', packet: udp(7747), expect: true },
+  { name: 'fib saddr oif { "r0", "r1" }: a source without a route', where: 'input', packet: udpPacket('198.51.100.7', R, 5000, 7747), expect: false },
+  { name: 'fib saddr oifname "r*": the server\'s address', where: 'input', packet: udpPacket(S, R, 5000, 7748), expect: true },
+  { name: 'fwd: fib daddr oif "r1"', where: 'forward', packet: udpPacket(C, S, 5000, 17), expect: false },
+  { name: 'fwd: fib daddr oifname "r0"', where: 'forward', packet: udpPacket(C, S, 5000, 18), expect: true },
+  { name: 'fwd: fib saddr . iif oif missing: the client', where: 'forward', packet: udpPacket(C, S, 5000, 19), expect: true },
+  { name: 'fwd: fib saddr . iif oif missing: a spoofed source', where: 'forward', packet: udpPacket('10.0.2.7', S, 5000, 19), expect: false },
   { name: 'out: fib daddr type unicast', where: 'output', packet: udpPacket(R, C, 117, 2000), expect: false },
   { name: 'out: fib saddr type local', where: 'output', packet: udpPacket(R, C, 118, 2000), expect: false },
   { name: 'out: fib saddr . oif type local', where: 'output', packet: udpPacket(R, C, 119, 2000), expect: false },
@@ -321,6 +354,23 @@ const PROBES6: ProbeSpec[] = [
   { name: 'fib saddr type unreachable: a source in a prohibit route', where: 'input', packet: udp6Packet('fd00:98::5', R6, 5000, 7709), expect: false },
   { name: 'fwd: fib daddr type != unicast (to the server)', where: 'forward', packet: udp6Packet(C6, S6, 5000, 13), expect: true },
   { name: 'fwd: fib daddr . oif type unicast', where: 'forward', packet: udp6Packet(C6, S6, 5000, 14), expect: false },
+  { name: 'fib saddr . iif oif missing: the client through r0', where: 'input', packet: udp6Packet(C6, R6, 5000, 7740), expect: true },
+  { name: 'fib saddr . iif oif missing: the server\'s address through r0', where: 'input', packet: udp6Packet(S6, R6, 5000, 7740), expect: false },
+  { name: 'fib saddr . iif oif missing: a source in a blackhole route', where: 'input', packet: udp6Packet('fd00:99::5', R6, 5000, 7740), expect: false },
+  { name: 'fib saddr . iif oif missing: a source without a route', where: 'input', packet: udp6Packet('2001:db8:77::5', R6, 5000, 7740), expect: false },
+  { name: 'fib saddr . iif oif missing: r1\'s link-local address through r0 (looked up on r0)', where: 'input', packet: udp6Packet('fe80::bb', R6, 5000, 7740), expect: true },
+  { name: 'fib saddr . iif oif missing: r0\'s own link-local address (a local route)', where: 'input', packet: udp6Packet(LL6, R6, 5000, 7740), expect: false },
+  { name: 'fib saddr . iif oif missing: icmpv6 echo from :: to a link-local address (no lookup)', where: 'input', packet: ip6Packet({ src: '::', dst: LL6, proto: 58, payload: Buffer.from([128, 0, 0, 0, 0, 1, 0, 1]) }), expect: true },
+  { name: 'fib saddr . iif oif missing: icmpv6 echo from :: to the router', where: 'input', packet: ip6Packet({ src: '::', dst: R6, proto: 58, payload: Buffer.from([128, 0, 0, 0, 0, 1, 0, 1]) }), expect: false },
+  { name: 'fib saddr oif "r1": the server\'s address', where: 'input', packet: udp6Packet(S6, R6, 5000, 7741), expect: true },
+  { name: 'fib daddr oif missing: the router\'s own address', where: 'input', packet: udp6Packet(C6, R6, 5000, 7743), expect: true },
+  { name: 'fib daddr oif missing: the subnet-router anycast address', where: 'input', packet: udp6Packet(C6, 'fd00:1::', 5000, 7743), expect: true },
+  { name: 'fib saddr . iif oifname != "r0": a source without a route', where: 'input', packet: udp6Packet('2001:db8:77::5', R6, 5000, 7746), expect: false },
+  { name: 'fib saddr oif { "r0", "r1" }: the client', where: 'input', packet: udp6Packet(C6, R6, 5000, 7747), expect: true },
+  { name: 'fib saddr oifname "r*": the server\'s address', where: 'input', packet: udp6Packet(S6, R6, 5000, 7748), expect: true },
+  { name: 'fwd: fib daddr oif "r1"', where: 'forward', packet: udp6Packet(C6, S6, 5000, 17), expect: false },
+  { name: 'fwd: fib daddr oifname "r0"', where: 'forward', packet: udp6Packet(C6, S6, 5000, 18), expect: true },
+  { name: 'fwd: fib saddr . iif oif missing: a spoofed source', where: 'forward', packet: udp6Packet('fd00:2::7', S6, 5000, 19), expect: false },
   { name: 'out: fib daddr type unicast', where: 'output', packet: udp6Packet(R6, C6, 117, 2000), expect: false },
   { name: 'out: fib saddr type local', where: 'output', packet: udp6Packet(R6, C6, 118, 2000), expect: false },
   { name: 'out: fib saddr . oif type local (the address is r0\'s, the packet leaves through r0)', where: 'output', packet: udp6Packet(R6, C6, 119, 2000), expect: false },

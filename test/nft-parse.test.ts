@@ -196,7 +196,20 @@ t.test('fib, ip6 nexthdr, meta iif/oif → IR and listing terms', async (t) => {
   for (const fam of [4, 6] as const) t.same(one('fib daddr . oif type { blackhole, prohibit } drop', 'inet', fam).ir[0]?.matches, [{ kind: 'addrtype', limitIn: false, limitOut: true, fib: true, dst: { types: (1 << 6) | (1 << 8), invert: false } }], `an inet fib rule for IPv${fam}`);
   t.same(one('fib daddr type local accept', 'ip6', 6).ir[0]?.matches, [{ kind: 'addrtype', limitIn: false, limitOut: false, fib: true, dst: { types: 1 << 2, invert: false } }], 'an ip6 table\'s fib');
   t.same(one('meta nfproto ipv4 fib daddr type local accept', 'inet', 6).ir, [], 'an inet fib rule for IPv4 only has no IPv6 rule');
-  t.throws(() => one('fib saddr . iif oif missing drop', 'ip'), { message: /fib \.\.\. oif is not supported/ }, 'fib results other than type are refused by name');
+  // fib oif, oifname, check: the route lookup's device (IR fibroute)
+  t.same(one('fib saddr . iif oif missing drop', 'ip').ir[0]?.matches, [{ kind: 'fibroute', addr: 'saddr', dev: 'iif', indexes: [0], invert: false }], 'oif missing: no device');
+  t.equal(one('fib saddr . mark . iif oif missing drop', 'inet').text, 'fib saddr . mark . iif oif missing drop', '. mark is listed where nft lists it');
+  t.same(one('fib daddr check exists', 'ip').ir[0]?.matches, [{ kind: 'fibroute', addr: 'daddr', indexes: [0], invert: true }], 'check exists (nft 1.1): any device');
+  t.equal(one('fib daddr check exists', 'ip').text, 'fib daddr oif exists', '... listed in nft 1.0\'s form');
+  t.equal(one('fib daddr oif != missing', 'ip6', 6).ir[0]?.matches[0]?.kind === 'fibroute' && (one('fib daddr oif != missing', 'ip6', 6).ir[0]!.matches[0] as { invert: boolean }).invert, true, '!= missing is exists');
+  t.same(one('fib daddr oif { "lo", 1, 0 } accept', 'ip').ir[0]?.matches, [{ kind: 'fibroute', addr: 'daddr', indexes: [0, 1], invert: false }], 'names resolved to indexes, duplicates dropped');
+  t.equal(one('fib daddr oif { "lo", 1, 0 } accept', 'ip').text, 'fib daddr oif { 0, 1 } accept', 'listed by index (named when printed)');
+  t.same(one('fib daddr oifname { "lo", "eth*" }', 'ip').ir[0]?.matches, [{ kind: 'fibroute', addr: 'daddr', names: [{ name: 'eth', wildcard: true }, { name: 'lo', wildcard: false }], invert: false }], 'oifname: name patterns');
+  t.equal(one('fib daddr oifname { "lo", "eth*" }', 'ip').text, 'fib daddr oifname { "eth*", "lo" }', 'in nft\'s order (an interval set: by bytes)');
+  t.throws(() => one('fib saddr . oif oif 0 drop', 'ip'), { message: /Could not process rule: Invalid argument/ }, '. oif with the device result: the kernel\'s EINVAL');
+  t.throws(() => one('fib daddr oif "nosuch"', 'ip'), { message: /Interface does not exist/ });
+  t.throws(() => one('fib daddr oifname ""', 'ip'), { message: /Empty string is not allowed/ });
+  t.throws(() => one('fib daddr oif > 1', 'ip'), { message: /fib oif comparison > is not supported/ }, 'comparisons are refused by name');
   t.throws(() => one('fib daddr type local,broadcast', 'ip'), { message: /is not bitmask/ }, 'a comma list is not a fib type set');
   t.throws(() => one('fib daddr type nosuch', 'ip'), { message: /Could not parse fib address type/ });
   // ip6 nexthdr: the fixed header's field

@@ -189,6 +189,7 @@ function matchStep(m: Match, p: PacketView, state: MatchState): Step {
       return yes(true);
     }
     case 'addrtype': throw new Error('the model holds no routing table (-m addrtype)');
+    case 'fibroute': throw new Error('the model holds no routing table (fib oif)');
     case 'hashlimit': throw new Error(`the model does not keep hashlimit tables (-m hashlimit --hashlimit-name ${m.name})`);
     case 'recent': throw new Error(`the model does not keep recent lists (-m recent --name ${m.name})`);
     case 'set': {

@@ -165,6 +165,12 @@ export type Match =
    * device's, else MULTICAST/UNICAST/UNSPEC by the address; cgen/addrtype.ts)
    */
   | { kind: 'addrtype'; src?: { types: number; invert: boolean }; dst?: { types: number; invert: boolean }; limitIn: boolean; limitOut: boolean; fib?: true }
+  /**
+   * nft's `fib saddr|daddr [. iif|. oif] oif|oifname|check`: the device the
+   * route lookup of the address gives (cgen/fibroute.ts), by index (0: none;
+   * check exists/missing is != 0 / == 0) or by name patterns
+   */
+  | { kind: 'fibroute'; addr: 'saddr' | 'daddr'; dev?: 'iif' | 'oif'; indexes?: number[]; names?: { name: string; wildcard: boolean }[]; invert: boolean }
   /** the TCP MSS option's value in [min, max] (no option: no match; a header cut short: dropped) */
   | { kind: 'tcpmss'; min: number; max: number; invert: boolean }
   /** ECN: the IP header's ECT bits, and (with -p tcp) the TCP ECE and CWR flags */
@@ -310,7 +316,7 @@ export function tableFacts(t: Table): TableFacts {
       for (const m of r.matches) {
         matches.push(m);
         if (m.kind === 'conntrack' || m.kind === 'state' || m.kind === 'connmark') conntrack = true;
-        else if (m.kind === 'addrtype' && (m.limitIn || m.limitOut || m.fib)) ifaces = true;
+        else if ((m.kind === 'addrtype' && (m.limitIn || m.limitOut || m.fib)) || m.kind === 'fibroute') ifaces = true;
       }
     }
   }

@@ -162,6 +162,8 @@ function fmtMatch(m: Match, proto: number | undefined, o: ListOptions): string {
       const named = !o.numeric && m.mask === 0x3f ? TOS_NAMES.find(([, v]) => v === m.value) : undefined;
       return ` tos match${m.invert ? '!' : ''}${named ? ` ${named[0]}` : `${hexl(m.value)}/${hexl(m.mask)}`}`;
     }
+    // (nft's fib: no iptables listing has it; said as nft says it)
+    case 'fibroute': return ` fib ${m.addr}${m.dev ? ` . ${m.dev}` : ''} ${m.names ? 'oifname' : 'oif'} ${m.invert ? '!= ' : ''}${(m.names?.map((n) => n.name + (n.wildcard ? '*' : '')) ?? m.indexes!.map(String)).join(',')}`;
     case 'addrtype': {
       let s = ' ADDRTYPE match';
       if (m.src) s += ` src-type ${m.src.invert ? '!' : ''}${fmtAddrTypes(m.src.types)}`;

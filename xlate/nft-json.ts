@@ -65,8 +65,15 @@ function verdict(v: string): Json {
 
 /** One canonical term as a JSON statement. */
 function term(t: string, counter: CounterValue | undefined, tableFamily: string, o: ListOptions = {}): Json {
-  const fib = /^fib (saddr|daddr)(?: \. (iif|oif))? type (?:(!=) )?(.+)$/.exec(t);
-  if (fib) return { match: { op: fib[3] ?? '==', left: { fib: { result: 'type', flags: [fib[1]!, ...(fib[2] ? [fib[2]] : [])] } }, right: rhs(fib[4]!) } };
+  const fib = /^fib (saddr|daddr)((?: \. (?:mark|iif|oif))*) (type|oif|oifname) (?:(!=) )?(.+)$/.exec(t);
+  if (fib) {
+    const flags = [fib[1]!, ...fib[2]!.split(' . ').slice(1)];
+    // oif: exists and missing as booleans, indexes by the name they have now (else as a string of digits, as nft prints them)
+    const device = (n: Json): Json => (typeof n === 'number' ? o.ifName?.(n) ?? String(n) : n);
+    const r = fib[3] === 'oif' && (fib[5] === 'exists' || fib[5] === 'missing') ? fib[5] === 'exists' : rhs(fib[5]!);
+    const right = fib[3] !== 'oif' || typeof r === 'boolean' ? r : typeof r === 'object' && r !== null && 'set' in r ? { set: (r.set as Json[]).map(device) } : device(r);
+    return { match: { op: fib[4] ?? '==', left: { fib: { result: fib[3]!, flags } }, right } };
+  }
   const named = /^((?:[a-z][\w-]*(?: [a-z][\w-]*)? \. )+[a-z][\w-]*(?: [a-z][\w-]*)?) (@\S+)$/.exec(t);
   if (named) return { match: { op: '==', left: { concat: named[1]!.split(' . ').map(selector) }, right: named[2]! } };
   const cat = CONCAT.exec(t);

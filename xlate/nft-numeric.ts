@@ -40,7 +40,7 @@ const RULES: [RegExp, Record<string, number>, (n: number) => string][] = [
   [/^(meta pkttype (?:!= )?)(.+)$/, PKTTYPES, String],
   [/^(ip6? ecn (?:!= )?)(.+)$/, { 'not-ect': 0, ect1: 1, ect0: 2, ce: 3 }, hex],
   [/^(meta nfproto (?:!= )?)(.+)$/, FAMILY_NUMBERS, String],
-  [/^(fib \S+(?: \. \S+)? type (?:!= )?)(.+)$/, FIB_NUMBERS, String],
+  [/^(fib \S+(?: \. \S+)* type (?:!= )?)(.+)$/, FIB_NUMBERS, String],
   [/^(reject with icmp )(.+)$/, ICMP_CODES, String],
   [/^(reject with icmpv6 )(.+)$/, ICMPV6_CODES, String],
   [/^(reject with icmpx )(.+)$/, { 'no-route': 0, 'port-unreachable': 1, 'host-unreachable': 2, 'admin-prohibited': 3 }, String],
@@ -56,6 +56,9 @@ function seconds(x: string): string {
 
 /** One listing term under -n. */
 export function numericTerm(t: string): string {
+  // fib's device check: a boolean, 0 or 1
+  const check = /^(fib .* oif (?:!= )?)(missing|exists)$/.exec(t);
+  if (check) return check[1]! + (check[2] === 'exists' ? '1' : '0');
   const exp = /^(ct expiration (?:(?:!=|<=|>=|<|>) )?)(\S+?)(?:-(\S+))?$/.exec(t);
   if (exp) return exp[1]! + seconds(exp[2]!) + (exp[3] ? `-${seconds(exp[3])}` : '');
   // tcp flags: `V / M` or `& (M) == V` → `0xV / 0xm1,0xm2` (the mask bit by bit); a plain value or list → hex

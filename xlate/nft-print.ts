@@ -64,7 +64,7 @@ function termText(t: string, o: ListOptions): string {
     const elems = cat[2]!.split(', ').map((e) => e.split(' . ').map((v, i) => (sels[i] ? termText(`${sels[i]} ${v}`, o).slice(sels[i]!.length + 1) : v)).join(' . '));
     return `${cat[1]} { ${elems.join(', ')} }`;
   }
-  const dev = /^((?:iif|oif) (?:!= )?)(\{ [^}]* \}|\d+)$/.exec(t);
+  const dev = /^((?:iif|oif|fib \S+(?: \. \S+)* oif) (?:!= )?)(\{ [^}]* \}|\d+)$/.exec(t);
   if (dev) {
     const named = (n: string): string => { const x = o.ifName?.(Number(n)); return x === undefined ? n : `"${x}"`; };
     return `${dev[1]}${dev[2]!.startsWith('{') ? `{ ${dev[2]!.slice(2, -2).split(', ').map(named).join(', ')} }` : named(dev[2]!)}`;

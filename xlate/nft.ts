@@ -1010,23 +1010,26 @@ export const FIB_TYPES = ['unspec', 'unicast', 'local', 'broadcast', 'anycast', 
  * is -m addrtype's question; for IPv6 nft's own reading of the route
  * lookup (the IR's `fib`, cgen/addrtype.ts emitFib6).
  */
-function fibMatch(b: Built, c: Cursor, text: RuleText, item: NftItem): void {
+function fibMatch(b: Built, c: Cursor, db: NameDb, text: RuleText, item: NftItem): void {
   const which = c.word();
   if (which !== 'saddr' && which !== 'daddr') throw (which === 'mark' || which === 'iif' || which === 'oif' ? unsupported(`fib ${which}`, c.file, c.peek()!) : new NftError('syntax error, fib saddr or daddr expected', c.where(c.peek())));
   c.next();
-  let dev: 'iif' | 'oif' | undefined;
+  let dev: 'iif' | 'oif' | undefined, mark = false;
   while (c.word() === '.') {
     c.next();
     const f = c.word();
     if (f === 'iif' || f === 'oif') {
       if (dev) throw new NftError('fib: iif and oif are mutually exclusive', c.where(c.peek()));
       dev = f;
-    } else if (f === 'mark') throw unsupported('fib ... . mark', c.file, c.peek()!);
+    } else if (f === 'mark') mark = true;
     else throw new NftError('syntax error, fib iif, oif or mark expected', c.where(c.peek()));
     c.next();
   }
   const result = c.word();
-  if (result !== 'type') throw (result === 'oif' || result === 'oifname' || result === 'check' ? unsupported(`fib ... ${result}`, c.file, c.peek()!) : new NftError('syntax error, fib type, oif or oifname expected', c.where(c.peek())));
+  const head = `fib ${which}${mark ? ' . mark' : ''}${dev ? ` . ${dev}` : ''}`;
+  if (result === 'oif' || result === 'oifname' || result === 'check') { c.next(); fibRouteMatch(b, c, { which, dev, head }, result, db, text, item); return; }
+  if (result !== 'type') throw new NftError('syntax error, fib type, oif or oifname expected', c.where(c.peek()));
+  // the mark only steers policy routing, which the mirrors do not follow (README): the type is the same
   c.next();
   const op = relOp(c);
   if (op !== '==' && op !== '!=') throw unsupported(`fib type comparison ${op}`, c.file, item);
@@ -1039,10 +1042,62 @@ function fibMatch(b: Built, c: Cursor, text: RuleText, item: NftItem): void {
     bits |= 1 << n;
   }
   const names = FIB_TYPES.filter((_, i) => bits & (1 << i));
-  text.add(`fib ${which}${dev ? ` . ${dev}` : ''} type ${opText(op)}${braced && names.length > 1 ? `{ ${names.join(', ')} }` : names[0]}`);
+  text.add(`${head} type ${opText(op)}${braced && names.length > 1 ? `{ ${names.join(', ')} }` : names[0]}`);
   const part = { types: bits, invert: op === '!=' };
   const m = { kind: 'addrtype' as const, limitIn: dev === 'iif', limitOut: dev === 'oif', fib: true as const, ...(which === 'saddr' ? { src: part } : { dst: part }) };
   b.matches.push(m);
+}
+
+/**
+ * `fib ... oif|oifname|check`: the device of the route lookup (IR
+ * `fibroute`). oif by index (a name resolved when the rule is added, as
+ * for meta oif; 0 or `missing`: none, `exists`: any), listed by index and
+ * named when printed; oifname by name patterns; `check exists|missing`
+ * (nft 1.1) is nft 1.0's `oif exists|missing`.
+ */
+function fibRouteMatch(b: Built, c: Cursor, f: { which: 'saddr' | 'daddr'; dev?: 'iif' | 'oif'; head: string }, result: 'oif' | 'oifname' | 'check', db: NameDb, text: RuleText, item: NftItem): void {
+  // nft_fib_init: the device result takes no . oif
+  if (f.dev === 'oif') throw new NftError('Could not process rule: Invalid argument', c.where(item));
+  const op = relOp(c);
+  if (op !== '==' && op !== '!=') throw unsupported(`fib ${result} comparison ${op}`, c.file, item);
+  const base = { kind: 'fibroute' as const, addr: f.which, ...(f.dev ? { dev: f.dev } : {}) };
+  const { values, braced } = valueItems(c, result === 'oifname' ? 'interface name' : 'network interface index');
+  const word = values.length === 1 ? wordOf(values[0]) : undefined;
+  if (result === 'check' || word === 'exists' || word === 'missing') {
+    if (word !== 'exists' && word !== 'missing') throw new NftError('syntax error, exists or missing expected', c.where(values[0]));
+    if (result === 'oifname') throw new NftError('datatype mismatch, expected interface name, expression has type boolean', c.where(values[0]));
+    text.add(`${f.head} oif ${opText(op)}${word}`);
+    b.matches.push({ ...base, indexes: [0], invert: (word === 'exists') !== (op === '!=') });
+    return;
+  }
+  if (result === 'oif') {
+    const indexes = [...new Set(values.map((v) => {
+      if (v.kind !== 'word' && v.kind !== 'string') throw new NftError('syntax error, interface expected', c.where(v));
+      if (v.kind === 'word' && /^\d+$/.test(v.text)) {
+        const n = Number(v.text);
+        if (n > 0xffffffff) throw new NftError('Interface does not exist', c.where(v));
+        return n;
+      }
+      if (v.kind === 'word' && /-/.test(v.text)) throw unsupported('a range of fib oif values', c.file, v);
+      const n = db.ifIndex?.(v.text);
+      if (n === undefined) throw new NftError('Interface does not exist', c.where(v));
+      return n;
+    }))].sort((x, y) => x - y);
+    text.add(`${f.head} oif ${opText(op)}${braced && indexes.length > 1 ? `{ ${indexes.join(', ')} }` : indexes[0]}`);
+    b.matches.push({ ...base, indexes, invert: op === '!=' });
+    return;
+  }
+  const names = [...new Set(values.map((v) => {
+    if (v.kind !== 'word' && v.kind !== 'string') throw new NftError('syntax error, interface name expected', c.where(v));
+    if (v.text === '') throw new NftError('Empty string is not allowed', c.where(v));
+    if (v.text.length > 16) throw new NftError('interface name too long', c.where(v));
+    return v.text;
+  }))];
+  const wild = (n: string): boolean => n.endsWith('*') && !n.endsWith('\\*');
+  const interval = names.some(wild);
+  names.sort((x, y) => (interval ? (x.replace(/\*$/, '') < y.replace(/\*$/, '') ? -1 : 1) : nameOrder(x, y)));
+  text.add(`${f.head} oifname ${opText(op)}${braced && names.length > 1 ? `{ ${names.map((n) => `"${n}"`).join(', ')} }` : `"${names[0]}"`}`);
+  b.matches.push({ ...base, names: names.map((n) => (wild(n) ? { name: n.slice(0, -1), wildcard: true } : { name: n.endsWith('\\*') ? `${n.slice(0, -2)}*` : n, wildcard: false })), invert: op === '!=' });
 }
 
 /**
@@ -2123,7 +2178,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
         }
         break;
       }
-      case 'fib': fibMatch(b, c, text, item); break;
+      case 'fib': fibMatch(b, c, db, text, item); break;
       case 'tcp': case 'udp': case 'th': {
         const key = c.word();
         if (w === 'tcp' && key === 'flags') { checkContext(b, 'tcp', c, item); c.next(); tcpFlags(b, c, item, tableFamily !== 'ip', text); break; }
@@ -2314,6 +2369,11 @@ function hookRefusal(hook: NftHook, t: NftTable, start: NftChain): void {
         if (!ir) continue;
         for (const m of ir.matches) {
           if (m.kind === 'owner' && hook !== 'output') throw unsupported(`meta skuid and skgid outside an output chain (${start.name})`, r.where.file!, where);
+          if (m.kind === 'fibroute') {
+            // nft_fib_validate: the device result only where packets come in
+            if (hook === 'output' || hook === 'postrouting') throw new NftError(`Could not process rule: Operation not supported (fib ... oif in a ${hook} chain, ${start.name})`, r.where);
+            continue;
+          }
           if (m.kind !== 'addrtype') continue;
           if ((m.limitIn && (hook === 'output' || hook === 'postrouting')) || (m.limitOut && (hook === 'prerouting' || hook === 'input'))) {
             throw new NftError(`Could not process rule: Operation not supported (fib ... . ${m.limitIn ? 'iif' : 'oif'} in a ${hook} chain, ${start.name})`, r.where);

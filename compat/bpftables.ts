@@ -123,7 +123,7 @@ function namespaceStatus(tables: (Table | undefined)[]): { logd: number | null; 
   const logd = runningLogd() ?? null;
   const warnings: string[] = [];
   if (logd === null && tables.some((t) => t && (tableFacts(t).events || usesAddrtype(t)))) {
-    warnings.push('bpftables logd is not running: LOG lines, REJECT answers and addrtype\'s routing updates wait for it (start it with `bpftables logd`, or any table change starts it)');
+    warnings.push('bpftables logd is not running: LOG lines, REJECT answers and the routing updates of addrtype and fib wait for it (start it with `bpftables logd`, or any table change starts it)');
   }
   return { logd, warnings, sets: setNames(), objects, recent: recentLists(), hashlimit: hashlimitTablesPinned() };
 }

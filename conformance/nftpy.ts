@@ -36,7 +36,8 @@ const bitsOf = (list: string): number => list.split(/[,|]/).map((f) => f.trim())
  * `VALUE / MASK` in 1.0 and `& (MASK) == VALUE` in 1.1; an ICMPv6 code is
  * named by the destination-unreachable names in 1.0 whatever the type, by
  * number after other types in 1.1; a limit's default burst (5 packets) is
- * left out in 1.0 and said in 1.1.
+ * left out in 1.0 and said in 1.1; fib's device check is `oif exists|missing`
+ * in 1.0 (which has no `check`) and `check exists|missing` in 1.1.
  */
 export function olderNftForm(listed: string, want: string): boolean {
   const m11 = /^(.*)tcp flags & \(([a-z| ]+)\) (==|!=) ([a-z| ]+)(.*)$/.exec(want);
@@ -52,6 +53,8 @@ export function olderNftForm(listed: string, want: string): boolean {
   // ip frag-off: hexadecimal in 1.1, decimal in 1.0
   const frag = want.replace(/(ip frag-off (?:!= )?)(\{[^}]*\}|\S+)/, (_m, head: string, v: string) => head + v.replace(/0x[0-9a-f]+/gi, (h) => String(parseInt(h, 16))));
   if (frag !== want && comparable(frag) === comparable(listed)) return true;
+  // fib's device check: `check` in 1.1, `oif` in 1.0
+  if (/^(.*fib \S+(?: \. \S+)*) check ((?:!= )?(?:exists|missing).*)$/.test(want) && listed === want.replace(/ check ((?:!= )?(?:exists|missing))/, ' oif $1')) return true;
   // a limit's default burst: said in 1.1, left out in 1.0
   return want.includes(' burst 5 packets') && listed === want.replace(' burst 5 packets', '');
 }

@@ -210,6 +210,9 @@ t.test('fib, ip6 nexthdr, meta iif/oif → IR and listing terms', async (t) => {
   t.throws(() => one('fib daddr oif "nosuch"', 'ip'), { message: /Interface does not exist/ });
   t.throws(() => one('fib daddr oifname ""', 'ip'), { message: /Empty string is not allowed/ });
   t.throws(() => one('fib daddr oif > 1', 'ip'), { message: /fib oif comparison > is not supported/ }, 'comparisons are refused by name');
+  t.throws(() => one('fib daddr check vmap { missing : drop, exists : accept }', 'ip'), { message: /fib \.\.\. oif missing as a verdict map key .* is not supported/ }, 'exists/missing as vmap keys: refused (nft 1.0 and 1.1 read them otherwise)');
+  t.equal(one('fib daddr oif vmap { "lo" : accept, 0 : drop }', 'ip').text, 'fib daddr oif vmap { 0 : drop, 1 : accept }', 'a verdict map on oif: indexes, in order');
+  t.equal(one('fib daddr oif vmap { "lo" : accept, 0 : drop }', 'ip').ir.length, 2, 'one rule per element');
   t.throws(() => one('fib daddr type local,broadcast', 'ip'), { message: /is not bitmask/ }, 'a comma list is not a fib type set');
   t.throws(() => one('fib daddr type nosuch', 'ip'), { message: /Could not parse fib address type/ });
   // ip6 nexthdr: the fixed header's field

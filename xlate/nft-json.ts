@@ -28,6 +28,8 @@ function selector(sel: string): Json {
   if (PAYLOAD.test(sel)) { const [protocol, field] = sel.split(' '); return { payload: { protocol: protocol!, field: field! } }; }
   if (META.test(sel)) return { meta: { key: sel.startsWith('meta ') ? sel.slice(5) : sel } };
   if (/^ct (state|status|direction|mark|protocol)$/.test(sel)) return { ct: { key: sel.slice(3) } };
+  const fib = /^fib (saddr|daddr)((?: \. (?:mark|iif|oif))*) (type|oif|oifname)$/.exec(sel);
+  if (fib) return { fib: { result: fib[3]!, flags: [fib[1]!, ...fib[2]!.split(' . ').slice(1)] } };
   throw new JsonUnsupported(sel);
 }
 
@@ -65,7 +67,7 @@ function verdict(v: string): Json {
 
 /** One canonical term as a JSON statement. */
 function term(t: string, counter: CounterValue | undefined, tableFamily: string, o: ListOptions = {}): Json {
-  const fib = /^fib (saddr|daddr)((?: \. (?:mark|iif|oif))*) (type|oif|oifname) (?:(!=) )?(.+)$/.exec(t);
+  const fib = /^fib (saddr|daddr)((?: \. (?:mark|iif|oif))*) (type|oif|oifname) (?:(!=) )?(?!vmap )(.+)$/.exec(t);
   if (fib) {
     const flags = [fib[1]!, ...fib[2]!.split(' . ').slice(1)];
     // oif: exists and missing as booleans, indexes by the name they have now (else as a string of digits, as nft prints them)
@@ -104,7 +106,9 @@ function term(t: string, counter: CounterValue | undefined, tableFamily: string,
   if (namedMap) return { vmap: { key: selector(namedMap[1]!), data: namedMap[2]! } };
   const vmap = /^(.+?) vmap \{ (.*) \}$/.exec(t);
   if (vmap) {
-    return { vmap: { key: selector(vmap[1]!), data: { set: elements(vmap[2]!).map((e) => { const i = e.lastIndexOf(' : '); return [value(e.slice(0, i)), verdict(e.slice(i + 3))]; }) } } };
+    // fib oif's keys: interface indexes, by the name they have now (else digits, as nft prints them)
+    const key = /^fib .* oif$/.test(vmap[1]!) ? (k: string): Json => (/^\d+$/.test(k) ? o.ifName?.(Number(k)) ?? k : value(k)) : value;
+    return { vmap: { key: selector(vmap[1]!), data: { set: elements(vmap[2]!).map((e) => { const i = e.lastIndexOf(' : '); return [key(e.slice(0, i)), verdict(e.slice(i + 3))]; }) } } };
   }
   // tcp flags: `V / M`, `& M OP V` (the mask applied to the field), `== V`, one flag
   const flagsMask = /^tcp flags (!= )?(\S+) \/ (\S+)$/.exec(t) ?? /^tcp flags & (\S+) (==|!=) (\S+)$/.exec(t);

@@ -73,7 +73,11 @@ export function numericTerm(t: string): string {
   if (plain) return plain[1]! + mapValues(plain[2]!, NFT_TCP_FLAGS, hex);
   for (const [re, table, fmt] of RULES) {
     const m = re.exec(t);
-    if (m) return m[1]! + mapValues(m[2]!, table, fmt);
+    if (!m) continue;
+    // a verdict map's keys
+    const map = /^vmap \{ (.*) \}$/.exec(m[2]!);
+    if (map) return `${m[1]}vmap { ${map[1]!.split(', ').map((e) => { const i = e.lastIndexOf(' : '); return mapValue(e.slice(0, i), table, fmt) + e.slice(i); }).join(', ')} }`;
+    return m[1]! + mapValues(m[2]!, table, fmt);
   }
   return t;
 }

@@ -64,6 +64,11 @@ function termText(t: string, o: ListOptions): string {
     const elems = cat[2]!.split(', ').map((e) => e.split(' . ').map((v, i) => (sels[i] ? termText(`${sels[i]} ${v}`, o).slice(sels[i]!.length + 1) : v)).join(' . '));
     return `${cat[1]} { ${elems.join(', ')} }`;
   }
+  // a verdict map on fib oif: its keys named
+  const devMap = /^(fib \S+(?: \. \S+)* oif vmap \{ )(.*)( \})$/.exec(t);
+  if (devMap) {
+    return devMap[1]! + devMap[2]!.split(', ').map((e) => e.replace(/^\d+(?= : )/, (n) => { const x = o.ifName?.(Number(n)); return x === undefined ? n : `"${x}"`; })).join(', ') + devMap[3]!;
+  }
   const dev = /^((?:iif|oif|fib \S+(?: \. \S+)* oif) (?:!= )?)(\{ [^}]* \}|\d+)$/.exec(t);
   if (dev) {
     const named = (n: string): string => { const x = o.ifName?.(Number(n)); return x === undefined ? n : `"${x}"`; };

@@ -1937,7 +1937,12 @@ function verdictMap(items: NftItem[], at_: number, fam: Family, tableFamily: Nft
     prefix ??= terms.slice(0, -2);
     selector = term.slice(0, sp);
     const key = term.slice(sp + 1);
-    listed.push({ key, verdict: e.verdict, order: keyOrder(key, db) });
+    if (/^fib .* oif$/.test(selector) && (key === 'exists' || key === 'missing')) {
+      // nft 1.0 reads them there as the interface indexes 1 and 0, nft 1.1 as the check: which one is meant cannot be told
+      throw unsupported(`fib ... oif ${key} as a verdict map key (write fib ... oif ${key} rules, or interface names)`, file, e.keyItem);
+    }
+    // fib types in their RTN_* order, as nft orders them
+    listed.push({ key, verdict: e.verdict, order: /^fib .* type$/.test(selector) && FIB_TYPES.includes(key) ? BigInt(FIB_TYPES.indexOf(key)) : keyOrder(key, db) });
   }
   const byKey = new Map<string, string>();
   for (const l of listed) {

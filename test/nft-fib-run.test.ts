@@ -19,7 +19,8 @@ import t from 'tap';
 import { compileTable } from '../cgen/program';
 import { kernel, loadCompiled } from '../compat/engine';
 import path from 'node:path';
-import { ip, inNetns, nsExec, uniqueName } from '../compat/lab';
+import { spawn } from 'node:child_process';
+import { ip, inNetns, nsExec, Topology, uniqueName } from '../compat/lab';
 import { systemNameDb } from '../compat/namedb';
 import { udp6Packet, udpPacket } from '../compat/probes';
 import { NFPROTO_IPV4, NFPROTO_IPV6, testRunNf } from '../native/bpf';
@@ -92,5 +93,67 @@ t.test('fib oif: a packet through the loopback device takes it without a lookup,
     const real = loopbackDelivered(nss.real, addr), got = loopbackDelivered(nss.ours, addr);
     t.ok(real, `UDP to ${addr}: the kernel's nft lets it through`);
     t.equal(got, real, `UDP to ${addr}: bpftables, as the kernel's nft`);
+  }
+});
+
+const delay = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
+
+/** A child process's standard output, as it comes, and its end. */
+function child(args: string[]): { out: () => string; closed: Promise<void> } {
+  const p = spawn('ip', args);
+  let out = '';
+  p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  return { out: () => out, closed: new Promise<void>((res) => p.on('close', () => res())) };
+}
+
+/**
+ * The client's route moved to r1 in the middle of a conversation with the
+ * router: UDP, two datagrams to a socket connected to the client (early
+ * demux hands them the socket, which caches no input device); TCP, two
+ * segments of a connection (whose socket caches the device the connection
+ * came in on). What the router's socket got: datagrams, or bytes.
+ */
+async function afterRouteMoves(topo: Topology, six: boolean, proto: 'udp' | 'tcp'): Promise<number> {
+  const [c, r, host] = six ? ['fd00:1::2', 'fd00:1::1', 'fd00:1::2/128'] : ['10.0.1.2', '10.0.1.1', '10.0.1.2/32'];
+  const fam = six ? 'udp6' : 'udp4';
+  const server = child(['netns', 'exec', topo.router, process.execPath, '-e', proto === 'udp'
+    ? `const s = require('node:dgram').createSocket('${fam}'); let n = 0;
+s.bind(7749, '${r}', () => s.connect(5000, '${c}', () => console.log('ready'))); s.on('message', () => n++); setTimeout(() => { console.log(n); s.close(); }, 2000);`
+    : `let n = 0; const srv = require('node:net').createServer((k) => { k.on('data', (d) => { n += d.length; }); k.on('error', () => {}); });
+srv.listen(7749, '${r}', () => console.log('ready')); setTimeout(() => { console.log(n); process.exit(0); }, 2500);`]);
+  for (let i = 0; i < 100 && !server.out().includes('ready'); i++) await delay(20);
+  const moveRoute = (): void => { nsExec(topo.router, 'ip', [...(six ? ['-6'] : []), 'route', 'add', host, 'dev', 'r1']); };
+  if (proto === 'udp') {
+    const send = (): void => { nsExec(topo.client, process.execPath, ['-e', `const s = require('node:dgram').createSocket('${fam}'); s.bind(5000, '${c}', () => s.send('x', 7749, '${r}', () => s.close()));`]); };
+    send();
+    await delay(200);
+    moveRoute();
+    send();
+  } else {
+    const client = child(['netns', 'exec', topo.client, process.execPath, '-e', `const k = require('node:net').connect(7749, '${r}', () => { k.write('a'); setTimeout(() => k.write('b'), 600); setTimeout(() => k.destroy(), 1200); }); k.on('error', () => {});`]);
+    await delay(300);
+    moveRoute();
+    await client.closed;
+  }
+  await server.closed;
+  return Number(server.out().trim().split('\n').pop());
+}
+
+t.test('fib oif: an early-demuxed socket whose cached input device is the packet\'s takes it without a lookup, as in the kernel\'s nft', async (t) => {
+  if (!requireKernel(t, ['nft'])) return;
+  prepareState();
+  const rules = 'table inet f {\n\tchain input {\n\t\ttype filter hook input priority 0; policy accept;\n\t\tfib saddr . iif oif missing th dport 7749 drop\n\t}\n}\n';
+  for (const six of [false, true]) {
+    for (const [proto, want] of [['udp', 1], ['tcp', 2]] as const) {
+      const real = new Topology('FR'), ours = new Topology('FO');
+      try {
+        t.equal(nsExec(real.router, 'nft', ['-f', '-'], rules).status, 0, 'the kernel\'s nft loads the rule');
+        const loaded = nsExec(ours.router, path.join(BIN, 'nft'), ['-f', '-'], rules);
+        t.equal(loaded.status, 0, `bpftables loads it ${loaded.stderr}`);
+        const [r, o] = [await afterRouteMoves(real, six, proto), await afterRouteMoves(ours, six, proto)];
+        t.equal(r, want, `IPv${six ? 6 : 4} ${proto}: the kernel's nft passes ${want === 2 ? 'both (the socket\'s cached device is the input device)' : 'the first only (a UDP socket caches no device: looked up)'}`);
+        t.equal(o, r, `IPv${six ? 6 : 4} ${proto}: bpftables, as the kernel's nft`);
+      } finally { real.destroy(); ours.destroy(); }
+    }
   }
 });

@@ -92,6 +92,18 @@ export function dumpRoutes4(table = RT_TABLE_LOCAL): Route4[] {
   return routes;
 }
 
+/** An RTA_MULTIPATH attribute's nexthops (struct rtnexthop { u16 len; u8 flags, hops; s32 ifindex } and its own attributes): device index, has a gateway. */
+function* nexthops(buf: Buffer, at: number, len: number): Generator<[number, boolean]> {
+  for (let h = at; h + 8 <= at + len;) {
+    const hlen = buf.readUInt16LE(h);
+    if (hlen < 8) return;
+    let gateway = false;
+    for (const [ntype] of attributes(buf, h + 8, h + hlen)) if (ntype === RTA_GATEWAY) gateway = true;
+    yield [buf.readInt32LE(h + 4), gateway];
+    h += (hlen + 3) & ~3;
+  }
+}
+
 /** Every IPv4 route of every table, with its nexthops (nft's fib oif reads the lookup's device). */
 export function dumpRoutesAll4(): RouteAll4[] {
   const routes: RouteAll4[] = [];
@@ -102,14 +114,7 @@ export function dumpRoutesAll4(): RouteAll4[] {
       else if (type === RTA_OIF) rt.ifindexes.push(buf.readUInt32LE(at));
       else if (type === RTA_PRIORITY) rt.priority = buf.readUInt32LE(at);
       else if (type === RTA_TABLE) rt.table = buf.readUInt32LE(at);
-      else if (type === RTA_MULTIPATH) {
-        for (let h = at; h + 8 <= at + len;) {
-          const hlen = buf.readUInt16LE(h);
-          if (hlen < 8) break;
-          rt.ifindexes.push(buf.readInt32LE(h + 4));
-          h += (hlen + 3) & ~3;
-        }
-      }
+      else if (type === RTA_MULTIPATH) for (const [ifindex] of nexthops(buf, at, len)) rt.ifindexes.push(ifindex);
     }
     rt.devs = rt.ifindexes.map(ifName);
     routes.push(rt);
@@ -128,14 +133,10 @@ export function dumpRoutes6(): Route6[] {
       else if (type === RTA_GATEWAY) rt.gateway = true;
       else if (type === RTA_TABLE) rt.table = buf.readUInt32LE(at);
       else if (type === RTA_MULTIPATH) {
-        // struct rtnexthop { u16 len; u8 flags, hops; s32 ifindex } and its own attributes
-        for (let h = at; h + 8 <= at + len;) {
-          const hlen = buf.readUInt16LE(h);
-          if (hlen < 8) break;
-          rt.ifindexes.push(buf.readInt32LE(h + 4));
-          rt.devs.push(ifName(buf.readInt32LE(h + 4)));
-          for (const [ntype] of attributes(buf, h + 8, h + hlen)) if (ntype === RTA_GATEWAY) rt.gateway = true;
-          h += (hlen + 3) & ~3;
+        for (const [ifindex, gateway] of nexthops(buf, at, len)) {
+          rt.ifindexes.push(ifindex);
+          rt.devs.push(ifName(ifindex));
+          rt.gateway ||= gateway;
         }
       }
     }

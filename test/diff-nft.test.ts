@@ -224,6 +224,8 @@ const PROBES4: ProbeSpec[] = [
   // (a raw socket fills in a source of 0.0.0.0: test/nft-payload sends those through BPF_PROG_TEST_RUN)
   { name: 'fib saddr oif "r1": the server\'s address', where: 'input', packet: udpPacket(S, R, 5000, 7741), expect: true },
   { name: 'fib saddr oif "r1": the client', where: 'input', packet: udp(7741), expect: false },
+  { name: 'fib saddr . iif oif missing: a source of a multipath route through r1 and r0, through r0', where: 'input', packet: udpPacket('10.55.0.5', R, 5000, 7740), expect: true },
+  { name: 'fib saddr oif "r1": a source of that multipath route (its first nexthop)', where: 'input', packet: udpPacket('10.55.0.5', R, 5000, 7741), expect: true },
   { name: 'fib daddr oif missing: the router\'s own address (a local route has no device)', where: 'input', packet: udp(7743), expect: true },
   { name: 'fib saddr . mark . iif oif missing: the client', where: 'input', packet: udp(7744), expect: true },
   { name: 'fib saddr . mark . iif oif missing: the server\'s address through r0', where: 'input', packet: udpPacket(S, R, 5000, 7744), expect: false },
@@ -383,9 +385,10 @@ for (const family of [4, 6] as const) {
     prepareState();
     const pair = new DiffPair(family);
     t.teardown(() => pair.destroy());
-    // routes and addresses for fib: reject routes, link-local addresses of r0 and r1, neighbours for it and for the anycast address
+    // routes and addresses for fib: reject routes, a multipath route, link-local addresses of r0 and r1, neighbours for it and for the anycast address
     for (const topo of [pair.legacy, pair.ours]) {
       nsExecOk(topo.router, 'ip', ['route', 'add', 'blackhole', '10.99.0.0/24']);
+      nsExecOk(topo.router, 'ip', ['route', 'add', '10.55.0.0/24', 'nexthop', 'dev', 'r1', 'nexthop', 'dev', 'r0']);
       for (const [type, dst] of [['blackhole', 'fd00:99::/64'], ['prohibit', 'fd00:98::/64'], ['unreachable', 'fd00:97::/64']]) nsExecOk(topo.router, 'ip', ['-6', 'route', 'add', type!, dst!]);
       nsExecOk(topo.router, 'ip', ['-6', 'addr', 'add', `${LL6}/64`, 'dev', 'r0', 'nodad']);
       nsExecOk(topo.router, 'ip', ['-6', 'addr', 'add', 'fe80::bb/64', 'dev', 'r1', 'nodad']);

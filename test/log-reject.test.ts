@@ -360,7 +360,7 @@ t.test('records the ring buffer has no room for are counted and reported by logd
   } finally { process.kill(logd!, 'SIGCONT'); }
   const lostCount = (): number => kernelLog('bpftables: ').map((l) => /^bpftables: (\d+) LOG\/REJECT records lost/.exec(l)).reduce((n, m) => n + Number(m?.[1] ?? 0), 0);
   let lost = 0, written = 0;
-  for (let i = 0; i < 30 && lost === 0; i++) {
+  for (let i = 0; i < 100 && lost === 0; i++) {
     sleep(100);
     lost = lostCount();
     written = kernelLog('LOSS ').length;

@@ -12,13 +12,14 @@
  * does: the listing, counters filled in, is parsed again first.
  */
 import { compileTable } from '../cgen/program';
+import { STATE_MAP } from '../cgen/match';
 import { NFT_SLOTS } from '../cgen/dispatcher';
 import { close, mapInfo, mapLookup, NFPROTO_IPV4, NFPROTO_IPV6, u32Key } from '../native/bpf';
 import { enableConntrack } from '../native/conntrack';
-import { NftState, type NftUnitLoad, type NftUnitSpec } from '../native/nftstate';
+import { closeLoad, NftState, type NftUnitLoad, type NftUnitSpec } from '../native/nftstate';
 import { conntrackMarker } from '../native/tablestate';
 import { BpftablesError } from '../xlate/errors';
-import { type Rule, tableFacts, usesAddrtype, usesMatch } from '../xlate/ir';
+import { type Match, type Rule, tableFacts, usesAddrtype, usesMatch } from '../xlate/ir';
 import { type BaseChainTable, baseChainTables, HOOK_CHAIN, type NftHandles, type NftRule, type NftRuleset, NftError } from '../xlate/nft';
 import { type CounterValue, listedTables, type ListedRule, type ListedTable, rulesetText } from '../xlate/nft-print';
 import { validateTable } from '../xlate/validate';
@@ -45,6 +46,42 @@ interface StoredNft {
    * empty, or in a table without base chains)
    */
   counters: { refs: [number, number][]; base?: [number, number] }[];
+  /** for each unit (by key) with limit/nth state, the key of each state slot (stateKeysOf): what carries it to the next generation */
+  stateKeys?: Record<string, string[]>;
+}
+
+/**
+ * What a stateful match (limit, nth) of unit `u` is from one generation to
+ * the next: its rule (the table's handle, the rule's handle and text) and
+ * its place in the rule. The kernel keeps a rule's state while the rule
+ * stays; a new rule, or a table made again, starts afresh.
+ */
+function stateKeysOf(u: BaseChainTable, slots: Map<Match, number>): string[] {
+  const keys: string[] = [];
+  for (const c of u.ir.chains) for (const r of c.rules) {
+    const nr = u.origin.get(r);
+    r.matches.forEach((m, i) => {
+      const slot = slots.get(m);
+      if (slot !== undefined) keys[slot] = nr ? `ipv${u.family}|${u.table.handle}|${nr.handle}|${nr.text.join(' ')}|${i}` : `-|${slot}`;
+    });
+  }
+  return keys;
+}
+
+/** The live generation's limit/nth state, 16 bytes per stateful match, by stateKeysOf's key. */
+function liveRuleState(st: NftState | undefined): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  const active = st?.readActive();
+  if (!active) return out;
+  for (const fd of active.counters.values()) close(fd);
+  if (active.state.length === 0) return out;
+  const stored = JSON.parse(active.state.toString('utf8')) as StoredNft;
+  const values = st!.readActiveUnitStates();
+  for (const u of stored.units) {
+    const v = values.get(u.slot);
+    (stored.stateKeys?.[u.key] ?? []).forEach((key, slot) => { if (v && (slot + 1) * 16 <= v.length) out.set(key, v.subarray(slot * 16, slot * 16 + 16)); });
+  }
+  return out;
 }
 
 /** The live nft ruleset of this namespace (empty when none is loaded), with each counter's value. */
@@ -97,11 +134,11 @@ export function liveNft(): { text: string; handles: NftHandles; genid: number } 
 }
 
 /** Every unit of `rs` validated, compiled and loaded (verified by the kernel, attached nowhere); `loads` is the caller's to close. */
-function loadUnits(rs: NftRuleset): { units: BaseChainTable[]; loads: NftUnitLoad[]; counters: Map<Rule, number>[]; conntrack: boolean; events: boolean } {
+function loadUnits(rs: NftRuleset, carried = new Map<string, Buffer>()): { units: BaseChainTable[]; loads: NftUnitLoad[]; counters: Map<Rule, number>[]; conntrack: boolean; events: boolean; stateKeys: Record<string, string[]> } {
   const units = baseChainTables(rs);
   if (units.length > NFT_SLOTS) throw new NftError(`Could not process rule: bpftables holds at most ${NFT_SLOTS} base chains (an inet base chain counts once per family)`, {}, true);
   const k = kernel();
-  const out = { units, loads: [] as NftUnitLoad[], counters: [] as Map<Rule, number>[], conntrack: false, events: false };
+  const out = { units, loads: [] as NftUnitLoad[], counters: [] as Map<Rule, number>[], conntrack: false, events: false, stateKeys: {} as Record<string, string[]> };
   try {
     for (const u of units) validateTable(u.ir);
     for (const u of units) {
@@ -111,25 +148,31 @@ function loadUnits(rs: NftRuleset): { units: BaseChainTable[]; loads: NftUnitLoa
       out.events ||= facts.events || usesAddrtype(facts.matches) || usesMatch(facts.matches, 'fibroute');
       const hook = HOOK_CHAIN[u.chain.base!.hook];
       const compiled = compileTable(u.ir, k, { facts, hooks: [hook], nft: true });
+      // limit buckets and nth counters of rules that stay go on from where they are
+      const keys = stateKeysOf(u, compiled.stateSlots);
+      const stateSpec = compiled.maps.find((m) => m.name === STATE_MAP);
+      if (stateSpec && keys.length) {
+        keys.forEach((key, slot) => carried.get(key)?.copy(stateSpec.values, slot * 16));
+        out.stateKeys[specOf(u).key] = keys;
+      }
       let loaded;
       try { loaded = loadCompiled(compiled, u.ir); } catch (e) {
         if (e instanceof BpftablesError) throw new NftError(`Could not process rule: ${u.table.family} ${u.table.name} chain ${u.chain.name}: ${e.message}`, u.chain.where);
         throw e;
       }
-      if (loaded.ruleStateFd !== undefined) close(loaded.ruleStateFd);
-      out.loads.push({ spec: specOf(u), progFd: loaded.progFds.get(SLOT[hook])!, countersFd: loaded.countersFd });
+      out.loads.push({ spec: specOf(u), progFd: loaded.progFds.get(SLOT[hook])!, countersFd: loaded.countersFd, ...(loaded.ruleStateFd !== undefined ? { stateFd: loaded.ruleStateFd } : {}) });
       out.counters.push(compiled.counters.ruleSlot);
     }
     return out;
   } catch (e) {
-    for (const l of out.loads) { close(l.progFd); close(l.countersFd); }
+    for (const l of out.loads) closeLoad(l);
     throw e;
   }
 }
 
 /** `nft -c`: everything `replaceNft` would do up to the install, the kernel's verifier included; nothing stays. */
 export function checkNft(rs: NftRuleset): void {
-  for (const l of loadUnits(rs).loads) { close(l.progFd); close(l.countersFd); }
+  for (const l of loadUnits(rs).loads) closeLoad(l);
 }
 
 /**
@@ -140,7 +183,7 @@ export function checkNft(rs: NftRuleset): void {
  */
 export function replaceNft(rs: NftRuleset, genid = 0): void {
   const phase = phases();
-  const { units, loads, counters: compiledUnits, conntrack, events } = loadUnits(rs);
+  const { units, loads, counters: compiledUnits, conntrack, events, stateKeys } = loadUnits(rs, liveRuleState(NftState.open(false)));
   try {
     phase('nft: compiled and loaded');
     const specs = loads.map((l) => l.spec);
@@ -168,7 +211,7 @@ export function replaceNft(rs: NftRuleset, genid = 0): void {
       counters.push({ refs: e?.refs ?? [], ...(base[0] || base[1] ? { base } : {}) });
     }
     // an empty ruleset stays stored (no links, no programs): table handles go on from where they were, as in the kernel
-    const state: StoredNft = { version: 1, units: slotted, tables, tableHandle: rs.tableHandle, genid, counters };
+    const state: StoredNft = { version: 1, units: slotted, tables, tableHandle: rs.tableHandle, genid, counters, ...(Object.keys(stateKeys).length ? { stateKeys } : {}) };
     if (conntrack) { enableConntrack(); conntrackMarker('nft').set(); }
     const moved = st.install(slotted, loads.splice(0), Buffer.from(JSON.stringify(state)));
     for (const [key, priority] of moved) log.warn(`another netfilter hook holds the priority of base chain ${key.split('|').slice(1, 3).join(' ')}: attached at priority ${priority}`);
@@ -176,7 +219,7 @@ export function replaceNft(rs: NftRuleset, genid = 0): void {
     if (!conntrack) releaseConntrack('nft');
     if (events) ensureLogd();
   } finally {
-    for (const l of loads) { close(l.progFd); close(l.countersFd); }
+    for (const l of loads) closeLoad(l);
   }
 }
 

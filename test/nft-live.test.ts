@@ -269,6 +269,11 @@ t.test("limit: the same packets pass the bucket as in the kernel's nft", async (
     t.ok(real > 0 && real < 10, `udp ${port}: the kernel's nft passed ${real} of 10, bpftables ${out.filter((o) => o.name.startsWith(`udp ${port}`) && o.ours).length}`);
   }
   sameListing(t, pair, 'after the packets (counter)');
+  // a command elsewhere in the ruleset leaves the buckets as they are, as the kernel's nft does (its rules stay)
+  for (const nft of [realNft, ourNft]) t.equal(nft(pair, ['add', 'rule', 'ip', 't', 'input', 'udp', 'dport', '7964', 'accept']).status, 0, 'add rule');
+  const again = pair.probe([7960, 7961, 7963].flatMap((port) => [0, 1, 2].map((i): ProbeSpec => ({ name: `udp ${port} after add rule #${i + 1}`, where: 'input', packet: udpPacket(C, R, 6000 + i, port), expect: false }))));
+  checkOutcomes(t, again, 'nft');
+  sameListing(t, pair, 'after add rule and more packets');
   const inet = ourNft(pair, ['-f', '-'], 'table inet u {\n\tchain input {\n\t\ttype filter hook input priority 5;\n\t\tlimit rate 1/second accept\n\t}\n}\n');
   t.match(inet, { status: 1, stderr: /a limit in an inet rule that both families reach.*is not supported/ }, 'one limit for both families of an inet table is refused (each program would keep its own bucket)');
   const set = ourNft(pair, ['add', 'rule', 'ip', 't', 'input', 'ip', 'saddr', '{ 1.1.1.1, 2.2.2.2 }', 'limit', 'rate', '1/second', 'accept']);

@@ -159,6 +159,12 @@ export class Asm {
     return this.push({ code: STX | SIZE[size] | ATOMIC, dst, src, off, imm: 0xf1 });
   }
 
+  /** src = fetch_add(*(u64|u32 *)(dst + off), src): src gets the old value */
+  atomicFetchAdd(size: 4 | 8, dst: Reg, off: number, src: Reg): this {
+    checkOff(off);
+    return this.push({ code: STX | SIZE[size] | ATOMIC, dst, src, off, imm: 0x01 });
+  }
+
   /** *(u64|u32 *)(dst + off) += src, atomically. */
   atomicAdd(size: 4 | 8, dst: Reg, off: number, src: Reg): this {
     checkOff(off);

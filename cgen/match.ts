@@ -91,6 +91,8 @@ export function initialState(m: Match, env: MatchEnv): Buffer {
   if (m.kind === 'limit') b.writeUInt32LE(limitCredits(m.avg, m.burst, env.hz, env.family).cap, 0);
   // iptables starts the counter at every - packet (every as stored, one less than given)
   if (m.kind === 'statistic' && m.mode === 'nth') b.writeUInt32LE(m.every - m.packet, 0);
+  // quota: the bytes counted so far
+  if (m.kind === 'quota') b.writeBigUInt64LE(BigInt(m.used), 0);
   return b;
 }
 
@@ -488,6 +490,12 @@ export function emitMatch(a: Asm, m: Match, l: RuleLabels, env: MatchEnv): void 
       return;
     case 'limit':
       emitLimit(a, m, env, l.next);
+      return;
+    case 'quota':
+      // nft_quota: the packet's bytes counted whatever the outcome, then compared (consumed > quota is over)
+      a.ldMapValue(R6, STATE_MAP, env.stateSlot(m) * 16);
+      a.ldx(4, R1, R9, S.SKBLEN).movReg(R2, R1).atomicFetchAdd(8, R6, 0, R1).alu64('add', R1, R2);
+      a.ldImm64(R2, BigInt(m.bytes)).jmpReg(m.over ? 'jle' : 'jgt', R1, R2, l.next);
       return;
     case 'statistic':
       emitStatistic(a, m, env, l.next);

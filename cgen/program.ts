@@ -255,6 +255,7 @@ export function ruleBranches(r: Rule): number {
       case 'length': n += 3; break;
       // compare-and-swap retries and the bucket arithmetic (cgen/match.ts)
       case 'limit': n += 22; break;
+      case 'quota': n += 2; break;
       case 'statistic': n += m.mode === 'nth' ? 10 : 1; break;
       case 'conntrack': n += 2 + (m.status ? 1 : 0) + (m.dir ? 1 : 0) + 3 * ctTupleFields(m).length; break;
       case 'connmark': n += 3; break;

@@ -19,8 +19,8 @@ import { enableConntrack } from '../native/conntrack';
 import { closeLoad, NftState, type NftUnitLoad, type NftUnitSpec } from '../native/nftstate';
 import { conntrackMarker } from '../native/tablestate';
 import { BpftablesError } from '../xlate/errors';
-import { type Match, type Rule, tableFacts, usesAddrtype, usesMatch } from '../xlate/ir';
-import { type BaseChainTable, baseChainTables, HOOK_CHAIN, type NftHandles, type NftRule, type NftRuleset, NftError } from '../xlate/nft';
+import { type Family, type Match, type Rule, tableFacts, usesAddrtype, usesMatch } from '../xlate/ir';
+import { type BaseChainTable, baseChainTables, HOOK_CHAIN, type NftHandles, type NftRule, type NftRuleset, NftError, quotaBytesText, quotaTermBytes } from '../xlate/nft';
 import { type CounterValue, listedTables, type ListedRule, type ListedTable, rulesetText } from '../xlate/nft-print';
 import { validateTable } from '../xlate/validate';
 import { kernel, loadCompiled, phases, releaseConntrack } from './engine';
@@ -60,28 +60,55 @@ function stateKeysOf(u: BaseChainTable, slots: Map<Match, number>): string[] {
   const keys: string[] = [];
   for (const c of u.ir.chains) for (const r of c.rules) {
     const nr = u.origin.get(r);
-    r.matches.forEach((m, i) => {
+    let n = 0;
+    for (const m of r.matches) {
       const slot = slots.get(m);
-      if (slot !== undefined) keys[slot] = nr ? `ipv${u.family}|${u.table.handle}|${nr.handle}|${nr.text.join(' ')}|${i}` : `-|${slot}`;
-    });
+      if (slot !== undefined) keys[slot] = nr ? stateKey(u.family, u.table.handle, nr, n++) : `-|${slot}`;
+    }
   }
   return keys;
 }
+/** The key of a rule's `n`th stateful statement (limit, quota) in the program of `family`. */
+const stateKey = (family: Family, tableHandle: number, r: { handle: number; text: string[] }, n: number): string => `ipv${family}|${tableHandle}|${r.handle}|${r.text.join(' ')}|${n}`;
 
 /** The live generation's limit/nth state, 16 bytes per stateful match, by stateKeysOf's key. */
 function liveRuleState(st: NftState | undefined): Map<string, Buffer> {
-  const out = new Map<string, Buffer>();
   const active = st?.readActive();
-  if (!active) return out;
+  if (!active) return new Map();
   for (const fd of active.counters.values()) close(fd);
-  if (active.state.length === 0) return out;
-  const stored = JSON.parse(active.state.toString('utf8')) as StoredNft;
-  const values = st!.readActiveUnitStates();
+  return active.state.length === 0 ? new Map() : ruleStateOf(st!, JSON.parse(active.state.toString('utf8')) as StoredNft);
+}
+
+/** The state of a stored generation's stateful matches, by key. */
+function ruleStateOf(st: NftState, stored: StoredNft): Map<string, Buffer> {
+  const out = new Map<string, Buffer>();
+  const values = st.readActiveUnitStates();
   for (const u of stored.units) {
     const v = values.get(u.slot);
     (stored.stateKeys?.[u.key] ?? []).forEach((key, slot) => { if (v && (slot + 1) * 16 <= v.length) out.set(key, v.subarray(slot * 16, slot * 16 + 16)); });
   }
   return out;
+}
+
+/** Each quota term of the stored listing with the bytes counted so far (`used`, as nft lists it: up to the quota, none while 0). */
+function showQuotaUse(stored: StoredNft, state: Map<string, Buffer>): void {
+  for (const t of stored.tables) {
+    const families: Family[] = t.family === 'ip' ? [4] : t.family === 'ip6' ? [6] : [4, 6];
+    for (const c of t.chains) for (const r of c.rules) {
+      let n = 0;
+      const text = r.text.slice();
+      r.text.forEach((term, i) => {
+        if (!/^(limit|quota) /.test(term)) return;
+        const at = n++;
+        if (!term.startsWith('quota ')) return;
+        const v = families.map((f) => state.get(stateKey(f, t.handle, { handle: r.handle, text }, at))).find((x) => x);
+        if (!v) return;
+        // nft lists the use up to the quota (a packet beyond it is counted, and over either way)
+        const used = Math.min(Number(v.readBigUInt64LE(0)), quotaTermBytes(term));
+        r.text[i] = term.replace(/ used .*$/, '') + (used ? ` used ${quotaBytesText(used)}` : '');
+      });
+    }
+  }
 }
 
 /** The live nft ruleset of this namespace (empty when none is loaded), with each counter's value. */
@@ -111,6 +138,7 @@ export function readNft(): { tables: ListedTable[]; tableHandle: number; genid: 
       }
       byRule.set(r, sum);
     }
+    if (stored.stateKeys) showQuotaUse(stored, ruleStateOf(st!, stored));
     return { tables: stored.tables, tableHandle: stored.tableHandle ?? 0, genid: stored.genid ?? 0, counterOf: (r) => byRule.get(r) };
   } finally {
     for (const fd of active.counters.values()) close(fd);

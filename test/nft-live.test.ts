@@ -275,9 +275,35 @@ t.test("limit: the same packets pass the bucket as in the kernel's nft", async (
   checkOutcomes(t, again, 'nft');
   sameListing(t, pair, 'after add rule and more packets');
   const inet = ourNft(pair, ['-f', '-'], 'table inet u {\n\tchain input {\n\t\ttype filter hook input priority 5;\n\t\tlimit rate 1/second accept\n\t}\n}\n');
-  t.match(inet, { status: 1, stderr: /a limit in an inet rule that both families reach.*is not supported/ }, 'one limit for both families of an inet table is refused (each program would keep its own bucket)');
+  t.match(inet, { status: 1, stderr: /a limit or quota in an inet rule that both families reach.*is not supported/ }, 'one limit for both families of an inet table is refused (each program would keep its own bucket)');
   const set = ourNft(pair, ['add', 'rule', 'ip', 't', 'input', 'ip', 'saddr', '{ 1.1.1.1, 2.2.2.2 }', 'limit', 'rate', '1/second', 'accept']);
-  t.match(set, { status: 1, stderr: /a limit in a rule with a set/ }, 'so is a limit beside a set');
+  t.match(set, { status: 1, stderr: /a limit or quota in a rule with a set/ }, 'so is a limit beside a set');
+});
+
+t.test("quota: the same packets pass and the same use is listed as in the kernel's nft", async (t) => {
+  if (!requireKernel(t, ['nft'])) return;
+  prepareState();
+  const pair = new DiffPair(4);
+  t.teardown(() => pair.destroy());
+  const rules = 'table ip q {\n\tchain input {\n\t\ttype filter hook input priority 0; policy drop;\n\t\tudp dport 7970 quota 100 bytes accept\n\t\tudp dport 7971 quota over 50 bytes drop\n\t\tudp dport 7971 accept\n\t\tudp dport 7972 quota 1 kbytes used 1000 bytes counter accept\n\t}\n}\n';
+  t.equal(realNft(pair, ['-f', '-'], rules).status, 0);
+  const r = ourNft(pair, ['-f', '-'], rules);
+  t.equal(r.status, 0, `bpftables loads it ${r.stderr}`);
+  sameListing(t, pair, 'with quotas');
+  // each probe is 33 bytes at the input hook
+  const probes = (tag: string): ProbeSpec[] => [7970, 7971, 7972].flatMap((port) => [0, 1, 2, 3].map((i): ProbeSpec => ({ name: `udp ${port} #${i + 1}${tag}`, where: 'input', packet: udpPacket(C, R, 5000 + i, port) })));
+  checkOutcomes(t, pair.probe(probes('')), 'nft');
+  sameListing(t, pair, 'after the packets (used)');
+  t.match(ourNft(pair, ['list', 'ruleset']).stdout, /quota 100 bytes used 100 bytes accept/, 'four probes of 33 bytes are used: listed up to the quota');
+  // the use stays across a command elsewhere, as the kernel's does
+  for (const nft of [realNft, ourNft]) t.equal(nft(pair, ['add', 'rule', 'ip', 'q', 'input', 'udp', 'dport', '7973', 'accept']).status, 0, 'add rule');
+  checkOutcomes(t, pair.probe(probes(' after add rule')), 'nft');
+  sameListing(t, pair, 'after add rule and more packets');
+  const js = (out: string): unknown => (JSON.parse(out) as { nftables: unknown[] }).nftables.slice(1);
+  t.same(js(ourNft(pair, ['-j', 'list', 'ruleset']).stdout), js(realNft(pair, ['-j', 'list', 'ruleset']).stdout), 'nft -j list ruleset: the same objects (metainfo aside)');
+  const over = ourNft(pair, ['add', 'rule', 'ip', 'q', 'input', 'quota', '1', 'kbytes', 'used', '2', 'kbytes']);
+  t.match(over, { status: 1, stderr: /Could not process rule: Invalid argument/ }, 'more used than the quota: the kernel\'s EINVAL');
+  t.equal(realNft(pair, ['add', 'rule', 'ip', 'q', 'input', 'quota', '1', 'kbytes', 'used', '2', 'kbytes']).status, 1, 'as by the kernel\'s nft');
 });
 
 t.test('a file that fails anywhere changes nothing, and flush ruleset leaves no kernel object', async (t) => {

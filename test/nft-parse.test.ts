@@ -196,6 +196,13 @@ t.test('fib, ip6 nexthdr, meta iif/oif → IR and listing terms', async (t) => {
   for (const fam of [4, 6] as const) t.same(one('fib daddr . oif type { blackhole, prohibit } drop', 'inet', fam).ir[0]?.matches, [{ kind: 'addrtype', limitIn: false, limitOut: true, fib: true, dst: { types: (1 << 6) | (1 << 8), invert: false } }], `an inet fib rule for IPv${fam}`);
   t.same(one('fib daddr type local accept', 'ip6', 6).ir[0]?.matches, [{ kind: 'addrtype', limitIn: false, limitOut: false, fib: true, dst: { types: 1 << 2, invert: false } }], 'an ip6 table\'s fib');
   t.same(one('meta nfproto ipv4 fib daddr type local accept', 'inet', 6).ir, [], 'an inet fib rule for IPv4 only has no IPv6 rule');
+  // quota: bytes in the rule's state, listed in nft's units
+  t.same(one('quota over 2 kbytes used 1536 bytes drop', 'ip').ir[0]?.matches, [{ kind: 'quota', bytes: 2048, over: true, used: 1536 }], 'quota over, with a use to start from');
+  t.equal(one('quota 1048576 kbytes', 'ip').text, 'quota 1024 mbytes', 'in the largest unit that holds it whole');
+  t.equal(one('quota 1025 bytes used 0 bytes', 'ip').text, 'quota 1025 bytes', 'no use: not listed');
+  t.throws(() => one('quota 5 gbytes', 'ip'), { message: /Wrong rate format/ });
+  t.throws(() => one('quota 1 kbytes used 2 kbytes', 'ip'), { message: /Could not process rule: Invalid argument/ });
+  t.throws(() => one('quota name "q1"', 'ip'), { message: /named quota objects is not supported/ });
   // fib oif, oifname, check: the route lookup's device (IR fibroute)
   t.same(one('fib saddr . iif oif missing drop', 'ip').ir[0]?.matches, [{ kind: 'fibroute', addr: 'saddr', dev: 'iif', indexes: [0], invert: false }], 'oif missing: no device');
   t.equal(one('fib saddr . mark . iif oif missing drop', 'inet').text, 'fib saddr . mark . iif oif missing drop', '. mark is listed where nft lists it');

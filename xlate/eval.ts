@@ -231,6 +231,12 @@ function matchStep(m: Match, p: PacketView, state: MatchState): Step {
       return yes(m.ranges.some(([lo, hi]) => v >= lo && v <= hi) !== m.invert);
     }
     case 'nexthdr': return yes(m.ranges.some(([lo, hi]) => (p.nexthdr ?? 0) >= lo && (p.nexthdr ?? 0) <= hi) !== m.invert);
+    case 'quota': {
+      // the bytes counted, then compared (nft_overquota: consumed > quota)
+      const consumed = (state.get(m) ?? m.used) + p.skblen;
+      state.set(m, consumed);
+      return yes((consumed > m.bytes) === m.over);
+    }
     case 'limit': {
       const left = state.get(m) ?? m.burst;
       state.set(m, Math.max(0, left - 1));

@@ -171,6 +171,12 @@ export type Match =
    * check exists/missing is != 0 / == 0) or by name patterns
    */
   | { kind: 'fibroute'; addr: 'saddr' | 'daddr'; dev?: 'iif' | 'oif'; indexes?: number[]; names?: { name: string; wildcard: boolean }[]; invert: boolean }
+  /**
+   * nft's `quota [over] N [used M]`: bytes (skb->len) counted into the rule's
+   * state slot each time the packet reaches it, from `used`; matches while
+   * the count is at most `bytes` (`over`: once it is beyond)
+   */
+  | { kind: 'quota'; bytes: number; over: boolean; used: number }
   /** the TCP MSS option's value in [min, max] (no option: no match; a header cut short: dropped) */
   | { kind: 'tcpmss'; min: number; max: number; invert: boolean }
   /** ECN: the IP header's ECT bits, and (with -p tcp) the TCP ECE and CWR flags */

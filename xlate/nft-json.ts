@@ -91,6 +91,8 @@ function term(t: string, counter: CounterValue | undefined, tableFamily: string,
   }
   if (VERDICTS.has(t) || /^(jump|goto) \S+$/.test(t)) return verdict(t);
   if (t === 'counter') return { counter: { packets: counter?.packets ?? 0, bytes: counter?.bytes ?? 0 } };
+  const quota = /^quota (over )?(\d+) (\S+)(?: used (\d+) (\S+))?$/.exec(t);
+  if (quota) return { quota: { val: Number(quota[2]), val_unit: quota[3]!, ...(quota[1] ? { inv: true } : {}), ...(quota[4] ? { used: Number(quota[4]), used_unit: quota[5]! } : {}) } };
   const log = /^log(?: prefix "([^"]*)")?(?: level (\S+))?(?: flags (.+))?$/.exec(t);
   if (log) {
     if (!log[1] && !log[2] && !log[3]) return { log: null };

@@ -1724,6 +1724,54 @@ function limitStatement(b: Built, c: Cursor, text: RuleText, item: NftItem): voi
   b.stateful = true;
 }
 
+const QUOTA_UNITS: Record<string, number> = { bytes: 1, kbytes: 1024, mbytes: 1024 * 1024 };
+
+/** The quota of a listed `quota [over] N UNIT ...` term, in bytes. */
+export function quotaTermBytes(term: string): number {
+  const m = /^quota (?:over )?(\d+) (\S+)/.exec(term);
+  return m ? Number(m[1]) * (QUOTA_UNITS[m[2]!] ?? 1) : 0;
+}
+
+/** A byte count as nft prints it: in the largest unit (up to mbytes) that holds it whole. */
+export function quotaBytesText(n: number): string {
+  if (n > 0 && n % QUOTA_UNITS.mbytes! === 0) return `${n / QUOTA_UNITS.mbytes!} mbytes`;
+  if (n > 0 && n % QUOTA_UNITS.kbytes! === 0) return `${n / QUOTA_UNITS.kbytes!} kbytes`;
+  return `${n} bytes`;
+}
+
+/**
+ * `quota [over] N bytes|kbytes|mbytes [used M UNIT]`: nft's quota, the IR's
+ * `quota` (bytes counted in the rule's state; the listing shows the count
+ * as `used`, test/nft-live against the kernel's nft). Named quotas are
+ * refused by name; a count beyond the quota is the kernel's EINVAL.
+ */
+function quotaStatement(b: Built, c: Cursor, text: RuleText, item: NftItem): void {
+  if (c.word() === 'name') throw unsupported('named quota objects', c.file, c.peek()!);
+  const over = c.word() === 'over';
+  if (over) c.next();
+  const amount = (): number => {
+    const v = c.next();
+    const m = /^(\d+)(bytes|kbytes|mbytes)?$/.exec(wordOf(v) ?? '');
+    if (!m) throw new NftError('Wrong rate format', c.where(v));
+    let unit = m[2];
+    if (!unit) {
+      unit = c.word();
+      if (!unit || QUOTA_UNITS[unit] === undefined) throw new NftError('Wrong rate format', c.where(c.peek() ?? v));
+      c.next();
+    }
+    const n = Number(m[1]) * QUOTA_UNITS[unit]!;
+    if (!Number.isSafeInteger(n)) throw unsupported(`a quota of ${m[1]} ${unit}`, c.file, v!);
+    return n;
+  };
+  const bytes = amount();
+  let used = 0;
+  if (c.word() === 'used') { c.next(); used = amount(); }
+  if (used > bytes) throw new NftError('Could not process rule: Invalid argument', c.where(item));
+  text.add(`quota ${over ? 'over ' : ''}${quotaBytesText(bytes)}${used ? ` used ${quotaBytesText(used)}` : ''}`);
+  b.matches.push({ kind: 'quota', bytes, over, used });
+  b.stateful = true;
+}
+
 /**
  * `ct [original|reply] ip|ip6 saddr|daddr ADDR`, `ct [original|reply] proto-src|proto-dst PORT`,
  * `ct [original] protocol P`, `ct expiration TIME`: iptables' --ctorigsrc and its kin, --ctproto and
@@ -1904,8 +1952,8 @@ function verdictMap(items: NftItem[], at_: number, fam: Family, tableFamily: Nft
   if (block?.kind !== 'block') throw new NftError('syntax error, "{" expected after vmap', at(file, block ?? items[at_]!));
   if (items.length > at_ + 2) throw unsupported('statements after a verdict map', file, items[at_ + 2]!);
   if (at_ === 0) throw new NftError('syntax error, a selector before vmap expected', at(file, items[0]!));
-  const lim = items.slice(0, at_).find((i) => wordOf(i) === 'limit');
-  if (lim) throw unsupported('a limit in a rule with a verdict map (each element would get its own bucket)', file, lim);
+  const lim = items.slice(0, at_).find((i) => wordOf(i) === 'limit' || wordOf(i) === 'quota');
+  if (lim) throw unsupported(`a ${wordOf(lim)} in a rule with a verdict map (each element would get its own bucket)`, file, lim);
   // the elements, split at commas: KEY : VERDICT (written `22 : accept` or `22:accept`)
   const groups: NftItem[][] = [[]];
   for (const i of block.body.flatMap((b) => [...b.items, { kind: 'comma' as const, line: 0, col: 0 }])) {
@@ -2260,6 +2308,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
       }
       case 'reject': rejectStatement(b, c, fam, tableFamily, text, item); break;
       case 'limit': limitStatement(b, c, text, item); break;
+      case 'quota': quotaStatement(b, c, text, item); break;
       case 'log': logStatement(b, c, text, item); break;
       case 'accept': b.verdict = { kind: 'accept' }; text.add(w); break;
       case 'drop': b.verdict = { kind: 'drop' }; text.add(w); break;
@@ -2277,8 +2326,8 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
     }
   }
   if (b.never) return [];
-  if (b.stateful && b.choices.length) throw unsupported('a limit in a rule with a set (each element would get its own bucket)', file, items[0]!);
-  if (b.stateful && b.log && b.verdict) throw unsupported('a limit in a rule that logs and decides (the two rules it becomes would keep two buckets)', file, items[0]!);
+  if (b.stateful && b.choices.length) throw unsupported('a limit or quota in a rule with a set (each element would get its own bucket)', file, items[0]!);
+  if (b.stateful && b.log && b.verdict) throw unsupported('a limit or quota in a rule that logs and decides (the two rules it becomes would keep two buckets)', file, items[0]!);
   let variants = [b];
   for (const choice of b.choices) {
     if (variants.length * choice.length > MAX_EXPANSION) throw unsupported(`a rule whose sets make more than ${MAX_EXPANSION} combinations`, file, items[0]!);
@@ -2433,10 +2482,10 @@ export function baseChainTables(rs: NftRuleset): BaseChainTable[] {
     // a limit keeps its bucket in the program it is compiled into: one nft rule may be in one program only
     const limited = new Map<NftRule, number>();
     const oneBucket = (r: NftRule, ir: Rule): void => {
-      if (!ir.matches.some((m) => m.kind === 'limit')) return;
+      if (!ir.matches.some((m) => m.kind === 'limit' || m.kind === 'quota')) return;
       const n = (limited.get(r) ?? 0) + 1;
       limited.set(r, n);
-      if (n > 1) throw unsupported(t.family === 'inet' ? 'a limit in an inet rule that both families reach, or in a chain several base chains reach (each program would keep its own bucket)' : 'a limit in a chain several base chains reach (each would keep its own bucket)', r.where.file!, { line: r.where.line!, col: r.where.col! });
+      if (n > 1) throw unsupported(t.family === 'inet' ? 'a limit or quota in an inet rule that both families reach, or in a chain several base chains reach (each program would keep its own bucket)' : 'a limit or quota in a chain several base chains reach (each would keep its own bucket)', r.where.file!, { line: r.where.line!, col: r.where.col! });
     };
     for (const family of FAMILIES[t.family]) {
       for (const c of t.chains) {

@@ -763,13 +763,18 @@ export interface CompiledTable {
  * (set only through BPFTABLES_TEST_VERIFIER_FAULT_LINE, compat/engine.ts).
  */
 /** `hooks`: the built-in chains to make programs for (all three when absent; an nft base chain needs one). */
-export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLine?: number; facts?: TableFacts; hooks?: readonly BuiltinChain[]; nft?: boolean } = {}): CompiledTable {
+/**
+ * `stateSlotOf`: the slot of each stateful match in a STATE_MAP the caller
+ * makes and shares between programs (the nft ruleset's, one per statement);
+ * without it the table gets a STATE_MAP of its own.
+ */
+export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLine?: number; facts?: TableFacts; hooks?: readonly BuiltinChain[]; nft?: boolean; stateSlotOf?: (m: Match) => number } = {}): CompiledTable {
   const stateSlots = new Map<Match, number>();
   const env: MatchEnv = {
     hz: k.hz, family: t.family, k,
     stateSlot: (m) => {
       let slot = stateSlots.get(m);
-      if (slot === undefined) { slot = stateSlots.size; stateSlots.set(m, slot); }
+      if (slot === undefined) { slot = opts.stateSlotOf?.(m) ?? stateSlots.size; stateSlots.set(m, slot); }
       return slot;
     },
   };
@@ -797,7 +802,7 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
   if (cx.usesRecent) {
     cx.maps.set(RECENT_ZERO_MAP, { name: RECENT_ZERO_MAP, type: 2 /* array */, keySize: 4, valueSize: RECENT_VALUE_SIZE, maxEntries: 1, flags: 0, ...NO_ENTRIES() });
   }
-  if (cx.stateSlots.size) {
+  if (cx.stateSlots.size && !opts.stateSlotOf) {
     const value = Buffer.alloc(cx.stateSlots.size * 16);
     for (const [m, slot] of cx.stateSlots) initialState(m, cx.env).copy(value, slot * 16);
     cx.maps.set(STATE_MAP, { name: STATE_MAP, type: 2 /* array */, keySize: 4, valueSize: value.length, maxEntries: 1, flags: 0, keys: Buffer.alloc(4), values: value, count: 1 });

@@ -167,7 +167,8 @@ export interface LoadedTable {
  * and load every hook program. A verifier rejection becomes an error naming
  * the rule; on any failure everything created is closed.
  */
-export function loadCompiled(compiled: CompiledTable, table: Table): LoadedTable {
+/** `shared`: maps made by the caller (by name), used as they are and left open. */
+export function loadCompiled(compiled: CompiledTable, table: Table, shared?: Map<string, number>): LoadedTable {
   const progFds = new Map<number, number>();
   const countersFd = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: compiled.counters.slots * 16, maxEntries: 1, name: 'bpft_counters' });
   let extraMaps = new Map<string, number>();
@@ -199,7 +200,7 @@ export function loadCompiled(compiled: CompiledTable, table: Table): LoadedTable
       if (!set) throw new BpftablesError(`Set ${name} doesn't exist.`, 1);
       extraMaps.set(setMapName(name), set.dataFd);
     }
-    const mapFds = new Map([...extraMaps, ['counters', countersFd]]);
+    const mapFds = new Map([...extraMaps, ...(shared ?? []), ['counters', countersFd]]);
     // initial counters (iptables-restore -c, and the live counters kept by iptables commands)
     const init = Buffer.alloc(compiled.counters.slots * 16);
     for (const [rule, slot] of compiled.counters.ruleSlot) {

@@ -12,14 +12,14 @@
  * does: the listing, counters filled in, is parsed again first.
  */
 import { compileTable } from '../cgen/program';
-import { STATE_MAP } from '../cgen/match';
+import { initialState, type MatchEnv, STATE_MAP } from '../cgen/match';
 import { NFT_SLOTS } from '../cgen/dispatcher';
-import { close, mapInfo, mapLookup, NFPROTO_IPV4, NFPROTO_IPV6, u32Key } from '../native/bpf';
+import { close, mapCreate, mapInfo, mapLookup, MapType, mapUpdate, NFPROTO_IPV4, NFPROTO_IPV6, u32Key } from '../native/bpf';
 import { enableConntrack } from '../native/conntrack';
 import { closeLoad, NftState, type NftUnitLoad, type NftUnitSpec } from '../native/nftstate';
 import { conntrackMarker } from '../native/tablestate';
 import { BpftablesError } from '../xlate/errors';
-import { type Family, type Match, type Rule, tableFacts, usesAddrtype, usesMatch } from '../xlate/ir';
+import { type Match, type Rule, tableFacts, usesAddrtype, usesMatch } from '../xlate/ir';
 import { type BaseChainTable, baseChainTables, HOOK_CHAIN, type NftHandles, type NftRule, type NftRuleset, NftError, quotaBytesText, quotaTermBytes } from '../xlate/nft';
 import { type CounterValue, listedTables, type ListedRule, type ListedTable, rulesetText } from '../xlate/nft-print';
 import { validateTable } from '../xlate/validate';
@@ -46,32 +46,49 @@ interface StoredNft {
    * empty, or in a table without base chains)
    */
   counters: { refs: [number, number][]; base?: [number, number] }[];
-  /** for each unit (by key) with limit/nth state, the key of each state slot (stateKeysOf): what carries it to the next generation */
-  stateKeys?: Record<string, string[]>;
+  /** the key (stateKey) of each slot of the shared limit and quota state: what carries it to the next generation */
+  ruleStateKeys?: string[];
 }
 
+/** The stateful statements the code generator keeps a slot for (cgen/match.ts env.stateSlot). */
+const isStateful = (m: Match): boolean => m.kind === 'limit' || m.kind === 'quota' || (m.kind === 'statistic' && m.mode === 'nth');
+
 /**
- * What a stateful match (limit, nth) of unit `u` is from one generation to
- * the next: its rule (the table's handle, the rule's handle and text) and
- * its place in the rule. The kernel keeps a rule's state while the rule
- * stays; a new rule, or a table made again, starts afresh.
+ * What a rule's `n`th stateful statement (limit, quota) is from one
+ * generation to the next: the table's handle, the rule's handle and text.
+ * The kernel keeps a rule's state while the rule stays, one instance for
+ * every hook and family that reaches it; a new rule, or a table made
+ * again, starts afresh.
  */
-function stateKeysOf(u: BaseChainTable, slots: Map<Match, number>): string[] {
-  const keys: string[] = [];
-  for (const c of u.ir.chains) for (const r of c.rules) {
+const stateKey = (tableHandle: number, r: { handle: number; text: string[] }, n: number): string => `${tableHandle}|${r.handle}|${r.text.join(' ')}|${n}`;
+
+/**
+ * One slot per stateful statement of the ruleset, shared by every unit
+ * that reaches it: the slot of each IR match, the keys by slot, and the
+ * initial state (carried from `carried` by key, else the statement's own).
+ */
+function ruleStateSlots(units: BaseChainTable[], hz: number, carried: Map<string, Buffer>): { slotOf: Map<Match, number>; keys: string[]; initial: Buffer } {
+  const slotOf = new Map<Match, number>(), bySlot = new Map<string, number>(), keys: string[] = [], parts: Buffer[] = [];
+  for (const u of units) for (const c of u.ir.chains) for (const r of c.rules) {
     const nr = u.origin.get(r);
     let n = 0;
     for (const m of r.matches) {
-      const slot = slots.get(m);
-      if (slot !== undefined) keys[slot] = nr ? stateKey(u.family, u.table.handle, nr, n++) : `-|${slot}`;
+      if (!isStateful(m)) continue;
+      const key = nr ? stateKey(u.table.handle, nr, n++) : `-|${keys.length}`;
+      let slot = bySlot.get(key);
+      if (slot === undefined) {
+        slot = keys.length;
+        bySlot.set(key, slot);
+        keys.push(key);
+        parts.push(Buffer.from(carried.get(key) ?? initialState(m, { hz, family: u.family } as MatchEnv)));
+      }
+      slotOf.set(m, slot);
     }
   }
-  return keys;
+  return { slotOf, keys, initial: Buffer.concat(parts) };
 }
-/** The key of a rule's `n`th stateful statement (limit, quota) in the program of `family`. */
-const stateKey = (family: Family, tableHandle: number, r: { handle: number; text: string[] }, n: number): string => `ipv${family}|${tableHandle}|${r.handle}|${r.text.join(' ')}|${n}`;
 
-/** The live generation's limit/nth state, 16 bytes per stateful match, by stateKeysOf's key. */
+/** The live generation's limit and quota state, 16 bytes per statement, by stateKey. */
 function liveRuleState(st: NftState | undefined): Map<string, Buffer> {
   const active = st?.readActive();
   if (!active) return new Map();
@@ -79,21 +96,17 @@ function liveRuleState(st: NftState | undefined): Map<string, Buffer> {
   return active.state.length === 0 ? new Map() : ruleStateOf(st!, JSON.parse(active.state.toString('utf8')) as StoredNft);
 }
 
-/** The state of a stored generation's stateful matches, by key. */
+/** The state of a stored generation's stateful statements, by key. */
 function ruleStateOf(st: NftState, stored: StoredNft): Map<string, Buffer> {
   const out = new Map<string, Buffer>();
-  const values = st.readActiveUnitStates();
-  for (const u of stored.units) {
-    const v = values.get(u.slot);
-    (stored.stateKeys?.[u.key] ?? []).forEach((key, slot) => { if (v && (slot + 1) * 16 <= v.length) out.set(key, v.subarray(slot * 16, slot * 16 + 16)); });
-  }
+  const v = st.readActiveRuleState();
+  if (v) (stored.ruleStateKeys ?? []).forEach((key, slot) => { if ((slot + 1) * 16 <= v.length) out.set(key, v.subarray(slot * 16, slot * 16 + 16)); });
   return out;
 }
 
 /** Each quota term of the stored listing with the bytes counted so far (`used`, as nft lists it: up to the quota, none while 0). */
 function showQuotaUse(stored: StoredNft, state: Map<string, Buffer>): void {
   for (const t of stored.tables) {
-    const families: Family[] = t.family === 'ip' ? [4] : t.family === 'ip6' ? [6] : [4, 6];
     for (const c of t.chains) for (const r of c.rules) {
       let n = 0;
       const text = r.text.slice();
@@ -101,7 +114,7 @@ function showQuotaUse(stored: StoredNft, state: Map<string, Buffer>): void {
         if (!/^(limit|quota) /.test(term)) return;
         const at = n++;
         if (!term.startsWith('quota ')) return;
-        const v = families.map((f) => state.get(stateKey(f, t.handle, { handle: r.handle, text }, at))).find((x) => x);
+        const v = state.get(stateKey(t.handle, { handle: r.handle, text }, at));
         if (!v) return;
         // nft lists the use up to the quota (a packet beyond it is counted, and over either way)
         const used = Math.min(Number(v.readBigUInt64LE(0)), quotaTermBytes(term));
@@ -138,7 +151,7 @@ export function readNft(): { tables: ListedTable[]; tableHandle: number; genid: 
       }
       byRule.set(r, sum);
     }
-    if (stored.stateKeys) showQuotaUse(stored, ruleStateOf(st!, stored));
+    if (stored.ruleStateKeys) showQuotaUse(stored, ruleStateOf(st!, stored));
     return { tables: stored.tables, tableHandle: stored.tableHandle ?? 0, genid: stored.genid ?? 0, counterOf: (r) => byRule.get(r) };
   } finally {
     for (const fd of active.counters.values()) close(fd);
@@ -162,11 +175,20 @@ export function liveNft(): { text: string; handles: NftHandles; genid: number } 
 }
 
 /** Every unit of `rs` validated, compiled and loaded (verified by the kernel, attached nowhere); `loads` is the caller's to close. */
-function loadUnits(rs: NftRuleset, carried = new Map<string, Buffer>()): { units: BaseChainTable[]; loads: NftUnitLoad[]; counters: Map<Rule, number>[]; conntrack: boolean; events: boolean; stateKeys: Record<string, string[]> } {
+function loadUnits(rs: NftRuleset, carried = new Map<string, Buffer>()): { units: BaseChainTable[]; loads: NftUnitLoad[]; counters: Map<Rule, number>[]; conntrack: boolean; events: boolean; ruleState?: { fd: number; keys: string[] } } {
   const units = baseChainTables(rs);
   if (units.length > NFT_SLOTS) throw new NftError(`Could not process rule: bpftables holds at most ${NFT_SLOTS} base chains (an inet base chain counts once per family)`, {}, true);
   const k = kernel();
-  const out = { units, loads: [] as NftUnitLoad[], counters: [] as Map<Rule, number>[], conntrack: false, events: false, stateKeys: {} as Record<string, string[]> };
+  const out: { units: BaseChainTable[]; loads: NftUnitLoad[]; counters: Map<Rule, number>[]; conntrack: boolean; events: boolean; ruleState?: { fd: number; keys: string[] } } = { units, loads: [], counters: [], conntrack: false, events: false };
+  // limit buckets and quota counts: one slot per statement, shared by the units that reach it, carried while its rule stays
+  const slots = ruleStateSlots(units, k.hz, carried);
+  const shared = new Map<string, number>();
+  if (slots.keys.length) {
+    const fd = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: slots.initial.length, maxEntries: 1, name: 'bpft_nft_rules' });
+    out.ruleState = { fd, keys: slots.keys };
+    shared.set(STATE_MAP, fd);
+    try { mapUpdate(fd, u32Key(0), slots.initial); } catch (e) { close(fd); throw e; }
+  }
   try {
     for (const u of units) validateTable(u.ir);
     for (const u of units) {
@@ -175,32 +197,29 @@ function loadUnits(rs: NftRuleset, carried = new Map<string, Buffer>()): { units
       // logd: LOG and reject records, and the routing mirror fib's route types come from
       out.events ||= facts.events || usesAddrtype(facts.matches) || usesMatch(facts.matches, 'fibroute');
       const hook = HOOK_CHAIN[u.chain.base!.hook];
-      const compiled = compileTable(u.ir, k, { facts, hooks: [hook], nft: true });
-      // limit buckets and nth counters of rules that stay go on from where they are
-      const keys = stateKeysOf(u, compiled.stateSlots);
-      const stateSpec = compiled.maps.find((m) => m.name === STATE_MAP);
-      if (stateSpec && keys.length) {
-        keys.forEach((key, slot) => carried.get(key)?.copy(stateSpec.values, slot * 16));
-        out.stateKeys[specOf(u).key] = keys;
-      }
+      const compiled = compileTable(u.ir, k, { facts, hooks: [hook], nft: true, stateSlotOf: (m) => slots.slotOf.get(m)! });
       let loaded;
-      try { loaded = loadCompiled(compiled, u.ir); } catch (e) {
+      try { loaded = loadCompiled(compiled, u.ir, shared); } catch (e) {
         if (e instanceof BpftablesError) throw new NftError(`Could not process rule: ${u.table.family} ${u.table.name} chain ${u.chain.name}: ${e.message}`, u.chain.where);
         throw e;
       }
-      out.loads.push({ spec: specOf(u), progFd: loaded.progFds.get(SLOT[hook])!, countersFd: loaded.countersFd, ...(loaded.ruleStateFd !== undefined ? { stateFd: loaded.ruleStateFd } : {}) });
+      if (loaded.ruleStateFd !== undefined) close(loaded.ruleStateFd);
+      out.loads.push({ spec: specOf(u), progFd: loaded.progFds.get(SLOT[hook])!, countersFd: loaded.countersFd });
       out.counters.push(compiled.counters.ruleSlot);
     }
     return out;
   } catch (e) {
     for (const l of out.loads) closeLoad(l);
+    if (out.ruleState) close(out.ruleState.fd);
     throw e;
   }
 }
 
 /** `nft -c`: everything `replaceNft` would do up to the install, the kernel's verifier included; nothing stays. */
 export function checkNft(rs: NftRuleset): void {
-  for (const l of loadUnits(rs).loads) closeLoad(l);
+  const { loads, ruleState } = loadUnits(rs);
+  for (const l of loads) closeLoad(l);
+  if (ruleState) close(ruleState.fd);
 }
 
 /**
@@ -211,7 +230,7 @@ export function checkNft(rs: NftRuleset): void {
  */
 export function replaceNft(rs: NftRuleset, genid = 0): void {
   const phase = phases();
-  const { units, loads, counters: compiledUnits, conntrack, events, stateKeys } = loadUnits(rs, liveRuleState(NftState.open(false)));
+  const { units, loads, counters: compiledUnits, conntrack, events, ruleState } = loadUnits(rs, liveRuleState(NftState.open(false)));
   try {
     phase('nft: compiled and loaded');
     const specs = loads.map((l) => l.spec);
@@ -239,15 +258,16 @@ export function replaceNft(rs: NftRuleset, genid = 0): void {
       counters.push({ refs: e?.refs ?? [], ...(base[0] || base[1] ? { base } : {}) });
     }
     // an empty ruleset stays stored (no links, no programs): table handles go on from where they were, as in the kernel
-    const state: StoredNft = { version: 1, units: slotted, tables, tableHandle: rs.tableHandle, genid, counters, ...(Object.keys(stateKeys).length ? { stateKeys } : {}) };
+    const state: StoredNft = { version: 1, units: slotted, tables, tableHandle: rs.tableHandle, genid, counters, ...(ruleState ? { ruleStateKeys: ruleState.keys } : {}) };
     if (conntrack) { enableConntrack(); conntrackMarker('nft').set(); }
-    const moved = st.install(slotted, loads.splice(0), Buffer.from(JSON.stringify(state)));
+    const moved = st.install(slotted, loads.splice(0), Buffer.from(JSON.stringify(state)), ruleState?.fd);
     for (const [key, priority] of moved) log.warn(`another netfilter hook holds the priority of base chain ${key.split('|').slice(1, 3).join(' ')}: attached at priority ${priority}`);
     phase('nft: installed');
     if (!conntrack) releaseConntrack('nft');
     if (events) ensureLogd();
   } finally {
     for (const l of loads) closeLoad(l);
+    if (ruleState) close(ruleState.fd);
   }
 }
 

@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { close, linkCreateNetfilter, mapCreate, mapLookup, MapType, mapUpdate, objGet, objPin, u32Key } from './bpf';
+import { close, linkCreateNetfilter, mapCreate, mapInfo, mapLookup, MapType, mapUpdate, objGet, objPin, u32Key } from './bpf';
 import { SysError } from './libc';
 
 /** The pinned object `name` of `dir`, opened, or undefined when there is none. */
@@ -16,6 +16,16 @@ export function pinned(dir: string, name: string): number | undefined {
   if (fd >= 0) return fd;
   if (fd === -2) return undefined;
   throw new SysError(`open ${path.join(dir, name)}`, -fd);
+}
+
+/** The one value of the pinned array map `name` (a generation's rule state), or undefined when there is none. */
+export function readPinnedValue(dir: string, name: string): Buffer | undefined {
+  const fd = pinned(dir, name);
+  if (fd === undefined) return undefined;
+  try {
+    const v = Buffer.alloc(mapInfo(fd).valueSize);
+    return mapLookup(fd, u32Key(0), v) ? v : undefined;
+  } finally { close(fd); }
 }
 
 export function unpin(dir: string, name: string): void {

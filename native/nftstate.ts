@@ -11,7 +11,7 @@
  *   link_<SLOT>      netfilter link of the unit's dispatcher
  *   g<N>_state       generation N's ruleset (JSON with a `units` list: key, hook, priority, slot), frozen
  *   g<N>_c<SLOT>     generation N's counters of the unit in SLOT
- *   g<N>_s<SLOT>     generation N's limit/nth state of the unit in SLOT (when it has stateful matches)
+ *   g<N>_rules       generation N's limit and quota state, one slot per statement, shared by every unit (when there is any)
  *
  * A replacement fills the inactive generation; a unit that is new gets an
  * accept-all program in the active generation's slot before its link is
@@ -23,8 +23,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { patchMaps } from '../cgen/asm';
 import { acceptAll, dispatcher, GEN_MAP, NFT_SLOTS, PROGS_MAP } from '../cgen/dispatcher';
-import { ATTACH_NETFILTER, close, mapDelete, mapInfo, mapLookup, mapUpdate, objPin, PROG_TYPE_NETFILTER, progLoad, u32Key } from './bpf';
-import { activeGen, attachFirstFree, generationMaps, pinned, unpin } from './generations';
+import { ATTACH_NETFILTER, close, mapDelete, mapUpdate, objPin, PROG_TYPE_NETFILTER, progLoad, u32Key } from './bpf';
+import { activeGen, attachFirstFree, generationMaps, pinned, readPinnedValue, unpin } from './generations';
 import { SysError } from './libc';
 import { stateSubdir } from './statefs';
 import { createStateMap, readStateMap } from './tablestate';
@@ -32,12 +32,11 @@ import { createStateMap, readStateMap } from './tablestate';
 /** What identifies a unit across generations (its link stays while the key does), and where it hooks. */
 export interface NftUnitSpec { key: string; pf: number; hooknum: number; priority: number }
 export interface NftUnit extends NftUnitSpec { slot: number }
-export interface NftUnitLoad { spec: NftUnitSpec; progFd: number; countersFd: number; stateFd?: number }
+export interface NftUnitLoad { spec: NftUnitSpec; progFd: number; countersFd: number }
 
 /** Close a load's fds. */
 export function closeLoad(l: NftUnitLoad): void {
   close(l.progFd); close(l.countersFd);
-  if (l.stateFd !== undefined) close(l.stateFd);
 }
 
 /** Priorities tried around a base chain's own when another hook holds it (the kernel gives each BPF hook a priority of its own). */
@@ -77,20 +76,10 @@ export class NftState {
     return undefined;
   }
 
-  /** The active generation's limit/nth state (STATE_MAP's one value) of each unit that has one, by slot. */
-  readActiveUnitStates(): Map<number, Buffer> {
-    const out = new Map<number, Buffer>();
+  /** The active generation's limit and quota state (the shared STATE_MAP's one value), or undefined. */
+  readActiveRuleState(): Buffer | undefined {
     const gen = this.activeGen();
-    if (gen === undefined) return out;
-    for (const u of this.liveUnits()) {
-      const fd = pinned(this.dir, `g${gen}_s${u.slot}`);
-      if (fd === undefined) continue;
-      try {
-        const v = Buffer.alloc(mapInfo(fd).valueSize);
-        if (mapLookup(fd, u32Key(0), v)) out.set(u.slot, v);
-      } finally { close(fd); }
-    }
-    return out;
+    return gen === undefined ? undefined : readPinnedValue(this.dir, `g${gen}_rules`);
   }
 
   /** Slots for the units of a new ruleset: a unit keeps the slot of the live unit with its key. */
@@ -124,7 +113,7 @@ export class NftState {
    * Takes ownership of every fd in `loads`. Returns the units attached at a
    * priority other than their own (another hook held it), with the one used.
    */
-  install(units: NftUnit[], loads: NftUnitLoad[], state: Buffer): Map<string, number> {
+  install(units: NftUnit[], loads: NftUnitLoad[], state: Buffer, ruleStateFd?: number): Map<string, number> {
     const moved = new Map<string, number>();
     const fds: number[] = [];
     const own = (fd: number): number => { fds.push(fd); return fd; };
@@ -141,7 +130,7 @@ export class NftState {
       for (const u of gone) mapUpdate(progsFd, u32Key(next * NFT_SLOTS + u.slot), u32Key(acceptFd));
       for (const f of fs.readdirSync(this.dir)) if (f.startsWith(`g${next}_`)) unpin(this.dir, f);
       loads.forEach((l, i) => objPin(l.countersFd, path.join(this.dir, `g${next}_c${units[i]!.slot}`)));
-      loads.forEach((l, i) => { if (l.stateFd !== undefined) objPin(l.stateFd, path.join(this.dir, `g${next}_s${units[i]!.slot}`)); });
+      if (ruleStateFd !== undefined) objPin(ruleStateFd, path.join(this.dir, `g${next}_rules`));
       const stateFd = own(createStateMap(state, 'bpft_nft_state'));
       objPin(stateFd, path.join(this.dir, `g${next}_state`));
 

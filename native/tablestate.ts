@@ -19,12 +19,12 @@ import { type Linked, patchMaps } from '../cgen/asm';
 import { programBtf } from '../cgen/btfgen';
 import { GEN_MAP, HOOK_SLOTS, PROGS_MAP } from '../cgen/dispatcher';
 import {
-  close, mapCreate, mapInfo, mapDelete, mapFreeze, mapLookup, mapUpdate, mapUpdateBatch, MapType, objGet, objPin,
+  close, mapCreate, mapDelete, mapFreeze, mapLookup, mapUpdate, mapUpdateBatch, MapType, objGet, objPin,
   ATTACH_NETFILTER, btfLoad, PROG_TYPE_NETFILTER, progLoad, u32Key,
 } from './bpf';
 import { crashPoint } from './crash';
 import { familyDir, stateSubdir } from './statefs';
-import { activeGen, attachFirstFree, generationMaps, pinned, unpin } from './generations';
+import { activeGen, attachFirstFree, generationMaps, pinned, readPinnedValue, unpin } from './generations';
 
 export const NF_IP_PRI_FILTER = 0;
 /**
@@ -146,13 +146,7 @@ export class TableState {
   /** The active generation's limit and nth state (its STATE_MAP value), or undefined. */
   readActiveRuleState(): Buffer | undefined {
     const gen = this.activeGen();
-    if (gen === undefined) return undefined;
-    const fd = pinned(this.dir, `g${gen}_rstate`);
-    if (fd === undefined) return undefined;
-    try {
-      const v = Buffer.alloc(mapInfo(fd).valueSize);
-      return mapLookup(fd, u32Key(0), v) ? v : undefined;
-    } finally { close(fd); }
+    return gen === undefined ? undefined : readPinnedValue(this.dir, `g${gen}_rstate`);
   }
 
   /**

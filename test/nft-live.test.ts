@@ -274,10 +274,32 @@ t.test("limit: the same packets pass the bucket as in the kernel's nft", async (
   const again = pair.probe([7960, 7961, 7963].flatMap((port) => [0, 1, 2].map((i): ProbeSpec => ({ name: `udp ${port} after add rule #${i + 1}`, where: 'input', packet: udpPacket(C, R, 6000 + i, port), expect: false }))));
   checkOutcomes(t, again, 'nft');
   sameListing(t, pair, 'after add rule and more packets');
-  const inet = ourNft(pair, ['-f', '-'], 'table inet u {\n\tchain input {\n\t\ttype filter hook input priority 5;\n\t\tlimit rate 1/second accept\n\t}\n}\n');
-  t.match(inet, { status: 1, stderr: /a limit or quota in an inet rule that both families reach.*is not supported/ }, 'one limit for both families of an inet table is refused (each program would keep its own bucket)');
   const set = ourNft(pair, ['add', 'rule', 'ip', 't', 'input', 'ip', 'saddr', '{ 1.1.1.1, 2.2.2.2 }', 'limit', 'rate', '1/second', 'accept']);
   t.match(set, { status: 1, stderr: /a limit or quota in a rule with a set/ }, 'so is a limit beside a set');
+});
+
+t.test("limit: one bucket per rule, for both families and every base chain that reaches it, as in the kernel's nft", async (t) => {
+  if (!requireKernel(t, ['nft'])) return;
+  prepareState();
+  const pair = new DiffPair(4);
+  t.teardown(() => pair.destroy());
+  const rules = 'table inet u {\n\tchain input {\n\t\ttype filter hook input priority 0; policy drop;\n\t\tudp dport 7965 limit rate 1/minute burst 3 packets accept\n\t\tudp dport 7966 jump lim\n\t}\n'
+    + '\tchain forward {\n\t\ttype filter hook forward priority 0; policy accept;\n\t\tudp dport 7966 jump lim\n\t}\n\tchain lim {\n\t\tlimit rate 1/minute burst 2 packets accept\n\t\tdrop\n\t}\n}\n';
+  t.equal(realNft(pair, ['-f', '-'], rules).status, 0);
+  const r = ourNft(pair, ['-f', '-'], rules);
+  t.equal(r.status, 0, `bpftables loads it ${r.stderr}`);
+  const six = (dport: number, i: number): Buffer => udp6Packet('fd00:1::2', 'fd00:1::1', 5000 + i, dport);
+  const run: [string, 4 | 6, ProbeSpec][] = [
+    ['IPv4 #1', 4, { name: 'udp 7965 IPv4 #1', where: 'input', packet: udpPacket(C, R, 5000, 7965), expect: true }],
+    ['IPv4 #2', 4, { name: 'udp 7965 IPv4 #2', where: 'input', packet: udpPacket(C, R, 5001, 7965), expect: true }],
+    ['IPv6 #1', 6, { name: 'udp 7965 IPv6 #1 (the bucket\'s last packet)', where: 'input', packet: six(7965, 0), expect: true }],
+    ['IPv6 #2', 6, { name: 'udp 7965 IPv6 #2 (the IPv4 packets used the same bucket)', where: 'input', packet: six(7965, 1), expect: false }],
+    ['in', 4, { name: 'udp 7966 to the router (lim\'s first packet)', where: 'input', packet: udpPacket(C, R, 5002, 7966), expect: true }],
+    ['fwd', 4, { name: 'udp 7966 forwarded (lim\'s second, from another base chain)', where: 'forward', packet: udpPacket(C, '10.0.2.2', 5003, 7966), expect: true }],
+    ['in again', 4, { name: 'udp 7966 to the router again (the forwarded packet used the same bucket)', where: 'input', packet: udpPacket(C, R, 5004, 7966), expect: false }],
+  ];
+  for (const [, family, p] of run) checkOutcomes(t, pair.probe([p], family), 'nft');
+  sameListing(t, pair, 'with the shared limits');
 });
 
 t.test("quota: the same packets pass and the same use is listed as in the kernel's nft", async (t) => {

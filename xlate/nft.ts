@@ -2479,24 +2479,15 @@ export function baseChainTables(rs: NftRuleset): BaseChainTable[] {
     }
     // a regular chain is in every base chain's program: its counters start in the first one only (the listing sums them)
     const started = new Set<Rule>();
-    // a limit keeps its bucket in the program it is compiled into: one nft rule may be in one program only
-    const limited = new Map<NftRule, number>();
-    const oneBucket = (r: NftRule, ir: Rule): void => {
-      if (!ir.matches.some((m) => m.kind === 'limit' || m.kind === 'quota')) return;
-      const n = (limited.get(r) ?? 0) + 1;
-      limited.set(r, n);
-      if (n > 1) throw unsupported(t.family === 'inet' ? 'a limit or quota in an inet rule that both families reach, or in a chain several base chains reach (each program would keep its own bucket)' : 'a limit or quota in a chain several base chains reach (each would keep its own bucket)', r.where.file!, { line: r.where.line!, col: r.where.col! });
-    };
     for (const family of FAMILIES[t.family]) {
       for (const c of t.chains) {
         if (!c.base) continue;
         const origin = new Map<Rule, NftRule>();
-        const rulesOf = (ch: NftChain, reached = true): Rule[] => ch.rules.flatMap((r) => (r.ir[family] ?? []).map((ir) => {
+        const rulesOf = (ch: NftChain): Rule[] => ch.rules.flatMap((r) => (r.ir[family] ?? []).map((ir) => {
           const counters = started.has(ir) ? { packets: 0, bytes: 0 } : ir.counters;
           started.add(ir);
           const rule: Rule = { ...ir, counters, src: { file: r.where.file!, line: r.where.line! } };
           if (!LOG_HALVES.has(ir)) origin.set(rule, r);
-          if (reached) oneBucket(r, ir);
           return rule;
         }));
         const hook = HOOK_CHAIN[c.base.hook];
@@ -2504,18 +2495,7 @@ export function baseChainTables(rs: NftRuleset): BaseChainTable[] {
         const builtins: Chain[] = (['INPUT', 'FORWARD', 'OUTPUT'] as const).map((name) => ({
           name, policy: name === hook ? (c.base!.policy === 'drop' ? 'DROP' : 'ACCEPT') : 'ACCEPT', counters: { packets: 0, bytes: 0 }, rules: name === hook ? rulesOf(c) : [],
         }));
-        // the chains this base chain reaches (a limit counts only where its chain can run)
-        const reach = new Set<NftChain>();
-        const walk = (ch: NftChain): void => {
-          if (reach.has(ch)) return;
-          reach.add(ch);
-          for (const r of ch.rules) for (const x of r.ir[family] ?? []) {
-            const v = x.verdict;
-            if (v.kind === 'jump' || v.kind === 'goto') { const n = t.chains.find((y) => y.name === v.chain); if (n) walk(n); }
-          }
-        };
-        walk(c);
-        const regular: Chain[] = t.chains.filter((x) => !x.base).map((x) => ({ name: x.name, counters: { packets: 0, bytes: 0 }, rules: rulesOf(x, reach.has(x)) }));
+        const regular: Chain[] = t.chains.filter((x) => !x.base).map((x) => ({ name: x.name, counters: { packets: 0, bytes: 0 }, rules: rulesOf(x) }));
         out.push({ table: t, chain: c, family, ir: { name: 'filter', family, chains: [...builtins, ...regular] }, origin });
       }
     }

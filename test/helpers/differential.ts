@@ -111,9 +111,10 @@ export class DiffPair {
     }
   }
 
-  probe(probes: ProbeSpec[]): Outcome[] {
+  /** Send the probes (of `family`: the pair's own unless said) through both and say what each did. */
+  probe(probes: ProbeSpec[], family: Family = this.family): Outcome[] {
     const ids = probes.map((_, i) => 0x5000 + i);
-    const send = this.family === 6 ? DiffPair.sendAll6 : DiffPair.sendAll;
+    const send = family === 6 ? DiffPair.sendAll6 : DiffPair.sendAll;
     const l = send(this.legacy, probes, ids);
     const o = send(this.ours, probes, ids);
     return probes.map((p, i) => ({ name: p.name, where: p.where, legacy: l.has(i), ours: o.has(i), expect: p.expect }));

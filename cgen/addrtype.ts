@@ -206,6 +206,37 @@ function keyDevice(a: Asm, from: number): void {
   for (const o of [0, 8]) a.ldx(8, R1, R9, from + o).stx(8, R7, 4 + o, R1);
 }
 
+/** Jump to `target` when (`jeq`) or unless (`jne`) the IPv6 address at summary `off` is link-local (fe80::/10); `reg` is clobbered. */
+export function linkLocalJump(a: Asm, reg: typeof R1, off: number, op: 'jeq' | 'jne', target: string): void {
+  a.ldx(8, reg, R9, off).alu64('rsh', reg, { imm: 54 }).jmp(op, reg, 0xfe80 >> 6, target);
+}
+
+/**
+ * The IPv6 mirrors' key for the address at summary `off`, built in the
+ * per-CPU buffer (left in r7; no buffer: hotdrop): unbound, or for a
+ * link-local address on a device: `dev`'s (a summary name; with `index`,
+ * only when the hook has that device), else skb->dev's (SKBDEV).
+ */
+export function emitKey6(a: Asm, l: RuleLabels, off: number, dev?: { name: number; index?: number }): void {
+  a.st(4, R10, l.scratch, 0).ldMapFd(R1, ADDRTYPE6_SCRATCH_MAP).movReg(R2, R10).alu64('add', R2, { imm: l.scratch }).call(Helper.map_lookup_elem);
+  a.jmp('jeq', R0, 0, l.hotdrop).movReg(R7, R0);
+  a.st(4, R7, 0, 256);
+  for (const o of [0, 8]) a.st(8, R7, 4 + o, 0).ldx(8, R1, R9, off + o).toBe(R1, 64).stx(8, R7, 20 + o, R1);
+  const keyed = a.fresh('k6dev'), viaSkb = a.fresh('k6skb'), viaOut = a.fresh('k6out');
+  linkLocalJump(a, R1, off, 'jne', keyed);
+  if (dev) {
+    if (dev.index !== undefined) a.ldx(4, R1, R9, dev.index).jmp('jeq', R1, 0, viaSkb);
+    keyDevice(a, dev.name);
+    a.ja(keyed);
+  }
+  a.label(viaSkb);
+  a.ldx(1, R1, R9, S.SKBDEV).jmp('jeq', R1, SKBDEV_OUT, viaOut).jmp('jne', R1, SKBDEV_IN, keyed);
+  keyDevice(a, S.IN);
+  a.ja(keyed).label(viaOut);
+  keyDevice(a, S.OUT);
+  a.label(keyed);
+}
+
 /**
  * nft's IPv6 `fib saddr|daddr [. iif|. oif] type` (__nft_fib6_eval_type):
  * the address is looked up unbound, or for a link-local address on the
@@ -221,23 +252,9 @@ function emitFib6(a: Asm, m: Extract<Match, { kind: 'addrtype' }>, l: RuleLabels
   const dev = m.limitIn ? S.IN : m.limitOut ? S.OUT : undefined;
   for (const [part, off] of [[m.src, S.SADDR6], [m.dst, S.DADDR6]] as const) {
     if (!part) continue;
-    const typed = a.fresh('f6type'), bound = a.fresh('f6dev'), usable = a.fresh('f6ok'), byAddress = a.fresh('f6addr');
-    const linkLocal = (reg: typeof R1, notLabel: string): void => { a.ldx(8, reg, R9, off).alu64('rsh', reg, { imm: 54 }).jmp('jne', reg, 0xfe80 >> 6, notLabel); };
-    a.st(4, R10, l.scratch, 0).ldMapFd(R1, ADDRTYPE6_SCRATCH_MAP).movReg(R2, R10).alu64('add', R2, { imm: l.scratch }).call(Helper.map_lookup_elem);
-    a.jmp('jeq', R0, 0, l.hotdrop).movReg(R7, R0);
-    a.st(4, R7, 0, 256);
-    for (const o of [0, 8]) a.st(8, R7, 4 + o, 0).ldx(8, R1, R9, off + o).toBe(R1, 64).stx(8, R7, 20 + o, R1);
+    const typed = a.fresh('f6type'), usable = a.fresh('f6ok'), byAddress = a.fresh('f6addr');
     // a link-local address is looked up on a device
-    linkLocal(R1, bound);
-    if (dev !== undefined) keyDevice(a, dev);
-    else {
-      const viaOut = a.fresh('f6out');
-      a.ldx(1, R1, R9, S.SKBDEV).jmp('jeq', R1, SKBDEV_OUT, viaOut).jmp('jne', R1, SKBDEV_IN, bound);
-      keyDevice(a, S.IN);
-      a.ja(bound).label(viaOut);
-      keyDevice(a, S.OUT);
-    }
-    a.label(bound);
+    emitKey6(a, l, off, dev === undefined ? undefined : { name: dev });
     a.ldMapFd(R1, ADDRTYPE6_MAP).movReg(R2, R7).call(Helper.map_lookup_elem);
     a.mov64(R6, RTN_UNREACHABLE).jmp('jeq', R0, 0, typed).ldx(1, R1, R0, 0);
     // a reject route (or none): its type
@@ -252,7 +269,7 @@ function emitFib6(a: Asm, m: Extract<Match, { kind: 'addrtype' }>, l: RuleLabels
     else {
       // one of the device's addresses: the lookup above was the device's for a link-local one, else ask the device's entries
       const unbound = a.fresh('f6own');
-      linkLocal(R2, unbound);
+      linkLocalJump(a, R2, off, 'jne', unbound);
       a.alu64('and', R1, { imm: FIB6_OWN }).jmp('jne', R1, 0, typed).ja(byAddress);
       a.label(unbound);
       keyDevice(a, dev);

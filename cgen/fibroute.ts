@@ -20,7 +20,7 @@
  * :: to a link-local address gives the input device.
  */
 import { type Asm, Helper, R0, R1, R2, R6, R7, R9, R10 } from './asm';
-import { ADDRTYPE6_SCRATCH_MAP, type MirrorAddr6, type MirrorRoute6, key6, walk6 } from './addrtype';
+import { emitKey6, key6, linkLocalJump, type MirrorAddr6, type MirrorRoute6, walk6 } from './addrtype';
 import type { RuleLabels } from './match';
 import { S, SKBDEV_IN, SKBDEV_OUT } from './summary';
 import type { Match } from '../xlate/ir';
@@ -118,27 +118,10 @@ export function emitFibRoute(a: Asm, m: Extract<Match, { kind: 'fibroute' }>, l:
     // ICMPv6 from :: to a link-local address: the input device
     a.ldx(1, R1, R9, S.PROTO).jmp('jne', R1, 58, lookup);
     a.ldx(8, R1, R9, S.SADDR6).jmp('jne', R1, 0, lookup).ldx(8, R1, R9, S.SADDR6 + 8).jmp('jne', R1, 0, lookup);
-    a.ldx(8, R1, R9, S.DADDR6).alu64('rsh', R1, { imm: 54 }).jmp('jeq', R1, 0xfe80 >> 6, inDev);
+    linkLocalJump(a, R1, S.DADDR6, 'jeq', inDev);
     a.label(lookup);
-    a.st(4, R10, l.scratch, 0).ldMapFd(R1, ADDRTYPE6_SCRATCH_MAP).movReg(R2, R10).alu64('add', R2, { imm: l.scratch }).call(Helper.map_lookup_elem);
-    a.jmp('jeq', R0, 0, l.hotdrop).movReg(R7, R0);
-    a.st(4, R7, 0, 256);
-    for (const o of [0, 8]) a.st(8, R7, 4 + o, 0).ldx(8, R1, R9, addrOff + o).toBe(R1, 64).stx(8, R7, 20 + o, R1);
     // a link-local address is looked up on the device: the packet's iif/oif, else skb->dev
-    const keyed = a.fresh('fibkey'), viaSkb = a.fresh('fibskb'), viaOut = a.fresh('fibkout');
-    const copyName = (from: number): void => { for (const o of [0, 8]) a.ldx(8, R1, R9, from + o).stx(8, R7, 4 + o, R1); };
-    a.ldx(8, R1, R9, addrOff).alu64('rsh', R1, { imm: 54 }).jmp('jne', R1, 0xfe80 >> 6, keyed);
-    if (flagged) {
-      a.ldx(4, R1, R9, flagged.index).jmp('jeq', R1, 0, viaSkb);
-      copyName(flagged.name);
-      a.ja(keyed);
-    }
-    a.label(viaSkb);
-    a.ldx(1, R1, R9, S.SKBDEV).jmp('jeq', R1, SKBDEV_OUT, viaOut).jmp('jne', R1, SKBDEV_IN, keyed);
-    copyName(S.IN);
-    a.ja(keyed).label(viaOut);
-    copyName(S.OUT);
-    a.label(keyed);
+    emitKey6(a, l, addrOff, flagged);
     a.ldMapFd(R1, FIBROUTE6_MAP).movReg(R2, R7).call(Helper.map_lookup_elem);
   }
   a.jmp('jeq', R0, 0, none).ldx(1, R1, R0, 0).jmp('jeq', R1, 0, none);

@@ -203,7 +203,6 @@ function loadUnits(rs: NftRuleset, carried = new Map<string, Buffer>()): { units
         if (e instanceof BpftablesError) throw new NftError(`Could not process rule: ${u.table.family} ${u.table.name} chain ${u.chain.name}: ${e.message}`, u.chain.where);
         throw e;
       }
-      if (loaded.ruleStateFd !== undefined) close(loaded.ruleStateFd);
       out.loads.push({ spec: specOf(u), progFd: loaded.progFds.get(SLOT[hook])!, countersFd: loaded.countersFd });
       out.counters.push(compiled.counters.ruleSlot);
     }

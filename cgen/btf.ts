@@ -213,6 +213,15 @@ export interface KernelLayout {
   sockRxDstIfindex: number;
   skbHead: number;
   skbData: number;
+  /** sk_buff.data_len: the bytes outside the linear area (skb->len - data_len is the linear length) */
+  skbDataLen: number;
+  /**
+   * The kernel lets a program read through skb->data as read-only untrusted
+   * memory (a pointer member of non-struct type; loads the JIT guards against
+   * faults): headers within the linear area are then read without a dynptr.
+   * Found by a probe load (compat/engine.ts), not from BTF; false when unknown.
+   */
+  linearLoads?: boolean;
   skbMacHeader: number;
   skbNetworkHeader: number;
   netDeviceType: number;
@@ -264,6 +273,7 @@ export function kernelLayout(btf: Btf, hz = 0): KernelLayout {
     sockRxDstIfindex: btf.memberOffset('sock', 'sk_rx_dst_ifindex'),
     skbHead: btf.memberOffset('sk_buff', 'head'),
     skbData: btf.memberOffset('sk_buff', 'data'),
+    skbDataLen: btf.memberOffset('sk_buff', 'data_len'),
     skbMacHeader: btf.memberOffset('sk_buff', 'mac_header'),
     skbNetworkHeader: btf.memberOffset('sk_buff', 'network_header'),
     netDeviceType: btf.memberOffset('net_device', 'type'),

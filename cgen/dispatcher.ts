@@ -14,19 +14,29 @@ export const PROGS_MAP = 'progs';
 /** slots per generation in the program array: index = gen * HOOK_SLOTS + hookSlot */
 export const HOOK_SLOTS = 4;
 
-/** `stride`: the slots of one generation (HOOK_SLOTS for an iptables table, NFT_SLOTS for the nft ruleset). */
+/**
+ * `stride`: the slots of one generation (HOOK_SLOTS for an iptables table,
+ * NFT_SLOTS for the nft ruleset). Each generation has its own tail call with
+ * a constant index: the JIT turns those into direct jumps, patched when the
+ * program array changes (an index computed at run time is an indirect jump,
+ * about 12 ns a packet more on the development machine).
+ */
 export function dispatcher(hookSlot: number, stride = HOOK_SLOTS): Linked {
   const a = new Asm();
+  const second = a.fresh('gen1');
   a.movReg(R6, R1);
   a.ldMapValue(R1, GEN_MAP, 0);
   a.ldx(4, R3, R1, 0);
   a.alu64('and', R3, { imm: 1 });
-  a.alu64('mul', R3, { imm: stride });
-  a.alu64('add', R3, { imm: hookSlot });
-  a.movReg(R1, R6);
-  a.ldMapFd(R2, PROGS_MAP);
-  a.call(Helper.tail_call);
-  a.ret(NF_DROP);
+  a.jmp('jne', R3, 0, second);
+  for (const gen of [0, 1]) {
+    if (gen) a.label(second);
+    a.movReg(R1, R6);
+    a.ldMapFd(R2, PROGS_MAP);
+    a.mov64(R3, gen * stride + hookSlot);
+    a.call(Helper.tail_call);
+    a.ret(NF_DROP);
+  }
   return link(a);
 }
 

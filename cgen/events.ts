@@ -110,6 +110,9 @@ export function emitEpilogue(a: Asm, k: KernelLayout, chain: BuiltinChain, famil
   a.label(EPILOGUE).note(`${chain} epilogue: LOG/REJECT records for logd`);
   a.movReg(R6, R0);
   a.ldx(1, R1, R10, sum + S.ACTN).jmp32('jeq', R1, 0, out);
+  // the records copy the packet through a dynptr: made here (the prologue may have read the headers without one)
+  a.ldx(8, R1, R10, FRAME.SKB).mov64(R2, 0).movReg(R3, R10).alu64('add', R3, { imm: FRAME.DYNPTR });
+  a.callKfunc(k.kfuncDynptrFromSkb);
   for (let i = 0; i < ACT_SLOTS; i++) {
     const skip = a.fresh('recskip');
     a.ldx(1, R1, R10, sum + S.ACTN).alu32('and', R1, { imm: ACT_SLOTS * 2 - 1 }).jmp32('jle', R1, i, out);

@@ -141,8 +141,60 @@ function writeKey(out: Buffer, at: number, r: Rule, s: Shape, withPorts: boolean
   }
 }
 
-/** The run's maps: full key → { counter slot, verdict } (first rule wins), and for tcp/udp runs the address/protocol part → 1. */
-export function exactMaps(chain: Chain, run: ExactRun, slotOf: (r: Rule) => number): MapSpecOut[] {
+/**
+ * Room kept in a chain's last run (one that ends the chain), and in the
+ * counters, for rules appended later without recompiling: `iptables -A` of a
+ * rule of the run's shape only adds its key to the run's maps (compat/fast-append.ts).
+ */
+export const APPEND_ROOM = 1024;
+
+/** What appending to a chain's last run needs to know of it (stored with the generation). */
+export interface TailRun {
+  chain: string;
+  map: string;
+  ipMap?: string;
+  /** the shape of its rules (Shape.sig), and for tcp/udp runs their protocol */
+  sig: number;
+  proto?: number;
+  targets: string[];
+  /** some rule of the run jumps: then every key is in the run once */
+  jumps: boolean;
+}
+
+export function tailRun(chain: Chain, run: ExactRun): TailRun {
+  const r0 = chain.rules[run.from]!;
+  let jumps = false;
+  for (let i = run.from; i < run.to; i++) if (chain.rules[i]!.verdict.kind === 'jump') jumps = true;
+  return { chain: chain.name, map: run.map, ipMap: run.ipMap, sig: run.shape.sig, proto: run.shape.l4 ? r0.ip.proto!.num : undefined, targets: run.targets, jumps };
+}
+
+/**
+ * The map entries a rule appended after `tail` (as its last rule) adds, with
+ * counter slot `slot`; undefined when the rule is not of the run's shape or
+ * jumps to a chain the run does not dispatch to.
+ */
+export function appendEntries(tail: TailRun, r: Rule, slot: number): { key: Buffer; value: Buffer; ipKey?: Buffer; jump: boolean } | undefined {
+  const s = shapeOf(r);
+  if (!s || s.sig !== tail.sig || (s.l4 && r.ip.proto!.num !== tail.proto)) return undefined;
+  const v = r.verdict;
+  const target = v.kind === 'jump' ? tail.targets.indexOf(v.chain) : -1;
+  if (v.kind === 'jump' && target < 0) return undefined;
+  const key = Buffer.alloc(KEY_SIZE);
+  writeKey(key, 0, r, s, true);
+  const value = Buffer.alloc(8);
+  value.writeUInt32LE(slot, 0);
+  value.writeUInt32LE(v.kind === 'jump' ? JUMP_BASE + target : v.kind === 'accept' ? NF_ACCEPT : NF_DROP, 4);
+  let ipKey: Buffer | undefined;
+  if (tail.ipMap) { ipKey = Buffer.alloc(KEY_SIZE); writeKey(ipKey, 0, r, s, false); }
+  return { key, value, ipKey, jump: v.kind === 'jump' };
+}
+
+/**
+ * The run's maps: full key → { counter slot, verdict } (first rule wins), and
+ * for tcp/udp runs the address/protocol part → 1; `room` more entries each
+ * for rules appended later.
+ */
+export function exactMaps(chain: Chain, run: ExactRun, slotOf: (r: Rule) => number, room = 0): MapSpecOut[] {
   // the first rule of each key, and for tcp/udp runs one rule of each address/protocol part
   const first = new Map<string | number, Rule>();
   const ipPart = new Map<string | number, Rule>();
@@ -163,12 +215,12 @@ export function exactMaps(chain: Chain, run: ExactRun, slotOf: (r: Rule) => numb
     values.writeUInt32LE(v.kind === 'jump' ? JUMP_BASE + run.targets.indexOf(v.chain) : v.kind === 'accept' ? NF_ACCEPT : NF_DROP, n * 8 + 4);
     n++;
   }
-  const maps: MapSpecOut[] = [{ name: run.map, type: BPF_MAP_TYPE_HASH, keySize: KEY_SIZE, valueSize: 8, maxEntries: first.size, flags: 0, keys, values, count: first.size }];
+  const maps: MapSpecOut[] = [{ name: run.map, type: BPF_MAP_TYPE_HASH, keySize: KEY_SIZE, valueSize: 8, maxEntries: first.size + room, flags: 0, keys, values, count: first.size }];
   if (run.ipMap) {
     const ipKeys = Buffer.alloc(KEY_SIZE * ipPart.size);
     let k = 0;
     for (const r of ipPart.values()) writeKey(ipKeys, KEY_SIZE * k++, r, run.shape, false);
-    maps.push({ name: run.ipMap, type: BPF_MAP_TYPE_HASH, keySize: KEY_SIZE, valueSize: 1, maxEntries: ipPart.size, flags: 0, keys: ipKeys, values: Buffer.alloc(ipPart.size, 1), count: ipPart.size });
+    maps.push({ name: run.ipMap, type: BPF_MAP_TYPE_HASH, keySize: KEY_SIZE, valueSize: 1, maxEntries: ipPart.size + room, flags: 0, keys: ipKeys, values: Buffer.alloc(ipPart.size, 1), count: ipPart.size });
   }
   return maps;
 }

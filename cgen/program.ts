@@ -14,8 +14,9 @@ import { Asm, Helper, link, type Linked, NF_ACCEPT, NF_DROP, R0, R1, R2, R3, R4,
 import type { KernelLayout } from './btf';
 import { BpftablesError } from '../xlate/errors';
 import { emitIpPart, emitMatch, initialState, type MatchEnv, STATE_MAP } from './match';
-import { emitExactRun, type ExactRun, exactMaps, findExactRuns, runBranches } from './exact';
+import { emitExactRun, type ExactRun, exactMaps, findExactRuns, runBranches, tailRun, type TailRun } from './exact';
 import { emitRunGuard, findRuns, type MapSpecOut, NO_ENTRIES, runMap } from './prefilter';
+import { emitHeaders } from './headers';
 import { CtBit, FRAME, RET_CONTINUE, S, SKBDEV_IN, SKBDEV_OTHER, SKBDEV_OUT } from './summary';
 import { emitSocketOwner } from './owner';
 import { HOOK_NOSK, RECENT_VALUE_SIZE, RECENT_ZERO_MAP } from './recent';
@@ -175,8 +176,13 @@ function emitRules(a: Asm, chain: Chain, from: number, to: number, cx: CompileCt
   };
   for (const run of exactRunsOf(cx, chain).filter((r) => r.from >= from && r.to <= to)) {
     linear(run.from);
-    if (!cx.maps.has(run.map)) for (const m of exactMaps(chain, run, (r) => cx.cl.ruleSlot.get(r)!)) cx.maps.set(m.name, m);
-    emitExactRun(a, run, main ? FRAME.XKEY : FRAME.FUNC_XKEY, COUNTERS_MAP, cx.cl.slots, () => (main ? exitNormalized(a, cx) : a.exit()), (target, skip) => {
+    if (!cx.maps.has(run.map)) {
+      // a run that ends the chain keeps room for appended rules
+      const tail = cx.appendRoom > 0 && run.to === chain.rules.length;
+      if (tail) cx.tails.push(tailRun(chain, run));
+      for (const m of exactMaps(chain, run, (r) => cx.cl.ruleSlot.get(r)!, tail ? cx.appendRoom : 0)) cx.maps.set(m.name, m);
+    }
+    emitExactRun(a, run, main ? FRAME.XKEY : FRAME.FUNC_XKEY, COUNTERS_MAP, cx.counterSlots, () => (main ? exitNormalized(a, cx) : a.exit()), (target, skip) => {
       // as a jump rule does (emitRule): the chain's return goes on after the run, its verdict ends this chain
       a.movReg(R1, R9).callSub(chainLabel(target));
       a.jmp('jeq', R0, RET_CONTINUE, skip);
@@ -185,6 +191,11 @@ function emitRules(a: Asm, chain: Chain, from: number, to: number, cx: CompileCt
     i = run.to;
   }
   linear(to);
+}
+
+/** Does some IPv4 chain end in an exact-match run (that could keep room for appended rules)? */
+function hasTailRun(t: Table, cx: CompileCtx): boolean {
+  return t.chains.some((c) => exactRunsOf(cx, c).some((r) => r.to === c.rules.length));
 }
 
 /** The chain's exact-match runs (computed once per compilation; chunks never cut them). */
@@ -229,6 +240,12 @@ interface CompileCtx {
   usesPayload: boolean;
   /** nft's IPv6 header walk: it stops at AH (the kernel's nft asks ipv6_find_hdr for IP6_FH_F_AUTH), which ip6tables skips */
   nftWalk: boolean;
+  /** read headers through the dynptr only (compileTable's viaDynptr) */
+  viaDynptr: boolean;
+  /** room for appended rules (compileTable's appendRoom), the chains' last runs that keep it, and the counter slots with it */
+  appendRoom: number;
+  tails: TailRun[];
+  counterSlots: number;
   /** some match reads the connection tracking state (conntrack, state, connmark) */
   usesCt: boolean;
   usesRecent: boolean;
@@ -351,13 +368,10 @@ function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: 
     a.label(known);
   }
   if (cx.usesFibRoute && chain !== 'OUTPUT') emitFibSkip(a, k);
-  // packet bytes through a dynptr
-  a.movReg(R1, R7).mov64(R2, 0).movReg(R3, R10).alu64('add', R3, { imm: FRAME.DYNPTR });
-  a.callKfunc(k.kfuncDynptrFromSkb);
-  a.jmp('jne', R0, 0, unparsable);
   const done = a.fresh('parsed');
-  if (family === 6) emitIp6Header(a, k, unparsable, done, cx.usesPayload, cx.nftWalk); else emitIp4Header(a, k, unparsable, cx.usesPayload);
-  if (cx.usesL4) emitL4(a, k, done, cx.usesPayload);
+  // -m tcpmss reads the options through the prologue's dynptr (LOG/REJECT records make their own)
+  const linear = !!k.linearLoads && !cx.usesMss && !cx.viaDynptr;
+  emitHeaders(a, k, { family, l4: cx.usesL4, raw: cx.usesPayload, stopAtAuth: cx.nftWalk, linear }, unparsable, done);
   a.label(done);
   if (cx.usesMss) emitMssOption(a);
   // xt_pkttype: a looped-back packet counts as multicast (IPv4 multicast destination, or IPv6) or broadcast
@@ -462,145 +476,6 @@ function emitMacSource(a: Asm, k: KernelLayout): void {
   a.label(skip);
   for (let o = 0; o < 16; o += 8) a.st(8, R10, FRAME.IPHDR + o, 0);
 }
-
-/** IPv4 header → summary; r8 = transport header offset. */
-function emitIp4Header(a: Asm, k: KernelLayout, unparsable: string, raw: boolean): void {
-  const sum = FRAME.SUMMARY;
-  // the IP header: bpf_dynptr_slice points into the packet when it is linear, else copies to the buffer
-  a.movReg(R1, R10).alu64('add', R1, { imm: FRAME.DYNPTR }).mov64(R2, 0);
-  a.movReg(R3, R10).alu64('add', R3, { imm: FRAME.IPHDR }).mov64(R4, 20);
-  a.callKfunc(k.kfuncDynptrSlice);
-  a.jmp('jeq', R0, 0, unparsable);
-  a.movReg(R6, R0); // the context is not needed any more
-  a.ldx(1, R8, R6, 0).alu64('and', R8, { imm: 0xf }).alu64('lsh', R8, { imm: 2 }); // thoff
-  a.ldx(1, R1, R6, 9).stx(1, R10, sum + S.PROTO, R1);
-  a.ldx(1, R1, R6, 8).stx(1, R10, sum + S.TTL, R1);
-  a.ldx(1, R1, R6, 1).stx(1, R10, sum + S.TOS, R1);
-  a.ldx(2, R1, R6, 2).toBe(R1, 16).stx(2, R10, sum + S.TOTLEN, R1);
-  a.ldx(4, R1, R6, 12).toBe(R1, 32).stx(4, R10, sum + S.SADDR, R1);
-  a.ldx(4, R1, R6, 16).toBe(R1, 32).stx(4, R10, sum + S.DADDR, R1);
-  // (non-first fragments too: xt_ecn reads their "TCP header"; every other match checks FRAGOFF first)
-  a.ldx(2, R1, R6, 6).toBe(R1, 16).alu64('and', R1, { imm: 0x1fff }).stx(2, R10, sum + S.FRAGOFF, R1);
-  // nft's payload fields: the header's first 12 bytes as they are
-  if (raw) for (const o of [0, 4, 8]) a.ldx(4, R1, R6, o).stx(4, R10, sum + S.NHRAW + o, R1);
-}
-/** Most IPv6 extension headers followed; a longer chain counts as unparsable (fails closed for rules with -p). */
-export const MAX_EXT_HEADERS = 16;
-/** Extension headers ip6tables skips while looking for the protocol (ipv6_find_hdr): hop-by-hop, routing, fragment, AH, destination options. */
-const EXT_HEADERS = [0, 43, 44, 51, 60];
-
-/**
- * IPv6 header → summary, then the extension-header walk of the kernel's
- * ipv6_find_hdr (as ip6tables uses it for -p): r7 = next header, r8 = its
- * offset. The walk ends at the first header that is not an extension header
- * (or "no next header", 59) with r8 = the transport header offset, or at a
- * non-first fragment (FRAGOFF set, no transport header), or fails
- * (truncated chain, an extension header behind a non-first fragment, or more
- * than MAX_EXT_HEADERS of them): NOPROTO = 1.
- */
-function emitIp6Header(a: Asm, k: KernelLayout, unparsable: string, done: string, raw: boolean, stopAtAuth: boolean): void {
-  const sum = FRAME.SUMMARY;
-  a.movReg(R1, R10).alu64('add', R1, { imm: FRAME.DYNPTR }).mov64(R2, 0);
-  a.movReg(R3, R10).alu64('add', R3, { imm: FRAME.IPHDR }).mov64(R4, 40);
-  a.callKfunc(k.kfuncDynptrSlice);
-  a.jmp('jeq', R0, 0, unparsable);
-  a.movReg(R6, R0);
-  a.ldx(1, R1, R6, 7).stx(1, R10, sum + S.TTL, R1);
-  a.ldx(2, R1, R6, 0).toBe(R1, 16).alu32('rsh', R1, { imm: 4 }).alu32('and', R1, { imm: 0xff }).stx(1, R10, sum + S.TOS, R1); // traffic class
-  a.ldx(2, R1, R6, 4).toBe(R1, 16).alu64('add', R1, { imm: 40 }).alu64('and', R1, { imm: 0xffff }).stx(2, R10, sum + S.TOTLEN, R1);
-  for (const [from, to] of [[8, S.SADDR6], [16, S.SADDR6 + 8], [24, S.DADDR6], [32, S.DADDR6 + 8]] as const) {
-    a.ldx(8, R1, R6, from).toBe(R1, 64).stx(8, R10, sum + to, R1);
-  }
-  if (raw) a.ldx(4, R1, R6, 0).stx(4, R10, sum + S.NHRAW, R1); // version, traffic class, flow label
-  a.ldx(1, R7, R6, 6).stx(1, R10, sum + S.NEXTHDR, R7);
-  a.mov64(R8, 40);
-  const found = a.fresh('l4found'), bad = a.fresh('noproto'), nonFirst = a.fresh('fragment');
-  const read = (len: number, at: number): void => {
-    a.movReg(R1, R10).alu64('add', R1, { imm: FRAME.EXTHDR + at }).mov64(R2, len);
-    a.movReg(R3, R10).alu64('add', R3, { imm: FRAME.DYNPTR }).movReg(R4, R8);
-    if (at) a.alu64('add', R4, { imm: at });
-    a.mov64(R5, 0).call(Helper.dynptr_read);
-    a.jmp('jne', R0, 0, bad);
-  };
-  const skipped = stopAtAuth ? EXT_HEADERS.filter((h) => h !== 51) : EXT_HEADERS;
-  for (let i = 0; i <= MAX_EXT_HEADERS; i++) {
-    const ext = a.fresh('ext');
-    for (const h of skipped) a.jmp('jeq', R7, h, ext);
-    a.ja(found);
-    a.label(ext);
-    if (i === MAX_EXT_HEADERS) { a.ja(bad); break; }
-    // the 2-byte generic part (next header, length), as the kernel reads it
-    read(2, 0);
-    const frag = a.fresh('frag'), auth = a.fresh('auth'), adv = a.fresh('adv');
-    a.movReg(R3, R7);
-    a.ldx(1, R7, R10, FRAME.EXTHDR);
-    a.ldx(1, R2, R10, FRAME.EXTHDR + 1);
-    a.jmp('jeq', R3, 44, frag).jmp('jeq', R3, 51, auth);
-    a.alu64('add', R2, { imm: 1 }).alu64('lsh', R2, { imm: 3 }).ja(adv); // (hdrlen + 1) * 8
-    a.label(auth).alu64('add', R2, { imm: 2 }).alu64('lsh', R2, { imm: 2 }).ja(adv); // (hdrlen + 2) * 4
-    a.label(frag);
-    read(2, 2);
-    a.ldx(2, R1, R10, FRAME.EXTHDR + 2).toBe(R1, 16).alu64('and', R1, { imm: 0xfff8 });
-    a.mov64(R2, 8);
-    a.jmp('jeq', R1, 0, adv);
-    // a non-first fragment: its protocol is the fragment header's next header, unless that is another extension header
-    a.stx(2, R10, sum + S.FRAGOFF, R1).st(1, R10, sum + S.LATERFRAG, 1);
-    for (const h of EXT_HEADERS) a.jmp('jeq', R7, h, bad);
-    a.ja(nonFirst);
-    a.label(adv).alu64('add', R8, R2);
-  }
-  a.label(bad).st(1, R10, sum + S.NOPROTO, 1).st(2, R10, sum + S.FRAGOFF, 0).ja(done);
-  a.label(nonFirst).stx(1, R10, sum + S.PROTO, R7).ja(done);
-  a.label(found).stx(1, R10, sum + S.PROTO, R7);
-}
-
-/**
- * Transport header (r8 = its offset) → ports, TCP flags, ICMP type and code;
- * L4AVAIL says how many of its bytes exist (iptables drops packets whose
- * header a match needs but cannot read).
- */
-function emitL4(a: Asm, k: KernelLayout, done: string, raw: boolean): void {
-  const sum = FRAME.SUMMARY;
-  a.stx(2, R10, sum + S.THOFF, R8);
-  // bytes after the IP header: min(skb->len - thoff, 20) of them
-  const nonneg = a.fresh('nonneg'), capped = a.fresh('capped'), short = a.fresh('short'), decode = a.fresh('decode');
-  a.ldx(4, R4, R10, sum + S.SKBLEN).alu64('sub', R4, R8);
-  a.jmp('jsge', R4, 0, nonneg).mov64(R4, 0);
-  a.label(nonneg);
-  a.stx(4, R10, sum + S.L4AVAIL, R4);
-  a.jmp('jle', R4, 20, capped).mov64(R4, 20);
-  a.label(capped);
-  a.jmp('jeq', R4, 0, done);
-  a.jmp('jne', R4, 20, short);
-  // a full 20 bytes: slice
-  a.movReg(R1, R10).alu64('add', R1, { imm: FRAME.DYNPTR }).movReg(R2, R8);
-  a.movReg(R3, R10).alu64('add', R3, { imm: FRAME.L4HDR }).mov64(R4, 20);
-  a.callKfunc(k.kfuncDynptrSlice);
-  a.movReg(R6, R0);
-  a.jmp('jne', R0, 0, decode);
-  a.st(4, R10, sum + S.L4AVAIL, 0).ja(done);
-  // fewer: copy what there is into the zeroed buffer
-  a.label(short);
-  a.movReg(R2, R4).movReg(R1, R10).alu64('add', R1, { imm: FRAME.L4HDR });
-  a.movReg(R3, R10).alu64('add', R3, { imm: FRAME.DYNPTR }).movReg(R4, R8).mov64(R5, 0);
-  a.call(Helper.dynptr_read);
-  const readOk = a.fresh('l4ok');
-  a.jmp('jeq', R0, 0, readOk);
-  a.st(4, R10, sum + S.L4AVAIL, 0).ja(done);
-  a.label(readOk);
-  a.movReg(R6, R10).alu64('add', R6, { imm: FRAME.L4HDR });
-  a.label(decode);
-  a.ldx(2, R1, R6, 0).toBe(R1, 16).stx(2, R10, sum + S.SPORT, R1);
-  a.ldx(2, R1, R6, 2).toBe(R1, 16).stx(2, R10, sum + S.DPORT, R1);
-  a.ldx(1, R1, R6, 13).stx(1, R10, sum + S.TCPFLAGS, R1);
-  a.ldx(1, R1, R6, 12).stx(1, R10, sum + S.DOFF, R1);
-  a.ldx(4, R1, R6, 4).stx(4, R10, sum + S.L4W1, R1);
-  a.ldx(1, R1, R6, 0).stx(1, R10, sum + S.ICMPTYPE, R1);
-  a.ldx(1, R1, R6, 1).stx(1, R10, sum + S.ICMPCODE, R1);
-  // nft's payload fields: the first 20 bytes as they are (zeros past the end of a short header)
-  if (raw) for (const o of [0, 4, 8, 12, 16]) a.ldx(4, R1, R6, o).stx(4, R10, sum + S.L4RAW + o, R1);
-}
-
 
 /**
  * Does any match of the table read what emitL4 decodes (ports, TCP flags and
@@ -737,6 +612,10 @@ function checkFrames(t: Table, main: Chain, cx: CompileCtx): void {
 
 export interface CompiledTable {
   counters: CounterLayout;
+  /** the counter map's slots: counters.slots, and with compileTable's appendRoom that many more when some chain ends in a run */
+  counterSlots: number;
+  /** the runs that end their chain and keep room for appended rules (cgen/exact.ts) */
+  tails: TailRun[];
   hooks: HookProgram[];
   /** maps the hook programs refer to besides the counters (prefilters), with their contents */
   maps: MapSpecOut[];
@@ -766,9 +645,12 @@ export interface CompiledTable {
 /**
  * `stateSlotOf`: the slot of each stateful match in a STATE_MAP the caller
  * makes and shares between programs (the nft ruleset's, one per statement);
- * without it the table gets a STATE_MAP of its own.
+ * without it the table gets a STATE_MAP of its own. `viaDynptr`: read the
+ * headers the dynptr way only (cgen/headers.ts; tests compare both ways).
+ * `appendRoom`: entries kept free in each run that ends its chain, and
+ * counter slots, for rules appended later (cgen/exact.ts APPEND_ROOM).
  */
-export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLine?: number; facts?: TableFacts; hooks?: readonly BuiltinChain[]; nft?: boolean; stateSlotOf?: (m: Match) => number } = {}): CompiledTable {
+export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLine?: number; facts?: TableFacts; hooks?: readonly BuiltinChain[]; nft?: boolean; stateSlotOf?: (m: Match) => number; viaDynptr?: boolean; appendRoom?: number } = {}): CompiledTable {
   const stateSlots = new Map<Match, number>();
   const env: MatchEnv = {
     hz: k.hz, family: t.family, k,
@@ -786,11 +668,14 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
     exactRuns: new Map(), chunks: new Map(), family: t.family, stateSlots, env,
     usesMac: usesMatch(all, 'mac'), ctDetails: needsCtDetails(all), usesMss: usesMatch(all, 'tcpmss'), usesOwner: usesMatch(all, 'owner'), usesL4: readsTransport(all), usesIfaces: facts.ifaces || usesMatch(all, 'ifindex') || usesMatch(all, 'fibroute'), usesIfindex: usesMatch(all, 'ifindex') || usesMatch(all, 'fibroute'),
     usesSkbDev: (t.family === 6 && all.some((m) => m.kind === 'addrtype' && m.fib && !m.limitIn && !m.limitOut)) || usesMatch(all, 'fibroute'),
-    usesFibRoute: usesMatch(all, 'fibroute'), usesPayload: usesMatch(all, 'payload'), nftWalk: !!opts.nft, usesCt: facts.conntrack,
+    usesFibRoute: usesMatch(all, 'fibroute'), usesPayload: usesMatch(all, 'payload'), nftWalk: !!opts.nft, viaDynptr: !!opts.viaDynptr, usesCt: facts.conntrack,
+    appendRoom: opts.appendRoom ?? 0, tails: [], counterSlots: 0,
     usesRecent: recentTables(all).size > 0,
     actions, events: actions.size > 0,
     logUid: [...actions.keys()].some((r) => r.verdict.kind === 'log' && (r.verdict.flags & LOG_FLAGS.UID) !== 0),
   };
+  // counter slots for rules appended later: only a table with a run that ends a chain can take them
+  cx.counterSlots = cx.cl.slots + (cx.appendRoom > 0 && hasTailRun(t, cx) ? cx.appendRoom : 0);
   const hooks = (opts.hooks ?? BUILTIN_CHAINS).map((c) => compileHook(t, c, cx, k));
   if (cx.actions.size) cx.maps.set(ACTIONS_MAP, actionsMap(t, cx.actions));
   if (hashlimitTables(all).size) {
@@ -807,7 +692,7 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
     for (const [m, slot] of cx.stateSlots) initialState(m, cx.env).copy(value, slot * 16);
     cx.maps.set(STATE_MAP, { name: STATE_MAP, type: 2 /* array */, keySize: 4, valueSize: value.length, maxEntries: 1, flags: 0, keys: Buffer.alloc(4), values: value, count: 1 });
   }
-  return { counters: cx.cl, hooks, maps: [...cx.maps.values()], events: cx.events, sets: [...setsUsed(all)], recent: [...recentTables(all)],
+  return { counters: cx.cl, counterSlots: cx.counterSlots, tails: cx.tails, hooks, maps: [...cx.maps.values()], events: cx.events, sets: [...setsUsed(all)], recent: [...recentTables(all)],
     hashlimit: hashlimitSpecs(all), addrtype: usesAddrtype(all), fibroute: cx.usesFibRoute, stateSlots };
 }
 

@@ -7,8 +7,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { Btf, kernelLayout, type KernelLayout } from '../cgen/btf';
 import { dispatcher } from '../cgen/dispatcher';
+import { linearLoadProbe } from '../cgen/headers';
+import { createJournal } from '../native/journal';
+import type { Linked } from '../cgen/asm';
 import { type CompiledTable, compileTable, counterLayout, type HookProgram } from '../cgen/program';
-import { BpfLoadError, close, mapCreate, mapLookup, MapType, mapUpdate, NFPROTO_IPV4, NFPROTO_IPV6, u32Key } from '../native/bpf';
+import { ATTACH_NETFILTER, BpfLoadError, close, mapCreate, mapInfo, progLoad, PROG_TYPE_NETFILTER, mapLookup, MapType, mapUpdate, NFPROTO_IPV4, NFPROTO_IPV6, u32Key } from '../native/bpf';
 import { disableConntrack, enableConntrack } from '../native/conntrack';
 import { currentNamespaceDir, removeNamespaceDir } from '../native/statefs';
 import { crashPoint } from '../native/crash';
@@ -25,6 +28,7 @@ import { systemNameDb } from './namedb';
 import { openSet } from '../native/ipsets';
 import { SysError } from '../native/libc';
 import { ensureLogd } from './logd';
+import { appendRoom, pendingInForce, storedRule } from './fast-append';
 import { BpftablesError } from '../xlate/errors';
 import { emptyFilterTable, type Family, hashlimitTables, recentTables, type Table, tableFacts, usesAddrtype, usesMatch } from '../xlate/ir';
 import { log } from './log';
@@ -49,6 +53,7 @@ export function kernel(): KernelLayout {
     if (cached.stamp === stamp && fs.statSync(LAYOUT_CACHE).uid === 0) return (layout = cached.layout);
   } catch { /* no usable cache */ }
   layout = kernelLayout(new Btf(fs.readFileSync(VMLINUX)), kernelHz());
+  layout.linearLoads = loads(linearLoadProbe(layout));
   try {
     fs.writeFileSync(LAYOUT_CACHE, JSON.stringify({ stamp, layout }), { mode: 0o600 });
   } catch (e) { log.debug({ err: e }, 'cannot cache the kernel layout'); }
@@ -56,7 +61,18 @@ export function kernel(): KernelLayout {
 }
 
 /** Bumped whenever KernelLayout gains fields, so older caches are recomputed. */
-const LAYOUT_VERSION = 10;
+const LAYOUT_VERSION = 11;
+
+/** Does the kernel load this netfilter program? (A feature probe: a refusal is the answer, not an error.) */
+function loads(probe: Linked): boolean {
+  try {
+    close(progLoad({ type: PROG_TYPE_NETFILTER, expectedAttachType: ATTACH_NETFILTER, insns: probe.bytes, name: 'bpft_probe' }));
+    return true;
+  } catch (e) {
+    log.debug({ err: e }, 'feature probe refused');
+    return false;
+  }
+}
 
 /** CONFIG_HZ of the running kernel, from its configuration (/proc/config.gz or /boot); 0 when unknown. */
 function kernelHz(): number {
@@ -86,7 +102,16 @@ export function readTable(family: Family): Table | undefined {
     const table = stored.table;
     table.family ??= family; // stored before tables carried their family
     const cl = counterLayout(table);
-    const v = Buffer.alloc(cl.slots * 16);
+    // rules appended since (native/journal.ts) go back at the ends of their chains, with their own slots
+    const j = active.journal;
+    const appended = j ? [...j.entries, ...(pendingInForce(j, (name) => st!.runMap(active.gen, name)) ? [j.pending!] : [])] : [];
+    for (const e of appended) {
+      const chain = table.chains.find((c) => c.name === e.chain);
+      if (!chain) throw new BpftablesError(`the stored ruleset has no chain ${e.chain} for an appended rule`, 1);
+      chain.rules.push(e.rule);
+      cl.ruleSlot.set(e.rule, e.slot);
+    }
+    const v = Buffer.alloc(mapInfo(active.countersFd).valueSize);
     mapLookup(active.countersFd, u32Key(0), v);
     for (const [rule, slot] of cl.ruleSlot) {
       rule.counters = { packets: Number(v.readBigUInt64LE(slot * 16)), bytes: Number(v.readBigUInt64LE(slot * 16 + 8)) };
@@ -158,6 +183,8 @@ export interface LoadedTable {
   countersFd: number;
   /** the limit/nth state map (STATE_MAP), when the table has one: pinned with the generation */
   ruleStateFd?: number;
+  /** the maps of the runs that end their chain (CompiledTable.tails), by name: pinned with the generation */
+  runMapFds: Map<string, number>;
   /** close every fd still owned here (after install, the kernel objects live on through pins and links) */
   close(): void;
 }
@@ -170,7 +197,7 @@ export interface LoadedTable {
 /** `shared`: maps made by the caller (by name), used as they are and left open. */
 export function loadCompiled(compiled: CompiledTable, table: Table, shared?: Map<string, number>): LoadedTable {
   const progFds = new Map<number, number>();
-  const countersFd = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: compiled.counters.slots * 16, maxEntries: 1, name: 'bpft_counters' });
+  const countersFd = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: compiled.counterSlots * 16, maxEntries: 1, name: 'bpft_counters' });
   let extraMaps = new Map<string, number>();
   const closeAll = (): void => {
     for (const fd of progFds.values()) close(fd);
@@ -202,7 +229,7 @@ export function loadCompiled(compiled: CompiledTable, table: Table, shared?: Map
     }
     const mapFds = new Map([...extraMaps, ...(shared ?? []), ['counters', countersFd]]);
     // initial counters (iptables-restore -c, and the live counters kept by iptables commands)
-    const init = Buffer.alloc(compiled.counters.slots * 16);
+    const init = Buffer.alloc(compiled.counterSlots * 16);
     for (const [rule, slot] of compiled.counters.ruleSlot) {
       // the buffer starts zeroed: only counters carried over are written (BigInt conversions are slow)
       if (rule.counters.packets) init.writeBigUInt64LE(BigInt(rule.counters.packets), slot * 16);
@@ -226,7 +253,13 @@ export function loadCompiled(compiled: CompiledTable, table: Table, shared?: Map
     }
     const ruleStateFd = extraMaps.get(STATE_MAP);
     extraMaps.delete(STATE_MAP);
-    return { progFds, countersFd, ruleStateFd, close: () => { closeAll(); if (ruleStateFd !== undefined) close(ruleStateFd); } };
+    // the maps of the runs that take appended rules stay open, to be pinned with the generation
+    const runMapFds = new Map<string, number>();
+    for (const tail of compiled.tails) {
+      for (const name of [tail.map, tail.ipMap]) if (name !== undefined && extraMaps.has(name)) { runMapFds.set(name, extraMaps.get(name)!); extraMaps.delete(name); }
+    }
+    const closeRest = (): void => { if (ruleStateFd !== undefined) close(ruleStateFd); for (const fd of runMapFds.values()) close(fd); };
+    return { progFds, countersFd, ruleStateFd, runMapFds, close: () => { closeAll(); closeRest(); } };
   } catch (e) {
     closeAll();
     throw e;
@@ -247,7 +280,7 @@ export function replaceTable(table: Table, step?: (label: string) => void): void
   const k = kernel();
   const fault = process.env.BPFTABLES_TEST_VERIFIER_FAULT_LINE;
   const facts = tableFacts(table);
-  const compiled = compileTable(table, k, { verifierFaultLine: fault ? Number(fault) : undefined, facts });
+  const compiled = compileTable(table, k, { verifierFaultLine: fault ? Number(fault) : undefined, facts, appendRoom: appendRoom() });
   phase('compiled');
   crashPoint('engine: compiled');
   const stateKeys = carryRuleState(table, compiled);
@@ -257,20 +290,26 @@ export function replaceTable(table: Table, step?: (label: string) => void): void
   const loaded = loadCompiled(compiled, table);
   phase('maps created and programs loaded');
   crashPoint('engine: programs loaded');
-  let stateFd = -1;
+  let stateFd = -1, journalFd: number | undefined;
   try {
     stateFd = createStateMap(stateBytes, 'bpft_state');
+    if (compiled.tails.length) {
+      journalFd = createJournal({ version: 1, counterSlots: compiled.counterSlots, tails: compiled.tails }, compiled.counters.slots, compiled.counterSlots - compiled.counters.slots);
+    }
     crashPoint('engine: ruleset stored');
     if (facts.conntrack) { enableConntrack(); conntrackMarker(table.family).set(); }
   } catch (e) {
     loaded.close();
     close(stateFd);
+    if (journalFd !== undefined) close(journalFd);
     throw e;
   }
   const st = TableState.open(table.family, true)!;
   const hooks: HookSpec[] = compiled.hooks.map((h) => ({ chain: h.chain, hooknum: h.hooknum, slot: SLOT[h.chain]! }));
   const dispatchers = new Map(hooks.map((h) => [h.slot, dispatcher(h.slot)]));
-  const moved = st.install({ progFds: loaded.progFds, countersFd: loaded.countersFd, stateFd, ruleStateFd: loaded.ruleStateFd }, hooks, dispatchers, table.family === 6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+  const runMapFds = journalFd === undefined ? undefined : loaded.runMapFds;
+  if (journalFd === undefined) for (const fd of loaded.runMapFds.values()) close(fd);
+  const moved = st.install({ progFds: loaded.progFds, countersFd: loaded.countersFd, stateFd, ruleStateFd: loaded.ruleStateFd, journalFd, runMapFds }, hooks, dispatchers, table.family === 6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
   for (const [chain, priority] of moved) {
     log.warn(`another netfilter hook (iptables, nft or a BPF program) holds priority 0 at ${chain}: attached at priority ${priority}`);
   }
@@ -360,7 +399,7 @@ function stripForStore(t: Table): Table {
   return {
     name: t.name,
     family: t.family,
-    chains: t.chains.map(({ counters: _c, rules, ...c }) => ({ ...c, rules: rules.map(({ counters: _r, src: _s, ...r }) => r) })),
+    chains: t.chains.map(({ counters: _c, rules, ...c }) => ({ ...c, rules: rules.map(storedRule) })),
   } as Table;
 }
 

@@ -4,7 +4,8 @@
  * xtables lock. Implemented: -A -I -D -R -C -N -X -F -Z -P -E -S -L.
  */
 import { applyCommand, listRules, type TableCommand } from '../xlate/commands';
-import { commandName, type Family, OTHER_TABLES } from '../xlate/ir';
+import { commandName, emptyFilterTable, type Family, OTHER_TABLES } from '../xlate/ir';
+import { tryFastAppend } from './fast-append';
 import { listTable, verboseReport } from '../xlate/list';
 import { BareParamError, BpftablesError, unsupported } from '../xlate/errors';
 import { parseIptablesArgv, toCommand } from '../xlate/command-parse';
@@ -126,6 +127,11 @@ export function iptablesMain(prog: string, argv: string[], io: Io, family: Famil
   }
   return withXtablesLock(io, p.wait, p.waitIntervalMs, () => {
     try {
+      // a rule that extends its chain's last exact-match run is added in place (compat/fast-append.ts)
+      if (cmd!.op === 'append' && tryFastAppend(family, cmd!)) {
+        if (p.verbose) io.out(verboseReport(emptyFilterTable(family), cmd!, systemNameDb));
+        return 0;
+      }
       const before = readTableOrEmpty(family);
       if (p.verbose) io.out(verboseReport(before, cmd!, systemNameDb));
       const after = applyCommand(before, cmd!, systemNameDb);

@@ -8,12 +8,15 @@
  *   g<N>_counters    generation N's counter map
  *   g<N>_state       generation N's ruleset (IR as JSON), frozen
  *   g<N>_rstate      generation N's state of limit and nth matches (when it has any)
+ *   g<N>_journal     generation N's rules appended since (native/journal.ts)
+ *   g<N>_t_<MAP>     the maps of generation N's runs that take appended rules
  * (bpffs reserves names with dots.)
  *
  * A replacement loads everything for the inactive generation first, then
  * flips map_gen (one word: all hooks switch together), then drops the old
  * generation. Nothing the kernel sees changes before the flip.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import { type Linked, patchMaps } from '../cgen/asm';
 import { programBtf } from '../cgen/btfgen';
@@ -24,6 +27,7 @@ import {
 } from './bpf';
 import { crashPoint } from './crash';
 import { familyDir, stateSubdir } from './statefs';
+import { type Journal, readJournal } from './journal';
 import { activeGen, attachFirstFree, generationMaps, pinned, readPinnedValue, unpin } from './generations';
 
 export const NF_IP_PRI_FILTER = 0;
@@ -47,6 +51,16 @@ export interface NewGeneration {
   stateFd: number;
   /** the state of its limit and nth matches (cgen STATE_MAP), if any */
   ruleStateFd?: number;
+  /** its journal of appended rules, and the maps of the runs they extend, by map name */
+  journalFd?: number;
+  runMapFds?: Map<string, number>;
+}
+
+/** The pins of generation `gen` besides its fixed kinds (journal, run maps): what an install replaces or retires. */
+function extraPins(dir: string, gen: 0 | 1): string[] {
+  let names: string[];
+  try { names = fs.readdirSync(dir); } catch { return []; }
+  return names.filter((n) => n === `g${gen}_journal` || n.startsWith(`g${gen}_t_`));
 }
 
 
@@ -154,14 +168,17 @@ export class TableState {
    * may flip the generation and unpin the old one between our reading the
    * generation and opening its pins: then the new one is read.
    */
-  readActive(): { state: Buffer; countersFd: number } | undefined {
+  readActive(): { gen: 0 | 1; state: Buffer; countersFd: number; journal?: Journal } | undefined {
     for (let attempt = 0; ; attempt++) {
       const gen = this.activeGen();
       if (gen === undefined) return undefined;
       const sfd = pinned(this.dir, `g${gen}_state`);
       const cfd = pinned(this.dir, `g${gen}_counters`);
       if (sfd !== undefined && cfd !== undefined) {
-        try { return { state: readStateMap(sfd), countersFd: cfd }; } finally { close(sfd); }
+        const jfd = pinned(this.dir, `g${gen}_journal`);
+        try {
+          return { gen, state: readStateMap(sfd), countersFd: cfd, journal: jfd === undefined ? undefined : readJournal(jfd, true) };
+        } finally { close(sfd); if (jfd !== undefined) close(jfd); }
       }
       if (sfd !== undefined) close(sfd);
       if (cfd !== undefined) close(cfd);
@@ -169,6 +186,25 @@ export class TableState {
       if (attempt >= 20 || this.activeGen() === gen) return undefined;
     }
   }
+
+  /**
+   * The active generation's journal (open, with its header and position) and
+   * the pinned map of each of its tail runs by name, for appending; undefined
+   * when it has none. The caller closes the fds.
+   */
+  openJournal(): { journalFd: number; journal: Journal; countersFd: number; runMap: (name: string) => number | undefined } | undefined {
+    const gen = this.activeGen();
+    if (gen === undefined) return undefined;
+    const jfd = pinned(this.dir, `g${gen}_journal`);
+    if (jfd === undefined) return undefined;
+    const journal = readJournal(jfd, false);
+    const cfd = journal && pinned(this.dir, `g${gen}_counters`);
+    if (!journal || cfd === undefined) { close(jfd); return undefined; }
+    return { journalFd: jfd, journal, countersFd: cfd, runMap: (name) => this.runMap(gen, name) };
+  }
+
+  /** Generation `gen`'s pinned map of the tail run `name` (open), or undefined. */
+  runMap(gen: 0 | 1, name: string): number | undefined { return pinned(this.dir, `g${gen}_t_${name}`); }
 
   /**
    * Load a hook program (with the BTF of its global functions). `maps` gives
@@ -211,6 +247,12 @@ export class TableState {
         const fd = kind === 'counters' ? g.countersFd : kind === 'state' ? g.stateFd : g.ruleStateFd;
         if (fd !== undefined) { objPin(fd, path.join(this.dir, `g${next}_${kind}`)); crashPoint(`install: g${next}_${kind} pinned`); }
       }
+      for (const name of extraPins(this.dir, next)) unpin(this.dir, name);
+      if (g.journalFd !== undefined) {
+        for (const [name, fd] of g.runMapFds ?? []) objPin(fd, path.join(this.dir, `g${next}_t_${name}`));
+        objPin(g.journalFd, path.join(this.dir, `g${next}_journal`));
+        crashPoint(`install: g${next}_journal pinned`);
+      }
       // the flip
       crashPoint('install: before the flip');
       mapUpdate(genFd, u32Key(0), u32Key(next));
@@ -233,6 +275,7 @@ export class TableState {
       // retire the old generation
       for (const h of hooks) { mapDelete(progsFd, u32Key(old * HOOK_SLOTS + h.slot)); crashPoint('install: old program retired'); }
       for (const kind of ['counters', 'state', 'rstate']) { unpin(this.dir, `g${old}_${kind}`); crashPoint(`install: g${old}_${kind} unpinned`); }
+      for (const name of extraPins(this.dir, old)) unpin(this.dir, name);
       return attachedAt;
     } finally {
       for (const fd of fds) close(fd);
@@ -240,6 +283,8 @@ export class TableState {
       close(g.countersFd);
       close(g.stateFd);
       if (g.ruleStateFd !== undefined) close(g.ruleStateFd);
+      if (g.journalFd !== undefined) close(g.journalFd);
+      for (const fd of g.runMapFds?.values() ?? []) close(fd);
     }
   }
 }

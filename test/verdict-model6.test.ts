@@ -8,7 +8,7 @@
  * header walk follows the kernel's ipv6_find_hdr.
  */
 import t from 'tap';
-import { MAX_EXT_HEADERS } from '../cgen/program';
+import { MAX_EXT_HEADERS } from '../cgen/headers';
 import { authHeader, type Ext6, fragmentHeader, icmp6Message, ip6Packet, optionsHeader, routingHeader, tcpSegment6, udpDatagram6 } from '../compat/probes';
 import { BUILTIN_CHAINS } from '../xlate/ir';
 import { requireKernel } from './helpers/env';

@@ -2,7 +2,10 @@
  * One seed of a verdict-model test: a generated ruleset compiled and loaded,
  * generated packets run through every hook program with BPF_PROG_TEST_RUN,
  * each verdict and, at the end, every rule's and policy's packet counter
- * compared with the reference interpreter (xlate/eval.ts).
+ * compared with the reference interpreter (xlate/eval.ts). Every packet runs
+ * through both ways of reading the headers (cgen/headers.ts): the programs
+ * compiled as commands compile them (linear loads where the kernel allows)
+ * and compiled to read through the dynptr only.
  */
 import type { Test } from 'tap';
 import { type CompiledTable, compileTable } from '../../cgen/program';
@@ -18,21 +21,23 @@ export interface SeedRun { seed: number; text: string; family: Family; perHook: 
 /** Returns the compiled table (for statistics) and how many packets were checked. */
 export function checkSeed(t: Test, run: SeedRun): { compiled: CompiledTable; packets: number } {
   const table = parseRestore(run.text, { file: `seed${run.seed}`, db: systemNameDb, counters: false, family: run.family }).tables[0]!;
-  const compiled = compileTable(table, kernel());
+  const ways = [{ name: 'as loaded', viaDynptr: false }, { name: 'dynptr only', viaDynptr: true }];
+  const compiledWays = ways.map((w) => compileTable(table, kernel(), { viaDynptr: w.viaDynptr }));
+  const compiled = compiledWays[0]!;
   const cl = compiled.counters;
   const expected = new Array<number>(cl.slots).fill(0);
   const state: MatchState = new Map();
   let mismatches = 0, packets = 0;
-  let loaded: LoadedTable;
+  const loaded: LoadedTable[] = [];
   try {
-    loaded = loadCompiled(compiled, table);
+    for (const c of compiledWays) loaded.push(loadCompiled(c, table));
   } catch (e) {
+    for (const l of loaded) l.close();
     t.fail(`seed ${run.seed}: load failed: ${(e as Error).message}\n${run.text}`);
     throw e;
   }
   try {
     compiled.hooks.forEach((h, slot) => {
-      const fd = loaded.progFds.get(slot)!;
       for (let i = 0; i < run.perHook; i++) {
         const pkt = run.packet();
         const iface = { in: '', out: h.chain === 'INPUT' ? '' : 'lo' };
@@ -40,18 +45,23 @@ export function checkSeed(t: Test, run: SeedRun): { compiled: CompiledTable; pac
         run.onView?.(view);
         const want = evaluate(table, h.chain, view, (rule) => { expected[cl.ruleSlot.get(rule)!]!++; }, state);
         if (want.by === `${h.chain} policy`) expected[cl.policySlot.get(h.chain)!]!++;
-        const got = testRunNf(fd, pkt, h.hooknum, run.family === 6 ? NFPROTO_IPV6 : NFPROTO_IPV4).retval === 1 ? 'ACCEPT' : 'DROP';
         packets++;
-        if (got !== want.verdict && ++mismatches <= 3) {
-          t.fail(`seed ${run.seed} ${h.chain}: BPF says ${got}, interpreter says ${want.verdict} by ${want.by}\npacket ${pkt.toString('hex')}\n${run.text}`);
-        }
+        ways.forEach((w, k) => {
+          const fd = loaded[k]!.progFds.get(slot)!;
+          const got = testRunNf(fd, pkt, h.hooknum, run.family === 6 ? NFPROTO_IPV6 : NFPROTO_IPV4).retval === 1 ? 'ACCEPT' : 'DROP';
+          if (got !== want.verdict && ++mismatches <= 3) {
+            t.fail(`seed ${run.seed} ${h.chain} (${w.name}): BPF says ${got}, interpreter says ${want.verdict} by ${want.by}\npacket ${pkt.toString('hex')}\n${run.text}`);
+          }
+        });
       }
     });
-    const v = Buffer.alloc(cl.slots * 16);
-    mapLookup(loaded.countersFd, u32Key(0), v);
-    const got = Array.from({ length: cl.slots }, (_, i) => Number(v.readBigUInt64LE(i * 16)));
-    t.same(got, expected, `seed ${run.seed}: per-rule and policy packet counters`);
-  } finally { loaded.close(); }
+    ways.forEach((w, k) => {
+      const v = Buffer.alloc(cl.slots * 16);
+      mapLookup(loaded[k]!.countersFd, u32Key(0), v);
+      const got = Array.from({ length: cl.slots }, (_, i) => Number(v.readBigUInt64LE(i * 16)));
+      t.same(got, expected, `seed ${run.seed} (${w.name}): per-rule and policy packet counters`);
+    });
+  } finally { for (const l of loaded) l.close(); }
   t.equal(mismatches, 0, `seed ${run.seed}: all verdicts agree`);
   return { compiled, packets };
 }

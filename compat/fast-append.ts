@@ -1,0 +1,128 @@
+/**
+ * `iptables -A` without a recompile. When the chain's rules end in an
+ * exact-match run (cgen/exact.ts: a blocklist of /32 sources, a service list
+ * of address, protocol and port) and the new rule has that run's shape, the
+ * rule only extends the run: its key goes into the run's hash map (unless an
+ * earlier rule of the run has the key, which then keeps matching first), it
+ * takes a free counter slot, and it is recorded in the generation's journal
+ * (native/journal.ts). The programs do not change, nothing is recompiled, and
+ * the stored ruleset is not read or written: the cost does not grow with the
+ * table. Anything else (another shape, a jump to a chain the run does not
+ * dispatch to, a duplicate key in a run with jumps, -c, the room used up)
+ * takes the full path, which starts a new generation with an empty journal.
+ *
+ * Each change the kernel sees is one map update, so a packet meets the rules
+ * before or after the append. Order: the entry written (unseen), the
+ * address-part map of a tcp/udp run, the run's map (the commit: now in force,
+ * and readers list it, native/journal.ts), the journal's position.
+ */
+import { APPEND_ROOM, appendEntries, type TailRun } from '../cgen/exact';
+import { close, mapDelete, mapLookup, mapUpdate } from '../native/bpf';
+import { crashPoint } from '../native/crash';
+import { commitEntry, type Journal, writeEntry } from '../native/journal';
+import { SysError } from '../native/libc';
+import { TableState } from '../native/tablestate';
+import type { TableCommand } from '../xlate/commands';
+import type { Family, Rule } from '../xlate/ir';
+import { log } from './log';
+
+const BPF_NOEXIST = 1;
+const E2BIG = 7;
+
+/**
+ * Entries kept free for appended rules (cgen/exact.ts APPEND_ROOM); tests
+ * make it small through BPFTABLES_TEST_APPEND_ROOM to reach its end.
+ */
+export function appendRoom(): number {
+  const test = process.env.BPFTABLES_TEST_APPEND_ROOM;
+  return test !== undefined ? Number(test) : APPEND_ROOM;
+}
+
+/** A rule as the store holds it: counters live in the kernel, source positions belong to the input. */
+export function storedRule(r: Rule): Rule {
+  const { counters: _r, src: _s, ...rest } = r;
+  return rest as Rule;
+}
+
+/**
+ * Is the journal's pending entry in force (its key gives its slot in the
+ * run's map: an append killed after its commit, before it moved the
+ * position; native/journal.ts)? Then it counts as appended.
+ */
+export function pendingInForce(j: Journal, runMap: (name: string) => number | undefined): boolean {
+  const p = j.pending;
+  const tail = p && p.slot === j.nextSlot ? j.header.tails.find((x) => x.chain === p.chain) : undefined;
+  const e = tail && appendEntries(tail, p!.rule, p!.slot);
+  if (!e) return false;
+  const fd = runMap(tail!.map);
+  if (fd === undefined) return false;
+  try {
+    const v = Buffer.alloc(8);
+    return mapLookup(fd, e.key, v) && v.readUInt32LE(0) === p!.slot;
+  } finally { close(fd); }
+}
+
+/** Append `cmd`'s rule in place if it can be; false when the full path must do it (nothing was changed then). */
+export function tryFastAppend(family: Family, cmd: TableCommand): boolean {
+  if (cmd.op !== 'append' || cmd.rules.length !== 1 || family !== 4) return false;
+  const rule = cmd.rules[0]!;
+  if (rule.counters.packets || rule.counters.bytes) return false; // -c: counters are written by the full path
+  const open = TableState.open(family, false)?.openJournal();
+  if (!open) return false;
+  const fds: number[] = [open.journalFd, open.countersFd];
+  try {
+    let { journal } = open;
+    const runMap = (name: string): number | undefined => {
+      const fd = open.runMap(name);
+      if (fd !== undefined) fds.push(fd);
+      return fd;
+    };
+    if (pendingInForce(journal, open.runMap)) {
+      // an append killed after its commit: make its entry count before this one takes the next place
+      commitEntry(open.journalFd, journal);
+      journal = { ...journal, count: journal.count + 1, nextSlot: journal.nextSlot + 1, pending: undefined };
+    }
+    const tail = journal.header.tails.find((x) => x.chain === cmd.chain);
+    if (!tail || journal.count >= appendRoom() || journal.nextSlot >= journal.header.counterSlots) return false;
+    const j = journal;
+    const done = extendRun(tail, rule, j.nextSlot, runMap, () => writeEntry(open.journalFd, j, { chain: cmd.chain, rule: storedRule(rule), slot: j.nextSlot }));
+    if (!done) return false;
+    crashPoint('fast-append: run extended');
+    commitEntry(open.journalFd, journal);
+    crashPoint('fast-append: position moved');
+    log.debug({ chain: cmd.chain, slot: journal.nextSlot, appended: journal.count + 1 }, 'rule appended in place');
+    return true;
+  } finally {
+    for (const fd of fds) close(fd);
+  }
+}
+
+/**
+ * Add the rule's keys to the run's maps after `record` wrote its journal
+ * entry; false, with the maps as they were, when the rule cannot extend the run.
+ */
+function extendRun(tail: TailRun, rule: Rule, slot: number, mapFd: (name: string) => number | undefined, record: () => boolean): boolean {
+  const e = appendEntries(tail, rule, slot);
+  if (!e) return false;
+  const main = mapFd(tail.map);
+  const ip = tail.ipMap === undefined ? undefined : mapFd(tail.ipMap);
+  if (main === undefined || (tail.ipMap !== undefined && ip === undefined)) return false;
+  const taken = mapLookup(main, e.key, Buffer.alloc(8));
+  // a run with jumps holds each key once: a second rule of that key must follow the first one's chain
+  if (taken && (tail.jumps || e.jump)) return false;
+  const ipNew = ip !== undefined && e.ipKey !== undefined && !mapLookup(ip, e.ipKey, Buffer.alloc(1));
+  if (!record()) return false;
+  crashPoint('fast-append: entry written');
+  // the address part first: a kill before the commit then leaves at most an unlisted short-header drop (fails closed)
+  try {
+    if (ipNew) mapUpdate(ip!, e.ipKey!, Buffer.from([1]));
+    crashPoint('fast-append: address part added');
+    // the commit
+    if (!taken) mapUpdate(main, e.key, e.value, BPF_NOEXIST);
+  } catch (err) {
+    if (ipNew) mapDelete(ip!, e.ipKey!);
+    if (err instanceof SysError && err.errno === E2BIG) return false;
+    throw err;
+  }
+  return true;
+}

@@ -176,13 +176,13 @@ function emitRules(a: Asm, chain: Chain, from: number, to: number, cx: CompileCt
   };
   for (const run of exactRunsOf(cx, chain).filter((r) => r.from >= from && r.to <= to)) {
     linear(run.from);
-    if (!cx.maps.has(run.map)) {
+    if (!run.tree && !cx.maps.has(run.map)) {
       // a run that ends the chain keeps room for appended rules
       const tail = cx.appendRoom > 0 && run.to === chain.rules.length;
       if (tail) cx.tails.push(tailRun(chain, run));
       for (const m of exactMaps(chain, run, (r) => cx.cl.ruleSlot.get(r)!, tail ? cx.appendRoom : 0)) cx.maps.set(m.name, m);
     }
-    emitExactRun(a, run, main ? FRAME.XKEY : FRAME.FUNC_XKEY, COUNTERS_MAP, cx.counterSlots, () => (main ? exitNormalized(a, cx) : a.exit()), (target, skip) => {
+    emitExactRun(a, chain, run, (r) => cx.cl.ruleSlot.get(r)!, main ? FRAME.XKEY : FRAME.FUNC_XKEY, COUNTERS_MAP, cx.counterSlots, () => (main ? exitNormalized(a, cx) : a.exit()), (target, skip) => {
       // as a jump rule does (emitRule): the chain's return goes on after the run, its verdict ends this chain
       a.movReg(R1, R9).callSub(chainLabel(target));
       a.jmp('jeq', R0, RET_CONTINUE, skip);
@@ -195,14 +195,14 @@ function emitRules(a: Asm, chain: Chain, from: number, to: number, cx: CompileCt
 
 /** Does some IPv4 chain end in an exact-match run (that could keep room for appended rules)? */
 function hasTailRun(t: Table, cx: CompileCtx): boolean {
-  return t.chains.some((c) => exactRunsOf(cx, c).some((r) => r.to === c.rules.length));
+  return t.chains.some((c) => exactRunsOf(cx, c).some((r) => !r.tree && r.to === c.rules.length));
 }
 
 /** The chain's exact-match runs (computed once per compilation; chunks never cut them). */
 function exactRunsOf(cx: CompileCtx, chain: Chain): ExactRun[] {
   let runs = cx.exactRuns.get(chain);
   // IPv6 tables are compiled rule by rule for now (the lookup keys are IPv4-shaped)
-  if (!runs) { runs = cx.family === 6 ? [] : findExactRuns(chain, cx.chainIndex.get(chain)!, 0, chain.rules.length); cx.exactRuns.set(chain, runs); }
+  if (!runs) { runs = cx.family === 6 ? [] : findExactRuns(chain, cx.chainIndex.get(chain)!, 0, chain.rules.length, cx.treeMax); cx.exactRuns.set(chain, runs); }
   return runs;
 }
 
@@ -245,6 +245,8 @@ interface CompileCtx {
   /** room for appended rules (compileTable's appendRoom), the chains' last runs that keep it, and the counter slots with it */
   appendRoom: number;
   tails: TailRun[];
+  /** the most keys an exact-match run searches by compares (compileTable's treeMax) */
+  treeMax?: number;
   counterSlots: number;
   /** some match reads the connection tracking state (conntrack, state, connmark) */
   usesCt: boolean;
@@ -649,8 +651,10 @@ export interface CompiledTable {
  * headers the dynptr way only (cgen/headers.ts; tests compare both ways).
  * `appendRoom`: entries kept free in each run that ends its chain, and
  * counter slots, for rules appended later (cgen/exact.ts APPEND_ROOM).
+ * `treeMax`: runs of at most that many keys become a binary search
+ * (cgen/exact.ts TREE_MAX; tests set 0 to make every run a hash lookup).
  */
-export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLine?: number; facts?: TableFacts; hooks?: readonly BuiltinChain[]; nft?: boolean; stateSlotOf?: (m: Match) => number; viaDynptr?: boolean; appendRoom?: number } = {}): CompiledTable {
+export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLine?: number; facts?: TableFacts; hooks?: readonly BuiltinChain[]; nft?: boolean; stateSlotOf?: (m: Match) => number; viaDynptr?: boolean; appendRoom?: number; treeMax?: number } = {}): CompiledTable {
   const stateSlots = new Map<Match, number>();
   const env: MatchEnv = {
     hz: k.hz, family: t.family, k,
@@ -669,7 +673,7 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
     usesMac: usesMatch(all, 'mac'), ctDetails: needsCtDetails(all), usesMss: usesMatch(all, 'tcpmss'), usesOwner: usesMatch(all, 'owner'), usesL4: readsTransport(all), usesIfaces: facts.ifaces || usesMatch(all, 'ifindex') || usesMatch(all, 'fibroute'), usesIfindex: usesMatch(all, 'ifindex') || usesMatch(all, 'fibroute'),
     usesSkbDev: (t.family === 6 && all.some((m) => m.kind === 'addrtype' && m.fib && !m.limitIn && !m.limitOut)) || usesMatch(all, 'fibroute'),
     usesFibRoute: usesMatch(all, 'fibroute'), usesPayload: usesMatch(all, 'payload'), nftWalk: !!opts.nft, viaDynptr: !!opts.viaDynptr, usesCt: facts.conntrack,
-    appendRoom: opts.appendRoom ?? 0, tails: [], counterSlots: 0,
+    appendRoom: opts.appendRoom ?? 0, tails: [], counterSlots: 0, treeMax: opts.treeMax,
     usesRecent: recentTables(all).size > 0,
     actions, events: actions.size > 0,
     logUid: [...actions.keys()].some((r) => r.verdict.kind === 'log' && (r.verdict.flags & LOG_FLAGS.UID) !== 0),

@@ -33,6 +33,8 @@ export interface MapSpec {
   maxEntries: number;
   flags?: number;
   name: string;
+  /** map_extra: a bloom filter's number of hash functions */
+  extra?: number;
 }
 
 export function mapCreate(spec: MapSpec): number {
@@ -43,6 +45,7 @@ export function mapCreate(spec: MapSpec): number {
   a.writeUInt32LE(spec.maxEntries, 12);
   a.writeUInt32LE(spec.flags ?? 0, 16);
   putName(a, 28, spec.name);
+  if (spec.extra) a.writeBigUInt64LE(BigInt(spec.extra), 64);
   return bpfSyscall(Cmd.MAP_CREATE, a, `map create ${spec.name}`);
 }
 
@@ -219,6 +222,13 @@ export function progFdById(id: number): number {
   const a = attr();
   a.writeUInt32LE(id, 0);
   return bpfSyscall(Cmd.PROG_GET_FD_BY_ID, a, `prog ${id}`);
+}
+
+/** A new fd for the map with kernel id `id` (one a program holds, say). */
+export function mapFdById(id: number): number {
+  const a = attr();
+  a.writeUInt32LE(id, 0);
+  return bpfSyscall(Cmd.MAP_GET_FD_BY_ID, a, `map ${id}`);
 }
 
 export interface TestRunResult { retval: number; durationNs: number }

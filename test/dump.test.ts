@@ -78,7 +78,7 @@ t.test('dump and counters on a live ruleset', async (t) => {
   t.match(nsExecOk(ns, path.join(BIN, 'bpftables'), ['counters']), /\n +1 +\d+  -A INPUT -p tcp -m tcp --dport 22 -j svc\n/, 'the text form: packets, bytes, the rule');
   const dump = nsExecOk(ns, path.join(BIN, 'bpftables'), ['dump']);
   t.match(dump, /^# INPUT \(hook LOCAL_IN, IPv4\): \d+ instructions, 2 functions; user chains svc\n/, 'the INPUT hook, its size and its user chain');
-  t.match(dump, /exact-match run: rules 3-22 as one hash lookup/, 'the run of sources, compiled as one lookup');
+  t.match(dump, /exact-match run: rules 3-22 as a binary search/, 'the run of sources, compiled as one search');
   t.match(dump, /INPUT rule 2 +-A INPUT -p udp -m udp --dport 53 -j DROP/, 'a rule\'s block, with its text');
   const asm = nsExecOk(ns, path.join(BIN, 'bpftables'), ['dump', '--asm', '--chain', 'svc']);
   t.match(asm, /^chain_\d+:\n/m, '--chain svc: its function');

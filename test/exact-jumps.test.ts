@@ -1,6 +1,6 @@
 /**
  * Exact-match runs of rules that jump (the kube-proxy shape: -d VIP -p tcp
- * --dport P -j SVC): compiled to one lookup and a dispatch to the chains,
+ * --dport P -j SVC): compiled to one search (or hash lookup) and a dispatch to the chains,
  * with the verdicts and every counter of the reference interpreter, for
  * chains that accept, drop, return (on after the run), jump on, or goto;
  * a repeated key ends a run with jumps (first match, then the next rule
@@ -35,7 +35,7 @@ t.test('runs of jump rules agree with the interpreter', async (t) => {
   if (!requireKernel(t)) return;
   prepareState();
   let n = 0;
-  const { compiled } = checkSeed(t, {
+  const { compiled, hashed } = checkSeed(t, {
     seed: 1, text: ruleset(), family: 4, perHook: 1500,
     packet: () => {
       n++;
@@ -43,6 +43,7 @@ t.test('runs of jump rules agree with the interpreter', async (t) => {
       return tcpPacket('10.0.0.1', vip(i), { sport: [7, 80, 5000][n % 3]!, dport: n % 11 === 0 ? 999 : port(i), flags: TCP.SYN });
     },
   });
-  const notes = compiled.hooks.flatMap((h) => [...h.linked.notes.values()]).filter((x) => x.startsWith('exact-match run'));
-  t.ok(notes.length >= 4, `the jump rules became lookups (${notes.join('; ')})`);
+  const notes = (c: typeof compiled): string[] => c.hooks.flatMap((h) => [...h.linked.notes.values()]).filter((x) => x.startsWith('exact-match run'));
+  t.ok(notes(compiled).filter((n) => n.endsWith('binary search')).length >= 4, `the jump rules became searches (${notes(compiled).join('; ')})`);
+  t.ok(notes(hashed).filter((n) => n.endsWith('hash lookup')).length >= 4, `and, compiled without searches, lookups (${notes(hashed).join('; ')})`);
 });

@@ -12,10 +12,13 @@ import t, { type Test } from 'tap';
 import { nsExec } from '../compat/lab';
 import { ipPacket, TCP, tcpPacket, udpPacket } from '../compat/probes';
 import { checkOutcomes, DiffPair, type ProbeSpec } from './helpers/differential';
+import { TREE_MAX } from '../cgen/exact';
 import { BIN, prepareState, requireKernel } from './helpers/env';
 import { liveVerdicts, throwawayNamespace } from './helpers/live';
 
 const R = '10.0.1.1';
+/** rules in the runs appended to: more keys than a binary search takes, so each run is a hash lookup (at most 254: one /24) */
+const RUN = TREE_MAX + 72;
 const IN_PLACE = 'rule appended in place';
 
 function header(policy = 'ACCEPT'): string[] {
@@ -53,8 +56,8 @@ t.test('appending to a blocklist extends its run in place, as iptables-legacy ap
   prepareState();
   const pair = new DiffPair(4);
   t.teardown(() => pair.destroy());
-  // a run of 20 exact sources that ends INPUT, alternately dropped and accepted
-  const rules = [...header(), ...Array.from({ length: 20 }, (_, i) => `-A INPUT -s 198.18.0.${i + 1}/32 -j ${i % 2 ? 'ACCEPT' : 'DROP'}`), 'COMMIT', ''];
+  // a run of exact sources that ends INPUT, alternately dropped and accepted
+  const rules = [...header(), ...Array.from({ length: RUN }, (_, i) => `-A INPUT -s 198.18.0.${i + 1}/32 -j ${i % 2 ? 'ACCEPT' : 'DROP'}`), 'COMMIT', ''];
   pair.load(rules.join('\n'));
   t.ok(step(t, pair, ['-A', 'INPUT', '-s', '198.18.1.1', '-j', 'DROP']), 'a new source: in place');
   t.ok(step(t, pair, ['-A', 'INPUT', '-s', '198.18.1.2/32', '-j', 'ACCEPT']), 'a new source accepted: in place');
@@ -90,7 +93,7 @@ t.test('appends go in place until the room kept for them is used up', async (t) 
   const pair = new DiffPair(4);
   t.teardown(() => pair.destroy());
   const env = { BPFTABLES_TEST_APPEND_ROOM: '2' };
-  const rules = [...header(), ...Array.from({ length: 16 }, (_, i) => `-A INPUT -s 198.18.0.${i + 1}/32 -j DROP`), 'COMMIT', ''].join('\n');
+  const rules = [...header(), ...Array.from({ length: RUN }, (_, i) => `-A INPUT -s 198.18.0.${i + 1}/32 -j DROP`), 'COMMIT', ''].join('\n');
   nsExec(pair.legacy.router, 'iptables-legacy-restore', [], rules);
   nsExec(pair.ours.router, path.join(BIN, 'iptables-restore'), [], rules, { ...process.env, ...env });
   const append = (i: number): boolean => step(t, pair, ['-A', 'INPUT', '-s', `198.18.1.${i}`, '-j', 'DROP'], env);
@@ -108,7 +111,7 @@ t.test('a service list with jumps: in place for a known target only, never a sec
   const pair = new DiffPair(4);
   t.teardown(() => pair.destroy());
   const rules = [...header('DROP'), ':SVC-A - [0:0]', ':SVC-B - [0:0]', ':SVC-C - [0:0]',
-    ...Array.from({ length: 16 }, (_, i) => `-A INPUT -d ${R}/32 -p tcp -m tcp --dport ${7000 + i} -j SVC-${i % 2 ? 'A' : 'B'}`),
+    ...Array.from({ length: RUN }, (_, i) => `-A INPUT -d ${R}/32 -p tcp -m tcp --dport ${7000 + i} -j SVC-${i % 2 ? 'A' : 'B'}`),
     '-A SVC-A -j ACCEPT', '-A SVC-B -s 10.0.1.2/32 -j ACCEPT', '-A SVC-B -j RETURN', '-A SVC-C -j ACCEPT', 'COMMIT', ''];
   pair.load(rules.join('\n'));
   t.ok(step(t, pair, ['-A', 'INPUT', '-d', R, '-p', 'tcp', '--dport', '8000', '-j', 'SVC-A']), 'a new service to a chain the run calls: in place');
@@ -133,7 +136,7 @@ t.test('an in-place append killed at any point is listed exactly when it is in f
   const run = (cmd: string, args: string[], input?: string, env: NodeJS.ProcessEnv = {}): ReturnType<typeof nsExec> =>
     nsExec(ns, path.join(BIN, cmd), args, input, { ...process.env, ...env });
   // a udp run: its appends also add the address part (the drop of unreadable headers)
-  const rules = [...header(), ...Array.from({ length: 16 }, (_, i) => `-A INPUT -s 198.18.0.${i + 1}/32 -p udp -m udp --dport 53 -j DROP`), 'COMMIT', ''].join('\n');
+  const rules = [...header(), ...Array.from({ length: RUN }, (_, i) => `-A INPUT -s 198.18.0.${i + 1}/32 -p udp -m udp --dport 53 -j DROP`), 'COMMIT', ''].join('\n');
   t.equal(run('iptables-restore', [], rules).status, 0, 'restored');
   const append = (addr: string): string[] => ['-A', 'INPUT', '-s', addr, '-p', 'udp', '-m', 'udp', '--dport', '53', '-j', 'DROP'];
   const traced = run('iptables', append('198.18.2.1'), undefined, { BPFTABLES_TEST_CRASH_TRACE: '1', BPFTABLES_LOG: 'debug' }).stderr;

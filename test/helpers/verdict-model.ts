@@ -3,9 +3,10 @@
  * generated packets run through every hook program with BPF_PROG_TEST_RUN,
  * each verdict and, at the end, every rule's and policy's packet counter
  * compared with the reference interpreter (xlate/eval.ts). Every packet runs
- * through both ways of reading the headers (cgen/headers.ts): the programs
- * compiled as commands compile them (linear loads where the kernel allows)
- * and compiled to read through the dynptr only.
+ * through two compilations: as commands compile (linear header loads where
+ * the kernel allows, cgen/headers.ts; short exact-match runs as binary
+ * searches, cgen/exact.ts) and the other way (headers through the dynptr
+ * only, every exact-match run a hash lookup).
  */
 import type { Test } from 'tap';
 import { type CompiledTable, compileTable } from '../../cgen/program';
@@ -19,10 +20,10 @@ import { parseRestore } from '../../xlate/restore';
 export interface SeedRun { seed: number; text: string; family: Family; perHook: number; packet: () => Buffer; onView?: (v: PacketView) => void }
 
 /** Returns the compiled table (for statistics) and how many packets were checked. */
-export function checkSeed(t: Test, run: SeedRun): { compiled: CompiledTable; packets: number } {
+export function checkSeed(t: Test, run: SeedRun): { compiled: CompiledTable; hashed: CompiledTable; packets: number } {
   const table = parseRestore(run.text, { file: `seed${run.seed}`, db: systemNameDb, counters: false, family: run.family }).tables[0]!;
-  const ways = [{ name: 'as loaded', viaDynptr: false }, { name: 'dynptr only', viaDynptr: true }];
-  const compiledWays = ways.map((w) => compileTable(table, kernel(), { viaDynptr: w.viaDynptr }));
+  const ways = [{ name: 'as loaded', viaDynptr: false, treeMax: undefined }, { name: 'dynptr, hash lookups', viaDynptr: true, treeMax: 0 }];
+  const compiledWays = ways.map((w) => compileTable(table, kernel(), { viaDynptr: w.viaDynptr, treeMax: w.treeMax }));
   const compiled = compiledWays[0]!;
   const cl = compiled.counters;
   const expected = new Array<number>(cl.slots).fill(0);
@@ -63,5 +64,5 @@ export function checkSeed(t: Test, run: SeedRun): { compiled: CompiledTable; pac
     });
   } finally { for (const l of loaded) l.close(); }
   t.equal(mismatches, 0, `seed ${run.seed}: all verdicts agree`);
-  return { compiled, packets };
+  return { compiled, hashed: compiledWays[1]!, packets };
 }

@@ -7,11 +7,11 @@
  * ends of their chains (compat/engine.ts readTable); the next full
  * replacement starts a new generation with an empty journal.
  *
- * A hash map of u32 keys to fixed-size values (allocated as used):
- *   0        the header: what appending needs (the tail runs, the counter
- *            slots), as JSON, written once
+ * A hash map of u32 keys to values of JOURNAL_VALUE bytes (allocated as used):
  *   1        the position: u32 entries, u32 next free counter slot
  *   2 + i    entry i: a rule and its chain and counter slot, as JSON
+ *   2^31 + k chunk k of the header: what appending needs (the tail runs, the
+ *            counter slots), as JSON (its length first), written once
  * An append writes entry `count`, changes the run's maps, then the
  * position. The map change is what the kernel enforces, so it is the commit:
  * an entry at `count` whose key the run's map gives its slot is in force
@@ -36,9 +36,9 @@ export interface Journal {
   pending?: JournalEntry;
 }
 
-/** The largest JSON of a header or an entry. */
-export const JOURNAL_VALUE = 8192;
-const HEADER = 0, POSITION = 1, FIRST = 2;
+/** The size of a record: an entry's JSON must fit (a longer rule takes the full path). */
+export const JOURNAL_VALUE = 1024;
+const POSITION = 1, FIRST = 2, HEADER = 0x80000000;
 
 function record(json: string): Buffer | undefined {
   const b = Buffer.from(json);
@@ -55,13 +55,33 @@ function readRecord(fd: number, key: number): string | undefined {
   return v.toString('utf8', 4, 4 + v.readUInt32LE(0));
 }
 
-/** A new journal for `entries` appended rules, whose first counter slot is `firstSlot`; undefined when the header does not fit. */
-export function createJournal(header: JournalHeader, firstSlot: number, entries: number): number | undefined {
-  const h = record(JSON.stringify(header));
-  if (!h) return undefined;
-  const fd = mapCreate({ type: MapType.HASH, keySize: 4, valueSize: JOURNAL_VALUE, maxEntries: FIRST + entries, flags: 1 /* BPF_F_NO_PREALLOC */, name: 'bpft_journal' });
+/** The header's JSON (its length first) in records of JOURNAL_VALUE bytes. */
+function headerChunks(header: JournalHeader): Buffer[] {
+  const json = Buffer.from(JSON.stringify(header));
+  const whole = Buffer.alloc(Math.ceil((json.length + 4) / JOURNAL_VALUE) * JOURNAL_VALUE);
+  whole.writeUInt32LE(json.length, 0);
+  json.copy(whole, 4);
+  return Array.from({ length: whole.length / JOURNAL_VALUE }, (_, k) => whole.subarray(k * JOURNAL_VALUE, (k + 1) * JOURNAL_VALUE));
+}
+
+function readHeader(fd: number): JournalHeader | undefined {
+  const first = Buffer.alloc(JOURNAL_VALUE);
+  if (!mapLookup(fd, u32Key(HEADER), first)) return undefined;
+  const len = first.readUInt32LE(0);
+  const whole = Buffer.alloc(Math.ceil((len + 4) / JOURNAL_VALUE) * JOURNAL_VALUE);
+  first.copy(whole);
+  for (let k = 1; k * JOURNAL_VALUE < whole.length; k++) {
+    if (!mapLookup(fd, u32Key(HEADER + k), whole.subarray(k * JOURNAL_VALUE, (k + 1) * JOURNAL_VALUE))) return undefined;
+  }
+  return JSON.parse(whole.toString('utf8', 4, 4 + len)) as JournalHeader;
+}
+
+/** A new journal for `entries` appended rules, whose first counter slot is `firstSlot`. */
+export function createJournal(header: JournalHeader, firstSlot: number, entries: number): number {
+  const chunks = headerChunks(header);
+  const fd = mapCreate({ type: MapType.HASH, keySize: 4, valueSize: JOURNAL_VALUE, maxEntries: FIRST + entries + chunks.length, flags: 1 /* BPF_F_NO_PREALLOC */, name: 'bpft_journal' });
   try {
-    mapUpdate(fd, u32Key(HEADER), h);
+    chunks.forEach((c, k) => mapUpdate(fd, u32Key(HEADER + k), c));
     mapUpdate(fd, u32Key(POSITION), position(0, firstSlot));
     return fd;
   } catch (e) { close(fd); throw e; }
@@ -76,9 +96,9 @@ function position(count: number, nextSlot: number): Buffer {
 
 /** The journal's header and position, and with `withEntries` its entries. */
 export function readJournal(fd: number, withEntries: boolean): Journal | undefined {
-  const h = readRecord(fd, HEADER);
+  const header = readHeader(fd);
   const p = Buffer.alloc(JOURNAL_VALUE);
-  if (h === undefined || !mapLookup(fd, u32Key(POSITION), p)) return undefined;
+  if (header === undefined || !mapLookup(fd, u32Key(POSITION), p)) return undefined;
   const count = p.readUInt32LE(0), nextSlot = p.readUInt32LE(4);
   const entries: JournalEntry[] = [];
   for (let i = 0; withEntries && i < count; i++) {
@@ -87,7 +107,7 @@ export function readJournal(fd: number, withEntries: boolean): Journal | undefin
     entries.push(JSON.parse(e) as JournalEntry);
   }
   const pending = readRecord(fd, FIRST + count);
-  return { header: JSON.parse(h) as JournalHeader, count, nextSlot, entries, pending: pending === undefined ? undefined : JSON.parse(pending) as JournalEntry };
+  return { header, count, nextSlot, entries, pending: pending === undefined ? undefined : JSON.parse(pending) as JournalEntry };
 }
 
 /** Write entry `j.count` (not yet visible); false when it does not fit. */

@@ -152,9 +152,13 @@ export class NftState {
       mapUpdate(genFd, u32Key(0), u32Key(next)); // the flip
 
       for (const u of gone) unpin(this.dir, `link_${u.slot}`);
+      // a unit that stays: its old slot takes the new program (fast, where a delete waits for the kernel to
+      // unpatch the dispatcher's direct jump); the slots of units gone are emptied
+      loads.forEach((l, i) => mapUpdate(progsFd, u32Key(old * NFT_SLOTS + units[i]!.slot), u32Key(l.progFd)));
       for (let slot = 0; slot < NFT_SLOTS; slot++) {
+        if (after.has(slot)) continue;
         mapDelete(progsFd, u32Key(old * NFT_SLOTS + slot));
-        if (!after.has(slot)) mapDelete(progsFd, u32Key(next * NFT_SLOTS + slot));
+        mapDelete(progsFd, u32Key(next * NFT_SLOTS + slot));
       }
       for (const f of fs.readdirSync(this.dir)) {
         if (f.startsWith(`g${old}_`)) unpin(this.dir, f);

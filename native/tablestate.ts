@@ -14,7 +14,8 @@
  *
  * A replacement loads everything for the inactive generation first, then
  * flips map_gen (one word: all hooks switch together), then drops the old
- * generation. Nothing the kernel sees changes before the flip.
+ * generation (its program slots get the new programs). Nothing the kernel
+ * sees changes before the flip.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -272,8 +273,14 @@ export class TableState {
         objPin(link.fd, path.join(this.dir, `link_${h.chain}`));
         crashPoint(`install: link_${h.chain} pinned`);
       }
-      // retire the old generation
-      for (const h of hooks) { mapDelete(progsFd, u32Key(old * HOOK_SLOTS + h.slot)); crashPoint('install: old program retired'); }
+      // retire the old generation: its slots take the new programs (a packet that read the generation just
+      // before the flip runs the new ruleset; an update is fast where a delete waits for the kernel to
+      // unpatch the dispatchers' direct jumps, about 15 ms a slot)
+      for (const h of hooks) {
+        const fd = g.progFds.get(h.slot);
+        if (fd !== undefined) mapUpdate(progsFd, u32Key(old * HOOK_SLOTS + h.slot), u32Key(fd)); else mapDelete(progsFd, u32Key(old * HOOK_SLOTS + h.slot));
+        crashPoint('install: old program retired');
+      }
       for (const kind of ['counters', 'state', 'rstate']) { unpin(this.dir, `g${old}_${kind}`); crashPoint(`install: g${old}_${kind} unpinned`); }
       for (const name of extraPins(this.dir, old)) unpin(this.dir, name);
       return attachedAt;

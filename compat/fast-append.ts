@@ -17,7 +17,7 @@
  * and readers list it, native/journal.ts), the journal's position.
  */
 import { APPEND_ROOM, appendEntries, type TailRun } from '../cgen/exact';
-import { close, mapDelete, mapLookup, mapUpdate } from '../native/bpf';
+import { close, mapDelete, mapInfo, mapLookup, mapUpdate } from '../native/bpf';
 import { crashPoint } from '../native/crash';
 import { commitEntry, type Journal, writeEntry } from '../native/journal';
 import { SysError } from '../native/libc';
@@ -72,6 +72,7 @@ export function tryFastAppend(family: Family, cmd: TableCommand): boolean {
   const fds: number[] = [open.journalFd, open.countersFd];
   try {
     let { journal } = open;
+    if (journal.header.version !== 1) return false; // a journal this version does not know
     const runMap = (name: string): number | undefined => {
       const fd = open.runMap(name);
       if (fd !== undefined) fds.push(fd);
@@ -107,6 +108,8 @@ function extendRun(tail: TailRun, rule: Rule, slot: number, mapFd: (name: string
   const main = mapFd(tail.map);
   const ip = tail.ipMap === undefined ? undefined : mapFd(tail.ipMap);
   if (main === undefined || (tail.ipMap !== undefined && ip === undefined)) return false;
+  // a generation made by another version of bpftables may lay its keys out otherwise
+  if (mapInfo(main).keySize !== e.key.length || (ip !== undefined && mapInfo(ip).keySize !== e.ipKey?.length)) return false;
   const taken = mapLookup(main, e.key, Buffer.alloc(8));
   // a run with jumps holds each key once: a second rule of that key must follow the first one's chain
   if (taken && (tail.jumps || e.jump)) return false;

@@ -188,11 +188,13 @@ export interface TailRun {
   jumps: boolean;
 }
 
+/** A run that takes appended rules: a hash lookup that ends its chain. */
+export const isTailRun = (chain: Chain, run: ExactRun): boolean => !run.tree && run.to === chain.rules.length;
+
 export function tailRun(chain: Chain, run: ExactRun): TailRun {
   const r0 = chain.rules[run.from]!;
-  let jumps = false;
-  for (let i = run.from; i < run.to; i++) if (chain.rules[i]!.verdict.kind === 'jump') jumps = true;
-  return { chain: chain.name, map: run.map, ipMap: run.ipMap, sig: run.shape.sig, proto: run.shape.l4 ? r0.ip.proto!.num : undefined, targets: run.targets, jumps };
+  // the run's targets are the chains its rules jump to
+  return { chain: chain.name, map: run.map, ipMap: run.ipMap, sig: run.shape.sig, proto: run.shape.l4 ? r0.ip.proto!.num : undefined, targets: run.targets, jumps: run.targets.length > 0 };
 }
 
 /**
@@ -272,9 +274,9 @@ function valueFields(s: Shape, withPorts: boolean): { at: number; size: 1 | 2 | 
 const keyBits = (s: Shape, withPorts: boolean): number => valueFields(s, withPorts).reduce((n, f) => n + f.bits, 0);
 
 /** A rule's search value: its fields side by side in one unsigned 64-bit number. */
-function valueOf(r: Rule, s: Shape, withPorts: boolean): bigint {
+function valueOf(r: Rule, fields: ReturnType<typeof valueFields>): bigint {
   let v = 0n;
-  for (const f of valueFields(s, withPorts)) v = (v << BigInt(f.bits)) | BigInt(f.of(r) >>> 0);
+  for (const f of fields) v = (v << BigInt(f.bits)) | BigInt(f.of(r) >>> 0);
   return v;
 }
 
@@ -377,8 +379,9 @@ export function emitExactRun(a: Asm, chain: Chain, run: ExactRun, slotOf: (r: Ru
 function emitTreeRun(a: Asm, chain: Chain, run: ExactRun, slotOf: (r: Rule) => number, counters: string, skip: string, leave: () => void, jump: (chain: string, skip: string) => void): void {
   const s = run.shape;
   const { first, ipPart } = firstByKey(chain, run);
+  const full = valueFields(s, true), part = valueFields(s, false);
   const sorted = (rules: Iterable<Rule>, withPorts: boolean): { v: bigint; r: Rule }[] =>
-    [...rules].map((r) => ({ v: valueOf(r, s, withPorts), r })).sort((x, y) => (x.v < y.v ? -1 : x.v > y.v ? 1 : 0));
+    [...rules].map((r) => ({ v: valueOf(r, withPorts ? full : part), r })).sort((x, y) => (x.v < y.v ? -1 : x.v > y.v ? 1 : 0));
   const short = a.fresh('xtshort');
   if (s.l4) {
     a.ldx(2, R1, R9, S.FRAGOFF);

@@ -14,7 +14,7 @@ import { Asm, Helper, link, type Linked, NF_ACCEPT, NF_DROP, R0, R1, R2, R3, R4,
 import type { KernelLayout } from './btf';
 import { BpftablesError } from '../xlate/errors';
 import { emitIpPart, emitMatch, initialState, type MatchEnv, STATE_MAP } from './match';
-import { emitExactRun, type ExactRun, exactMaps, findExactRuns, runBranches, tailRun, type TailRun } from './exact';
+import { emitExactRun, type ExactRun, exactMaps, findExactRuns, isTailRun, runBranches, tailRun, type TailRun } from './exact';
 import { emitRunGuard, findRuns, type MapSpecOut, NO_ENTRIES, runMap } from './prefilter';
 import { emitHeaders } from './headers';
 import { CtBit, FRAME, RET_CONTINUE, S, SKBDEV_IN, SKBDEV_OTHER, SKBDEV_OUT } from './summary';
@@ -178,7 +178,7 @@ function emitRules(a: Asm, chain: Chain, from: number, to: number, cx: CompileCt
     linear(run.from);
     if (!run.tree && !cx.maps.has(run.map)) {
       // a run that ends the chain keeps room for appended rules
-      const tail = cx.appendRoom > 0 && run.to === chain.rules.length;
+      const tail = cx.appendRoom > 0 && isTailRun(chain, run);
       if (tail) cx.tails.push(tailRun(chain, run));
       for (const m of exactMaps(chain, run, (r) => cx.cl.ruleSlot.get(r)!, tail ? cx.appendRoom : 0)) cx.maps.set(m.name, m);
     }
@@ -195,7 +195,7 @@ function emitRules(a: Asm, chain: Chain, from: number, to: number, cx: CompileCt
 
 /** Does some IPv4 chain end in an exact-match run (that could keep room for appended rules)? */
 function hasTailRun(t: Table, cx: CompileCtx): boolean {
-  return t.chains.some((c) => exactRunsOf(cx, c).some((r) => !r.tree && r.to === c.rules.length));
+  return t.chains.some((c) => exactRunsOf(cx, c).some((r) => isTailRun(c, r)));
 }
 
 /** The chain's exact-match runs (computed once per compilation; chunks never cut them). */

@@ -293,6 +293,7 @@ export function replaceTable(table: Table, step?: (label: string) => void): void
   let stateFd = -1, journalFd: number | undefined;
   try {
     stateFd = createStateMap(stateBytes, 'bpft_state');
+    // a journal only where some run takes appended rules
     if (compiled.tails.length) {
       journalFd = createJournal({ version: 1, counterSlots: compiled.counterSlots, tails: compiled.tails }, compiled.counters.slots, compiled.counterSlots - compiled.counters.slots);
     }
@@ -307,9 +308,7 @@ export function replaceTable(table: Table, step?: (label: string) => void): void
   const st = TableState.open(table.family, true)!;
   const hooks: HookSpec[] = compiled.hooks.map((h) => ({ chain: h.chain, hooknum: h.hooknum, slot: SLOT[h.chain]! }));
   const dispatchers = new Map(hooks.map((h) => [h.slot, dispatcher(h.slot)]));
-  const runMapFds = journalFd === undefined ? undefined : loaded.runMapFds;
-  if (journalFd === undefined) for (const fd of loaded.runMapFds.values()) close(fd);
-  const moved = st.install({ progFds: loaded.progFds, countersFd: loaded.countersFd, stateFd, ruleStateFd: loaded.ruleStateFd, journalFd, runMapFds }, hooks, dispatchers, table.family === 6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+  const moved = st.install({ progFds: loaded.progFds, countersFd: loaded.countersFd, stateFd, ruleStateFd: loaded.ruleStateFd, journalFd, runMapFds: loaded.runMapFds }, hooks, dispatchers, table.family === 6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
   for (const [chain, priority] of moved) {
     log.warn(`another netfilter hook (iptables, nft or a BPF program) holds priority 0 at ${chain}: attached at priority ${priority}`);
   }

@@ -256,9 +256,7 @@ t.test("limit: the same packets pass the bucket as in the kernel's nft", async (
   const pair = new DiffPair(4);
   t.teardown(() => pair.destroy());
   const rules = 'table ip t {\n\tchain input {\n\t\ttype filter hook input priority 0; policy drop;\n\t\tudp dport 7960 limit rate 1/minute burst 3 packets accept\n\t\tudp dport 7961 limit rate 1/minute accept\n\t\tudp dport 7962 limit rate 2/hour counter accept\n\t\tudp dport 7963 limit rate over 1/minute burst 4 packets drop\n\t\tudp dport 7963 accept\n\t}\n}\n';
-  t.equal(realNft(pair, ['-f', '-'], rules).status, 0);
-  const r = ourNft(pair, ['-f', '-'], rules);
-  t.equal(r.status, 0, `bpftables loads it ${r.stderr}`);
+  bothNft(t, pair, ['-f', '-'], rules);
   sameListing(t, pair, 'with limits');
   const probes: ProbeSpec[] = [];
   for (const port of [7960, 7961, 7962, 7963]) for (let i = 0; i < 10; i++) probes.push({ name: `udp ${port} #${i + 1}`, where: 'input', packet: udpPacket(C, R, 5000 + i, port) });
@@ -285,9 +283,7 @@ t.test("limit: one bucket per rule, for both families and every base chain that 
   t.teardown(() => pair.destroy());
   const rules = 'table inet u {\n\tchain input {\n\t\ttype filter hook input priority 0; policy drop;\n\t\tudp dport 7965 limit rate 1/minute burst 3 packets accept\n\t\tudp dport 7966 jump lim\n\t}\n'
     + '\tchain forward {\n\t\ttype filter hook forward priority 0; policy accept;\n\t\tudp dport 7966 jump lim\n\t}\n\tchain lim {\n\t\tlimit rate 1/minute burst 2 packets accept\n\t\tdrop\n\t}\n}\n';
-  t.equal(realNft(pair, ['-f', '-'], rules).status, 0);
-  const r = ourNft(pair, ['-f', '-'], rules);
-  t.equal(r.status, 0, `bpftables loads it ${r.stderr}`);
+  bothNft(t, pair, ['-f', '-'], rules);
   const six = (dport: number, i: number): Buffer => udp6Packet('fd00:1::2', 'fd00:1::1', 5000 + i, dport);
   const run: [string, 4 | 6, ProbeSpec][] = [
     ['IPv4 #1', 4, { name: 'udp 7965 IPv4 #1', where: 'input', packet: udpPacket(C, R, 5000, 7965), expect: true }],
@@ -308,9 +304,7 @@ t.test("quota: the same packets pass and the same use is listed as in the kernel
   const pair = new DiffPair(4);
   t.teardown(() => pair.destroy());
   const rules = 'table ip q {\n\tchain input {\n\t\ttype filter hook input priority 0; policy drop;\n\t\tudp dport 7970 quota 100 bytes accept\n\t\tudp dport 7971 quota over 50 bytes drop\n\t\tudp dport 7971 accept\n\t\tudp dport 7972 quota 1 kbytes used 1000 bytes counter accept\n\t}\n}\n';
-  t.equal(realNft(pair, ['-f', '-'], rules).status, 0);
-  const r = ourNft(pair, ['-f', '-'], rules);
-  t.equal(r.status, 0, `bpftables loads it ${r.stderr}`);
+  bothNft(t, pair, ['-f', '-'], rules);
   sameListing(t, pair, 'with quotas');
   // each probe is 33 bytes at the input hook
   const probes = (tag: string): ProbeSpec[] => [7970, 7971, 7972].flatMap((port) => [0, 1, 2, 3].map((i): ProbeSpec => ({ name: `udp ${port} #${i + 1}${tag}`, where: 'input', packet: udpPacket(C, R, 5000 + i, port) })));

@@ -2,7 +2,9 @@
  * Exact-match runs: consecutive rules that test nothing but exact values of
  * the same fields (source /32, destination /32, protocol, one source port,
  * one destination port) and ACCEPT, DROP or jump to a chain become one
- * hash-map lookup keyed by those fields. The value names the first rule with
+ * lookup keyed by those fields: a binary search by compares for a few keys,
+ * a compact hash table in one array-map value (cgen/compact.ts) for more keys
+ * of at most 64 bits, a kernel hash map for wider keys. The value names the first rule with
  * that key (first match wins, as in the chain) — its counter slot and its
  * verdict, or for a jump the index of its chain among the run's targets; a
  * jump is dispatched by a binary tree of compares to a call of that chain.
@@ -13,7 +15,8 @@
  * fragment at offset 1) is dropped when some rule's address/protocol part
  * matches, found with a second lookup on those fields only. Pure.
  */
-import { type Asm, Helper, NF_ACCEPT, NF_DROP, R0, R1, R2, R3, R6, R9, R10 } from './asm';
+import { type Asm, Helper, NF_ACCEPT, NF_DROP, R0, R1, R2, R3, R9, R10 } from './asm';
+import { buildCompact, type CompactLayout, type CompactTable, emitCompactSearch, emitEntryValue, valueWord } from './compact';
 import type { MapSpecOut } from './prefilter';
 import { S } from './summary';
 import { type Addr4Match, type Chain, isAddr6, type Rule } from '../xlate/ir';
@@ -27,6 +30,7 @@ export const MIN_EXACT_RUN = 16;
  */
 export const TREE_MAX = 128;
 const BPF_MAP_TYPE_HASH = 1;
+const BPF_MAP_TYPE_ARRAY = 2;
 /** The largest key (every field): the lookup buffer on the stack is this big. */
 const KEY_MAX = 16;
 
@@ -87,8 +91,14 @@ const exactAddr = (a: Rule['ip']['src']): boolean => !a || (!isAddr6(a) && !a.in
 
 export interface ExactRun {
   from: number; to: number; shape: Shape; map: string; ipMap?: string;
-  /** compiled as a binary search over its keys (few keys, at most 64 key bits), without maps */
-  tree: boolean;
+  /**
+   * how the keys are looked up: `tree` a binary search by compares (few
+   * keys, at most 64 key bits, no maps); `compact` a compact hash table
+   * (more keys of at most 64 bits, cgen/compact.ts); `hash` a kernel hash map
+   */
+  kind: 'tree' | 'compact' | 'hash';
+  /** the compact tables of the full keys and of the address parts (tcp/udp runs) */
+  compact?: { full: CompactTable; part?: CompactTable };
   /** the chains the run's rules jump to, in first-use order (a hit's value holds 2 + the index) */
   targets: string[];
 }
@@ -122,8 +132,13 @@ function ports(r: Rule, s: Shape): [number, number] {
   return [0, 0];
 }
 
-/** Maximal runs (at least MIN_EXACT_RUN rules) of keyable rules of one shape within rules [lo, hi). */
-export function findExactRuns(chain: Chain, chainIdx: number, lo: number, hi: number, treeMax = TREE_MAX): ExactRun[] {
+/**
+ * Maximal runs (at least MIN_EXACT_RUN rules) of keyable rules of one shape
+ * within rules [lo, hi). `treeMax`: the most keys searched by compares;
+ * `compact`: whether longer runs of narrow keys take compact tables (else
+ * kernel hash maps).
+ */
+export function findExactRuns(chain: Chain, chainIdx: number, lo: number, hi: number, treeMax = TREE_MAX, compact = true): ExactRun[] {
   const runs: ExactRun[] = [];
   let i = lo;
   while (i < hi) {
@@ -148,7 +163,15 @@ export function findExactRuns(chain: Chain, chainIdx: number, lo: number, hi: nu
     if (j - i >= MIN_EXACT_RUN) {
       const targets: string[] = [];
       for (let k = i; k < j; k++) { const v = chain.rules[k]!.verdict; if (v.kind === 'jump' && !targets.includes(v.chain)) targets.push(v.chain); }
-      runs.push({ from: i, to: j, shape: s, map: `ex_${chainIdx}_${i}`, ipMap: s.l4 ? `exip_${chainIdx}_${i}` : undefined, targets, tree: keys.size <= treeMax && keyBits(s, true) <= 64 });
+      const run: ExactRun = { from: i, to: j, shape: s, map: `ex_${chainIdx}_${i}`, ipMap: s.l4 ? `exip_${chainIdx}_${i}` : undefined, targets, kind: 'hash' };
+      if (keyBits(s, true) <= 64) {
+        if (keys.size <= treeMax) run.kind = 'tree';
+        else if (compact) {
+          const tables = compactTables(chain, run);
+          if (tables) { run.kind = 'compact'; run.compact = tables; }
+        }
+      }
+      runs.push(run);
     }
     i = j;
   }
@@ -178,8 +201,14 @@ export const APPEND_ROOM = 1024;
 /** What appending to a chain's last run needs to know of it (stored with the generation). */
 export interface TailRun {
   chain: string;
+  /** the kernel hash maps appended keys go into (full keys, and address parts of tcp/udp runs) */
   map: string;
   ipMap?: string;
+  /**
+   * a compact run's tables (keys of the rules compiled; the program looks in
+   * `map` and `ipMap` after them, once `flag`'s u32 is not zero)
+   */
+  base?: { map: string; layout: CompactLayout; ipMap?: string; ipLayout?: CompactLayout; flag: string };
   /** the shape of its rules (Shape.sig), and for tcp/udp runs their protocol */
   sig: number;
   proto?: number;
@@ -188,21 +217,32 @@ export interface TailRun {
   jumps: boolean;
 }
 
-/** A run that takes appended rules: a hash lookup that ends its chain. */
-export const isTailRun = (chain: Chain, run: ExactRun): boolean => !run.tree && run.to === chain.rules.length;
+/** A run that takes appended rules: a hash lookup or compact table that ends its chain. */
+export const isTailRun = (chain: Chain, run: ExactRun): boolean => run.kind !== 'tree' && run.to === chain.rules.length;
+
+/** The maps for appended keys of a compact run (a hash run takes them into its own maps). */
+const deltaNames = (run: ExactRun): { map: string; ipMap?: string; flag: string } => ({
+  map: run.map.replace(/^ex_/, 'exd_'), ipMap: run.ipMap?.replace(/^exip_/, 'exdip_'), flag: run.map.replace(/^ex_/, 'exf_'),
+});
 
 export function tailRun(chain: Chain, run: ExactRun): TailRun {
   const r0 = chain.rules[run.from]!;
-  // the run's targets are the chains its rules jump to
-  return { chain: chain.name, map: run.map, ipMap: run.ipMap, sig: run.shape.sig, proto: run.shape.l4 ? r0.ip.proto!.num : undefined, targets: run.targets, jumps: run.targets.length > 0 };
+  const common = { chain: chain.name, sig: run.shape.sig, proto: run.shape.l4 ? r0.ip.proto!.num : undefined, targets: run.targets, jumps: run.targets.length > 0 };
+  if (run.kind !== 'compact') return { ...common, map: run.map, ipMap: run.ipMap };
+  const d = deltaNames(run);
+  return { ...common, map: d.map, ipMap: d.ipMap, base: { map: run.map, layout: run.compact!.full.layout, ipMap: run.ipMap, ipLayout: run.compact!.part?.layout, flag: d.flag } };
 }
+
+/** Every map of a tail run, by name (they are pinned with the generation). */
+export const tailMaps = (t: TailRun): string[] =>
+  [t.map, t.ipMap, t.base?.map, t.base?.ipMap, t.base?.flag].filter((n): n is string => n !== undefined);
 
 /**
  * The map entries a rule appended after `tail` (as its last rule) adds, with
  * counter slot `slot`; undefined when the rule is not of the run's shape or
  * jumps to a chain the run does not dispatch to.
  */
-export function appendEntries(tail: TailRun, r: Rule, slot: number): { key: Buffer; value: Buffer; ipKey?: Buffer; jump: boolean } | undefined {
+export function appendEntries(tail: TailRun, r: Rule, slot: number): { key: Buffer; value: Buffer; ipKey?: Buffer; jump: boolean; full: [number, number]; part: [number, number] } | undefined {
   const s = shapeOf(r);
   if (!s || s.sig !== tail.sig || (s.l4 && r.ip.proto!.num !== tail.proto)) return undefined;
   const v = r.verdict;
@@ -215,7 +255,28 @@ export function appendEntries(tail: TailRun, r: Rule, slot: number): { key: Buff
   value.writeUInt32LE(v.kind === 'jump' ? JUMP_BASE + target : v.kind === 'accept' ? NF_ACCEPT : NF_DROP, 4);
   let ipKey: Buffer | undefined;
   if (tail.ipMap) { ipKey = Buffer.alloc(s.key.size); writeKey(ipKey, 0, r, s, false); }
-  return { key, value, ipKey, jump: v.kind === 'jump' };
+  return { key, value, ipKey, jump: v.kind === 'jump', full: splitValue(r, valueFields(s, true)), part: splitValue(r, valueFields(s, false)) };
+}
+
+/**
+ * The run's keys as compact tables (cgen/compact.ts): the full keys, with
+ * room for each first rule's value, and for tcp/udp runs the address parts;
+ * undefined when the keys do not spread (the run stays a hash lookup).
+ */
+function compactTables(chain: Chain, run: ExactRun): { full: CompactTable; part?: CompactTable } | undefined {
+  const { first, ipPart } = firstByKey(chain, run);
+  const table = (rules: Map<string | number, Rule>, withPorts: boolean, valued: boolean): CompactTable | undefined => {
+    const fields = valueFields(run.shape, withPorts);
+    const his = new Uint32Array(rules.size), los = new Uint32Array(rules.size);
+    let i = 0;
+    for (const r of rules.values()) { const [hi, lo] = splitValue(r, fields); his[i] = hi; los[i++] = lo; }
+    return buildCompact(his, los, keyBits(run.shape, withPorts) > 32, valued);
+  };
+  const full = table(first, true, true);
+  if (!full) return undefined;
+  if (!run.ipMap) return { full };
+  const part = table(ipPart, false, false);
+  return part && { full, part };
 }
 
 /** The first rule of each key (it matches first), and for tcp/udp runs one rule of each address/protocol part. */
@@ -238,6 +299,7 @@ function firstByKey(chain: Chain, run: ExactRun): { first: Map<string | number, 
  */
 export function exactMaps(chain: Chain, run: ExactRun, slotOf: (r: Rule) => number, room = 0): MapSpecOut[] {
   const { first, ipPart } = firstByKey(chain, run);
+  if (run.kind === 'compact') return compactMaps(run, first, slotOf, room);
   // keys and values back to back, as one batch update takes them
   const size = run.shape.key.size;
   const keys = Buffer.alloc(size * first.size);
@@ -260,6 +322,36 @@ export function exactMaps(chain: Chain, run: ExactRun, slotOf: (r: Rule) => numb
   return maps;
 }
 
+/** A single-element array map holding `bytes`. */
+const arrayOf = (name: string, bytes: Buffer): MapSpecOut =>
+  ({ name, type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: bytes.length, maxEntries: 1, flags: 0, keys: Buffer.alloc(4), values: bytes, count: 1 });
+
+/**
+ * A compact run's maps: its tables, each rule's value written at its key's
+ * entry; with `room`, empty hash maps for appended keys and their flag.
+ */
+function compactMaps(run: ExactRun, first: Map<string | number, Rule>, slotOf: (r: Rule) => number, room: number): MapSpecOut[] {
+  const { full, part } = run.compact!;
+  const bytes = Buffer.from(full.bytes);
+  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
+  let i = 0;
+  for (const r of first.values()) {
+    const w = valueWord(full.layout, full.position[i++]!);
+    words[w] = slotOf(r);
+    const v = r.verdict;
+    words[w + 1] = v.kind === 'jump' ? JUMP_BASE + run.targets.indexOf(v.chain) : v.kind === 'accept' ? NF_ACCEPT : NF_DROP;
+  }
+  const maps = [arrayOf(run.map, bytes)];
+  if (part) maps.push(arrayOf(run.ipMap!, part.bytes));
+  if (room > 0) {
+    const d = deltaNames(run), size = run.shape.key.size, none = Buffer.alloc(0);
+    maps.push({ name: d.map, type: BPF_MAP_TYPE_HASH, keySize: size, valueSize: 8, maxEntries: room, flags: 0, keys: none, values: none, count: 0 });
+    if (d.ipMap) maps.push({ name: d.ipMap, type: BPF_MAP_TYPE_HASH, keySize: size, valueSize: 1, maxEntries: room, flags: 0, keys: none, values: none, count: 0 });
+    maps.push(arrayOf(d.flag, Buffer.alloc(4)));
+  }
+  return maps;
+}
+
 /** The fields of a shape's search value, most significant first, with their summary offset, load size and width. */
 function valueFields(s: Shape, withPorts: boolean): { at: number; size: 1 | 2 | 4; bits: number; of: (r: Rule) => number }[] {
   const out: { at: number; size: 1 | 2 | 4; bits: number; of: (r: Rule) => number }[] = [];
@@ -272,6 +364,19 @@ function valueFields(s: Shape, withPorts: boolean): { at: number; size: 1 | 2 | 
 }
 
 const keyBits = (s: Shape, withPorts: boolean): number => valueFields(s, withPorts).reduce((n, f) => n + f.bits, 0);
+
+/**
+ * A rule's search value as its high and low 32 bits (as valueOf, without
+ * BigInt: the compact tables of 100k keys are built with it).
+ */
+function splitValue(r: Rule, fields: ReturnType<typeof valueFields>): [number, number] {
+  let hi = 0, lo = 0;
+  for (const f of fields) {
+    const x = f.of(r) >>> 0;
+    if (f.bits === 32) { hi = lo; lo = x; } else { hi = ((hi << f.bits) | (lo >>> (32 - f.bits))) >>> 0; lo = ((lo << f.bits) | x) >>> 0; }
+  }
+  return [hi, lo];
+}
 
 /** A rule's search value: its fields side by side in one unsigned 64-bit number. */
 function valueOf(r: Rule, fields: ReturnType<typeof valueFields>): bigint {
@@ -327,48 +432,85 @@ function lookup(a: Asm, map: string, keyOff: number): void {
 }
 
 /** Conditional jumps the run's code holds, for the chunking estimate. */
-export const runBranches = (run: ExactRun): number => (run.tree ? 2 * (run.to - run.from) : 0) + 12 + 3 * run.targets.length;
+export const runBranches = (run: ExactRun): number =>
+  (run.kind === 'tree' ? 2 * (run.to - run.from) : 0) + (run.kind === 'compact' ? 2 * (run.compact!.full.layout.scan + (run.compact!.part?.layout.scan ?? 0)) + 8 : 0) + 12 + 3 * run.targets.length;
 
 /**
  * Emit the run. `counters` is the name of the counter map and `slots` its
  * size; `leave` emits the code that returns verdict r0 (0 or 1) from the
  * current function; `jump(chain, skip)` the call of a chain and what follows
- * it (on to `skip` when the chain returns).
+ * it (on to `skip` when the chain returns). `appendable`: the run keeps maps
+ * for appended rules (exactMaps' room), which a compact run looks in after
+ * its tables.
  */
-export function emitExactRun(a: Asm, chain: Chain, run: ExactRun, slotOf: (r: Rule) => number, keyOff: number, counters: string, slots: number, leave: () => void, jump: (chain: string, skip: string) => void): void {
+export function emitExactRun(a: Asm, chain: Chain, run: ExactRun, slotOf: (r: Rule) => number, keyOff: number, counters: string, slots: number, leave: () => void, jump: (chain: string, skip: string) => void, appendable = false): void {
   const skip = a.fresh('xskip');
   const s = run.shape;
-  if (run.tree) {
+  if (run.kind === 'tree') {
     a.note(`exact-match run: rules ${run.from + 1}-${run.to} as a binary search`);
     emitTreeRun(a, chain, run, slotOf, counters, skip, leave, jump);
     a.label(skip);
     return;
   }
-  a.note(`exact-match run: rules ${run.from + 1}-${run.to} as one hash lookup`);
+  const compact = run.kind === 'compact';
+  a.note(`exact-match run: rules ${run.from + 1}-${run.to} as ${compact ? 'a compact table' : 'one hash lookup'}${compact && appendable ? ' (and a hash lookup of appended rules)' : ''}`);
+  const short = a.fresh('xshort'), hit = a.fresh('xhit');
   if (s.l4) {
-    const short = a.fresh('xshort');
     a.ldx(2, R1, R9, S.FRAGOFF);
     if (s.l4 === 'tcp') a.jmp32('jeq', R1, 1, short);
     a.jmp32('jne', R1, 0, skip);
     a.ldx(4, R1, R9, S.L4AVAIL).jmp32('jlt', R1, s.l4 === 'tcp' ? 20 : 8, short);
+  }
+  // r2, r0 = the first rule's counter slot and verdict value, on to `hit`
+  const hashed = (map: string): void => {
     buildKey(a, s, keyOff, true);
-    lookup(a, run.map, keyOff);
+    lookup(a, map, keyOff);
     a.jmp('jeq', R0, 0, skip);
-    emitHit(a, run, counters, slots, skip, leave, jump);
+    a.ldx(4, R2, R0, 0).ldx(4, R0, R0, 4);
+  };
+  if (compact) {
+    const { full } = run.compact!;
+    const found = a.fresh('xfound'), miss = a.fresh('xmiss');
+    buildValue(a, s, true);
+    emitCompactSearch(a, run.map, full.layout, found, miss);
+    a.label(miss);
+    if (appendable) {
+      const d = deltaNames(run);
+      flagSet(a, d.flag, skip);
+      hashed(d.map);
+      a.ja(hit);
+    } else a.ja(skip);
+    a.label(found);
+    emitEntryValue(a, run.map, full.layout, skip);
+    a.ldx(4, R2, R0, 0).ldx(4, R0, R0, 4);
+  } else hashed(run.map);
+  a.label(hit);
+  emitHit(a, run, counters, slots, skip, leave, jump);
+  if (s.l4) {
     // unreadable header: iptables drops it at the first rule whose address/protocol part matches
     a.label(short);
-    buildKey(a, s, keyOff, false);
-    lookup(a, run.ipMap!, keyOff);
-    a.jmp('jeq', R0, 0, skip);
-    a.mov64(R0, NF_DROP);
+    const drop = a.fresh('xdrop');
+    const hashedPart = (map: string): void => {
+      buildKey(a, s, keyOff, false);
+      lookup(a, map, keyOff);
+      a.jmp('jeq', R0, 0, skip);
+    };
+    if (compact) {
+      const miss = a.fresh('xpmiss');
+      buildValue(a, s, false);
+      emitCompactSearch(a, run.ipMap!, run.compact!.part!.layout, drop, miss);
+      a.label(miss);
+      if (appendable) { const d = deltaNames(run); flagSet(a, d.flag, skip); hashedPart(d.ipMap!); } else a.ja(skip);
+    } else hashedPart(run.ipMap!);
+    a.label(drop).mov64(R0, NF_DROP);
     leave();
-  } else {
-    buildKey(a, s, keyOff, true);
-    lookup(a, run.map, keyOff);
-    a.jmp('jeq', R0, 0, skip);
-    emitHit(a, run, counters, slots, skip, leave, jump);
   }
   a.label(skip);
+}
+
+/** On to `skip` unless the u32 of array map `flag` is set (some rule was appended). */
+function flagSet(a: Asm, flag: string, skip: string): void {
+  a.ldMapValue(R1, flag, 0).ldx(4, R1, R1, 0).jmp32('jeq', R1, 0, skip);
 }
 
 /**
@@ -413,15 +555,13 @@ function emitTreeRun(a: Asm, chain: Chain, run: ExactRun, slotOf: (r: Rule) => n
   leave();
 }
 
+/** A hit: r2 = the rule's counter slot, r0 = its verdict value (NF_DROP, NF_ACCEPT or JUMP_BASE + a target's index). */
 function emitHit(a: Asm, run: ExactRun, counters: string, slots: number, skip: string, leave: () => void, jump: (chain: string, skip: string) => void): void {
-  a.movReg(R6, R0);
-  a.ldx(4, R2, R6, 0);
   a.jmp('jge', R2, slots, skip); // never: keeps the counter offset provably in bounds
   a.alu64('lsh', R2, { imm: 4 });
   a.ldMapValue(R1, counters, 0).alu64('add', R1, R2);
   a.mov64(R3, 1).atomicAdd(8, R1, 0, R3);
   a.ldx(4, R3, R9, S.SKBLEN).atomicAdd(8, R1, 8, R3);
-  a.ldx(4, R0, R6, 4);
   if (run.targets.length === 0) { leave(); return; }
   const jumps = a.fresh('xjump');
   a.jmp('jge', R0, JUMP_BASE, jumps);

@@ -176,9 +176,9 @@ function emitRules(a: Asm, chain: Chain, from: number, to: number, cx: CompileCt
   };
   for (const run of exactRunsOf(cx, chain).filter((r) => r.from >= from && r.to <= to)) {
     linear(run.from);
-    if (!run.tree && !cx.maps.has(run.map)) {
-      // a run that ends the chain keeps room for appended rules
-      const tail = cx.appendRoom > 0 && isTailRun(chain, run);
+    // a run that ends the chain keeps room for appended rules
+    const tail = cx.appendRoom > 0 && isTailRun(chain, run);
+    if (run.kind !== 'tree' && !cx.maps.has(run.map)) {
       if (tail) cx.tails.push(tailRun(chain, run));
       for (const m of exactMaps(chain, run, (r) => cx.cl.ruleSlot.get(r)!, tail ? cx.appendRoom : 0)) cx.maps.set(m.name, m);
     }
@@ -187,7 +187,7 @@ function emitRules(a: Asm, chain: Chain, from: number, to: number, cx: CompileCt
       a.movReg(R1, R9).callSub(chainLabel(target));
       a.jmp('jeq', R0, RET_CONTINUE, skip);
       if (main) exitNormalized(a, cx); else a.exit();
-    });
+    }, tail);
     i = run.to;
   }
   linear(to);
@@ -202,7 +202,7 @@ function hasTailRun(t: Table, cx: CompileCtx): boolean {
 function exactRunsOf(cx: CompileCtx, chain: Chain): ExactRun[] {
   let runs = cx.exactRuns.get(chain);
   // IPv6 tables are compiled rule by rule for now (the lookup keys are IPv4-shaped)
-  if (!runs) { runs = cx.family === 6 ? [] : findExactRuns(chain, cx.chainIndex.get(chain)!, 0, chain.rules.length, cx.treeMax); cx.exactRuns.set(chain, runs); }
+  if (!runs) { runs = cx.family === 6 ? [] : findExactRuns(chain, cx.chainIndex.get(chain)!, 0, chain.rules.length, cx.treeMax, cx.compact); cx.exactRuns.set(chain, runs); }
   return runs;
 }
 
@@ -247,6 +247,8 @@ interface CompileCtx {
   tails: TailRun[];
   /** the most keys an exact-match run searches by compares (compileTable's treeMax) */
   treeMax?: number;
+  /** whether longer runs of narrow keys take compact tables (compileTable's compact) */
+  compact: boolean;
   counterSlots: number;
   /** some match reads the connection tracking state (conntrack, state, connmark) */
   usesCt: boolean;
@@ -651,10 +653,12 @@ export interface CompiledTable {
  * headers the dynptr way only (cgen/headers.ts; tests compare both ways).
  * `appendRoom`: entries kept free in each run that ends its chain, and
  * counter slots, for rules appended later (cgen/exact.ts APPEND_ROOM).
+ * `compact` (default true): longer runs of keys of at most 64 bits become
+ * compact tables (cgen/compact.ts); false keeps kernel hash maps (tests).
  * `treeMax`: runs of at most that many keys become a binary search
  * (cgen/exact.ts TREE_MAX; tests set 0 to make every run a hash lookup).
  */
-export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLine?: number; facts?: TableFacts; hooks?: readonly BuiltinChain[]; nft?: boolean; stateSlotOf?: (m: Match) => number; viaDynptr?: boolean; appendRoom?: number; treeMax?: number } = {}): CompiledTable {
+export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLine?: number; facts?: TableFacts; hooks?: readonly BuiltinChain[]; nft?: boolean; stateSlotOf?: (m: Match) => number; viaDynptr?: boolean; appendRoom?: number; treeMax?: number; compact?: boolean } = {}): CompiledTable {
   const stateSlots = new Map<Match, number>();
   const env: MatchEnv = {
     hz: k.hz, family: t.family, k,
@@ -673,7 +677,7 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
     usesMac: usesMatch(all, 'mac'), ctDetails: needsCtDetails(all), usesMss: usesMatch(all, 'tcpmss'), usesOwner: usesMatch(all, 'owner'), usesL4: readsTransport(all), usesIfaces: facts.ifaces || usesMatch(all, 'ifindex') || usesMatch(all, 'fibroute'), usesIfindex: usesMatch(all, 'ifindex') || usesMatch(all, 'fibroute'),
     usesSkbDev: (t.family === 6 && all.some((m) => m.kind === 'addrtype' && m.fib && !m.limitIn && !m.limitOut)) || usesMatch(all, 'fibroute'),
     usesFibRoute: usesMatch(all, 'fibroute'), usesPayload: usesMatch(all, 'payload'), nftWalk: !!opts.nft, viaDynptr: !!opts.viaDynptr, usesCt: facts.conntrack,
-    appendRoom: opts.appendRoom ?? 0, tails: [], counterSlots: 0, treeMax: opts.treeMax,
+    appendRoom: opts.appendRoom ?? 0, tails: [], counterSlots: 0, treeMax: opts.treeMax, compact: opts.compact ?? true,
     usesRecent: recentTables(all).size > 0,
     actions, events: actions.size > 0,
     logUid: [...actions.keys()].some((r) => r.verdict.kind === 'log' && (r.verdict.flags & LOG_FLAGS.UID) !== 0),

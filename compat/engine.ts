@@ -8,7 +8,8 @@ import os from 'node:os';
 import { Btf, kernelLayout, type KernelLayout } from '../cgen/btf';
 import { dispatcher } from '../cgen/dispatcher';
 import { linearLoadProbe } from '../cgen/headers';
-import { createJournal } from '../native/journal';
+import { createJournal, JOURNAL_VERSION } from '../native/journal';
+import { tailMaps } from '../cgen/exact';
 import type { Linked } from '../cgen/asm';
 import { type CompiledTable, compileTable, counterLayout, type HookProgram } from '../cgen/program';
 import { ATTACH_NETFILTER, BpfLoadError, close, mapCreate, mapInfo, progLoad, PROG_TYPE_NETFILTER, mapLookup, MapType, mapUpdate, NFPROTO_IPV4, NFPROTO_IPV6, u32Key } from '../native/bpf';
@@ -256,7 +257,7 @@ export function loadCompiled(compiled: CompiledTable, table: Table, shared?: Map
     // the maps of the runs that take appended rules stay open, to be pinned with the generation
     const runMapFds = new Map<string, number>();
     for (const tail of compiled.tails) {
-      for (const name of [tail.map, tail.ipMap]) if (name !== undefined && extraMaps.has(name)) { runMapFds.set(name, extraMaps.get(name)!); extraMaps.delete(name); }
+      for (const name of tailMaps(tail)) if (extraMaps.has(name)) { runMapFds.set(name, extraMaps.get(name)!); extraMaps.delete(name); }
     }
     const closeRest = (): void => { if (ruleStateFd !== undefined) close(ruleStateFd); for (const fd of runMapFds.values()) close(fd); };
     return { progFds, countersFd, ruleStateFd, runMapFds, close: () => { closeAll(); closeRest(); } };
@@ -295,7 +296,7 @@ export function replaceTable(table: Table, step?: (label: string) => void): void
     stateFd = createStateMap(stateBytes, 'bpft_state');
     // a journal only where some run takes appended rules
     if (compiled.tails.length) {
-      journalFd = createJournal({ version: 1, counterSlots: compiled.counterSlots, tails: compiled.tails }, compiled.counters.slots, compiled.counterSlots - compiled.counters.slots);
+      journalFd = createJournal({ version: JOURNAL_VERSION, counterSlots: compiled.counterSlots, tails: compiled.tails }, compiled.counters.slots, compiled.counterSlots - compiled.counters.slots);
     }
     crashPoint('engine: ruleset stored');
     if (facts.conntrack) { enableConntrack(); conntrackMarker(table.family).set(); }

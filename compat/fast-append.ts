@@ -3,7 +3,10 @@
  * exact-match run (cgen/exact.ts: a blocklist of /32 sources, a service list
  * of address, protocol and port) and the new rule has that run's shape, the
  * rule only extends the run: its key goes into the run's hash map (unless an
- * earlier rule of the run has the key, which then keeps matching first), it
+ * earlier rule of the run has the key, which then keeps matching first; a
+ * compact run, cgen/compact.ts, keeps its compiled keys in its table, read
+ * here to tell, and its appended keys in hash maps of their own that the
+ * program looks in once the run's flag is set), it
  * takes a free counter slot, and it is recorded in the generation's journal
  * (native/journal.ts). The programs do not change, nothing is recompiled, and
  * the stored ruleset is not read or written: the cost does not grow with the
@@ -12,14 +15,16 @@
  * takes the full path, which starts a new generation with an empty journal.
  *
  * Each change the kernel sees is one map update, so a packet meets the rules
- * before or after the append. Order: the entry written (unseen), the
+ * before or after the append. Order: the entry written (unseen), a compact
+ * run's flag (no verdict changes while its maps are empty), the
  * address-part map of a tcp/udp run, the run's map (the commit: now in force,
  * and readers list it, native/journal.ts), the journal's position.
  */
+import { compactFind, type CompactLayout } from '../cgen/compact';
 import { APPEND_ROOM, appendEntries, type TailRun } from '../cgen/exact';
-import { close, mapDelete, mapInfo, mapLookup, mapUpdate } from '../native/bpf';
+import { close, mapDelete, mapInfo, mapLookup, mapUpdate, u32Key } from '../native/bpf';
 import { crashPoint } from '../native/crash';
-import { commitEntry, type Journal, writeEntry } from '../native/journal';
+import { commitEntry, type Journal, JOURNAL_VERSION, writeEntry } from '../native/journal';
 import { SysError } from '../native/libc';
 import { TableState } from '../native/tablestate';
 import type { TableCommand } from '../xlate/commands';
@@ -72,7 +77,7 @@ export function tryFastAppend(family: Family, cmd: TableCommand): boolean {
   const fds: number[] = [open.journalFd, open.countersFd];
   try {
     let { journal } = open;
-    if (journal.header.version !== 1) return false; // a journal this version does not know
+    if (journal.header.version !== JOURNAL_VERSION) return false; // a journal this version does not know
     const runMap = (name: string): number | undefined => {
       const fd = open.runMap(name);
       if (fd !== undefined) fds.push(fd);
@@ -110,14 +115,26 @@ function extendRun(tail: TailRun, rule: Rule, slot: number, mapFd: (name: string
   if (main === undefined || (tail.ipMap !== undefined && ip === undefined)) return false;
   // a generation made by another version of bpftables may lay its keys out otherwise
   if (mapInfo(main).keySize !== e.key.length || (ip !== undefined && mapInfo(ip).keySize !== e.ipKey?.length)) return false;
-  const taken = mapLookup(main, e.key, Buffer.alloc(8));
+  // a compact run's own tables hold the keys of the rules it was compiled from
+  const b = tail.base;
+  const baseFd = b && mapFd(b.map), baseIpFd = b?.ipMap === undefined ? undefined : mapFd(b.ipMap);
+  const flagFd = b && mapFd(b.flag);
+  if (b && (baseFd === undefined || flagFd === undefined || (b.ipMap !== undefined && baseIpFd === undefined))) return false;
+  const inBase = (fd: number | undefined, l: CompactLayout | undefined, [hi, lo]: [number, number]): boolean => {
+    if (fd === undefined || l === undefined) return false;
+    const t = Buffer.alloc(mapInfo(fd).valueSize);
+    return mapLookup(fd, u32Key(0), t) && compactFind(l, t, hi, lo) >= 0;
+  };
+  const taken = inBase(baseFd, b?.layout, e.full) || mapLookup(main, e.key, Buffer.alloc(8));
   // a run with jumps holds each key once: a second rule of that key must follow the first one's chain
   if (taken && (tail.jumps || e.jump)) return false;
-  const ipNew = ip !== undefined && e.ipKey !== undefined && !mapLookup(ip, e.ipKey, Buffer.alloc(1));
+  const ipNew = ip !== undefined && e.ipKey !== undefined && !inBase(baseIpFd, b?.ipLayout, e.part) && !mapLookup(ip, e.ipKey, Buffer.alloc(1));
   if (!record()) return false;
   crashPoint('fast-append: entry written');
   // the address part first: a kill before the commit then leaves at most an unlisted short-header drop (fails closed)
   try {
+    // the program looks at the appended keys once the flag is set: set with none yet, it changes no verdict
+    if (flagFd !== undefined && (ipNew || !taken)) mapUpdate(flagFd, u32Key(0), u32Key(1));
     if (ipNew) mapUpdate(ip!, e.ipKey!, Buffer.from([1]));
     crashPoint('fast-append: address part added');
     // the commit

@@ -23,8 +23,11 @@ import type { TailRun } from '../cgen/exact';
 import type { Rule } from '../xlate/ir';
 import { close, mapCreate, mapLookup, MapType, mapUpdate, u32Key } from './bpf';
 
+/** The journal's layout and its header's TailRun form: 2 since compact runs (cgen/compact.ts) keep their appended keys apart. */
+export const JOURNAL_VERSION = 2 as const;
+
 export interface JournalHeader {
-  version: 1;
+  version: typeof JOURNAL_VERSION;
   /** slots of the generation's counter map (16 bytes each) */
   counterSlots: number;
   tails: TailRun[];

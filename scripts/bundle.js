@@ -29,7 +29,24 @@ for (const f of modules) {
   const body = fs.readFileSync(f, 'utf8').replace(/^#!.*\n/, '').replace(/\n\/\/# sourceMappingURL=.*\s*$/, '\n');
   src += `${JSON.stringify(key)}: function (exports, require, module, __filename, __dirname) {\n${body}\n},\n`;
 }
+// where the bare requires of the modules (koffi, moo, nearley, pino) resolve from dist/, relative to it:
+// scripts/load.js requires those files directly, without node's package lookup (koffi's "exports" map
+// alone costs a command some 3 ms of its start, the first use of node's exports resolver)
+const externals = {};
+for (const f of modules) {
+  for (const m of fs.readFileSync(f, 'utf8').matchAll(/\brequire\((["'])([^"'.][^"']*)\1\)/g)) {
+    const name = m[2];
+    if (name.startsWith('node:') || Object.hasOwn(externals, name)) continue;
+    let file;
+    try { file = require.resolve(name, { paths: [dist] }); } catch { continue; }
+    if (path.isAbsolute(file)) externals[name] = path.relative(dist, file).split(path.sep).join('/');
+  }
+}
+src += `"\\u0000externals": ${JSON.stringify(externals)},\n`;
 src += '})\n';
+// ASCII only (characters beyond as \u escapes, which mean the same in strings, templates, regular
+// expressions, identifiers and comments): scripts/load.js then reads it as latin1, without UTF-8 decoding
+src = src.replace(/[^\x00-\x7f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 fs.writeFileSync(path.join(dist, 'bundle.js'), src);
 fs.copyFileSync(path.join(__dirname, 'load.js'), path.join(dist, 'load.js'));
 

@@ -11,6 +11,8 @@ const { createRequire } = require('node:module');
 
 const BUNDLE = path.join(__dirname, 'bundle.js');
 const CACHE = path.join(__dirname, 'bundle.cache');
+/** The bundle's entry that maps package names to files (scripts/bundle.js). */
+const EXTERNALS = '\u0000externals';
 
 let table, script;
 const loaded = new Map();
@@ -20,7 +22,8 @@ function open() {
   table = null;
   if (process.env.BPFTABLES_NO_BUNDLE === '1') return table;
   let src;
-  try { src = fs.readFileSync(BUNDLE, 'utf8'); } catch { return table; }
+  // ASCII (scripts/bundle.js): latin1 reads it without UTF-8 decoding, a few ms of a command's start
+  try { src = fs.readFileSync(BUNDLE, 'latin1'); } catch { return table; }
   let cachedData;
   try { cachedData = fs.readFileSync(CACHE); } catch { /* none yet: compile */ }
   script = new vm.Script(src, { filename: BUNDLE, cachedData });
@@ -37,6 +40,12 @@ function requireIn(key, filename) {
       for (const c of [k, `${k}.js`, `${k}/index.js`]) if (Object.prototype.hasOwnProperty.call(table, c)) return fromBundle(c);
     }
     outside ??= createRequire(filename);
+    // a package, at the file the build found it (scripts/bundle.js); the usual lookup if it moved since
+    const known = Object.prototype.hasOwnProperty.call(table, EXTERNALS) ? table[EXTERNALS][request] : undefined;
+    if (known !== undefined) {
+      const file = path.join(__dirname, ...known.split('/'));
+      if (fs.existsSync(file)) return outside(file);
+    }
     return outside(request);
   };
 }

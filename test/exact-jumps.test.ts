@@ -35,7 +35,7 @@ t.test('runs of jump rules agree with the interpreter', async (t) => {
   if (!requireKernel(t)) return;
   prepareState();
   let n = 0;
-  const { compiled, hashed } = checkSeed(t, {
+  const { compiled, tabled, hashed } = checkSeed(t, {
     seed: 1, text: ruleset(), family: 4, perHook: 1500,
     packet: () => {
       n++;
@@ -45,5 +45,6 @@ t.test('runs of jump rules agree with the interpreter', async (t) => {
   });
   const notes = (c: typeof compiled): string[] => c.hooks.flatMap((h) => [...h.linked.notes.values()]).filter((x) => x.startsWith('exact-match run'));
   t.ok(notes(compiled).filter((n) => n.endsWith('binary search')).length >= 4, `the jump rules became searches (${notes(compiled).join('; ')})`);
-  t.ok(notes(hashed).filter((n) => n.endsWith('hash lookup')).length >= 4, `and, compiled without searches, lookups (${notes(hashed).join('; ')})`);
+  t.ok(notes(tabled).filter((n) => n.endsWith('a compact table')).length >= 4, `compiled without searches, compact tables (${notes(tabled).join('; ')})`);
+  t.ok(notes(hashed).filter((n) => n.endsWith('hash lookup')).length >= 4, `and without tables, hash lookups (${notes(hashed).join('; ')})`);
 });

@@ -7,7 +7,7 @@
 import t from 'tap';
 import type { TailRun } from '../cgen/exact';
 import { close } from '../native/bpf';
-import { commitEntry, createJournal, JOURNAL_VALUE, type JournalEntry, readJournal, writeEntry } from '../native/journal';
+import { commitEntry, createJournal, JOURNAL_VALUE, JOURNAL_VERSION, type JournalEntry, readJournal, writeEntry } from '../native/journal';
 import type { Rule } from '../xlate/ir';
 import { requireKernel } from './helpers/env';
 
@@ -17,7 +17,7 @@ const rule = (comment: string): Rule => ({ ip: {}, matches: [{ kind: 'comment', 
 
 t.test('a journal of appended rules', async (t) => {
   if (!requireKernel(t)) return;
-  const header = { version: 1 as const, counterSlots: 2048, tails: [tail(400), tail(3)] };
+  const header = { version: JOURNAL_VERSION, counterSlots: 2048, tails: [tail(400), tail(3)] };
   t.ok(JSON.stringify(header).length > 10 * JOURNAL_VALUE, 'a header of more than ten records');
   const fd = createJournal(header, 1000, 4);
   try {

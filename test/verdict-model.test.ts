@@ -128,17 +128,19 @@ function genPacket(r: () => number): Buffer {
 
 t.test('generated programs agree with the reference interpreter', async (t) => {
   if (!requireKernel(t)) return;
-  let packets = 0, exactRuns = 0, searches = 0, prefilters = 0;
+  let packets = 0, exactRuns = 0, tables = 0, searches = 0, prefilters = 0;
   for (let seed = 1; seed <= 25; seed++) {
     const r = rng(seed);
     const res = checkSeed(t, { seed, text: genRuleset(r), family: 4, perHook: 60, packet: () => genPacket(r) });
     packets += res.packets;
     exactRuns += res.hashed.maps.filter((m) => m.name.startsWith('ex_')).length;
+    tables += res.tabled.hooks.flatMap((h) => [...h.linked.notes.values()]).filter((n) => n.endsWith('as a compact table')).length;
     searches += res.compiled.hooks.flatMap((h) => [...h.linked.notes.values()]).filter((n) => n.endsWith('as a binary search')).length;
     prefilters += res.compiled.maps.filter((m) => m.name.startsWith('pf_')).length;
   }
   t.ok(packets >= 4000, `${packets} packets checked`);
   t.ok(exactRuns >= 3, `${exactRuns} exact-match runs compiled to hash lookups`);
+  t.ok(tables >= 3, `${tables} exact-match runs compiled to compact tables`);
   t.ok(searches >= 3, `${searches} exact-match runs compiled to binary searches`);
   t.ok(prefilters >= 3, `${prefilters} prefiltered runs`);
 });

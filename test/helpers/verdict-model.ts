@@ -3,10 +3,11 @@
  * generated packets run through every hook program with BPF_PROG_TEST_RUN,
  * each verdict and, at the end, every rule's and policy's packet counter
  * compared with the reference interpreter (xlate/eval.ts). Every packet runs
- * through two compilations: as commands compile (linear header loads where
+ * through three compilations: as commands compile (linear header loads where
  * the kernel allows, cgen/headers.ts; short exact-match runs as binary
- * searches, cgen/exact.ts) and the other way (headers through the dynptr
- * only, every exact-match run a hash lookup).
+ * searches, longer ones as compact tables, cgen/exact.ts), with headers
+ * through the dynptr only and every run of narrow keys a compact table, and
+ * with every exact-match run a kernel hash lookup.
  */
 import type { Test } from 'tap';
 import { type CompiledTable, compileTable } from '../../cgen/program';
@@ -20,10 +21,14 @@ import { parseRestore } from '../../xlate/restore';
 export interface SeedRun { seed: number; text: string; family: Family; perHook: number; packet: () => Buffer; onView?: (v: PacketView) => void }
 
 /** Returns the compiled table (for statistics) and how many packets were checked. */
-export function checkSeed(t: Test, run: SeedRun): { compiled: CompiledTable; hashed: CompiledTable; packets: number } {
+export function checkSeed(t: Test, run: SeedRun): { compiled: CompiledTable; tabled: CompiledTable; hashed: CompiledTable; packets: number } {
   const table = parseRestore(run.text, { file: `seed${run.seed}`, db: systemNameDb, counters: false, family: run.family }).tables[0]!;
-  const ways = [{ name: 'as loaded', viaDynptr: false, treeMax: undefined }, { name: 'dynptr, hash lookups', viaDynptr: true, treeMax: 0 }];
-  const compiledWays = ways.map((w) => compileTable(table, kernel(), { viaDynptr: w.viaDynptr, treeMax: w.treeMax }));
+  const ways = [
+    { name: 'as loaded', viaDynptr: false, treeMax: undefined, compact: true },
+    { name: 'dynptr, compact tables', viaDynptr: true, treeMax: 0, compact: true },
+    { name: 'hash lookups', viaDynptr: false, treeMax: 0, compact: false },
+  ];
+  const compiledWays = ways.map((w) => compileTable(table, kernel(), { viaDynptr: w.viaDynptr, treeMax: w.treeMax, compact: w.compact }));
   const compiled = compiledWays[0]!;
   const cl = compiled.counters;
   const expected = new Array<number>(cl.slots).fill(0);
@@ -64,5 +69,5 @@ export function checkSeed(t: Test, run: SeedRun): { compiled: CompiledTable; has
     });
   } finally { for (const l of loaded) l.close(); }
   t.equal(mismatches, 0, `seed ${run.seed}: all verdicts agree`);
-  return { compiled, hashed: compiledWays[1]!, packets };
+  return { compiled, tabled: compiledWays[1]!, hashed: compiledWays[2]!, packets };
 }

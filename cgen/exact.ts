@@ -53,13 +53,6 @@ function keyLayout(s: { src: boolean; dst: boolean; proto: boolean; sport: boole
   return { size: (at + 3) & ~3, src, dst, sport, dport, proto };
 }
 
-const shapes = new WeakMap<Rule, Shape | null>();
-
-function shapeOf(r: Rule): Shape | undefined {
-  let s = shapes.get(r);
-  if (s === undefined) { s = computeShape(r) ?? null; shapes.set(r, s); }
-  return s ?? undefined;
-}
 
 /** One object per distinct shape (there are at most 2^5 * 3), so a run's rules share theirs. */
 const SHAPES = new Map<number, Shape>();
@@ -140,23 +133,25 @@ function ports(r: Rule, s: Shape): [number, number] {
  */
 export function findExactRuns(chain: Chain, chainIdx: number, lo: number, hi: number, treeMax = TREE_MAX, compact = true): ExactRun[] {
   const runs: ExactRun[] = [];
+  // each rule's shape, computed once (a rule that ends one run's scan starts the next)
+  const shapes = new Array<Shape | null | undefined>(hi - lo);
+  const shapeAt = (k: number): Shape | null => (shapes[k - lo] ??= computeShape(chain.rules[k]!) ?? null);
   let i = lo;
   while (i < hi) {
-    const s = shapeOf(chain.rules[i]!);
+    const s = shapeAt(i);
     if (!s) { i++; continue; }
     const proto = chain.rules[i]!.ip.proto?.num;
-    // keys seen so far: a run with jumps ends before a key comes again (see above)
-    const keys = new Set<string | number>();
+    // the first rule (its index) of each key so far: a run with jumps ends before a key comes again (see above)
+    const keys = new Map<string | number, number>();
     let jumps = false;
     let j = i;
     while (j < hi) {
       const r = chain.rules[j]!;
       // a tcp or udp run is of one protocol; other runs may mix them (the key holds it)
-      if (shapeOf(r) !== s || (s.l4 && r.ip.proto!.num !== proto)) break;
+      if (shapeAt(j) !== s || (s.l4 && r.ip.proto!.num !== proto)) break;
       const key = keyId(r, s, true);
       const jump = r.verdict.kind === 'jump';
-      if ((jumps || jump) && keys.has(key)) break;
-      keys.add(key);
+      if (keys.has(key)) { if (jumps || jump) break; } else keys.set(key, j);
       jumps ||= jump;
       j++;
     }
@@ -164,6 +159,7 @@ export function findExactRuns(chain: Chain, chainIdx: number, lo: number, hi: nu
       const targets: string[] = [];
       for (let k = i; k < j; k++) { const v = chain.rules[k]!.verdict; if (v.kind === 'jump' && !targets.includes(v.chain)) targets.push(v.chain); }
       const run: ExactRun = { from: i, to: j, shape: s, map: `ex_${chainIdx}_${i}`, ipMap: s.l4 ? `exip_${chainIdx}_${i}` : undefined, targets, kind: 'hash' };
+      firstRules.set(run, keys);
       if (keyBits(s, true) <= 64) {
         if (keys.size <= treeMax) run.kind = 'tree';
         else if (compact) {
@@ -243,7 +239,7 @@ export const tailMaps = (t: TailRun): string[] =>
  * jumps to a chain the run does not dispatch to.
  */
 export function appendEntries(tail: TailRun, r: Rule, slot: number): { key: Buffer; value: Buffer; ipKey?: Buffer; jump: boolean; full: [number, number]; part: [number, number] } | undefined {
-  const s = shapeOf(r);
+  const s = computeShape(r);
   if (!s || s.sig !== tail.sig || (s.l4 && r.ip.proto!.num !== tail.proto)) return undefined;
   const v = r.verdict;
   const target = v.kind === 'jump' ? tail.targets.indexOf(v.chain) : -1;
@@ -265,11 +261,11 @@ export function appendEntries(tail: TailRun, r: Rule, slot: number): { key: Buff
  */
 function compactTables(chain: Chain, run: ExactRun): { full: CompactTable; part?: CompactTable } | undefined {
   const { first, ipPart } = firstByKey(chain, run);
-  const table = (rules: Map<string | number, Rule>, withPorts: boolean, valued: boolean): CompactTable | undefined => {
+  const table = (rules: Map<string | number, number>, withPorts: boolean, valued: boolean): CompactTable | undefined => {
     const fields = valueFields(run.shape, withPorts);
     const his = new Uint32Array(rules.size), los = new Uint32Array(rules.size);
     let i = 0;
-    for (const r of rules.values()) { const [hi, lo] = splitValue(r, fields); his[i] = hi; los[i++] = lo; }
+    for (const k of rules.values()) { const [hi, lo] = splitValue(chain.rules[k]!, fields); his[i] = hi; los[i++] = lo; }
     return buildCompact(his, los, keyBits(run.shape, withPorts) > 32, valued);
   };
   const full = table(first, true, true);
@@ -279,15 +275,23 @@ function compactTables(chain: Chain, run: ExactRun): { full: CompactTable; part?
   return part && { full, part };
 }
 
-/** The first rule of each key (it matches first), and for tcp/udp runs one rule of each address/protocol part. */
-function firstByKey(chain: Chain, run: ExactRun): { first: Map<string | number, Rule>; ipPart: Map<string | number, Rule> } {
-  const first = new Map<string | number, Rule>();
-  const ipPart = new Map<string | number, Rule>();
-  for (let i = run.from; i < run.to; i++) {
-    const r = chain.rules[i]!;
-    const id = keyId(r, run.shape, true);
-    if (!first.has(id)) first.set(id, r);
-    if (run.ipMap) { const ipId = keyId(r, run.shape, false); if (!ipPart.has(ipId)) ipPart.set(ipId, r); }
+/** Each run's first rule (its index in the chain) of each key, as findExactRuns found them (a 100k-rule run is not walked again). */
+const firstRules = new WeakMap<ExactRun, Map<string | number, number>>();
+
+/**
+ * The first rule of each key (it matches first), and for tcp/udp runs one
+ * rule of each address/protocol part, by their indices in the chain.
+ */
+function firstByKey(chain: Chain, run: ExactRun): { first: Map<string | number, number>; ipPart: Map<string | number, number> } {
+  let first = firstRules.get(run);
+  if (!first) {
+    first = new Map();
+    for (let i = run.from; i < run.to; i++) { const id = keyId(chain.rules[i]!, run.shape, true); if (!first.has(id)) first.set(id, i); }
+    firstRules.set(run, first);
+  }
+  const ipPart = new Map<string | number, number>();
+  if (run.ipMap) {
+    for (let i = run.from; i < run.to; i++) { const ipId = keyId(chain.rules[i]!, run.shape, false); if (!ipPart.has(ipId)) ipPart.set(ipId, i); }
   }
   return { first, ipPart };
 }
@@ -297,17 +301,18 @@ function firstByKey(chain: Chain, run: ExactRun): { first: Map<string | number, 
  * for tcp/udp runs the address/protocol part → 1; `room` more entries each
  * for rules appended later.
  */
-export function exactMaps(chain: Chain, run: ExactRun, slotOf: (r: Rule) => number, room = 0): MapSpecOut[] {
+export function exactMaps(chain: Chain, run: ExactRun, slotAt: (ruleIndex: number) => number, room = 0): MapSpecOut[] {
   const { first, ipPart } = firstByKey(chain, run);
-  if (run.kind === 'compact') return compactMaps(run, first, slotOf, room);
+  if (run.kind === 'compact') return compactMaps(chain, run, first, slotAt, room);
   // keys and values back to back, as one batch update takes them
   const size = run.shape.key.size;
   const keys = Buffer.alloc(size * first.size);
   const values = Buffer.alloc(8 * first.size);
   let n = 0;
-  for (const r of first.values()) {
+  for (const i of first.values()) {
+    const r = chain.rules[i]!;
     writeKey(keys, n * size, r, run.shape, true);
-    values.writeUInt32LE(slotOf(r), n * 8);
+    values.writeUInt32LE(slotAt(i), n * 8);
     const v = r.verdict;
     values.writeUInt32LE(v.kind === 'jump' ? JUMP_BASE + run.targets.indexOf(v.chain) : v.kind === 'accept' ? NF_ACCEPT : NF_DROP, n * 8 + 4);
     n++;
@@ -316,7 +321,7 @@ export function exactMaps(chain: Chain, run: ExactRun, slotOf: (r: Rule) => numb
   if (run.ipMap) {
     const ipKeys = Buffer.alloc(size * ipPart.size);
     let k = 0;
-    for (const r of ipPart.values()) writeKey(ipKeys, size * k++, r, run.shape, false);
+    for (const i of ipPart.values()) writeKey(ipKeys, size * k++, chain.rules[i]!, run.shape, false);
     maps.push({ name: run.ipMap, type: BPF_MAP_TYPE_HASH, keySize: size, valueSize: 1, maxEntries: ipPart.size + room, flags: 0, keys: ipKeys, values: Buffer.alloc(ipPart.size, 1), count: ipPart.size });
   }
   return maps;
@@ -330,15 +335,15 @@ const arrayOf = (name: string, bytes: Buffer): MapSpecOut =>
  * A compact run's maps: its tables, each rule's value written at its key's
  * entry; with `room`, empty hash maps for appended keys and their flag.
  */
-function compactMaps(run: ExactRun, first: Map<string | number, Rule>, slotOf: (r: Rule) => number, room: number): MapSpecOut[] {
+function compactMaps(chain: Chain, run: ExactRun, first: Map<string | number, number>, slotAt: (ruleIndex: number) => number, room: number): MapSpecOut[] {
   const { full, part } = run.compact!;
   const bytes = Buffer.from(full.bytes);
   const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
   let i = 0;
-  for (const r of first.values()) {
+  for (const k of first.values()) {
     const w = valueWord(full.layout, full.position[i++]!);
-    words[w] = slotOf(r);
-    const v = r.verdict;
+    words[w] = slotAt(k);
+    const v = chain.rules[k]!.verdict;
     words[w + 1] = v.kind === 'jump' ? JUMP_BASE + run.targets.indexOf(v.chain) : v.kind === 'accept' ? NF_ACCEPT : NF_DROP;
   }
   const maps = [arrayOf(run.map, bytes)];
@@ -443,12 +448,12 @@ export const runBranches = (run: ExactRun): number =>
  * for appended rules (exactMaps' room), which a compact run looks in after
  * its tables.
  */
-export function emitExactRun(a: Asm, chain: Chain, run: ExactRun, slotOf: (r: Rule) => number, keyOff: number, counters: string, slots: number, leave: () => void, jump: (chain: string, skip: string) => void, appendable = false): void {
+export function emitExactRun(a: Asm, chain: Chain, run: ExactRun, slotAt: (ruleIndex: number) => number, keyOff: number, counters: string, slots: number, leave: () => void, jump: (chain: string, skip: string) => void, appendable = false): void {
   const skip = a.fresh('xskip');
   const s = run.shape;
   if (run.kind === 'tree') {
     a.note(`exact-match run: rules ${run.from + 1}-${run.to} as a binary search`);
-    emitTreeRun(a, chain, run, slotOf, counters, skip, leave, jump);
+    emitTreeRun(a, chain, run, slotAt, counters, skip, leave, jump);
     a.label(skip);
     return;
   }
@@ -518,12 +523,12 @@ function flagSet(a: Asm, flag: string, skip: string): void {
  * the hash lookup: first rule of each key; for tcp/udp runs the header checks
  * and the drop of unreadable headers at a matching address part).
  */
-function emitTreeRun(a: Asm, chain: Chain, run: ExactRun, slotOf: (r: Rule) => number, counters: string, skip: string, leave: () => void, jump: (chain: string, skip: string) => void): void {
+function emitTreeRun(a: Asm, chain: Chain, run: ExactRun, slotAt: (ruleIndex: number) => number, counters: string, skip: string, leave: () => void, jump: (chain: string, skip: string) => void): void {
   const s = run.shape;
   const { first, ipPart } = firstByKey(chain, run);
   const full = valueFields(s, true), part = valueFields(s, false);
-  const sorted = (rules: Iterable<Rule>, withPorts: boolean): { v: bigint; r: Rule }[] =>
-    [...rules].map((r) => ({ v: valueOf(r, withPorts ? full : part), r })).sort((x, y) => (x.v < y.v ? -1 : x.v > y.v ? 1 : 0));
+  const sorted = (indices: Iterable<number>, withPorts: boolean): { v: bigint; r: Rule; k: number }[] =>
+    [...indices].map((k) => ({ v: valueOf(chain.rules[k]!, withPorts ? full : part), r: chain.rules[k]!, k })).sort((x, y) => (x.v < y.v ? -1 : x.v > y.v ? 1 : 0));
   const short = a.fresh('xtshort');
   if (s.l4) {
     a.ldx(2, R1, R9, S.FRAGOFF);
@@ -535,9 +540,9 @@ function emitTreeRun(a: Asm, chain: Chain, run: ExactRun, slotOf: (r: Rule) => n
   const hits = keys.map(() => a.fresh('xthit'));
   buildValue(a, s, true);
   emitSearch(a, keys.map((k) => k.v), (i) => hits[i]!, skip);
-  keys.forEach(({ r }, i) => {
+  keys.forEach(({ r, k }, i) => {
     a.label(hits[i]!);
-    a.ldMapValue(R1, counters, slotOf(r) * 16).mov64(R3, 1).atomicAdd(8, R1, 0, R3);
+    a.ldMapValue(R1, counters, slotAt(k) * 16).mov64(R3, 1).atomicAdd(8, R1, 0, R3);
     a.ldx(4, R3, R9, S.SKBLEN).atomicAdd(8, R1, 8, R3);
     const v = r.verdict;
     if (v.kind === 'jump') { jump(v.chain, skip); return; }

@@ -30,17 +30,20 @@ export const COUNTERS_MAP = 'counters';
 export interface CounterLayout {
   /** slot of each rule, keyed by the rule object */
   ruleSlot: Map<Rule, number>;
+  /** the slot of each chain's first rule: rule i of the chain has slot base + i */
+  chainBase: Map<string, number>;
   policySlot: Map<BuiltinChain, number>;
   slots: number;
 }
 
 export function counterLayout(t: Table): CounterLayout {
   const ruleSlot = new Map<Rule, number>();
+  const chainBase = new Map<string, number>();
   let n = 0;
-  for (const c of t.chains) for (const r of c.rules) ruleSlot.set(r, n++);
+  for (const c of t.chains) { chainBase.set(c.name, n); for (const r of c.rules) ruleSlot.set(r, n++); }
   const policySlot = new Map<BuiltinChain, number>();
   for (const b of BUILTIN_CHAINS) policySlot.set(b, n++);
-  return { ruleSlot, policySlot, slots: n };
+  return { ruleSlot, chainBase, policySlot, slots: n };
 }
 
 export const HOOK_OF: Record<BuiltinChain, number> = { INPUT: 1, FORWARD: 2, OUTPUT: 3 };
@@ -174,15 +177,17 @@ function emitRules(a: Asm, chain: Chain, from: number, to: number, cx: CompileCt
     }
     for (; i < end; i++) emitRule(a, chain, i, cx, frame);
   };
+  const base = cx.cl.chainBase.get(chain.name)!;
+  const slotAt = (i: number): number => base + i;
   for (const run of exactRunsOf(cx, chain).filter((r) => r.from >= from && r.to <= to)) {
     linear(run.from);
     // a run that ends the chain keeps room for appended rules
     const tail = cx.appendRoom > 0 && isTailRun(chain, run);
     if (run.kind !== 'tree' && !cx.maps.has(run.map)) {
       if (tail) cx.tails.push(tailRun(chain, run));
-      for (const m of exactMaps(chain, run, (r) => cx.cl.ruleSlot.get(r)!, tail ? cx.appendRoom : 0)) cx.maps.set(m.name, m);
+      for (const m of exactMaps(chain, run, slotAt, tail ? cx.appendRoom : 0)) cx.maps.set(m.name, m);
     }
-    emitExactRun(a, chain, run, (r) => cx.cl.ruleSlot.get(r)!, main ? FRAME.XKEY : FRAME.FUNC_XKEY, COUNTERS_MAP, cx.counterSlots, () => (main ? exitNormalized(a, cx) : a.exit()), (target, skip) => {
+    emitExactRun(a, chain, run, slotAt, main ? FRAME.XKEY : FRAME.FUNC_XKEY, COUNTERS_MAP, cx.counterSlots, () => (main ? exitNormalized(a, cx) : a.exit()), (target, skip) => {
       // as a jump rule does (emitRule): the chain's return goes on after the run, its verdict ends this chain
       a.movReg(R1, R9).callSub(chainLabel(target));
       a.jmp('jeq', R0, RET_CONTINUE, skip);

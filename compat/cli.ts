@@ -2,6 +2,7 @@
  * The command boundary: turns error values into iptables-style messages and
  * exit codes, and checks the preconditions every command shares.
  */
+import fs from 'node:fs';
 import { BpftablesError } from '../xlate/errors';
 import { SysError } from '../native/libc';
 import { acquireXtablesLock, LockBusy } from '../native/lock';
@@ -12,14 +13,27 @@ import { paint } from './colour';
 export const VERSION = 'v1.8.11 (bpftables)';
 
 export interface Io { out: (s: string) => void; err: (s: string) => void }
-// nothing to write opens nothing: creating process.stdout loads the tty and stream modules (5 ms)
-let piped = false;
-function stdout(): NodeJS.WriteStream {
-  // a reader that went away (`| head`) ends the output, as for iptables, not in an unhandled EPIPE
-  if (!piped) { piped = true; process.stdout.on('error', (e: NodeJS.ErrnoException) => { if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0); else throw e; }); }
-  return process.stdout;
+/**
+ * Write all of `s` to stdout with write(2) itself: process.stdout would load
+ * node's stream modules (about 5 ms of a command's start), and on Linux it
+ * writes pipes and files synchronously too. A non-blocking descriptor that
+ * is full is waited for; a reader that went away (`| head`) ends the
+ * output, as for iptables, not in an unhandled EPIPE.
+ */
+function writeStdout(s: string): void {
+  let buf = Buffer.from(s);
+  while (buf.length > 0) {
+    try {
+      buf = buf.subarray(fs.writeSync(1, buf));
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EAGAIN') { Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1); continue; }
+      if (code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw e;
+    }
+  }
 }
-export const stdio: Io = { out: (s) => { if (s) stdout().write(s); }, err: (s) => { if (s) process.stderr.write(s); } };
+export const stdio: Io = { out: (s) => { if (s) writeStdout(s); }, err: (s) => { if (s) process.stderr.write(s); } };
 
 /**
  * Run `fn` holding the xtables lock (`wait` as for -w). When the lock stays

@@ -2,25 +2,46 @@
  * The few libc entry points bpftables needs, through koffi. Everything here
  * has side effects; callers get errors as SysError values carrying errno.
  */
-import koffi from 'koffi';
+import type Koffi from 'koffi';
 import os from 'node:os';
 
-const libc = koffi.load('libc.so.6');
+type KoffiModule = typeof Koffi;
+type CFunction = ReturnType<ReturnType<KoffiModule['load']>['func']>;
+let loaded: { koffi: KoffiModule; libc: ReturnType<KoffiModule['load']> } | undefined;
 
-const _syscall = libc.func('long syscall(long, ...)');
-const _close = libc.func('int close(int)');
-const _memcpy = libc.func('void *memcpy(void *, void *, size_t)');
-const _setns = libc.func('int setns(int, int)');
-const _mount = libc.func('int mount(const char *, const char *, const char *, unsigned long, void *)');
-const _socket = libc.func('int socket(int, int, int)');
-const _sendto = libc.func('long sendto(int, void *, size_t, int, void *, uint32_t)');
-const _recv = libc.func('long recv(int, void *, size_t, int)');
-const _bind = libc.func('int bind(int, void *, uint32_t)');
-const _setsockopt = libc.func('int setsockopt(int, int, int, void *, uint32_t)');
-const _getsockopt = libc.func('int getsockopt(int, int, int, void *, _Inout_ uint32_t *)');
-const _sigmask = libc.func('int pthread_sigmask(int, void *, void *)');
-const _ifNameToIndex = libc.func('unsigned int if_nametoindex(const char *)');
-const _ifIndexToName = libc.func('char *if_indextoname(unsigned int, _Out_ uint8_t *)');
+/**
+ * koffi and libc, loaded on first use: a command that makes no system call
+ * (`-V`, `-h`, a translation, a parameter error) starts without them.
+ */
+export function ffi(): { koffi: KoffiModule; libc: ReturnType<KoffiModule['load']> } {
+  if (!loaded) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const koffi = require('koffi') as KoffiModule;
+    loaded = { koffi, libc: koffi.load('libc.so.6') };
+  }
+  return loaded;
+}
+
+/** A libc function by its C prototype, declared on its first call. */
+export function libcFn(proto: string): CFunction {
+  let f: CFunction | undefined;
+  return ((...args: unknown[]) => (f ??= ffi().libc.func(proto))(...args)) as CFunction;
+}
+
+const _syscall = libcFn('long syscall(long, ...)');
+const _close = libcFn('int close(int)');
+const _memcpy = libcFn('void *memcpy(void *, void *, size_t)');
+const _setns = libcFn('int setns(int, int)');
+const _mount = libcFn('int mount(const char *, const char *, const char *, unsigned long, void *)');
+const _socket = libcFn('int socket(int, int, int)');
+const _sendto = libcFn('long sendto(int, void *, size_t, int, void *, uint32_t)');
+const _recv = libcFn('long recv(int, void *, size_t, int)');
+const _bind = libcFn('int bind(int, void *, uint32_t)');
+const _setsockopt = libcFn('int setsockopt(int, int, int, void *, uint32_t)');
+const _getsockopt = libcFn('int getsockopt(int, int, int, void *, _Inout_ uint32_t *)');
+const _sigmask = libcFn('int pthread_sigmask(int, void *, void *)');
+const _ifNameToIndex = libcFn('unsigned int if_nametoindex(const char *)');
+const _ifIndexToName = libcFn('char *if_indextoname(unsigned int, _Out_ uint8_t *)');
 
 const SIG_BLOCK = 0, SIG_SETMASK = 2;
 /** glibc's sigset_t: 1024 bits */
@@ -52,13 +73,13 @@ export function errnoName(errno: number): string {
 
 function check(call: string, r: number | bigint): number {
   const n = Number(r);
-  if (n < 0) throw new SysError(call, koffi.errno());
+  if (n < 0) throw new SysError(call, ffi().koffi.errno());
   return n;
 }
 
 /** The address of a Buffer's memory (stable: Buffer backing stores do not move). */
 export function addressOf(buf: Buffer): bigint {
-  return koffi.address(_memcpy(buf, buf, 0)) as bigint;
+  return ffi().koffi.address(_memcpy(buf, buf, 0)) as bigint;
 }
 
 export const SYS_bpf = 321;
@@ -73,7 +94,7 @@ export function bpfSyscall(cmd: number, attr: Buffer, name: string): number {
 /** Like bpfSyscall but returns -errno instead of throwing. */
 export function bpfSyscallRaw(cmd: number, attr: Buffer): number {
   const r = Number(_syscall(SYS_bpf, 'int', cmd, 'void *', attr, 'uint32_t', attr.length));
-  return r < 0 ? -koffi.errno() : r;
+  return r < 0 ? -ffi().koffi.errno() : r;
 }
 
 export function close(fd: number): void { if (fd >= 0) _close(fd); }
@@ -106,7 +127,7 @@ export function sendto(fd: number, data: Buffer, flags: number, addr: Buffer | n
 /** recv; returns -errno on failure (EAGAIN is routine for non-blocking polls). */
 export function recv(fd: number, buf: Buffer, flags: number): number {
   const r = Number(_recv(fd, buf, buf.length, flags));
-  return r < 0 ? -koffi.errno() : r;
+  return r < 0 ? -ffi().koffi.errno() : r;
 }
 export function bind(fd: number, addr: Buffer): void { check('bind', _bind(fd, addr, addr.length)); }
 export function setsockopt(fd: number, level: number, opt: number, val: Buffer): void {
@@ -119,22 +140,22 @@ export function getsockopt(fd: number, level: number, opt: number, size: number)
   return buf.subarray(0, len[0]);
 }
 
-const _mmap = libc.func('void *mmap(void *, size_t, int, int, int, long)');
-const _munmap = libc.func('int munmap(void *, size_t)');
-const _epollCreate1 = libc.func('int epoll_create1(int)');
-const _epollCtl = libc.func('int epoll_ctl(int, int, int, void *)');
-const _epollWait = libc.func('int epoll_wait(int, void *, int, int)');
-const _connect = libc.func('int connect(int, void *, uint32_t)');
-const _getsockname = libc.func('int getsockname(int, void *, _Inout_ uint32_t *)');
+const _mmap = libcFn('void *mmap(void *, size_t, int, int, int, long)');
+const _munmap = libcFn('int munmap(void *, size_t)');
+const _epollCreate1 = libcFn('int epoll_create1(int)');
+const _epollCtl = libcFn('int epoll_ctl(int, int, int, void *)');
+const _epollWait = libcFn('int epoll_wait(int, void *, int, int)');
+const _connect = libcFn('int connect(int, void *, uint32_t)');
+const _getsockname = libcFn('int getsockname(int, void *, _Inout_ uint32_t *)');
 
 /** A shared mapping of `len` bytes of fd at `offset`, as an ArrayBuffer over the mapped memory. */
 export interface Mapping { ptr: unknown; len: number; view: ArrayBuffer }
 export function mmap(fd: number, len: number, writable: boolean, offset: number): Mapping {
   const PROT_READ = 1, PROT_WRITE = 2, MAP_SHARED = 1;
   const ptr = _mmap(null, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED, fd, offset);
-  const addr = koffi.address(ptr) as bigint;
-  if (addr === 0xffffffffffffffffn) throw new SysError('mmap', koffi.errno());
-  return { ptr, len, view: koffi.view(ptr, len) as ArrayBuffer };
+  const addr = ffi().koffi.address(ptr) as bigint;
+  if (addr === 0xffffffffffffffffn) throw new SysError('mmap', ffi().koffi.errno());
+  return { ptr, len, view: ffi().koffi.view(ptr, len) as ArrayBuffer };
 }
 export function munmap(m: Mapping): void { _munmap(m.ptr, m.len); }
 

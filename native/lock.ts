@@ -5,10 +5,9 @@
  * two bpftables restores never race on the generation flip.
  */
 import fs from 'node:fs';
-import koffi from 'koffi';
+import { ffi, libcFn } from './libc';
 
-const libc = koffi.load('libc.so.6');
-const _flock = libc.func('int flock(int, int)');
+const _flock = libcFn('int flock(int, int)');
 const LOCK_EX = 2, LOCK_NB = 4, EWOULDBLOCK = 11;
 
 export const lockPath = (): string => process.env.XTABLES_LOCKFILE || '/run/xtables.lock';
@@ -29,7 +28,7 @@ export function acquireXtablesLock(waitSeconds?: number, intervalMs = 1000): Loc
     if (waitSeconds === 0) {
       if (_flock(fd, LOCK_EX) === 0) break;
     } else if (_flock(fd, LOCK_EX | LOCK_NB) === 0) break;
-    const errno = koffi.errno();
+    const errno = ffi().koffi.errno();
     if (errno !== EWOULDBLOCK || waitSeconds === undefined || Date.now() >= deadline) {
       fs.closeSync(fd);
       throw new LockBusy(errno === EWOULDBLOCK ? 'busy' : `flock: errno ${errno}`);

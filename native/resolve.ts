@@ -1,13 +1,15 @@
 /** Host name → IPv4 or IPv6 addresses through libc's getaddrinfo (/etc/hosts, DNS, as iptables resolves them). */
-import koffi from 'koffi';
+import { ffi, libcFn } from './libc';
 
-const libc = koffi.load('libc.so.6');
-const AddrInfo = koffi.struct('bpft_addrinfo', {
+let addrInfo: unknown;
+/** struct addrinfo, declared once (before getaddrinfo, whose prototype names it) */
+const AddrInfo = (): unknown => (addrInfo ??= ffi().koffi.struct('bpft_addrinfo', {
   ai_flags: 'int', ai_family: 'int', ai_socktype: 'int', ai_protocol: 'int', ai_addrlen: 'uint32_t',
   ai_addr: 'void *', ai_canonname: 'char *', ai_next: 'void *',
-});
-const getaddrinfo = libc.func('int getaddrinfo(const char *, const char *, bpft_addrinfo *, _Out_ void **)');
-const freeaddrinfo = libc.func('void freeaddrinfo(void *)');
+}));
+const declaredGetaddrinfo = libcFn('int getaddrinfo(const char *, const char *, bpft_addrinfo *, _Out_ void **)');
+const getaddrinfo = (...args: unknown[]): unknown => { AddrInfo(); return declaredGetaddrinfo(...args); };
+const freeaddrinfo = libcFn('void freeaddrinfo(void *)');
 
 /** Raw socket addresses getaddrinfo gives for `name` in `family` (AF_INET 2, AF_INET6 10), `len` bytes each. */
 function lookup(name: string, family: number, len: number): number[][] {
@@ -17,8 +19,8 @@ function lookup(name: string, family: number, len: number): number[][] {
   const addrs: number[][] = [];
   try {
     for (let p = out[0]; p; ) {
-      const ai = koffi.decode(p, AddrInfo) as { ai_addr: unknown; ai_next: unknown };
-      addrs.push(koffi.decode(ai.ai_addr, koffi.array('uint8_t', len)) as number[]);
+      const ai = ffi().koffi.decode(p, AddrInfo() as never) as { ai_addr: unknown; ai_next: unknown };
+      addrs.push(ffi().koffi.decode(ai.ai_addr, ffi().koffi.array('uint8_t', len)) as number[]);
       p = ai.ai_next;
     }
   } finally { freeaddrinfo(out[0]); }
@@ -45,7 +47,7 @@ export function resolveIpv6(name: string): number[][] {
   return addrs;
 }
 
-const getnameinfo = libc.func('int getnameinfo(void *, uint32_t, _Out_ uint8_t *, uint32_t, void *, uint32_t, int)');
+const getnameinfo = libcFn('int getnameinfo(void *, uint32_t, _Out_ uint8_t *, uint32_t, void *, uint32_t, int)');
 const NI_NAMEREQD = 8;
 
 /** The host name of an address through libc's getnameinfo (/etc/hosts, DNS), as nft -N asks; undefined when it has none. */

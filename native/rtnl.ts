@@ -5,8 +5,7 @@
  * and nf_ipv6_chk_addr see), and a socket that wakes up when routes,
  * addresses or links change.
  */
-import koffi from 'koffi';
-import { close, recv, sendto, socket, SysError } from './libc';
+import { close, ffi, libcFn, recv, sendto, socket, SysError } from './libc';
 
 const AF_NETLINK = 16, NETLINK_ROUTE = 0, SOCK_RAW = 3, SOCK_CLOEXEC = 0o2000000, SOCK_NONBLOCK = 0o4000;
 const AF_INET = 2, AF_INET6 = 10;
@@ -17,9 +16,8 @@ export const RT_TABLE_LOCAL = 255;
 /** legacy group bits: links, IPv4 addresses and routes, IPv6 addresses and routes */
 const GROUPS = 0x1 | 0x10 | 0x40 | 0x100 | 0x400;
 
-const libc = koffi.load('libc.so.6');
-const _bind = libc.func('int bind(int, void *, uint32_t)');
-const _ifIndexToName = libc.func('char *if_indextoname(unsigned int, _Out_ char *)');
+const _bind = libcFn('int bind(int, void *, uint32_t)');
+const _ifIndexToName = libcFn('char *if_indextoname(unsigned int, _Out_ char *)');
 
 export interface Route4 { dst: number; len: number; type: number; dev: string }
 /** An IPv6 route: destination (16 bytes), prefix length, RTN_* type, its nexthops' devices (names, indexes), whether one has a gateway. */
@@ -167,7 +165,7 @@ export function routeChanges(): { fd: number; drain(): boolean; close(): void } 
   const sa = Buffer.alloc(12);
   sa.writeUInt16LE(AF_NETLINK, 0);
   sa.writeUInt32LE(GROUPS, 8);
-  if (Number(_bind(fd, sa, sa.length)) < 0) { close(fd); throw new SysError('netlink bind', koffi.errno()); }
+  if (Number(_bind(fd, sa, sa.length)) < 0) { close(fd); throw new SysError('netlink bind', ffi().koffi.errno()); }
   const buf = Buffer.alloc(1 << 16);
   return {
     fd,

@@ -37,3 +37,36 @@ t.test('the bundle and the plain modules answer alike', async (t) => {
     t.ok(bundled.stdout.length > 0 || bundled.stderr.length > 0, `${cmd} said something`);
   }
 });
+
+t.test('the bundle is ASCII (read as latin1) and names the files of its packages', async (t) => {
+  const src = fs.readFileSync(path.join(REPO, 'dist', 'bundle.js'), 'latin1');
+  t.notOk(/[^\x00-\x7f]/.test(src), 'no byte beyond ASCII');
+  const ext = /"\\u0000externals": (\{[^}]*\})/.exec(src);
+  t.ok(ext, 'the package map is in the bundle');
+  const map = JSON.parse(ext?.[1] ?? '{}') as Record<string, string>;
+  for (const name of ['koffi', 'moo', 'nearley', 'pino']) {
+    t.ok(map[name] && fs.existsSync(path.join(REPO, 'dist', map[name]!)), `${name}: ${map[name]}`);
+    t.equal(map[name] && path.join(REPO, 'dist', map[name]!), require.resolve(name), `${name} is the file node's own lookup finds`);
+  }
+  // a message with characters beyond ASCII comes out as written (UTF-8), through the escapes
+  const r = spawnSync(path.join(BIN, 'iptables-restore-translate'), ['-f', path.join(REPO, 'fixtures', 'canonical.rules')], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
+  t.equal(r.status, 0, r.stderr);
+});
+
+t.test('what makes no system call starts without koffi, and writes its output itself', async (t) => {
+  const probe = path.join(fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'bpft-probe-')), 'probe.js');
+  fs.writeFileSync(probe, `process.on('exit', () => require('node:fs').writeSync(2, JSON.stringify({ koffi: Object.keys(require.cache).some((k) => k.includes('koffi')) }) + '\\n'));`);
+  const run = (cmd: string, args: string[]) => spawnSync(path.join(BIN, cmd), args, { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: `--require ${probe}` } });
+  for (const [cmd, args] of [['iptables', ['-V']], ['iptables', ['-h']], ['iptables-translate', ['-A', 'INPUT', '-j', 'DROP']]] as const) {
+    const r = run(cmd, [...args]);
+    t.equal(r.status, 0, `${cmd} ${args.join(' ')}: ${r.stderr}`);
+    t.ok(r.stdout.length > 0, 'printed');
+    t.match(r.stderr, /"koffi":false/, `${cmd} ${args.join(' ')}: koffi not loaded`);
+  }
+  // a reader that goes away ends the output quietly, with the command's status (the output is more than a pipe holds)
+  const big = path.join(path.dirname(probe), 'big.rules');
+  fs.writeFileSync(big, ['*filter', ':INPUT ACCEPT [0:0]', ...Array.from({ length: 5000 }, (_, i) => `-A INPUT -s 10.0.${i >> 8}.${i & 255}/32 -p tcp -m tcp --dport 22 -j DROP`), 'COMMIT', ''].join('\n'));
+  const piped = spawnSync('bash', ['-c', `${path.join(BIN, 'iptables-restore-translate')} -f ${big} | head -c 10 >/dev/null; echo \${PIPESTATUS[0]}`], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
+  t.equal(piped.stdout.trim(), '0', 'status 0 when the reader left');
+  t.equal(piped.stderr, '', 'no EPIPE error');
+});

@@ -153,27 +153,38 @@ function perPacket(floor: number): PacketRow[] {
 
 const have = (cmd: string): boolean => spawnSync('which', [cmd], { stdio: 'ignore' }).status === 0;
 
-/** Wall time (ms, median of 3) of `cmd args` in a fresh namespace each time, after `setup` ran there. */
-function timed(cmd: string, args: string[], input?: string, setup?: (ns: string) => void, runs = 3): number | null {
-  if (!have(cmd) && !cmd.startsWith('/')) return null;
-  const ms: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const ns = uniqueName('bench');
-    ip('netns', 'add', ns);
-    try {
-      setup?.(ns);
-      const t0 = process.hrtime.bigint();
-      const r = spawnSync('ip', ['netns', 'exec', ns, cmd, ...args], { input, encoding: 'utf8', maxBuffer: 1 << 28 });
-      const t1 = process.hrtime.bigint();
-      if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr.slice(0, 300)}`);
-      ms.push(Number(t1 - t0) / 1e6);
-    } finally {
-      spawnSync('ip', ['netns', 'exec', ns, path.join(REPO, 'bin', 'bpftables'), 'flush'], { stdio: 'ignore' });
-      ip('netns', 'del', ns);
-    }
+/** One wall-time measurement (ms) of `cmd args` in a fresh namespace, after `setup` ran there. */
+function timeOnce(cmd: string, args: string[], input?: string, setup?: (ns: string) => void): number {
+  const ns = uniqueName('bench');
+  ip('netns', 'add', ns);
+  try {
+    setup?.(ns);
+    const t0 = process.hrtime.bigint();
+    const r = spawnSync('ip', ['netns', 'exec', ns, cmd, ...args], { input, encoding: 'utf8', maxBuffer: 1 << 28 });
+    const t1 = process.hrtime.bigint();
+    if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr.slice(0, 300)}`);
+    return Number(t1 - t0) / 1e6;
+  } finally {
+    spawnSync('ip', ['netns', 'exec', ns, path.join(REPO, 'bin', 'bpftables'), 'flush'], { stdio: 'ignore' });
+    ip('netns', 'del', ns);
   }
-  return median(ms);
 }
+
+type Timing = [cmd: string, args: string[], input?: string, setup?: (ns: string) => void];
+
+/**
+ * Wall times (ms, median of `runs`) of several commands, measured round
+ * robin (one run of each, then the next round), so that a slow moment of the
+ * machine (other tenants, the kernel still freeing the per-packet section's
+ * programs) falls on every tool alike; null for a tool not installed.
+ */
+function timedTogether(jobs: Record<string, Timing>, runs = 3): Record<string, number | null> {
+  const names = Object.keys(jobs).filter((k) => { const c = jobs[k]![0]; return c.startsWith('/') || have(c); });
+  const ms = new Map<string, number[]>(names.map((k) => [k, []]));
+  for (let i = 0; i < runs; i++) for (const k of names) ms.get(k)!.push(timeOnce(...jobs[k]!));
+  return Object.fromEntries(Object.keys(jobs).map((k) => [k, ms.has(k) ? median(ms.get(k)!) : null]));
+}
+
 const runIn = (ns: string, cmd: string, args: string[], input?: string): void => {
   const r = spawnSync('ip', ['netns', 'exec', ns, cmd, ...args], { input, encoding: 'utf8', maxBuffer: 1 << 28 });
   if (r.status !== 0) throw new Error(`${cmd} failed: ${r.stderr.slice(0, 300)}`);
@@ -216,20 +227,20 @@ function controlPlane(): ControlRow[] {
       fs.writeFileSync(file, ruleset('blocklist', n).text);
       const nftRules = nftBlocklist(n, 'rules'), nftSet = nftBlocklist(n, 'set');
       const ours = path.join(REPO, 'bin', 'iptables-restore');
-      const restore = {
-        bpftables: timed(ours, [file]),
-        'iptables-legacy-restore': timed('iptables-legacy-restore', [file]),
-        'iptables-nft-restore': timed('iptables-nft-restore', [file]),
-        'nft -f (rules)': timed('nft', ['-f', '-'], nftRules),
-        'nft -f (set)': timed('nft', ['-f', '-'], nftSet),
-      };
+      const restore = timedTogether({
+        bpftables: [ours, [file]],
+        'iptables-legacy-restore': ['iptables-legacy-restore', [file]],
+        'iptables-nft-restore': ['iptables-nft-restore', [file]],
+        'nft -f (rules)': ['nft', ['-f', '-'], nftRules],
+        'nft -f (set)': ['nft', ['-f', '-'], nftSet],
+      });
       const add = ['-A', 'INPUT', '-s', '10.255.255.1/32', '-j', 'DROP'];
-      const addOne = n < 10_000 ? null : {
-        bpftables: timed(path.join(REPO, 'bin', 'iptables'), add, undefined, (ns) => runIn(ns, ours, [file])),
-        'iptables-legacy': timed('iptables-legacy', add, undefined, (ns) => runIn(ns, 'iptables-legacy-restore', [file])),
-        'iptables-nft': timed('iptables-nft', add, undefined, (ns) => runIn(ns, 'iptables-nft-restore', [file])),
-        'nft add rule': timed('nft', ['add', 'rule', 'ip', 'filter', 'input', 'ip', 'saddr', '10.255.255.1', 'drop'], undefined, (ns) => runIn(ns, 'nft', ['-f', '-'], nftRules)),
-      };
+      const addOne = n < 10_000 ? null : timedTogether({
+        bpftables: [path.join(REPO, 'bin', 'iptables'), add, undefined, (ns) => runIn(ns, ours, [file])],
+        'iptables-legacy': ['iptables-legacy', add, undefined, (ns) => runIn(ns, 'iptables-legacy-restore', [file])],
+        'iptables-nft': ['iptables-nft', add, undefined, (ns) => runIn(ns, 'iptables-nft-restore', [file])],
+        'nft add rule': ['nft', ['add', 'rule', 'ip', 'filter', 'input', 'ip', 'saddr', '10.255.255.1', 'drop'], undefined, (ns) => runIn(ns, 'nft', ['-f', '-'], nftRules)],
+      });
       rows.push({ rules: n, restore, addOne, peakRssKiB: peakRss(file) });
     }
   } finally { fs.rmSync(tmp, { recursive: true, force: true }); }
@@ -244,11 +255,11 @@ function main(): void {
   const dispatched = throughDispatcher(floorFd, floorPkt);
   close(floorFd);
   // commands start without NODE_EXTRA_CA_CERTS (bin/*'s env -u): the fair bare node is the one without it too
-  const startup = {
-    'node -e 0': timed(process.execPath, ['-e', '0'], undefined, undefined, 5),
-    'node -e 0 (as commands start)': timed('env', ['-u', 'NODE_EXTRA_CA_CERTS', process.execPath, '-e', '0'], undefined, undefined, 5),
-    'iptables -V': timed(path.join(REPO, 'bin', 'iptables'), ['-V'], undefined, undefined, 5),
-  };
+  const startup = timedTogether({
+    'node -e 0': [process.execPath, ['-e', '0']],
+    'node -e 0 (as commands start)': ['env', ['-u', 'NODE_EXTRA_CA_CERTS', process.execPath, '-e', '0']],
+    'iptables -V': [path.join(REPO, 'bin', 'iptables'), ['-V']],
+  }, 5);
   const packets = perPacket(floor);
   const control = controlPlane();
   const machine = { kernel: os.release(), cpu: os.cpus()[0]?.model ?? '?', cores: os.cpus().length, memGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version };

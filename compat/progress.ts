@@ -3,6 +3,8 @@
  * rules or more): only when stderr is a terminal, never in a pipe or a log,
  * and erased when done so that what follows starts on a clean line.
  */
+import fs from 'node:fs';
+
 const MIN_RULES = 10_000;
 const WIDTH = 30;
 
@@ -15,11 +17,20 @@ export interface Progress {
   end(): void;
 }
 
+function stderrIsCharDevice(): boolean {
+  try { return fs.fstatSync(2).isCharacterDevice(); } catch { return false; }
+}
+
 const NONE: Progress = { update() {}, phase() {}, end() {} };
 
 /** A bar for a run over `rules` rules, or one that draws nothing (too few rules, or stderr is no terminal). */
-export function progress(command: string, rules: number, stream: NodeJS.WriteStream = process.stderr): Progress {
-  if (rules < MIN_RULES || !stream.isTTY) return NONE;
+export function progress(command: string, rules: number, given?: NodeJS.WriteStream): Progress {
+  if (rules < MIN_RULES) return NONE;
+  // process.stderr is made only for a terminal: making it loads node's stream modules (about 5 ms of a
+  // restore), and a pipe or a file (what scripts and the bench give) is no character device
+  if (!given && !stderrIsCharDevice()) return NONE;
+  const stream = given ?? process.stderr;
+  if (!stream.isTTY) return NONE;
   let label = '';
   let last = -1;
   let from = 0, to = 1, at = 0;

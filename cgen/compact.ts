@@ -94,9 +94,12 @@ export function buildCompact(his: Uint32Array, los: Uint32Array, wide: boolean, 
   return undefined;
 }
 
+/** The bytes of a table of layout `l` (its map value's size): bounds, entries, and the padding for the unrolled steps. */
+export const tableBytes = (l: CompactLayout): number => l.at + l.entry * (l.count + l.scan - 1);
+
 function lay(l: CompactLayout, counts: Uint32Array, bucket: Uint32Array, his: Uint32Array, los: Uint32Array): CompactTable {
   const buckets = 1 << l.bits;
-  const size = l.at + l.entry * (l.count + l.scan - 1);
+  const size = tableBytes(l);
   const words = new Uint32Array(size / 4);
   // counts become each bucket's start (and counts[buckets] the end of the last)
   let acc = 0;

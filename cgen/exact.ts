@@ -459,7 +459,8 @@ export function emitExactRun(a: Asm, chain: Chain, run: ExactRun, slotAt: (ruleI
     return;
   }
   const compact = run.kind === 'compact';
-  a.note(`exact-match run: rules ${run.from + 1}-${run.to} as ${compact ? 'a compact table' : 'one hash lookup'}${compact && appendable ? ' (and a hash lookup of appended rules)' : ''}`);
+  const delta = compact && appendable ? deltaNames(run) : undefined;
+  a.note(`exact-match run: rules ${run.from + 1}-${run.to} as ${compact ? 'a compact table' : 'one hash lookup'}${delta ? ' (and a hash lookup of appended rules)' : ''}`);
   const short = a.fresh('xshort'), hit = a.fresh('xhit');
   if (s.l4) {
     a.ldx(2, R1, R9, S.FRAGOFF);
@@ -480,10 +481,9 @@ export function emitExactRun(a: Asm, chain: Chain, run: ExactRun, slotAt: (ruleI
     buildValue(a, s, true);
     emitCompactSearch(a, run.map, full.layout, found, miss);
     a.label(miss);
-    if (appendable) {
-      const d = deltaNames(run);
-      flagSet(a, d.flag, skip);
-      hashed(d.map);
+    if (delta) {
+      flagSet(a, delta.flag, skip);
+      hashed(delta.map);
       a.ja(hit);
     } else a.ja(skip);
     a.label(found);
@@ -506,7 +506,7 @@ export function emitExactRun(a: Asm, chain: Chain, run: ExactRun, slotAt: (ruleI
       buildValue(a, s, false);
       emitCompactSearch(a, run.ipMap!, run.compact!.part!.layout, drop, miss);
       a.label(miss);
-      if (appendable) { const d = deltaNames(run); flagSet(a, d.flag, skip); hashedPart(d.ipMap!); } else a.ja(skip);
+      if (delta) { flagSet(a, delta.flag, skip); hashedPart(delta.ipMap!); } else a.ja(skip);
     } else hashedPart(run.ipMap!);
     a.label(drop).mov64(R0, NF_DROP);
     leave();

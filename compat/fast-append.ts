@@ -20,7 +20,7 @@
  * address-part map of a tcp/udp run, the run's map (the commit: now in force,
  * and readers list it, native/journal.ts), the journal's position.
  */
-import { compactFind, type CompactLayout } from '../cgen/compact';
+import { compactFind, type CompactLayout, tableBytes } from '../cgen/compact';
 import { APPEND_ROOM, appendEntries, type TailRun } from '../cgen/exact';
 import { close, mapDelete, mapInfo, mapLookup, mapUpdate, u32Key } from '../native/bpf';
 import { crashPoint } from '../native/crash';
@@ -122,7 +122,7 @@ function extendRun(tail: TailRun, rule: Rule, slot: number, mapFd: (name: string
   if (b && (baseFd === undefined || flagFd === undefined || (b.ipMap !== undefined && baseIpFd === undefined))) return false;
   const inBase = (fd: number | undefined, l: CompactLayout | undefined, [hi, lo]: [number, number]): boolean => {
     if (fd === undefined || l === undefined) return false;
-    const t = Buffer.alloc(mapInfo(fd).valueSize);
+    const t = Buffer.alloc(tableBytes(l));
     return mapLookup(fd, u32Key(0), t) && compactFind(l, t, hi, lo) >= 0;
   };
   const taken = inBase(baseFd, b?.layout, e.full) || mapLookup(main, e.key, Buffer.alloc(8));

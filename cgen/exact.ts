@@ -15,6 +15,7 @@
  * fragment at offset 1) is dropped when some rule's address/protocol part
  * matches, found with a second lookup on those fields only. Pure.
  */
+import { PackedRule, PF, PV, type RuleBlock } from '../xlate/packed';
 import { type Asm, Helper, NF_ACCEPT, NF_DROP, R0, R1, R2, R3, R9, R10 } from './asm';
 import { buildCompact, type CompactLayout, type CompactTable, emitCompactSearch, emitEntryValue, valueWord } from './compact';
 import type { MapSpecOut } from './prefilter';
@@ -36,7 +37,11 @@ const BPF_MAP_TYPE_ARRAY = 2;
 const KEY_MAX = 16;
 
 /** Which fields a keyable rule tests; `sig` says the same as one number (rules of one shape share it). */
-interface Shape { src: boolean; dst: boolean; proto: boolean; sport: boolean; dport: boolean; l4: 'tcp' | 'udp' | ''; sig: number; key: KeyLayout }
+interface Shape {
+  src: boolean; dst: boolean; proto: boolean; sport: boolean; dport: boolean; l4: 'tcp' | 'udp' | ''; sig: number; key: KeyLayout;
+  /** bits of its search value with ports (keyBits), and without */
+  bits: number; partBits: number;
+}
 
 /**
  * Where a shape's fields lie in its key (byte offsets, -1 when absent): the
@@ -59,6 +64,7 @@ function keyLayout(s: { src: boolean; dst: boolean; proto: boolean; sport: boole
 const SHAPES = new Map<number, Shape>();
 
 function computeShape(r: Rule): Shape | undefined {
+  if (r instanceof PackedRule) return packedShape(r.block, r.index);
   const ip = r.ip;
   if (r.verdict.kind !== 'accept' && r.verdict.kind !== 'drop' && r.verdict.kind !== 'jump') return undefined;
   if (ip.in || ip.out || ip.frag) return undefined;
@@ -72,13 +78,39 @@ function computeShape(r: Rule): Shape | undefined {
     if (m.dport) { if (m.dport.invert || m.dport.range[0] !== m.dport.range[1]) return undefined; dport = true; }
     l4 = m.kind;
   }
-  const src = !!ip.src, dst = !!ip.dst, proto = !!ip.proto;
+  return shapeOf(!!ip.src, !!ip.dst, !!ip.proto, sport, dport, l4);
+}
+
+/** computeShape of a packed rule, from its row (PF bits) alone. */
+function packedShape(b: RuleBlock, i: number): Shape | undefined {
+  const v = b.verdict[i]!;
+  if (v !== PV.ACCEPT && v !== PV.DROP && v !== PV.JUMP) return undefined;
+  const f = b.flags[i]!;
+  if (f & (PF.IN | PF.OUT | PF.SRC_INV | PF.DST_INV | PF.PROTO_INV | PF.SPORT_INV | PF.DPORT_INV)) return undefined;
+  if ((f & PF.SRC) && (b.bits[i]! & 0xff) !== 32) return undefined;
+  if ((f & PF.DST) && (b.bits[i]! >>> 8) !== 32) return undefined;
+  const sport = (f & PF.SPORT) !== 0, dport = (f & PF.DPORT) !== 0;
+  if (sport && (b.sport[i]! & 0xffff) !== b.sport[i]! >>> 16) return undefined;
+  if (dport && (b.dport[i]! & 0xffff) !== b.dport[i]! >>> 16) return undefined;
+  return shapeOf((f & PF.SRC) !== 0, (f & PF.DST) !== 0, (f & PF.PROTO) !== 0, sport, dport, f & PF.L4 ? (f & PF.UDP ? 'udp' : 'tcp') : '');
+}
+
+function shapeOf(src: boolean, dst: boolean, proto: boolean, sport: boolean, dport: boolean, l4: Shape['l4']): Shape | undefined {
   if (!src && !dst && !proto) return undefined;
   const sig = +src | (+dst << 1) | (+proto << 2) | (+sport << 3) | (+dport << 4) | ((l4 === 'tcp' ? 1 : l4 === 'udp' ? 2 : 0) << 5);
   let shape = SHAPES.get(sig);
-  if (!shape) SHAPES.set(sig, shape = { src, dst, proto, sport, dport, l4, sig, key: keyLayout({ src, dst, proto, sport, dport }) });
+  if (!shape) {
+    shape = { src, dst, proto, sport, dport, l4, sig, key: keyLayout({ src, dst, proto, sport, dport }), bits: (src ? 32 : 0) + (dst ? 32 : 0) + (sport ? 16 : 0) + (dport ? 16 : 0) + (proto ? 8 : 0), partBits: (src ? 32 : 0) + (dst ? 32 : 0) + (proto ? 8 : 0) };
+    SHAPES.set(sig, shape);
+    SHAPE_BY_SIG[sig] = shape;
+  }
   return shape;
 }
+
+/** A keyable rule's fields (computeShape said which it has), from a packed rule's row without building its objects. */
+const srcOf = (r: Rule): number => (r instanceof PackedRule ? r.block.src[r.index]! : (r.ip.src as Addr4Match).addr);
+const dstOf = (r: Rule): number => (r instanceof PackedRule ? r.block.dst[r.index]! : (r.ip.dst as Addr4Match).addr);
+const protoOf = (r: Rule): number | undefined => (r instanceof PackedRule ? ((r.block.flags[r.index]! & PF.PROTO) ? r.block.proto[r.index]! : undefined) : r.ip.proto?.num);
 
 /** absent, or one IPv4 address exactly */
 const exactAddr = (a: Rule['ip']['src']): boolean => !a || (!isAddr6(a) && !a.invert && a.mask === 0xffffffff);
@@ -105,8 +137,8 @@ const JUMP_BASE = 2;
  * number itself. The protocol is left out of tcp/udp runs (one protocol each).
  */
 function keyId(r: Rule, s: Shape, withPorts: boolean): string | number {
-  const src = s.src ? (r.ip.src as Addr4Match).addr : 0, dst = s.dst ? (r.ip.dst as Addr4Match).addr : 0;
-  const proto = s.proto && !s.l4 ? r.ip.proto!.num : 0;
+  const src = s.src ? srcOf(r) : 0, dst = s.dst ? dstOf(r) : 0;
+  const proto = s.proto && !s.l4 ? protoOf(r)! : 0;
   if (!withPorts || (!s.sport && !s.dport)) {
     if (!s.proto || s.l4) {
       if (!s.dst) return src;
@@ -119,6 +151,7 @@ function keyId(r: Rule, s: Shape, withPorts: boolean): string | number {
 }
 
 function ports(r: Rule, s: Shape): [number, number] {
+  if (r instanceof PackedRule) return [s.sport ? r.block.sport[r.index]! & 0xffff : 0, s.dport ? r.block.dport[r.index]! & 0xffff : 0];
   for (const m of r.matches) {
     if (m.kind !== 'tcp' && m.kind !== 'udp') continue;
     return [s.sport ? m.sport!.range[0] : 0, s.dport ? m.dport!.range[0] : 0];
@@ -134,35 +167,44 @@ function ports(r: Rule, s: Shape): [number, number] {
  */
 export function findExactRuns(chain: Chain, chainIdx: number, lo: number, hi: number, treeMax = TREE_MAX, compact = true): ExactRun[] {
   const runs: ExactRun[] = [];
-  // each rule's shape, computed once (a rule that ends one run's scan starts the next)
-  const shapes = new Array<Shape | null | undefined>(hi - lo);
-  const shapeAt = (k: number): Shape | null => (shapes[k - lo] ??= computeShape(chain.rules[k]!) ?? null);
+  const rk = ruleKeys(chain, lo, hi);
   let i = lo;
   while (i < hi) {
-    const s = shapeAt(i);
-    if (!s) { i++; continue; }
-    const proto = chain.rules[i]!.ip.proto?.num;
-    // the first rule (its index) of each key so far: a run with jumps ends before a key comes again (see above)
-    const keys = new Map<string | number, number>();
-    let jumps = false;
-    let j = i;
-    while (j < hi) {
-      const r = chain.rules[j]!;
-      // a tcp or udp run is of one protocol; other runs may mix them (the key holds it)
-      if (shapeAt(j) !== s || (s.l4 && r.ip.proto!.num !== proto)) break;
-      const key = keyId(r, s, true);
-      const jump = r.verdict.kind === 'jump';
-      if (keys.has(key)) { if (jumps || jump) break; } else keys.set(key, j);
-      jumps ||= jump;
-      j++;
+    const sig = rk.sig[i - lo]!;
+    if (sig === NOT_KEYABLE) { i++; continue; }
+    const s = SHAPE_BY_SIG[sig]!;
+    const proto = rk.proto[i - lo]!;
+    const narrow = s.bits <= 64;
+    // the rules that could make the run (one shape, and for tcp/udp one protocol); when their keys are all
+    // distinct (a sort, in native code, tells) the run is all of them, and the first rule of each key is itself
+    let end = i + 1;
+    while (end < hi && rk.sig[end - lo] === sig && (!s.l4 || rk.proto[end - lo] === proto)) end++;
+    let j: number, first: ArrayLike<number>, jumps = false;
+    if (narrow && s.bits <= 53 && end - i >= MIN_EXACT_RUN && distinct(rk, i - lo, end - lo)) {
+      j = end;
+      const all = new Int32Array(end - i);
+      for (let k = 0; k < all.length; k++) all[k] = i + k;
+      first = all;
+      for (let k = i; k < end && !jumps; k++) jumps = rk.jump[k - lo] === 1;
+    } else {
+      // the first rule (its index) of each key so far: a run with jumps ends before a key comes again (see above)
+      const keys = narrow ? new FirstKeys(rk.hi, rk.lo, lo) : new FirstIds();
+      j = i;
+      while (j < end) {
+        const jump = rk.jump[j - lo] === 1;
+        if (keys.seen(j, narrow ? undefined : keyId(chain.rules[j]!, s, true))) { if (jumps || jump) break; } else keys.add(j);
+        jumps ||= jump;
+        j++;
+      }
+      first = keys.order;
     }
     if (j - i >= MIN_EXACT_RUN) {
-      const targets: string[] = [];
-      for (let k = i; k < j; k++) { const v = chain.rules[k]!.verdict; if (v.kind === 'jump' && !targets.includes(v.chain)) targets.push(v.chain); }
-      const run: ExactRun = { from: i, to: j, shape: s, map: `ex_${chainIdx}_${i}`, ipMap: s.l4 ? `exip_${chainIdx}_${i}` : undefined, targets, kind: 'hash' };
-      firstRules.set(run, keys);
-      if (keyBits(s, true) <= 64) {
-        if (keys.size <= treeMax) run.kind = 'tree';
+      const targets = new Set<string>();
+      if (jumps) for (let k = i; k < j; k++) { if (rk.jump[k - lo] === 1) targets.add((chain.rules[k]!.verdict as { chain: string }).chain); }
+      const run: ExactRun = { from: i, to: j, shape: s, map: `ex_${chainIdx}_${i}`, ipMap: s.l4 ? `exip_${chainIdx}_${i}` : undefined, targets: [...targets], kind: 'hash' };
+      runKeys.set(run, { first, rk, lo });
+      if (narrow) {
+        if (first.length <= treeMax) run.kind = 'tree';
         else if (compact) {
           const tables = compactTables(chain, run);
           if (tables) { run.kind = 'compact'; run.compact = tables; }
@@ -175,12 +217,159 @@ export function findExactRuns(chain: Chain, chainIdx: number, lo: number, hi: nu
   return runs;
 }
 
+/** Each rule's shape (its Shape.sig), protocol, whether it jumps, and search values, for rules [lo, hi) of a chain. */
+interface RuleKeys {
+  /** Shape.sig, or NOT_KEYABLE */
+  sig: Uint8Array;
+  /** the protocol (NO_PROTO: none) */
+  proto: Uint16Array;
+  /** 1: the rule jumps */
+  jump: Uint8Array;
+  /** the search value (valueFields with ports) as high and low 32 bits; and the address part's (without ports); zero for keys over 64 bits */
+  hi: Uint32Array; lo: Uint32Array; partHi: Uint32Array; partLo: Uint32Array;
+}
+const NOT_KEYABLE = 255, NO_PROTO = 256;
+/** The shapes by sig (filled as shapes are made). */
+const SHAPE_BY_SIG: (Shape | undefined)[] = [];
+
+/**
+ * RuleKeys of rules [lo, hi) in one pass: a packed rule's from its block's
+ * columns (no object is built: a 100k-rule blocklist is one tight loop),
+ * another's from its IR.
+ */
+function ruleKeys(chain: Chain, lo: number, hi: number): RuleKeys {
+  const n = hi - lo;
+  const rk: RuleKeys = { sig: new Uint8Array(n), proto: new Uint16Array(n), jump: new Uint8Array(n), hi: new Uint32Array(n), lo: new Uint32Array(n), partHi: new Uint32Array(n), partLo: new Uint32Array(n) };
+  const rules = chain.rules;
+  let block: RuleBlock | undefined, sigs: Uint8Array | undefined;
+  for (let k = 0; k < n; k++) {
+    const r = rules[lo + k]!;
+    if (!(r instanceof PackedRule)) {
+      const s = computeShape(r);
+      if (!s) { rk.sig[k] = NOT_KEYABLE; continue; }
+      rk.sig[k] = s.sig;
+      rk.proto[k] = protoOf(r) ?? NO_PROTO;
+      rk.jump[k] = r.verdict.kind === 'jump' ? 1 : 0;
+      if (s.bits <= 64) [rk.hi[k], rk.lo[k]] = splitValue(r, valueFields(s, true));
+      if (s.partBits <= 64) [rk.partHi[k], rk.partLo[k]] = splitValue(r, valueFields(s, false));
+      continue;
+    }
+    const b = r.block, i = r.index;
+    if (b !== block) { block = b; sigs = packedSigs(b); }
+    const sig = sigs![i]!;
+    rk.sig[k] = sig;
+    if (sig === NOT_KEYABLE) continue;
+    const s = SHAPE_BY_SIG[sig]!;
+    rk.proto[k] = (b.flags[i]! & PF.PROTO) ? b.proto[i]! : NO_PROTO;
+    rk.jump[k] = b.verdict[i] === PV.JUMP ? 1 : 0;
+    if (s.partBits > 64) continue;
+    // the fields in valueFields' order (src, dst, sport, dport, proto) shifted in: as splitValue does
+    let ph = 0, pl = 0;
+    if (s.src) pl = b.src[i]!;
+    if (s.dst) { ph = pl; pl = b.dst[i]!; }
+    let vh = ph, vl = pl;
+    if (s.sport) { const x = b.sport[i]! & 0xffff; vh = ((vh << 16) | (vl >>> 16)) >>> 0; vl = ((vl << 16) | x) >>> 0; }
+    if (s.dport) { const x = b.dport[i]! & 0xffff; vh = ((vh << 16) | (vl >>> 16)) >>> 0; vl = ((vl << 16) | x) >>> 0; }
+    if (s.proto) {
+      const x = b.proto[i]!;
+      vh = ((vh << 8) | (vl >>> 24)) >>> 0; vl = ((vl << 8) | x) >>> 0;
+      ph = ((ph << 8) | (pl >>> 24)) >>> 0; pl = ((pl << 8) | x) >>> 0;
+    }
+    rk.partHi[k] = ph; rk.partLo[k] = pl;
+    if (s.bits <= 64) { rk.hi[k] = vh; rk.lo[k] = vl; }
+  }
+  return rk;
+}
+
+/** Each row's Shape.sig (NOT_KEYABLE: none), for every row of a block, once per block: what computeShape says of its rule. */
+const blockSigs = new WeakMap<RuleBlock, { count: number; sigs: Uint8Array }>();
+function packedSigs(b: RuleBlock): Uint8Array {
+  const known = blockSigs.get(b);
+  if (known && known.count === b.count) return known.sigs;
+  const sigs = new Uint8Array(b.count);
+  const flags = b.flags, bits = b.bits, verdict = b.verdict, sport = b.sport, dport = b.dport;
+  const unkeyable = PF.IN | PF.OUT | PF.SRC_INV | PF.DST_INV | PF.PROTO_INV | PF.SPORT_INV | PF.DPORT_INV;
+  for (let i = 0; i < b.count; i++) {
+    const v = verdict[i]!, f = flags[i]!;
+    let sig: number = NOT_KEYABLE;
+    if ((v === PV.ACCEPT || v === PV.DROP || v === PV.JUMP) && !(f & unkeyable) && (f & (PF.SRC | PF.DST | PF.PROTO))
+      && (!(f & PF.SRC) || (bits[i]! & 0xff) === 32) && (!(f & PF.DST) || (bits[i]! >>> 8) === 32)
+      && (!(f & PF.SPORT) || (sport[i]! & 0xffff) === sport[i]! >>> 16) && (!(f & PF.DPORT) || (dport[i]! & 0xffff) === dport[i]! >>> 16)) {
+      sig = (f & PF.SRC ? 1 : 0) | (f & PF.DST ? 2 : 0) | (f & PF.PROTO ? 4 : 0) | (f & PF.SPORT ? 8 : 0) | (f & PF.DPORT ? 16 : 0) | ((f & PF.L4 ? (f & PF.UDP ? 2 : 1) : 0) << 5);
+      if (SHAPE_BY_SIG[sig] === undefined) packedShape(b, i);
+    }
+    sigs[i] = sig;
+  }
+  blockSigs.set(b, { count: b.count, sigs });
+  return sigs;
+}
+
+/** Are the search values (hi, lo) of rows [from, to) of `rk` all distinct (values of at most 53 bits)? */
+function distinct(rk: RuleKeys, from: number, to: number): boolean {
+  const v = new Float64Array(to - from);
+  for (let k = from; k < to; k++) v[k - from] = rk.hi[k]! * 0x100000000 + rk.lo[k]!;
+  v.sort();
+  for (let k = 1; k < v.length; k++) if (v[k] === v[k - 1]) return false;
+  return true;
+}
+
+/**
+ * The first rule of each key in a run: `seen(j)` asks whether rule j's key
+ * came before, `add(j)` records rule j as its key's first; `order` holds the
+ * first rules in the order they came. FirstKeys keys rules by their search
+ * value (hi, lo) in an open-addressing table of rule indexes (no object per
+ * key: a run of 100k keys is two typed arrays); FirstIds by an id string
+ * (keys over 64 bits).
+ */
+class FirstKeys {
+  readonly order: number[] = [];
+  private slots = new Int32Array(64);
+  private key = 0;
+  constructor(private readonly hi: Uint32Array, private readonly lo: Uint32Array, private readonly base: number) {}
+  private hash(k: number): number { return Math.imul(this.lo[k]! ^ Math.imul(this.hi[k]!, 0x85ebca77), 0x9e3779b1) >>> 0; }
+  seen(j: number): boolean {
+    const k = j - this.base, h = this.hi[k]!, l = this.lo[k]!;
+    const mask = this.slots.length - 1;
+    for (let p = this.hash(k) & mask; ; p = (p + 1) & mask) {
+      const at = this.slots[p]!;
+      if (at === 0) { this.key = p; return false; }
+      const o = at - 1 - this.base;
+      if (this.lo[o] === l && this.hi[o] === h) return true;
+    }
+  }
+  /** after seen(j) was false */
+  add(j: number): void {
+    this.slots[this.key] = j + 1;
+    this.order.push(j);
+    if (this.order.length * 2 > this.slots.length) this.grow();
+  }
+  private grow(): void {
+    const old = this.slots;
+    this.slots = new Int32Array(old.length * 2);
+    const mask = this.slots.length - 1;
+    for (const at of old) {
+      if (at === 0) continue;
+      let p = this.hash(at - 1 - this.base) & mask;
+      while (this.slots[p] !== 0) p = (p + 1) & mask;
+      this.slots[p] = at;
+    }
+  }
+}
+
+class FirstIds {
+  readonly order: number[] = [];
+  private readonly ids = new Set<string | number>();
+  private id: string | number = '';
+  seen(_j: number, id?: string | number): boolean { this.id = id!; return this.ids.has(id!); }
+  add(j: number): void { this.ids.add(this.id); this.order.push(j); }
+}
+
 /** Write the key of rule `r` (fields outside the shape zero; without ports when not `withPorts`) at `at`. */
 function writeKey(out: Buffer, at: number, r: Rule, s: Shape, withPorts: boolean): void {
   const k = s.key;
-  if (s.src) out.writeUInt32LE((r.ip.src as Addr4Match).addr, at + k.src);
-  if (s.dst) out.writeUInt32LE((r.ip.dst as Addr4Match).addr, at + k.dst);
-  if (s.proto) out[at + k.proto] = r.ip.proto!.num;
+  if (s.src) out.writeUInt32LE(srcOf(r), at + k.src);
+  if (s.dst) out.writeUInt32LE(dstOf(r), at + k.dst);
+  if (s.proto) out[at + k.proto] = protoOf(r)!;
   if (withPorts && (s.sport || s.dport)) {
     const [sport, dport] = ports(r, s);
     if (s.sport) out.writeUInt16LE(sport, at + k.sport);
@@ -224,7 +413,7 @@ const deltaNames = (run: ExactRun): { map: string; ipMap?: string; flag: string 
 
 export function tailRun(chain: Chain, run: ExactRun): TailRun {
   const r0 = chain.rules[run.from]!;
-  const common = { chain: chain.name, sig: run.shape.sig, proto: run.shape.l4 ? r0.ip.proto!.num : undefined, targets: run.targets, jumps: run.targets.length > 0 };
+  const common = { chain: chain.name, sig: run.shape.sig, proto: run.shape.l4 ? protoOf(r0) : undefined, targets: run.targets, jumps: run.targets.length > 0 };
   if (run.kind !== 'compact') return { ...common, map: run.map, ipMap: run.ipMap };
   const d = deltaNames(run);
   return { ...common, map: d.map, ipMap: d.ipMap, base: { map: run.map, layout: run.compact!.full.layout, ipMap: run.ipMap, ipLayout: run.compact!.part?.layout, flag: d.flag } };
@@ -241,7 +430,7 @@ export const tailMaps = (t: TailRun): string[] =>
  */
 export function appendEntries(tail: TailRun, r: Rule, slot: number): { key: Buffer; value: Buffer; ipKey?: Buffer; jump: boolean; full: [number, number]; part: [number, number] } | undefined {
   const s = computeShape(r);
-  if (!s || s.sig !== tail.sig || (s.l4 && r.ip.proto!.num !== tail.proto)) return undefined;
+  if (!s || s.sig !== tail.sig || (s.l4 && protoOf(r) !== tail.proto)) return undefined;
   const v = r.verdict;
   const target = v.kind === 'jump' ? tail.targets.indexOf(v.chain) : -1;
   if (v.kind === 'jump' && target < 0) return undefined;
@@ -262,11 +451,11 @@ export function appendEntries(tail: TailRun, r: Rule, slot: number): { key: Buff
  */
 function compactTables(chain: Chain, run: ExactRun): { full: CompactTable; part?: CompactTable } | undefined {
   const { first, ipPart } = firstByKey(chain, run);
-  const table = (rules: Map<string | number, number>, withPorts: boolean, valued: boolean): CompactTable | undefined => {
-    const fields = valueFields(run.shape, withPorts);
-    const his = new Uint32Array(rules.size), los = new Uint32Array(rules.size);
-    let i = 0;
-    for (const k of rules.values()) { const [hi, lo] = splitValue(chain.rules[k]!, fields); his[i] = hi; los[i++] = lo; }
+  const { rk, lo } = runKeys.get(run)!;
+  const table = (rules: ArrayLike<number>, withPorts: boolean, valued: boolean): CompactTable | undefined => {
+    const his = new Uint32Array(rules.length), los = new Uint32Array(rules.length);
+    const hi = withPorts ? rk.hi : rk.partHi, low = withPorts ? rk.lo : rk.partLo;
+    for (let i = 0; i < rules.length; i++) { const k = rules[i]! - lo; his[i] = hi[k]!; los[i] = low[k]!; }
     return buildCompact(his, los, keyBits(run.shape, withPorts) > 32, valued);
   };
   const full = table(first, true, true);
@@ -276,25 +465,21 @@ function compactTables(chain: Chain, run: ExactRun): { full: CompactTable; part?
   return part && { full, part };
 }
 
-/** Each run's first rule (its index in the chain) of each key, as findExactRuns found them (a 100k-rule run is not walked again). */
-const firstRules = new WeakMap<ExactRun, Map<string | number, number>>();
+/** Each run's first rule (its index in the chain) of each key, as findExactRuns found them, and the chain's RuleKeys (a 100k-rule run is not walked again). */
+const runKeys = new WeakMap<ExactRun, { first: ArrayLike<number>; rk: RuleKeys; lo: number }>();
 
 /**
  * The first rule of each key (it matches first), and for tcp/udp runs one
- * rule of each address/protocol part, by their indices in the chain.
+ * rule of each address/protocol part, by their indices in the chain, in order.
  */
-function firstByKey(chain: Chain, run: ExactRun): { first: Map<string | number, number>; ipPart: Map<string | number, number> } {
-  let first = firstRules.get(run);
-  if (!first) {
-    first = new Map();
-    for (let i = run.from; i < run.to; i++) { const id = keyId(chain.rules[i]!, run.shape, true); if (!first.has(id)) first.set(id, i); }
-    firstRules.set(run, first);
-  }
-  const ipPart = new Map<string | number, number>();
-  if (run.ipMap) {
-    for (let i = run.from; i < run.to; i++) { const ipId = keyId(chain.rules[i]!, run.shape, false); if (!ipPart.has(ipId)) ipPart.set(ipId, i); }
-  }
-  return { first, ipPart };
+function firstByKey(chain: Chain, run: ExactRun): { first: ArrayLike<number>; ipPart: ArrayLike<number> } {
+  const known = runKeys.get(run)!;
+  if (!run.ipMap) return { first: known.first, ipPart: [] };
+  const { rk, lo } = known;
+  const narrow = run.shape.partBits <= 64;
+  const parts = narrow ? new FirstKeys(rk.partHi, rk.partLo, lo) : new FirstIds();
+  for (let i = run.from; i < run.to; i++) if (!parts.seen(i, narrow ? undefined : keyId(chain.rules[i]!, run.shape, false))) parts.add(i);
+  return { first: known.first, ipPart: parts.order };
 }
 
 /**
@@ -307,48 +492,55 @@ export function exactMaps(chain: Chain, run: ExactRun, slotAt: (ruleIndex: numbe
   if (run.kind === 'compact') return compactMaps(chain, run, first, slotAt, room);
   // keys and values back to back, as one batch update takes them
   const size = run.shape.key.size;
-  const keys = Buffer.alloc(size * first.size);
-  const values = Buffer.alloc(8 * first.size);
-  let n = 0;
-  for (const i of first.values()) {
-    const r = chain.rules[i]!;
+  const keys = Buffer.alloc(size * first.length);
+  const values = Buffer.alloc(8 * first.length);
+  const verdict = verdictValues(run);
+  for (let n = 0; n < first.length; n++) {
+    const i = first[n]!, r = chain.rules[i]!;
     writeKey(keys, n * size, r, run.shape, true);
     values.writeUInt32LE(slotAt(i), n * 8);
-    const v = r.verdict;
-    values.writeUInt32LE(v.kind === 'jump' ? JUMP_BASE + run.targets.indexOf(v.chain) : v.kind === 'accept' ? NF_ACCEPT : NF_DROP, n * 8 + 4);
-    n++;
+    values.writeUInt32LE(verdict(r), n * 8 + 4);
   }
-  const maps: MapSpecOut[] = [{ name: run.map, type: BPF_MAP_TYPE_HASH, keySize: size, valueSize: 8, maxEntries: first.size + room, flags: 0, keys, values, count: first.size }];
+  const maps: MapSpecOut[] = [{ name: run.map, type: BPF_MAP_TYPE_HASH, keySize: size, valueSize: 8, maxEntries: first.length + room, flags: 0, keys, values, count: first.length }];
   if (run.ipMap) {
-    const ipKeys = Buffer.alloc(size * ipPart.size);
-    let k = 0;
-    for (const i of ipPart.values()) writeKey(ipKeys, size * k++, chain.rules[i]!, run.shape, false);
-    maps.push({ name: run.ipMap, type: BPF_MAP_TYPE_HASH, keySize: size, valueSize: 1, maxEntries: ipPart.size + room, flags: 0, keys: ipKeys, values: Buffer.alloc(ipPart.size, 1), count: ipPart.size });
+    const ipKeys = Buffer.alloc(size * ipPart.length);
+    for (let k = 0; k < ipPart.length; k++) writeKey(ipKeys, size * k, chain.rules[ipPart[k]!]!, run.shape, false);
+    maps.push({ name: run.ipMap, type: BPF_MAP_TYPE_HASH, keySize: size, valueSize: 1, maxEntries: ipPart.length + room, flags: 0, keys: ipKeys, values: Buffer.alloc(ipPart.length, 1), count: ipPart.length });
   }
   return maps;
 }
 
+/** A hit's verdict value for each rule of the run (NF_DROP, NF_ACCEPT or JUMP_BASE + the index of its target). */
+function verdictValues(run: ExactRun): (r: Rule) => number {
+  const target = new Map(run.targets.map((t, i) => [t, JUMP_BASE + i]));
+  return (r) => { const v = r.verdict; return v.kind === 'jump' ? target.get(v.chain)! : v.kind === 'accept' ? NF_ACCEPT : NF_DROP; };
+}
+
+/** BPF_F_MMAPABLE: user space may map the array (an append reads a compact table's bucket, not all of it). */
+export const BPF_F_MMAPABLE = 1 << 10;
+
 /** A single-element array map holding `bytes`. */
-const arrayOf = (name: string, bytes: Buffer): MapSpecOut =>
-  ({ name, type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: bytes.length, maxEntries: 1, flags: 0, keys: Buffer.alloc(4), values: bytes, count: 1 });
+const arrayOf = (name: string, bytes: Buffer, flags = 0): MapSpecOut =>
+  ({ name, type: BPF_MAP_TYPE_ARRAY, keySize: 4, valueSize: bytes.length, maxEntries: 1, flags, keys: Buffer.alloc(4), values: bytes, count: 1 });
 
 /**
  * A compact run's maps: its tables, each rule's value written at its key's
  * entry; with `room`, empty hash maps for appended keys and their flag.
  */
-function compactMaps(chain: Chain, run: ExactRun, first: Map<string | number, number>, slotAt: (ruleIndex: number) => number, room: number): MapSpecOut[] {
+function compactMaps(chain: Chain, run: ExactRun, first: ArrayLike<number>, slotAt: (ruleIndex: number) => number, room: number): MapSpecOut[] {
   const { full, part } = run.compact!;
-  const bytes = Buffer.from(full.bytes);
+  // the table's bytes are this compilation's own: the values go in where they are
+  const bytes = full.bytes;
   const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
-  let i = 0;
-  for (const k of first.values()) {
-    const w = valueWord(full.layout, full.position[i++]!);
+  const verdict = verdictValues(run);
+  for (let i = 0; i < first.length; i++) {
+    const k = first[i]!;
+    const w = valueWord(full.layout, full.position[i]!);
     words[w] = slotAt(k);
-    const v = chain.rules[k]!.verdict;
-    words[w + 1] = v.kind === 'jump' ? JUMP_BASE + run.targets.indexOf(v.chain) : v.kind === 'accept' ? NF_ACCEPT : NF_DROP;
+    words[w + 1] = verdict(chain.rules[k]!);
   }
-  const maps = [arrayOf(run.map, bytes)];
-  if (part) maps.push(arrayOf(run.ipMap!, part.bytes));
+  const maps = [arrayOf(run.map, bytes, BPF_F_MMAPABLE)];
+  if (part) maps.push(arrayOf(run.ipMap!, part.bytes, BPF_F_MMAPABLE));
   if (room > 0) {
     const d = deltaNames(run), size = run.shape.key.size, none = Buffer.alloc(0);
     maps.push({ name: d.map, type: BPF_MAP_TYPE_HASH, keySize: size, valueSize: 8, maxEntries: room, flags: 0, keys: none, values: none, count: 0 });
@@ -361,11 +553,11 @@ function compactMaps(chain: Chain, run: ExactRun, first: Map<string | number, nu
 /** The fields of a shape's search value, most significant first, with their summary offset, load size and width. */
 function valueFields(s: Shape, withPorts: boolean): { at: number; size: 1 | 2 | 4; bits: number; of: (r: Rule) => number }[] {
   const out: { at: number; size: 1 | 2 | 4; bits: number; of: (r: Rule) => number }[] = [];
-  if (s.src) out.push({ at: S.SADDR, size: 4, bits: 32, of: (r) => (r.ip.src as Addr4Match).addr });
-  if (s.dst) out.push({ at: S.DADDR, size: 4, bits: 32, of: (r) => (r.ip.dst as Addr4Match).addr });
+  if (s.src) out.push({ at: S.SADDR, size: 4, bits: 32, of: srcOf });
+  if (s.dst) out.push({ at: S.DADDR, size: 4, bits: 32, of: dstOf });
   if (withPorts && s.sport) out.push({ at: S.SPORT, size: 2, bits: 16, of: (r) => ports(r, s)[0] });
   if (withPorts && s.dport) out.push({ at: S.DPORT, size: 2, bits: 16, of: (r) => ports(r, s)[1] });
-  if (s.proto) out.push({ at: S.PROTO, size: 1, bits: 8, of: (r) => r.ip.proto!.num });
+  if (s.proto) out.push({ at: S.PROTO, size: 1, bits: 8, of: (r) => protoOf(r)! });
   return out;
 }
 
@@ -528,8 +720,8 @@ function emitTreeRun(a: Asm, chain: Chain, run: ExactRun, slotAt: (ruleIndex: nu
   const s = run.shape;
   const { first, ipPart } = firstByKey(chain, run);
   const full = valueFields(s, true), part = valueFields(s, false);
-  const sorted = (indices: Iterable<number>, withPorts: boolean): { v: bigint; r: Rule; k: number }[] =>
-    [...indices].map((k) => ({ v: valueOf(chain.rules[k]!, withPorts ? full : part), r: chain.rules[k]!, k })).sort((x, y) => (x.v < y.v ? -1 : x.v > y.v ? 1 : 0));
+  const sorted = (indices: ArrayLike<number>, withPorts: boolean): { v: bigint; r: Rule; k: number }[] =>
+    Array.from(indices, (k) => ({ v: valueOf(chain.rules[k]!, withPorts ? full : part), r: chain.rules[k]!, k })).sort((x, y) => (x.v < y.v ? -1 : x.v > y.v ? 1 : 0));
   const short = a.fresh('xtshort');
   if (s.l4) {
     a.ldx(2, R1, R9, S.FRAGOFF);
@@ -537,7 +729,7 @@ function emitTreeRun(a: Asm, chain: Chain, run: ExactRun, slotAt: (ruleIndex: nu
     a.jmp32('jne', R1, 0, skip);
     a.ldx(4, R1, R9, S.L4AVAIL).jmp32('jlt', R1, s.l4 === 'tcp' ? 20 : 8, short);
   }
-  const keys = sorted(first.values(), true);
+  const keys = sorted(first, true);
   const hits = keys.map(() => a.fresh('xthit'));
   buildValue(a, s, true);
   emitSearch(a, keys.map((k) => k.v), (i) => hits[i]!, skip);
@@ -553,7 +745,7 @@ function emitTreeRun(a: Asm, chain: Chain, run: ExactRun, slotAt: (ruleIndex: nu
   if (!s.l4) return;
   // unreadable header: iptables drops it at the first rule whose address/protocol part matches
   a.label(short);
-  const parts = sorted(ipPart.values(), false);
+  const parts = sorted(ipPart, false);
   const drop = a.fresh('xtdrop');
   buildValue(a, s, false);
   emitSearch(a, parts.map((p) => p.v), () => drop, skip);

@@ -23,13 +23,13 @@ import { HOOK_NOSK, RECENT_VALUE_SIZE, RECENT_ZERO_MAP } from './recent';
 import { HASHLIMIT_SCRATCH_MAP, HASHLIMIT_SCRATCH_SIZE } from './hashlimit';
 import { ADDRTYPE6_KEY_SIZE, ADDRTYPE6_SCRATCH_MAP } from './addrtype';
 import { ACTIONS_MAP, actionIds, actionsMap, EPILOGUE, emitEpilogue, emitMssOption, recordAction } from './events';
-import { type BuiltinChain, BUILTIN_CHAINS, type Chain, ctTupleFields, type Family, LOG_FLAGS, type Match, hashlimitTables, needsCtDetails, recentTables, type Rule, setsUsed, type Table, tableFacts, type TableFacts, usesAddrtype, usesMatch } from '../xlate/ir';
+import { type BuiltinChain, BUILTIN_CHAINS, type Chain, ctTupleFields, type Family, LOG_FLAGS, type Match, hashlimitTables, needsCtDetails, recentTables, type Rule, setsUsed, type Table, usesAddrtype, usesMatch } from '../xlate/ir';
+import { tableFacts, type TableFacts } from '../xlate/facts';
 
 export const COUNTERS_MAP = 'counters';
 
+/** Where each counter is (16 bytes a slot: packets, bytes): rules in table order, then one slot per built-in chain policy. */
 export interface CounterLayout {
-  /** slot of each rule, keyed by the rule object */
-  ruleSlot: Map<Rule, number>;
   /** the slot of each chain's first rule: rule i of the chain has slot base + i */
   chainBase: Map<string, number>;
   policySlot: Map<BuiltinChain, number>;
@@ -37,13 +37,19 @@ export interface CounterLayout {
 }
 
 export function counterLayout(t: Table): CounterLayout {
-  const ruleSlot = new Map<Rule, number>();
   const chainBase = new Map<string, number>();
   let n = 0;
-  for (const c of t.chains) { chainBase.set(c.name, n); for (const r of c.rules) ruleSlot.set(r, n++); }
+  for (const c of t.chains) { chainBase.set(c.name, n); n += c.rules.length; }
   const policySlot = new Map<BuiltinChain, number>();
   for (const b of BUILTIN_CHAINS) policySlot.set(b, n++);
-  return { ruleSlot, chainBase, policySlot, slots: n };
+  return { chainBase, policySlot, slots: n };
+}
+
+/** Each rule's counter slot, by rule object (for callers that keep rules apart from their tables). */
+export function ruleSlots(t: Table, cl: CounterLayout): Map<Rule, number> {
+  const out = new Map<Rule, number>();
+  for (const c of t.chains) { const base = cl.chainBase.get(c.name)!; c.rules.forEach((r, i) => out.set(r, base + i)); }
+  return out;
 }
 
 export const HOOK_OF: Record<BuiltinChain, number> = { INPUT: 1, FORWARD: 2, OUTPUT: 3 };
@@ -113,7 +119,7 @@ function emitRule(a: Asm, chain: Chain, i: number, cx: CompileCtx, frame: Frame)
   if (cx.faultLine !== undefined && rule.src?.line === cx.faultLine) {
     a.ldx(8, R0, R8, 0); // test hook: an access the verifier must refuse (r8 holds no pointer)
   }
-  count(a, cx.cl.ruleSlot.get(rule)!);
+  count(a, cx.cl.chainBase.get(chain.name)! + i);
   const v = rule.verdict;
   const main = frame.kind === 'main';
   switch (v.kind) {
@@ -198,6 +204,12 @@ function emitRules(a: Asm, chain: Chain, from: number, to: number, cx: CompileCt
   linear(to);
 }
 
+/** `f`, computed once per chain. */
+function cachedBy<T>(f: (c: Chain) => T): (c: Chain) => T {
+  const known = new Map<Chain, T>();
+  return (c) => { let v = known.get(c); if (v === undefined) known.set(c, v = f(c)); return v; };
+}
+
 /** Does some IPv4 chain end in an exact-match run (that could keep room for appended rules)? */
 function hasTailRun(t: Table, cx: CompileCtx): boolean {
   return t.chains.some((c) => exactRunsOf(cx, c).some((r) => isTailRun(c, r)));
@@ -214,6 +226,8 @@ function exactRunsOf(cx: CompileCtx, chain: Chain): ExactRun[] {
 /** What one compileTable call shares between its hook programs. */
 interface CompileCtx {
   exactRuns: Map<Chain, ExactRun[]>;
+  /** chainTargets, once per chain */
+  targets: (c: Chain) => string[];
   chunks: Map<Chain, [number, number][]>;
   cl: CounterLayout;
   /** chain → its index in the table, for function and map names */
@@ -505,18 +519,29 @@ function readsTransport(all: readonly Match[]): boolean {
   return false;
 }
 
-/** User chains reachable from `start`, in first-reached order. */
-export function reachableChains(t: Table, start: string): string[] {
+/** The chains a chain's rules jump or go to, each once, in first-use order. */
+export function chainTargets(c: Chain): string[] {
+  const out = new Set<string>();
+  const rules = c.rules;
+  // indexed: a for-of over a big array allocates an iterator result per element until V8 optimizes it
+  for (let i = 0; i < rules.length; i++) {
+    const v = rules[i]!.verdict;
+    if (v.kind === 'jump' || v.kind === 'goto') out.add(v.chain);
+  }
+  return [...out];
+}
+
+/** User chains reachable from `start`, in first-reached order (`targets`: chainTargets, cached by the caller). */
+export function reachableChains(t: Table, start: string, targets: (c: Chain) => string[] = chainTargets): string[] {
   const byName = new Map(t.chains.map((c) => [c.name, c]));
-  const seen: string[] = [];
+  const seen = new Set<string>();
   const walk = (name: string): void => {
-    for (const r of byName.get(name)?.rules ?? []) {
-      const v = r.verdict;
-      if ((v.kind === 'jump' || v.kind === 'goto') && !seen.includes(v.chain)) { seen.push(v.chain); walk(v.chain); }
-    }
+    const c = byName.get(name);
+    if (!c) return;
+    for (const target of targets(c)) if (!seen.has(target)) { seen.add(target); walk(target); }
   };
   walk(start);
-  return seen;
+  return [...seen];
 }
 
 /** BPF allows 8 call frames in all. */
@@ -560,7 +585,7 @@ function compileHook(t: Table, chain: BuiltinChain, cx: CompileCtx, k: KernelLay
   if (mainChunks.length > 1) {
     mainChunks.forEach(([from, to], c) => emitRuleFunc(a, main, from, to, cx, chunkLabel(mainIdx, c), `chunk_${mainIdx}_${c}`, { kind: 'chunk' }));
   }
-  const users = reachableChains(t, chain);
+  const users = reachableChains(t, chain, cx.targets);
   for (const name of users) {
     const c = byName.get(name)!;
     const ci = idx.get(name)!;
@@ -598,12 +623,7 @@ function checkFrames(t: Table, main: Chain, cx: CompileCtx): void {
     if (known) return known;
     memo.set(c.name, { frames: 0, path: [] }); // a loop (never validated) ends here
     let best = { frames: 0, path: [] as string[] };
-    const targets = new Set<string>();
-    for (const r of c.rules) {
-      const v = r.verdict;
-      if (v.kind === 'jump' || v.kind === 'goto') targets.add(v.chain);
-    }
-    for (const name of targets) {
+    for (const name of cx.targets(c)) {
       const target = byName.get(name)!;
       const sub = deepest(target);
       if (cost(target) + sub.frames > best.frames) best = { frames: cost(target) + sub.frames, path: [target.name, ...sub.path] };
@@ -678,7 +698,7 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
   const all = facts.matches;
   const cx: CompileCtx = {
     cl: counterLayout(t), chainIndex: new Map(t.chains.map((c, i) => [c, i])), maps: new Map(), faultLine: opts.verifierFaultLine,
-    exactRuns: new Map(), chunks: new Map(), family: t.family, stateSlots, env,
+    exactRuns: new Map(), chunks: new Map(), family: t.family, stateSlots, env, targets: cachedBy(chainTargets),
     usesMac: usesMatch(all, 'mac'), ctDetails: needsCtDetails(all), usesMss: usesMatch(all, 'tcpmss'), usesOwner: usesMatch(all, 'owner'), usesL4: readsTransport(all), usesIfaces: facts.ifaces || usesMatch(all, 'ifindex') || usesMatch(all, 'fibroute'), usesIfindex: usesMatch(all, 'ifindex') || usesMatch(all, 'fibroute'),
     usesSkbDev: (t.family === 6 && all.some((m) => m.kind === 'addrtype' && m.fib && !m.limitIn && !m.limitOut)) || usesMatch(all, 'fibroute'),
     usesFibRoute: usesMatch(all, 'fibroute'), usesPayload: usesMatch(all, 'payload'), nftWalk: !!opts.nft, viaDynptr: !!opts.viaDynptr, usesCt: facts.conntrack,

@@ -5,14 +5,15 @@ import { close, linkInfo, mapInfo, objGet } from '../native/bpf';
 import { acquireXtablesLock } from '../native/lock';
 import { collectGarbage, ensureStateRoot, familyDir, namespaceStateDir, netnsKey, stateSubdir } from '../native/statefs';
 import { setNames } from '../native/ipsets';
-import { type Io, requireRoot, runMain, VERSION } from './cli';
+import { type Io, readText, requireRoot, runMain, VERSION } from './cli';
 import { demo } from './demo';
 import { nftMain } from './nft';
 import { readNft } from './nft-engine';
 import { flushAll, kernel, readTable } from './engine';
 import { recentCommand } from './recentcmd';
 import { runLogd, runningLogd } from './logd';
-import { type Family, isBuiltin, type Table, tableFacts, usesAddrtype } from '../xlate/ir';
+import { type Family, isBuiltin, type Table, usesAddrtype } from '../xlate/ir';
+import { tableFacts } from '../xlate/facts';
 import { hashlimitTablesPinned, recentLists } from '../native/nsmaps';
 import { checkNftRuleset, checkTable, type Finding } from '../xlate/check';
 import { BpftablesError } from '../xlate/errors';
@@ -238,7 +239,7 @@ export function main(): void {
 
 /** The text of a command's input file (`-`: standard input), or null once the failure is reported. */
 function readInput(cmd: string, file: string, io: Io): string | null {
-  try { return fs.readFileSync(file === '-' ? 0 : file, 'utf8'); } catch (e) { io.err(`bpftables ${cmd}: ${file}: ${(e as Error).message}\n`); return null; }
+  try { return readText(file); } catch (e) { io.err(`bpftables ${cmd}: ${file}: ${(e as Error).message}\n`); return null; }
 }
 
 /** A ruleset that does not parse, reported as `bpftables CMD: FILE:LINE: message` (exit 2); anything else is rethrown. */

@@ -2,6 +2,7 @@
  * The command boundary: turns error values into iptables-style messages and
  * exit codes, and checks the preconditions every command shares.
  */
+import { isAscii } from 'node:buffer';
 import fs from 'node:fs';
 import { BpftablesError } from '../xlate/errors';
 import { SysError } from '../native/libc';
@@ -50,6 +51,16 @@ export function withXtablesLock(io: Io, wait: number | undefined, intervalMs: nu
     return 4;
   }
   try { return fn(); } finally { lock.release(); }
+}
+
+/**
+ * A file's text (`-`: standard input). An ASCII file (any iptables-save
+ * output) is read as latin1, which copies its bytes, where UTF-8 decoding
+ * costs a third more of a 100k-rule restore's read; anything else as UTF-8.
+ */
+export function readText(file: string): string {
+  const bytes = fs.readFileSync(file === '-' ? 0 : file);
+  return bytes.toString(isAscii(bytes) ? 'latin1' : 'utf8');
 }
 
 export function requireRoot(prog: string): void {

@@ -29,9 +29,12 @@ import { systemNameDb } from './namedb';
 import { openSet } from '../native/ipsets';
 import { SysError } from '../native/libc';
 import { ensureLogd } from './logd';
-import { appendRoom, pendingInForce, storedRule } from './fast-append';
+import { appendRoom, pendingInForce } from './fast-append';
+import { decodeTable, encodeTable, storedStateKeys } from '../xlate/stored';
+import { ZERO_COUNTERS } from '../xlate/packed';
 import { BpftablesError } from '../xlate/errors';
-import { emptyFilterTable, type Family, hashlimitTables, recentTables, type Table, tableFacts, usesAddrtype, usesMatch } from '../xlate/ir';
+import { type Counters, emptyFilterTable, type Family, hashlimitTables, recentTables, type Table, usesAddrtype, usesMatch } from '../xlate/ir';
+import { tableFacts } from '../xlate/facts';
 import { log } from './log';
 
 let layout: KernelLayout | undefined;
@@ -90,8 +93,13 @@ function kernelHz(): number {
 
 const SLOT: Record<string, number> = { INPUT: 0, FORWARD: 1, OUTPUT: 2 };
 
-/** What a generation stores: its ruleset, and the key of each limit/nth state slot (matchStateKeys) by slot. */
-interface StoredState { version: 1; table: Table; stateKeys?: string[] }
+/** A u64 of the counter map (little-endian), as a number (exact up to 2^53, as Number(BigInt) beyond). */
+const u64 = (v: Buffer, at: number): number => v.readUInt32LE(at) + v.readUInt32LE(at + 4) * 4294967296;
+/** The counters in slot `slot` of a counter map's value; zero ones shared (ZERO_COUNTERS, frozen). */
+function countersAt(v: Buffer, slot: number): Counters {
+  const packets = u64(v, slot * 16), bytes = u64(v, slot * 16 + 8);
+  return packets === 0 && bytes === 0 ? ZERO_COUNTERS : { packets, bytes };
+}
 
 /** The live filter table of `family` with counters, or undefined if none is loaded. */
 export function readTable(family: Family): Table | undefined {
@@ -99,28 +107,25 @@ export function readTable(family: Family): Table | undefined {
   const active = st?.readActive();
   if (!active) return undefined;
   try {
-    const stored = JSON.parse(active.state.toString('utf8')) as StoredState;
-    const table = stored.table;
-    table.family ??= family; // stored before tables carried their family
+    const { table } = decodeTable(active.state, family);
     const cl = counterLayout(table);
+    const v = Buffer.alloc(mapInfo(active.countersFd).valueSize);
+    mapLookup(active.countersFd, u32Key(0), v);
+    for (const c of table.chains) {
+      const base = cl.chainBase.get(c.name)!;
+      const rules = c.rules;
+      for (let i = 0; i < rules.length; i++) rules[i]!.counters = countersAt(v, base + i);
+      const slot = cl.policySlot.get(c.name as 'INPUT');
+      c.counters = slot === undefined ? { packets: 0, bytes: 0 } : { ...countersAt(v, slot) };
+    }
     // rules appended since (native/journal.ts) go back at the ends of their chains, with their own slots
     const j = active.journal;
     const appended = j ? [...j.entries, ...(pendingInForce(j, (name) => st!.runMap(active.gen, name)) ? [j.pending!] : [])] : [];
     for (const e of appended) {
       const chain = table.chains.find((c) => c.name === e.chain);
       if (!chain) throw new BpftablesError(`the stored ruleset has no chain ${e.chain} for an appended rule`, 1);
+      e.rule.counters = countersAt(v, e.slot);
       chain.rules.push(e.rule);
-      cl.ruleSlot.set(e.rule, e.slot);
-    }
-    const v = Buffer.alloc(mapInfo(active.countersFd).valueSize);
-    mapLookup(active.countersFd, u32Key(0), v);
-    for (const [rule, slot] of cl.ruleSlot) {
-      rule.counters = { packets: Number(v.readBigUInt64LE(slot * 16)), bytes: Number(v.readBigUInt64LE(slot * 16 + 8)) };
-    }
-    for (const c of table.chains) {
-      const slot = cl.policySlot.get(c.name as 'INPUT');
-      c.counters = slot === undefined ? { packets: 0, bytes: 0 }
-        : { packets: Number(v.readBigUInt64LE(slot * 16)), bytes: Number(v.readBigUInt64LE(slot * 16 + 8)) };
     }
     return table;
   } finally {
@@ -229,20 +234,26 @@ export function loadCompiled(compiled: CompiledTable, table: Table, shared?: Map
       extraMaps.set(setMapName(name), set.dataFd);
     }
     const mapFds = new Map([...extraMaps, ...(shared ?? []), ['counters', countersFd]]);
-    // initial counters (iptables-restore -c, and the live counters kept by iptables commands)
-    const init = Buffer.alloc(compiled.counterSlots * 16);
-    for (const [rule, slot] of compiled.counters.ruleSlot) {
-      // the buffer starts zeroed: only counters carried over are written (BigInt conversions are slow)
-      if (rule.counters.packets) init.writeBigUInt64LE(BigInt(rule.counters.packets), slot * 16);
-      if (rule.counters.bytes) init.writeBigUInt64LE(BigInt(rule.counters.bytes), slot * 16 + 8);
-    }
+    // initial counters (iptables-restore -c, and the live counters kept by iptables commands); a new array
+    // map is zero, so a table that has counted nothing (a restore) writes nothing
+    let init: Buffer | undefined;
+    const put = (slot: number, packets: number, bytes: number): void => {
+      init ??= Buffer.alloc(compiled.counterSlots * 16);
+      // BigInt only for what is there (its conversions are slow)
+      if (packets) init.writeBigUInt64LE(BigInt(packets), slot * 16);
+      if (bytes) init.writeBigUInt64LE(BigInt(bytes), slot * 16 + 8);
+    };
     for (const c of table.chains) {
+      const base = compiled.counters.chainBase.get(c.name)!;
+      const rules = c.rules;
+      for (let i = 0; i < rules.length; i++) {
+        const n = rules[i]!.counters;
+        if (n.packets || n.bytes) put(base + i, n.packets, n.bytes);
+      }
       const slot = compiled.counters.policySlot.get(c.name as 'INPUT');
-      if (slot === undefined) continue;
-      init.writeBigUInt64LE(BigInt(c.counters.packets), slot * 16);
-      init.writeBigUInt64LE(BigInt(c.counters.bytes), slot * 16 + 8);
+      if (slot !== undefined && (c.counters.packets || c.counters.bytes)) put(slot, c.counters.packets, c.counters.bytes);
     }
-    mapUpdate(countersFd, u32Key(0), init);
+    if (init) mapUpdate(countersFd, u32Key(0), init);
     for (const h of compiled.hooks) {
       try {
         progFds.set(SLOT[h.chain]!, TableState.loadHook(h.linked, mapFds, `bpft_${h.chain.toLowerCase()}`));
@@ -285,8 +296,7 @@ export function replaceTable(table: Table, step?: (label: string) => void): void
   phase('compiled');
   crashPoint('engine: compiled');
   const stateKeys = carryRuleState(table, compiled);
-  const state: StoredState = { version: 1, table: stripForStore(table), stateKeys };
-  const stateBytes = Buffer.from(JSON.stringify(state));
+  const stateBytes = encodeTable(table, stateKeys.length ? stateKeys : undefined);
   phase('ruleset serialized');
   const loaded = loadCompiled(compiled, table);
   phase('maps created and programs loaded');
@@ -352,7 +362,7 @@ function carryRuleState(table: Table, compiled: CompiledTable): string[] {
   if (active) close(active.countersFd);
   const oldBytes = st?.readActiveRuleState();
   if (!active || !oldBytes) return bySlot;
-  const oldKeys = (JSON.parse(active.state.toString('utf8')) as StoredState).stateKeys ?? [];
+  const oldKeys = storedStateKeys(active.state);
   const oldSlot = new Map(oldKeys.map((k, i) => [k, i]));
   const value = spec.values; // the array's one element
   bySlot.forEach((key, slot) => {
@@ -388,19 +398,6 @@ export function releaseConntrack(owner: ConntrackOwner): void {
   } catch (e) {
     log.debug({ err: e }, 'releasing the conntrack reference failed');
   }
-}
-
-/**
- * The stored form of a table: counters live in the kernel's counter map and
- * source positions belong to the input, so neither is stored (readTable puts
- * the counters back).
- */
-function stripForStore(t: Table): Table {
-  return {
-    name: t.name,
-    family: t.family,
-    chains: t.chains.map(({ counters: _c, rules, ...c }) => ({ ...c, rules: rules.map(storedRule) })),
-  } as Table;
 }
 
 /** Remove every bpftables object of this namespace. Returns whether anything was there. */

@@ -20,12 +20,13 @@
  * address-part map of a tcp/udp run, the run's map (the commit: now in force,
  * and readers list it, native/journal.ts), the journal's position.
  */
+import { storedRule } from '../xlate/stored';
 import { compactFind, type CompactLayout, tableBytes } from '../cgen/compact';
 import { APPEND_ROOM, appendEntries, type TailRun } from '../cgen/exact';
 import { close, mapDelete, mapInfo, mapLookup, mapUpdate, u32Key } from '../native/bpf';
 import { crashPoint } from '../native/crash';
 import { commitEntry, type Journal, JOURNAL_VERSION, writeEntry } from '../native/journal';
-import { SysError } from '../native/libc';
+import { type Mapping, mmap, munmap, SysError } from '../native/libc';
 import { TableState } from '../native/tablestate';
 import type { TableCommand } from '../xlate/commands';
 import type { Family, Rule } from '../xlate/ir';
@@ -41,12 +42,6 @@ const E2BIG = 7;
 export function appendRoom(): number {
   const test = process.env.BPFTABLES_TEST_APPEND_ROOM;
   return test !== undefined ? Number(test) : APPEND_ROOM;
-}
-
-/** A rule as the store holds it: counters live in the kernel, source positions belong to the input. */
-export function storedRule(r: Rule): Rule {
-  const { counters: _r, src: _s, ...rest } = r;
-  return rest as Rule;
 }
 
 /**
@@ -104,6 +99,23 @@ export function tryFastAppend(family: Family, cmd: TableCommand): boolean {
 }
 
 /**
+ * Does the compact table in array map `fd` hold key (hi, lo)? Read through
+ * a mapping of the map, which touches the key's bucket only (a 100k-key
+ * table is over a megabyte); a map that cannot be mapped (made without
+ * BPF_F_MMAPABLE, by an earlier release) is read whole.
+ */
+function compactHas(fd: number, l: CompactLayout, hi: number, lo: number): boolean {
+  const size = tableBytes(l);
+  let m: Mapping | undefined;
+  try { m = mmap(fd, size, false, 0); } catch (e) { if (!(e instanceof SysError)) throw e; }
+  if (!m) {
+    const t = Buffer.alloc(size);
+    return mapLookup(fd, u32Key(0), t) && compactFind(l, t, hi, lo) >= 0;
+  }
+  try { return compactFind(l, Buffer.from(m.view, 0, size), hi, lo) >= 0; } finally { munmap(m); }
+}
+
+/**
  * Add the rule's keys to the run's maps after `record` wrote its journal
  * entry; false, with the maps as they were, when the rule cannot extend the run.
  */
@@ -120,11 +132,8 @@ function extendRun(tail: TailRun, rule: Rule, slot: number, mapFd: (name: string
   const baseFd = b && mapFd(b.map), baseIpFd = b?.ipMap === undefined ? undefined : mapFd(b.ipMap);
   const flagFd = b && mapFd(b.flag);
   if (b && (baseFd === undefined || flagFd === undefined || (b.ipMap !== undefined && baseIpFd === undefined))) return false;
-  const inBase = (fd: number | undefined, l: CompactLayout | undefined, [hi, lo]: [number, number]): boolean => {
-    if (fd === undefined || l === undefined) return false;
-    const t = Buffer.alloc(tableBytes(l));
-    return mapLookup(fd, u32Key(0), t) && compactFind(l, t, hi, lo) >= 0;
-  };
+  const inBase = (fd: number | undefined, l: CompactLayout | undefined, [hi, lo]: [number, number]): boolean =>
+    fd !== undefined && l !== undefined && compactHas(fd, l, hi, lo);
   const taken = inBase(baseFd, b?.layout, e.full) || mapLookup(main, e.key, Buffer.alloc(8));
   // a run with jumps holds each key once: a second rule of that key must follow the first one's chain
   if (taken && (tail.jumps || e.jump)) return false;

@@ -1,12 +1,11 @@
 /** iptables-restore: read an iptables-save file, compile it, and install it atomically. */
-import fs from 'node:fs';
 import path from 'node:path';
 import { BareParamError, BpftablesError } from '../xlate/errors';
 import type { Family, Table } from '../xlate/ir';
 import { parseRestore } from '../xlate/restore';
 import { crashPoint } from '../native/crash';
 import { compileTable } from '../cgen/program';
-import { type Io, requireRoot, runMain, VERSION, withXtablesLock } from './cli';
+import { type Io, readText, requireRoot, runMain, VERSION, withXtablesLock } from './cli';
 import { kernel, loadCompiled, phases, readTable, replaceTable } from './engine';
 import { log } from './log';
 import { progress, ruleLines } from './progress';
@@ -79,7 +78,7 @@ export function restoreMain(prog: string, argv: string[], io: Io, family: Family
   const file = o.file ?? '-';
   let text: string;
   try {
-    text = fs.readFileSync(file === '-' ? 0 : file, 'utf8');
+    text = readText(file);
   } catch (e) {
     io.err(`${prog}: Can't open ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : (e as Error).message}\n`);
     return 1;

@@ -11,7 +11,7 @@
  * `nft add rule` evaluates its commands on top of the live ruleset, as nft
  * does: the listing, counters filled in, is parsed again first.
  */
-import { compileTable } from '../cgen/program';
+import { compileTable, ruleSlots } from '../cgen/program';
 import { initialState, type MatchEnv, STATE_MAP } from '../cgen/match';
 import { NFT_SLOTS } from '../cgen/dispatcher';
 import { close, mapCreate, mapInfo, mapLookup, MapType, mapUpdate, NFPROTO_IPV4, NFPROTO_IPV6, u32Key } from '../native/bpf';
@@ -19,7 +19,8 @@ import { enableConntrack } from '../native/conntrack';
 import { closeLoad, NftState, type NftUnitLoad, type NftUnitSpec } from '../native/nftstate';
 import { conntrackMarker } from '../native/tablestate';
 import { BpftablesError } from '../xlate/errors';
-import { type Match, type Rule, tableFacts, usesAddrtype, usesMatch } from '../xlate/ir';
+import { type Match, type Rule, usesAddrtype, usesMatch } from '../xlate/ir';
+import { tableFacts } from '../xlate/facts';
 import { type BaseChainTable, baseChainTables, HOOK_CHAIN, type NftHandles, type NftRule, type NftRuleset, NftError, quotaBytesText, quotaTermBytes } from '../xlate/nft';
 import { type CounterValue, listedTables, type ListedRule, type ListedTable, rulesetText } from '../xlate/nft-print';
 import { validateTable } from '../xlate/validate';
@@ -204,7 +205,7 @@ function loadUnits(rs: NftRuleset, carried = new Map<string, Buffer>()): { units
         throw e;
       }
       out.loads.push({ spec: specOf(u), progFd: loaded.progFds.get(SLOT[hook])!, countersFd: loaded.countersFd });
-      out.counters.push(compiled.counters.ruleSlot);
+      out.counters.push(ruleSlots(u.ir, compiled.counters));
     }
     return out;
   } catch (e) {

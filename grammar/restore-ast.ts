@@ -1,8 +1,12 @@
-/** One statement of an iptables-save file, with its position (1-based line and column). */
+/**
+ * One statement of an iptables-save file, with its position (1-based line
+ * and column): a table, chain or COMMIT line, or `rules`, a block of
+ * consecutive rule lines (one or more, each a rule or another command).
+ */
 export interface RestoreStatement {
-  kind: 'table' | 'chain' | 'commit' | 'rule';
+  kind: 'table' | 'chain' | 'commit' | 'rules';
   line: number;
   col: number;
-  /** the whole line, as written */
+  /** the line as written; for `rules`, the block's lines joined by their line breaks (a line may end in a CR) */
   text: string;
 }

@@ -9,16 +9,37 @@
  */
 import moo from 'moo';
 
-export const restoreLexer = moo.compile({
+const lineLexer = moo.compile({
   nl: { match: /\r?\n/, lineBreaks: true },
   table: /\*[^\r\n]*/,
   chain: /:[^\r\n]*/,
   comment: /#[^\r\n]*/,
   commit: /COMMIT[ \t]*(?=\r?\n|$)/,
   blank: /[ \t]+(?=\r?\n|$)/,
-  // consecutive rule lines (not a table, chain, comment, COMMIT or blank line, not starting with a blank)
-  rules: { match: /(?!COMMIT[ \t]*(?:\r?\n|$))[^*:#\s][^\r\n]*(?:\r?\n(?!COMMIT[ \t]*(?:\r?\n|$))[^*:#\s][^\r\n]*)*/, lineBreaks: true },
+  // consecutive rule lines (not a table, chain, comment, COMMIT or blank line, not starting with a blank);
+  // its line breaks are counted below, not by moo (which runs a regular expression per line break)
+  rules: /(?!COMMIT[ \t]*(?:\r?\n|$))[^*:#\s][^\r\n]*(?:\r?\n(?!COMMIT[ \t]*(?:\r?\n|$))[^*:#\s][^\r\n]*)*/,
   line: /[^\r\n]+/,
+});
+
+/**
+ * The lexer of iptables-save files: moo's, but the line breaks within a
+ * `rules` token (a block of rule lines, 100k in a big ruleset) are counted
+ * with indexOf, and moo's line counter (its `line`, which every later token
+ * and error message takes) moved past them.
+ */
+export const restoreLexer: moo.Lexer = Object.assign(Object.create(lineLexer) as moo.Lexer, {
+  next(): moo.Token | undefined {
+    const tok = lineLexer.next();
+    if (tok?.type === 'rules') {
+      let n = 0;
+      for (let i = tok.text.indexOf('\n'); i >= 0; i = tok.text.indexOf('\n', i + 1)) n++;
+      tok.lineBreaks = n;
+      (lineLexer as unknown as { line: number }).line += n;
+    }
+    return tok;
+  },
+  reset(chunk?: string, state?: moo.LexerState): moo.Lexer { lineLexer.reset(chunk, state); return restoreLexer; },
 });
 
 export const argvLexer = moo.states({

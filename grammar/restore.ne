@@ -4,9 +4,8 @@
 import { restoreLexer } from './restore-lexer';
 import type { RestoreStatement } from './restore-ast';
 const at = (t: { line: number; col: number; text: string }) => ({ line: t.line, col: t.col, text: t.text });
-// a block of consecutive rule lines is one token (the grammar only needs their place); one statement each
-const ruleLines = (t: { line: number; text: string }) =>
-  t.text.split('\n').map((text, i) => ({ kind: 'rule' as const, line: t.line + i, col: 1, text: text.endsWith('\r') ? text.slice(0, -1) : text }));
+// a block of consecutive rule lines is one token and one statement (the grammar only needs their place):
+// xlate/restore.ts reads its lines where they are, without a string or an object per line
 %}
 @lexer restoreLexer
 
@@ -21,5 +20,5 @@ line -> null      {% () => [] %}
   | %table        {% ([t]) => [{ kind: 'table', ...at(t) }] %}
   | %chain        {% ([t]) => [{ kind: 'chain', ...at(t) }] %}
   | %commit       {% ([t]) => [{ kind: 'commit', ...at(t) }] %}
-  | %rules        {% ([t]) => ruleLines(t) %}
-  | %line         {% ([t]) => [{ kind: 'rule', ...at(t) }] %}
+  | %rules        {% ([t]) => [{ kind: 'rules', ...at(t) }] %}
+  | %line         {% ([t]) => [{ kind: 'rules', ...at(t) }] %}

@@ -66,31 +66,38 @@ function extraPins(dir: string, gen: 0 | 1): string[] {
 
 
 /** Store bytes in a new frozen array map of 64 KiB chunks; the first 4 bytes of chunk 0 hold the length. */
-export function createStateMap(data: Buffer, name: string): number {
-  const total = data.length + 4;
-  const chunks = Math.max(1, Math.ceil(total / STATE_CHUNK));
+export function createStateMap(data: Buffer | readonly Buffer[], name: string): number {
+  const parts = Buffer.isBuffer(data) ? [data] : data;
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const chunks = Math.max(1, Math.ceil((length + 4) / STATE_CHUNK));
   const fd = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: STATE_CHUNK, maxEntries: chunks, name, flags: 0 });
   try {
-    const whole = Buffer.alloc(chunks * STATE_CHUNK);
-    whole.writeUInt32LE(data.length, 0);
-    data.copy(whole, 4);
-    for (let i = 0; i < chunks; i++) mapUpdate(fd, u32Key(i), whole.subarray(i * STATE_CHUNK, (i + 1) * STATE_CHUNK));
+    // the parts copied once, into the chunks' values back to back, which one batch update writes
+    const whole = Buffer.allocUnsafe(chunks * STATE_CHUNK);
+    whole.writeUInt32LE(length, 0);
+    let at = 4;
+    for (const p of parts) at += p.copy(whole, at);
+    whole.fill(0, at);
+    const keys = Buffer.alloc(4 * chunks);
+    for (let i = 0; i < chunks; i++) keys.writeUInt32LE(i, 4 * i);
+    mapUpdateBatch(fd, keys, whole, chunks);
     mapFreeze(fd);
     return fd;
   } catch (e) { close(fd); throw e; }
 }
 
 export function readStateMap(fd: number): Buffer {
-  const chunk = Buffer.alloc(STATE_CHUNK);
-  if (!mapLookup(fd, u32Key(0), chunk)) return Buffer.alloc(0);
-  const len = chunk.readUInt32LE(0);
-  const out = Buffer.alloc(len);
-  let copied = chunk.copy(out, 0, 4, Math.min(STATE_CHUNK, len + 4));
-  for (let i = 1; copied < len; i++) {
-    mapLookup(fd, u32Key(i), chunk);
-    copied += chunk.copy(out, copied, 0, Math.min(STATE_CHUNK, len - copied));
-  }
-  return out;
+  const first = Buffer.alloc(STATE_CHUNK);
+  if (!mapLookup(fd, u32Key(0), first)) return Buffer.alloc(0);
+  const len = first.readUInt32LE(0);
+  const chunks = Math.ceil((len + 4) / STATE_CHUNK);
+  if (chunks <= 1) return first.subarray(4, 4 + len);
+  // the chunks read straight into one buffer: the data is a view of it, not a copy
+  const whole = Buffer.allocUnsafe(chunks * STATE_CHUNK);
+  first.copy(whole, 0);
+  for (let i = 1; i < chunks; i++) mapLookup(fd, u32Key(i), whole.subarray(i * STATE_CHUNK, (i + 1) * STATE_CHUNK));
+  return whole.subarray(4, 4 + len);
 }
 
 /** Create and fill the maps a compiled table needs besides its counters; returns name → fd. */

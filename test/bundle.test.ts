@@ -44,9 +44,16 @@ t.test('the bundle is ASCII (read as latin1) and names the files of its packages
   const ext = /"\\u0000externals": (\{[^}]*\})/.exec(src);
   t.ok(ext, 'the package map is in the bundle');
   const map = JSON.parse(ext?.[1] ?? '{}') as Record<string, string>;
-  for (const name of ['koffi', 'moo', 'nearley', 'pino']) {
+  for (const name of ['koffi', 'pino']) {
     t.ok(map[name] && fs.existsSync(path.join(REPO, 'dist', map[name]!)), `${name}: ${map[name]}`);
     t.equal(map[name] && path.join(REPO, 'dist', map[name]!), require.resolve(name), `${name} is the file node's own lookup finds`);
+  }
+  // the parsers' packages are in the bundle itself, under the path of the file node's lookup finds
+  const inside = JSON.parse(/"\\u0000packages": (\{[^}]*\})/.exec(src)?.[1] ?? '{}') as Record<string, string>;
+  for (const name of ['moo', 'nearley']) {
+    t.equal(inside[name] && path.join(REPO, 'dist', inside[name]!), require.resolve(name), `${name} is bundled from the file node's own lookup finds`);
+    t.ok(src.includes(`${JSON.stringify(inside[name])}: function (exports, require, module, __filename, __dirname)`), `${name} is a module of the bundle`);
+    t.notOk(map[name], `${name} is not looked up outside`);
   }
   // the escaped bundle still runs a whole command (that its output equals the plain modules' is the test above)
   const r = spawnSync(path.join(BIN, 'iptables-restore-translate'), ['-f', path.join(REPO, 'fixtures', 'canonical.rules')], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
@@ -69,4 +76,28 @@ t.test('what makes no system call starts without koffi, and writes its output it
   const piped = spawnSync('bash', ['-c', `${path.join(BIN, 'iptables-restore-translate')} -f ${big} | head -c 10 >/dev/null; echo \${PIPESTATUS[0]}`], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
   t.equal(piped.stdout.trim(), '0', 'status 0 when the reader left');
   t.equal(piped.stderr, '', 'no EPIPE error');
+});
+
+t.test("koffi's native module is loaded straight from its file, and through koffi when that fails", async (t) => {
+  const flags = (require(LOAD) as { nodeFlags(): string[] }).nodeFlags();
+  const ffiLoads = (load: string): string[] => {
+    const r = spawnSync(process.execPath, [...flags, '-e',
+      `require(${JSON.stringify(load)}).load('native/libc.js').ffi(); process.stdout.write(JSON.stringify(Object.keys(require.cache).filter((k) => k.includes('koffi'))))`], { encoding: 'utf8', env: { ...process.env, NODE_OPTIONS: '' } });
+    t.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout || '[]') as string[];
+  };
+  const direct = ffiLoads(LOAD);
+  t.same(direct.map((f) => path.extname(f)), ['.node'], `only the native module: ${direct.join(' ')}`);
+  // a copy of dist/ whose recorded file is not there: koffi's own loader finds the module
+  const copy = fs.mkdtempSync(path.join(REPO, 'dist', '.natives-'));
+  try {
+    const bundle = fs.readFileSync(path.join(REPO, 'dist', 'bundle.js'), 'latin1').replace(/"\\u0000natives": \{"koffi":\{"file":"[^"]*"/, '"\\u0000natives": {"koffi":{"file":"../nowhere/koffi.node"');
+    t.not(bundle, fs.readFileSync(path.join(REPO, 'dist', 'bundle.js'), 'latin1'), 'the recorded file was replaced');
+    fs.writeFileSync(path.join(copy, 'bundle.js'), bundle);
+    fs.copyFileSync(LOAD, path.join(copy, 'load.js'));
+    for (const d of ['compat', 'xlate', 'cgen', 'native', 'grammar']) fs.symlinkSync(path.join(REPO, 'dist', d), path.join(copy, d));
+    const fallback = ffiLoads(path.join(copy, 'load.js'));
+    t.ok(fallback.some((f) => f.endsWith(path.join('koffi', 'index.cjs'))), `koffi's loader: ${fallback.join(' ')}`);
+    t.ok(fallback.some((f) => f === direct[0]), 'which loads the same native module');
+  } finally { fs.rmSync(copy, { recursive: true, force: true }); }
 });

@@ -19,9 +19,13 @@ t.test('the fast path for unquoted lines splits exactly like the lexer', async (
 
 t.test('file structure with positions', async (t) => {
   const st = parseStatements('# c\n*filter\n:INPUT ACCEPT [1:2]\n\n-A INPUT -j DROP\nCOMMIT\n', 'f');
-  t.same(st.map((s) => [s.kind, s.line]), [['table', 2], ['chain', 3], ['rule', 5], ['commit', 6]]);
+  t.same(st.map((s) => [s.kind, s.line]), [['table', 2], ['chain', 3], ['rules', 5], ['commit', 6]]);
   t.same(parseStatements('*filter\r\nCOMMIT', 'f').map((s) => s.kind), ['table', 'commit'], 'CRLF and no final newline');
-  t.equal(parseStatements('COMMIT x\n', 'f')[0]!.kind, 'rule', '"COMMIT x" is not a COMMIT');
+  t.equal(parseStatements('COMMIT x\n', 'f')[0]!.kind, 'rules', '"COMMIT x" is not a COMMIT');
+  // consecutive rule lines are one statement; the lines after it are counted through it
+  const block = parseStatements('*filter\n-A INPUT -j DROP\r\n-A INPUT -j ACCEPT\n[1:2] -A INPUT\n# c\nCOMMIT\n -A x\n', 'f');
+  t.same(block.map((s) => [s.kind, s.line, s.text]), [['table', 1, '*filter'], ['rules', 2, '-A INPUT -j DROP\r\n-A INPUT -j ACCEPT\n[1:2] -A INPUT'], ['commit', 6, 'COMMIT'], ['rules', 7, ' -A x']]);
+  t.throws(() => parseStatements('*filter\n-A INPUT -j DROP\n-A INPUT -j ACCEPT\n:X\rY\n', 'f'), { message: 'syntax error', where: { file: 'f', line: 4 } }, 'a lexer error after a block names its line');
   // a character no token takes (a lone CR): the error still says where
   t.throws(() => parseStatements('*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT\rDROP\nCOMMIT\n', 'f'), { message: 'syntax error', where: { file: 'f', line: 3 } }, 'a lexer error names its line');
 });

@@ -11,6 +11,7 @@
  * Only what can be proved is reported: a rule with a match whose packets
  * the checker cannot compare never shadows another.
  */
+import { plainRule } from './packed';
 import { BpftablesError } from './errors';
 import { type AddrMatch, type Chain, isAddr6, isBuiltin, type Match, type Rule, type Table } from './ir';
 import { validateTable } from './validate';
@@ -95,7 +96,7 @@ export function checkTable(t: Table): Finding[] {
       if (missing(r)) out.push({ kind: 'invalid', chain: c.name, rule: i + 1, line: r.src?.line, file: r.src?.file, message: `rule ${i + 1} of ${c.name} jumps to ${(r.verdict as { chain: string }).chain}, which does not exist` });
     });
   }
-  const rest: Table = { ...t, chains: t.chains.map((c) => ({ ...c, rules: c.rules.map((r) => (missing(r) ? { ...r, verdict: { kind: 'none' as const } } : r)) })) };
+  const rest: Table = { ...t, chains: t.chains.map((c) => ({ ...c, rules: c.rules.map((r) => (missing(r) ? { ...plainRule(r), verdict: { kind: 'none' as const } } : r)) })) };
   try { validateTable(rest); } catch (e) {
     if (!(e instanceof BpftablesError)) throw e;
     out.push({ kind: 'invalid', message: e.message.trim(), line: e.where.line, file: e.where.file });

@@ -3,6 +3,7 @@
  * -P -E. Each returns the new table (or, for -C, nothing) or throws a
  * BpftablesError carrying iptables' own message and exit status.
  */
+import { plainRule, withCounters } from './packed';
 import { BpftablesError } from './errors';
 import { type Chain, commandName, isBuiltin, type Policy, type Rule, type Table } from './ir';
 import type { NameDb } from './names';
@@ -143,7 +144,7 @@ function applyCommandTo(t0: Table, cmd: TableCommand, db: NameDb, opts: { valida
     case 'zero':
       for (const c of cmd.chain === undefined ? t.chains : [chainOf(t, cmd.chain)]) {
         c.counters = zero();
-        c.rules = c.rules.map((r) => ({ ...r, counters: zero() }));
+        c.rules = c.rules.map((r) => withCounters(r, zero()));
       }
       break;
     case 'policy': {
@@ -161,7 +162,7 @@ function applyCommandTo(t0: Table, cmd: TableCommand, db: NameDb, opts: { valida
       c.name = cmd.to;
       for (const x of t.chains) {
         x.rules = x.rules.map((r) => ((r.verdict.kind === 'jump' || r.verdict.kind === 'goto') && r.verdict.chain === cmd.chain
-          ? { ...r, verdict: { ...r.verdict, chain: cmd.to } } : r));
+          ? { ...plainRule(r), verdict: { ...r.verdict, chain: cmd.to } } : r));
       }
       break;
     }

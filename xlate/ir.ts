@@ -300,36 +300,12 @@ export const recentTables = (x: MatchesOf): Set<string> => namesOf(x, 'recent');
 /** Does any rule of the table ask for address types (the local routing table's mirror)? */
 export const usesAddrtype = (x: MatchesOf): boolean => usesMatch(x, 'addrtype');
 
-/** What the compiler and the engine ask of a whole table, found in one walk (a big table, run cold, costs ms per walk). */
-export interface TableFacts {
-  /** every match of every rule */
-  matches: Match[];
-  /** some match reads conntrack (conntrack, state, connmark) */
-  conntrack: boolean;
-  /** some rule hands packets to logd (LOG, REJECT) */
-  events: boolean;
-  /** some rule reads device names: -i, -o, addrtype's interface limits, or a LOG/REJECT record */
-  ifaces: boolean;
-}
-export function tableFacts(t: Table): TableFacts {
-  const matches: Match[] = [];
-  let conntrack = false, events = false, ifaces = false;
-  for (const c of t.chains) {
-    for (const r of c.rules) {
-      const v = r.verdict.kind;
-      if (v === 'log' || v === 'reject') { events = true; ifaces = true; }
-      if (r.ip.in || r.ip.out) ifaces = true;
-      for (const m of r.matches) {
-        matches.push(m);
-        if (m.kind === 'conntrack' || m.kind === 'state' || m.kind === 'connmark') conntrack = true;
-        else if ((m.kind === 'addrtype' && (m.limitIn || m.limitOut || m.fib)) || m.kind === 'fibroute') ifaces = true;
-      }
-    }
-  }
-  return { matches, conntrack, events, ifaces };
-}
-
-
+/**
+ * A rule. Plain rule lines (a blocklist's, a service list's) are parsed
+ * into columns instead (xlate/packed.ts): such a rule is a PackedRule, whose
+ * fields are getters over its block's row; code that copies a rule's fields
+ * uses plainRule() there, as a spread does not copy getters.
+ */
 export interface Rule {
   ip: IpPart;
   matches: Match[];

@@ -15,7 +15,7 @@ import { parseIptablesArgv, toCommand } from './command-parse';
 import { listTable, verboseReport, verboseRuleLine } from './list';
 import { chainOrder } from './save';
 import { OtherFamilyRule, parseRuleArgs, type RuleCommand } from './rule-parse';
-import { fastRule } from './fast-rule';
+import { PackedRule, PF, RuleBlock, scanPacked } from './packed';
 import { validateTable } from './validate';
 
 export interface RestoreOptions {
@@ -35,7 +35,7 @@ export interface RestoreOptions {
   noValidate?: boolean;
   /** -v: say what is flushed, deleted and added, as iptables-restore -v does (into the output) */
   verbose?: boolean;
-  /** told how far the parse is, every 1000 statements (a progress bar) */
+  /** told how far the parse is (rule lines done of all lines), every 1000 rule lines (a progress bar) */
   progress?: (done: number, total: number) => void;
 }
 
@@ -105,10 +105,88 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
     }
   };
 
+  // the packed form of plain rule lines (xlate/packed.ts): one block of columns for the whole input
+  // (sized for the whole text at a line every 24 characters: memory never written is never mapped, and a
+  // block that grows copies every column)
+  const block = family === 4 ? new RuleBlock(o.file, Math.max(256, Math.ceil(text.length / 24))) : undefined;
+  let lastChainName = '', lastChain: Chain | undefined, lastTable: Table | undefined;
+  const totalLines = o.progress ? countLines(text) : 0;
   let seen = 0;
+  /** the line of the statement (or the block's line) being read, for errors */
+  let at = 0;
+
+  /** One line of a rule block (not in the packed form, or IPv6): a rule or another command. */
+  const ruleLine = (lineText: string, line: number): void => {
+    if (!open) throw new BpftablesError('no table specified', 1, { col: 1 });
+    let args = splitArgs(lineText);
+    let counters: Counters | undefined;
+    const first = args[0];
+    if (first && first.text.startsWith('[')) {
+      counters = parseCounters(first.text);
+      if (!counters) throw paramError(`invalid counters \`${first.text}'`, undefined, first.col);
+      args = args.slice(1);
+    }
+    // one pass over the arguments for what a plain rule line does not hold
+    let table = false, wait: Arg | undefined, other = false;
+    for (const a of args) {
+      if (!SPECIAL_ARGS.has(a.text)) continue;
+      if (a.text === '-t' || a.text === '--table') table = true;
+      else if (WAIT_ARGS.has(a.text)) wait ??= a;
+      else other = true;
+    }
+    if (table) throw paramError('The -t option cannot be used in iptables-restore.\n', '-t');
+    if (wait) throw paramError(`You cannot use \`${wait.text.startsWith('--') ? (wait.text === '--wait' ? '-w' : '-W') : wait.text}' from iptables-restore`, wait.text, wait.col);
+    if (other) {
+      // any other iptables command, applied to the table being built
+      const p = parseIptablesArgv(args.map((a) => a.text), family);
+      if (p === 'help' || p === 'version') throw paramError('unexpected -h/-V in restore input');
+      if (p.cmd === 'S') { output += listRules(open.table, o.db, p.args[0], p.verbose); return; }
+      if (p.cmd === 'L') { output += listTable(open.table, { numeric: p.numeric, verbose: p.verbose, exact: p.exact, lineNumbers: p.lineNumbers, db: o.db }, p.args[0]); return; }
+      const tc = toCommand(p, ruleOpts)!;
+      if (verbose) output += verboseReport(open.table, tc, o.db);
+      open.table = applyCommand(open.table, tc, o.db, { validate: false });
+      if (tc.op === 'policy') open.declared.add(tc.chain); // an explicit policy is not carried over
+      return;
+    }
+    let cmd;
+    try {
+      cmd = parseRuleArgs(args, ruleOpts);
+    } catch (e) {
+      if (e instanceof OtherFamilyRule) return; // a rule for the other family: skipped, as iptables-restore does
+      throw e;
+    }
+    const chain = chainNamed(open, cmd.chain);
+    if (!chain) throw new BpftablesError(`chain ${cmd.chain} does not exist`, 1, { col: args[1]?.col });
+    addRules(open.table, chain, cmd, line, counters);
+  };
+
+  /** The lines of a rule block: the packed form straight into the block, any other line through ruleLine. */
+  const ruleBlock = (st: RestoreStatement): void => {
+    const t = st.text;
+    for (let from = 0, line = st.line; from <= t.length; line++) {
+      let to = t.indexOf('\n', from);
+      if (to < 0) to = t.length;
+      at = line;
+      if (o.progress && ++seen % 1000 === 0) o.progress(seen, totalLines);
+      const name = open && block ? scanPacked(t, from, to, block, o.db, line) : undefined;
+      if (name !== undefined) {
+        const chain = name === lastChainName && lastTable === open!.table ? lastChain : chainNamed(open!, name);
+        if (!chain) { block!.count--; throw new BpftablesError(`chain ${name} does not exist`, 1, { col: 4 }); }
+        lastChainName = name; lastChain = chain; lastTable = open!.table;
+        const rule = new PackedRule(block!, block!.count - 1);
+        if (verbose) output += verboseRuleLine(rule, family, o.db);
+        if (block!.flags[rule.index]! & (PF.IN | PF.OUT)) checkInterfaces(chain.name, rule);
+        chain.rules.push(rule);
+      } else {
+        ruleLine(to > from && t.charCodeAt(to - 1) === 13 ? t.slice(from, to - 1) : t.slice(from, to), line);
+      }
+      from = to + 1;
+    }
+  };
+
   for (const st of statements) {
     lastLine = st.line;
-    if (o.progress && ++seen % 1000 === 0) o.progress(seen, statements.length);
+    at = st.line;
     try {
       switch (st.kind) {
         case 'table': {
@@ -167,60 +245,14 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
           open = null;
           break;
         }
-        case 'rule': {
-          if (!open) throw new BpftablesError('no table specified', 1, { col: 1 });
-          const fast = family === 4 ? fastRule(st.text, o.db, { file: o.file, line: st.line }) : undefined;
-          if (fast) {
-            const chain = chainNamed(open, fast.chain);
-            if (!chain) throw new BpftablesError(`chain ${fast.chain} does not exist`, 1, { col: 4 });
-            addRules(open.table, chain, { op: 'append', chain: fast.chain, rules: [fast.rule] }, st.line, undefined);
-            break;
-          }
-          let args = splitArgs(st.text);
-          let counters: Counters | undefined;
-          const first = args[0];
-          if (first && first.text.startsWith('[')) {
-            counters = parseCounters(first.text);
-            if (!counters) throw paramError(`invalid counters \`${first.text}'`, undefined, first.col);
-            args = args.slice(1);
-          }
-          // one pass over the arguments for what a plain rule line does not hold
-          let table = false, wait: Arg | undefined, other = false;
-          for (const a of args) {
-            if (!SPECIAL_ARGS.has(a.text)) continue;
-            if (a.text === '-t' || a.text === '--table') table = true;
-            else if (WAIT_ARGS.has(a.text)) wait ??= a;
-            else other = true;
-          }
-          if (table) throw paramError('The -t option cannot be used in iptables-restore.\n', '-t');
-          if (wait) throw paramError(`You cannot use \`${wait.text.startsWith('--') ? (wait.text === '--wait' ? '-w' : '-W') : wait.text}' from iptables-restore`, wait.text, wait.col);
-          if (other) {
-            // any other iptables command, applied to the table being built
-            const p = parseIptablesArgv(args.map((a) => a.text), family);
-            if (p === 'help' || p === 'version') throw paramError('unexpected -h/-V in restore input');
-            if (p.cmd === 'S') { output += listRules(open.table, o.db, p.args[0], p.verbose); break; }
-            if (p.cmd === 'L') { output += listTable(open.table, { numeric: p.numeric, verbose: p.verbose, exact: p.exact, lineNumbers: p.lineNumbers, db: o.db }, p.args[0]); break; }
-            const tc = toCommand(p, ruleOpts)!;
-            if (verbose) output += verboseReport(open.table, tc, o.db);
-            open.table = applyCommand(open.table, tc, o.db, { validate: false });
-            if (tc.op === 'policy') open.declared.add(tc.chain); // an explicit policy is not carried over
-            break;
-          }
-          let cmd;
-          try {
-            cmd = parseRuleArgs(args, ruleOpts);
-          } catch (e) {
-            if (e instanceof OtherFamilyRule) break; // a rule for the other family: skipped, as iptables-restore does
-            throw e;
-          }
-          const chain = chainNamed(open, cmd.chain);
-          if (!chain) throw new BpftablesError(`chain ${cmd.chain} does not exist`, 1, { col: args[1]?.col });
-          addRules(open.table, chain, cmd, st.line, counters);
+        case 'rules':
+          ruleBlock(st);
+          // the block's last line (a statement ends there)
+          lastLine = at;
           break;
-        }
       }
     } catch (e) {
-      const where = { file: o.file, line: st.line };
+      const where = { file: o.file, line: at };
       if (e instanceof ArgvError) throw new BpftablesError(e.message, 2, { ...where, col: e.col });
       if (e instanceof BpftablesError) throw e.at(where);
       throw e;
@@ -228,6 +260,13 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
   }
   if (open) throw new BpftablesError(`COMMIT expected at line ${lastLine + 1}`, 1, { file: o.file, line: lastLine + 1 });
   return { tables, output };
+}
+
+/** Lines of a text (as the rule blocks count them), for the progress bar. */
+function countLines(text: string): number {
+  let n = 1;
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) n++;
+  return n;
 }
 
 /** Commands besides -A/-I that may stand in a rule line. */

@@ -7,6 +7,7 @@
 import { BpftablesError, kernelInvalid } from './errors';
 import { BUILTIN_CHAINS, commandName, isBuiltin, type Rule, type Table } from './ir';
 import { MATCH_HOOKS } from './matches';
+import { PackedRule } from './packed';
 import { TARGETS_UNSUPPORTED } from './rule-parse';
 
 function targetOf(r: Rule): string | undefined {
@@ -19,10 +20,16 @@ function ruleError(msg: string, r: Rule, status: 1 | 2 = 2): BpftablesError {
 
 export function validateTable(t: Table): void {
   const byName = new Map(t.chains.map((c) => [c.name, c]));
+  // each chain's targets, once each (a 100k-rule chain is walked once here)
+  const targets = new Map<string, string[]>();
   for (const c of t.chains) {
-    for (const r of c.rules) {
+    const seen = new Set<string>();
+    const rules = c.rules;
+    // indexed: a for-of over a big array allocates an iterator result per element until V8 optimizes it
+    for (let i = 0; i < rules.length; i++) {
+      const r = rules[i]!;
       const target = targetOf(r);
-      if (target === undefined) continue;
+      if (target === undefined || seen.has(target)) continue;
       if (isBuiltin(target)) throw ruleError(`cannot jump to built-in chain ${target}`, r);
       if (!byName.has(target)) {
         if (TARGETS_UNSUPPORTED.has(target)) {
@@ -30,7 +37,9 @@ export function validateTable(t: Table): void {
         }
         throw ruleError(`Couldn't load target \`${target}':No such file or directory\n`, r); // iptables prints a blank line after it
       }
+      seen.add(target);
     }
+    targets.set(c.name, [...seen]);
   }
   // depth-first search for loops and depth
   const depth = new Map<string, number>();
@@ -44,10 +53,7 @@ export function validateTable(t: Table): void {
     }
     onStack.add(name);
     let d = 0;
-    for (const r of byName.get(name)!.rules) {
-      const target = targetOf(r);
-      if (target) d = Math.max(d, 1 + visit(target, [...path, name]));
-    }
+    for (const target of targets.get(name)!) d = Math.max(d, 1 + visit(target, [...path, name]));
     onStack.delete(name);
     depth.set(name, d);
     return d;
@@ -59,21 +65,39 @@ export function validateTable(t: Table): void {
 /** A match the kernel only allows at some hooks (mac) may not be reached from any other built-in chain. */
 function checkMatchHooks(t: Table): void {
   const byName = new Map(t.chains.map((c) => [c.name, c]));
+  // per chain, in rule order: the rules with a match limited to some hooks, and the first jump to each chain
+  // (what the walk below visits; later jumps to a chain it has seen change nothing)
+  type Step = { r: Rule; hooks: readonly string[] } | { target: string };
+  const steps = new Map<string, Step[]>();
+  let anyLimited = false;
+  for (const c of t.chains) {
+    const list: Step[] = [];
+    const jumped = new Set<string>();
+    const rules = c.rules;
+    for (let i = 0; i < rules.length; i++) {
+      const r = rules[i]!;
+      // a packed rule's matches (tcp, udp) are allowed at every hook
+      if (!(r instanceof PackedRule)) {
+        for (const m of r.matches) {
+          const rule = MATCH_HOOKS[m.kind];
+          const hooks = typeof rule === 'function' ? rule(m) : rule;
+          if (hooks) { list.push({ r, hooks }); anyLimited = true; }
+        }
+      }
+      const target = targetOf(r);
+      if (target && !jumped.has(target)) { jumped.add(target); list.push({ target }); }
+    }
+    steps.set(c.name, list);
+  }
+  if (!anyLimited) return;
   for (const start of BUILTIN_CHAINS) {
     const seen = new Set<string>();
     const walk = (name: string): void => {
       if (seen.has(name)) return;
       seen.add(name);
-      for (const r of byName.get(name)?.rules ?? []) {
-        for (const m of r.matches) {
-          const rule = MATCH_HOOKS[m.kind];
-          const hooks = typeof rule === 'function' ? rule(m) : rule;
-          if (hooks && !hooks.includes(start)) {
-            throw kernelInvalid(commandName(t.family), r.src ? { file: r.src.file, line: r.src.line } : {});
-          }
-        }
-        const target = targetOf(r);
-        if (target && byName.has(target)) walk(target);
+      for (const step of steps.get(name) ?? []) {
+        if ('target' in step) { if (byName.has(step.target)) walk(step.target); continue; }
+        if (!step.hooks.includes(start)) throw kernelInvalid(commandName(t.family), step.r.src ? { file: step.r.src.file, line: step.r.src.line } : {});
       }
     };
     walk(start);

@@ -10,7 +10,7 @@
  * with every exact-match run a kernel hash lookup.
  */
 import type { Test } from 'tap';
-import { type CompiledTable, compileTable } from '../../cgen/program';
+import { type CompiledTable, compileTable, ruleSlots } from '../../cgen/program';
 import { kernel, type LoadedTable, loadCompiled } from '../../compat/engine';
 import { systemNameDb } from '../../compat/namedb';
 import { mapLookup, NFPROTO_IPV4, NFPROTO_IPV6, testRunNf, u32Key } from '../../native/bpf';
@@ -31,6 +31,7 @@ export function checkSeed(t: Test, run: SeedRun): { compiled: CompiledTable; tab
   const compiledWays = ways.map((w) => compileTable(table, kernel(), { viaDynptr: w.viaDynptr, treeMax: w.treeMax, compact: w.compact }));
   const compiled = compiledWays[0]!;
   const cl = compiled.counters;
+  const slotOf = ruleSlots(table, cl);
   const expected = new Array<number>(cl.slots).fill(0);
   const state: MatchState = new Map();
   let mismatches = 0, packets = 0;
@@ -49,7 +50,7 @@ export function checkSeed(t: Test, run: SeedRun): { compiled: CompiledTable; tab
         const iface = { in: '', out: h.chain === 'INPUT' ? '' : 'lo' };
         const view = run.family === 6 ? viewPacket6(pkt, iface, 'INVALID') : viewPacket(pkt, iface, 'INVALID');
         run.onView?.(view);
-        const want = evaluate(table, h.chain, view, (rule) => { expected[cl.ruleSlot.get(rule)!]!++; }, state);
+        const want = evaluate(table, h.chain, view, (rule) => { expected[slotOf.get(rule)!]!++; }, state);
         if (want.by === `${h.chain} policy`) expected[cl.policySlot.get(h.chain)!]!++;
         packets++;
         ways.forEach((w, k) => {

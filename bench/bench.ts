@@ -7,9 +7,10 @@
  *     of 5) and a rotating set of 1000 varied packets; the empty-program
  *     floor; xlated instructions and kernel memory (memlock of the programs
  *     and maps) per rule;
- *   - control plane: restoring 1k, 10k and 100k rules and adding one rule
- *     to 10k and 100k, beside iptables-legacy, iptables-nft and nft (one
- *     rule per line, and a set), each in a fresh namespace; peak RSS.
+ *   - control plane: restoring 1k, 10k and 100k rules, printing 10k and 100k
+ *     back (iptables-save), and adding one rule to 10k and 100k, beside
+ *     iptables-legacy, iptables-nft and nft (one rule per line, and a set),
+ *     each in a fresh namespace; peak RSS.
  * Prints tables (`--json`: the same as JSON). `--quick` stops at 10k rules.
  */
 import { spawnSync } from 'node:child_process';
@@ -216,7 +217,7 @@ function peakRss(file: string): number {
   }
 }
 
-interface ControlRow { rules: number; restore: Record<string, number | null>; addOne: Record<string, number | null> | null; peakRssKiB: number }
+interface ControlRow { rules: number; restore: Record<string, number | null>; save: Record<string, number | null> | null; addOne: Record<string, number | null> | null; peakRssKiB: number }
 
 function controlPlane(): ControlRow[] {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bpft-bench-'));
@@ -234,6 +235,13 @@ function controlPlane(): ControlRow[] {
         'nft -f (rules)': ['nft', ['-f', '-'], nftRules],
         'nft -f (set)': ['nft', ['-f', '-'], nftSet],
       });
+      // printing the live ruleset back from a new process
+      const save = n < 10_000 ? null : timedTogether({
+        bpftables: [path.join(REPO, 'bin', 'iptables-save'), [], undefined, (ns) => runIn(ns, ours, [file])],
+        'iptables-legacy-save': ['iptables-legacy-save', [], undefined, (ns) => runIn(ns, 'iptables-legacy-restore', [file])],
+        'iptables-nft-save': ['iptables-nft-save', [], undefined, (ns) => runIn(ns, 'iptables-nft-restore', [file])],
+        'nft list ruleset': ['nft', ['list', 'ruleset'], undefined, (ns) => runIn(ns, 'nft', ['-f', '-'], nftRules)],
+      });
       const add = ['-A', 'INPUT', '-s', '10.255.255.1/32', '-j', 'DROP'];
       const addOne = n < 10_000 ? null : timedTogether({
         bpftables: [path.join(REPO, 'bin', 'iptables'), add, undefined, (ns) => runIn(ns, ours, [file])],
@@ -241,7 +249,7 @@ function controlPlane(): ControlRow[] {
         'iptables-nft': ['iptables-nft', add, undefined, (ns) => runIn(ns, 'iptables-nft-restore', [file])],
         'nft add rule': ['nft', ['add', 'rule', 'ip', 'filter', 'input', 'ip', 'saddr', '10.255.255.1', 'drop'], undefined, (ns) => runIn(ns, 'nft', ['-f', '-'], nftRules)],
       });
-      rows.push({ rules: n, restore, addOne, peakRssKiB: peakRss(file) });
+      rows.push({ rules: n, restore, save, addOne, peakRssKiB: peakRss(file) });
     }
   } finally { fs.rmSync(tmp, { recursive: true, force: true }); }
   return rows;
@@ -285,6 +293,15 @@ function main(): void {
   for (const r of control) {
     const base = r.restore.bpftables;
     out(`  ${String(r.rules).padStart(15)}  ${tools.map((x) => `${ms(r.restore[x])}${x === 'bpftables' ? '' : ` (${base && r.restore[x] ? (base / r.restore[x]!).toFixed(2) : 'n/a'}x)`}`.padStart(24)).join('')}   ${(r.peakRssKiB / 1024).toFixed(0)} MiB`);
+  }
+  const saves = control.filter((r) => r.save);
+  if (saves.length) {
+    const t3 = Object.keys(saves[0]!.save!);
+    out(`  save     rules  ${t3.map((x) => x.padStart(22)).join('')}`);
+    for (const r of saves) {
+      const base = r.save!.bpftables;
+      out(`  ${String(r.rules).padStart(15)}  ${t3.map((x) => `${ms(r.save![x])}${x === 'bpftables' ? '' : ` (${base && r.save![x] ? (base / r.save![x]!).toFixed(2) : 'n/a'}x)`}`.padStart(22)).join('')}`);
+    }
   }
   const adds = control.filter((r) => r.addOne);
   if (adds.length) {

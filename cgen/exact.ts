@@ -185,13 +185,13 @@ export function findExactRuns(chain: Chain, chainIdx: number, lo: number, hi: nu
       const all = new Int32Array(end - i);
       for (let k = 0; k < all.length; k++) all[k] = i + k;
       first = all;
-      for (let k = i; k < end && !jumps; k++) jumps = rk.jump[k - lo] === 1;
+      for (let k = i; k < end && !jumps; k++) jumps = rk.verdict[k - lo] === PV.JUMP;
     } else {
       // the first rule (its index) of each key so far: a run with jumps ends before a key comes again (see above)
       const keys = narrow ? new FirstKeys(rk.hi, rk.lo, lo) : new FirstIds();
       j = i;
       while (j < end) {
-        const jump = rk.jump[j - lo] === 1;
+        const jump = rk.verdict[j - lo] === PV.JUMP;
         if (keys.seen(j, narrow ? undefined : keyId(chain.rules[j]!, s, true))) { if (jumps || jump) break; } else keys.add(j);
         jumps ||= jump;
         j++;
@@ -200,7 +200,7 @@ export function findExactRuns(chain: Chain, chainIdx: number, lo: number, hi: nu
     }
     if (j - i >= MIN_EXACT_RUN) {
       const targets = new Set<string>();
-      if (jumps) for (let k = i; k < j; k++) { if (rk.jump[k - lo] === 1) targets.add((chain.rules[k]!.verdict as { chain: string }).chain); }
+      if (jumps) for (let k = i; k < j; k++) { if (rk.verdict[k - lo] === PV.JUMP) targets.add((chain.rules[k]!.verdict as { chain: string }).chain); }
       const run: ExactRun = { from: i, to: j, shape: s, map: `ex_${chainIdx}_${i}`, ipMap: s.l4 ? `exip_${chainIdx}_${i}` : undefined, targets: [...targets], kind: 'hash' };
       runKeys.set(run, { first, rk, lo });
       if (narrow) {
@@ -217,14 +217,14 @@ export function findExactRuns(chain: Chain, chainIdx: number, lo: number, hi: nu
   return runs;
 }
 
-/** Each rule's shape (its Shape.sig), protocol, whether it jumps, and search values, for rules [lo, hi) of a chain. */
+/** Each rule's shape (its Shape.sig), protocol, verdict, and search values, for rules [lo, hi) of a chain. */
 interface RuleKeys {
   /** Shape.sig, or NOT_KEYABLE */
-  sig: Uint8Array;
-  /** the protocol (NO_PROTO: none) */
-  proto: Uint16Array;
-  /** 1: the rule jumps */
-  jump: Uint8Array;
+  sig: ArrayLike<number>;
+  /** the protocol, compared between rules of one shape (none: NO_PROTO, or 0 in a packed block's column) */
+  proto: ArrayLike<number>;
+  /** PV.ACCEPT, PV.DROP or PV.JUMP for a keyable rule (what computeShape allows) */
+  verdict: ArrayLike<number>;
   /** the search value (valueFields with ports) as high and low 32 bits; and the address part's (without ports); zero for keys over 64 bits */
   hi: Uint32Array; lo: Uint32Array; partHi: Uint32Array; partLo: Uint32Array;
 }
@@ -234,51 +234,81 @@ const SHAPE_BY_SIG: (Shape | undefined)[] = [];
 
 /**
  * RuleKeys of rules [lo, hi) in one pass: a packed rule's from its block's
- * columns (no object is built: a 100k-rule blocklist is one tight loop),
- * another's from its IR.
+ * columns (no object is built), another's from its IR. When the rules are
+ * consecutive rows of one block (what a restore makes of a blocklist or a
+ * service list) the shapes, protocols and verdicts are views of the block's
+ * columns and the values one loop over them.
  */
 function ruleKeys(chain: Chain, lo: number, hi: number): RuleKeys {
   const n = hi - lo;
-  const rk: RuleKeys = { sig: new Uint8Array(n), proto: new Uint16Array(n), jump: new Uint8Array(n), hi: new Uint32Array(n), lo: new Uint32Array(n), partHi: new Uint32Array(n), partLo: new Uint32Array(n) };
   const rules = chain.rules;
-  let block: RuleBlock | undefined, sigs: Uint8Array | undefined;
-  for (let k = 0; k < n; k++) {
+  // the packed rows from rule k on that are consecutive rows of its block: how many
+  const segment = (k: number): number => {
+    const r0 = rules[lo + k] as PackedRule, b = r0.block, from = r0.index;
+    let m = k + 1;
+    for (; m < n; m++) { const r = rules[lo + m]; if (!(r instanceof PackedRule) || r.block !== b || r.index !== from + m - k) break; }
+    return m - k;
+  };
+  if (n > 0 && rules[lo] instanceof PackedRule && segment(0) === n) {
+    const r0 = rules[lo] as PackedRule;
+    const rk = newKeys(n, r0.block.proto.subarray(r0.index, r0.index + n), r0.block.verdict.subarray(r0.index, r0.index + n), packedSigs(r0.block).subarray(r0.index, r0.index + n));
+    rowKeys(r0.block, r0.index, n, rk, 0);
+    return rk;
+  }
+  const proto = new Uint16Array(n), verdict = new Uint8Array(n), sig = new Uint8Array(n);
+  const rk = newKeys(n, proto, verdict, sig);
+  for (let k = 0; k < n;) {
     const r = rules[lo + k]!;
-    if (!(r instanceof PackedRule)) {
-      const s = computeShape(r);
-      if (!s) { rk.sig[k] = NOT_KEYABLE; continue; }
-      rk.sig[k] = s.sig;
-      rk.proto[k] = protoOf(r) ?? NO_PROTO;
-      rk.jump[k] = r.verdict.kind === 'jump' ? 1 : 0;
-      if (s.bits <= 64) [rk.hi[k], rk.lo[k]] = splitValue(r, valueFields(s, true));
-      if (s.partBits <= 64) [rk.partHi[k], rk.partLo[k]] = splitValue(r, valueFields(s, false));
+    if (r instanceof PackedRule) {
+      const m = segment(k), b = r.block, sigs = packedSigs(b);
+      for (let j = 0; j < m; j++) {
+        const i = r.index + j;
+        sig[k + j] = sigs[i]!; verdict[k + j] = b.verdict[i]!; proto[k + j] = b.proto[i] || NO_PROTO;
+      }
+      rowKeys(b, r.index, m, rk, k);
+      k += m;
       continue;
     }
-    const b = r.block, i = r.index;
-    if (b !== block) { block = b; sigs = packedSigs(b); }
-    const sig = sigs![i]!;
-    rk.sig[k] = sig;
-    if (sig === NOT_KEYABLE) continue;
-    const s = SHAPE_BY_SIG[sig]!;
-    rk.proto[k] = (b.flags[i]! & PF.PROTO) ? b.proto[i]! : NO_PROTO;
-    rk.jump[k] = b.verdict[i] === PV.JUMP ? 1 : 0;
-    if (s.partBits > 64) continue;
-    // the fields in valueFields' order (src, dst, sport, dport, proto) shifted in: as splitValue does
+    const s = computeShape(r);
+    if (!s) { sig[k++] = NOT_KEYABLE; continue; }
+    sig[k] = s.sig;
+    proto[k] = protoOf(r) ?? NO_PROTO;
+    const v = r.verdict.kind;
+    verdict[k] = v === 'jump' ? PV.JUMP : v === 'accept' ? PV.ACCEPT : PV.DROP;
+    if (s.bits <= 64) [rk.hi[k], rk.lo[k]] = splitValue(r, valueFields(s, true));
+    if (s.partBits <= 64) [rk.partHi[k], rk.partLo[k]] = splitValue(r, valueFields(s, false));
+    k++;
+  }
+  return rk;
+}
+
+const newKeys = (n: number, proto: ArrayLike<number>, verdict: ArrayLike<number>, sig: ArrayLike<number>): RuleKeys =>
+  ({ sig, proto, verdict, hi: new Uint32Array(n), lo: new Uint32Array(n), partHi: new Uint32Array(n), partLo: new Uint32Array(n) });
+
+/** The search values of rows [from, from + n) of a block into rk's values at `at`: one loop over its columns. */
+function rowKeys(b: RuleBlock, from: number, n: number, rk: RuleKeys, at: number): void {
+  const sigs = packedSigs(b);
+  const { hi, lo, partHi, partLo } = rk;
+  const src = b.src, dst = b.dst, sport = b.sport, dport = b.dport, proto = b.proto;
+  for (let k = 0; k < n; k++) {
+    const i = from + k, g = sigs[i]!;
+    if (g === NOT_KEYABLE) continue;
+    // the fields in valueFields' order (src, dst, sport, dport, proto) shifted in, as splitValue does; the
+    // sig's bits say which the shape has (1 src, 2 dst, 4 proto, 8 sport, 16 dport)
     let ph = 0, pl = 0;
-    if (s.src) pl = b.src[i]!;
-    if (s.dst) { ph = pl; pl = b.dst[i]!; }
+    if (g & 1) pl = src[i]!;
+    if (g & 2) { ph = pl; pl = dst[i]!; }
     let vh = ph, vl = pl;
-    if (s.sport) { const x = b.sport[i]! & 0xffff; vh = ((vh << 16) | (vl >>> 16)) >>> 0; vl = ((vl << 16) | x) >>> 0; }
-    if (s.dport) { const x = b.dport[i]! & 0xffff; vh = ((vh << 16) | (vl >>> 16)) >>> 0; vl = ((vl << 16) | x) >>> 0; }
-    if (s.proto) {
-      const x = b.proto[i]!;
+    if (g & 8) { vh = ((vh << 16) | (vl >>> 16)) >>> 0; vl = ((vl << 16) | (sport[i]! & 0xffff)) >>> 0; }
+    if (g & 16) { vh = ((vh << 16) | (vl >>> 16)) >>> 0; vl = ((vl << 16) | (dport[i]! & 0xffff)) >>> 0; }
+    if (g & 4) {
+      const x = proto[i]!;
       vh = ((vh << 8) | (vl >>> 24)) >>> 0; vl = ((vl << 8) | x) >>> 0;
       ph = ((ph << 8) | (pl >>> 24)) >>> 0; pl = ((pl << 8) | x) >>> 0;
     }
-    rk.partHi[k] = ph; rk.partLo[k] = pl;
-    if (s.bits <= 64) { rk.hi[k] = vh; rk.lo[k] = vl; }
+    // (keys over 64 bits, src dst and ports, are found by their ids: their values here are not used)
+    partHi[at + k] = ph; partLo[at + k] = pl; hi[at + k] = vh; lo[at + k] = vl;
   }
-  return rk;
 }
 
 /** Each row's Shape.sig (NOT_KEYABLE: none), for every row of a block, once per block: what computeShape says of its rule. */

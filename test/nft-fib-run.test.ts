@@ -98,12 +98,12 @@ t.test('fib oif: a packet through the loopback device takes it without a lookup,
 
 const delay = (ms: number): Promise<void> => new Promise((res) => setTimeout(res, ms));
 
-/** A child process's standard output, as it comes, and its end. */
-function child(args: string[]): { out: () => string; closed: Promise<void> } {
+/** A child process's standard output, as it comes, its end, and the end of its standard input (`done`). */
+function child(args: string[]): { out: () => string; closed: Promise<void>; done: () => void } {
   const p = spawn('ip', args);
   let out = '';
   p.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-  return { out: () => out, closed: new Promise<void>((res) => p.on('close', () => res())) };
+  return { out: () => out, closed: new Promise<void>((res) => p.on('close', () => res())), done: () => p.stdin.end() };
 }
 
 /**
@@ -118,10 +118,14 @@ async function afterRouteMoves(topo: Topology, six: boolean, proto: 'udp' | 'tcp
   const fam = six ? 'udp6' : 'udp4';
   const server = child(['netns', 'exec', topo.router, process.execPath, '-e', proto === 'udp'
     ? `const s = require('node:dgram').createSocket('${fam}'); let n = 0;
-s.bind(7749, '${r}', () => s.connect(5000, '${c}', () => console.log('ready'))); s.on('message', () => n++); setTimeout(() => { console.log(n); s.close(); }, 2000);`
+s.bind(7749, '${r}', () => s.connect(5000, '${c}', () => console.log('ready'))); s.on('message', () => n++);
+process.stdin.on('end', () => { console.log(n); process.exit(0); }); process.stdin.resume();`
     : `let n = 0; const srv = require('node:net').createServer((k) => { k.on('data', (d) => { n += d.length; }); k.on('error', () => {}); });
-srv.listen(7749, '${r}', () => console.log('ready')); setTimeout(() => { console.log(n); process.exit(0); }, 2500);`]);
-  for (let i = 0; i < 100 && !server.out().includes('ready'); i++) await delay(20);
+srv.listen(7749, '${r}', () => console.log('ready'));
+process.stdin.on('end', () => { console.log(n); process.exit(0); }); process.stdin.resume();`]);
+  // the server counts until told the conversation is over (its standard input ends): no clock of its own, which a
+  // machine under load (seconds to start a process) would beat
+  for (let i = 0; i < 1000 && !server.out().includes('ready'); i++) await delay(20);
   const moveRoute = (): void => { nsExec(topo.router, 'ip', [...(six ? ['-6'] : []), 'route', 'add', host, 'dev', 'r1']); };
   if (proto === 'udp') {
     const send = (): void => { nsExec(topo.client, process.execPath, ['-e', `const s = require('node:dgram').createSocket('${fam}'); s.bind(5000, '${c}', () => s.send('x', 7749, '${r}', () => s.close()));`]); };
@@ -130,11 +134,18 @@ srv.listen(7749, '${r}', () => console.log('ready')); setTimeout(() => { console
     moveRoute();
     send();
   } else {
-    const client = child(['netns', 'exec', topo.client, process.execPath, '-e', `const k = require('node:net').connect(7749, '${r}', () => { k.write('a'); setTimeout(() => k.write('b'), 600); setTimeout(() => k.destroy(), 1200); }); k.on('error', () => {});`]);
-    await delay(300);
+    // the first segment, then (told by the end of its standard input, once the route moved) the second
+    const client = child(['netns', 'exec', topo.client, process.execPath, '-e', `const k = require('node:net').connect(7749, '${r}', () => { k.write('a', () => console.log('sent')); });
+k.on('error', () => {}); process.stdin.on('end', () => { k.write('b'); setTimeout(() => k.destroy(), 300); }); process.stdin.resume();`]);
+    for (let i = 0; i < 1000 && !client.out().includes('sent'); i++) await delay(20);
+    await delay(100);
     moveRoute();
+    client.done();
     await client.closed;
   }
+  // what is still on its way arrives
+  await delay(300);
+  server.done();
   await server.closed;
   return Number(server.out().trim().split('\n').pop());
 }

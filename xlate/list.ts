@@ -4,6 +4,7 @@
  * extension prints them, with or without -n (names from the NameDb), -v
  * (counters, interfaces), -x (exact counters) and --line-numbers.
  */
+import { readOnce } from './packed';
 import { BpftablesError } from './errors';
 import { fmtIpv4, fmtIpv6, isZero6, maskBits6 } from './addr';
 import type { TableCommand } from './commands';
@@ -232,7 +233,8 @@ function targetText(r: Rule, numeric: boolean): string {
   return t ? ` ${t.list(r.verdict as Parameters<typeof t.list>[0], numeric)}` : '';
 }
 
-function ruleLine(r: Rule, num: number, o: RowOptions): string {
+function ruleLine(rule: Rule, num: number, o: RowOptions): string {
+  const r = readOnce(rule);
   let s = '';
   if (o.lineNumbers) s += `${pad(String(num), 4)} `;
   if (o.verbose) s += fmtNum(r.counters.packets, o.exact) + fmtNum(r.counters.bytes, o.exact);
@@ -253,7 +255,8 @@ function ruleLine(r: Rule, num: number, o: RowOptions): string {
  * The line `iptables -v` prints for each rule a command adds, inserts,
  * replaces, checks or deletes (numeric, no table layout).
  */
-export function verboseRuleLine(r: Rule, family: Family, db: NameDb): string {
+export function verboseRuleLine(rule: Rule, family: Family, db: NameDb): string {
+  const r = readOnce(rule);
   const o: RowOptions = { numeric: true, verbose: true, exact: false, lineNumbers: false, db, family };
   const proto = r.ip.proto?.num ?? 0;
   let s = `${targetName(r)} ${r.ip.proto?.invert ? '!' : ' '}`;

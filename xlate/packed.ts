@@ -262,7 +262,21 @@ export class PackedRule implements Rule {
   }
   /** (rare) another source: an own property of this rule from then on */
   set src(v: SourceRef | undefined) { Object.defineProperty(this, 'src', { value: v, writable: true, enumerable: true, configurable: true }); }
+  /** ip and matches as kept, or built for one use (readOnce) */
+  peek(): { ip: IpPart; matches: Match[] } { return this.built ?? this.block.build(this.index); }
   toJSON(): Rule { return plainRule(this); }
+}
+
+/**
+ * The rule to read once, as printers do: a packed rule's fields built for
+ * this use and not kept (iptables-save of 100k rules would otherwise keep
+ * every rule's objects, which the garbage collector then copies), any other
+ * rule as it is.
+ */
+export function readOnce(r: Rule): Rule {
+  if (!(r instanceof PackedRule)) return r;
+  const { ip, matches } = r.peek();
+  return { ip, matches, verdict: r.verdict, counters: r.counters, src: r.src };
 }
 
 /** The rule's block and row when it is packed. */

@@ -5,6 +5,7 @@
 import { fmtIpv4, fmtIpv6, isZero6, maskBits6 } from './addr';
 import type { AddrMatch, Chain, IfaceMatch, Match, Rule, Table } from './ir';
 import { commandName, isAddr6, isBuiltin } from './ir';
+import { readOnce } from './packed';
 import { moduleOf } from './matches';
 import { type NameDb, protoName } from './names';
 import { targetModuleOf } from './targets';
@@ -36,7 +37,8 @@ function fmtIface(opt: string, i: IfaceMatch): string {
 }
 
 /** The rule's text after "-A CHAIN", starting with a space (or empty). */
-export function ruleBody(r: Rule, db: NameDb): string {
+export function ruleBody(rule: Rule, db: NameDb): string {
+  const r = readOnce(rule);
   let s = '';
   if (r.ip.src) s += fmtAddr('-s', r.ip.src);
   if (r.ip.dst) s += fmtAddr('-d', r.ip.dst);

@@ -81,8 +81,10 @@ export function buildCompact(his: Uint32Array, los: Uint32Array, wide: boolean, 
       const hash = { wide, mix: MULTIPLIERS[(t + 4) % MULTIPLIERS.length]!, mul: MULTIPLIERS[t]!, bits };
       counts.fill(0);
       let longest = 0, i = 0;
+      // bucketOf, inline (a call per key is most of a 100k-key build in cold code)
+      const shift = 32 - bits, mix = hash.mix, mul = hash.mul;
       for (; i < n; i++) {
-        const b = bucketOf(hash, his[i]!, los[i]!);
+        const b = Math.imul(wide ? (los[i]! ^ Math.imul(his[i]!, mix)) : los[i]!, mul) >>> shift;
         bucket[i] = b;
         const c = ++counts[b]!;
         if (c > longest) { longest = c; if (c > scanMax) break; }

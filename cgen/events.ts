@@ -11,6 +11,7 @@
  * Also here: the TCP option walk for -m tcpmss, which needs the packet
  * bytes and so runs in the prologue.
  */
+import { packedRows } from '../xlate/packed';
 import { type Asm, Helper, R0, R1, R2, R3, R4, R5, R6, R7, R8, R9, R10 } from './asm';
 import type { KernelLayout } from './btf';
 import { type MapSpecOut, packEntries } from './prefilter';
@@ -63,6 +64,7 @@ export const EVENTS_BYTES = 1 << 20;
 export function actionIds(t: Table): Map<Rule, number> {
   const ids = new Map<Rule, number>();
   for (const c of t.chains) {
+    if (packedRows(c)) continue; // packed rules accept, drop, return, jump or go: no action
     // indexed: a for-of over a big array allocates an iterator result per element until V8 optimizes it
     const rules = c.rules;
     for (let i = 0; i < rules.length; i++) {

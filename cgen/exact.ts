@@ -15,7 +15,7 @@
  * fragment at offset 1) is dropped when some rule's address/protocol part
  * matches, found with a second lookup on those fields only. Pure.
  */
-import { PackedRule, PF, PV, type RuleBlock } from '../xlate/packed';
+import { chainLength, PackedRule, packedRows, PF, PV, type RuleBlock } from '../xlate/packed';
 import { type Asm, Helper, NF_ACCEPT, NF_DROP, R0, R1, R2, R3, R9, R10 } from './asm';
 import { buildCompact, type CompactLayout, type CompactTable, emitCompactSearch, emitEntryValue, valueWord } from './compact';
 import type { MapSpecOut } from './prefilter';
@@ -180,7 +180,7 @@ export function findExactRuns(chain: Chain, chainIdx: number, lo: number, hi: nu
     let end = i + 1;
     while (end < hi && rk.sig[end - lo] === sig && (!s.l4 || rk.proto[end - lo] === proto)) end++;
     let j: number, first: ArrayLike<number>, jumps = false;
-    if (narrow && s.bits <= 53 && end - i >= MIN_EXACT_RUN && distinct(rk, i - lo, end - lo)) {
+    if (narrow && s.bits <= 53 && end - i >= MIN_EXACT_RUN && distinct(rk, i - lo, end - lo, s.bits)) {
       j = end;
       const all = new Int32Array(end - i);
       for (let k = 0; k < all.length; k++) all[k] = i + k;
@@ -200,7 +200,7 @@ export function findExactRuns(chain: Chain, chainIdx: number, lo: number, hi: nu
     }
     if (j - i >= MIN_EXACT_RUN) {
       const targets = new Set<string>();
-      if (jumps) for (let k = i; k < j; k++) { if (rk.verdict[k - lo] === PV.JUMP) targets.add((chain.rules[k]!.verdict as { chain: string }).chain); }
+      if (jumps) for (let k = i; k < j; k++) { if (rk.verdict[k - lo] === PV.JUMP) targets.add(targetAt(chain, k)); }
       const run: ExactRun = { from: i, to: j, shape: s, map: `ex_${chainIdx}_${i}`, ipMap: s.l4 ? `exip_${chainIdx}_${i}` : undefined, targets: [...targets], kind: 'hash' };
       runKeys.set(run, { first, rk, lo });
       if (narrow) {
@@ -241,6 +241,14 @@ const SHAPE_BY_SIG: (Shape | undefined)[] = [];
  */
 function ruleKeys(chain: Chain, lo: number, hi: number): RuleKeys {
   const n = hi - lo;
+  const rows = packedRows(chain);
+  if (rows) {
+    // a packed chain: its rows' columns, no rule object
+    const b = rows.block, from = rows.from + lo;
+    const rk = newKeys(n, b.proto.subarray(from, from + n), b.verdict.subarray(from, from + n), packedSigs(b).subarray(from, from + n));
+    rowKeys(b, from, n, rk, 0);
+    return rk;
+  }
   const rules = chain.rules;
   // the packed rows from rule k on that are consecutive rows of its block: how many
   const segment = (k: number): number => {
@@ -335,9 +343,10 @@ function packedSigs(b: RuleBlock): Uint8Array {
 }
 
 /** Are the search values (hi, lo) of rows [from, to) of `rk` all distinct (values of at most 53 bits)? */
-function distinct(rk: RuleKeys, from: number, to: number): boolean {
-  const v = new Float64Array(to - from);
-  for (let k = from; k < to; k++) v[k - from] = rk.hi[k]! * 0x100000000 + rk.lo[k]!;
+function distinct(rk: RuleKeys, from: number, to: number, bits: number): boolean {
+  // keys of at most 32 bits (one address) sort as u32s, a copy of the values straight from their column
+  const v = bits <= 32 ? rk.lo.slice(from, to) : new Float64Array(to - from);
+  if (bits > 32) for (let k = from; k < to; k++) v[k - from] = rk.hi[k]! * 0x100000000 + rk.lo[k]!;
   v.sort();
   for (let k = 1; k < v.length; k++) if (v[k] === v[k - 1]) return false;
   return true;
@@ -434,7 +443,7 @@ export interface TailRun {
 }
 
 /** A run that takes appended rules: a hash lookup or compact table that ends its chain. */
-export const isTailRun = (chain: Chain, run: ExactRun): boolean => run.kind !== 'tree' && run.to === chain.rules.length;
+export const isTailRun = (chain: Chain, run: ExactRun): boolean => run.kind !== 'tree' && run.to === chainLength(chain);
 
 /** The maps for appended keys of a compact run (a hash run takes them into its own maps). */
 const deltaNames = (run: ExactRun): { map: string; ipMap?: string; flag: string } => ({
@@ -442,8 +451,9 @@ const deltaNames = (run: ExactRun): { map: string; ipMap?: string; flag: string 
 });
 
 export function tailRun(chain: Chain, run: ExactRun): TailRun {
-  const r0 = chain.rules[run.from]!;
-  const common = { chain: chain.name, sig: run.shape.sig, proto: run.shape.l4 ? protoOf(r0) : undefined, targets: run.targets, jumps: run.targets.length > 0 };
+  const rows = packedRows(chain);
+  const proto = !run.shape.l4 ? undefined : rows ? rows.block.proto[rows.from + run.from] : protoOf(chain.rules[run.from]!);
+  const common = { chain: chain.name, sig: run.shape.sig, proto, targets: run.targets, jumps: run.targets.length > 0 };
   if (run.kind !== 'compact') return { ...common, map: run.map, ipMap: run.ipMap };
   const d = deltaNames(run);
   return { ...common, map: d.map, ipMap: d.ipMap, base: { map: run.map, layout: run.compact!.full.layout, ipMap: run.ipMap, ipLayout: run.compact!.part?.layout, flag: d.flag } };
@@ -529,7 +539,7 @@ export function exactMaps(chain: Chain, run: ExactRun, slotAt: (ruleIndex: numbe
     const i = first[n]!, r = chain.rules[i]!;
     writeKey(keys, n * size, r, run.shape, true);
     values.writeUInt32LE(slotAt(i), n * 8);
-    values.writeUInt32LE(verdict(r), n * 8 + 4);
+    values.writeUInt32LE(verdict(chain, i), n * 8 + 4);
   }
   const maps: MapSpecOut[] = [{ name: run.map, type: BPF_MAP_TYPE_HASH, keySize: size, valueSize: 8, maxEntries: first.length + room, flags: 0, keys, values, count: first.length }];
   if (run.ipMap) {
@@ -540,10 +550,24 @@ export function exactMaps(chain: Chain, run: ExactRun, slotAt: (ruleIndex: numbe
   return maps;
 }
 
-/** A hit's verdict value for each rule of the run (NF_DROP, NF_ACCEPT or JUMP_BASE + the index of its target). */
-function verdictValues(run: ExactRun): (r: Rule) => number {
+/** A hit's verdict value for rule k of the chain, a rule of the run (NF_DROP, NF_ACCEPT or JUMP_BASE + the index of its target). */
+function verdictValues(run: ExactRun): (chain: Chain, k: number) => number {
   const target = new Map(run.targets.map((t, i) => [t, JUMP_BASE + i]));
-  return (r) => { const v = r.verdict; return v.kind === 'jump' ? target.get(v.chain)! : v.kind === 'accept' ? NF_ACCEPT : NF_DROP; };
+  return (chain, k) => {
+    const rows = packedRows(chain);
+    if (rows) {
+      const v = rows.block.verdict[rows.from + k]!;
+      return v === PV.JUMP ? target.get(rows.block.targetOf(rows.from + k)!)! : v === PV.ACCEPT ? NF_ACCEPT : NF_DROP;
+    }
+    const v = chain.rules[k]!.verdict;
+    return v.kind === 'jump' ? target.get(v.chain)! : v.kind === 'accept' ? NF_ACCEPT : NF_DROP;
+  };
+}
+
+/** The chain rule k of the chain (a rule that jumps) jumps to. */
+function targetAt(chain: Chain, k: number): string {
+  const rows = packedRows(chain);
+  return rows ? rows.block.targetOf(rows.from + k)! : (chain.rules[k]!.verdict as { chain: string }).chain;
 }
 
 /** BPF_F_MMAPABLE: user space may map the array (an append reads a compact table's bucket, not all of it). */
@@ -567,7 +591,7 @@ function compactMaps(chain: Chain, run: ExactRun, first: ArrayLike<number>, slot
     const k = first[i]!;
     const w = valueWord(full.layout, full.position[i]!);
     words[w] = slotAt(k);
-    words[w + 1] = verdict(chain.rules[k]!);
+    words[w + 1] = verdict(chain, k);
   }
   const maps = [arrayOf(run.map, bytes, BPF_F_MMAPABLE)];
   if (part) maps.push(arrayOf(run.ipMap!, part.bytes, BPF_F_MMAPABLE));

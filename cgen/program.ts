@@ -25,6 +25,7 @@ import { ADDRTYPE6_KEY_SIZE, ADDRTYPE6_SCRATCH_MAP } from './addrtype';
 import { ACTIONS_MAP, actionIds, actionsMap, EPILOGUE, emitEpilogue, emitMssOption, recordAction } from './events';
 import { type BuiltinChain, BUILTIN_CHAINS, type Chain, ctTupleFields, type Family, LOG_FLAGS, type Match, hashlimitTables, needsCtDetails, recentTables, type Rule, setsUsed, type Table, usesAddrtype, usesMatch } from '../xlate/ir';
 import { tableFacts, type TableFacts } from '../xlate/facts';
+import { chainLength, packedRows, rowTargets } from '../xlate/packed';
 
 export const COUNTERS_MAP = 'counters';
 
@@ -39,7 +40,7 @@ export interface CounterLayout {
 export function counterLayout(t: Table): CounterLayout {
   const chainBase = new Map<string, number>();
   let n = 0;
-  for (const c of t.chains) { chainBase.set(c.name, n); n += c.rules.length; }
+  for (const c of t.chains) { chainBase.set(c.name, n); n += chainLength(c); }
   const policySlot = new Map<BuiltinChain, number>();
   for (const b of BUILTIN_CHAINS) policySlot.set(b, n++);
   return { chainBase, policySlot, slots: n };
@@ -219,7 +220,7 @@ function hasTailRun(t: Table, cx: CompileCtx): boolean {
 function exactRunsOf(cx: CompileCtx, chain: Chain): ExactRun[] {
   let runs = cx.exactRuns.get(chain);
   // IPv6 tables are compiled rule by rule for now (the lookup keys are IPv4-shaped)
-  if (!runs) { runs = cx.family === 6 ? [] : findExactRuns(chain, cx.chainIndex.get(chain)!, 0, chain.rules.length, cx.treeMax, cx.compact); cx.exactRuns.set(chain, runs); }
+  if (!runs) { runs = cx.family === 6 ? [] : findExactRuns(chain, cx.chainIndex.get(chain)!, 0, chainLength(chain), cx.treeMax, cx.compact); cx.exactRuns.set(chain, runs); }
   return runs;
 }
 
@@ -325,7 +326,8 @@ function chunksOf(cx: CompileCtx, chain: Chain): [number, number][] {
   cx.chunks.set(chain, out);
   const runs = new Map(exactRunsOf(cx, chain).map((r) => [r.from, r]));
   let from = 0, weight = 0, units = 0;
-  for (let i = 0; i < chain.rules.length;) {
+  const length = chainLength(chain);
+  for (let i = 0; i < length;) {
     const run = runs.get(i);
     const runEnd = run?.to;
     const w = run ? runBranches(run) : ruleBranches(chain.rules[i]!);
@@ -334,7 +336,7 @@ function chunksOf(cx: CompileCtx, chain: Chain): [number, number][] {
     units++;
     i = runEnd ?? i + 1;
   }
-  if (chain.rules.length > from) out.push([from, chain.rules.length]);
+  if (length > from) out.push([from, length]);
   return out;
 }
 
@@ -522,6 +524,8 @@ function readsTransport(all: readonly Match[]): boolean {
 /** The chains a chain's rules jump or go to, each once, in first-use order. */
 export function chainTargets(c: Chain): string[] {
   const out = new Set<string>();
+  const rows = packedRows(c);
+  if (rows) return [...rowTargets(rows, out)];
   const rules = c.rules;
   // indexed: a for-of over a big array allocates an iterator result per element until V8 optimizes it
   for (let i = 0; i < rules.length; i++) {
@@ -569,7 +573,7 @@ function compileHook(t: Table, chain: BuiltinChain, cx: CompileCtx, k: KernelLay
   const mainChunks = chunksOf(cx, main);
   if (mainChunks.length <= 1) {
     // a short built-in chain runs in the entry function itself
-    emitRules(a, main, 0, main.rules.length, cx, { kind: 'main', policy: policyLabel });
+    emitRules(a, main, 0, chainLength(main), cx, { kind: 'main', policy: policyLabel });
   } else {
     mainChunks.forEach((_, c) => {
       const cont = a.fresh('cont');
@@ -592,7 +596,7 @@ function compileHook(t: Table, chain: BuiltinChain, cx: CompileCtx, k: KernelLay
     const chunks = chunksOf(cx, c);
     if (chunks.length <= 1) {
       // `int chain(struct bpft_pkt *p)`: DROP, ACCEPT, or CONTINUE when the chain ends or returns
-      emitRuleFunc(a, c, 0, c.rules.length, cx, chainLabel(name), `chain_${ci}`, { kind: 'chain' });
+      emitRuleFunc(a, c, 0, chainLength(c), cx, chainLabel(name), `chain_${ci}`, { kind: 'chain' });
       continue;
     }
     const body = a.fresh('body');

@@ -31,9 +31,9 @@ import { SysError } from '../native/libc';
 import { ensureLogd } from './logd';
 import { appendRoom, pendingInForce } from './fast-append';
 import { decodeTable, encodeTable, storedStateKeys } from '../xlate/stored';
-import { ZERO_COUNTERS } from '../xlate/packed';
+import { countersAt, packedRows } from '../xlate/packed';
 import { BpftablesError } from '../xlate/errors';
-import { type Counters, emptyFilterTable, type Family, hashlimitTables, recentTables, type Table, usesAddrtype, usesMatch } from '../xlate/ir';
+import { emptyFilterTable, type Family, hashlimitTables, recentTables, type Table, usesAddrtype, usesMatch } from '../xlate/ir';
 import { tableFacts } from '../xlate/facts';
 import { log } from './log';
 
@@ -93,14 +93,6 @@ function kernelHz(): number {
 
 const SLOT: Record<string, number> = { INPUT: 0, FORWARD: 1, OUTPUT: 2 };
 
-/** A u64 of the counter map (little-endian), as a number (exact up to 2^53, as Number(BigInt) beyond). */
-const u64 = (v: Buffer, at: number): number => v.readUInt32LE(at) + v.readUInt32LE(at + 4) * 4294967296;
-/** The counters in slot `slot` of a counter map's value; zero ones shared (ZERO_COUNTERS, frozen). */
-function countersAt(v: Buffer, slot: number): Counters {
-  const packets = u64(v, slot * 16), bytes = u64(v, slot * 16 + 8);
-  return packets === 0 && bytes === 0 ? ZERO_COUNTERS : { packets, bytes };
-}
-
 /** The live filter table of `family` with counters, or undefined if none is loaded. */
 export function readTable(family: Family): Table | undefined {
   const st = TableState.open(family, false);
@@ -113,8 +105,13 @@ export function readTable(family: Family): Table | undefined {
     mapLookup(active.countersFd, u32Key(0), v);
     for (const c of table.chains) {
       const base = cl.chainBase.get(c.name)!;
-      const rules = c.rules;
-      for (let i = 0; i < rules.length; i++) rules[i]!.counters = countersAt(v, base + i);
+      // a packed chain's rules take their counters when they are built (most readers never build them)
+      const rows = packedRows(c);
+      if (rows) rows.counters = { values: v, base };
+      else {
+        const rules = c.rules;
+        for (let i = 0; i < rules.length; i++) rules[i]!.counters = countersAt(v, base + i);
+      }
       const slot = cl.policySlot.get(c.name as 'INPUT');
       c.counters = slot === undefined ? { packets: 0, bytes: 0 } : { ...countersAt(v, slot) };
     }
@@ -245,10 +242,17 @@ export function loadCompiled(compiled: CompiledTable, table: Table, shared?: Map
     };
     for (const c of table.chains) {
       const base = compiled.counters.chainBase.get(c.name)!;
-      const rules = c.rules;
-      for (let i = 0; i < rules.length; i++) {
-        const n = rules[i]!.counters;
-        if (n.packets || n.bytes) put(base + i, n.packets, n.bytes);
+      const rows = packedRows(c);
+      if (rows?.counters) {
+        // a packed chain read back from the kernel: its slots copied as they are
+        init ??= Buffer.alloc(compiled.counterSlots * 16);
+        rows.counters.values.copy(init, base * 16, rows.counters.base * 16, (rows.counters.base + rows.to - rows.from) * 16);
+      } else if (!rows) {
+        const rules = c.rules;
+        for (let i = 0; i < rules.length; i++) {
+          const n = rules[i]!.counters;
+          if (n.packets || n.bytes) put(base + i, n.packets, n.bytes);
+        }
       }
       const slot = compiled.counters.policySlot.get(c.name as 'INPUT');
       if (slot !== undefined && (c.counters.packets || c.counters.bytes)) put(slot, c.counters.packets, c.counters.bytes);

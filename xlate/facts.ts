@@ -5,7 +5,7 @@
  * Pure.
  */
 import type { Match, Table } from './ir';
-import { PackedRule, PF } from './packed';
+import { PackedRule, packedRows, PF } from './packed';
 
 export interface TableFacts {
   /**
@@ -29,6 +29,16 @@ export function tableFacts(t: Table): TableFacts {
   const matches: Match[] = [];
   let conntrack = false, events = false, ifaces = false, tcp = false, udp = false;
   for (const c of t.chains) {
+    const rows = packedRows(c);
+    if (rows) {
+      const flags = rows.block.flags;
+      for (let i = rows.from; i < rows.to; i++) {
+        const f = flags[i]!;
+        if (f & (PF.IN | PF.OUT)) ifaces = true;
+        if (f & PF.L4) { if (f & PF.UDP) udp = true; else tcp = true; }
+      }
+      continue;
+    }
     // indexed: a for-of over a big array allocates an iterator result per element until V8 optimizes it
     const rules = c.rules;
     for (let i = 0; i < rules.length; i++) {

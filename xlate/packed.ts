@@ -27,7 +27,7 @@
  * every rule line of the fixtures and the conformance dumps, and on
  * generated ones. Pure.
  */
-import type { Addr4Match, Counters, IfaceMatch, IpPart, Match, Rule, SourceRef, Verdict } from './ir';
+import type { Addr4Match, Chain, Counters, IfaceMatch, IpPart, Match, Rule, SourceRef, Verdict } from './ir';
 import { type NameDb, protoNumber } from './names';
 import { TARGET_MODULES } from './targets';
 
@@ -281,6 +281,70 @@ export function readOnce(r: Rule): Rule {
 
 /** The rule's block and row when it is packed. */
 export const packedOf = (r: Rule): PackedRule | undefined => (r instanceof PackedRule ? r : undefined);
+
+/**
+ * Packed chains: a chain whose rules are rows [from, to) of one block, in
+ * order (what a restore makes of a blocklist's chain), holds no rule object
+ * until something reads its `rules`: that property is then built, once, as
+ * the PackedRules of the rows (with their counters when `counters` is set:
+ * 16 bytes a slot, little-endian packets then bytes, the chain's first rule
+ * at slot `base`), and the chain is a plain chain from then on. A spread or
+ * JSON of the chain reads `rules` too. Code on the hot path asks
+ * packedRows() first and reads the columns.
+ */
+export interface PackedRows {
+  block: RuleBlock; from: number; to: number;
+  counters?: { values: Buffer; base: number };
+}
+const packedChains = new WeakMap<Chain, PackedRows>();
+
+/** The rows a packed chain holds, or undefined for a chain whose rules are objects. */
+export const packedRows = (c: Chain): PackedRows | undefined => packedChains.get(c);
+
+/** How many rules the chain has (a packed chain's without building them). */
+export function chainLength(c: Chain): number {
+  const p = packedChains.get(c);
+  return p ? p.to - p.from : c.rules.length;
+}
+
+/** Make `c` (whose rules are none yet) a packed chain of `rows`. */
+export function packChain(c: Chain, rows: PackedRows): void {
+  packedChains.set(c, rows);
+  Object.defineProperty(c, 'rules', {
+    configurable: true, enumerable: true,
+    get: () => unpack(c),
+    set: (v: Rule[]) => { unpack(c); c.rules = v; },
+  });
+}
+
+/** Build a packed chain's rules; it is a plain chain from then on. */
+function unpack(c: Chain): Rule[] {
+  const p = packedChains.get(c)!;
+  const rules: Rule[] = new Array(p.to - p.from);
+  for (let i = p.from; i < p.to; i++) {
+    const r = new PackedRule(p.block, i);
+    if (p.counters) r.counters = countersAt(p.counters.values, p.counters.base + i - p.from);
+    rules[i - p.from] = r;
+  }
+  packedChains.delete(c);
+  Object.defineProperty(c, 'rules', { value: rules, writable: true, enumerable: true, configurable: true });
+  return rules;
+}
+
+/** A u64 of a counter buffer (little-endian), as a number (exact up to 2^53, as Number(BigInt) beyond). */
+const u64 = (v: Buffer, at: number): number => v.readUInt32LE(at) + v.readUInt32LE(at + 4) * 4294967296;
+/** The counters in slot `slot` of a counter map's value (16 bytes a slot); zero ones shared (ZERO_COUNTERS). */
+export function countersAt(v: Buffer, slot: number): Counters {
+  const packets = u64(v, slot * 16), bytes = u64(v, slot * 16 + 8);
+  return packets === 0 && bytes === 0 ? ZERO_COUNTERS : { packets, bytes };
+}
+
+/** The chains that rows [from, to) of a packed chain jump or go to, each once, in first-use order (into `out`). */
+export function rowTargets(p: PackedRows, out: Set<string>): Set<string> {
+  const v = p.block.verdict;
+  for (let i = p.from; i < p.to; i++) if (v[i]! >= PV.JUMP) out.add(p.block.targetOf(i)!);
+  return out;
+}
 
 /** The rule with other counters (a new object; a packed rule stays packed). */
 export function withCounters(r: Rule, counters: Counters): Rule {

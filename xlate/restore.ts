@@ -15,7 +15,7 @@ import { parseIptablesArgv, toCommand } from './command-parse';
 import { listTable, verboseReport, verboseRuleLine } from './list';
 import { chainOrder } from './save';
 import { OtherFamilyRule, parseRuleArgs, type RuleCommand } from './rule-parse';
-import { PackedRule, PF, RuleBlock, scanPacked } from './packed';
+import { packChain, PackedRule, packedRows, PF, RuleBlock, scanPacked } from './packed';
 import { validateTable } from './validate';
 
 export interface RestoreOptions {
@@ -173,10 +173,17 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
         const chain = name === lastChainName && lastTable === open!.table ? lastChain : chainNamed(open!, name);
         if (!chain) { block!.count--; throw new BpftablesError(`chain ${name} does not exist`, 1, { col: 4 }); }
         lastChainName = name; lastChain = chain; lastTable = open!.table;
-        const rule = new PackedRule(block!, block!.count - 1);
-        if (verbose) output += verboseRuleLine(rule, family, o.db);
-        if (block!.flags[rule.index]! & (PF.IN | PF.OUT)) checkInterfaces(chain.name, rule);
-        chain.rules.push(rule);
+        const row = block!.count - 1;
+        if (verbose || (block!.flags[row]! & (PF.IN | PF.OUT))) {
+          const rule = new PackedRule(block!, row);
+          if (verbose) output += verboseRuleLine(rule, family, o.db);
+          checkInterfaces(chain.name, rule);
+        }
+        // the chain's rules as rows of the block while they are consecutive rows (a packed chain), else objects
+        const rows = packedRows(chain);
+        if (rows && rows.block === block && rows.to === row) rows.to++;
+        else if (!rows && chain.rules.length === 0) packChain(chain, { block: block!, from: row, to: row + 1 });
+        else chain.rules.push(new PackedRule(block!, row));
       } else {
         ruleLine(to > from && t.charCodeAt(to - 1) === 13 ? t.slice(from, to - 1) : t.slice(from, to), line);
       }

@@ -13,7 +13,7 @@
  * earlier releases wrote: the JSON alone) is still read. Pure.
  */
 import { type Chain, type Family, type Rule, type Table } from './ir';
-import { type PackedBlockMeta, PackedRule, RuleBlock, packedOf } from './packed';
+import { packChain, type PackedBlockMeta, PackedRule, packedOf, packedRows, RuleBlock } from './packed';
 
 const MAGIC = 'BPT2';
 
@@ -41,52 +41,47 @@ export function storedRule(r: Rule): Rule {
 export function encodeTable(t: Table, stateKeys?: string[]): Buffer[] {
   // each block and how its rows are used: every row once, in increasing order?
   const uses = new Map<RuleBlock, { rows: number; next: number; inOrder: boolean }>();
-  for (const c of t.chains) {
-    // indexed: a for-of over a big array allocates an iterator result per element until V8 optimizes it
-    const rules = c.rules;
-    for (let i = 0; i < rules.length; i++) {
-      const p = packedOf(rules[i]!);
-      if (!p) continue;
-      let u = uses.get(p.block);
-      if (!u) uses.set(p.block, u = { rows: 0, next: 0, inOrder: true });
-      if (p.index !== u.next) u.inOrder = false;
-      u.next = p.index + 1;
-      u.rows++;
-    }
-  }
+  eachSegment(t, (block, from, to) => {
+    let u = uses.get(block);
+    if (!u) uses.set(block, u = { rows: 0, next: 0, inOrder: true });
+    if (from !== u.next) u.inOrder = false;
+    u.next = to;
+    u.rows += to - from;
+  });
   const blocks: RuleBlock[] = [];
   const blockIndex = new Map<RuleBlock, number>();
-  // a block to copy rows into, for blocks not kept whole
+  // a block to copy rows into, for blocks not kept whole, and where each row went
   let copy: RuleBlock | undefined;
-  const rowOf = new Map<PackedRule, number>();
+  const copied = new Map<RuleBlock, Map<number, number>>();
   for (const [b, u] of uses) {
     if (u.inOrder && u.rows === b.count) { blockIndex.set(b, blocks.length); blocks.push(b); continue; }
     copy ??= new RuleBlock(undefined);
+    copied.set(b, new Map());
   }
   if (copy) {
     blockIndex.set(copy, blocks.length);
     blocks.push(copy);
-    for (const c of t.chains) {
-      for (const r of c.rules) {
-        const p = packedOf(r);
-        if (p && !blockIndex.has(p.block)) rowOf.set(p, copy.copyRow(p.block, p.index));
-      }
-    }
+    eachSegment(t, (block, from, to) => {
+      const rows = copied.get(block);
+      if (rows) for (let i = from; i < to; i++) rows.set(i, copy!.copyRow(block, i));
+    });
   }
   const chains = t.chains.map((c) => {
     const rules: StoredRule[] = [];
     let range: [number, number, number] | undefined;
-    const all = c.rules;
-    for (let i = 0; i < all.length; i++) {
-      const r = all[i]!;
-      const p = packedOf(r);
-      if (!p) { range = undefined; rules.push(storedRule(r)); continue; }
-      const copied = rowOf.get(p);
-      const b = copied === undefined ? blockIndex.get(p.block)! : blockIndex.get(copy!)!;
-      const row = copied ?? p.index;
-      if (range && range[0] === b && range[2] === row) range[2] = row + 1;
-      else rules.push(range = [b, row, row + 1]);
-    }
+    eachSegment({ chains: [c] }, (block, from, to) => {
+      const rows = copied.get(block);
+      const b = blockIndex.get(rows ? copy! : block)!;
+      for (let i = from; i < to;) {
+        // rows stay a range while they are consecutive in the block they are stored in
+        const row = rows ? rows.get(i)! : i;
+        let n = 1;
+        if (!rows) n = to - from - (i - from);
+        if (range && range[0] === b && range[2] === row) range[2] = row + n;
+        else rules.push(range = [b, row, row + n]);
+        i += n;
+      }
+    }, (r) => { range = undefined; rules.push(storedRule(r)); });
     const out: StoredJson['table']['chains'][number] = { name: c.name, rules };
     if (c.policy) out.policy = c.policy;
     return out;
@@ -98,6 +93,25 @@ export function encodeTable(t: Table, stateKeys?: string[]): Buffer[] {
   prefix.write(MAGIC, 0, 'latin1');
   prefix.writeUInt32LE(head.length, 4);
   return [prefix, head, ...encoded.flatMap((e) => e.parts)];
+}
+
+/**
+ * The packed rows of a table's chains as segments (block, from, to) in rule
+ * order — a packed chain is one, a PackedRule one row — and, with `other`,
+ * the other rules between them. No rule object is built.
+ */
+function eachSegment(t: { chains: readonly Chain[] }, rows: (block: RuleBlock, from: number, to: number) => void, other?: (r: Rule) => void): void {
+  for (const c of t.chains) {
+    const p = packedRows(c);
+    if (p) { if (p.to > p.from) rows(p.block, p.from, p.to); continue; }
+    // indexed: a for-of over a big array allocates an iterator result per element until V8 optimizes it
+    const rules = c.rules;
+    for (let i = 0; i < rules.length; i++) {
+      const r = rules[i]!;
+      const q = packedOf(r);
+      if (q) rows(q.block, q.index, q.index + 1); else other?.(r);
+    }
+  }
 }
 
 /** The JSON part of a stored table (version 1: all of it). */
@@ -128,6 +142,13 @@ export function decodeTable(bytes: Buffer, family: Family): { table: Table; stat
     return b;
   });
   const chains: Chain[] = json.table.chains.map((c) => {
+    const only = c.rules.length === 1 ? c.rules[0] : undefined;
+    if (Array.isArray(only)) {
+      // the whole chain one range of rows: a packed chain, no rule built
+      const chain: Chain = c.policy ? { name: c.name, policy: c.policy, counters: { packets: 0, bytes: 0 }, rules: [] } : { name: c.name, counters: { packets: 0, bytes: 0 }, rules: [] };
+      packChain(chain, { block: blocks[only[0]]!, from: only[1], to: only[2] });
+      return chain;
+    }
     const rules: Rule[] = [];
     for (const r of c.rules) {
       if (!Array.isArray(r)) { r.counters = { packets: 0, bytes: 0 }; rules.push(r); continue; }

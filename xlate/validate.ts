@@ -7,7 +7,7 @@
 import { BpftablesError, kernelInvalid } from './errors';
 import { BUILTIN_CHAINS, commandName, isBuiltin, type Rule, type Table } from './ir';
 import { MATCH_HOOKS } from './matches';
-import { PackedRule } from './packed';
+import { PackedRule, packedRows, rowTargets } from './packed';
 import { TARGETS_UNSUPPORTED } from './rule-parse';
 
 function targetOf(r: Rule): string | undefined {
@@ -20,23 +20,40 @@ function ruleError(msg: string, r: Rule, status: 1 | 2 = 2): BpftablesError {
 
 export function validateTable(t: Table): void {
   const byName = new Map(t.chains.map((c) => [c.name, c]));
+  /** rule r's jump or goto to `target` names a user chain of the table */
+  const checkTarget = (target: string, r: Rule): void => {
+    if (isBuiltin(target)) throw ruleError(`cannot jump to built-in chain ${target}`, r);
+    if (!byName.has(target)) {
+      if (TARGETS_UNSUPPORTED.has(target)) {
+        throw new BpftablesError(`target ${target} is not supported by bpftables yet`, 2, r.src ? { file: r.src.file, line: r.src.line } : {}, '-j', true);
+      }
+      throw ruleError(`Couldn't load target \`${target}':No such file or directory\n`, r); // iptables prints a blank line after it
+    }
+  };
   // each chain's targets, once each (a 100k-rule chain is walked once here)
   const targets = new Map<string, string[]>();
   for (const c of t.chains) {
     const seen = new Set<string>();
+    const rows = packedRows(c);
+    if (rows) {
+      // a packed chain: its rows' targets, each checked where it first comes
+      const b = rows.block;
+      for (let i = rows.from; i < rows.to; i++) {
+        const target = b.targetOf(i);
+        if (target === undefined || seen.has(target)) continue;
+        checkTarget(target, new PackedRule(b, i));
+        seen.add(target);
+      }
+      targets.set(c.name, [...seen]);
+      continue;
+    }
     const rules = c.rules;
     // indexed: a for-of over a big array allocates an iterator result per element until V8 optimizes it
     for (let i = 0; i < rules.length; i++) {
       const r = rules[i]!;
       const target = targetOf(r);
       if (target === undefined || seen.has(target)) continue;
-      if (isBuiltin(target)) throw ruleError(`cannot jump to built-in chain ${target}`, r);
-      if (!byName.has(target)) {
-        if (TARGETS_UNSUPPORTED.has(target)) {
-          throw new BpftablesError(`target ${target} is not supported by bpftables yet`, 2, r.src ? { file: r.src.file, line: r.src.line } : {}, '-j', true);
-        }
-        throw ruleError(`Couldn't load target \`${target}':No such file or directory\n`, r); // iptables prints a blank line after it
-      }
+      checkTarget(target, r);
       seen.add(target);
     }
     targets.set(c.name, [...seen]);
@@ -73,6 +90,13 @@ function checkMatchHooks(t: Table): void {
   for (const c of t.chains) {
     const list: Step[] = [];
     const jumped = new Set<string>();
+    const rows = packedRows(c);
+    if (rows) {
+      // a packed chain's matches (tcp, udp) are allowed at every hook: only its jumps
+      for (const target of rowTargets(rows, new Set())) list.push({ target });
+      steps.set(c.name, list);
+      continue;
+    }
     const rules = c.rules;
     for (let i = 0; i < rules.length; i++) {
       const r = rules[i]!;

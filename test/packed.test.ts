@@ -10,7 +10,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import { splitArgs } from '../grammar/restore-lexer';
-import { PackedRule, plainRule, RuleBlock, scanPacked, withCounters, ZERO_COUNTERS } from '../xlate/packed';
+import { chainLength, PackedRule, packedRows, plainRule, rowTargets, RuleBlock, scanPacked, withCounters, ZERO_COUNTERS } from '../xlate/packed';
+import { tableFacts } from '../xlate/facts';
+import { validateTable } from '../xlate/validate';
 import { parseRuleArgs } from '../xlate/rule-parse';
 import { parseRestore } from '../xlate/restore';
 import { saveTable } from '../xlate/save';
@@ -196,3 +198,51 @@ t.test('the stored form: a round trip, state keys, blocks copied down, version 1
   t.same(storedStateKeys(v1), ['z']);
   t.throws(() => decodeTable(bytes.subarray(0, bytes.length - 1), 4), 'a cut-short store is refused');
 });
+
+t.test('packed chains: rows without rule objects until the rules are read', async (t) => {
+  const lines = Array.from({ length: 40 }, (_, i) => `-A INPUT -s 10.9.0.${i}/32 -j ${i % 3 ? 'DROP' : 'svc'}`);
+  const text = ['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ':svc - [0:0]', ...lines, '-A svc -j RETURN', 'COMMIT', ''].join('\n');
+  const table = restore(text);
+  const input = table.chains[0]!;
+  const rows = packedRows(input)!;
+  t.ok(rows, 'a chain of consecutive plain lines is packed');
+  t.same([rows.from, rows.to], [0, 40]);
+  t.equal(chainLength(input), 40, 'its length without its rules');
+  t.same(validateTargets(table), ['svc'], 'its targets come from its rows');
+  const facts = tableFacts(table);
+  t.same([facts.ifaces, facts.events], [false, false]);
+  // the stored form keeps it one range, read back as a packed chain
+  const back = decodeTable(Buffer.concat(encodeTable(table)), 4).table;
+  t.ok(packedRows(back.chains[0]!), 'read back packed');
+  t.equal(shape(back), shape(table), 'the same table (reading the rules builds them)');
+  t.notOk(packedRows(back.chains[0]!), 'a chain whose rules were read is a plain chain');
+  t.equal(back.chains[0]!.rules.length, 40);
+  // counters come with the rules when they are built
+  const again = decodeTable(Buffer.concat(encodeTable(table)), 4).table;
+  const values = Buffer.alloc(16 * 50);
+  values.writeUInt32LE(7, 16 * 3); values.writeUInt32LE(1, 16 * 3 + 4); values.writeUInt32LE(99, 16 * 3 + 8);
+  packedRows(again.chains[0]!)!.counters = { values, base: 2 };
+  const c = again.chains[0]!.rules;
+  t.same(c[1]!.counters, { packets: 7 + 4294967296, bytes: 99 }, 'slot base + 1');
+  t.equal(c[0]!.counters, ZERO_COUNTERS);
+  // a spread reads the rules: the copy is a plain chain with the same rules
+  const t2 = restore(text);
+  const copy = { ...t2.chains[0]! };
+  t.equal(copy.rules.length, 40);
+  t.notOk(packedRows(t2.chains[0]!), 'the original was built by the spread');
+  // a plain line after packed ones in the same chain: the chain's rules are built, then the line appended
+  const drops = lines.map((l) => l.replace(/ -j svc$/, ' -j DROP'));
+  const mixed = restore(['*filter', ':INPUT ACCEPT [0:0]', ...drops.slice(0, 5), '-A INPUT -m conntrack --ctstate NEW', ...drops.slice(5, 8), 'COMMIT', ''].join('\n'));
+  t.notOk(packedRows(mixed.chains[0]!));
+  t.equal(mixed.chains[0]!.rules.length, 9);
+  t.equal(mixed.chains[0]!.rules.filter((r) => r instanceof PackedRule).length, 8);
+  // a bad target in a packed chain names its line
+  t.throws(() => restore(['*filter', ':INPUT ACCEPT [0:0]', ...lines.slice(1, 3), '-A INPUT -s 1.2.3.4/32 -j nowhere', 'COMMIT', ''].join('\n')),
+    { message: /nowhere/, where: { line: 5 } }, 'the line of the first rule that names it');
+});
+
+/** The targets validateTable accepts for the table's packed INPUT chain (it throws for any other). */
+function validateTargets(table: Table): string[] {
+  validateTable(table);
+  return [...rowTargets(packedRows(table.chains[0]!)!, new Set())];
+}

@@ -404,7 +404,7 @@ function migrateCommand(args: string[], io: Io): number {
   if (!input) { io.err('bpftables migrate: an input file is needed (- for standard input)\n'); return 2; }
   const text = readInput('migrate', input, io);
   if (text === null) return 2;
-  const bar = progress('bpftables migrate', ruleLines(text));
+  const bar = progress('bpftables migrate', () => ruleLines(text));
   const writeReport = (lines: string): void => { bar.end(); if (report) fs.writeFileSync(report, lines); else io.err(lines); };
   if (to === 'iptables') {
     let result;
@@ -424,7 +424,7 @@ function migrateCommand(args: string[], io: Io): number {
   try {
     // the input must be a valid ruleset: iptables-restore's own parser says so first
     bar.phase('reading', 0.6);
-    parseRestore(text, { file: input, db: systemNameDb, counters: false, family, noValidate: true, progress: (done, total) => bar.update(done, total) });
+    parseRestore(text, { file: input, db: systemNameDb, counters: false, family, noValidate: true, progress: bar.live ? (done, total) => bar.update(done, total) : undefined });
     bar.phase('translating', 1);
   } catch (e) {
     bar.end();

@@ -86,11 +86,11 @@ export function restoreMain(prog: string, argv: string[], io: Io, family: Family
   const display = file === '-' ? 'stdin' : path.basename(file);
   let tables;
   const phase = phases();
-  const bar = progress(prog, ruleLines(text));
+  const bar = progress(prog, () => ruleLines(text));
   bar.phase('parsing', 0.5);
   try {
     const result = parseRestore(text, {
-      progress: (done, total) => bar.update(done, total),
+      progress: bar.live ? (done, total) => bar.update(done, total) : undefined,
       file: display, db: systemNameDb, counters: o.counters, noflush: o.noflush, family, verbose: o.verbose, warn: (m) => io.err(`${m}\n`),
       current: (name) => (name === 'filter' ? readTable(family) : undefined),
     });

@@ -9,6 +9,7 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { paint } from './colour';
+import { writeStderr } from './output';
 
 const LEVELS = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60 } as const;
 type Level = keyof typeof LEVELS;
@@ -31,7 +32,7 @@ const at = (l: Level): LogFn => (obj, msg) => {
   if (level === 'warn' && !process.env.BPFTABLES_LOG) {
     const text = typeof obj === 'string' ? obj : msg ?? JSON.stringify(obj);
     const kind = l === 'warn' ? 'warning' : 'error';
-    process.stderr.write(paint(kind, `${path.basename(process.argv[1] ?? 'bpftables')}: ${kind}: ${text}\n`));
+    writeStderr(paint(kind, `${path.basename(process.argv[1] ?? 'bpftables')}: ${kind}: ${text}\n`));
     return;
   }
   if (typeof obj === 'string') logger()[l](obj); else logger()[l](obj, msg);

@@ -240,16 +240,18 @@ export function runLogd(): number {
   try {
     for (;;) {
       const now = Date.now();
-      if (now - lastCheck >= 1000) {
+      const check = now - lastCheck >= 1000;
+      if (check) {
         lastCheck = now;
         // leave with the namespace: nothing but logd processes hold it any more
         if (!liveNetnsInodes({ ignore: isLogdProcess }).has(ino)) return 0;
         view = readView();
         reopen();
-        reportLost();
       }
       if (routes.drain()) syncRoutes();
       if (rb) rb.drain(handle);
+      // after the records that fitted: the report is the newest line, the last the kernel log would drop
+      if (check) reportLost();
       epollWait(ep, 500);
     }
   } finally {

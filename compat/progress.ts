@@ -15,22 +15,27 @@ export interface Progress {
   phase(label: string, until?: number): void;
   /** erase the bar */
   end(): void;
+  /** does it draw (false: updates are ignored, so callers need not count for it) */
+  readonly live: boolean;
 }
 
 function stderrIsCharDevice(): boolean {
   try { return fs.fstatSync(2).isCharacterDevice(); } catch { return false; }
 }
 
-const NONE: Progress = { update() {}, phase() {}, end() {} };
+const NONE: Progress = { update() {}, phase() {}, end() {}, live: false };
 
-/** A bar for a run over `rules` rules, or one that draws nothing (too few rules, or stderr is no terminal). */
-export function progress(command: string, rules: number, given?: NodeJS.WriteStream): Progress {
-  if (rules < MIN_RULES) return NONE;
+/**
+ * A bar for a run over `rules()` rules, or one that draws nothing (stderr is no terminal, or too few rules).
+ * The rules are counted only for a terminal: a pipe or a file (what scripts and the bench give) costs
+ * nothing here.
+ */
+export function progress(command: string, rules: () => number, given?: NodeJS.WriteStream): Progress {
   // process.stderr is made only for a terminal: making it loads node's stream modules (about 5 ms of a
-  // restore), and a pipe or a file (what scripts and the bench give) is no character device
+  // restore), and a pipe or a file is no character device
   if (!given && !stderrIsCharDevice()) return NONE;
   const stream = given ?? process.stderr;
-  if (!stream.isTTY) return NONE;
+  if (!stream.isTTY || rules() < MIN_RULES) return NONE;
   let label = '';
   let last = -1;
   let from = 0, to = 1, at = 0;
@@ -46,6 +51,7 @@ export function progress(command: string, rules: number, given?: NodeJS.WriteStr
     update(done, total) { at = from + (to - from) * (total > 0 ? Math.min(1, done / total) : 1); draw(at); },
     phase(l, until = 1) { label = l; from = at; to = Math.max(at, until); last = -1; draw(at); },
     end() { if (drawn) stream.write('\r\x1b[K'); },
+    live: true,
   };
 }
 

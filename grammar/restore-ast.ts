@@ -9,4 +9,6 @@ export interface RestoreStatement {
   col: number;
   /** the line as written; for `rules`, the block's lines joined by their line breaks (a line may end in a CR) */
   text: string;
+  /** where `text` starts in the input (UTF-16 units): rule blocks are read there, in the input itself */
+  offset: number;
 }

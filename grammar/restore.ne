@@ -3,7 +3,7 @@
 @{%
 import { restoreLexer } from './restore-lexer';
 import type { RestoreStatement } from './restore-ast';
-const at = (t: { line: number; col: number; text: string }) => ({ line: t.line, col: t.col, text: t.text });
+const at = (t: { line: number; col: number; text: string; offset: number }) => ({ line: t.line, col: t.col, text: t.text, offset: t.offset });
 // a block of consecutive rule lines is one token and one statement (the grammar only needs their place):
 // xlate/restore.ts reads its lines where they are, without a string or an object per line
 %}

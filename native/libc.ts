@@ -43,6 +43,21 @@ const _sigmask = libcFn('int pthread_sigmask(int, void *, void *)');
 const _ifNameToIndex = libcFn('unsigned int if_nametoindex(const char *)');
 const _ifIndexToName = libcFn('char *if_indextoname(unsigned int, _Out_ uint8_t *)');
 
+const _exit = libcFn('void _exit(int)');
+
+/** Has this process loaded koffi and libc (made a system call through them)? */
+export const libcLoaded = (): boolean => loaded !== undefined;
+
+/**
+ * End the process at once with `code` (_exit(2)): no 'exit' listener runs and
+ * Node's teardown is skipped. For the command boundary (compat/cli), once the
+ * listeners have run and everything is written.
+ */
+export function exitNow(code: number): never {
+  _exit(code);
+  throw new Error('_exit returned');
+}
+
 const SIG_BLOCK = 0, SIG_SETMASK = 2;
 /** glibc's sigset_t: 1024 bits */
 const ALL_SIGNALS = Buffer.alloc(128, 0xff);

@@ -159,15 +159,21 @@ export function removeNamespaceDir(dir: string): void {
 function namespaceDir(root: string, create: boolean): string | undefined {
   const dir = path.join(root, netnsKey());
   if (fs.existsSync(dir)) {
+    // once this process has seen its cookie there, the directory stays this namespace's while it exists:
+    // the namespace lives as long as the process is in it, so no other one can have its inode number
+    if (ownDirs.has(dir)) return dir;
     const stored = storedCookie(dir);
-    if (stored === netnsCookie()) return dir;
+    if (stored === netnsCookie()) { ownDirs.add(dir); return dir; }
     removeNamespaceDir(dir);
   }
   if (!create) return undefined;
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   storeCookie(dir);
+  ownDirs.add(dir);
   return dir;
 }
+/** Namespace directories whose cookie this process found to be its namespace's (or stored itself). */
+const ownDirs = new Set<string>();
 
 /** The state directory of this namespace and family; created on demand when `create`. */
 export function familyDir(family: 4 | 6, create: boolean): string | undefined {

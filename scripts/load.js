@@ -64,7 +64,11 @@ function requireIn(key, filename) {
   return function require(request) {
     if (request.startsWith('./') || request.startsWith('../')) {
       const k = path.posix.join(dir, request);
-      for (const c of [k, `${k}.js`, `${k}/index.js`]) if (loaded.has(c) || tableOf(c)) return fromBundle(c);
+      // the bundle's own modules first: asking the lazy table opens its file (a few ms), for a module
+      // that most likely is here under its name with .js (how TypeScript's output names modules)
+      const names = [k, `${k}.js`, `${k}/index.js`];
+      for (const c of names) if (loaded.has(c) || (table && has(table, c))) return fromBundle(c);
+      for (const c of names) if (tableOf(c)) return fromBundle(c);
     }
     // a package the bundle holds
     const inside = has(table, PACKAGES) ? table[PACKAGES][request] : undefined;
@@ -169,6 +173,8 @@ function cacheAccepted() {
 
 /** The bundle this process runs (its file), if any. */
 const bundleInUse = () => bundle;
+/** Has this process opened the bundle of its entry's lazily required modules? */
+const lazyOpened = () => lazy?.table !== undefined;
 
-module.exports = { load, cacheAccepted, nodeFlags, bundleName, bundleInUse };
+module.exports = { load, cacheAccepted, nodeFlags, bundleName, bundleInUse, lazyOpened };
 if (require.main === module && process.argv[2] === '--make-cache') makeCache(process.argv[3]);

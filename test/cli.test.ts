@@ -105,3 +105,32 @@ t.test('a progress bar on a terminal for 10k rules or more, and never in a pipe'
   const big = spawnSync('ip', ['netns', 'exec', ns, 'script', '-qec', `${path.join(BIN, 'bpftables')} migrate --to nft ${file} > /dev/null`, '/dev/null'], { encoding: 'utf8' });
   t.match(big.stdout, /bpftables migrate: reading +\[/, 'migrating 10k rules: the bar');
 });
+
+t.test("a command that made system calls ends without Node's teardown, with its status and all its output", async (t) => {
+  if (!requireKernel(t)) return;
+  prepareState();
+  const ns = throwawayNamespace(t, 'exit');
+  const debug = { ...process.env, BPFTABLES_LOG: 'debug', NODE_V8_COVERAGE: '' };
+  const rules = Array.from({ length: 3000 }, (_, i) => `-A INPUT -s 10.0.${i >> 8}.${i & 255}/32 -j DROP`);
+  const text = ['*filter', ':INPUT ACCEPT [0:0]', ':FORWARD ACCEPT [0:0]', ':OUTPUT ACCEPT [0:0]', ...rules, 'COMMIT', ''].join('\n');
+  t.equal(nsExec(ns, path.join(BIN, 'iptables-restore'), [], text).status, 0, 'restore');
+  // iptables-save's 100 KiB come whole through a pipe (spawnSync reads it), and the status is the command's
+  const save = nsExec(ns, path.join(BIN, 'iptables-save'), [], undefined, debug);
+  t.equal(save.status, 0, 'iptables-save');
+  t.equal(save.stdout.split('\n').filter((l) => l.startsWith('-A INPUT -s 10.0.')).length, 3000, 'every rule printed');
+  t.match(save.stderr, /"code":0,"msg":"ending without Node's teardown"/, 'ended by _exit after its exit listeners');
+  const failed = nsExec(ns, path.join(BIN, 'iptables'), ['-D', 'INPUT', '-s', '192.0.2.1', '-j', 'DROP'], undefined, debug);
+  t.equal(failed.status, 1, 'a failing command keeps its status');
+  t.match(failed.stderr, /Bad rule \(does a matching rule exist in that chain\?\)/, 'and its message');
+  t.match(failed.stderr, /"code":1,"msg":"ending without Node's teardown"/, 'ended by _exit too');
+  // no system call, no koffi: Node ends it as usual (loading koffi to end faster would cost more)
+  const version = nsExec(ns, path.join(BIN, 'iptables'), ['-V'], undefined, debug);
+  t.equal(version.status, 0);
+  t.notMatch(version.stderr, /ending without/, '-V ends as Node ends it');
+  // Node writes coverage at its teardown: then it is not skipped
+  const dir = tempDir(t, 'bpft-cov-');
+  const covered = nsExec(ns, path.join(BIN, 'iptables-save'), [], undefined, { ...debug, NODE_V8_COVERAGE: dir });
+  t.equal(covered.status, 0);
+  t.notMatch(covered.stderr, /ending without/, 'coverage asked for: the usual end');
+  t.ok(fs.readdirSync(dir).length > 0, 'and the coverage is written');
+});

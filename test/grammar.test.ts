@@ -25,6 +25,10 @@ t.test('file structure with positions', async (t) => {
   // consecutive rule lines are one statement; the lines after it are counted through it
   const block = parseStatements('*filter\n-A INPUT -j DROP\r\n-A INPUT -j ACCEPT\n[1:2] -A INPUT\n# c\nCOMMIT\n -A x\n', 'f');
   t.same(block.map((s) => [s.kind, s.line, s.text]), [['table', 1, '*filter'], ['rules', 2, '-A INPUT -j DROP\r\n-A INPUT -j ACCEPT\n[1:2] -A INPUT'], ['commit', 6, 'COMMIT'], ['rules', 7, ' -A x']]);
+  // each statement says where its text starts in the input (rule blocks are read there)
+  const input = '*filter\n-A INPUT -j DROP\r\n-A INPUT -j ACCEPT\n[1:2] -A INPUT\n# c\nCOMMIT\n -A x\n';
+  t.same(block.map((s) => s.offset), [0, 8, 64, 71], 'offsets');
+  t.ok(block.every((s) => input.startsWith(s.text, s.offset)), 'the text is at its offset');
   t.throws(() => parseStatements('*filter\n-A INPUT -j DROP\n-A INPUT -j ACCEPT\n:X\rY\n', 'f'), { message: 'syntax error', where: { file: 'f', line: 4 } }, 'a lexer error after a block names its line');
   // a character no token takes (a lone CR): the error still says where
   t.throws(() => parseStatements('*filter\n:INPUT ACCEPT [0:0]\n:OUTPUT\rDROP\nCOMMIT\n', 'f'), { message: 'syntax error', where: { file: 'f', line: 3 } }, 'a lexer error names its line');

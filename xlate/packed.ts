@@ -456,6 +456,8 @@ const isWord = (text: string, from: number, to: number, word: string): boolean =
 
 /** The chain named by the last line scanned, reused while lines name the same one. */
 let lastChain = '';
+/** The word after the last -j or -g read (a verdict or a chain; '' for none yet). */
+let lastWord = '';
 /** The last jump target interned, and its index in that block. */
 let lastTarget = '', lastTargetBlock: RuleBlock | undefined, lastTargetId = 0;
 
@@ -469,9 +471,14 @@ export function scanPacked(text: string, from: number, to: number, block: RuleBl
   end = to;
   if (to - from < 4 || text.charCodeAt(from) !== DASH || text.charCodeAt(from + 1) !== 65 /* A */ || text.charCodeAt(from + 2) !== SP) return undefined;
   pos = from + 3;
-  const chainEnd = nameEnd(text, Infinity);
-  if (chainEnd < 0) return undefined;
-  const chain = isWord(text, pos, chainEnd, lastChain) ? lastChain : (lastChain = text.slice(pos, chainEnd));
+  // the chain of the line before, compared whole (one call, where a first run of the scanner, not yet
+  // optimized, would spend more on a character loop than on the rest of the line), else read
+  let chain = lastChain, chainEnd = pos + lastChain.length;
+  if (chain === '' || chainEnd > end || !text.startsWith(chain, pos) || (chainEnd < end && text.charCodeAt(chainEnd) !== SP)) {
+    chainEnd = nameEnd(text, Infinity);
+    if (chainEnd < 0) return undefined;
+    chain = lastChain = text.slice(pos, chainEnd);
+  }
   pos = chainEnd;
   let flags = 0, src = 0, dst = 0, bits = 0, ifaces = 0, proto = 0, sport = 0, dport = 0, verdict: number = PV.NONE, target = 0;
   // the options in their one order: -s -d -i -o -p, then -m tcp|udp (--sport --dport), then -j or -g
@@ -531,22 +538,25 @@ export function scanPacked(text: string, from: number, to: number, block: RuleBl
       if (dp >= 0) { dport = dp; flags |= PF.DPORT | (portBang ? PF.DPORT_INV : 0); }
     } else if ((x === 106 /* j */ || x === 103 /* g */) && stage < 7 && !bang) {
       stage = 7;
-      const e = nameEnd(text, Infinity);
-      if (e !== end) return undefined;
-      const builtin = isWord(text, pos, e, 'DROP') ? PV.DROP : isWord(text, pos, e, 'ACCEPT') ? PV.ACCEPT : isWord(text, pos, e, 'RETURN') ? PV.RETURN : PV.NONE;
+      // the rest of the line: the word of the line before (compared whole), else read
+      let word = lastWord;
+      if (word === '' || end - pos !== word.length || !text.startsWith(word, pos)) {
+        if (nameEnd(text, Infinity) !== end) return undefined;
+        word = lastWord = text.slice(pos, end);
+      }
+      const builtin = word === 'DROP' ? PV.DROP : word === 'ACCEPT' ? PV.ACCEPT : word === 'RETURN' ? PV.RETURN : PV.NONE;
       if (builtin !== PV.NONE) {
         if (x === 103) return undefined; // -g needs a chain
         verdict = builtin;
       } else {
-        if (lastTargetBlock !== block || !isWord(text, pos, e, lastTarget)) {
-          const name = text.slice(pos, e);
-          if (TARGET_MODULES.has(name)) return undefined;
-          lastTarget = name; lastTargetBlock = block; lastTargetId = block.intern(name);
+        if (lastTargetBlock !== block || word !== lastTarget) {
+          if (TARGET_MODULES.has(word)) return undefined;
+          lastTarget = word; lastTargetBlock = block; lastTargetId = block.intern(word);
         }
         verdict = x === 103 ? PV.GOTO : PV.JUMP;
         target = lastTargetId;
       }
-      pos = e;
+      pos = end;
     } else return undefined;
     // every part ends at a blank or at the end of the line
     if (pos < end && text.charCodeAt(pos) !== SP) return undefined;

@@ -15,7 +15,7 @@ import { parseIptablesArgv, toCommand } from './command-parse';
 import { listTable, verboseReport, verboseRuleLine } from './list';
 import { chainOrder } from './save';
 import { OtherFamilyRule, parseRuleArgs, type RuleCommand } from './rule-parse';
-import { packChain, PackedRule, packedRows, PF, RuleBlock, scanPacked } from './packed';
+import { packChain, PackedRule, packedRows, type PackedRows, PF, RuleBlock, scanPacked } from './packed';
 import { validateTable } from './validate';
 
 export interface RestoreOptions {
@@ -162,10 +162,14 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
 
   /** The lines of a rule block: the packed form straight into the block, any other line through ruleLine. */
   const ruleBlock = (st: RestoreStatement): void => {
-    const t = st.text;
-    for (let from = 0, line = st.line; from <= t.length; line++) {
+    // the lines where they are in the input (a flat string: the token's text is a slice of it, which
+    // every character read would first have to resolve)
+    const t = text, stop = st.offset + st.text.length;
+    // the packed chain the last line grew (its rows, without a lookup a line), while only packed lines come
+    let grownChain: Chain | undefined, grown: PackedRows | undefined;
+    for (let from = st.offset, line = st.line; from <= stop; line++) {
       let to = t.indexOf('\n', from);
-      if (to < 0) to = t.length;
+      if (to < 0 || to > stop) to = stop;
       at = line;
       if (o.progress && ++seen % 1000 === 0) o.progress(seen, totalLines);
       const name = open && block ? scanPacked(t, from, to, block, o.db, line) : undefined;
@@ -180,11 +184,15 @@ export function parseRestore(text: string, o: RestoreOptions): RestoreResult {
           checkInterfaces(chain.name, rule);
         }
         // the chain's rules as rows of the block while they are consecutive rows (a packed chain), else objects
-        const rows = packedRows(chain);
-        if (rows && rows.block === block && rows.to === row) rows.to++;
-        else if (!rows && chain.rules.length === 0) packChain(chain, { block: block!, from: row, to: row + 1 });
-        else chain.rules.push(new PackedRule(block!, row));
+        if (chain === grownChain && grown!.to === row) { grown!.to++; } else {
+          const rows = packedRows(chain);
+          grownChain = undefined;
+          if (rows && rows.block === block && rows.to === row) { rows.to++; grownChain = chain; grown = rows; }
+          else if (!rows && chain.rules.length === 0) { grown = { block: block!, from: row, to: row + 1 }; packChain(chain, grown); grownChain = chain; }
+          else chain.rules.push(new PackedRule(block!, row));
+        }
       } else {
+        grownChain = undefined; // a generic line may read (and so unpack) any chain
         ruleLine(to > from && t.charCodeAt(to - 1) === 13 ? t.slice(from, to - 1) : t.slice(from, to), line);
       }
       from = to + 1;

@@ -56,6 +56,21 @@ t.test("the commands' environment: no extra CA certificates; malloc's tunables, 
   t.same(argv, (require(LOAD) as { nodeFlags(): string[] }).nodeFlags(), 'the node flags');
 });
 
+t.test('dist holds the build of the sources there are: no module of a deleted source is left to load or test', async (t) => {
+  // the build starts from an empty dist (package.json build:ts): tsc alone leaves the outputs of deleted sources
+  const stale: string[] = [];
+  const walk = (dir: string): void => {
+    for (const e of fs.readdirSync(path.join(REPO, 'dist', dir), { withFileTypes: true })) {
+      const rel = path.join(dir, e.name);
+      if (e.isDirectory()) { walk(rel); continue; }
+      if (!rel.endsWith('.js') || dir === '') continue; // dist/*.js: the bundles and their loader
+      if (!fs.existsSync(path.join(REPO, rel.replace(/\.js$/, '.ts')))) stale.push(rel);
+    }
+  };
+  walk('');
+  t.same(stale, [], 'every compiled module has its source');
+});
+
 t.test('the bundle and the plain modules answer alike', async (t) => {
   const fixture = path.join(REPO, 'fixtures', 'canonical.rules');
   for (const [cmd, args] of [['iptables-translate', ['-A', 'INPUT', '-p', 'tcp', '--dport', '22', '-j', 'ACCEPT']], ['iptables-restore-translate', ['-f', fixture]], ['iptables', ['-h']], ['bpftables', ['check', fixture]]] as const) {

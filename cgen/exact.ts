@@ -200,7 +200,7 @@ export function findExactRuns(chain: Chain, chainIdx: number, lo: number, hi: nu
     }
     if (j - i >= MIN_EXACT_RUN) {
       const targets = new Set<string>();
-      if (jumps) for (let k = i; k < j; k++) { if (rk.verdict[k - lo] === PV.JUMP) targets.add(targetAt(chain, k)); }
+      if (jumps) { const target = targetsOf(chain); for (let k = i; k < j; k++) { if (rk.verdict[k - lo] === PV.JUMP) targets.add(target(k)); } }
       const run: ExactRun = { from: i, to: j, shape: s, map: `ex_${chainIdx}_${i}`, ipMap: s.l4 ? `exip_${chainIdx}_${i}` : undefined, targets: [...targets], kind: 'hash' };
       runKeys.set(run, { first, rk, lo });
       if (narrow) {
@@ -534,12 +534,12 @@ export function exactMaps(chain: Chain, run: ExactRun, slotAt: (ruleIndex: numbe
   const size = run.shape.key.size;
   const keys = Buffer.alloc(size * first.length);
   const values = Buffer.alloc(8 * first.length);
-  const verdict = verdictValues(run);
+  const verdict = verdictValues(run, chain);
   for (let n = 0; n < first.length; n++) {
     const i = first[n]!, r = chain.rules[i]!;
     writeKey(keys, n * size, r, run.shape, true);
     values.writeUInt32LE(slotAt(i), n * 8);
-    values.writeUInt32LE(verdict(chain, i), n * 8 + 4);
+    values.writeUInt32LE(verdict(i), n * 8 + 4);
   }
   const maps: MapSpecOut[] = [{ name: run.map, type: BPF_MAP_TYPE_HASH, keySize: size, valueSize: 8, maxEntries: first.length + room, flags: 0, keys, values, count: first.length }];
   if (run.ipMap) {
@@ -551,23 +551,22 @@ export function exactMaps(chain: Chain, run: ExactRun, slotAt: (ruleIndex: numbe
 }
 
 /** A hit's verdict value for rule k of the chain, a rule of the run (NF_DROP, NF_ACCEPT or JUMP_BASE + the index of its target). */
-function verdictValues(run: ExactRun): (chain: Chain, k: number) => number {
+function verdictValues(run: ExactRun, chain: Chain): (k: number) => number {
   const target = new Map(run.targets.map((t, i) => [t, JUMP_BASE + i]));
-  return (chain, k) => {
-    const rows = packedRows(chain);
-    if (rows) {
-      const v = rows.block.verdict[rows.from + k]!;
-      return v === PV.JUMP ? target.get(rows.block.targetOf(rows.from + k)!)! : v === PV.ACCEPT ? NF_ACCEPT : NF_DROP;
-    }
-    const v = chain.rules[k]!.verdict;
-    return v.kind === 'jump' ? target.get(v.chain)! : v.kind === 'accept' ? NF_ACCEPT : NF_DROP;
-  };
+  // a packed chain's verdicts from its columns (the chain asked once, not once a key)
+  const rows = packedRows(chain);
+  if (rows) {
+    const b = rows.block, at = rows.from;
+    return (k) => { const v = b.verdict[at + k]!; return v === PV.JUMP ? target.get(b.targetOf(at + k)!)! : v === PV.ACCEPT ? NF_ACCEPT : NF_DROP; };
+  }
+  return (k) => { const v = chain.rules[k]!.verdict; return v.kind === 'jump' ? target.get(v.chain)! : v.kind === 'accept' ? NF_ACCEPT : NF_DROP; };
 }
 
-/** The chain rule k of the chain (a rule that jumps) jumps to. */
-function targetAt(chain: Chain, k: number): string {
+/** The chain that rule k of the chain (a rule that jumps) jumps to. */
+function targetsOf(chain: Chain): (k: number) => string {
   const rows = packedRows(chain);
-  return rows ? rows.block.targetOf(rows.from + k)! : (chain.rules[k]!.verdict as { chain: string }).chain;
+  if (rows) { const b = rows.block, at = rows.from; return (k) => b.targetOf(at + k)!; }
+  return (k) => (chain.rules[k]!.verdict as { chain: string }).chain;
 }
 
 /** BPF_F_MMAPABLE: user space may map the array (an append reads a compact table's bucket, not all of it). */
@@ -586,12 +585,12 @@ function compactMaps(chain: Chain, run: ExactRun, first: ArrayLike<number>, slot
   // the table's bytes are this compilation's own: the values go in where they are
   const bytes = full.bytes;
   const words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.length / 4);
-  const verdict = verdictValues(run);
+  const verdict = verdictValues(run, chain);
   for (let i = 0; i < first.length; i++) {
     const k = first[i]!;
     const w = valueWord(full.layout, full.position[i]!);
     words[w] = slotAt(k);
-    words[w + 1] = verdict(chain, k);
+    words[w + 1] = verdict(k);
   }
   const maps = [arrayOf(run.map, bytes, BPF_F_MMAPABLE)];
   if (part) maps.push(arrayOf(run.ipMap!, part.bytes, BPF_F_MMAPABLE));

@@ -29,3 +29,19 @@ function writeAll(fd: 1 | 2, s: string): void {
 
 export const writeStdout = (s: string): void => { if (s) writeAll(1, s); };
 export const writeStderr = (s: string): void => { if (s) writeAll(2, s); };
+
+/**
+ * Is stderr a terminal? Asked of its descriptor, not of process.stderr (made
+ * for it, with node's stream modules, as node:tty's are: several ms of a
+ * command's start): only a character device is asked further. Once a process.
+ */
+let stderrTTY: boolean | undefined;
+export function stderrIsTerminal(): boolean {
+  if (stderrTTY === undefined) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      stderrTTY = fs.fstatSync(2).isCharacterDevice() && (require('node:tty') as typeof import('node:tty')).isatty(2);
+    } catch { stderrTTY = false; }
+  }
+  return stderrTTY;
+}

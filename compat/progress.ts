@@ -3,7 +3,7 @@
  * rules or more): only when stderr is a terminal, never in a pipe or a log,
  * and erased when done so that what follows starts on a clean line.
  */
-import fs from 'node:fs';
+import { stderrIsTerminal } from './output';
 
 const MIN_RULES = 10_000;
 const WIDTH = 30;
@@ -19,10 +19,6 @@ export interface Progress {
   readonly live: boolean;
 }
 
-function stderrIsCharDevice(): boolean {
-  try { return fs.fstatSync(2).isCharacterDevice(); } catch { return false; }
-}
-
 const NONE: Progress = { update() {}, phase() {}, end() {}, live: false };
 
 /**
@@ -32,10 +28,10 @@ const NONE: Progress = { update() {}, phase() {}, end() {}, live: false };
  */
 export function progress(command: string, rules: () => number, given?: NodeJS.WriteStream): Progress {
   // process.stderr is made only for a terminal: making it loads node's stream modules (about 5 ms of a
-  // restore), and a pipe or a file is no character device
-  if (!given && !stderrIsCharDevice()) return NONE;
+  // restore), which a pipe or a file never needs
+  if (given ? !given.isTTY : !stderrIsTerminal()) return NONE;
+  if (rules() < MIN_RULES) return NONE;
   const stream = given ?? process.stderr;
-  if (!stream.isTTY || rules() < MIN_RULES) return NONE;
   let label = '';
   let last = -1;
   let from = 0, to = 1, at = 0;

@@ -69,18 +69,16 @@ export function encodeTable(t: Table, stateKeys?: string[]): Buffer[] {
   const chains = t.chains.map((c) => {
     const rules: StoredRule[] = [];
     let range: [number, number, number] | undefined;
+    // rows stay one range while they are consecutive in the block they are stored in
+    const addRows = (b: number, from: number, to: number): void => {
+      if (range && range[0] === b && range[2] === from) range[2] = to;
+      else rules.push(range = [b, from, to]);
+    };
     eachSegment({ chains: [c] }, (block, from, to) => {
       const rows = copied.get(block);
-      const b = blockIndex.get(rows ? copy! : block)!;
-      for (let i = from; i < to;) {
-        // rows stay a range while they are consecutive in the block they are stored in
-        const row = rows ? rows.get(i)! : i;
-        let n = 1;
-        if (!rows) n = to - from - (i - from);
-        if (range && range[0] === b && range[2] === row) range[2] = row + n;
-        else rules.push(range = [b, row, row + n]);
-        i += n;
-      }
+      if (!rows) { addRows(blockIndex.get(block)!, from, to); return; }
+      const b = blockIndex.get(copy!)!;
+      for (let i = from; i < to; i++) { const row = rows.get(i)!; addRows(b, row, row + 1); }
     }, (r) => { range = undefined; rules.push(storedRule(r)); });
     const out: StoredJson['table']['chains'][number] = { name: c.name, rules };
     if (c.policy) out.policy = c.policy;

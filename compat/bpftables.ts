@@ -30,6 +30,7 @@ import { disassemble } from '../cgen/disasm';
 import { chainOrder, ruleBody, saveTable } from '../xlate/save';
 import { alternativesMain } from './alternatives';
 import { systemNameDb } from './namedb';
+import { expectWork, LARGE } from './jit';
 
 const HELP = `Usage: bpftables COMMAND [options]
 
@@ -239,7 +240,7 @@ export function main(): void {
 
 /** The text of a command's input file (`-`: standard input), or null once the failure is reported. */
 function readInput(cmd: string, file: string, io: Io): string | null {
-  try { return readText(file); } catch (e) { io.err(`bpftables ${cmd}: ${file}: ${(e as Error).message}\n`); return null; }
+  try { const text = readText(file); expectWork(text.length, LARGE.translate, 'input'); return text; } catch (e) { io.err(`bpftables ${cmd}: ${file}: ${(e as Error).message}\n`); return null; }
 }
 
 /** A ruleset that does not parse, reported as `bpftables CMD: FILE:LINE: message` (exit 2); anything else is rethrown. */

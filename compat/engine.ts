@@ -36,6 +36,7 @@ import { BpftablesError } from '../xlate/errors';
 import { emptyFilterTable, type Family, hashlimitTables, recentTables, type Table, usesAddrtype, usesMatch } from '../xlate/ir';
 import { tableFacts } from '../xlate/facts';
 import { log } from './log';
+import { expectWork, LARGE } from './jit';
 
 let layout: KernelLayout | undefined;
 const VMLINUX = '/sys/kernel/btf/vmlinux';
@@ -98,6 +99,7 @@ export function readTable(family: Family): Table | undefined {
   const st = TableState.open(family, false);
   const active = st?.readActive();
   if (!active) return undefined;
+  expectWork(active.state.length, LARGE.stored, 'stored ruleset');
   try {
     const { table } = decodeTable(active.state, family);
     const cl = counterLayout(table);

@@ -19,6 +19,7 @@ import { type Family, setsUsed } from '../xlate/ir';
 import { type Io, requireRoot, runMain } from './cli';
 import { readTable, replaceTable } from './engine';
 import { systemNameDb } from './namedb';
+import { expectWork, LARGE } from './jit';
 
 const HELP = `ipset ${IPSET_VERSION} (bpftables)
 
@@ -50,7 +51,11 @@ Options:
 Supported set types (bpftables): hash:ip, hash:net, hash:ip,port, hash:net,port (family inet, inet6; timeout)
 `;
 
-interface Opts { exist: boolean; output: 'plain' | 'save'; names: boolean; terse: boolean; file?: string; quiet: boolean }
+interface Opts {
+  exist: boolean; output: 'plain' | 'save'; names: boolean; terse: boolean; file?: string; quiet: boolean;
+  /** in a restore: the sets its lines opened, kept open for the lines after (opening one is several system calls) */
+  kept?: Map<string, OpenSet>;
+}
 
 /** Commands and their one-letter aliases. */
 const COMMANDS: Record<string, string> = {
@@ -61,11 +66,21 @@ const COMMANDS: Record<string, string> = {
 
 const NO_SET = 'The set with the given name does not exist';
 
-function withSet<T>(name: string | undefined, fn: (s: OpenSet) => T): T {
+function withSet<T>(name: string | undefined, fn: (s: OpenSet) => T, kept?: Map<string, OpenSet>): T {
   if (name === undefined) throw new IpsetError('Syntax error: missing setname');
+  const known = kept?.get(name);
+  if (known) return fn(known);
   const s = openSet(name);
   if (!s) throw new IpsetError(NO_SET);
+  if (kept) { kept.set(name, s); return fn(s); }
   try { return fn(s); } finally { s.close(); }
+}
+
+/** Close the sets a restore keeps open: before a line that changes which sets there are, and at its end. */
+function closeKept(kept: Map<string, OpenSet> | undefined): void {
+  if (!kept) return;
+  for (const s of kept.values()) s.close();
+  kept.clear();
 }
 
 /** Rules naming each set, over both families' live tables. */
@@ -104,6 +119,7 @@ function listSet(name: string, o: Opts, refs: Map<string, number>): string {
 
 /** One command (argv after the options); returns its exit status. */
 function command(cmd: string, args: string[], o: Opts, io: Io): number {
+  if (['create', 'destroy', 'rename', 'swap'].includes(cmd)) closeKept(o.kept);
   switch (cmd) {
     case 'version': io.out(`ipset ${IPSET_VERSION} (bpftables), protocol version: 7\n`); return 0;
     case 'help': io.out(HELP); return 0;
@@ -147,7 +163,7 @@ function command(cmd: string, args: string[], o: Opts, io: Io): number {
         const inSet = els.every((el) => testElement(s, el));
         if (!o.quiet) io.err(inSet ? `Warning: ${elem} is in set ${name}.\n` : `${elem} is NOT in set ${name}.\n`);
         return inSet ? 0 : 1;
-      });
+      }, o.kept);
     }
     case 'list': case 'save': {
       const names = args.length ? [args[0]!] : setNames();
@@ -160,7 +176,7 @@ function command(cmd: string, args: string[], o: Opts, io: Io): number {
       return 0;
     }
     case 'flush': {
-      for (const n of args.length ? [args[0]!] : setNames()) withSet(n, flushSet);
+      for (const n of args.length ? [args[0]!] : setNames()) withSet(n, flushSet, o.kept);
       return 0;
     }
     case 'destroy': {
@@ -194,26 +210,33 @@ function command(cmd: string, args: string[], o: Opts, io: Io): number {
     }
     case 'restore': {
       const text = fs.readFileSync(o.file ?? 0, 'utf8');
-      const lines = text.split('\n');
-      for (let i = 0; i < lines.length; i++) {
-        const line = lines[i]!.trim();
-        if (!line || line.startsWith('#') || line === 'COMMIT') continue;
-        const words = line.split(/\s+/);
-        let exist = o.exist;
-        const argv = words.filter((w) => { if (w === '-exist' || w === '-!') { exist = true; return false; } return true; });
-        const c = COMMANDS[argv[0]!];
-        try {
-          if (!c || c === 'restore' || c === 'help' || c === 'version') throw new IpsetError(`No command specified: unknown argument ${argv[0]}`, 2);
-          command(c, argv.slice(1), { ...o, exist, quiet: true }, io);
-        } catch (e) {
-          if (e instanceof IpsetError) throw new IpsetError(e.status === 2 ? e.message : `Error in line ${i + 1}: ${e.message}`, e.status);
-          throw e;
-        }
-      }
+      expectWork(text.length, LARGE.ipset, 'input');
+      const kept = new Map<string, OpenSet>();
+      try { restoreLines(text, { ...o, kept }, io); } finally { closeKept(kept); }
       return 0;
     }
     default:
       throw new IpsetError(`No command specified: unknown argument ${cmd}`, 2);
+  }
+}
+
+/** The commands of a restore's input, a line at a time, as ipset applies them (each in force before the next is read). */
+function restoreLines(text: string, o: Opts, io: Io): void {
+  const lines = text.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!.trim();
+    if (!line || line.startsWith('#') || line === 'COMMIT') continue;
+    const words = line.split(/\s+/);
+    let exist = o.exist;
+    const argv = words.filter((w) => { if (w === '-exist' || w === '-!') { exist = true; return false; } return true; });
+    const c = COMMANDS[argv[0]!];
+    try {
+      if (!c || c === 'restore' || c === 'help' || c === 'version') throw new IpsetError(`No command specified: unknown argument ${argv[0]}`, 2);
+      command(c, argv.slice(1), { ...o, exist, quiet: true }, io);
+    } catch (e) {
+      if (e instanceof IpsetError) throw new IpsetError(e.status === 2 ? e.message : `Error in line ${i + 1}: ${e.message}`, e.status);
+      throw e;
+    }
   }
 }
 

@@ -7,6 +7,7 @@ import { crashPoint } from '../native/crash';
 import { compileTable } from '../cgen/program';
 import { type Io, readText, requireRoot, runMain, VERSION, withXtablesLock } from './cli';
 import { kernel, loadCompiled, phases, readTable, replaceTable } from './engine';
+import { expectWork, LARGE } from './jit';
 import { log } from './log';
 import { progress, ruleLines } from './progress';
 import { systemNameDb } from './namedb';
@@ -79,6 +80,7 @@ export function restoreMain(prog: string, argv: string[], io: Io, family: Family
   let text: string;
   try {
     text = readText(file);
+    expectWork(text.length, LARGE.restore, 'input');
   } catch (e) {
     io.err(`${prog}: Can't open ${file}: ${(e as NodeJS.ErrnoException).code === 'ENOENT' ? 'No such file or directory' : (e as Error).message}\n`);
     return 1;

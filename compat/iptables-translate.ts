@@ -10,6 +10,7 @@ import type { Family } from '../xlate/ir';
 import fs from 'node:fs';
 import { translateCommand, translateRestore } from '../xlate/translate';
 import { ctimeString } from '../xlate/save';
+import { expectWork, LARGE } from './jit';
 
 export function translateMain(argv: string[], io: Io, family: Family): number {
   if (argv.length === 0 || argv[0] === '-h' || argv[0] === '--help') {
@@ -39,6 +40,7 @@ export function restoreTranslateMain(argv: string[], io: Io, family: Family): nu
   if (!file) { io.err(`ERROR: missing file name\n${usage}`); return 1; }
   let text: string;
   try { text = fs.readFileSync(file, 'utf8'); } catch (e) { io.err(`${prog}: ${file}: ${(e as Error).message}\n`); return 1; }
+  expectWork(text.length, LARGE.translate, 'input');
   io.out(translateRestore(text, family, systemNameDb, ctimeString(new Date()), prog));
   return 0;
 }

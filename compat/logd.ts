@@ -28,6 +28,7 @@ import { parseIpv4, parseIpv6 } from '../xlate/addr';
 import { type EventRecord, logLine, parseRecord } from './logtext';
 import { type Answer, IcmpRateLimit, type RejectEnv, rejectAnswer } from './rejectpkt';
 import { log } from './log';
+import { expectWork } from './jit';
 
 export const LOGD_DIR = '/run/bpftables-logd';
 
@@ -137,6 +138,8 @@ class Sender {
 
 /** Run logd in this namespace until it is gone (or forever with `foreground` and a live namespace). */
 export function runLogd(): number {
+  // it runs until its namespace goes: its hot code is worth optimizing
+  expectWork(Number.POSITIVE_INFINITY, 0, 'the log daemon');
   if (!register()) {
     log.info('bpftables logd: another logd serves this namespace');
     return 0;

@@ -27,6 +27,7 @@ import { validateTable } from '../xlate/validate';
 import { kernel, loadCompiled, phases, releaseConntrack } from './engine';
 import { ensureLogd } from './logd';
 import { log } from './log';
+import { expectWork, LARGE } from './jit';
 
 /** The kernel's hook numbers (NF_INET_*). */
 const HOOKNUM = { prerouting: 0, input: 1, forward: 2, output: 3, postrouting: 4 } as const;
@@ -130,6 +131,7 @@ export function readNft(): { tables: ListedTable[]; tableHandle: number; genid: 
   const st = NftState.open(false);
   const active = st?.readActive();
   if (!active) return { tables: [], tableHandle: 0, genid: 0, counterOf: () => undefined };
+  expectWork(active.state.length, LARGE.stored, 'stored ruleset');
   try {
     const stored = JSON.parse(active.state.toString('utf8')) as StoredNft;
     const values = new Map<number, Buffer>();

@@ -31,6 +31,7 @@ import { reverseName } from '../native/resolve';
 import { systemNameDb } from './namedb';
 import { BpftablesError, type Where } from '../xlate/errors';
 import { loadNft, type NftLoader, NftError } from '../xlate/nft';
+import { expectWork, LARGE } from './jit';
 
 const COMMAND_LINE = 'command line';
 /** The nft whose listing forms bpftables follows (checked against it), as JSON's metainfo says. */
@@ -136,6 +137,7 @@ export function includeLoader(dirs: string[], sources: Map<string, string>): Nft
           if (root !== undefined && real !== root && !real.startsWith(root + path.sep)) throw new NftError(`include "${name}" leads out of ${dir}`, where);
           if (!fs.statSync(real).isFile()) throw new NftError(`include "${name}": ${file} is not a regular file`, where);
           const text = fs.readFileSync(file, 'utf8');
+          expectWork(text.length, LARGE.nft, 'included file');
           sources.set(file, text);
           return { file, text };
         });
@@ -182,6 +184,7 @@ export function nftMain(argv: string[], io: Io): number {
       return 1;
     }
   } else if (o.commands.length) { file = COMMAND_LINE; text = o.commands.join(' '); } else { io.err(HELP); return 1; }
+  expectWork(text.length, LARGE.nft, 'input');
   sources.set(file, text);
   for (const d of o.defines) {
     const eq = d.indexOf('=');

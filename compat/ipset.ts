@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import { errnoName, SysError } from '../native/libc';
 import { acquireXtablesLock } from '../native/lock';
 import {
-  addElement, createSet, delElement, destroySet, elements, flushSet, type OpenSet, openSet, renameSet, setNames, swapSets, testElement,
+  addElement, addNewElements, createSet, delElement, destroySet, elementKey, elements, flushSet, type OpenSet, openSet, renameSet, setNames, swapSets, testElement,
 } from '../native/ipsets';
 import {
   checkName, formatElement, headerText, IPSET_VERSION, IpsetError, listingOrder, parseCreate, parseElementOptions, parseElements, type SetMeta, TYPE_REVISION,
@@ -81,6 +81,12 @@ function closeKept(kept: Map<string, OpenSet> | undefined): void {
   if (!kept) return;
   for (const s of kept.values()) s.close();
   kept.clear();
+}
+
+function setExists(name: string): boolean {
+  const s = openSet(name);
+  s?.close();
+  return s !== undefined;
 }
 
 /** Rules naming each set, over both families' live tables. */
@@ -220,9 +226,48 @@ function command(cmd: string, args: string[], o: Opts, io: Io): number {
   }
 }
 
-/** The commands of a restore's input, a line at a time, as ipset applies them (each in force before the next is read). */
+/**
+ * The commands of a restore's input, as ipset applies them: a line at a
+ * time, each in force before the next runs, the first that fails ending the
+ * restore. Adds to a set the restore created (and has only added to since),
+ * whose elements have no timeouts, are checked here against the ones it added
+ * and go to the kernel together, before the next line of another kind or of
+ * another set: what adding them one by one would do, without a system call
+ * an element.
+ */
 function restoreLines(text: string, o: Opts, io: Io): void {
   const lines = text.split('\n');
+  // sets made by this restore, each with the keys of the elements added to it (binary strings)
+  const fresh = new Map<string, Set<string>>();
+  let batch: { name: string; set: OpenSet; keys: Buffer[] } | undefined;
+  const flush = (): void => {
+    if (!batch) return;
+    const { set, keys } = batch;
+    batch = undefined;
+    addNewElements(set, keys);
+  };
+  /** Put an add to a fresh set into the batch; false when an element is there already (and may not be). */
+  const batchAdd = (name: string, args: string[], exist: boolean): boolean => {
+    const added = fresh.get(name)!;
+    return withSet(name, (s) => {
+      const [, elem, ...opts] = args;
+      if (elem === undefined) throw new IpsetError('Syntax error: missing mandatory argument: ENTRY');
+      const els = parseElements(elem, s.meta, systemNameDb);
+      parseElementOptions(opts, s.meta);
+      if (batch?.name !== name) { flush(); batch = { name, set: s, keys: [] }; }
+      for (const el of els) {
+        const key = elementKey(el, s.meta), id = key.toString('latin1');
+        if (added.has(id)) {
+          if (exist) continue; // the same element again, without a timeout: nothing changes
+          flush();
+          return false;
+        }
+        added.add(id);
+        batch.keys.push(key);
+      }
+      return true;
+    }, o.kept);
+  };
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!.trim();
     if (!line || line.startsWith('#') || line === 'COMMIT') continue;
@@ -230,14 +275,26 @@ function restoreLines(text: string, o: Opts, io: Io): void {
     let exist = o.exist;
     const argv = words.filter((w) => { if (w === '-exist' || w === '-!') { exist = true; return false; } return true; });
     const c = COMMANDS[argv[0]!];
+    const args = argv.slice(1), name = args[0];
     try {
+      if (c === 'add' && name !== undefined && fresh.has(name)) {
+        if (!batchAdd(name, args, exist)) throw new IpsetError("Element cannot be added to the set: it's already added");
+        continue;
+      }
+      flush();
       if (!c || c === 'restore' || c === 'help' || c === 'version') throw new IpsetError(`No command specified: unknown argument ${argv[0]}`, 2);
-      command(c, argv.slice(1), { ...o, exist, quiet: true }, io);
+      const made = c === 'create' && name !== undefined && !setExists(name);
+      command(c, args, { ...o, exist, quiet: true }, io);
+      // a set made here starts batching; what else changes sets (del, flush, swap, rename, destroy) ends it
+      if (made) { if (withSet(name, (s) => s.meta.timeout === undefined, o.kept)) fresh.set(name, new Set()); } else if (!['add', 'test', 'list', 'save', 'create'].includes(c)) fresh.clear();
     } catch (e) {
+      // the lines before this one are in force when it fails
+      flush();
       if (e instanceof IpsetError) throw new IpsetError(e.status === 2 ? e.message : `Error in line ${i + 1}: ${e.message}`, e.status);
       throw e;
     }
   }
+  flush();
 }
 
 /** -exist create succeeds for a set with the same header (the options given). */

@@ -109,6 +109,38 @@ export function mapKeys(fd: number, keySize: number): Buffer[] {
     prev = next;
   }
 }
+/**
+ * Every entry of a map, read BPF_MAP_LOOKUP_BATCH a few thousand at a time
+ * (one system call each, where walking the keys takes two an entry), in the
+ * kernel's order; key by key for a map type without batch lookups.
+ */
+export function mapEntries(fd: number, keySize: number, valueSize: number): { key: Buffer; value: Buffer }[] {
+  const CHUNK = 4096;
+  const keys = Buffer.alloc(keySize * CHUNK), values = Buffer.alloc(valueSize * CHUNK);
+  // where the next batch starts: a hash map's bucket, another map's key
+  const from = Buffer.alloc(Math.max(keySize, 8)), next = Buffer.alloc(Math.max(keySize, 8));
+  const out: { key: Buffer; value: Buffer }[] = [];
+  for (let first = true; ; first = false) {
+    const a = attr();
+    if (!first) a.writeBigUInt64LE(addressOf(from), 0);
+    a.writeBigUInt64LE(addressOf(next), 8);
+    a.writeBigUInt64LE(addressOf(keys), 16);
+    a.writeBigUInt64LE(addressOf(values), 24);
+    a.writeUInt32LE(CHUNK, 32);
+    a.writeUInt32LE(fd, 36);
+    const r = bpfSyscallRaw(24 /* BPF_MAP_LOOKUP_BATCH */, a);
+    // ENOTSUPP (524), EOPNOTSUPP: no batch lookups for this map type
+    if (r < 0 && first && (r === -524 || r === -95)) {
+      return mapKeys(fd, keySize).flatMap((key) => { const value = Buffer.alloc(valueSize); return mapLookup(fd, key, value) ? [{ key, value }] : []; });
+    }
+    if (r < 0 && r !== -2) throw new SysError('map lookup batch', -r);
+    const n = a.readUInt32LE(32);
+    for (let i = 0; i < n; i++) out.push({ key: Buffer.from(keys.subarray(i * keySize, (i + 1) * keySize)), value: Buffer.from(values.subarray(i * valueSize, (i + 1) * valueSize)) });
+    // ENOENT: the last entries were these
+    if (r === -2) return out;
+    next.copy(from);
+  }
+}
 export function mapFreeze(fd: number): void {
   const a = attr();
   a.writeUInt32LE(fd, 0);

@@ -11,7 +11,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { close, mapCreate, mapDelete, mapKeys, mapLookup, MapType, mapUpdate, objGet, objPin, u32Key } from './bpf';
+import { close, mapCreate, mapDelete, mapEntries, mapKeys, mapLookup, MapType, mapUpdate, mapUpdateBatch, objGet, objPin, u32Key } from './bpf';
 import { SysError } from './libc';
 import { namespaceStateDir } from './statefs';
 import { dimensions, type SetElement, type SetMeta } from '../xlate/ipset';
@@ -174,6 +174,21 @@ export function addElement(s: OpenSet, el: SetElement, timeout: number | undefin
   return true;
 }
 
+/**
+ * Add elements known to be absent, without timeouts, in one batch update
+ * (what ipset restore does for a set it created: compat/ipset). The ones
+ * before an element that does not fit are added.
+ */
+export function addNewElements(s: OpenSet, keys: readonly Buffer[]): void {
+  if (keys.length === 0) return;
+  try {
+    mapUpdateBatch(s.dataFd, Buffer.concat(keys), Buffer.alloc(8 * keys.length), keys.length);
+  } catch (e) {
+    if (e instanceof SysError && (e.errno === 7 /* E2BIG */ || e.errno === 28 /* ENOSPC */)) throw new Error('Hash is full, cannot add more elements');
+    throw e;
+  }
+}
+
 const live = (v: Buffer): boolean => { const exp = v.readBigUInt64LE(0); return exp === 0n || exp > nowNs(); };
 
 export function delElement(s: OpenSet, el: SetElement): boolean {
@@ -194,9 +209,7 @@ export function testElement(s: OpenSet, el: SetElement): boolean {
 export function elements(s: OpenSet): { el: SetElement; timeout?: number }[] {
   const out: { el: SetElement; timeout?: number }[] = [];
   const now = nowNs();
-  for (const k of mapKeys(s.dataFd, keySize(s.meta))) {
-    const v = Buffer.alloc(8);
-    if (!mapLookup(s.dataFd, k, v)) continue;
+  for (const { key: k, value: v } of mapEntries(s.dataFd, keySize(s.meta), 8)) {
     const exp = v.readBigUInt64LE(0);
     if (exp !== 0n && exp <= now) { mapDelete(s.dataFd, k); continue; }
     out.push({ el: keyElement(k, s.meta), timeout: s.meta.timeout === undefined ? undefined : exp === 0n ? 0 : Number((exp - now) / 1_000_000_000n) });

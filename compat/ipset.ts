@@ -65,6 +65,7 @@ const COMMANDS: Record<string, string> = {
 };
 
 const NO_SET = 'The set with the given name does not exist';
+const ALREADY_ADDED = "Element cannot be added to the set: it's already added";
 
 function withSet<T>(name: string | undefined, fn: (s: OpenSet) => T, kept?: Map<string, OpenSet>): T {
   if (name === undefined) throw new IpsetError('Syntax error: missing setname');
@@ -157,7 +158,7 @@ function command(cmd: string, args: string[], o: Opts, io: Io): number {
         if (cmd === 'add') {
           const { timeout } = parseElementOptions(opts, s.meta);
           for (const el of els) {
-            if (!addElement(s, el, timeout, o.exist) && !o.exist) throw new IpsetError("Element cannot be added to the set: it's already added");
+            if (!addElement(s, el, timeout, o.exist) && !o.exist) throw new IpsetError(ALREADY_ADDED);
           }
           return 0;
         }
@@ -278,7 +279,7 @@ function restoreLines(text: string, o: Opts, io: Io): void {
     const args = argv.slice(1), name = args[0];
     try {
       if (c === 'add' && name !== undefined && fresh.has(name)) {
-        if (!batchAdd(name, args, exist)) throw new IpsetError("Element cannot be added to the set: it's already added");
+        if (!batchAdd(name, args, exist)) throw new IpsetError(ALREADY_ADDED);
         continue;
       }
       flush();

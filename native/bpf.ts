@@ -141,6 +141,21 @@ export function mapEntries(fd: number, keySize: number, valueSize: number): { ke
     next.copy(from);
   }
 }
+/** Delete every entry of a map: a batch lookup, then one BPF_MAP_DELETE_BATCH (key by key for a map type without it). */
+export function mapClear(fd: number, keySize: number, valueSize: number): void {
+  const entries = mapEntries(fd, keySize, valueSize);
+  if (entries.length === 0) return;
+  const keys = Buffer.concat(entries.map((e) => e.key));
+  const a = attr();
+  a.writeBigUInt64LE(addressOf(keys), 16);
+  a.writeUInt32LE(entries.length, 32);
+  a.writeUInt32LE(fd, 36);
+  const r = bpfSyscallRaw(27 /* BPF_MAP_DELETE_BATCH */, a);
+  if (r >= 0) return;
+  // no batch deletes for this map type (nothing done), or a key already gone (the ones before it done): the rest one by one
+  const done = r === -524 || r === -95 ? 0 : a.readUInt32LE(32);
+  for (const e of entries.slice(done)) mapDelete(fd, e.key);
+}
 export function mapFreeze(fd: number): void {
   const a = attr();
   a.writeUInt32LE(fd, 0);

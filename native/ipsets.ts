@@ -11,7 +11,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { close, mapCreate, mapDelete, mapEntries, mapKeys, mapLookup, MapType, mapUpdate, mapUpdateBatch, objGet, objPin, u32Key } from './bpf';
+import { close, mapClear, mapCreate, mapDelete, mapEntries, mapLookup, MapType, mapUpdate, mapUpdateBatch, objGet, objPin, u32Key } from './bpf';
 import { SysError } from './libc';
 import { namespaceStateDir } from './statefs';
 import { dimensions, type SetElement, type SetMeta } from '../xlate/ipset';
@@ -218,5 +218,5 @@ export function elements(s: OpenSet): { el: SetElement; timeout?: number }[] {
 }
 
 export function flushSet(s: OpenSet): void {
-  for (const k of mapKeys(s.dataFd, keySize(s.meta))) mapDelete(s.dataFd, k);
+  mapClear(s.dataFd, keySize(s.meta), 8);
 }

@@ -4,7 +4,7 @@
  * updates.
  */
 import t from 'tap';
-import { close, mapCreate, mapEntries, mapKeys, mapLookup, MapType, mapUpdate, mapUpdateBatch } from '../native/bpf';
+import { close, mapClear, mapCreate, mapEntries, mapKeys, mapLookup, MapType, mapUpdate, mapUpdateBatch } from '../native/bpf';
 import { requireKernel } from './helpers/env';
 
 const hex = (e: { key: Buffer; value: Buffer }): string => `${e.key.toString('hex')}=${e.value.toString('hex')}`;
@@ -25,6 +25,9 @@ t.test('mapEntries reads every entry of a hash map, a batch at a time', async (t
   t.same(got.map(hex).sort(), want, 'each key with its value');
   const walked = mapKeys(fd, 4).map((key) => { const value = Buffer.alloc(8); mapLookup(fd, key, value); return hex({ key, value }); });
   t.same(walked, got.map(hex), 'in the order walking the keys gives');
+  mapClear(fd, 4, 8);
+  t.same(mapEntries(fd, 4, 8), [], 'mapClear leaves it empty');
+  t.same(mapKeys(fd, 4), [], 'no key left to walk');
 });
 
 t.test('mapEntries reads an LPM trie too', async (t) => {
@@ -42,4 +45,6 @@ t.test('mapEntries reads an LPM trie too', async (t) => {
   }
   const got = mapEntries(fd, 8, 8).map((e) => `${e.key.readUInt32LE(0)}/${e.key.subarray(4).toString('hex')}=${e.value.readBigUInt64LE(0)}`).sort();
   t.same(got, ['16/0a010000=16', '24/0a000100=24', '32/c0a80001=32']);
+  mapClear(fd, 8, 8);
+  t.same(mapEntries(fd, 8, 8), [], 'mapClear empties it');
 });

@@ -13,7 +13,7 @@ import {
   addElement, addNewElements, createSet, delElement, destroySet, elementKey, elements, flushSet, type OpenSet, openSet, renameSet, setNames, swapSets, testElement,
 } from '../native/ipsets';
 import {
-  checkName, formatElement, headerText, IPSET_VERSION, IpsetError, listingOrder, parseCreate, parseElementOptions, parseElements, type SetMeta, TYPE_REVISION,
+  checkName, formatElement, headerText, IPSET_VERSION, IpsetError, listingOrder, parseCreate, parseElementOptions, parseElements, type SetElement, type SetMeta, TYPE_REVISION,
 } from '../xlate/ipset';
 import { type Family, setsUsed } from '../xlate/ir';
 import { type Io, requireRoot, runMain } from './cli';
@@ -124,6 +124,12 @@ function listSet(name: string, o: Opts, refs: Map<string, number>): string {
   });
 }
 
+/** The elements and timeout of an add's arguments (SETNAME ENTRY [timeout N]) for set `s`. */
+function addArgs(s: OpenSet, [, elem, ...opts]: string[]): { els: SetElement[]; timeout?: number } {
+  if (elem === undefined) throw new IpsetError('Syntax error: missing mandatory argument: ENTRY');
+  return { els: parseElements(elem, s.meta, systemNameDb), ...parseElementOptions(opts, s.meta) };
+}
+
 /** One command (argv after the options); returns its exit status. */
 function command(cmd: string, args: string[], o: Opts, io: Io): number {
   if (['create', 'destroy', 'rename', 'swap'].includes(cmd)) closeKept(o.kept);
@@ -153,15 +159,15 @@ function command(cmd: string, args: string[], o: Opts, io: Io): number {
     case 'add': case 'del': case 'test': {
       const [name, elem, ...opts] = args;
       return withSet(name, (s) => {
-        if (elem === undefined) throw new IpsetError('Syntax error: missing mandatory argument: ENTRY');
-        const els = parseElements(elem, s.meta, systemNameDb);
         if (cmd === 'add') {
-          const { timeout } = parseElementOptions(opts, s.meta);
+          const { els, timeout } = addArgs(s, args);
           for (const el of els) {
             if (!addElement(s, el, timeout, o.exist) && !o.exist) throw new IpsetError(ALREADY_ADDED);
           }
           return 0;
         }
+        if (elem === undefined) throw new IpsetError('Syntax error: missing mandatory argument: ENTRY');
+        const els = parseElements(elem, s.meta, systemNameDb);
         if (opts.length) throw new IpsetError(`Syntax error: Unknown argument: ${opts[0]}`);
         if (cmd === 'del') {
           for (const el of els) if (!delElement(s, el) && !o.exist) throw new IpsetError("Element cannot be deleted from the set: it's not added");
@@ -251,10 +257,8 @@ function restoreLines(text: string, o: Opts, io: Io): void {
   const batchAdd = (name: string, args: string[], exist: boolean): boolean => {
     const added = fresh.get(name)!;
     return withSet(name, (s) => {
-      const [, elem, ...opts] = args;
-      if (elem === undefined) throw new IpsetError('Syntax error: missing mandatory argument: ENTRY');
-      const els = parseElements(elem, s.meta, systemNameDb);
-      parseElementOptions(opts, s.meta);
+      // (a set made here has no timeouts: an add's timeout option is refused)
+      const { els } = addArgs(s, args);
       if (batch?.name !== name) { flush(); batch = { name, set: s, keys: [] }; }
       for (const el of els) {
         const key = elementKey(el, s.meta), id = key.toString('latin1');
@@ -284,7 +288,8 @@ function restoreLines(text: string, o: Opts, io: Io): void {
       }
       flush();
       if (!c || c === 'restore' || c === 'help' || c === 'version') throw new IpsetError(`No command specified: unknown argument ${argv[0]}`, 2);
-      const made = c === 'create' && name !== undefined && !setExists(name);
+      // a create makes its set, or fails, unless -exist finds the same set there
+      const made = c === 'create' && name !== undefined && !(exist && setExists(name));
       command(c, args, { ...o, exist, quiet: true }, io);
       // a set made here starts batching; what else changes sets (del, flush, swap, rename, destroy) ends it
       if (made) { if (withSet(name, (s) => s.meta.timeout === undefined, o.kept)) fresh.set(name, new Set()); } else if (!['add', 'test', 'list', 'save', 'create'].includes(c)) fresh.clear();

@@ -152,12 +152,20 @@ export function swapSets(a: string, b: string): void {
 /** The element's expiry for a new timeout (seconds; undefined or 0: none). */
 export const expiryFor = (timeout: number | undefined): bigint => (timeout ? nowNs() + BigInt(timeout) * 1_000_000_000n : 0n);
 
+/** `add`, with a map that has no room left reported as ipset reports a full set. */
+function unlessFull<T>(add: () => T): T {
+  try { return add(); } catch (e) {
+    if (e instanceof SysError && (e.errno === 7 /* E2BIG */ || e.errno === 28 /* ENOSPC */)) throw new Error('Hash is full, cannot add more elements');
+    throw e;
+  }
+}
+
 /** Add (or with `replace`, re-add) an element; false when it is there already and !replace. */
 export function addElement(s: OpenSet, el: SetElement, timeout: number | undefined, replace: boolean): boolean {
   const key = elementKey(el, s.meta);
   const v = Buffer.alloc(8);
   v.writeBigUInt64LE(expiryFor(timeout ?? s.meta.timeout));
-  try {
+  return unlessFull(() => {
     try {
       mapUpdate(s.dataFd, key, v, replace ? 0 : 1 /* BPF_NOEXIST */);
     } catch (e) {
@@ -167,11 +175,8 @@ export function addElement(s: OpenSet, el: SetElement, timeout: number | undefin
       if (mapLookup(s.dataFd, key, old) && live(old)) return false;
       mapUpdate(s.dataFd, key, v);
     }
-  } catch (e) {
-    if (e instanceof SysError && (e.errno === 7 /* E2BIG */ || e.errno === 28 /* ENOSPC */)) throw new Error('Hash is full, cannot add more elements');
-    throw e;
-  }
-  return true;
+    return true;
+  });
 }
 
 /**
@@ -180,13 +185,7 @@ export function addElement(s: OpenSet, el: SetElement, timeout: number | undefin
  * before an element that does not fit are added.
  */
 export function addNewElements(s: OpenSet, keys: readonly Buffer[]): void {
-  if (keys.length === 0) return;
-  try {
-    mapUpdateBatch(s.dataFd, Buffer.concat(keys), Buffer.alloc(8 * keys.length), keys.length);
-  } catch (e) {
-    if (e instanceof SysError && (e.errno === 7 /* E2BIG */ || e.errno === 28 /* ENOSPC */)) throw new Error('Hash is full, cannot add more elements');
-    throw e;
-  }
+  if (keys.length > 0) unlessFull(() => mapUpdateBatch(s.dataFd, Buffer.concat(keys), Buffer.alloc(8 * keys.length), keys.length));
 }
 
 const live = (v: Buffer): boolean => { const exp = v.readBigUInt64LE(0); return exp === 0n || exp > nowNs(); };

@@ -102,3 +102,32 @@ t.test('iptables-restore turns it on for a large input', async (t) => {
   t.equal(r.status, 0, r.stderr);
   t.same(turnedOn(r.stderr), ['input'], 'on, for the input');
 });
+
+t.test('nft -f, ipset restore and the log daemon turn it on at theirs', async (t) => {
+  if (!requireKernel(t)) return;
+  const ns = throwawayNamespace(t, 'jit');
+  const dir = tempDir(t, 'bpft-jit-');
+  const nftRules = (n: number): string => `table ip filter {\n\tchain input {\n\t\ttype filter hook input priority 0; policy accept;\n${Array.from({ length: n }, (_, i) => `\t\tip saddr 10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255} drop\n`).join('')}\t}\n}\n`;
+  for (const [n, want] of [[100, []], [Math.ceil(LARGE.nft / 26), ['input']]] as const) {
+    const file = path.join(dir, `${n}.nft`);
+    fs.writeFileSync(file, nftRules(n));
+    t.equal(fs.statSync(file).size >= LARGE.nft, want.length > 0, `${n} rules: ${want.length ? 'at' : 'below'} the nft threshold`);
+    const r = nsExec(ns, path.join(BIN, 'nft'), ['-c', '-f', file], undefined, DEBUG);
+    t.equal(r.status, 0, r.stderr.split('\n').filter((l) => !l.startsWith('{')).join('\n'));
+    t.same(turnedOn(r.stderr), want, `nft -c -f of ${n} rules`);
+  }
+  const elements = (set: string, n: number): string => `create ${set} hash:ip\n${Array.from({ length: n }, (_, i) => `add ${set} 10.1.${i >> 8}.${i & 255}\n`).join('')}`;
+  for (const [set, n, want] of [['small', 10, []], ['large', 600, ['input']]] as const) {
+    const text = elements(set, n);
+    t.equal(text.length >= LARGE.ipset, want.length > 0, `${n} elements: ${want.length ? 'at' : 'below'} the ipset threshold`);
+    const r = nsExec(ns, path.join(BIN, 'ipset'), ['restore'], text, DEBUG);
+    t.equal(r.status, 0);
+    t.same(turnedOn(r.stderr), want, `ipset restore of ${n} elements`);
+  }
+  // a ruleset that logs starts the namespace's log daemon; a second one, started as the service starts it, finds it and ends
+  t.equal(nsExec(ns, path.join(BIN, 'iptables'), ['-A', 'INPUT', '-j', 'LOG']).status, 0);
+  const second = nsExec(ns, path.join(BIN, 'bpftables'), ['logd'], undefined, DEBUG);
+  t.equal(second.status, 0);
+  t.match(second.stderr, /another logd serves this namespace/, 'it found the running one');
+  t.same(turnedOn(second.stderr), ['the log daemon'], 'on at its start, before anything else');
+});

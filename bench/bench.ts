@@ -217,7 +217,10 @@ function peakRss(file: string): number {
   }
 }
 
-interface ControlRow { rules: number; restore: Record<string, number | null>; save: Record<string, number | null> | null; addOne: Record<string, number | null> | null; peakRssKiB: number }
+/** The most elements of the nft set-form blocklist that bpftables' nft front end is timed with (it refuses a rule whose sets make more than 65536 keys). */
+const NFT_SET_BENCH_MAX = 65536;
+type NftPair = { bpftables: number | null; nft: number | null };
+interface ControlRow { rules: number; restore: Record<string, number | null>; nftFile: { rules: NftPair; set: NftPair }; save: Record<string, number | null> | null; addOne: Record<string, number | null> | null; peakRssKiB: number }
 
 function controlPlane(): ControlRow[] {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bpft-bench-'));
@@ -228,13 +231,20 @@ function controlPlane(): ControlRow[] {
       fs.writeFileSync(file, ruleset('blocklist', n).text);
       const nftRules = nftBlocklist(n, 'rules'), nftSet = nftBlocklist(n, 'set');
       const ours = path.join(REPO, 'bin', 'iptables-restore');
-      const restore = timedTogether({
+      const oursNft = path.join(REPO, 'bin', 'nft');
+      const timed = timedTogether({
         bpftables: [ours, [file]],
         'iptables-legacy-restore': ['iptables-legacy-restore', [file]],
         'iptables-nft-restore': ['iptables-nft-restore', [file]],
         'nft -f (rules)': ['nft', ['-f', '-'], nftRules],
         'nft -f (set)': ['nft', ['-f', '-'], nftSet],
+        // the same nft files through bpftables' nft front end (a named set's elements become one rule's
+        // keys, at most NFT_SET_BENCH_MAX of them: beyond, bpftables refuses the rule, and it is not timed)
+        'bpftables nft -f (rules)': [oursNft, ['-f', '-'], nftRules],
+        ...(n <= NFT_SET_BENCH_MAX ? { 'bpftables nft -f (set)': [oursNft, ['-f', '-'], nftSet] as Timing } : {}),
       });
+      const restore = Object.fromEntries(Object.entries(timed).filter(([k]) => !k.startsWith('bpftables nft')));
+      const nftFile = { rules: { bpftables: timed['bpftables nft -f (rules)'] ?? null, nft: timed['nft -f (rules)'] ?? null }, set: { bpftables: timed['bpftables nft -f (set)'] ?? null, nft: timed['nft -f (set)'] ?? null } };
       // printing the live ruleset back from a new process
       const save = n < 10_000 ? null : timedTogether({
         bpftables: [path.join(REPO, 'bin', 'iptables-save'), [], undefined, (ns) => runIn(ns, ours, [file])],
@@ -249,7 +259,7 @@ function controlPlane(): ControlRow[] {
         'iptables-nft': ['iptables-nft', add, undefined, (ns) => runIn(ns, 'iptables-nft-restore', [file])],
         'nft add rule': ['nft', ['add', 'rule', 'ip', 'filter', 'input', 'ip', 'saddr', '10.255.255.1', 'drop'], undefined, (ns) => runIn(ns, 'nft', ['-f', '-'], nftRules)],
       });
-      rows.push({ rules: n, restore, save, addOne, peakRssKiB: peakRss(file) });
+      rows.push({ rules: n, restore, nftFile, save, addOne, peakRssKiB: peakRss(file) });
     }
   } finally { fs.rmSync(tmp, { recursive: true, force: true }); }
   return rows;
@@ -293,6 +303,11 @@ function main(): void {
   for (const r of control) {
     const base = r.restore.bpftables;
     out(`  ${String(r.rules).padStart(15)}  ${tools.map((x) => `${ms(r.restore[x])}${x === 'bpftables' ? '' : ` (${base && r.restore[x] ? (base / r.restore[x]!).toFixed(2) : 'n/a'}x)`}`.padStart(24)).join('')}   ${(r.peakRssKiB / 1024).toFixed(0)} MiB`);
+  }
+  out('  nft -f   rules         bpftables nft (rules)         nft (rules)     bpftables nft (set)           nft (set)');
+  for (const r of control) {
+    const pair = (p: NftPair): string => `${`${ms(p.bpftables)}${p.bpftables && p.nft ? ` (${(p.bpftables / p.nft).toFixed(2)}x)` : ''}`.padStart(22)}${ms(p.nft).padStart(20)}`;
+    out(`  ${String(r.rules).padStart(15)}  ${pair(r.nftFile.rules)}  ${pair(r.nftFile.set)}`);
   }
   const saves = control.filter((r) => r.save);
   if (saves.length) {

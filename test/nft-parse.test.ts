@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import t from 'tap';
-import { nftLexer, type NftRunToken } from '../grammar/nft-lexer';
+import { type NftCmdsToken, nftLexer, type NftRunToken } from '../grammar/nft-lexer';
 import type { NftCommand } from '../grammar/nft-ast';
 import { baseChainTables, loadNft, parseNft } from '../xlate/nft';
 import { systemNameDb } from '../compat/namedb';
@@ -38,7 +38,9 @@ t.test('structure: commands, blocks, separators, positions', async (t) => {
     const text = fs.readFileSync(path.join(d, f), 'utf8');
     nftLexer.reset(text);
     let lexed = 0;
-    for (let tok = nftLexer.next(); tok; tok = nftLexer.next()) lexed += tok.type === 'run' ? (tok as NftRunToken).items.length : ['string', 'lbrace'].includes(tok.type ?? '') ? 1 : 0;
+    for (let tok = nftLexer.next(); tok; tok = nftLexer.next()) {
+      lexed += tok.type === 'run' ? (tok as NftRunToken).items.length : tok.type === 'cmds' ? (tok as NftCmdsToken).cmds.reduce((a, c) => a + c.items.length, 0) : ['string', 'lbrace'].includes(tok.type ?? '') ? 1 : 0;
+    }
     const tree = items(parseNft(text, f));
     if (tree !== lexed) t.fail(`${f}: ${tree} items in the tree, ${lexed} lexed`);
     files++;
@@ -46,6 +48,35 @@ t.test('structure: commands, blocks, separators, positions', async (t) => {
   t.ok(files >= 1, `${files} files: every item once`);
   t.throws(() => parseNft('table ip t {\n chain c {\n', 'x'), { message: /syntax error/, where: { file: 'x', line: 3 } }, 'an unclosed block says where');
   t.throws(() => parseNft('table ip t { " }', 'x'), { message: /syntax error/, where: { line: 1 } }, 'a stray quote says where');
+});
+
+t.test('structure: simple commands come to the grammar together, as they stand', async (t) => {
+  // the grammar sees a chain's simple commands as one token: its work no longer grows with the rules
+  const rules = Array.from({ length: 1000 }, (_, i) => `  ip saddr 10.0.${i >> 8}.${i & 255} drop\n`).join('');
+  nftLexer.reset(`table ip t {\n chain c {\n  type filter hook input priority 0; policy accept;\n${rules} }\n}\n`);
+  const toks: string[] = [];
+  let grouped = 0;
+  for (let tok = nftLexer.next(); tok; tok = nftLexer.next()) { toks.push(tok.type!); if (tok.type === 'cmds') grouped += (tok as NftCmdsToken).cmds.length; }
+  t.ok(toks.length < 20, `${toks.length} tokens for a chain of 1000 rules`);
+  t.equal(grouped, 1002, 'the chain\'s type, policy and rules in cmds tokens');
+  // what the grouping must keep: each command's separator, items and places; commands with blocks, a part after a
+  // block, strings, comments, blank commands, continued lines and a last command without separator read as before
+  const cmds = parseNft('a b; c\n"s" d # x\n\ne {\n f\n} g\nh', 'x');
+  t.same(cmds.map((c) => c.sep), ['start', 'semi', 'nl', 'nl', 'nl'], 'separators');
+  const flatItems = (cs: NftCommand[]): string[] => cs.map((c) => c.items.map((i) => (i.kind === 'block' ? `{${flatItems(i.body).join(';')}}` : `${i.kind === 'comma' ? ',' : i.text}@${i.line}:${i.col}`)).join(' '));
+  t.same(flatItems(cmds), ['a@1:1 b@1:3', 'c@1:6', 's@2:1 d@2:5', 'e@4:1 {f@5:2} g@6:3', 'h@7:1'], 'items and places, a block inside a command and a part after it');
+  t.same(flatItems(parseNft('p q \\\n  r , s\n; ;\nt', 'x')), ['p@1:1 q@1:3 r@2:3 ,@2:5 s@2:7', 't@4:1'], 'a continued line, commas, empty commands');
+  t.same(parseNft('x; ; y # c\n z', 'x').map((c) => c.sep), ['start', 'semi', 'nl'], 'a comment ends a command');
+  t.throws(() => parseNft('a b\n}\n', 'x'), { message: 'syntax error, unexpected "}"', where: { line: 2, col: 1 } }, 'a stray brace after simple commands says where');
+});
+
+t.test('variables: expanded where they stand, in blocks, as defined when each command is read', async (t) => {
+  const rs = load('define A = 192.0.2.1\ntable ip t {\n chain c {\n  ip saddr $A drop\n  ip daddr { $A, 192.0.2.9 } accept\n }\n}\nredefine A = 192.0.2.7\nadd rule ip t c ip saddr $A drop\n');
+  const ir = rs.tables[0]!.chains[0]!.rules.map((r) => r.ir[4]!);
+  t.same(ir[0]!.map((r) => r.ip.src), [{ addr: 0xc0000201, mask: 0xffffffff, invert: false }], 'a variable in a rule');
+  t.same(ir[1]!.map((r) => (r.ip.dst as { addr: number }).addr), [0xc0000201, 0xc0000209], 'in an anonymous set');
+  t.same(ir[2]!.map((r) => r.ip.src), [{ addr: 0xc0000207, mask: 0xffffffff, invert: false }], 'a later command sees the redefinition');
+  t.same(rs.tables[0]!.chains[0]!.rules[1]!.text, ['ip daddr { 192.0.2.1, 192.0.2.9 }', 'accept'], 'listed with the values');
 });
 
 t.test('rules → IR', async (t) => {

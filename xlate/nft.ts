@@ -131,22 +131,62 @@ class Evaluator {
   constructor(private readonly o: NftOptions) {}
 
   run(cmds: NftCommand[], file: string, depth = 0): void {
-    for (const c of cmds) this.command(this.expand(c.items, file), file, depth);
+    const outer = this.expanded;
+    try {
+      for (const c of cmds) {
+        this.expanded = new Map();
+        this.command(this.expand(c.items, file), file, depth);
+      }
+    } finally { this.expanded = outer; }
   }
 
-  /** $variables replaced by their definitions (a define may use earlier ones). */
+  /**
+   * The expansions made while one top-level command is evaluated (the
+   * definitions cannot change within it), by the list expanded: a table's
+   * block is expanded for each pass over it, and each chain's and rule's
+   * items again as they are read; each is walked once.
+   */
+  private expanded = new Map<NftItem[], NftItem[]>();
+
+  /**
+   * $variables replaced by their definitions (a define may use earlier ones),
+   * in blocks too. Items and lists are shared, never changed: what has no
+   * variable comes back as it was (a table's block is expanded once per pass
+   * over it, and again as each chain and rule is read: copies of 10k rules
+   * each time were most of what `nft -f` allocated).
+   */
   private expand(items: NftItem[], file: string): NftItem[] {
     if (wordOf(items[0]) === 'define' || wordOf(items[0]) === 'redefine' || wordOf(items[0]) === 'undefine') return items;
-    const out: NftItem[] = [];
-    for (const i of items) {
+    const known = this.expanded.get(items);
+    if (known) return known;
+    let out: NftItem[] | undefined;
+    for (let k = 0; k < items.length; k++) {
+      const i = items[k]!;
       if (i.kind === 'word' && i.text.startsWith('$')) {
         const v = this.defines.get(i.text.slice(1));
         if (!v) throw new NftError(`unknown identifier '${i.text.slice(1)}'`, at(file, i));
-        out.push(...v);
-      } else if (i.kind === 'block') out.push({ ...i, body: i.body.map((c) => ({ ...c, items: this.expand(c.items, file) })) });
-      else out.push(i);
+        out ??= items.slice(0, k);
+        for (const x of v) out.push(x);
+        continue;
+      }
+      const body = i.kind === 'block' ? this.expandBody(i.body, file) : undefined;
+      const item = i.kind === 'block' && body !== i.body ? { ...i, body: body! } : i;
+      if (item !== i) out ??= items.slice(0, k);
+      out?.push(item);
     }
-    return out;
+    this.expanded.set(items, out ?? items);
+    return out ?? items;
+  }
+
+  /** A block's commands with their items expanded: the same list when nothing changed. */
+  private expandBody(body: NftCommand[], file: string): NftCommand[] {
+    let out: NftCommand[] | undefined;
+    for (let k = 0; k < body.length; k++) {
+      const c = body[k]!, items = this.expand(c.items, file);
+      if (items !== c.items) out ??= body.slice(0, k);
+      out?.push(items === c.items ? c : { ...c, items });
+    }
+    return out ?? body;
   }
 
   private command(items: NftItem[], file: string, depth: number): void {
@@ -727,6 +767,9 @@ const selectorLength = (items: NftItem[], k: number): number => {
 
 /** The selectors of a concatenation (`ip saddr . tcp dport`) starting at item k, or undefined when none starts there. */
 function concatSelectors(items: NftItem[], k: number): NftItem[][] | undefined {
+  // most items start no concatenation: said without building one
+  const first = selectorLength(items, k);
+  if (!first || wordOf(items[k + first]) !== '.') return undefined;
   const out: NftItem[][] = [];
   let i = k;
   for (;;) {
@@ -2050,6 +2093,12 @@ function keyOrder(key: string, db: NameDb): bigint | string {
  * One rule's items → the IR rule for `fam` (null: never matches in that
  * family). `text`, when given, receives the rule as nft lists it.
  */
+/** The words after `ct` that name a direction (`ct original ip saddr`). */
+const CT_DIRECTIONS = new Set(['original', 'reply']);
+/** What may follow a counter, and a log statement, in a rule (statements and verdicts, no match). */
+const AFTER_COUNTER = new Set(['counter', 'comment', 'log', 'accept', 'drop', 'return', 'continue', 'jump', 'goto', 'reject']);
+const AFTER_LOG = new Set(['counter', 'comment', 'accept', 'drop', 'return', 'continue', 'jump', 'goto', 'reject']);
+
 export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFamily, file: string, db: NameDb, text = new RuleText(), sets?: (name: string) => NftSet | undefined): Rule[] {
   const vmap = items.findIndex((i) => wordOf(i) === 'vmap');
   const dot = items.findIndex((i, k) => wordOf(i) === '.' && wordOf(items[k - 2]) !== 'fib');
@@ -2062,7 +2111,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
   const concatenated = new Set<number>();
   for (let k = 0; k < items.length; k++) {
     // `ct original ip saddr . ...`: a ct expression's address is no selector of its own
-    if (['original', 'reply'].includes(wordOf(items[k - 1]) ?? '')) continue;
+    if (CT_DIRECTIONS.has(wordOf(items[k - 1]) ?? '')) continue;
     const sels = concatSelectors(items, k);
     if (!sels) continue;
     let at_ = k;
@@ -2073,8 +2122,8 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
     while (wordOf(items[k + 2]) === '.') { concatenated.add(k + 2); k += 2; }
   }
   // forms bpftables does not take yet, wherever they stand
-  for (const [k, i] of items.entries()) {
-    const w = wordOf(i);
+  for (let k = 0; k < items.length; k++) {
+    const i = items[k]!, w = wordOf(i);
     // fib's `daddr . iif` is not a concatenation
     if (w === '.' && wordOf(items[k - 2]) !== 'fib' && !concatenated.has(k)) throw unsupported('this concatenation (a . b)', file, i);
     if (w === 'map') throw unsupported('maps', file, i);
@@ -2092,7 +2141,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
     if (b.verdict && !(wordOf(item) === 'comment' && c.peek(1)?.kind === 'string' && c.peek(2) === undefined)) throw new NftError('syntax error, nothing may follow a verdict', c.where(item));
     if (item.kind !== 'word') throw new NftError('syntax error, unexpected ' + (item.kind === 'block' ? '"{"' : item.kind === 'comma' ? '","' : 'string'), c.where(item));
     const w = item.text;
-    const sels = ['original', 'reply'].includes(wordOf(items[c.i - 1]) ?? '') ? undefined : concatSelectors(items, c.i);
+    const sels = CT_DIRECTIONS.has(wordOf(items[c.i - 1]) ?? '') ? undefined : concatSelectors(items, c.i);
     if (sels) {
       if (b.counters || b.log) throw unsupported(`a match after a ${b.counters ? 'counter' : 'log statement'} ("${w}")`, file, item);
       concatMatch(b, c, sels, fam, tableFamily, db, text, item);
@@ -2107,9 +2156,9 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
       continue;
     }
     // a counter counts the packets that reach it; bpftables counts a rule's packets once all its matches hold
-    if (b.counters && !['counter', 'comment', 'log', 'accept', 'drop', 'return', 'continue', 'jump', 'goto', 'reject'].includes(w)) throw unsupported(`a match after a counter ("${w}")`, file, item);
+    if (b.counters && !AFTER_COUNTER.has(w)) throw unsupported(`a match after a counter ("${w}")`, file, item);
     // a log statement logs what reaches it: a match after it would narrow the verdict only
-    if (b.log && !['counter', 'comment', 'accept', 'drop', 'return', 'continue', 'jump', 'goto', 'reject'].includes(w)) throw unsupported(`a match after a log statement ("${w}")`, file, item);
+    if (b.log && !AFTER_LOG.has(w)) throw unsupported(`a match after a log statement ("${w}")`, file, item);
     switch (w) {
       case 'ip': case 'ip6': {
         const key = c.word();

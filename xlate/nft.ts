@@ -573,19 +573,24 @@ class Evaluator {
 
   private rule(t: NftTable, items: NftItem[], file: string, handle?: number): NftRule {
     const where = at(file, items[0] ?? { line: 1, col: 1 });
-    const ir: NftRule['ir'] = {};
     const text = new RuleText();
-    const used = new Set<string>();
-    const sets = (name: string): NftSet | undefined => { used.add(name); return t.sets.find((x) => x.name === name); };
-    FAMILIES[t.family].forEach((f, i) => { ir[f] = translateRule(items, f, t.family, file, this.o.db, i === 0 ? text : undefined, sets); });
+    let used: Set<string> | undefined;
+    const sets = (name: string): NftSet | undefined => { (used ??= new Set()).add(name); return t.sets.find((x) => x.name === name); };
+    const fams = FAMILIES[t.family];
+    const first = translateRule(items, fams[0]!, t.family, file, this.o.db, text, sets);
+    const second = fams.length > 1 ? translateRule(items, fams[1]!, t.family, file, this.o.db, undefined, sets) : undefined;
+    const ir: NftRule['ir'] = second === undefined ? (fams[0] === 4 ? { 4: first } : { 6: first }) : { 4: first, 6: second };
     // an inet rule counts in both families' programs: the counter's starting value goes to one of them
     if (ir[4]?.length) for (const x of ir[6] ?? []) x.counters = { packets: 0, bytes: 0 };
-    const ci = items.findIndex((i) => wordOf(i) === 'counter');
+    let ci = -1;
+    for (let k = 0; k < items.length && ci < 0; k++) if (wordOf(items[k]) === 'counter') ci = k;
     const counterStart = ci >= 0 && wordOf(items[ci + 1]) === 'packets' ? { packets: Number(wordOf(items[ci + 2])), bytes: Number(wordOf(items[ci + 4])) } : undefined;
     const terms = text.done();
     // each anonymous set or map of the rule takes a handle of the table's sequence before the rule does, as in the kernel
-    if (handle === undefined) t.hgen += terms.filter((x) => x.includes('{ ')).length;
-    return { where, text: terms, ir, handle: handle ?? ++t.hgen, items, sets: [...used], ...(counterStart ? { counterStart } : {}) };
+    if (handle === undefined) for (const x of terms) if (x.includes('{ ')) t.hgen++;
+    const r: NftRule = { where, text: terms, ir, handle: handle ?? ++t.hgen, items, sets: used ? [...used] : [] };
+    if (counterStart) r.counterStart = counterStart;
+    return r;
   }
 }
 
@@ -1212,39 +1217,45 @@ function nexthdrMatch(b: Built, c: Cursor, fam: Family, db: NameDb, text: RuleTe
 export class RuleText {
   private readonly terms: string[] = [];
   private commentTerm?: string;
-  /** where each protocol match that a later match may make redundant stands, by what it establishes */
-  private readonly dependencies = new Map<string, number>();
-  private readonly redundant = new Set<number>();
+  /**
+   * where each protocol match that a later match may make redundant stands, by what it establishes, and
+   * the redundant ones (made when a rule has them: most have none)
+   */
+  private dependencies?: Map<string, number>;
+  private redundant?: Set<number>;
   add(t: string): void { this.terms.push(t); }
   /**
    * an explicit protocol match, `key` naming what it establishes (`l4:6`: transport protocol 6, `nf:4`:
    * IPv4 in an inet table); `dependency`: a later match that needs it makes it redundant
    */
   proto(t: string, key: string, dependency: boolean): void {
-    if (dependency) this.dependencies.set(key, this.terms.length);
+    if (dependency) (this.dependencies ??= new Map()).set(key, this.terms.length);
     this.terms.push(t);
   }
   /** a match that needs transport protocol `num` (tcp 6, udp 17, icmp 1, icmpv6 58) */
   transport(t: string, num: number | undefined): void { this.needs(t, num === undefined ? [] : [`l4:${num}`]); }
   /** a match that needs what `keys` name */
   needs(t: string, keys: string[]): void {
-    for (const k of keys) {
-      const at = this.dependencies.get(k);
-      if (at !== undefined) { this.redundant.add(at); this.dependencies.delete(k); }
+    if (this.dependencies) {
+      for (const k of keys) {
+        const at = this.dependencies.get(k);
+        if (at !== undefined) { (this.redundant ??= new Set()).add(at); this.dependencies.delete(k); }
+      }
     }
     this.terms.push(t);
   }
   /** a match that establishes the transport protocol itself (ip6 nexthdr): an earlier protocol match is no longer the dependency of a later one */
-  forgetTransport(): void { for (const k of [...this.dependencies.keys()]) if (k.startsWith('l4:')) this.dependencies.delete(k); }
+  forgetTransport(): void { for (const k of [...(this.dependencies?.keys() ?? [])]) if (k.startsWith('l4:')) this.dependencies!.delete(k); }
   comment(text: string): void { this.commentTerm = `comment "${text}"`; }
   /** a term nft lists before everything else (the dependency a statement adds, as `meta l4proto tcp` for a TCP reset) */
   prepend(t: string): void {
     this.terms.unshift(t);
-    this.redundant.forEach((i) => { this.redundant.delete(i); this.redundant.add(i + 1); });
-    for (const [k, i] of this.dependencies) this.dependencies.set(k, i + 1);
+    if (this.redundant) this.redundant = new Set([...this.redundant].map((i) => i + 1));
+    if (this.dependencies) for (const [k, i] of this.dependencies) this.dependencies.set(k, i + 1);
   }
   done(): string[] {
-    const kept = this.terms.filter((_, i) => !this.redundant.has(i));
+    const redundant = this.redundant;
+    const kept = redundant?.size ? this.terms.filter((_, i) => !redundant.has(i)) : this.terms;
     return this.commentTerm ? [...kept, this.commentTerm] : kept;
   }
 }
@@ -2107,9 +2118,11 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
   const c = new Cursor(items, file, sets);
   const b: Built = { ip: {}, matches: [], never: false, choices: [] };
   const inet = tableFamily === 'inet';
-  // the dots of the concatenations the loop below takes
+  // the dots of the concatenations the loop below takes (a rule without dots has none: the loop is skipped)
   const concatenated = new Set<number>();
-  for (let k = 0; k < items.length; k++) {
+  let dotted = false;
+  for (let k = 0; k < items.length && !dotted; k++) dotted = wordOf(items[k]) === '.';
+  for (let k = 0; dotted && k < items.length; k++) {
     // `ct original ip saddr . ...`: a ct expression's address is no selector of its own
     if (CT_DIRECTIONS.has(wordOf(items[k - 1]) ?? '')) continue;
     const sels = concatSelectors(items, k);

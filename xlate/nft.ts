@@ -1286,7 +1286,20 @@ interface Built {
 const MAX_EXPANSION = 65536;
 
 function cloneBuilt(b: Built): Built {
-  return { ...b, ip: structuredClone(b.ip), matches: structuredClone(b.matches), choices: [] };
+  return { ...b, ip: clonePlain(b.ip), matches: clonePlain(b.matches), choices: [] };
+}
+
+/**
+ * A deep copy of IR data (objects, arrays, numbers, strings, booleans; no
+ * object in it twice): what structuredClone gives it, without serializing
+ * (a set of 10k elements is copied 10k times).
+ */
+function clonePlain<T>(x: T): T {
+  if (typeof x !== 'object' || x === null) return x;
+  if (Array.isArray(x)) return x.map(clonePlain) as T;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(x)) out[k] = clonePlain((x as Record<string, unknown>)[k]);
+  return out as T;
 }
 
 /** The rule's iprange match with `side` free, made on first use (one match holds both sides, as in iptables). */

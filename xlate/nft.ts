@@ -2487,6 +2487,10 @@ export const HOOK_CHAIN: Record<NftHook, BuiltinChain> = { prerouting: 'FORWARD'
  * the hook has none of (nft's never matches, not even with !=), and reject,
  * whose answer bpftables sends as for the input, forward and output hooks.
  */
+/** The families of an NftRule's IR, in the order Object.values gives them; and no rules (one list for every rule without IR in a family). */
+const IR_FAMILIES: readonly Family[] = [4, 6];
+const NO_RULES: readonly Rule[] = [];
+
 function hookRefusal(hook: NftHook, t: NftTable, start: NftChain): void {
   const seen = new Set<NftChain>();
   const walk = (c: NftChain): void => {
@@ -2494,8 +2498,7 @@ function hookRefusal(hook: NftHook, t: NftTable, start: NftChain): void {
     seen.add(c);
     for (const r of c.rules) {
       const where = { line: r.where.line!, col: r.where.col! };
-      for (const ir of Object.values(r.ir).flat()) {
-        if (!ir) continue;
+      for (let f = 0; f < IR_FAMILIES.length; f++) for (const ir of r.ir[IR_FAMILIES[f]!] ?? NO_RULES) {
         for (const m of ir.matches) {
           if (m.kind === 'owner' && hook !== 'output') throw unsupported(`meta skuid and skgid outside an output chain (${start.name})`, r.where.file!, where);
           if (m.kind === 'fibroute') {
@@ -2545,8 +2548,8 @@ export function baseChainTables(rs: NftRuleset): BaseChainTable[] {
       // on, and nothing can jump to a base chain); a regular chain of such a name would take the built-in's
       if (!c.base && isBuiltin(c.name)) throw unsupported(`a regular chain named ${c.name}`, c.where.file!, { line: c.where.line!, col: c.where.col! });
       for (const r of c.rules) {
-        for (const ir of Object.values(r.ir).flat()) {
-          const v = ir?.verdict;
+        for (let f = 0; f < IR_FAMILIES.length; f++) for (const ir of r.ir[IR_FAMILIES[f]!] ?? NO_RULES) {
+          const v = ir.verdict;
           if ((v?.kind === 'jump' || v?.kind === 'goto') && bases.has(v.chain)) throw new NftError(`Could not process rule: Operation not supported (a jump to base chain ${v.chain})`, r.where);
           if ((v?.kind === 'jump' || v?.kind === 'goto') && !t.chains.some((x) => x.name === v.chain)) throw new NftError(`Could not process rule: No such file or directory (chain ${v.chain})`, r.where);
         }

@@ -283,8 +283,8 @@ function ruleKeys(chain: Chain, lo: number, hi: number): RuleKeys {
     proto[k] = protoOf(r) ?? NO_PROTO;
     const v = r.verdict.kind;
     verdict[k] = v === 'jump' ? PV.JUMP : v === 'accept' ? PV.ACCEPT : PV.DROP;
-    if (s.bits <= 64) [rk.hi[k], rk.lo[k]] = splitValue(r, valueFields(s, true));
-    if (s.partBits <= 64) [rk.partHi[k], rk.partLo[k]] = splitValue(r, valueFields(s, false));
+    if (s.bits <= 64) splitInto(r, valueFields(s, true), rk.hi, rk.lo, k);
+    if (s.partBits <= 64) splitInto(r, valueFields(s, false), rk.partHi, rk.partLo, k);
     k++;
   }
   return rk;
@@ -604,8 +604,17 @@ function compactMaps(chain: Chain, run: ExactRun, first: ArrayLike<number>, slot
 }
 
 /** The fields of a shape's search value, most significant first, with their summary offset, load size and width. */
-function valueFields(s: Shape, withPorts: boolean): { at: number; size: 1 | 2 | 4; bits: number; of: (r: Rule) => number }[] {
-  const out: { at: number; size: 1 | 2 | 4; bits: number; of: (r: Rule) => number }[] = [];
+type ValueField = { at: number; size: 1 | 2 | 4; bits: number; of: (r: Rule) => number };
+/** valueFields of each shape (by sig, with and without ports): pure, and asked for once per rule. */
+const FIELDS_OF = new Map<number, readonly ValueField[]>();
+function valueFields(s: Shape, withPorts: boolean): readonly ValueField[] {
+  const id = s.sig * 2 + (withPorts ? 1 : 0);
+  let fields = FIELDS_OF.get(id);
+  if (!fields) FIELDS_OF.set(id, fields = fieldsOf(s, withPorts));
+  return fields;
+}
+function fieldsOf(s: Shape, withPorts: boolean): ValueField[] {
+  const out: ValueField[] = [];
   if (s.src) out.push({ at: S.SADDR, size: 4, bits: 32, of: srcOf });
   if (s.dst) out.push({ at: S.DADDR, size: 4, bits: 32, of: dstOf });
   if (withPorts && s.sport) out.push({ at: S.SPORT, size: 2, bits: 16, of: (r) => ports(r, s)[0] });
@@ -620,17 +629,24 @@ const keyBits = (s: Shape, withPorts: boolean): number => valueFields(s, withPor
  * A rule's search value as its high and low 32 bits (as valueOf, without
  * BigInt: the compact tables of 100k keys are built with it).
  */
-function splitValue(r: Rule, fields: ReturnType<typeof valueFields>): [number, number] {
+function splitValue(r: Rule, fields: readonly ValueField[]): [number, number] {
+  splitInto(r, fields, ONE_HI, ONE_LO, 0);
+  return [ONE_HI[0]!, ONE_LO[0]!];
+}
+const ONE_HI = new Uint32Array(1), ONE_LO = new Uint32Array(1);
+
+/** splitValue's two halves written to his[k] and los[k] (no pair made: once per rule of a run). */
+function splitInto(r: Rule, fields: readonly ValueField[], his: Uint32Array, los: Uint32Array, k: number): void {
   let hi = 0, lo = 0;
-  for (const f of fields) {
-    const x = f.of(r) >>> 0;
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i]!, x = f.of(r) >>> 0;
     if (f.bits === 32) { hi = lo; lo = x; } else { hi = ((hi << f.bits) | (lo >>> (32 - f.bits))) >>> 0; lo = ((lo << f.bits) | x) >>> 0; }
   }
-  return [hi, lo];
+  his[k] = hi; los[k] = lo;
 }
 
 /** A rule's search value: its fields side by side in one unsigned 64-bit number. */
-function valueOf(r: Rule, fields: ReturnType<typeof valueFields>): bigint {
+function valueOf(r: Rule, fields: readonly ValueField[]): bigint {
   let v = 0n;
   for (const f of fields) v = (v << BigInt(f.bits)) | BigInt(f.of(r) >>> 0);
   return v;

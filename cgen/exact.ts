@@ -41,6 +41,8 @@ interface Shape {
   src: boolean; dst: boolean; proto: boolean; sport: boolean; dport: boolean; l4: 'tcp' | 'udp' | ''; sig: number; key: KeyLayout;
   /** bits of its search value with ports (keyBits), and without */
   bits: number; partBits: number;
+  /** valueFields with ports, and without: made with the shape, as rules ask for them one by one */
+  fields: readonly ValueField[]; partFields: readonly ValueField[];
 }
 
 /**
@@ -100,7 +102,10 @@ function shapeOf(src: boolean, dst: boolean, proto: boolean, sport: boolean, dpo
   const sig = +src | (+dst << 1) | (+proto << 2) | (+sport << 3) | (+dport << 4) | ((l4 === 'tcp' ? 1 : l4 === 'udp' ? 2 : 0) << 5);
   let shape = SHAPES.get(sig);
   if (!shape) {
-    shape = { src, dst, proto, sport, dport, l4, sig, key: keyLayout({ src, dst, proto, sport, dport }), bits: (src ? 32 : 0) + (dst ? 32 : 0) + (sport ? 16 : 0) + (dport ? 16 : 0) + (proto ? 8 : 0), partBits: (src ? 32 : 0) + (dst ? 32 : 0) + (proto ? 8 : 0) };
+    const made: Shape = { src, dst, proto, sport, dport, l4, sig, key: keyLayout({ src, dst, proto, sport, dport }), bits: (src ? 32 : 0) + (dst ? 32 : 0) + (sport ? 16 : 0) + (dport ? 16 : 0) + (proto ? 8 : 0), partBits: (src ? 32 : 0) + (dst ? 32 : 0) + (proto ? 8 : 0), fields: [], partFields: [] };
+    made.fields = fieldsOf(made, true);
+    made.partFields = fieldsOf(made, false);
+    shape = made;
     SHAPES.set(sig, shape);
     SHAPE_BY_SIG[sig] = shape;
   }
@@ -603,16 +608,11 @@ function compactMaps(chain: Chain, run: ExactRun, first: ArrayLike<number>, slot
   return maps;
 }
 
-/** The fields of a shape's search value, most significant first, with their summary offset, load size and width. */
+/** A field of a search value: its summary offset, load size and width, and how a rule gives it. */
 type ValueField = { at: number; size: 1 | 2 | 4; bits: number; of: (r: Rule) => number };
-/** valueFields of each shape (by sig, with and without ports): pure, and asked for once per rule. */
-const FIELDS_OF = new Map<number, readonly ValueField[]>();
-function valueFields(s: Shape, withPorts: boolean): readonly ValueField[] {
-  const id = s.sig * 2 + (withPorts ? 1 : 0);
-  let fields = FIELDS_OF.get(id);
-  if (!fields) FIELDS_OF.set(id, fields = fieldsOf(s, withPorts));
-  return fields;
-}
+/** The fields of a shape's search value, most significant first. */
+const valueFields = (s: Shape, withPorts: boolean): readonly ValueField[] => (withPorts ? s.fields : s.partFields);
+/** valueFields, made once for each shape (shapeOf). */
 function fieldsOf(s: Shape, withPorts: boolean): ValueField[] {
   const out: ValueField[] = [];
   if (s.src) out.push({ at: S.SADDR, size: 4, bits: 32, of: srcOf });
@@ -623,7 +623,7 @@ function fieldsOf(s: Shape, withPorts: boolean): ValueField[] {
   return out;
 }
 
-const keyBits = (s: Shape, withPorts: boolean): number => valueFields(s, withPorts).reduce((n, f) => n + f.bits, 0);
+const keyBits = (s: Shape, withPorts: boolean): number => (withPorts ? s.bits : s.partBits);
 
 /**
  * A rule's search value as its high and low 32 bits (as valueOf, without

@@ -124,10 +124,15 @@ function listSet(name: string, o: Opts, refs: Map<string, number>): string {
   });
 }
 
+/** The elements an ENTRY argument names in set `s`. */
+function entryElements(s: OpenSet, elem: string | undefined): SetElement[] {
+  if (elem === undefined) throw new IpsetError('Syntax error: missing mandatory argument: ENTRY');
+  return parseElements(elem, s.meta, systemNameDb);
+}
+
 /** The elements and timeout of an add's arguments (SETNAME ENTRY [timeout N]) for set `s`. */
 function addArgs(s: OpenSet, [, elem, ...opts]: string[]): { els: SetElement[]; timeout?: number } {
-  if (elem === undefined) throw new IpsetError('Syntax error: missing mandatory argument: ENTRY');
-  return { els: parseElements(elem, s.meta, systemNameDb), ...parseElementOptions(opts, s.meta) };
+  return { els: entryElements(s, elem), ...parseElementOptions(opts, s.meta) };
 }
 
 /** One command (argv after the options); returns its exit status. */
@@ -166,8 +171,7 @@ function command(cmd: string, args: string[], o: Opts, io: Io): number {
           }
           return 0;
         }
-        if (elem === undefined) throw new IpsetError('Syntax error: missing mandatory argument: ENTRY');
-        const els = parseElements(elem, s.meta, systemNameDb);
+        const els = entryElements(s, elem);
         if (opts.length) throw new IpsetError(`Syntax error: Unknown argument: ${opts[0]}`);
         if (cmd === 'del') {
           for (const el of els) if (!delElement(s, el) && !o.exist) throw new IpsetError("Element cannot be deleted from the set: it's not added");

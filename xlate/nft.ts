@@ -157,36 +157,20 @@ class Evaluator {
    */
   private expand(items: NftItem[], file: string): NftItem[] {
     if (wordOf(items[0]) === 'define' || wordOf(items[0]) === 'redefine' || wordOf(items[0]) === 'undefine') return items;
-    const known = this.expanded.get(items);
-    if (known) return known;
-    let out: NftItem[] | undefined;
-    for (let k = 0; k < items.length; k++) {
-      const i = items[k]!;
+    let out = this.expanded.get(items);
+    if (out) return out;
+    out = sharedFlatMap(items, (i) => {
       if (i.kind === 'word' && i.text.startsWith('$')) {
         const v = this.defines.get(i.text.slice(1));
         if (!v) throw new NftError(`unknown identifier '${i.text.slice(1)}'`, at(file, i));
-        out ??= items.slice(0, k);
-        for (const x of v) out.push(x);
-        continue;
+        return v;
       }
-      const body = i.kind === 'block' ? this.expandBody(i.body, file) : undefined;
-      const item = i.kind === 'block' && body !== i.body ? { ...i, body: body! } : i;
-      if (item !== i) out ??= items.slice(0, k);
-      out?.push(item);
-    }
-    this.expanded.set(items, out ?? items);
-    return out ?? items;
-  }
-
-  /** A block's commands with their items expanded: the same list when nothing changed. */
-  private expandBody(body: NftCommand[], file: string): NftCommand[] {
-    let out: NftCommand[] | undefined;
-    for (let k = 0; k < body.length; k++) {
-      const c = body[k]!, items = this.expand(c.items, file);
-      if (items !== c.items) out ??= body.slice(0, k);
-      out?.push(items === c.items ? c : { ...c, items });
-    }
-    return out ?? body;
+      if (i.kind !== 'block') return i;
+      const body = sharedFlatMap(i.body, (c) => { const x = this.expand(c.items, file); return x === c.items ? c : { ...c, items: x }; });
+      return body === i.body ? i : { ...i, body };
+    });
+    this.expanded.set(items, out);
+    return out;
   }
 
   private command(items: NftItem[], file: string, depth: number): void {
@@ -576,10 +560,8 @@ class Evaluator {
     const text = new RuleText();
     let used: Set<string> | undefined;
     const sets = (name: string): NftSet | undefined => { (used ??= new Set()).add(name); return t.sets.find((x) => x.name === name); };
-    const fams = FAMILIES[t.family];
-    const first = translateRule(items, fams[0]!, t.family, file, this.o.db, text, sets);
-    const second = fams.length > 1 ? translateRule(items, fams[1]!, t.family, file, this.o.db, undefined, sets) : undefined;
-    const ir: NftRule['ir'] = second === undefined ? (fams[0] === 4 ? { 4: first } : { 6: first }) : { 4: first, 6: second };
+    const ir: NftRule['ir'] = {};
+    FAMILIES[t.family].forEach((f, i) => { ir[f] = translateRule(items, f, t.family, file, this.o.db, i === 0 ? text : undefined, sets); });
     // an inet rule counts in both families' programs: the counter's starting value goes to one of them
     if (ir[4]?.length) for (const x of ir[6] ?? []) x.counters = { packets: 0, bytes: 0 };
     let ci = -1;
@@ -1245,7 +1227,10 @@ export class RuleText {
     this.terms.push(t);
   }
   /** a match that establishes the transport protocol itself (ip6 nexthdr): an earlier protocol match is no longer the dependency of a later one */
-  forgetTransport(): void { for (const k of [...(this.dependencies?.keys() ?? [])]) if (k.startsWith('l4:')) this.dependencies!.delete(k); }
+  forgetTransport(): void {
+    const deps = this.dependencies;
+    if (deps) for (const k of [...deps.keys()]) if (k.startsWith('l4:')) deps.delete(k);
+  }
   comment(text: string): void { this.commentTerm = `comment "${text}"`; }
   /** a term nft lists before everything else (the dependency a statement adds, as `meta l4proto tcp` for a TCP reset) */
   prepend(t: string): void {
@@ -1280,6 +1265,21 @@ interface Built {
   icmpTyped?: boolean;
   /** the header `ip6 nexthdr` said follows (nft's protocol context) */
   nextHeader?: string;
+}
+
+/**
+ * `list` with each element replaced by what `f` makes of it (a list: its
+ * elements in its place); `list` itself when `f` gave every element back.
+ */
+function sharedFlatMap<T extends object>(list: T[], f: (x: T) => T | readonly T[]): T[] {
+  let out: T[] | undefined;
+  for (let k = 0; k < list.length; k++) {
+    const x = list[k]!, y = f(x);
+    if (y !== x) out ??= list.slice(0, k);
+    if (!out) continue;
+    if (Array.isArray(y)) for (const z of y as readonly T[]) out.push(z); else out.push(y as T);
+  }
+  return out ?? list;
 }
 
 /** The most IR rules one nft rule may become (the product of its sets' sizes). */
@@ -2113,16 +2113,16 @@ function keyOrder(key: string, db: NameDb): bigint | string {
   return key;
 }
 
-/**
- * One rule's items → the IR rule for `fam` (null: never matches in that
- * family). `text`, when given, receives the rule as nft lists it.
- */
 /** The words after `ct` that name a direction (`ct original ip saddr`). */
 const CT_DIRECTIONS = new Set(['original', 'reply']);
 /** What may follow a counter, and a log statement, in a rule (statements and verdicts, no match). */
 const AFTER_COUNTER = new Set(['counter', 'comment', 'log', 'accept', 'drop', 'return', 'continue', 'jump', 'goto', 'reject']);
 const AFTER_LOG = new Set(['counter', 'comment', 'accept', 'drop', 'return', 'continue', 'jump', 'goto', 'reject']);
 
+/**
+ * One rule's items → the IR rule for `fam` (null: never matches in that
+ * family). `text`, when given, receives the rule as nft lists it.
+ */
 export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFamily, file: string, db: NameDb, text = new RuleText(), sets?: (name: string) => NftSet | undefined): Rule[] {
   const vmap = items.findIndex((i) => wordOf(i) === 'vmap');
   const dot = items.findIndex((i, k) => wordOf(i) === '.' && wordOf(items[k - 2]) !== 'fib');
@@ -2487,18 +2487,15 @@ export const HOOK_CHAIN: Record<NftHook, BuiltinChain> = { prerouting: 'FORWARD'
  * the hook has none of (nft's never matches, not even with !=), and reject,
  * whose answer bpftables sends as for the input, forward and output hooks.
  */
-/** The families of an NftRule's IR, in the order Object.values gives them; and no rules (one list for every rule without IR in a family). */
-const IR_FAMILIES: readonly Family[] = [4, 6];
-const NO_RULES: readonly Rule[] = [];
-
 function hookRefusal(hook: NftHook, t: NftTable, start: NftChain): void {
   const seen = new Set<NftChain>();
+  const fams = FAMILIES[t.family];
   const walk = (c: NftChain): void => {
     if (seen.has(c)) return;
     seen.add(c);
     for (const r of c.rules) {
       const where = { line: r.where.line!, col: r.where.col! };
-      for (let f = 0; f < IR_FAMILIES.length; f++) for (const ir of r.ir[IR_FAMILIES[f]!] ?? NO_RULES) {
+      for (let f = 0; f < fams.length; f++) for (const ir of r.ir[fams[f]!] ?? []) {
         for (const m of ir.matches) {
           if (m.kind === 'owner' && hook !== 'output') throw unsupported(`meta skuid and skgid outside an output chain (${start.name})`, r.where.file!, where);
           if (m.kind === 'fibroute') {
@@ -2543,15 +2540,16 @@ export function baseChainTables(rs: NftRuleset): BaseChainTable[] {
   const out: BaseChainTable[] = [];
   for (const t of rs.tables) {
     const bases = new Set(t.chains.filter((c) => c.base).map((c) => c.name));
+    const fams = FAMILIES[t.family];
     for (const c of t.chains) {
       // a base chain becomes its hook's built-in chain whatever its name (iptables-nft names them INPUT and so
       // on, and nothing can jump to a base chain); a regular chain of such a name would take the built-in's
       if (!c.base && isBuiltin(c.name)) throw unsupported(`a regular chain named ${c.name}`, c.where.file!, { line: c.where.line!, col: c.where.col! });
       for (const r of c.rules) {
-        for (let f = 0; f < IR_FAMILIES.length; f++) for (const ir of r.ir[IR_FAMILIES[f]!] ?? NO_RULES) {
+        for (let f = 0; f < fams.length; f++) for (const ir of r.ir[fams[f]!] ?? []) {
           const v = ir.verdict;
-          if ((v?.kind === 'jump' || v?.kind === 'goto') && bases.has(v.chain)) throw new NftError(`Could not process rule: Operation not supported (a jump to base chain ${v.chain})`, r.where);
-          if ((v?.kind === 'jump' || v?.kind === 'goto') && !t.chains.some((x) => x.name === v.chain)) throw new NftError(`Could not process rule: No such file or directory (chain ${v.chain})`, r.where);
+          if ((v.kind === 'jump' || v.kind === 'goto') && bases.has(v.chain)) throw new NftError(`Could not process rule: Operation not supported (a jump to base chain ${v.chain})`, r.where);
+          if ((v.kind === 'jump' || v.kind === 'goto') && !t.chains.some((x) => x.name === v.chain)) throw new NftError(`Could not process rule: No such file or directory (chain ${v.chain})`, r.where);
         }
       }
     }

@@ -14,6 +14,7 @@ import { emitRecent } from './recent';
 import { emitHashlimit } from './hashlimit';
 import { emitAddrtype } from './addrtype';
 import { emitFibRoute } from './fibroute';
+import { asSetMatch, nftSetMapName } from './nftset';
 import type { KernelLayout } from './btf';
 import { CtBit, MSS_BAD, MSS_FOUND, OWNER_FILE, OWNER_NONE, S } from './summary';
 import { type Addr6Match, commandName, type CtMatchState, ctTupleFields, type IfaceMatch, type Ip6Range, type IpPart, isAddr6, isRange6, type Match, type Range } from '../xlate/ir';
@@ -210,7 +211,7 @@ export const setMapName = (name: string): string => `set:${name}`;
  * TCP, UDP, SCTP, UDP-Lite or ICMP (no match), type << 8 | code for ICMP,
  * 0 for protocols without ports.
  */
-function emitSetMatch(a: Asm, m: Extract<Match, { kind: 'set' }>, l: RuleLabels): void {
+function emitSetMatch(a: Asm, m: Extract<Match, { kind: 'set' }>, l: RuleLabels, mapName = setMapName(m.name)): void {
   const v6 = m.setFamily === 6, ported = m.setType.endsWith(',port'), lpm = m.setType.startsWith('hash:net');
   const hit = m.invert ? l.next : a.fresh('sethit'), miss = m.invert ? a.fresh('setmiss') : l.next;
   if (m.dirs.length < (ported ? 2 : 1)) {
@@ -246,9 +247,14 @@ function emitSetMatch(a: Asm, m: Extract<Match, { kind: 'set' }>, l: RuleLabels)
   }
   const src = m.dirs[0] === 'src';
   if (v6) {
-    for (const half of [0, 8]) a.ldx(8, R1, R9, (src ? S.SADDR6 : S.DADDR6) + half).toBe(R1, 64).stx(8, R10, o + half, R1);
+    for (const half of [0, 8]) {
+      a.ldx(8, R1, R9, (src ? S.SADDR6 : S.DADDR6) + half).toBe(R1, 64);
+      // the verifier takes only aligned stack stores: behind a 4-byte prefix length or port, two words
+      if ((o + half) % 8 === 0) a.stx(8, R10, o + half, R1);
+      else a.stx(4, R10, o + half, R1).alu64('rsh', R1, { imm: 32 }).stx(4, R10, o + half + 4, R1);
+    }
   } else a.ldx(4, R1, R9, src ? S.SADDR : S.DADDR).toBe(R1, 32).stx(4, R10, o, R1);
-  a.ldMapFd(R1, setMapName(m.name)).movReg(R2, R10).alu64('add', R2, { imm: l.scratch }).call(Helper.map_lookup_elem);
+  a.ldMapFd(R1, mapName).movReg(R2, R10).alu64('add', R2, { imm: l.scratch }).call(Helper.map_lookup_elem);
   a.jmp('jeq', R0, 0, miss);
   a.ldx(8, R6, R0, 0).jmp('jeq', R6, 0, hit);
   a.call(Helper.ktime_get_ns).jmpReg('jge', R0, R6, miss);
@@ -412,6 +418,9 @@ export function emitMatch(a: Asm, m: Match, l: RuleLabels, env: MatchEnv): void 
     }
     case 'set':
       emitSetMatch(a, m, l);
+      return;
+    case 'nftset':
+      emitSetMatch(a, asSetMatch(m), l, nftSetMapName(m.name));
       return;
     case 'recent':
       emitRecent(a, m, l, env);

@@ -16,6 +16,7 @@ import { BpftablesError } from '../xlate/errors';
 import { emitIpPart, emitMatch, initialState, type MatchEnv, STATE_MAP } from './match';
 import { emitExactRun, type ExactRun, exactMaps, findExactRuns, isTailRun, runBranches, tailRun, type TailRun } from './exact';
 import { emitRunGuard, findRuns, type MapSpecOut, NO_ENTRIES, runMap } from './prefilter';
+import { nftSetMap, nftSetMapName } from './nftset';
 import { emitHeaders } from './headers';
 import { CtBit, FRAME, RET_CONTINUE, S, SKBDEV_IN, SKBDEV_OTHER, SKBDEV_OUT } from './summary';
 import { emitSocketOwner } from './owner';
@@ -304,7 +305,7 @@ export function ruleBranches(r: Rule): number {
       case 'ecn': n += 4; break;
       case 'tcpmss': n += 4; break;
       case 'owner': n += 8; break;
-      case 'set': n += 20; break;
+      case 'set': case 'nftset': n += 20; break;
       case 'hashlimit': n += 24; break;
       case 'addrtype': n += m.fib ? 24 : 12; break;
       case 'fibroute': n += 30 + (m.indexes?.length ?? 0) + 3 * (m.names?.length ?? 0); break;
@@ -715,6 +716,7 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
   cx.counterSlots = cx.cl.slots + (cx.appendRoom > 0 && hasTailRun(t, cx) ? cx.appendRoom : 0);
   const hooks = (opts.hooks ?? BUILTIN_CHAINS).map((c) => compileHook(t, c, cx, k));
   if (cx.actions.size) cx.maps.set(ACTIONS_MAP, actionsMap(t, cx.actions));
+  for (const m of all) if (m.kind === 'nftset' && !cx.maps.has(nftSetMapName(m.name))) cx.maps.set(nftSetMapName(m.name), nftSetMap(m));
   if (hashlimitTables(all).size) {
     cx.maps.set(HASHLIMIT_SCRATCH_MAP, { name: HASHLIMIT_SCRATCH_MAP, type: 6 /* per-CPU array */, keySize: 4, valueSize: HASHLIMIT_SCRATCH_SIZE, maxEntries: 1, flags: 0, ...NO_ENTRIES() });
   }

@@ -90,7 +90,9 @@ t.test('-m set in ip6tables with IPv6 sets', async (t) => {
   prepareState();
   const pair = new DiffPair(6);
   t.teardown(() => pair.destroy());
-  for (const line of ['create s6 hash:net,port family inet6', 'add s6 fd00:2::/64,udp:7000', 'create h6 hash:ip family inet6', 'add h6 fd00:1::2']) {
+  // hash:net and hash:ip,port put the address behind a 4-byte prefix length or port (an unaligned stack store the verifier refused)
+  for (const line of ['create s6 hash:net,port family inet6', 'add s6 fd00:2::/64,udp:7000', 'create h6 hash:ip family inet6', 'add h6 fd00:1::2',
+    'create n6 hash:net family inet6', 'add n6 fd00:2::/120', 'create m6 hash:net family inet6', 'add m6 fd00:2::100/120', 'create p6 hash:ip,port family inet6', 'add p6 fd00:1::2,udp:7002']) {
     const r = ipsetBoth(pair, line.split(' '));
     t.equal(r.ours.status, r.legacy.status, `ipset ${line}: exit ${r.legacy.status}`);
   }
@@ -100,6 +102,9 @@ t.test('-m set in ip6tables with IPv6 sets', async (t) => {
 :OUTPUT ACCEPT [0:0]
 -A FORWARD -m set --match-set s6 dst,dst -j DROP
 -A INPUT -p udp -m set --match-set h6 src -j DROP
+-A FORWARD -m set --match-set n6 dst -p udp --dport 7003 -j DROP
+-A FORWARD -m set --match-set m6 dst -p udp --dport 7004 -j DROP
+-A FORWARD -m set --match-set p6 src,dst -j DROP
 COMMIT
 `);
   t.equal(l.oursStatus, 0, `our restore succeeded ${l.ours}`);
@@ -108,6 +113,9 @@ COMMIT
     { name: 'forwarded to a listed network and port', where: 'forward', packet: udp6('fd00:2::2', 7000), expect: false },
     { name: 'forwarded to another port', where: 'forward', packet: udp6('fd00:2::2', 7001), expect: true },
     { name: 'from a listed address', where: 'input', packet: udp6('fd00:1::1', 1), expect: false },
+    { name: 'forwarded into a listed network (hash:net)', where: 'forward', packet: udp6('fd00:2::2', 7003), expect: false },
+    { name: 'forwarded outside the listed network (hash:net)', where: 'forward', packet: udp6('fd00:2::2', 7004), expect: true },
+    { name: 'from a listed address and port (hash:ip,port)', where: 'forward', packet: udp6('fd00:2::2', 7002), expect: false },
   ]), 'ip6tables');
 });
 

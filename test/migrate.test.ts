@@ -209,6 +209,32 @@ t.test('what iptables cannot say is reported, chain by chain and rule by rule', 
   t.match(runLocal(path.join(BIN, 'bpftables'), ['migrate', '--to', 'xml', input]), { status: 2, stderr: /give --to nft .* or --to iptables/ });
 });
 
+t.test('a named address set becomes a rule per element in iptables; a negated one is reported', async (t) => {
+  const dir = tempDir(t, 'bpft-mig-');
+  const input = path.join(dir, 'sets.nft');
+  fs.writeFileSync(input, [
+    'table ip f {',
+    '\tset bl { type ipv4_addr; flags interval; elements = { 10.0.0.1, 10.0.1.0/24, 10.0.2.5-10.0.2.9 } }',
+    '\tset none { type ipv4_addr; }',
+    '\tchain in { type filter hook input priority 0; policy accept;',
+    '\t\tip saddr @bl tcp dport 22 drop',
+    '\t\tip saddr 192.0.2.0/24 ip saddr @bl drop',
+    '\t\tip saddr @none drop',
+    '\t\tip daddr != @bl accept',
+    '\t}',
+    '}', ''].join('\n'));
+  const r = runLocal(path.join(BIN, 'bpftables'), ['migrate', '--to', 'iptables', input]);
+  t.equal(r.status, 1, 'exit 1: not exact');
+  t.match(r.stdout, [
+    '-A INPUT -s 10.0.0.1/32 -p tcp -m tcp --dport 22 -j DROP',
+    '-A INPUT -s 10.0.1.0/24 -p tcp -m tcp --dport 22 -j DROP',
+    '-A INPUT -p tcp -m iprange --src-range 10.0.2.5-10.0.2.9 -m tcp --dport 22 -j DROP',
+  ].join('\n'), 'an element a rule: a prefix as -s, a range as -m iprange');
+  t.match(r.stdout, '-A INPUT -s 192.0.2.0/24 -m iprange --src-range 10.0.1.0-10.0.1.255 -j DROP', 'beside an address the rule tests already, a prefix as a range');
+  t.notMatch(r.stdout, /-m iprange --src-range 10\.0\.2\.5-10\.0\.2\.9 -j DROP\n[\s\S]*-A INPUT -j DROP/, 'an empty set: no rule');
+  t.match(r.stderr, /sets\.nft:8: daddr != @bl: a negated set has no iptables form/, 'a negated set is reported');
+});
+
 function runLocal(cmd: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };

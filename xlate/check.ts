@@ -58,6 +58,8 @@ function implies(n: Match, m: Match): boolean {
   }
   // a match with state of its own (a bucket, a counter, a list) decides differently in each rule
   if (['limit', 'statistic', 'recent', 'hashlimit'].includes(m.kind)) return false;
+  // the same named set (a ruleset's rules see one version of its elements)
+  if (m.kind === 'nftset') return n.kind === 'nftset' && n.name === m.name && n.side === m.side && n.family === m.family && n.invert === m.invert;
   // otherwise only the same match (same options) is known to imply it
   return JSON.stringify(n) === JSON.stringify(m);
 }

@@ -6,6 +6,7 @@
  * uses it to say what the rules decide.
  */
 import { and6, cmp6, eq6, type Words6 } from './addr';
+import { addrElementRange, words6ToBig } from './nft-sets';
 import { type BuiltinChain, type CtState, ctTupleFields, type IfaceMatch, isAddr6, isRange6, type Match, type Rule, type Table } from './ir';
 
 /** A packet as the rules see it. IPv6: saddr6/daddr6 set, proto found behind the extension headers, fragoff in bytes. */
@@ -195,6 +196,11 @@ function matchStep(m: Match, p: PacketView, state: MatchState): Step {
     case 'set': {
       if (!p.inSet) throw new Error(`the model cannot answer -m set ${m.name} without set contents`);
       return yes(p.inSet(m) !== m.invert);
+    }
+    case 'nftset': {
+      const v = m.family === 4 ? BigInt((m.side === 'src' ? p.saddr : p.daddr) >>> 0) : words6ToBig(m.side === 'src' ? p.saddr6! : p.daddr6!);
+      const hit = m.elements.some((e) => { const [lo, hi] = addrElementRange(e, m.family); return v >= lo && v <= hi; });
+      return yes(hit !== m.invert);
     }
     case 'owner': {
       const o = p.owner ?? 'none';

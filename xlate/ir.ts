@@ -135,6 +135,15 @@ export type Match =
    */
   | { kind: 'set'; name: string; dirs: ('src' | 'dst')[]; invert: boolean; setType: string; setFamily: Family }
   /**
+   * nft's `ip saddr @name` (and daddr, ip6): membership of the packet's
+   * address in a named set of addresses (ipv4_addr, ipv6_addr). `name` is
+   * the set's key in the ruleset ("ip filter blocked"); `elements` are its
+   * elements as nft lists them (addresses; with `interval` also prefixes and
+   * ranges). The code generator makes them a map the rule looks the address
+   * up in, so a set of any size is one rule.
+   */
+  | { kind: 'nftset'; name: string; side: 'src' | 'dst'; family: Family; interval: boolean; elements: readonly string[]; invert: boolean }
+  /**
    * xt_recent: the named list of recently seen addresses (source or
    * destination, under `mask`: one word for IPv4, four for IPv6); set adds
    * the address, rcheck/update look for it (within `seconds`, at least

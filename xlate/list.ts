@@ -193,6 +193,7 @@ function fmtMatch(m: Match, proto: number | undefined, o: ListOptions): string {
       return `${s} name: ${m.name} side: ${m.side} mask: ${recentMaskText(m.mask)}`;
     }
     case 'set': return ` ${m.invert ? '! ' : ''}match-set ${m.name} ${m.dirs.join(',')}`;
+    case 'nftset': return ` ${m.side === 'src' ? 'saddr' : 'daddr'} ${m.invert ? '!= ' : ''}@${m.name}`;
     case 'owner': {
       const range = (r: { min: number; max: number }, name?: (id: number) => string | undefined): string =>
         (r.min === r.max ? (!o.numeric && name?.(r.min)) || `${r.min}` : `${r.min}-${r.max}`);

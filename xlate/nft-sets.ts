@@ -114,6 +114,32 @@ function parseElem(type: NftSetType, v: NftItem, interval: boolean, db: NameDb, 
   return { lo: x, hi: x, single: true };
 }
 
+/**
+ * An element of an address set as nft lists it (`a`, `a/len`, `a-b`, as
+ * elemText writes them): the first and last address it holds, as numbers
+ * (IPv4) or as 128-bit values (IPv6). Throws on text elemText never writes.
+ */
+export function addrElementRange(text: string, family: 4 | 6): [bigint, bigint] {
+  const width = family === 4 ? 32 : 128;
+  const one = (t: string): bigint => {
+    const v = family === 4 ? parseIpv4(t) : parseIpv6(t);
+    if (v === undefined) throw new Error(`not an IPv${family} set element: ${text}`);
+    return typeof v === 'number' ? BigInt(v) : words6ToBig(v);
+  };
+  const slash = text.indexOf('/');
+  if (slash >= 0) {
+    const bits = Number(text.slice(slash + 1));
+    const host = (1n << BigInt(width - bits)) - 1n;
+    const lo = one(text.slice(0, slash));
+    return [lo, lo | host];
+  }
+  // addresses hold no '-' in either family
+  const dash = text.indexOf('-');
+  if (dash > 0) return [one(text.slice(0, dash)), one(text.slice(dash + 1))];
+  const x = one(text);
+  return [x, x];
+}
+
 function elemText(type: NftSetType, e: Elem, db: NameDb): string {
   if (type === 'ifname') return `"${e.str}"`;
   const width = type === 'ipv4_addr' ? 32 : type === 'ipv6_addr' ? 128 : 0;
@@ -277,7 +303,8 @@ export function addElements(set: NftSet, items: NftItem[], db: NameDb, fail: Fai
     // without auto-merge the kernel keeps intervals apart: one that overlaps another is refused, in nft's
     // words for an element there already and for one of the same command (the later one named)
     const clashes = (a: Elem, b: Elem): boolean => !(a.lo === b.lo && a.hi === b.hi) && a.lo <= b.hi && b.lo <= a.hi;
-    for (const [i, a] of added.entries()) {
+    // the pairwise walk that names the element only when some two overlap (it is quadratic: 100k elements, minutes)
+    if (anyOverlap([...old, ...added.map((x) => x.e)])) for (const [i, a] of added.entries()) {
       if (old.some((b) => clashes(a.e, b))) throw fail('interval overlaps with an existing one', a.v);
       if (added.slice(0, i).some((b) => clashes(a.e, b.e))) throw fail('conflicting intervals specified', a.v);
     }
@@ -297,17 +324,18 @@ export function deleteElements(set: NftSet, items: NftItem[], db: NameDb, fail: 
     return set.elements.filter((e) => !gone.has(e.slice(0, e.lastIndexOf(' : '))));
   }
   const values = items.filter((v) => v.kind !== 'comma');
+  const held = new Set(set.elements);
   if (set.types) {
     const gone = new Set(tuples(values, set.types.length, fail).map((g) => {
       const t = parseTuple(set, g, db, fail).text;
-      if (!set.elements.includes(t) && !missingOk) throw fail('Could not process rule: No such file or directory', g[0]!);
+      if (!held.has(t) && !missingOk) throw fail('Could not process rule: No such file or directory', g[0]!);
       return t;
     }));
     return set.elements.filter((e) => !gone.has(e));
   }
   const gone = new Set(values.map((v) => {
     const t = elemText(set.type, parseElem(set.type, v, interval, db, fail), db);
-    if (!set.elements.includes(t) && !missingOk) throw fail('Could not process rule: No such file or directory', v);
+    if (!held.has(t) && !missingOk) throw fail('Could not process rule: No such file or directory', v);
     return t;
   }));
   return set.elements.filter((e) => !gone.has(e));
@@ -315,9 +343,34 @@ export function deleteElements(set: NftSet, items: NftItem[], db: NameDb, fail: 
 
 function canonical(type: NftSetType, elems: Elem[], interval: boolean, autoMerge: boolean, db: NameDb): string[] {
   if (type === 'ifname') return [...new Set(elems.map((e) => e.str!))].sort(nameOrder).map((s) => `"${s}"`);
-  const byStart = (a: Elem, b: Elem): number => (a.lo < b.lo ? -1 : a.lo > b.lo ? 1 : 0);
-  const merged = interval && autoMerge ? mergeElems(elems, true) : [...new Map(elems.map((e) => [`${e.lo}-${e.hi}`, e])).values()].sort(byStart);
+  const merged = interval && autoMerge ? mergeElems(elems, true) : distinctByStart(elems);
   return merged.map((e) => elemText(type, e, db));
+}
+
+/** Do two of the intervals overlap (identical ones aside)? */
+function anyOverlap(elems: Elem[]): boolean {
+  const sorted = distinctByStart(elems);
+  for (let k = 1; k < sorted.length; k++) if (sorted[k]!.lo <= sorted[k - 1]!.hi) return true;
+  return false;
+}
+
+/**
+ * Elements sorted by their first value, each interval once (the first
+ * given of equal ones). Values of 32 bits or fewer are sorted as numbers
+ * (a set of 100k addresses: BigInt comparisons and string keys cost more
+ * than the rest of its evaluation).
+ */
+function distinctByStart(elems: Elem[]): Elem[] {
+  const small = elems.every((e) => e.hi <= 0xffffffffn);
+  const order = elems.map((_, i) => i);
+  if (small) {
+    const lo = elems.map((e) => Number(e.lo)), hi = elems.map((e) => Number(e.hi));
+    order.sort((a, b) => lo[a]! - lo[b]! || hi[a]! - hi[b]! || a - b);
+    return order.filter((k, j) => j === 0 || lo[k] !== lo[order[j - 1]!] || hi[k] !== hi[order[j - 1]!]).map((k) => elems[k]!);
+  }
+  const cmp = (x: bigint, y: bigint): number => (x < y ? -1 : x > y ? 1 : 0);
+  order.sort((a, b) => cmp(elems[a]!.lo, elems[b]!.lo) || cmp(elems[a]!.hi, elems[b]!.hi) || a - b);
+  return order.filter((k, j) => j === 0 || elems[k]!.lo !== elems[order[j - 1]!]!.lo || elems[k]!.hi !== elems[order[j - 1]!]!.hi).map((k) => elems[k]!);
 }
 
 /** A canonical element back as an item, for rules that use the set. */

@@ -420,13 +420,13 @@ class Evaluator {
     if (op === 'delete' || op === 'destroy') {
       set!.elements = deleteElements(set!, values, this.o.db, fail, op === 'destroy');
     } else {
-      const before = set!.elements;
+      const before = new Set(set!.elements);
       const after = addElements(set!, values, this.o.db, fail);
       const fresh = (vs: NftItem[]): string[] => addElements({ ...set!, elements: [] }, vs, this.o.db, fail);
       const single = values.filter((v) => v.kind !== 'comma');
-      if (op === 'create' && (set!.types || set!.verdict ? fresh(values).some((e) => before.includes(e) || (set!.verdict && before.some((b) => b.split(' : ')[0] === e.split(' : ')[0]))) : single.some((v) => fresh([v]).every((e) => before.includes(e))))) throw new NftError('Could not process rule: File exists', at(file, head));
+      if (op === 'create' && (set!.types || set!.verdict ? fresh(values).some((e) => before.has(e) || (set!.verdict && set!.elements.some((b) => b.split(' : ')[0] === e.split(' : ')[0]))) : single.some((v) => fresh([v]).every((e) => before.has(e))))) throw new NftError('Could not process rule: File exists', at(file, head));
       set!.elements = after;
-      this.events?.push({ kind: 'element', table, set: set!, verb: op === 'create' ? 'create' : 'add', elements: after.filter((e) => !before.includes(e)) });
+      this.events?.push({ kind: 'element', table, set: set!, verb: op === 'create' ? 'create' : 'add', elements: after.filter((e) => !before.has(e)) });
     }
     this.setChanged(table, set!.name);
   }
@@ -637,9 +637,10 @@ class Cursor {
 /** What the set types hold, in nft's words (for its datatype mismatch error). */
 const SET_TYPE_WORDS: Record<NftSetType, string> = { ipv4_addr: 'IPv4 address', ipv6_addr: 'IPv6 address', inet_service: 'internet network service', inet_proto: 'Internet protocol', ifname: 'interface name' };
 
-interface Values { values: NftItem[]; set: boolean; braced: boolean; ref?: string }
+interface Values { values: NftItem[]; set: boolean; braced: boolean; ref?: string; named?: NftSet }
 
-function valueItems(c: Cursor, what: string, bitmask = false): Values {
+/** `named`: a named set is returned as itself (`named`, no values) for a match that looks it up whole. */
+function valueItems(c: Cursor, what: string, bitmask = false, named = false): Values {
   const first = c.next();
   if (!first || first.kind === 'comma') throw new NftError(`syntax error, ${what} expected`, c.where(first));
   if (first.kind === 'word' && first.text.startsWith('@')) {
@@ -649,6 +650,7 @@ function valueItems(c: Cursor, what: string, bitmask = false): Values {
     if (set.verdict) throw new NftError(`${first.text} is a verdict map: use it with vmap`, c.where(first));
     if (set.types) throw new NftError(`datatype mismatch, expected ${what}, set has type ${setTypeText(set)}`, c.where(first));
     if (SET_TYPE_WORDS[set.type] !== what) throw new NftError(`datatype mismatch, expected ${what}, set has type ${SET_TYPE_WORDS[set.type]}`, c.where(first));
+    if (named) return { values: [], set: true, braced: true, ref: first.text, named: set };
     return { values: set.elements.map((e) => textItem(e, first)), set: true, braced: true, ref: first.text };
   }
   if (first.kind === 'block') {
@@ -1393,7 +1395,14 @@ function addrMatch(b: Built, side: 'src' | 'dst', fam: Family, ruleFam: Family, 
     return;
   }
   if (op !== '==' && op !== '!=') throw unsupported(`address comparison ${op}`, c.file, c.peek() ?? c.items[0]!);
-  const { values, set, ref } = valueItems(c, fam === 4 ? 'IPv4 address' : 'IPv6 address');
+  const { values, set, ref, named } = valueItems(c, fam === 4 ? 'IPv4 address' : 'IPv6 address', false, true);
+  if (named) {
+    // a named set: one lookup of the address in the set's map, whatever its size
+    text.needs(`${head} ${opText(op)}${ref}`, [`nf:${fam}`]);
+    if (fam !== ruleFam) { b.never = true; return; }
+    b.matches.push({ kind: 'nftset', name: named.name, side, family: fam, interval: named.flags.includes('interval'), elements: named.elements, invert: op === '!=' });
+    return;
+  }
   const v = values[0]!;
   if (set) { addrSet(b, side, fam, ruleFam, c, op, values, text, head, ref); return; }
   if (v.kind !== 'word') throw new NftError('syntax error, address expected', c.where(v));

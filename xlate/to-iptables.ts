@@ -18,7 +18,9 @@
  *   extension headers as ip6tables' -p does, is one).
  * Pure.
  */
-import type { Chain, Family, Rule, Table } from './ir';
+import type { Chain, Family, Match, Rule, Table } from './ir';
+import { prefixMask6 } from './addr';
+import { addrElementRange, bigToWords6, blockBits } from './nft-sets';
 import { emptyFilterTable, isBuiltin } from './ir';
 import type { NameDb } from './names';
 import { FAMILIES, HOOK_CHAIN, type NftChain, type NftRuleset } from './nft';
@@ -75,7 +77,10 @@ export function nftToIptables(rs: NftRuleset, family: Family, db: NameDb): { tab
     for (const [c, chain] of placed) {
       for (const r of c.rules) {
         // none: never matches in this family (leaving it out is exact); several: a rule with sets, one per element
-        const irs = r.ir[family] ?? [];
+        const expanded = (r.ir[family] ?? []).map(perElement);
+        const unsaid = expanded.find((x): x is string => typeof x === 'string');
+        if (unsaid) { lose(r.where, unsaid); continue; }
+        const irs = (expanded as Rule[][]).flat();
         const v = irs[0]?.verdict;
         if (v && (v.kind === 'jump' || v.kind === 'goto') && !kept.has(v.chain)) { lose(r.where, `the ${v.kind} target ${v.chain} is not carried over`); continue; }
         const why = irs.map((ir) => readsBackDifferently(ir, chain.name, family, db)).find(Boolean);
@@ -85,6 +90,35 @@ export function nftToIptables(rs: NftRuleset, family: Family, db: NameDb): { tab
     }
   }
   return { table, lost };
+}
+
+/**
+ * A rule that looks addresses up in named nft sets as one rule per element
+ * (per combination of elements with two sets), the way iptables says it: a
+ * prefix as -s/-d, a range (or a prefix beside an address the rule already
+ * tests) as -m iprange. A negated set has no such form: the reason.
+ */
+function perElement(r: Rule): Rule[] | string {
+  const k = r.matches.findIndex((m) => m.kind === 'nftset');
+  if (k < 0) return [r];
+  const m = r.matches[k] as Extract<Match, { kind: 'nftset' }>;
+  if (m.invert) return `${m.side === 'src' ? 'saddr' : 'daddr'} != @${m.name}: a negated set has no iptables form`;
+  const out: Rule[] = [];
+  for (const e of m.elements) {
+    const [lo, hi] = addrElementRange(e, m.family);
+    const bits = blockBits(lo, hi, m.family === 4 ? 32 : 128);
+    const ip = { ...r.ip }, matches = r.matches.slice();
+    if (bits !== undefined && !ip[m.side]) {
+      ip[m.side] = m.family === 4 ? { addr: Number(lo), mask: bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0, invert: false } : { addr6: bigToWords6(lo), mask6: prefixMask6(bits), invert: false };
+      matches.splice(k, 1);
+    } else {
+      matches[k] = { kind: 'iprange', [m.side]: m.family === 4 ? { from: Number(lo), to: Number(hi), invert: false } : { from6: bigToWords6(lo), to6: bigToWords6(hi), invert: false } };
+    }
+    const each = perElement({ ...r, ip, matches });
+    if (typeof each === 'string') return each;
+    out.push(...each);
+  }
+  return out;
 }
 
 /** Does the rule's iptables-save line, parsed again, mean the rule? (undefined when it does) */

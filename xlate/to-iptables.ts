@@ -76,7 +76,7 @@ export function nftToIptables(rs: NftRuleset, family: Family, db: NameDb): { tab
     }
     for (const [c, chain] of placed) {
       for (const r of c.rules) {
-        // none: never matches in this family (leaving it out is exact); several: a rule with sets, one per element
+        // none: never matches in this family (leaving it out is exact); several: a rule with anonymous sets, one per element (named address sets are expanded here)
         const expanded = (r.ir[family] ?? []).map(perElement);
         const unsaid = expanded.find((x): x is string => typeof x === 'string');
         if (unsaid) { lose(r.where, unsaid); continue; }

@@ -137,7 +137,8 @@ export type Match =
   /**
    * nft's `ip saddr @name` (and daddr, ip6): membership of the packet's
    * address in a named set of addresses (ipv4_addr, ipv6_addr). `name` is
-   * the set's key in the ruleset ("ip filter blocked"); `elements` are its
+   * the set's name in its nft table (a compiled table holds one nft table's
+   * chains, so it names one set there); `elements` are its
    * elements as nft lists them (addresses; with `interval` also prefixes and
    * ranges). The code generator makes them a map the rule looks the address
    * up in, so a set of any size is one rule.

@@ -95,7 +95,7 @@ function parseElem(type: NftSetType, v: NftItem, interval: boolean, db: NameDb, 
     if (n > 65535) throw fail(`Value ${t} exceeds valid range 0-65535`, v);
     return BigInt(n);
   };
-  if (range && !text.includes('::-') && (type !== 'ipv6_addr' || text.split('-').length === 2)) {
+  if (range && (type !== 'ipv6_addr' || text.split('-').length === 2)) {
     if (!interval) throw fail(`you must add 'flags interval' to your set declaration if you want to add ranges (${text})`, v);
     const lo = one(range[1]!), hi = one(range[2]!);
     if (lo > hi) throw fail('Range has zero or negative size', v);

@@ -1323,7 +1323,7 @@ function addrInterval(v: NftItem, fam: Family, c: Cursor): Elem {
     const w = parseIpv6(t); if (!w) throw bad(); return words6ToBig(w);
   };
   const range = /^([^/]+)-([^/]+)$/.exec(v.text);
-  if (range && !v.text.includes('::-') && (fam === 4 || v.text.split('-').length === 2)) {
+  if (range && (fam === 4 || v.text.split('-').length === 2)) {
     const lo = one(range[1]!), hi = one(range[2]!);
     if (lo > hi) throw new NftError('Range has zero or negative size', c.where(v));
     return { lo, hi, single: lo === hi };
@@ -1408,7 +1408,7 @@ function addrMatch(b: Built, side: 'src' | 'dst', fam: Family, ruleFam: Family, 
   if (v.kind !== 'word') throw new NftError('syntax error, address expected', c.where(v));
   const invert = op === '!=';
   const range = /^([^/]+)-([^/]+)$/.exec(v.text);
-  if (range && !v.text.includes('::-') && (fam === 4 || v.text.split('-').length === 2)) {
+  if (range && (fam === 4 || v.text.split('-').length === 2)) {
     const [from, to] = [range[1]!, range[2]!];
     if (fam === 4) {
       const a = parseIpv4(from), z = parseIpv4(to);
@@ -2096,7 +2096,7 @@ function keySpan(key: string): [bigint, bigint] | undefined {
     const v6 = parseIpv6(t);
     return v6 ? v6.reduce((acc, x) => (acc << 32n) | BigInt(x >>> 0), 0n) : undefined;
   };
-  if (range && !key.includes('::-')) { const lo = one(range[1]!), hi = one(range[2]!); return lo !== undefined && hi !== undefined ? [lo, hi] : undefined; }
+  if (range) { const lo = one(range[1]!), hi = one(range[2]!); return lo !== undefined && hi !== undefined ? [lo, hi] : undefined; }
   const [addr, len] = key.split('/');
   const lo = one(addr!);
   if (lo === undefined) return undefined;

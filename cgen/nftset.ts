@@ -8,8 +8,8 @@
  * 0: the element never expires.
  */
 import type { Match } from '../xlate/ir';
-import { parseIpv4 } from '../xlate/addr';
-import { addrElementRange } from '../xlate/nft-sets';
+import { parseIpv4, rangeBlocks } from '../xlate/addr';
+import { addrElementRange, bigToWords6 } from '../xlate/nft-sets';
 import type { MapSpecOut } from './prefilter';
 
 type NftSetMatch = Extract<Match, { kind: 'nftset' }>;
@@ -26,23 +26,10 @@ export function asSetMatch(m: NftSetMatch): SetMatch {
   return { kind: 'set', name: m.name, dirs: [m.side], invert: m.invert, setType: m.interval ? 'hash:net' : 'hash:ip', setFamily: m.family };
 }
 
-/** The aligned blocks [start, prefix length] that together hold exactly the addresses lo..hi of a `width`-bit space. */
-export function rangeBlocks(lo: bigint, hi: bigint, width: number): [bigint, number][] {
-  const out: [bigint, number][] = [];
-  const all = 1n << BigInt(width);
-  while (lo <= hi) {
-    // the largest block that starts at lo (its size divides lo) and ends by hi
-    let size = lo === 0n ? all : lo & -lo;
-    while (lo + size - 1n > hi) size >>= 1n;
-    out.push([lo, width - (size.toString(2).length - 1)]);
-    lo += size;
-  }
-  return out;
-}
-
+/** An address (an unsigned number) in network order at `at`. */
 function writeAddr(buf: Buffer, at: number, v: bigint, family: 4 | 6): void {
   if (family === 4) { buf.writeUInt32BE(Number(v), at); return; }
-  for (let i = 0; i < 4; i++) buf.writeUInt32BE(Number((v >> BigInt(96 - 32 * i)) & 0xffffffffn), at + 4 * i);
+  bigToWords6(v).forEach((w, i) => buf.writeUInt32BE(w, at + 4 * i));
 }
 
 /** The map of the set a match names, filled with its elements. */

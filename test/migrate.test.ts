@@ -15,7 +15,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { nsExec } from '../compat/lab';
 import { icmp6Message, icmp6Packet, icmpPacket, ip6Packet, TCP, tcp6Packet, tcpPacket, udp6Packet, udpPacket } from '../compat/probes';
 import { checkOutcomes, DiffPair, type ProbeSpec } from './helpers/differential';
@@ -66,14 +66,12 @@ t.test('a migrated ruleset filters in the kernel\'s nft as the original does in 
 });
 
 t.test('rules that cannot be carried are reported', async (t) => {
-  const dir = tempDir(t, 'bpft-mig-');
-  const input = path.join(dir, 'in.rules');
-  fs.writeFileSync(input, '*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 22 -j ACCEPT\n-A INPUT -m owner --uid-owner 0 -j ACCEPT\nCOMMIT\n');
+  const input = inputFile(t, 'in.rules', '*filter\n:INPUT DROP [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -p tcp --dport 22 -j ACCEPT\n-A INPUT -m owner --uid-owner 0 -j ACCEPT\nCOMMIT\n');
   const r = runLocal(path.join(BIN, 'bpftables'), ['migrate', '--to', 'nft', input]);
   t.equal(r.status, 1, 'lossy: exit 1');
   t.equal(r.stderr, `${input}:6: no exact nft translation in bpftables yet: -A INPUT -m owner --uid-owner 0 -j ACCEPT\n`, 'the rule, its line and why');
   t.match(r.stdout, /add rule ip filter INPUT tcp dport 22 counter accept\n# not migrated \(line 6\): -A INPUT -m owner --uid-owner 0 -j ACCEPT\n/, 'the rest is migrated, the lost rule left as a comment');
-  const report = path.join(dir, 'report.txt');
+  const report = path.join(path.dirname(input), 'report.txt');
   const ok = runLocal(path.join(BIN, 'bpftables'), ['migrate', '--to', 'nft', '--allow-lossy', '--report', report, input]);
   t.equal(ok.status, 0, '--allow-lossy: exit 0');
   t.equal(fs.readFileSync(report, 'utf8'), r.stderr, '--report writes the list to the file');
@@ -182,9 +180,7 @@ t.test('iptables → nft → iptables gives the ruleset back', async (t) => {
 });
 
 t.test('what iptables cannot say is reported, chain by chain and rule by rule', async (t) => {
-  const dir = tempDir(t, 'bpft-mig-');
-  const input = path.join(dir, 'in.nft');
-  fs.writeFileSync(input, [
+  const input = inputFile(t, 'in.nft', [
     'table inet f {',
     '\tchain in1 { type filter hook input priority 0; policy accept; ip saddr 10.0.0.1 drop; ip6 saddr fd00::1 drop; tcp dport 22 accept; }',
     '\tchain in2 { type filter hook input priority 10; policy drop; }',
@@ -210,9 +206,7 @@ t.test('what iptables cannot say is reported, chain by chain and rule by rule', 
 });
 
 t.test('a named address set becomes a rule per element in iptables; a negated one is reported', async (t) => {
-  const dir = tempDir(t, 'bpft-mig-');
-  const input = path.join(dir, 'sets.nft');
-  fs.writeFileSync(input, [
+  const input = inputFile(t, 'sets.nft', [
     'table ip f {',
     '\tset bl { type ipv4_addr; flags interval; elements = { 10.0.0.1, 10.0.1.0/24, 10.0.2.5-10.0.2.9 } }',
     '\tset none { type ipv4_addr; }',
@@ -234,6 +228,13 @@ t.test('a named address set becomes a rule per element in iptables; a negated on
   t.notMatch(r.stdout, /-m iprange --src-range 10\.0\.2\.5-10\.0\.2\.9 -j DROP\n[\s\S]*-A INPUT -j DROP/, 'an empty set: no rule');
   t.match(r.stderr, /sets\.nft:8: daddr != @bl: a negated set has no iptables form/, 'a negated set is reported');
 });
+
+/** A file named `name` with `text` in a directory of the test's own. */
+function inputFile(t: Test, name: string, text: string): string {
+  const file = path.join(tempDir(t, 'bpft-mig-'), name);
+  fs.writeFileSync(file, text);
+  return file;
+}
 
 function runLocal(cmd: string, args: string[]): { status: number | null; stdout: string; stderr: string } {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });

@@ -4,7 +4,8 @@
  * (the model, the checker).
  */
 import t from 'tap';
-import { nftSetMap, rangeBlocks } from '../cgen/nftset';
+import { nftSetMap } from '../cgen/nftset';
+import { rangeBlocks } from '../xlate/addr';
 import { evaluate, type PacketView } from '../xlate/eval';
 import { covers } from '../xlate/check';
 import type { Match, Rule } from '../xlate/ir';

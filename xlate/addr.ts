@@ -104,11 +104,32 @@ export function fmtIpv6(w: Words6): string {
   return s;
 }
 
+/** The mask of an IPv4 /bits prefix (host order). */
+export const prefixMask4 = (bits: number): number => (bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0);
+
+/**
+ * The fewest aligned blocks [start, prefix length] that together hold
+ * exactly the addresses lo..hi of a `width`-bit space (32: IPv4, 128: IPv6;
+ * addresses as unsigned numbers).
+ */
+export function rangeBlocks(lo: bigint, hi: bigint, width: number): [bigint, number][] {
+  const out: [bigint, number][] = [];
+  const all = 1n << BigInt(width);
+  while (lo <= hi) {
+    // the largest block that starts at lo (its size divides lo) and ends by hi
+    let size = lo === 0n ? all : lo & -lo;
+    while (lo + size - 1n > hi) size >>= 1n;
+    out.push([lo, width - (size.toString(2).length - 1)]);
+    lo += size;
+  }
+  return out;
+}
+
 /** The mask of a /bits prefix. */
 export function prefixMask6(bits: number): Words6 {
   return [0, 1, 2, 3].map((i) => {
     const b = Math.max(0, Math.min(32, bits - 32 * i));
-    return b === 0 ? 0 : (0xffffffff << (32 - b)) >>> 0;
+    return prefixMask4(b);
   });
 }
 

@@ -4,7 +4,7 @@
  * lines, and the list/save text. The kernel side (BPF maps holding the
  * elements) is native/ipsets.ts; the command is compat/ipset.ts.
  */
-import { fmtIpv4, fmtIpv6, parseIpv4, parseIpv6, prefixMask6, and6 } from './addr';
+import { fmtIpv4, fmtIpv6, parseIpv4, parseIpv6, prefixMask6, and6, rangeBlocks } from './addr';
 import { BpftablesError, type ExitStatus } from './errors';
 import { ICMP_TYPES, ICMP6_TYPES, type NameDb } from './names';
 
@@ -78,7 +78,7 @@ export function parseElements(text: string, meta: Pick<SetMeta, 'type' | 'family
       }
     }
     if (lo === undefined || hi === undefined || lo > hi) throw new IpsetError(`Syntax error: cannot parse ${addrPart}: resolving to IPv4 address failed`);
-    if (isNet(meta.type)) addrs = rangeToCidrs(lo, hi).map(([a, c]) => `${fmtIpv4(a)}/${c}`);
+    if (isNet(meta.type)) addrs = rangeBlocks(BigInt(lo), BigInt(hi), 32).map(([a, c]) => `${fmtIpv4(Number(a))}/${c}`);
     else {
       if (hi - lo + 1 > MAX_RANGE) throw new IpsetError('Syntax error: the range is too large');
       addrs = Array.from({ length: hi - lo + 1 }, (_, i) => fmtIpv4(lo! + i));
@@ -94,24 +94,6 @@ export function parseElements(text: string, meta: Pick<SetMeta, 'type' | 'family
   }
   const out: SetElement[] = [];
   for (const a of addrs) for (const p of ports) out.push(parseElement(p === undefined ? a : `${a},${p}`, meta, db));
-  return out;
-}
-
-/** The fewest networks that cover [lo, hi] exactly. */
-function rangeToCidrs(lo: number, hi: number): [number, number][] {
-  const out: [number, number][] = [];
-  let cur = lo;
-  while (cur <= hi) {
-    let bits = 32;
-    while (bits > 0) {
-      const size = 2 ** (33 - bits);
-      if (cur % size !== 0 || cur + size - 1 > hi) break;
-      bits--;
-    }
-    out.push([cur, bits]);
-    cur += 2 ** (32 - bits);
-    if (cur > 0xffffffff) break;
-  }
   return out;
 }
 

@@ -12,7 +12,8 @@
  * element) is refused by name.
  */
 import type { NftItem } from '../grammar/nft-ast';
-import { fmtIpv4, fmtIpv6, parseIpv4, parseIpv6 } from './addr';
+import { fmtIpv4, fmtIpv6, parseIpv4, parseIpv6, prefixMask4, prefixMask6 } from './addr';
+import type { AddrMatch, Family, Ip6Range, IpRange } from './ir';
 import { BpftablesError, type Where } from './errors';
 import { type NameDb, protoNumber } from './names';
 
@@ -69,6 +70,50 @@ export function mergeElems(items: readonly Elem[], joinSingles: boolean): Elem[]
   return out;
 }
 
+/** What is wrong with an address element: a part that is no address, a range that ends before it starts, a range or prefix where only addresses may be. */
+export type AddrFault = { fault: 'address'; part: string } | { fault: 'empty' } | { fault: 'interval'; form: 'ranges' | 'prefix elements' };
+
+/**
+ * An address element as nft reads and lists it (`a`, `a/len`, `a-b`) as the
+ * interval of addresses it holds (`interval` false: ranges and prefixes are
+ * a fault). `err` makes the error a fault throws: each reader words it its
+ * own way.
+ */
+export function addrElem(text: string, family: 4 | 6, interval: boolean, err: (f: AddrFault) => Error): Elem {
+  const width = family === 4 ? 32 : 128;
+  const one = (t: string): bigint => {
+    const v = family === 4 ? parseIpv4(t) : parseIpv6(t);
+    if (v === undefined) throw err({ fault: 'address', part: t });
+    return typeof v === 'number' ? BigInt(v) : words6ToBig(v);
+  };
+  const range = /^([^/]+)-([^/]+)$/.exec(text);
+  if (range && (family === 4 || text.split('-').length === 2)) {
+    if (!interval) throw err({ fault: 'interval', form: 'ranges' });
+    const lo = one(range[1]!), hi = one(range[2]!);
+    if (lo > hi) throw err({ fault: 'empty' });
+    return { lo, hi, single: lo === hi };
+  }
+  if (!text.includes('/')) { const x = one(text); return { lo: x, hi: x, single: true }; }
+  if (!interval) throw err({ fault: 'interval', form: 'prefix elements' });
+  const [addr, len] = text.split('/');
+  const bits = /^\d+$/.test(len ?? '') ? Number(len) : NaN;
+  if (!(bits >= 0 && bits <= width)) throw err({ fault: 'address', part: text });
+  const host = (1n << BigInt(width - bits)) - 1n;
+  const lo = one(addr!) & ~host & ((1n << BigInt(width)) - 1n);
+  return { lo, hi: lo | host, single: bits === width };
+}
+
+/**
+ * An interval of addresses as the IR tests it: always as a range (an
+ * iprange side), and as a prefix (the IP part's address) when it is one.
+ */
+export function addrIntervalTest(lo: bigint, hi: bigint, fam: Family): { prefix?: AddrMatch; range: IpRange | Ip6Range } {
+  const bits = blockBits(lo, hi, fam === 4 ? 32 : 128);
+  const range = fam === 4 ? { from: Number(lo), to: Number(hi), invert: false } : { from6: bigToWords6(lo), to6: bigToWords6(hi), invert: false };
+  if (bits === undefined) return { range };
+  return { range, prefix: fam === 4 ? { addr: Number(lo), mask: prefixMask4(bits), invert: false } : { addr6: bigToWords6(lo), mask6: prefixMask6(bits), invert: false } };
+}
+
 /** One element's value as an interval (addresses, ports, protocols) or a string (interface names). */
 function parseElem(type: NftSetType, v: NftItem, interval: boolean, db: NameDb, fail: Fail): Elem {
   const text = v.kind === 'word' || v.kind === 'string' ? v.text : '';
@@ -80,11 +125,12 @@ function parseElem(type: NftSetType, v: NftItem, interval: boolean, db: NameDb, 
   }
   if (v.kind !== 'word') throw fail(`syntax error, ${type} expected`, v);
   if (text === '*') throw fail('the catch-all element *', v, true);
-  const range = /^([^/]+)-([^/]+)$/.exec(text);
-  const width = type === 'ipv4_addr' ? 32 : type === 'ipv6_addr' ? 128 : 0;
+  if (type === 'ipv4_addr' || type === 'ipv6_addr') {
+    return addrElem(text, type === 'ipv4_addr' ? 4 : 6, interval, (f) => fail(f.fault === 'address' ? `Could not resolve hostname: ${f.part}`
+      : f.fault === 'empty' ? 'Range has zero or negative size'
+        : `you must add 'flags interval' to your set declaration if you want to add ${f.form} (${text})`, v));
+  }
   const one = (t: string): bigint => {
-    if (type === 'ipv4_addr') { const a = parseIpv4(t); if (a === undefined) throw fail(`Could not resolve hostname: ${t}`, v); return BigInt(a); }
-    if (type === 'ipv6_addr') { const w = parseIpv6(t); if (!w) throw fail(`Could not resolve hostname: ${t}`, v); return words6ToBig(w); }
     if (type === 'inet_proto') {
       const n = /^\d+$/.test(t) ? Number(t) : protoNumber(t, db) ?? (t === 'comp' ? 108 : undefined);
       if (n === undefined || n > 255) throw fail(`Could not parse Internet protocol "${t}"`, v);
@@ -95,49 +141,25 @@ function parseElem(type: NftSetType, v: NftItem, interval: boolean, db: NameDb, 
     if (n > 65535) throw fail(`Value ${t} exceeds valid range 0-65535`, v);
     return BigInt(n);
   };
-  if (range && (type !== 'ipv6_addr' || text.split('-').length === 2)) {
+  const range = /^([^/]+)-([^/]+)$/.exec(text);
+  if (range) {
     if (!interval) throw fail(`you must add 'flags interval' to your set declaration if you want to add ranges (${text})`, v);
     const lo = one(range[1]!), hi = one(range[2]!);
     if (lo > hi) throw fail('Range has zero or negative size', v);
     return { lo, hi, single: lo === hi };
-  }
-  if (width && text.includes('/')) {
-    if (!interval) throw fail(`you must add 'flags interval' to your set declaration if you want to add prefix elements (${text})`, v);
-    const [addr, len] = text.split('/');
-    const bits = /^\d+$/.test(len ?? '') ? Number(len) : NaN;
-    if (!(bits >= 0 && bits <= width)) throw fail(`Could not resolve hostname: ${text}`, v);
-    const host = (1n << BigInt(width - bits)) - 1n;
-    const lo = one(addr!) & ~host & ((1n << BigInt(width)) - 1n);
-    return { lo, hi: lo | host, single: bits === width };
   }
   const x = one(text);
   return { lo: x, hi: x, single: true };
 }
 
 /**
- * An element of an address set as nft lists it (`a`, `a/len`, `a-b`, as
- * elemText writes them): the first and last address it holds, as numbers
- * (IPv4) or as 128-bit values (IPv6). Throws on text elemText never writes.
+ * An element of an address set as nft lists it (elemText's `a`, `a/len`,
+ * `a-b`): the first and last address it holds. Throws on text elemText
+ * never writes.
  */
 export function addrElementRange(text: string, family: 4 | 6): [bigint, bigint] {
-  const width = family === 4 ? 32 : 128;
-  const one = (t: string): bigint => {
-    const v = family === 4 ? parseIpv4(t) : parseIpv6(t);
-    if (v === undefined) throw new Error(`not an IPv${family} set element: ${text}`);
-    return typeof v === 'number' ? BigInt(v) : words6ToBig(v);
-  };
-  const slash = text.indexOf('/');
-  if (slash >= 0) {
-    const bits = Number(text.slice(slash + 1));
-    const host = (1n << BigInt(width - bits)) - 1n;
-    const lo = one(text.slice(0, slash));
-    return [lo, lo | host];
-  }
-  // addresses hold no '-' in either family
-  const dash = text.indexOf('-');
-  if (dash > 0) return [one(text.slice(0, dash)), one(text.slice(dash + 1))];
-  const x = one(text);
-  return [x, x];
+  const e = addrElem(text, family, true, () => new Error(`not an IPv${family} set element: ${text}`));
+  return [e.lo, e.hi];
 }
 
 function elemText(type: NftSetType, e: Elem, db: NameDb): string {
@@ -356,21 +378,16 @@ function anyOverlap(elems: Elem[]): boolean {
 
 /**
  * Elements sorted by their first value, each interval once (the first
- * given of equal ones). Values of 32 bits or fewer are sorted as numbers
+ * given of equal ones). Bounds of 32 bits or fewer are compared as numbers
  * (a set of 100k addresses: BigInt comparisons and string keys cost more
  * than the rest of its evaluation).
  */
 function distinctByStart(elems: Elem[]): Elem[] {
   const small = elems.every((e) => e.hi <= 0xffffffffn);
-  const order = elems.map((_, i) => i);
-  if (small) {
-    const lo = elems.map((e) => Number(e.lo)), hi = elems.map((e) => Number(e.hi));
-    order.sort((a, b) => lo[a]! - lo[b]! || hi[a]! - hi[b]! || a - b);
-    return order.filter((k, j) => j === 0 || lo[k] !== lo[order[j - 1]!] || hi[k] !== hi[order[j - 1]!]).map((k) => elems[k]!);
-  }
-  const cmp = (x: bigint, y: bigint): number => (x < y ? -1 : x > y ? 1 : 0);
-  order.sort((a, b) => cmp(elems[a]!.lo, elems[b]!.lo) || cmp(elems[a]!.hi, elems[b]!.hi) || a - b);
-  return order.filter((k, j) => j === 0 || elems[k]!.lo !== elems[order[j - 1]!]!.lo || elems[k]!.hi !== elems[order[j - 1]!]!.hi).map((k) => elems[k]!);
+  const lo = elems.map((e) => (small ? Number(e.lo) : e.lo)), hi = elems.map((e) => (small ? Number(e.hi) : e.hi));
+  const cmp = (x: number | bigint, y: number | bigint): number => (x < y ? -1 : x > y ? 1 : 0);
+  const order = elems.map((_, i) => i).sort((a, b) => cmp(lo[a]!, lo[b]!) || cmp(hi[a]!, hi[b]!) || a - b);
+  return order.filter((k, j) => j === 0 || lo[k] !== lo[order[j - 1]!] || hi[k] !== hi[order[j - 1]!]).map((k) => elems[k]!);
 }
 
 /** A canonical element back as an item, for rules that use the set. */

@@ -26,7 +26,7 @@ import {
 } from './ir';
 import { type NameDb, protoNumber } from './names';
 import { nftTime, parseNftTime } from './nft-time';
-import { addElements, anonymousKey, compareKeys, nameOrder, setTypeText, bigToWords6, blockBits, deleteElements, type Elem, mergeElems, type NftSet, SET_TYPES, type NftSetType, textItem, words6ToBig } from './nft-sets';
+import { addElements, addrElem, addrIntervalTest, anonymousKey, compareKeys, nameOrder, setTypeText, bigToWords6, blockBits, deleteElements, type Elem, mergeElems, type NftSet, SET_TYPES, type NftSetType, textItem, words6ToBig } from './nft-sets';
 
 /** nft reports every problem with exit status 1. */
 export class NftError extends BpftablesError {
@@ -633,14 +633,17 @@ class Cursor {
   }
 }
 
-/** The values of a relational expression: one item, a comma list, or a braced set; each element a word. */
 /** What the set types hold, in nft's words (for its datatype mismatch error). */
 const SET_TYPE_WORDS: Record<NftSetType, string> = { ipv4_addr: 'IPv4 address', ipv6_addr: 'IPv6 address', inet_service: 'internet network service', inet_proto: 'Internet protocol', ifname: 'interface name' };
 
 interface Values { values: NftItem[]; set: boolean; braced: boolean; ref?: string; named?: NftSet }
 
-/** `named`: a named set is returned as itself (`named`, no values) for a match that looks it up whole. */
-function valueItems(c: Cursor, what: string, bitmask = false, named = false): Values {
+/**
+ * The values of a relational expression: one item, a comma list, or a braced set; each element a word.
+ * `bitmask`: a bare comma list is one value (ct state new,established). `named`: a named set is returned as
+ * itself (`named`, no values), for a match that looks it up whole.
+ */
+function valueItems(c: Cursor, what: string, o: { bitmask?: boolean; named?: boolean } = {}): Values {
   const first = c.next();
   if (!first || first.kind === 'comma') throw new NftError(`syntax error, ${what} expected`, c.where(first));
   if (first.kind === 'word' && first.text.startsWith('@')) {
@@ -650,7 +653,7 @@ function valueItems(c: Cursor, what: string, bitmask = false, named = false): Va
     if (set.verdict) throw new NftError(`${first.text} is a verdict map: use it with vmap`, c.where(first));
     if (set.types) throw new NftError(`datatype mismatch, expected ${what}, set has type ${setTypeText(set)}`, c.where(first));
     if (SET_TYPE_WORDS[set.type] !== what) throw new NftError(`datatype mismatch, expected ${what}, set has type ${SET_TYPE_WORDS[set.type]}`, c.where(first));
-    if (named) return { values: [], set: true, braced: true, ref: first.text, named: set };
+    if (o.named) return { values: [], set: true, braced: true, ref: first.text, named: set };
     return { values: set.elements.map((e) => textItem(e, first)), set: true, braced: true, ref: first.text };
   }
   if (first.kind === 'block') {
@@ -661,7 +664,7 @@ function valueItems(c: Cursor, what: string, bitmask = false, named = false): Va
   }
   const values = [first];
   // a bare comma list is a bit mask (ct state new,established); other types take a set in braces, as nft says
-  if (c.peek()?.kind === 'comma' && !bitmask) throw new NftError(`Basetype of type ${what} is not bitmask`, c.where(first));
+  if (c.peek()?.kind === 'comma' && !o.bitmask) throw new NftError(`Basetype of type ${what} is not bitmask`, c.where(first));
   while (c.peek()?.kind === 'comma') { c.next(); const v = c.next(); if (!v || v.kind === 'comma' || v.kind === 'block') throw new NftError(`syntax error, ${what} expected`, c.where(v)); values.push(v); }
   return { values, set: values.length > 1, braced: false };
 }
@@ -1317,23 +1320,7 @@ const opText = (op: string): string => (op === '==' ? '' : `${op} `);
 function addrInterval(v: NftItem, fam: Family, c: Cursor): Elem {
   const bad = (): NftError => new NftError(`Could not resolve hostname: ${wordOf(v) ?? ''}`, c.where(v));
   if (v.kind !== 'word') throw bad();
-  const width = fam === 4 ? 32 : 128;
-  const one = (t: string): bigint => {
-    if (fam === 4) { const a = parseIpv4(t); if (a === undefined) throw bad(); return BigInt(a); }
-    const w = parseIpv6(t); if (!w) throw bad(); return words6ToBig(w);
-  };
-  const range = /^([^/]+)-([^/]+)$/.exec(v.text);
-  if (range && (fam === 4 || v.text.split('-').length === 2)) {
-    const lo = one(range[1]!), hi = one(range[2]!);
-    if (lo > hi) throw new NftError('Range has zero or negative size', c.where(v));
-    return { lo, hi, single: lo === hi };
-  }
-  const [addr, len] = v.text.split('/');
-  const bits = len === undefined ? width : /^\d+$/.test(len) ? Number(len) : NaN;
-  if (!(bits >= 0 && bits <= width)) throw bad();
-  const host = (1n << BigInt(width - bits)) - 1n;
-  const lo = one(addr!) & ~host & ((1n << BigInt(width)) - 1n);
-  return { lo, hi: lo | host, single: bits === width };
+  return addrElem(v.text, fam, true, (f) => (f.fault === 'empty' ? new NftError('Range has zero or negative size', c.where(v)) : bad()));
 }
 
 /**
@@ -1353,14 +1340,8 @@ function addrSet(b: Built, side: 'src' | 'dst', fam: Family, ruleFam: Family, c:
   text.needs(`${head} ${ref ?? (values.length === 1 ? shown[0] : `{ ${shown.join(', ')} }`)}`, [`nf:${fam}`]);
   if (fam !== ruleFam) { b.never = true; return; }
   b.choices.push(elems.map((e) => (x: Built) => {
-    const bits = blockBits(e.lo, e.hi, width);
-    if (bits === undefined) {
-      ipRangeMatch(x, side)[side] = fam === 4 ? { from: Number(e.lo), to: Number(e.hi), invert: false } : { from6: bigToWords6(e.lo), to6: bigToWords6(e.hi), invert: false };
-    } else if (fam === 4) {
-      x.ip[side] = { addr: Number(e.lo), mask: bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0, invert: false };
-    } else {
-      x.ip[side] = { addr6: bigToWords6(e.lo), mask6: prefixMask6(bits), invert: false };
-    }
+    const test = addrIntervalTest(e.lo, e.hi, fam);
+    if (test.prefix) x.ip[side] = test.prefix; else ipRangeMatch(x, side)[side] = test.range;
   }));
 }
 
@@ -1395,7 +1376,7 @@ function addrMatch(b: Built, side: 'src' | 'dst', fam: Family, ruleFam: Family, 
     return;
   }
   if (op !== '==' && op !== '!=') throw unsupported(`address comparison ${op}`, c.file, c.peek() ?? c.items[0]!);
-  const { values, set, ref, named } = valueItems(c, fam === 4 ? 'IPv4 address' : 'IPv6 address', false, true);
+  const { values, set, ref, named } = valueItems(c, fam === 4 ? 'IPv4 address' : 'IPv6 address', { named: true });
   if (named) {
     // a named set: one lookup of the address in the set's map, whatever its size
     text.needs(`${head} ${opText(op)}${ref}`, [`nf:${fam}`]);
@@ -1978,7 +1959,7 @@ function ctField(b: Built, c: Cursor, key: 'status' | 'direction' | 'mark', text
     b.matches.push({ kind: 'conntrack', ctstate: [], invert: false, dir: v === 'original' ? (invert ? 'REPLY' : 'ORIGINAL') : (invert ? 'ORIGINAL' : 'REPLY') });
     return;
   }
-  const { values, braced } = valueItems(c, 'conntrack status', true);
+  const { values, braced } = valueItems(c, 'conntrack status', { bitmask: true });
   if (braced) throw unsupported('a set of ct status flags', c.file, values[0] ?? item);
   // flags joined with | (as nft lists a negated list)
   while (c.word() === '|') { c.next(); const v = c.next(); if (!v) throw new NftError('syntax error, conntrack status expected', c.where()); values.push(v); }
@@ -2094,7 +2075,7 @@ function keySpan(key: string): [bigint, bigint] | undefined {
     const v4 = parseIpv4(t);
     if (v4 !== undefined) return BigInt(v4);
     const v6 = parseIpv6(t);
-    return v6 ? v6.reduce((acc, x) => (acc << 32n) | BigInt(x >>> 0), 0n) : undefined;
+    return v6 ? words6ToBig(v6) : undefined;
   };
   if (range) { const lo = one(range[1]!), hi = one(range[2]!); return lo !== undefined && hi !== undefined ? [lo, hi] : undefined; }
   const [addr, len] = key.split('/');
@@ -2349,7 +2330,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
         if (bang) c.next();
         const op = bang ? '!=' : relOp(c);
         if (op !== '==' && op !== '!=') throw unsupported(`ct state comparison ${op}`, file, item);
-        const { values, braced } = valueItems(c, 'ct state', true);
+        const { values, braced } = valueItems(c, 'ct state', { bitmask: true });
         const states = values.flatMap((v) => {
           const word = wordOf(v) ?? '';
           // a number is the state bit mask (new is 8)

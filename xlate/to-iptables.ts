@@ -19,8 +19,7 @@
  * Pure.
  */
 import type { Chain, Family, Match, Rule, Table } from './ir';
-import { prefixMask6 } from './addr';
-import { addrElementRange, bigToWords6, blockBits } from './nft-sets';
+import { addrElementRange, addrIntervalTest } from './nft-sets';
 import { emptyFilterTable, isBuiltin } from './ir';
 import type { NameDb } from './names';
 import { FAMILIES, HOOK_CHAIN, type NftChain, type NftRuleset } from './nft';
@@ -105,15 +104,12 @@ function perElement(r: Rule): Rule[] | string {
   if (m.invert) return `${m.side === 'src' ? 'saddr' : 'daddr'} != @${m.name}: a negated set has no iptables form`;
   const out: Rule[] = [];
   for (const e of m.elements) {
-    const [lo, hi] = addrElementRange(e, m.family);
-    const bits = blockBits(lo, hi, m.family === 4 ? 32 : 128);
+    const test = addrIntervalTest(...addrElementRange(e, m.family), m.family);
     const ip = { ...r.ip }, matches = r.matches.slice();
-    if (bits !== undefined && !ip[m.side]) {
-      ip[m.side] = m.family === 4 ? { addr: Number(lo), mask: bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0, invert: false } : { addr6: bigToWords6(lo), mask6: prefixMask6(bits), invert: false };
+    if (test.prefix && !ip[m.side]) {
+      ip[m.side] = test.prefix;
       matches.splice(k, 1);
-    } else {
-      matches[k] = { kind: 'iprange', [m.side]: m.family === 4 ? { from: Number(lo), to: Number(hi), invert: false } : { from6: bigToWords6(lo), to6: bigToWords6(hi), invert: false } };
-    }
+    } else matches[k] = { kind: 'iprange', [m.side]: test.range };
     const each = perElement({ ...r, ip, matches });
     if (typeof each === 'string') return each;
     out.push(...each);

@@ -38,6 +38,18 @@ const RULES = `table inet filter {
 		tcp flags syn,fin tcp dport 7770 accept
 		tcp flags ! syn,fin tcp dport 7771 accept
 		tcp flags & (fin | syn | rst | ack) == syn tcp dport 7772 accept
+		tcp flags != syn,ack tcp dport 7773 accept
+		tcp flags != cwr tcp dport 7774 accept
+		udp dport 7775 numgen inc mod 3 2 accept
+		udp dport 7776 numgen inc mod 2 != 0 accept
+		udp dport 7777 meta random & 2147483647 < 2147483648 accept
+		udp dport 7778 meta random & 0x7fffffff >= 0 accept
+		udp dport 7779 meta random & 2147483647 < 0 accept
+		udp dport 7781 meta pkttype 0 accept
+		udp dport 7782 pkttype != 0 accept
+		udp dport 7783 ether saddr 02:00:00:00:01:02 accept
+		udp dport 7784 ether saddr != 02:00:00:00:01:02 accept
+		udp dport 7785 ether saddr != 02:00:00:00:01:03 accept
 		ah spi 7 accept
 		esp spi 0x10000 accept
 		tcp dport 22 accept
@@ -171,6 +183,21 @@ const PROBES4: ProbeSpec[] = [
   { name: 'a protocol by number', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 253, payload: Buffer.alloc(8) }) },
   { name: 'accepted in the jumped-to chain', where: 'input', packet: udp(7400) }, { name: 'returned from it (policy)', where: 'input', packet: udp(7401) },
   { name: 'dropped in it', where: 'input', packet: udp(7402) }, { name: 'continue goes on to the next rule', where: 'input', packet: udp(7403) },
+  { name: 'tcp flags != syn,ack: SYN+ACK', where: 'input', packet: tcpPacket(C, R, { sport: 40000, dport: 7773, flags: TCP.SYN | TCP.ACK }), expect: false },
+  { name: 'tcp flags != syn,ack: SYN+ACK+PSH (not the whole byte)', where: 'input', packet: tcpPacket(C, R, { sport: 40000, dport: 7773, flags: TCP.SYN | TCP.ACK | 0x08 }), expect: true },
+  { name: 'tcp flags != cwr: CWR alone', where: 'input', packet: tcpPacket(C, R, { sport: 40000, dport: 7774, flags: 0x80 }), expect: false },
+  { name: 'tcp flags != cwr: CWR+ACK', where: 'input', packet: tcpPacket(C, R, { sport: 40000, dport: 7774, flags: 0x90 }), expect: true },
+  // the kernel starts numgen's counter at mod - 1: packet k gets (k - 1) mod N
+  ...[1, 2, 3, 4, 5, 6].map((i): ProbeSpec => ({ name: `numgen inc mod 3 2: packet ${i}`, where: 'input', packet: udp(7775), expect: i % 3 === 0 })),
+  ...[1, 2, 3, 4].map((i): ProbeSpec => ({ name: `numgen inc mod 2 != 0: packet ${i}`, where: 'input', packet: udp(7776), expect: i % 2 === 0 })),
+  { name: 'meta random below 2^31: always', where: 'input', packet: udp(7777), expect: true },
+  { name: 'meta random at least 0: always', where: 'input', packet: udp(7778), expect: true },
+  { name: 'meta random below 0: never', where: 'input', packet: udp(7779), expect: false },
+  { name: 'meta pkttype 0 (host): unicast', where: 'input', packet: udp(7781), expect: true },
+  { name: 'pkttype != 0: unicast', where: 'input', packet: udp(7782), expect: false },
+  { name: 'ether saddr: the client\'s', where: 'input', packet: udp(7783), expect: true },
+  { name: 'ether saddr != the client\'s', where: 'input', packet: udp(7784), expect: false },
+  { name: 'ether saddr != another', where: 'input', packet: udp(7785), expect: true },
   { name: 'fwd: smtp dropped', where: 'forward', packet: tcpPacket(C, S, { sport: 4000, dport: 25, flags: TCP.SYN }) },
   { name: 'fwd: a later fragment whose payload looks like port 25', where: 'forward', packet: ipPacket({ src: C, dst: S, proto: 6, fragOff: 5, payload: Buffer.from([0, 1, 0, 25, ...Array(16).fill(0)]) }) },
   { name: 'fwd: a later fragment whose payload looks like port 26', where: 'forward', packet: ipPacket({ src: C, dst: S, proto: 6, fragOff: 5, payload: Buffer.from([0, 1, 0, 26, ...Array(16).fill(0)]) }) },

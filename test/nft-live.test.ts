@@ -273,7 +273,7 @@ t.test("limit: the same packets pass the bucket as in the kernel's nft", async (
   checkOutcomes(t, again, 'nft');
   sameListing(t, pair, 'after add rule and more packets');
   const set = ourNft(pair, ['add', 'rule', 'ip', 't', 'input', 'ip', 'saddr', '{ 1.1.1.1, 2.2.2.2 }', 'limit', 'rate', '1/second', 'accept']);
-  t.match(set, { status: 1, stderr: /a limit or quota in a rule with a set/ }, 'so is a limit beside a set');
+  t.match(set, { status: 1, stderr: /a limit, quota or numgen in a rule with a set/ }, 'so is a limit beside a set');
 });
 
 t.test("limit: one bucket per rule, for both families and every base chain that reaches it, as in the kernel's nft", async (t) => {

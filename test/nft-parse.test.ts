@@ -429,3 +429,63 @@ t.test('meta skuid and skgid: the socket owner, by number or name, output chains
   t.equal(one('meta skgid { 100, 0 }').text, 'meta skgid { 0, 100 }');
   t.throws(() => baseChainTables(load('table ip t {\n chain c {\n  type filter hook input priority 0\n  meta skuid 0\n }\n}\n')), { message: /meta skuid and skgid outside an output chain \(c\) is not supported/ }, 'elsewhere: refused by name');
 });
+
+t.test('numgen, meta random, ether saddr, pkttype by number: the IR of -m statistic, -m mac and -m pkttype', async (t) => {
+  const { parseRuleArgs } = await import('../xlate/rule-parse');
+  const { splitArgs } = await import('../grammar/restore-lexer');
+  const ipt = (args: string) => parseRuleArgs(splitArgs(`-A INPUT ${args}`), { db: systemNameDb, family: 4 }).rules[0]!.matches;
+  const one = (body: string, hook = 'input') => {
+    const r = load(`table ip t {\n chain c {\n  type filter hook ${hook} priority 0\n  ${body}\n }\n}\n`).tables[0]!.chains[0]!.rules[0]!;
+    return { matches: r.ir[4]?.[0]?.matches, text: r.text.join(' ') };
+  };
+  // the kernel starts numgen's counter at mod - 1 (packet k gets (k - 1) mod N): --packet V is the same packets
+  t.same(one('numgen inc mod 3 1').matches, ipt('-m statistic --mode nth --every 3 --packet 1'), 'numgen inc mod 3 1 ≡ --every 3 --packet 1');
+  t.same(one('numgen inc mod 10 != 0').matches, ipt('-m statistic --mode nth ! --every 10 --packet 0'), '!= ≡ ! --every');
+  t.equal(one('numgen inc mod 10 == 5').text, 'numgen inc mod 10 5', 'listed without ==');
+  t.throws(() => one('numgen inc mod 4 7'), { message: 'Value 7 exceeds valid range 0-3' }, 'a value the counter never takes: refused, as nft refuses it');
+  t.throws(() => one('numgen random mod 2 0'), { message: /numgen random is not supported/ });
+  t.throws(() => one('numgen inc mod 2 offset 1 0'), { message: /numgen offset is not supported/ });
+  t.same(one('meta random & 2147483647 < 214748365').matches, ipt('-m statistic --mode random --probability 0.1'), 'meta random below N ≡ --probability N / 2^31');
+  t.same(one('meta random & 0x7fffffff >= 214748365').matches, ipt('-m statistic --mode random ! --probability 0.1'), '>= is the negation');
+  t.same(one('meta random & 2147483647 <= 4').matches, [{ kind: 'statistic', mode: 'random', probability: 5, invert: false }], '<= N: below N + 1');
+  t.same(one('meta random & 2147483647 > 2147483647').matches, [{ kind: 'statistic', mode: 'random', probability: 0x80000000, invert: true }], '> the largest: never');
+  t.equal(one('meta random & 0x7fffffff < 10').text, 'meta random & 2147483647 < 10', 'the mask listed in decimal, as nft lists it');
+  t.throws(() => one('meta random < 10'), { message: /this meta random expression .* is not supported/ }, 'without the mask: refused');
+  t.same(one('ether saddr 0A:12:3e:4f:b2:c6').matches, ipt('-m mac --mac-source 0a:12:3e:4f:b2:c6'), 'ether saddr ≡ -m mac');
+  t.same(one('ether saddr != 0a:12:3e:4f:b2:c6').matches, ipt('-m mac ! --mac-source 0a:12:3e:4f:b2:c6'), '!= ≡ !');
+  t.equal(one('ether saddr 0A:12:3e:4f:b2:c6').text, 'ether saddr 0a:12:3e:4f:b2:c6', 'listed in lower case');
+  t.throws(() => baseChainTables(load('table ip t {\n chain c {\n  type filter hook output priority 0\n  ether saddr 0a:12:3e:4f:b2:c6\n }\n}\n')), { message: /ether saddr in an output chain \(c\) is not supported/ }, 'no link-layer header on the way out: refused by name');
+  t.throws(() => one('ether daddr 0a:12:3e:4f:b2:c6'), { message: /ether daddr is not supported/ });
+  t.same(one('meta pkttype 3').matches, ipt('-m pkttype --pkt-type otherhost'), 'a packet type by number');
+  t.equal(one('pkttype != 0').text, 'meta pkttype != host', 'listed by its name');
+});
+
+t.test('tcp flags != V compares the whole flags byte; an exact value of several flags lists as a number', async (t) => {
+  const one = (body: string) => {
+    const r = load(`table ip t {\n chain c {\n  ${body}\n }\n}\n`).tables[0]!.chains[0]!.rules[0]!;
+    return { flags: (r.ir[4]![0]!.matches[0] as { flags?: unknown }).flags, text: r.text.join(' ') };
+  };
+  t.same(one('tcp flags != cwr'), { flags: { mask: 0xff, comp: 0x80, invert: true }, text: 'tcp flags != cwr' }, 'one flag');
+  t.same(one('tcp flags != syn,ack'), { flags: { mask: 0xff, comp: 0x12, invert: true }, text: 'tcp flags != 0x12' }, 'several: as nft lists them');
+  t.same(one('tcp flags == syn,ack'), { flags: { mask: 0xff, comp: 0x12, invert: false }, text: 'tcp flags == 0x12' }, '== likewise');
+});
+
+t.test('a limit, quota or numgen counts what reaches it: no protocol, address or family test may follow it', async (t) => {
+  const one = (body: string, family = 'ip') => load(`table ${family} t {\n chain c {\n  ${body}\n }\n}\n`).tables[0]!.chains[0]!.rules[0]!.ir[4]?.[0];
+  t.throws(() => one('limit rate 1/second tcp dport 22 accept'), { message: /a protocol, address, interface or family test after a limit, quota or numgen \("tcp"/, where: { line: 3, col: 23 } }, 'a port test that brings its protocol (its place)');
+  t.throws(() => one('numgen inc mod 2 0 ip saddr 10.0.0.1'), { message: /\("ip": bpftables would test it first\)/ }, 'an address');
+  t.throws(() => one('quota 10 bytes meta nfproto ipv4', 'inet'), { message: /\("meta"/ }, 'a family');
+  t.same(one('ip protocol tcp limit rate 1/second tcp dport 22 accept')?.matches.map((m) => m.kind), ['limit', 'tcp'], 'after the protocol: the port is a match in order');
+  t.same(one('udp dport 53 numgen inc mod 2 0 counter')?.matches.map((m) => m.kind), ['udp', 'statistic'], 'a stateful term last');
+  t.ok(one('limit rate 1/second reject with tcp reset'), "a statement's dependency nft tests first too");
+});
+
+t.test("a plain reject in an inet table lists in the terms of the family a network header's match establishes", async (t) => {
+  const text = (body: string): string => load(`table inet t {\n chain c {\n  ${body}\n }\n}\n`).tables[0]!.chains[0]!.rules[0]!.text.join(' ');
+  t.equal(text('ip daddr 192.168.0.1 reject'), 'ip daddr 192.168.0.1 reject with icmp port-unreachable');
+  t.equal(text('ip6 flowlabel 5 reject'), 'ip6 flowlabel 5 reject with icmpv6 port-unreachable');
+  t.equal(text('icmp type echo-request reject'), 'icmp type echo-request reject with icmp port-unreachable');
+  t.equal(text('ip saddr . tcp dport { 1.2.3.4 . 22 } reject'), 'ip saddr . tcp dport { 1.2.3.4 . 22 } reject with icmp port-unreachable');
+  t.equal(text('ct original ip saddr 1.2.3.4 reject'), 'ct original ip saddr 1.2.3.4 reject', "ct's tuple sets no network context");
+  t.equal(text('tcp dport 22 reject'), 'tcp dport 22 reject');
+});

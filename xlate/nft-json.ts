@@ -20,7 +20,7 @@ export function jsonText(v: Json): string {
 
 export class JsonUnsupported extends Error {}
 
-const PAYLOAD = /^(ip (?:saddr|daddr|protocol|ttl|frag-off|dscp|length|version|hdrlength|ecn|id|checksum)|ip6 (?:saddr|daddr|hoplimit|dscp|length|nexthdr|version|ecn|flowlabel)|tcp (?:sport|dport|flags|sequence|ackseq|doff|window|checksum|urgptr)|udp (?:sport|dport|length|checksum)|udplite (?:sport|dport|csumcov|checksum)|sctp (?:sport|dport|vtag|checksum)|dccp (?:sport|dport)|ah (?:hdrlength|reserved|spi|sequence)|esp (?:spi|sequence)|comp (?:flags|cpi)|th (?:sport|dport)|icmp (?:type|code|checksum|id|sequence)|icmpv6 (?:type|code|checksum|id|sequence))$/;
+const PAYLOAD = /^(ether saddr|ip (?:saddr|daddr|protocol|ttl|frag-off|dscp|length|version|hdrlength|ecn|id|checksum)|ip6 (?:saddr|daddr|hoplimit|dscp|length|nexthdr|version|ecn|flowlabel)|tcp (?:sport|dport|flags|sequence|ackseq|doff|window|checksum|urgptr)|udp (?:sport|dport|length|checksum)|udplite (?:sport|dport|csumcov|checksum)|sctp (?:sport|dport|vtag|checksum)|dccp (?:sport|dport)|ah (?:hdrlength|reserved|spi|sequence)|esp (?:spi|sequence)|comp (?:flags|cpi)|th (?:sport|dport)|icmp (?:type|code|checksum|id|sequence)|icmpv6 (?:type|code|checksum|id|sequence))$/;
 const META = /^(meta (?:l4proto|nfproto|mark|pkttype|length)|iifname|oifname)$/;
 
 /** The left side of a match: a payload field, a meta key or ct state. */
@@ -132,9 +132,13 @@ function term(t: string, counter: CounterValue | undefined, tableFamily: string,
   }
   const limit = /^limit rate (over )?(\d+)\/(\w+)(?: burst (\d+) packets)?$/.exec(t);
   if (limit) return { limit: { rate: Number(limit[2]), burst: Number(limit[4] ?? 5), per: limit[3]!, ...(limit[1] ? { inv: true } : {}) } };
+  const numgen = /^numgen inc mod (\d+) (?:(!=) )?(\d+)$/.exec(t);
+  if (numgen) return { match: { op: numgen[2] ?? '==', left: { numgen: { mode: 'inc', mod: Number(numgen[1]), offset: 0 } }, right: Number(numgen[3]) } };
+  const random = /^meta random & (\d+) (<=|>=|<|>) (\d+)$/.exec(t);
+  if (random) return { match: { op: random[2]!, left: { '&': [{ meta: { key: 'random' } }, Number(random[1])] }, right: Number(random[3]) } };
   const masked = /^(ip saddr|ip daddr|ip frag-off|meta mark|ct mark) & (\S+) (==|!=) (\S+)$/.exec(t);
   if (masked) return { match: { op: masked[3]!, left: { '&': [selector(masked[1]!), value(masked[2]!)] }, right: value(masked[4]!) } };
-  const m = /^((?:ip6?|tcp|udp|udplite|sctp|dccp|ah|esp|comp|th|icmp|icmpv6|meta|ct) \S+|iifname|oifname) (?:(!=|==|<=|>=|<|>|!) )?(.+)$/.exec(t);
+  const m = /^((?:ip6?|tcp|udp|udplite|sctp|dccp|ah|esp|comp|th|icmp|icmpv6|meta|ct|ether) \S+|iifname|oifname) (?:(!=|==|<=|>=|<|>|!) )?(.+)$/.exec(t);
   if (!m) throw new JsonUnsupported(t);
   const [, sel, op0, v] = m as unknown as [string, string, string | undefined, string];
   // bit masks (ct state, one tcp flag) without an operator: "in" for values given as flags

@@ -1035,6 +1035,74 @@ function ownerMatch(b: Built, key: 'skuid' | 'skgid', c: Cursor, op: string, db:
   else b.choices.push(merged.map((r) => (x: Built) => { x.matches.push(make(r)); }));
 }
 
+/**
+ * `ether saddr [!=] MAC`: the Ethernet source address, as -m mac reads it (a packet that did not come in
+ * on an Ethernet device matches neither == nor !=: nft's implicit meta iiftype ether, xt_mac's device
+ * test). Where packets come in only: an output chain has no link-layer header to read (hookRefusal).
+ */
+function etherMatch(b: Built, c: Cursor, text: RuleText, item: NftItem): void {
+  if (c.word() !== 'saddr') throw unsupported(`ether ${c.word() ?? ''}`.trim(), c.file, item);
+  c.next();
+  const op = relOp(c);
+  if (op !== '==' && op !== '!=') throw unsupported(`ether saddr comparison ${op}`, c.file, item);
+  const v = c.next();
+  if (v?.kind === 'block' || (v?.kind === 'word' && v.text.startsWith('@'))) throw unsupported('a set of ether addresses', c.file, v);
+  const parts = (wordOf(v) ?? '').split(':');
+  if (parts.length !== 6 || parts.some((x) => !/^[0-9a-f]{1,2}$/i.test(x))) throw new NftError('Could not parse ether address', c.where(v));
+  const addr = parts.map((x) => parseInt(x, 16));
+  text.add(`ether saddr ${opText(op)}${addr.map((x) => x.toString(16).padStart(2, '0')).join(':')}`);
+  b.matches.push({ kind: 'mac', addr, invert: op === '!=' });
+}
+
+/** nft's `meta random` mask: the comparisons bpftables takes are of the random number's low 31 bits. */
+const RANDOM_MASK = 0x7fffffff;
+
+/**
+ * `meta random & 2147483647 <|<=|>|>= N`: -m statistic --mode random, whose test is the same (a random
+ * 31-bit number below the probability times 2^31). nft compares the masked register as a big-endian
+ * number, which is as uniform as the host-order one: the probability is the same. Other forms are refused.
+ */
+function randomMatch(b: Built, c: Cursor, text: RuleText, item: NftItem): void {
+  const amp = c.next(), maskItem = c.next();
+  const mask = /^(0x[0-9a-f]+|\d+)$/i.test(wordOf(maskItem) ?? '') ? Number(wordOf(maskItem)) : NaN;
+  if (wordOf(amp) !== '&' || mask !== RANDOM_MASK) throw unsupported('this meta random expression (bpftables takes meta random & 2147483647 compared with <, <=, > or >=)', c.file, item);
+  const op = relOp(c);
+  const nItem = c.next();
+  if (!/^(0x[0-9a-f]+|\d+)$/i.test(wordOf(nItem) ?? '') || Number(wordOf(nItem)) > 0xffffffff) throw new NftError('Could not parse integer', c.where(nItem));
+  const n = Number(wordOf(nItem));
+  if (op !== '<' && op !== '<=' && op !== '>' && op !== '>=') throw unsupported(`meta random comparison ${op}`, c.file, item);
+  text.add(`meta random & ${RANDOM_MASK} ${op} ${n}`);
+  // a number below `below` matches (2^31 or more: every number)
+  const below = Math.min(op === '<' || op === '>=' ? n : n + 1, 0x80000000);
+  b.matches.push({ kind: 'statistic', mode: 'random', probability: below, invert: op === '>' || op === '>=' });
+}
+
+/**
+ * `numgen inc mod N [!=] V`: a counter of the rule's packets, packet k getting (k - 1) mod N (the kernel
+ * starts the counter at N - 1), which is -m statistic --mode nth --every N --packet V: packet V + 1 of
+ * each N. One counter per rule: the rule must stay one (stateful), and no match may follow it (translateRule).
+ */
+function numgenMatch(b: Built, c: Cursor, text: RuleText, item: NftItem): void {
+  if (c.word() !== 'inc') throw unsupported(`numgen ${c.word() ?? ''}`.trim(), c.file, item);
+  c.next();
+  if (c.word() !== 'mod') throw new NftError('syntax error, "mod" expected', c.where());
+  c.next();
+  const nItem = c.next();
+  const n = /^\d+$/.test(wordOf(nItem) ?? '') ? Number(wordOf(nItem)) : NaN;
+  if (!(n >= 1 && n <= 0xffffffff)) throw new NftError('Could not parse numgen modulus', c.where(nItem));
+  if (c.word() === 'offset') throw unsupported('numgen offset', c.file, c.peek()!);
+  const op = relOp(c);
+  if (op !== '==' && op !== '!=') throw unsupported(`numgen comparison ${op}`, c.file, item);
+  const v = c.next();
+  if (v?.kind === 'block' || (v?.kind === 'word' && v.text.startsWith('@'))) throw unsupported('a set of numgen values', c.file, v);
+  if (!/^\d+$/.test(wordOf(v) ?? '') || Number(wordOf(v)) > 0xffffffff) throw new NftError('Could not parse integer', c.where(v));
+  const value = Number(wordOf(v));
+  if (value >= n) throw new NftError(`Value ${value} exceeds valid range 0-${n - 1}`, c.where(v));
+  text.add(`numgen inc mod ${n} ${opText(op)}${value}`);
+  b.stateful = true;
+  b.matches.push({ kind: 'statistic', mode: 'nth', every: n - 1, packet: value, invert: op === '!=' });
+}
+
 /** The route types of `fib ... type`, by their RTN_* numbers. */
 export const FIB_TYPES = ['unspec', 'unicast', 'local', 'broadcast', 'anycast', 'multicast', 'blackhole', 'unreachable', 'prohibit', 'throw', 'nat', 'xresolve'];
 
@@ -1237,6 +1305,17 @@ export class RuleText {
     if (deps) for (const k of [...deps.keys()]) if (k.startsWith('l4:')) deps.delete(k);
   }
   comment(text: string): void { this.commentTerm = `comment "${text}"`; }
+  /**
+   * The family the terms so far establish by testing a network header (ip, ip6) or ICMP (icmp, icmpv6),
+   * alone or in a concatenation, as nft's protocol context has it; ct's tuples and fib do not.
+   */
+  networkFamily(): Family | undefined {
+    for (const t of this.terms) {
+      const m = /(?:^|\. )(ip6|ip|icmpv6|icmp) /.exec(t);
+      if (m) return m[1] === 'ip' || m[1] === 'icmp' ? 4 : 6;
+    }
+    return undefined;
+  }
   /** a term nft lists before everything else (the dependency a statement adds, as `meta l4proto tcp` for a TCP reset) */
   prepend(t: string): void {
     this.terms.unshift(t);
@@ -1262,6 +1341,8 @@ interface Built {
   nfproto?: Family; implied?: Family;
   /** it holds a match with state of its own (limit): it must stay one rule */
   stateful?: boolean;
+  /** statefulGuard's record: the tests before the first stateful term, the term read last, the file */
+  statefulTests?: string; lastTerm?: NftItem; file?: string;
   /** a log statement: the rule becomes a LOG rule and, when it has a verdict, the verdict's rule after it */
   log?: Extract<Verdict, { kind: 'log' }>;
   /** a `ct protocol` match is there (ct proto-src and proto-dst need one) */
@@ -1600,19 +1681,22 @@ function tcpFlags(b: Built, c: Cursor, item: NftItem, nft: boolean, text: RuleTe
     else if (bang) { mask = comp; comp = 0; form = 'none'; }
     else if (explicit && op === '==') { mask = 0xff; form = 'exact'; } // exactly these flags
     else {
-      // the implicit form means any of the flags set (one flag: that flag set)
-      if (invert) throw unsupported('tcp flags != without a mask', c.file, item);
-      mask = comp;
-      if (value.length === 1) form = 'one';
-      else { comp = 0; invert = true; form = 'any'; }
+      // the implicit form means any of the flags set (one flag: that flag set); `!=` compares the whole byte
+      if (invert) { mask = 0xff; form = 'exact'; } else {
+        mask = comp;
+        if (value.length === 1) form = 'one';
+        else { comp = 0; invert = true; form = 'any'; }
+      }
     }
   }
   // every flag under the mask: nft lists the exact comparison
   if (mask === 0xff) form = 'exact';
   const names = (bits: number): string => (bits === 0xff ? '0xff' : Object.entries(NFT_TCP_FLAGS).filter(([, v]) => bits & v).map(([n]) => n).join(',') || '0x0');
+  // an exact comparison lists one flag by its name, a value of several as a number (tcp flags == 0x12)
+  const exactValue = (bits: number): string => ((bits & (bits - 1)) === 0 && bits !== 0 ? names(bits) : `0x${bits.toString(16)}`);
   // a mask of one flag lists as `& FLAG == VALUE` (nft 1.0's form), a wider one as `VALUE / MASK`
   const oneBit = (mask & (mask - 1)) === 0;
-  text.transport(form === 'exact' ? `tcp flags ${invert ? '!=' : '=='} ${names(comp)}` : form === 'one' ? `tcp flags ${names(comp)}`
+  text.transport(form === 'exact' ? `tcp flags ${invert ? '!=' : '=='} ${exactValue(comp)}` : form === 'one' ? `tcp flags ${names(comp)}`
     : form === 'any' ? `tcp flags ${names(mask)}` : form === 'none' ? `tcp flags ! ${names(mask)}`
       : oneBit ? `tcp flags & ${names(mask)} ${invert ? '!=' : '=='} ${names(comp)}`
         : `tcp flags ${invert ? '!= ' : ''}${names(comp)} / ${names(mask)}`, 6);
@@ -1676,8 +1760,10 @@ function rejectStatement(b: Built, c: Cursor, fam: Family, tableFamily: NftFamil
   if ((kind === 'icmp' && tableFamily === 'ip6') || (kind === 'icmpv6' && tableFamily === 'ip')) throw new NftError(`conflicting protocols specified: ${tableFamily} vs. ${kind}`, c.where(item));
   const known = b.nfproto ?? b.implied;
   if ((kind === 'icmp' && known === 6) || (kind === 'icmpv6' && known === 4)) throw new NftError(`conflicting protocols specified: ${known === 4 ? 'ip' : 'ip6'} vs. ${kind}`, c.where(item));
-  // a plain reject after `meta nfproto` answers in that family's terms, and nft lists it so
-  if (!explicit && tableFamily === 'inet' && b.nfproto) kind = b.nfproto === 4 ? 'icmp' : 'icmpv6';
+  // a plain reject after `meta nfproto`, or after a match of a network header, answers in that family's terms,
+  // and nft lists it so
+  const context = tableFamily === 'inet' ? b.nfproto ?? text.networkFamily() : undefined;
+  if (!explicit && context) kind = context === 4 ? 'icmp' : 'icmpv6';
   if ((kind === 'icmp' && fam !== 4) || (kind === 'icmpv6' && fam !== 6)) b.never = true;
   let rejectWith: RejectType;
   if (kind === 'tcp') {
@@ -1690,7 +1776,7 @@ function rejectStatement(b: Built, c: Cursor, fam: Family, tableFamily: NftFamil
   } else if (kind === 'icmpx') rejectWith = REJECT_ICMPX[code]![fam === 4 ? 0 : 1];
   else rejectWith = (kind === 'icmp' ? REJECT_ICMP : REJECT_ICMPV6)[code]!;
   // port unreachable in the table's own family is the default, and lists as plain reject
-  const plain = (!explicit && !(tableFamily === 'inet' && b.nfproto)) || (code === 'port-unreachable' && ((kind === 'icmpx' && tableFamily === 'inet') || (kind === 'icmp' && tableFamily === 'ip') || (kind === 'icmpv6' && tableFamily === 'ip6')));
+  const plain = (!explicit && !context) || (code === 'port-unreachable' && ((kind === 'icmpx' && tableFamily === 'inet') || (kind === 'icmp' && tableFamily === 'ip') || (kind === 'icmpv6' && tableFamily === 'ip6')));
   text.needs(kind === 'tcp' ? 'reject with tcp reset' : plain ? 'reject' : `reject with ${kind} ${code}`, kind === 'icmp' ? ['nf:4'] : kind === 'icmpv6' ? ['nf:6'] : []);
   b.verdict = { kind: 'reject', with: rejectWith };
 }
@@ -2107,6 +2193,20 @@ function keyOrder(key: string, db: NameDb): bigint | string {
 const CT_DIRECTIONS = new Set(['original', 'reply']);
 /** What may follow a counter, and a log statement, in a rule (statements and verdicts, no match). */
 const AFTER_COUNTER = new Set(['counter', 'comment', 'log', 'accept', 'drop', 'return', 'continue', 'jump', 'goto', 'reject']);
+/**
+ * A limit, quota or numgen counts every packet that reaches it. bpftables tests a rule's protocol,
+ * addresses, interfaces and family before all of its matches (as iptables does), and its matches in
+ * order: a term after one that adds to those tests (as `tcp dport` without the protocol before, or
+ * `ip saddr`) would change what it counts, and is refused. Called before each term (`item`) and at the end.
+ */
+function statefulGuard(b: Built, item?: NftItem): void {
+  if (!b.stateful) return;
+  const tests = JSON.stringify([b.ip, b.nfproto, b.never]);
+  b.statefulTests ??= tests;
+  // a statement's dependency (reject with tcp reset's protocol) is one nft too tests first
+  if (tests !== b.statefulTests && !AFTER_COUNTER.has(wordOf(b.lastTerm) ?? '')) throw unsupported(`a protocol, address, interface or family test after a limit, quota or numgen ("${wordOf(b.lastTerm)}": bpftables would test it first)`, b.file!, b.lastTerm ?? item!);
+  b.lastTerm = item;
+}
 const AFTER_LOG = new Set(['counter', 'comment', 'accept', 'drop', 'return', 'continue', 'jump', 'goto', 'reject']);
 
 /**
@@ -2119,7 +2219,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
   if (vmap >= 0 && dot >= 0 && dot < vmap) throw unsupported('a concatenation as a vmap key', file, items[dot]!);
   if (vmap >= 0) return verdictMap(items, vmap, fam, tableFamily, file, db, text, sets);
   const c = new Cursor(items, file, sets);
-  const b: Built = { ip: {}, matches: [], never: false, choices: [] };
+  const b: Built = { ip: {}, matches: [], never: false, choices: [], file };
   const inet = tableFamily === 'inet';
   // the dots of the concatenations the loop below takes (a rule without dots has none: the loop is skipped)
   const concatenated = new Set<number>();
@@ -2157,6 +2257,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
     if (b.verdict && !(wordOf(item) === 'comment' && c.peek(1)?.kind === 'string' && c.peek(2) === undefined)) throw new NftError('syntax error, nothing may follow a verdict', c.where(item));
     if (item.kind !== 'word') throw new NftError('syntax error, unexpected ' + (item.kind === 'block' ? '"{"' : item.kind === 'comma' ? '","' : 'string'), c.where(item));
     const w = item.text;
+    statefulGuard(b, item);
     const sels = CT_DIRECTIONS.has(wordOf(items[c.i - 1]) ?? '') ? undefined : concatSelectors(items, c.i);
     if (sels) {
       if (b.counters || b.log) throw unsupported(`a match after a ${b.counters ? 'counter' : 'log statement'} ("${w}")`, file, item);
@@ -2220,6 +2321,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
       case 'meta': case 'l4proto': case 'nfproto': case 'iifname': case 'oifname': case 'mark': case 'pkttype': case 'iif': case 'oif': case 'skuid': case 'skgid': {
         const key = w === 'meta' ? c.word() : w;
         if (w === 'meta') c.next();
+        if (key === 'random') { randomMatch(b, c, text, item); break; }
         const op = relOp(c);
         if (key === 'l4proto') protoMatch(b, c, op, db, true, text, 'meta l4proto', true);
         else if (key === 'nfproto') {
@@ -2239,7 +2341,8 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
           b.matches.push({ kind: 'mark', value, mask, invert: mop === '!=' });
         } else if (key === 'pkttype') {
           const { values, set } = valueItems(c, 'packet type');
-          const t = PKTTYPES[wordOf(values[0]) ?? ''];
+          const word = wordOf(values[0]) ?? '';
+          const t = PKTTYPES[word] ?? (/^\d+$/.test(word) && Number(word) <= 255 ? Number(word) : undefined);
           if (set || t === undefined || (op !== '==' && op !== '!=')) throw unsupported('this pkttype expression', file, item);
           text.add(`meta pkttype ${opText(op)}${nameOf(PKTTYPES, t)}`);
           b.matches.push({ kind: 'pkttype', type: t, invert: op === '!=' });
@@ -2297,6 +2400,8 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
         break;
       }
       case 'fib': fibMatch(b, c, db, text, item); break;
+      case 'ether': etherMatch(b, c, text, item); break;
+      case 'numgen': numgenMatch(b, c, text, item); break;
       case 'tcp': case 'udp': case 'th': {
         const key = c.word();
         if (w === 'tcp' && key === 'flags') { checkContext(b, 'tcp', c, item); c.next(); tcpFlags(b, c, item, tableFamily !== 'ip', text); break; }
@@ -2390,9 +2495,10 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
         throw unsupported(`"${w}"`, file, item);
     }
   }
+  statefulGuard(b);
   if (b.never) return [];
-  if (b.stateful && b.choices.length) throw unsupported('a limit or quota in a rule with a set (each element would get its own bucket)', file, items[0]!);
-  if (b.stateful && b.log && b.verdict) throw unsupported('a limit or quota in a rule that logs and decides (the two rules it becomes would keep two buckets)', file, items[0]!);
+  if (b.stateful && b.choices.length) throw unsupported('a limit, quota or numgen in a rule with a set (each element would get its own state)', file, items[0]!);
+  if (b.stateful && b.log && b.verdict) throw unsupported('a limit, quota or numgen in a rule that logs and decides (the two rules it becomes would keep two states)', file, items[0]!);
   let variants = [b];
   for (const choice of b.choices) {
     if (variants.length * choice.length > MAX_EXPANSION) throw unsupported(`a rule whose sets make more than ${MAX_EXPANSION} combinations`, file, items[0]!);
@@ -2488,6 +2594,8 @@ function hookRefusal(hook: NftHook, t: NftTable, start: NftChain): void {
       for (let f = 0; f < fams.length; f++) for (const ir of r.ir[fams[f]!] ?? []) {
         for (const m of ir.matches) {
           if (m.kind === 'owner' && hook !== 'output') throw unsupported(`meta skuid and skgid outside an output chain (${start.name})`, r.where.file!, where);
+          // no link-layer header on the way out (nft takes the rule; it matches nothing there)
+          if (m.kind === 'mac' && (hook === 'output' || hook === 'postrouting')) throw unsupported(`ether saddr in ${hook === 'output' ? 'an' : 'a'} ${hook} chain (${start.name})`, r.where.file!, where);
           if (m.kind === 'fibroute') {
             // nft_fib_validate: the device result only where packets come in
             if (hook === 'output' || hook === 'postrouting') throw new NftError(`Could not process rule: Operation not supported (fib ... oif in a ${hook} chain, ${start.name})`, r.where);

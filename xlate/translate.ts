@@ -18,6 +18,7 @@ import type { NameDb } from './names';
 import { protoName } from './names';
 import { maskBits } from './save';
 import { TARGETS_UNSUPPORTED } from './rule-parse';
+import { ADDR_TYPES, fmtMac } from './matches';
 
 const ICMP6_NAMES: Record<number, string> = {
   1: 'destination-unreachable', 2: 'packet-too-big', 3: 'time-exceeded', 4: 'parameter-problem', 128: 'echo-request', 129: 'echo-reply',
@@ -31,8 +32,19 @@ const LOG_LEVELS = ['emerg', 'alert', 'crit', 'err', 'warn', 'notice', 'info', '
 /** REJECT answers whose nft name is not the iptables name without its icmp- prefix */
 const REJECT_NAMES: Record<string, string> = { 'icmp-proto-unreachable': 'prot-unreachable', 'icmp6-adm-prohibited': 'admin-prohibited' };
 
-/** A piece this module has no nft form for: the rule is printed untranslated. */
-class Untranslatable extends Error {}
+/**
+ * A piece this module has no nft form for that filters as iptables does: the
+ * rule is printed untranslated. `reason` says why when nft has a form that
+ * filters otherwise (iptables-translate prints that one; `migrate` reports it).
+ */
+class Untranslatable extends Error {
+  constructor(readonly reason?: string) { super(reason ?? 'untranslatable'); }
+}
+
+/** nft's fib address types (iptables' addrtype names, lower case); nft has no name for THROW, NAT or XRESOLVE. */
+const FIB_TYPES = ADDR_TYPES.slice(0, ADDR_TYPES.indexOf('THROW')).map((n) => n.toLowerCase());
+/** ecn --ecn-ip-ect values by nft's names */
+const ECN_NAMES = ['not-ect', 'ect1', 'ect0', 'ce'];
 
 const ICMP_NAMES: Record<number, string> = {
   0: 'echo-reply', 3: 'destination-unreachable', 4: 'source-quench', 5: 'redirect', 8: 'echo-request', 9: 'router-advertisement',
@@ -146,6 +158,53 @@ function match(m: Match, r: Rule, family: Family, db: NameDb): string[] {
       return [`${key} ${m.op} ${m.value}`];
     }
     case 'dscp': return [`${ip6} dscp ${m.invert ? '!= ' : ''}${hex(m.value)}`];
+    case 'addrtype': {
+      // nft's fib asks the IPv4 question addrtype asks; its IPv6 fib is another question (xlate/ir.ts)
+      if (family === 6 || m.fib) throw new Untranslatable();
+      const dev = m.limitIn ? ' . iif' : m.limitOut ? ' . oif' : '';
+      const out: string[] = [];
+      // both sides (iptables-translate 1.8.9 prints one of them only, the other's negation on it)
+      for (const [k, side] of [['saddr', m.src], ['daddr', m.dst]] as const) {
+        if (!side) continue;
+        const names = ADDR_TYPES.flatMap((_, i) => (side.types & (1 << i) ? [FIB_TYPES[i]] : []));
+        if (names.some((n) => n === undefined)) throw new Untranslatable();
+        const val = names.length === 1 ? names[0]! : `{ ${names.join(', ')} }`;
+        out.push(`fib ${k}${dev} type ${side.invert ? '!= ' : ''}${val}`);
+      }
+      return out;
+    }
+    case 'ecn': {
+      // iptables' order: ECE, CWR, then the IP header's ECT bits (for IPv6 the traffic class's, which nft calls
+      // ip6 ecn, where iptables-translate 1.8.9 says ip ecn). A negated flag is `tcp flags ! F` (the flag not set):
+      // iptables-translate's `tcp flags != F` compares the whole flags byte with F alone
+      const out: string[] = [];
+      if (m.ece) out.push(`tcp flags ${m.ece.invert ? '! ' : ''}ecn`);
+      if (m.cwr) out.push(`tcp flags ${m.cwr.invert ? '! ' : ''}cwr`);
+      if (m.ect) out.push(`${ip6} ecn ${m.ect.invert ? '!= ' : ''}${ECN_NAMES[m.ect.value]}`);
+      return out;
+    }
+    case 'owner': {
+      // as iptables-translate: one of --uid-owner and --gid-owner, nothing else
+      if (m.nft || m.socketExists || (m.uid && m.gid)) throw new Untranslatable();
+      const [key, range] = m.uid ? ['skuid', m.uid] as const : ['skgid', m.gid!] as const;
+      // xt_owner's negation holds for a packet without a socket (or without its file); nft's meta skuid/skgid match no such packet
+      if (range.invert) throw new Untranslatable(`a packet without a socket matches iptables' negated --${key === 'skuid' ? 'uid' : 'gid'}-owner, and none matches nft's ${key} !=`);
+      return [`${key} ${range.min === range.max ? range.min : `${range.min}-${range.max}`}`];
+    }
+    case 'pkttype':
+      // iptables-translate names unicast (nft's host) and the others by their iptables names, otherhost by its number
+      return [`pkttype ${m.invert ? '!= ' : ''}${['unicast', 'broadcast', 'multicast'][m.type] ?? m.type}`];
+    case 'mac': return [`ether saddr ${m.invert ? '!= ' : ''}${fmtMac(m.addr)}`];
+    case 'statistic': {
+      if (m.mode === 'random') return [`meta random & 2147483647 ${m.invert ? '>=' : '<'} ${m.probability}`];
+      // iptables matches packet --packet + 1 of every n first (its count starts at n - 1 - packet); nft's numgen
+      // gives packet k the value (k - 1) mod n (the kernel starts its counter at n - 1): the same packets
+      return [`numgen inc mod ${m.every + 1} ${m.invert ? '!= ' : ''}${m.packet}`];
+    }
+    case 'tcpmss':
+      // xt_tcpmss's negation holds for a packet without the MSS option; nft's tcp option maxseg matches no such packet
+      if (m.invert) throw new Untranslatable('a TCP packet without the MSS option matches iptables\' negated --mss, and none matches nft\'s tcp option maxseg size !=');
+      return [`tcp option maxseg size ${m.min === m.max ? m.min : `${m.min}-${m.max}`}`];
     default: throw new Untranslatable();
   }
 }
@@ -164,8 +223,12 @@ function ruleText(r: Rule, family: Family, db: NameDb): string {
   const parts: string[] = [...ifname('iifname', r.ip.in), ...ifname('oifname', r.ip.out)];
   if (r.ip.frag) parts.push(`ip frag-off & 0x1fff ${r.ip.frag.invert ? '' : '!= '}0`);
   const p = r.ip.proto;
-  // a match named after the protocol (tcp, udp, icmp) says it itself
-  const named = p && r.matches.some((m) => m.kind === protoName(p.num, db));
+  // a match named after the protocol (tcp, udp, icmp) says it itself, unless a match with state (limit, nth)
+  // comes first: iptables tests the protocol before every match, nft where the statement stands, and the
+  // state would count other packets (iptables-translate 1.8.9 leaves the protocol to the later match)
+  const stateful = r.matches.findIndex((m) => m.kind === 'limit' || (m.kind === 'statistic' && m.mode === 'nth'));
+  const namedAt = p ? r.matches.findIndex((m) => m.kind === protoName(p.num, db)) : -1;
+  const named = namedAt >= 0 && (stateful < 0 || namedAt < stateful);
   if (p && (p.num !== 0 || p.invert) && !named) parts.push(`${family === 6 ? 'meta l4proto' : 'ip protocol'} ${p.invert ? '!= ' : ''}${protoName(p.num, db)}`);
   parts.push(...addr(family === 6 ? 'ip6 saddr' : 'ip saddr', r.ip.src), ...addr(family === 6 ? 'ip6 daddr' : 'ip daddr', r.ip.dst));
   for (const m of r.matches) {
@@ -205,19 +268,20 @@ function ruleText(r: Rule, family: Family, db: NameDb): string {
 
 /**
  * The nft commands of one iptables command (`add rule ip filter CHAIN ...`,
- * one per address pair, as iptables makes), or null when it has no exact
- * translation.
+ * one per address pair, as iptables makes), or why there is no exact
+ * translation (`reason`: what nft's nearest form would filter otherwise).
  */
-function ruleCommands(argv: string[], family: Family, db: NameDb): string[] | null {
+function ruleCommands(argv: string[], family: Family, db: NameDb): { commands: string[] } | { commands: null; reason?: string } {
   try {
     const p = parseIptablesArgv(argv, family);
-    if (typeof p === 'string' || !['filter', 'nat', 'mangle', 'raw', 'security'].includes(p.table)) return null;
+    if (typeof p === 'string' || !['filter', 'nat', 'mangle', 'raw', 'security'].includes(p.table)) return { commands: null };
     const cmd = toCommand(p, { db, family });
-    if (!cmd || (cmd.op !== 'append' && cmd.op !== 'insert') || (cmd.op === 'insert' && cmd.index !== 1)) return null;
+    if (!cmd || (cmd.op !== 'append' && cmd.op !== 'insert') || (cmd.op === 'insert' && cmd.index !== 1)) return { commands: null };
     const verb = cmd.op === 'append' ? 'add' : 'insert';
-    return cmd.rules.map((r) => `${verb} rule ${family === 6 ? 'ip6' : 'ip'} ${p.table} ${cmd.chain} ${ruleText(r, family, db)}`);
+    return { commands: cmd.rules.map((r) => `${verb} rule ${family === 6 ? 'ip6' : 'ip'} ${p.table} ${cmd.chain} ${ruleText(r, family, db)}`) };
   } catch (e) {
-    if (e instanceof Untranslatable || e instanceof BpftablesError) return null;
+    if (e instanceof Untranslatable) return { commands: null, reason: e.reason };
+    if (e instanceof BpftablesError) return { commands: null };
     throw e;
   }
 }
@@ -228,8 +292,8 @@ function ruleCommands(argv: string[], family: Family, db: NameDb): string[] | nu
  * translatable.
  */
 export function translateCommand(argv: string[], family: Family, db: NameDb): string {
-  const got = ruleCommands(argv, family, db);
-  return got ? got.map((c) => `nft '${c}'\n`).join('') : `nft # ${argv.join(' ')}\n`;
+  const { commands } = ruleCommands(argv, family, db);
+  return commands ? commands.map((c) => `nft '${c}'\n`).join('') : `nft # ${argv.join(' ')}\n`;
 }
 
 /** nft's base chain for each built-in chain of each iptables table: type and priority (iptables-restore-translate's). */
@@ -254,7 +318,7 @@ function chainCommand(fam: string, table: string, line: string): string {
 interface SaveFileVisitor {
   table(name: string): void;
   chain(command: string): void;
-  rule(r: { table: string; line: string; lineNo: number; args: string[]; commands: string[] | null }): void;
+  rule(r: { table: string; line: string; lineNo: number; args: string[]; commands: string[] | null; reason?: string }): void;
 }
 
 /** Walk an iptables-save file line by line, translating its chain and rule lines (comments, blanks and COMMIT skipped). */
@@ -268,7 +332,7 @@ function walkSaveFile(text: string, family: Family, db: NameDb, v: SaveFileVisit
     if (!line.trim() || line.startsWith('#') || /^COMMIT\s*$/.test(line)) return;
     // iptables-restore's quoting; a leading [p:b] dropped
     const args = splitArgs(line.replace(/^\[\d+:\d+\]\s*/, '')).map((a) => a.text);
-    v.rule({ table, line, lineNo: i + 1, args, commands: ruleCommands(['-t', table, ...args], family, db) });
+    v.rule({ table, line, lineNo: i + 1, args, ...ruleCommands(['-t', table, ...args], family, db) });
   });
 }
 
@@ -307,7 +371,7 @@ export function migrateToNft(text: string, family: Family, db: NameDb, source: s
     // create-then-delete makes a reload start from an empty table, whether or not it existed
     table: (name) => { out += `table ${fam} ${name}\ndelete table ${fam} ${name}\nadd table ${fam} ${name}\n`; },
     chain: (command) => { out += command; },
-    rule: ({ line, lineNo, commands }) => {
+    rule: ({ line, lineNo, commands, reason }) => {
       // nft's strings cannot hold a double quote (iptables-translate prints one anyway)
       const quoted = commands?.find((c) => /comment ".*".*"/.test(c));
       if (commands && !quoted) { out += commands.map((c) => `${c}\n`).join(''); return; }
@@ -316,7 +380,7 @@ export function migrateToNft(text: string, family: Family, db: NameDb, source: s
         out += `# not migrated (line ${lineNo}): ${line}\n`;
         return;
       }
-      lossy.push({ line: lineNo, rule: line, reason: 'no exact nft translation in bpftables yet' });
+      lossy.push({ line: lineNo, rule: line, reason: reason ? `no exact nft translation: ${reason}` : 'no exact nft translation in bpftables yet' });
       out += `# not migrated (line ${lineNo}): ${line}\n`;
     },
   });

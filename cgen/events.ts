@@ -235,12 +235,18 @@ const MAX_TCP_OPTIONS = 40;
  * option's value, no option (MSS_NONE), or MSS_BAD when the header or its
  * options are cut short or doff is below 5 (the kernel drops such packets).
  * Runs for TCP packets only; the options are read into the 64 bytes of
- * IPHDR and L4HDR, which the prologue no longer needs.
+ * IPHDR and L4HDR, which the prologue no longer needs. `nft`: as nft's tcp
+ * option expression reads it (nft_exthdr_tcp_eval): a later fragment has no
+ * header; the first option of kind 2 ends the walk, its value when its
+ * length is at least 4 and it lies within the header, else none; a header
+ * that cannot be read is MSS_NONE too (nothing is dropped).
  */
-export function emitMssOption(a: Asm): void {
+export function emitMssOption(a: Asm, nft = false): void {
   const sum = FRAME.SUMMARY, buf = FRAME.L4HDR;
-  const bad = a.fresh('mssbad'), none = a.fresh('mssnone'), end = a.fresh('mssend'), found = a.fresh('mssfound');
+  const none = a.fresh('mssnone'), end = a.fresh('mssend'), found = a.fresh('mssfound');
+  const bad = nft ? none : a.fresh('mssbad');
   a.ldx(1, R1, R10, sum + S.PROTO).jmp('jne', R1, 6, end);
+  if (nft) a.ldx(2, R1, R10, sum + S.FRAGOFF).jmp('jne', R1, 0, end);
   a.ldx(4, R1, R10, sum + S.L4AVAIL).jmp('jlt', R1, 20, bad);
   a.ldx(1, R6, R10, sum + S.DOFF).alu64('rsh', R6, { imm: 4 }).alu64('lsh', R6, { imm: 2 }); // doff * 4
   a.jmp('jlt', R6, 20, bad).alu64('sub', R6, { imm: 20 }).jmp('jeq', R6, 0, none);
@@ -256,11 +262,17 @@ export function emitMssOption(a: Asm): void {
   // every step advances by at least one byte: MAX_TCP_OPTIONS steps cover the area
   for (let i = 0; i < MAX_TCP_OPTIONS; i++) {
     const adv = a.fresh('mssadv'), small = a.fresh('msssmall'), step = a.fresh('mssstep');
-    a.jmpReg('jge', R7, R6, none).jmp('jgt', R7, MAX_TCP_OPTIONS - 1, none);
+    if (nft) {
+      // nft reads an option's kind and length byte: the walk stops one byte before the end
+      a.movReg(R4, R6).alu64('sub', R4, { imm: 1 }).jmpReg('jge', R7, R4, none).jmp('jgt', R7, MAX_TCP_OPTIONS - 1, none);
+    } else a.jmpReg('jge', R7, R6, none).jmp('jgt', R7, MAX_TCP_OPTIONS - 1, none);
     a.movReg(R1, R10).alu64('add', R1, { imm: buf }).alu64('add', R1, R7);
     a.ldx(1, R2, R1, 0).ldx(1, R3, R1, 1);
     a.jmp('jne', R2, 2 /* TCPOPT_MSS */, adv);
-    a.movReg(R4, R6).alu64('sub', R4, R7).jmp('jlt', R4, 4, adv).jmp('jne', R3, 4 /* TCPOLEN_MSS */, adv);
+    if (nft) {
+      // the first MSS option decides: its length (a zero counts as 1) at least 4, and within the header
+      a.jmp('jlt', R3, 4, none).movReg(R4, R7).alu64('add', R4, R3).jmpReg('jgt', R4, R6, none);
+    } else a.movReg(R4, R6).alu64('sub', R4, R7).jmp('jlt', R4, 4, adv).jmp('jne', R3, 4 /* TCPOLEN_MSS */, adv);
     a.ja(found);
     a.label(adv).jmp('jlt', R2, 2, small).jmp('jne', R3, 0, step).mov64(R3, 1).ja(step);
     a.label(small).mov64(R3, 1);
@@ -269,7 +281,7 @@ export function emitMssOption(a: Asm): void {
   a.ja(none);
   a.label(found).ldx(1, R2, R1, 2).alu64('lsh', R2, { imm: 8 }).ldx(1, R3, R1, 3).alu64('or', R2, R3);
   a.stx(2, R10, sum + S.MSS, R2).st(1, R10, sum + S.MSSST, MSS_FOUND).ja(end);
-  a.label(bad).st(1, R10, sum + S.MSSST, MSS_BAD).ja(end);
+  if (!nft) a.label(bad).st(1, R10, sum + S.MSSST, MSS_BAD).ja(end);
   a.label(none); // MSSST stays MSS_NONE (0)
   a.label(end);
 }

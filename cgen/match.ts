@@ -459,10 +459,11 @@ export function emitMatch(a: Asm, m: Match, l: RuleLabels, env: MatchEnv): void 
       return;
     }
     case 'tcpmss': {
-      // xt_tcpmss: an unreadable header or option area drops the packet; no MSS option: no match (true when inverted)
-      cmp32(a, 1, S.MSSST, 'jeq', MSS_BAD, l.hotdrop);
+      // xt_tcpmss: an unreadable header or option area drops the packet; no MSS option: no match (true when inverted).
+      // nft's tcp option: no option (or none it can read) matches neither the value nor its negation
+      if (!m.nft) cmp32(a, 1, S.MSSST, 'jeq', MSS_BAD, l.hotdrop);
       const outside = m.invert ? a.fresh('mssok') : l.next;
-      a.ldx(1, R1, R9, S.MSSST).jmp32('jne', R1, MSS_FOUND, outside);
+      a.ldx(1, R1, R9, S.MSSST).jmp32('jne', R1, MSS_FOUND, m.nft ? l.next : outside);
       a.ldx(2, R1, R9, S.MSS);
       if (m.min > 0) a.jmp32('jlt', R1, m.min, outside);
       if (m.max < 65535) a.jmp32('jgt', R1, m.max, outside);

@@ -245,7 +245,8 @@ interface CompileCtx {
   /** what the prologue must also read, decided once for the table */
   usesMac: boolean;
   ctDetails: boolean;
-  usesMss: boolean;
+  /** how the prologue reads the TCP MSS option: as -m tcpmss, as nft's tcp option (a table has one kind), or not at all */
+  usesMss: false | 'xt' | 'nft';
   usesOwner: boolean;
   /** some match reads the transport header's fields (ports, flags, ICMP type): the prologue decodes it */
   usesL4: boolean;
@@ -399,7 +400,7 @@ function emitPrologue(a: Asm, chain: BuiltinChain, k: KernelLayout, unparsable: 
   const linear = !!k.linearLoads && !cx.usesMss && !cx.viaDynptr;
   emitHeaders(a, k, { family, l4: cx.usesL4, raw: cx.usesPayload, stopAtAuth: cx.nftWalk, linear }, unparsable, done);
   a.label(done);
-  if (cx.usesMss) emitMssOption(a);
+  if (cx.usesMss) emitMssOption(a, cx.usesMss === 'nft');
   // xt_pkttype: a looped-back packet counts as multicast (IPv4 multicast destination, or IPv6) or broadcast
   const typed = a.fresh('typed'), ptStore = a.fresh('ptstore');
   a.ldx(1, R1, R10, sum + S.PKTTYPE).jmp('jne', R1, 5 /* PACKET_LOOPBACK */, typed);
@@ -669,15 +670,21 @@ export interface CompiledTable {
   stateSlots: Map<Match, number>;
 }
 
+/** How the table's tcpmss matches read the MSS option: all as -m tcpmss, or all as nft's tcp option (one front end made them). */
+function mssReading(all: readonly Match[]): CompileCtx['usesMss'] {
+  const nft = all.filter((m) => m.kind === 'tcpmss').map((m) => !!(m as Extract<Match, { kind: 'tcpmss' }>).nft);
+  if (!nft.length) return false;
+  if (nft.some((x) => x !== nft[0])) throw new Error('internal: a table with tcpmss matches of iptables and of nft');
+  return nft[0] ? 'nft' : 'xt';
+}
+
 /**
  * Compile the table into one program per hook. Test hook: with
  * `verifierFaultLine`, the rule from that source line gets an instruction the
  * verifier rejects, so tests can prove that a rejected load changes nothing
  * (set only through BPFTABLES_TEST_VERIFIER_FAULT_LINE, compat/engine.ts).
- */
-/** `hooks`: the built-in chains to make programs for (all three when absent; an nft base chain needs one). */
-/**
- * `stateSlotOf`: the slot of each stateful match in a STATE_MAP the caller
+ * `hooks`: the built-in chains to make programs for (all three when absent;
+ * an nft base chain needs one). `stateSlotOf`: the slot of each stateful match in a STATE_MAP the caller
  * makes and shares between programs (the nft ruleset's, one per statement);
  * without it the table gets a STATE_MAP of its own. `viaDynptr`: read the
  * headers the dynptr way only (cgen/headers.ts; tests compare both ways).
@@ -704,7 +711,7 @@ export function compileTable(t: Table, k: KernelLayout, opts: { verifierFaultLin
   const cx: CompileCtx = {
     cl: counterLayout(t), chainIndex: new Map(t.chains.map((c, i) => [c, i])), maps: new Map(), faultLine: opts.verifierFaultLine,
     exactRuns: new Map(), chunks: new Map(), family: t.family, stateSlots, env, targets: cachedBy(chainTargets),
-    usesMac: usesMatch(all, 'mac'), ctDetails: needsCtDetails(all), usesMss: usesMatch(all, 'tcpmss'), usesOwner: usesMatch(all, 'owner'), usesL4: readsTransport(all), usesIfaces: facts.ifaces || usesMatch(all, 'ifindex') || usesMatch(all, 'fibroute'), usesIfindex: usesMatch(all, 'ifindex') || usesMatch(all, 'fibroute'),
+    usesMac: usesMatch(all, 'mac'), ctDetails: needsCtDetails(all), usesMss: mssReading(all), usesOwner: usesMatch(all, 'owner'), usesL4: readsTransport(all), usesIfaces: facts.ifaces || usesMatch(all, 'ifindex') || usesMatch(all, 'fibroute'), usesIfindex: usesMatch(all, 'ifindex') || usesMatch(all, 'fibroute'),
     usesSkbDev: (t.family === 6 && all.some((m) => m.kind === 'addrtype' && m.fib && !m.limitIn && !m.limitOut)) || usesMatch(all, 'fibroute'),
     usesFibRoute: usesMatch(all, 'fibroute'), usesPayload: usesMatch(all, 'payload'), nftWalk: !!opts.nft, viaDynptr: !!opts.viaDynptr, usesCt: facts.conntrack,
     appendRoom: opts.appendRoom ?? 0, tails: [], counterSlots: 0, treeMax: opts.treeMax, compact: opts.compact ?? true,

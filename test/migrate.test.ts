@@ -66,11 +66,10 @@ t.test('a migrated ruleset filters in the kernel\'s nft as the original does in 
 });
 
 /**
- * Matches beyond the core (pkttype, statistic, mac, ecn, addrtype, owner, tcpmss), migrated: iptables-legacy
- * with the original beside the kernel's nft, and beside bpftables' nft, with the migration. tcpmss only
- * beside the kernel's nft (bpftables' nft front end does not read tcp options yet).
+ * Matches beyond the core (pkttype, statistic, mac, ecn, addrtype, owner, a limit, tcpmss), migrated:
+ * iptables-legacy with the original beside the kernel's nft, and beside bpftables' nft, with the migration.
  */
-const MORE_RULES = (tcpmss: boolean): string => `*filter
+const MORE_RULES = `*filter
 :INPUT DROP [0:0]
 :FORWARD DROP [0:0]
 :OUTPUT ACCEPT [0:0]
@@ -95,10 +94,11 @@ const MORE_RULES = (tcpmss: boolean): string => `*filter
 -A INPUT -p udp -m udp --dport 7062 -m addrtype ! --src-type LOCAL --dst-type LOCAL --limit-iface-in -j ACCEPT
 -A OUTPUT -p udp -m udp --sport 7070 -m owner --uid-owner 0 -j DROP
 -A OUTPUT -p udp -m udp --sport 7071 -m owner --uid-owner 1-100 -j DROP
-${tcpmss ? '-A INPUT -p tcp -m tcp --dport 7080 -m tcpmss --mss 1000:1500 -j ACCEPT\n' : ''}COMMIT
+-A INPUT -p tcp -m tcp --dport 7080 -m tcpmss --mss 1000:1500 -j ACCEPT
+COMMIT
 `;
 const mssSyn = (mss?: number): Buffer => tcpPacket(C, R, { sport: 4000, dport: 7080, flags: TCP.SYN, options: Buffer.from(mss === undefined ? [] : [2, 4, mss >> 8, mss & 0xff]) });
-const MORE_PROBES = (tcpmss: boolean): ProbeSpec[] => [
+const MORE_PROBES: ProbeSpec[] = [
   // first, as the limit's rule is: it counts the UDP packets that reach it, not TCP ones (iptables tests the protocol first)
   ...[1, 2].map((i): ProbeSpec => ({ name: `limit: a TCP packet #${i}`, where: 'input', packet: tcpPacket(C, R, { sport: 4000, dport: 7065, flags: TCP.SYN }), expect: false })),
   ...[1, 2, 3].map((i): ProbeSpec => ({ name: `limit burst 2: UDP #${i}`, where: 'input', packet: udpPacket(C, R, 5000, 7065), expect: i <= 2 })),
@@ -130,30 +130,25 @@ const MORE_PROBES = (tcpmss: boolean): ProbeSpec[] => [
   { name: 'addrtype: to the other device\'s address', where: 'input', packet: udpPacket(C, '10.0.2.1', 5000, 7062), expect: false },
   { name: 'owner: root\'s raw socket', where: 'output', packet: udpPacket(R, C, 7070, 2000), expect: false },
   { name: 'owner: uids 1-100', where: 'output', packet: udpPacket(R, C, 7071, 2000), expect: true },
-  ...(tcpmss ? [
-    { name: 'tcpmss: MSS 1460', where: 'input', packet: mssSyn(1460), expect: true },
-    { name: 'tcpmss: MSS 536', where: 'input', packet: mssSyn(536), expect: false },
-    { name: 'tcpmss: no options', where: 'input', packet: mssSyn(), expect: false },
-  ] as ProbeSpec[] : []),
+  { name: 'tcpmss: MSS 1460', where: 'input', packet: mssSyn(1460), expect: true },
+  { name: 'tcpmss: MSS 536', where: 'input', packet: mssSyn(536), expect: false },
+  { name: 'tcpmss: no options', where: 'input', packet: mssSyn(), expect: false },
 ];
 
 t.test("addrtype, ecn, owner, pkttype, mac, statistic, limit and tcpmss migrate to rules that filter alike in the kernel's nft and bpftables' nft", async (t) => {
   if (!requireKernel(t, ['iptables-legacy-restore', 'nft'])) return;
   prepareState();
-  const dir = tempDir(t, 'bpft-mig-more-');
-  for (const tcpmss of [true, false]) {
-    const file = path.join(dir, `more${tcpmss ? '-mss' : ''}.rules`);
-    fs.writeFileSync(file, MORE_RULES(tcpmss));
-    const migrated = runLocal(path.join(BIN, 'bpftables'), ['migrate', '--to', 'nft', file]);
-    t.equal(migrated.status, 0, `migrates without loss ${migrated.stderr}`);
+  const file = path.join(tempDir(t, 'bpft-mig-more-'), 'more.rules');
+  fs.writeFileSync(file, MORE_RULES);
+  const migrated = runLocal(path.join(BIN, 'bpftables'), ['migrate', '--to', 'nft', file]);
+  t.equal(migrated.status, 0, `migrates without loss ${migrated.stderr}`);
+  for (const [nft, who] of [['nft', "the kernel's nft"], [path.join(BIN, 'nft'), "bpftables' nft"]] as const) {
     const pair = new DiffPair(4);
     t.teardown(() => pair.destroy());
-    t.equal(nsExec(pair.legacy.router, 'iptables-legacy-restore', [], MORE_RULES(tcpmss)).status, 0, 'iptables-legacy loads the original');
-    // the kernel's nft with the file that has tcpmss, bpftables' with the one without
-    const [nft, who] = tcpmss ? ['nft', "the kernel's nft"] : [path.join(BIN, 'nft'), "bpftables' nft"];
+    t.equal(nsExec(pair.legacy.router, 'iptables-legacy-restore', [], MORE_RULES).status, 0, 'iptables-legacy loads the original');
     const loaded = nsExec(pair.ours.router, nft, ['-f', '-'], migrated.stdout);
     t.equal(loaded.status, 0, `${who} loads the migration ${loaded.stderr}`);
-    checkOutcomes(t, pair.probe(MORE_PROBES(tcpmss)), 'iptables-legacy with the original', `${who} with the migration`);
+    checkOutcomes(t, pair.probe(MORE_PROBES), 'iptables-legacy with the original', `${who} with the migration`);
   }
 });
 

@@ -430,7 +430,7 @@ t.test('meta skuid and skgid: the socket owner, by number or name, output chains
   t.throws(() => baseChainTables(load('table ip t {\n chain c {\n  type filter hook input priority 0\n  meta skuid 0\n }\n}\n')), { message: /meta skuid and skgid outside an output chain \(c\) is not supported/ }, 'elsewhere: refused by name');
 });
 
-t.test('numgen, meta random, ether saddr, pkttype by number: the IR of -m statistic, -m mac and -m pkttype', async (t) => {
+t.test('numgen, meta random, ether saddr, pkttype by number, tcp option maxseg size: the IR of -m statistic, -m mac, -m pkttype and -m tcpmss', async (t) => {
   const { parseRuleArgs } = await import('../xlate/rule-parse');
   const { splitArgs } = await import('../grammar/restore-lexer');
   const ipt = (args: string) => parseRuleArgs(splitArgs(`-A INPUT ${args}`), { db: systemNameDb, family: 4 }).rules[0]!.matches;
@@ -457,6 +457,12 @@ t.test('numgen, meta random, ether saddr, pkttype by number: the IR of -m statis
   t.throws(() => baseChainTables(load('table ip t {\n chain c {\n  type filter hook output priority 0\n  ether saddr 0a:12:3e:4f:b2:c6\n }\n}\n')), { message: /ether saddr in an output chain \(c\) is not supported/ }, 'no link-layer header on the way out: refused by name');
   t.throws(() => one('ether daddr 0a:12:3e:4f:b2:c6'), { message: /ether daddr is not supported/ });
   t.same(one('meta pkttype 3').matches, ipt('-m pkttype --pkt-type otherhost'), 'a packet type by number');
+  t.same(one('tcp option maxseg size 1000-1500').matches, [{ kind: 'tcpmss', min: 1000, max: 1500, invert: false, nft: true }], "tcp option maxseg size: -m tcpmss's IR, read as nft reads the option");
+  t.same(one('tcp option maxseg size != 536').matches, [{ kind: 'tcpmss', min: 536, max: 536, invert: true, nft: true }], '!=');
+  t.same(one('tcp option maxseg size < 600').matches, [{ kind: 'tcpmss', min: 0, max: 599, invert: false, nft: true }], 'a comparison: a range');
+  t.equal(one('tcp option maxseg size >= 0x10').text, 'tcp option maxseg size >= 16', 'listed as nft lists it');
+  t.throws(() => one('tcp option maxseg size { 536, 1460 }'), { message: /a set of tcp option maxseg size values is not supported/ });
+  t.throws(() => one('tcp option window count 3'), { message: /tcp option window is not supported/ }, 'other options: refused by name');
   t.equal(one('pkttype != 0').text, 'meta pkttype != host', 'listed by its name');
 });
 

@@ -54,6 +54,23 @@ export function tcpMssOf(p: Buffer, thoff: number): number | 'none' | 'bad' {
   return 'none';
 }
 
+/**
+ * nft's reading of the MSS option (`tcp option maxseg size`) in the TCP header `th`: the first option of
+ * kind 2 ends the walk, its value when its length (0 counts as 1) is at least 4 and it lies within the
+ * header; no such option, or a header that is not all there, is none.
+ */
+export function nftTcpMssOf(th: Buffer): number | 'none' {
+  if (th.length < 20) return 'none';
+  const doff = (th[12]! >> 4) * 4;
+  if (doff < 20 || th.length < doff) return 'none';
+  for (let i = 20; i < doff - 1;) {
+    const len = th[i]! <= 1 || th[i + 1] === 0 ? 1 : th[i + 1]!;
+    if (th[i] === 2) return i + len > doff || len < 4 ? 'none' : (th[i + 2]! << 8) | th[i + 3]!;
+    i += len;
+  }
+  return 'none';
+}
+
 const EXT_HEADERS = new Set([0, 43, 44, 51, 60]);
 
 /** Decode an IPv6 packet as the hook sees it, following extension headers like the kernel's ipv6_find_hdr (`nft`: as nft asks it, stopping at AH). */
@@ -213,6 +230,10 @@ function matchStep(m: Match, p: PacketView, state: MatchState): Step {
       return yes(inside(m.uid, o.uid) && inside(m.gid, o.gid));
     }
     case 'tcpmss': {
+      if (m.nft) {
+        const v = p.proto === 6 && p.fragoff === 0 && p.th ? nftTcpMssOf(p.th) : 'none';
+        return yes(v !== 'none' && (v >= m.min && v <= m.max) !== m.invert);
+      }
       const v = p.mss ?? 'none';
       if (v === 'bad') return { kind: 'hotdrop' };
       return yes((v !== 'none' && v >= m.min && v <= m.max) !== m.invert);

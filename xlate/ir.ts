@@ -187,8 +187,14 @@ export type Match =
    * the count is at most `bytes` (`over`: once it is beyond)
    */
   | { kind: 'quota'; bytes: number; over: boolean; used: number }
-  /** the TCP MSS option's value in [min, max] (no option: no match; a header cut short: dropped) */
-  | { kind: 'tcpmss'; min: number; max: number; invert: boolean }
+  /**
+   * the TCP MSS option's value in [min, max], as xt_tcpmss reads it: an option of kind 2 and length 4 (others
+   * skipped); without one the match fails (holds when inverted); a header or option area cut short drops the
+   * packet. `nft`: as nft's `tcp option maxseg size` reads it: the first option of kind 2 ends the walk (no
+   * match when its length is under 4 or runs past the header); no option, or a header that cannot be read,
+   * matches neither the value nor its negation
+   */
+  | { kind: 'tcpmss'; min: number; max: number; invert: boolean; nft?: true }
   /** ECN: the IP header's ECT bits, and (with -p tcp) the TCP ECE and CWR flags */
   | { kind: 'ecn'; ect?: { value: number; invert: boolean }; ece?: { invert: boolean }; cwr?: { invert: boolean } }
   /** (the connection's mark & mask) == value; no connection: no match */

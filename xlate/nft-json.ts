@@ -132,6 +132,8 @@ function term(t: string, counter: CounterValue | undefined, tableFamily: string,
   }
   const limit = /^limit rate (over )?(\d+)\/(\w+)(?: burst (\d+) packets)?$/.exec(t);
   if (limit) return { limit: { rate: Number(limit[2]), burst: Number(limit[4] ?? 5), per: limit[3]!, ...(limit[1] ? { inv: true } : {}) } };
+  const mss = /^tcp option maxseg size (?:(!=|<=|>=|<|>) )?(.+)$/.exec(t);
+  if (mss) return { match: { op: mss[1] ?? '==', left: { 'tcp option': { name: 'maxseg', field: 'size' } }, right: value(mss[2]!) } };
   const numgen = /^numgen inc mod (\d+) (?:(!=) )?(\d+)$/.exec(t);
   if (numgen) return { match: { op: numgen[2] ?? '==', left: { numgen: { mode: 'inc', mod: Number(numgen[1]), offset: 0 } }, right: Number(numgen[3]) } };
   const random = /^meta random & (\d+) (<=|>=|<|>) (\d+)$/.exec(t);

@@ -903,7 +903,11 @@ interface PayloadField {
   echo?: boolean;
   /** listed in hexadecimal (a bit mask: comp flags) */
   hex?: boolean;
+  /** not at a fixed place: the TCP MSS option's value, as nft's tcp option reads it (the IR's tcpmss) */
+  mssOption?: boolean;
 }
+/** `tcp option maxseg size`: values, ranges, comparisons (a set is refused) */
+const MAXSEG_SIZE: PayloadField = { base: 'th', offset: 0, size: 2, proto: 6, protoName: 'tcp', mssOption: true };
 const ECN_NAMES: Record<string, number> = { 'not-ect': 0, ect1: 1, ect0: 2, ce: 3 };
 const th = (proto: number, protoName: string, offset: number, size: 1 | 2 | 4, more: Partial<PayloadField> = {}): PayloadField => ({ base: 'th', offset, size, proto, protoName, ...more });
 /** nft's header fields bpftables reads as they are (the ones with a meaning of their own, such as ports and addresses, have their own matches). */
@@ -944,6 +948,7 @@ function payloadMatch(b: Built, c: Cursor, sel: string, f: PayloadField, fam: Fa
   const op = relOp(c);
   const { values, braced, ref } = valueItems(c, sel);
   if (ref) throw unsupported(`a named set with ${sel}`, c.file, item);
+  if (f.mssOption && braced) throw unsupported(`a set of ${sel} values`, c.file, values[0]!);
   const width = f.mask !== undefined ? f.mask : f.size === 4 ? 0xffffffff : (1 << (f.size * 8)) - 1;
   const one = (t: string, v: NftItem): number => {
     const n = /^(0x[0-9a-f]+|\d+)$/i.test(t) ? Number(t) : f.names?.[t] ?? (f.services ? db.service(t, 'tcp') ?? db.service(t, 'udp') : undefined);
@@ -996,7 +1001,8 @@ function payloadMatch(b: Built, c: Cursor, sel: string, f: PayloadField, fam: Fa
     if (r[0] > r[1]) { b.never = true; return; }
     want = [r]; invert = false;
   }
-  b.matches.push({ kind: 'payload', base: f.base, offset: f.offset, size: f.size, shift: f.shift ?? 0, mask: width, ranges: want, invert });
+  if (f.mssOption) b.matches.push({ kind: 'tcpmss', min: want[0]![0], max: want[0]![1], invert, nft: true });
+  else b.matches.push({ kind: 'payload', base: f.base, offset: f.offset, size: f.size, shift: f.shift ?? 0, mask: width, ranges: want, invert });
 }
 
 /**
@@ -2405,6 +2411,15 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
       case 'tcp': case 'udp': case 'th': {
         const key = c.word();
         if (w === 'tcp' && key === 'flags') { checkContext(b, 'tcp', c, item); c.next(); tcpFlags(b, c, item, tableFamily !== 'ip', text); break; }
+        if (w === 'tcp' && key === 'option') {
+          // the MSS option's value (`tcp option maxseg size`); other options and fields are refused by name
+          c.next();
+          const opt = c.word(), field = c.word(1);
+          if (opt !== 'maxseg' || field !== 'size') throw unsupported(`tcp option ${opt ?? ''}${opt === 'maxseg' && field ? ` ${field}` : ''}`, file, item);
+          c.next();
+          payloadMatch(b, c, 'tcp option maxseg size', MAXSEG_SIZE, fam, tableFamily, db, text, item);
+          break;
+        }
         if (key !== 'sport' && key !== 'dport') throw unsupported(`${w} ${key ?? ''}`.trim(), file, item);
         c.next();
         const num = w === 'tcp' ? 6 : w === 'udp' ? 17 : undefined;

@@ -15,14 +15,19 @@ import { kernel, type LoadedTable, loadCompiled } from '../../compat/engine';
 import { systemNameDb } from '../../compat/namedb';
 import { mapLookup, NFPROTO_IPV4, NFPROTO_IPV6, testRunNf, u32Key } from '../../native/bpf';
 import { evaluate, type MatchState, type PacketView, viewPacket, viewPacket6 } from '../../xlate/eval';
-import type { Family } from '../../xlate/ir';
+import type { Family, Table } from '../../xlate/ir';
 import { parseRestore } from '../../xlate/restore';
 
-export interface SeedRun { seed: number; text: string; family: Family; perHook: number; packet: () => Buffer; onView?: (v: PacketView) => void }
+export interface SeedRun {
+  seed: number; text: string; family: Family; perHook: number; packet: () => Buffer; onView?: (v: PacketView) => void;
+  /** changes the parsed table before it is compiled (the IR's nft readings, which no iptables text makes) */
+  transform?: (t: Table) => void;
+}
 
 /** Returns the compiled table (for statistics) and how many packets were checked. */
 export function checkSeed(t: Test, run: SeedRun): { compiled: CompiledTable; tabled: CompiledTable; hashed: CompiledTable; packets: number } {
   const table = parseRestore(run.text, { file: `seed${run.seed}`, db: systemNameDb, counters: false, family: run.family }).tables[0]!;
+  run.transform?.(table);
   const ways = [
     { name: 'as loaded', viaDynptr: false, treeMax: undefined, compact: true },
     { name: 'dynptr, compact tables', viaDynptr: true, treeMax: 0, compact: true },

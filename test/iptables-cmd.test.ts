@@ -54,6 +54,8 @@ const SEQUENCE: string[][] = [
     '-A INPUT -p tcp -m multiport --dports 7000:7000', '-A INPUT -p tcp -m multiport --dports 1,3:2', '-A INPUT -p udp -m multiport --ports :5',
     '-A INPUT -p tcp -m multiport --sports 1:2:3', '-A INPUT -p tcp -m multiport --dports 7000:7001,9', '-S INPUT',
     '-v -A OUTPUT -p 47', '-v -A OUTPUT ! -p udp -o lo+ -m length --length 3:4 -m ttl --ttl-gt 3 -m iprange --src-range 1.1.1.1-1.1.1.2',
+    // numbers as iptables reads them (strtoul, base 0): hex and octal
+    '-A INPUT -p icmp --icmp-type 0x3/0x1 -m length --length 0x10:0xffff -m ttl --ttl-lt 010', '-S INPUT',
   ].map((l) => l.split(' ')),
 ];
 

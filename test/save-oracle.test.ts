@@ -50,12 +50,25 @@ t.test('save after restore matches iptables-legacy-save', async (t) => {
 -A beta -c 7 700 -p udp -g Alpha
 COMMIT
 `, 'chain order and counters');
+  // numbers as iptables reads them (strtoul, base 0): hex and octal too
+  roundTrip(t, `*filter
+:INPUT ACCEPT [0:0]
+:FORWARD ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p icmp -m length --length 86:0xffff -j DROP
+-A INPUT -m length --length 010
+-A INPUT -m ttl --ttl-eq 0X1f
+-A INPUT -p icmp -m icmp --icmp-type 3/0x3
+-A INPUT -p icmp -m icmp --icmp-type 010 -j ACCEPT
+COMMIT
+`, 'hex and octal numbers');
 });
 
 t.test('ip6tables-save after restore matches ip6tables-legacy-save', async (t) => {
   if (!requireKernel(t, ['ip6tables-legacy-restore'])) return;
   prepareState();
   roundTrip(t, fs.readFileSync(path.join(REPO, 'fixtures', 'ipv6.rules'), 'utf8'), 'ipv6.rules', 'ip6tables');
+  roundTrip(t, '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -m hl --hl-eq 0x10\n-A INPUT -p ipv6-icmp -m icmp6 --icmpv6-type 0x80 -j ACCEPT\nCOMMIT\n', 'hex numbers', 'ip6tables');
 });
 
 t.test('iptables-restore -c keeps counters; without -c they reset', async (t) => {

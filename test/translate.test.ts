@@ -29,6 +29,9 @@ t.test('core options and common matches', async (t) => {
   t.equal(tr('-A INPUT -s 10.0.0.1,10.0.0.2 -j DROP'), "nft 'add rule ip filter INPUT ip saddr 10.0.0.1 counter drop'\nnft 'add rule ip filter INPUT ip saddr 10.0.0.2 counter drop'\n", 'one rule per address, as iptables makes them');
   t.equal(tr('-A OUTPUT -m owner --socket-exists -j DROP'), 'nft # -A OUTPUT -m owner --socket-exists -j DROP\n', 'what has no translation here is left untranslated');
   t.equal(tr('-A INPUT -m nosuchmatch'), 'nft # -A INPUT -m nosuchmatch\n', 'and so is what the parser refuses');
+  t.equal(tr('-A INPUT -p icmp -m length --length 86:0xffff -j DROP'), "nft 'add rule ip filter INPUT ip protocol icmp meta length 86-65535 counter drop'\n", 'numbers as iptables reads them: hex');
+  t.equal(tr('-A INPUT -m ttl --ttl-eq 010'), "nft 'add rule ip filter INPUT ip ttl 8 counter'\n", 'octal');
+  t.equal(tr('-A INPUT -m ttl --ttl-eq 08'), 'nft # -A INPUT -m ttl --ttl-eq 08\n', 'and not 08, which iptables refuses');
   t.equal(tr('-A INPUT -j NFLOG'), 'nft # -A INPUT -j NFLOG\n', 'a target extension is not a jump to a chain of its name');
 });
 
@@ -100,7 +103,7 @@ t.test("iptables' .txlate files", { skip: dir ? false : 'conformance data (../sh
     else wrong.push(`${e.file}: ${e.command}\n  want ${e.want}  got  ${got}`);
   }
   t.same(wrong, [], `no translation differs from iptables' (${pass} identical, ${untranslated} left untranslated)`);
-  t.ok(pass >= 136, 'the supported extensions translate');
+  t.ok(pass >= 137, 'the supported extensions translate');
 });
 
 /**

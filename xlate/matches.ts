@@ -36,10 +36,10 @@ export interface MatchModule {
 
 const PROTO_TCP = 6, PROTO_UDP = 17, PROTO_ICMP = 1, PROTO_ICMPV6 = 58, PROTO_UDPLITE = 136, PROTO_SCTP = 132, PROTO_DCCP = 33;
 
+/** A number as iptables reads it (strtoul, base 0: decimal, 0x hex, 0 octal), at most `max`. */
 export function parseUint(text: string, max: number, what: string): number {
-  if (!/^\d+$/.test(text)) throw paramError(`invalid ${what} \`${text}' specified`);
-  const n = Number(text);
-  if (n > max) throw paramError(`invalid ${what} \`${text}' specified`);
+  const n = parseUintAny(text, max);
+  if (n === undefined) throw paramError(`invalid ${what} \`${text}' specified`);
   return n;
 }
 
@@ -170,7 +170,7 @@ const icmp: MatchModule = {
     if (named) {
       [, t.type, t.codeMin, t.codeMax] = named;
     } else {
-      const mm = /^(\d+)(?:\/(\d+)(?::(\d+))?)?$/.exec(text);
+      const mm = /^(0[xX][0-9a-fA-F]+|\d+)(?:\/(0[xX][0-9a-fA-F]+|\d+)(?::(0[xX][0-9a-fA-F]+|\d+))?)?$/.exec(text);
       if (!mm) throw paramError(`Invalid ICMP type \`${text}'`);
       t.type = parseUint(mm[1]!, 255, 'ICMP type');
       if (mm[2] !== undefined) {
@@ -206,7 +206,7 @@ const icmp6: MatchModule = {
     if (named) {
       [, t.type, t.codeMin, t.codeMax] = named;
     } else {
-      const mm = /^(\d+)(?:\/(\d+))?$/.exec(text);
+      const mm = /^(0[xX][0-9a-fA-F]+|\d+)(?:\/(0[xX][0-9a-fA-F]+|\d+))?$/.exec(text);
       if (!mm) throw paramError(`Unknown ICMPv6 type \`${text}'`);
       t.type = parseUint(mm[1]!, 255, 'ICMPv6 type');
       if (mm[2] !== undefined) t.codeMin = t.codeMax = parseUint(mm[2], 255, 'ICMPv6 code');

@@ -109,6 +109,14 @@ export function icmpPacket(src: string, dst: string, type: number, code: number,
   return ipPacket({ src, dst, proto: 1, payload: icmpMessage(type, code), ...extra });
 }
 
+/** The IPv4 packet without its last `bytes` bytes, its total length and checksum made to fit (what its headers announce, it no longer holds). */
+export function cutIpv4(p: Buffer, bytes: number): Buffer {
+  const cut = Buffer.from(p.subarray(0, p.length - bytes));
+  cut.writeUInt16BE(cut.length, 2);
+  fixIpChecksum(cut);
+  return cut;
+}
+
 /** Recompute the IPv4 header checksum in place (after changing the ID, say). */
 export function fixIpChecksum(p: Buffer): void {
   const hl = (p[0]! & 0xf) * 4;

@@ -6,7 +6,7 @@
  */
 import t from 'tap';
 import { nsExecOk, sleep } from '../compat/lab';
-import { fixIpChecksum, ipPacket, tcpPacket, udpDatagram, udpPacket } from '../compat/probes';
+import { cutIpv4, ipPacket, tcpPacket, udpDatagram, udpPacket } from '../compat/probes';
 import path from 'node:path';
 import { checkOutcomes, DiffPair, type ProbeSpec } from './helpers/differential';
 import { BIN, prepareState, requireKernel } from './helpers/env';
@@ -50,11 +50,7 @@ const mssOpt = (mss: number): number[] => [2, 4, mss >> 8, mss & 0xff];
 const syn = (dport: number, options: number[]): Buffer => tcpPacket(C, R, { sport: 4000, dport, flags: 0x02, options: Buffer.from(options) });
 /** A SYN whose header announces options the packet does not hold. */
 function cutOptions(): Buffer {
-  const p = syn(7061, mssOpt(1460));
-  const cut = Buffer.from(p.subarray(0, p.length - 4));
-  cut.writeUInt16BE(cut.length, 2);
-  fixIpChecksum(cut);
-  return cut;
+  return cutIpv4(syn(7061, mssOpt(1460)), 4);
 }
 const TCPMSS_PROBES: ProbeSpec[] = [
   { name: 'tcpmss: MSS 1460', where: 'input', packet: syn(7060, mssOpt(1460)), expect: true },

@@ -9,7 +9,7 @@
 import path from 'node:path';
 import t from 'tap';
 import { nsExec, nsExecOk } from '../compat/lab';
-import { authHeader, fixIpChecksum, fragmentHeader, ip6Packet, ipPacket, optionsHeader, TCP, tcp6Packet, tcpPacket, tcpSegment6, udp6Packet, udpDatagram, udpDatagram6, udpPacket } from '../compat/probes';
+import { authHeader, cutIpv4, fragmentHeader, ip6Packet, ipPacket, optionsHeader, TCP, tcp6Packet, tcpPacket, tcpSegment6, udp6Packet, udpDatagram, udpDatagram6, udpPacket } from '../compat/probes';
 import { checkOutcomes, DiffPair, type ProbeSpec } from './helpers/differential';
 import { BIN, prepareState, requireKernel } from './helpers/env';
 
@@ -175,11 +175,7 @@ const udp = (dport: number, sport = 5000): Buffer => udpPacket(C, R, sport, dpor
 /** A SYN to `dport` with these TCP options; `cut`: the header says so, but the packet ends 4 bytes early. */
 function mssSyn(dport: number, options: number[], cut = false): Buffer {
   const p = tcpPacket(C, R, { sport: 4000, dport, flags: TCP.SYN, options: Buffer.from(options) });
-  if (!cut) return p;
-  const short = Buffer.from(p.subarray(0, p.length - 4));
-  short.writeUInt16BE(short.length, 2);
-  fixIpChecksum(short);
-  return short;
+  return cut ? cutIpv4(p, 4) : p;
 }
 const mss = (v: number): number[] => [2, 4, v >> 8, v & 0xff];
 /** nft's reading of the MSS option: the first option of kind 2 decides; none (or none it can read) matches neither == nor != */

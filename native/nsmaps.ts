@@ -88,14 +88,23 @@ function syncEntries(fd: number, keySize: number, entries: [Buffer, Buffer][]): 
   for (const k of mapKeys(fd, keySize)) if (!want.has(k.toString('hex'))) mapDelete(fd, k);
 }
 
-/** The IPv4 mirror's entries: the local routing table as it is now, (prefix) → route type, device name. */
+/** RTN_BLACKHOLE: it and the types above it (unreachable, prohibit, throw, nat, xresolve) make a lookup fail */
+const RTN_FIRST_ERROR = 6, RTN_UNICAST = 1;
+
+/**
+ * The IPv4 mirror's entries: the local routing table as it is now, (prefix)
+ * → route type, device name. A route whose lookup fails (blackhole,
+ * unreachable, prohibit, throw: the kernel's fib_props error) is UNICAST:
+ * inet_dev_addr_type's lookup ends there with the error, without a shorter
+ * prefix, and says UNICAST, whatever the device.
+ */
 function addrtype4Entries(): [Buffer, Buffer][] {
   return dumpRoutes4().map((r) => {
     const k = Buffer.alloc(8);
     k.writeUInt32LE(r.len, 0);
     k.writeUInt32BE(r.len === 0 ? 0 : (r.dst & (0xffffffff << (32 - r.len))) >>> 0, 4);
     const v = Buffer.alloc(ADDRTYPE_VALUE_SIZE);
-    v[0] = r.type;
+    v[0] = r.type >= RTN_FIRST_ERROR ? RTN_UNICAST : r.type;
     v.write(r.dev.slice(0, 15), 4, 'latin1');
     return [k, v];
   });

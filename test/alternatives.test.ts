@@ -10,10 +10,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { BIN } from './helpers/env';
+import { BIN, requireTools } from './helpers/env';
 
-const haveUa = spawnSync('which', ['update-alternatives']).status === 0;
-t.test('install and remove beside legacy and nft', { skip: haveUa ? false : 'update-alternatives (Debian) is not installed' }, async (t) => {
+t.test('install and remove beside legacy and nft', async (t) => {
+  if (!requireTools(t, ['update-alternatives'], "Debian's dpkg")) return;
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'bpft-alt-'));
   t.teardown(() => fs.rmSync(root, { recursive: true, force: true }));
   for (const d of ['usr/sbin', 'etc/alternatives', 'var/lib/dpkg/alternatives', 'var/log', 'opt/bpftables/bin']) fs.mkdirSync(path.join(root, d), { recursive: true });

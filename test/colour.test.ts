@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import t from 'tap';
 import { colours, paint } from '../compat/colour';
-import { BIN, REPO } from './helpers/env';
+import { BIN, REPO, requireTools } from './helpers/env';
 
 t.test('paint', async (t) => {
   const saved = { NO_COLOR: process.env.NO_COLOR, TERM: process.env.TERM };
@@ -23,8 +23,8 @@ t.test('paint', async (t) => {
   t.notOk(colours({ isTTY: true }), 'and so does TERM=dumb');
 });
 
-const hasScript = spawnSync('script', ['--version'], { encoding: 'utf8' }).status === 0;
-t.test('on a terminal and in a pipe', { skip: hasScript ? false : 'util-linux script is not installed' }, async (t) => {
+t.test('on a terminal and in a pipe', async (t) => {
+  if (!requireTools(t, ['script'], 'util-linux')) return;
   const env: NodeJS.ProcessEnv = { ...process.env, TERM: 'xterm' };
   delete env.NO_COLOR;
   const onTty = (cmd: string): string => spawnSync('script', ['-qec', cmd, '/dev/null'], { encoding: 'utf8', env }).stdout;

@@ -274,6 +274,8 @@ t.test('addrtype reads the local routing table like the kernel, and follows its 
 -A FORWARD -p udp -m udp --dport 9306 -m addrtype --dst-type UNICAST --limit-iface-out -j DROP
 -A INPUT -p udp -m udp --dport 9308 -m addrtype ! --dst-type BROADCAST -j DROP
 -A INPUT -p udp -m udp --dport 9309 -m addrtype ! --dst-type LOCAL -j DROP
+-A INPUT -p udp -m udp --dport 9310 -m addrtype --src-type BLACKHOLE,UNREACHABLE,PROHIBIT,THROW -j DROP
+-A INPUT -p udp -m udp --dport 9311 -m addrtype --src-type UNICAST -j DROP
 COMMIT
 `);
   t.equal(r.oursStatus, 0, `our restore succeeded ${r.ours}`);
@@ -297,6 +299,16 @@ COMMIT
   // delivered only when the new routes are seen (a stale mirror would call them unicast and drop them)
   t.ok(after.find((o) => o.name === 'after: to 10.0.1.50, dropped unless local')!.legacy, 'the kernel sees the new address as local');
   t.ok(after.find((o) => o.name === 'after: to 10.0.3.255, dropped unless broadcast')!.legacy, 'and the new network\'s broadcast address as broadcast');
+  // routes that answer a lookup with an error (blackhole, unreachable, prohibit, throw) in the local
+  // table: the kernel's lookup fails there, so the address is UNICAST, whatever the route's type
+  for (const router of [pair.legacy.router, pair.ours.router]) {
+    for (const [type, net] of [['blackhole', 5], ['throw', 6], ['prohibit', 7], ['unreachable', 8]] as const) nsExecOk(router, 'ip', ['route', 'add', type, `10.0.${net}.0/24`, 'table', 'local']);
+  }
+  sleep(300);
+  const from = (name: string, dport: number, src: string): ProbeSpec => ({ name, where: 'input', packet: udpPacket(src, R, 5000, dport) });
+  const errors = pair.probe([5, 6, 7, 8].flatMap((net) => [from(`a source in a local-table ${net}: an error route's type`, 9310, `10.0.${net}.5`), from(`a source in a local-table ${net}: unicast`, 9311, `10.0.${net}.5`)]));
+  checkOutcomes(t, errors);
+  t.equal(errors.filter((o) => o.legacy).length, 4, 'the kernel calls them unicast, never by their routes\' types');
 });
 
 t.test('bpftables recent lists, adds and removes entries like /proc/net/xt_recent', async (t) => {

@@ -96,6 +96,8 @@ const RULES = `table inet filter {
 		fib saddr type blackhole udp dport 7707 accept
 		fib saddr type prohibit udp dport 7708 accept
 		fib saddr type unreachable udp dport 7709 accept
+		fib saddr type 9 udp dport 7713 accept
+		fib saddr type unicast udp dport 7714 accept
 		fib saddr . iif oif missing udp dport 7740 drop
 		udp dport 7740 accept
 		fib saddr oif "r1" udp dport 7741 accept
@@ -274,6 +276,8 @@ const PROBES4: ProbeSpec[] = [
   { name: 'fwd: fib daddr type != unicast (to the server)', where: 'forward', packet: udpPacket(C, S, 5000, 13), expect: true },
   { name: 'fwd: fib daddr . oif type unicast', where: 'forward', packet: udpPacket(C, S, 5000, 14), expect: false },
   { name: 'fib saddr type blackhole: a source in a main-table blackhole route (IPv4 asks the local table only)', where: 'input', packet: udpPacket('10.99.0.5', R, 5000, 7707), expect: false },
+  { name: 'fib saddr type 9 (throw): a source in a local-table throw route (the lookup fails there: unicast)', where: 'input', packet: udpPacket('10.98.0.5', R, 5000, 7713), expect: false },
+  { name: 'fib saddr type unicast: a source in a local-table throw route', where: 'input', packet: udpPacket('10.98.0.5', R, 5000, 7714), expect: true },
   { name: 'fib saddr . iif oif missing: the client through r0', where: 'input', packet: udp(7740), expect: true },
   { name: 'fib saddr . iif oif missing: the server\'s address through r0 (its route is r1\'s)', where: 'input', packet: udpPacket(S, R, 5000, 7740), expect: false },
   { name: 'fib saddr . iif oif missing: a source in a blackhole route', where: 'input', packet: udpPacket('10.99.0.5', R, 5000, 7740), expect: false },
@@ -445,6 +449,7 @@ for (const family of [4, 6] as const) {
     // routes and addresses for fib: reject routes, a multipath route, link-local addresses of r0 and r1, neighbours for it and for the anycast address
     for (const topo of [pair.legacy, pair.ours]) {
       nsExecOk(topo.router, 'ip', ['route', 'add', 'blackhole', '10.99.0.0/24']);
+      nsExecOk(topo.router, 'ip', ['route', 'add', 'throw', '10.98.0.0/24', 'table', 'local']);
       nsExecOk(topo.router, 'ip', ['route', 'add', '10.55.0.0/24', 'nexthop', 'dev', 'r1', 'nexthop', 'dev', 'r0']);
       for (const [type, dst] of [['blackhole', 'fd00:99::/64'], ['prohibit', 'fd00:98::/64'], ['unreachable', 'fd00:97::/64']]) nsExecOk(topo.router, 'ip', ['-6', 'route', 'add', type!, dst!]);
       nsExecOk(topo.router, 'ip', ['-6', 'addr', 'add', `${LL6}/64`, 'dev', 'r0', 'nodad']);

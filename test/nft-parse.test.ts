@@ -253,6 +253,11 @@ t.test('fib, ip6 nexthdr, meta iif/oif → IR and listing terms', async (t) => {
   t.equal(one('fib daddr oif vmap { "lo" : accept, 0 : drop }', 'ip').ir.length, 2, 'one rule per element');
   t.throws(() => one('fib daddr type local,broadcast', 'ip'), { message: /is not bitmask/ }, 'a comma list is not a fib type set');
   t.throws(() => one('fib daddr type nosuch', 'ip'), { message: /Could not parse fib address type/ });
+  // nft names route types 0 to 8; throw, nat and xresolve (9 to 11) only by number, as it lists them
+  for (const name of ['throw', 'nat', 'xresolve']) t.throws(() => one(`fib daddr type ${name}`, 'ip'), { message: /Could not parse fib address type/ }, `${name}: no such name in nft`);
+  t.same(one('fib saddr type { local, 9, 11 } accept', 'ip').ir[0]?.matches, [{ kind: 'addrtype', limitIn: false, limitOut: false, fib: true, src: { types: (1 << 2) | (1 << 9) | (1 << 11), invert: false } }], 'numbers 9 to 11: RTN_THROW, RTN_XRESOLVE');
+  t.equal(one('fib saddr type { 11, local, 9 } accept', 'ip').text, 'fib saddr type { local, 9, 11 } accept', 'listed as nft lists them');
+  t.throws(() => one('fib daddr type 12', 'ip'), { message: /fib address type 12 \(route types are 0 to 11\) is not supported/ }, 'a number no route type has: refused by name');
   // ip6 nexthdr: the fixed header's field
   t.same(one('ip6 nexthdr { tcp, 44, 1-3 } accept', 'inet', 6).ir[0]?.matches, [{ kind: 'nexthdr', ranges: [[1, 3], [6, 6], [44, 44]], invert: false }], 'names, numbers, ranges, sorted');
   t.equal(one('ip6 nexthdr { tcp, 44, 1-3 } accept', 'inet', 6).text, 'ip6 nexthdr { 1-3, tcp, ipv6-frag } accept', 'listed as nft lists it');

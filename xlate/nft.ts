@@ -1109,8 +1109,14 @@ function numgenMatch(b: Built, c: Cursor, text: RuleText, item: NftItem): void {
   b.matches.push({ kind: 'statistic', mode: 'nth', every: n - 1, packet: value, invert: op === '!=' });
 }
 
-/** The route types of `fib ... type`, by their RTN_* numbers. */
-export const FIB_TYPES = ['unspec', 'unicast', 'local', 'broadcast', 'anycast', 'multicast', 'blackhole', 'unreachable', 'prohibit', 'throw', 'nat', 'xresolve'];
+/**
+ * The route types nft names in `fib ... type`, by their RTN_* numbers. The
+ * kernel's types 9 to 11 (throw, nat, xresolve) nft reads and lists as
+ * numbers only.
+ */
+export const FIB_TYPES = ['unspec', 'unicast', 'local', 'broadcast', 'anycast', 'multicast', 'blackhole', 'unreachable', 'prohibit'];
+/** RTN_MAX: the kernel's route types are 0 to 11 */
+const FIB_TYPE_COUNT = 12;
 
 /**
  * `fib saddr|daddr [. iif|. oif] type T`: for IPv4 the route type of the
@@ -1147,10 +1153,12 @@ function fibMatch(b: Built, c: Cursor, db: NameDb, text: RuleText, item: NftItem
   for (const v of values) {
     const w = wordOf(v) ?? '';
     const n = /^\d+$/.test(w) ? Number(w) : FIB_TYPES.indexOf(w);
-    if (n < 0 || n >= FIB_TYPES.length) throw new NftError(`Could not parse fib address type`, c.where(v));
+    if (n < 0) throw new NftError(`Could not parse fib address type`, c.where(v));
+    // nft takes any number; no route has a type above 11
+    if (n >= FIB_TYPE_COUNT) throw unsupported(`fib address type ${w} (route types are 0 to ${FIB_TYPE_COUNT - 1})`, c.file, v);
     bits |= 1 << n;
   }
-  const names = FIB_TYPES.filter((_, i) => bits & (1 << i));
+  const names = Array.from({ length: FIB_TYPE_COUNT }, (_, i) => FIB_TYPES[i] ?? String(i)).filter((_, i) => bits & (1 << i));
   text.add(`${head} type ${opText(op)}${braced && names.length > 1 ? `{ ${names.join(', ')} }` : names[0]}`);
   const part = { types: bits, invert: op === '!=' };
   const m = { kind: 'addrtype' as const, limitIn: dev === 'iif', limitOut: dev === 'oif', fib: true as const, ...(which === 'saddr' ? { src: part } : { dst: part }) };

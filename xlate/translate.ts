@@ -42,7 +42,8 @@ class Untranslatable extends Error {
 }
 
 /** nft's fib address types (iptables' addrtype names, lower case); nft has no name for THROW, NAT or XRESOLVE. */
-const FIB_TYPES = ADDR_TYPES.slice(0, ADDR_TYPES.indexOf('THROW')).map((n) => n.toLowerCase());
+/** nft's names of route types; THROW, NAT and XRESOLVE nft reads and lists by number (9 to 11) */
+const FIB_TYPES = ADDR_TYPES.map((n, i) => (i < ADDR_TYPES.indexOf('THROW') ? n.toLowerCase() : String(i)));
 /** ecn --ecn-ip-ect values by nft's names */
 const ECN_NAMES = ['not-ect', 'ect1', 'ect0', 'ce'];
 
@@ -166,8 +167,7 @@ function match(m: Match, r: Rule, family: Family, db: NameDb): string[] {
       // both sides (iptables-translate 1.8.9 prints one of them only, the other's negation on it)
       for (const [k, side] of [['saddr', m.src], ['daddr', m.dst]] as const) {
         if (!side) continue;
-        const names = ADDR_TYPES.flatMap((_, i) => (side.types & (1 << i) ? [FIB_TYPES[i]] : []));
-        if (names.some((n) => n === undefined)) throw new Untranslatable();
+        const names = FIB_TYPES.filter((_, i) => side.types & (1 << i));
         const val = names.length === 1 ? names[0]! : `{ ${names.join(', ')} }`;
         out.push(`fib ${k}${dev} type ${side.invert ? '!= ' : ''}${val}`);
       }

@@ -45,6 +45,20 @@ export function requireKernel(t: Tap, needs: string[] = []): boolean {
   return false;
 }
 
+/**
+ * True when every tool a test runs (an oracle, a Debian utility) is
+ * installed; otherwise skips with what is missing, or under CI=true, where
+ * .ci/run installs them, fails: a comparison that cannot run there is a gap.
+ */
+export function requireTools(t: Tap, tools: string[], from: string): boolean {
+  const missing = tools.filter((c) => !has(c));
+  if (!missing.length) return true;
+  const why = `${missing.join(', ')} (${from}) not installed`;
+  if (process.env.CI === 'true') t.fail(`cannot run under CI: ${why}`);
+  else t.skip(why);
+  return false;
+}
+
 export function sharedDir(sub: string): string | undefined {
   const d = path.join(SHARED, sub);
   return fs.existsSync(d) ? d : undefined;

@@ -315,7 +315,7 @@ export function replaceTable(table: Table, step?: (label: string) => void): void
       journalFd = createJournal({ version: JOURNAL_VERSION, counterSlots: compiled.counterSlots, tails: compiled.tails }, compiled.counters.slots, compiled.counterSlots - compiled.counters.slots);
     }
     crashPoint('engine: ruleset stored');
-    if (facts.conntrack) { enableConntrack(); conntrackMarker(table.family).set(); }
+    if (facts.conntrack) { enableConntrack(table.family); conntrackMarker(table.family, table.family).set(); }
   } catch (e) {
     loaded.close();
     close(stateFd);
@@ -331,7 +331,7 @@ export function replaceTable(table: Table, step?: (label: string) => void): void
   }
   phase('installed');
   crashPoint('engine: installed');
-  if (!facts.conntrack) releaseConntrack(table.family);
+  if (!facts.conntrack) releaseConntrack(table.family, table.family);
   if (facts.events || usesAddrtype(facts.matches) || usesMatch(facts.matches, 'fibroute')) ensureLogd();
   const other = readTable(table.family === 4 ? 6 : 4);
   dropRecentExcept(new Set([...recentTables(facts.matches), ...(other ? recentTables(other) : [])]));
@@ -391,16 +391,17 @@ function recentListSize(): number {
 
 /**
  * `owner` (an iptables family's table, or the nft ruleset) no longer needs
- * conntrack: drop its marker, and our reference when no other owner holds one. A kernel without nf_tables never
- * had one, so failure is only logged.
+ * conntrack for `family`: drop its marker, and our reference when no other
+ * owner holds one. A kernel without nf_tables never had one, so failure is
+ * only logged.
  */
-export function releaseConntrack(owner: ConntrackOwner): void {
-  const mine = conntrackMarker(owner);
+export function releaseConntrack(owner: ConntrackOwner, family: 4 | 6): void {
+  const mine = conntrackMarker(owner, family);
   if (!mine.held()) return;
   mine.clear();
-  if (CONNTRACK_OWNERS.some((o) => o !== owner && conntrackMarker(o).held())) return;
+  if (CONNTRACK_OWNERS.some((o) => o !== owner && conntrackMarker(o, family).held())) return;
   try {
-    disableConntrack();
+    disableConntrack(family);
   } catch (e) {
     log.debug({ err: e }, 'releasing the conntrack reference failed');
   }
@@ -408,7 +409,7 @@ export function releaseConntrack(owner: ConntrackOwner): void {
 
 /** Remove every bpftables object of this namespace. Returns whether anything was there. */
 export function flushAll(): boolean {
-  for (const o of CONNTRACK_OWNERS) releaseConntrack(o);
+  for (const o of CONNTRACK_OWNERS) for (const f of [4, 6] as const) releaseConntrack(o, f);
   const dir = currentNamespaceDir();
   if (dir) removeNamespaceDir(dir);
   return dir !== undefined;

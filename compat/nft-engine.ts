@@ -178,11 +178,11 @@ export function liveNft(): { text: string; handles: NftHandles; genid: number } 
 }
 
 /** Every unit of `rs` validated, compiled and loaded (verified by the kernel, attached nowhere); `loads` is the caller's to close. */
-function loadUnits(rs: NftRuleset, carried = new Map<string, Buffer>()): { units: BaseChainTable[]; loads: NftUnitLoad[]; counters: Map<Rule, number>[]; conntrack: boolean; events: boolean; ruleState?: { fd: number; keys: string[] } } {
+function loadUnits(rs: NftRuleset, carried = new Map<string, Buffer>()): { units: BaseChainTable[]; loads: NftUnitLoad[]; counters: Map<Rule, number>[]; conntrack: Set<4 | 6>; events: boolean; ruleState?: { fd: number; keys: string[] } } {
   const units = baseChainTables(rs);
   if (units.length > NFT_SLOTS) throw new NftError(`Could not process rule: bpftables holds at most ${NFT_SLOTS} base chains (an inet base chain counts once per family)`, {}, true);
   const k = kernel();
-  const out: { units: BaseChainTable[]; loads: NftUnitLoad[]; counters: Map<Rule, number>[]; conntrack: boolean; events: boolean; ruleState?: { fd: number; keys: string[] } } = { units, loads: [], counters: [], conntrack: false, events: false };
+  const out: { units: BaseChainTable[]; loads: NftUnitLoad[]; counters: Map<Rule, number>[]; conntrack: Set<4 | 6>; events: boolean; ruleState?: { fd: number; keys: string[] } } = { units, loads: [], counters: [], conntrack: new Set(), events: false };
   // limit buckets and quota counts: one slot per statement, shared by the units that reach it, carried while its rule stays
   const slots = ruleStateSlots(units, k.hz, carried);
   const shared = new Map<string, number>();
@@ -196,7 +196,7 @@ function loadUnits(rs: NftRuleset, carried = new Map<string, Buffer>()): { units
     for (const u of units) validateTable(u.ir);
     for (const u of units) {
       const facts = tableFacts(u.ir);
-      out.conntrack ||= facts.conntrack;
+      if (facts.conntrack) out.conntrack.add(u.ir.family);
       // logd: LOG and reject records, and the routing mirror fib's route types come from
       out.events ||= facts.events || usesAddrtype(facts.matches) || usesMatch(facts.matches, 'fibroute');
       const hook = HOOK_CHAIN[u.chain.base!.hook];
@@ -222,6 +222,23 @@ export function checkNft(rs: NftRuleset): void {
   const { loads, ruleState } = loadUnits(rs);
   for (const l of loads) closeLoad(l);
   if (ruleState) close(ruleState.fd);
+}
+
+/**
+ * The families whose connections the ruleset's ct expressions read, in any
+ * chain of any table, reached from a base chain or not: the kernel's nft
+ * takes its conntrack reference (and with it the family's defragmentation
+ * before the hooks) for every ct expression it loads, wherever it stands,
+ * for its table's families.
+ */
+function ctFamiliesOf(rs: NftRuleset): (4 | 6)[] {
+  const out = new Set<4 | 6>();
+  for (const t of rs.tables) {
+    if (!t.chains.some((c) => c.rules.some((r) => r.text.some((term) => term.startsWith('ct '))))) continue;
+    if (t.family === 'ip' || t.family === 'inet') out.add(4);
+    if (t.family === 'ip6' || t.family === 'inet') out.add(6);
+  }
+  return [...out];
 }
 
 /**
@@ -261,11 +278,12 @@ export function replaceNft(rs: NftRuleset, genid = 0): void {
     }
     // an empty ruleset stays stored (no links, no programs): table handles go on from where they were, as in the kernel
     const state: StoredNft = { version: 1, units: slotted, tables, tableHandle: rs.tableHandle, genid, counters, ...(ruleState ? { ruleStateKeys: ruleState.keys } : {}) };
-    if (conntrack) { enableConntrack(); conntrackMarker('nft').set(); }
+    for (const f of ctFamiliesOf(rs)) conntrack.add(f);
+    for (const f of conntrack) { enableConntrack(f); conntrackMarker('nft', f).set(); }
     const moved = st.install(slotted, loads.splice(0), Buffer.from(JSON.stringify(state)), ruleState?.fd);
     for (const [key, priority] of moved) log.warn(`another netfilter hook holds the priority of base chain ${key.split('|').slice(1, 3).join(' ')}: attached at priority ${priority}`);
     phase('nft: installed');
-    if (!conntrack) releaseConntrack('nft');
+    for (const f of [4, 6] as const) if (!conntrack.has(f)) releaseConntrack('nft', f);
     if (events) ensureLogd();
   } finally {
     for (const l of loads) closeLoad(l);

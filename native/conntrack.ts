@@ -1,10 +1,14 @@
 /**
  * Connection tracking on demand. The kernel registers conntrack hooks in a
  * network namespace only when a netfilter user asks for them (an iptables
- * conntrack match, an nft ct expression); a BPF program cannot. When a
+ * conntrack match, an nft ct expression), per family, and with them the
+ * family's defragmentation before the hooks; a BPF program cannot. When a
  * ruleset matches on conntrack state, bpftables holds that reference the
- * way nft does: an inet table "bpftables" whose one (never evaluated,
- * unhooked) chain holds a `ct state` expression. Talks nfnetlink directly.
+ * way nft does, for the families that need it and no other (iptables'
+ * conntrack match asks for its own family only; an IPv6 reference would
+ * also reassemble the IPv6 fragments every ip6tables rule sees): a table
+ * "bpftables" of family ip or ip6 whose one (never evaluated, unhooked)
+ * chain holds a `ct state` expression. Talks nfnetlink directly.
  */
 import { close, recv, sendto, socket, SysError } from './libc';
 
@@ -14,7 +18,9 @@ const NFNL_MSG_BATCH_BEGIN = 0x10, NFNL_MSG_BATCH_END = 0x11;
 const NFT_MSG_NEWTABLE = 0, NFT_MSG_DELTABLE = 2, NFT_MSG_NEWCHAIN = 3, NFT_MSG_NEWRULE = 6;
 const NLM_F_REQUEST = 1, NLM_F_ACK = 4, NLM_F_CREATE = 0x400, NLM_F_APPEND = 0x800;
 const NLMSG_ERROR = 2;
-const NFPROTO_INET = 1;
+const NFPROTO_INET = 1, NFPROTO_IPV4 = 2, NFPROTO_IPV6 = 10;
+/** the nfproto of each family's table */
+const NFPROTO = { 4: NFPROTO_IPV4, 6: NFPROTO_IPV6 } as const;
 const NLA_F_NESTED = 0x8000;
 
 export const CONNTRACK_TABLE = 'bpftables';
@@ -84,23 +90,32 @@ function transact(build: (seq: () => number) => Buffer[]): void {
 
 const F = NLM_F_REQUEST | NLM_F_ACK;
 
-/** Make the namespace track connections (idempotent: the table is replaced as a whole). */
-export function enableConntrack(): void {
+/** Delete a table of ours (created first, so that a missing one is no error), as batch messages. */
+const dropTable = (seq: () => number, nfproto: number): Buffer[] => [
+  msg(nft(NFT_MSG_NEWTABLE), F | NLM_F_CREATE, seq(), nfproto, 0, str(1, CONNTRACK_TABLE)),
+  msg(nft(NFT_MSG_DELTABLE), F, seq(), nfproto, 0, str(1, CONNTRACK_TABLE)),
+];
+
+/**
+ * Make the namespace track the connections of `family` (idempotent: the
+ * table is replaced as a whole, in one batch, so the reference is never
+ * dropped on the way). The inet table earlier releases held for both
+ * families goes in the same batch.
+ */
+export function enableConntrack(family: 4 | 6): void {
+  const p = NFPROTO[family];
   transact((seq) => [
-    msg(nft(NFT_MSG_NEWTABLE), F | NLM_F_CREATE, seq(), NFPROTO_INET, 0, str(1, CONNTRACK_TABLE)),
-    msg(nft(NFT_MSG_DELTABLE), F, seq(), NFPROTO_INET, 0, str(1, CONNTRACK_TABLE)),
-    msg(nft(NFT_MSG_NEWTABLE), F | NLM_F_CREATE, seq(), NFPROTO_INET, 0, str(1, CONNTRACK_TABLE)),
-    msg(nft(NFT_MSG_NEWCHAIN), F | NLM_F_CREATE, seq(), NFPROTO_INET, 0, str(1, CONNTRACK_TABLE), str(3, 'conntrack')),
-    msg(nft(NFT_MSG_NEWRULE), F | NLM_F_CREATE | NLM_F_APPEND, seq(), NFPROTO_INET, 0,
+    ...dropTable(seq, NFPROTO_INET),
+    ...dropTable(seq, p),
+    msg(nft(NFT_MSG_NEWTABLE), F | NLM_F_CREATE, seq(), p, 0, str(1, CONNTRACK_TABLE)),
+    msg(nft(NFT_MSG_NEWCHAIN), F | NLM_F_CREATE, seq(), p, 0, str(1, CONNTRACK_TABLE), str(3, 'conntrack')),
+    msg(nft(NFT_MSG_NEWRULE), F | NLM_F_CREATE | NLM_F_APPEND, seq(), p, 0,
       str(1, CONNTRACK_TABLE), str(2, 'conntrack'),
       nest(4, nest(1, str(1, 'ct'), nest(2, u32be(1, 1 /* NFT_REG_1 */), u32be(2, 0 /* NFT_CT_STATE */))))),
   ]);
 }
 
-/** Drop bpftables' conntrack reference (no error when there is none). */
-export function disableConntrack(): void {
-  transact((seq) => [
-    msg(nft(NFT_MSG_NEWTABLE), F | NLM_F_CREATE, seq(), NFPROTO_INET, 0, str(1, CONNTRACK_TABLE)),
-    msg(nft(NFT_MSG_DELTABLE), F, seq(), NFPROTO_INET, 0, str(1, CONNTRACK_TABLE)),
-  ]);
+/** Drop bpftables' conntrack reference for `family` (no error when there is none), and an earlier release's inet one. */
+export function disableConntrack(family: 4 | 6): void {
+  transact((seq) => [...dropTable(seq, NFPROTO_INET), ...dropTable(seq, NFPROTO[family])]);
 }

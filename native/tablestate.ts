@@ -116,39 +116,48 @@ export function createMaps(specs: readonly { name: string; type: number; keySize
   }
 }
 
-/** Who may hold the namespace's conntrack reference: each iptables family's table, and the nft ruleset. */
+/**
+ * Who may hold the namespace's conntrack references: each iptables
+ * family's table (its own family's), and the nft ruleset (the families of
+ * its tables with a ct expression).
+ */
 export type ConntrackOwner = 4 | 6 | 'nft';
 export const CONNTRACK_OWNERS: readonly ConntrackOwner[] = [4, 6, 'nft'];
 
+const join = (dir: string | undefined, name: string): string | undefined => (dir ? path.join(dir, name) : undefined);
+const markerPinned = (p: string | undefined): boolean => {
+  if (!p) return false;
+  const fd = objGet(p);
+  if (fd >= 0) { close(fd); return true; }
+  return false;
+};
+
 /**
- * A per-family marker (a tiny pinned map in the family directory) recording
- * that this family's table holds the namespace's conntrack reference, so
+ * A marker (a tiny pinned map in the owner's directory) recording that
+ * `owner` holds the namespace's conntrack reference for `family`, so
  * restores that need none skip the netlink round trip unless there is one
- * to drop, and one family never drops a reference the other still needs.
+ * to drop, and one owner never drops a reference another still needs. The
+ * nft ruleset's single marker of earlier releases (an inet reference, both
+ * families) counts for either family until it is cleared.
  */
-export function conntrackMarker(family: ConntrackOwner): { held(): boolean; set(): void; clear(): void } {
+export function conntrackMarker(owner: ConntrackOwner, family: 4 | 6): { held(): boolean; set(): void; clear(): void } {
   const where = (create: boolean): string | undefined => {
-    const dir = family === 'nft' ? stateSubdir('nft', create) : familyDir(family, create);
-    return dir ? path.join(dir, 'conntrack_ref') : undefined;
+    if (owner !== 'nft') return owner === family ? join(familyDir(owner, create), 'conntrack_ref') : undefined;
+    return join(stateSubdir('nft', create), `conntrack_ref${family}`);
   };
-  const held = (): boolean => {
-    const p = where(false);
-    if (!p) return false;
-    const fd = objGet(p);
-    if (fd >= 0) { close(fd); return true; }
-    return false;
-  };
+  const legacy = (): string | undefined => (owner === 'nft' ? join(stateSubdir('nft', false), 'conntrack_ref') : undefined);
+  const held = (): boolean => markerPinned(where(false)) || markerPinned(legacy());
   return {
     held,
     set(): void {
       const p = where(true);
-      if (!p || held()) return;
+      if (!p) throw new Error(`internal: iptables' IPv${owner} table holds no IPv${family} conntrack reference`);
+      if (markerPinned(p)) return;
       const fd = mapCreate({ type: MapType.ARRAY, keySize: 4, valueSize: 4, maxEntries: 1, name: 'bpft_ct_ref' });
       try { objPin(fd, p); } finally { close(fd); }
     },
     clear(): void {
-      const p = where(false);
-      if (p) unpin(path.dirname(p), path.basename(p));
+      for (const p of [where(false), legacy()]) if (p) unpin(path.dirname(p), path.basename(p));
     },
   };
 }

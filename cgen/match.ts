@@ -17,7 +17,7 @@ import { emitFibRoute } from './fibroute';
 import { asSetMatch, nftSetMapName } from './nftset';
 import type { KernelLayout } from './btf';
 import { CtBit, MSS_BAD, MSS_FOUND, OWNER_FILE, OWNER_NONE, S } from './summary';
-import { type Addr6Match, commandName, type CtMatchState, ctTupleFields, type IfaceMatch, type Ip6Range, type IpPart, isAddr6, isRange6, type Match, type Range } from '../xlate/ir';
+import { type Addr6Match, commandName, type CtMatchState, ctTupleFields, type IfaceMatch, type Ip6Range, type IpPart, isAddr6, isRange6, l4Need, type Match, type Range } from '../xlate/ir';
 
 /** The two host-order halves of an IPv6 address held as four words. */
 const halves = (w: number[]): [bigint, bigint] => [(BigInt(w[0]!) << 32n) | BigInt(w[1]!), (BigInt(w[2]!) << 32n) | BigInt(w[3]!)];
@@ -360,12 +360,12 @@ const CT_BITS: Record<CtMatchState, number> = {
 /**
  * L4 header guard (iptables): non-first fragments never match; a header too
  * short to read drops the packet. With `short: 'nomatch'` (nft's payload
- * loads) only the four port bytes must be there, and fewer do not match;
- * what the prologue decoded of a later fragment (an IPv4 one's payload, and
- * nothing of an IPv6 one) is read as the kernel's nft reads it.
+ * loads) only the bytes the match reads must be there (l4Need), and fewer
+ * do not match; what the prologue decoded of a later fragment (an IPv4 one's
+ * payload, and nothing of an IPv6 one) is read as the kernel's nft reads it.
  */
-function l4Guard(a: Asm, need: number, l: RuleLabels, evilFragment: boolean, short?: 'nomatch'): void {
-  if (short) { cmp32(a, 4, S.L4AVAIL, 'jlt', 4, l.next); return; }
+function l4Guard(a: Asm, need: number, l: RuleLabels, evilFragment: boolean, short?: number): void {
+  if (short !== undefined) { if (short > 0) cmp32(a, 4, S.L4AVAIL, 'jlt', short, l.next); return; }
   a.ldx(2, R1, R9, S.FRAGOFF);
   if (evilFragment) a.jmp32('jeq', R1, 1, l.hotdrop);
   a.jmp32('jne', R1, 0, l.next);
@@ -511,7 +511,7 @@ export function emitMatch(a: Asm, m: Match, l: RuleLabels, env: MatchEnv): void 
       emitStatistic(a, m, env, l.next);
       return;
     case 'tcp': case 'udp': {
-      l4Guard(a, m.kind === 'tcp' ? 20 : 8, l, m.kind === 'tcp', m.short);
+      l4Guard(a, m.kind === 'tcp' ? 20 : 8, l, m.kind === 'tcp', m.short && l4Need(m));
       for (const [off, p] of [[S.SPORT, m.sport], [S.DPORT, m.dport]] as const) {
         if (!p) continue;
         if (p.range[0] === 0 && p.range[1] === 65535) { if (p.invert) a.ja(l.next); continue; }
@@ -525,7 +525,7 @@ export function emitMatch(a: Asm, m: Match, l: RuleLabels, env: MatchEnv): void 
       return;
     }
     case 'icmp': case 'icmp6': {
-      l4Guard(a, 8, l, false);
+      l4Guard(a, 8, l, false, m.short && l4Need(m));
       if (m.kind === 'icmp' && m.type === 0xff) { if (m.invert) a.ja(l.next); return; }
       const ok = a.fresh('icmpok');
       const fail = m.invert ? ok : l.next;
@@ -537,7 +537,7 @@ export function emitMatch(a: Asm, m: Match, l: RuleLabels, env: MatchEnv): void 
       return;
     }
     case 'multiport': {
-      l4Guard(a, 4, l, false, m.short);
+      l4Guard(a, 4, l, false, m.short && l4Need(m));
       const loads = m.dir === 'src' ? [S.SPORT] : m.dir === 'dst' ? [S.DPORT] : [S.SPORT, S.DPORT];
       rangeSet(a, loads.map((off) => ({ size: 2 as const, off })), m.ports, m.invert, l.next);
       return;

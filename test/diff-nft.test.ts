@@ -18,6 +18,10 @@ const RULES = `table inet filter {
 		type filter hook input priority 0; policy drop;
 		ip saddr 192.0.2.0/24 drop
 		ip6 saddr 2001:db8:bad::/48 drop
+		ip saddr 198.51.100.24 tcp sport 1024 accept
+		ip saddr 198.51.100.25 tcp flags ! syn accept
+		ip saddr 198.51.100.26 tcp flags != syn drop
+		ip saddr 198.51.100.26 accept
 		icmp id 77 drop
 		icmpv6 id 77 drop
 		ip id != 4660 udp dport 7751 accept
@@ -133,6 +137,13 @@ const RULES = `table inet filter {
 	}
 	chain forward {
 		type filter hook forward priority 0; policy accept;
+		ip saddr 198.51.100.21 icmp type echo-request accept
+		ip saddr 198.51.100.21 drop
+		ip saddr 198.51.100.22 icmp type != echo-request drop
+		ip saddr 198.51.100.23 icmp type destination-unreachable icmp code port-unreachable drop
+		ip6 saddr 2001:db8:77::21 icmpv6 type echo-request accept
+		ip6 saddr 2001:db8:77::21 drop
+		ip6 saddr 2001:db8:77::22 icmpv6 type != echo-request drop
 		tcp dport 25 drop
 		ip daddr 10.0.2.2 udp dport 9 drop
 		oifname "r1" udp dport 10 drop
@@ -347,6 +358,17 @@ const PROBES4: ProbeSpec[] = [
   { name: 'esp spi 0x10000', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 50, payload: Buffer.from([0, 1, 0, 0, 0, 0, 0, 1, ...Array(8).fill(0)]) }), expect: true },
   { name: 'esp spi 0x10001', where: 'input', packet: ipPacket({ src: C, dst: R, proto: 50, payload: Buffer.from([0, 1, 0, 1, 0, 0, 0, 1, ...Array(8).fill(0)]) }), expect: false },
   { name: 'fwd: icmp address mask request (not in the set)', where: 'forward', packet: ipPacket({ src: C, dst: S, proto: 1, payload: Buffer.from([17, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]) }), expect: true },
+  // nft reads the bytes a test names, no more: a header cut shorter fails the test (no match, negated or not),
+  // where iptables' match drops the packet; one that holds them is read
+  { name: 'fwd: icmp type echo-request accept: only the type byte there (nft reads one)', where: 'forward', packet: ipPacket({ src: '198.51.100.21', dst: S, proto: 1, payload: Buffer.from([8]) }), expect: true },
+  { name: 'fwd: icmp type echo-request accept: no ICMP header (no match: on to the drop after)', where: 'forward', packet: ipPacket({ src: '198.51.100.21', dst: S, proto: 1, payload: Buffer.alloc(0) }), expect: false },
+  { name: 'fwd: icmp type != echo-request drop: no ICMP header (no match, negated or not)', where: 'forward', packet: ipPacket({ src: '198.51.100.22', dst: S, proto: 1, payload: Buffer.alloc(0) }), expect: true },
+  { name: 'fwd: icmp type != echo-request drop: an echo reply\'s type byte alone', where: 'forward', packet: ipPacket({ src: '198.51.100.22', dst: S, proto: 1, payload: Buffer.from([0]) }), expect: false },
+  { name: 'fwd: icmp type and code drop: only the type byte there (no code to read)', where: 'forward', packet: ipPacket({ src: '198.51.100.23', dst: S, proto: 1, payload: Buffer.from([3]) }), expect: true },
+  { name: 'fwd: icmp type and code drop: both bytes', where: 'forward', packet: ipPacket({ src: '198.51.100.23', dst: S, proto: 1, payload: Buffer.from([3, 3]) }), expect: false },
+  { name: 'tcp sport 1024: three bytes of TCP header (nft reads two)', where: 'input', packet: ipPacket({ src: '198.51.100.24', dst: R, proto: 6, payload: Buffer.from([4, 0, 0]) }), expect: true },
+  { name: 'tcp flags ! syn accept: seven bytes of TCP header (no flags byte: no match)', where: 'input', packet: ipPacket({ src: '198.51.100.25', dst: R, proto: 6, payload: Buffer.from([4, 0, 0x1f, 0x3f, 0, 0, 0]) }), expect: false },
+  { name: 'tcp flags != syn drop: seven bytes of TCP header (no match: on to the accept after)', where: 'input', packet: ipPacket({ src: '198.51.100.26', dst: R, proto: 6, payload: Buffer.from([4, 0, 0x1f, 0x3f, 0, 0, 0]) }), expect: true },
 ];
 
 const C6 = 'fd00:1::2', R6 = 'fd00:1::1', S6 = 'fd00:2::2', LL6 = 'fe80::aa';
@@ -438,6 +460,9 @@ const PROBES6: ProbeSpec[] = [
   { name: 'out: fib saddr type local', where: 'output', packet: udp6Packet(R6, C6, 118, 2000), expect: false },
   { name: 'out: fib saddr . oif type local (the address is r0\'s, the packet leaves through r0)', where: 'output', packet: udp6Packet(R6, C6, 119, 2000), expect: false },
   { name: 'fwd: icmpv6 type 141 (not in the set)', where: 'forward', packet: ip6Packet({ src: C6, dst: S6, proto: 58, payload: Buffer.from([141, 0, 0, 0, 0, 0, 0, 0]) }), expect: true },
+  { name: 'fwd: icmpv6 type echo-request accept: only the type byte there', where: 'forward', packet: ip6Packet({ src: '2001:db8:77::21', dst: S6, proto: 58, payload: Buffer.from([128]) }), expect: true },
+  { name: 'fwd: icmpv6 type echo-request accept: no ICMPv6 header (on to the drop after)', where: 'forward', packet: ip6Packet({ src: '2001:db8:77::21', dst: S6, proto: 58, payload: Buffer.alloc(0) }), expect: false },
+  { name: 'fwd: icmpv6 type != echo-request drop: no ICMPv6 header (no match)', where: 'forward', packet: ip6Packet({ src: '2001:db8:77::22', dst: S6, proto: 58, payload: Buffer.alloc(0) }), expect: true },
 ];
 
 for (const family of [4, 6] as const) {

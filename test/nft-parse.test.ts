@@ -421,6 +421,16 @@ t.test('tcp flags: any of, none of, masks written with | and parentheses', async
   t.same(one('tcp flags & (fin | syn | rst | ack) == syn'), { flags: { mask: 0x17, comp: 2, invert: false }, text: 'tcp flags syn / fin,syn,rst,ack' }, "nft 1.1's form, listed in 1.0's");
   t.same(one('tcp flags & (fin | syn) == fin | syn').text, 'tcp flags fin,syn / fin,syn', 'a value written with |');
   t.throws(() => one('tcp flags { syn, ack }'), { message: /a set of tcp flags values is not supported/ }, 'a set of values is refused by name');
+  // numbers, as nft reads them and as exact comparisons are listed (test/nft-listing compares the listings with the kernel's)
+  t.same(one('tcp flags == 0x12'), { flags: { mask: 0xff, comp: 0x12, invert: false }, text: 'tcp flags == 0x12' }, 'an exact value of several flags, read back as listed');
+  t.same(one('tcp flags 0x12'), { flags: { mask: 0x12, comp: 0, invert: true }, text: 'tcp flags syn,ack' }, 'a number of several flags without an operator: any of them, as a list of names');
+  t.same(one('tcp flags 18'), one('tcp flags syn,ack'), 'decimal too');
+  t.same(one('tcp flags 0x2 / 4'), { flags: { mask: 0xf0, comp: 0, invert: false }, text: 'tcp flags ! ack,urg,ecn,cwr' }, 'a number after / is a prefix length (the top 4 bits), the value cut to it');
+  t.same(one('tcp flags != 0x0 / syn,ack'), { flags: { mask: 0x12, comp: 0, invert: true }, text: 'tcp flags syn,ack' }, 'no flag under the mask, !=: any of them');
+  t.same(one('tcp flags & 0x3 != 0'), { flags: { mask: 0x3, comp: 0, invert: true }, text: 'tcp flags fin,syn' }, 'a numeric mask');
+  t.equal(one('tcp flags 0x0').text, 'tcp flags 0x0', 'no flag: never (nft lists it so)');
+  t.throws(() => one('tcp flags 0x100'), { message: /Value 256 exceeds valid range 0-255/ });
+  t.throws(() => one('tcp flags syn / 0x12'), { message: /Prefix length 18 is invalid for type of 8 bits width/ });
 });
 
 t.test('meta skuid and skgid: the socket owner, by number or name, output chains only', async (t) => {

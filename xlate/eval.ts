@@ -7,7 +7,7 @@
  */
 import { and6, cmp6, eq6, type Words6 } from './addr';
 import { addrElementRange, words6ToBig } from './nft-sets';
-import { type BuiltinChain, type CtState, ctTupleFields, type IfaceMatch, isAddr6, isRange6, type Match, type Rule, type Table } from './ir';
+import { type BuiltinChain, type CtState, ctTupleFields, type IfaceMatch, isAddr6, isRange6, l4Need, type Match, type Rule, type Table } from './ir';
 
 /** A packet as the rules see it. IPv6: saddr6/daddr6 set, proto found behind the extension headers, fragoff in bytes. */
 export interface PacketView {
@@ -134,8 +134,9 @@ function ifaceOk(m: IfaceMatch | undefined, name: string): boolean {
 
 function inRange(v: number, lo: number, hi: number): boolean { return v >= lo && v <= hi; }
 
-function l4(p: PacketView, need: number, evil: boolean, short?: 'nomatch'): Step | null {
-  if (short) return p.l4avail < 4 ? { kind: 'nomatch' } : null;
+/** iptables' header guard; `short`: the bytes an nft payload load reads (l4Need), fewer do not match */
+function l4(p: PacketView, need: number, evil: boolean, short?: number): Step | null {
+  if (short !== undefined) return p.l4avail < short ? { kind: 'nomatch' } : null;
   if (p.fragoff !== 0) return evil && p.fragoff === 1 ? { kind: 'hotdrop' } : { kind: 'nomatch' };
   if (p.l4avail < need) return { kind: 'hotdrop' };
   return null;
@@ -153,7 +154,7 @@ function matchStep(m: Match, p: PacketView, state: MatchState): Step {
   const yes = (b: boolean): Step => ({ kind: b ? 'match' : 'nomatch' });
   switch (m.kind) {
     case 'tcp': case 'udp': {
-      const g = l4(p, m.kind === 'tcp' ? 20 : 8, m.kind === 'tcp', m.short);
+      const g = l4(p, m.kind === 'tcp' ? 20 : 8, m.kind === 'tcp', m.short && l4Need(m));
       if (g) return g;
       if (m.sport && inRange(p.sport, ...m.sport.range) === m.sport.invert) return yes(false);
       if (m.dport && inRange(p.dport, ...m.dport.range) === m.dport.invert) return yes(false);
@@ -161,13 +162,13 @@ function matchStep(m: Match, p: PacketView, state: MatchState): Step {
       return yes(true);
     }
     case 'icmp': case 'icmp6': {
-      const g = l4(p, 8, false);
+      const g = l4(p, 8, false, m.short && l4Need(m));
       if (g) return g;
       const hit = (m.kind === 'icmp' && m.type === 0xff) || (p.icmptype === m.type && inRange(p.icmpcode, m.codeMin, m.codeMax));
       return yes(hit !== m.invert);
     }
     case 'multiport': {
-      const g = l4(p, 4, false, m.short);
+      const g = l4(p, 4, false, m.short && l4Need(m));
       if (g) return g;
       const ports = m.dir === 'src' ? [p.sport] : m.dir === 'dst' ? [p.dport] : [p.sport, p.dport];
       const hit = m.ports.some(([lo, hi]) => ports.some((x) => inRange(x, lo, hi)));

@@ -81,10 +81,12 @@ export interface IpPart {
 export type Range = [number, number];
 
 /**
- * `short: 'nomatch'` gives a port match nft's payload semantics: only the
- * four port bytes must be there and a header cut shorter does not match
- * (iptables' matches need the whole header and drop a packet without it);
- * fragments are not skipped: the kernel's nft reads an IPv4 later
+ * `short: 'nomatch'` gives a port, flags or ICMP match nft's payload
+ * semantics: only the bytes it reads must be there (see l4Need: the source
+ * port's two, both ports' four, the flags byte's fourteen, the ICMP type's
+ * one and code's two) and a header cut shorter does not match, negated or
+ * not (iptables' matches need the whole header and drop a packet without
+ * it); fragments are not skipped: the kernel's nft reads an IPv4 later
  * fragment's payload where the header would be (and finds no transport
  * header in an IPv6 later fragment), where iptables' matches never match a
  * later fragment.
@@ -92,8 +94,8 @@ export type Range = [number, number];
 export type Match =
   | { kind: 'tcp'; sport?: PortMatch; dport?: PortMatch; flags?: TcpFlagsMatch; short?: 'nomatch' }
   | { kind: 'udp'; sport?: PortMatch; dport?: PortMatch; short?: 'nomatch' }
-  | { kind: 'icmp'; type: number; codeMin: number; codeMax: number; invert: boolean; /** type 255 = any */ }
-  | { kind: 'icmp6'; type: number; codeMin: number; codeMax: number; invert: boolean }
+  | { kind: 'icmp'; type: number; codeMin: number; codeMax: number; invert: boolean; /** type 255 = any */ short?: 'nomatch' }
+  | { kind: 'icmp6'; type: number; codeMin: number; codeMax: number; invert: boolean; short?: 'nomatch' }
   | { kind: 'multiport'; dir: 'src' | 'dst' | 'any'; ports: Range[]; invert: boolean; short?: 'nomatch' }
   | { kind: 'comment'; text: string }
   /**
@@ -356,3 +358,16 @@ export function ctTupleFields(m: Extract<Match, { kind: 'conntrack' }>): (typeof
   return CT_TUPLE_OPTIONS.filter((k) => m[k] !== undefined);
 }
 
+
+/**
+ * How many bytes of the transport header a match with `short: 'nomatch'`
+ * reads, as nft's payload loads read them: a field past the end of the
+ * header fails the load and the rule does not match.
+ */
+export function l4Need(m: Extract<Match, { kind: 'tcp' | 'udp' | 'icmp' | 'icmp6' | 'multiport' }>): number {
+  switch (m.kind) {
+    case 'tcp': case 'udp': return m.kind === 'tcp' && m.flags ? 14 : m.dport ? 4 : m.sport ? 2 : 0;
+    case 'multiport': return m.dir === 'src' ? 2 : 4;
+    default: return m.codeMin > 0 || m.codeMax < 255 ? 2 : 1;
+  }
+}

@@ -988,7 +988,7 @@ function payloadMatch(b: Built, c: Cursor, sel: string, f: PayloadField, fam: Fa
     text.needs(`${f.protoName} type { ${types.map((t) => nameOf(f.proto === 1 ? ICMP_TYPES : ICMPV6_TYPES, t)).join(', ')} }`, [`l4:${f.proto}`, `nf:${famOf}`]);
     b.icmpTyped = true;
     const kind = f.proto === 1 ? 'icmp' as const : 'icmp6' as const;
-    if (famOf === fam) b.choices.push(types.map((type) => (x: Built) => { x.matches.push({ kind, type, codeMin: 0, codeMax: 255, invert: false }); }));
+    if (famOf === fam) b.choices.push(types.map((type) => (x: Built) => { x.matches.push({ kind, type, codeMin: 0, codeMax: 255, invert: false, short: 'nomatch' }); }));
   }
   if (f.base === 'nh') text.needs(shown, [`nf:${famOf}`]);
   else text.needs(shown, [`l4:${f.proto}`, ...(famOf ? [`nf:${famOf}`] : [])]);
@@ -1638,15 +1638,29 @@ function ttlTest(op: string, n: number): { op: 'eq' | 'lt' | 'gt'; value: number
   }
 }
 
+/** A tcp flags value as nft writes it: a number (decimal or hex) of the byte */
+const FLAG_NUMBER = /^(0x[0-9a-f]+|\d+)$/i;
+
+/** The bits of flag names and numbers (`syn,ack`, `0x12`, `syn|0x10`). */
 function flagBits(c: Cursor, items: NftItem[]): number {
   let v = 0;
   for (const i of items) {
-    const bit = NFT_TCP_FLAGS[wordOf(i) ?? ''];
+    const w = wordOf(i) ?? '';
+    if (FLAG_NUMBER.test(w)) {
+      const n = Number(w);
+      if (n > 0xff) throw new NftError(`Value ${n} exceeds valid range 0-255`, c.where(i));
+      v |= n;
+      continue;
+    }
+    const bit = NFT_TCP_FLAGS[w];
     if (bit === undefined) throw new NftError(`Could not parse tcp flag`, c.where(i));
     v |= bit;
   }
   return v;
 }
+
+/** How many bits are set in a byte. */
+const bitCount = (v: number): number => { let n = 0; for (; v; v &= v - 1) n++; return n; };
 
 /**
  * `tcp flags VALUE / MASK` and `tcp flags & MASK == VALUE` (the flags under the mask are the value),
@@ -1658,7 +1672,8 @@ function tcpFlags(b: Built, c: Cursor, item: NftItem, nft: boolean, text: RuleTe
   // the items up to the next statement: flag words, commas and `|` between them, "/", "&", "==", "!="
   const take = (): NftItem[] => {
     const out: NftItem[] = [];
-    while (!c.done && (c.peek()!.kind === 'comma' || c.word() === '|' || (wordOf(c.peek()) ?? '') in NFT_TCP_FLAGS)) { const i = c.next()!; if (i.kind !== 'comma' && wordOf(i) !== '|') out.push(i); }
+    const flagWord = (w: string): boolean => w in NFT_TCP_FLAGS || FLAG_NUMBER.test(w);
+    while (!c.done && (c.peek()!.kind === 'comma' || c.word() === '|' || flagWord(wordOf(c.peek()) ?? ''))) { const i = c.next()!; if (i.kind !== 'comma' && wordOf(i) !== '|') out.push(i); }
     return out;
   };
   if (c.word() === '&') {
@@ -1689,16 +1704,26 @@ function tcpFlags(b: Built, c: Cursor, item: NftItem, nft: boolean, text: RuleTe
     const op = bang ? '==' : relOp(c);
     if (op !== '==' && op !== '!=') throw unsupported(`tcp flags comparison ${op}`, c.file, item);
     invert = op === '!=';
-    const value = take();
-    comp = flagBits(c, value);
-    if (!bang && c.word() === '/') { c.next(); mask = flagBits(c, take()); }
-    else if (bang) { mask = comp; comp = 0; form = 'none'; }
+    comp = flagBits(c, take());
+    if (!bang && c.word() === '/') {
+      const slash = c.next()!;
+      // a number after "/" is nft's prefix length (the top N bits), flag names the mask
+      const len = c.word() ?? '';
+      if (FLAG_NUMBER.test(len)) {
+        c.next();
+        if (Number(len) > 8) throw new NftError(`Prefix length ${Number(len)} is invalid for type of 8 bits width`, c.where(slash));
+        mask = (0xff << (8 - Number(len))) & 0xff;
+      } else mask = flagBits(c, take());
+      comp &= mask;
+      // no flag under the mask: none of them set (`!=`: any), as nft lists it
+      if (comp === 0) { form = invert ? 'any' : 'none'; invert = form === 'any'; }
+    } else if (bang) { mask = comp; comp = 0; form = 'none'; }
     else if (explicit && op === '==') { mask = 0xff; form = 'exact'; } // exactly these flags
     else {
       // the implicit form means any of the flags set (one flag: that flag set); `!=` compares the whole byte
       if (invert) { mask = 0xff; form = 'exact'; } else {
         mask = comp;
-        if (value.length === 1) form = 'one';
+        if (bitCount(comp) === 1) form = 'one';
         else { comp = 0; invert = true; form = 'any'; }
       }
     }
@@ -2391,7 +2416,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
           const shown = types.map((n) => nameOf(table, n));
           text.needs(`${w} type ${values.length === 1 ? shown[0] : `{ ${shown.join(', ')} }`}`, [`l4:${w === 'icmp' ? 1 : 58}`, `nf:${famOf}`]);
           const kind = w === 'icmp' ? 'icmp' : 'icmp6';
-          b.choices.push(types.map((type) => (x: Built) => { x.matches.push({ kind, type, codeMin: 0, codeMax: 255, invert: false }); }));
+          b.choices.push(types.map((type) => (x: Built) => { x.matches.push({ kind, type, codeMin: 0, codeMax: 255, invert: false, short: 'nomatch' }); }));
           break;
         }
         // nft's dependency: ip protocol icmp in an ip table, meta l4proto icmp / ipv6-icmp elsewhere
@@ -2404,7 +2429,7 @@ export function translateRule(items: NftItem[], fam: Family, tableFamily: NftFam
         if (n === undefined || n > 255) throw new NftError(`Could not parse ${w} ${key}`, c.where(values[0]));
         text.needs(`${w} ${key} ${opText(op)}${nameOf(names, n)}`, [`l4:${w === 'icmp' ? 1 : 58}`, `nf:${famOf}`]);
         if (key === 'type') {
-          b.matches.push({ kind, type: n, codeMin: 0, codeMax: 255, invert: op === '!=' });
+          b.matches.push({ kind, type: n, codeMin: 0, codeMax: 255, invert: op === '!=', short: 'nomatch' });
         } else {
           // a code narrows the type given before it (iptables has no code without a type)
           const typed = b.matches.find((m): m is Extract<Match, { kind: 'icmp' }> => m.kind === kind);

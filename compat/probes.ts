@@ -170,6 +170,8 @@ export interface Ip6Spec {
   /** protocol of the payload (after the extension headers) */
   proto: number;
   hopLimit?: number;
+  /** the traffic class byte (DSCP and ECN) */
+  trafficClass?: number;
   flowLabel?: number;
   ext?: Ext6[];
   payload: Buffer;
@@ -184,7 +186,7 @@ export function ip6Packet(p: Ip6Spec): Buffer {
   });
   const body = Buffer.concat([...chain, p.payload]);
   const b = Buffer.alloc(40 + body.length);
-  b.writeUInt32BE((6 << 28) | ((p.flowLabel ?? 0) & 0xfffff), 0);
+  b.writeUInt32BE(((6 << 28) | (((p.trafficClass ?? 0) & 0xff) << 20) | ((p.flowLabel ?? 0) & 0xfffff)) >>> 0, 0);
   b.writeUInt16BE(body.length, 4);
   b[6] = ext.length ? ext[0]!.type : p.proto;
   b[7] = p.hopLimit ?? 64;
@@ -216,8 +218,9 @@ export function udpDatagram6(src: string, dst: string, sport: number, dport: num
   l4Checksum6(src, dst, 17, b, 6);
   return b;
 }
-export function icmp6Message(src: string, dst: string, type: number, code: number, payload = Buffer.from('probe')): Buffer {
-  const b = Buffer.concat([Buffer.from([type, code, 0, 0, 0, 0, 0, 0]), payload]);
+/** `rest`: the four bytes after the checksum (an echo's identifier and sequence number) */
+export function icmp6Message(src: string, dst: string, type: number, code: number, payload = Buffer.from('probe'), rest: Buffer = Buffer.alloc(4)): Buffer {
+  const b = Buffer.concat([Buffer.from([type, code, 0, 0]), rest.subarray(0, 4), payload]);
   l4Checksum6(src, dst, 58, b, 2);
   return b;
 }

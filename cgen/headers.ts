@@ -136,7 +136,8 @@ const EXT_HEADERS = [0, 43, 44, 51, 60];
  * ipv6_find_hdr (as ip6tables uses it for -p): r7 = next header, r8 = its
  * offset. The walk ends at the first header that is not an extension header
  * (or "no next header", 59) with r8 = the transport header offset, or at a
- * non-first fragment (FRAGOFF set, no transport header), or fails
+ * non-first fragment (FRAGOFF set; no transport header for ip6tables, the
+ * packet's start for nft, as ipv6_find_hdr leaves nft's offset), or fails
  * (truncated chain, an extension header behind a non-first fragment, or more
  * than MAX_EXT_HEADERS of them): NOPROTO = 1.
  */
@@ -201,7 +202,12 @@ function emitIp6Header(a: Asm, k: KernelLayout, unparsable: string, done: string
     a.label(adv).alu64('add', R8, R2);
   }
   a.label(bad).st(1, R10, sum + S.NOPROTO, 1).st(2, R10, sum + S.FRAGOFF, 0).ja(done);
-  a.label(nonFirst).stx(1, R10, sum + S.PROTO, R7).ja(done);
+  // nft on this kernel: ipv6_find_hdr returns a non-first fragment's protocol without setting the offset,
+  // so nft's transport header is the packet's first byte (its loads read the IPv6 header); ip6tables'
+  // matches read no transport header there (they check FRAGOFF first)
+  a.label(nonFirst);
+  if (stopAtAuth) a.mov64(R8, 0);
+  else a.stx(1, R10, sum + S.PROTO, R7).ja(done);
   a.label(found).stx(1, R10, sum + S.PROTO, R7);
 }
 

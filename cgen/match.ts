@@ -362,7 +362,7 @@ const CT_BITS: Record<CtMatchState, number> = {
  * short to read drops the packet. With `short: 'nomatch'` (nft's payload
  * loads) only the bytes the match reads must be there (l4Need), and fewer
  * do not match; what the prologue decoded of a later fragment (an IPv4 one's
- * payload, and nothing of an IPv6 one) is read as the kernel's nft reads it.
+ * payload, an IPv6 one's IPv6 header) is read as the kernel's nft reads it.
  */
 function l4Guard(a: Asm, need: number, l: RuleLabels, evilFragment: boolean, short?: number): void {
   if (short !== undefined) { if (short > 0) cmp32(a, 4, S.L4AVAIL, 'jlt', short, l.next); return; }

@@ -488,3 +488,40 @@ for (const family of [4, 6] as const) {
     checkOutcomes(t, pair.probe(family === 4 ? PROBES4 : PROBES6), 'nft');
   });
 }
+
+/**
+ * A lone IPv6 later fragment (no ct here: conntrack would hold it for reassembly). This kernel's
+ * ipv6_find_hdr gives nft the fragment's protocol but leaves its transport offset at 0, so nft's
+ * transport fields are read from the IPv6 header: "tcp dport" is the low half of the flow label (the
+ * probes set it to 0x5000 + their index), "tcp sport" the version and traffic class.
+ */
+const LATER_RULES = `table inet filter {
+	chain forward {
+		type filter hook forward priority 0; policy drop;
+		ip6 saddr 2001:db8:77::31 tcp dport 20480-24575 accept
+		ip6 saddr 2001:db8:77::32 tcp dport 7 accept
+		ip6 saddr 2001:db8:77::33 tcp sport 0x6000 accept
+		ip6 saddr 2001:db8:77::34 tcp flags syn accept
+		ip6 saddr 2001:db8:77::35 meta l4proto tcp accept
+	}
+}
+`;
+t.test("an IPv6 later fragment's transport fields, as this kernel's nft reads them", async (t) => {
+  if (!requireKernel(t, ['nft'])) return;
+  prepareState();
+  const pair = new DiffPair(6);
+  t.teardown(() => pair.destroy());
+  const real = nsExec(pair.legacy.router, 'nft', ['-f', '-'], LATER_RULES);
+  t.equal(real.status, 0, `the kernel's nft loads the file ${real.stderr}`);
+  const ours = nsExec(pair.ours.router, path.join(BIN, 'nft'), ['-f', '-'], LATER_RULES);
+  t.equal(ours.status, 0, `bpftables installs it ${ours.stderr}`);
+  const later = (src: string, payload: Buffer): Buffer => ip6Packet({ src, dst: S6, proto: 6, ext: [fragmentHeader(3, false, 0x30)], payload });
+  const syn = (src: string): Buffer => tcpSegment6(src, S6, { sport: 1, dport: 7, flags: TCP.SYN });
+  checkOutcomes(t, pair.probe([
+    { name: 'tcp dport 20480-24575: the flow label read as the port', where: 'forward', packet: later('2001:db8:77::31', syn('2001:db8:77::31')), expect: true },
+    { name: 'tcp dport 7: the payload\'s own port 7 is not read', where: 'forward', packet: later('2001:db8:77::32', syn('2001:db8:77::32')), expect: false },
+    { name: 'tcp sport 0x6000: version 6, traffic class 0', where: 'forward', packet: later('2001:db8:77::33', Buffer.alloc(20)), expect: true },
+    { name: 'tcp flags syn: byte 13 of the IPv6 header (0x77, of the source address)', where: 'forward', packet: later('2001:db8:77::34', Buffer.alloc(20)), expect: true },
+    { name: 'meta l4proto tcp: the fragment header\'s next header', where: 'forward', packet: later('2001:db8:77::35', Buffer.alloc(20)), expect: true },
+  ], 6), 'nft');
+});

@@ -510,3 +510,19 @@ t.test("a plain reject in an inet table lists in the terms of the family a netwo
   t.equal(text('ct original ip saddr 1.2.3.4 reject'), 'ct original ip saddr 1.2.3.4 reject', "ct's tuple sets no network context");
   t.equal(text('tcp dport 22 reject'), 'tcp dport 22 reject');
 });
+
+t.test('ports as nft reads them: hex, octal, decimal, service names; above 65535 out of range', async (t) => {
+  const one = (body: string, family = 'inet') => {
+    const r = load(`table ${family} t {\n chain c {\n  ${body}\n }\n}\n`).tables[0]!.chains[0]!.rules[0]!;
+    return { m: r.ir[4]?.[0]?.matches[0], text: r.text.join(' ') };
+  };
+  t.equal(one('tcp sport 0x6000 drop').text, 'tcp sport 24576 drop', 'hex, listed in decimal (as the kernel\'s nft lists it)');
+  t.equal(one('th dport 010 accept').text, 'th dport 8 accept', 'a leading 0: octal');
+  t.equal(one('tcp dport 08 accept').text, 'tcp dport 8 accept', 'not octal after a 0: decimal, as the service lookup reads it');
+  t.equal(one('udp dport 0x10-0x20 accept').text, 'udp dport 16-32 accept', 'a range');
+  t.equal(one('tcp dport { 0x10, 22 } accept').text, 'tcp dport { 16, 22 } accept', 'a set');
+  t.throws(() => one('tcp dport 70000'), { message: /Service out of range/ }, 'nft\'s words for a port above 65535');
+  t.throws(() => one('tcp dport 0x10000'), { message: /Service out of range/ });
+  const set = load('table inet t {\n set s {\n  type inet_service\n  elements = { 0x10, 010 }\n }\n}\n').tables[0]!.sets[0]!;
+  t.same(set.elements, ['8', '16'], 'named set elements read alike (listed as the kernel\'s nft lists them)');
+});

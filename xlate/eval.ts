@@ -97,14 +97,18 @@ export function viewPacket6(p: Buffer, iface: { in?: string; out?: string }, ct:
     } else off += nh === 51 ? (len + 2) * 4 : (len + 1) * 8;
     nh = next;
   }
-  const l4avail = found && fragoff === 0 ? Math.max(0, p.length - off) : 0;
-  const at = (o: number, n: 1 | 2): number => (l4avail >= o + n ? (n === 1 ? p[off + o]! : p.readUInt16BE(off + o)) : 0);
+  // nft on this kernel: a non-first fragment's transport offset stays 0 (ipv6_find_hdr returns its protocol
+  // without setting it), so nft's transport loads read the IPv6 header; ip6tables' matches read none there
+  const nftLater = nft && fragoff !== 0 && !noproto;
+  const thoff = nftLater ? 0 : off;
+  const l4avail = nftLater ? p.length : found && fragoff === 0 ? Math.max(0, p.length - off) : 0;
+  const at = (o: number, n: 1 | 2): number => (l4avail >= o + n ? (n === 1 ? p[thoff + o]! : p.readUInt16BE(thoff + o)) : 0);
   return {
     tos: (p.readUInt16BE(0) >> 4) & 0xff, saddr: 0, daddr: 0, saddr6: words(8), daddr6: words(24), proto: noproto ? 0 : nh, noproto, nexthdr: p[6]!, ttl: p[7]!,
     totlen: (p.readUInt16BE(4) + 40) & 0xffff, fragoff, skblen: p.length, l4avail,
     sport: at(0, 2), dport: at(2, 2), tcpflags: at(13, 1), icmptype: at(0, 1), icmpcode: at(1, 1),
     in: iface.in ?? '', out: iface.out ?? '', ct, mss: found && fragoff === 0 && nh === 6 ? tcpMssOf(p, off) : 'bad',
-    nh: p, th: p.subarray(off, off + l4avail),
+    nh: p, th: p.subarray(thoff, thoff + l4avail),
   };
 }
 

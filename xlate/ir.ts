@@ -87,9 +87,10 @@ export type Range = [number, number];
  * one and code's two) and a header cut shorter does not match, negated or
  * not (iptables' matches need the whole header and drop a packet without
  * it); fragments are not skipped: the kernel's nft reads an IPv4 later
- * fragment's payload where the header would be (and finds no transport
- * header in an IPv6 later fragment), where iptables' matches never match a
- * later fragment.
+ * fragment's payload where the header would be, and an IPv6 later
+ * fragment's own IPv6 header (this kernel's ipv6_find_hdr gives nft the
+ * fragment's protocol but leaves its transport offset at 0), where
+ * iptables' matches never match a later fragment.
  */
 export type Match =
   | { kind: 'tcp'; sport?: PortMatch; dport?: PortMatch; flags?: TcpFlagsMatch; short?: 'nomatch' }
@@ -216,7 +217,7 @@ export type Match =
    * nft's payload fields (`ip id`, `tcp window`, `sctp vtag`, ...): ((the `size` bytes at `offset` of the
    * network or transport header, big-endian) >> shift) & mask in one of the ranges. A transport field needs
    * its bytes in the packet (nft's load fails, no match); the transport header is where nft finds it (after
-   * IPv6 extension headers; an IPv4 later fragment's payload is read there, an IPv6 one has none).
+   * IPv6 extension headers; an IPv4 later fragment's payload is read there, an IPv6 one's IPv6 header).
    */
   | { kind: 'payload'; base: 'nh' | 'th'; offset: number; size: 1 | 2 | 4; shift: number; mask: number; ranges: Range[]; invert: boolean }
   /** nft's `ip6 nexthdr`: the fixed IPv6 header's next-header field (not the protocol behind extension headers) in one of the ranges */

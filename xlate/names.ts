@@ -44,6 +44,20 @@ export const emptyNameDb: NameDb = {
   protoByNumber: () => undefined,
 };
 
+/**
+ * A port as nft reads one (inet_service): a number in C's notation (0x for
+ * hex, a leading 0 for octal; digits that are not octal after a 0, as in
+ * 08, are read as decimal by the service lookup), else a service name (of
+ * `proto`, then tcp, then udp). Undefined when it is neither; above 65535
+ * callers say nft's "Service out of range".
+ */
+export function nftServiceNumber(text: string, db: NameDb, proto = 'tcp'): number | undefined {
+  if (/^0x[0-9a-f]+$/i.test(text)) return parseInt(text.slice(2), 16);
+  if (/^0[0-7]+$/.test(text)) return parseInt(text, 8);
+  if (/^\d+$/.test(text)) return Number(text);
+  return db.service(text, proto) ?? db.service(text, 'tcp') ?? db.service(text, 'udp');
+}
+
 export function protoNumber(name: string, db: NameDb): number | undefined {
   const lower = name.toLowerCase();
   const b = BUILTIN_PROTOS.find(([n]) => n === lower);

@@ -15,7 +15,7 @@ import type { NftItem } from '../grammar/nft-ast';
 import { fmtIpv4, fmtIpv6, parseIpv4, parseIpv6, prefixMask4, prefixMask6 } from './addr';
 import type { AddrMatch, Family, Ip6Range, IpRange } from './ir';
 import { BpftablesError, type Where } from './errors';
-import { type NameDb, protoNumber } from './names';
+import { type NameDb, nftServiceNumber, protoNumber } from './names';
 
 export type NftSetType = 'ipv4_addr' | 'ipv6_addr' | 'inet_service' | 'inet_proto' | 'ifname';
 export const SET_TYPES: readonly NftSetType[] = ['ipv4_addr', 'ipv6_addr', 'inet_service', 'inet_proto', 'ifname'];
@@ -136,9 +136,9 @@ function parseElem(type: NftSetType, v: NftItem, interval: boolean, db: NameDb, 
       if (n === undefined || n > 255) throw fail(`Could not parse Internet protocol "${t}"`, v);
       return BigInt(n);
     }
-    const n = /^\d+$/.test(t) ? Number(t) : db.service(t, 'tcp') ?? db.service(t, 'udp');
+    const n = nftServiceNumber(t, db);
     if (n === undefined) throw fail('Could not resolve service: Servname not supported for ai_socktype', v);
-    if (n > 65535) throw fail(`Value ${t} exceeds valid range 0-65535`, v);
+    if (n > 65535) throw fail('Service out of range', v);
     return BigInt(n);
   };
   const range = /^([^/]+)-([^/]+)$/.exec(text);

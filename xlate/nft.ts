@@ -24,7 +24,7 @@ import { BpftablesError, type Where } from './errors';
 import {
   type BuiltinChain, type Chain, CT_MATCH_STATES, type CtMatchState, type Family, type IpPart, isBuiltin, type Match, type PortMatch, type Range, type RejectType, type Rule, type Table, type Verdict,
 } from './ir';
-import { type NameDb, protoNumber } from './names';
+import { type NameDb, nftServiceNumber, protoNumber } from './names';
 import { nftTime, parseNftTime } from './nft-time';
 import { addElements, addrElem, addrIntervalTest, anonymousKey, compareKeys, nameOrder, setTypeText, bigToWords6, blockBits, deleteElements, type Elem, mergeElems, type NftSet, SET_TYPES, type NftSetType, textItem, words6ToBig } from './nft-sets';
 
@@ -677,14 +677,10 @@ function relOp(c: Cursor): string {
 }
 
 function parsePort(text: string, proto: string | undefined, c: Cursor, item: NftItem, db: NameDb): number {
-  if (/^\d+$/.test(text)) {
-    const n = Number(text);
-    if (n > 65535) throw new NftError(`Value ${text} exceeds valid range 0-65535`, c.where(item));
-    return n;
-  }
   // nft resolves a service name whatever the protocol (`udp dport ssh` is 22)
-  const n = db.service(text, proto ?? 'tcp') ?? db.service(text, 'tcp') ?? db.service(text, 'udp');
+  const n = nftServiceNumber(text, db, proto ?? 'tcp');
   if (n === undefined) throw new NftError(`Could not resolve service: Servname not supported for ai_socktype`, c.where(item));
+  if (n > 65535) throw new NftError('Service out of range', c.where(item));
   return n;
 }
 

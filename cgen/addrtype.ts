@@ -44,6 +44,30 @@ export const FIB6_BLACKHOLE = 1, FIB6_PROHIBIT = 2, FIB6_ROUTE_LOCAL = 8, FIB6_O
 const TABLE_ORDER = [255, 254, 253];
 
 /** An IPv6 route as the mirror needs it (native/rtnl.ts Route6). */
+/** the IPv4 mirror's value: the route type (byte 0), the device name (from byte 4) */
+export const ADDRTYPE_VALUE_SIZE = 20;
+/** An IPv4 route of the local table as the mirror needs it (native/rtnl.ts Route4). */
+export interface MirrorRoute4 { dst: number; len: number; type: number; dev: string }
+
+/**
+ * The IPv4 mirror's entries: the local routing table, (prefix) → route
+ * type, device name. A route whose lookup fails (blackhole, unreachable,
+ * prohibit, throw, nat, xresolve: the kernel's fib_props error) is UNICAST:
+ * inet_dev_addr_type's lookup ends there with the error, without a shorter
+ * prefix, and says UNICAST, whatever the device.
+ */
+export function addrtype4Entries(routes: MirrorRoute4[]): [Buffer, Buffer][] {
+  return routes.map((r) => {
+    const k = Buffer.alloc(8);
+    k.writeUInt32LE(r.len, 0);
+    k.writeUInt32BE(r.len === 0 ? 0 : (r.dst & (0xffffffff << (32 - r.len))) >>> 0, 4);
+    const v = Buffer.alloc(ADDRTYPE_VALUE_SIZE);
+    v[0] = r.type >= RTN_BLACKHOLE ? RTN_UNICAST : r.type;
+    v.write(r.dev.slice(0, 15), 4, 'latin1');
+    return [k, v];
+  });
+}
+
 export interface MirrorRoute6 { table: number; dst: Buffer; len: number; type: number; devs: string[]; ifindexes?: number[]; gateway: boolean }
 export interface MirrorAddr6 { dev: string; addr: Buffer; tentative: boolean }
 

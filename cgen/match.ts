@@ -511,7 +511,7 @@ export function emitMatch(a: Asm, m: Match, l: RuleLabels, env: MatchEnv): void 
       emitStatistic(a, m, env, l.next);
       return;
     case 'tcp': case 'udp': {
-      l4Guard(a, m.kind === 'tcp' ? 20 : 8, l, m.kind === 'tcp', m.short && l4Need(m));
+      l4Guard(a, m.kind === 'tcp' ? 20 : 8, l, m.kind === 'tcp', l4Need(m));
       for (const [off, p] of [[S.SPORT, m.sport], [S.DPORT, m.dport]] as const) {
         if (!p) continue;
         if (p.range[0] === 0 && p.range[1] === 65535) { if (p.invert) a.ja(l.next); continue; }
@@ -525,7 +525,7 @@ export function emitMatch(a: Asm, m: Match, l: RuleLabels, env: MatchEnv): void 
       return;
     }
     case 'icmp': case 'icmp6': {
-      l4Guard(a, 8, l, false, m.short && l4Need(m));
+      l4Guard(a, 8, l, false, l4Need(m));
       if (m.kind === 'icmp' && m.type === 0xff) { if (m.invert) a.ja(l.next); return; }
       const ok = a.fresh('icmpok');
       const fail = m.invert ? ok : l.next;
@@ -537,7 +537,7 @@ export function emitMatch(a: Asm, m: Match, l: RuleLabels, env: MatchEnv): void 
       return;
     }
     case 'multiport': {
-      l4Guard(a, 4, l, false, m.short && l4Need(m));
+      l4Guard(a, 4, l, false, l4Need(m));
       const loads = m.dir === 'src' ? [S.SPORT] : m.dir === 'dst' ? [S.DPORT] : [S.SPORT, S.DPORT];
       rangeSet(a, loads.map((off) => ({ size: 2 as const, off })), m.ports, m.invert, l.next);
       return;

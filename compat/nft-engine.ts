@@ -21,7 +21,7 @@ import { conntrackMarker } from '../native/tablestate';
 import { BpftablesError } from '../xlate/errors';
 import { type Match, type Rule, usesAddrtype, usesMatch } from '../xlate/ir';
 import { tableFacts } from '../xlate/facts';
-import { type BaseChainTable, baseChainTables, HOOK_CHAIN, type NftHandles, type NftRule, type NftRuleset, NftError, quotaBytesText, quotaTermBytes } from '../xlate/nft';
+import { type BaseChainTable, baseChainTables, FAMILIES, HOOK_CHAIN, type NftHandles, type NftRule, type NftRuleset, NftError, quotaBytesText, quotaTermBytes } from '../xlate/nft';
 import { type CounterValue, listedTables, type ListedRule, type ListedTable, rulesetText } from '../xlate/nft-print';
 import { validateTable } from '../xlate/validate';
 import { kernel, loadCompiled, phases, releaseConntrack } from './engine';
@@ -178,11 +178,11 @@ export function liveNft(): { text: string; handles: NftHandles; genid: number } 
 }
 
 /** Every unit of `rs` validated, compiled and loaded (verified by the kernel, attached nowhere); `loads` is the caller's to close. */
-function loadUnits(rs: NftRuleset, carried = new Map<string, Buffer>()): { units: BaseChainTable[]; loads: NftUnitLoad[]; counters: Map<Rule, number>[]; conntrack: Set<4 | 6>; events: boolean; ruleState?: { fd: number; keys: string[] } } {
+function loadUnits(rs: NftRuleset, carried = new Map<string, Buffer>()): { units: BaseChainTable[]; loads: NftUnitLoad[]; counters: Map<Rule, number>[]; events: boolean; ruleState?: { fd: number; keys: string[] } } {
   const units = baseChainTables(rs);
   if (units.length > NFT_SLOTS) throw new NftError(`Could not process rule: bpftables holds at most ${NFT_SLOTS} base chains (an inet base chain counts once per family)`, {}, true);
   const k = kernel();
-  const out: { units: BaseChainTable[]; loads: NftUnitLoad[]; counters: Map<Rule, number>[]; conntrack: Set<4 | 6>; events: boolean; ruleState?: { fd: number; keys: string[] } } = { units, loads: [], counters: [], conntrack: new Set(), events: false };
+  const out: { units: BaseChainTable[]; loads: NftUnitLoad[]; counters: Map<Rule, number>[]; events: boolean; ruleState?: { fd: number; keys: string[] } } = { units, loads: [], counters: [], events: false };
   // limit buckets and quota counts: one slot per statement, shared by the units that reach it, carried while its rule stays
   const slots = ruleStateSlots(units, k.hz, carried);
   const shared = new Map<string, number>();
@@ -196,7 +196,6 @@ function loadUnits(rs: NftRuleset, carried = new Map<string, Buffer>()): { units
     for (const u of units) validateTable(u.ir);
     for (const u of units) {
       const facts = tableFacts(u.ir);
-      if (facts.conntrack) out.conntrack.add(u.ir.family);
       // logd: LOG and reject records, and the routing mirror fib's route types come from
       out.events ||= facts.events || usesAddrtype(facts.matches) || usesMatch(facts.matches, 'fibroute');
       const hook = HOOK_CHAIN[u.chain.base!.hook];
@@ -232,13 +231,8 @@ export function checkNft(rs: NftRuleset): void {
  * for its table's families.
  */
 function ctFamiliesOf(rs: NftRuleset): (4 | 6)[] {
-  const out = new Set<4 | 6>();
-  for (const t of rs.tables) {
-    if (!t.chains.some((c) => c.rules.some((r) => r.text.some((term) => term.startsWith('ct '))))) continue;
-    if (t.family === 'ip' || t.family === 'inet') out.add(4);
-    if (t.family === 'ip6' || t.family === 'inet') out.add(6);
-  }
-  return [...out];
+  const reads = rs.tables.filter((t) => t.chains.some((c) => c.rules.some((r) => r.text.some((term) => term.startsWith('ct ')))));
+  return ([4, 6] as const).filter((f) => reads.some((t) => FAMILIES[t.family].includes(f)));
 }
 
 /**
@@ -249,7 +243,7 @@ function ctFamiliesOf(rs: NftRuleset): (4 | 6)[] {
  */
 export function replaceNft(rs: NftRuleset, genid = 0): void {
   const phase = phases();
-  const { units, loads, counters: compiledUnits, conntrack, events, ruleState } = loadUnits(rs, liveRuleState(NftState.open(false)));
+  const { units, loads, counters: compiledUnits, events, ruleState } = loadUnits(rs, liveRuleState(NftState.open(false)));
   try {
     phase('nft: compiled and loaded');
     const specs = loads.map((l) => l.spec);
@@ -278,12 +272,13 @@ export function replaceNft(rs: NftRuleset, genid = 0): void {
     }
     // an empty ruleset stays stored (no links, no programs): table handles go on from where they were, as in the kernel
     const state: StoredNft = { version: 1, units: slotted, tables, tableHandle: rs.tableHandle, genid, counters, ...(ruleState ? { ruleStateKeys: ruleState.keys } : {}) };
-    for (const f of ctFamiliesOf(rs)) conntrack.add(f);
+    // (every conntrack match of a compiled unit comes from a ct expression, which this finds)
+    const conntrack = ctFamiliesOf(rs);
     for (const f of conntrack) { enableConntrack(f); conntrackMarker('nft', f).set(); }
     const moved = st.install(slotted, loads.splice(0), Buffer.from(JSON.stringify(state)), ruleState?.fd);
     for (const [key, priority] of moved) log.warn(`another netfilter hook holds the priority of base chain ${key.split('|').slice(1, 3).join(' ')}: attached at priority ${priority}`);
     phase('nft: installed');
-    for (const f of [4, 6] as const) if (!conntrack.has(f)) releaseConntrack('nft', f);
+    for (const f of [4, 6] as const) if (!conntrack.includes(f)) releaseConntrack('nft', f);
     if (events) ensureLogd();
   } finally {
     for (const l of loads) closeLoad(l);

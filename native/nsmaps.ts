@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { close, mapCreate, mapDelete, mapKeys, type MapSpec, MapType, mapUpdate, objGet, objPin } from './bpf';
 import { SysError } from './libc';
-import { ADDRTYPE6_KEY_SIZE, addrtype6Entries } from '../cgen/addrtype';
+import { ADDRTYPE_VALUE_SIZE, ADDRTYPE6_KEY_SIZE, addrtype4Entries, addrtype6Entries } from '../cgen/addrtype';
 import { FIB_VALUE_SIZE, fib4Entries, fib6Entries } from '../cgen/fibroute';
 import { dumpAddrs6, dumpRoutes4, dumpRoutes6, dumpRoutesAll4 } from './rtnl';
 import { namespaceStateDir } from './statefs';
@@ -24,7 +24,6 @@ export const EVENTS_LOST_PIN = 'map_evlost';
 export const EVENTS_TOLD_PIN = 'map_evtold';
 export const ADDRTYPE_PIN = 'map_addrtype4';
 export const ADDRTYPE6_PIN = 'map_addrtype6';
-export const ADDRTYPE_VALUE_SIZE = 20;
 
 const hexName = (name: string): string => Buffer.from(name, 'utf8').toString('hex');
 
@@ -88,31 +87,9 @@ function syncEntries(fd: number, keySize: number, entries: [Buffer, Buffer][]): 
   for (const k of mapKeys(fd, keySize)) if (!want.has(k.toString('hex'))) mapDelete(fd, k);
 }
 
-/** RTN_BLACKHOLE: it and the types above it (unreachable, prohibit, throw, nat, xresolve) make a lookup fail */
-const RTN_FIRST_ERROR = 6, RTN_UNICAST = 1;
-
-/**
- * The IPv4 mirror's entries: the local routing table as it is now, (prefix)
- * → route type, device name. A route whose lookup fails (blackhole,
- * unreachable, prohibit, throw: the kernel's fib_props error) is UNICAST:
- * inet_dev_addr_type's lookup ends there with the error, without a shorter
- * prefix, and says UNICAST, whatever the device.
- */
-function addrtype4Entries(): [Buffer, Buffer][] {
-  return dumpRoutes4().map((r) => {
-    const k = Buffer.alloc(8);
-    k.writeUInt32LE(r.len, 0);
-    k.writeUInt32BE(r.len === 0 ? 0 : (r.dst & (0xffffffff << (32 - r.len))) >>> 0, 4);
-    const v = Buffer.alloc(ADDRTYPE_VALUE_SIZE);
-    v[0] = r.type >= RTN_FIRST_ERROR ? RTN_UNICAST : r.type;
-    v.write(r.dev.slice(0, 15), 4, 'latin1');
-    return [k, v];
-  });
-}
-
 /** Make a family's mirror hold the routing state as it is now (changed entries rewritten, stale ones deleted). */
 export function syncAddrtype(family: 4 | 6, fd: number): void {
-  syncEntries(fd, family === 4 ? 8 : ADDRTYPE6_KEY_SIZE, family === 4 ? addrtype4Entries() : addrtype6Entries(dumpRoutes6(), dumpAddrs6()));
+  syncEntries(fd, family === 4 ? 8 : ADDRTYPE6_KEY_SIZE, family === 4 ? addrtype4Entries(dumpRoutes4()) : addrtype6Entries(dumpRoutes6(), dumpAddrs6()));
 }
 
 const recentFile = (name: string): string => path.join('recent', `r_${hexName(name)}`);

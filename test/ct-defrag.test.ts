@@ -40,32 +40,41 @@ t.test("each family's fragments are reassembled exactly when the kernel's tools 
   const L = pair.legacy.router, B = pair.ours.router;
   const tables = (): string => nsExec(B, 'nft', ['list', 'tables']).stdout;
 
+  /**
+   * `text` loaded by the kernel's tool and by ours: the conntrack references we then hold, and each family's
+   * lone fragments (from sources of their own, so no earlier stage's queue takes them) through both routers
+   */
+  const stage = (s: { tool: 'iptables' | 'nft'; text: string; tables: string; why: string; tag: string; from: [string, string, number]; forwarded: [boolean, boolean] }): void => {
+    const [kernel, ours] = s.tool === 'nft' ? [['nft', '-f', '-'], [path.join(BIN, 'nft'), '-f', '-']] : [['iptables-legacy-restore'], [path.join(BIN, 'iptables-restore')]];
+    nsExecOk(L, kernel[0]!, kernel.slice(1), s.text);
+    nsExecOk(B, ours[0]!, ours.slice(1), s.text);
+    t.equal(tables(), s.tables, s.why);
+    const [src4, src6, id] = s.from;
+    checkOutcomes(t, pair.probe(fragments4(src4, s.tag, s.forwarded[0]), 4), s.tool);
+    checkOutcomes(t, pair.probe(fragments6(src6, s.tag, id, s.forwarded[1]), 6), s.tool);
+  };
+
   // iptables: the conntrack match of an IPv4 table turns on IPv4's conntrack alone
-  const v4 = '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A FORWARD -p tcp -m conntrack --ctstate INVALID -j DROP\nCOMMIT\n';
-  nsExecOk(L, 'iptables-legacy-restore', [], v4);
-  nsExecOk(B, path.join(BIN, 'iptables-restore'), [], v4);
-  t.equal(tables(), 'table ip bpftables\n', 'bpftables holds IPv4 conntrack only');
-  checkOutcomes(t, pair.probe(fragments4('10.0.1.2', 'iptables, IPv4 ctstate', false), 4));
-  checkOutcomes(t, pair.probe(fragments6('fd00:1::2', 'iptables, IPv4 ctstate', 0x100, true), 6));
+  stage({
+    tool: 'iptables', text: '*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A FORWARD -p tcp -m conntrack --ctstate INVALID -j DROP\nCOMMIT\n',
+    tables: 'table ip bpftables\n', why: 'bpftables holds IPv4 conntrack only', tag: 'iptables, IPv4 ctstate', from: ['10.0.1.2', 'fd00:1::2', 0x100], forwarded: [false, true],
+  });
   nsExecOk(L, 'iptables-legacy-restore', [], '*filter\nCOMMIT\n');
   nsExecOk(B, path.join(BIN, 'bpftables'), ['flush']);
   t.equal(tables(), '', 'flush releases it');
 
   // nft: a ct expression in a chain no base chain reaches still holds its table's family
-  const unreached = 'table ip t {\n\tchain unused {\n\t\tct state new counter\n\t}\n\tchain through {\n\t\ttype filter hook forward priority 0; policy accept;\n\t}\n}\n';
-  nsExecOk(L, 'nft', ['-f', '-'], unreached);
-  nsExecOk(B, path.join(BIN, 'nft'), ['-f', '-'], unreached);
-  t.equal(tables(), 'table ip bpftables\n', 'an ip table\'s ct expression, reached or not: IPv4 conntrack');
-  checkOutcomes(t, pair.probe(fragments4('198.51.100.7', 'nft, ct in an unreached chain of an ip table', false), 4), 'nft');
-  checkOutcomes(t, pair.probe(fragments6('2001:db8::7', 'nft, ct in an unreached chain of an ip table', 0x200, true), 6), 'nft');
-
+  stage({
+    tool: 'nft', text: 'table ip t {\n\tchain unused {\n\t\tct state new counter\n\t}\n\tchain through {\n\t\ttype filter hook forward priority 0; policy accept;\n\t}\n}\n',
+    tables: 'table ip bpftables\n', why: 'an ip table\'s ct expression, reached or not: IPv4 conntrack', tag: 'nft, ct in an unreached chain of an ip table',
+    from: ['198.51.100.7', '2001:db8::7', 0x200], forwarded: [false, true],
+  });
   // an inet table's ct expression: both families
-  const inet = 'flush ruleset\ntable inet t {\n\tchain through {\n\t\ttype filter hook forward priority 0; policy accept;\n\t\tct state invalid counter\n\t}\n}\n';
-  nsExecOk(L, 'nft', ['-f', '-'], inet);
-  nsExecOk(B, path.join(BIN, 'nft'), ['-f', '-'], inet);
-  t.equal(tables(), 'table ip bpftables\ntable ip6 bpftables\n', 'an inet table\'s ct expression: both families');
-  checkOutcomes(t, pair.probe(fragments4('198.51.100.8', 'nft, ct in an inet table', false), 4), 'nft');
-  checkOutcomes(t, pair.probe(fragments6('2001:db8::8', 'nft, ct in an inet table', 0x300, false), 6), 'nft');
+  stage({
+    tool: 'nft', text: 'flush ruleset\ntable inet t {\n\tchain through {\n\t\ttype filter hook forward priority 0; policy accept;\n\t\tct state invalid counter\n\t}\n}\n',
+    tables: 'table ip bpftables\ntable ip6 bpftables\n', why: 'an inet table\'s ct expression: both families', tag: 'nft, ct in an inet table',
+    from: ['198.51.100.8', '2001:db8::8', 0x300], forwarded: [false, false],
+  });
 
   nsExecOk(B, path.join(BIN, 'nft'), ['flush', 'ruleset']);
   t.equal(tables(), '', 'flush ruleset releases both');

@@ -4,22 +4,10 @@
  * the same generated packets fare alike in both. The long run
  * (test/long/random-diff) goes through many more seeds.
  */
-import t from 'tap';
-import { DiffPair } from './helpers/differential';
-import { prepareState, requireKernel } from './helpers/env';
-import { runRandomDiff } from './helpers/random-diff';
+import { randomDiffTest } from './helpers/random-run';
 
+// the long run (test/long/random-diff) takes the seeds after these
 for (const family of [4, 6] as const) {
-  const ip = family === 6 ? 'ip6tables' : 'iptables';
-  t.test(`random ${family === 6 ? 'IPv6' : 'IPv4'} filter tables and packets: bpftables and ${ip}-legacy agree`, async (t) => {
-    if (!requireKernel(t, [`${ip}-legacy-restore`])) return;
-    prepareState();
-    const pair = new DiffPair(family);
-    t.teardown(() => pair.destroy());
-    // the long run takes the seeds after these
-    const seeds = Array.from({ length: 12 }, (_, i) => i + 1);
-    const { packets, delivered, refused } = runRandomDiff(t, pair, seeds, 48);
-    t.ok(packets >= 480, `${packets} packets compared (${delivered} delivered by the kernel), ${refused} of ${seeds.length} tables refused by both`);
-    t.ok(delivered > packets / 10 && delivered < packets * 0.9, 'the tables let some packets through and drop others');
-  });
+  randomDiffTest(`random ${family === 6 ? 'IPv6' : 'IPv4'} filter tables and packets: bpftables and ${family === 6 ? 'ip6tables' : 'iptables'}-legacy agree`,
+    { kind: family, first: 1, count: 12, probes: 48, minPackets: 480, mixed: true });
 }

@@ -158,7 +158,7 @@ function matchStep(m: Match, p: PacketView, state: MatchState): Step {
   const yes = (b: boolean): Step => ({ kind: b ? 'match' : 'nomatch' });
   switch (m.kind) {
     case 'tcp': case 'udp': {
-      const g = l4(p, m.kind === 'tcp' ? 20 : 8, m.kind === 'tcp', m.short && l4Need(m));
+      const g = l4(p, m.kind === 'tcp' ? 20 : 8, m.kind === 'tcp', l4Need(m));
       if (g) return g;
       if (m.sport && inRange(p.sport, ...m.sport.range) === m.sport.invert) return yes(false);
       if (m.dport && inRange(p.dport, ...m.dport.range) === m.dport.invert) return yes(false);
@@ -166,13 +166,13 @@ function matchStep(m: Match, p: PacketView, state: MatchState): Step {
       return yes(true);
     }
     case 'icmp': case 'icmp6': {
-      const g = l4(p, 8, false, m.short && l4Need(m));
+      const g = l4(p, 8, false, l4Need(m));
       if (g) return g;
       const hit = (m.kind === 'icmp' && m.type === 0xff) || (p.icmptype === m.type && inRange(p.icmpcode, m.codeMin, m.codeMax));
       return yes(hit !== m.invert);
     }
     case 'multiport': {
-      const g = l4(p, 4, false, m.short && l4Need(m));
+      const g = l4(p, 4, false, l4Need(m));
       if (g) return g;
       const ports = m.dir === 'src' ? [p.sport] : m.dir === 'dst' ? [p.dport] : [p.sport, p.dport];
       const hit = m.ports.some(([lo, hi]) => ports.some((x) => inRange(x, lo, hi)));

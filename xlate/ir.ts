@@ -363,9 +363,11 @@ export function ctTupleFields(m: Extract<Match, { kind: 'conntrack' }>): (typeof
 /**
  * How many bytes of the transport header a match with `short: 'nomatch'`
  * reads, as nft's payload loads read them: a field past the end of the
- * header fails the load and the rule does not match.
+ * header fails the load and the rule does not match. Undefined for
+ * iptables' matches (no `short`), which need the whole header.
  */
-export function l4Need(m: Extract<Match, { kind: 'tcp' | 'udp' | 'icmp' | 'icmp6' | 'multiport' }>): number {
+export function l4Need(m: Extract<Match, { kind: 'tcp' | 'udp' | 'icmp' | 'icmp6' | 'multiport' }>): number | undefined {
+  if (!m.short) return undefined;
   switch (m.kind) {
     case 'tcp': case 'udp': return m.kind === 'tcp' && m.flags ? 14 : m.dport ? 4 : m.sport ? 2 : 0;
     case 'multiport': return m.dir === 'src' ? 2 : 4;

@@ -8,7 +8,7 @@ import { fmtIpv4, fmtIpv6, maskBits6, parseIpv4, parseIpv6, prefixMask6 } from '
 
 export { fmtIpv4, parseIpv4 };
 import { type AddrMatch, commandName, CT_MATCH_STATES, CT_STATES, CT_STATUS_BITS, type Family, isAddr6, type Ip6Range, type IpPart, type IpRange, isRange6, type Match, type OwnerRange, type Range, TCP_FLAGS } from './ir';
-import { ICMP_TYPES, ICMP6_TYPES, type NameDb, protoNumber } from './names';
+import { ICMP_TYPES, ICMP6_TYPES, type NameDb, parseUintAny, protoNumber } from './names';
 
 export interface OptionSpec {
   name: string; args: number; invertible: boolean; aliases?: string[]; unsupported?: boolean;
@@ -157,6 +157,12 @@ const tcpLike = (proto: 'tcp' | 'udp'): MatchModule => ({
   },
 });
 
+/** a number as parseUint takes it (hex or digits; parseUint refuses what is not base-0 C) */
+const UINT = '(0[xX][0-9a-fA-F]+|\\d+)';
+/** `type[/code[:code]]` and `type[/code]` by number */
+const ICMP_TYPE_CODES = new RegExp(`^${UINT}(?:/${UINT}(?::${UINT})?)?$`);
+const ICMP6_TYPE_CODE = new RegExp(`^${UINT}(?:/${UINT})?$`);
+
 const icmp: MatchModule = {
   name: 'icmp',
   family: 4,
@@ -170,7 +176,7 @@ const icmp: MatchModule = {
     if (named) {
       [, t.type, t.codeMin, t.codeMax] = named;
     } else {
-      const mm = /^(0[xX][0-9a-fA-F]+|\d+)(?:\/(0[xX][0-9a-fA-F]+|\d+)(?::(0[xX][0-9a-fA-F]+|\d+))?)?$/.exec(text);
+      const mm = ICMP_TYPE_CODES.exec(text);
       if (!mm) throw paramError(`Invalid ICMP type \`${text}'`);
       t.type = parseUint(mm[1]!, 255, 'ICMP type');
       if (mm[2] !== undefined) {
@@ -206,7 +212,7 @@ const icmp6: MatchModule = {
     if (named) {
       [, t.type, t.codeMin, t.codeMax] = named;
     } else {
-      const mm = /^(0[xX][0-9a-fA-F]+|\d+)(?:\/(0[xX][0-9a-fA-F]+|\d+))?$/.exec(text);
+      const mm = ICMP6_TYPE_CODE.exec(text);
       if (!mm) throw paramError(`Unknown ICMPv6 type \`${text}'`);
       t.type = parseUint(mm[1]!, 255, 'ICMPv6 type');
       if (mm[2] !== undefined) t.codeMin = t.codeMax = parseUint(mm[2], 255, 'ICMPv6 code');
@@ -789,12 +795,6 @@ const tcpmss: MatchModule = {
 
 const hex = (v: number, width = 0): string => `0x${v.toString(16).padStart(width, '0')}`;
 
-/** iptables' unsigned parser: decimal, 0x hex or 0 octal, within [0, max]. */
-export function parseUintAny(text: string, max: number): number | undefined {
-  if (!/^(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9]\d*)$/.test(text)) return undefined;
-  const n = /^0[xX]/.test(text) ? parseInt(text.slice(2), 16) : /^0\d/.test(text) ? parseInt(text, 8) : Number(text);
-  return n <= max ? n : undefined;
-}
 
 /** "value[/mask]" as the mark and tos matches take it; the mask defaults to all ones. */
 function valueMask(text: string, max: number, what: string): { value: number; mask: number; masked: boolean } {

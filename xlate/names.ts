@@ -44,6 +44,13 @@ export const emptyNameDb: NameDb = {
   protoByNumber: () => undefined,
 };
 
+/** C's (and iptables') unsigned reading, strtoul with base 0: decimal, 0x hex or 0 octal, within [0, max]. */
+export function parseUintAny(text: string, max: number): number | undefined {
+  if (!/^(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9]\d*)$/.test(text)) return undefined;
+  const n = /^0[xX]/.test(text) ? parseInt(text.slice(2), 16) : /^0\d/.test(text) ? parseInt(text, 8) : Number(text);
+  return n <= max ? n : undefined;
+}
+
 /**
  * A port as nft reads one (inet_service): a number in C's notation (0x for
  * hex, a leading 0 for octal; digits that are not octal after a 0, as in
@@ -52,10 +59,8 @@ export const emptyNameDb: NameDb = {
  * callers say nft's "Service out of range".
  */
 export function nftServiceNumber(text: string, db: NameDb, proto = 'tcp'): number | undefined {
-  if (/^0x[0-9a-f]+$/i.test(text)) return parseInt(text.slice(2), 16);
-  if (/^0[0-7]+$/.test(text)) return parseInt(text, 8);
-  if (/^\d+$/.test(text)) return Number(text);
-  return db.service(text, proto) ?? db.service(text, 'tcp') ?? db.service(text, 'udp');
+  const n = parseUintAny(text, Infinity) ?? (/^\d+$/.test(text) ? Number(text) : undefined);
+  return n ?? db.service(text, proto) ?? db.service(text, 'tcp') ?? db.service(text, 'udp');
 }
 
 export function protoNumber(name: string, db: NameDb): number | undefined {

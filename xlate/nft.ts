@@ -1113,6 +1113,8 @@ function numgenMatch(b: Built, c: Cursor, text: RuleText, item: NftItem): void {
 export const FIB_TYPES = ['unspec', 'unicast', 'local', 'broadcast', 'anycast', 'multicast', 'blackhole', 'unreachable', 'prohibit'];
 /** RTN_MAX: the kernel's route types are 0 to 11 */
 const FIB_TYPE_COUNT = 12;
+/** every route type as nft lists it: by name, or by number where nft has none */
+const FIB_TYPE_TEXT = Array.from({ length: FIB_TYPE_COUNT }, (_, i) => FIB_TYPES[i] ?? String(i));
 
 /**
  * `fib saddr|daddr [. iif|. oif] type T`: for IPv4 the route type of the
@@ -1154,7 +1156,7 @@ function fibMatch(b: Built, c: Cursor, db: NameDb, text: RuleText, item: NftItem
     if (n >= FIB_TYPE_COUNT) throw unsupported(`fib address type ${w} (route types are 0 to ${FIB_TYPE_COUNT - 1})`, c.file, v);
     bits |= 1 << n;
   }
-  const names = Array.from({ length: FIB_TYPE_COUNT }, (_, i) => FIB_TYPES[i] ?? String(i)).filter((_, i) => bits & (1 << i));
+  const names = FIB_TYPE_TEXT.filter((_, i) => bits & (1 << i));
   text.add(`${head} type ${opText(op)}${braced && names.length > 1 ? `{ ${names.join(', ')} }` : names[0]}`);
   const part = { types: bits, invert: op === '!=' };
   const m = { kind: 'addrtype' as const, limitIn: dev === 'iif', limitOut: dev === 'oif', fib: true as const, ...(which === 'saddr' ? { src: part } : { dst: part }) };

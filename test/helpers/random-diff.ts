@@ -38,7 +38,7 @@ const PROFILES = {
     icmp: (not: string, type: string) => `-m icmp ${not}--icmp-type ${type}`, icmpProtos: ['icmp'],
     icmpTypes: ['any', 'echo-request', 'echo-reply', '3/3', '3', 'port-unreachable', '11', 'timestamp-request', '5/1'],
     ttl: ['-m ttl --ttl-eq 64', '-m ttl ! --ttl-eq 64', '-m ttl --ttl-lt 10', '-m ttl --ttl-gt 1', '-m ttl --ttl-eq 255'],
-    lengths4: ['0:60', '40', '28', '100:65535', '61:200'],
+    lengthValues: ['0:60', '40', '28', '100:65535', '61:200'],
     ranges: ['10.0.1.1-10.0.1.2', '10.0.0.0-10.0.1.255', '10.0.2.2-10.0.2.2', '198.51.100.0-198.51.100.255'],
     addrtypes: ['--dst-type LOCAL', '! --dst-type LOCAL', '--src-type UNICAST', '--dst-type BROADCAST,MULTICAST', '--src-type LOCAL'],
   },
@@ -48,7 +48,7 @@ const PROFILES = {
     icmp: (not: string, type: string) => `-m icmp6 ${not}--icmpv6-type ${type}`, icmpProtos: ['ipv6-icmp', 'icmpv6'],
     icmpTypes: ['echo-request', 'echo-reply', '1/3', '1', '128', 'packet-too-big', 'time-exceeded', '255'],
     ttl: ['-m hl --hl-eq 64', '-m hl ! --hl-eq 64', '-m hl --hl-lt 10', '-m hl --hl-gt 1', '-m hl --hl-eq 255'],
-    lengths4: ['0:80', '48', '60', '100:65535', '61:200'],
+    lengthValues: ['0:80', '48', '60', '100:65535', '61:200'],
     ranges: ['fd00:1::1-fd00:1::2', 'fd00::-fd00:1::ffff', '2001:db8::-2001:db8::ff'],
     addrtypes: ['--dst-type LOCAL', '! --dst-type LOCAL', '--src-type UNICAST', '--dst-type MULTICAST'],
   },
@@ -87,7 +87,7 @@ function genRule(r: () => number, chain: string, self: number, family: 4 | 6): s
   if (r() < 0.04) parts.push(`-m state ${bang()}--state ${pick(['NEW', 'INVALID', 'ESTABLISHED,RELATED'])}`);
   if (r() < 0.04) parts.push(`-m conntrack ${bang()}--ctstatus ${pick(['NONE', 'CONFIRMED', 'ASSURED', 'SEEN_REPLY'])}${r() < 0.5 ? ` --ctdir ${pick(['ORIGINAL', 'REPLY'])}` : ''}`);
   if (r() < 0.1) parts.push(`-m iprange ${bang()}${pick(['--src-range', '--dst-range'])} ${pick(f.ranges)}`);
-  if (r() < 0.12) parts.push(`-m length ${bang()}--length ${pick(f.lengths4)}`);
+  if (r() < 0.12) parts.push(`-m length ${bang()}--length ${pick(f.lengthValues)}`);
   if (r() < 0.12) parts.push(pick(f.ttl));
   if (r() < 0.06) parts.push(`-m ecn ${bang()}--ecn-ip-ect ${pick([0, 1, 2, 3])}`);
   if (r() < 0.06) parts.push(`-m dscp ${bang()}${pick(['--dscp 0', '--dscp 0x2e', '--dscp 4', '--dscp-class EF', '--dscp-class CS1'])}`);
